@@ -1,0 +1,27 @@
+//! Test harness for every sfpg test that needs PostgreSQL.
+//!
+//! With `SFPG_TEST_DATABASE_URL` set, tests create their databases on that server. Otherwise
+//! the first test of a process starts ONE throwaway cluster (initdb into a temp dir, a free
+//! port, fsync off) that all tests of the process share, and a reaper process removes it when
+//! the test process exits, however it exits. Each test gets a fresh database, dropped when its
+//! [`TestDatabase`] is.
+//!
+//! ```no_run
+//! # async fn example() {
+//! let db = sfpg_testkit::TestDatabase::create().await;
+//! let client = db.connect().await;
+//! client.batch_execute("CREATE TABLE t (x int)").await.unwrap();
+//! # }
+//! ```
+
+mod binaries;
+mod cluster;
+mod database;
+mod users;
+
+pub use cluster::{Server, server};
+pub use database::TestDatabase;
+
+/// The environment variable naming an existing server to use instead of a throwaway cluster.
+/// Its user must be allowed to create and drop databases.
+pub const TEST_DATABASE_URL_ENV: &str = "SFPG_TEST_DATABASE_URL";
