@@ -1,6 +1,10 @@
-//! sfpg's PostgreSQL side: the control schema (`sfpg`) and its migrations. Later modules add
-//! the describe-to-DDL type mapping and the capture triggers of mirrored tables.
+//! sfpg's PostgreSQL side: the control schema (`sfpg`) and its migrations, its org records
+//! with sealed credentials, the mapping from Salesforce describe to mirror tables, and the
+//! DDL that creates and evolves them.
 
+pub mod control;
+pub mod mapping;
 pub mod migrations;
+pub mod mirror;
 
 pub use migrations::{AppliedMigration, MigrationError, MigrationReport, apply_control_schema};

@@ -127,6 +127,12 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(schemas, 1);
+        for table in ["sfpg.orgs", "sfpg.objects"] {
+            client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .unwrap_or_else(|e| panic!("{table} missing: {e}"));
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,501 @@
+//! Org records in `sfpg.orgs` (and the objects registered with them in `sfpg.objects`).
+//! Credentials are sealed with the [`MasterKey`] before they reach the database and opened
+//! only in memory, wrapped so they never print.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio_postgres::{GenericClient, Row};
+
+use crate::control::master_key::{MasterKey, MasterKeyError};
+use crate::mapping::table_name;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFlow {
+    Password,
+    ClientCredentials,
+    JwtBearer,
+    RefreshToken,
+}
+
+impl AuthFlow {
+    /// The spelling stored in `sfpg.orgs.auth_flow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFlow::Password => "password",
+            AuthFlow::ClientCredentials => "client_credentials",
+            AuthFlow::JwtBearer => "jwt_bearer",
+            AuthFlow::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+impl FromStr for AuthFlow {
+    type Err = OrgError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "password" => AuthFlow::Password,
+            "client_credentials" => AuthFlow::ClientCredentials,
+            "jwt_bearer" => AuthFlow::JwtBearer,
+            "refresh_token" => AuthFlow::RefreshToken,
+            other => return Err(OrgError::Corrupt(format!("unknown auth flow {other:?}"))),
+        })
+    }
+}
+
+impl fmt::Display for AuthFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The secrets of an org's auth flow. `Debug` shows which are set, never their values.
+#[derive(Default, Clone)]
+pub struct OrgSecrets {
+    pub client_secret: Option<SecretString>,
+    pub password: Option<SecretString>,
+    pub private_key_pem: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+}
+
+impl fmt::Debug for OrgSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mask = |s: &Option<SecretString>| if s.is_some() { "****" } else { "-" };
+        f.debug_struct("OrgSecrets")
+            .field("client_secret", &mask(&self.client_secret))
+            .field("password", &mask(&self.password))
+            .field("private_key_pem", &mask(&self.private_key_pem))
+            .field("refresh_token", &mask(&self.refresh_token))
+            .finish()
+    }
+}
+
+/// The sealed form: plain strings that exist only between `serde_json` and the cipher.
+#[derive(Serialize, Deserialize)]
+struct SecretsOnDisk {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_key_pem: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+impl OrgSecrets {
+    fn seal(&self, org: &str, key: &MasterKey) -> Vec<u8> {
+        let plain = |s: &Option<SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());
+        let on_disk = SecretsOnDisk {
+            client_secret: plain(&self.client_secret),
+            password: plain(&self.password),
+            private_key_pem: plain(&self.private_key_pem),
+            refresh_token: plain(&self.refresh_token),
+        };
+        // Serialising a struct of strings cannot fail.
+        let json = serde_json::to_vec(&on_disk).unwrap_or_default();
+        key.seal(org, &json)
+    }
+
+    fn open(org: &str, sealed: &[u8], key: &MasterKey) -> Result<OrgSecrets, OrgError> {
+        let json = key.open(org, sealed)?;
+        let on_disk: SecretsOnDisk = serde_json::from_slice(&json)
+            .map_err(|_| OrgError::Corrupt(format!("sealed credentials of org {org}")))?;
+        let secret = |s: Option<String>| s.map(SecretString::from);
+        Ok(OrgSecrets {
+            client_secret: secret(on_disk.client_secret),
+            password: secret(on_disk.password),
+            private_key_pem: secret(on_disk.private_key_pem),
+            refresh_token: secret(on_disk.refresh_token),
+        })
+    }
+}
+
+/// N requests per period: the org's background sync rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub period: Duration,
+}
+
+impl Default for RateLimit {
+    /// Salesforce's default allocation is consumed slowly: 1 request every 3 s is about
+    /// 29,000 a day.
+    fn default() -> Self {
+        RateLimit {
+            requests: 1,
+            period: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What `sfpg org add` registers.
+#[derive(Debug, Clone)]
+pub struct NewOrg {
+    pub name: String,
+    pub schema_name: String,
+    pub auth_flow: AuthFlow,
+    pub login_url: String,
+    pub instance_url: Option<String>,
+    pub api_version: String,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub secrets: OrgSecrets,
+    pub ca_cert_pem: Option<String>,
+    pub batch_size: u32,
+    /// Object API names to mirror, e.g. `Account`, `Invoice__c`.
+    pub objects: Vec<String>,
+}
+
+/// An org as stored, with its credentials opened.
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub name: String,
+    pub schema_name: String,
+    pub auth_flow: AuthFlow,
+    pub login_url: String,
+    pub instance_url: Option<String>,
+    pub api_version: String,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub secrets: OrgSecrets,
+    pub ca_cert_pem: Option<String>,
+    pub batch_size: u32,
+    pub rate_limit: RateLimit,
+    pub max_daily_share: f32,
+    pub enabled: bool,
+    pub org_id: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum OrgError {
+    #[error(
+        "invalid org name {0:?}: use lower-case letters, digits and underscores, starting with a letter (at most 63)"
+    )]
+    InvalidName(String),
+    #[error("an org named {0} already exists")]
+    Exists(String),
+    #[error("schema {0} already exists and does not belong to sfpg; choose another with --schema")]
+    SchemaTaken(String),
+    #[error("schema {schema} is already used by org {org}")]
+    SchemaInUse { schema: String, org: String },
+    #[error("no org named {0}")]
+    NotFound(String),
+    #[error("batch size must be between 200 and 2000, got {0}")]
+    BatchSize(u32),
+    #[error("control schema data is damaged: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Key(#[from] MasterKeyError),
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+}
+
+/// Whether `name` can name an org (it becomes part of a schema name and NOTIFY payloads).
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 63
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+/// Registers an org and its objects in one transaction.
+pub async fn insert(
+    client: &mut tokio_postgres::Client,
+    new: &NewOrg,
+    key: &MasterKey,
+) -> Result<(), OrgError> {
+    if !valid_name(&new.name) {
+        return Err(OrgError::InvalidName(new.name.clone()));
+    }
+    if !(200..=2000).contains(&new.batch_size) {
+        return Err(OrgError::BatchSize(new.batch_size));
+    }
+    let tx = client.transaction().await?;
+    if tx
+        .query_opt("SELECT 1 FROM sfpg.orgs WHERE name = $1", &[&new.name])
+        .await?
+        .is_some()
+    {
+        return Err(OrgError::Exists(new.name.clone()));
+    }
+    if let Some(row) = tx
+        .query_opt(
+            "SELECT name FROM sfpg.orgs WHERE schema_name = $1",
+            &[&new.schema_name],
+        )
+        .await?
+    {
+        return Err(OrgError::SchemaInUse {
+            schema: new.schema_name.clone(),
+            org: row.get(0),
+        });
+    }
+    // A schema sfpg did not create may hold someone's data: never mirror into it.
+    if tx
+        .query_opt(
+            "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+            &[&new.schema_name],
+        )
+        .await?
+        .is_some()
+    {
+        return Err(OrgError::SchemaTaken(new.schema_name.clone()));
+    }
+    let batch_size =
+        i32::try_from(new.batch_size).map_err(|_| OrgError::BatchSize(new.batch_size))?;
+    tx.execute(
+        "INSERT INTO sfpg.orgs (name, schema_name, auth_flow, login_url, instance_url, api_version,
+                                client_id, username, sealed_credentials, ca_cert_pem, batch_size)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &new.name,
+            &new.schema_name,
+            &new.auth_flow.as_str(),
+            &new.login_url,
+            &new.instance_url,
+            &new.api_version,
+            &new.client_id,
+            &new.username,
+            &new.secrets.seal(&new.name, key),
+            &new.ca_cert_pem,
+            &batch_size,
+        ],
+    )
+    .await?;
+    for object in &new.objects {
+        tx.execute(
+            "INSERT INTO sfpg.objects (org_name, object_name, table_name) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&new.name, object, &table_name(object)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+const ORG_COLUMNS: &str = "name, schema_name, auth_flow, login_url, instance_url, api_version, \
+     client_id, username, sealed_credentials, ca_cert_pem, batch_size, rate_requests, \
+     rate_period_ms, max_daily_share, enabled, org_id";
+
+/// One org with its credentials opened.
+pub async fn load(
+    client: &impl GenericClient,
+    name: &str,
+    key: &MasterKey,
+) -> Result<Org, OrgError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {ORG_COLUMNS} FROM sfpg.orgs WHERE name = $1"),
+            &[&name],
+        )
+        .await?
+        .ok_or_else(|| OrgError::NotFound(name.to_owned()))?;
+    from_row(&row, key)
+}
+
+/// Every org, by name.
+pub async fn list(client: &impl GenericClient, key: &MasterKey) -> Result<Vec<Org>, OrgError> {
+    let rows = client
+        .query(
+            &format!("SELECT {ORG_COLUMNS} FROM sfpg.orgs ORDER BY name"),
+            &[],
+        )
+        .await?;
+    rows.iter().map(|row| from_row(row, key)).collect()
+}
+
+/// The org's enabled objects, by API name.
+pub async fn enabled_objects(
+    client: &impl GenericClient,
+    org: &str,
+) -> Result<Vec<String>, OrgError> {
+    let rows = client
+        .query(
+            "SELECT object_name FROM sfpg.objects WHERE org_name = $1 AND enabled ORDER BY object_name",
+            &[&org],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+fn from_row(row: &Row, key: &MasterKey) -> Result<Org, OrgError> {
+    let name: String = row.get("name");
+    let sealed: Vec<u8> = row.get("sealed_credentials");
+    let secrets = OrgSecrets::open(&name, &sealed, key)?;
+    let batch_size: i32 = row.get("batch_size");
+    let rate_requests: i32 = row.get("rate_requests");
+    let rate_period_ms: i64 = row.get("rate_period_ms");
+    let corrupt = |what: &str| OrgError::Corrupt(format!("{what} of org {name}"));
+    Ok(Org {
+        auth_flow: row.get::<_, String>("auth_flow").parse()?,
+        schema_name: row.get("schema_name"),
+        login_url: row.get("login_url"),
+        instance_url: row.get("instance_url"),
+        api_version: row.get("api_version"),
+        client_id: row.get("client_id"),
+        username: row.get("username"),
+        secrets,
+        ca_cert_pem: row.get("ca_cert_pem"),
+        batch_size: u32::try_from(batch_size).map_err(|_| corrupt("batch size"))?,
+        rate_limit: RateLimit {
+            requests: u32::try_from(rate_requests).map_err(|_| corrupt("rate limit"))?,
+            period: Duration::from_millis(
+                u64::try_from(rate_period_ms).map_err(|_| corrupt("rate period"))?,
+            ),
+        },
+        max_daily_share: row.get("max_daily_share"),
+        enabled: row.get("enabled"),
+        org_id: row.get("org_id"),
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfpg_testkit::TestDatabase;
+
+    fn acme() -> NewOrg {
+        NewOrg {
+            name: "acme".to_owned(),
+            schema_name: "acme".to_owned(),
+            auth_flow: AuthFlow::Password,
+            login_url: "https://login.salesforce.com".to_owned(),
+            instance_url: None,
+            api_version: "62.0".to_owned(),
+            client_id: "3MVG9-client".to_owned(),
+            username: Some("integration@acme.example".to_owned()),
+            secrets: OrgSecrets {
+                client_secret: Some(SecretString::from("s3cr3t-client")),
+                password: Some(SecretString::from("hunter2-password")),
+                ..OrgSecrets::default()
+            },
+            ca_cert_pem: None,
+            batch_size: 200,
+            objects: vec!["Account".to_owned(), "Invoice__c".to_owned()],
+        }
+    }
+
+    async fn migrated() -> (TestDatabase, tokio_postgres::Client) {
+        let db = TestDatabase::create().await;
+        let mut client = db.connect().await;
+        crate::apply_control_schema(&mut client).await.unwrap();
+        (db, client)
+    }
+
+    #[tokio::test]
+    async fn an_org_round_trips_with_its_secrets_sealed() {
+        let (_db, mut client) = migrated().await;
+        let key = MasterKey::generate();
+        insert(&mut client, &acme(), &key).await.unwrap();
+
+        let org = load(&client, "acme", &key).await.unwrap();
+        assert_eq!(org.auth_flow, AuthFlow::Password);
+        assert_eq!(org.rate_limit, RateLimit::default());
+        assert_eq!(
+            org.secrets.password.as_ref().map(|s| s.expose_secret()),
+            Some("hunter2-password")
+        );
+        assert_eq!(
+            enabled_objects(&client, "acme").await.unwrap(),
+            ["Account", "Invoice__c"]
+        );
+        let tables: Vec<String> = client
+            .query("SELECT table_name FROM sfpg.objects ORDER BY 1", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(tables, ["account", "invoice__c"]);
+
+        // At rest, nothing of the secrets is readable.
+        let stored: Vec<u8> = client
+            .query_one("SELECT sealed_credentials FROM sfpg.orgs", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let stored = String::from_utf8_lossy(&stored);
+        assert!(!stored.contains("hunter2") && !stored.contains("s3cr3t"));
+        // Nor in Debug output.
+        let debug = format!("{org:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("s3cr3t"),
+            "{debug}"
+        );
+
+        // Another key cannot open them, and says so.
+        let err = load(&client, "acme", &MasterKey::generate())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot be opened"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bad_registrations_are_refused_and_change_nothing() {
+        let (_db, mut client) = migrated().await;
+        let key = MasterKey::generate();
+        insert(&mut client, &acme(), &key).await.unwrap();
+
+        let duplicate = insert(&mut client, &acme(), &key).await.unwrap_err();
+        assert!(matches!(duplicate, OrgError::Exists(_)), "{duplicate}");
+
+        let same_schema = NewOrg {
+            name: "other".to_owned(),
+            ..acme()
+        };
+        assert!(matches!(
+            insert(&mut client, &same_schema, &key).await.unwrap_err(),
+            OrgError::SchemaInUse { .. }
+        ));
+
+        client.batch_execute("CREATE SCHEMA billing").await.unwrap();
+        let foreign_schema = NewOrg {
+            name: "billing".to_owned(),
+            schema_name: "billing".to_owned(),
+            ..acme()
+        };
+        assert!(matches!(
+            insert(&mut client, &foreign_schema, &key)
+                .await
+                .unwrap_err(),
+            OrgError::SchemaTaken(_)
+        ));
+
+        for bad in ["Acme", "1acme", "ac-me", ""] {
+            let new = NewOrg {
+                name: bad.to_owned(),
+                schema_name: "x".to_owned(),
+                ..acme()
+            };
+            assert!(matches!(
+                insert(&mut client, &new, &key).await.unwrap_err(),
+                OrgError::InvalidName(_)
+            ));
+        }
+        let new = NewOrg {
+            name: "big".to_owned(),
+            schema_name: "big".to_owned(),
+            batch_size: 5000,
+            ..acme()
+        };
+        assert!(matches!(
+            insert(&mut client, &new, &key).await.unwrap_err(),
+            OrgError::BatchSize(5000)
+        ));
+
+        let orgs: i64 = client
+            .query_one("SELECT count(*) FROM sfpg.orgs", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(orgs, 1);
+    }
+}
