@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Create or upgrade sfpg's control schema (`sfpg`) in the mirror database.
     Migrate(commands::migrate::MigrateArgs),
+    /// Register and manage Salesforce orgs.
+    Org(Box<commands::org::OrgArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod database;
+mod errors;
 mod logging;
 
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Migrate(args) => commands::migrate::run(args).await,
+            Command::Org(args) => commands::org::run(*args).await,
         }
     });
     match outcome {
@@ -33,7 +35,7 @@ fn main() -> ExitCode {
         Err(error) => {
             // `{:#}` prints the cause chain on one line and never a backtrace.
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(errors::exit_code(&error))
         }
     }
 }

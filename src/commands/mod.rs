@@ -1,3 +1,4 @@
 //! One module per subcommand: its arguments and what it does.
 
 pub mod migrate;
+pub mod org;

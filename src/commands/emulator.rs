@@ -1,0 +1,143 @@
+//! `sfpg emulator`: serves a generated Salesforce org on this machine, for trying sfpg
+//! out and for manual testing. It prints where it listens and how to log in, and runs
+//! until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use sfpg_emulator::http::{EmulatorConfig, OrgSource, Transport, start};
+
+/// Serve a local Salesforce emulator with generated data.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443", env = "SFPG_EMULATOR_LISTEN")]
+    pub listen: SocketAddr,
+
+    /// Serve plain HTTP instead of HTTPS with a self-signed certificate.
+    #[arg(long)]
+    pub http: bool,
+
+    /// Host name to put in instance_url and the certificate, when clients reach the
+    /// emulator by another name than the listening address (e.g. a container name).
+    #[arg(long)]
+    pub public_host: Option<String>,
+
+    /// Where to write the certificate's PEM (HTTPS only); by default a file in the
+    /// system's temporary directory.
+    #[arg(long)]
+    pub cert_path: Option<PathBuf>,
+
+    /// How many records to generate (accounts with their contacts, opportunities and
+    /// invoices, plus leads and products).
+    #[arg(long, default_value_t = 10_000)]
+    pub records: usize,
+
+    /// Seed of the data generator; the same seed gives the same org.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// The org's daily API allocation.
+    #[arg(long, default_value_t = 15_000)]
+    pub daily_api_limit: u64,
+
+    /// How long an access token works, e.g. `90s`, `30m`, `2h`, `1d`.
+    #[arg(long, default_value = "2h", value_parser = parse_duration)]
+    pub session_lifetime: Duration,
+}
+
+/// Starts the emulator, prints how to reach it, and serves until Ctrl-C.
+pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
+    let defaults = EmulatorConfig::default();
+    let config = EmulatorConfig {
+        listen: args.listen,
+        transport: if args.http {
+            Transport::Http
+        } else {
+            Transport::Https {
+                cert_path: args.cert_path,
+            }
+        },
+        public_host: args.public_host,
+        session_lifetime: args.session_lifetime,
+        daily_api_limit: args.daily_api_limit,
+        org: OrgSource::Generated {
+            records: args.records,
+            seed: args.seed,
+        },
+        ..defaults
+    };
+    let emulator = start(config)
+        .await
+        .with_context(|| format!("cannot start the emulator on {}", args.listen))?;
+
+    println!("Salesforce emulator ready ({} records, seed {})", args.records, args.seed);
+    println!("  instance URL:   {}", emulator.instance_url());
+    println!("  login URL:      {}", emulator.login_url());
+    println!("  token endpoint: {}", emulator.token_url());
+    for app in emulator.apps() {
+        println!("  client id:      {}", app.client_id);
+        println!("  client secret:  {}", app.client_secret);
+    }
+    for user in emulator.users() {
+        println!("  username:       {}", user.username);
+        println!("  password:       {}", user.password);
+    }
+    if let Some(path) = emulator.cert_path() {
+        println!("  certificate:    {}", path.display());
+    }
+    println!("  admin API:      {}/__emulator/", emulator.instance_url());
+    println!("Press Ctrl-C to stop.");
+
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    println!("Stopping.");
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// `90s`, `30m`, `2h`, `1d`, `250ms`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 2h or 1d"))?;
+    let seconds = |factor: u64| {
+        n.checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{text:?} is too long"))
+    };
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(60 * 60),
+        "d" => seconds(24 * 60 * 60),
+        other => Err(format!("unknown unit {other:?} in {text:?}; use ms, s, m, h or d")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("2 weeks").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

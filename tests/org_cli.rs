@@ -1,0 +1,145 @@
+//! `sfpg org add` end to end: the real binary against a throwaway PostgreSQL.
+
+// Helpers of a test crate may unwrap: a failure should stop the test where it happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use sfpg_testkit::TestDatabase;
+
+/// A fixed test key (base64 of 32 bytes).
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn sfpg(db: &TestDatabase, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sfpg"))
+        .args(args)
+        .env("DATABASE_URL", db.url())
+        .env("SFPG_MASTER_KEY", MASTER_KEY)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+const ADD_ACME: &[&str] = &[
+    "org",
+    "add",
+    "acme",
+    "--instance-url",
+    "https://acme.my.salesforce.com",
+    "--client-id",
+    "3MVG9-acme",
+    "--client-secret",
+    "client-secret-value",
+    "--username",
+    "integration@acme.example",
+    "--password",
+    "password-value",
+    "--objects",
+    "Account,Contact,Invoice__c",
+    "--batch-size",
+    "500",
+];
+
+#[tokio::test]
+async fn org_add_registers_the_org_with_sealed_credentials() {
+    let db = TestDatabase::create().await;
+    let output = sfpg(&db, ADD_ACME);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("added org acme (password flow)"));
+    assert!(!text(&output).contains("password-value"));
+
+    let client = db.connect().await;
+    let row = client
+        .query_one(
+            "SELECT auth_flow, schema_name, batch_size, rate_requests, rate_period_ms,
+                    encode(sealed_credentials, 'escape')
+               FROM sfpg.orgs WHERE name = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "password");
+    assert_eq!(row.get::<_, String>(1), "acme");
+    assert_eq!(row.get::<_, i32>(2), 500);
+    assert_eq!((row.get::<_, i32>(3), row.get::<_, i64>(4)), (1, 3000));
+    let sealed: String = row.get(5);
+    assert!(!sealed.contains("password-value") && !sealed.contains("client-secret-value"));
+
+    let objects: Vec<String> = client
+        .query(
+            "SELECT object_name FROM sfpg.objects WHERE org_name = 'acme' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(objects, ["Account", "Contact", "Invoice__c"]);
+}
+
+#[tokio::test]
+async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
+    let db = TestDatabase::create().await;
+    assert!(sfpg(&db, ADD_ACME).status.success());
+    db.connect()
+        .await
+        .batch_execute("CREATE SCHEMA billing")
+        .await
+        .unwrap();
+
+    let mut foreign = ADD_ACME.to_vec();
+    foreign[2] = "billing";
+    let mut bad_name = ADD_ACME.to_vec();
+    bad_name[2] = "Bad-Name";
+    let mut bad_batch = ADD_ACME.to_vec();
+    bad_batch[2] = "big";
+    *bad_batch.last_mut().unwrap() = "5000";
+    let lone_username = [
+        "org",
+        "add",
+        "solo",
+        "--instance-url",
+        "https://solo.my.salesforce.com",
+        "--client-id",
+        "x",
+        "--client-secret",
+        "y",
+        "--username",
+        "u@example.com",
+    ];
+    let cases: [(&[&str], &str); 5] = [
+        (ADD_ACME, "an org named acme already exists"),
+        (
+            &foreign,
+            "schema billing already exists and does not belong to sfpg",
+        ),
+        (&bad_name, "invalid org name"),
+        (&bad_batch, "batch size must be between 200 and 2000"),
+        (&lone_username, "--username and --password go together"),
+    ];
+    for (args, expected) in cases {
+        let output = sfpg(&db, args);
+        let err = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("password-value") && !err.contains("client-secret-value"));
+    }
+    let orgs: i64 = db
+        .connect()
+        .await
+        .query_one("SELECT count(*) FROM sfpg.orgs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orgs, 1);
+}
