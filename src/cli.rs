@@ -1,6 +1,9 @@
 //! The command line: global options and one subcommand per job. Each subcommand's arguments
 //! live with the command in `commands/`.
 
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::commands;
@@ -24,6 +27,8 @@ pub enum Command {
     Migrate(commands::migrate::MigrateArgs),
     /// Register and manage Salesforce orgs.
     Org(Box<commands::org::OrgArgs>),
+    /// Choose which objects of an org are mirrored.
+    Objects(commands::objects::ObjectsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,4 +37,27 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+/// Prints help and version as clap does; a usage error becomes one line (clap's message with
+/// its continuation lines folded in, without the usage block) and exit code 2.
+pub fn exit_on_parse_error(error: clap::Error) -> ExitCode {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+    }
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    eprintln!("{}", message.join(" "));
+    ExitCode::from(2)
 }

@@ -14,7 +14,10 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return cli::exit_on_parse_error(error),
+    };
     logging::init(cli.log_format);
 
     let runtime = match tokio::runtime::Runtime::new() {
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Migrate(args) => commands::migrate::run(args).await,
             Command::Org(args) => commands::org::run(*args).await,
+            Command::Objects(args) => commands::objects::run(args).await,
         }
     });
     match outcome {

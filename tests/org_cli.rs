@@ -143,3 +143,175 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
         .get(0);
     assert_eq!(orgs, 1);
 }
+
+#[tokio::test]
+async fn org_list_show_and_settings() {
+    let db = TestDatabase::create().await;
+    assert!(sfpg(&db, ADD_ACME).status.success());
+
+    let list = sfpg(&db, &["org", "list"]);
+    assert!(list.status.success(), "{}", text(&list));
+    let list = text(&list);
+    assert!(
+        list.contains("acme") && list.contains("password") && list.contains("1/3s"),
+        "{list}"
+    );
+
+    let changed = sfpg(
+        &db,
+        &[
+            "org",
+            "set-rate-limit",
+            "acme",
+            "--requests",
+            "100",
+            "--per",
+            "1m",
+        ],
+    );
+    assert!(changed.status.success(), "{}", text(&changed));
+    let changed = sfpg(
+        &db,
+        &["org", "set-budget", "acme", "--max-daily-share", "50%"],
+    );
+    assert!(changed.status.success(), "{}", text(&changed));
+
+    let show = sfpg(&db, &["org", "show", "acme"]);
+    assert!(show.status.success(), "{}", text(&show));
+    let show = text(&show);
+    for expected in [
+        "rate limit       100 request(s) per 1m",
+        "daily budget     50% of the org's API allocation",
+        "password         ********",
+        "client secret    ********",
+        "refresh token    -",
+        "Invoice__c",
+    ] {
+        assert!(show.contains(expected), "missing {expected:?} in:\n{show}");
+    }
+    assert!(!show.contains("password-value") && !show.contains("client-secret-value"));
+}
+
+#[tokio::test]
+async fn objects_enable_disable_resync_and_org_remove() {
+    let db = TestDatabase::create().await;
+    assert!(sfpg(&db, ADD_ACME).status.success());
+    for args in [
+        &["objects", "enable", "acme", "Lead", "Opportunity"][..],
+        &["objects", "disable", "acme", "Contact"],
+        &["objects", "resync", "acme", "Account"],
+    ] {
+        let output = sfpg(&db, args);
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+    }
+    let client = db.connect().await;
+    let enabled: Vec<String> = client
+        .query(
+            "SELECT object_name FROM sfpg.objects WHERE enabled ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(enabled, ["Account", "Invoice__c", "Lead", "Opportunity"]);
+
+    client
+        .batch_execute("CREATE SCHEMA acme; CREATE TABLE acme.account (id int)")
+        .await
+        .unwrap();
+    let removed = sfpg(&db, &["org", "remove", "acme", "--drop-schema"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    let left: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM sfpg.orgs) + (SELECT count(*) FROM pg_namespace WHERE nspname = 'acme')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn admin_refusals_exit_2_and_change_nothing() {
+    let db = TestDatabase::create().await;
+    assert!(sfpg(&db, ADD_ACME).status.success());
+    let cases: [(&[&str], &str); 8] = [
+        (&["org", "show", "ghost"], "no org named ghost"),
+        (&["org", "remove", "ghost"], "no org named ghost"),
+        (
+            &[
+                "org",
+                "set-rate-limit",
+                "acme",
+                "--requests",
+                "0",
+                "--per",
+                "3s",
+            ],
+            "--requests must be at least 1",
+        ),
+        (
+            &[
+                "org",
+                "set-rate-limit",
+                "acme",
+                "--requests",
+                "-2",
+                "--per",
+                "3s",
+            ],
+            "--requests must be at least 1",
+        ),
+        (
+            &[
+                "org",
+                "set-rate-limit",
+                "acme",
+                "--requests",
+                "1",
+                "--per",
+                "often",
+            ],
+            "is not a duration",
+        ),
+        (
+            &["org", "set-budget", "acme", "--max-daily-share", "180%"],
+            "must be a percentage",
+        ),
+        (
+            &["objects", "disable", "acme", "Case"],
+            "org acme has no object Case",
+        ),
+        (
+            &["org", "set-rate-limit", "acme", "--per", "3s"],
+            "--requests",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = sfpg(&db, args);
+        let err = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let row = db
+        .connect()
+        .await
+        .query_one(
+            "SELECT rate_requests, rate_period_ms, max_daily_share FROM sfpg.orgs WHERE name = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i32>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, f32>(2)
+        ),
+        (1, 3000, 0.8)
+    );
+}

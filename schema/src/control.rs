@@ -1,6 +1,7 @@
 //! Reading and writing the control schema's org records. Sync state per object belongs to
 //! the sync crate; what lives here is what every process (CLI, sync, proxy) needs of an org.
 
+pub mod admin;
 pub mod master_key;
 pub mod orgs;
 

@@ -74,7 +74,10 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot start the emulator on {}", args.listen))?;
 
-    println!("Salesforce emulator ready ({} records, seed {})", args.records, args.seed);
+    println!(
+        "Salesforce emulator ready ({} records, seed {})",
+        args.records, args.seed
+    );
     println!("  instance URL:   {}", emulator.instance_url());
     println!("  login URL:      {}", emulator.login_url());
     println!("  token endpoint: {}", emulator.token_url());
@@ -121,7 +124,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => seconds(60),
         "h" => seconds(60 * 60),
         "d" => seconds(24 * 60 * 60),
-        other => Err(format!("unknown unit {other:?} in {text:?}; use ms, s, m, h or d")),
+        other => Err(format!(
+            "unknown unit {other:?} in {text:?}; use ms, s, m, h or d"
+        )),
     }
 }
 

@@ -1,4 +1,5 @@
 //! One module per subcommand: its arguments and what it does.
 
 pub mod migrate;
+pub mod objects;
 pub mod org;

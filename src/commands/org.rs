@@ -1,11 +1,14 @@
 //! `sfpg org …`: registering Salesforce orgs in the control schema.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
-use sfpg_schema::control::{AuthFlow, MasterKey, NewOrg, OrgError, OrgSecrets, orgs};
+use sfpg_schema::control::{
+    AuthFlow, MasterKey, NewOrg, Org, OrgError, OrgSecrets, RateLimit, admin, orgs,
+};
 
 use crate::database;
 use crate::errors::UserError;
@@ -21,7 +24,69 @@ pub enum OrgCommand {
     /// Register an org to mirror. The auth flow follows from the credentials given:
     /// --username/--password for username-password, --jwt-key-file for JWT bearer,
     /// --refresh-token for refresh token, otherwise client credentials.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
+    /// List registered orgs.
+    List(DatabaseArgs),
+    /// Show one org's settings and objects; credentials are masked.
+    Show(NamedOrgArgs),
+    /// Remove an org and its sync state; its tables stay unless --drop-schema is given.
+    Remove(RemoveArgs),
+    /// Set how fast background sync may call the org, e.g. `--requests 1 --per 3s`.
+    SetRateLimit(SetRateLimitArgs),
+    /// Set the share of the org's daily API allocation background sync may use, e.g. 80%.
+    SetBudget(SetBudgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The mirror database, as a `postgres://` URL or a `key=value` connection string.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NamedOrgArgs {
+    /// The org's name in sfpg.
+    pub name: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The org's name in sfpg.
+    pub name: String,
+    /// Also drop the org's schema with its mirrored tables.
+    #[arg(long)]
+    pub drop_schema: bool,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SetRateLimitArgs {
+    /// The org's name in sfpg.
+    pub name: String,
+    /// How many requests…
+    #[arg(long, allow_negative_numbers = true)]
+    pub requests: i64,
+    /// …per how long: `3s`, `1m`, `500ms`.
+    #[arg(long)]
+    pub per: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SetBudgetArgs {
+    /// The org's name in sfpg.
+    pub name: String,
+    /// The most of the org's daily API allocation background sync may use, e.g. `80%`;
+    /// above it polling pauses until the org's usage falls again.
+    #[arg(long)]
+    pub max_daily_share: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -91,15 +156,235 @@ pub struct AddArgs {
 
 pub async fn run(args: OrgArgs) -> anyhow::Result<()> {
     match args.command {
-        OrgCommand::Add(add) => add_org(add).await,
+        OrgCommand::Add(add) => add_org(*add).await,
+        OrgCommand::List(args) => list_orgs(args).await,
+        OrgCommand::Show(args) => show_org(args).await,
+        OrgCommand::Remove(args) => remove_org(args).await,
+        OrgCommand::SetRateLimit(args) => set_rate_limit(args).await,
+        OrgCommand::SetBudget(args) => set_budget(args).await,
     }
+}
+
+/// Connects and brings the control schema up to date, as every org command needs.
+pub async fn control_client(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let mut client = database::connect(database_url).await?;
+    sfpg_schema::apply_control_schema(&mut client).await?;
+    Ok(client)
+}
+
+async fn list_orgs(args: DatabaseArgs) -> anyhow::Result<()> {
+    let client = control_client(&args.database_url).await?;
+    let rows = client
+        .query(
+            "SELECT o.name, o.schema_name, o.auth_flow, o.rate_requests, o.rate_period_ms,
+                    o.max_daily_share, o.enabled,
+                    (SELECT count(*) FROM sfpg.objects b WHERE b.org_name = o.name AND b.enabled)
+               FROM sfpg.orgs o ORDER BY o.name",
+            &[],
+        )
+        .await?;
+    if rows.is_empty() {
+        println!("no orgs yet: add one with `sfpg org add`");
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<20} {:<19} {:>7}  {:<18} {:>6}  ENABLED",
+        "NAME", "SCHEMA", "FLOW", "OBJECTS", "RATE", "BUDGET"
+    );
+    for row in rows {
+        let rate = describe_rate(row.get(3), row.get(4));
+        let share: f32 = row.get(5);
+        println!(
+            "{:<20} {:<20} {:<19} {:>7}  {:<18} {:>5.0}%  {}",
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            row.get::<_, i64>(7),
+            rate,
+            share * 100.0,
+            if row.get::<_, bool>(6) { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}
+
+async fn show_org(args: NamedOrgArgs) -> anyhow::Result<()> {
+    let client = control_client(&args.database.database_url).await?;
+    let key = load_master_key()?;
+    let org = orgs::load(&client, &args.name, &key)
+        .await
+        .map_err(user_facing)?;
+    print!("{}", render_org(&org));
+    let objects = client
+        .query(
+            "SELECT object_name, table_name, enabled, phase FROM sfpg.objects
+              WHERE org_name = $1 ORDER BY object_name",
+            &[&org.name],
+        )
+        .await?;
+    println!("objects:");
+    if objects.is_empty() {
+        println!("  (none)");
+    }
+    for row in objects {
+        let enabled: bool = row.get(2);
+        println!(
+            "  {:<30} table {}.{:<30} {}",
+            row.get::<_, String>(0),
+            org.schema_name,
+            row.get::<_, String>(1),
+            if enabled {
+                row.get::<_, String>(3)
+            } else {
+                "disabled".to_owned()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// An org's settings, one per line, with every secret shown only as set or not.
+fn render_org(org: &Org) -> String {
+    let masked = |s: &Option<SecretString>| if s.is_some() { "********" } else { "-" };
+    let or_dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".to_owned());
+    let lines = [
+        ("name", org.name.clone()),
+        ("schema", org.schema_name.clone()),
+        ("auth flow", org.auth_flow.to_string()),
+        ("login url", org.login_url.clone()),
+        ("instance url", or_dash(&org.instance_url)),
+        ("api version", org.api_version.clone()),
+        ("org id", or_dash(&org.org_id)),
+        ("client id", org.client_id.clone()),
+        (
+            "client secret",
+            masked(&org.secrets.client_secret).to_owned(),
+        ),
+        ("username", or_dash(&org.username)),
+        ("password", masked(&org.secrets.password).to_owned()),
+        (
+            "jwt private key",
+            masked(&org.secrets.private_key_pem).to_owned(),
+        ),
+        (
+            "refresh token",
+            masked(&org.secrets.refresh_token).to_owned(),
+        ),
+        (
+            "ca certificate",
+            if org.ca_cert_pem.is_some() {
+                "custom"
+            } else {
+                "system roots"
+            }
+            .to_owned(),
+        ),
+        ("batch size", org.batch_size.to_string()),
+        (
+            "rate limit",
+            format!(
+                "{} request(s) per {}",
+                org.rate_limit.requests,
+                humantime::format_duration(org.rate_limit.period)
+            ),
+        ),
+        (
+            "daily budget",
+            format!(
+                "{:.0}% of the org's API allocation",
+                org.max_daily_share * 100.0
+            ),
+        ),
+        ("enabled", if org.enabled { "yes" } else { "no" }.to_owned()),
+    ];
+    lines
+        .iter()
+        .map(|(label, value)| format!("{label:<16} {value}\n"))
+        .collect()
+}
+
+fn describe_rate(requests: i32, period_ms: i64) -> String {
+    let period = Duration::from_millis(u64::try_from(period_ms).unwrap_or(0));
+    format!("{requests}/{}", humantime::format_duration(period))
+}
+
+async fn remove_org(args: RemoveArgs) -> anyhow::Result<()> {
+    let mut client = control_client(&args.database.database_url).await?;
+    admin::remove_org(&mut client, &args.name, args.drop_schema)
+        .await
+        .map_err(user_facing)?;
+    if args.drop_schema {
+        println!("removed org {} and dropped its schema", args.name);
+    } else {
+        println!("removed org {} (its tables were kept)", args.name);
+    }
+    Ok(())
+}
+
+async fn set_rate_limit(args: SetRateLimitArgs) -> anyhow::Result<()> {
+    let rate = parse_rate(args.requests, &args.per)?;
+    let client = control_client(&args.database.database_url).await?;
+    admin::set_rate_limit(&client, &args.name, rate)
+        .await
+        .map_err(user_facing)?;
+    println!(
+        "org {}: at most {} request(s) per {}",
+        args.name,
+        rate.requests,
+        humantime::format_duration(rate.period)
+    );
+    Ok(())
+}
+
+fn parse_rate(requests: i64, per: &str) -> anyhow::Result<RateLimit> {
+    let requests = u32::try_from(requests)
+        .ok()
+        .filter(|r| *r > 0)
+        .ok_or_else(|| UserError::new(format!("--requests must be at least 1, got {requests}")))?;
+    let period = humantime::parse_duration(per.trim()).map_err(|e| {
+        UserError::new(format!(
+            "--per {per:?} is not a duration like 3s, 1m or 500ms: {e}"
+        ))
+    })?;
+    if period.is_zero() {
+        return Err(UserError::new("--per must be longer than 0").into());
+    }
+    Ok(RateLimit { requests, period })
+}
+
+async fn set_budget(args: SetBudgetArgs) -> anyhow::Result<()> {
+    let share = parse_share(&args.max_daily_share)?;
+    let client = control_client(&args.database.database_url).await?;
+    admin::set_max_daily_share(&client, &args.name, share)
+        .await
+        .map_err(user_facing)?;
+    println!(
+        "org {}: background sync pauses above {:.0}% of the daily API allocation",
+        args.name,
+        share * 100.0
+    );
+    Ok(())
+}
+
+/// `80%` → 0.8.
+fn parse_share(text: &str) -> anyhow::Result<f32> {
+    let bad = || {
+        UserError::new(format!(
+            "--max-daily-share {text:?} must be a percentage above 0% and at most 100%, like 80%"
+        ))
+    };
+    let number = text.trim().strip_suffix('%').ok_or_else(bad)?;
+    let percent: f32 = number.trim().parse().map_err(|_| bad())?;
+    if !(percent > 0.0 && percent <= 100.0) {
+        return Err(bad().into());
+    }
+    Ok(percent / 100.0)
 }
 
 async fn add_org(args: AddArgs) -> anyhow::Result<()> {
     let new = new_org(&args)?;
     let key = load_master_key()?;
-    let mut client = database::connect(&args.database_url).await?;
-    sfpg_schema::apply_control_schema(&mut client).await?;
+    let mut client = control_client(&args.database_url).await?;
     orgs::insert(&mut client, &new, &key)
         .await
         .map_err(user_facing)?;
@@ -108,7 +393,10 @@ async fn add_org(args: AddArgs) -> anyhow::Result<()> {
         new.name, new.auth_flow, new.schema_name
     );
     if new.objects.is_empty() {
-        println!("no objects yet: enable some with `sfpg org add … --objects Account,Contact`");
+        println!(
+            "no objects yet: enable some with `sfpg objects enable {} Account Contact`",
+            new.name
+        );
     } else {
         println!("objects: {}", new.objects.join(", "));
     }
@@ -204,14 +492,43 @@ pub fn load_master_key() -> anyhow::Result<MasterKey> {
 }
 
 /// Org errors caused by what the user typed exit with code 2.
-fn user_facing(error: OrgError) -> anyhow::Error {
+pub fn user_facing(error: OrgError) -> anyhow::Error {
     match error {
         OrgError::InvalidName(_)
         | OrgError::Exists(_)
         | OrgError::SchemaTaken(_)
         | OrgError::SchemaInUse { .. }
         | OrgError::NotFound(_)
-        | OrgError::BatchSize(_) => UserError::new(error.to_string()).into(),
+        | OrgError::BatchSize(_)
+        | OrgError::BadRate
+        | OrgError::BadShare
+        | OrgError::UnknownObject { .. } => UserError::new(error.to_string()).into(),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_from_counts_and_durations() {
+        let rate = parse_rate(1, "3s").unwrap();
+        assert_eq!((rate.requests, rate.period), (1, Duration::from_secs(3)));
+        let rate = parse_rate(100, "1m").unwrap();
+        assert_eq!((rate.requests, rate.period), (100, Duration::from_secs(60)));
+        for (requests, per) in [(0, "3s"), (-1, "3s"), (5, "soon"), (5, "0s"), (5, "")] {
+            let error = parse_rate(requests, per).unwrap_err();
+            assert!(error.is::<UserError>(), "{requests} per {per:?}");
+        }
+    }
+
+    #[test]
+    fn shares_parse_from_percentages() {
+        assert_eq!(parse_share("80%").unwrap(), 0.8);
+        assert_eq!(parse_share(" 100 %").unwrap(), 1.0);
+        for bad in ["80", "0%", "101%", "-5%", "lots%"] {
+            assert!(parse_share(bad).unwrap_err().is::<UserError>(), "{bad}");
+        }
     }
 }

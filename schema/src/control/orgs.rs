@@ -188,6 +188,12 @@ pub enum OrgError {
     NotFound(String),
     #[error("batch size must be between 200 and 2000, got {0}")]
     BatchSize(u32),
+    #[error("a rate limit needs at least 1 request per a period longer than 0")]
+    BadRate,
+    #[error("the daily budget share must be above 0% and at most 100%")]
+    BadShare,
+    #[error("org {org} has no object {object}")]
+    UnknownObject { org: String, object: String },
     #[error("control schema data is damaged: {0}")]
     Corrupt(String),
     #[error(transparent)]

@@ -1,0 +1,329 @@
+//! Changes an operator makes to a registered org while sfpg runs: rate limit, daily budget,
+//! which objects are mirrored, a fresh backfill, removal. Each is one statement or one
+//! transaction; the V2 triggers NOTIFY `sfpg_org_changed`, so a running sync picks the
+//! change up at once.
+
+use tokio_postgres::{Client, GenericClient};
+
+use crate::control::orgs::{OrgError, RateLimit};
+use crate::mapping::table_name;
+use crate::mirror::quote_ident;
+
+async fn require_org(client: &impl GenericClient, org: &str) -> Result<String, OrgError> {
+    client
+        .query_opt("SELECT schema_name FROM sfpg.orgs WHERE name = $1", &[&org])
+        .await?
+        .map(|row| row.get(0))
+        .ok_or_else(|| OrgError::NotFound(org.to_owned()))
+}
+
+pub async fn set_rate_limit(
+    client: &impl GenericClient,
+    org: &str,
+    rate: RateLimit,
+) -> Result<(), OrgError> {
+    let requests = i32::try_from(rate.requests)
+        .ok()
+        .filter(|r| *r > 0)
+        .ok_or(OrgError::BadRate)?;
+    let period_ms = i64::try_from(rate.period.as_millis())
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or(OrgError::BadRate)?;
+    let changed = client
+        .execute(
+            "UPDATE sfpg.orgs SET rate_requests = $2, rate_period_ms = $3, updated_at = now()
+              WHERE name = $1",
+            &[&org, &requests, &period_ms],
+        )
+        .await?;
+    if changed == 0 {
+        return Err(OrgError::NotFound(org.to_owned()));
+    }
+    Ok(())
+}
+
+/// The share (0 < share <= 1) of the org's daily API allocation background sync may use.
+pub async fn set_max_daily_share(
+    client: &impl GenericClient,
+    org: &str,
+    share: f32,
+) -> Result<(), OrgError> {
+    if !(share > 0.0 && share <= 1.0) {
+        return Err(OrgError::BadShare);
+    }
+    let changed = client
+        .execute(
+            "UPDATE sfpg.orgs SET max_daily_share = $2, updated_at = now() WHERE name = $1",
+            &[&org, &share],
+        )
+        .await?;
+    if changed == 0 {
+        return Err(OrgError::NotFound(org.to_owned()));
+    }
+    Ok(())
+}
+
+/// Enables objects (registering them if new) or disables them. A disabled object's table
+/// stays; it is no longer synced.
+pub async fn set_objects_enabled(
+    client: &mut Client,
+    org: &str,
+    objects: &[String],
+    enabled: bool,
+) -> Result<(), OrgError> {
+    let tx = client.transaction().await?;
+    require_org(&tx, org).await?;
+    for object in objects {
+        if enabled {
+            tx.execute(
+                "INSERT INTO sfpg.objects (org_name, object_name, table_name) VALUES ($1, $2, $3)
+                 ON CONFLICT (org_name, object_name)
+                 DO UPDATE SET enabled = true, updated_at = now()",
+                &[&org, object, &table_name(object)],
+            )
+            .await?;
+        } else {
+            let changed = tx
+                .execute(
+                    "UPDATE sfpg.objects SET enabled = false, updated_at = now()
+                      WHERE org_name = $1 AND lower(object_name) = lower($2)",
+                    &[&org, object],
+                )
+                .await?;
+            if changed == 0 {
+                return Err(OrgError::UnknownObject {
+                    org: org.to_owned(),
+                    object: object.clone(),
+                });
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Starts the object over: its checkpoint and cursor are cleared, so the sync describes it
+/// again and backfills it from the first Id into the existing table (upserting by `sfid`).
+pub async fn resync_object(
+    client: &impl GenericClient,
+    org: &str,
+    object: &str,
+) -> Result<(), OrgError> {
+    require_org(client, org).await?;
+    let changed = client
+        .execute(
+            "UPDATE sfpg.objects
+                SET phase = 'describing', paused_reason = NULL, describe_modified_at = NULL,
+                    backfill_snapshot = NULL, backfill_last_id = NULL, backfill_done = 0,
+                    backfill_total = NULL, cursor_modstamp = NULL, cursor_id = NULL,
+                    pending_field_backfill = '{}', last_error = NULL, last_error_at = NULL,
+                    enabled = true, updated_at = now()
+              WHERE org_name = $1 AND lower(object_name) = lower($2)",
+            &[&org, &object],
+        )
+        .await?;
+    if changed == 0 {
+        return Err(OrgError::UnknownObject {
+            org: org.to_owned(),
+            object: object.to_owned(),
+        });
+    }
+    client
+        .execute("SELECT pg_notify('sfpg_org_changed', $1)", &[&org])
+        .await?;
+    Ok(())
+}
+
+/// Removes the org and its sync state; with `drop_schema`, its mirrored tables too.
+pub async fn remove_org(client: &mut Client, org: &str, drop_schema: bool) -> Result<(), OrgError> {
+    let tx = client.transaction().await?;
+    let schema = require_org(&tx, org).await?;
+    tx.execute("DELETE FROM sfpg.orgs WHERE name = $1", &[&org])
+        .await?;
+    if drop_schema {
+        tx.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(&schema)
+        ))
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::control::MasterKey;
+    use crate::control::orgs::{self, AuthFlow, NewOrg, OrgSecrets};
+    use sfpg_testkit::TestDatabase;
+
+    async fn with_org() -> (TestDatabase, Client, MasterKey) {
+        let db = TestDatabase::create().await;
+        let mut client = db.connect().await;
+        crate::apply_control_schema(&mut client).await.unwrap();
+        let key = MasterKey::generate();
+        let new = NewOrg {
+            name: "acme".to_owned(),
+            schema_name: "acme".to_owned(),
+            auth_flow: AuthFlow::ClientCredentials,
+            login_url: "https://acme.my.salesforce.com".to_owned(),
+            instance_url: None,
+            api_version: "62.0".to_owned(),
+            client_id: "id".to_owned(),
+            username: None,
+            secrets: OrgSecrets::default(),
+            ca_cert_pem: None,
+            batch_size: 200,
+            objects: vec!["Account".to_owned()],
+        };
+        orgs::insert(&mut client, &new, &key).await.unwrap();
+        (db, client, key)
+    }
+
+    /// A connection LISTENing on `sfpg_org_changed`, and the payloads it receives.
+    async fn listen(db: &TestDatabase) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (client, mut connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                    let _ = tx.send(n.payload().to_owned());
+                }
+            }
+        });
+        client
+            .batch_execute("LISTEN sfpg_org_changed")
+            .await
+            .unwrap();
+        (client, rx)
+    }
+
+    async fn next_notification(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a notification within 5 s")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn rate_and_budget_changes_are_stored_and_announced() {
+        let (db, client, key) = with_org().await;
+        let (_listener, mut notifications) = listen(&db).await;
+
+        let rate = RateLimit {
+            requests: 5,
+            period: Duration::from_secs(1),
+        };
+        set_rate_limit(&client, "acme", rate).await.unwrap();
+        assert_eq!(next_notification(&mut notifications).await, "acme");
+        set_max_daily_share(&client, "acme", 0.5).await.unwrap();
+        assert_eq!(next_notification(&mut notifications).await, "acme");
+        let org = orgs::load(&client, "acme", &key).await.unwrap();
+        assert_eq!(org.rate_limit, rate);
+        assert_eq!(org.max_daily_share, 0.5);
+
+        let zero = RateLimit {
+            requests: 0,
+            period: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            set_rate_limit(&client, "acme", zero).await,
+            Err(OrgError::BadRate)
+        ));
+        assert!(matches!(
+            set_max_daily_share(&client, "acme", 1.5).await,
+            Err(OrgError::BadShare)
+        ));
+        assert!(matches!(
+            set_rate_limit(&client, "nope", rate).await,
+            Err(OrgError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn objects_are_enabled_disabled_and_resynced() {
+        let (db, mut client, _key) = with_org().await;
+        set_objects_enabled(&mut client, "acme", &["Contact".to_owned()], true)
+            .await
+            .unwrap();
+        set_objects_enabled(&mut client, "acme", &["account".to_owned()], false)
+            .await
+            .unwrap();
+        let rows: Vec<(String, bool)> = client
+            .query(
+                "SELECT object_name, enabled FROM sfpg.objects ORDER BY object_name",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(
+            rows,
+            [("Account".to_owned(), false), ("Contact".to_owned(), true)]
+        );
+        assert!(matches!(
+            set_objects_enabled(&mut client, "acme", &["Lead".to_owned()], false).await,
+            Err(OrgError::UnknownObject { .. })
+        ));
+
+        client
+            .batch_execute(
+                "UPDATE sfpg.objects SET phase = 'live', backfill_last_id = '001000000000001AAA',
+                        cursor_modstamp = now() WHERE object_name = 'Contact'",
+            )
+            .await
+            .unwrap();
+        let (_listener, mut notifications) = listen(&db).await;
+        resync_object(&client, "acme", "contact").await.unwrap();
+        assert_eq!(next_notification(&mut notifications).await, "acme");
+        let row = client
+            .query_one(
+                "SELECT phase, backfill_last_id, cursor_modstamp IS NULL FROM sfpg.objects
+                  WHERE object_name = 'Contact'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "describing");
+        assert_eq!(row.get::<_, Option<String>>(1), None);
+        assert!(row.get::<_, bool>(2));
+    }
+
+    #[tokio::test]
+    async fn remove_drops_the_schema_only_when_asked() {
+        let (_db, mut client, _key) = with_org().await;
+        client
+            .batch_execute("CREATE SCHEMA acme; CREATE TABLE acme.account (id int)")
+            .await
+            .unwrap();
+        remove_org(&mut client, "acme", false).await.unwrap();
+        let schema_left: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = 'acme'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(schema_left, 1);
+        assert!(matches!(
+            remove_org(&mut client, "acme", true).await,
+            Err(OrgError::NotFound(_))
+        ));
+        let objects: i64 = client
+            .query_one("SELECT count(*) FROM sfpg.objects", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(objects, 0);
+    }
+}
