@@ -29,6 +29,8 @@ pub enum Command {
     Org(Box<commands::org::OrgArgs>),
     /// Choose which objects of an org are mirrored.
     Objects(commands::objects::ObjectsArgs),
+    /// Serve a local Salesforce org (generated data) that speaks Salesforce's wire formats.
+    Emulator(commands::emulator::EmulatorArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => commands::migrate::run(args).await,
             Command::Org(args) => commands::org::run(*args).await,
             Command::Objects(args) => commands::objects::run(args).await,
+            Command::Emulator(args) => commands::emulator::run(args).await,
         }
     });
     match outcome {

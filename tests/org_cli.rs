@@ -46,6 +46,9 @@ const ADD_ACME: &[&str] = &[
     "Account,Contact,Invoice__c",
     "--batch-size",
     "500",
+    // acme.my.salesforce.com is not reachable from a test; the emulator tests below check
+    // the login at registration.
+    "--no-verify",
 ];
 
 #[tokio::test]
@@ -102,7 +105,8 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
     bad_name[2] = "Bad-Name";
     let mut bad_batch = ADD_ACME.to_vec();
     bad_batch[2] = "big";
-    *bad_batch.last_mut().unwrap() = "5000";
+    let size = bad_batch.iter().position(|a| *a == "500").unwrap();
+    bad_batch[size] = "5000";
     let lone_username = [
         "org",
         "add",
@@ -115,6 +119,7 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
         "y",
         "--username",
         "u@example.com",
+        "--no-verify",
     ];
     let cases: [(&[&str], &str); 5] = [
         (ADD_ACME, "an org named acme already exists"),
@@ -314,4 +319,100 @@ async fn admin_refusals_exit_2_and_change_nothing() {
         ),
         (1, 3000, 0.8)
     );
+}
+
+mod against_the_emulator {
+    use super::*;
+    use sfpg_emulator::http::{
+        DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME,
+        EmulatorConfig, start,
+    };
+
+    fn add_args<'a>(login_url: &'a str, password: &'a str) -> Vec<&'a str> {
+        vec![
+            "org",
+            "add",
+            "emu",
+            "--login-url",
+            login_url,
+            "--client-id",
+            DEFAULT_CLIENT_ID,
+            "--client-secret",
+            DEFAULT_CLIENT_SECRET,
+            "--username",
+            DEFAULT_USERNAME,
+            "--password",
+            password,
+            "--objects",
+            "Account,Invoice__c,Bogus__c",
+        ]
+    }
+
+    // The emulator serves from this runtime while the test waits on a subprocess.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn org_add_checks_the_credentials_and_org_test_reports_the_org() {
+        let db = TestDatabase::create().await;
+        let emulator = start(EmulatorConfig::default()).await.unwrap();
+
+        let refused = sfpg(&db, &add_args(emulator.login_url(), "wrong-password"));
+        let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+        assert_eq!(refused.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("Salesforce refused the credentials of org emu"),
+            "{err}"
+        );
+        assert!(err.contains("invalid_grant"), "{err}");
+        assert!(!err.contains("wrong-password"), "{err}");
+
+        let added = sfpg(&db, &add_args(emulator.login_url(), DEFAULT_PASSWORD));
+        assert!(added.status.success(), "{}", text(&added));
+        assert!(text(&added).contains(emulator.org_id()), "{}", text(&added));
+
+        let tested = sfpg(&db, &["org", "test", "emu"]);
+        assert!(tested.status.success(), "{}", text(&tested));
+        let out = text(&tested);
+        assert!(
+            out.contains(&format!("org id        {}", emulator.org_id())),
+            "{out}"
+        );
+        assert!(out.contains("api usage     "), "{out}");
+        assert!(out.contains("Invoice__c"), "{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.contains("Bogus__c") && l.contains("not found in the org")),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with("Account") && l.contains("can be mirrored")),
+            "{out}"
+        );
+        assert!(!out.contains(DEFAULT_PASSWORD) && !out.contains(DEFAULT_CLIENT_SECRET));
+
+        let stored: Option<String> = db
+            .connect()
+            .await
+            .query_one("SELECT org_id FROM sfpg.orgs WHERE name = 'emu'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(stored.as_deref(), Some(emulator.org_id()));
+        emulator.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_salesforce_is_not_the_users_fault() {
+        let db = TestDatabase::create().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let login_url = format!("http://127.0.0.1:{port}");
+        let output = sfpg(&db, &add_args(&login_url, DEFAULT_PASSWORD));
+        let err = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{err}");
+        assert!(err.contains("cannot log in to org emu"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }

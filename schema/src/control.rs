@@ -2,6 +2,7 @@
 //! the sync crate; what lives here is what every process (CLI, sync, proxy) needs of an org.
 
 pub mod admin;
+pub mod connect;
 pub mod master_key;
 pub mod orgs;
 

@@ -2,6 +2,7 @@
 //! with sealed credentials, the mapping from Salesforce describe to mirror tables, and the
 //! DDL that creates and evolves them.
 
+pub mod capture;
 pub mod control;
 pub mod mapping;
 pub mod migrations;

@@ -17,7 +17,7 @@ pub struct EmulatorArgs {
     #[arg(long, default_value = "127.0.0.1:8443", env = "SFPG_EMULATOR_LISTEN")]
     pub listen: SocketAddr,
 
-    /// Serve plain HTTP instead of HTTPS with a self-signed certificate.
+    /// Serve plain HTTP instead of HTTPS with a certificate generated at start.
     #[arg(long)]
     pub http: bool,
 
@@ -26,8 +26,8 @@ pub struct EmulatorArgs {
     #[arg(long)]
     pub public_host: Option<String>,
 
-    /// Where to write the certificate's PEM (HTTPS only); by default a file in the
-    /// system's temporary directory.
+    /// Where to write the PEM of the certificate authority clients must trust (HTTPS
+    /// only); by default a file in the system's temporary directory.
     #[arg(long)]
     pub cert_path: Option<PathBuf>,
 

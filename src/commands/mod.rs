@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments and what it does.
 
+pub mod emulator;
 pub mod migrate;
 pub mod objects;
 pub mod org;

@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
+use sfpg_salesforce::{ErrorClass, Priority, RateLimiter, Token};
 use sfpg_schema::control::{
-    AuthFlow, MasterKey, NewOrg, Org, OrgError, OrgSecrets, RateLimit, admin, orgs,
+    AuthFlow, MasterKey, NewOrg, Org, OrgError, OrgSecrets, RateLimit, admin, connect, orgs,
 };
 
 use crate::database;
@@ -25,6 +26,8 @@ pub enum OrgCommand {
     /// --username/--password for username-password, --jwt-key-file for JWT bearer,
     /// --refresh-token for refresh token, otherwise client credentials.
     Add(Box<AddArgs>),
+    /// Log in to an org, then show its id, API usage, and which objects can be mirrored.
+    Test(NamedOrgArgs),
     /// List registered orgs.
     List(DatabaseArgs),
     /// Show one org's settings and objects; credentials are masked.
@@ -149,6 +152,10 @@ pub struct AddArgs {
     #[arg(long, default_value = "62.0")]
     pub api_version: String,
 
+    /// Register without logging in to check the credentials first.
+    #[arg(long)]
+    pub no_verify: bool,
+
     /// The mirror database, as a `postgres://` URL or a `key=value` connection string.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -157,6 +164,7 @@ pub struct AddArgs {
 pub async fn run(args: OrgArgs) -> anyhow::Result<()> {
     match args.command {
         OrgCommand::Add(add) => add_org(*add).await,
+        OrgCommand::Test(args) => test_org(args).await,
         OrgCommand::List(args) => list_orgs(args).await,
         OrgCommand::Show(args) => show_org(args).await,
         OrgCommand::Remove(args) => remove_org(args).await,
@@ -385,9 +393,37 @@ async fn add_org(args: AddArgs) -> anyhow::Result<()> {
     let new = new_org(&args)?;
     let key = load_master_key()?;
     let mut client = control_client(&args.database_url).await?;
+    // Refuse a duplicate before spending a login on it.
+    if client
+        .query_opt("SELECT 1 FROM sfpg.orgs WHERE name = $1", &[&new.name])
+        .await?
+        .is_some()
+    {
+        return Err(user_facing(OrgError::Exists(new.name.clone())));
+    }
+    let identity = if args.no_verify {
+        None
+    } else {
+        let (_, token) = log_in(&new.to_org()).await?;
+        Some(token)
+    };
     orgs::insert(&mut client, &new, &key)
         .await
         .map_err(user_facing)?;
+    if let Some(token) = &identity {
+        orgs::record_identity(
+            &client,
+            &new.name,
+            token.org_id(),
+            token.instance_url().as_str(),
+        )
+        .await?;
+        println!(
+            "logged in to org {} at {}",
+            token.org_id().unwrap_or("(id not given)"),
+            token.instance_url()
+        );
+    }
     println!(
         "added org {} ({} flow) mirroring into schema {}",
         new.name, new.auth_flow, new.schema_name
@@ -476,6 +512,83 @@ fn new_org(args: &AddArgs) -> anyhow::Result<NewOrg> {
         batch_size: args.batch_size,
         objects,
     })
+}
+
+/// Logs in to `org` once; refused credentials are the user's to fix (exit 2), an
+/// unreachable Salesforce is not.
+async fn log_in(org: &Org) -> anyhow::Result<(sfpg_salesforce::Client, std::sync::Arc<Token>)> {
+    let limiter = RateLimiter::new(connect::rate(org)?);
+    let client = connect::client(org, limiter)?.with_priority(Priority::Interactive);
+    match client.token().await {
+        Ok(token) => Ok((client, token)),
+        Err(error) if error.class() == ErrorClass::Auth => Err(UserError::new(format!(
+            "Salesforce refused the credentials of org {} at {}: {error}",
+            org.name, org.login_url
+        ))
+        .into()),
+        Err(error) => Err(anyhow::Error::new(error).context(format!(
+            "cannot log in to org {} at {}",
+            org.name, org.login_url
+        ))),
+    }
+}
+
+async fn test_org(args: NamedOrgArgs) -> anyhow::Result<()> {
+    let db = control_client(&args.database.database_url).await?;
+    let key = load_master_key()?;
+    let org = orgs::load(&db, &args.name, &key)
+        .await
+        .map_err(user_facing)?;
+    let (client, token) = log_in(&org).await?;
+    orgs::record_identity(
+        &db,
+        &org.name,
+        token.org_id(),
+        token.instance_url().as_str(),
+    )
+    .await?;
+    println!("org id        {}", token.org_id().unwrap_or("(not given)"));
+    println!("user id       {}", token.user_id().unwrap_or("(not given)"));
+    println!("instance url  {}", token.instance_url());
+
+    let global = client.describe_global().await?;
+    if let Some(usage) = client.api_usage() {
+        println!(
+            "api usage     {} of {} requests in the last 24 hours ({:.1}%)",
+            usage.api.used,
+            usage.api.max,
+            usage.api.fraction_used() * 100.0
+        );
+    }
+    let replicable: Vec<&str> = global
+        .sobjects
+        .iter()
+        .filter(|o| o.replicateable && o.queryable)
+        .map(|o| o.name.as_str())
+        .collect();
+    println!(
+        "replicable    {} objects: {}",
+        replicable.len(),
+        replicable.join(", ")
+    );
+    let registered = orgs::enabled_objects(&db, &org.name).await?;
+    if !registered.is_empty() {
+        println!("mirrored objects:");
+    }
+    for object in registered {
+        let found = global
+            .sobjects
+            .iter()
+            .find(|o| o.name.eq_ignore_ascii_case(&object));
+        let verdict = match found {
+            None => "not found in the org (or not visible to this user)",
+            Some(o) if !o.queryable => "not queryable: cannot be mirrored",
+            Some(o) if !o.replicateable => "not replicateable: cannot be mirrored",
+            Some(_) => "can be mirrored",
+        };
+        println!("  {object:<30} {verdict}");
+    }
+    Ok(())
 }
 
 /// The master key, telling the user once when a new key file was created.

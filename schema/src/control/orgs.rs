@@ -152,6 +152,30 @@ pub struct NewOrg {
     pub objects: Vec<String>,
 }
 
+impl NewOrg {
+    /// The org as it will be stored, with the default rate limit and budget: what a
+    /// credentials check before registration logs in with.
+    pub fn to_org(&self) -> Org {
+        Org {
+            name: self.name.clone(),
+            schema_name: self.schema_name.clone(),
+            auth_flow: self.auth_flow,
+            login_url: self.login_url.clone(),
+            instance_url: self.instance_url.clone(),
+            api_version: self.api_version.clone(),
+            client_id: self.client_id.clone(),
+            username: self.username.clone(),
+            secrets: self.secrets.clone(),
+            ca_cert_pem: self.ca_cert_pem.clone(),
+            batch_size: self.batch_size,
+            rate_limit: RateLimit::default(),
+            max_daily_share: 0.8,
+            enabled: true,
+            org_id: None,
+        }
+    }
+}
+
 /// An org as stored, with its credentials opened.
 #[derive(Debug, Clone)]
 pub struct Org {
@@ -289,6 +313,24 @@ pub async fn insert(
 const ORG_COLUMNS: &str = "name, schema_name, auth_flow, login_url, instance_url, api_version, \
      client_id, username, sealed_credentials, ca_cert_pem, batch_size, rate_requests, \
      rate_period_ms, max_daily_share, enabled, org_id";
+
+/// Records who the org turned out to be when sfpg logged in: its 18-character org id and
+/// the instance URL Salesforce handed back.
+pub async fn record_identity(
+    client: &impl GenericClient,
+    name: &str,
+    org_id: Option<&str>,
+    instance_url: &str,
+) -> Result<(), OrgError> {
+    client
+        .execute(
+            "UPDATE sfpg.orgs SET org_id = COALESCE($2, org_id), instance_url = $3, updated_at = now()
+              WHERE name = $1",
+            &[&name, &org_id, &instance_url],
+        )
+        .await?;
+    Ok(())
+}
 
 /// One org with its credentials opened.
 pub async fn load(

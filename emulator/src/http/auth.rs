@@ -1,0 +1,86 @@
+//! The gate in front of every versioned REST resource: the API version must exist, the
+//! bearer token must be a live session, and the daily allocation must have a request
+//! left. A request that passes is counted and learns who its caller is.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::RestError;
+use super::limits::Admission;
+use super::state::AppState;
+use super::versions::{self, ApiVersion, VersionCheck};
+use crate::ids::Id;
+
+/// Who is calling, and in which API version; handlers read it as an extension.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub version: ApiVersion,
+    pub user_id: Id,
+}
+
+/// Marks a response to a request that used one of the daily allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted;
+
+pub async fn require_session(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    // The path is `/services/data/vXX.X/...`; its fourth segment is the version.
+    let segment = request.uri().path().split('/').nth(3).unwrap_or_default();
+    let version = match versions::check(segment) {
+        VersionCheck::Served(v) => v,
+        VersionCheck::Retired => return RestError::gone().into_response(),
+        VersionCheck::Unknown => return RestError::not_found().into_response(),
+    };
+    let Some(token) = bearer_token(request.headers()) else {
+        return RestError::invalid_session().into_response();
+    };
+    let Some(session) = state.sessions().session(token) else {
+        return RestError::invalid_session().into_response();
+    };
+    let admission = state.usage().admit();
+    if let Admission::Exceeded { .. } = admission {
+        return RestError::request_limit_exceeded().into_response();
+    }
+    request.extensions_mut().insert(Caller {
+        version,
+        user_id: session.user_id,
+    });
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(Counted);
+    response
+}
+
+/// `Authorization: Bearer <token>`; Salesforce also takes the older `OAuth <token>`.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    let known = scheme.eq_ignore_ascii_case("Bearer") || scheme.eq_ignore_ascii_case("OAuth");
+    (known && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn reads_bearer_and_oauth_schemes() {
+        assert_eq!(bearer_token(&headers("Bearer 00D!abc")), Some("00D!abc"));
+        assert_eq!(bearer_token(&headers("OAuth 00D!abc")), Some("00D!abc"));
+        assert_eq!(bearer_token(&headers("bearer 00D!abc")), Some("00D!abc"));
+        assert_eq!(bearer_token(&headers("Basic abc")), None);
+        assert_eq!(bearer_token(&headers("Bearer ")), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,320 @@
+//! sObject Collections (`/composite/sobjects`): create, update, upsert, delete and
+//! retrieve of up to 200 records in one call, results in request order.
+//!
+//! Without `allOrNone` each record stands alone. With it, every record is still tried
+//! (so each failing record reports its own error), then the whole batch is undone: the
+//! failing records keep their errors and every other record carries
+//! `ALL_OR_NONE_OPERATION_ROLLED_BACK`, all with `success: false`.
+
+use serde_json::{Map, Value as Json};
+
+use super::input::{Input, decode};
+use super::save::{Journal, field_list};
+use super::upsert::Matches;
+use super::{ApiError, Org, SaveError, SaveResult};
+use crate::ids::Id;
+
+/// The most records one Collections call takes.
+pub const MAX_RECORDS: usize = 200;
+
+/// One record of a Collections body, decoded: its object (from `attributes.type`) and
+/// its fields.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CollectionRecord {
+    store: usize,
+    input: Input,
+}
+
+fn too_many() -> ApiError {
+    ApiError::new(
+        400,
+        "EXCEEDED_ID_LIMIT",
+        "record limit reached. cannot submit more than 200 records into this call",
+    )
+}
+
+impl Org {
+    /// `POST /composite/sobjects`.
+    pub fn collection_create(
+        &mut self,
+        records: &[Json],
+        all_or_none: bool,
+        user: &Id,
+    ) -> Result<Vec<SaveResult>, ApiError> {
+        let records = self.decode_collection(records, None)?;
+        Ok(self.run_batch(&records, all_or_none, |org, r, journal| {
+            org.create_record(r.store, &r.input, *user, journal)
+                .map(|id| (id, None))
+                .map_err(|e| (None, e))
+        }))
+    }
+
+    /// `PATCH /composite/sobjects`: every record names itself with `id`.
+    pub fn collection_update(
+        &mut self,
+        records: &[Json],
+        all_or_none: bool,
+        user: &Id,
+    ) -> Result<Vec<SaveResult>, ApiError> {
+        let records = self.decode_collection(records, None)?;
+        Ok(self.run_batch(&records, all_or_none, |org, r, journal| {
+            let text = r.input.id.clone().unwrap_or_default();
+            let id = Id::parse(&text)
+                .ok()
+                .filter(|id| org.stores[r.store].def.key_prefix == id.key_prefix())
+                .ok_or_else(|| {
+                    let error = if text.is_empty() {
+                        SaveError::new(
+                            "MISSING_ARGUMENT",
+                            "Id not specified in an update call",
+                            Vec::new(),
+                        )
+                    } else {
+                        SaveError::new(
+                            "MALFORMED_ID",
+                            format!("malformed id {text}"),
+                            vec!["Id".to_owned()],
+                        )
+                    };
+                    (None, error)
+                })?;
+            let mut input = r.input.clone();
+            input.id = None;
+            org.update_record(r.store, id, &input, *user, journal)
+                .map(|()| (id, None))
+                .map_err(|e| (Some(id), e))
+        }))
+    }
+
+    /// `PATCH /composite/sobjects/X/ExtField`: results carry `created`.
+    pub fn collection_upsert(
+        &mut self,
+        object: &str,
+        ext_field: &str,
+        records: &[Json],
+        all_or_none: bool,
+        user: &Id,
+    ) -> Result<Vec<SaveResult>, ApiError> {
+        let store = self.store_index_or_404(object)?;
+        let ext_index = self.external_id_field(store, ext_field)?;
+        let records = self.decode_collection(records, Some(store))?;
+        let key_name = self.stores[store].def.fields[ext_index].name.clone();
+        Ok(self.run_batch(&records, all_or_none, |org, r, journal| {
+            let key = r.input.assignments.iter().find_map(|a| match a {
+                super::input::Assignment::Set { field, value } if *field == ext_index => {
+                    value.as_str().map(str::to_owned)
+                }
+                _ => None,
+            });
+            let key = match (key, &r.input.id) {
+                (Some(k), _) => k,
+                (None, Some(id)) if key_name == "Id" => id.clone(),
+                _ => {
+                    return Err((
+                        None,
+                        SaveError::new(
+                            "MISSING_ARGUMENT",
+                            format!("{key_name} not specified"),
+                            Vec::new(),
+                        ),
+                    ));
+                }
+            };
+            match org.matches(store, ext_index, &key) {
+                Matches::One(id) => {
+                    let mut input = r.input.clone();
+                    input.id = None;
+                    input.assignments.retain(|a| a.field() != ext_index);
+                    org.update_record(store, id, &input, *user, journal)
+                        .map(|()| (id, Some(false)))
+                        .map_err(|e| (Some(id), e))
+                }
+                Matches::Several(ids) => Err((
+                    None,
+                    SaveError::new(
+                        "DUPLICATE_EXTERNAL_ID",
+                        format!(
+                            "More than 1 record found for external id field: [{}]",
+                            ids.iter().map(Id::as_str).collect::<Vec<_>>().join(", ")
+                        ),
+                        vec![key_name.clone()],
+                    ),
+                )),
+                Matches::None => {
+                    let mut input = r.input.clone();
+                    input.id = None;
+                    let input = org
+                        .with_external_id(store, input, ext_index, &key)
+                        .map_err(|e| (None, e))?;
+                    org.create_record(store, &input, *user, journal)
+                        .map(|id| (id, Some(true)))
+                        .map_err(|e| (None, e))
+                }
+            }
+        }))
+    }
+
+    /// `DELETE /composite/sobjects?ids=…`.
+    pub fn collection_delete(
+        &mut self,
+        ids: &[&str],
+        all_or_none: bool,
+        user: &Id,
+    ) -> Result<Vec<SaveResult>, ApiError> {
+        if ids.len() > MAX_RECORDS {
+            return Err(too_many());
+        }
+        let ids: Vec<String> = ids.iter().map(|s| s.trim().to_owned()).collect();
+        Ok(self.run_batch(&ids, all_or_none, |org, text, journal| {
+            let malformed =
+                || SaveError::new("MALFORMED_ID", format!("malformed id {text}"), Vec::new());
+            let id = Id::parse(text).map_err(|_| (None, malformed()))?;
+            let store = org
+                .store_index_for_id(&id)
+                .ok_or_else(|| (None, malformed()))?;
+            org.delete_record(store, id, *user, journal)
+                .map(|()| (id, None))
+                .map_err(|e| (Some(id), e))
+        }))
+    }
+
+    /// `GET /composite/sobjects/X?ids=…&fields=…`: the records in request order, `null`
+    /// for each Id that names no live record.
+    pub fn collection_retrieve(
+        &self,
+        object: &str,
+        ids: &[&str],
+        fields: &str,
+        api_version: &str,
+    ) -> Result<Vec<Json>, ApiError> {
+        let store = &self.stores[self.store_index_or_404(object)?];
+        if ids.len() > 2000 {
+            return Err(too_many());
+        }
+        let selected = field_list(&store.def, fields)?;
+        Ok(ids
+            .iter()
+            .map(|text| {
+                Id::parse(text.trim())
+                    .ok()
+                    .filter(|id| id.key_prefix() == store.def.key_prefix)
+                    .and_then(|id| store.get(&id))
+                    .filter(|r| !store.is_deleted(r))
+                    .map_or(Json::Null, |r| {
+                        self.record_json(&store.def, r, Some(&selected), api_version)
+                    })
+            })
+            .collect())
+    }
+
+    /// Checks a Collections body as a whole: at most 200 records, each an object naming
+    /// its type (or of `object` for upserts), with fields that exist and values of the
+    /// right JSON type. Any failure refuses the whole request.
+    fn decode_collection(
+        &self,
+        records: &[Json],
+        object: Option<usize>,
+    ) -> Result<Vec<CollectionRecord>, ApiError> {
+        if records.len() > MAX_RECORDS {
+            return Err(too_many());
+        }
+        records
+            .iter()
+            .map(|record| {
+                let Json::Object(fields) = record else {
+                    return Err(ApiError::new(
+                        400,
+                        "JSON_PARSER_ERROR",
+                        "Cannot deserialize instance of SObject from non-object value",
+                    ));
+                };
+                let store = match (object, type_of(fields)) {
+                    (Some(store), None) => store,
+                    (Some(store), Some(t))
+                        if self.stores[store].def.name.eq_ignore_ascii_case(t) =>
+                    {
+                        store
+                    }
+                    (Some(_), Some(t)) | (None, Some(t)) => {
+                        self.store_index(t).ok_or_else(|| {
+                            ApiError::new(
+                                400,
+                                "INVALID_TYPE",
+                                format!("sObject type '{t}' is not supported."),
+                            )
+                        })?
+                    }
+                    (None, None) => {
+                        return Err(ApiError::new(
+                            400,
+                            "INVALID_TYPE",
+                            "No SObject Type defined in the attributes",
+                        ));
+                    }
+                };
+                let input = decode(&self.stores[store].def, fields)?;
+                Ok(CollectionRecord { store, input })
+            })
+            .collect()
+    }
+
+    /// Runs `save` over `items` in order and shapes the results; under `allOrNone` a
+    /// single failure undoes every change and marks the successful siblings rolled back.
+    fn run_batch<T>(
+        &mut self,
+        items: &[T],
+        all_or_none: bool,
+        mut save: impl FnMut(
+            &mut Org,
+            &T,
+            &mut Journal,
+        ) -> Result<(Id, Option<bool>), (Option<Id>, SaveError)>,
+    ) -> Vec<SaveResult> {
+        let mut journal = Journal::default();
+        let outcomes: Vec<_> = items
+            .iter()
+            .map(|item| {
+                if all_or_none {
+                    save(self, item, &mut journal)
+                } else {
+                    save(self, item, &mut Journal::default())
+                }
+            })
+            .collect();
+        let failed = outcomes.iter().any(Result::is_err);
+        if all_or_none && failed {
+            self.roll_back(journal);
+            return outcomes
+                .into_iter()
+                .map(|outcome| match outcome {
+                    Ok((id, _)) => SaveResult {
+                        // A rolled-back create never existed; an updated or deleted record
+                        // still does and keeps its Id.
+                        id: self
+                            .store_for_id(&id)
+                            .and_then(|s| s.get(&id))
+                            .map(|_| id.to_string()),
+                        success: false,
+                        errors: vec![SaveError::rolled_back()],
+                        created: None,
+                    },
+                    Err((id, error)) => SaveResult::failed(id.map(|i| i.to_string()), error),
+                })
+                .collect();
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok((id, created)) => SaveResult {
+                    created,
+                    ..SaveResult::ok(id.to_string())
+                },
+                Err((id, error)) => SaveResult::failed(id.map(|i| i.to_string()), error),
+            })
+            .collect()
+    }
+}
+
+fn type_of(fields: &Map<String, Json>) -> Option<&str> {
+    fields.get("attributes")?.get("type")?.as_str()
+}

@@ -1,0 +1,533 @@
+//! The [`Client`] and the path every API call takes: rate limiter, token, request, usage
+//! header, error, retry.
+//!
+//! Every call goes to the `instance_url` of the current token and carries
+//! `Sforce-Call-Options: client=sfpg`. A 401 `INVALID_SESSION_ID` (the token expired or was
+//! revoked) leads to exactly one re-authentication and one replay; a second 401 is returned
+//! to the caller, so a broken login never loops.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Certificate, Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tracing::Instrument;
+use url::Url;
+
+use crate::auth::{self, Credentials, Token};
+use crate::config::Config;
+use crate::error::{Endpoint, Error, Result};
+use crate::limiter::{Priority, RateLimiter};
+use crate::retry::should_retry;
+use crate::usage::{ApiUsage, LIMIT_INFO_HEADER};
+
+/// A connection to one org. Cheap to clone; clones share the token, the rate limiter and the
+/// latest API usage.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    priority: Priority,
+}
+
+struct Shared {
+    http: reqwest::Client,
+    config: Config,
+    /// Held while a token is being requested, so that concurrent 401s re-authenticate once.
+    credentials: tokio::sync::Mutex<Credentials>,
+    token: RwLock<Option<Arc<Token>>>,
+    limiter: RateLimiter,
+    usage: Mutex<Option<ApiUsage>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("login_url", &self.shared.config.login_url().as_str())
+            .field("api_version", &self.shared.config.api_version().as_str())
+            .field("priority", &self.priority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for the org reached through `config`, logging in with `credentials`, whose
+    /// counted requests all pass through `limiter` (share one limiter per org). Nothing is
+    /// sent until the first call; [`Client::token`] logs in eagerly.
+    pub fn new(
+        config: Config,
+        credentials: impl Into<Credentials>,
+        limiter: RateLimiter,
+    ) -> Result<Self> {
+        let http = http_client(&config)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                http,
+                config,
+                credentials: tokio::sync::Mutex::new(credentials.into()),
+                token: RwLock::new(None),
+                limiter,
+                usage: Mutex::new(None),
+            }),
+            priority: Priority::Background,
+        })
+    }
+
+    /// The same client, queueing its requests at `priority` in the rate limiter. New clients
+    /// are [`Priority::Background`]; the proxy's pushes use [`Priority::Interactive`].
+    pub fn with_priority(&self, priority: Priority) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            priority,
+        }
+    }
+
+    /// The priority this client's requests queue at.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The org's rate limiter.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.shared.limiter
+    }
+
+    /// The API usage from the latest response's `Sforce-Limit-Info`, if any has been seen.
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        self.shared
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The current token, logging in first if there is none.
+    pub async fn token(&self) -> Result<Arc<Token>> {
+        if let Some(token) = self.cached_token() {
+            return Ok(token);
+        }
+        let mut credentials = self.shared.credentials.lock().await;
+        // Another caller may have logged in while we waited for the lock.
+        if let Some(token) = self.cached_token() {
+            return Ok(token);
+        }
+        let token = Arc::new(
+            auth::request_token(
+                &self.shared.http,
+                self.shared.config.login_url(),
+                &mut credentials,
+            )
+            .await?,
+        );
+        *self
+            .shared
+            .token
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&token));
+        Ok(token)
+    }
+
+    fn cached_token(&self) -> Option<Arc<Token>> {
+        self.shared
+            .token
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Drops `stale` so the next call logs in again, unless someone already replaced it.
+    fn forget_token(&self, stale: &Arc<Token>) {
+        let mut current = self
+            .shared
+            .token
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if current
+            .as_ref()
+            .is_some_and(|token| Arc::ptr_eq(token, stale))
+        {
+            *current = None;
+        }
+    }
+
+    /// Sends `request`, retrying per the configured policy, and returns any response below
+    /// 400. Error statuses become [`Error`]s.
+    pub(crate) async fn execute(&self, request: ApiRequest) -> Result<Response> {
+        let policy = self.shared.config.retry();
+        let started = Instant::now();
+        // Time spent waiting for the rate limiter, which the retry time bound leaves out.
+        let mut queued = Duration::ZERO;
+        let mut attempt = 0u32;
+        let mut failures = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            attempt += 1;
+            let failure = match self.attempt(&request, attempt, &mut queued).await {
+                Err(failure) => failure,
+                Ok(response) => {
+                    let rolled_back = request
+                        .retry_when
+                        .is_some_and(|rolled_back| rolled_back(&response));
+                    if !rolled_back {
+                        return Ok(response);
+                    }
+                    failures += 1;
+                    let Some(delay) =
+                        policy.next_delay(failures, started.elapsed().saturating_sub(queued))
+                    else {
+                        return Ok(response);
+                    };
+                    tracing::warn!(endpoint = %response.endpoint, attempt, ?delay, "retrying a request Salesforce rolled back");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            };
+            if let Some(stale) = failure
+                .token
+                .as_ref()
+                .filter(|_| failure.error.is_invalid_session())
+                && !reauthenticated
+            {
+                reauthenticated = true;
+                tracing::info!(attempt, "session expired or invalid; logging in again");
+                self.forget_token(stale);
+                continue;
+            }
+            failures += 1;
+            let harmless_to_resend = request.idempotent || !failure.sent;
+            let delay = should_retry(&failure.error, harmless_to_resend)
+                .then(|| policy.next_delay(failures, started.elapsed().saturating_sub(queued)))
+                .flatten();
+            let Some(delay) = delay else {
+                return Err(failure.error);
+            };
+            tracing::warn!(error = %failure.error, attempt, ?delay, "retrying after a transient failure");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        request: &ApiRequest,
+        attempt: u32,
+        queued: &mut Duration,
+    ) -> Result<Response, Failure> {
+        let span = tracing::info_span!(
+            "salesforce.request",
+            method = %request.method,
+            path = tracing::field::Empty,
+            attempt,
+            status = tracing::field::Empty,
+        );
+        async {
+            if request.counted {
+                let waiting_since = Instant::now();
+                self.shared.limiter.acquire(self.priority).await;
+                *queued += waiting_since.elapsed();
+            }
+            let token = match request.authenticated {
+                true => Some(self.token().await.map_err(Failure::unsent)?),
+                false => None,
+            };
+            let mut url = self
+                .url_for(&request.target, token.as_deref())
+                .map_err(Failure::unsent)?;
+            if !request.query.is_empty() {
+                url.query_pairs_mut().extend_pairs(&request.query);
+            }
+            tracing::Span::current().record("path", url.path());
+            let endpoint = Endpoint {
+                method: request.method.clone(),
+                path: url.path().to_owned(),
+            };
+            let mut builder = self
+                .shared
+                .http
+                .request(request.method.clone(), url)
+                .headers(request.headers.clone());
+            if let Some(token) = &token {
+                builder = builder.bearer_auth(token.access_token().expose_secret());
+            }
+            if let Some(body) = &request.body {
+                builder = builder
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let transport = |source: reqwest::Error| Failure {
+                sent: !source.is_connect(),
+                error: Error::Transport {
+                    endpoint: endpoint.clone(),
+                    source: source.without_url(),
+                },
+                token: token.clone(),
+            };
+            let response = builder.send().await.map_err(transport)?;
+            let status = response.status();
+            tracing::Span::current().record("status", status.as_u16());
+            self.record_usage(response.headers());
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = response.bytes().await.map_err(transport)?;
+            if status.as_u16() >= 400 {
+                let error = Error::from_response(endpoint, status, content_type.as_deref(), &body);
+                tracing::debug!(error = %error, "Salesforce answered with an error");
+                return Err(Failure {
+                    error,
+                    sent: true,
+                    token,
+                });
+            }
+            tracing::debug!("Salesforce answered");
+            Ok(Response {
+                endpoint,
+                status,
+                body,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn record_usage(&self, headers: &HeaderMap) {
+        let usage = headers
+            .get(LIMIT_INFO_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ApiUsage::parse);
+        if let Some(usage) = usage {
+            *self
+                .shared
+                .usage
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(usage);
+        }
+    }
+
+    fn url_for(&self, target: &Target, token: Option<&Token>) -> Result<Url> {
+        let base = match token {
+            Some(token) => token.instance_url().clone(),
+            None => self.cached_token().map_or_else(
+                || self.shared.config.login_url().clone(),
+                |t| t.instance_url().clone(),
+            ),
+        };
+        let cannot_be_base = || Error::Config(format!("{base} cannot be used as a base URL"));
+        match target {
+            Target::Rest(segments) => {
+                let mut url = base.clone();
+                url.path_segments_mut()
+                    .map_err(|()| cannot_be_base())?
+                    .pop_if_empty()
+                    .extend([
+                        "services",
+                        "data",
+                        &self.shared.config.api_version().segment(),
+                    ])
+                    .extend(segments);
+                Ok(url)
+            }
+            Target::DataRoot => {
+                let mut url = base.clone();
+                url.path_segments_mut()
+                    .map_err(|()| cannot_be_base())?
+                    .pop_if_empty()
+                    .extend(["services", "data", ""]);
+                Ok(url)
+            }
+            Target::Path(path) => {
+                // Paths come from Salesforce's answers (`nextRecordsUrl`); only ever follow
+                // them on the instance, so the token cannot be sent anywhere else.
+                let url = base.join(path).ok().filter(|url| {
+                    path.starts_with('/')
+                        && !path.starts_with("//")
+                        && url.origin() == base.origin()
+                });
+                url.ok_or_else(|| Error::Protocol {
+                    endpoint: Endpoint {
+                        method: Method::GET,
+                        path: path.clone(),
+                    },
+                    detail: "Salesforce pointed to a path outside the instance".to_owned(),
+                })
+            }
+        }
+    }
+}
+
+fn http_client(config: &Config) -> Result<reqwest::Client> {
+    let mut headers = HeaderMap::new();
+    // Names the caller, so sfpg's own writes can be told apart in change events'
+    // `changeOrigin`.
+    let client_name = config.call_options_client();
+    let well_formed = !client_name.is_empty()
+        && client_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !well_formed {
+        return Err(Error::Config(format!(
+            "{client_name:?} cannot name the client in Sforce-Call-Options: use letters, digits, '_', '-' and '.'"
+        )));
+    }
+    let call_options = HeaderValue::from_str(&format!("client={client_name}"))
+        .map_err(|e| Error::Config(format!("Sforce-Call-Options: {e}")))?;
+    headers.insert(HeaderName::from_static("sforce-call-options"), call_options);
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    let mut builder = reqwest::Client::builder()
+        .default_headers(headers)
+        .user_agent(concat!("sfpg-salesforce/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(config.connect_timeout())
+        .timeout(config.request_timeout());
+    if let Some(pem) = config.ca_certificates_pem() {
+        let certificates = Certificate::from_pem_bundle(pem)
+            .map_err(|e| Error::Config(format!("CA certificates: {e}")))?;
+        if certificates.is_empty() {
+            return Err(Error::Config(
+                "the CA certificate PEM holds no certificate".to_owned(),
+            ));
+        }
+        builder = builder.tls_certs_merge(certificates);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))
+}
+
+/// A failed attempt, with what the retry loop needs to know about it.
+struct Failure {
+    error: Error,
+    /// Whether the request may have reached Salesforce.
+    sent: bool,
+    /// The token the request was sent with, to recognise a stale one.
+    token: Option<Arc<Token>>,
+}
+
+impl Failure {
+    fn unsent(error: Error) -> Self {
+        Self {
+            error,
+            sent: false,
+            token: None,
+        }
+    }
+}
+
+/// Where a request goes.
+pub(crate) enum Target {
+    /// Path segments under `/services/data/vXX.X/`, percent-encoded as needed.
+    Rest(Vec<String>),
+    /// `/services/data/`, the version list.
+    DataRoot,
+    /// A path Salesforce handed out, such as a `nextRecordsUrl`.
+    Path(String),
+}
+
+/// One API call, as the operations describe it.
+pub(crate) struct ApiRequest {
+    method: Method,
+    target: Target,
+    query: Vec<(&'static str, String)>,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    /// Counted against the rate limiter (all but the version list).
+    counted: bool,
+    authenticated: bool,
+    /// Sending it twice does no harm, so any transient failure may be retried.
+    idempotent: bool,
+    /// A success that should nonetheless be retried (an `allOrNone` batch rolled back for
+    /// lock contention).
+    retry_when: Option<fn(&Response) -> bool>,
+}
+
+impl ApiRequest {
+    pub(crate) fn new(method: Method, target: Target) -> Self {
+        let idempotent = method != Method::POST;
+        Self {
+            method,
+            target,
+            query: Vec::new(),
+            headers: HeaderMap::new(),
+            body: None,
+            counted: true,
+            authenticated: true,
+            idempotent,
+            retry_when: None,
+        }
+    }
+
+    /// A request under `/services/data/vXX.X/`.
+    pub(crate) fn rest<S: Into<String>>(
+        method: Method,
+        segments: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Self::new(
+            method,
+            Target::Rest(segments.into_iter().map(Into::into).collect()),
+        )
+    }
+
+    /// Appends a query parameter.
+    pub(crate) fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((name, value.into()));
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: HeaderValue) -> Self {
+        self.headers.insert(HeaderName::from_static(name), value);
+        self
+    }
+
+    pub(crate) fn json(mut self, body: &impl serde::Serialize) -> Result<Self> {
+        let bytes = serde_json::to_vec(body).map_err(|e| {
+            Error::InvalidRequest(format!("the request body cannot be serialised: {e}"))
+        })?;
+        self.body = Some(Bytes::from(bytes));
+        Ok(self)
+    }
+
+    pub(crate) fn uncounted_and_anonymous(mut self) -> Self {
+        self.counted = false;
+        self.authenticated = false;
+        self
+    }
+
+    pub(crate) fn retry_when(mut self, retry_when: fn(&Response) -> bool) -> Self {
+        self.retry_when = Some(retry_when);
+        self
+    }
+}
+
+/// A response below 400.
+pub(crate) struct Response {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) status: StatusCode,
+    pub(crate) body: Bytes,
+}
+
+impl Response {
+    /// Parses the body as `T`; `what` names it in the error.
+    pub(crate) fn json<T: DeserializeOwned>(&self, what: &'static str) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|source| Error::Decode {
+            endpoint: self.endpoint.clone(),
+            what,
+            source,
+        })
+    }
+
+    /// An error for a status the operation does not expect.
+    pub(crate) fn unexpected(&self) -> Error {
+        Error::Protocol {
+            endpoint: self.endpoint.clone(),
+            detail: format!("unexpected status {}", self.status),
+        }
+    }
+}

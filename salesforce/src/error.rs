@@ -1,0 +1,566 @@
+//! Everything that can go wrong talking to Salesforce, kept in Salesforce's own terms.
+//!
+//! REST errors arrive as an array of `{message, errorCode, fields?}`; per-record results
+//! (create, sObject Collections) carry `{statusCode, message, fields}`; the token endpoint
+//! answers `{error, error_description}`; Salesforce's edge can answer with an HTML page.
+//! Each keeps what Salesforce said, and [`Error::class`] sorts them the way reference §3.3
+//! does: retry, do not retry, re-authenticate, or stop for the daily limit.
+
+use std::fmt;
+
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::auth::AuthFlow;
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One entry of a REST error array: `{"message": …, "errorCode": …, "fields": […]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Salesforce's `errorCode`, such as `INVALID_FIELD` or `REQUEST_LIMIT_EXCEEDED`.
+    #[serde(rename = "errorCode")]
+    pub error_code: String,
+    /// The human-readable `message`.
+    #[serde(default)]
+    pub message: String,
+    /// The `fields` the error is about; Salesforce often leaves it out.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub fields: Vec<String>,
+}
+
+/// One error inside a per-record save result: `{"statusCode": …, "message": …, "fields": […]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordError {
+    /// Salesforce's `statusCode`, such as `REQUIRED_FIELD_MISSING`.
+    #[serde(rename = "statusCode")]
+    pub status_code: String,
+    /// The human-readable `message`.
+    #[serde(default)]
+    pub message: String,
+    /// The `fields` the error is about.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub fields: Vec<String>,
+}
+
+/// The record-level code Salesforce gives every record that was valid but rolled back
+/// because another record in an `allOrNone` request failed.
+pub const ALL_OR_NONE_OPERATION_ROLLED_BACK: &str = "ALL_OR_NONE_OPERATION_ROLLED_BACK";
+
+/// Record lock contention: the request failed as a whole and may succeed if sent again.
+pub const UNABLE_TO_LOCK_ROW: &str = "UNABLE_TO_LOCK_ROW";
+
+/// The request and path an error is about. The path never includes the query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The HTTP method.
+    pub method: Method,
+    /// The URL path, without query.
+    pub path: String,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// How a caller should react to an error (reference §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Transient: sending the same request later may succeed (transport failures, 5xx,
+    /// `UNABLE_TO_LOCK_ROW`, the concurrent-request limit).
+    Retryable,
+    /// The same request will fail the same way (validation errors, most 4xx).
+    NotRetryable,
+    /// Credentials or session are not accepted (token errors, `INVALID_SESSION_ID`).
+    Auth,
+    /// The org's daily API allocation is used up (`REQUEST_LIMIT_EXCEEDED`, `TotalRequests`):
+    /// wait for the rolling 24-hour window, do not retry.
+    Limit,
+}
+
+/// An error from the Salesforce client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token endpoint refused to issue a token: `{error, error_description}`.
+    #[error("{flow} authentication failed ({status}): {error}: {description}")]
+    Auth {
+        /// The OAuth flow that was refused.
+        flow: AuthFlow,
+        /// The HTTP status of the token response.
+        status: StatusCode,
+        /// OAuth's `error`, such as `invalid_grant`.
+        error: String,
+        /// OAuth's `error_description`, such as `authentication failure`.
+        description: String,
+    },
+
+    /// Salesforce answered with its JSON error array.
+    #[error("{endpoint} answered {status}: {}", DisplayErrors(errors))]
+    Api {
+        /// The request that failed.
+        endpoint: Endpoint,
+        /// The HTTP status.
+        status: StatusCode,
+        /// Every error in the array, in order.
+        errors: Vec<ApiError>,
+    },
+
+    /// An error status whose body is not Salesforce's JSON error array, such as an HTML page
+    /// from Salesforce's edge (502, 503, 420) or an empty body.
+    #[error("{endpoint} answered {status} with a {content_type} body: {excerpt}")]
+    UnexpectedBody {
+        /// The request that failed.
+        endpoint: Endpoint,
+        /// The HTTP status.
+        status: StatusCode,
+        /// The response's `Content-Type`, or `non-JSON` when it had none.
+        content_type: String,
+        /// The start of the body with whitespace collapsed, or `(empty)`.
+        excerpt: String,
+    },
+
+    /// The request did not complete: connection refused, TLS failure, timeout, reset.
+    #[error("{endpoint} failed: {}", RootCause(source))]
+    Transport {
+        /// The request that failed.
+        endpoint: Endpoint,
+        /// The underlying failure, without its URL.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// A success response whose JSON did not have the documented shape.
+    #[error("{endpoint}: the {what} did not parse: {source}")]
+    Decode {
+        /// The request whose answer did not parse.
+        endpoint: Endpoint,
+        /// What was being read, such as `query page`.
+        what: &'static str,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A response that breaks the documented protocol in some other way, such as an
+    /// unexpected status or a `nextRecordsUrl` that points to another host.
+    #[error("{endpoint}: {detail}")]
+    Protocol {
+        /// The request whose answer was wrong.
+        endpoint: Endpoint,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// An upsert by external id matched several records (300 Multiple Choices); nothing was
+    /// written.
+    #[error("upsert of {sobject} by {field} matched {} records", records.len())]
+    MultipleMatches {
+        /// The object.
+        sobject: String,
+        /// The external id field.
+        field: String,
+        /// The URLs of the matching records, as Salesforce listed them.
+        records: Vec<String>,
+    },
+
+    /// The client's configuration cannot work (bad URL, certificate or private key).
+    #[error("invalid Salesforce configuration: {0}")]
+    Config(String),
+
+    /// The request was refused before it was sent (bad object name, too many records).
+    #[error("invalid Salesforce request: {0}")]
+    InvalidRequest(String),
+}
+
+impl Error {
+    /// How a caller should react to this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Auth { .. } => ErrorClass::Auth,
+            Error::Api { status, errors, .. } => classify_api(*status, errors),
+            Error::UnexpectedBody { status, .. } => classify_status(*status),
+            Error::Transport { .. } => ErrorClass::Retryable,
+            Error::Decode { .. }
+            | Error::Protocol { .. }
+            | Error::MultipleMatches { .. }
+            | Error::Config(_)
+            | Error::InvalidRequest(_) => ErrorClass::NotRetryable,
+        }
+    }
+
+    /// Whether the same request may succeed if sent again.
+    pub fn is_retryable(&self) -> bool {
+        self.class() == ErrorClass::Retryable
+    }
+
+    /// The HTTP status Salesforce answered with, if it answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Auth { status, .. }
+            | Error::Api { status, .. }
+            | Error::UnexpectedBody { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The REST error array, empty for errors that did not come with one.
+    pub fn api_errors(&self) -> &[ApiError] {
+        match self {
+            Error::Api { errors, .. } => errors,
+            _ => &[],
+        }
+    }
+
+    /// The first `errorCode` of a REST error.
+    pub fn error_code(&self) -> Option<&str> {
+        self.api_errors().first().map(|e| e.error_code.as_str())
+    }
+
+    /// Whether the request timed out (connect or response).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Transport { source, .. } if source.is_timeout())
+    }
+
+    /// Whether the connection could not be opened, so Salesforce never saw the request.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Transport { source, .. } if source.is_connect())
+    }
+
+    /// Whether this is a 401 `INVALID_SESSION_ID`: the access token expired or was revoked.
+    pub fn is_invalid_session(&self) -> bool {
+        matches!(self, Error::Api { status, errors, .. }
+            if *status == StatusCode::UNAUTHORIZED
+                && errors.iter().any(|e| e.error_code == "INVALID_SESSION_ID"))
+    }
+
+    /// Builds the error for a response with an error status.
+    pub(crate) fn from_response(
+        endpoint: Endpoint,
+        status: StatusCode,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Self {
+        if let Some(errors) = parse_error_body(body) {
+            return Error::Api {
+                endpoint,
+                status,
+                errors,
+            };
+        }
+        Error::UnexpectedBody {
+            endpoint,
+            status,
+            content_type: content_type.unwrap_or("non-JSON").to_owned(),
+            excerpt: excerpt(body),
+        }
+    }
+}
+
+/// Reads Salesforce's error array; a lone error object is accepted too, as some resources
+/// (and proxies in front of Salesforce) send one.
+fn parse_error_body(body: &[u8]) -> Option<Vec<ApiError>> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Body {
+        Many(Vec<ApiError>),
+        One(ApiError),
+    }
+    match serde_json::from_slice::<Body>(body).ok()? {
+        Body::Many(errors) if !errors.is_empty() => Some(errors),
+        Body::Many(_) => None,
+        Body::One(error) => Some(vec![error]),
+    }
+}
+
+fn classify_api(status: StatusCode, errors: &[ApiError]) -> ErrorClass {
+    for error in errors {
+        match error.error_code.as_str() {
+            "INVALID_SESSION_ID" => return ErrorClass::Auth,
+            "REQUEST_LIMIT_EXCEEDED" if is_concurrency_limit(&error.message) => {
+                return ErrorClass::Retryable;
+            }
+            "REQUEST_LIMIT_EXCEEDED" => return ErrorClass::Limit,
+            UNABLE_TO_LOCK_ROW | "SERVER_UNAVAILABLE" => return ErrorClass::Retryable,
+            _ => {}
+        }
+    }
+    classify_status(status)
+}
+
+/// `REQUEST_LIMIT_EXCEEDED` means two things: the daily allocation (`TotalRequests Limit
+/// exceeded.`), which no retry will fix today, and the long-running concurrent-request limit
+/// (`ConcurrentPerOrgLongTxn Limit exceeded.`), which clears when other requests finish.
+fn is_concurrency_limit(message: &str) -> bool {
+    message.contains("ConcurrentPerOrgLongTxn") || message.contains("ConcurrentRequests")
+}
+
+fn classify_status(status: StatusCode) -> ErrorClass {
+    match status.as_u16() {
+        401 => ErrorClass::Auth,
+        // 420: Salesforce's edge has no route to the instance right now; 429: throttled.
+        420 | 429 => ErrorClass::Retryable,
+        500..=599 => ErrorClass::Retryable,
+        _ => ErrorClass::NotRetryable,
+    }
+}
+
+/// The start of a non-JSON body, for an error message: an HTML page's `<title>` when it has
+/// one, else its first characters with whitespace collapsed.
+fn excerpt(body: &[u8]) -> String {
+    const MAX_CHARS: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let lower = text.to_ascii_lowercase();
+    let title = lower
+        .find("<title>")
+        .map(|start| start + "<title>".len())
+        .and_then(|start| {
+            lower[start..]
+                .find("</title>")
+                .map(|len| &text[start..start + len])
+        });
+    let source = title.unwrap_or(&text);
+    let collapsed: String = source.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.is_empty() {
+        return "(empty)".to_owned();
+    }
+    match collapsed.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &collapsed[..cut]),
+        None => collapsed,
+    }
+}
+
+/// The innermost cause of an error ("Connection refused", "operation timed out"): a
+/// transport error's own message ("error sending request") rarely says what went wrong.
+struct RootCause<'a>(&'a dyn std::error::Error);
+
+impl fmt::Display for RootCause<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut error = self.0;
+        while let Some(cause) = error.source() {
+            error = cause;
+        }
+        write!(f, "{error}")
+    }
+}
+
+/// `errorCode: message [fields]; …` for an error array.
+struct DisplayErrors<'a>(&'a [ApiError]);
+
+impl fmt::Display for DisplayErrors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", error.error_code, error.message)?;
+            if !error.fields.is_empty() {
+                write!(f, " [{}]", error.fields.join(", "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Salesforce sends `"fields": null` in places; treat it as absent.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            method: Method::GET,
+            path: "/services/data/v62.0/query".into(),
+        }
+    }
+
+    fn from(status: u16, content_type: Option<&str>, body: &str) -> Error {
+        let status = StatusCode::from_u16(status).unwrap();
+        Error::from_response(endpoint(), status, content_type, body.as_bytes())
+    }
+
+    #[test]
+    fn error_array_without_fields() {
+        let error = from(
+            401,
+            Some("application/json"),
+            r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+        );
+        assert_eq!(error.error_code(), Some("INVALID_SESSION_ID"));
+        assert_eq!(error.api_errors()[0].fields, Vec::<String>::new());
+        assert_eq!(error.class(), ErrorClass::Auth);
+        assert!(error.is_invalid_session());
+        assert_eq!(
+            error.to_string(),
+            "GET /services/data/v62.0/query answered 401 Unauthorized: INVALID_SESSION_ID: Session expired or invalid"
+        );
+    }
+
+    #[test]
+    fn error_array_with_fields_and_several_entries() {
+        let error = from(
+            400,
+            Some("application/json;charset=UTF-8"),
+            r#"[{"message":"Required fields are missing: [LastName]","errorCode":"REQUIRED_FIELD_MISSING","fields":["LastName"]},
+                {"message":"Account ID: id value of incorrect type: 001","errorCode":"MALFORMED_ID","fields":["Id"]}]"#,
+        );
+        let errors = error.api_errors();
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].fields, vec!["LastName"]);
+        assert_eq!(errors[1].error_code, "MALFORMED_ID");
+        assert_eq!(error.class(), ErrorClass::NotRetryable);
+        assert!(error.to_string().contains("REQUIRED_FIELD_MISSING: Required fields are missing: [LastName] [LastName]; MALFORMED_ID"));
+    }
+
+    #[test]
+    fn empty_and_null_fields() {
+        let error = from(
+            404,
+            None,
+            r#"[{"errorCode":"ENTITY_IS_DELETED","message":"entity is deleted","fields":[]}]"#,
+        );
+        assert_eq!(error.api_errors()[0].fields, Vec::<String>::new());
+        let error = from(
+            400,
+            None,
+            r#"[{"errorCode":"INVALID_FIELD","message":"x","fields":null}]"#,
+        );
+        assert_eq!(error.error_code(), Some("INVALID_FIELD"));
+    }
+
+    #[test]
+    fn daily_limit_is_a_limit_and_the_concurrent_limit_is_retryable() {
+        let daily = from(
+            403,
+            None,
+            r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#,
+        );
+        assert_eq!(daily.class(), ErrorClass::Limit);
+        assert!(!daily.is_retryable());
+        let concurrent = from(
+            403,
+            None,
+            r#"[{"message":"ConcurrentPerOrgLongTxn Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#,
+        );
+        assert_eq!(concurrent.class(), ErrorClass::Retryable);
+    }
+
+    #[test]
+    fn lock_contention_and_server_errors_are_retryable() {
+        let locked = from(
+            400,
+            None,
+            r#"[{"message":"unable to obtain exclusive access to this record","errorCode":"UNABLE_TO_LOCK_ROW","fields":[]}]"#,
+        );
+        assert_eq!(locked.class(), ErrorClass::Retryable);
+        let unavailable = from(
+            503,
+            None,
+            r#"[{"message":"down","errorCode":"SERVER_UNAVAILABLE"}]"#,
+        );
+        assert_eq!(unavailable.class(), ErrorClass::Retryable);
+        let internal = from(
+            500,
+            None,
+            r#"[{"message":"An unexpected error occurred","errorCode":"UNKNOWN_EXCEPTION"}]"#,
+        );
+        assert_eq!(internal.class(), ErrorClass::Retryable);
+    }
+
+    #[test]
+    fn validation_errors_are_not_retryable() {
+        for code in [
+            "MALFORMED_QUERY",
+            "INVALID_FIELD",
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "DUPLICATE_VALUE",
+            "NOT_FOUND",
+        ] {
+            let status = if code == "NOT_FOUND" { 404 } else { 400 };
+            let body = format!(r#"[{{"message":"m","errorCode":"{code}"}}]"#);
+            assert_eq!(
+                from(status, None, &body).class(),
+                ErrorClass::NotRetryable,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn html_page_from_the_edge() {
+        let page = "<!DOCTYPE html>\n<html><head>\n  <title>Service Unavailable</title></head>\n<body><h1>The server is temporarily unable to service your request.</h1></body></html>";
+        let error = from(503, Some("text/html"), page);
+        match &error {
+            Error::UnexpectedBody {
+                content_type,
+                excerpt,
+                ..
+            } => {
+                assert_eq!(content_type, "text/html");
+                assert_eq!(excerpt, "Service Unavailable");
+            }
+            other => panic!("not an UnexpectedBody: {other:?}"),
+        }
+        assert_eq!(error.class(), ErrorClass::Retryable);
+        let no_route = from(420, Some("text/html"), "<html><body>No route</body></html>");
+        assert_eq!(no_route.class(), ErrorClass::Retryable);
+        let forbidden = from(
+            403,
+            Some("text/html"),
+            "<html><body>Forbidden</body></html>",
+        );
+        assert_eq!(forbidden.class(), ErrorClass::NotRetryable);
+    }
+
+    #[test]
+    fn empty_and_long_bodies() {
+        let error = from(502, None, "");
+        assert!(
+            error
+                .to_string()
+                .ends_with("502 Bad Gateway with a non-JSON body: (empty)"),
+            "{error}"
+        );
+        let long = "x ".repeat(1000);
+        let Error::UnexpectedBody { excerpt, .. } = from(500, Some("text/plain"), &long) else {
+            panic!("expected UnexpectedBody");
+        };
+        assert_eq!(excerpt.chars().count(), 201);
+        // A JSON body that is not an error array is still reported, not misread.
+        let error = from(500, Some("application/json"), r#"{"unexpected":true}"#);
+        assert!(matches!(error, Error::UnexpectedBody { .. }));
+        let error = from(400, Some("application/json"), "[]");
+        assert!(matches!(error, Error::UnexpectedBody { .. }));
+    }
+
+    #[test]
+    fn single_error_object() {
+        let error = from(
+            404,
+            None,
+            r#"{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}"#,
+        );
+        assert_eq!(error.error_code(), Some("NOT_FOUND"));
+    }
+
+    #[test]
+    fn record_error_uses_status_code() {
+        let error: RecordError = serde_json::from_str(
+            r#"{"statusCode":"FIELD_CUSTOM_VALIDATION_EXCEPTION","message":"Amount must be positive","fields":["Amount__c"]}"#,
+        )
+        .unwrap();
+        assert_eq!(error.status_code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
+        assert_eq!(error.fields, vec!["Amount__c"]);
+    }
+}

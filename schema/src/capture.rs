@@ -1,0 +1,109 @@
+//! Write capture on mirrored tables (migration V3): the triggers the sync installs on every
+//! table it creates, and what the proxy reads back at commit.
+//!
+//! Each session says who it is with the setting `sfpg.origin`: the proxy sets `proxy` for
+//! its sessions, the sync sets `sync` inside its transactions. In a proxy session, every
+//! row change is recorded in `sfpg.pending_changes` (old and new image, changed columns);
+//! a sync change is not recorded; anyone else's write, and any TRUNCATE outside the sync,
+//! is refused with an error that names the table and says what to do. A transaction cannot
+//! commit while it still holds a captured change: the proxy must first take the changes
+//! (with [`TAKE_PENDING_SQL`]) and push them to Salesforce.
+
+use serde::Deserialize;
+use tokio_postgres::GenericClient;
+
+use crate::mirror::{qualified, quote_ident};
+
+/// The setting that tells the triggers who is writing.
+pub const ORIGIN_SETTING: &str = "sfpg.origin";
+/// `sfpg.origin` of a proxy session: changes are captured.
+pub const ORIGIN_PROXY: &str = "proxy";
+/// `sfpg.origin` of the sync, and of the proxy writing back what Salesforce set: changes
+/// are not captured.
+pub const ORIGIN_SYNC: &str = "sync";
+
+/// Name of the row trigger that captures changes.
+pub const CAPTURE_TRIGGER: &str = "sfpg_capture";
+/// Name of the statement trigger that refuses TRUNCATE.
+pub const TRUNCATE_TRIGGER: &str = "sfpg_refuse_truncate";
+
+/// Reads and deletes the current transaction's captured changes: one row, one text column
+/// holding a JSON array of [`PendingChange`], oldest first.
+pub const TAKE_PENDING_SQL: &str = "SELECT sfpg.take_pending_changes()";
+
+/// Installs (or replaces) the capture and TRUNCATE triggers on a mirrored table.
+pub async fn install_capture_trigger(
+    client: &impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let table = qualified(schema, table);
+    client
+        .batch_execute(&format!(
+            "CREATE OR REPLACE TRIGGER {capture} AFTER INSERT OR UPDATE OR DELETE ON {table}
+                 FOR EACH ROW EXECUTE FUNCTION sfpg.capture_change();
+             CREATE OR REPLACE TRIGGER {truncate} BEFORE TRUNCATE ON {table}
+                 FOR EACH STATEMENT EXECUTE FUNCTION sfpg.refuse_truncate();",
+            capture = quote_ident(CAPTURE_TRIGGER),
+            truncate = quote_ident(TRUNCATE_TRIGGER),
+        ))
+        .await
+}
+
+/// Removes the triggers, for a table that stops being mirrored but stays.
+pub async fn remove_capture_trigger(
+    client: &impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let table = qualified(schema, table);
+    client
+        .batch_execute(&format!(
+            "DROP TRIGGER IF EXISTS {} ON {table}; DROP TRIGGER IF EXISTS {} ON {table};",
+            quote_ident(CAPTURE_TRIGGER),
+            quote_ident(TRUNCATE_TRIGGER),
+        ))
+        .await
+}
+
+/// What a captured row change was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Operation {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One captured row change, as [`TAKE_PENDING_SQL`] returns it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PendingChange {
+    /// Capture order within the transaction.
+    pub seq: i64,
+    #[serde(rename = "schema_name")]
+    pub schema: String,
+    #[serde(rename = "table_name")]
+    pub table: String,
+    /// The table's OID, as RowDescription reports it for a column of that table.
+    pub table_oid: u32,
+    pub operation: Operation,
+    /// The row's local `id`.
+    pub row_id: Option<i64>,
+    /// The row before the change (UPDATE, DELETE), column name to value.
+    #[serde(rename = "old_row")]
+    pub old: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The row after the change (INSERT, UPDATE).
+    #[serde(rename = "new_row")]
+    pub new: Option<serde_json::Map<String, serde_json::Value>>,
+    /// UPDATE: the columns whose value changed, in column order.
+    #[serde(default)]
+    pub changed: Option<Vec<String>>,
+}
+
+/// Parses the text [`TAKE_PENDING_SQL`] returns.
+pub fn parse_pending(json: &str) -> Result<Vec<PendingChange>, serde_json::Error> {
+    serde_json::from_str(json)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,263 @@
+//! The capture triggers against a real PostgreSQL: who may write, what is recorded, and
+//! that nothing captured can commit unpushed.
+
+use sfpg_testkit::TestDatabase;
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use super::*;
+use crate::mapping::ColumnType;
+use crate::migrations::apply_control_schema;
+use crate::mirror::{Column, create_schema, create_table};
+
+async fn mirrored(db: &TestDatabase) -> Client {
+    let mut client = db.connect().await;
+    apply_control_schema(&mut client).await.unwrap();
+    create_schema(&client, "salesforce").await.unwrap();
+    let columns = [
+        Column {
+            name: "name".into(),
+            column_type: ColumnType::Text,
+        },
+        Column {
+            name: "billingcity".into(),
+            column_type: ColumnType::Text,
+        },
+    ];
+    create_table(&client, "salesforce", "account", &columns)
+        .await
+        .unwrap();
+    install_capture_trigger(&client, "salesforce", "account")
+        .await
+        .unwrap();
+    client
+}
+
+async fn as_sync(client: &Client, sql: &str) {
+    client
+        .batch_execute(&format!(
+            "BEGIN; SELECT set_config('sfpg.origin', 'sync', true); {sql}; COMMIT"
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_direct_write_is_refused_with_the_table_named() {
+    let db = TestDatabase::create().await;
+    let client = mirrored(&db).await;
+    let error = client
+        .batch_execute("INSERT INTO salesforce.account (name) VALUES ('Acme')")
+        .await
+        .unwrap_err();
+    let db_error = error.as_db_error().unwrap();
+    assert_eq!(db_error.code(), &SqlState::READ_ONLY_SQL_TRANSACTION);
+    assert!(
+        db_error.message().contains("salesforce.account"),
+        "{db_error}"
+    );
+    assert!(db_error.hint().unwrap().contains("sfpg proxy"));
+    assert_eq!(db_error.table(), Some("account"));
+}
+
+#[tokio::test]
+async fn truncate_is_refused_except_for_the_sync() {
+    let db = TestDatabase::create().await;
+    let client = mirrored(&db).await;
+    let error = client
+        .batch_execute("TRUNCATE salesforce.account")
+        .await
+        .unwrap_err();
+    let db_error = error.as_db_error().unwrap();
+    assert_eq!(db_error.code(), &SqlState::FEATURE_NOT_SUPPORTED);
+    assert!(db_error.message().contains("salesforce.account"));
+    // Even a proxy session may not.
+    let error = client
+        .batch_execute("SET sfpg.origin = 'proxy'; TRUNCATE salesforce.account")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED));
+    client.batch_execute("RESET sfpg.origin").await.unwrap();
+    as_sync(&client, "TRUNCATE salesforce.account").await;
+}
+
+#[tokio::test]
+async fn sync_writes_are_not_captured() {
+    let db = TestDatabase::create().await;
+    let client = mirrored(&db).await;
+    as_sync(
+        &client,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000001AAA', 'Acme');
+         UPDATE salesforce.account SET name = 'Acme 2'",
+    )
+    .await;
+    let pending: i64 = client
+        .query_one("SELECT count(*) FROM sfpg.pending_changes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0);
+}
+
+#[tokio::test]
+async fn proxy_writes_are_captured_with_images_and_changed_columns() {
+    let db = TestDatabase::create().await;
+    let mut client = mirrored(&db).await;
+    as_sync(
+        &client,
+        "INSERT INTO salesforce.account (sfid, name, billingcity) VALUES ('001000000000001AAA', 'Acme', 'Paris')",
+    )
+    .await;
+    client
+        .batch_execute("SET sfpg.origin = 'proxy'")
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(
+        "INSERT INTO salesforce.account (name) VALUES ('New Co');
+         UPDATE salesforce.account SET billingcity = 'Lyon' WHERE sfid = '001000000000001AAA';
+         UPDATE salesforce.account SET name = name;
+         DELETE FROM salesforce.account WHERE name = 'New Co'",
+    )
+    .await
+    .unwrap();
+    let json: String = tx.query_one(TAKE_PENDING_SQL, &[]).await.unwrap().get(0);
+    let changes = parse_pending(&json).unwrap();
+    let operations: Vec<Operation> = changes.iter().map(|c| c.operation).collect();
+    // The no-op UPDATE … SET name = name records nothing.
+    assert_eq!(
+        operations,
+        vec![Operation::Insert, Operation::Update, Operation::Delete]
+    );
+    let insert = &changes[0];
+    assert_eq!(
+        (insert.schema.as_str(), insert.table.as_str()),
+        ("salesforce", "account")
+    );
+    assert_eq!(insert.new.as_ref().unwrap()["name"], "New Co");
+    assert!(insert.new.as_ref().unwrap()["sfid"].is_null());
+    let update = &changes[1];
+    assert_eq!(
+        update.changed.as_deref(),
+        Some(&["billingcity".to_owned()][..])
+    );
+    assert_eq!(update.old.as_ref().unwrap()["billingcity"], "Paris");
+    assert_eq!(update.new.as_ref().unwrap()["billingcity"], "Lyon");
+    let delete = &changes[2];
+    assert_eq!(delete.row_id, insert.row_id);
+    let oid: u32 = tx
+        .query_one("SELECT 'salesforce.account'::regclass::oid", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(insert.table_oid, oid);
+    // Taken means gone: a second take is empty, and the transaction may commit.
+    let again: String = tx.query_one(TAKE_PENDING_SQL, &[]).await.unwrap().get(0);
+    assert_eq!(again, "[]");
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unpushed_change_cannot_commit() {
+    let db = TestDatabase::create().await;
+    let client = mirrored(&db).await;
+    client
+        .batch_execute("SET sfpg.origin = 'proxy'")
+        .await
+        .unwrap();
+    let error = client
+        .batch_execute("INSERT INTO salesforce.account (name) VALUES ('Sneaky')")
+        .await
+        .unwrap_err();
+    let db_error = error.as_db_error().unwrap();
+    assert_eq!(db_error.code(), &SqlState::READ_ONLY_SQL_TRANSACTION);
+    assert!(
+        db_error.message().contains("not sent to Salesforce"),
+        "{db_error}"
+    );
+    client.batch_execute("RESET sfpg.origin").await.unwrap();
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn a_rolled_back_savepoint_leaves_nothing_captured() {
+    let db = TestDatabase::create().await;
+    let mut client = mirrored(&db).await;
+    client
+        .batch_execute("SET sfpg.origin = 'proxy'")
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(
+        "INSERT INTO salesforce.account (name) VALUES ('Kept');
+         SAVEPOINT s;
+         INSERT INTO salesforce.account (name) VALUES ('Dropped');
+         ROLLBACK TO SAVEPOINT s",
+    )
+    .await
+    .unwrap();
+    let json: String = tx.query_one(TAKE_PENDING_SQL, &[]).await.unwrap().get(0);
+    let changes = parse_pending(&json).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].new.as_ref().unwrap()["name"], "Kept");
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_role_without_control_schema_privileges_can_write_through_the_proxy() {
+    let db = TestDatabase::create().await;
+    let admin = mirrored(&db).await;
+    admin
+        .batch_execute(
+            "CREATE ROLE app_writer LOGIN;
+             GRANT USAGE ON SCHEMA salesforce TO app_writer;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON salesforce.account TO app_writer;
+             GRANT USAGE ON SEQUENCE salesforce.account_id_seq TO app_writer;",
+        )
+        .await
+        .unwrap();
+    admin
+        .batch_execute(
+            "SET ROLE app_writer; SET sfpg.origin = 'proxy'; BEGIN;
+             INSERT INTO salesforce.account (name) VALUES ('Role Co');",
+        )
+        .await
+        .unwrap();
+    let json: String = admin.query_one(TAKE_PENDING_SQL, &[]).await.unwrap().get(0);
+    assert_eq!(parse_pending(&json).unwrap().len(), 1);
+    admin.batch_execute("COMMIT; RESET ROLE").await.unwrap();
+    admin
+        .batch_execute("DROP OWNED BY app_writer; DROP ROLE app_writer")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn installing_twice_is_harmless() {
+    let db = TestDatabase::create().await;
+    let client = mirrored(&db).await;
+    install_capture_trigger(&client, "salesforce", "account")
+        .await
+        .unwrap();
+    let triggers: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'salesforce.account'::regclass AND NOT tgisinternal",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 2);
+    remove_capture_trigger(&client, "salesforce", "account")
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO salesforce.account (name) VALUES ('Unguarded')")
+        .await
+        .unwrap();
+}

@@ -1,0 +1,171 @@
+//! From a stored org to a Salesforce client: the one place that turns `sfpg.orgs` settings
+//! and opened credentials into the `sfpg-salesforce` configuration, so the CLI, the sync
+//! and the proxy all log in the same way.
+
+use secrecy::{ExposeSecret, SecretString};
+use sfpg_salesforce::{
+    ApiVersion, Client, ClientCredentials, Config, Credentials, JwtBearer, Password, Rate,
+    RateLimiter, RefreshToken,
+};
+
+use crate::control::orgs::{AuthFlow, Org};
+
+/// The client configuration of `org`: login URL, API version, and its CA certificate.
+pub fn config(org: &Org) -> Result<Config, sfpg_salesforce::Error> {
+    let mut config =
+        Config::new(&org.login_url)?.with_api_version(org.api_version.parse::<ApiVersion>()?);
+    if let Some(pem) = &org.ca_cert_pem {
+        config = config.with_ca_certificates_pem(pem.as_bytes().to_vec());
+    }
+    Ok(config)
+}
+
+/// The credentials of `org`'s auth flow.
+pub fn credentials(org: &Org) -> Result<Credentials, sfpg_salesforce::Error> {
+    let missing = |what: &str| {
+        sfpg_salesforce::Error::Config(format!(
+            "org {} uses the {} flow but has no {what} stored",
+            org.name, org.auth_flow
+        ))
+    };
+    let secret = |s: &Option<SecretString>, what: &str| {
+        s.as_ref()
+            .map(|s| SecretString::from(s.expose_secret().to_owned()))
+            .ok_or_else(|| missing(what))
+    };
+    let username = || org.username.clone().ok_or_else(|| missing("username"));
+    Ok(match org.auth_flow {
+        AuthFlow::Password => Password::new(
+            org.client_id.clone(),
+            secret(&org.secrets.client_secret, "client secret")?,
+            username()?,
+            secret(&org.secrets.password, "password")?,
+        )
+        .into(),
+        AuthFlow::ClientCredentials => ClientCredentials::new(
+            org.client_id.clone(),
+            secret(&org.secrets.client_secret, "client secret")?,
+        )
+        .into(),
+        AuthFlow::JwtBearer => JwtBearer::new(
+            org.client_id.clone(),
+            username()?,
+            secret(&org.secrets.private_key_pem, "private key")?,
+        )?
+        .into(),
+        AuthFlow::RefreshToken => {
+            let flow = RefreshToken::new(
+                org.client_id.clone(),
+                secret(&org.secrets.refresh_token, "refresh token")?,
+            );
+            match &org.secrets.client_secret {
+                Some(client_secret) => flow
+                    .with_client_secret(SecretString::from(
+                        client_secret.expose_secret().to_owned(),
+                    ))
+                    .into(),
+                None => flow.into(),
+            }
+        }
+    })
+}
+
+/// The org's background rate as the client's limiter understands it.
+pub fn rate(org: &Org) -> Result<Rate, sfpg_salesforce::Error> {
+    Rate::new(org.rate_limit.requests, org.rate_limit.period)
+}
+
+/// A client for `org` whose counted requests pass through `limiter` (one per org).
+pub fn client(org: &Org, limiter: RateLimiter) -> Result<Client, sfpg_salesforce::Error> {
+    Client::new(config(org)?, credentials(org)?, limiter)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::control::orgs::{OrgSecrets, RateLimit};
+
+    fn org(auth_flow: AuthFlow, secrets: OrgSecrets) -> Org {
+        Org {
+            name: "acme".to_owned(),
+            schema_name: "acme".to_owned(),
+            auth_flow,
+            login_url: "https://acme.my.salesforce.com".to_owned(),
+            instance_url: None,
+            api_version: "61.0".to_owned(),
+            client_id: "client".to_owned(),
+            username: Some("user@acme.example".to_owned()),
+            secrets,
+            ca_cert_pem: None,
+            batch_size: 200,
+            rate_limit: RateLimit {
+                requests: 2,
+                period: Duration::from_secs(1),
+            },
+            max_daily_share: 0.8,
+            enabled: true,
+            org_id: None,
+        }
+    }
+
+    fn secret(s: &str) -> Option<SecretString> {
+        Some(SecretString::from(s.to_owned()))
+    }
+
+    #[test]
+    fn each_flow_gets_its_credentials() {
+        let password = org(
+            AuthFlow::Password,
+            OrgSecrets {
+                client_secret: secret("cs"),
+                password: secret("pw"),
+                ..OrgSecrets::default()
+            },
+        );
+        assert_eq!(
+            credentials(&password).unwrap().flow(),
+            sfpg_salesforce::AuthFlow::Password
+        );
+        let client_credentials = org(
+            AuthFlow::ClientCredentials,
+            OrgSecrets {
+                client_secret: secret("cs"),
+                ..OrgSecrets::default()
+            },
+        );
+        assert_eq!(
+            credentials(&client_credentials).unwrap().flow(),
+            sfpg_salesforce::AuthFlow::ClientCredentials
+        );
+        let refresh = org(
+            AuthFlow::RefreshToken,
+            OrgSecrets {
+                refresh_token: secret("rt"),
+                ..OrgSecrets::default()
+            },
+        );
+        assert_eq!(
+            credentials(&refresh).unwrap().flow(),
+            sfpg_salesforce::AuthFlow::RefreshToken
+        );
+        assert_eq!(config(&password).unwrap().api_version().as_str(), "61.0");
+        let rate = rate(&password).unwrap();
+        assert_eq!(rate.period(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_missing_secret_is_named_without_values() {
+        let incomplete = org(
+            AuthFlow::Password,
+            OrgSecrets {
+                client_secret: secret("cs-value"),
+                ..OrgSecrets::default()
+            },
+        );
+        let error = credentials(&incomplete).unwrap_err().to_string();
+        assert!(error.contains("has no password stored"), "{error}");
+        assert!(!error.contains("cs-value"));
+    }
+}
