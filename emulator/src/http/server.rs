@@ -78,17 +78,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         }
     }
 
-    // Generating a large org takes a while; keep it off the async workers.
-    let usernames: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
-    let (org, user_ids) = tokio::task::spawn_blocking(move || build_org(org, &usernames))
-        .await
-        .map_err(|e| EmulatorError::Config(format!("building the org failed: {e}")))??;
-    let known_users = users
-        .iter()
-        .zip(user_ids)
-        .map(|(login, id)| KnownUser::new(login, id))
-        .collect();
-
+    // Bind first: a taken port fails at once, not after generating the org.
     let listener = std::net::TcpListener::bind(listen).map_err(|source| EmulatorError::Bind {
         addr: listen,
         source,
@@ -105,6 +95,17 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         Transport::Https { .. } => "https",
     };
     let instance_url = format!("{scheme}://{}:{}", url_host(&host), local_addr.port());
+
+    // Generating a large org takes a while; keep it off the async workers.
+    let usernames: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
+    let (org, user_ids) = tokio::task::spawn_blocking(move || build_org(org, &usernames))
+        .await
+        .map_err(|e| EmulatorError::Config(format!("building the org failed: {e}")))??;
+    let known_users = users
+        .iter()
+        .zip(user_ids)
+        .map(|(login, id)| KnownUser::new(login, id))
+        .collect();
 
     let org_id = org.org_id().to_string();
     let state: AppState = Arc::new(Shared::new(SharedParts {

@@ -1,5 +1,5 @@
-//! HTTPS with the certificate generated at start: clients that trust its PEM file can log
-//! in and call the API; the file is where the emulator says it is.
+//! The server's life: HTTPS with the certificates generated at start (clients that trust
+//! the authority's PEM file can log in and call the API), a taken port, and shutdown.
 
 // Helpers outside `#[test]` functions fail loudly too, as the tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,7 +8,7 @@ mod common;
 
 use common::{API, Harness};
 use reqwest::StatusCode;
-use sfpg_emulator::http::{EmulatorConfig, Transport, start};
+use sfpg_emulator::http::{EmulatorConfig, EmulatorError, Transport, start};
 
 #[tokio::test]
 async fn https_works_for_clients_trusting_the_generated_certificate() {
@@ -61,4 +61,15 @@ async fn shutdown_stops_the_server() {
     h.emulator.shutdown().await;
     let fresh = reqwest::Client::new();
     assert!(fresh.get(&url).send().await.is_err());
+}
+
+#[tokio::test]
+async fn a_taken_port_fails_to_start() {
+    let h = Harness::new().await;
+    let taken = start(EmulatorConfig {
+        listen: h.emulator.local_addr(),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    assert!(matches!(taken, Err(EmulatorError::Bind { .. })));
 }
