@@ -1,0 +1,155 @@
+//! What can stop a sync step. Salesforce's own error (its `errorCode`, message and fields)
+//! and PostgreSQL's SQLSTATE are kept whole, so that status and logs say exactly what
+//! happened and the scheduler can decide between retrying, pausing and re-describing.
+
+use sfpg_salesforce::ErrorClass;
+
+/// A failed sync step.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Salesforce refused or did not answer, after the client's own retries.
+    #[error("Salesforce: {0}")]
+    Salesforce(#[from] sfpg_salesforce::Error),
+
+    /// The mirror database failed.
+    #[error("mirror database: {}", display_pg(.0))]
+    Database(#[from] tokio_postgres::Error),
+
+    /// The object cannot be mirrored at all (not queryable, not replicateable, no
+    /// `SystemModstamp`).
+    #[error("{object} cannot be mirrored: {reason}")]
+    NotMirrorable { object: String, reason: String },
+
+    /// A field changed type in a way the mirror's column cannot follow in place.
+    #[error(
+        "{object}.{field} changed from {from} to {to}, which column {column} cannot hold; \
+         {object} is paused until the change is reverted or the column is dropped"
+    )]
+    IncompatibleType {
+        object: String,
+        field: String,
+        column: String,
+        from: String,
+        to: String,
+    },
+
+    /// A record Salesforce sent lacks what the sync relies on (an `Id`, a `SystemModstamp`).
+    #[error("{object}: Salesforce sent a record {detail}")]
+    MalformedRecord { object: String, detail: String },
+
+    /// The org's control row is missing or disabled.
+    #[error("org {0} is not configured or not enabled")]
+    UnknownOrg(String),
+
+    /// Another sync process holds the org.
+    #[error("org {0} is being synced by another process")]
+    Leased(String),
+
+    /// The control schema holds a value the sync cannot use.
+    #[error("control schema: {0}")]
+    Control(String),
+}
+
+/// How the scheduler reacts to a failed step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaction {
+    /// Transient: the object tries again on a later turn.
+    Retry,
+    /// The org's daily API allocation is used up: pause background polling.
+    OrgLimit,
+    /// The org's credentials no longer work: the whole org backs off.
+    OrgAuth,
+    /// The object's metadata changed under the sync (a field or the object went away):
+    /// describe it again before anything else.
+    Redescribe,
+    /// The object cannot go on until someone acts: pause it with the error as the reason.
+    PauseObject,
+    /// The mirror database connection is gone: the org's task restarts.
+    Reconnect,
+}
+
+impl SyncError {
+    /// What the scheduler should do about this error.
+    pub fn reaction(&self) -> Reaction {
+        match self {
+            SyncError::Salesforce(error) => match error.class() {
+                ErrorClass::Retryable => Reaction::Retry,
+                ErrorClass::Limit => Reaction::OrgLimit,
+                ErrorClass::Auth => Reaction::OrgAuth,
+                ErrorClass::NotRetryable => match error.error_code() {
+                    // A field or the object left describe since the plan was made.
+                    Some("INVALID_FIELD" | "INVALID_TYPE" | "NOT_FOUND") => Reaction::Redescribe,
+                    _ => Reaction::Retry,
+                },
+            },
+            SyncError::Database(error) => database_reaction(error),
+            SyncError::NotMirrorable { .. } | SyncError::IncompatibleType { .. } => {
+                Reaction::PauseObject
+            }
+            SyncError::MalformedRecord { .. } | SyncError::Leased(_) => Reaction::Retry,
+            SyncError::UnknownOrg(_) | SyncError::Control(_) => Reaction::PauseObject,
+        }
+    }
+
+    /// The SQLSTATE of a database error, if PostgreSQL sent one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            SyncError::Database(error) => error.code().map(|c| c.code()),
+            _ => None,
+        }
+    }
+
+    /// Whether PostgreSQL refused a value (22…) or a constraint refused a row (23…): the
+    /// data does not fit the table as it is.
+    pub fn is_data_error(&self) -> bool {
+        self.sqlstate()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
+    }
+
+    /// Whether a mirror write gave up waiting for a row lock someone else (the proxy) held.
+    pub fn is_lock_timeout(&self) -> bool {
+        // 55P03 lock_not_available: what `lock_timeout` raises.
+        self.sqlstate() == Some("55P03")
+    }
+}
+
+fn database_reaction(error: &tokio_postgres::Error) -> Reaction {
+    if error.is_closed() {
+        return Reaction::Reconnect;
+    }
+    match error.code().map(|c| c.code()) {
+        // A value the column cannot hold (22…), or a constraint it breaks (23…): retrying
+        // the same page will fail the same way.
+        Some(code) if code.starts_with("22") || code.starts_with("23") => Reaction::PauseObject,
+        // Someone altered or dropped the mirror table under us.
+        Some("42P01" | "42703" | "42804") => Reaction::Redescribe,
+        // Connection-level failures and the server shutting down.
+        Some(code) if code.starts_with("08") || code.starts_with("57P") => Reaction::Reconnect,
+        // Lock timeouts, serialization failures, deadlocks: try again later.
+        Some(_) => Reaction::Retry,
+        None => Reaction::Reconnect,
+    }
+}
+
+/// A database error with the server's message and detail, which `tokio_postgres::Error`'s
+/// own `Display` leaves out.
+fn display_pg(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            );
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!("; {detail}"));
+            }
+            text
+        }
+        None => error.to_string(),
+    }
+}
+
+/// The sync's `Result`.
+pub type Result<T, E = SyncError> = std::result::Result<T, E>;

@@ -1,0 +1,394 @@
+//! One object's sync: its saved progress, its plan, and what it does with its next turn.
+//!
+//! An object's turns alternate between its main work (the backfill, then the incremental
+//! feed) and maintenance (describe, the backfill of new fields, `deleted/`, the Id
+//! reconciliation, the formula refresh) whenever maintenance is due. So maintenance never
+//! takes more than every other turn, and a new field or a delete is never more than two of
+//! the object's turns away.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sfpg_salesforce::SalesforceId;
+
+use crate::error::Result;
+use crate::plan::ObjectPlan;
+use crate::settings::SyncSettings;
+use crate::state::{ObjectState, Phase};
+
+/// One request's worth of work for an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Task {
+    /// Describe the object: create its table, or evolve it.
+    Describe,
+    /// Count its records: the backfill's total, taken after the snapshot time.
+    Count,
+    /// Copy the next page of records.
+    Backfill,
+    /// Fill in fields added after the backfill, a page at a time.
+    FieldBackfill,
+    /// Read the next page of changes (`queryAll`).
+    Changes,
+    /// Read `deleted/` for deletes that never showed up as soft deletes.
+    Deleted,
+    /// Compare the next page of Ids with the mirror's.
+    Reconcile,
+    /// Re-read the next page of formula fields.
+    Formulas,
+}
+
+impl Task {
+    /// Whether this is maintenance, as opposed to the object's main work.
+    pub fn is_maintenance(self) -> bool {
+        matches!(
+            self,
+            Task::Describe | Task::FieldBackfill | Task::Deleted | Task::Reconcile | Task::Formulas
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Describe => "describe",
+            Task::Count => "count",
+            Task::Backfill => "backfill",
+            Task::FieldBackfill => "field backfill",
+            Task::Changes => "changes",
+            Task::Deleted => "deleted",
+            Task::Reconcile => "reconcile",
+            Task::Formulas => "formulas",
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sweep over all of an object's Ids, one page per turn, kept in memory: after a restart
+/// it starts over, which costs requests but never correctness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// The last Id covered; `None` before the first page.
+    pub after: Option<SalesforceId>,
+    /// When the sweep began: what `reconciled_at` or `formulas_refreshed_at` becomes.
+    pub started_at: DateTime<Utc>,
+}
+
+impl Sweep {
+    pub fn start(now: DateTime<Utc>) -> Self {
+        Self {
+            after: None,
+            started_at: now,
+        }
+    }
+}
+
+/// An object of an org being synced.
+#[derive(Debug, Clone)]
+pub struct ObjectSync {
+    /// The saved progress, as last committed.
+    pub state: ObjectState,
+    /// The fields mirrored; `None` until the first describe.
+    pub plan: Option<ObjectPlan>,
+    /// Whether the last turn was maintenance (so the next one is main work).
+    pub last_was_maintenance: bool,
+    /// The kind of maintenance that ran last.
+    pub last_maintenance: Option<Task>,
+    /// Describe before anything else (a query named a field that is gone).
+    pub describe_requested: bool,
+    /// A page did not fit the table and a describe was asked for to see why; the same
+    /// failure again pauses the object.
+    pub redescribed_for_data: bool,
+    pub next_describe_at: DateTime<Utc>,
+    /// A full Id reconciliation was asked for (the delete log no longer reaches back to
+    /// the watermark).
+    pub reconcile_requested: bool,
+    pub reconcile: Option<Sweep>,
+    pub formulas: Option<Sweep>,
+    /// After a failed turn, the object rests until then.
+    pub resume_at: Option<DateTime<Utc>>,
+}
+
+impl ObjectSync {
+    /// Resumes an object from its saved row: the stored plan is used as is, and describe
+    /// runs again when its timer says so.
+    pub fn resume(state: ObjectState, schema: &str, settings: &SyncSettings) -> Result<Self> {
+        let plan = match state.phase {
+            Phase::Describing => None,
+            Phase::Backfilling | Phase::Live => Some(ObjectPlan::from_stored(
+                &state.object,
+                schema,
+                &state.table,
+                state.mirrored_fields.clone(),
+            )?),
+        };
+        let next_describe_at = match state.describe_modified_at {
+            Some(described) => described + chrono_duration(settings.describe_interval),
+            None => Utc::now(),
+        };
+        Ok(Self {
+            state,
+            plan,
+            last_was_maintenance: false,
+            last_maintenance: None,
+            describe_requested: false,
+            redescribed_for_data: false,
+            next_describe_at,
+            reconcile_requested: false,
+            reconcile: None,
+            formulas: None,
+            resume_at: None,
+        })
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.state.object
+    }
+
+    /// What this object would do with a turn now, if anything.
+    pub fn next_task(&self, now: DateTime<Utc>, settings: &SyncSettings) -> Option<Task> {
+        if !self.state.enabled || self.resume_at.is_some_and(|at| at > now) {
+            return None;
+        }
+        let describe_due = self.describe_requested || self.next_describe_at <= now;
+        if self.state.paused_reason.is_some() {
+            // A paused object only looks at its metadata again, in case the cause is gone.
+            return describe_due.then_some(Task::Describe);
+        }
+        if self.plan.is_none() || self.state.phase == Phase::Describing || self.describe_requested {
+            return Some(Task::Describe);
+        }
+        let (main, maintenance) = match self.state.phase {
+            Phase::Describing => return Some(Task::Describe),
+            Phase::Backfilling if self.state.backfill_total.is_none() => (Task::Count, None),
+            Phase::Backfilling => (Task::Backfill, describe_due.then_some(Task::Describe)),
+            Phase::Live => (
+                Task::Changes,
+                self.maintenance_due(now, settings, describe_due),
+            ),
+        };
+        match maintenance {
+            Some(task) if !self.last_was_maintenance => Some(task),
+            _ => Some(main),
+        }
+    }
+
+    /// The maintenance due now, taking turns: the kind after the one that ran last is
+    /// considered first, so a timer that is always due cannot starve the others.
+    fn maintenance_due(
+        &self,
+        now: DateTime<Utc>,
+        settings: &SyncSettings,
+        describe_due: bool,
+    ) -> Option<Task> {
+        let start = self
+            .last_maintenance
+            .and_then(|last| MAINTENANCE.iter().position(|t| *t == last))
+            .map_or(0, |i| i + 1);
+        (0..MAINTENANCE.len())
+            .map(|i| MAINTENANCE[(start + i) % MAINTENANCE.len()])
+            .find(|task| self.is_due(*task, now, settings, describe_due))
+    }
+
+    fn is_due(
+        &self,
+        task: Task,
+        now: DateTime<Utc>,
+        settings: &SyncSettings,
+        describe_due: bool,
+    ) -> bool {
+        match task {
+            Task::Describe => describe_due,
+            Task::FieldBackfill => !self.state.pending_field_backfill.is_empty(),
+            Task::Deleted => self
+                .state
+                .deleted_watermark
+                .is_none_or(|mark| mark + chrono_duration(settings.deleted_interval) <= now),
+            Task::Reconcile => {
+                self.reconcile.is_some()
+                    || self.reconcile_requested
+                    || self
+                        .state
+                        .reconciled_at
+                        .is_none_or(|at| at + chrono_duration(settings.reconcile_interval) <= now)
+            }
+            Task::Formulas => {
+                let Some(interval) = settings.formula_interval else {
+                    return false;
+                };
+                let has_formulas = self
+                    .plan
+                    .as_ref()
+                    .is_some_and(|p| !p.calculated_fields().is_empty());
+                has_formulas
+                    && (self.formulas.is_some()
+                        || self
+                            .state
+                            .formulas_refreshed_at
+                            .is_none_or(|at| at + chrono_duration(interval) <= now))
+            }
+            Task::Count | Task::Backfill | Task::Changes => false,
+        }
+    }
+
+    /// Notes which kind of work a turn did.
+    pub fn record_turn(&mut self, task: Task) {
+        self.last_was_maintenance = task.is_maintenance();
+        if task.is_maintenance() {
+            self.last_maintenance = Some(task);
+        }
+    }
+}
+
+/// The kinds of maintenance, in the order they take turns.
+const MAINTENANCE: [Task; 5] = [
+    Task::Describe,
+    Task::FieldBackfill,
+    Task::Deleted,
+    Task::Reconcile,
+    Task::Formulas,
+];
+
+/// A `std` duration as chrono's, saturating at chrono's range.
+pub fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn state(phase: Phase) -> ObjectState {
+        ObjectState {
+            org: "acme".into(),
+            object: "Account".into(),
+            table: "account".into(),
+            enabled: true,
+            phase,
+            paused_reason: None,
+            describe_modified_at: Some(Utc::now()),
+            mirrored_fields: json!([
+                {"field": "Id", "column": "sfid", "type": "varchar(18)"},
+                {"field": "SystemModstamp", "column": "systemmodstamp", "type": "timestamptz"},
+                {"field": "Total__c", "column": "total__c", "type": "numeric", "calculated": true},
+            ]),
+            removed_fields: vec![],
+            pending_field_backfill: vec![],
+            backfill_snapshot: Some(Utc::now()),
+            backfill_last_id: None,
+            backfill_done: 0,
+            backfill_total: Some(10),
+            cursor_modstamp: None,
+            cursor_id: None,
+            newest_modstamp: None,
+            deleted_watermark: Some(Utc::now()),
+            reconciled_at: Some(Utc::now()),
+            formulas_refreshed_at: Some(Utc::now()),
+            row_count: 0,
+            requests: 0,
+            last_error: None,
+            last_error_at: None,
+        }
+    }
+
+    fn object(phase: Phase) -> ObjectSync {
+        ObjectSync::resume(state(phase), "acme", &SyncSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn a_new_object_is_described_first() {
+        let settings = SyncSettings::default();
+        let mut fresh = state(Phase::Describing);
+        fresh.describe_modified_at = None;
+        let object = ObjectSync::resume(fresh, "acme", &settings).unwrap();
+        assert!(object.plan.is_none());
+        assert_eq!(
+            object.next_task(Utc::now(), &settings),
+            Some(Task::Describe)
+        );
+    }
+
+    #[test]
+    fn a_backfill_counts_then_pages() {
+        let settings = SyncSettings::default();
+        let mut object = object(Phase::Backfilling);
+        object.state.backfill_total = None;
+        assert_eq!(object.next_task(Utc::now(), &settings), Some(Task::Count));
+        object.state.backfill_total = Some(10);
+        assert_eq!(
+            object.next_task(Utc::now(), &settings),
+            Some(Task::Backfill)
+        );
+    }
+
+    #[test]
+    fn maintenance_alternates_with_polling() {
+        let settings = SyncSettings {
+            describe_interval: Duration::ZERO,
+            ..SyncSettings::default()
+        };
+        let mut object = object(Phase::Live);
+        object.next_describe_at = Utc::now();
+        assert_eq!(
+            object.next_task(Utc::now(), &settings),
+            Some(Task::Describe)
+        );
+        object.last_was_maintenance = true;
+        assert_eq!(object.next_task(Utc::now(), &settings), Some(Task::Changes));
+        object.last_was_maintenance = false;
+        object.next_describe_at = Utc::now() + chrono::Duration::hours(1);
+        object.state.pending_field_backfill = vec!["Due__c".into()];
+        assert_eq!(
+            object.next_task(Utc::now(), &settings),
+            Some(Task::FieldBackfill)
+        );
+        object.state.pending_field_backfill.clear();
+        object.state.deleted_watermark = Some(Utc::now() - chrono::Duration::hours(1));
+        assert_eq!(object.next_task(Utc::now(), &settings), Some(Task::Deleted));
+        object.state.deleted_watermark = Some(Utc::now());
+        object.reconcile_requested = true;
+        assert_eq!(
+            object.next_task(Utc::now(), &settings),
+            Some(Task::Reconcile)
+        );
+        object.reconcile_requested = false;
+        assert_eq!(object.next_task(Utc::now(), &settings), Some(Task::Changes));
+    }
+
+    #[test]
+    fn formulas_refresh_only_when_asked_for() {
+        let mut object = object(Phase::Live);
+        object.state.formulas_refreshed_at = None;
+        let off = SyncSettings::default();
+        assert_eq!(object.next_task(Utc::now(), &off), Some(Task::Changes));
+        let on = SyncSettings {
+            formula_interval: Some(Duration::from_secs(60)),
+            ..SyncSettings::default()
+        };
+        assert_eq!(object.next_task(Utc::now(), &on), Some(Task::Formulas));
+    }
+
+    #[test]
+    fn paused_and_resting_objects_wait() {
+        let settings = SyncSettings::default();
+        let mut object = object(Phase::Live);
+        object.state.paused_reason = Some("Account.Name changed type".into());
+        assert_eq!(object.next_task(Utc::now(), &settings), None);
+        object.next_describe_at = Utc::now() - chrono::Duration::seconds(1);
+        assert_eq!(
+            object.next_task(Utc::now(), &settings),
+            Some(Task::Describe)
+        );
+        object.state.paused_reason = None;
+        object.resume_at = Some(Utc::now() + chrono::Duration::seconds(30));
+        assert_eq!(object.next_task(Utc::now(), &settings), None);
+        object.state.enabled = false;
+        object.resume_at = None;
+        assert_eq!(object.next_task(Utc::now(), &settings), None);
+    }
+}

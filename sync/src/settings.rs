@@ -1,0 +1,65 @@
+//! The sync's timers and tolerances. Per-org settings that change at run time (rate, batch
+//! size, daily share) live in `sfpg.orgs`; these are per process and come from flags.
+
+use std::time::Duration;
+
+/// How a sync process paces its maintenance work and tolerates Salesforce's timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// How far the incremental cursor trails the newest `SystemModstamp` seen. Salesforce
+    /// stamps a record before its transaction commits, so a slow commit can surface with a
+    /// stamp older than records already read; re-reading this window catches it.
+    pub overlap: Duration,
+    /// How often each object is described again (with `If-Modified-Since`).
+    pub describe_interval: Duration,
+    /// How often each object's `deleted/` list is read, to catch deletes that left the
+    /// recycle bin before a poll saw them.
+    pub deleted_interval: Duration,
+    /// How often each object's Ids are compared in full with the mirror's.
+    pub reconcile_interval: Duration,
+    /// How often formula (calculated) fields are re-read; `None` turns it off. Their values
+    /// change without bumping `SystemModstamp`, so polling alone misses them.
+    pub formula_interval: Option<Duration>,
+    /// How long a mirror write waits for a row lock (the proxy's) before giving up and
+    /// trying again, so the sync is never blocked behind a client's open transaction.
+    pub lock_timeout: Duration,
+    /// How many times a mirror write is tried when it times out on a lock.
+    pub lock_attempts: u32,
+    /// How often an org paused for its daily API budget sends one request to learn whether
+    /// usage has come down.
+    pub budget_probe_interval: Duration,
+    /// How long an object waits after a failed turn before it is served again.
+    pub error_backoff: Duration,
+    /// How the mirror is written.
+    pub write_strategy: WriteStrategy,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            overlap: Duration::from_secs(5 * 60),
+            describe_interval: Duration::from_secs(15 * 60),
+            deleted_interval: Duration::from_secs(10 * 60),
+            reconcile_interval: Duration::from_secs(24 * 60 * 60),
+            formula_interval: None,
+            lock_timeout: Duration::from_secs(2),
+            lock_attempts: 5,
+            budget_probe_interval: Duration::from_secs(5 * 60),
+            error_backoff: Duration::from_secs(30),
+            write_strategy: WriteStrategy::default(),
+        }
+    }
+}
+
+/// How a batch of records reaches the mirror table. Both run in the page's transaction and
+/// produce the same rows; `docs/architecture.md` records which is faster and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteStrategy {
+    /// One `INSERT … SELECT FROM unnest($1::text[], …) ON CONFLICT (sfid) DO UPDATE`: one
+    /// text array per column, cast by PostgreSQL.
+    Unnest,
+    /// The page's Ids are looked up first; the new rows are `COPY`ed (text format) straight
+    /// into the table, and the others updated from arrays. The faster: the default.
+    #[default]
+    CopyMerge,
+}

@@ -1,0 +1,95 @@
+//! The incremental feed: `queryAll` pages in `SystemModstamp, Id` order after the cursor.
+//!
+//! While behind, the cursor is the last record read, so pages follow each other without
+//! gaps or repeats. Once caught up, the cursor moves to the newest stamp seen less the
+//! overlap window: Salesforce stamps a record before its transaction commits, so a record
+//! can appear later with a stamp older than ones already read, and re-reading the window
+//! finds it. Rows read again unchanged are not rewritten.
+
+use super::{
+    Context, Outcome, Write, after_request, commit, newest_stamp, plan_of, record_id, record_stamp,
+};
+use crate::error::{Result, SyncError};
+use crate::object::{ObjectSync, chrono_duration};
+use crate::plan::IS_DELETED_FIELD;
+use crate::soql::ModstampCursor;
+use crate::write::Rows;
+
+/// Reads and applies the next page of changes.
+pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<Outcome> {
+    let plan = plan_of(object)?;
+    let overlap = chrono_duration(context.settings.overlap);
+    let cursor = cursor_of(object, overlap)?;
+    let fields: Vec<&str> = plan.fields.iter().map(|f| f.field.as_str()).collect();
+    let page = context
+        .source
+        .changes(&plan.object, &fields, &cursor, context.org.batch_size)
+        .await?;
+
+    let (deleted, live): (Vec<_>, Vec<_>) = page
+        .records
+        .iter()
+        .partition(|r| r.get(IS_DELETED_FIELD).and_then(|v| v.as_bool()) == Some(true));
+    let deleted_ids = deleted
+        .iter()
+        .map(|r| record_id(&plan.object, r).map(|id| id.as_str().to_owned()))
+        .collect::<Result<Vec<_>>>()?;
+    let live: Vec<_> = live.into_iter().cloned().collect();
+    let rows = Rows::from_records(&plan.object, plan.fields.iter().collect(), &live)?;
+    let newest = newest_stamp(&plan.object, &page.records, object.state.newest_modstamp)?;
+    let next_cursor = match page.records.last() {
+        Some(last) if !page.complete => ModstampCursor {
+            stamp: record_stamp(&plan.object, last)?,
+            id: Some(record_id(&plan.object, last)?),
+        },
+        // Caught up: every record after the cursor has been read, so the cursor may move to
+        // the start of the overlap window, forwards or back.
+        _ => ModstampCursor {
+            stamp: newest.map_or(cursor.stamp, |n| n - overlap),
+            id: None,
+        },
+    };
+    let received = page.records.len() as u64;
+    let base = after_request(&object.state);
+    let writes = [Write::Upsert(rows), Write::Delete(deleted_ids)];
+    let applied = commit(context, object, &plan, &writes, |applied| {
+        let mut next = base.clone();
+        next.row_count += i64::try_from(applied.inserted).unwrap_or(0)
+            - i64::try_from(applied.deleted).unwrap_or(0);
+        next.newest_modstamp = newest;
+        next.cursor_modstamp = Some(next_cursor.stamp);
+        next.cursor_id = next_cursor.id.as_ref().map(|id| id.as_str().to_owned());
+        next
+    })
+    .await?;
+    Ok(Outcome {
+        received,
+        written: applied.written,
+        deleted: applied.deleted,
+    })
+}
+
+/// Where the next page starts: the saved cursor, else the backfill's snapshot less the
+/// overlap.
+fn cursor_of(object: &ObjectSync, overlap: chrono::Duration) -> Result<ModstampCursor> {
+    let state = &object.state;
+    let stamp = state
+        .cursor_modstamp
+        .or_else(|| state.backfill_snapshot.map(|s| s - overlap))
+        .ok_or_else(|| {
+            SyncError::Control(format!(
+                "{} is live without a cursor or a snapshot",
+                state.object
+            ))
+        })?;
+    let id = state
+        .cursor_id
+        .as_deref()
+        .map(|id| {
+            sfpg_salesforce::SalesforceId::parse(id).map_err(|e| {
+                SyncError::Control(format!("{}'s cursor Id is not an Id: {e}", state.object))
+            })
+        })
+        .transpose()?;
+    Ok(ModstampCursor { stamp, id })
+}

@@ -1,0 +1,221 @@
+//! The work of one turn, one module per kind: each sends one request to Salesforce, then
+//! writes what it learned and the object's new progress in one transaction.
+
+mod backfill;
+mod deletes;
+mod describe;
+mod formulas;
+mod incremental;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sfpg_salesforce::{Client, Record, SalesforceId};
+use tokio_postgres::Transaction;
+
+use crate::error::{Result, SyncError};
+use crate::object::{ObjectSync, Task};
+use crate::plan::{ID_FIELD, ObjectPlan, SYSTEM_MODSTAMP_FIELD};
+use crate::settings::SyncSettings;
+use crate::source::Source;
+use crate::state::{ObjectState, OrgSettings};
+use crate::write::{self, Rows};
+
+/// What a step works with.
+pub struct Context<'a> {
+    /// The org's Salesforce client (background priority, the org's rate limiter).
+    pub client: &'a Client,
+    /// Where records come from.
+    pub source: &'a dyn Source,
+    /// The mirror database.
+    pub db: &'a mut tokio_postgres::Client,
+    pub org: &'a OrgSettings,
+    pub settings: &'a SyncSettings,
+}
+
+/// What a finished step did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Records Salesforce sent.
+    pub received: u64,
+    /// Mirror rows inserted or changed.
+    pub written: u64,
+    /// Mirror rows deleted.
+    pub deleted: u64,
+}
+
+/// Runs `task` for `object`: one request, one transaction. On success the object's state is
+/// the committed one; on failure it is unchanged.
+pub async fn run(
+    context: &mut Context<'_>,
+    object: &mut ObjectSync,
+    task: Task,
+) -> Result<Outcome> {
+    match task {
+        Task::Describe => describe::describe(context, object).await,
+        Task::Count => backfill::count(context, object).await,
+        Task::Backfill => backfill::page(context, object).await,
+        Task::FieldBackfill => backfill::field_page(context, object).await,
+        Task::Changes => incremental::changes(context, object).await,
+        Task::Deleted => deletes::deleted(context, object).await,
+        Task::Reconcile => deletes::reconcile(context, object).await,
+        Task::Formulas => formulas::refresh(context, object).await,
+    }
+}
+
+/// A change to the mirror, applied inside the step's transaction.
+pub enum Write<'p> {
+    /// Insert or update whole records.
+    Upsert(Rows<'p>),
+    /// Update some columns of existing rows.
+    UpdateColumns(Rows<'p>),
+    /// Delete rows by Salesforce Id.
+    Delete(Vec<String>),
+    /// Delete the rows in an Id range that Salesforce no longer has.
+    DeleteAbsent {
+        after: Option<String>,
+        upto: Option<String>,
+        present: Vec<String>,
+        modified_before: DateTime<Utc>,
+    },
+}
+
+/// What the writes of a step did to the mirror.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub inserted: u64,
+    pub written: u64,
+    pub deleted: u64,
+}
+
+async fn apply(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    writes: &[Write<'_>],
+    settings: &SyncSettings,
+) -> Result<Applied> {
+    let mut applied = Applied::default();
+    for change in writes {
+        match change {
+            Write::Upsert(rows) => {
+                let upserted =
+                    write::upsert(transaction, plan, rows, settings.write_strategy).await?;
+                applied.inserted += upserted.inserted;
+                applied.written += upserted.written;
+            }
+            Write::UpdateColumns(rows) => {
+                applied.written += write::update_columns(transaction, plan, rows).await?
+            }
+            Write::Delete(ids) => applied.deleted += write::delete(transaction, plan, ids).await?,
+            Write::DeleteAbsent {
+                after,
+                upto,
+                present,
+                modified_before,
+            } => {
+                let range = write::IdRange {
+                    after: after.as_deref(),
+                    upto: upto.as_deref(),
+                };
+                applied.deleted +=
+                    write::delete_absent(transaction, plan, range, present, *modified_before)
+                        .await?;
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// Writes `writes` and the object's next state (computed from what the writes did) in one
+/// transaction. A lock held by a proxy client makes the attempt time out; it is tried again
+/// a few times, with the same page, before the step gives up.
+pub async fn commit(
+    context: &mut Context<'_>,
+    object: &mut ObjectSync,
+    plan: &ObjectPlan,
+    writes: &[Write<'_>],
+    next_state: impl Fn(&Applied) -> ObjectState,
+) -> Result<Applied> {
+    let attempts = context.settings.lock_attempts.max(1);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = async {
+            let transaction = write::begin(context.db, context.settings.lock_timeout).await?;
+            let applied = apply(&transaction, plan, writes, context.settings).await?;
+            let state = next_state(&applied);
+            state.save(&transaction).await?;
+            transaction.commit().await?;
+            Ok::<_, SyncError>((applied, state))
+        }
+        .await;
+        match result {
+            Ok((applied, state)) => {
+                object.state = state;
+                return Ok(applied);
+            }
+            Err(error) if error.is_lock_timeout() && attempt < attempts => {
+                tracing::info!(object = %plan.object, attempt, "a mirror row is locked by another session; trying again");
+                tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// The state after a successful request: one more request, and no error outstanding.
+pub fn after_request(state: &ObjectState) -> ObjectState {
+    let mut next = state.clone();
+    next.requests += 1;
+    next.last_error = None;
+    next.last_error_at = None;
+    next
+}
+
+/// The record's Id.
+pub fn record_id(object: &str, record: &Record) -> Result<SalesforceId> {
+    let text = record
+        .get(ID_FIELD)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    SalesforceId::parse(text).map_err(|e| SyncError::MalformedRecord {
+        object: object.to_owned(),
+        detail: format!("with an unusable Id: {e}"),
+    })
+}
+
+/// The record's `SystemModstamp`.
+pub fn record_stamp(object: &str, record: &Record) -> Result<DateTime<Utc>> {
+    let text = record
+        .get(SYSTEM_MODSTAMP_FIELD)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    sfpg_salesforce::datetime::parse(text).ok_or_else(|| SyncError::MalformedRecord {
+        object: object.to_owned(),
+        detail: format!("with an unusable SystemModstamp {text:?}"),
+    })
+}
+
+/// The newest `SystemModstamp` among `records`, and `known`.
+pub fn newest_stamp(
+    object: &str,
+    records: &[Record],
+    known: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>> {
+    let mut newest = known;
+    for record in records {
+        let stamp = record_stamp(object, record)?;
+        newest = Some(newest.map_or(stamp, |n| n.max(stamp)));
+    }
+    Ok(newest)
+}
+
+/// The plan a step works with; only `Describe` runs without one.
+pub fn plan_of(object: &ObjectSync) -> Result<ObjectPlan> {
+    object.plan.clone().ok_or_else(|| {
+        SyncError::Control(format!(
+            "{} has no plan yet; it must be described first",
+            object.name()
+        ))
+    })
+}

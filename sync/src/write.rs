@@ -1,0 +1,452 @@
+//! Writing pages into the mirror: batched upserts that never rewrite an unchanged row,
+//! column updates for new and formula fields, and deletes.
+//!
+//! Every write runs inside a transaction from [`begin`], which sets the sync origin (so the
+//! proxy's capture triggers let it through without recording it) and a `lock_timeout` (so a
+//! client holding a row lock through the proxy makes the write fail fast and retry, rather
+//! than stalling the org's whole scheduler).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::SinkExt;
+use sfpg_salesforce::Record;
+use sfpg_schema::capture::{ORIGIN_SETTING, ORIGIN_SYNC};
+use sfpg_schema::mapping::ColumnType;
+use sfpg_schema::mirror::{qualified, quote_ident};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Transaction};
+
+use crate::error::{Result, SyncError};
+use crate::plan::{ID_FIELD, MirroredField, ObjectPlan};
+use crate::settings::WriteStrategy;
+use crate::value::{push_copy_text, to_text};
+
+/// Opens a transaction for writing the mirror: sync origin, and a bounded wait for locks.
+pub async fn begin(client: &mut Client, lock_timeout: Duration) -> Result<Transaction<'_>> {
+    let transaction = client.transaction().await?;
+    let millis = lock_timeout.as_millis().max(1);
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{millis}ms'; SELECT set_config('{ORIGIN_SETTING}', '{ORIGIN_SYNC}', true)"
+        ))
+        .await?;
+    Ok(transaction)
+}
+
+/// Records made ready for the mirror: one text value per written column, column by column.
+#[derive(Debug, Clone)]
+pub struct Rows<'p> {
+    /// The fields written, `Id` first.
+    fields: Vec<&'p MirroredField>,
+    /// `values[column][row]`.
+    values: Vec<Vec<Option<String>>>,
+}
+
+impl<'p> Rows<'p> {
+    /// Takes `fields` (which must start with `Id`) from each record. A record without an Id
+    /// is refused; a field missing from a record is NULL.
+    pub fn from_records(
+        object: &str,
+        fields: Vec<&'p MirroredField>,
+        records: &[Record],
+    ) -> Result<Self> {
+        if fields.first().is_none_or(|f| f.field != ID_FIELD) {
+            return Err(SyncError::Control(format!(
+                "the fields written to {object} must start with Id"
+            )));
+        }
+        let mut values: Vec<Vec<Option<String>>> = fields
+            .iter()
+            .map(|_| Vec::with_capacity(records.len()))
+            .collect();
+        for record in records {
+            if record
+                .get(ID_FIELD)
+                .and_then(|v| v.as_str())
+                .is_none_or(str::is_empty)
+            {
+                return Err(SyncError::MalformedRecord {
+                    object: object.to_owned(),
+                    detail: "without an Id".to_owned(),
+                });
+            }
+            for (field, column) in fields.iter().zip(values.iter_mut()) {
+                let value = record
+                    .get(&field.field)
+                    .and_then(|v| to_text(v, field.column_type));
+                column.push(value);
+            }
+        }
+        Ok(Self { fields, values })
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.values.first().map_or(0, Vec::len)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The records at `indices`, in that order.
+    fn subset(&self, indices: &[usize]) -> Rows<'p> {
+        Rows {
+            fields: self.fields.clone(),
+            values: self
+                .values
+                .iter()
+                .map(|column| indices.iter().map(|&i| column[i].clone()).collect())
+                .collect(),
+        }
+    }
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Upserted {
+    /// Rows that did not exist.
+    pub inserted: u64,
+    /// Rows inserted or changed; the rest were already mirrored as they are.
+    pub written: u64,
+}
+
+/// The type a text value is cast to before it is assigned to its column. Lengths and
+/// precisions are left to the assignment, which refuses a value too long instead of
+/// truncating it as an explicit `::varchar(n)` would.
+fn cast_type(column_type: ColumnType) -> &'static str {
+    match column_type {
+        ColumnType::Varchar(_) | ColumnType::Text => "text",
+        ColumnType::Boolean => "boolean",
+        ColumnType::Integer => "integer",
+        ColumnType::BigInt => "bigint",
+        ColumnType::Numeric { .. } | ColumnType::NumericAny => "numeric",
+        ColumnType::Date => "date",
+        ColumnType::TimestampTz => "timestamptz",
+        ColumnType::Time => "time",
+    }
+}
+
+/// `u.c0::text AS "sfid", u.c1::timestamptz AS "systemmodstamp", …`
+fn cast_list(fields: &[&MirroredField], source: &str) -> String {
+    let mut list = String::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            list.push_str(", ");
+        }
+        let _ = write!(
+            list,
+            "{source}.c{i}::{} AS {}",
+            cast_type(field.column_type),
+            quote_ident(&field.column)
+        );
+    }
+    list
+}
+
+/// `c0, c1, …`
+fn placeholders(count: usize) -> String {
+    (0..count)
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn column_list(fields: &[&MirroredField], prefix: &str) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{prefix}{}", quote_ident(&f.column)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The condition under which a mirrored row takes Salesforce's copy: that copy is not
+/// older than the mirror's (the proxy may have written a newer one) and something differs.
+/// Rows already mirrored at the same `SystemModstamp` with the same values are left alone,
+/// while two changes within one second (the stamp's resolution) still leave the later one.
+fn takes_update(fields: &[&MirroredField], theirs: &str) -> String {
+    let updated = &fields[1..];
+    format!(
+        "(m.systemmodstamp IS NULL OR m.systemmodstamp <= {theirs}.systemmodstamp) \
+         AND ROW({}) IS DISTINCT FROM ROW({})",
+        column_list(updated, "m."),
+        column_list(updated, &format!("{theirs}.")),
+    )
+}
+
+/// The multi-row upsert from `source` (a `FROM` item whose columns are `c0`, `c1`, … as
+/// text): one `INSERT … ON CONFLICT (sfid) DO UPDATE`, counting inserts by `xmax = 0`.
+fn upsert_sql(plan: &ObjectPlan, fields: &[&MirroredField], source: &str) -> String {
+    let set = fields[1..]
+        .iter()
+        .map(|f| format!("{0} = EXCLUDED.{0}", quote_ident(&f.column)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH written AS (\n\
+         INSERT INTO {table} AS m ({columns})\n\
+         SELECT {casts} FROM {source}\n\
+         ON CONFLICT (sfid) DO UPDATE SET {set}\n\
+         WHERE {condition}\n\
+         RETURNING (xmax = 0) AS inserted)\n\
+         SELECT count(*) FILTER (WHERE inserted), count(*) FROM written",
+        table = qualified(&plan.schema, &plan.table),
+        columns = column_list(fields, ""),
+        casts = cast_list(fields, "u"),
+        condition = takes_update(fields, "EXCLUDED"),
+    )
+}
+
+/// `unnest($1::text[], $2::text[], …) AS u(c0, c1, …)`
+fn unnest_source(count: usize) -> String {
+    let arrays = (1..=count)
+        .map(|i| format!("${i}::text[]"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("unnest({arrays}) AS u({})", placeholders(count))
+}
+
+fn array_params<'a>(rows: &'a Rows<'_>) -> Vec<&'a (dyn ToSql + Sync)> {
+    rows.values
+        .iter()
+        .map(|column| column as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// Writes `rows` (which must hold the plan's `SystemModstamp`) as inserts or updates.
+pub async fn upsert(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    rows: &Rows<'_>,
+    strategy: WriteStrategy,
+) -> Result<Upserted> {
+    if rows.is_empty() {
+        return Ok(Upserted::default());
+    }
+    match strategy {
+        WriteStrategy::Unnest => {
+            let sql = upsert_sql(plan, &rows.fields, &unnest_source(rows.fields.len()));
+            let row = transaction.query_one(&sql, &array_params(rows)).await?;
+            let count = |i: usize| {
+                row.try_get::<_, i64>(i)
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+            };
+            Ok(Upserted {
+                inserted: count(0)?,
+                written: count(1)?,
+            })
+        }
+        WriteStrategy::CopyMerge => copy_merge(transaction, plan, rows).await,
+    }
+}
+
+/// Splits the page by whether its Ids are mirrored already (one index probe each), `COPY`s
+/// the new rows straight into the table and updates the others from arrays. A plain `COPY`
+/// costs about half of `ON CONFLICT`'s speculative insert, and a backfill page is almost
+/// all new rows. Should another session insert one of the new Ids meanwhile (the proxy
+/// writing back a record it just created), the new rows fall back to the upsert.
+async fn copy_merge(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    rows: &Rows<'_>,
+) -> Result<Upserted> {
+    let table = qualified(&plan.schema, &plan.table);
+    let ids = &rows.values[0];
+    let existing: HashSet<String> = transaction
+        .query(
+            &format!("SELECT sfid FROM {table} WHERE sfid = ANY($1::varchar[])"),
+            &[ids],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let (old, new): (Vec<usize>, Vec<usize>) =
+        (0..rows.len()).partition(|&i| ids[i].as_deref().is_some_and(|id| existing.contains(id)));
+    let updated = if old.is_empty() {
+        0
+    } else {
+        update_existing(transaction, plan, &rows.subset(&old)).await?
+    };
+    if new.is_empty() {
+        return Ok(Upserted {
+            inserted: 0,
+            written: updated,
+        });
+    }
+    let new_rows = rows.subset(&new);
+    transaction
+        .batch_execute("SAVEPOINT sfpg_sync_copy")
+        .await?;
+    let columns = column_list(&rows.fields, "");
+    match copy_in(
+        transaction,
+        &format!("COPY {table} ({columns}) FROM STDIN"),
+        &new_rows,
+    )
+    .await
+    {
+        Ok(inserted) => {
+            transaction
+                .batch_execute("RELEASE SAVEPOINT sfpg_sync_copy")
+                .await?;
+            Ok(Upserted {
+                inserted,
+                written: updated + inserted,
+            })
+        }
+        // 23505 unique_violation: an Id arrived from elsewhere since the probe.
+        Err(error) if error.sqlstate() == Some("23505") => {
+            transaction
+                .batch_execute("ROLLBACK TO SAVEPOINT sfpg_sync_copy")
+                .await?;
+            let sql = upsert_sql(
+                plan,
+                &new_rows.fields,
+                &unnest_source(new_rows.fields.len()),
+            );
+            let row = transaction
+                .query_one(&sql, &array_params(&new_rows))
+                .await?;
+            let count = |i: usize| {
+                row.try_get::<_, i64>(i)
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+            };
+            Ok(Upserted {
+                inserted: count(0)?,
+                written: updated + count(1)?,
+            })
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Updates mirrored rows from `rows` where [`takes_update`] says so.
+async fn update_existing(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    rows: &Rows<'_>,
+) -> Result<u64> {
+    let set = rows.fields[1..]
+        .iter()
+        .map(|f| format!("{0} = s.{0}", quote_ident(&f.column)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE {table} AS m SET {set} FROM (SELECT {casts} FROM {source}) AS s \
+         WHERE m.sfid = s.sfid AND {condition}",
+        table = qualified(&plan.schema, &plan.table),
+        casts = cast_list(&rows.fields, "u"),
+        source = unnest_source(rows.fields.len()),
+        condition = takes_update(&rows.fields, "s"),
+    );
+    Ok(transaction.execute(&sql, &array_params(rows)).await?)
+}
+
+/// Sends `rows` to a `COPY … FROM STDIN` (text format); returns how many rows it took.
+async fn copy_in(transaction: &Transaction<'_>, statement: &str, rows: &Rows<'_>) -> Result<u64> {
+    let sink = transaction.copy_in(statement).await?;
+    futures::pin_mut!(sink);
+    // A few hundred kilobytes per message keeps memory flat and the socket busy.
+    let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
+    for row in 0..rows.len() {
+        for (i, column) in rows.values.iter().enumerate() {
+            if i > 0 {
+                buffer.push(b'\t');
+            }
+            push_copy_text(&mut buffer, column[row].as_deref());
+        }
+        buffer.push(b'\n');
+        if buffer.len() >= 256 * 1024 {
+            sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
+        }
+    }
+    if !buffer.is_empty() {
+        sink.send(Bytes::from(buffer)).await?;
+    }
+    Ok(sink.finish().await?)
+}
+
+/// Sets the columns of `rows`' fields (after `Id`) on the rows that exist, leaving every
+/// other column alone: the backfill of new fields and the formula refresh. Returns how many
+/// rows changed.
+pub async fn update_columns(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    rows: &Rows<'_>,
+) -> Result<u64> {
+    if rows.is_empty() || rows.fields.len() < 2 {
+        return Ok(0);
+    }
+    let updated = &rows.fields[1..];
+    let set = updated
+        .iter()
+        .map(|f| format!("{0} = incoming.{0}", quote_ident(&f.column)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH incoming AS (SELECT {casts} FROM {source})\n\
+         UPDATE {table} AS m SET {set} FROM incoming\n\
+         WHERE m.sfid = incoming.sfid AND ROW({mine}) IS DISTINCT FROM ROW({theirs})",
+        casts = cast_list(&rows.fields, "u"),
+        source = unnest_source(rows.fields.len()),
+        table = qualified(&plan.schema, &plan.table),
+        mine = column_list(updated, "m."),
+        theirs = column_list(updated, "incoming."),
+    );
+    Ok(transaction.execute(&sql, &array_params(rows)).await?)
+}
+
+/// Deletes the rows of these Salesforce Ids; returns how many there were.
+pub async fn delete(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    ids: &[String],
+) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "DELETE FROM {} WHERE sfid = ANY($1::varchar[])",
+        qualified(&plan.schema, &plan.table)
+    );
+    Ok(transaction.execute(&sql, &[&ids]).await?)
+}
+
+/// A range of Ids: after `after` (or from the first) up to `upto` (or without end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange<'a> {
+    pub after: Option<&'a str>,
+    pub upto: Option<&'a str>,
+}
+
+/// Deletes the rows in `range` that are not in `present` and were last stamped before
+/// `modified_before`: what one page of an Id reconciliation proves gone. Ids compare byte
+/// by byte (`COLLATE "C"`), as Salesforce orders them, whatever the database's collation.
+pub async fn delete_absent(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    range: IdRange<'_>,
+    present: &[String],
+    modified_before: DateTime<Utc>,
+) -> Result<u64> {
+    let sql = format!(
+        "DELETE FROM {} WHERE sfid COLLATE \"C\" > $1::text COLLATE \"C\" \
+         AND ($2::text IS NULL OR sfid COLLATE \"C\" <= $2::text COLLATE \"C\") \
+         AND sfid <> ALL($3::varchar[]) \
+         AND (systemmodstamp IS NULL OR systemmodstamp < $4)",
+        qualified(&plan.schema, &plan.table)
+    );
+    let after = range.after.unwrap_or("");
+    Ok(transaction
+        .execute(&sql, &[&after, &range.upto, &present, &modified_before])
+        .await?)
+}
+
+#[cfg(test)]
+mod tests;
