@@ -1,0 +1,378 @@
+//! The proxy's benchmark, printed as the Markdown that goes into `docs/benchmarks.md`.
+//!
+//! Reads: pgbench's select-only load (`-S`) at 1 and 8 clients in the simple, extended and
+//! prepared protocols, against PostgreSQL directly, a bare byte relay ([`bare_relay`]),
+//! PgBouncer in session mode ([`pgbouncer`]) and the proxy, all in one run on one machine.
+//! Every extra loopback hop costs the same to all relays, so the figure that matters is the
+//! proxy against the bare relay and PgBouncer, not against PostgreSQL.
+//!
+//! Writes: an autocommit single-row UPDATE of a mirrored table through the proxy, against
+//! the emulated org's own response time for the same Salesforce calls (the update and the
+//! read-back), measured with the same client library.
+//!
+//! `cargo bench -p sfpg-proxy --bench proxy` (SFPG_BENCH_SECONDS sets each pgbench run's
+//! length, 30 by default).
+
+mod bare_relay;
+mod pgbouncer;
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::json;
+use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig};
+use sfpg_proxy::{Proxy, ProxyConfig, PushConfig, UpstreamAddr};
+use sfpg_salesforce::{Priority, RateLimiter, Record, SalesforceId};
+use sfpg_schema::control::{AuthFlow, MasterKey, NewOrg, OrgSecrets, connect, orgs};
+use sfpg_testkit::TestDatabase;
+
+type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let seconds: u64 = std::env::var("SFPG_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    println!("{}", machine());
+    reads(seconds).await?;
+    writes().await?;
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let version = |program: &str, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .output()
+            .ok()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    format!(
+        "Machine: {cores} cores ({cpu}); {}; {}.",
+        version("psql", "--version"),
+        version("/usr/sbin/pgbouncer", "--version")
+    )
+}
+
+fn pgbench() -> PathBuf {
+    sfpg_testkit::server()
+        .bin_dir()
+        .map(|d| d.join("pgbench"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| "pgbench".into())
+}
+
+/// One pgbench run: transactions per second and average latency in ms.
+fn run_pgbench(
+    db: &TestDatabase,
+    port: u16,
+    mode: &str,
+    clients: u32,
+    seconds: u64,
+) -> Result<(f64, f64)> {
+    let server = db.server();
+    let threads = clients.min(2);
+    let output = Command::new(pgbench())
+        .args(["-S", "-n", "-M", mode, "-h", "127.0.0.1"])
+        .args(["-c", &clients.to_string(), "-j", &threads.to_string()])
+        .args(["-T", &seconds.to_string(), "-p", &port.to_string()])
+        .args(["-U", server.user(), db.name()])
+        .env("PGPASSWORD", server.password().unwrap_or(""))
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "pgbench failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let number_after = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<f64>().ok())
+    };
+    let tps = number_after("tps = ").ok_or("no tps in pgbench's output")?;
+    let latency = number_after("latency average = ").ok_or("no latency in pgbench's output")?;
+    Ok((tps, latency))
+}
+
+async fn reads(seconds: u64) -> Result<()> {
+    let db = TestDatabase::create().await;
+    let server = db.server();
+    let init = Command::new(pgbench())
+        .args([
+            "-i",
+            "-q",
+            "-s",
+            "5",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port().to_string(),
+        ])
+        .args(["-U", server.user(), db.name()])
+        .env("PGPASSWORD", server.password().unwrap_or(""))
+        .output()?;
+    if !init.status.success() {
+        return Err(format!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        )
+        .into());
+    }
+    let upstream: SocketAddr = format!("{}:{}", server.host(), server.port()).parse()?;
+
+    let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_port = bare.local_addr()?.port();
+    let bare_task = tokio::spawn(bare_relay::serve(bare, upstream));
+
+    let bouncer = pgbouncer::start(
+        server.host(),
+        server.port(),
+        server.user(),
+        server.password().unwrap_or(""),
+    )?;
+
+    let proxy = Proxy::bind(ProxyConfig {
+        listen: "127.0.0.1:0".into(),
+        upstream: UpstreamAddr::Tcp {
+            host: server.host().to_owned(),
+            port: server.port(),
+        },
+        tls: None,
+        push: None,
+    })
+    .await?;
+    let proxy_port = proxy.local_addr()?.port();
+    let proxy_task = tokio::spawn(proxy.serve());
+
+    let targets = [
+        ("PostgreSQL", server.port()),
+        ("bare relay", bare_port),
+        ("PgBouncer (session)", bouncer.port),
+        ("sfpg proxy", proxy_port),
+    ];
+    println!("\n#### Reads: `pgbench -S`, {seconds} s per run, scale 5\n");
+    println!(
+        "| mode | clients | PostgreSQL tps | bare relay tps | PgBouncer tps | sfpg proxy tps | proxy / bare relay | proxy / PgBouncer | proxy / direct | latency added (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for mode in ["simple", "extended", "prepared"] {
+        for clients in [1, 8] {
+            let mut results = Vec::new();
+            for (_, port) in targets {
+                let db = &db;
+                let result =
+                    tokio::task::block_in_place(|| run_pgbench(db, port, mode, clients, seconds))?;
+                results.push(result);
+            }
+            let tps: Vec<f64> = results.iter().map(|r| r.0).collect();
+            let (direct, bare, bouncer, proxy) = (tps[0], tps[1], tps[2], tps[3]);
+            let added = results[3].1 - results[0].1;
+            println!(
+                "| {mode} | {clients} | {direct:.0} | {bare:.0} | {bouncer:.0} | {proxy:.0} | {:.3} | {:.3} | {:.3} | {added:.3} |",
+                proxy / bare,
+                proxy / bouncer,
+                proxy / direct
+            );
+        }
+    }
+    proxy_task.abort();
+    bare_task.abort();
+    drop(bouncer);
+    Ok(())
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn writes() -> Result<()> {
+    const ROUNDS: usize = 300;
+    let emulator = sfpg_emulator::http::start(EmulatorConfig::default()).await?;
+    let record = json!({"Name": "Bench Co", "BillingCity": "Start"});
+    let record = record.as_object().cloned().unwrap_or_default();
+    let sfid = emulator.create_as("Account", &record, None)?;
+
+    // A one-table mirror, as the sync would have made it.
+    let db = TestDatabase::create().await;
+    let mut control = db.connect().await;
+    sfpg_schema::apply_control_schema(&mut control).await?;
+    let key = [9u8; 32];
+    orgs::insert(
+        &mut control,
+        &NewOrg {
+            name: "bench".into(),
+            schema_name: "salesforce".into(),
+            auth_flow: AuthFlow::ClientCredentials,
+            login_url: emulator.login_url().to_owned(),
+            instance_url: None,
+            api_version: "62.0".into(),
+            client_id: DEFAULT_CLIENT_ID.into(),
+            username: None,
+            secrets: OrgSecrets {
+                client_secret: Some(SecretString::from(DEFAULT_CLIENT_SECRET.to_owned())),
+                ..OrgSecrets::default()
+            },
+            ca_cert_pem: None,
+            batch_size: 200,
+            objects: vec!["Account".into()],
+        },
+        &MasterKey::from_bytes(key),
+    )
+    .await?;
+    control
+        .batch_execute(&format!(
+            "UPDATE sfpg.orgs SET rate_requests = 100000, rate_period_ms = 1000;
+             UPDATE sfpg.objects SET table_name = 'account', mirrored_fields =
+               '[{{\"field\": \"Id\", \"column\": \"sfid\", \"type\": \"varchar(18)\"}},
+                 {{\"field\": \"SystemModstamp\", \"column\": \"systemmodstamp\", \"type\": \"timestamptz\"}},
+                 {{\"field\": \"Name\", \"column\": \"name\", \"type\": \"text\"}},
+                 {{\"field\": \"BillingCity\", \"column\": \"billingcity\", \"type\": \"text\"}}]';
+             CREATE SCHEMA salesforce;
+             CREATE TABLE salesforce.account (id bigserial PRIMARY KEY, sfid varchar(18) UNIQUE,
+                 systemmodstamp timestamptz, isdeleted boolean NOT NULL DEFAULT false,
+                 name text, billingcity text);
+             CREATE TABLE local_account (LIKE salesforce.account INCLUDING ALL);
+             BEGIN; SELECT set_config('sfpg.origin', 'sync', true);
+             INSERT INTO salesforce.account (sfid, name, billingcity) VALUES ('{sfid}', 'Bench Co', 'Start');
+             COMMIT;
+             INSERT INTO local_account (sfid, name, billingcity) VALUES ('{sfid}', 'Bench Co', 'Start');"
+        ))
+        .await?;
+    sfpg_schema::capture::install_capture_trigger(&control, "salesforce", "account").await?;
+
+    let server = db.server();
+    let proxy = Proxy::bind(ProxyConfig {
+        listen: "127.0.0.1:0".into(),
+        upstream: UpstreamAddr::Tcp {
+            host: server.host().to_owned(),
+            port: server.port(),
+        },
+        tls: None,
+        push: Some(PushConfig {
+            control: db.config(),
+            master_key: MasterKey::from_bytes(key),
+            repair_every: Duration::from_secs(3600),
+            failpoint: None,
+        }),
+    })
+    .await?;
+    let addr = proxy.local_addr()?;
+    let proxy_task = tokio::spawn(proxy.serve());
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(addr.port())
+        .user(server.user())
+        .dbname(db.name())
+        .password(server.password().unwrap_or(""));
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let update = client
+        .prepare("UPDATE salesforce.account SET billingcity = $1 WHERE sfid = $2")
+        .await?;
+    let direct = db.connect().await;
+    let direct_update = direct
+        .prepare("UPDATE local_account SET billingcity = $1 WHERE sfid = $2")
+        .await?;
+
+    // The same two calls a push makes, straight to the emulator with the same client.
+    let org = orgs::load(&control, "bench", &MasterKey::from_bytes(key)).await?;
+    let salesforce = connect::client(&org, RateLimiter::new(connect::rate(&org)?))?
+        .with_priority(Priority::Interactive);
+    let id = SalesforceId::parse(&sfid)?;
+
+    let mut through_proxy = Vec::with_capacity(ROUNDS);
+    let mut emulator_alone = Vec::with_capacity(ROUNDS);
+    let mut postgres_alone = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS + 20 {
+        let city = format!("City {round}");
+        let started = Instant::now();
+        client.execute(&update, &[&city, &sfid]).await?;
+        let proxy_time = started.elapsed();
+
+        let mut record = Record::new();
+        record.insert("attributes".into(), json!({"type": "Account"}));
+        record.insert("Id".into(), json!(sfid));
+        record.insert("BillingCity".into(), json!(format!("Direct {round}")));
+        let started = Instant::now();
+        salesforce
+            .collections()
+            .all_or_none(true)
+            .update(&[record])
+            .await?;
+        salesforce
+            .collections()
+            .retrieve(
+                "Account",
+                std::slice::from_ref(&id),
+                &["Id", "SystemModstamp", "Name", "BillingCity"],
+            )
+            .await?;
+        let emulator_time = started.elapsed();
+
+        let started = Instant::now();
+        direct.execute(&direct_update, &[&city, &sfid]).await?;
+        let postgres_time = started.elapsed();
+        // The first rounds warm connections and caches up.
+        if round >= 20 {
+            through_proxy.push(proxy_time);
+            emulator_alone.push(emulator_time);
+            postgres_alone.push(postgres_time);
+        }
+    }
+    let proxy_median = median(through_proxy);
+    let emulator_median = median(emulator_alone);
+    let postgres_median = median(postgres_alone);
+    println!("\n#### Writes: autocommit single-row UPDATE of a mirrored table, {ROUNDS} rounds\n");
+    println!("| median | ms |");
+    println!("|---|---|");
+    println!(
+        "| UPDATE through the proxy (push, read-back, write-back, journal, COMMIT) | {:.3} |",
+        ms(proxy_median)
+    );
+    println!(
+        "| the emulator's own time for the same two calls (Collections update + retrieve) | {:.3} |",
+        ms(emulator_median)
+    );
+    println!(
+        "| **added by the proxy** | **{:.3}** |",
+        ms(proxy_median.saturating_sub(emulator_median))
+    );
+    println!(
+        "| for scale: the same UPDATE on an unmirrored table, straight to PostgreSQL | {:.3} |",
+        ms(postgres_median)
+    );
+    proxy_task.abort();
+    Ok(())
+}

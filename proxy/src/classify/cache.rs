@@ -1,0 +1,87 @@
+//! Classification is done once per statement text, and prepared statements and portals are
+//! remembered by name, so that Bind and Execute cost a lookup rather than a parse.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Classified, classify, classify_lexically};
+
+/// Beyond this many distinct texts the cache starts over. Applications repeat a small set
+/// of statements; what does not repeat (literals inlined in SQL) would only grow it.
+const TEXT_CACHE_CAPACITY: usize = 1024;
+
+/// A session's classifications, by statement text.
+#[derive(Debug, Default)]
+pub struct TextCache {
+    by_text: HashMap<Box<[u8]>, Arc<Classified>>,
+}
+
+impl TextCache {
+    pub fn classify(&mut self, sql: &[u8]) -> Arc<Classified> {
+        if let Some(decided) = classify_lexically(sql) {
+            return Arc::new(decided);
+        }
+        if let Some(hit) = self.by_text.get(sql) {
+            return Arc::clone(hit);
+        }
+        let classified = Arc::new(classify(sql));
+        if self.by_text.len() >= TEXT_CACHE_CAPACITY {
+            self.by_text.clear();
+        }
+        self.by_text.insert(sql.into(), Arc::clone(&classified));
+        classified
+    }
+}
+
+/// A session's named prepared statements (or portals), with their classifications. The
+/// unnamed one is the empty name.
+#[derive(Debug, Default)]
+pub struct Named {
+    by_name: HashMap<Box<[u8]>, Arc<Classified>>,
+}
+
+impl Named {
+    pub fn insert(&mut self, name: &[u8], classified: Arc<Classified>) {
+        self.by_name.insert(name.into(), classified);
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<&Arc<Classified>> {
+        self.by_name.get(name)
+    }
+
+    pub fn remove(&mut self, name: &[u8]) {
+        self.by_name.remove(name);
+    }
+
+    pub fn clear(&mut self) {
+        self.by_name.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Kind;
+
+    #[test]
+    fn the_same_text_is_parsed_once() {
+        let mut cache = TextCache::default();
+        let first = cache.classify(b"WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d");
+        let second = cache.classify(b"WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d");
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(first.single_kind(), Kind::MayWrite);
+    }
+
+    #[test]
+    fn statements_are_found_by_name() {
+        let mut cache = TextCache::default();
+        let mut statements = Named::default();
+        statements.insert(b"s1", cache.classify(b"DELETE FROM t"));
+        assert_eq!(
+            statements.get(b"s1").map(|c| c.single_kind()),
+            Some(Kind::MayWrite)
+        );
+        statements.remove(b"s1");
+        assert!(statements.get(b"s1").is_none());
+    }
+}

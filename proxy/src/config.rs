@@ -1,0 +1,37 @@
+//! What a proxy is configured with.
+
+use std::time::Duration;
+
+use sfpg_schema::control::MasterKey;
+
+use crate::backend::UpstreamAddr;
+use crate::frontend::tls::TlsConfig;
+use crate::push::Failpoint;
+
+#[derive(Debug)]
+pub struct ProxyConfig {
+    /// Where clients connect, such as `127.0.0.1:6543`.
+    pub listen: String,
+    /// The mirror database's server. Each client session gets its own connection to it,
+    /// authenticated with the client's own credentials.
+    pub upstream: UpstreamAddr,
+    /// TLS for clients that ask for it; without it SSLRequest is answered `N`.
+    pub tls: Option<TlsConfig>,
+    /// Pushing writes to Salesforce. Without it, reads and writes to tables that mirror
+    /// nothing work as through any relay, and a write to a mirrored table is refused.
+    pub push: Option<PushConfig>,
+}
+
+/// What pushing to Salesforce needs.
+#[derive(Debug)]
+pub struct PushConfig {
+    /// The mirror database, for the proxy's own connections (control schema, write
+    /// journal, repairs), with the proxy's own credentials.
+    pub control: tokio_postgres::Config,
+    /// Opens the orgs' stored credentials.
+    pub master_key: MasterKey,
+    /// How often the write journal is checked for pushes to repair (also once at start).
+    pub repair_every: Duration,
+    /// For crash tests only.
+    pub failpoint: Option<Failpoint>,
+}

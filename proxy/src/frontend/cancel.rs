@@ -1,0 +1,192 @@
+//! Cancel keys. The proxy gives each client its own BackendKeyData rather than the
+//! server's, so that a CancelRequest comes to the proxy: it may have to abort a push to
+//! Salesforce that the server knows nothing about, and the server's real key never leaves
+//! the proxy.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
+
+use crate::net::messages::backend::BackendKey;
+
+/// The live sessions' keys, shared by every session of one proxy.
+#[derive(Debug, Default)]
+pub struct CancelRegistry {
+    sessions: Mutex<HashMap<i32, Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    secret: Vec<u8>,
+    upstream: BackendKey,
+    signal: Arc<CancelSignal>,
+}
+
+/// Raised when the client cancels: what the session is doing on the proxy's side (a push)
+/// listens for it; what the server is running gets the forwarded CancelRequest.
+#[derive(Debug, Default)]
+pub struct CancelSignal {
+    generation: AtomicU64,
+    notify: Notify,
+}
+
+impl CancelSignal {
+    /// The number of cancels so far; compare with a later value to see whether one came.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Resolves at the first cancel after `since` (a value of [`Self::generation`]).
+    pub async fn cancelled_since(&self, since: u64) {
+        loop {
+            let notified = self.notify.notified();
+            if self.generation() != since {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn raise(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
+    }
+}
+
+/// A session's place in the registry, removed when dropped.
+#[derive(Debug)]
+pub struct Registration {
+    registry: Arc<CancelRegistry>,
+    pid: i32,
+    secret: Vec<u8>,
+    signal: Arc<CancelSignal>,
+}
+
+impl Registration {
+    /// The process id the client is told.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The secret the client is told.
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    pub fn signal(&self) -> &Arc<CancelSignal> {
+        &self.signal
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.pid);
+    }
+}
+
+impl CancelRegistry {
+    /// Issues a key for a session whose server process has key `upstream`. The secret has
+    /// the server's length, which is what the negotiated protocol version expects.
+    pub fn register(self: &Arc<Self>, upstream: BackendKey) -> Registration {
+        let signal = Arc::new(CancelSignal::default());
+        let secret: Vec<u8> = (0..upstream.secret.len())
+            .map(|_| rand::random::<u8>())
+            .collect();
+        let mut sessions = self.lock();
+        let pid = loop {
+            // Positive, like a real process id, and unused.
+            let candidate = rand::random::<i32>() & i32::MAX;
+            if candidate != 0 && !sessions.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        sessions.insert(
+            pid,
+            Entry {
+                secret: secret.clone(),
+                upstream,
+                signal: Arc::clone(&signal),
+            },
+        );
+        drop(sessions);
+        Registration {
+            registry: Arc::clone(self),
+            pid,
+            secret,
+            signal,
+        }
+    }
+
+    /// Checks a CancelRequest's key. On a match, signals the session and returns the
+    /// server's key to forward; an unknown key gets nothing, as from the server itself.
+    pub fn cancel(&self, pid: i32, secret: &[u8]) -> Option<BackendKey> {
+        let sessions = self.lock();
+        let entry = sessions.get(&pid)?;
+        if !constant_time_eq(&entry.secret, secret) {
+            return None;
+        }
+        entry.signal.raise();
+        Some(entry.upstream.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Entry>> {
+        // The map stays consistent even if a holder panicked: every critical section is a
+        // single insert, remove or lookup.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream() -> BackendKey {
+        BackendKey {
+            pid: 4242,
+            secret: vec![1, 2, 3, 4],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_matching_key_signals_the_session_and_yields_the_servers_key() {
+        let registry = Arc::new(CancelRegistry::default());
+        let registration = registry.register(upstream());
+        assert_ne!(registration.secret(), &[1, 2, 3, 4]);
+        let since = registration.signal().generation();
+        let signal = Arc::clone(registration.signal());
+        let waiter = tokio::spawn(async move { signal.cancelled_since(since).await });
+        let forwarded = registry.cancel(registration.pid(), registration.secret());
+        assert_eq!(forwarded, Some(upstream()));
+        waiter.await.unwrap();
+    }
+
+    #[test]
+    fn a_wrong_secret_or_a_closed_session_gets_nothing() {
+        let registry = Arc::new(CancelRegistry::default());
+        let registration = registry.register(upstream());
+        let pid = registration.pid();
+        let mut wrong = registration.secret().to_vec();
+        wrong[0] ^= 1;
+        assert_eq!(registry.cancel(pid, &wrong), None);
+        assert_eq!(registry.cancel(pid, &[1, 2]), None);
+        let secret = registration.secret().to_vec();
+        drop(registration);
+        assert_eq!(registry.cancel(pid, &secret), None);
+    }
+
+    #[test]
+    fn long_keys_of_protocol_3_2_keep_their_length() {
+        let registry = Arc::new(CancelRegistry::default());
+        let registration = registry.register(BackendKey {
+            pid: 1,
+            secret: vec![7; 32],
+        });
+        assert_eq!(registration.secret().len(), 32);
+    }
+}

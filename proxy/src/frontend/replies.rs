@@ -1,0 +1,394 @@
+//! What the server still owes, in order, and to whom.
+//!
+//! Every message the session sends upstream that the server answers (Parse, Bind, Describe,
+//! Execute, Close, Sync, Query, FunctionCall) gets an entry, whether the client sent it or
+//! the proxy did. Each server message is then routed by the entry at the head: the
+//! client's replies are forwarded, the proxy's are consumed, and a ReadyForQuery is handed
+//! back with its entry so the session can act on it (hold it, push, rewrite its status).
+//!
+//! After an error in the extended protocol the server skips everything up to Sync; the
+//! entries of the skipped messages are dropped with it.
+
+use std::collections::VecDeque;
+
+use crate::net::frame::body;
+use crate::net::messages::backend::{self as be, Fields, Malformed, TransactionStatus};
+
+/// The kind of message an entry stands for, which decides what completes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Parse,
+    Bind,
+    Describe,
+    Execute,
+    Close,
+    Sync,
+    Query,
+    FunctionCall,
+}
+
+impl Request {
+    fn is_extended(self) -> bool {
+        matches!(
+            self,
+            Request::Parse | Request::Bind | Request::Describe | Request::Execute | Request::Close
+        )
+    }
+
+    /// Answered by a ReadyForQuery.
+    pub fn ends_with_ready(self) -> bool {
+        matches!(self, Request::Sync | Request::Query | Request::FunctionCall)
+    }
+}
+
+/// What the session does when a ReadyForQuery completes an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReady {
+    /// Forward it: the client's own unit ended.
+    Forward,
+    /// Consume it: the proxy's own.
+    Consume,
+    /// A unit the proxy wrapped in its own transaction ended: push, commit, then answer
+    /// the client as if the unit had run on its own. `last`: the client's own unit ends
+    /// here (not just a step of a split query string).
+    EndManaged { last: bool },
+    /// A step, not the last, of a query string the proxy split: go on with the next step,
+    /// unless it failed.
+    Step,
+}
+
+/// One reply the server owes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    pub request: Request,
+    /// The proxy's own message: its replies are consumed.
+    pub ours: bool,
+    pub on_ready: OnReady,
+    /// WARNINGs "there is already a transaction in progress" (25001) to consume: a client
+    /// BEGIN that lands in a transaction the proxy opened would draw one, where PostgreSQL
+    /// would have quietly turned its implicit transaction into an explicit one.
+    pub begin_warnings: u8,
+    /// Leading replies to consume: those of a no-op statement the proxy put in front of
+    /// the client's (see the session's COMMIT handling).
+    pub skip_replies: u8,
+    /// A Describe of a prepared statement: its name.
+    pub statement: Option<Box<[u8]>>,
+}
+
+impl Owed {
+    pub fn client(request: Request) -> Self {
+        Owed {
+            request,
+            ours: false,
+            on_ready: OnReady::Forward,
+            begin_warnings: 0,
+            skip_replies: 0,
+            statement: None,
+        }
+    }
+
+    pub fn ours(request: Request) -> Self {
+        Owed {
+            request,
+            ours: true,
+            on_ready: OnReady::Consume,
+            begin_warnings: 0,
+            skip_replies: 0,
+            statement: None,
+        }
+    }
+}
+
+/// Where a server message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routed {
+    /// To the client; `error` when it is an ErrorResponse.
+    Client { error: bool },
+    /// Consumed by the proxy; `error` when it is an ErrorResponse (of the proxy's own
+    /// statement).
+    Proxy { error: bool },
+    /// A ReadyForQuery that completes `owed`.
+    Ready {
+        owed: Owed,
+        status: TransactionStatus,
+    },
+}
+
+#[derive(Debug, Default)]
+pub struct Replies {
+    owed: VecDeque<Owed>,
+    /// How many entries end with a ReadyForQuery.
+    units: usize,
+}
+
+impl Replies {
+    pub fn push(&mut self, owed: Owed) {
+        if owed.request.ends_with_ready() {
+            self.units += 1;
+        }
+        self.owed.push_back(owed);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.owed.is_empty()
+    }
+
+    /// Units (up to a ReadyForQuery) sent and not yet answered.
+    pub fn units_in_flight(&self) -> usize {
+        self.units
+    }
+
+    /// The statement a Describe at the head of the queue describes, if it is one: its
+    /// RowDescription is the statement's result columns.
+    pub fn describing_statement(&self) -> Option<&[u8]> {
+        self.owed
+            .front()
+            .filter(|o| o.request == Request::Describe)
+            .and_then(|o| o.statement.as_deref())
+    }
+
+    /// Extended-protocol messages sent since the last Sync that still owe a reply.
+    pub fn extended_in_flight(&self) -> bool {
+        self.owed.back().is_some_and(|o| o.request.is_extended())
+    }
+
+    fn pop(&mut self) -> Option<Owed> {
+        let owed = self.owed.pop_front()?;
+        if owed.request.ends_with_ready() {
+            self.units -= 1;
+        }
+        Some(owed)
+    }
+
+    /// Routes one whole server message (tag, length and body).
+    pub fn route(&mut self, tag: u8, frame: &[u8]) -> Result<Routed, Malformed> {
+        let Some(head) = self.owed.front() else {
+            // Nothing owed: an asynchronous message (notification, parameter change) or
+            // the server's last words before it closes. They are the client's.
+            return Ok(Routed::Client {
+                error: tag == be::ERROR_RESPONSE,
+            });
+        };
+        let ours = head.ours;
+        let routed = |error: bool| {
+            if ours {
+                Routed::Proxy { error }
+            } else {
+                Routed::Client { error }
+            }
+        };
+        if head.skip_replies > 0
+            && !matches!(
+                tag,
+                be::PARAMETER_STATUS | be::NOTIFICATION_RESPONSE | be::READY_FOR_QUERY
+            )
+        {
+            if let Some(head) = self.owed.front_mut() {
+                head.skip_replies -= 1;
+            }
+            return Ok(Routed::Proxy {
+                error: tag == be::ERROR_RESPONSE,
+            });
+        }
+        match tag {
+            be::READY_FOR_QUERY => {
+                let status = TransactionStatus::decode_ready_for_query(body(frame))?;
+                // Entries left before the one the ReadyForQuery answers were skipped.
+                while let Some(owed) = self.pop() {
+                    if owed.request.ends_with_ready() {
+                        return Ok(Routed::Ready { owed, status });
+                    }
+                }
+                Ok(Routed::Client { error: false })
+            }
+            be::ERROR_RESPONSE => {
+                if head.request.is_extended() {
+                    // The server now skips to the next Sync: so do the entries.
+                    while self.owed.front().is_some_and(|o| o.request.is_extended()) {
+                        self.pop();
+                    }
+                }
+                Ok(routed(true))
+            }
+            be::NOTICE_RESPONSE if head.begin_warnings > 0 => {
+                let fields = Fields::decode(body(frame), "NoticeResponse")?;
+                if fields.code() == "25001" {
+                    if let Some(head) = self.owed.front_mut() {
+                        head.begin_warnings -= 1;
+                    }
+                    return Ok(Routed::Proxy { error: false });
+                }
+                Ok(routed(false))
+            }
+            // Asynchronous messages belong to the client whoever's request is running.
+            be::PARAMETER_STATUS | be::NOTIFICATION_RESPONSE => Ok(Routed::Client { error: false }),
+            be::PARSE_COMPLETE | be::BIND_COMPLETE | be::CLOSE_COMPLETE | be::NO_DATA => {
+                self.complete_extended();
+                Ok(routed(false))
+            }
+            be::ROW_DESCRIPTION if head.request == Request::Describe => {
+                self.complete_extended();
+                Ok(routed(false))
+            }
+            be::COMMAND_COMPLETE | be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED
+                if head.request == Request::Execute =>
+            {
+                self.complete_extended();
+                Ok(routed(false))
+            }
+            _ => Ok(routed(false)),
+        }
+    }
+
+    fn complete_extended(&mut self) {
+        if self.owed.front().is_some_and(|o| o.request.is_extended()) {
+            self.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::net::messages::encode;
+
+    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![tag];
+        f.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn ready(status: TransactionStatus) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        encode::ready_for_query(&mut buf, status).unwrap();
+        buf.to_vec()
+    }
+
+    fn error(code: &str) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        encode::error_response(&mut buf, vec![(b'C', code.into())]).unwrap();
+        buf.to_vec()
+    }
+
+    fn route(replies: &mut Replies, bytes: &[u8]) -> Routed {
+        replies.route(bytes[0], bytes).unwrap()
+    }
+
+    #[test]
+    fn the_proxys_replies_are_consumed_and_the_clients_forwarded() {
+        let mut replies = Replies::default();
+        for request in [
+            Request::Close,
+            Request::Parse,
+            Request::Bind,
+            Request::Execute,
+        ] {
+            replies.push(Owed::ours(request));
+        }
+        for request in [
+            Request::Parse,
+            Request::Bind,
+            Request::Execute,
+            Request::Sync,
+        ] {
+            replies.push(Owed::client(request));
+        }
+        assert_eq!(replies.units_in_flight(), 1);
+        let ours = Routed::Proxy { error: false };
+        let client = Routed::Client { error: false };
+        assert_eq!(route(&mut replies, &frame(b'3', b"")), ours);
+        assert_eq!(route(&mut replies, &frame(b'1', b"")), ours);
+        assert_eq!(route(&mut replies, &frame(b'2', b"")), ours);
+        assert_eq!(route(&mut replies, &frame(b'C', b"BEGIN\0")), ours);
+        assert_eq!(route(&mut replies, &frame(b'1', b"")), client);
+        assert_eq!(route(&mut replies, &frame(b'2', b"")), client);
+        assert_eq!(route(&mut replies, &frame(b'D', b"\0\0")), client);
+        assert_eq!(route(&mut replies, &frame(b'C', b"UPDATE 1\0")), client);
+        assert_eq!(
+            route(&mut replies, &ready(TransactionStatus::InBlock)),
+            Routed::Ready {
+                owed: Owed::client(Request::Sync),
+                status: TransactionStatus::InBlock
+            }
+        );
+        assert!(replies.is_empty());
+    }
+
+    #[test]
+    fn an_extended_error_skips_to_sync() {
+        let mut replies = Replies::default();
+        replies.push(Owed::client(Request::Parse));
+        replies.push(Owed::client(Request::Bind));
+        replies.push(Owed::ours(Request::Execute));
+        replies.push(Owed::client(Request::Sync));
+        assert_eq!(
+            route(&mut replies, &error("42601")),
+            Routed::Client { error: true }
+        );
+        assert_eq!(replies.units_in_flight(), 1);
+        assert!(!replies.extended_in_flight());
+        assert!(matches!(
+            route(&mut replies, &ready(TransactionStatus::Idle)),
+            Routed::Ready { .. }
+        ));
+    }
+
+    #[test]
+    fn a_query_keeps_its_errors_and_rows_until_ready() {
+        let mut replies = Replies::default();
+        replies.push(Owed::client(Request::Query));
+        assert_eq!(
+            route(&mut replies, &frame(b'T', b"\0\0")),
+            Routed::Client { error: false }
+        );
+        assert_eq!(
+            route(&mut replies, &frame(b'C', b"SELECT 0\0")),
+            Routed::Client { error: false }
+        );
+        assert_eq!(
+            route(&mut replies, &error("22012")),
+            Routed::Client { error: true }
+        );
+        assert_eq!(replies.units_in_flight(), 1);
+        assert!(matches!(
+            route(&mut replies, &ready(TransactionStatus::Idle)),
+            Routed::Ready { .. }
+        ));
+    }
+
+    #[test]
+    fn only_the_announced_begin_warnings_are_consumed() {
+        let mut replies = Replies::default();
+        let mut owed = Owed::client(Request::Query);
+        owed.begin_warnings = 1;
+        replies.push(owed);
+        let mut warning = BytesMut::new();
+        encode::error_response(&mut warning, vec![(b'C', "25001".into())]).unwrap();
+        warning[0] = b'N';
+        assert_eq!(
+            route(&mut replies, &warning),
+            Routed::Proxy { error: false }
+        );
+        assert_eq!(
+            route(&mut replies, &warning),
+            Routed::Client { error: false }
+        );
+    }
+
+    #[test]
+    fn asynchronous_messages_go_to_the_client_even_during_the_proxys_statements() {
+        let mut replies = Replies::default();
+        replies.push(Owed::ours(Request::Sync));
+        assert_eq!(
+            route(&mut replies, &frame(b'A', b"\0\0\0\x01news\0hi\0")),
+            Routed::Client { error: false }
+        );
+        assert_eq!(
+            route(&mut replies, &frame(b'N', b"SNOTICE\0\0")),
+            Routed::Proxy { error: false }
+        );
+    }
+}

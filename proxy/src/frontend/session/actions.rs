@@ -1,0 +1,299 @@
+//! What runs with the upstream connection to itself: ending a transaction the proxy
+//! opened, and the push before a client's COMMIT.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::client::Step;
+use super::{Session, Tx};
+use crate::error::SessionError;
+use crate::frontend::replies::{Owed, Request};
+use crate::net::messages::backend::TransactionStatus;
+use crate::net::messages::encode;
+use crate::push::Refusal;
+use crate::settings::{ORIGIN_SETTING, ORIGIN_SYNC, TAKE_PENDING_SQL};
+
+use super::returning::{self, Attnums};
+
+/// Something to run before the session goes on.
+#[derive(Debug)]
+pub(super) enum Action {
+    /// A managed unit's ReadyForQuery arrived with `status`.
+    EndManaged {
+        status: TransactionStatus,
+        last: bool,
+    },
+    /// The client's COMMIT, not yet sent: push first.
+    PreCommit(Commit),
+}
+
+/// A COMMIT waiting for the push.
+#[derive(Debug)]
+pub(super) enum Commit {
+    /// A step of a query string, holding the COMMIT.
+    Query(Step),
+    /// An extended-protocol Execute of a COMMIT, as the client sent it.
+    Execute(Bytes),
+}
+
+impl Session {
+    pub(super) async fn perform(&mut self, action: Action) -> Result<(), SessionError> {
+        match action {
+            Action::EndManaged { status, last } => self.end_managed(status, last).await,
+            Action::PreCommit(commit) => self.pre_commit(commit).await,
+        }
+    }
+
+    /// Ends a transaction the proxy opened, and answers the client as PostgreSQL would
+    /// have answered its autocommit unit: with the unit's replies, then (on a refused
+    /// push) the error, then ReadyForQuery with status idle.
+    async fn end_managed(
+        &mut self,
+        status: TransactionStatus,
+        last: bool,
+    ) -> Result<(), SessionError> {
+        let outcome = match status {
+            TransactionStatus::InBlock => self.push_and_commit().await?,
+            // The unit failed: its error has reached the client already.
+            TransactionStatus::Failed => {
+                self.internal_ok("ROLLBACK").await?;
+                Ok(())
+            }
+            // The client's own ROLLBACK ended it.
+            TransactionStatus::Idle => Ok(()),
+        };
+        self.tx = Tx::default();
+        self.barrier = false;
+        if outcome.is_ok() && !self.created.is_empty() {
+            self.patch_returning().await?;
+        }
+        self.created.clear();
+        self.release_held();
+        let failed = outcome.is_err() || self.unit_error;
+        if let Err(refusal) = outcome {
+            tracing::info!(%refusal, "write refused");
+            encode::error_response(&mut self.client_out, refusal.fields())?;
+        }
+        if last || failed {
+            self.steps.clear();
+            encode::ready_for_query(&mut self.client_out, TransactionStatus::Idle)?;
+            self.unit_error = false;
+        }
+        Ok(())
+    }
+
+    /// Gives the held-back `RETURNING sfid` rows the Ids of the records just created.
+    async fn patch_returning(&mut self) -> Result<(), SessionError> {
+        let mut tables: Vec<u32> = self.created.iter().map(|c| c.table_oid).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        let executes = &self.executes;
+        let Some(held) = self
+            .held
+            .take_if(|held| returning::mentions(held, executes, &tables))
+        else {
+            return Ok(());
+        };
+        let list = tables
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let found = self
+            .internal(
+                "SELECT attrelid::oid::bigint, \
+                        max(attnum) FILTER (WHERE attname = 'id'), \
+                        max(attnum) FILTER (WHERE attname = 'sfid') \
+                   FROM pg_catalog.pg_attribute \
+                  WHERE attrelid = ANY($1::oid[]) AND attname IN ('id', 'sfid') \
+                  GROUP BY attrelid",
+                &[Some(&format!("{{{list}}}"))],
+            )
+            .await?;
+        let attnums: HashMap<u32, Attnums> = found
+            .rows
+            .iter()
+            .filter_map(|row| {
+                let number = |i: usize| row.get(i)?.as_deref()?.parse::<i64>().ok();
+                Some((
+                    u32::try_from(number(0)?).ok()?,
+                    Attnums {
+                        id: i16::try_from(number(1)?).ok()?,
+                        sfid: i16::try_from(number(2)?).ok()?,
+                    },
+                ))
+            })
+            .collect();
+        self.held = Some(returning::patch(
+            &held,
+            &self.created,
+            &attnums,
+            &self.executes,
+        ));
+        Ok(())
+    }
+
+    /// Pushes the transaction's captured changes, then commits; a refused push rolls
+    /// back instead.
+    async fn push_and_commit(&mut self) -> Result<Result<(), Refusal>, SessionError> {
+        if let Err(refusal) = self.push_pending().await? {
+            self.internal_ok("ROLLBACK").await?;
+            return Ok(Err(refusal));
+        }
+        let commit = self.internal("COMMIT", &[]).await?;
+        Ok(match commit.error {
+            Some(error) => Err(Refusal::from_server(&error)),
+            None => Ok(()),
+        })
+    }
+
+    /// Pushes before the client's COMMIT goes to the server; a refused push rolls back
+    /// and answers the COMMIT with the error.
+    async fn pre_commit(&mut self, commit: Commit) -> Result<(), SessionError> {
+        match self.push_pending().await? {
+            Ok(()) => {
+                // The COMMIT ends whatever transaction this is, the proxy's included.
+                self.tx.managed = false;
+                self.release_held();
+                match commit {
+                    Commit::Query(step) => self.send_step(step)?,
+                    Commit::Execute(frame) => {
+                        self.server_out.extend_from_slice(&frame);
+                        self.replies.push(Owed::client(Request::Execute));
+                        self.unit_block = Some(false);
+                    }
+                }
+            }
+            Err(refusal) => {
+                tracing::info!(%refusal, "commit refused");
+                self.internal_ok("ROLLBACK").await?;
+                self.tx = Tx::default();
+                self.release_held();
+                encode::error_response(&mut self.client_out, refusal.fields())?;
+                match commit {
+                    Commit::Query(_) => {
+                        self.steps.clear();
+                        encode::ready_for_query(&mut self.client_out, TransactionStatus::Idle)?;
+                        self.unit_error = false;
+                    }
+                    Commit::Execute(_) => {
+                        // As after any error, the server would skip to Sync.
+                        self.skip_to_sync = true;
+                        self.unit_block = Some(false);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the transaction's captured changes, pushes them to Salesforce and writes
+    /// back what Salesforce set. With nothing captured there is nothing to do.
+    async fn push_pending(&mut self) -> Result<Result<(), Refusal>, SessionError> {
+        self.created.clear();
+        if !self.capture_installed().await? {
+            return Ok(Ok(()));
+        }
+        let taken = self.internal(TAKE_PENDING_SQL, &[]).await?;
+        if let Some(error) = taken.error {
+            return Ok(Err(Refusal::from_server(&error)));
+        }
+        let changes = match sfpg_schema::capture::parse_pending(taken.scalar().unwrap_or("[]")) {
+            Ok(changes) => changes,
+            Err(error) => {
+                return Ok(Err(Refusal::new(
+                    "XX000",
+                    format!("sfpg proxy: cannot read the captured changes: {error}"),
+                )));
+            }
+        };
+        let Some(first) = changes.first() else {
+            return Ok(Ok(()));
+        };
+        let Some(pusher) = self.shared.pusher.clone() else {
+            return Ok(Err(Refusal::new(
+                "55000",
+                format!(
+                    "sfpg proxy: no Salesforce org is configured for schema \"{}\"",
+                    first.schema
+                ),
+            )
+            .table(&first.schema, &first.table)
+            .hint(
+                "Start the proxy with the mirror's control database so it can reach the org.",
+            )));
+        };
+        // Constraints deferred to COMMIT are checked now, so that no commit-time failure
+        // can come after Salesforce has accepted the changes.
+        let immediate = self.internal("SET CONSTRAINTS ALL IMMEDIATE", &[]).await?;
+        if let Some(error) = immediate.error {
+            return Ok(Err(Refusal::from_server(&error)));
+        }
+        let txid = self
+            .internal("SELECT pg_current_xact_id()::text", &[])
+            .await?
+            .scalar()
+            .map(str::to_owned);
+        let session = format!(
+            "{} pid {}",
+            self.peer,
+            self.registration.as_ref().map_or(0, |r| r.pid())
+        );
+        let signal = self.registration.as_ref().map(|r| Arc::clone(r.signal()));
+        let pushed = match signal {
+            Some(signal) => {
+                let since = signal.generation();
+                tokio::select! {
+                    pushed = pusher.push(&session, txid, &changes) => pushed,
+                    () = signal.cancelled_since(since) => Err(Refusal::new(
+                        "57014",
+                        "canceling statement due to user request",
+                    )
+                    .detail("The push to Salesforce was abandoned; the transaction was rolled back.")),
+                }
+            }
+            None => pusher.push(&session, txid, &changes).await,
+        };
+        let pushed = match pushed {
+            Ok(Some(pushed)) => pushed,
+            Ok(None) => return Ok(Ok(())),
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        // What Salesforce set goes into the mirror as the sync would write it: not
+        // captured again.
+        self.internal_ok(&format!(
+            "SELECT set_config('{ORIGIN_SETTING}', '{ORIGIN_SYNC}', true)"
+        ))
+        .await?;
+        for write_back in &pushed.write_backs {
+            let written = self
+                .internal(&write_back.sql, &[Some(&write_back.rows)])
+                .await?;
+            if let Some(error) = written.error {
+                // Salesforce holds the change; the journal's repair brings the mirror in
+                // line once this transaction is over.
+                return Ok(Err(Refusal::from_server(&error).detail(
+                    "Salesforce accepted the change, but writing it into the mirror failed; the proxy will read it back from Salesforce.",
+                )));
+            }
+        }
+        self.created = pushed.created;
+        Ok(Ok(()))
+    }
+
+    /// Whether the capture functions exist in this database. Once they do, they stay.
+    async fn capture_installed(&mut self) -> Result<bool, SessionError> {
+        if !self.capture_installed {
+            let found = self
+                .internal(
+                    "SELECT to_regproc('sfpg.take_pending_changes') IS NOT NULL",
+                    &[],
+                )
+                .await?;
+            self.capture_installed = found.scalar() == Some("t");
+        }
+        Ok(self.capture_installed)
+    }
+}

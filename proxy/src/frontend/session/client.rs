@@ -1,0 +1,600 @@
+//! Client messages: what each needs before it goes upstream.
+//!
+//! Reads in autocommit, and everything inside a transaction the client opened, go straight
+//! through. A statement that may write in autocommit gets a transaction the proxy opens
+//! first (an injected BEGIN), which the proxy ends after pushing; the client's COMMIT of a
+//! transaction that may have written waits for the push. Those decisions need the server's
+//! true transaction state, so they wait until earlier units have been answered.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::Session;
+use super::actions::{Action, Commit};
+use crate::classify::{Classified, Kind};
+use crate::error::SessionError;
+use crate::frontend::replies::{OnReady, Owed, Request};
+use crate::net::frame::{Frame, body, frame_at, reserve_partial};
+use crate::net::messages::backend::TransactionStatus;
+use crate::net::messages::encode;
+use crate::net::messages::frontend as fe;
+
+/// The proxy's prepared BEGIN, and its portal.
+const BEGIN_STATEMENT: &str = "__sfpg_begin";
+
+/// One step of a query string split at its COMMITs, sent as a Query of its own.
+#[derive(Debug)]
+pub(crate) struct Step {
+    /// The Query message.
+    frame: Bytes,
+    /// The kinds of its statements, in order.
+    kinds: Vec<Kind>,
+    /// Starts with a COMMIT: push first.
+    commit: bool,
+    /// Part of a string of several statements, which PostgreSQL runs in an implicit
+    /// transaction.
+    implicit: bool,
+    /// The client's query string ends with this step: its ReadyForQuery is the client's.
+    last: bool,
+}
+
+/// What became of a client message.
+enum Handled {
+    Consumed,
+    /// Not yet: it waits in the buffer until the server has answered what came before.
+    Wait,
+}
+
+fn protocol(error: impl std::fmt::Display) -> SessionError {
+    SessionError::Protocol(error.to_string())
+}
+
+impl Session {
+    /// Handles the client's complete frames, until they run out or one has to wait.
+    pub(super) fn pump_client(&mut self) -> Result<(), SessionError> {
+        let mut pos = 0;
+        let outcome = loop {
+            if self.action.is_some() || self.terminating {
+                break Ok(());
+            }
+            if self.barrier {
+                // Only what the running statement needs gets past: COPY data. And Terminate.
+                match frame_at(&self.client_in[pos..]) {
+                    Ok(Frame::Complete { tag, len })
+                        if matches!(
+                            tag,
+                            fe::COPY_DATA | fe::COPY_DONE | fe::COPY_FAIL | fe::TERMINATE
+                        ) =>
+                    {
+                        self.terminating |= tag == fe::TERMINATE;
+                        self.forward(pos, len, None);
+                        pos += len;
+                        continue;
+                    }
+                    Ok(_) => break Ok(()),
+                    Err(error) => break Err(error.into()),
+                }
+            }
+            if !self.steps.is_empty() {
+                if !self.replies.is_empty() {
+                    break Ok(());
+                }
+                if let Err(error) = self.next_step() {
+                    break Err(error);
+                }
+                continue;
+            }
+            let (tag, len) = match frame_at(&self.client_in[pos..]) {
+                Ok(Frame::Complete { tag, len }) => (tag, len),
+                Ok(_) => break Ok(()),
+                Err(error) => break Err(error.into()),
+            };
+            match self.on_message(tag, pos, len) {
+                Ok(Handled::Consumed) => pos += len,
+                Ok(Handled::Wait) => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
+        self.client_in.advance(pos);
+        reserve_partial(&mut self.client_in);
+        outcome
+    }
+
+    fn on_message(&mut self, tag: u8, pos: usize, len: usize) -> Result<Handled, SessionError> {
+        if self.skip_to_sync {
+            if tag == fe::SYNC {
+                self.skip_to_sync = false;
+                return self.on_sync(pos, len);
+            }
+            return Ok(Handled::Consumed);
+        }
+        match tag {
+            fe::QUERY => self.on_query(pos, len),
+            fe::PARSE => {
+                let parse =
+                    fe::Parse::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+                let classified = self.texts.classify(parse.sql);
+                self.statements.insert(parse.statement, classified);
+                self.descriptions.remove(parse.statement);
+                self.forward(pos, len, Some(Owed::client(Request::Parse)));
+                Ok(Handled::Consumed)
+            }
+            fe::BIND => {
+                let bind =
+                    fe::Bind::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+                // A statement the proxy never saw prepared fails on the server anyway;
+                // "may write" keeps even that inside a managed transaction.
+                let classified = self
+                    .statements
+                    .get(bind.statement)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(unknown()));
+                self.portals.insert(bind.portal, classified);
+                self.portal_statements
+                    .insert(bind.portal.into(), bind.statement.into());
+                self.forward(pos, len, Some(Owed::client(Request::Bind)));
+                Ok(Handled::Consumed)
+            }
+            fe::EXECUTE => self.on_execute(pos, len),
+            fe::SYNC => self.on_sync(pos, len),
+            fe::CLOSE => {
+                match fe::Target::decode(body(&self.client_in[pos..pos + len]), "Close")
+                    .map_err(protocol)?
+                {
+                    fe::Target::Statement(name) => {
+                        self.statements.remove(name);
+                        self.descriptions.remove(name);
+                    }
+                    fe::Target::Portal(name) => {
+                        self.portals.remove(name);
+                        self.portal_statements.remove(name);
+                    }
+                }
+                self.forward(pos, len, Some(Owed::client(Request::Close)));
+                Ok(Handled::Consumed)
+            }
+            fe::DESCRIBE => {
+                let target = fe::Target::decode(body(&self.client_in[pos..pos + len]), "Describe")
+                    .map_err(protocol)?;
+                let mut owed = Owed::client(Request::Describe);
+                if let fe::Target::Statement(name) = target {
+                    owed.statement = Some(name.into());
+                }
+                self.forward(pos, len, Some(owed));
+                Ok(Handled::Consumed)
+            }
+            fe::FLUSH => {
+                // The client wants the replies so far, now: nothing may stay held back.
+                self.release_held();
+                self.forward(pos, len, None);
+                self.flushed = true;
+                Ok(Handled::Consumed)
+            }
+            fe::FUNCTION_CALL => {
+                self.forward(pos, len, Some(Owed::client(Request::FunctionCall)));
+                Ok(Handled::Consumed)
+            }
+            fe::TERMINATE => {
+                self.terminating = true;
+                self.forward(pos, len, None);
+                Ok(Handled::Consumed)
+            }
+            // COPY data, and anything unknown for the server to refuse.
+            _ => {
+                self.forward(pos, len, None);
+                Ok(Handled::Consumed)
+            }
+        }
+    }
+
+    fn on_query(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+        let classified = {
+            let query =
+                fe::Query::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+            self.texts.classify(query.sql)
+        };
+        if !classified.may_write() && !classified.has(Kind::Commit) {
+            self.forward(pos, len, Some(Owed::client(Request::Query)));
+            return Ok(Handled::Consumed);
+        }
+        if !self.replies.is_empty() {
+            self.drain();
+            return Ok(Handled::Wait);
+        }
+        let frame = &self.client_in[pos..pos + len];
+        let sql = fe::Query::decode(body(frame)).map_err(protocol)?.sql;
+        let written = self.status == TransactionStatus::InBlock && self.tx.may_write;
+        self.steps = plan_steps(frame, sql, &classified, written)?.into();
+        Ok(Handled::Consumed)
+    }
+
+    fn on_execute(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+        let (kind, portal) = {
+            let execute =
+                fe::Execute::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+            let kind = self
+                .portals
+                .get(execute.portal)
+                .map_or(Kind::MayWrite, |c| c.single_kind());
+            (kind, Box::<[u8]>::from(execute.portal))
+        };
+        let mut owed = Owed::client(Request::Execute);
+        match kind {
+            Kind::Read => {}
+            Kind::MayWrite => {
+                if self.replies.units_in_flight() > 0 {
+                    return Ok(Handled::Wait);
+                }
+                if !self.in_block() {
+                    self.inject_begin()?;
+                    self.tx.managed = true;
+                    self.held = Some(BytesMut::new());
+                    self.unit_block = Some(true);
+                }
+                self.tx.may_write = true;
+            }
+            Kind::Begin => {
+                if self.tx.managed {
+                    // The client turns the transaction the proxy opened into its own.
+                    owed.begin_warnings = 1;
+                    self.tx.managed = false;
+                    self.release_held();
+                }
+                self.unit_block = Some(true);
+            }
+            Kind::Commit => {
+                if self.replies.units_in_flight() > 0 {
+                    return Ok(Handled::Wait);
+                }
+                if self.in_block() && self.tx.may_write {
+                    if !self.replies.is_empty() {
+                        self.drain();
+                        return Ok(Handled::Wait);
+                    }
+                    if !self.unit_error {
+                        let frame = Bytes::copy_from_slice(&self.client_in[pos..pos + len]);
+                        self.action = Some(Action::PreCommit(Commit::Execute(frame)));
+                        return Ok(Handled::Consumed);
+                    }
+                    // After an error the server skips this COMMIT; let it.
+                }
+                self.unit_block = Some(false);
+            }
+            Kind::Rollback => self.unit_block = Some(false),
+        }
+        if self.held.is_some() {
+            // The rows this Execute returns may need their sfid filled in; without a
+            // Describe of the portal, their columns are those of the statement.
+            let description = self
+                .portal_statements
+                .get(&portal)
+                .and_then(|statement| self.descriptions.get(statement))
+                .cloned();
+            self.executes.push(description);
+        }
+        self.forward(pos, len, Some(owed));
+        Ok(Handled::Consumed)
+    }
+
+    fn on_sync(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+        let mut owed = Owed::client(Request::Sync);
+        if self.tx.managed {
+            owed.on_ready = OnReady::EndManaged { last: true };
+            self.barrier = true;
+        }
+        self.forward(pos, len, Some(owed));
+        self.unit_block = None;
+        Ok(Handled::Consumed)
+    }
+
+    /// Sends the next step of a split query string, or hands a COMMIT to the push.
+    fn next_step(&mut self) -> Result<(), SessionError> {
+        let Some(step) = self.steps.pop_front() else {
+            return Ok(());
+        };
+        if step.commit && self.status == TransactionStatus::InBlock && self.tx.may_write {
+            self.action = Some(Action::PreCommit(Commit::Query(step)));
+            return Ok(());
+        }
+        self.send_step(step)
+    }
+
+    /// Sends one step, in a transaction the proxy opens if it writes in autocommit.
+    pub(super) fn send_step(&mut self, step: Step) -> Result<(), SessionError> {
+        let mut block = self.status != TransactionStatus::Idle;
+        let mut opened = false;
+        let mut handed_over = false;
+        let mut begin_warnings = 0;
+        for kind in &step.kinds {
+            match kind {
+                Kind::MayWrite => {
+                    if !block {
+                        opened = true;
+                        block = true;
+                    }
+                    self.tx.may_write = true;
+                }
+                Kind::Begin => {
+                    if opened && !handed_over {
+                        // PostgreSQL would quietly make the implicit transaction explicit;
+                        // in the proxy's transaction the BEGIN draws a warning to drop.
+                        begin_warnings = 1;
+                        handed_over = true;
+                    }
+                    block = true;
+                }
+                Kind::Rollback if opened && !handed_over => {
+                    // The client rolls back what it wrote in autocommit: nothing to push,
+                    // so no transaction of the proxy's (PostgreSQL warns about this
+                    // ROLLBACK, which it would not inside an explicit transaction).
+                    opened = false;
+                    block = false;
+                }
+                Kind::Commit | Kind::Rollback => block = false,
+                Kind::Read => {}
+            }
+        }
+        let managed = opened && !handed_over;
+        if opened {
+            self.inject_begin()?;
+        }
+        if managed {
+            self.held = Some(BytesMut::new());
+        }
+        self.tx.managed = managed;
+        let on_ready = if managed {
+            OnReady::EndManaged { last: step.last }
+        } else if step.last {
+            OnReady::Forward
+        } else {
+            OnReady::Step
+        };
+        self.barrier = on_ready != OnReady::Forward;
+        let mut skip_replies = 0;
+        let implicit_commit =
+            (step.commit && step.implicit && self.status == TransactionStatus::Idle)
+                .then(|| in_implicit_transaction(&step.frame))
+                .flatten();
+        match implicit_commit {
+            Some(frame) => {
+                self.server_out.extend_from_slice(&frame);
+                skip_replies = 1;
+            }
+            None => self.server_out.extend_from_slice(&step.frame),
+        }
+        self.replies.push(Owed {
+            on_ready,
+            begin_warnings,
+            skip_replies,
+            ..Owed::client(Request::Query)
+        });
+        self.flushed = false;
+        Ok(())
+    }
+
+    /// Whether the client is in a transaction block at this point of the current unit.
+    /// Meaningful once earlier units have been answered.
+    fn in_block(&self) -> bool {
+        self.unit_block
+            .unwrap_or(self.status != TransactionStatus::Idle)
+    }
+
+    /// Opens the proxy's transaction: BEGIN through a named statement and portal, so
+    /// that neither the client's unnamed statement nor its unnamed portal is touched.
+    fn inject_begin(&mut self) -> Result<(), SessionError> {
+        encode::close_statement(&mut self.server_out, BEGIN_STATEMENT)?;
+        encode::parse(&mut self.server_out, BEGIN_STATEMENT, "BEGIN")?;
+        encode::bind(&mut self.server_out, BEGIN_STATEMENT, BEGIN_STATEMENT, &[])?;
+        encode::execute(&mut self.server_out, BEGIN_STATEMENT)?;
+        for request in [
+            Request::Close,
+            Request::Parse,
+            Request::Bind,
+            Request::Execute,
+        ] {
+            self.replies.push(Owed::ours(request));
+        }
+        Ok(())
+    }
+
+    /// Makes the server answer what it owes: extended-protocol replies wait for a Flush.
+    fn drain(&mut self) {
+        if self.replies.extended_in_flight() && !self.flushed {
+            self.server_out.extend_from_slice(&[fe::FLUSH, 0, 0, 0, 4]);
+            self.flushed = true;
+        }
+    }
+
+    /// Sends the client's message at `pos` upstream as it is.
+    fn forward(&mut self, pos: usize, len: usize, owed: Option<Owed>) {
+        self.server_out
+            .extend_from_slice(&self.client_in[pos..pos + len]);
+        if let Some(owed) = owed {
+            self.replies.push(owed);
+            self.flushed = false;
+        }
+    }
+}
+
+/// What a statement the proxy never saw prepared is taken for.
+fn unknown() -> Classified {
+    Classified {
+        statements: vec![crate::classify::Statement {
+            range: 0..0,
+            kind: Kind::MayWrite,
+        }],
+    }
+}
+
+/// Splits a query string into steps: before a COMMIT that may have to push (so the push
+/// can come between), and after a COMMIT or ROLLBACK that something needing a decision
+/// follows (so that it starts from a known state). Statements between stay together,
+/// keeping PostgreSQL's implicit transaction around them. Each later step is padded with
+/// spaces where the earlier text was, so that error positions still count from the start
+/// of the client's string. `written`: the current transaction may already have written.
+fn plan_steps(
+    frame: &[u8],
+    sql: &[u8],
+    classified: &Classified,
+    written: bool,
+) -> Result<Vec<Step>, SessionError> {
+    let statements = &classified.statements;
+    let kinds: Vec<Kind> = statements.iter().map(|s| s.kind).collect();
+    let mut starts = vec![0];
+    let mut may_push = written;
+    for (i, kind) in kinds.iter().enumerate() {
+        match kind {
+            Kind::MayWrite => may_push = true,
+            Kind::Commit if i > 0 && may_push => starts.push(i),
+            _ => {}
+        }
+        let decisions_follow = kinds[i + 1..]
+            .iter()
+            .any(|k| matches!(k, Kind::MayWrite | Kind::Commit));
+        if matches!(kind, Kind::Commit | Kind::Rollback) && decisions_follow {
+            starts.push(i + 1);
+            may_push = false;
+        }
+    }
+    starts.dedup();
+    let several = statements.len() > 1;
+    let starts_with_commit = |first: usize| kinds.get(first) == Some(&Kind::Commit);
+    if starts.len() == 1 {
+        let commit = starts_with_commit(0);
+        return Ok(vec![Step {
+            frame: Bytes::copy_from_slice(frame),
+            kinds,
+            commit,
+            implicit: several,
+            last: true,
+        }]);
+    }
+    let mut steps = Vec::with_capacity(starts.len());
+    for (j, &first) in starts.iter().enumerate() {
+        let end = starts.get(j + 1).copied().unwrap_or(statements.len());
+        let from = if j == 0 {
+            0
+        } else {
+            statements[first].range.start
+        };
+        let to = if end == statements.len() {
+            sql.len()
+        } else {
+            statements[end].range.start
+        };
+        let padding = String::from_utf8_lossy(&sql[..from]).chars().count();
+        let mut text = " ".repeat(padding);
+        text.push_str(&String::from_utf8_lossy(&sql[from..to]));
+        let mut frame = BytesMut::new();
+        encode::query(&mut frame, &text)?;
+        steps.push(Step {
+            frame: frame.freeze(),
+            kinds: kinds[first..end].to_vec(),
+            commit: starts_with_commit(first),
+            implicit: several,
+            last: end == statements.len(),
+        });
+    }
+    Ok(steps)
+}
+
+/// A statement whose only reply is one CommandComplete and that changes nothing.
+const NO_OP: &str = "DO $$BEGIN END$$;";
+
+/// A COMMIT step to run where the proxy has already committed: PostgreSQL warns that
+/// there is no transaction in progress, and the warning's source line differs between a
+/// lone COMMIT and one inside a multi-statement string's implicit transaction. When the
+/// padding has room, a no-op statement in it puts this COMMIT in an implicit transaction
+/// too, so the warning is the one the client would have had; its reply is consumed.
+fn in_implicit_transaction(frame: &[u8]) -> Option<Bytes> {
+    let sql = fe::Query::decode(body(frame)).ok()?.sql;
+    let padding = sql.iter().take_while(|&&b| b == b' ').count();
+    if padding <= NO_OP.len() {
+        return None;
+    }
+    let mut text = String::with_capacity(sql.len());
+    text.push_str(NO_OP);
+    text.push_str(&" ".repeat(padding - NO_OP.len()));
+    text.push_str(&String::from_utf8_lossy(&sql[padding..]));
+    let mut frame = BytesMut::new();
+    encode::query(&mut frame, &text).ok()?;
+    Some(frame.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::classify;
+
+    fn steps(sql: &str) -> Vec<(String, bool, bool)> {
+        let mut frame = BytesMut::new();
+        encode::query(&mut frame, sql).unwrap();
+        plan_steps(&frame, sql.as_bytes(), &classify(sql.as_bytes()), false)
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                let text = fe::Query::decode(body(&s.frame)).unwrap().sql;
+                (String::from_utf8(text.to_vec()).unwrap(), s.commit, s.last)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_string_without_commit_stays_whole() {
+        assert_eq!(
+            steps("UPDATE a SET x = 1; UPDATE b SET y = 2"),
+            vec![("UPDATE a SET x = 1; UPDATE b SET y = 2".into(), false, true)]
+        );
+        assert_eq!(steps("COMMIT"), vec![("COMMIT".into(), true, true)]);
+    }
+
+    #[test]
+    fn splits_around_commit_keeping_positions() {
+        assert_eq!(
+            steps("BEGIN; UPDATE t SET x = 1; COMMIT; SELECT é"),
+            vec![
+                ("BEGIN; UPDATE t SET x = 1; ".into(), false, false),
+                (format!("{}COMMIT; SELECT é", " ".repeat(27)), true, true),
+            ]
+        );
+        assert_eq!(
+            steps("BEGIN; UPDATE t SET x = 1; COMMIT; DELETE FROM t"),
+            vec![
+                ("BEGIN; UPDATE t SET x = 1; ".into(), false, false),
+                (format!("{}COMMIT; ", " ".repeat(27)), true, false),
+                (format!("{}DELETE FROM t", " ".repeat(35)), false, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn does_not_split_where_nothing_is_decided() {
+        assert_eq!(steps("SELECT 1; COMMIT; SELECT 2").len(), 1);
+        assert_eq!(steps("BEGIN; SELECT 1; ROLLBACK; SELECT 2").len(), 1);
+    }
+
+    #[test]
+    fn a_commit_after_the_proxys_own_gets_a_no_op_in_its_padding() {
+        let mut frame = BytesMut::new();
+        encode::query(&mut frame, &format!("{}COMMIT", " ".repeat(27))).unwrap();
+        let moved = in_implicit_transaction(&frame).unwrap();
+        let sql = fe::Query::decode(body(&moved)).unwrap().sql;
+        assert_eq!(sql.len(), 33);
+        assert!(sql.starts_with(NO_OP.as_bytes()) && sql.ends_with(b" COMMIT"));
+        let mut short = BytesMut::new();
+        encode::query(&mut short, "  COMMIT").unwrap();
+        assert!(in_implicit_transaction(&short).is_none());
+    }
+
+    #[test]
+    fn splits_after_rollback() {
+        assert_eq!(
+            steps("BEGIN; DELETE FROM t; ROLLBACK; DELETE FROM u"),
+            vec![
+                ("BEGIN; DELETE FROM t; ROLLBACK; ".into(), false, false),
+                (format!("{}DELETE FROM u", " ".repeat(32)), false, true),
+            ]
+        );
+    }
+}

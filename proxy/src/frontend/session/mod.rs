@@ -1,0 +1,339 @@
+//! One client session: its own upstream connection, the relayed authentication exchange,
+//! then a full-duplex relay of whole frames, with the proxy's own transaction handling
+//! woven in where a statement may write.
+//!
+//! The relay never blocks one direction on the other: it reads and writes both sockets from
+//! one `select!`, and stops reading a side only while the buffer towards the other side is
+//! full. A client that pipelines many queries without reading while the server answers
+//! them would otherwise deadlock the two.
+//!
+//! The parts: [`client`] decides what each client message needs (forward it, open a
+//! transaction first, intercept a COMMIT); [`server`] routes each server message by the
+//! reply it answers; [`actions`] are what runs with the upstream connection to itself (push
+//! at commit); [`internal`] runs the proxy's own statements.
+
+mod actions;
+mod client;
+mod internal;
+mod returning;
+mod server;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use super::cancel::Registration;
+use super::replies::Replies;
+use crate::backend::UpstreamStream;
+use crate::classify::cache::{Named, TextCache};
+use crate::error::SessionError;
+use crate::frontend::startup::with_proxy_origin;
+use crate::net::frame::{body, peek_frame};
+use crate::net::messages::backend::{self as be, BackendKey, TransactionStatus};
+use crate::net::messages::encode;
+use crate::net::messages::frontend as fe;
+use crate::net::stream::ClientStream;
+use crate::server::Shared;
+
+use self::actions::Action;
+use self::client::Step;
+
+/// Past this many bytes waiting for one side, the relay stops reading from the other.
+const HIGH_WATER: usize = 1 << 20;
+
+/// Authentication requests that the client must answer with one message.
+fn expects_client_answer(code: i32) -> bool {
+    // 3 cleartext, 5 MD5, 7 GSS, 8 GSS continue, 9 SSPI, 10 SASL, 11 SASL continue.
+    matches!(code, 3 | 5 | 7..=11)
+}
+
+/// The current transaction as the proxy sees it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tx {
+    /// The proxy opened it around an autocommit statement that may write, and will end it.
+    managed: bool,
+    /// A statement that may write has run in it: its COMMIT must push first.
+    may_write: bool,
+}
+
+pub struct Session {
+    shared: Arc<Shared>,
+    client_rd: ReadHalf<ClientStream>,
+    client_wr: WriteHalf<ClientStream>,
+    server_rd: ReadHalf<UpstreamStream>,
+    server_wr: WriteHalf<UpstreamStream>,
+    client_in: BytesMut,
+    client_out: BytesMut,
+    server_in: BytesMut,
+    server_out: BytesMut,
+    registration: Option<Registration>,
+    /// The client sent Terminate: forward what is left, then close.
+    terminating: bool,
+
+    texts: TextCache,
+    statements: Named,
+    portals: Named,
+    /// Which statement each portal was bound from.
+    portal_statements: HashMap<Box<[u8]>, Box<[u8]>>,
+    /// The RowDescription of each described prepared statement.
+    descriptions: HashMap<Box<[u8]>, Bytes>,
+    /// For each Execute of the held unit, its statement's RowDescription if known.
+    executes: Vec<Option<Bytes>>,
+    replies: Replies,
+
+    /// The transaction status of the server's last ReadyForQuery.
+    status: TransactionStatus,
+    tx: Tx,
+    /// Within an extended-protocol unit (up to Sync): whether the client is in a
+    /// transaction block after the BEGIN, COMMIT or ROLLBACK it sent in this unit, if any.
+    unit_block: Option<bool>,
+    /// An ErrorResponse reached the client since the last ReadyForQuery.
+    unit_error: bool,
+    /// A Flush has been sent since the last message that owes a reply.
+    flushed: bool,
+    /// A sent request's ReadyForQuery must be acted on before anything else is sent.
+    barrier: bool,
+    /// What must run next, with the upstream connection to itself.
+    action: Option<Action>,
+    /// Replies of a managed unit, held back until its push decides what the client sees.
+    held: Option<BytesMut>,
+    /// The remaining steps of a query string split at its COMMITs.
+    steps: VecDeque<Step>,
+    /// The proxy answered a COMMIT inside an extended-protocol unit with an error: the rest
+    /// of the unit is dropped up to its Sync, as the server would have skipped it.
+    skip_to_sync: bool,
+    /// Whether this database has the capture functions (migration V3); checked until found.
+    capture_installed: bool,
+    /// Records the current push created, for `RETURNING sfid`.
+    created: Vec<crate::push::Created>,
+    /// The client's address, for logs and the write journal.
+    peer: SocketAddr,
+}
+
+/// Runs a session that opened with `startup`, until either side ends it.
+pub async fn run(
+    shared: Arc<Shared>,
+    client: ClientStream,
+    startup: Bytes,
+    client_in: BytesMut,
+    peer: SocketAddr,
+) -> Result<(), SessionError> {
+    let (client_rd, mut client_wr) = tokio::io::split(client);
+    let upstream = match shared.upstream.connect().await {
+        Ok(upstream) => upstream,
+        Err(source) => {
+            // Tell the client in its own protocol, as a server that cannot start a backend
+            // would, then give up.
+            let mut out = BytesMut::new();
+            encode::error_response(
+                &mut out,
+                vec![
+                    (b'S', "FATAL".into()),
+                    (b'V', "FATAL".into()),
+                    (b'C', "08006".into()),
+                    (
+                        b'M',
+                        format!("sfpg proxy: cannot connect to the database server: {source}"),
+                    ),
+                ],
+            )?;
+            let _ = client_wr.write_all(&out).await;
+            return Err(SessionError::Connect {
+                addr: shared.upstream.to_string(),
+                source,
+            });
+        }
+    };
+    let (server_rd, server_wr) = tokio::io::split(upstream);
+    let mut session = Session {
+        shared,
+        client_rd,
+        client_wr,
+        server_rd,
+        server_wr,
+        client_in,
+        client_out: BytesMut::with_capacity(8192),
+        server_in: BytesMut::with_capacity(8192),
+        server_out: BytesMut::with_capacity(8192),
+        registration: None,
+        terminating: false,
+        texts: TextCache::default(),
+        statements: Named::default(),
+        portals: Named::default(),
+        portal_statements: HashMap::new(),
+        descriptions: HashMap::new(),
+        executes: Vec::new(),
+        replies: Replies::default(),
+        status: TransactionStatus::Idle,
+        tx: Tx::default(),
+        unit_block: None,
+        unit_error: false,
+        flushed: false,
+        barrier: false,
+        action: None,
+        held: None,
+        steps: VecDeque::new(),
+        skip_to_sync: false,
+        capture_installed: false,
+        created: Vec::new(),
+        peer,
+    };
+    let startup = with_proxy_origin(&startup)?;
+    session.server_out.extend_from_slice(&startup);
+    if !session.authenticate().await? {
+        return Ok(());
+    }
+    session.relay().await
+}
+
+impl Session {
+    /// Relays the authentication exchange. Returns whether the session is ready for
+    /// queries (false: the server refused and has closed).
+    async fn authenticate(&mut self) -> Result<bool, SessionError> {
+        self.flush_server().await?;
+        loop {
+            let (tag, frame) = self.read_server_frame().await?;
+            match tag {
+                be::AUTHENTICATION => {
+                    let code = be::decode_authentication_code(body(&frame))
+                        .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                    self.client_out.extend_from_slice(&frame);
+                    self.flush_client().await?;
+                    if expects_client_answer(code) {
+                        let (tag, answer) = self.read_client_frame().await?;
+                        if tag != fe::PASSWORD {
+                            return Err(SessionError::Protocol(format!(
+                                "expected a password message, got message type {:?}",
+                                char::from(tag)
+                            )));
+                        }
+                        self.server_out.extend_from_slice(&answer);
+                        self.flush_server().await?;
+                    }
+                }
+                be::BACKEND_KEY_DATA => {
+                    let upstream = BackendKey::decode(body(&frame))
+                        .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                    let registration = self.shared.cancels.register(upstream);
+                    encode::backend_key_data(
+                        &mut self.client_out,
+                        registration.pid(),
+                        registration.secret(),
+                    )?;
+                    self.registration = Some(registration);
+                }
+                be::ERROR_RESPONSE => {
+                    // A refused login: the server closes after this.
+                    self.client_out.extend_from_slice(&frame);
+                    self.flush_client().await?;
+                    return Ok(false);
+                }
+                be::READY_FOR_QUERY => {
+                    self.status = TransactionStatus::decode_ready_for_query(body(&frame))
+                        .map_err(|e| SessionError::Protocol(e.to_string()))?;
+                    self.client_out.extend_from_slice(&frame);
+                    self.flush_client().await?;
+                    return Ok(true);
+                }
+                be::PARAMETER_STATUS | be::NOTICE_RESPONSE | be::NEGOTIATE_PROTOCOL_VERSION => {
+                    self.client_out.extend_from_slice(&frame);
+                }
+                other => {
+                    return Err(SessionError::Protocol(format!(
+                        "unexpected message type {:?} from the server during startup",
+                        char::from(other)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The relay proper, until Terminate or either side closes.
+    async fn relay(&mut self) -> Result<(), SessionError> {
+        loop {
+            self.pump_server()?;
+            if let Some(action) = self.action.take() {
+                self.perform(action).await?;
+                continue;
+            }
+            self.pump_client()?;
+            if let Some(action) = self.action.take() {
+                self.perform(action).await?;
+                continue;
+            }
+            if self.terminating && self.server_out.is_empty() {
+                let _ = self.server_wr.shutdown().await;
+                self.flush_client().await?;
+                return Ok(());
+            }
+            let read_client = !self.terminating && self.server_out.len() < HIGH_WATER;
+            let read_server = self.client_out.len() < HIGH_WATER;
+            tokio::select! {
+                read = self.client_rd.read_buf(&mut self.client_in), if read_client => {
+                    if read? == 0 {
+                        return Err(SessionError::ClientClosed);
+                    }
+                }
+                read = self.server_rd.read_buf(&mut self.server_in), if read_server => {
+                    if read? == 0 {
+                        // Whatever the server said last (often a FATAL error) still goes to
+                        // the client.
+                        self.pump_server()?;
+                        self.release_held();
+                        self.flush_client().await?;
+                        return Err(SessionError::ServerClosed);
+                    }
+                }
+                written = self.server_wr.write_buf(&mut self.server_out), if !self.server_out.is_empty() => {
+                    written?;
+                }
+                written = self.client_wr.write_buf(&mut self.client_out), if !self.client_out.is_empty() => {
+                    written?;
+                }
+            }
+        }
+    }
+
+    /// Stops holding back: what was held goes to the client as it is.
+    fn release_held(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.client_out.extend_from_slice(&held);
+        }
+        self.executes.clear();
+    }
+
+    async fn read_server_frame(&mut self) -> Result<(u8, BytesMut), SessionError> {
+        loop {
+            if let Some((tag, len)) = peek_frame(&mut self.server_in)? {
+                return Ok((tag, self.server_in.split_to(len)));
+            }
+            if self.server_rd.read_buf(&mut self.server_in).await? == 0 {
+                return Err(SessionError::ServerClosed);
+            }
+        }
+    }
+
+    async fn read_client_frame(&mut self) -> Result<(u8, BytesMut), SessionError> {
+        loop {
+            if let Some((tag, len)) = peek_frame(&mut self.client_in)? {
+                return Ok((tag, self.client_in.split_to(len)));
+            }
+            if self.client_rd.read_buf(&mut self.client_in).await? == 0 {
+                return Err(SessionError::ClientClosed);
+            }
+        }
+    }
+
+    async fn flush_server(&mut self) -> Result<(), SessionError> {
+        self.server_wr.write_all_buf(&mut self.server_out).await?;
+        Ok(())
+    }
+
+    async fn flush_client(&mut self) -> Result<(), SessionError> {
+        self.client_wr.write_all_buf(&mut self.client_out).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,95 @@
+//! Server messages: each is routed by the reply it answers (see [`Replies`]). The client's
+//! go to the client, the proxy's own are consumed, and a ReadyForQuery may hand the
+//! session an action to run before anything else happens.
+
+use bytes::{Buf, Bytes};
+
+use super::actions::Action;
+use super::{Session, Tx};
+use crate::error::SessionError;
+use crate::frontend::replies::{OnReady, Routed};
+use crate::net::frame::{Frame, frame_at, reserve_partial};
+use crate::net::messages::backend::{self as be, TransactionStatus};
+
+impl Session {
+    /// Routes the server's complete frames, until they run out or one calls for an action.
+    pub(super) fn pump_server(&mut self) -> Result<(), SessionError> {
+        let mut pos = 0;
+        while self.action.is_none() {
+            let Frame::Complete { tag, len } = frame_at(&self.server_in[pos..])? else {
+                break;
+            };
+            let frame = &self.server_in[pos..pos + len];
+            if tag == be::ROW_DESCRIPTION
+                && let Some(statement) = self.replies.describing_statement()
+            {
+                self.descriptions
+                    .insert(statement.into(), Bytes::copy_from_slice(frame));
+            }
+            let routed = self
+                .replies
+                .route(tag, frame)
+                .map_err(|e| SessionError::Protocol(e.to_string()))?;
+            match routed {
+                Routed::Client { error } => {
+                    if matches!(
+                        tag,
+                        be::COPY_IN_RESPONSE | be::COPY_OUT_RESPONSE | be::COPY_BOTH_RESPONSE
+                    ) {
+                        // COPY needs the client to act on this now; nothing held back can
+                        // wait for the end of the unit any more.
+                        if let Some(held) = self.held.take() {
+                            self.client_out.extend_from_slice(&held);
+                        }
+                    }
+                    match &mut self.held {
+                        Some(held) => held.extend_from_slice(frame),
+                        None => self.client_out.extend_from_slice(frame),
+                    }
+                    self.unit_error |= error;
+                }
+                Routed::Proxy { error } => {
+                    if error {
+                        tracing::warn!("a statement the proxy injected failed");
+                    }
+                }
+                Routed::Ready { owed, status } => {
+                    self.status = status;
+                    match owed.on_ready {
+                        OnReady::Forward => {
+                            self.client_out.extend_from_slice(frame);
+                            self.after_ready(status);
+                        }
+                        OnReady::Consume => {}
+                        OnReady::EndManaged { last } => {
+                            self.action = Some(Action::EndManaged { status, last });
+                        }
+                        OnReady::Step => {
+                            self.barrier = false;
+                            if self.unit_error {
+                                // A failed statement ends the whole query string.
+                                self.steps.clear();
+                                self.client_out.extend_from_slice(frame);
+                                self.after_ready(status);
+                            } else if status == TransactionStatus::Idle {
+                                self.tx = Tx::default();
+                            }
+                        }
+                    }
+                }
+            }
+            pos += len;
+        }
+        self.server_in.advance(pos);
+        reserve_partial(&mut self.server_in);
+        Ok(())
+    }
+
+    /// The client has been told the server is ready.
+    pub(super) fn after_ready(&mut self, status: TransactionStatus) {
+        self.unit_error = false;
+        if status == TransactionStatus::Idle {
+            self.tx = Tx::default();
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The first packets of a client connection: encryption negotiation (SSLRequest,
+//! GSSENCRequest, direct TLS), then either a StartupMessage that opens a session or a
+//! CancelRequest.
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::tls::{ALPN_POSTGRESQL, TlsConfig};
+use crate::error::SessionError;
+use crate::net::frame::peek_startup_packet;
+use crate::net::messages::startup::StartupPacket;
+use crate::net::stream::ClientStream;
+use crate::settings::{ORIGIN_PROXY, ORIGIN_SETTING};
+
+/// The first byte of a TLS handshake record; a protocol packet starts with a length word
+/// whose first byte is 0 for any valid length.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// How a client connection opened.
+#[derive(Debug)]
+pub enum Opening {
+    /// A session: the stream, the StartupMessage as received, and any bytes the client sent
+    /// after it.
+    Session {
+        stream: ClientStream,
+        startup: Bytes,
+        rest: BytesMut,
+    },
+    /// A CancelRequest for process `pid`.
+    Cancel { pid: i32, secret: Vec<u8> },
+}
+
+/// Reads packets until a StartupMessage or CancelRequest, answering encryption requests on
+/// the way.
+pub async fn negotiate(tcp: TcpStream, tls: Option<&TlsConfig>) -> Result<Opening, SessionError> {
+    let mut stream = match tls {
+        Some(tls) if starts_with_tls_handshake(&tcp).await? => {
+            let stream = tls
+                .acceptor()
+                .accept(tcp)
+                .await
+                .map_err(SessionError::Tls)?;
+            // Direct TLS skips SSLRequest, so the ALPN is the only sign the peer meant to
+            // speak PostgreSQL; libpq insists on it and so does the server.
+            if stream.get_ref().1.alpn_protocol() != Some(ALPN_POSTGRESQL) {
+                return Err(SessionError::Protocol(
+                    "direct TLS connection without the \"postgresql\" ALPN protocol".into(),
+                ));
+            }
+            ClientStream::Tls(Box::new(stream))
+        }
+        _ => ClientStream::Plain(tcp),
+    };
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        let len = loop {
+            if let Some(len) = peek_startup_packet(&mut buf)? {
+                break len;
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(SessionError::ClientClosed);
+            }
+        };
+        let packet = buf.split_to(len).freeze();
+        match StartupPacket::decode(&packet).map_err(|e| SessionError::Protocol(e.to_string()))? {
+            StartupPacket::SslRequest => match (tls, stream) {
+                (Some(tls), ClientStream::Plain(mut tcp)) => {
+                    // Bytes after the SSLRequest would be read as if they had come over
+                    // TLS (CVE-2021-23214): refuse them, as the server does.
+                    if !buf.is_empty() {
+                        return Err(SessionError::Protocol(
+                            "received unencrypted data after SSL request".into(),
+                        ));
+                    }
+                    tcp.write_all(b"S").await?;
+                    let tls_stream = tls
+                        .acceptor()
+                        .accept(tcp)
+                        .await
+                        .map_err(SessionError::Tls)?;
+                    stream = ClientStream::Tls(Box::new(tls_stream));
+                }
+                (None, ClientStream::Plain(mut tcp)) => {
+                    tcp.write_all(b"N").await?;
+                    stream = ClientStream::Plain(tcp);
+                }
+                (_, ClientStream::Tls(_)) => {
+                    return Err(SessionError::Protocol(
+                        "SSLRequest on a connection that is already encrypted".into(),
+                    ));
+                }
+            },
+            StartupPacket::GssEncRequest => {
+                // GSSAPI encryption is not offered; the client may go on in the clear or
+                // ask for TLS.
+                stream.write_all(b"N").await?;
+            }
+            StartupPacket::Cancel(cancel) => {
+                return Ok(Opening::Cancel {
+                    pid: cancel.pid,
+                    secret: cancel.secret.to_vec(),
+                });
+            }
+            StartupPacket::Startup { .. } => {
+                return Ok(Opening::Session {
+                    stream,
+                    startup: packet,
+                    rest: buf,
+                });
+            }
+        }
+    }
+}
+
+/// The StartupMessage to send upstream: the client's, with `-c sfpg.origin=proxy` added to
+/// its `options`, so that the capture triggers record this session's writes (and every
+/// `RESET` returns to it). The client's own parameters, options included, are kept.
+pub fn with_proxy_origin(packet: &[u8]) -> Result<Bytes, SessionError> {
+    let StartupPacket::Startup {
+        major,
+        minor,
+        parameters,
+    } = StartupPacket::decode(packet).map_err(|e| SessionError::Protocol(e.to_string()))?
+    else {
+        return Err(SessionError::Protocol("not a StartupMessage".into()));
+    };
+    let origin = format!("-c {ORIGIN_SETTING}={ORIGIN_PROXY}");
+    let mut startup = pgwire::messages::startup::Startup::new();
+    startup.protocol_number_major = major;
+    startup.protocol_number_minor = minor;
+    let mut has_options = false;
+    for (name, value) in parameters {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let mut value = String::from_utf8_lossy(value).into_owned();
+        if name == "options" {
+            has_options = true;
+            value = if value.trim().is_empty() {
+                origin.clone()
+            } else {
+                format!("{value} {origin}")
+            };
+        }
+        startup.parameters.insert(name, value);
+    }
+    if !has_options {
+        startup.parameters.insert("options".into(), origin);
+    }
+    let mut buf = BytesMut::new();
+    pgwire::messages::Message::encode(&startup, &mut buf)
+        .map_err(crate::net::messages::encode::EncodeError::from)?;
+    Ok(buf.freeze())
+}
+
+async fn starts_with_tls_handshake(tcp: &TcpStream) -> Result<bool, SessionError> {
+    let mut first = [0u8; 1];
+    let n = tcp.peek(&mut first).await?;
+    Ok(n == 1 && first[0] == TLS_HANDSHAKE_RECORD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn startup(parameters: &[(&str, &str)]) -> Vec<u8> {
+        let mut body = vec![0, 3, 0, 0];
+        for (name, value) in parameters {
+            body.extend_from_slice(name.as_bytes());
+            body.push(0);
+            body.extend_from_slice(value.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        packet.extend_from_slice(&body);
+        packet
+    }
+
+    fn options(packet: &[u8]) -> String {
+        let StartupPacket::Startup { parameters, .. } = StartupPacket::decode(packet).unwrap()
+        else {
+            panic!("not a startup message");
+        };
+        parameters
+            .iter()
+            .find(|(name, _)| *name == b"options")
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+            .unwrap()
+    }
+
+    #[test]
+    fn adds_the_origin_to_the_clients_options() {
+        let plain = with_proxy_origin(&startup(&[("user", "u"), ("database", "d")])).unwrap();
+        assert_eq!(options(&plain), "-c sfpg.origin=proxy");
+        let own =
+            with_proxy_origin(&startup(&[("user", "u"), ("options", "-c search_path=x")])).unwrap();
+        assert_eq!(options(&own), "-c search_path=x -c sfpg.origin=proxy");
+    }
+}

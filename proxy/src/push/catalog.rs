@@ -1,0 +1,304 @@
+//! Which org and object a mirrored table belongs to, read from the control schema
+//! (`sfpg.orgs`, `sfpg.objects`), with a Salesforce client per org and each object's
+//! describe, cached for a while so that a push does not describe what it pushes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use sfpg_salesforce::{Client, FieldType, Priority, RateLimiter};
+use sfpg_schema::control::{MasterKey, connect, orgs};
+
+use super::Refusal;
+
+/// How long what was read about an object is trusted: a field added to the mirror, or a
+/// describe change, is seen within this time.
+const FRESH_FOR: Duration = Duration::from_secs(60);
+
+/// An org as the proxy pushes to it.
+#[derive(Debug)]
+pub struct OrgHandle {
+    pub name: String,
+    pub schema: String,
+    /// Requests go ahead of the sync's background polling in the org's limiter.
+    pub client: Client,
+}
+
+/// A mirrored column and what Salesforce allows on its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirroredColumn {
+    pub column: String,
+    /// The field's API name.
+    pub field: String,
+    pub field_type: FieldType,
+    pub createable: bool,
+    pub updateable: bool,
+}
+
+/// A mirrored object: its table and columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHandle {
+    /// The object's API name (`Account`).
+    pub object: String,
+    pub schema: String,
+    pub table: String,
+    /// The mirrored columns, `sfid` (the Id field) first.
+    pub columns: Vec<MirroredColumn>,
+}
+
+impl ObjectHandle {
+    pub fn column(&self, name: &str) -> Option<&MirroredColumn> {
+        self.columns.iter().find(|c| c.column == name)
+    }
+
+    /// The API names of every mirrored field.
+    pub fn fields(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.field.as_str()).collect()
+    }
+}
+
+/// Chooses an org's rate limiter; `None` for one of its own at the org's configured rate.
+type LimiterFor = Box<dyn Fn(&orgs::Org) -> Option<RateLimiter> + Send + Sync>;
+
+struct Cached<T> {
+    value: Arc<T>,
+    read_at: Instant,
+}
+
+/// The control schema's orgs and objects, as the proxy needs them.
+pub struct Catalog {
+    control: Pool,
+    key: MasterKey,
+    /// By schema name.
+    orgs: Mutex<HashMap<String, Cached<OrgHandle>>>,
+    /// By (schema, table).
+    objects: Mutex<HashMap<(String, String), Cached<ObjectHandle>>>,
+    /// One per org, kept across reloads so that a reload never resets the org's budget.
+    limiters: Mutex<HashMap<String, RateLimiter>>,
+    limiter_for: LimiterFor,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section is a lookup or an insert: the map is whole after a panic.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Catalog {
+    /// A catalog reading the control schema through `control`, opening org credentials
+    /// with `key`. Each org gets a rate limiter at its configured rate, unless
+    /// `limiter_for` hands one (to share an org's limiter with a sync in the same process).
+    pub fn new(
+        control: Pool,
+        key: MasterKey,
+        limiter_for: impl Fn(&orgs::Org) -> Option<RateLimiter> + Send + Sync + 'static,
+    ) -> Self {
+        Catalog {
+            control,
+            key,
+            orgs: Mutex::new(HashMap::new()),
+            objects: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+            limiter_for: Box::new(limiter_for),
+        }
+    }
+
+    pub fn control(&self) -> &Pool {
+        &self.control
+    }
+
+    /// The org and object mirrored in `schema.table`.
+    pub async fn object(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<(Arc<OrgHandle>, Arc<ObjectHandle>), Refusal> {
+        let org = self.org(schema).await?;
+        let key = (schema.to_owned(), table.to_owned());
+        if let Some(cached) = lock(&self.objects).get(&key)
+            && cached.read_at.elapsed() < FRESH_FOR
+        {
+            return Ok((org, Arc::clone(&cached.value)));
+        }
+        let object = Arc::new(self.load_object(&org, schema, table).await?);
+        lock(&self.objects).insert(
+            key,
+            Cached {
+                value: Arc::clone(&object),
+                read_at: Instant::now(),
+            },
+        );
+        Ok((org, object))
+    }
+
+    /// The org whose mirror is `schema`.
+    pub async fn org(&self, schema: &str) -> Result<Arc<OrgHandle>, Refusal> {
+        if let Some(cached) = lock(&self.orgs).get(schema)
+            && cached.read_at.elapsed() < FRESH_FOR
+        {
+            return Ok(Arc::clone(&cached.value));
+        }
+        let org = Arc::new(self.load_org(schema).await?);
+        lock(&self.orgs).insert(
+            schema.to_owned(),
+            Cached {
+                value: Arc::clone(&org),
+                read_at: Instant::now(),
+            },
+        );
+        Ok(org)
+    }
+
+    /// The org named `name` (for repairs, which know orgs by name).
+    pub async fn org_by_name(&self, name: &str) -> Result<Arc<OrgHandle>, Refusal> {
+        let client = self.control_client().await?;
+        let row = client
+            .query_opt(
+                "SELECT schema_name FROM sfpg.orgs WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(control_error)?
+            .ok_or_else(|| Refusal::new("55000", format!("sfpg proxy: no org named {name}")))?;
+        let schema: String = row.get(0);
+        self.org(&schema).await
+    }
+
+    async fn control_client(&self) -> Result<deadpool_postgres::Object, Refusal> {
+        self.control.get().await.map_err(|e| {
+            Refusal::new(
+                "08006",
+                format!("sfpg proxy: cannot reach the control database: {e}"),
+            )
+        })
+    }
+
+    async fn load_org(&self, schema: &str) -> Result<OrgHandle, Refusal> {
+        let client = self.control_client().await?;
+        let name: String = client
+            .query_opt(
+                "SELECT name FROM sfpg.orgs WHERE schema_name = $1",
+                &[&schema],
+            )
+            .await
+            .map_err(control_error)?
+            .map(|row| row.get(0))
+            .ok_or_else(|| not_configured(schema))?;
+        let org = orgs::load(&**client, &name, &self.key).await.map_err(|e| {
+            Refusal::new("55000", format!("sfpg proxy: cannot load org {name}: {e}"))
+        })?;
+        let limiter = self.limiter(&org)?;
+        let client = connect::client(&org, limiter)
+            .map_err(|e| {
+                Refusal::new(
+                    "55000",
+                    format!("sfpg proxy: cannot set up the Salesforce client of org {name}: {e}"),
+                )
+            })?
+            .with_priority(Priority::Interactive);
+        Ok(OrgHandle {
+            name: org.name,
+            schema: org.schema_name,
+            client,
+        })
+    }
+
+    fn limiter(&self, org: &orgs::Org) -> Result<RateLimiter, Refusal> {
+        if let Some(limiter) = lock(&self.limiters).get(&org.name) {
+            return Ok(limiter.clone());
+        }
+        let limiter = match (self.limiter_for)(org) {
+            Some(limiter) => limiter,
+            None => RateLimiter::new(connect::rate(org).map_err(|e| {
+                Refusal::new("55000", format!("sfpg proxy: org {}: {e}", org.name))
+            })?),
+        };
+        Ok(lock(&self.limiters)
+            .entry(org.name.clone())
+            .or_insert(limiter)
+            .clone())
+    }
+
+    async fn load_object(
+        &self,
+        org: &OrgHandle,
+        schema: &str,
+        table: &str,
+    ) -> Result<ObjectHandle, Refusal> {
+        let client = self.control_client().await?;
+        let row = client
+            .query_opt(
+                "SELECT object_name, mirrored_fields FROM sfpg.objects
+                  WHERE org_name = $1 AND table_name = $2",
+                &[&org.name, &table],
+            )
+            .await
+            .map_err(control_error)?
+            .ok_or_else(|| {
+                Refusal::new(
+                    "55000",
+                    format!(
+                        "sfpg proxy: table {schema}.{table} is not a mirrored object of org {}",
+                        org.name
+                    ),
+                )
+                .table(schema, table)
+            })?;
+        let object: String = row.get(0);
+        let mirrored: serde_json::Value = row.get(1);
+        drop(client);
+        let describe = org
+            .client
+            .sobject(object.clone())
+            .describe()
+            .await
+            .map_err(|e| {
+                super::refusal::from_salesforce_error(&e, &format!("describe {object}"))
+            })?;
+        let columns = mirrored
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let field = f.get("field")?.as_str()?;
+                let column = f.get("column")?.as_str()?;
+                // A field that left describe keeps its column but is no longer written.
+                let described = describe.field(field)?;
+                Some(MirroredColumn {
+                    column: column.to_owned(),
+                    field: described.name.clone(),
+                    field_type: described.field_type.clone(),
+                    createable: described.createable,
+                    updateable: described.updateable,
+                })
+            })
+            .collect();
+        Ok(ObjectHandle {
+            object: describe.summary.name.clone(),
+            schema: schema.to_owned(),
+            table: table.to_owned(),
+            columns,
+        })
+    }
+}
+
+fn not_configured(schema: &str) -> Refusal {
+    Refusal::new(
+        "55000",
+        format!("sfpg proxy: no Salesforce org is configured for schema \"{schema}\""),
+    )
+    .hint("Add the org with sfpg org add, or write to a schema that mirrors one.")
+}
+
+fn control_error(error: tokio_postgres::Error) -> Refusal {
+    Refusal::new(
+        "08006",
+        format!("sfpg proxy: cannot read the control schema: {error}"),
+    )
+}

@@ -1,0 +1,206 @@
+//! Pushing a transaction's captured changes to Salesforce before it commits.
+//!
+//! The session takes the changes ([`sfpg_schema::capture`]), and the [`Pusher`] plans
+//! them ([`plan`]), sends them ([`send`]), journals the push ([`journal`]) and hands back
+//! what to write into the mirror ([`write_back`]). A refusal becomes the PostgreSQL error
+//! the client receives ([`refusal`]). On start, [`repair`] resolves pushes whose
+//! transaction never committed.
+
+pub mod catalog;
+pub mod journal;
+pub mod plan;
+pub mod refusal;
+pub mod repair;
+pub mod send;
+pub mod write_back;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use sfpg_schema::capture::PendingChange;
+
+pub use catalog::Catalog;
+pub use refusal::Refusal;
+pub use write_back::{Created, WriteBack};
+
+use self::journal::{Entry, Journal, Outcome};
+use self::plan::{Operation, Plan};
+
+/// Where a push can be made to stop, for crash tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failpoint {
+    /// After Salesforce accepted the push and the journal recorded it, before the mirror
+    /// is written and the transaction commits: the session waits there forever, so a test
+    /// can kill the process at exactly that point.
+    PauseAfterPush,
+}
+
+impl std::str::FromStr for Failpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pause-after-push" => Ok(Failpoint::PauseAfterPush),
+            other => Err(format!(
+                "unknown failpoint {other:?} (known: pause-after-push)"
+            )),
+        }
+    }
+}
+
+/// A push Salesforce accepted: what to write back, and the Ids of new records.
+#[derive(Debug, Default)]
+pub struct Pushed {
+    pub write_backs: Vec<WriteBack>,
+    pub created: Vec<Created>,
+}
+
+/// Pushes transactions to the orgs of the control schema.
+#[derive(Debug)]
+pub struct Pusher {
+    catalog: Catalog,
+    journal: Journal,
+    failpoint: Option<Failpoint>,
+}
+
+impl Pusher {
+    pub fn new(catalog: Catalog, failpoint: Option<Failpoint>) -> Self {
+        let journal = Journal::new(catalog.control().clone());
+        Pusher {
+            catalog,
+            journal,
+            failpoint,
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Pushes `changes`, captured in transaction `txid` of `session`. `Ok(None)`: nothing
+    /// needed sending (only local columns changed). The session's cancel is handled by
+    /// dropping this future.
+    pub async fn push(
+        &self,
+        session: &str,
+        txid: Option<String>,
+        changes: &[PendingChange],
+    ) -> Result<Option<Pushed>, Refusal> {
+        let Some(plan) = self.plan(changes).await? else {
+            return Ok(None);
+        };
+        let started_at = chrono::Utc::now();
+        let started = Instant::now();
+        let sent = send::send(&plan).await;
+        let mut entry = Entry {
+            org: plan.org.name.clone(),
+            session: session.to_owned(),
+            txid,
+            records: Value::Null,
+            response: Value::Null,
+            outcome: Outcome::Pushed,
+            started_at,
+            salesforce_ms: 0,
+        };
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(failure) => {
+                entry.records = journal_records(&plan, &[]);
+                entry.response = failure.response;
+                entry.outcome = if failure.refused {
+                    Outcome::Refused
+                } else {
+                    Outcome::Failed
+                };
+                entry.salesforce_ms = millis(started);
+                if let Err(error) = self.journal.record(&entry).await {
+                    tracing::warn!(%error, "cannot journal a refused push");
+                }
+                return Err(failure.refusal);
+            }
+        };
+        let (write_backs, created) = write_back::write_backs(&plan, &sent).await;
+        entry.records = journal_records(&plan, &sent.created);
+        entry.response = sent.response;
+        entry.salesforce_ms = millis(started);
+        // Journaled before the transaction commits: if the commit never happens, the
+        // repair finds this entry. A journal that cannot be written must not undo what
+        // Salesforce already holds, so the push goes on.
+        match self.journal.record(&entry).await {
+            Ok(id) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
+            Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
+        }
+        if self.failpoint == Some(Failpoint::PauseAfterPush) {
+            tracing::warn!("failpoint pause-after-push reached: waiting forever");
+            std::future::pending::<()>().await;
+        }
+        Ok(Some(Pushed {
+            write_backs,
+            created,
+        }))
+    }
+
+    async fn plan(&self, changes: &[PendingChange]) -> Result<Option<Plan>, Refusal> {
+        let mut objects = HashMap::new();
+        let mut org = None;
+        for change in changes {
+            let key = (change.schema.clone(), change.table.clone());
+            if objects.contains_key(&key) {
+                continue;
+            }
+            let (object_org, object) = self.catalog.object(&change.schema, &change.table).await?;
+            match &org {
+                None => org = Some(object_org),
+                Some(first)
+                    if !Arc::ptr_eq(first, &object_org) && first.name != object_org.name =>
+                {
+                    return Err(Refusal::new(
+                        "0A000",
+                        format!(
+                            "a transaction can write only one Salesforce org; this one writes {} and {}",
+                            first.name, object_org.name
+                        ),
+                    )
+                    .hint("Commit the changes to each org in transactions of their own."));
+                }
+                Some(_) => {}
+            }
+            objects.insert(key, object);
+        }
+        let Some(org) = org else {
+            return Ok(None);
+        };
+        plan::plan(changes, &org, &objects)
+    }
+}
+
+fn millis(since: Instant) -> i32 {
+    i32::try_from(since.elapsed().as_millis()).unwrap_or(i32::MAX)
+}
+
+/// The journal's view of a plan: each record with its Id (a create's from `created`).
+fn journal_records(plan: &Plan, created: &[String]) -> Value {
+    let mut creates = created.iter();
+    Value::Array(
+        plan.records
+            .iter()
+            .map(|p| {
+                let sfid = match p.operation {
+                    Operation::Create => creates.next().cloned(),
+                    _ => p.sfid.clone(),
+                };
+                json!({
+                    "operation": p.operation.as_str(),
+                    "object": p.object.object,
+                    "schema": p.object.schema,
+                    "table": p.object.table,
+                    "row_id": p.row_id,
+                    "sfid": sfid,
+                    "fields": p.record,
+                })
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,251 @@
+//! A write the proxy refuses, as the PostgreSQL error the client receives: SQLSTATE,
+//! message, Salesforce's code in DETAIL, and the table and column it is about.
+//!
+//! Salesforce's codes map to the SQLSTATEs a PostgreSQL client already handles:
+//!
+//! | Salesforce | SQLSTATE |
+//! |---|---|
+//! | REQUIRED_FIELD_MISSING | 23502 not_null_violation |
+//! | DUPLICATE_VALUE | 23505 unique_violation |
+//! | INVALID_CROSS_REFERENCE_KEY, FIELD_INTEGRITY_EXCEPTION | 23503 foreign_key_violation |
+//! | FIELD_CUSTOM_VALIDATION_EXCEPTION | 23514 check_violation |
+//! | STRING_TOO_LONG | 22001 string_data_right_truncation |
+//! | INVALID_FIELD_FOR_INSERT_UPDATE, read-only field | 428C9 generated_always |
+//! | INSUFFICIENT_ACCESS_* | 42501 insufficient_privilege |
+//! | REQUEST_LIMIT_EXCEEDED | 53400 configuration_limit_exceeded |
+//! | UNABLE_TO_LOCK_ROW (after retries) | 55P03 lock_not_available |
+//! | timeout, cancel | 57014 query_canceled |
+//! | Salesforce unreachable | 08006 connection_failure |
+//!
+//! Other record errors (a bad picklist value, a number out of range) are data errors,
+//! 22000; other API errors are 58000 system_error.
+
+use sfpg_salesforce::{Error as SalesforceError, RecordError};
+
+use super::catalog::ObjectHandle;
+
+/// The error a refused transaction ends with. Boxed, so that results carrying it stay
+/// small; its fields read through [`RefusalFields`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal(Box<RefusalFields>);
+
+/// What a [`Refusal`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalFields {
+    /// Five-character SQLSTATE, such as `23505`.
+    pub sqlstate: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+}
+
+impl std::ops::Deref for Refusal {
+    type Target = RefusalFields;
+
+    fn deref(&self) -> &RefusalFields {
+        &self.0
+    }
+}
+
+impl Refusal {
+    pub fn new(sqlstate: impl Into<String>, message: impl Into<String>) -> Self {
+        Refusal(Box::new(RefusalFields {
+            sqlstate: sqlstate.into(),
+            message: message.into(),
+            detail: None,
+            hint: None,
+            schema: None,
+            table: None,
+            column: None,
+        }))
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.0.detail = Some(detail.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.0.hint = Some(hint.into());
+        self
+    }
+
+    pub fn table(mut self, schema: &str, table: &str) -> Self {
+        self.0.schema = Some(schema.to_owned());
+        self.0.table = Some(table.to_owned());
+        self
+    }
+
+    pub fn column(mut self, column: impl Into<String>) -> Self {
+        self.0.column = Some(column.into());
+        self
+    }
+
+    /// The ErrorResponse fields, in the order PostgreSQL sends them.
+    pub fn fields(&self) -> Vec<(u8, String)> {
+        let mut fields = vec![
+            (b'S', "ERROR".to_owned()),
+            (b'V', "ERROR".to_owned()),
+            (b'C', self.sqlstate.clone()),
+            (b'M', self.message.clone()),
+        ];
+        let optional = [
+            (b'D', &self.detail),
+            (b'H', &self.hint),
+            (b's', &self.schema),
+            (b't', &self.table),
+            (b'c', &self.column),
+        ];
+        fields.extend(
+            optional
+                .into_iter()
+                .filter_map(|(code, value)| value.clone().map(|v| (code, v))),
+        );
+        fields
+    }
+}
+
+impl Refusal {
+    /// The server's own error (an ErrorResponse's fields), to pass on as it was.
+    pub fn from_server(fields: &crate::net::messages::backend::Fields) -> Self {
+        let get = |code: u8| fields.get(code).map(str::to_owned);
+        Refusal(Box::new(RefusalFields {
+            sqlstate: fields.code().to_owned(),
+            message: fields.message().to_owned(),
+            detail: get(b'D'),
+            hint: get(b'H'),
+            schema: get(b's'),
+            table: get(b't'),
+            column: get(b'c'),
+        }))
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.sqlstate)
+    }
+}
+
+/// The SQLSTATE for a Salesforce `errorCode` or `statusCode`.
+pub fn sqlstate_for(code: &str) -> &'static str {
+    match code {
+        "REQUIRED_FIELD_MISSING" => "23502",
+        "DUPLICATE_VALUE" => "23505",
+        "INVALID_CROSS_REFERENCE_KEY" | "FIELD_INTEGRITY_EXCEPTION" => "23503",
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION" => "23514",
+        "STRING_TOO_LONG" => "22001",
+        "INVALID_FIELD_FOR_INSERT_UPDATE" => "428C9",
+        code if code.starts_with("INSUFFICIENT_ACCESS") => "42501",
+        "REQUEST_LIMIT_EXCEEDED" => "53400",
+        "UNABLE_TO_LOCK_ROW" => "55P03",
+        _ => "22000",
+    }
+}
+
+/// A record Salesforce refused: its error as the client sees it. `operation` is what was
+/// asked (`create`), `row_id` the row's local id.
+pub fn from_record_error(
+    error: &RecordError,
+    object: &ObjectHandle,
+    operation: &str,
+    row_id: i64,
+) -> Refusal {
+    let mut refusal = Refusal::new(
+        sqlstate_for(&error.status_code),
+        format!(
+            "Salesforce refused to {operation} {} (row {row_id} of {}.{}): {}",
+            object.object, object.schema, object.table, error.message
+        ),
+    )
+    .detail(error.status_code.clone())
+    .table(&object.schema, &object.table);
+    if let Some(field) = error.fields.first() {
+        let column = object
+            .columns
+            .iter()
+            .find(|c| c.field.eq_ignore_ascii_case(field))
+            .map_or_else(|| field.to_ascii_lowercase(), |c| c.column.clone());
+        refusal = refusal.column(column);
+    }
+    refusal
+}
+
+/// A request that failed as a whole (`what` says which): unreachable, timed out, over the
+/// limit, not allowed, or an error Salesforce returned for the request.
+pub fn from_salesforce_error(error: &SalesforceError, what: &str) -> Refusal {
+    if let Some(api) = error.api_errors().first() {
+        let sqlstate = match sqlstate_for(&api.error_code) {
+            "22000" => "58000",
+            known => known,
+        };
+        let mut refusal = Refusal::new(
+            sqlstate,
+            format!("Salesforce refused to {what}: {}", api.message),
+        )
+        .detail(api.error_code.clone());
+        if let Some(field) = api.fields.first() {
+            refusal = refusal.column(field.to_ascii_lowercase());
+        }
+        return refusal;
+    }
+    if error.is_timeout() {
+        return Refusal::new(
+            "57014",
+            format!("Salesforce did not answer in time ({what})"),
+        )
+        .detail(error.to_string());
+    }
+    match error {
+        SalesforceError::Transport { .. } => Refusal::new(
+            "08006",
+            format!("cannot reach Salesforce to {what}: nothing was committed"),
+        )
+        .detail(error.to_string()),
+        SalesforceError::Auth { error: code, .. } => Refusal::new(
+            "28000",
+            format!("Salesforce refused the proxy's login ({what})"),
+        )
+        .detail(code.clone()),
+        _ => Refusal::new("58000", format!("cannot {what}: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salesforce_codes_map_to_the_designs_sqlstates() {
+        for (code, sqlstate) in [
+            ("REQUIRED_FIELD_MISSING", "23502"),
+            ("DUPLICATE_VALUE", "23505"),
+            ("INVALID_CROSS_REFERENCE_KEY", "23503"),
+            ("FIELD_INTEGRITY_EXCEPTION", "23503"),
+            ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "23514"),
+            ("STRING_TOO_LONG", "22001"),
+            ("INVALID_FIELD_FOR_INSERT_UPDATE", "428C9"),
+            ("INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY", "42501"),
+            ("INSUFFICIENT_ACCESS_OR_READONLY", "42501"),
+            ("REQUEST_LIMIT_EXCEEDED", "53400"),
+            ("UNABLE_TO_LOCK_ROW", "55P03"),
+            ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "22000"),
+        ] {
+            assert_eq!(sqlstate_for(code), sqlstate, "{code}");
+        }
+    }
+
+    #[test]
+    fn fields_follow_postgres_order_and_skip_what_is_unknown() {
+        let refusal = Refusal::new("23505", "duplicate value")
+            .detail("DUPLICATE_VALUE")
+            .table("salesforce", "account")
+            .column("external_id__c");
+        let codes: Vec<u8> = refusal.fields().iter().map(|(c, _)| *c).collect();
+        assert_eq!(codes, b"SVCMDstc".to_vec());
+        assert_eq!(refusal.fields()[2].1, "23505");
+    }
+}

@@ -1,0 +1,122 @@
+//! After a push: what Salesforce set (the Id of a new record, SystemModstamp, formulas,
+//! defaults) is read back and written into the mirror rows the transaction changed, so the
+//! client's transaction commits the record as Salesforce holds it.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use sfpg_salesforce::SalesforceId;
+use sfpg_schema::mirror::{qualified, quote_ident};
+
+use super::plan::{Operation, Plan};
+use super::send::Sent;
+
+/// One statement to run in the client's transaction, under the sync origin: `sql` with
+/// `rows` (a JSON array) as its one parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteBack {
+    pub sql: String,
+    pub rows: String,
+}
+
+/// A record created by the push, for patching `RETURNING sfid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub table_oid: u32,
+    pub row_id: i64,
+    pub sfid: String,
+}
+
+/// A table's records to read back: where one of them is in the plan, and each one's local
+/// id and Salesforce Id.
+type TableRows = (usize, Vec<(i64, String)>);
+
+/// Reads back every created and updated record and builds one UPDATE per table. If the
+/// read fails, new records still get their Id (the sync fills in the rest).
+pub async fn write_backs(plan: &Plan, sent: &Sent) -> (Vec<WriteBack>, Vec<Created>) {
+    // (schema, table) -> (index of a record of it in the plan, [(row_id, sfid)]).
+    let mut by_table: BTreeMap<(String, String), TableRows> = BTreeMap::new();
+    let mut created = Vec::new();
+    let mut creates = sent.created.iter();
+    for (index, planned) in plan.records.iter().enumerate() {
+        let sfid = match planned.operation {
+            Operation::Create => {
+                let Some(id) = creates.next() else { continue };
+                created.push(Created {
+                    table_oid: planned.table_oid,
+                    row_id: planned.row_id,
+                    sfid: id.clone(),
+                });
+                id.clone()
+            }
+            Operation::Update => match &planned.sfid {
+                Some(id) => id.clone(),
+                None => continue,
+            },
+            Operation::Delete => continue,
+        };
+        let key = (planned.object.schema.clone(), planned.object.table.clone());
+        by_table
+            .entry(key)
+            .or_insert_with(|| (index, Vec::new()))
+            .1
+            .push((planned.row_id, sfid));
+    }
+    let mut statements = Vec::new();
+    for (_, (index, rows)) in by_table {
+        let object = &plan.records[index].object;
+        let ids: Vec<SalesforceId> = rows
+            .iter()
+            .filter_map(|(_, id)| SalesforceId::parse(id).ok())
+            .collect();
+        let fields = object.fields();
+        let records = match plan
+            .org
+            .client
+            .collections()
+            .retrieve(&object.object, &ids, &fields)
+            .await
+        {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%error, object = %object.object, "cannot read back pushed records; writing their Ids only");
+                vec![None; ids.len()]
+            }
+        };
+        let mut json_rows = Vec::with_capacity(rows.len());
+        let mut columns: Vec<String> = vec!["sfid".to_owned()];
+        for ((row_id, sfid), record) in rows.iter().zip(records) {
+            let mut row = Map::new();
+            row.insert("id".into(), Value::from(*row_id));
+            row.insert("sfid".into(), Value::String(sfid.clone()));
+            if let Some(record) = record {
+                for column in &object.columns {
+                    if column.column == "sfid" {
+                        continue;
+                    }
+                    if let Some(value) = record.get(&column.field) {
+                        row.insert(column.column.clone(), value.clone());
+                        if !columns.contains(&column.column) {
+                            columns.push(column.column.clone());
+                        }
+                    }
+                }
+            }
+            json_rows.push(Value::Object(row));
+        }
+        let table = qualified(&object.schema, &object.table);
+        let assignments = columns
+            .iter()
+            .map(|c| format!("{0} = r.{0}", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        statements.push(WriteBack {
+            sql: format!(
+                "UPDATE {table} AS t SET {assignments} \
+                 FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) AS r WHERE t.id = r.id"
+            ),
+            rows: Value::Array(json_rows).to_string(),
+        });
+    }
+    (statements, created)
+}
