@@ -31,6 +31,12 @@ pub enum Command {
     Objects(commands::objects::ObjectsArgs),
     /// Serve a local Salesforce org (generated data) that speaks Salesforce's wire formats.
     Emulator(commands::emulator::EmulatorArgs),
+    /// Keep the mirror of every enabled org in step with Salesforce, until stopped.
+    Sync(Box<commands::sync::SyncArgs>),
+    /// Serve the write-through Postgres-protocol endpoint in front of the mirror.
+    Proxy(Box<commands::proxy::ProxyArgs>),
+    /// Show where each org's and object's sync stands.
+    Status(commands::status::StatusArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

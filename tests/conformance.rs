@@ -69,6 +69,7 @@ async fn simple_salesforce_drives_the_emulator() {
     let app = emulator.apps()[0].clone();
     let user = emulator.users()[0].clone();
     let token_url = emulator.token_url();
+    let ca_file = cert_path.clone();
     let pytest = tokio::task::spawn_blocking(move || {
         ensure_requirements();
         run(Command::new(python())
@@ -79,16 +80,15 @@ async fn simple_salesforce_drives_the_emulator() {
             .env("SFPG_EMULATOR_CLIENT_SECRET", app.client_secret)
             .env("SFPG_EMULATOR_USERNAME", user.username)
             .env("SFPG_EMULATOR_PASSWORD", user.password)
-            .env("SFPG_EMULATOR_CA_FILE", &cert_path)
+            .env("SFPG_EMULATOR_CA_FILE", ca_file)
             .env("SFPG_EMULATOR_API_VERSION", "62.0"))
     })
     .await
     .expect("pytest ran");
 
     emulator.shutdown().await;
-    let _ = std::fs::remove_file(
-        std::env::temp_dir().join(format!("sfpg-conformance-{}.pem", std::process::id())),
-    );
+    // The file is in the temporary directory; failing to remove it harms nothing.
+    let _ = std::fs::remove_file(&cert_path);
     let output = text(&pytest);
     assert!(pytest.status.success(), "pytest failed:\n{output}");
     // A skipped test means the environment above did not reach it.

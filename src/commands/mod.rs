@@ -4,3 +4,6 @@ pub mod emulator;
 pub mod migrate;
 pub mod objects;
 pub mod org;
+pub mod proxy;
+pub mod status;
+pub mod sync;

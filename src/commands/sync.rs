@@ -1,0 +1,115 @@
+//! `sfpg sync`: keeps the mirror of every enabled org, until SIGINT or SIGTERM. Orgs added,
+//! enabled, disabled or re-rated while it runs are picked up at once (`sfpg_org_changed`).
+//! On a terminal, running backfills show progress bars.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use sfpg_sync::{StoredCredentials, Supervisor, SyncSettings, WriteStrategy};
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::org::load_master_key;
+use crate::commands::status::follow_backfills;
+use crate::database;
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The mirror database, as a `postgres://` URL or a `key=value` connection string.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// How far the incremental cursor trails the newest SystemModstamp seen, to catch
+    /// records whose transactions committed late.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub overlap: Duration,
+    /// How often each object is described again (with If-Modified-Since) to follow new,
+    /// removed and retyped fields.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub describe_every: Duration,
+    /// How often each object's deleted/ list is read, for deletes polling did not see.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub deleted_every: Duration,
+    /// How often each object's Ids are compared in full with the mirror's.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub reconcile_every: Duration,
+    /// Re-read formula fields this often (their changes do not bump SystemModstamp).
+    /// Off unless given.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub formulas_every: Option<Duration>,
+    /// How long a mirror write waits for a row lock held through the proxy before it
+    /// gives up and tries again.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Duration,
+    /// While polling is paused for the daily API budget, how often one request checks
+    /// whether usage has come down.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub budget_probe_every: Duration,
+    /// How long an object rests after a failed turn.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub retry_after: Duration,
+    /// Never draw progress bars, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl SyncArgs {
+    fn settings(&self) -> SyncSettings {
+        SyncSettings {
+            overlap: self.overlap,
+            describe_interval: self.describe_every,
+            deleted_interval: self.deleted_every,
+            reconcile_interval: self.reconcile_every,
+            formula_interval: self.formulas_every,
+            lock_timeout: self.lock_timeout,
+            budget_probe_interval: self.budget_probe_every,
+            error_backoff: self.retry_after,
+            write_strategy: WriteStrategy::default(),
+            ..SyncSettings::default()
+        }
+    }
+}
+
+pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
+    let mut control = database::connect(&args.database_url).await?;
+    sfpg_schema::apply_control_schema(&mut control).await?;
+    let key = load_master_key()?;
+    let config = database::parse_url(&args.database_url)?;
+    let supervisor = Supervisor::new(
+        config,
+        Arc::new(StoredCredentials::new(key)),
+        args.settings(),
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    if !args.no_progress {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(error) = follow_backfills(&control, &stop, false).await {
+                tracing::warn!(error = %format!("{error:#}"), "progress display stopped");
+            }
+        });
+    }
+    supervisor.run(shutdown).await?;
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM (`docker stop`, systemd).
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping after the current turns"),
+        () = terminate => tracing::info!("terminated; stopping after the current turns"),
+    }
+    shutdown.cancel();
+}

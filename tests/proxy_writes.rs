@@ -1,0 +1,499 @@
+//! Writes through the proxy reach the emulated org with the right values, and afterwards
+//! the mirror equals the org; refusals come back as the design's SQLSTATEs and change
+//! nothing on either side; transactions are atomic.
+
+// Helpers of a test crate may unwrap: a failure should stop the test where it happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod proxy_support;
+
+use proxy_support::World;
+use serde_json::json;
+use tokio_postgres::error::SqlState;
+
+#[tokio::test]
+async fn autocommit_writes_reach_salesforce_and_the_mirror_follows() {
+    let world = World::start(&["Account"], 40).await;
+    let client = world.client().await;
+
+    // INSERT … RETURNING sfid: the new Salesforce Id, at once; the local id too.
+    let row = client
+        .query_one(
+            "INSERT INTO salesforce.account (name, billingcity) VALUES ($1, $2) RETURNING id, sfid",
+            &[&"Proxy Co", &"Lyon"],
+        )
+        .await
+        .unwrap();
+    let id: i64 = row.get(0);
+    let sfid: String = row.get(1);
+    assert_eq!(sfid.len(), 18);
+    assert!(sfid.starts_with("001"), "{sfid}");
+    let record = world
+        .org_record("Account", &sfid, &["Name", "BillingCity"])
+        .unwrap();
+    assert_eq!(record["Name"], json!("Proxy Co"));
+    assert_eq!(record["BillingCity"], json!("Lyon"));
+    // What Salesforce set is in the mirror row, committed.
+    let stamp = world.mirror_value("account", &sfid, "systemmodstamp").await;
+    assert!(stamp.is_some());
+
+    // UPDATE in the simple protocol: only the changed field goes.
+    client
+        .batch_execute(&format!(
+            "UPDATE salesforce.account SET billingcity = 'Paris' WHERE id = {id}"
+        ))
+        .await
+        .unwrap();
+    let record = world
+        .org_record("Account", &sfid, &["BillingCity"])
+        .unwrap();
+    assert_eq!(record["BillingCity"], json!("Paris"));
+
+    // A simple-protocol RETURNING sfid gets patched too.
+    let rows = client
+        .simple_query(
+            "INSERT INTO salesforce.account (name) VALUES ('Second'), ('Third') RETURNING sfid",
+        )
+        .await
+        .unwrap();
+    let returned: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(returned.len(), 2);
+    for sfid in &returned {
+        assert!(
+            world.org_record("Account", sfid, &["Name"]).is_some(),
+            "{sfid}"
+        );
+    }
+
+    client
+        .execute("DELETE FROM salesforce.account WHERE sfid = $1", &[&sfid])
+        .await
+        .unwrap();
+    assert!(world.org_record("Account", &sfid, &["Name"]).is_none());
+    world.assert_mirror_equals_org("Account").await;
+}
+
+#[tokio::test]
+async fn refusals_carry_the_designs_sqlstate_and_change_nothing() {
+    let world = World::start(&["Account", "Invoice__c"], 40).await;
+    let client = world.client().await;
+    let account: String = world
+        .direct()
+        .await
+        .query_one(
+            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let invoices_before = world.org_count("Invoice__c");
+    let calls_before = world.collection_calls();
+
+    let refused = |sql: String| {
+        let client = &client;
+        async move { client.batch_execute(&sql).await.unwrap_err() }
+    };
+    let expect =
+        |error: tokio_postgres::Error, state: SqlState, code: &str, column: Option<&str>| {
+            let db = error.as_db_error().unwrap_or_else(|| panic!("{error}"));
+            assert_eq!(db.code(), &state, "{db}");
+            if !code.is_empty() {
+                assert_eq!(db.detail(), Some(code), "{db}");
+            }
+            assert_eq!(db.column(), column, "{db}");
+        };
+
+    // A validation rule.
+    let error = refused(format!(
+        "INSERT INTO salesforce.invoice__c (account__c, amount__c) VALUES ('{account}', -5)"
+    ))
+    .await;
+    expect(
+        error,
+        SqlState::CHECK_VIOLATION,
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        Some("amount__c"),
+    );
+
+    // A required field (Account.Name).
+    let error =
+        refused("INSERT INTO salesforce.account (billingcity) VALUES ('Nowhere')".into()).await;
+    expect(
+        error,
+        SqlState::NOT_NULL_VIOLATION,
+        "REQUIRED_FIELD_MISSING",
+        Some("name"),
+    );
+
+    // A duplicate external id: the first goes, the second is refused.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO salesforce.invoice__c (account__c, amount__c, external_id__c) VALUES ('{account}', 1, 'EXT-1')"
+        ))
+        .await
+        .unwrap();
+    let error = refused(format!(
+        "INSERT INTO salesforce.invoice__c (account__c, amount__c, external_id__c) VALUES ('{account}', 2, 'EXT-1')"
+    ))
+    .await;
+    expect(
+        error,
+        SqlState::UNIQUE_VIOLATION,
+        "DUPLICATE_VALUE",
+        Some("external_id__c"),
+    );
+
+    // A lookup to a record that does not exist.
+    let error = refused(
+        "INSERT INTO salesforce.invoice__c (account__c, amount__c) VALUES ('001000000000000AAA', 1)".into(),
+    )
+    .await;
+    expect(
+        error,
+        SqlState::FOREIGN_KEY_VIOLATION,
+        "",
+        Some("account__c"),
+    );
+
+    // A read-only field: refused by the proxy before anything is sent.
+    let calls = world.collection_calls();
+    let error = refused("UPDATE salesforce.invoice__c SET total__c = 10".into()).await;
+    expect(error, SqlState::GENERATED_ALWAYS, "", Some("total__c"));
+    let error = refused("UPDATE salesforce.account SET systemmodstamp = now()".into()).await;
+    expect(
+        error,
+        SqlState::GENERATED_ALWAYS,
+        "",
+        Some("systemmodstamp"),
+    );
+    assert_eq!(world.collection_calls(), calls);
+
+    // Only the one good invoice reached the org, and the mirror agrees.
+    assert_eq!(world.org_count("Invoice__c"), invoices_before + 1);
+    assert!(world.collection_calls() > calls_before);
+    world.assert_mirror_equals_org("Invoice__c").await;
+    world.assert_mirror_equals_org("Account").await;
+}
+
+/// The first `n` mirrored Accounts: (local id, sfid).
+async fn accounts(world: &World, n: i64) -> Vec<(i64, String)> {
+    world
+        .direct()
+        .await
+        .query(
+            "SELECT id, sfid FROM salesforce.account ORDER BY id LIMIT $1",
+            &[&n],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_explicit_transaction_pushes_several_objects_at_commit() {
+    let world = World::start(&["Account", "Invoice__c"], 40).await;
+    let client = world.client().await;
+    let existing = accounts(&world, 2).await;
+    let calls = world.collection_calls();
+    client
+        .batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO salesforce.account (name, billingcity) VALUES ('Tx Co', 'Nantes');
+             UPDATE salesforce.account SET billingcity = 'Lille' WHERE id = {};
+             INSERT INTO salesforce.invoice__c (account__c, amount__c, tax__c) VALUES ('{}', 100, 20);",
+            existing[0].0, existing[1].1
+        ))
+        .await
+        .unwrap();
+    // Nothing reaches Salesforce before COMMIT.
+    assert_eq!(world.collection_calls(), calls);
+    client.batch_execute("COMMIT").await.unwrap();
+    let record = world
+        .org_record("Account", &existing[0].1, &["BillingCity"])
+        .unwrap();
+    assert_eq!(record["BillingCity"], json!("Lille"));
+    // The formula Salesforce computed is in the mirror.
+    let total: String = world
+        .direct()
+        .await
+        .query_one(
+            "SELECT total__c::text FROM salesforce.invoice__c WHERE amount__c = 100",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total.parse::<f64>().unwrap(), 120.0);
+    world.assert_mirror_equals_org("Account").await;
+    world.assert_mirror_equals_org("Invoice__c").await;
+}
+
+#[tokio::test]
+async fn one_refused_record_leaves_all_three_unchanged_on_both_sides() {
+    let world = World::start(&["Account"], 40).await;
+    let client = world.client().await;
+    let three = accounts(&world, 3).await;
+    let before: Vec<String> = {
+        let mut names = Vec::new();
+        for (_, sfid) in &three {
+            names.push(world.mirror_value("account", sfid, "name").await.unwrap());
+        }
+        names
+    };
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute(
+            "UPDATE salesforce.account SET name = 'Renamed 1' WHERE id = $1",
+            &[&three[0].0],
+        )
+        .await
+        .unwrap();
+    // Name is required: Salesforce refuses this one.
+    client
+        .execute(
+            "UPDATE salesforce.account SET name = NULL WHERE id = $1",
+            &[&three[1].0],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE salesforce.account SET name = 'Renamed 3' WHERE id = $1",
+            &[&three[2].0],
+        )
+        .await
+        .unwrap();
+    let error = client.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::NOT_NULL_VIOLATION), "{error}");
+    for ((_, sfid), name) in three.iter().zip(&before) {
+        assert_eq!(
+            world.mirror_value("account", sfid, "name").await.as_ref(),
+            Some(name)
+        );
+        let record = world.org_record("Account", sfid, &["Name"]).unwrap();
+        assert_eq!(record["Name"], json!(name));
+    }
+    world.assert_mirror_equals_org("Account").await;
+}
+
+#[tokio::test]
+async fn rolled_back_work_pushes_nothing() {
+    let world = World::start(&["Account"], 40).await;
+    let client = world.client().await;
+    let calls = world.collection_calls();
+    client
+        .batch_execute("BEGIN; UPDATE salesforce.account SET name = 'Never'; ROLLBACK")
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "BEGIN; SAVEPOINT s; DELETE FROM salesforce.account; ROLLBACK TO SAVEPOINT s;
+             SELECT count(*) FROM salesforce.account; COMMIT",
+        )
+        .await
+        .unwrap();
+    // A savepoint rolled back leaves only what came before it.
+    let (id, sfid) = accounts(&world, 1).await.remove(0);
+    client
+        .batch_execute(&format!(
+            "BEGIN; UPDATE salesforce.account SET billingcity = 'Kept' WHERE id = {id};
+             SAVEPOINT s; UPDATE salesforce.account SET name = 'Dropped' WHERE id = {id};
+             ROLLBACK TO SAVEPOINT s; COMMIT"
+        ))
+        .await
+        .unwrap();
+    let record = world
+        .org_record("Account", &sfid, &["Name", "BillingCity"])
+        .unwrap();
+    assert_eq!(record["BillingCity"], json!("Kept"));
+    assert_ne!(record["Name"], json!("Dropped"));
+    // Only the last transaction called Salesforce: one update, one read-back.
+    assert_eq!(world.collection_calls(), calls + 2);
+    world.assert_mirror_equals_org("Account").await;
+}
+
+#[tokio::test]
+async fn salesforce_unreachable_is_connection_failure_and_nothing_commits() {
+    let world = World::start(&["Account"], 40).await;
+    let client = world.client().await;
+    let (id, sfid) = accounts(&world, 1).await.remove(0);
+    let before = world.mirror_value("account", &sfid, "billingcity").await;
+    world.emulator.drop_next(sfpg_emulator::http::DropRule {
+        matcher: sfpg_emulator::http::RequestMatcher {
+            method: None,
+            path: Some("*/composite/sobjects*".into()),
+        },
+        count: 100,
+    });
+    let error = client
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'Gone' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::CONNECTION_FAILURE), "{error}");
+    world.emulator.clear_faults();
+    assert_eq!(
+        world.mirror_value("account", &sfid, "billingcity").await,
+        before
+    );
+    world.assert_mirror_equals_org("Account").await;
+}
+
+#[tokio::test]
+async fn an_expired_session_and_lock_contention_end_in_success() {
+    let world = World::start(&["Account"], 40).await;
+    let client = world.client().await;
+    let (id, sfid) = accounts(&world, 1).await.remove(0);
+    client
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'First' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    // The session expires mid-way: the proxy's client logs in again and goes on.
+    world.emulator.revoke_sessions(None, false);
+    client
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'Second' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        world
+            .org_record("Account", &sfid, &["BillingCity"])
+            .unwrap()["BillingCity"],
+        json!("Second")
+    );
+    // UNABLE_TO_LOCK_ROW twice, then success.
+    world.emulator.fail_next(
+        sfpg_emulator::http::FailureRule::new(400, "UNABLE_TO_LOCK_ROW")
+            .times(2)
+            .matching(Some("PATCH"), "*/composite/sobjects"),
+    );
+    client
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'Third' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        world
+            .org_record("Account", &sfid, &["BillingCity"])
+            .unwrap()["BillingCity"],
+        json!("Third")
+    );
+    // Contention that does not go away is 55P03.
+    world.emulator.fail_next(
+        sfpg_emulator::http::FailureRule::new(400, "UNABLE_TO_LOCK_ROW")
+            .times(100)
+            .matching(Some("PATCH"), "*/composite/sobjects"),
+    );
+    let error = client
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'Fourth' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::LOCK_NOT_AVAILABLE), "{error}");
+    world.emulator.clear_faults();
+    world.assert_mirror_equals_org("Account").await;
+}
+
+#[tokio::test]
+async fn a_write_that_bypasses_the_proxy_is_refused() {
+    let world = World::start(&["Account"], 40).await;
+    let direct = world.direct().await;
+    let error = direct
+        .batch_execute("UPDATE salesforce.account SET name = 'Sneaky'")
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().unwrap();
+    assert_eq!(db.code(), &SqlState::READ_ONLY_SQL_TRANSACTION);
+    assert!(db.message().contains("salesforce.account"), "{db}");
+    assert!(db.hint().unwrap().contains("proxy"));
+    let error = direct
+        .batch_execute("TRUNCATE salesforce.account")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED));
+    // Through the proxy, TRUNCATE is refused too.
+    let error = world
+        .client()
+        .await
+        .batch_execute("TRUNCATE salesforce.account")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED));
+    world.assert_mirror_equals_org("Account").await;
+}
+
+#[tokio::test]
+async fn more_than_one_atomic_push_is_refused() {
+    let world = World::start(&["Account"], 40).await;
+    let client = world.client().await;
+    let calls = world.collection_calls();
+    let error = client
+        .batch_execute(
+            "INSERT INTO salesforce.account (name) SELECT 'Bulk ' || g FROM generate_series(1, 201) g",
+        )
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().unwrap();
+    assert_eq!(db.code(), &SqlState::PROGRAM_LIMIT_EXCEEDED);
+    assert!(db.hint().unwrap().contains("200"));
+    assert_eq!(world.collection_calls(), calls);
+    world.assert_mirror_equals_org("Account").await;
+}
+
+#[tokio::test]
+async fn a_cancel_during_the_push_abandons_it() {
+    let world = World::start(&["Account"], 40).await;
+    let client = world.client().await;
+    let (id, sfid) = accounts(&world, 1).await.remove(0);
+    let before = world.mirror_value("account", &sfid, "billingcity").await;
+    world
+        .emulator
+        .set_latency(Some(sfpg_emulator::http::Latency {
+            fixed_ms: 5000,
+            jitter_ms: 0,
+            matcher: sfpg_emulator::http::RequestMatcher {
+                method: Some("PATCH".into()),
+                path: Some("*/composite/sobjects".into()),
+            },
+        }));
+    let token = client.cancel_token();
+    let started = std::time::Instant::now();
+    let update = tokio::spawn(async move {
+        client
+            .execute(
+                "UPDATE salesforce.account SET billingcity = 'Slow' WHERE id = $1",
+                &[&id],
+            )
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let error = update.await.unwrap().unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::QUERY_CANCELED), "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    assert_eq!(
+        world.mirror_value("account", &sfid, "billingcity").await,
+        before
+    );
+    world.emulator.set_latency(None);
+}
