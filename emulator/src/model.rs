@@ -16,6 +16,6 @@ pub use field::{FieldDef, FieldType, PicklistValue};
 pub use formula::{Formula, FormulaError, FormulaInputs};
 pub use object::{DefinitionError, ObjectDef, SystemFields, ValidationRule};
 pub use value::{
-    Record, Value, format_date, format_datetime, format_time, parse_date, parse_datetime,
-    parse_time, value_to_json,
+    JsonField, Record, Value, format_date, format_datetime, format_time, parse_date,
+    parse_datetime, parse_time, value_to_json,
 };

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collections::MAX_RECORDS;
 pub use error::{ApiError, SaveError, SaveResult};
-pub use query::QueryCursor;
+pub use query::{PageRecords, QueryCursor};
 pub use replication::MAX_REPLICATION_IDS;
 pub use store::DeletedRecord;
 pub use upsert::UpsertOutcome;

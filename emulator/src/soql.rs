@@ -91,7 +91,7 @@ pub use error::{ErrorCode, Position, SoqlError};
 pub use id::canonical as canonical_id;
 pub use parser::parse;
 pub use plan::{IdScan, Plan};
-pub use render::{Projection, attributes};
+pub use render::{Projection, Rendered, attributes};
 
 /// Parses `text` and binds it to `catalog`'s objects.
 pub fn compile<C: Catalog + ?Sized>(

@@ -8,27 +8,26 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::Value as JsonValue;
 
 use super::auth::Caller;
 use super::error::RestError;
 use super::locators::split_page;
 use super::state::AppState;
-use crate::org::QueryCursor;
+use crate::org::{PageRecords, QueryCursor};
 
 pub const DEFAULT_BATCH_SIZE: usize = 2_000;
 pub const MIN_BATCH_SIZE: usize = 200;
 pub const MAX_BATCH_SIZE: usize = 2_000;
 
 /// One page of a query result, in Salesforce's key order.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct QueryPage {
+pub struct QueryPage<'a> {
     total_size: usize,
     done: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_records_url: Option<String>,
-    records: Vec<JsonValue>,
+    records: PageRecords<'a>,
 }
 
 /// What a locator keeps: the query's results, and the batch size it was asked for,
@@ -76,30 +75,25 @@ async fn first_page(
         .filter(|q| !q.trim().is_empty())
         .ok_or_else(|| RestError::bad_request("MALFORMED_QUERY", "No query string specified"))?;
     let batch = batch_size(headers).unwrap_or(DEFAULT_BATCH_SIZE);
-    // Filtering, rendering and serializing a page take a while; they run on the blocking
-    // pool, where the records are built and freed on one thread.
+    // Filtering and serializing a page take a while; they run on the blocking pool. The
+    // records are written straight from the org into the body, under its read lock.
     blocking(move || {
         let version = caller.version.number();
-        let (cursor, records) = {
-            let org = state.org();
-            let cursor = org.query(&soql, include_deleted)?;
-            let records = org.page(&cursor, 0, batch, &version);
-            (cursor, records)
-        };
-        let done = batch >= cursor.len();
-        let total_size = cursor.total_size();
+        let org = state.org();
+        let open = Arc::new(OpenQuery {
+            cursor: org.query(&soql, include_deleted)?,
+            batch_size: batch,
+        });
+        let done = batch >= open.cursor.len();
         let next_records_url = (!done).then(|| {
-            let locator = state.locators().open(Arc::new(OpenQuery {
-                cursor,
-                batch_size: batch,
-            }));
+            let locator = state.locators().open(Arc::clone(&open));
             next_url(&caller, &locator, batch)
         });
         json_response(&QueryPage {
-            total_size,
+            total_size: open.cursor.total_size(),
             done,
             next_records_url,
-            records,
+            records: org.page_records(&open.cursor, 0, batch, &version),
         })
     })
     .await?
@@ -120,16 +114,16 @@ pub async fn next_page(
     let batch = batch_size(&headers).unwrap_or(open.batch_size);
     let locator = locator.to_owned();
     blocking(move || {
-        let records = state
-            .org()
-            .page(&open.cursor, offset, batch, &caller.version.number());
+        let version = caller.version.number();
         let end = offset.saturating_add(batch);
         let done = end >= open.cursor.len();
         json_response(&QueryPage {
             total_size: open.cursor.total_size(),
             done,
             next_records_url: (!done).then(|| next_url(&caller, &locator, end)),
-            records,
+            records: state
+                .org()
+                .page_records(&open.cursor, offset, batch, &version),
         })
     })
     .await?

@@ -1,7 +1,9 @@
 //! Field values and records, kept small: the org holds a million records in memory.
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
-use serde_json::json;
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Timelike, Utc};
+use serde::{Serialize, Serializer};
 
 use super::FieldDef;
 use super::FieldType;
@@ -86,17 +88,67 @@ impl Record {
 
 /// `2021-11-06T17:38:40.000+0000`, the form Salesforce's JSON responses use.
 pub fn format_datetime(d: &DateTime<Utc>) -> String {
-    d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+    SalesforceDateTime(d).to_string()
 }
 
 /// `2021-11-06`.
 pub fn format_date(d: &NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
+    SalesforceDate(d).to_string()
 }
 
 /// `17:38:40.000Z`.
 pub fn format_time(t: &NaiveTime) -> String {
-    t.format("%H:%M:%S%.3fZ").to_string()
+    SalesforceTime(t).to_string()
+}
+
+// The three forms are written field by field: a page of records holds thousands of them,
+// and chrono's `format` parses its pattern and buffers its output every time.
+
+/// Milliseconds of a second; a leap second's nanoseconds (past 10^9) count as the second's.
+fn millis(nanos: u32) -> u32 {
+    (nanos % 1_000_000_000) / 1_000_000
+}
+
+struct SalesforceDate<'a>(&'a NaiveDate);
+
+impl fmt::Display for SalesforceDate<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    }
+}
+
+struct SalesforceTime<'a>(&'a NaiveTime);
+
+impl fmt::Display for SalesforceTime<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        write!(
+            f,
+            "{:02}:{:02}:{:02}.{:03}Z",
+            t.hour(),
+            t.minute(),
+            t.second(),
+            millis(t.nanosecond())
+        )
+    }
+}
+
+struct SalesforceDateTime<'a>(&'a DateTime<Utc>);
+
+impl fmt::Display for SalesforceDateTime<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        write!(
+            f,
+            "{}T{:02}:{:02}:{:02}.{:03}+0000",
+            SalesforceDate(&d.date_naive()),
+            d.hour(),
+            d.minute(),
+            d.second(),
+            millis(d.nanosecond())
+        )
+    }
 }
 
 /// Parses a dateTime as the API accepts it: `2021-11-06T17:38:40.000+0000`,
@@ -135,29 +187,37 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
 /// Compound address and location fields are assembled from their components by the org,
 /// not from a single value; here they come out as `null`.
 pub fn value_to_json(value: &Value, field: &FieldDef) -> serde_json::Value {
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => json!(b),
-        Value::Int(i) => {
-            if field.field_type.is_fractional() {
-                json!(*i as f64)
-            } else {
-                json!(i)
+    serde_json::to_value(JsonField { value, field }).unwrap_or(serde_json::Value::Null)
+}
+
+/// A field's value as Salesforce's JSON shows it, serialized in place: query pages write
+/// records straight into the response body without building a JSON tree first.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonField<'a> {
+    pub value: &'a Value,
+    pub field: &'a FieldDef,
+}
+
+impl Serialize for JsonField<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.value {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int(i) if self.field.field_type.is_fractional() => {
+                serializer.serialize_f64(*i as f64)
             }
-        }
-        Value::Double(d) => {
-            if field.field_type == FieldType::Int {
-                json!(d.round() as i64)
-            } else {
-                serde_json::Number::from_f64(*d)
-                    .map(serde_json::Value::Number)
-                    .unwrap_or(serde_json::Value::Null)
+            Value::Int(i) => serializer.serialize_i64(*i),
+            Value::Double(d) if self.field.field_type == FieldType::Int => {
+                serializer.serialize_i64(d.round() as i64)
             }
+            // JSON has no NaN or infinity.
+            Value::Double(d) if !d.is_finite() => serializer.serialize_unit(),
+            Value::Double(d) => serializer.serialize_f64(*d),
+            Value::Text(s) => serializer.serialize_str(s),
+            Value::Date(d) => serializer.collect_str(&SalesforceDate(d)),
+            Value::DateTime(d) => serializer.collect_str(&SalesforceDateTime(d)),
+            Value::Time(t) => serializer.collect_str(&SalesforceTime(t)),
         }
-        Value::Text(s) => json!(s),
-        Value::Date(d) => json!(format_date(d)),
-        Value::DateTime(d) => json!(format_datetime(d)),
-        Value::Time(t) => json!(format_time(t)),
     }
 }
 
@@ -165,6 +225,7 @@ pub fn value_to_json(value: &Value, field: &FieldDef) -> serde_json::Value {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use serde_json::json;
 
     fn field(field_type: FieldType) -> FieldDef {
         serde_json::from_value(json!({"name": "F", "label": "F", "type": field_type})).unwrap()

@@ -5,6 +5,7 @@
 
 use std::ops::Bound;
 
+use serde::{Serialize, Serializer};
 use serde_json::Value as Json;
 
 use super::{ApiError, Org};
@@ -87,11 +88,7 @@ impl Org {
         let Some(store) = self.store(cursor.plan.object()) else {
             return Vec::new();
         };
-        let end = offset.saturating_add(len).min(cursor.ids.len());
-        cursor
-            .ids
-            .get(offset..end)
-            .unwrap_or_default()
+        page_ids(cursor, offset, len)
             .iter()
             .filter_map(|id| store.get(id))
             .map(|r| {
@@ -101,6 +98,62 @@ impl Org {
                     .render(self, &store.def, r, api_version)
             })
             .collect()
+    }
+
+    /// The records [`Org::page`] renders, as a JSON array serialized in place (the
+    /// query resource writes it straight into the response body).
+    pub fn page_records<'a>(
+        &'a self,
+        cursor: &'a QueryCursor,
+        offset: usize,
+        len: usize,
+        api_version: &'a str,
+    ) -> PageRecords<'a> {
+        PageRecords {
+            org: self,
+            cursor,
+            ids: page_ids(cursor, offset, len),
+            api_version,
+        }
+    }
+}
+
+fn page_ids(cursor: &QueryCursor, offset: usize, len: usize) -> &[Id] {
+    let end = offset.saturating_add(len).min(cursor.ids.len());
+    cursor.ids.get(offset..end).unwrap_or_default()
+}
+
+/// One page of a query's records; see [`Org::page_records`].
+pub struct PageRecords<'a> {
+    org: &'a Org,
+    cursor: &'a QueryCursor,
+    ids: &'a [Id],
+    api_version: &'a str,
+}
+
+impl PageRecords<'_> {
+    /// How many records the page holds at most (purged ones are skipped when written).
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+impl Serialize for PageRecords<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Some(store) = self.org.store(self.cursor.plan.object()) else {
+            return serializer.collect_seq(std::iter::empty::<()>());
+        };
+        let projection = self.cursor.plan.projection();
+        serializer.collect_seq(
+            self.ids
+                .iter()
+                .filter_map(|id| store.get(id))
+                .map(|r| projection.rendered(self.org, &store.def, r, self.api_version)),
+        )
     }
 }
 

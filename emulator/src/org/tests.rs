@@ -1056,3 +1056,47 @@ fn lookups_by_external_id_resolve_to_the_parent() {
         .unwrap_err();
     assert_eq!(e.error_code, "INVALID_FIELD");
 }
+
+#[test]
+fn pages_written_in_place_match_the_rendered_records() {
+    let mut f = fixture();
+    let account = f
+        .create(
+            "Account",
+            json!({"Name": "Acme", "BillingCity": "Paris", "AnnualRevenue": 1500.5,
+                   "NumberOfEmployees": 12}),
+        )
+        .unwrap();
+    f.create(
+        "Contact",
+        json!({"LastName": "Curie", "AccountId": account.as_str()}),
+    )
+    .unwrap();
+    f.create("Contact", json!({"LastName": "Orphan"})).unwrap();
+    let cursor = f
+        .org
+        .query(
+            "SELECT Id, LastName, Account.Name, Account.BillingAddress, Account.AnnualRevenue, \
+             Account.NumberOfEmployees, CreatedDate, Birthdate FROM Contact ORDER BY LastName",
+            false,
+        )
+        .unwrap();
+    let built = f.org.page(&cursor, 0, 10, V);
+    let written: Json = serde_json::from_slice(
+        &serde_json::to_vec(&f.org.page_records(&cursor, 0, 10, V)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written, Json::Array(built.clone()));
+    assert_eq!(
+        built[0]["Account"]["BillingAddress"]["city"],
+        json!("Paris")
+    );
+    // Currency(18, 0): rounded to its scale when saved, a JSON number with a fraction.
+    assert_eq!(built[0]["Account"]["AnnualRevenue"], json!(1501.0));
+    assert_eq!(built[1]["Account"], Json::Null);
+    // Audit stamps keep whole seconds; the query API writes milliseconds all the same.
+    assert_eq!(
+        built[0]["CreatedDate"],
+        json!("2024-03-01T12:00:00.000+0000")
+    );
+}

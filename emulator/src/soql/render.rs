@@ -3,10 +3,11 @@
 //! through a lookup nested in an object named after the relationship (`"Account": {...}`)
 //! at the place of the first such field, or `null` when the lookup is empty.
 
-use serde_json::{Map, Value as Json, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value as Json;
 
 use super::access::RecordAccess;
-use crate::model::{ObjectDef, Record};
+use crate::model::{JsonField, ObjectDef, Record};
 
 /// The compiled `SELECT` list of a query. It owns everything it needs, so a query
 /// cursor can keep it to render later pages.
@@ -65,7 +66,26 @@ impl Projection {
         record: &Record,
         api_version: &str,
     ) -> Json {
-        render_columns(&self.columns, access, object, record, version(api_version))
+        serde_json::to_value(self.rendered(access, object, record, api_version))
+            .unwrap_or(Json::Null)
+    }
+
+    /// The same record as [`Projection::render`] builds, serialized in place: a page of
+    /// records goes straight into the response body, without a JSON tree per record.
+    pub fn rendered<'a, A: RecordAccess + ?Sized>(
+        &'a self,
+        access: &'a A,
+        object: &'a ObjectDef,
+        record: &'a Record,
+        api_version: &'a str,
+    ) -> Rendered<'a, A> {
+        Rendered {
+            columns: &self.columns,
+            access,
+            object,
+            record,
+            api_version: version(api_version),
+        }
     }
 }
 
@@ -75,44 +95,97 @@ fn version(api_version: &str) -> &str {
 
 /// `{"type": "Account", "url": "/services/data/v62.0/sobjects/Account/001..."}`.
 pub fn attributes(object: &ObjectDef, record: &Record, api_version: &str) -> Json {
-    let id = record.get(object.system.id).as_str().unwrap_or_default();
-    json!({
-        "type": object.name,
-        "url": format!("/services/data/v{}/sobjects/{}/{}", version(api_version), object.name, id),
+    serde_json::to_value(Attributes {
+        object,
+        record,
+        api_version: version(api_version),
     })
+    .unwrap_or(Json::Null)
 }
 
-fn render_columns<A: RecordAccess + ?Sized>(
-    columns: &[Column],
-    access: &A,
-    object: &ObjectDef,
-    record: &Record,
-    api_version: &str,
-) -> Json {
-    let mut out = Map::with_capacity(columns.len() + 1);
-    out.insert(
-        "attributes".to_string(),
-        attributes(object, record, api_version),
-    );
-    for column in columns {
-        match column {
-            Column::Field { index, name } => {
-                out.insert(name.clone(), access.field_json(object, record, *index));
-            }
-            Column::Parent {
-                reference,
-                relationship,
-                columns,
-            } => {
-                let parent = match access.parent(object, record, *reference) {
-                    Some((parent_object, parent)) => {
-                        render_columns(columns, access, parent_object, parent, api_version)
+struct Attributes<'a> {
+    object: &'a ObjectDef,
+    record: &'a Record,
+    api_version: &'a str,
+}
+
+impl Serialize for Attributes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let id = self
+            .record
+            .get(self.object.system.id)
+            .as_str()
+            .unwrap_or_default();
+        let url = format_args!(
+            "/services/data/v{}/sobjects/{}/{id}",
+            self.api_version, self.object.name
+        );
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("type", &self.object.name)?;
+        map.serialize_entry("url", &url)?;
+        map.end()
+    }
+}
+
+/// A record (or, nested, the parent a lookup reaches) under a projection's columns:
+/// `attributes` first, then each column in `SELECT` order.
+pub struct Rendered<'a, A: ?Sized> {
+    columns: &'a [Column],
+    access: &'a A,
+    object: &'a ObjectDef,
+    record: &'a Record,
+    api_version: &'a str,
+}
+
+impl<A: RecordAccess + ?Sized> Serialize for Rendered<'_, A> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.columns.len() + 1))?;
+        map.serialize_entry(
+            "attributes",
+            &Attributes {
+                object: self.object,
+                record: self.record,
+                api_version: self.api_version,
+            },
+        )?;
+        for column in self.columns {
+            match column {
+                Column::Field { index, name } => match self.object.fields.get(*index) {
+                    Some(field) if !field.field_type.is_compound() => {
+                        let value = self.access.value(self.object, self.record, *index);
+                        map.serialize_entry(
+                            name,
+                            &JsonField {
+                                value: &value,
+                                field,
+                            },
+                        )?;
                     }
-                    None => Json::Null,
-                };
-                out.insert(relationship.clone(), parent);
+                    // Addresses and locations are assembled from their components.
+                    _ => map.serialize_entry(
+                        name,
+                        &self.access.field_json(self.object, self.record, *index),
+                    )?,
+                },
+                Column::Parent {
+                    reference,
+                    relationship,
+                    columns,
+                } => {
+                    let parent = self
+                        .access
+                        .parent(self.object, self.record, *reference)
+                        .map(|(object, record)| Rendered {
+                            columns,
+                            access: self.access,
+                            object,
+                            record,
+                            api_version: self.api_version,
+                        });
+                    map.serialize_entry(relationship, &parent)?;
+                }
             }
         }
+        map.end()
     }
-    Json::Object(out)
 }
