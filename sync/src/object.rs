@@ -293,6 +293,7 @@ mod tests {
             requests: 0,
             last_error: None,
             last_error_at: None,
+            generation: 0,
         }
     }
 

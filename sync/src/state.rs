@@ -92,12 +92,15 @@ pub struct ObjectState {
     pub requests: i64,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Bumped by `sfpg objects resync`: progress is saved only over the generation it
+    /// started from.
+    pub generation: i64,
 }
 
 const OBJECT_COLUMNS: &str = "org_name, object_name, table_name, enabled, phase, paused_reason, \
     describe_modified_at, mirrored_fields, removed_fields, pending_field_backfill, backfill_snapshot, \
     backfill_last_id, backfill_done, backfill_total, cursor_modstamp, cursor_id, newest_modstamp, \
-    deleted_watermark, reconciled_at, formulas_refreshed_at, row_count, requests, last_error, last_error_at";
+    deleted_watermark, reconciled_at, formulas_refreshed_at, row_count, requests, last_error, last_error_at, generation";
 
 impl ObjectState {
     fn from_row(row: &Row) -> Result<Self> {
@@ -126,6 +129,7 @@ impl ObjectState {
             requests: row.try_get(21)?,
             last_error: row.try_get(22)?,
             last_error_at: row.try_get(23)?,
+            generation: row.try_get(24)?,
         })
     }
 
@@ -160,6 +164,16 @@ impl ObjectState {
     }
 
     /// Saves everything the sync owns (not `enabled`, which belongs to the operator).
+    async fn exists(client: &impl GenericClient, org: &str, object: &str) -> Result<bool> {
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM sfpg.objects WHERE org_name = $1 AND object_name = $2",
+                &[&org, &object],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn save(&self, client: &impl GenericClient) -> Result<()> {
         let updated = client
             .execute(
@@ -170,7 +184,7 @@ impl ObjectState {
                         newest_modstamp = $15, deleted_watermark = $16, reconciled_at = $17,
                         formulas_refreshed_at = $18, row_count = $19, requests = $20,
                         last_error = $21, last_error_at = $22, updated_at = now()
-                  WHERE org_name = $1 AND object_name = $2",
+                  WHERE org_name = $1 AND object_name = $2 AND generation = $23",
                 &[
                     &self.org,
                     &self.object,
@@ -194,9 +208,16 @@ impl ObjectState {
                     &self.requests,
                     &self.last_error,
                     &self.last_error_at,
+                    &self.generation,
                 ],
             )
             .await?;
+        if updated == 0 && Self::exists(client, &self.org, &self.object).await? {
+            // Started over meanwhile (`sfpg objects resync`): the fresh start stands. Its
+            // notification makes the scheduler load it before the next turn.
+            tracing::info!(org = %self.org, object = %self.object, "started over while a turn was in flight; its progress is dropped");
+            return Ok(());
+        }
         if updated == 0 {
             return Err(SyncError::Control(format!(
                 "sfpg.objects has no row for {}.{} any more",
@@ -317,5 +338,74 @@ impl OrgSettings {
             )
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+    use sfpg_schema::control::{AuthFlow, MasterKey, NewOrg, OrgSecrets, admin, orgs};
+    use sfpg_testkit::TestDatabase;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn progress_of_a_turn_in_flight_does_not_undo_a_resync() {
+        let db = TestDatabase::create().await;
+        let mut client = db.connect().await;
+        sfpg_schema::apply_control_schema(&mut client)
+            .await
+            .unwrap();
+        let org = NewOrg {
+            name: "acme".to_owned(),
+            schema_name: "acme".to_owned(),
+            auth_flow: AuthFlow::ClientCredentials,
+            login_url: "https://login.salesforce.com".to_owned(),
+            instance_url: None,
+            api_version: "62.0".to_owned(),
+            client_id: "id".to_owned(),
+            username: None,
+            secrets: OrgSecrets {
+                client_secret: Some(SecretString::from("secret".to_owned())),
+                ..OrgSecrets::default()
+            },
+            ca_cert_pem: None,
+            batch_size: 200,
+            objects: vec!["Account".to_owned()],
+        };
+        orgs::insert(&mut client, &org, &MasterKey::from_bytes([7; 32]))
+            .await
+            .unwrap();
+        // A scheduler has the object mid-backfill in memory ...
+        let mut in_flight = ObjectState::load(&client, "acme", "Account")
+            .await
+            .unwrap()
+            .unwrap();
+        in_flight.phase = Phase::Backfilling;
+        in_flight.backfill_done = 400;
+        in_flight.save(&client).await.unwrap();
+        // ... when the operator starts it over, before the turn saves its progress.
+        admin::resync_object(&client, "acme", "Account")
+            .await
+            .unwrap();
+        in_flight.backfill_done = 600;
+        in_flight.save(&client).await.unwrap();
+
+        let stored = ObjectState::load(&client, "acme", "Account")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.phase, Phase::Describing);
+        assert_eq!(stored.backfill_done, 0);
+        assert_eq!(stored.generation, in_flight.generation + 1);
+        // From the fresh row on, saves go through again.
+        let mut fresh = stored;
+        fresh.backfill_done = 200;
+        fresh.save(&client).await.unwrap();
+        let stored = ObjectState::load(&client, "acme", "Account")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.backfill_done, 200);
     }
 }
