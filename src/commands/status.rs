@@ -1,7 +1,8 @@
 //! `sfpg status`: where each org's and object's sync stands, as the control schema has it:
-//! phase, rows, cursor, lag, requests, and what went wrong last. A table for people,
-//! `--json` for scripts, and live progress bars for running backfills with `--watch` (which
-//! `sfpg sync` also shows on a terminal).
+//! API requests used today against the allocation and the budget, the rate limit, phase,
+//! rows, cursor, lag, requests, and what went wrong last. A table for people, `--json` for
+//! scripts, and with `--watch` the backfills followed until they finish: progress bars on a
+//! terminal (which `sfpg sync` also shows), one line per change otherwise.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,20 +20,23 @@ use crate::errors::UserError;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Only this org.
+    pub name: Option<String>,
     /// The mirror database, as a `postgres://` URL or a `key=value` connection string.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Print JSON (one array of orgs with their objects) instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// After the table, follow running backfills with progress bars until they finish.
+    /// After the table, follow the backfills (those running and those about to start) until
+    /// they finish: progress bars on a terminal, a line per change otherwise.
     #[arg(long, conflicts_with = "json")]
     pub watch: bool,
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let client = database::connect(&args.database_url).await?;
-    let statuses = load(&client).await?;
+    let statuses = load(&client, args.name.as_deref()).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&statuses)?);
         return Ok(());
@@ -50,15 +54,31 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
                 on_signal.cancel();
             }
         });
-        follow_backfills(&client, &stop, true).await?;
+        if std::io::stdout().is_terminal() {
+            show_progress_bars(&client, args.name.as_deref(), &stop, true).await?;
+        } else {
+            print_backfills(&client, args.name.as_deref(), &stop).await?;
+        }
     }
     Ok(())
 }
 
-/// The status of every org, with a hint when the control schema is not there yet.
-async fn load(client: &tokio_postgres::Client) -> anyhow::Result<Vec<OrgStatus>> {
+/// The status of every org (or only of `name`), with a hint when the control schema is not
+/// there yet.
+async fn load(
+    client: &tokio_postgres::Client,
+    name: Option<&str>,
+) -> anyhow::Result<Vec<OrgStatus>> {
     match status::load(client).await {
-        Ok(statuses) => Ok(statuses),
+        Ok(mut statuses) => {
+            if let Some(name) = name {
+                statuses.retain(|org| org.name == name);
+                if statuses.is_empty() {
+                    return Err(UserError::new(format!("no org named {name}")).into());
+                }
+            }
+            Ok(statuses)
+        }
         // 42P01 undefined_table: nothing was ever set up in this database.
         Err(error) if error.sqlstate() == Some("42P01") => Err(UserError::new(
             "this database has no sfpg control schema; run `sfpg migrate` and `sfpg org add` first",
@@ -76,18 +96,20 @@ pub fn render(statuses: &[OrgStatus]) -> String {
         if !org.enabled {
             out.push_str(", disabled");
         }
-        if let (Some(used), Some(max)) = (org.api_used, org.api_max) {
-            let share = if max > 0 {
-                f64::from(used) * 100.0 / f64::from(max)
-            } else {
-                100.0
-            };
-            let _ = write!(out, ", API {used}/{max} today ({share:.0}%)");
-        }
-        if let Some(owner) = &org.lease_owner {
-            let _ = write!(out, ", synced by {owner}");
+        match &org.lease_owner {
+            Some(owner) => {
+                let _ = write!(out, ", synced by {owner}");
+            }
+            None if org.enabled => out.push_str(", not being synced"),
+            None => {}
         }
         out.push('\n');
+        let _ = writeln!(
+            out,
+            "  {}; rate limit {}",
+            usage_line(org),
+            describe_rate(org.rate_requests, org.rate_period_ms)
+        );
         if let Some(reason) = &org.paused_reason {
             let _ = writeln!(out, "  polling paused: {reason}");
         }
@@ -143,6 +165,37 @@ pub fn render(statuses: &[OrgStatus]) -> String {
     out
 }
 
+/// `API requests today: 1200 of 15000 (8%), budget 80% (12000)`: the org's usage as
+/// Salesforce last reported it (every client of the org counts), against the share
+/// background sync may use.
+fn usage_line(org: &OrgStatus) -> String {
+    let budget = format!("{:.0}%", org.max_daily_share * 100.0);
+    match (org.api_used, org.api_max) {
+        (Some(used), Some(max)) => {
+            let share = if max > 0 {
+                f64::from(used) * 100.0 / f64::from(max)
+            } else {
+                100.0
+            };
+            let allowed = (f64::from(max) * org.max_daily_share).floor();
+            format!(
+                "API requests today: {used} of {max} ({share:.0}%), budget {budget} ({allowed})"
+            )
+        }
+        _ => format!("API requests today: not known yet, budget {budget}"),
+    }
+}
+
+/// `1 request per 3s`, `5 requests per 1s`.
+fn describe_rate(requests: i32, period_ms: i64) -> String {
+    let period = Duration::from_millis(u64::try_from(period_ms).unwrap_or(0));
+    let noun = if requests == 1 { "request" } else { "requests" };
+    format!(
+        "{requests} {noun} per {}",
+        humantime::format_duration(period)
+    )
+}
+
 fn object_row(object: &ObjectStatus) -> [String; 7] {
     let dash = || "-".to_owned();
     [
@@ -175,6 +228,16 @@ pub async fn follow_backfills(
     stop: &CancellationToken,
     until_done: bool,
 ) -> anyhow::Result<()> {
+    show_progress_bars(client, None, stop, until_done).await
+}
+
+/// [`follow_backfills`] for one org, or all.
+async fn show_progress_bars(
+    client: &tokio_postgres::Client,
+    name: Option<&str>,
+    stop: &CancellationToken,
+    until_done: bool,
+) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         if !until_done {
             stop.cancelled().await;
@@ -188,45 +251,95 @@ pub async fn follow_backfills(
     .progress_chars("=> ");
     let mut shown: HashMap<String, ProgressBar> = HashMap::new();
     loop {
-        let statuses = status::load(client).await?;
-        let mut running = 0;
+        let statuses = load(client, name).await?;
+        let mut pending = 0;
         for org in &statuses {
             for object in &org.objects {
+                if backfill_pending(org, object) {
+                    pending += 1;
+                }
                 let key = format!("{}/{}", org.name, object.object);
                 let backfilling = object.phase == "backfilling"
                     && object.enabled
                     && object.paused_reason.is_none();
                 match (backfilling, object.backfill_total, shown.get(&key)) {
                     (true, Some(total), Some(bar)) => {
-                        running += 1;
                         bar.set_length(u64::try_from(total).unwrap_or(0));
                         bar.set_position(u64::try_from(object.backfill_done).unwrap_or(0));
                     }
                     (true, Some(total), None) => {
-                        running += 1;
                         let bar = bars.add(ProgressBar::new(u64::try_from(total).unwrap_or(0)));
                         bar.set_style(style.clone());
                         bar.set_prefix(key.clone());
                         bar.set_position(u64::try_from(object.backfill_done).unwrap_or(0));
                         shown.insert(key, bar);
                     }
-                    (true, None, _) => running += 1,
                     (false, _, Some(_)) => {
                         if let Some(bar) = shown.remove(&key) {
                             bar.set_position(u64::try_from(object.backfill_done).unwrap_or(0));
                             bar.finish_with_message("done");
                         }
                     }
-                    (false, _, None) => {}
+                    (true, None, _) | (false, _, None) => {}
                 }
             }
         }
-        if until_done && running == 0 {
+        if until_done && pending == 0 {
             return Ok(());
         }
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = tokio::time::sleep(WATCH_INTERVAL) => {}
+        }
+    }
+}
+
+/// How often `--watch` reads the control schema again.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Whether `object` still has its backfill ahead of it or under way: it is being described
+/// (a backfill follows) or backfilled, and neither it nor its org is switched off or paused.
+fn backfill_pending(org: &OrgStatus, object: &ObjectStatus) -> bool {
+    org.enabled
+        && object.enabled
+        && object.paused_reason.is_none()
+        && matches!(object.phase.as_str(), "describing" | "backfilling")
+}
+
+/// `--watch` without a terminal: a line whenever an object's phase or backfill progress
+/// changes, until no backfill is pending (or `stop`).
+async fn print_backfills(
+    client: &tokio_postgres::Client,
+    name: Option<&str>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut shown: HashMap<String, String> = HashMap::new();
+    let mut first = true;
+    loop {
+        let statuses = load(client, name).await?;
+        let mut pending = 0;
+        for org in &statuses {
+            for object in &org.objects {
+                if backfill_pending(org, object) {
+                    pending += 1;
+                }
+                let key = format!("{}/{}", org.name, object.object);
+                let label = object.phase_label();
+                // The table above already shows where each object started from.
+                if !first && shown.get(&key) != Some(&label) {
+                    println!("{key} {label}");
+                }
+                shown.insert(key, label);
+            }
+        }
+        first = false;
+        if pending == 0 {
+            println!("no backfill pending");
+            return Ok(());
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = tokio::time::sleep(WATCH_INTERVAL) => {}
         }
     }
 }
@@ -266,15 +379,19 @@ mod tests {
             api_used: Some(12000),
             api_max: Some(15000),
             api_seen_at: None,
+            rate_requests: 1,
+            rate_period_ms: 3000,
+            max_daily_share: 0.8,
             lease_owner: Some("host:42".into()),
             last_error: None,
             last_error_at: None,
             objects: vec![object("Account", "live"), object("Contact", "backfilling")],
         };
-        let text = render(&[org]);
+        let text = render(std::slice::from_ref(&org));
         assert!(
             text.starts_with(
-                "org acme (schema acme), API 12000/15000 today (80%), synced by host:42\n"
+                "org acme (schema acme), synced by host:42\n  API requests today: 12000 of 15000 \
+                 (80%), budget 80% (12000); rate limit 1 request per 3s\n"
             ),
             "{text}"
         );
@@ -287,8 +404,24 @@ mod tests {
             ),
             "{text}"
         );
-        let header = text.lines().nth(2).unwrap_or_default();
+        let header = text.lines().nth(3).unwrap_or_default();
         assert!(header.trim_start().starts_with("OBJECT"), "{text}");
+
+        let unsynced = OrgStatus {
+            lease_owner: None,
+            api_used: None,
+            rate_requests: 5,
+            rate_period_ms: 1000,
+            ..org
+        };
+        let text = render(&[unsynced]);
+        assert!(
+            text.starts_with(
+                "org acme (schema acme), not being synced\n  API requests today: not known yet, \
+                 budget 80%; rate limit 5 requests per 1s\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -156,6 +156,14 @@ impl OrgSync {
             tracing::info!(org = %org.name, rate = ?org.rate, "rate limit changed");
             self.client.limiter().set_rate(org.rate);
         }
+        if org.max_daily_share != self.org.max_daily_share && self.budget.paused_reason().is_some()
+        {
+            // A new share may allow polling again: the next request's usage decides, as a
+            // probe's would, rather than the next probe minutes from now.
+            tracing::info!(org = %org.name, share = org.max_daily_share, "daily budget changed; polling resumes unless usage is above it");
+            self.budget = BudgetGuard::new();
+            OrgSettings::set_paused(&self.db, &org.name, None).await?;
+        }
         self.org = org;
         self.reload_objects().await
     }
@@ -173,7 +181,8 @@ impl OrgSync {
                 // The row is what this scheduler last saved, plus the operator's columns
                 // (enabled, paused_reason): take it, keeping the sweeps under way.
                 Some(mut object)
-                    if object.state.phase == row.phase
+                    if object.state.generation == row.generation
+                        && object.state.phase == row.phase
                         && object.state.mirrored_fields == row.mirrored_fields =>
                 {
                     object.state = row;
@@ -397,9 +406,21 @@ impl OrgSync {
     ) -> Result<()> {
         tracing::info!(org = %self.org.name, objects = self.objects.len(), rate = ?self.org.rate, "syncing");
         loop {
-            let report = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                report = self.turn() => report?,
+            let report = {
+                let turn = self.turn();
+                tokio::pin!(turn);
+                tokio::select! {
+                    report = &mut turn => report?,
+                    () = shutdown.cancelled() => {
+                        // The turn in flight (one request, then its page and checkpoint in
+                        // one transaction) is let finish, so a stop wastes no request; a
+                        // turn still waiting for its rate is dropped after a while.
+                        if tokio::time::timeout(FINISH_TURN_WITHIN, turn).await.is_err() {
+                            tracing::info!("stopped waiting for the turn in flight");
+                        }
+                        return Ok(());
+                    }
+                }
             };
             let mut changed = false;
             while reload.try_recv().is_ok() {
@@ -424,6 +445,9 @@ impl OrgSync {
         }
     }
 }
+
+/// How long a turn in flight at shutdown is given to finish.
+const FINISH_TURN_WITHIN: Duration = Duration::from_secs(10);
 
 /// The longest an idle scheduler sleeps before looking at its timers again.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);

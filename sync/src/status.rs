@@ -6,6 +6,7 @@ use serde::Serialize;
 use tokio_postgres::GenericClient;
 
 use crate::error::Result;
+use crate::supervisor::ORG_LOCK_KEY;
 
 /// An org's sync, as saved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -19,7 +20,14 @@ pub struct OrgStatus {
     pub api_used: Option<i32>,
     pub api_max: Option<i32>,
     pub api_seen_at: Option<DateTime<Utc>>,
-    /// The sync process holding the org (`host:pid`), if one does.
+    /// The rate background sync may call the org at: `rate_requests` per `rate_period_ms`.
+    pub rate_requests: i32,
+    pub rate_period_ms: i64,
+    /// The share of the daily allocation (0–1] background sync may use.
+    pub max_daily_share: f64,
+    /// The sync process holding the org (`host:pid`), if one does. A process that died
+    /// without cleaning up (`kill -9`) leaves its name in `sfpg.orgs`, but its lock went with
+    /// its connection: only an owner whose lock is held is shown.
     pub lease_owner: Option<String>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
@@ -80,9 +88,15 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>> {
     let orgs = client
         .query(
             "SELECT name, schema_name, enabled, paused_reason, api_used, api_max, api_seen_at,
-                    lease_owner, last_error, last_error_at
-               FROM sfpg.orgs ORDER BY name",
-            &[],
+                    CASE WHEN EXISTS (
+                        SELECT 1 FROM pg_locks l
+                         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                           AND l.classid = $1::int8::oid AND l.objid = hashtext(o.name)::oid
+                    ) THEN lease_owner END,
+                    last_error, last_error_at, rate_requests, rate_period_ms, max_daily_share
+               FROM sfpg.orgs o ORDER BY name",
+            &[&i64::from(ORG_LOCK_KEY)],
         )
         .await?;
     let objects = client
@@ -127,6 +141,9 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>> {
             api_used: org.try_get(4)?,
             api_max: org.try_get(5)?,
             api_seen_at: org.try_get(6)?,
+            rate_requests: org.try_get(10)?,
+            rate_period_ms: org.try_get(11)?,
+            max_daily_share: f64::from(org.try_get::<_, f32>(12)?),
             lease_owner: org.try_get(7)?,
             last_error: org.try_get(8)?,
             last_error_at: org.try_get(9)?,

@@ -6,7 +6,7 @@
 //! `kill -9`) frees its orgs the moment its connections close: no lease to expire.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,7 +27,7 @@ use crate::state::OrgSettings;
 pub const ORG_CHANGED_CHANNEL: &str = "sfpg_org_changed";
 
 /// The first key of the per-org advisory lock ("sfps"); the second is the org name's hash.
-const ORG_LOCK_KEY: i32 = 0x7366_7073;
+pub(crate) const ORG_LOCK_KEY: i32 = 0x7366_7073;
 
 /// How often the set of enabled orgs is read even without a notification (one may be lost
 /// while the listening connection reconnects).
@@ -46,11 +46,18 @@ pub trait Connector: Send + Sync {
 #[derive(Debug)]
 pub struct StoredCredentials {
     key: MasterKey,
+    limiters: connect::Limiters,
 }
 
 impl StoredCredentials {
     pub fn new(key: MasterKey) -> Self {
-        Self { key }
+        Self::sharing(key, connect::Limiters::new())
+    }
+
+    /// Takes each org's rate limiter from `limiters`, so that a proxy in the same process
+    /// drawing from the same registry shares the org's bucket.
+    pub fn sharing(key: MasterKey, limiters: connect::Limiters) -> Self {
+        Self { key, limiters }
     }
 }
 
@@ -64,8 +71,7 @@ impl Connector for StoredCredentials {
             let stored = orgs::load(db, org, &self.key)
                 .await
                 .map_err(|e| SyncError::Control(format!("org {org}: {e}")))?;
-            let rate = connect::rate(&stored)?;
-            Ok(connect::client(&stored, RateLimiter::new(rate))?)
+            Ok(connect::client(&stored, self.limiters.for_org(&stored)?)?)
         })
     }
 }
@@ -88,6 +94,10 @@ impl std::fmt::Debug for Supervisor {
 struct Running {
     cancel: CancellationToken,
     reload: mpsc::UnboundedSender<()>,
+    /// The org's limiter, once its scheduler has a client. A new rate is set on it the
+    /// moment it is announced: the scheduler reloads only between turns, and a turn at
+    /// 1 request per 3 s may wait 3 s for its slot at the old rate.
+    limiter: Arc<OnceLock<RateLimiter>>,
 }
 
 impl Supervisor {
@@ -148,12 +158,21 @@ impl Supervisor {
                                 connector: Arc::clone(&self.connector),
                                 settings: self.settings.clone(),
                                 name: name.clone(),
+                                limiter: Arc::default(),
                             };
+                            let limiter = Arc::clone(&task.limiter);
                             let token = cancel.clone();
                             tasks.spawn(async move {
                                 (task.name.clone(), task.run(token, reloads).await)
                             });
-                            running.insert(name, Running { cancel, reload });
+                            running.insert(
+                                name,
+                                Running {
+                                    cancel,
+                                    reload,
+                                    limiter,
+                                },
+                            );
                         }
                     }
                     Err(error) => tracing::warn!(%error, "cannot read the enabled orgs"),
@@ -165,6 +184,13 @@ impl Supervisor {
                     Some(org) => {
                         if let Some(running) = running.get(&org) {
                             let _ = running.reload.send(());
+                            if let (Some(limiter), Some(client)) = (running.limiter.get(), &control) {
+                                match OrgSettings::load(client, &org).await {
+                                    Ok(Some(settings)) => limiter.set_rate(settings.rate),
+                                    Ok(None) => {}
+                                    Err(error) => tracing::warn!(org = %org, %error, "cannot read the org's rate"),
+                                }
+                            }
                         }
                     }
                     None => control = None,
@@ -248,6 +274,8 @@ struct OrgTask {
     connector: Arc<dyn Connector>,
     settings: SyncSettings,
     name: String,
+    /// Handed to the supervisor (see [`Running::limiter`]).
+    limiter: Arc<OnceLock<RateLimiter>>,
 }
 
 impl OrgTask {
@@ -273,6 +301,7 @@ impl OrgTask {
         )
         .await?;
         let client = self.connector.connect(&db, &self.name).await?;
+        let _ = self.limiter.set(client.limiter().clone());
         let mut sync = OrgSync::start(db, client, &self.name, self.settings).await?;
         sync.run(&cancel, &mut reloads).await?;
         sync.db()

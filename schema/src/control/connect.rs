@@ -1,6 +1,10 @@
 //! From a stored org to a Salesforce client: the one place that turns `sfpg.orgs` settings
 //! and opened credentials into the `sfpg-salesforce` configuration, so the CLI, the sync
-//! and the proxy all log in the same way.
+//! and the proxy all log in the same way; and the per-org rate limiters that the sync and
+//! the proxy of one process share.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use secrecy::{ExposeSecret, SecretString};
 use sfpg_salesforce::{
@@ -80,6 +84,46 @@ pub fn client(org: &Org, limiter: RateLimiter) -> Result<Client, sfpg_salesforce
     Client::new(config(org)?, credentials(org)?, limiter)
 }
 
+/// The rate limiter of each org one process talks to, by org name. The sync and the proxy
+/// of one process take their limiters from the same registry, so an org has one bucket:
+/// its interactive pushes queue ahead of its background polling, and together they stay
+/// within the org's rate. Clones share the registry.
+#[derive(Clone, Default)]
+pub struct Limiters {
+    by_org: Arc<Mutex<HashMap<String, RateLimiter>>>,
+}
+
+impl std::fmt::Debug for Limiters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiters").finish_non_exhaustive()
+    }
+}
+
+impl Limiters {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The limiter of `org`, made on first use. `org` was just read from `sfpg.orgs`, so its
+    /// rate is the current one: a limiter at another rate is moved to it, which keeps the
+    /// rate live for whichever of sync and proxy reads the org last.
+    pub fn for_org(&self, org: &Org) -> Result<RateLimiter, sfpg_salesforce::Error> {
+        let rate = rate(org)?;
+        let limiter = self
+            .by_org
+            .lock()
+            // Each critical section is one lookup or insert: the map is whole after a panic.
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(org.name.clone())
+            .or_insert_with(|| RateLimiter::new(rate))
+            .clone();
+        if limiter.rate() != rate {
+            limiter.set_rate(rate);
+        }
+        Ok(limiter)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -153,6 +197,25 @@ mod tests {
         assert_eq!(config(&password).unwrap().api_version().as_str(), "61.0");
         let rate = rate(&password).unwrap();
         assert_eq!(rate.period(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn one_org_gets_one_bucket_at_its_latest_rate() {
+        let limiters = Limiters::new();
+        let mut acme = org(AuthFlow::ClientCredentials, OrgSecrets::default());
+        let first = limiters.for_org(&acme).unwrap();
+        acme.rate_limit.requests = 10;
+        let second = limiters.for_org(&acme).unwrap();
+        // The same bucket: the new rate reached the limiter handed out first.
+        assert_eq!(first.rate().requests(), 10);
+        assert_eq!(second.rate(), first.rate());
+        let other = org(AuthFlow::ClientCredentials, OrgSecrets::default());
+        let other = Org {
+            name: "globex".to_owned(),
+            ..other
+        };
+        assert_eq!(limiters.for_org(&other).unwrap().rate().requests(), 2);
+        assert_eq!(first.rate().requests(), 10);
     }
 
     #[test]
