@@ -37,6 +37,12 @@ pub enum Command {
     Proxy(Box<commands::proxy::ProxyArgs>),
     /// Show where each org's and object's sync stands.
     Status(commands::status::StatusArgs),
+    /// Run the sync and the proxy together, for every configured org, until stopped: the
+    /// production entry point.
+    Run(Box<commands::run::RunArgs>),
+    /// Try sfpg on this machine: an emulated Salesforce org mirrored into PostgreSQL, with
+    /// the proxy to connect psql to. Needs nothing configured.
+    Demo(commands::demo::DemoArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -12,9 +12,10 @@ const DEFAULT_FILTER: &str = "warn,sfpg=info";
 
 use crate::cli::LogFormat;
 
-pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+/// Sets up logging; `default_filter` replaces sfpg's usual default when RUST_LOG is unset.
+pub fn init(format: LogFormat, default_filter: Option<&str>) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter.unwrap_or(DEFAULT_FILTER)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

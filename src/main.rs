@@ -18,7 +18,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return cli::exit_on_parse_error(error),
     };
-    logging::init(cli.log_format);
+    // The demo speaks to a person on stdout; only warnings and errors are logged there.
+    logging::init(
+        cli.log_format,
+        matches!(cli.command, Command::Demo(_)).then_some("warn"),
+    );
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
             Command::Sync(args) => commands::sync::run(*args).await,
             Command::Proxy(args) => commands::proxy::run(*args).await,
             Command::Status(args) => commands::status::run(args).await,
+            Command::Run(args) => commands::run::run(*args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
         }
     });
     match outcome {

@@ -1,12 +1,16 @@
 //! The listener: accepts client connections and gives each a session task, or forwards its
-//! CancelRequest.
+//! CancelRequest; and the graceful stop, which stops accepting, closes each session once it
+//! is between statements outside a transaction, and waits (bounded) for the others.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sfpg_schema::control::connect::Limiters;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::backend::{UpstreamAddr, send_cancel};
@@ -25,6 +29,8 @@ pub struct Shared {
     pub tls: Option<TlsConfig>,
     pub cancels: Arc<CancelRegistry>,
     pub pusher: Option<Arc<Pusher>>,
+    /// Cancelled when the proxy stops: each session closes at its next safe point.
+    pub draining: CancellationToken,
 }
 
 /// A bound proxy, ready to serve.
@@ -38,6 +44,16 @@ pub struct Proxy {
 impl Proxy {
     /// Binds the listening socket. Nothing is accepted until [`Proxy::serve`].
     pub async fn bind(config: ProxyConfig) -> Result<Proxy, ProxyError> {
+        Proxy::bind_sharing(config, Limiters::new()).await
+    }
+
+    /// [`Proxy::bind`], with each org's rate limiter taken from `limiters`: a sync in the
+    /// same process that draws from the same registry shares the org's bucket, and the
+    /// proxy's pushes go ahead of its polling.
+    pub async fn bind_sharing(
+        config: ProxyConfig,
+        limiters: Limiters,
+    ) -> Result<Proxy, ProxyError> {
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -54,7 +70,7 @@ impl Proxy {
                     .max_size(4)
                     .build()
                     .map_err(|e| ProxyError::Control(e.to_string()))?;
-                let catalog = Catalog::new(pool, push.master_key, |_| None);
+                let catalog = Catalog::new(pool, push.master_key, limiters);
                 Some(Arc::new(Pusher::new(catalog, push.failpoint)))
             }
             None => None,
@@ -66,6 +82,7 @@ impl Proxy {
                 tls: config.tls,
                 cancels: Arc::new(CancelRegistry::default()),
                 pusher,
+                draining: CancellationToken::new(),
             }),
             repair_every,
         })
@@ -79,6 +96,22 @@ impl Proxy {
     /// Serves until this future is dropped (which ends every session too) or accepting
     /// fails for good.
     pub async fn serve(self) -> Result<(), ProxyError> {
+        self.serve_until(std::future::pending(), Duration::ZERO)
+            .await
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully: no new connection is
+    /// accepted; a session between statements outside a transaction is closed at once
+    /// (with the FATAL 57P01 a stopping PostgreSQL sends); a session in a transaction, or
+    /// waiting for a push, goes on until its transaction ends, then is closed. Sessions
+    /// still open after `grace` are dropped: their transactions roll back, and a push caught
+    /// between Salesforce's answer and the commit is resolved from the write journal at the
+    /// next start.
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()>,
+        grace: Duration,
+    ) -> Result<(), ProxyError> {
         info!(
             listen = %self.local_addr()?,
             upstream = %self.shared.upstream,
@@ -88,12 +121,15 @@ impl Proxy {
         // Sessions belong to the serving future: dropping it aborts them, so a stopped
         // proxy leaves no client or server connection open behind it.
         let mut sessions = JoinSet::new();
+        let mut repairs = JoinSet::new();
         if let Some(pusher) = &self.shared.pusher {
-            sessions.spawn(repair_now_and_then(Arc::clone(pusher), self.repair_every));
+            repairs.spawn(repair_now_and_then(Arc::clone(pusher), self.repair_every));
         }
+        tokio::pin!(shutdown);
         let mut next_session: u64 = 0;
         loop {
             let accepted = tokio::select! {
+                () = &mut shutdown => break,
                 accepted = self.listener.accept() => accepted,
                 Some(_) = sessions.join_next() => continue,
             };
@@ -111,6 +147,29 @@ impl Proxy {
             let span = info_span!("session", id = next_session, %peer);
             sessions.spawn(handle(Arc::clone(&self.shared), tcp, peer).instrument(span));
         }
+        drop(self.listener);
+        repairs.abort_all();
+        self.shared.draining.cancel();
+        if !sessions.is_empty() {
+            info!(
+                sessions = sessions.len(),
+                "stopped accepting; closing each session at its next safe point"
+            );
+        }
+        let drained = tokio::time::timeout(grace, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                sessions = sessions.len(),
+                grace = ?grace,
+                "sessions still in a transaction were closed; their transactions roll back"
+            );
+            sessions.shutdown().await;
+        }
+        info!("proxy stopped");
+        Ok(())
     }
 }
 

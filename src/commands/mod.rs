@@ -1,9 +1,11 @@
 //! One module per subcommand: its arguments and what it does.
 
+pub mod demo;
 pub mod emulator;
 pub mod migrate;
 pub mod objects;
 pub mod org;
 pub mod proxy;
+pub mod run;
 pub mod status;
 pub mod sync;

@@ -2,22 +2,25 @@
 //! enabled, disabled or re-rated while it runs are picked up at once (`sfpg_org_changed`).
 //! On a terminal, running backfills show progress bars.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use sfpg_sync::{StoredCredentials, Supervisor, SyncSettings, WriteStrategy};
-use tokio_util::sync::CancellationToken;
+use sfpg_sync::{SyncSettings, WriteStrategy};
 
-use crate::commands::org::load_master_key;
-use crate::commands::status::follow_backfills;
-use crate::database;
+use crate::commands::run;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// The mirror database, as a `postgres://` URL or a `key=value` connection string.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
+    #[command(flatten)]
+    pub sync: SyncOptions,
+}
+
+/// How the sync paces itself; the flags of `sfpg sync`, which `sfpg run` takes too.
+#[derive(Debug, Args)]
+pub struct SyncOptions {
     /// How far the incremental cursor trails the newest SystemModstamp seen, to catch
     /// records whose transactions committed late.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
@@ -52,8 +55,8 @@ pub struct SyncArgs {
     pub no_progress: bool,
 }
 
-impl SyncArgs {
-    fn settings(&self) -> SyncSettings {
+impl SyncOptions {
+    pub fn settings(&self) -> SyncSettings {
         SyncSettings {
             overlap: self.overlap,
             describe_interval: self.describe_every,
@@ -70,46 +73,5 @@ impl SyncArgs {
 }
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
-    let mut control = database::connect(&args.database_url).await?;
-    sfpg_schema::apply_control_schema(&mut control).await?;
-    let key = load_master_key()?;
-    let config = database::parse_url(&args.database_url)?;
-    let supervisor = Supervisor::new(
-        config,
-        Arc::new(StoredCredentials::new(key)),
-        args.settings(),
-    );
-
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    if !args.no_progress {
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(error) = follow_backfills(&control, &stop, false).await {
-                tracing::warn!(error = %format!("{error:#}"), "progress display stopped");
-            }
-        });
-    }
-    supervisor.run(shutdown).await?;
-    Ok(())
-}
-
-/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM (`docker stop`, systemd).
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; stop with Ctrl-C");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping after the current turns"),
-        () = terminate => tracing::info!("terminated; stopping after the current turns"),
-    }
-    shutdown.cancel();
+    run::serve(&args.database_url, Some(&args.sync), None).await
 }

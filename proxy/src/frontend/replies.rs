@@ -51,7 +51,11 @@ pub enum OnReady {
     /// A unit the proxy wrapped in its own transaction ended: push, commit, then answer
     /// the client as if the unit had run on its own. `last`: the client's own unit ends
     /// here (not just a step of a split query string).
-    EndManaged { last: bool },
+    EndManaged {
+        last: bool,
+        /// The unit is a simple Query (not an extended-protocol unit up to Sync).
+        query: bool,
+    },
     /// A step, not the last, of a query string the proxy split: go on with the next step,
     /// unless it failed.
     Step,

@@ -1,13 +1,14 @@
 //! Which org and object a mirrored table belongs to, read from the control schema
 //! (`sfpg.orgs`, `sfpg.objects`), with a Salesforce client per org and each object's
-//! describe, cached for a while so that a push does not describe what it pushes.
+//! describe, cached for a while so that a push does not describe what it pushes. Each org's
+//! rate limiter comes from a registry the proxy may share with a sync in the same process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use sfpg_salesforce::{Client, FieldType, Priority, RateLimiter};
+use sfpg_salesforce::{Client, FieldType, Priority};
 use sfpg_schema::control::{MasterKey, connect, orgs};
 
 use super::Refusal;
@@ -58,9 +59,6 @@ impl ObjectHandle {
     }
 }
 
-/// Chooses an org's rate limiter; `None` for one of its own at the org's configured rate.
-type LimiterFor = Box<dyn Fn(&orgs::Org) -> Option<RateLimiter> + Send + Sync>;
-
 struct Cached<T> {
     value: Arc<T>,
     read_at: Instant,
@@ -74,9 +72,9 @@ pub struct Catalog {
     orgs: Mutex<HashMap<String, Cached<OrgHandle>>>,
     /// By (schema, table).
     objects: Mutex<HashMap<(String, String), Cached<ObjectHandle>>>,
-    /// One per org, kept across reloads so that a reload never resets the org's budget.
-    limiters: Mutex<HashMap<String, RateLimiter>>,
-    limiter_for: LimiterFor,
+    /// One per org, kept across reloads so that a reload never resets the org's bucket
+    /// (a reload moves it to the org's current rate).
+    limiters: connect::Limiters,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -92,20 +90,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Catalog {
     /// A catalog reading the control schema through `control`, opening org credentials
-    /// with `key`. Each org gets a rate limiter at its configured rate, unless
-    /// `limiter_for` hands one (to share an org's limiter with a sync in the same process).
-    pub fn new(
-        control: Pool,
-        key: MasterKey,
-        limiter_for: impl Fn(&orgs::Org) -> Option<RateLimiter> + Send + Sync + 'static,
-    ) -> Self {
+    /// with `key`, taking each org's rate limiter from `limiters` (shared with a sync in
+    /// the same process, if there is one).
+    pub fn new(control: Pool, key: MasterKey, limiters: connect::Limiters) -> Self {
         Catalog {
             control,
             key,
             orgs: Mutex::new(HashMap::new()),
             objects: Mutex::new(HashMap::new()),
-            limiters: Mutex::new(HashMap::new()),
-            limiter_for: Box::new(limiter_for),
+            limiters,
         }
     }
 
@@ -193,7 +186,10 @@ impl Catalog {
         let org = orgs::load(&**client, &name, &self.key).await.map_err(|e| {
             Refusal::new("55000", format!("sfpg proxy: cannot load org {name}: {e}"))
         })?;
-        let limiter = self.limiter(&org)?;
+        let limiter = self
+            .limiters
+            .for_org(&org)
+            .map_err(|e| Refusal::new("55000", format!("sfpg proxy: org {name}: {e}")))?;
         let client = connect::client(&org, limiter)
             .map_err(|e| {
                 Refusal::new(
@@ -207,22 +203,6 @@ impl Catalog {
             schema: org.schema_name,
             client,
         })
-    }
-
-    fn limiter(&self, org: &orgs::Org) -> Result<RateLimiter, Refusal> {
-        if let Some(limiter) = lock(&self.limiters).get(&org.name) {
-            return Ok(limiter.clone());
-        }
-        let limiter = match (self.limiter_for)(org) {
-            Some(limiter) => limiter,
-            None => RateLimiter::new(connect::rate(org).map_err(|e| {
-                Refusal::new("55000", format!("sfpg proxy: org {}: {e}", org.name))
-            })?),
-        };
-        Ok(lock(&self.limiters)
-            .entry(org.name.clone())
-            .or_insert(limiter)
-            .clone())
     }
 
     async fn load_object(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::client::Step;
-use super::{Session, Tx};
+use super::{Session, Tx, drop_last_command_complete};
 use crate::error::SessionError;
 use crate::frontend::replies::{Owed, Request};
 use crate::net::messages::backend::TransactionStatus;
@@ -24,6 +24,7 @@ pub(super) enum Action {
     EndManaged {
         status: TransactionStatus,
         last: bool,
+        query: bool,
     },
     /// The client's COMMIT, not yet sent: push first.
     PreCommit(Commit),
@@ -41,7 +42,11 @@ pub(super) enum Commit {
 impl Session {
     pub(super) async fn perform(&mut self, action: Action) -> Result<(), SessionError> {
         match action {
-            Action::EndManaged { status, last } => self.end_managed(status, last).await,
+            Action::EndManaged {
+                status,
+                last,
+                query,
+            } => self.end_managed(status, last, query).await,
             Action::PreCommit(commit) => self.pre_commit(commit).await,
         }
     }
@@ -53,6 +58,7 @@ impl Session {
         &mut self,
         status: TransactionStatus,
         last: bool,
+        query: bool,
     ) -> Result<(), SessionError> {
         let outcome = match status {
             TransactionStatus::InBlock => self.push_and_commit().await?,
@@ -70,6 +76,14 @@ impl Session {
             self.patch_returning().await?;
         }
         self.created.clear();
+        if outcome.is_err() && query {
+            // PostgreSQL commits a query string's implicit transaction before it completes
+            // the last statement: a commit that fails leaves that statement without its
+            // CommandComplete. An extended-protocol unit commits at Sync, after it.
+            if let Some(held) = &mut self.held {
+                drop_last_command_complete(held);
+            }
+        }
         self.release_held();
         let failed = outcome.is_err() || self.unit_error;
         if let Err(refusal) = outcome {

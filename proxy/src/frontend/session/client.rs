@@ -280,7 +280,10 @@ impl Session {
     fn on_sync(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
         let mut owed = Owed::client(Request::Sync);
         if self.tx.managed {
-            owed.on_ready = OnReady::EndManaged { last: true };
+            owed.on_ready = OnReady::EndManaged {
+                last: true,
+                query: false,
+            };
             self.barrier = true;
         }
         self.forward(pos, len, Some(owed));
@@ -344,7 +347,10 @@ impl Session {
         }
         self.tx.managed = managed;
         let on_ready = if managed {
-            OnReady::EndManaged { last: step.last }
+            OnReady::EndManaged {
+                last: step.last,
+                query: true,
+            }
         } else if step.last {
             OnReady::Forward
         } else {

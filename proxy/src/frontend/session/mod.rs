@@ -31,7 +31,7 @@ use crate::backend::UpstreamStream;
 use crate::classify::cache::{Named, TextCache};
 use crate::error::SessionError;
 use crate::frontend::startup::with_proxy_origin;
-use crate::net::frame::{body, peek_frame};
+use crate::net::frame::{Frame, body, frame_at, peek_frame};
 use crate::net::messages::backend::{self as be, BackendKey, TransactionStatus};
 use crate::net::messages::encode;
 use crate::net::messages::frontend as fe;
@@ -269,9 +269,16 @@ impl Session {
                 self.flush_client().await?;
                 return Ok(());
             }
+            let draining = self.shared.draining.is_cancelled();
+            if draining && self.at_rest() {
+                return self.close_for_shutdown().await;
+            }
             let read_client = !self.terminating && self.server_out.len() < HIGH_WATER;
             let read_server = self.client_out.len() < HIGH_WATER;
             tokio::select! {
+                // Wakes the session once when the proxy starts stopping; from then on it
+                // closes at the first safe point the loop reaches.
+                () = self.shared.draining.cancelled(), if !draining => {}
                 read = self.client_rd.read_buf(&mut self.client_in), if read_client => {
                     if read? == 0 {
                         return Err(SessionError::ClientClosed);
@@ -295,6 +302,46 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Between statements and outside any transaction, with nothing owed either way: the
+    /// point where a stopping proxy may close the session and lose nothing.
+    fn at_rest(&self) -> bool {
+        self.status == TransactionStatus::Idle
+            && !self.tx.managed
+            && self.replies.is_empty()
+            && self.action.is_none()
+            && self.held.is_none()
+            && self.steps.is_empty()
+            && !self.barrier
+            && !self.skip_to_sync
+            && self.client_in.is_empty()
+            && self.server_out.is_empty()
+    }
+
+    /// Ends the session as a PostgreSQL server that is shutting down does: FATAL 57P01 to
+    /// the client, and Terminate to the server.
+    async fn close_for_shutdown(&mut self) -> Result<(), SessionError> {
+        encode::error_response(
+            &mut self.client_out,
+            vec![
+                (b'S', "FATAL".into()),
+                (b'V', "FATAL".into()),
+                (b'C', "57P01".into()),
+                (
+                    b'M',
+                    "terminating connection due to administrator command".into(),
+                ),
+            ],
+        )?;
+        self.flush_client().await?;
+        let _ = self.client_wr.shutdown().await;
+        self.server_out
+            .extend_from_slice(&[fe::TERMINATE, 0, 0, 0, 4]);
+        self.flush_server().await?;
+        let _ = self.server_wr.shutdown().await;
+        tracing::debug!("session closed: the proxy is stopping");
+        Ok(())
     }
 
     /// Stops holding back: what was held goes to the client as it is.
@@ -335,5 +382,53 @@ impl Session {
     async fn flush_client(&mut self) -> Result<(), SessionError> {
         self.client_wr.write_all_buf(&mut self.client_out).await?;
         Ok(())
+    }
+}
+
+/// Removes the last CommandComplete from `replies` (whole backend frames), if any.
+fn drop_last_command_complete(replies: &mut BytesMut) {
+    let mut pos = 0;
+    let mut last = None;
+    while let Ok(Frame::Complete { tag, len }) = frame_at(&replies[pos..]) {
+        if tag == be::COMMAND_COMPLETE {
+            last = Some((pos, len));
+        }
+        pos += len;
+    }
+    if let Some((at, len)) = last {
+        let rest = replies.split_off(at);
+        replies.extend_from_slice(&rest[len..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&(i32::try_from(body.len() + 4).unwrap()).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn only_the_last_command_complete_is_dropped() {
+        let first = frame(b'C', b"UPDATE 1\0");
+        let row = frame(b'D', &[0, 1, 0, 0, 0, 1, b'x']);
+        let last = frame(b'C', b"INSERT 0 1\0");
+        let notice = frame(b'N', b"Mhi\0\0");
+        let mut replies = BytesMut::new();
+        for f in [&first, &row, &last, &notice] {
+            replies.extend_from_slice(f);
+        }
+        drop_last_command_complete(&mut replies);
+        assert_eq!(
+            &replies[..],
+            [&first[..], &row[..], &notice[..]].concat().as_slice()
+        );
+        let mut none = BytesMut::from(&row[..]);
+        drop_last_command_complete(&mut none);
+        assert_eq!(&none[..], &row[..]);
     }
 }

@@ -61,8 +61,12 @@ impl Session {
                             self.after_ready(status);
                         }
                         OnReady::Consume => {}
-                        OnReady::EndManaged { last } => {
-                            self.action = Some(Action::EndManaged { status, last });
+                        OnReady::EndManaged { last, query } => {
+                            self.action = Some(Action::EndManaged {
+                                status,
+                                last,
+                                query,
+                            });
                         }
                         OnReady::Step => {
                             self.barrier = false;
