@@ -10,8 +10,9 @@
 //! the emulated org's own response time for the same Salesforce calls (the update and the
 //! read-back), measured with the same client library.
 //!
-//! `cargo bench -p sfpg-proxy --bench proxy` (SFPG_BENCH_SECONDS sets each pgbench run's
-//! length, 30 by default).
+//! `cargo bench -p sfpg-proxy --bench proxy` (each figure is the median of
+//! SFPG_BENCH_ROUNDS runs, 3 by default, of SFPG_BENCH_SECONDS each, 10 by default: 30 s per
+//! target and configuration in all).
 
 mod bare_relay;
 mod pgbouncer;
@@ -34,12 +35,16 @@ type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
-    let seconds: u64 = std::env::var("SFPG_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let seconds = env("SFPG_BENCH_SECONDS", 10);
+    let rounds = env("SFPG_BENCH_ROUNDS", 3);
     println!("{}", machine());
-    reads(seconds).await?;
+    reads(seconds, rounds).await?;
     writes().await?;
     Ok(())
 }
@@ -120,7 +125,13 @@ fn run_pgbench(
     Ok((tps, latency))
 }
 
-async fn reads(seconds: u64) -> Result<()> {
+/// The median of `values` (the upper one of an even count).
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+async fn reads(seconds: u64, rounds: u64) -> Result<()> {
     let db = TestDatabase::create().await;
     let server = db.server();
     let init = Command::new(pgbench())
@@ -176,23 +187,41 @@ async fn reads(seconds: u64) -> Result<()> {
         ("PgBouncer (session)", bouncer.port),
         ("sfpg proxy", proxy_port),
     ];
-    println!("\n#### Reads: `pgbench -S`, {seconds} s per run, scale 5\n");
+    // On two cores one run can differ from the next by 10% or more: each figure is the
+    // median of several runs, with the targets taking turns so that a slow spell of the
+    // machine does not fall on one of them only.
+    println!(
+        "\n#### Reads: `pgbench -S`, scale 5, median of {rounds} runs of {seconds} s per target, targets interleaved\n"
+    );
     println!(
         "| mode | clients | PostgreSQL tps | bare relay tps | PgBouncer tps | sfpg proxy tps | proxy / bare relay | proxy / PgBouncer | proxy / direct | latency added (ms) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for mode in ["simple", "extended", "prepared"] {
         for clients in [1, 8] {
-            let mut results = Vec::new();
-            for (_, port) in targets {
-                let db = &db;
-                let result =
-                    tokio::task::block_in_place(|| run_pgbench(db, port, mode, clients, seconds))?;
-                results.push(result);
+            let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
+            for round in 0..rounds {
+                for i in 0..targets.len() {
+                    // Each round starts with another target.
+                    let target = (i + round as usize) % targets.len();
+                    let port = targets[target].1;
+                    let db = &db;
+                    let result = tokio::task::block_in_place(|| {
+                        run_pgbench(db, port, mode, clients, seconds)
+                    })?;
+                    runs[target].push(result);
+                }
             }
-            let tps: Vec<f64> = results.iter().map(|r| r.0).collect();
+            let tps: Vec<f64> = runs
+                .iter()
+                .map(|r| median_of(r.iter().map(|x| x.0).collect()))
+                .collect();
+            let latency: Vec<f64> = runs
+                .iter()
+                .map(|r| median_of(r.iter().map(|x| x.1).collect()))
+                .collect();
             let (direct, bare, bouncer, proxy) = (tps[0], tps[1], tps[2], tps[3]);
-            let added = results[3].1 - results[0].1;
+            let added = latency[3] - latency[0];
             println!(
                 "| {mode} | {clients} | {direct:.0} | {bare:.0} | {bouncer:.0} | {proxy:.0} | {:.3} | {:.3} | {:.3} | {added:.3} |",
                 proxy / bare,
