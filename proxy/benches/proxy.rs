@@ -23,12 +23,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 use serde_json::json;
 use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig};
 use sfpg_proxy::{Proxy, ProxyConfig, PushConfig, UpstreamAddr};
 use sfpg_salesforce::{Priority, RateLimiter, Record, SalesforceId};
-use sfpg_schema::control::{AuthFlow, MasterKey, NewOrg, OrgSecrets, connect, orgs};
+use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_testkit::TestDatabase;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
@@ -260,21 +259,14 @@ async fn writes() -> Result<()> {
     orgs::insert(
         &mut control,
         &NewOrg {
-            name: "bench".into(),
             schema_name: "salesforce".into(),
-            auth_flow: AuthFlow::ClientCredentials,
-            login_url: emulator.login_url().to_owned(),
-            instance_url: None,
-            api_version: "62.0".into(),
-            client_id: DEFAULT_CLIENT_ID.into(),
-            username: None,
-            secrets: OrgSecrets {
-                client_secret: Some(SecretString::from(DEFAULT_CLIENT_SECRET.to_owned())),
-                ..OrgSecrets::default()
-            },
-            ca_cert_pem: None,
-            batch_size: 200,
-            objects: vec!["Account".into()],
+            ..NewOrg::client_credentials(
+                "bench",
+                emulator.login_url(),
+                DEFAULT_CLIENT_ID,
+                DEFAULT_CLIENT_SECRET,
+                &["Account"],
+            )
         },
         &MasterKey::from_bytes(key),
     )

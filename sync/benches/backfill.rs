@@ -20,14 +20,13 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME, EmulatorConfig, OrgSource,
 };
 use sfpg_emulator::org::{NewUser, Org};
 use sfpg_salesforce::RateLimiter;
-use sfpg_schema::control::{AuthFlow, MasterKey, NewOrg, OrgSecrets, connect, orgs};
+use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_sync::state::Phase;
 use sfpg_sync::{OrgSync, SyncSettings, WriteStrategy};
 use sfpg_testkit::TestDatabase;
@@ -185,21 +184,14 @@ async fn parent() {
         .await
         .unwrap();
     let new_org = NewOrg {
-        name: ORG.to_owned(),
-        schema_name: ORG.to_owned(),
-        auth_flow: AuthFlow::ClientCredentials,
-        login_url: emulator.login_url().to_owned(),
-        instance_url: None,
-        api_version: "62.0".to_owned(),
-        client_id: DEFAULT_CLIENT_ID.to_owned(),
-        username: None,
-        secrets: OrgSecrets {
-            client_secret: Some(SecretString::from(DEFAULT_CLIENT_SECRET.to_owned())),
-            ..OrgSecrets::default()
-        },
-        ca_cert_pem: None,
         batch_size: 2000,
-        objects: vec!["Account".to_owned()],
+        ..NewOrg::client_credentials(
+            ORG,
+            emulator.login_url(),
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            &["Account"],
+        )
     };
     orgs::insert(&mut client, &new_org, &key()).await.unwrap();
     // No rate limit to speak of: a million requests a second.

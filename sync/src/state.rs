@@ -343,8 +343,7 @@ impl OrgSettings {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::SecretString;
-    use sfpg_schema::control::{AuthFlow, MasterKey, NewOrg, OrgSecrets, admin, orgs};
+    use sfpg_schema::control::{MasterKey, NewOrg, admin, orgs};
     use sfpg_testkit::TestDatabase;
 
     use super::*;
@@ -356,23 +355,13 @@ mod tests {
         sfpg_schema::apply_control_schema(&mut client)
             .await
             .unwrap();
-        let org = NewOrg {
-            name: "acme".to_owned(),
-            schema_name: "acme".to_owned(),
-            auth_flow: AuthFlow::ClientCredentials,
-            login_url: "https://login.salesforce.com".to_owned(),
-            instance_url: None,
-            api_version: "62.0".to_owned(),
-            client_id: "id".to_owned(),
-            username: None,
-            secrets: OrgSecrets {
-                client_secret: Some(SecretString::from("secret".to_owned())),
-                ..OrgSecrets::default()
-            },
-            ca_cert_pem: None,
-            batch_size: 200,
-            objects: vec!["Account".to_owned()],
-        };
+        let org = NewOrg::client_credentials(
+            "acme",
+            "https://login.salesforce.com",
+            "id",
+            "secret",
+            &["Account"],
+        );
         orgs::insert(&mut client, &org, &MasterKey::from_bytes([7; 32]))
             .await
             .unwrap();

@@ -9,13 +9,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
 };
 use sfpg_proxy::{Proxy, ProxyConfig, PushConfig, UpstreamAddr};
-use sfpg_schema::control::{AuthFlow, MasterKey, NewOrg, OrgSecrets, connect, orgs};
+use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_sync::state::Phase;
 use sfpg_sync::{OrgSync, SyncSettings};
 use sfpg_testkit::TestDatabase;
@@ -210,21 +209,14 @@ pub async fn register_org(db: &TestDatabase, emulator: &RunningEmulator, objects
         .await
         .unwrap();
     let org = NewOrg {
-        name: ORG.to_owned(),
         schema_name: SCHEMA.to_owned(),
-        auth_flow: AuthFlow::ClientCredentials,
-        login_url: emulator.login_url().to_owned(),
-        instance_url: None,
-        api_version: "62.0".to_owned(),
-        client_id: DEFAULT_CLIENT_ID.to_owned(),
-        username: None,
-        secrets: OrgSecrets {
-            client_secret: Some(SecretString::from(DEFAULT_CLIENT_SECRET.to_owned())),
-            ..OrgSecrets::default()
-        },
-        ca_cert_pem: None,
-        batch_size: 200,
-        objects: objects.iter().map(|o| o.to_string()).collect(),
+        ..NewOrg::client_credentials(
+            ORG,
+            emulator.login_url(),
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            objects,
+        )
     };
     orgs::insert(&mut client, &org, &MasterKey::from_bytes(MASTER_KEY))
         .await

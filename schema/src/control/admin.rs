@@ -158,7 +158,7 @@ mod tests {
 
     use super::*;
     use crate::control::MasterKey;
-    use crate::control::orgs::{self, AuthFlow, NewOrg, OrgSecrets};
+    use crate::control::orgs::{self, NewOrg, OrgSecrets};
     use sfpg_testkit::TestDatabase;
 
     async fn with_org() -> (TestDatabase, Client, MasterKey) {
@@ -167,18 +167,14 @@ mod tests {
         crate::apply_control_schema(&mut client).await.unwrap();
         let key = MasterKey::generate();
         let new = NewOrg {
-            name: "acme".to_owned(),
-            schema_name: "acme".to_owned(),
-            auth_flow: AuthFlow::ClientCredentials,
-            login_url: "https://acme.my.salesforce.com".to_owned(),
-            instance_url: None,
-            api_version: "62.0".to_owned(),
-            client_id: "id".to_owned(),
-            username: None,
             secrets: OrgSecrets::default(),
-            ca_cert_pem: None,
-            batch_size: 200,
-            objects: vec!["Account".to_owned()],
+            ..NewOrg::client_credentials(
+                "acme",
+                "https://acme.my.salesforce.com",
+                "id",
+                "",
+                &["Account"],
+            )
         };
         orgs::insert(&mut client, &new, &key).await.unwrap();
         (db, client, key)

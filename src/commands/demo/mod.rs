@@ -13,13 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use secrecy::SecretString;
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator, Transport,
 };
-use sfpg_schema::control::{
-    AuthFlow, MasterKey, NewOrg, OrgSecrets, RateLimit, admin, master_key, orgs,
-};
+use sfpg_schema::control::{MasterKey, NewOrg, RateLimit, admin, master_key, orgs};
 use sfpg_sync::SyncSettings;
 use sfpg_sync::status::{self, ObjectStatus};
 use tokio_postgres::NoTls;
@@ -266,21 +263,15 @@ async fn register_org(
             .map_err(user_facing)?;
     }
     let org = NewOrg {
-        name: ORG.to_owned(),
         schema_name: SCHEMA.to_owned(),
-        auth_flow: AuthFlow::ClientCredentials,
-        login_url: emulator.login_url().to_owned(),
         instance_url: Some(emulator.instance_url().to_owned()),
-        api_version: "62.0".to_owned(),
-        client_id: DEFAULT_CLIENT_ID.to_owned(),
-        username: None,
-        secrets: OrgSecrets {
-            client_secret: Some(SecretString::from(DEFAULT_CLIENT_SECRET.to_owned())),
-            ..OrgSecrets::default()
-        },
-        ca_cert_pem: None,
-        batch_size: 200,
-        objects: OBJECTS.iter().map(|o| (*o).to_owned()).collect(),
+        ..NewOrg::client_credentials(
+            ORG,
+            emulator.login_url(),
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            &OBJECTS,
+        )
     };
     orgs::insert(&mut client, &org, key)
         .await

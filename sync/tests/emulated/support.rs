@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use chrono::{Timelike, Utc};
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
 };
 use sfpg_emulator::org::{ManualClock, Org};
 use sfpg_salesforce::{Client, RateLimiter, RetryPolicy};
-use sfpg_schema::control::{AuthFlow, MasterKey, NewOrg, OrgSecrets, connect, orgs};
+use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_sync::{OrgSync, SyncSettings, TurnReport};
 use sfpg_testkit::TestDatabase;
 
@@ -87,23 +86,13 @@ impl Harness {
             .await
             .unwrap();
         let key = master_key();
-        let org = NewOrg {
-            name: ORG.to_owned(),
-            schema_name: ORG.to_owned(),
-            auth_flow: AuthFlow::ClientCredentials,
-            login_url: emulator.login_url().to_owned(),
-            instance_url: None,
-            api_version: "62.0".to_owned(),
-            client_id: DEFAULT_CLIENT_ID.to_owned(),
-            username: None,
-            secrets: OrgSecrets {
-                client_secret: Some(SecretString::from(DEFAULT_CLIENT_SECRET.to_owned())),
-                ..OrgSecrets::default()
-            },
-            ca_cert_pem: None,
-            batch_size: 200,
-            objects: objects.iter().map(|o| o.to_string()).collect(),
-        };
+        let org = NewOrg::client_credentials(
+            ORG,
+            emulator.login_url(),
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            objects,
+        );
         orgs::insert(&mut client, &org, &key).await.unwrap();
         let harness = Self { emulator, db, key };
         harness
