@@ -97,7 +97,7 @@ pub use describe::{Conditional, DescribeGlobal, Field, FieldType, SObjectDescrib
 pub use error::{ApiError, Error, ErrorClass, RecordError, Result};
 pub use ids::SalesforceId;
 pub use limiter::{Priority, Rate, RateLimiter};
-pub use query::{Query, QueryPage};
+pub use query::{Query, QueryPage, RecordMaps, RecordsDecoder};
 pub use retry::RetryPolicy;
 pub use sobject::{SObject, SaveResult, Upserted};
 pub use usage::ApiUsage;

@@ -212,6 +212,13 @@ impl RateLimiter {
         (state.interactive.len(), state.background.len())
     }
 
+    /// Whether a request would go at once: nobody is waiting and the bucket has a slot.
+    /// Work that is worth doing only when it delays nobody (reading ahead) asks this first.
+    pub fn is_ready(&self) -> bool {
+        let state = self.shared.lock();
+        state.head().is_none() && state.wait(Instant::now()).is_zero()
+    }
+
     /// Waits for a slot. Cancel-safe: a waiter dropped while queued leaves the queue.
     pub async fn acquire(&self, priority: Priority) {
         let ticket = {
@@ -309,6 +316,16 @@ mod tests {
         }
         // The first goes at once, the other 19 one interval apart.
         assert_eq!(start.elapsed(), Duration::from_millis(1900));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_only_when_a_request_would_go_at_once() {
+        let limiter = RateLimiter::new(ten_per_second());
+        assert!(limiter.is_ready());
+        limiter.acquire(Priority::Background).await;
+        assert!(!limiter.is_ready(), "the slot was just taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(limiter.is_ready());
     }
 
     #[tokio::test(start_paused = true)]

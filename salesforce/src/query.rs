@@ -3,21 +3,31 @@
 //!
 //! `queryAll` also returns soft-deleted and merged records (`IsDeleted = true`); its
 //! follow-up pages come from `/query/<locator>` like any other and still include them.
+//!
+//! A page's `records` are JSON maps by default. A caller that knows what it wants from them
+//! passes a [`RecordsDecoder`], which reads the records in the same pass that reads the
+//! page, straight from the response body: a 2,000-record page is parsed once, not parsed
+//! into maps and then taken apart again.
+
+use std::fmt;
+use std::sync::Arc;
 
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use reqwest::header::HeaderValue;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::Record;
 use crate::client::{ApiRequest, Client, Target};
 use crate::error::{Error, Result};
 
-/// One page of a query result.
+/// One page of a query result, with its records as JSON maps (`R`) or as a
+/// [`RecordsDecoder`] made them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct QueryPage {
+pub struct QueryPage<R = Vec<Record>> {
     /// Records in the whole result, repeated on every page.
     pub total_size: u64,
     /// Whether this is the last page.
@@ -27,7 +37,109 @@ pub struct QueryPage {
     pub next_records_url: Option<String>,
     /// The records, each with its `attributes` (`type`, `url`), keyed by canonical field name.
     /// Parent lookups are nested objects (or `null`); subqueries are nested query results.
-    pub records: Vec<Record>,
+    pub records: R,
+}
+
+/// Reads the `records` array of a query page into the caller's own form.
+pub trait RecordsDecoder: Send + Sync + 'static {
+    /// What the records become.
+    type Records: Send + 'static;
+
+    /// Reads the `records` array (a JSON array of record objects) from `records`.
+    fn decode<'de, D: Deserializer<'de>>(
+        &self,
+        records: D,
+    ) -> std::result::Result<Self::Records, D::Error>;
+}
+
+/// The default: each record a JSON map.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordMaps;
+
+impl RecordsDecoder for RecordMaps {
+    type Records = Vec<Record>;
+
+    fn decode<'de, D: Deserializer<'de>>(
+        &self,
+        records: D,
+    ) -> std::result::Result<Self::Records, D::Error> {
+        Vec::<Record>::deserialize(records)
+    }
+}
+
+/// A page's envelope (`totalSize`, `done`, `nextRecordsUrl`) around records read by `D`.
+struct PageSeed<'d, D>(&'d D);
+
+impl<'de, D: RecordsDecoder> DeserializeSeed<'de> for PageSeed<'_, D> {
+    type Value = QueryPage<D::Records>;
+
+    fn deserialize<De: Deserializer<'de>>(
+        self,
+        deserializer: De,
+    ) -> std::result::Result<Self::Value, De::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+/// The records field, handed to the decoder.
+struct RecordsSeed<'d, D>(&'d D);
+
+impl<'de, D: RecordsDecoder> DeserializeSeed<'de> for RecordsSeed<'_, D> {
+    type Value = D::Records;
+
+    fn deserialize<De: Deserializer<'de>>(
+        self,
+        deserializer: De,
+    ) -> std::result::Result<Self::Value, De::Error> {
+        self.0.decode(deserializer)
+    }
+}
+
+impl<'de, D: RecordsDecoder> Visitor<'de> for PageSeed<'_, D> {
+    type Value = QueryPage<D::Records>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a query result page")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let (mut total_size, mut done, mut next_records_url, mut records) =
+            (None, None, None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "totalSize" => total_size = Some(map.next_value()?),
+                "done" => done = Some(map.next_value()?),
+                "nextRecordsUrl" => next_records_url = map.next_value()?,
+                "records" => records = Some(map.next_value_seed(RecordsSeed(self.0))?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(QueryPage {
+            total_size: total_size.ok_or_else(|| A::Error::missing_field("totalSize"))?,
+            done: done.ok_or_else(|| A::Error::missing_field("done"))?,
+            next_records_url,
+            records: records.ok_or_else(|| A::Error::missing_field("records"))?,
+        })
+    }
+}
+
+impl<R> QueryPage<R> {
+    /// Reads a page from its JSON body, its records with `decoder`.
+    pub fn decode<D: RecordsDecoder<Records = R>>(
+        body: &[u8],
+        decoder: &D,
+    ) -> serde_json::Result<Self> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let page = PageSeed(decoder).deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(page)
+    }
 }
 
 /// A SOQL query about to run. Nothing is sent until its stream is polled.
@@ -75,13 +187,24 @@ impl Query {
 
     /// The result page by page, following `nextRecordsUrl` until `done`.
     pub fn pages(self) -> BoxStream<'static, Result<QueryPage>> {
-        stream::try_unfold((self, Some(Cursor::First)), |(query, cursor)| async move {
-            let Some(cursor) = cursor else {
-                return Ok(None);
-            };
-            let (page, next) = query.fetch(cursor).await?;
-            Ok(Some((page, (query, next))))
-        })
+        self.pages_decoded(Arc::new(RecordMaps))
+    }
+
+    /// The result page by page, each page's records read by `decoder`.
+    pub fn pages_decoded<D: RecordsDecoder>(
+        self,
+        decoder: Arc<D>,
+    ) -> BoxStream<'static, Result<QueryPage<D::Records>>> {
+        stream::try_unfold(
+            (self, decoder, Some(Cursor::First)),
+            |(query, decoder, cursor)| async move {
+                let Some(cursor) = cursor else {
+                    return Ok(None);
+                };
+                let (page, next) = query.fetch(cursor, &*decoder).await?;
+                Ok(Some((page, (query, decoder, next))))
+            },
+        )
         .boxed()
     }
 
@@ -99,7 +222,11 @@ impl Query {
     }
 
     /// Fetches one page, and says where the next one is.
-    async fn fetch(&self, cursor: Cursor) -> Result<(QueryPage, Option<Cursor>)> {
+    async fn fetch<D: RecordsDecoder>(
+        &self,
+        cursor: Cursor,
+        decoder: &D,
+    ) -> Result<(QueryPage<D::Records>, Option<Cursor>)> {
         let mut request = match cursor {
             Cursor::First => {
                 ApiRequest::rest(Method::GET, [self.resource]).query("q", self.soql.clone())
@@ -112,7 +239,11 @@ impl Query {
             request = request.header("sforce-query-options", value);
         }
         let response = self.client.execute(request).await?;
-        let page: QueryPage = response.json("query page")?;
+        let page = QueryPage::decode(&response.body, decoder).map_err(|source| Error::Decode {
+            endpoint: response.endpoint.clone(),
+            what: "query page",
+            source,
+        })?;
         let next = match (page.done, &page.next_records_url) {
             (true, _) => None,
             (false, Some(next)) => Some(Cursor::Next(next.clone())),

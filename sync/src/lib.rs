@@ -2,6 +2,7 @@
 //! polling, deletes and schema evolution, under a per-org rate limit.
 
 pub mod budget;
+pub mod decode;
 pub mod error;
 pub mod object;
 pub mod plan;

@@ -15,6 +15,7 @@ use sfpg_salesforce::SalesforceId;
 use crate::error::Result;
 use crate::plan::ObjectPlan;
 use crate::settings::SyncSettings;
+use crate::source::Page;
 use crate::state::{ObjectState, Phase};
 
 /// One request's worth of work for an object.
@@ -110,6 +111,19 @@ pub struct ObjectSync {
     pub formulas: Option<Sweep>,
     /// After a failed turn, the object rests until then.
     pub resume_at: Option<DateTime<Utc>>,
+    /// The next backfill page, read while the previous one was being written.
+    pub read_ahead: Option<ReadAhead>,
+}
+
+/// A backfill page read ahead of its turn. It is used only if the backfill is still at the
+/// same checkpoint and asks for the same fields; a crash simply loses it.
+#[derive(Debug, Clone)]
+pub struct ReadAhead {
+    /// The checkpoint the page follows.
+    pub after: Option<String>,
+    /// The fields it was read with.
+    pub fields: Vec<String>,
+    pub page: Page,
 }
 
 impl ObjectSync {
@@ -141,6 +155,7 @@ impl ObjectSync {
             reconcile: None,
             formulas: None,
             resume_at: None,
+            read_ahead: None,
         })
     }
 

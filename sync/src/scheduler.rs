@@ -243,6 +243,11 @@ impl OrgSync {
     }
 
     async fn run_step(&mut self, index: usize, task: Task) -> Result<TurnReport> {
+        let may_read_ahead = self
+            .objects
+            .iter()
+            .enumerate()
+            .all(|(i, o)| i == index || o.read_ahead.is_none());
         let object = &mut self.objects[index];
         let name = object.name().to_owned();
         let span =
@@ -253,6 +258,7 @@ impl OrgSync {
             db: &mut self.db,
             org: &self.org,
             settings: &self.settings,
+            may_read_ahead,
         };
         let result = steps::run(&mut context, object, task)
             .instrument(span)

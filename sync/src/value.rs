@@ -2,34 +2,59 @@
 //!
 //! PostgreSQL parses every form the REST API sends (`2021-11-06T17:38:40.000+0000`,
 //! `17:38:40.000Z`, `1.5E7`, `true`), so values travel as text and the database casts them:
-//! one conversion, done by the party that knows the column's type best.
+//! one conversion, done by the party that knows the column's type best. Values are taken
+//! from the raw JSON text, so a number reaches its column with every digit Salesforce sent,
+//! never rounded through a float.
 
-use serde_json::Value;
+use std::borrow::Cow;
+
 use sfpg_schema::mapping::ColumnType;
 
-/// The text for `value` in a column of `column_type`, or `None` for NULL.
+/// The text for the raw JSON value `raw` in a column of `column_type`, or `None` for NULL.
 ///
 /// Salesforce never stores `''` (saving it stores null), so an empty string is NULL too.
-/// PostgreSQL's text cannot hold NUL characters; they are dropped.
-pub fn to_text(value: &Value, column_type: ColumnType) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(text) if text.is_empty() => None,
-        Value::String(text) if text.contains('\0') => Some(text.replace('\0', "")),
-        Value::String(text) => Some(text.clone()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        Value::Number(number) => Some(match column_type {
-            // `3.0` for an integer column: PostgreSQL's integer input refuses a fraction.
-            ColumnType::Integer | ColumnType::BigInt => match number.as_f64() {
-                Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < 9.0e15 => {
-                    format!("{float:.0}")
-                }
-                _ => number.to_string(),
-            },
-            _ => number.to_string(),
-        }),
-        // anyType and anything unexpected: keep the JSON, and let the column decide.
-        other => Some(other.to_string()),
+/// PostgreSQL's text cannot hold NUL characters; they are dropped. A JSON string that does
+/// not parse is an error.
+pub fn raw_to_text(raw: &str, column_type: ColumnType) -> serde_json::Result<Option<String>> {
+    Ok(match raw.as_bytes().first() {
+        None | Some(b'n') => None,
+        // Without a backslash the text between the quotes is the string itself (JSON
+        // escapes every control character, NUL included).
+        Some(b'"') if raw.len() >= 2 && raw.ends_with('"') && !raw.contains('\\') => {
+            let text = &raw[1..raw.len() - 1];
+            (!text.is_empty()).then(|| text.to_owned())
+        }
+        Some(b'"') => {
+            let text: Cow<'_, str> = serde_json::from_str(raw)?;
+            if text.is_empty() {
+                None
+            } else if text.contains('\0') {
+                Some(text.replace('\0', ""))
+            } else {
+                Some(text.into_owned())
+            }
+        }
+        Some(b'-' | b'0'..=b'9') => Some(number_text(raw, column_type)),
+        // true, false; and for anyType or anything unexpected, the JSON itself, for the
+        // column to take or refuse.
+        Some(_) => Some(raw.to_owned()),
+    })
+}
+
+/// `3.0` or `3E0` for an integer column becomes `3`: PostgreSQL's integer input refuses a
+/// fraction or an exponent.
+fn number_text(raw: &str, column_type: ColumnType) -> String {
+    let integer = matches!(column_type, ColumnType::Integer | ColumnType::BigInt);
+    match raw.parse::<f64>() {
+        Ok(float)
+            if integer
+                && raw.contains(['.', 'e', 'E'])
+                && float.fract() == 0.0
+                && float.abs() < 9.0e15 =>
+        {
+            format!("{float:.0}")
+        }
+        _ => raw.to_owned(),
     }
 }
 
@@ -53,39 +78,47 @@ pub fn push_copy_text(line: &mut Vec<u8>, text: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn text(raw: &str, column_type: ColumnType) -> Option<String> {
+        raw_to_text(raw, column_type).unwrap()
+    }
 
     #[test]
     fn values_become_text_postgres_reads() {
-        let text = ColumnType::Text;
-        assert_eq!(to_text(&json!(null), text), None);
-        assert_eq!(to_text(&json!(""), text), None);
-        assert_eq!(to_text(&json!("Acme"), text).as_deref(), Some("Acme"));
-        assert_eq!(to_text(&json!("a\0b"), text).as_deref(), Some("ab"));
+        let t = ColumnType::Text;
+        assert_eq!(text("null", t), None);
+        assert_eq!(text(r#""""#, t), None);
+        assert_eq!(text(r#""Acme""#, t).as_deref(), Some("Acme"));
+        assert_eq!(text(r#""a\u0000b""#, t).as_deref(), Some("ab"));
         assert_eq!(
-            to_text(&json!(true), ColumnType::Boolean).as_deref(),
-            Some("true")
+            text(r#""tab\there \"q\"""#, t).as_deref(),
+            Some("tab\there \"q\"")
         );
+        assert_eq!(text("true", ColumnType::Boolean).as_deref(), Some("true"));
         assert_eq!(
-            to_text(&json!(1.5e7), ColumnType::NumericAny).as_deref(),
-            Some("15000000.0")
+            text("1.5E7", ColumnType::NumericAny).as_deref(),
+            Some("1.5E7")
         );
+        assert_eq!(text("42", ColumnType::Integer).as_deref(), Some("42"));
+        assert_eq!(text("42.0", ColumnType::Integer).as_deref(), Some("42"));
+        assert_eq!(text("4.2E1", ColumnType::Integer).as_deref(), Some("42"));
+        assert_eq!(text("4.5", ColumnType::Integer).as_deref(), Some("4.5"));
         assert_eq!(
-            to_text(&json!(42), ColumnType::Integer).as_deref(),
-            Some("42")
-        );
-        assert_eq!(
-            to_text(&json!(42.0), ColumnType::Integer).as_deref(),
-            Some("42")
-        );
-        assert_eq!(
-            to_text(&json!(4.5), ColumnType::Integer).as_deref(),
-            Some("4.5")
-        );
-        assert_eq!(
-            to_text(&json!({"city": "Paris"}), text).as_deref(),
+            text(r#"{"city":"Paris"}"#, t).as_deref(),
             Some(r#"{"city":"Paris"}"#)
         );
+        assert!(raw_to_text(r#""unterminated"#, t).is_err());
+    }
+
+    #[test]
+    fn numbers_keep_every_digit_salesforce_sent() {
+        // 17 significant digits: an f64 would round the last ones away.
+        let numeric = ColumnType::NumericAny;
+        assert_eq!(
+            text("12345678901234567.89", numeric).as_deref(),
+            Some("12345678901234567.89")
+        );
+        assert_eq!(text("0.1", numeric).as_deref(), Some("0.1"));
     }
 
     #[test]

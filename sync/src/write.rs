@@ -13,17 +13,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::SinkExt;
-use sfpg_salesforce::Record;
+use sfpg_salesforce::{Record, RecordsDecoder};
 use sfpg_schema::capture::{ORIGIN_SETTING, ORIGIN_SYNC};
 use sfpg_schema::mapping::ColumnType;
 use sfpg_schema::mirror::{qualified, quote_ident};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 
+use crate::decode::{Columns, TextColumns};
 use crate::error::{Result, SyncError};
 use crate::plan::{ID_FIELD, MirroredField, ObjectPlan};
 use crate::settings::WriteStrategy;
-use crate::value::{push_copy_text, to_text};
+use crate::value::push_copy_text;
 
 /// Opens a transaction for writing the mirror: sync origin, and a bounded wait for locks.
 pub async fn begin(client: &mut Client, lock_timeout: Duration) -> Result<Transaction<'_>> {
@@ -47,41 +48,64 @@ pub struct Rows<'p> {
 }
 
 impl<'p> Rows<'p> {
-    /// Takes `fields` (which must start with `Id`) from each record. A record without an Id
-    /// is refused; a field missing from a record is NULL.
-    pub fn from_records(
-        object: &str,
-        fields: Vec<&'p MirroredField>,
-        records: &[Record],
-    ) -> Result<Self> {
+    /// Records read by [`TextColumns`] for `fields` (which must start with `Id`). A record
+    /// without an Id is refused.
+    pub fn new(object: &str, fields: Vec<&'p MirroredField>, values: Columns) -> Result<Self> {
         if fields.first().is_none_or(|f| f.field != ID_FIELD) {
             return Err(SyncError::Control(format!(
                 "the fields written to {object} must start with Id"
             )));
         }
-        let mut values: Vec<Vec<Option<String>>> = fields
+        let rows = values.first().map_or(0, Vec::len);
+        if values.len() != fields.len() || values.iter().any(|c| c.len() != rows) {
+            return Err(SyncError::Control(format!(
+                "the records read for {object} do not have one value per field"
+            )));
+        }
+        if values[0]
             .iter()
-            .map(|_| Vec::with_capacity(records.len()))
-            .collect();
-        for record in records {
-            if record
-                .get(ID_FIELD)
-                .and_then(|v| v.as_str())
-                .is_none_or(str::is_empty)
-            {
-                return Err(SyncError::MalformedRecord {
-                    object: object.to_owned(),
-                    detail: "without an Id".to_owned(),
-                });
-            }
-            for (field, column) in fields.iter().zip(values.iter_mut()) {
-                let value = record
-                    .get(&field.field)
-                    .and_then(|v| to_text(v, field.column_type));
-                column.push(value);
-            }
+            .any(|id| id.as_deref().is_none_or(str::is_empty))
+        {
+            return Err(SyncError::MalformedRecord {
+                object: object.to_owned(),
+                detail: "without an Id".to_owned(),
+            });
         }
         Ok(Self { fields, values })
+    }
+
+    /// Takes `fields` (which must start with `Id`) from records already parsed into JSON
+    /// maps, converting them as a query page's records are. A field missing from a record
+    /// is NULL.
+    pub fn from_records(
+        object: &str,
+        fields: Vec<&'p MirroredField>,
+        records: &[Record],
+    ) -> Result<Self> {
+        let json = serde_json::to_vec(records)
+            .map_err(|e| SyncError::Control(format!("records of {object}: {e}")))?;
+        let values = TextColumns::new(&fields)
+            .decode(&mut serde_json::Deserializer::from_slice(&json))
+            .map_err(|e| SyncError::MalformedRecord {
+                object: object.to_owned(),
+                detail: e.to_string(),
+            })?;
+        Self::new(object, fields, values)
+    }
+
+    /// The records' Salesforce Ids, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.values[0]
+            .iter()
+            .map(|id| id.as_deref().unwrap_or_default())
+    }
+
+    /// The values of the field named `field`, if it was read.
+    pub fn values_of(&self, field: &str) -> Option<&[Option<String>]> {
+        self.fields
+            .iter()
+            .position(|f| f.field == field)
+            .map(|i| self.values[i].as_slice())
     }
 
     /// How many records.
@@ -95,7 +119,7 @@ impl<'p> Rows<'p> {
     }
 
     /// The records at `indices`, in that order.
-    fn subset(&self, indices: &[usize]) -> Rows<'p> {
+    pub fn subset(&self, indices: &[usize]) -> Rows<'p> {
         Rows {
             fields: self.fields.clone(),
             values: self

@@ -4,9 +4,11 @@
 use chrono::Utc;
 use sfpg_salesforce::SalesforceId;
 
-use super::{Context, Outcome, Write, after_request, commit, newest_stamp, plan_of, record_id};
+use super::{
+    Context, Outcome, Write, after_request, commit, last_id, newest_stamp, plan_of, stamps,
+};
 use crate::error::{Result, SyncError};
-use crate::object::{ObjectSync, chrono_duration};
+use crate::object::{ObjectSync, ReadAhead, chrono_duration};
 use crate::plan::MirroredField;
 use crate::source;
 use crate::state::Phase;
@@ -36,30 +38,44 @@ fn parse_checkpoint(object: &str, checkpoint: Option<&str>) -> Result<Option<Sal
 }
 
 /// Copies the next page, and checkpoints it in the same transaction.
+///
+/// While the page is written, the next one is read, when the rate limiter has a slot that
+/// nobody is waiting for: the request would go now anyway, and Salesforce's time to serve
+/// it overlaps the database's time to write. Under a real rate limit the slot is never
+/// free right after a request, so nothing changes there: one request per turn, objects
+/// served round-robin.
 pub async fn page(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<Outcome> {
     let plan = plan_of(object)?;
-    let after = parse_checkpoint(object.name(), object.state.backfill_last_id.as_deref())?;
-    let fields: Vec<&str> = plan.fields.iter().map(|f| f.field.as_str()).collect();
-    let page = context
-        .source
-        .backfill_page(
-            &plan.object,
-            &fields,
-            after.as_ref(),
-            context.org.batch_size,
-        )
-        .await?;
-    let last = page
-        .records
-        .last()
-        .map(|r| record_id(&plan.object, r))
-        .transpose()?;
-    let newest = newest_stamp(&plan.object, &page.records, object.state.newest_modstamp)?;
-    let rows = Rows::from_records(&plan.object, plan.fields.iter().collect(), &page.records)?;
-    let received = page.records.len() as u64;
+    let checkpoint = object.state.backfill_last_id.clone();
+    let after = parse_checkpoint(object.name(), checkpoint.as_deref())?;
+    let fields: Vec<&MirroredField> = plan.fields.iter().collect();
+    let names: Vec<String> = plan.fields.iter().map(|f| f.field.clone()).collect();
+    let source = context.source;
+    let batch_size = context.org.batch_size;
+    let (page, fetched) = match object.read_ahead.take() {
+        Some(ahead) if ahead.after == checkpoint && ahead.fields == names => (ahead.page, false),
+        _ => (
+            source
+                .backfill_page(&plan.object, &fields, after.as_ref(), batch_size)
+                .await?,
+            true,
+        ),
+    };
+    let complete = page.complete;
+    let rows = Rows::new(&plan.object, fields.clone(), page.columns)?;
+    let last = last_id(&plan.object, &rows)?;
+    let newest = newest_stamp(&stamps(&plan.object, &rows)?, object.state.newest_modstamp);
+    let received = rows.len() as u64;
     let overlap = chrono_duration(context.settings.overlap);
-    let base = after_request(&object.state);
-    let applied = commit(context, object, &plan, &[Write::Upsert(rows)], |applied| {
+    let read_ahead = !complete
+        && last.is_some()
+        && context.may_read_ahead
+        && context.client.limiter().is_ready();
+    let mut base = after_request(&object.state);
+    // Every request is counted by the turn that sends it.
+    base.requests += i64::from(read_ahead) - i64::from(!fetched);
+    let writes = [Write::Upsert(rows)];
+    let written = commit(context, object, &plan, &writes, |applied| {
         let mut next = base.clone();
         if let Some(last) = &last {
             next.backfill_last_id = Some(last.as_str().to_owned());
@@ -67,7 +83,7 @@ pub async fn page(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<
         next.backfill_done += i64::try_from(received).unwrap_or(0);
         next.row_count += i64::try_from(applied.inserted).unwrap_or(0);
         next.newest_modstamp = newest;
-        if page.complete {
+        if complete {
             let snapshot = next.backfill_snapshot.unwrap_or_else(Utc::now);
             next.phase = Phase::Live;
             next.backfill_last_id = None;
@@ -80,9 +96,34 @@ pub async fn page(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<
             next.reconciled_at = Some(snapshot);
         }
         next
-    })
-    .await?;
-    if page.complete {
+    });
+    let ahead = async {
+        match (&last, read_ahead) {
+            (Some(last), true) => Some(
+                source
+                    .backfill_page(&plan.object, &fields, Some(last), batch_size)
+                    .await,
+            ),
+            _ => None,
+        }
+    };
+    let (applied, ahead) = tokio::join!(written, ahead);
+    let applied = applied?;
+    match ahead {
+        Some(Ok(page)) => {
+            object.read_ahead = Some(ReadAhead {
+                after: last.as_ref().map(|id| id.as_str().to_owned()),
+                fields: names,
+                page,
+            });
+        }
+        // The next turn asks again, and meets the error itself if it persists.
+        Some(Err(error)) => {
+            tracing::debug!(object = %plan.object, %error, "reading the next backfill page ahead failed");
+        }
+        None => {}
+    }
+    if complete {
         tracing::info!(object = %plan.object, rows = object.state.row_count, "backfill complete; following changes");
     }
     Ok(Outcome {
@@ -114,18 +155,19 @@ pub async fn field_page(context: &mut Context<'_>, object: &mut ObjectSync) -> R
         return Ok(Outcome::default());
     }
     let after = parse_checkpoint(object.name(), object.state.backfill_last_id.as_deref())?;
-    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
     let page = context
         .source
-        .backfill_page(&plan.object, &names, after.as_ref(), context.org.batch_size)
+        .backfill_page(
+            &plan.object,
+            &fields,
+            after.as_ref(),
+            context.org.batch_size,
+        )
         .await?;
-    let last = page
-        .records
-        .last()
-        .map(|r| record_id(&plan.object, r))
-        .transpose()?;
-    let rows = Rows::from_records(&plan.object, fields, &page.records)?;
-    let received = page.records.len() as u64;
+    let complete = page.complete;
+    let rows = Rows::new(&plan.object, fields, page.columns)?;
+    let last = last_id(&plan.object, &rows)?;
+    let received = rows.len() as u64;
     let applied = commit(
         context,
         object,
@@ -133,7 +175,7 @@ pub async fn field_page(context: &mut Context<'_>, object: &mut ObjectSync) -> R
         &[Write::UpdateColumns(rows)],
         |_| {
             let mut next = base.clone();
-            if page.complete {
+            if complete {
                 next.pending_field_backfill.clear();
                 next.backfill_last_id = None;
             } else if let Some(last) = &last {

@@ -6,10 +6,10 @@
 use chrono::{DateTime, Duration, Timelike, Utc};
 use sfpg_salesforce::SalesforceId;
 
-use super::{Context, Outcome, Write, after_request, commit, plan_of, record_id};
+use super::{Context, Outcome, Write, after_request, commit, parse_id, plan_of};
 use crate::error::Result;
 use crate::object::{ObjectSync, Sweep};
-use crate::plan::ID_FIELD;
+use crate::write::Rows;
 
 /// How far back `deleted/` is asked: Salesforce answers for at most 15 days (30 in older
 /// versions of its guide).
@@ -91,14 +91,15 @@ pub async fn reconcile(context: &mut Context<'_>, object: &mut ObjectSync) -> Re
     let modified_before = Utc::now() - crate::object::chrono_duration(context.settings.overlap);
     let page = context
         .source
-        .backfill_page(&plan.object, &[ID_FIELD], sweep.after.as_ref(), 2000)
+        .backfill_page(&plan.object, &[&plan.fields[0]], sweep.after.as_ref(), 2000)
         .await?;
-    let present = page
-        .records
-        .iter()
-        .map(|r| record_id(&plan.object, r))
+    let page_complete = page.complete;
+    let ids = Rows::new(&plan.object, vec![&plan.fields[0]], page.columns)?;
+    let present = ids
+        .ids()
+        .map(|id| parse_id(&plan.object, id))
         .collect::<Result<Vec<SalesforceId>>>()?;
-    let upto = match (page.complete, present.last()) {
+    let upto = match (page_complete, present.last()) {
         (true, _) | (false, None) => None,
         (false, Some(last)) => Some(last.as_str().to_owned()),
     };
@@ -110,7 +111,7 @@ pub async fn reconcile(context: &mut Context<'_>, object: &mut ObjectSync) -> Re
         modified_before,
     };
     let base = after_request(&object.state);
-    let complete = page.complete || present.is_empty();
+    let complete = page_complete || present.is_empty();
     let applied = commit(context, object, &plan, &[write], |applied| {
         let mut next = base.clone();
         next.row_count -= i64::try_from(applied.deleted).unwrap_or(0);

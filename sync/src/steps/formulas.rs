@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 
-use super::{Context, Outcome, Write, after_request, commit, plan_of, record_id};
+use super::{Context, Outcome, Write, after_request, commit, last_id, plan_of};
 use crate::error::Result;
 use crate::object::{ObjectSync, Sweep};
 use crate::plan::MirroredField;
@@ -28,25 +28,21 @@ pub async fn refresh(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
         object.formulas = None;
         return Ok(Outcome::default());
     }
-    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
     let page = context
         .source
         .backfill_page(
             &plan.object,
-            &names,
+            &fields,
             sweep.after.as_ref(),
             context.org.batch_size,
         )
         .await?;
-    let last = page
-        .records
-        .last()
-        .map(|r| record_id(&plan.object, r))
-        .transpose()?;
-    let rows = Rows::from_records(&plan.object, fields, &page.records)?;
-    let received = page.records.len() as u64;
+    let page_complete = page.complete;
+    let rows = Rows::new(&plan.object, fields, page.columns)?;
+    let last = last_id(&plan.object, &rows)?;
+    let received = rows.len() as u64;
     let base = after_request(&object.state);
-    let complete = page.complete || last.is_none();
+    let complete = page_complete || last.is_none();
     let applied = commit(
         context,
         object,

@@ -7,11 +7,11 @@
 //! finds it. Rows read again unchanged are not rewritten.
 
 use super::{
-    Context, Outcome, Write, after_request, commit, newest_stamp, plan_of, record_id, record_stamp,
+    Context, Outcome, Write, after_request, commit, newest_stamp, parse_id, plan_of, stamps,
 };
 use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, chrono_duration};
-use crate::plan::IS_DELETED_FIELD;
+use crate::plan::{IS_DELETED_FIELD, MirroredField};
 use crate::soql::ModstampCursor;
 use crate::write::Rows;
 
@@ -20,27 +20,31 @@ pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
     let plan = plan_of(object)?;
     let overlap = chrono_duration(context.settings.overlap);
     let cursor = cursor_of(object, overlap)?;
-    let fields: Vec<&str> = plan.fields.iter().map(|f| f.field.as_str()).collect();
+    let fields: Vec<&MirroredField> = plan.fields.iter().collect();
     let page = context
         .source
         .changes(&plan.object, &fields, &cursor, context.org.batch_size)
         .await?;
-
-    let (deleted, live): (Vec<_>, Vec<_>) = page
-        .records
-        .iter()
-        .partition(|r| r.get(IS_DELETED_FIELD).and_then(|v| v.as_bool()) == Some(true));
-    let deleted_ids = deleted
-        .iter()
-        .map(|r| record_id(&plan.object, r).map(|id| id.as_str().to_owned()))
-        .collect::<Result<Vec<_>>>()?;
-    let live: Vec<_> = live.into_iter().cloned().collect();
-    let rows = Rows::from_records(&plan.object, plan.fields.iter().collect(), &live)?;
-    let newest = newest_stamp(&plan.object, &page.records, object.state.newest_modstamp)?;
-    let next_cursor = match page.records.last() {
-        Some(last) if !page.complete => ModstampCursor {
-            stamp: record_stamp(&plan.object, last)?,
-            id: Some(record_id(&plan.object, last)?),
+    let complete = page.complete;
+    let read = Rows::new(&plan.object, fields, page.columns)?;
+    let stamps = stamps(&plan.object, &read)?;
+    let is_deleted = |row: usize| {
+        read.values_of(IS_DELETED_FIELD)
+            .is_some_and(|values| values[row].as_deref() == Some("true"))
+    };
+    let (deleted, live): (Vec<usize>, Vec<usize>) = (0..read.len()).partition(|&r| is_deleted(r));
+    let ids: Vec<&str> = read.ids().collect();
+    let deleted_ids: Vec<String> = deleted.iter().map(|&r| ids[r].to_owned()).collect();
+    let rows = if deleted.is_empty() {
+        read.clone()
+    } else {
+        read.subset(&live)
+    };
+    let newest = newest_stamp(&stamps, object.state.newest_modstamp);
+    let next_cursor = match (ids.last(), stamps.last()) {
+        (Some(id), Some(stamp)) if !complete => ModstampCursor {
+            stamp: *stamp,
+            id: Some(parse_id(&plan.object, id)?),
         },
         // Caught up: every record after the cursor has been read, so the cursor may move to
         // the start of the overlap window, forwards or back.
@@ -49,7 +53,7 @@ pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
             id: None,
         },
     };
-    let received = page.records.len() as u64;
+    let received = read.len() as u64;
     let base = after_request(&object.state);
     let writes = [Write::Upsert(rows), Write::Delete(deleted_ids)];
     let applied = commit(context, object, &plan, &writes, |applied| {

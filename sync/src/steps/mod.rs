@@ -10,12 +10,12 @@ mod incremental;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sfpg_salesforce::{Client, Record, SalesforceId};
+use sfpg_salesforce::{Client, SalesforceId};
 use tokio_postgres::Transaction;
 
 use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, Task};
-use crate::plan::{ID_FIELD, ObjectPlan, SYSTEM_MODSTAMP_FIELD};
+use crate::plan::{ObjectPlan, SYSTEM_MODSTAMP_FIELD};
 use crate::settings::SyncSettings;
 use crate::source::Source;
 use crate::state::{ObjectState, OrgSettings};
@@ -31,6 +31,9 @@ pub struct Context<'a> {
     pub db: &'a mut tokio_postgres::Client,
     pub org: &'a OrgSettings,
     pub settings: &'a SyncSettings,
+    /// Whether this step may hold a page read ahead: one object of the org at a time does,
+    /// which bounds the memory read-ahead takes to one page per org.
+    pub may_read_ahead: bool,
 }
 
 /// What a finished step did, for logs and tests.
@@ -172,42 +175,45 @@ pub fn after_request(state: &ObjectState) -> ObjectState {
     next
 }
 
-/// The record's Id.
-pub fn record_id(object: &str, record: &Record) -> Result<SalesforceId> {
-    let text = record
-        .get(ID_FIELD)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
+/// A record's Id, from its text.
+pub fn parse_id(object: &str, text: &str) -> Result<SalesforceId> {
     SalesforceId::parse(text).map_err(|e| SyncError::MalformedRecord {
         object: object.to_owned(),
         detail: format!("with an unusable Id: {e}"),
     })
 }
 
-/// The record's `SystemModstamp`.
-pub fn record_stamp(object: &str, record: &Record) -> Result<DateTime<Utc>> {
-    let text = record
-        .get(SYSTEM_MODSTAMP_FIELD)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
+/// The Id of the last of `rows`.
+pub fn last_id(object: &str, rows: &Rows<'_>) -> Result<Option<SalesforceId>> {
+    rows.ids().last().map(|id| parse_id(object, id)).transpose()
+}
+
+/// A record's `SystemModstamp`, from its text.
+pub fn parse_stamp(object: &str, text: Option<&str>) -> Result<DateTime<Utc>> {
+    let text = text.unwrap_or_default();
     sfpg_salesforce::datetime::parse(text).ok_or_else(|| SyncError::MalformedRecord {
         object: object.to_owned(),
         detail: format!("with an unusable SystemModstamp {text:?}"),
     })
 }
 
-/// The newest `SystemModstamp` among `records`, and `known`.
+/// The `SystemModstamp` of each of `rows`, which must have been read with it.
+pub fn stamps(object: &str, rows: &Rows<'_>) -> Result<Vec<DateTime<Utc>>> {
+    let values = rows
+        .values_of(SYSTEM_MODSTAMP_FIELD)
+        .ok_or_else(|| SyncError::Control(format!("{object}'s SystemModstamp was not read")))?;
+    values
+        .iter()
+        .map(|text| parse_stamp(object, text.as_deref()))
+        .collect()
+}
+
+/// The newest of `stamps` and `known`.
 pub fn newest_stamp(
-    object: &str,
-    records: &[Record],
+    stamps: &[DateTime<Utc>],
     known: Option<DateTime<Utc>>,
-) -> Result<Option<DateTime<Utc>>> {
-    let mut newest = known;
-    for record in records {
-        let stamp = record_stamp(object, record)?;
-        newest = Some(newest.map_or(stamp, |n| n.max(stamp)));
-    }
-    Ok(newest)
+) -> Option<DateTime<Utc>> {
+    stamps.iter().copied().chain(known).max()
 }
 
 /// The plan a step works with; only `Describe` runs without one.

@@ -1,5 +1,6 @@
 //! The backfill: every record, page by page, each page with its checkpoint; a restart
-//! resumes from the checkpoint; objects that cannot be followed are refused.
+//! resumes from the checkpoint; the next page is read ahead only when the rate limit has
+//! room; objects that cannot be followed are refused.
 
 use sfpg_sync::state::Phase;
 
@@ -54,6 +55,69 @@ async fn backfills_every_record_of_every_object_with_every_type() {
             .all(|r| !r.path.contains("/query/")),
         "a locator was followed"
     );
+}
+
+/// The Id-ordered page queries in the request log, in order.
+fn id_pages(harness: &Harness) -> Vec<String> {
+    harness
+        .emulator
+        .requests(0)
+        .iter()
+        .filter_map(soql_of)
+        .filter(|q| q.contains("ORDER BY Id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_next_page_is_read_ahead_only_when_the_rate_limit_has_room() {
+    // Without a rate limit to speak of: every page after the first is read while the one
+    // before it is written, each exactly once.
+    let harness = Harness::start(generated(3000), &["Account"]).await;
+    let mut sync = harness.org_sync(quiet_settings()).await;
+    let mut read_ahead = 0;
+    for _ in 0..100 {
+        sync.turn().await.unwrap();
+        let object = sync.object("Account").unwrap();
+        read_ahead += usize::from(object.read_ahead.is_some());
+        if object.state.phase == Phase::Live {
+            break;
+        }
+    }
+    harness.assert_mirror_equals_org("Account").await;
+    let pages = id_pages(&harness);
+    let mut distinct = pages.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), pages.len(), "a page was asked for twice");
+    assert_eq!(read_ahead, pages.len() - 1, "{pages:#?}");
+    let state = &sync.object("Account").unwrap().state;
+    let counted = harness
+        .emulator
+        .requests(0)
+        .iter()
+        .filter(|r| r.counted)
+        .count();
+    assert_eq!(
+        state.requests, counted as i64,
+        "every request is counted once"
+    );
+
+    // At 20 requests a second the slot after a request is never free at once: one request
+    // per turn, as the round-robin promises.
+    let harness = Harness::start(generated(1000), &["Account"]).await;
+    harness
+        .set_org("rate_requests = 20, rate_period_ms = 1000")
+        .await;
+    let mut sync = harness.org_sync(quiet_settings()).await;
+    for _ in 0..100 {
+        sync.turn().await.unwrap();
+        let object = sync.object("Account").unwrap();
+        assert!(object.read_ahead.is_none());
+        if object.state.phase == Phase::Live {
+            break;
+        }
+    }
+    harness.assert_mirror_equals_org("Account").await;
 }
 
 #[tokio::test]
