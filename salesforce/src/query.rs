@@ -201,7 +201,7 @@ impl Query {
                 let Some(cursor) = cursor else {
                     return Ok(None);
                 };
-                let (page, next) = query.fetch(cursor, &*decoder).await?;
+                let (page, next) = query.fetch(cursor, &decoder).await?;
                 Ok(Some((page, (query, decoder, next))))
             },
         )
@@ -225,7 +225,7 @@ impl Query {
     async fn fetch<D: RecordsDecoder>(
         &self,
         cursor: Cursor,
-        decoder: &D,
+        decoder: &Arc<D>,
     ) -> Result<(QueryPage<D::Records>, Option<Cursor>)> {
         let mut request = match cursor {
             Cursor::First => {
@@ -239,11 +239,21 @@ impl Query {
             request = request.header("sforce-query-options", value);
         }
         let response = self.client.execute(request).await?;
-        let page = QueryPage::decode(&response.body, decoder).map_err(|source| Error::Decode {
-            endpoint: response.endpoint.clone(),
-            what: "query page",
-            source,
-        })?;
+        // A page of 2,000 records takes milliseconds to read: on the blocking pool, so the
+        // async workers (and whatever the caller does meanwhile) are not held up.
+        let body = response.body.clone();
+        let reader = Arc::clone(decoder);
+        let page = tokio::task::spawn_blocking(move || QueryPage::decode(&body, &*reader))
+            .await
+            .map_err(|e| Error::Protocol {
+                endpoint: response.endpoint.clone(),
+                detail: format!("reading the query page stopped: {e}"),
+            })?
+            .map_err(|source| Error::Decode {
+                endpoint: response.endpoint.clone(),
+                what: "query page",
+                source,
+            })?;
         let next = match (page.done, &page.next_records_url) {
             (true, _) => None,
             (false, Some(next)) => Some(Cursor::Next(next.clone())),

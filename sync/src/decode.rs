@@ -109,22 +109,56 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
             column.push(None);
         }
         let mut previous = None;
-        // Field names never hold escapes, so they borrow; a Cow takes one that did.
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let Some(index) = self.decoder.position(&key, previous) else {
+        loop {
+            let key = KeySeed {
+                decoder: self.decoder,
+                previous,
+            };
+            let Some(found) = map.next_key_seed(key)? else {
+                break;
+            };
+            let Some(index) = found else {
                 // `attributes`, and anything not asked for.
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
             previous = Some(index);
             let raw: &'de RawValue = map.next_value()?;
-            let value = raw_to_text(raw.get(), self.decoder.fields[index].1)
-                .map_err(|e| A::Error::custom(format!("{key}: {e}")))?;
+            let (field, column_type) = &self.decoder.fields[index];
+            let value = raw_to_text(raw.get(), *column_type)
+                .map_err(|e| A::Error::custom(format!("{field}: {e}")))?;
             if let Some(slot) = self.columns[index].last_mut() {
                 *slot = value;
             }
         }
         Ok(())
+    }
+}
+
+/// A record's key, looked up as the column it fills (`None`: not asked for) without
+/// copying it.
+struct KeySeed<'a> {
+    decoder: &'a TextColumns,
+    previous: Option<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.decoder.position(key, self.previous))
     }
 }
 

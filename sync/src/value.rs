@@ -64,15 +64,22 @@ pub fn push_copy_text(line: &mut Vec<u8>, text: Option<&str>) {
         line.extend_from_slice(b"\\N");
         return;
     };
-    for byte in text.bytes() {
-        match byte {
-            b'\\' => line.extend_from_slice(b"\\\\"),
-            b'\t' => line.extend_from_slice(b"\\t"),
-            b'\n' => line.extend_from_slice(b"\\n"),
-            b'\r' => line.extend_from_slice(b"\\r"),
-            other => line.push(other),
-        }
+    let mut rest = text.as_bytes();
+    // Most values hold nothing to escape: copy the runs between the bytes that need it.
+    while let Some(at) = rest
+        .iter()
+        .position(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
+        line.extend_from_slice(&rest[..at]);
+        line.extend_from_slice(match rest[at] {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            _ => b"\\r",
+        });
+        rest = &rest[at + 1..];
     }
+    line.extend_from_slice(rest);
 }
 
 #[cfg(test)]

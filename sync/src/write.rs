@@ -269,6 +269,50 @@ pub async fn upsert(
     }
 }
 
+/// Writes `rows` that are expected not to be mirrored yet (a backfill page): with the COPY
+/// strategy they are copied straight in, without first asking which exist, and should one
+/// exist after all (the proxy wrote back a record it created), the page is upserted instead.
+pub async fn insert_new(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    rows: &Rows<'_>,
+    strategy: WriteStrategy,
+) -> Result<Upserted> {
+    if rows.is_empty() || strategy != WriteStrategy::CopyMerge {
+        return upsert(transaction, plan, rows, strategy).await;
+    }
+    transaction
+        .batch_execute("SAVEPOINT sfpg_sync_insert_new")
+        .await?;
+    match copy_in(transaction, &copy_statement(plan, rows), rows).await {
+        Ok(inserted) => {
+            transaction
+                .batch_execute("RELEASE SAVEPOINT sfpg_sync_insert_new")
+                .await?;
+            Ok(Upserted {
+                inserted,
+                written: inserted,
+            })
+        }
+        Err(error) if error.sqlstate() == Some("23505") => {
+            transaction
+                .batch_execute("ROLLBACK TO SAVEPOINT sfpg_sync_insert_new")
+                .await?;
+            copy_merge(transaction, plan, rows).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `COPY table (columns) FROM STDIN` for `rows`' fields.
+fn copy_statement(plan: &ObjectPlan, rows: &Rows<'_>) -> String {
+    format!(
+        "COPY {} ({}) FROM STDIN",
+        qualified(&plan.schema, &plan.table),
+        column_list(&rows.fields, "")
+    )
+}
+
 /// Splits the page by whether its Ids are mirrored already (one index probe each), `COPY`s
 /// the new rows straight into the table and updates the others from arrays. A plain `COPY`
 /// costs about half of `ON CONFLICT`'s speculative insert, and a backfill page is almost
@@ -307,14 +351,7 @@ async fn copy_merge(
     transaction
         .batch_execute("SAVEPOINT sfpg_sync_copy")
         .await?;
-    let columns = column_list(&rows.fields, "");
-    match copy_in(
-        transaction,
-        &format!("COPY {table} ({columns}) FROM STDIN"),
-        &new_rows,
-    )
-    .await
-    {
+    match copy_in(transaction, &copy_statement(plan, &new_rows), &new_rows).await {
         Ok(inserted) => {
             transaction
                 .batch_execute("RELEASE SAVEPOINT sfpg_sync_copy")

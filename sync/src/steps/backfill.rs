@@ -74,7 +74,7 @@ pub async fn page(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<
     let mut base = after_request(&object.state);
     // Every request is counted by the turn that sends it.
     base.requests += i64::from(read_ahead) - i64::from(!fetched);
-    let writes = [Write::Upsert(rows)];
+    let writes = [Write::InsertNew(rows)];
     let written = commit(context, object, &plan, &writes, |applied| {
         let mut next = base.clone();
         if let Some(last) = &last {

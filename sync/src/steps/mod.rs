@@ -70,6 +70,8 @@ pub async fn run(
 pub enum Write<'p> {
     /// Insert or update whole records.
     Upsert(Rows<'p>),
+    /// Insert whole records that are not expected to be mirrored yet (update any that are).
+    InsertNew(Rows<'p>),
     /// Update some columns of existing rows.
     UpdateColumns(Rows<'p>),
     /// Delete rows by Salesforce Id.
@@ -103,6 +105,12 @@ async fn apply(
             Write::Upsert(rows) => {
                 let upserted =
                     write::upsert(transaction, plan, rows, settings.write_strategy).await?;
+                applied.inserted += upserted.inserted;
+                applied.written += upserted.written;
+            }
+            Write::InsertNew(rows) => {
+                let upserted =
+                    write::insert_new(transaction, plan, rows, settings.write_strategy).await?;
                 applied.inserted += upserted.inserted;
                 applied.written += upserted.written;
             }

@@ -523,3 +523,60 @@ async fn the_capture_triggers_let_the_sync_through_without_capturing_it() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_backfill_page_is_copied_straight_in_and_falls_back_when_a_row_exists() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_table(&db).await;
+    let plan = plan();
+    let t1 = "2024-03-01T12:00:00.000+0000";
+    let t2 = "2024-03-01T12:00:05.000+0000";
+    let insert_new_page = async |client: &mut Client, records: &[Record]| {
+        let rows = Rows::from_records("Account", plan.fields.iter().collect(), records).unwrap();
+        let transaction = begin(client, Duration::from_secs(2)).await.unwrap();
+        let written = insert_new(&transaction, &plan, &rows, WriteStrategy::CopyMerge)
+            .await
+            .unwrap();
+        transaction.commit().await.unwrap();
+        written
+    };
+
+    let first = insert_new_page(&mut client, &[record(A, t1, "Acme")]).await;
+    assert_eq!(
+        first,
+        Upserted {
+            inserted: 1,
+            written: 1
+        }
+    );
+
+    // A is mirrored already (as the proxy's write-back leaves a record it created): the
+    // COPY meets it, and the page is merged instead, A updated and B inserted.
+    let second = insert_new_page(
+        &mut client,
+        &[record(A, t2, "Acme Corp"), record(B, t2, "Globex")],
+    )
+    .await;
+    assert_eq!(
+        second,
+        Upserted {
+            inserted: 1,
+            written: 2
+        }
+    );
+    assert_eq!(
+        names(&client).await,
+        vec![
+            (
+                A.to_owned(),
+                "Acme Corp".to_owned(),
+                "2024-03-01 12:00:05+00".to_owned()
+            ),
+            (
+                B.to_owned(),
+                "Globex".to_owned(),
+                "2024-03-01 12:00:05+00".to_owned()
+            ),
+        ]
+    );
+}
