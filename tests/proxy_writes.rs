@@ -316,7 +316,7 @@ async fn rolled_back_work_pushes_nothing() {
         .unwrap();
     assert_eq!(record["BillingCity"], json!("Kept"));
     assert_ne!(record["Name"], json!("Dropped"));
-    // Only the last transaction called Salesforce: one update, one read-back.
+    // Only the last transaction called Salesforce: one Composite push, one read-back.
     assert_eq!(world.collection_calls(), calls + 2);
     world.assert_mirror_equals_org("Account").await;
 }
@@ -330,7 +330,7 @@ async fn salesforce_unreachable_is_connection_failure_and_nothing_commits() {
     world.emulator.drop_next(sfpg_emulator::http::DropRule {
         matcher: sfpg_emulator::http::RequestMatcher {
             method: None,
-            path: Some("*/composite/sobjects*".into()),
+            path: Some("*/composite".into()),
         },
         count: 100,
     });
@@ -381,7 +381,7 @@ async fn an_expired_session_and_lock_contention_end_in_success() {
     world.emulator.fail_next(
         sfpg_emulator::http::FailureRule::new(400, "UNABLE_TO_LOCK_ROW")
             .times(2)
-            .matching(Some("PATCH"), "*/composite/sobjects"),
+            .matching(Some("POST"), "*/composite"),
     );
     client
         .execute(
@@ -400,7 +400,7 @@ async fn an_expired_session_and_lock_contention_end_in_success() {
     world.emulator.fail_next(
         sfpg_emulator::http::FailureRule::new(400, "UNABLE_TO_LOCK_ROW")
             .times(100)
-            .matching(Some("PATCH"), "*/composite/sobjects"),
+            .matching(Some("POST"), "*/composite"),
     );
     let error = client
         .execute(
@@ -449,7 +449,7 @@ async fn more_than_one_atomic_push_is_refused() {
     let calls = world.collection_calls();
     let error = client
         .batch_execute(
-            "INSERT INTO salesforce.account (name) SELECT 'Bulk ' || g FROM generate_series(1, 201) g",
+            "INSERT INTO salesforce.account (name) SELECT 'Bulk ' || g FROM generate_series(1, 1001) g",
         )
         .await
         .unwrap_err();
@@ -472,8 +472,8 @@ async fn a_cancel_during_the_push_abandons_it() {
             fixed_ms: 5000,
             jitter_ms: 0,
             matcher: sfpg_emulator::http::RequestMatcher {
-                method: Some("PATCH".into()),
-                path: Some("*/composite/sobjects".into()),
+                method: Some("POST".into()),
+                path: Some("*/composite".into()),
             },
         }));
     let token = client.cancel_token();

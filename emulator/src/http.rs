@@ -1,6 +1,6 @@
 //! The emulator's HTTP face: an axum server speaking Salesforce's OAuth token endpoint,
 //! REST API (versions, limits, sObjects and describe, query with locators, sObject
-//! Collections, replication) and a separate admin API under `/__emulator/` for fault
+//! Collections, Composite, replication) and a separate admin API under `/__emulator/` for fault
 //! injection and inspection.
 //!
 //! ```text
@@ -18,6 +18,7 @@
 mod admin;
 mod auth;
 mod collections;
+mod composite;
 mod config;
 mod error;
 mod faults;

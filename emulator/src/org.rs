@@ -36,6 +36,8 @@ pub use store::DeletedRecord;
 pub use upsert::UpsertOutcome;
 pub use users::NewUser;
 
+pub(crate) use save::Journal;
+
 use crate::ids::{DEFAULT_POD, Id, IdGenerator};
 use crate::model::{DefinitionError, ObjectDef, bundled_objects};
 use store::ObjectStore;

@@ -51,6 +51,10 @@ pub const ALL_OR_NONE_OPERATION_ROLLED_BACK: &str = "ALL_OR_NONE_OPERATION_ROLLE
 /// Record lock contention: the request failed as a whole and may succeed if sent again.
 pub const UNABLE_TO_LOCK_ROW: &str = "UNABLE_TO_LOCK_ROW";
 
+/// The code a Composite request under `allOrNone` gives every subrequest other than the
+/// one that failed: it was rolled back, or never run.
+pub const PROCESSING_HALTED: &str = "PROCESSING_HALTED";
+
 /// The request and path an error is about. The path never includes the query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -174,6 +178,24 @@ pub enum Error {
     /// The request was refused before it was sent (bad object name, too many records).
     #[error("invalid Salesforce request: {0}")]
     InvalidRequest(String),
+
+    /// A Composite request over Salesforce's limits (reference §4.2), refused before it was
+    /// sent.
+    #[error(
+        "a Composite request takes at most {max_subrequests} subrequests, of which at most \
+         {max_collections} sObject Collections or queries; this one has {subrequests}, of \
+         which {collections}"
+    )]
+    CompositeLimit {
+        /// Subrequests in the request.
+        subrequests: usize,
+        /// Of them, sObject Collections and query subrequests.
+        collections: usize,
+        /// Salesforce's limit on subrequests.
+        max_subrequests: usize,
+        /// Salesforce's limit on sObject Collections and query subrequests.
+        max_collections: usize,
+    },
 }
 
 impl Error {
@@ -188,7 +210,8 @@ impl Error {
             | Error::Protocol { .. }
             | Error::MultipleMatches { .. }
             | Error::Config(_)
-            | Error::InvalidRequest(_) => ErrorClass::NotRetryable,
+            | Error::InvalidRequest(_)
+            | Error::CompositeLimit { .. } => ErrorClass::NotRetryable,
         }
     }
 

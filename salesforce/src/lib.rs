@@ -74,6 +74,7 @@
 pub mod auth;
 mod client;
 pub mod collections;
+pub mod composite;
 pub mod config;
 pub mod datetime;
 pub mod describe;
@@ -92,6 +93,7 @@ pub use auth::{
 };
 pub use client::Client;
 pub use collections::Collections;
+pub use composite::{Composite, Subrequest, SubrequestResult};
 pub use config::{ApiVersion, Config};
 pub use describe::{Conditional, DescribeGlobal, Field, FieldType, SObjectDescribe};
 pub use error::{ApiError, Error, ErrorClass, RecordError, Result};

@@ -1,6 +1,10 @@
 //! DDL for the mirror: one schema per org, one table per object, one column per mirrored
 //! field, following Heroku Connect's conventions (local `id bigserial`, `sfid varchar(18)
 //! unique`, `systemmodstamp`, `isdeleted`), so that its users can point existing apps at sfpg.
+//!
+//! `sfid` defaults to a provisional value (`sfpg.provisional_sfid()`, migration V5) so that
+//! a transaction through the proxy can reference a row it created before Salesforce has
+//! given it an Id; the proxy replaces it with the real Id before the transaction commits.
 
 use tokio_postgres::GenericClient;
 
@@ -14,6 +18,14 @@ pub fn quote_ident(name: &str) -> String {
 /// `"schema"."table"`.
 pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(table))
+}
+
+/// The default of `sfid`: a provisional value, `~` and 17 digits, never a Salesforce Id.
+pub const PROVISIONAL_SFID_DEFAULT: &str = "sfpg.provisional_sfid()";
+
+/// Whether `value` is a provisional sfid (`~` and 17 digits) rather than a Salesforce Id.
+pub fn is_provisional_sfid(value: &str) -> bool {
+    value.len() == 18 && value.starts_with('~') && value.bytes().skip(1).all(|b| b.is_ascii_digit())
 }
 
 /// The columns every mirrored table has, whatever the object's describe says.
@@ -40,7 +52,9 @@ pub async fn create_schema(
 }
 
 /// Creates an object's table with the base columns and `columns` (which may repeat base
-/// columns such as `systemmodstamp`; those are skipped). Does nothing if it exists.
+/// columns such as `systemmodstamp`; those are skipped), and gives `sfid` its provisional
+/// default, also on a table created before the default existed. Otherwise does nothing if
+/// the table exists.
 pub async fn create_table(
     client: &impl GenericClient,
     schema: &str,
@@ -69,6 +83,39 @@ pub async fn create_table(
         .batch_execute(&format!(
             "CREATE INDEX IF NOT EXISTS {} ON {} (systemmodstamp)",
             quote_ident(&format!("{table}_systemmodstamp_idx")),
+            qualified(schema, table)
+        ))
+        .await?;
+    set_provisional_default(client, schema, table).await
+}
+
+/// Makes `sfpg.provisional_sfid()` the default of the table's `sfid`, when the control
+/// schema has that function (a mirror built without the control schema, as some tests do,
+/// keeps a NULL default). The table is altered only when its default differs, so that
+/// ensuring a table again takes no exclusive lock.
+async fn set_provisional_default(
+    client: &impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT to_regprocedure('sfpg.provisional_sfid()') IS NOT NULL,
+                    (SELECT pg_get_expr(d.adbin, d.adrelid)
+                       FROM pg_attrdef d
+                       JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+                      WHERE d.adrelid = $1::text::regclass AND a.attname = 'sfid')",
+            &[&qualified(schema, table)],
+        )
+        .await?;
+    let available: bool = row.get(0);
+    let current: Option<String> = row.get(1);
+    if !available || current.as_deref() == Some(PROVISIONAL_SFID_DEFAULT) {
+        return Ok(());
+    }
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {} ALTER COLUMN sfid SET DEFAULT {PROVISIONAL_SFID_DEFAULT}",
             qualified(schema, table)
         ))
         .await
@@ -212,7 +259,8 @@ mod tests {
         assert!(got.contains(&("due__c".to_owned(), "date".to_owned())));
         assert!(got.contains(&("name".to_owned(), "text".to_owned())));
 
-        // sfid is unique, and NULL is allowed (a row created in an open transaction).
+        // Without the control schema there is no provisional default: sfid is unique, and
+        // NULL is allowed.
         client
             .batch_execute(
                 "INSERT INTO salesforce.invoice__c (sfid) VALUES ('a01000000000001AAA'), (NULL), (NULL)",
@@ -227,5 +275,67 @@ mod tests {
             duplicate.as_db_error().map(|e| e.code().code()),
             Some("23505")
         );
+    }
+
+    #[test]
+    fn provisional_sfids_are_never_salesforce_ids() {
+        assert!(is_provisional_sfid("~00000000000000042"));
+        assert!(!is_provisional_sfid("001000000000001AAA"));
+        assert!(!is_provisional_sfid("~0000000000000004"));
+        assert!(!is_provisional_sfid("~0000000000000004x"));
+    }
+
+    #[tokio::test]
+    async fn sfid_defaults_to_a_provisional_value_on_new_and_existing_tables() {
+        let db = TestDatabase::create().await;
+        let mut client = db.connect().await;
+        create_schema(&client, "salesforce").await.unwrap();
+        let columns = [col("name", ColumnType::Text)];
+        // A table from before the control schema had the default.
+        create_table(&client, "salesforce", "account", &columns)
+            .await
+            .unwrap();
+        crate::apply_control_schema(&mut client).await.unwrap();
+        create_table(&client, "salesforce", "account", &columns)
+            .await
+            .unwrap();
+        create_table(&client, "salesforce", "contact", &columns)
+            .await
+            .unwrap();
+        for table in ["account", "contact"] {
+            let sfid: String = client
+                .query_one(
+                    &format!("INSERT INTO salesforce.{table} (name) VALUES ('x') RETURNING sfid"),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert!(is_provisional_sfid(&sfid), "{sfid}");
+        }
+        // Values are unique across tables and sessions.
+        let other = db.connect().await;
+        let a: String = other
+            .query_one("SELECT sfpg.provisional_sfid()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let b: String = client
+            .query_one("SELECT sfpg.provisional_sfid()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_ne!(a, b);
+        // The sync writes real Ids, which the default never touches.
+        client
+            .batch_execute(
+                "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000001AAA', 'y')",
+            )
+            .await
+            .unwrap();
+        // Ensuring the table again leaves the default as it is.
+        create_table(&client, "salesforce", "account", &columns)
+            .await
+            .unwrap();
     }
 }

@@ -157,12 +157,22 @@ impl World {
         self.emulator.with_org(|org| org.record_count(object))
     }
 
-    /// How many sObject Collections calls the org has served.
+    /// How many Composite and sObject Collections calls the org has served: a push is
+    /// one Composite request, its read-back one Collections retrieve per table.
     pub fn collection_calls(&self) -> usize {
         self.emulator
             .requests(0)
             .iter()
-            .filter(|r| r.path.contains("/composite/sobjects"))
+            .filter(|r| r.path.contains("/composite"))
+            .count()
+    }
+
+    /// How many Composite requests (pushes) the org has served.
+    pub fn composite_calls(&self) -> usize {
+        self.emulator
+            .requests(0)
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/composite"))
             .count()
     }
 

@@ -15,9 +15,9 @@ use super::state::AppState;
 use crate::org::SaveResult;
 
 /// `{"allOrNone": bool, "records": [...]}`.
-struct SaveBody {
-    all_or_none: bool,
-    records: Vec<JsonValue>,
+pub(super) struct SaveBody {
+    pub(super) all_or_none: bool,
+    pub(super) records: Vec<JsonValue>,
 }
 
 /// `POST /composite/sobjects`: create.
@@ -127,7 +127,11 @@ pub async fn retrieve_by_body(
 
 fn save_body(headers: &HeaderMap, body: &[u8]) -> Result<SaveBody, RestError> {
     refuse_xml(headers)?;
-    let mut body = object_body(body)?;
+    save_body_of(object_body(body)?)
+}
+
+/// A Collections save body already parsed (a Composite subrequest's).
+pub(super) fn save_body_of(mut body: Map<String, JsonValue>) -> Result<SaveBody, RestError> {
     let all_or_none = match body.remove("allOrNone") {
         None | Some(JsonValue::Null) => false,
         Some(JsonValue::Bool(b)) => b,
@@ -192,7 +196,7 @@ fn string_list(body: &Map<String, JsonValue>, key: &str) -> Result<Option<Vec<St
     }
 }
 
-fn missing_ids() -> RestError {
+pub(super) fn missing_ids() -> RestError {
     RestError::bad_request("MISSING_ARGUMENT", "The ids parameter is required")
 }
 
@@ -201,10 +205,10 @@ fn missing_fields() -> RestError {
 }
 
 /// Query-string parameters, read once.
-struct QueryParams(Vec<(String, String)>);
+pub(super) struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
-    fn parse(query: Option<&str>) -> QueryParams {
+    pub(super) fn parse(query: Option<&str>) -> QueryParams {
         QueryParams(
             query
                 .map(|q| {
@@ -216,7 +220,7 @@ impl QueryParams {
         )
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -224,7 +228,7 @@ impl QueryParams {
     }
 
     /// `ids=a,b,c` as a list, or `None` when absent or empty.
-    fn ids(&self) -> Option<Vec<&str>> {
+    pub(super) fn ids(&self) -> Option<Vec<&str>> {
         let ids: Vec<&str> = self
             .get("ids")?
             .split(',')
@@ -235,7 +239,7 @@ impl QueryParams {
     }
 
     /// A `true`/`false` parameter, false when absent.
-    fn flag(&self, name: &str) -> Result<bool, RestError> {
+    pub(super) fn flag(&self, name: &str) -> Result<bool, RestError> {
         match self.get(name) {
             None => Ok(false),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),

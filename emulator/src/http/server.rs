@@ -24,7 +24,8 @@ use super::service::{EmulatorService, MAX_BODY_BYTES, MakeEmulatorService};
 use super::sessions::Sessions;
 use super::state::{AppState, KnownApp, KnownUser, Shared, SharedParts};
 use super::{
-    EmulatorError, admin, collections, limits, oauth, query, replication, sobjects, tls, versions,
+    EmulatorError, admin, collections, composite, limits, oauth, query, replication, sobjects, tls,
+    versions,
 };
 use crate::ids::Id;
 use crate::org::{NewUser, Org};
@@ -259,6 +260,10 @@ fn routes(state: AppState) -> Router {
         .route(
             "/services/data/{version}/queryAll/{locator}",
             get(query::next_page),
+        )
+        .route(
+            "/services/data/{version}/composite",
+            post(composite::composite),
         )
         .route(
             "/services/data/{version}/composite/sobjects",

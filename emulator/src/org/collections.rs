@@ -5,6 +5,9 @@
 //! (so each failing record reports its own error), then the whole batch is undone: the
 //! failing records keep their errors and every other record carries
 //! `ALL_OR_NONE_OPERATION_ROLLED_BACK`, all with `success: false`.
+//!
+//! Inside a Composite request under `allOrNone`, each call's changes go on into the
+//! request's one journal (the `_in` variants), so a later subrequest's failure undoes them.
 
 use serde_json::{Map, Value as Json};
 
@@ -41,12 +44,26 @@ impl Org {
         all_or_none: bool,
         user: &Id,
     ) -> Result<Vec<SaveResult>, ApiError> {
+        self.collection_create_in(records, all_or_none, user, None)
+    }
+
+    /// [`Org::collection_create`]; with `journal`, under a Composite request's `allOrNone`, the
+    /// changes go on into it.
+    pub(crate) fn collection_create_in(
+        &mut self,
+        records: &[Json],
+        all_or_none: bool,
+        user: &Id,
+        journal: Option<&mut Journal>,
+    ) -> Result<Vec<SaveResult>, ApiError> {
         let records = self.decode_collection(records, None)?;
-        Ok(self.run_batch(&records, all_or_none, |org, r, journal| {
-            org.create_record(r.store, &r.input, *user, journal)
-                .map(|id| (id, None))
-                .map_err(|e| (None, e))
-        }))
+        Ok(
+            self.run_batch(&records, all_or_none, journal, |org, r, journal| {
+                org.create_record(r.store, &r.input, *user, journal)
+                    .map(|id| (id, None))
+                    .map_err(|e| (None, e))
+            }),
+        )
     }
 
     /// `PATCH /composite/sobjects`: every record names itself with `id`.
@@ -56,34 +73,48 @@ impl Org {
         all_or_none: bool,
         user: &Id,
     ) -> Result<Vec<SaveResult>, ApiError> {
+        self.collection_update_in(records, all_or_none, user, None)
+    }
+
+    /// [`Org::collection_update`]; with `journal`, under a Composite request's `allOrNone`, the
+    /// changes go on into it.
+    pub(crate) fn collection_update_in(
+        &mut self,
+        records: &[Json],
+        all_or_none: bool,
+        user: &Id,
+        journal: Option<&mut Journal>,
+    ) -> Result<Vec<SaveResult>, ApiError> {
         let records = self.decode_collection(records, None)?;
-        Ok(self.run_batch(&records, all_or_none, |org, r, journal| {
-            let text = r.input.id.clone().unwrap_or_default();
-            let id = Id::parse(&text)
-                .ok()
-                .filter(|id| org.stores[r.store].def.key_prefix == id.key_prefix())
-                .ok_or_else(|| {
-                    let error = if text.is_empty() {
-                        SaveError::new(
-                            "MISSING_ARGUMENT",
-                            "Id not specified in an update call",
-                            Vec::new(),
-                        )
-                    } else {
-                        SaveError::new(
-                            "MALFORMED_ID",
-                            format!("malformed id {text}"),
-                            vec!["Id".to_owned()],
-                        )
-                    };
-                    (None, error)
-                })?;
-            let mut input = r.input.clone();
-            input.id = None;
-            org.update_record(r.store, id, &input, *user, journal)
-                .map(|()| (id, None))
-                .map_err(|e| (Some(id), e))
-        }))
+        Ok(
+            self.run_batch(&records, all_or_none, journal, |org, r, journal| {
+                let text = r.input.id.clone().unwrap_or_default();
+                let id = Id::parse(&text)
+                    .ok()
+                    .filter(|id| org.stores[r.store].def.key_prefix == id.key_prefix())
+                    .ok_or_else(|| {
+                        let error = if text.is_empty() {
+                            SaveError::new(
+                                "MISSING_ARGUMENT",
+                                "Id not specified in an update call",
+                                Vec::new(),
+                            )
+                        } else {
+                            SaveError::new(
+                                "MALFORMED_ID",
+                                format!("malformed id {text}"),
+                                vec!["Id".to_owned()],
+                            )
+                        };
+                        (None, error)
+                    })?;
+                let mut input = r.input.clone();
+                input.id = None;
+                org.update_record(r.store, id, &input, *user, journal)
+                    .map(|()| (id, None))
+                    .map_err(|e| (Some(id), e))
+            }),
+        )
     }
 
     /// `PATCH /composite/sobjects/X/ExtField`: results carry `created`.
@@ -99,59 +130,61 @@ impl Org {
         let ext_index = self.external_id_field(store, ext_field)?;
         let records = self.decode_collection(records, Some(store))?;
         let key_name = self.stores[store].def.fields[ext_index].name.clone();
-        Ok(self.run_batch(&records, all_or_none, |org, r, journal| {
-            let key = r.input.assignments.iter().find_map(|a| match a {
-                super::input::Assignment::Set { field, value } if *field == ext_index => {
-                    value.as_str().map(str::to_owned)
-                }
-                _ => None,
-            });
-            let key = match (key, &r.input.id) {
-                (Some(k), _) => k,
-                (None, Some(id)) if key_name == "Id" => id.clone(),
-                _ => {
-                    return Err((
+        Ok(
+            self.run_batch(&records, all_or_none, None, |org, r, journal| {
+                let key = r.input.assignments.iter().find_map(|a| match a {
+                    super::input::Assignment::Set { field, value } if *field == ext_index => {
+                        value.as_str().map(str::to_owned)
+                    }
+                    _ => None,
+                });
+                let key = match (key, &r.input.id) {
+                    (Some(k), _) => k,
+                    (None, Some(id)) if key_name == "Id" => id.clone(),
+                    _ => {
+                        return Err((
+                            None,
+                            SaveError::new(
+                                "MISSING_ARGUMENT",
+                                format!("{key_name} not specified"),
+                                Vec::new(),
+                            ),
+                        ));
+                    }
+                };
+                match org.matches(store, ext_index, &key) {
+                    Matches::One(id) => {
+                        let mut input = r.input.clone();
+                        input.id = None;
+                        input.assignments.retain(|a| a.field() != ext_index);
+                        org.update_record(store, id, &input, *user, journal)
+                            .map(|()| (id, Some(false)))
+                            .map_err(|e| (Some(id), e))
+                    }
+                    Matches::Several(ids) => Err((
                         None,
                         SaveError::new(
-                            "MISSING_ARGUMENT",
-                            format!("{key_name} not specified"),
-                            Vec::new(),
+                            "DUPLICATE_EXTERNAL_ID",
+                            format!(
+                                "More than 1 record found for external id field: [{}]",
+                                ids.iter().map(Id::as_str).collect::<Vec<_>>().join(", ")
+                            ),
+                            vec![key_name.clone()],
                         ),
-                    ));
+                    )),
+                    Matches::None => {
+                        let mut input = r.input.clone();
+                        input.id = None;
+                        let input = org
+                            .with_external_id(store, input, ext_index, &key)
+                            .map_err(|e| (None, e))?;
+                        org.create_record(store, &input, *user, journal)
+                            .map(|id| (id, Some(true)))
+                            .map_err(|e| (None, e))
+                    }
                 }
-            };
-            match org.matches(store, ext_index, &key) {
-                Matches::One(id) => {
-                    let mut input = r.input.clone();
-                    input.id = None;
-                    input.assignments.retain(|a| a.field() != ext_index);
-                    org.update_record(store, id, &input, *user, journal)
-                        .map(|()| (id, Some(false)))
-                        .map_err(|e| (Some(id), e))
-                }
-                Matches::Several(ids) => Err((
-                    None,
-                    SaveError::new(
-                        "DUPLICATE_EXTERNAL_ID",
-                        format!(
-                            "More than 1 record found for external id field: [{}]",
-                            ids.iter().map(Id::as_str).collect::<Vec<_>>().join(", ")
-                        ),
-                        vec![key_name.clone()],
-                    ),
-                )),
-                Matches::None => {
-                    let mut input = r.input.clone();
-                    input.id = None;
-                    let input = org
-                        .with_external_id(store, input, ext_index, &key)
-                        .map_err(|e| (None, e))?;
-                    org.create_record(store, &input, *user, journal)
-                        .map(|id| (id, Some(true)))
-                        .map_err(|e| (None, e))
-                }
-            }
-        }))
+            }),
+        )
     }
 
     /// `DELETE /composite/sobjects?ids=…`.
@@ -161,21 +194,35 @@ impl Org {
         all_or_none: bool,
         user: &Id,
     ) -> Result<Vec<SaveResult>, ApiError> {
+        self.collection_delete_in(ids, all_or_none, user, None)
+    }
+
+    /// [`Org::collection_delete`]; with `journal`, under a Composite request's `allOrNone`, the
+    /// changes go on into it.
+    pub(crate) fn collection_delete_in(
+        &mut self,
+        ids: &[&str],
+        all_or_none: bool,
+        user: &Id,
+        journal: Option<&mut Journal>,
+    ) -> Result<Vec<SaveResult>, ApiError> {
         if ids.len() > MAX_RECORDS {
             return Err(too_many());
         }
         let ids: Vec<String> = ids.iter().map(|s| s.trim().to_owned()).collect();
-        Ok(self.run_batch(&ids, all_or_none, |org, text, journal| {
-            let malformed =
-                || SaveError::new("MALFORMED_ID", format!("malformed id {text}"), Vec::new());
-            let id = Id::parse(text).map_err(|_| (None, malformed()))?;
-            let store = org
-                .store_index_for_id(&id)
-                .ok_or_else(|| (None, malformed()))?;
-            org.delete_record(store, id, *user, journal)
-                .map(|()| (id, None))
-                .map_err(|e| (Some(id), e))
-        }))
+        Ok(
+            self.run_batch(&ids, all_or_none, journal, |org, text, journal| {
+                let malformed =
+                    || SaveError::new("MALFORMED_ID", format!("malformed id {text}"), Vec::new());
+                let id = Id::parse(text).map_err(|_| (None, malformed()))?;
+                let store = org
+                    .store_index_for_id(&id)
+                    .ok_or_else(|| (None, malformed()))?;
+                org.delete_record(store, id, *user, journal)
+                    .map(|()| (id, None))
+                    .map_err(|e| (Some(id), e))
+            }),
+        )
     }
 
     /// `GET /composite/sobjects/X?ids=…&fields=…`: the records in request order, `null`
@@ -260,10 +307,12 @@ impl Org {
 
     /// Runs `save` over `items` in order and shapes the results; under `allOrNone` a
     /// single failure undoes every change and marks the successful siblings rolled back.
+    /// A batch that stands is handed to `outer`, when given.
     fn run_batch<T>(
         &mut self,
         items: &[T],
         all_or_none: bool,
+        outer: Option<&mut Journal>,
         mut save: impl FnMut(
             &mut Org,
             &T,
@@ -301,6 +350,9 @@ impl Org {
                     Err((id, error)) => SaveResult::failed(id.map(|i| i.to_string()), error),
                 })
                 .collect();
+        }
+        if let Some(outer) = outer {
+            outer.append(journal);
         }
         outcomes
             .into_iter()

@@ -31,6 +31,14 @@ enum Entry {
     DeleteLogged { store: usize },
 }
 
+impl Journal {
+    /// Takes over what `other` recorded, after what this one holds, so that one roll back
+    /// undoes both (a Composite request's subrequests share one journal).
+    pub(crate) fn append(&mut self, other: Journal) {
+        self.entries.extend(other.entries);
+    }
+}
+
 impl Org {
     /// Stores a record and notes what it replaced.
     fn put(&mut self, store: usize, id: Id, record: Option<Record>, journal: &mut Journal) {
@@ -67,12 +75,23 @@ impl Org {
         body: &Map<String, Json>,
         user: &Id,
     ) -> Result<Id, ApiError> {
+        self.create_journaled(object, body, user, &mut Journal::default())
+    }
+
+    /// [`Org::create`], noting the change in `journal`.
+    pub(crate) fn create_journaled(
+        &mut self,
+        object: &str,
+        body: &Map<String, Json>,
+        user: &Id,
+        journal: &mut Journal,
+    ) -> Result<Id, ApiError> {
         let store = self.store_index_or_404(object)?;
         let input = decode(&self.stores[store].def, body)?;
         if !self.stores[store].def.createable {
             return Err(cannot_create(&self.stores[store].def).into());
         }
-        Ok(self.create_record(store, &input, *user, &mut Journal::default())?)
+        Ok(self.create_record(store, &input, *user, journal)?)
     }
 
     /// `PATCH /sobjects/X/id`: updates a record.
@@ -82,6 +101,18 @@ impl Org {
         id: &str,
         body: &Map<String, Json>,
         user: &Id,
+    ) -> Result<(), ApiError> {
+        self.update_journaled(object, id, body, user, &mut Journal::default())
+    }
+
+    /// [`Org::update`], noting the change in `journal`.
+    pub(crate) fn update_journaled(
+        &mut self,
+        object: &str,
+        id: &str,
+        body: &Map<String, Json>,
+        user: &Id,
+        journal: &mut Journal,
     ) -> Result<(), ApiError> {
         let store = self.store_index_or_404(object)?;
         let id = self.url_id(store, id)?;
@@ -95,14 +126,25 @@ impl Org {
                 "The Id field should not be specified in the sobject data.",
             ));
         }
-        Ok(self.update_record(store, id, &input, *user, &mut Journal::default())?)
+        Ok(self.update_record(store, id, &input, *user, journal)?)
     }
 
     /// `DELETE /sobjects/X/id`: moves a record to the recycle bin.
     pub fn delete(&mut self, object: &str, id: &str, user: &Id) -> Result<(), ApiError> {
+        self.delete_journaled(object, id, user, &mut Journal::default())
+    }
+
+    /// [`Org::delete`], noting the change in `journal`.
+    pub(crate) fn delete_journaled(
+        &mut self,
+        object: &str,
+        id: &str,
+        user: &Id,
+        journal: &mut Journal,
+    ) -> Result<(), ApiError> {
         let store = self.store_index_or_404(object)?;
         let id = self.url_id(store, id)?;
-        Ok(self.delete_record(store, id, *user, &mut Journal::default())?)
+        Ok(self.delete_record(store, id, *user, journal)?)
     }
 
     /// Restores a record from the recycle bin (the admin API's undelete).

@@ -198,6 +198,7 @@ fn journal_records(plan: &Plan, created: &[String]) -> Value {
                     "table": p.object.table,
                     "row_id": p.row_id,
                     "sfid": sfid,
+                    "provisional": p.provisional,
                     "fields": p.record,
                 })
             })

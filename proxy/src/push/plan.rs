@@ -6,19 +6,28 @@
 //! changed; columns that are not mirrored fields are local and never sent. Writing `sfid`,
 //! `systemmodstamp`, or a field Salesforce does not let this operation write is refused
 //! with 428C9 naming the column.
+//!
+//! A row created in the transaction has a provisional sfid (`~` and 17 digits, the column's
+//! default) until the push: another row may hold it in a lookup. Such a create or update
+//! depends on the create of that row, and creates are ordered by dependency, parents
+//! first, in levels that [`super::send`] sends one sObject Collections call each. A
+//! provisional sfid no create of the push produces, or a cycle of creates, is refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use sfpg_salesforce::Record;
+use sfpg_salesforce::composite::MAX_COLLECTIONS;
 use sfpg_schema::capture::{Operation as Captured, PendingChange};
+use sfpg_schema::mirror::is_provisional_sfid;
 
 use super::Refusal;
 use super::catalog::{ObjectHandle, OrgHandle};
 
-/// The most records one atomic sObject Collections call takes.
-pub const MAX_ATOMIC: usize = sfpg_salesforce::collections::MAX_RECORDS;
+/// The most records one sObject Collections call takes; a push sends at most
+/// [`MAX_COLLECTIONS`] of them, in one Composite request.
+pub const MAX_RECORDS: usize = sfpg_salesforce::collections::MAX_RECORDS;
 
 /// The columns every mirrored table has that Salesforce sets.
 const SFID: &str = "sfid";
@@ -56,14 +65,29 @@ pub struct Planned {
     /// Update and delete: the record's Id.
     pub sfid: Option<String>,
     /// Create and update: field API names to values, with `attributes.type` (and `Id` for
-    /// an update), as sObject Collections takes them.
+    /// an update), as sObject Collections takes them. A field that refers to a row created
+    /// in the push still holds that row's provisional sfid (see `references`).
     pub record: Record,
-    /// Update: the values the sent fields had before, to put back if a later call of the
-    /// same push fails.
-    pub previous: Record,
+    /// Create: the row's provisional sfid, which other rows may refer to.
+    pub provisional: Option<String>,
+    /// Create and update: fields that hold the provisional sfid of a row created in the
+    /// same push, with that create's index in [`Plan::records`].
+    pub references: Vec<Reference>,
+    /// Create: its dependency level, 0 for a create that refers to no other.
+    pub level: usize,
 }
 
-/// What a transaction sends to its org: creates, then updates, then deletes.
+/// A field that refers to a record created in the same push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The field's API name.
+    pub field: String,
+    /// The create's index in [`Plan::records`].
+    pub create: usize,
+}
+
+/// What a transaction sends to its org: creates by level (parents first), then updates,
+/// then deletes.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub org: Arc<OrgHandle>,
@@ -75,6 +99,25 @@ impl Plan {
         self.records
             .iter()
             .filter(move |r| r.operation == operation)
+    }
+
+    /// The plan's sObject Collections calls, in order: each level of creates, then the
+    /// updates, then the deletes, cut into calls of at most [`MAX_RECORDS`]; each call as
+    /// the indexes of its records in [`Plan::records`].
+    pub fn calls(&self) -> Vec<(Operation, Vec<usize>)> {
+        let mut calls: Vec<(Operation, Vec<usize>)> = Vec::new();
+        let mut key = None;
+        for (index, planned) in self.records.iter().enumerate() {
+            let this = (planned.operation, planned.level);
+            match calls.last_mut() {
+                Some((_, call)) if key == Some(this) && call.len() < MAX_RECORDS => {
+                    call.push(index);
+                }
+                _ => calls.push((planned.operation, vec![index])),
+            }
+            key = Some(this);
+        }
+        calls
     }
 }
 
@@ -112,14 +155,16 @@ pub fn plan(
             .table(&change.schema, &change.table));
         };
         let row_id = change.row_id.unwrap_or_default();
-        let planned = |operation, sfid, record, previous| Planned {
+        let planned = |operation, sfid, record, provisional| Planned {
             operation,
             object: Arc::clone(object),
             table_oid: change.table_oid,
             row_id,
             sfid,
             record,
-            previous,
+            provisional,
+            references: Vec::new(),
+            level: 0,
         };
         let created_here = change.operation == Captured::Insert;
         if net.deleted {
@@ -128,18 +173,14 @@ pub fn plan(
                 continue;
             }
             if let Some(sfid) = text(net.old, SFID) {
-                deletes.push(planned(
-                    Operation::Delete,
-                    Some(sfid),
-                    Record::new(),
-                    Record::new(),
-                ));
+                deletes.push(planned(Operation::Delete, Some(sfid), Record::new(), None));
             }
             continue;
         }
         if created_here {
             let record = create_record(object, net.new)?;
-            creates.push(planned(Operation::Create, None, record, Record::new()));
+            let provisional = text(net.new, SFID);
+            creates.push(planned(Operation::Create, None, record, provisional));
             continue;
         }
         let Some(sfid) = text(net.old, SFID) else {
@@ -152,34 +193,166 @@ pub fn plan(
             )
             .table(&object.schema, &object.table));
         };
-        if let Some((record, previous)) =
-            update_record(object, &sfid, net.old, net.new, &net.changed)?
-        {
-            updates.push(planned(Operation::Update, Some(sfid), record, previous));
+        if let Some(record) = update_record(object, &sfid, net.new, &net.changed)? {
+            updates.push(planned(Operation::Update, Some(sfid), record, None));
         }
     }
+    let creates = order_creates(creates)?;
     let mut records = creates;
     records.extend(updates);
     records.extend(deletes);
     if records.is_empty() {
         return Ok(None);
     }
-    if records.len() > MAX_ATOMIC {
+    resolve_references(&mut records)?;
+    let plan = Plan {
+        org: Arc::clone(org),
+        records,
+    };
+    let calls = plan.calls();
+    if calls.len() > MAX_COLLECTIONS {
+        let levels = plan
+            .of(Operation::Create)
+            .map(|p| p.level + 1)
+            .max()
+            .unwrap_or(0);
         return Err(Refusal::new(
             "54000",
             format!(
-                "this transaction changes {} Salesforce records; one atomic push takes at most {MAX_ATOMIC}",
-                records.len()
+                "this transaction changes {} Salesforce records in {} sObject Collections calls \
+                 ({levels} levels of creates, then updates and deletes, at most {MAX_RECORDS} \
+                 records a call); one atomic push takes at most {MAX_COLLECTIONS} calls",
+                plan.records.len(),
+                calls.len()
             ),
         )
         .hint(format!(
-            "Split the change into transactions of at most {MAX_ATOMIC} rows each."
+            "Split the change into smaller transactions: at most {MAX_RECORDS} creates, updates \
+             or deletes per call, and fewer levels of rows that refer to rows created in the \
+             same transaction."
         )));
     }
-    Ok(Some(Plan {
-        org: Arc::clone(org),
-        records,
-    }))
+    Ok(Some(plan))
+}
+
+/// The creates ordered by dependency level (parents first, capture order within a
+/// level), each with its level. A create depends on the creates whose provisional sfid
+/// one of its fields holds; a cycle is refused.
+fn order_creates(mut creates: Vec<Planned>) -> Result<Vec<Planned>, Refusal> {
+    let by_provisional: HashMap<&str, usize> = creates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((p.provisional.as_deref()?, i)))
+        .collect();
+    let depends_on: Vec<Vec<usize>> = creates
+        .iter()
+        .map(|p| {
+            provisional_values(&p.record)
+                .filter_map(|(_, value)| by_provisional.get(value).copied())
+                .collect()
+        })
+        .collect();
+    // Depth-first, so a cycle shows as a create met again on its own path.
+    let mut levels: Vec<Option<usize>> = vec![None; creates.len()];
+    for start in 0..creates.len() {
+        let mut path: Vec<usize> = Vec::new();
+        level_of(start, &depends_on, &mut levels, &mut path, &creates)?;
+    }
+    for (planned, level) in creates.iter_mut().zip(&levels) {
+        planned.level = level.unwrap_or_default();
+    }
+    // Stable: capture order within a level.
+    creates.sort_by_key(|p| p.level);
+    Ok(creates)
+}
+
+fn level_of(
+    create: usize,
+    depends_on: &[Vec<usize>],
+    levels: &mut [Option<usize>],
+    path: &mut Vec<usize>,
+    creates: &[Planned],
+) -> Result<usize, Refusal> {
+    if let Some(level) = levels[create] {
+        return Ok(level);
+    }
+    if let Some(at) = path.iter().position(|&c| c == create) {
+        let mut tables: Vec<String> = path[at..]
+            .iter()
+            .map(|&c| format!("{}.{}", creates[c].object.schema, creates[c].object.table))
+            .collect();
+        tables.push(tables[0].clone());
+        let first = &creates[create].object;
+        return Err(Refusal::new(
+            "23503",
+            format!(
+                "rows created in this transaction refer to each other in a cycle ({}): \
+                 Salesforce cannot create any of them first",
+                tables.join(" -> ")
+            ),
+        )
+        .table(&first.schema, &first.table)
+        .hint("Create one of the rows without the reference, and set it with an UPDATE in a later transaction."));
+    }
+    path.push(create);
+    let mut level = 0;
+    for &parent in &depends_on[create] {
+        level = level.max(level_of(parent, depends_on, levels, path, creates)? + 1);
+    }
+    path.pop();
+    levels[create] = Some(level);
+    Ok(level)
+}
+
+/// The fields of a record that hold a provisional sfid, with that value.
+fn provisional_values(record: &Record) -> impl Iterator<Item = (&String, &str)> {
+    record.iter().filter_map(|(field, value)| {
+        let value = value.as_str()?;
+        (field != "attributes" && is_provisional_sfid(value)).then_some((field, value))
+    })
+}
+
+/// Notes, for each create and update, the fields that refer to a create of the plan; a
+/// provisional sfid that no create produces (rolled back, or from another transaction)
+/// is refused with 23503 naming its column.
+fn resolve_references(records: &mut [Planned]) -> Result<(), Refusal> {
+    let by_provisional: HashMap<String, usize> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((p.provisional.clone()?, i)))
+        .collect();
+    for planned in records.iter_mut() {
+        let mut references = Vec::new();
+        for (field, value) in provisional_values(&planned.record) {
+            let Some(&create) = by_provisional.get(value) else {
+                let object = &planned.object;
+                let column = object
+                    .columns
+                    .iter()
+                    .find(|c| c.field == *field)
+                    .map_or_else(|| field.to_ascii_lowercase(), |c| c.column.clone());
+                return Err(Refusal::new(
+                    "23503",
+                    format!(
+                        "column \"{column}\" of {}.{} (row {}) holds {value}, the provisional sfid \
+                         of a row this transaction does not create",
+                        object.schema, object.table, planned.row_id
+                    ),
+                )
+                .detail(format!(
+                    "A provisional sfid stands for a row created in the same transaction until it commits; {value} is not one of them."
+                ))
+                .table(&object.schema, &object.table)
+                .column(column));
+            };
+            references.push(Reference {
+                field: field.clone(),
+                create,
+            });
+        }
+        planned.references = references;
+    }
+    Ok(())
 }
 
 fn collapse(changes: &[PendingChange]) -> Vec<Net<'_>> {
@@ -254,7 +427,8 @@ fn create_record(
     for (column, value) in new.into_iter().flatten() {
         match column.as_str() {
             LOCAL_ID => continue,
-            SFID if !value.is_null() => {
+            // The column's default, a provisional sfid, stands for the Id to come.
+            SFID if !value.is_null() && !value.as_str().is_some_and(is_provisional_sfid) => {
                 return Err(read_only(
                     object,
                     column,
@@ -296,14 +470,11 @@ fn create_record(
 fn update_record(
     object: &ObjectHandle,
     sfid: &str,
-    old: Option<&Map<String, Value>>,
     new: Option<&Map<String, Value>>,
     changed: &[String],
-) -> Result<Option<(Record, Record)>, Refusal> {
+) -> Result<Option<Record>, Refusal> {
     let mut record = typed(object);
     record.insert("Id".into(), Value::String(sfid.to_owned()));
-    let mut previous = typed(object);
-    previous.insert("Id".into(), Value::String(sfid.to_owned()));
     let mut fields = 0;
     for column in changed {
         match column.as_str() {
@@ -333,17 +504,14 @@ fn update_record(
                 &format!("Salesforce field {} is read-only", mirrored.field),
             ));
         }
-        let value = |image: Option<&Map<String, Value>>| {
-            image
-                .and_then(|i| i.get(column))
-                .cloned()
-                .unwrap_or(Value::Null)
-        };
-        record.insert(mirrored.field.clone(), value(new));
-        previous.insert(mirrored.field.clone(), value(old));
+        let value = new
+            .and_then(|i| i.get(column))
+            .cloned()
+            .unwrap_or(Value::Null);
+        record.insert(mirrored.field.clone(), value);
         fields += 1;
     }
-    Ok((fields > 0).then_some((record, previous)))
+    Ok((fields > 0).then_some(record))
 }
 
 #[cfg(test)]

@@ -1,25 +1,30 @@
-//! Sending a plan: creates, then updates, then deletes, each one sObject Collections call
-//! with `allOrNone=true`, at the interactive priority of the org's rate limiter.
+//! Sending a plan: one Composite request with `allOrNone: true`, at the interactive
+//! priority of the org's rate limiter, whose subrequests are the plan's sObject
+//! Collections calls in order: each level of creates, then updates, then deletes.
 //!
-//! Each call is atomic on Salesforce's side; the calls together are not. When a later call
-//! fails, what the earlier ones did is undone (created records deleted, updated fields put
-//! back), so that a refused transaction leaves Salesforce as it found it. Deletes go last:
-//! nothing after them can fail, and they could not be undone.
+//! A create or update that refers to a row created in the same push sends
+//! `@{create_L_K[i].id}`, the Id of the `i`-th record of an earlier level's call, in place
+//! of the provisional sfid. Salesforce runs the request as one transaction: a refused
+//! record rolls everything back, so a refused push leaves Salesforce as it found it and
+//! nothing needs undoing.
+
+use std::collections::HashMap;
 
 use serde_json::{Value, json};
-use sfpg_salesforce::error::ALL_OR_NONE_OPERATION_ROLLED_BACK;
-use sfpg_salesforce::{Record, SalesforceId, SaveResult};
+use sfpg_salesforce::composite::{Subrequest, SubrequestResult};
+use sfpg_salesforce::error::{ALL_OR_NONE_OPERATION_ROLLED_BACK, PROCESSING_HALTED};
+use sfpg_salesforce::{ApiError, Record};
 
 use super::Refusal;
 use super::plan::{Operation, Plan, Planned};
-use super::refusal::{from_record_error, from_salesforce_error};
+use super::refusal::{from_record_error, sqlstate_for};
 
 /// What Salesforce did with a plan.
 #[derive(Debug)]
 pub struct Sent {
     /// The Id of each create, in plan order.
     pub created: Vec<String>,
-    /// The save results of every call, for the journal.
+    /// The Composite response, for the journal.
     pub response: Value,
 }
 
@@ -27,172 +32,196 @@ pub struct Sent {
 #[derive(Debug)]
 pub struct Failure {
     pub refusal: Refusal,
-    /// The save results or error, for the journal.
+    /// The Composite response or error, for the journal.
     pub response: Value,
     /// Whether the refusal came from Salesforce (it answered) rather than from failing to
     /// reach it.
     pub refused: bool,
 }
 
+/// One subrequest and the plan records it carries.
+struct Call {
+    subrequest: Subrequest,
+    records: Vec<usize>,
+}
+
 pub async fn send(plan: &Plan) -> Result<Sent, Failure> {
-    let collections = plan.org.client.collections().all_or_none(true);
-    let mut response = serde_json::Map::new();
-
-    let creates: Vec<&Planned> = plan.of(Operation::Create).collect();
-    let mut created = Vec::new();
-    if !creates.is_empty() {
-        let records: Vec<Record> = creates.iter().map(|p| p.record.clone()).collect();
-        let results = collections
-            .create(&records)
-            .await
-            .map_err(|e| failed(&e, "create records", &response))?;
-        response.insert("create".into(), results_json(&results));
-        if let Some(refusal) = refused(&results, &creates) {
-            return Err(Failure {
-                refusal,
-                response: Value::Object(response),
-                refused: true,
-            });
-        }
-        created = results
-            .iter()
-            .map(|r| {
-                r.id.as_ref()
-                    .map(|id| id.as_str().to_owned())
-                    .unwrap_or_default()
-            })
-            .collect();
+    let calls = calls(plan);
+    let subrequests: Vec<Subrequest> = calls.iter().map(|c| c.subrequest.clone()).collect();
+    let results = plan
+        .org
+        .client
+        .composite()
+        .all_or_none(true)
+        .send(&subrequests)
+        .await
+        .map_err(|error| Failure {
+            refusal: super::refusal::from_salesforce_error(&error, "push the transaction"),
+            response: json!({ "error": error.to_string() }),
+            refused: error.status().is_some(),
+        })?;
+    let response = serde_json::to_value(&results).unwrap_or(Value::Null);
+    if let Some(refusal) = refused(plan, &calls, &results) {
+        return Err(Failure {
+            refusal,
+            response,
+            refused: true,
+        });
     }
-
-    let updates: Vec<&Planned> = plan.of(Operation::Update).collect();
-    if !updates.is_empty() {
-        let records: Vec<Record> = updates.iter().map(|p| p.record.clone()).collect();
-        let outcome = match collections.update(&records).await {
-            Ok(results) => {
-                response.insert("update".into(), results_json(&results));
-                refused(&results, &updates).map(|refusal| (refusal, true))
-            }
-            Err(error) => Some((from_salesforce_error(&error, "update records"), false)),
+    // Each create's Id, from its call's answer, in plan order.
+    let mut ids: HashMap<usize, String> = HashMap::new();
+    for (call, result) in calls.iter().zip(&results) {
+        let Some(saved) = result.save_results() else {
+            continue;
         };
-        if let Some((refusal, refused)) = outcome {
-            undo(plan, &created, &[]).await;
-            return Err(Failure {
-                refusal,
-                response: Value::Object(response),
-                refused,
-            });
-        }
-    }
-
-    let deletes: Vec<&Planned> = plan.of(Operation::Delete).collect();
-    if !deletes.is_empty() {
-        let ids: Vec<SalesforceId> = deletes
-            .iter()
-            .filter_map(|p| {
-                p.sfid
-                    .as_deref()
-                    .and_then(|id| SalesforceId::parse(id).ok())
-            })
-            .collect();
-        let outcome = match collections.delete(&ids).await {
-            Ok(results) => {
-                response.insert("delete".into(), results_json(&results));
-                refused(&results, &deletes).map(|refusal| (refusal, true))
+        for (&index, saved) in call.records.iter().zip(saved) {
+            if let Some(id) = saved.id {
+                ids.insert(index, id.as_str().to_owned());
             }
-            Err(error) => Some((from_salesforce_error(&error, "delete records"), false)),
-        };
-        if let Some((refusal, refused)) = outcome {
-            undo(plan, &created, &updates).await;
-            return Err(Failure {
-                refusal,
-                response: Value::Object(response),
-                refused,
-            });
         }
     }
-    Ok(Sent {
-        created,
-        response: Value::Object(response),
-    })
+    let created = plan
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.operation == Operation::Create)
+        .map(|(index, _)| ids.remove(&index).unwrap_or_default())
+        .collect();
+    Ok(Sent { created, response })
 }
 
-fn failed(
-    error: &sfpg_salesforce::Error,
-    what: &str,
-    response: &serde_json::Map<String, Value>,
-) -> Failure {
-    let mut response = response.clone();
-    response.insert("error".into(), json!(error.to_string()));
-    Failure {
-        refusal: from_salesforce_error(error, what),
-        response: Value::Object(response),
-        refused: error.status().is_some(),
+/// The plan's calls as subrequests, references to earlier creates filled in.
+fn calls(plan: &Plan) -> Vec<Call> {
+    // Where each create goes: its call's referenceId and its place in that call.
+    let mut placed: HashMap<usize, (String, usize)> = HashMap::new();
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    let mut calls = Vec::new();
+    for (operation, records) in plan.calls() {
+        let kind = operation.as_str();
+        let n = counts.entry(kind).or_default();
+        let reference_id = match operation {
+            Operation::Create => {
+                let level = plan.records[records[0]].level;
+                format!("create_{level}_{n}")
+            }
+            _ => format!("{kind}_{n}"),
+        };
+        *n += 1;
+        let subrequest = match operation {
+            Operation::Create | Operation::Update => {
+                let sent: Vec<Record> = records
+                    .iter()
+                    .map(|&i| with_references(&plan.records[i], &placed))
+                    .collect();
+                if operation == Operation::Create {
+                    for (position, &i) in records.iter().enumerate() {
+                        placed.insert(i, (reference_id.clone(), position));
+                    }
+                    Subrequest::create_records(&reference_id, &sent)
+                } else {
+                    Subrequest::update_records(&reference_id, &sent)
+                }
+            }
+            Operation::Delete => {
+                let ids: Vec<&str> = records
+                    .iter()
+                    .filter_map(|&i| plan.records[i].sfid.as_deref())
+                    .collect();
+                Subrequest::delete_records(&reference_id, &ids)
+            }
+        };
+        calls.push(Call {
+            subrequest,
+            records,
+        });
     }
+    calls
 }
 
-fn results_json(results: &[SaveResult]) -> Value {
-    Value::Array(
-        results
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id.as_ref().map(|id| id.as_str()),
-                    "success": r.success,
-                    "errors": r.errors.iter().map(|e| json!({
-                        "statusCode": e.status_code,
-                        "message": e.message,
-                        "fields": e.fields,
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect(),
-    )
-}
-
-/// The refusal of the first record that failed for a reason of its own (the others carry
-/// ALL_OR_NONE_OPERATION_ROLLED_BACK).
-fn refused(results: &[SaveResult], planned: &[&Planned]) -> Option<Refusal> {
-    let mut rolled_back = None;
-    for (result, planned) in results.iter().zip(planned) {
-        for error in &result.errors {
-            let refusal = from_record_error(
-                error,
-                &planned.object,
-                planned.operation.as_str(),
-                planned.row_id,
+/// The record as sent: each field that refers to a create of the push becomes a reference
+/// to that create's new Id. The plan puts parents in earlier calls, so each is placed.
+fn with_references(planned: &Planned, placed: &HashMap<usize, (String, usize)>) -> Record {
+    let mut record = planned.record.clone();
+    for reference in &planned.references {
+        if let Some((reference_id, position)) = placed.get(&reference.create) {
+            record.insert(
+                reference.field.clone(),
+                Value::String(Subrequest::record_id(reference_id, *position)),
             );
-            if error.status_code != ALL_OR_NONE_OPERATION_ROLLED_BACK {
-                return Some(refusal);
-            }
-            rolled_back.get_or_insert(refusal);
         }
     }
-    rolled_back.or_else(|| {
-        (results.len() != planned.len() || results.iter().any(|r| !r.success)).then(|| {
-            Refusal::new(
-                "58000",
-                "Salesforce answered the push with results that do not match its records",
-            )
-        })
-    })
+    record
 }
 
-/// Best effort: puts Salesforce back as it was before the calls that succeeded.
-async fn undo(plan: &Plan, created: &[String], updated: &[&Planned]) {
-    let collections = plan.org.client.collections().all_or_none(false);
-    if !created.is_empty() {
-        let ids: Vec<SalesforceId> = created
-            .iter()
-            .filter_map(|id| SalesforceId::parse(id).ok())
-            .collect();
-        if let Err(error) = collections.delete(&ids).await {
-            tracing::error!(%error, "cannot undo the creates of a refused push");
+/// The refusal of the subrequest that failed for a reason of its own: a record's error,
+/// or the subrequest's. The others carry ALL_OR_NONE_OPERATION_ROLLED_BACK or
+/// PROCESSING_HALTED.
+fn refused(plan: &Plan, calls: &[Call], results: &[SubrequestResult]) -> Option<Refusal> {
+    if results.iter().all(SubrequestResult::succeeded) {
+        return None;
+    }
+    let mut rolled_back = None;
+    for (call, result) in calls.iter().zip(results) {
+        if result.succeeded() {
+            continue;
+        }
+        match result.save_results() {
+            Some(saved) => {
+                for (&index, saved) in call.records.iter().zip(&saved) {
+                    let planned = &plan.records[index];
+                    for error in &saved.errors {
+                        let refusal = from_record_error(
+                            error,
+                            &planned.object,
+                            planned.operation.as_str(),
+                            planned.row_id,
+                        );
+                        if error.status_code != ALL_OR_NONE_OPERATION_ROLLED_BACK {
+                            return Some(refusal);
+                        }
+                        rolled_back.get_or_insert(refusal);
+                    }
+                }
+            }
+            None => {
+                let errors = result.errors();
+                if let Some(error) = errors.iter().find(|e| e.error_code != PROCESSING_HALTED) {
+                    return Some(subrequest_refusal(plan, call, error));
+                }
+            }
         }
     }
-    if !updated.is_empty() {
-        let previous: Vec<Record> = updated.iter().map(|p| p.previous.clone()).collect();
-        if let Err(error) = collections.update(&previous).await {
-            tracing::error!(%error, "cannot undo the updates of a refused push");
-        }
+    Some(rolled_back.unwrap_or_else(|| {
+        Refusal::new(
+            "58000",
+            "Salesforce refused the push without saying which record it refused",
+        )
+        .detail(PROCESSING_HALTED)
+    }))
+}
+
+/// A subrequest Salesforce refused as a whole (a malformed Id, a resource it does not
+/// serve): the error as it came, about the call's object when it has one.
+fn subrequest_refusal(plan: &Plan, call: &Call, error: &ApiError) -> Refusal {
+    let sqlstate = match sqlstate_for(&error.error_code) {
+        "22000" => "58000",
+        known => known,
+    };
+    let first = call.records.first().map(|&i| &plan.records[i]);
+    let what = first.map_or_else(
+        || "push the transaction".to_owned(),
+        |p| format!("{} {} records", p.operation.as_str(), p.object.object),
+    );
+    let mut refusal = Refusal::new(
+        sqlstate,
+        format!("Salesforce refused to {what}: {}", error.message),
+    )
+    .detail(error.error_code.clone());
+    if let Some(planned) = first {
+        refusal = refusal.table(&planned.object.schema, &planned.object.table);
     }
+    if let Some(field) = error.fields.first() {
+        refusal = refusal.column(field.to_ascii_lowercase());
+    }
+    refusal
 }

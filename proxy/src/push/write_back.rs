@@ -1,6 +1,8 @@
 //! After a push: what Salesforce set (the Id of a new record, SystemModstamp, formulas,
 //! defaults) is read back and written into the mirror rows the transaction changed, so the
-//! client's transaction commits the record as Salesforce holds it.
+//! client's transaction commits the record as Salesforce holds it. That replaces every
+//! provisional sfid the push resolved: the new rows' own, and those held in the lookups of
+//! rows that refer to them.
 
 use std::collections::BTreeMap;
 
@@ -25,11 +27,13 @@ pub struct Created {
     pub table_oid: u32,
     pub row_id: i64,
     pub sfid: String,
+    /// The provisional sfid the row had until the push.
+    pub provisional: Option<String>,
 }
 
-/// A table's records to read back: where one of them is in the plan, and each one's local
-/// id and Salesforce Id.
-type TableRows = (usize, Vec<(i64, String)>);
+/// A table's records to read back: where one of them is in the plan, and each one's index
+/// in the plan, local id and Salesforce Id.
+type TableRows = (usize, Vec<(usize, i64, String)>);
 
 /// Reads back every created and updated record and builds one UPDATE per table. If the
 /// read fails, new records still get their Id (the sync fills in the rest).
@@ -46,6 +50,7 @@ pub async fn write_backs(plan: &Plan, sent: &Sent) -> (Vec<WriteBack>, Vec<Creat
                     table_oid: planned.table_oid,
                     row_id: planned.row_id,
                     sfid: id.clone(),
+                    provisional: planned.provisional.clone(),
                 });
                 id.clone()
             }
@@ -60,35 +65,58 @@ pub async fn write_backs(plan: &Plan, sent: &Sent) -> (Vec<WriteBack>, Vec<Creat
             .entry(key)
             .or_insert_with(|| (index, Vec::new()))
             .1
-            .push((planned.row_id, sfid));
+            .push((index, planned.row_id, sfid));
     }
+    // The Id of each create, by its index in the plan.
+    let ids: Vec<Option<&String>> = {
+        let mut creates = sent.created.iter();
+        plan.records
+            .iter()
+            .map(|p| match p.operation {
+                Operation::Create => creates.next(),
+                _ => None,
+            })
+            .collect()
+    };
     let mut statements = Vec::new();
     for (_, (index, rows)) in by_table {
         let object = &plan.records[index].object;
-        let ids: Vec<SalesforceId> = rows
+        let sfids: Vec<SalesforceId> = rows
             .iter()
-            .filter_map(|(_, id)| SalesforceId::parse(id).ok())
+            .filter_map(|(_, _, id)| SalesforceId::parse(id).ok())
             .collect();
         let fields = object.fields();
         let records = match plan
             .org
             .client
             .collections()
-            .retrieve(&object.object, &ids, &fields)
+            .retrieve(&object.object, &sfids, &fields)
             .await
         {
             Ok(records) => records,
             Err(error) => {
                 tracing::warn!(%error, object = %object.object, "cannot read back pushed records; writing their Ids only");
-                vec![None; ids.len()]
+                vec![None; sfids.len()]
             }
         };
         let mut json_rows = Vec::with_capacity(rows.len());
         let mut columns: Vec<String> = vec!["sfid".to_owned()];
-        for ((row_id, sfid), record) in rows.iter().zip(records) {
+        for ((index, row_id, sfid), record) in rows.iter().zip(records) {
             let mut row = Map::new();
             row.insert("id".into(), Value::from(*row_id));
             row.insert("sfid".into(), Value::String(sfid.clone()));
+            // Lookups that held a provisional sfid get the real Id, even if the read
+            // below fails (it overwrites them with the same values when it succeeds).
+            for reference in &plan.records[*index].references {
+                let column = object.columns.iter().find(|c| c.field == reference.field);
+                let id = ids.get(reference.create).copied().flatten();
+                if let (Some(column), Some(id)) = (column, id) {
+                    row.insert(column.column.clone(), Value::String(id.clone()));
+                    if !columns.contains(&column.column) {
+                        columns.push(column.column.clone());
+                    }
+                }
+            }
             if let Some(record) = record {
                 for column in &object.columns {
                     if column.column == "sfid" {

@@ -1,8 +1,13 @@
 //! `INSERT … RETURNING sfid` in autocommit: the row went to Salesforce after the INSERT
-//! ran, so the DataRow PostgreSQL sent has a NULL `sfid`. The managed unit's replies are
-//! held back until the push, and those rows are patched with the new Ids before the client
-//! sees them. Columns are recognised by the RowDescription's table OID and column number,
-//! so aliases (`RETURNING sfid AS salesforce_id`) are patched too.
+//! ran, so the DataRow PostgreSQL sent has the row's provisional `sfid` (or NULL, in a
+//! table without the provisional default). The managed unit's replies are held back until
+//! the push, and those rows are patched with the new Ids before the client sees them.
+//!
+//! A provisional sfid is unique and can only stand for its row, so any returned value
+//! equal to one the push resolved is replaced, in whatever column (a lookup returned from
+//! a child inserted with its parent, `RETURNING accountid`, too). A NULL `sfid` column is
+//! recognised by the RowDescription's table OID and column number, so aliases
+//! (`RETURNING sfid AS salesforce_id`) are patched too.
 
 use std::collections::HashMap;
 
@@ -19,9 +24,10 @@ pub struct Attnums {
     pub sfid: i16,
 }
 
-/// Fills the NULL `sfid` of rows that came back from tables in `created`. A row that also
-/// returned its table's `id` gets the Id of that row; otherwise the n-th such row of a
-/// result gets the n-th Id created in its table. `executes` holds, for each Execute of
+/// Replaces provisional sfids the push resolved with their Ids, and fills the NULL `sfid`
+/// of rows that came back from tables in `created`: a row that also returned its table's
+/// `id` gets the Id of that row; otherwise the n-th such row of a result gets the n-th Id
+/// created in its table. `executes` holds, for each Execute of
 /// the unit in order, the RowDescription of its statement when the client described the
 /// statement rather than the portal (so no RowDescription precedes its rows).
 pub fn patch(
@@ -103,6 +109,21 @@ fn patch_row(
 ) -> Option<BytesMut> {
     let values = be::decode_data_row(body(frame)).ok()?;
     let mut replacements: Vec<(usize, &str)> = Vec::new();
+    // varchar's and text's binary form is their text, so either format compares.
+    for (i, value) in values.iter().enumerate() {
+        let Some(value) = value.and_then(|v| std::str::from_utf8(v).ok()) else {
+            continue;
+        };
+        if !sfpg_schema::mirror::is_provisional_sfid(value) {
+            continue;
+        }
+        if let Some(created) = created
+            .iter()
+            .find(|c| c.provisional.as_deref() == Some(value))
+        {
+            replacements.push((i, created.sfid.as_str()));
+        }
+    }
     for (i, column) in columns.iter().enumerate() {
         let Some(numbers) = attnums.get(&column.table_oid) else {
             continue;
@@ -203,6 +224,7 @@ mod tests {
             table_oid: 100,
             row_id,
             sfid: sfid.into(),
+            provisional: None,
         }
     }
 
@@ -267,5 +289,37 @@ mod tests {
         held.extend_from_slice(&data_row(&[None, None]));
         let patched = patch(&held, &[created(7, "001000000000007AAA")], &attnums(), &[]);
         assert_eq!(patched, held);
+    }
+
+    #[test]
+    fn provisional_sfids_become_their_ids_in_any_column() {
+        let mut parent = created(7, "001000000000007AAA");
+        parent.provisional = Some("~00000000000000042".into());
+        let mut held = BytesMut::new();
+        // A child's lookup (table 300) and the parent's own sfid, both provisional.
+        held.extend_from_slice(&row_description(&[
+            ("accountid", 300, 4),
+            ("sfid", 100, 2),
+            ("note", 300, 5),
+        ]));
+        held.extend_from_slice(&data_row(&[
+            Some("~00000000000000042"),
+            Some("~00000000000000042"),
+            Some("~00000000000000043"),
+        ]));
+        let patched = patch(&held, &[parent], &attnums(), &[]);
+        let mut expected = BytesMut::new();
+        expected.extend_from_slice(&row_description(&[
+            ("accountid", 300, 4),
+            ("sfid", 100, 2),
+            ("note", 300, 5),
+        ]));
+        // A provisional value the push did not resolve stays as it was.
+        expected.extend_from_slice(&data_row(&[
+            Some("001000000000007AAA"),
+            Some("001000000000007AAA"),
+            Some("~00000000000000043"),
+        ]));
+        assert_eq!(patched, expected);
     }
 }

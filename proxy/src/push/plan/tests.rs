@@ -46,12 +46,29 @@ fn objects() -> HashMap<(String, String), Arc<ObjectHandle>> {
             column("amount__c", "Amount__c", true, true),
             column("total__c", "Total__c", false, false),
             column("external_id__c", "External_Id__c", true, false),
+            column("account__c", "Account__c", true, true),
+            column("parent__c", "Parent__c", true, true),
         ],
     };
-    HashMap::from([(
-        ("salesforce".to_owned(), "invoice__c".to_owned()),
-        Arc::new(invoice),
-    )])
+    let account = ObjectHandle {
+        object: "Account".into(),
+        schema: "salesforce".into(),
+        table: "account".into(),
+        columns: vec![
+            column("sfid", "Id", false, false),
+            column("name", "Name", true, true),
+        ],
+    };
+    HashMap::from([
+        (
+            ("salesforce".to_owned(), "invoice__c".to_owned()),
+            Arc::new(invoice),
+        ),
+        (
+            ("salesforce".to_owned(), "account".to_owned()),
+            Arc::new(account),
+        ),
+    ])
 }
 
 fn change(
@@ -129,7 +146,6 @@ fn an_update_sends_only_what_changed() {
         serde_json::Value::Object(update.record.clone()),
         json!({"attributes": {"type": "Invoice__c"}, "Id": "a01000000000001AAA", "Amount__c": 2.0})
     );
-    assert_eq!(update.previous["Amount__c"], json!(1.0));
 }
 
 #[test]
@@ -262,10 +278,271 @@ fn creates_go_before_updates_before_deletes() {
 
 #[test]
 fn more_than_one_atomic_push_is_refused_with_a_hint() {
-    let changes: Vec<PendingChange> = (0..=MAX_ATOMIC as i64)
-        .map(|i| change(i, "INSERT", i, None, Some(row(i, None, "X", 1.0)), None))
+    let creates = |n: usize| -> Vec<PendingChange> {
+        (0..n as i64)
+            .map(|i| change(i, "INSERT", i, None, Some(row(i, None, "X", 1.0)), None))
+            .collect()
+    };
+    // Five calls of 200 fit in one Composite request; a sixth does not.
+    let plan = planned(&creates(MAX_COLLECTIONS * MAX_RECORDS))
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.calls().len(), MAX_COLLECTIONS);
+    assert!(plan.calls().iter().all(|(_, c)| c.len() == MAX_RECORDS));
+    let refusal = planned(&creates(MAX_COLLECTIONS * MAX_RECORDS + 1)).unwrap_err();
+    assert_eq!(refusal.sqlstate, "54000");
+    assert!(refusal.hint.as_deref().unwrap().contains("200"));
+}
+
+const ACCOUNT_OID: u32 = 16500;
+
+/// A row change of the `account` table.
+fn account_change(
+    seq: i64,
+    operation: &str,
+    row_id: i64,
+    old: Option<serde_json::Value>,
+    new: Option<serde_json::Value>,
+    changed: Option<&[&str]>,
+) -> PendingChange {
+    let mut change = change(seq, operation, row_id, old, new, changed);
+    change.table = "account".into();
+    change.table_oid = ACCOUNT_OID;
+    change
+}
+
+fn account_row(id: i64, sfid: &str, name: &str) -> serde_json::Value {
+    json!({"id": id, "sfid": sfid, "systemmodstamp": null, "isdeleted": false, "name": name})
+}
+
+/// An invoice row created in the transaction, with its provisional sfid and lookups.
+fn new_invoice(
+    id: i64,
+    sfid: &str,
+    account: Option<&str>,
+    parent: Option<&str>,
+) -> serde_json::Value {
+    let mut row = row(id, Some(sfid), "INV", 1.0);
+    row["account__c"] = json!(account);
+    row["parent__c"] = json!(parent);
+    row
+}
+
+const PARENT: &str = "~00000000000000001";
+const CHILD: &str = "~00000000000000002";
+
+#[test]
+fn a_child_created_before_its_parent_is_sent_after_it() {
+    let plan = planned(&[
+        change(
+            1,
+            "INSERT",
+            10,
+            None,
+            Some(new_invoice(10, CHILD, Some(PARENT), None)),
+            None,
+        ),
+        account_change(
+            2,
+            "INSERT",
+            20,
+            None,
+            Some(account_row(20, PARENT, "Parent")),
+            None,
+        ),
+    ])
+    .unwrap()
+    .unwrap();
+    let tables: Vec<&str> = plan
+        .records
+        .iter()
+        .map(|p| p.object.table.as_str())
+        .collect();
+    assert_eq!(tables, ["account", "invoice__c"]);
+    assert_eq!(plan.records[0].level, 0);
+    assert_eq!(plan.records[0].provisional.as_deref(), Some(PARENT));
+    assert_eq!(plan.records[1].level, 1);
+    assert_eq!(
+        plan.records[1].references,
+        vec![Reference {
+            field: "Account__c".into(),
+            create: 0
+        }]
+    );
+    // The provisional sfid of a new row is not a write to sfid, and is not sent.
+    assert!(!plan.records[0].record.contains_key("Id"));
+    // One call per level.
+    let calls: Vec<(Operation, Vec<usize>)> = plan.calls();
+    assert_eq!(
+        calls,
+        vec![(Operation::Create, vec![0]), (Operation::Create, vec![1])]
+    );
+}
+
+#[test]
+fn an_update_that_points_at_a_new_row_refers_to_its_create() {
+    let old = row(3, Some("a01000000000003AAA"), "INV-3", 1.0);
+    let mut new = old.clone();
+    new["account__c"] = json!(PARENT);
+    let plan = planned(&[
+        account_change(
+            1,
+            "INSERT",
+            20,
+            None,
+            Some(account_row(20, PARENT, "Parent")),
+            None,
+        ),
+        change(2, "UPDATE", 3, Some(old), Some(new), Some(&["account__c"])),
+    ])
+    .unwrap()
+    .unwrap();
+    assert_eq!(plan.records[1].operation, Operation::Update);
+    assert_eq!(plan.records[1].references[0].create, 0);
+    assert_eq!(plan.records[1].references[0].field, "Account__c");
+}
+
+#[test]
+fn a_provisional_sfid_no_create_produces_is_refused() {
+    // The parent was created and deleted again, so it is never sent.
+    let refusal = planned(&[
+        account_change(
+            1,
+            "INSERT",
+            20,
+            None,
+            Some(account_row(20, PARENT, "Parent")),
+            None,
+        ),
+        change(
+            2,
+            "INSERT",
+            10,
+            None,
+            Some(new_invoice(10, CHILD, Some(PARENT), None)),
+            None,
+        ),
+        account_change(
+            3,
+            "DELETE",
+            20,
+            Some(account_row(20, PARENT, "Parent")),
+            None,
+            None,
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(refusal.sqlstate, "23503");
+    assert_eq!(refusal.column.as_deref(), Some("account__c"));
+    assert_eq!(refusal.table.as_deref(), Some("invoice__c"));
+    assert!(refusal.message.contains(PARENT), "{}", refusal.message);
+    // A stale one, from another transaction.
+    let old = row(3, Some("a01000000000003AAA"), "INV-3", 1.0);
+    let mut new = old.clone();
+    new["account__c"] = json!("~00000000000000777");
+    let refusal = planned(&[change(
+        2,
+        "UPDATE",
+        3,
+        Some(old),
+        Some(new),
+        Some(&["account__c"]),
+    )])
+    .unwrap_err();
+    assert_eq!(refusal.sqlstate, "23503");
+    assert_eq!(refusal.column.as_deref(), Some("account__c"));
+}
+
+#[test]
+fn a_cycle_of_new_rows_is_refused_naming_the_tables() {
+    let refusal = planned(&[
+        change(
+            1,
+            "INSERT",
+            10,
+            None,
+            Some(new_invoice(10, PARENT, None, Some(CHILD))),
+            None,
+        ),
+        change(
+            2,
+            "INSERT",
+            11,
+            None,
+            Some(new_invoice(11, CHILD, None, Some(PARENT))),
+            None,
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(refusal.sqlstate, "23503");
+    assert!(
+        refusal
+            .message
+            .contains("salesforce.invoice__c -> salesforce.invoice__c -> salesforce.invoice__c"),
+        "{}",
+        refusal.message
+    );
+    // A row that points at itself is a cycle too.
+    let refusal = planned(&[change(
+        1,
+        "INSERT",
+        10,
+        None,
+        Some(new_invoice(10, PARENT, None, Some(PARENT))),
+        None,
+    )])
+    .unwrap_err();
+    assert_eq!(refusal.sqlstate, "23503");
+}
+
+#[test]
+fn too_many_levels_are_refused() {
+    // A chain of six invoices, each the parent of the next: six calls.
+    let sfid = |i: i64| format!("~{i:017}");
+    let changes: Vec<PendingChange> = (1..=6)
+        .map(|i| {
+            let parent = (i > 1).then(|| sfid(i - 1));
+            change(
+                i,
+                "INSERT",
+                i,
+                None,
+                Some(new_invoice(i, &sfid(i), None, parent.as_deref())),
+                None,
+            )
+        })
         .collect();
     let refusal = planned(&changes).unwrap_err();
     assert_eq!(refusal.sqlstate, "54000");
-    assert!(refusal.hint.as_deref().unwrap().contains("200"));
+    let plan = planned(&changes[..5]).unwrap().unwrap();
+    let levels: Vec<usize> = plan.records.iter().map(|p| p.level).collect();
+    assert_eq!(levels, [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn a_written_sfid_is_still_refused() {
+    let refusal = planned(&[change(
+        1,
+        "INSERT",
+        7,
+        None,
+        Some(row(7, Some("a01000000000001AAA"), "INV-1", 10.5)),
+        None,
+    )])
+    .unwrap_err();
+    assert_eq!(refusal.sqlstate, "428C9");
+    assert_eq!(refusal.column.as_deref(), Some("sfid"));
+    let old = row(3, Some("a01000000000003AAA"), "INV-3", 1.0);
+    let mut new = old.clone();
+    new["sfid"] = json!(PARENT);
+    let refusal = planned(&[change(
+        2,
+        "UPDATE",
+        3,
+        Some(old),
+        Some(new),
+        Some(&["sfid"]),
+    )])
+    .unwrap_err();
+    assert_eq!(refusal.sqlstate, "428C9");
 }
