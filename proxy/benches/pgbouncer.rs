@@ -13,6 +13,13 @@ pub struct PgBouncer {
     pub port: u16,
 }
 
+impl PgBouncer {
+    /// Its process id, for its CPU time.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for PgBouncer {
     fn drop(&mut self) {
         let _ = self.child.kill();

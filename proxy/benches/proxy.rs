@@ -130,6 +130,26 @@ fn run_pgbench(
     Ok((tps, latency))
 }
 
+/// The user and system CPU time `pid` has used so far, in seconds (`/proc/PID/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    // Clock ticks; 100 per second on Linux (`getconf CLK_TCK`).
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rfind(')')
+        .map(|end| stat[end + 1..].split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
+}
+
 /// The median of `values` (the upper one of an even count).
 fn median_of(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -199,24 +219,35 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
         "\n#### Reads: `pgbench -S`, scale 5, median of {rounds} runs of {seconds} s per target, targets interleaved\n"
     );
     println!(
-        "| mode | clients | PostgreSQL tps | bare relay tps | PgBouncer tps | sfpg proxy tps | proxy / bare relay | proxy / PgBouncer | proxy / direct | latency added (ms) |"
+        "| mode | clients | PostgreSQL tps | bare relay tps | PgBouncer tps | sfpg proxy tps | proxy / bare relay | proxy / PgBouncer | proxy / direct | latency added (ms) | CPU µs per transaction: bare relay / PgBouncer / proxy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for mode in ["simple", "extended", "prepared"] {
         for clients in [1, 8] {
             let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
+            let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
             for round in 0..rounds {
                 for i in 0..targets.len() {
                     // Each round starts with another target.
                     let target = (i + round as usize) % targets.len();
                     let port = targets[target].1;
+                    // The bare relay and the proxy run in this process, one at a time.
+                    let pid = if target == 2 {
+                        bouncer.pid()
+                    } else {
+                        std::process::id()
+                    };
                     let db = &db;
+                    let before = cpu_seconds(pid);
                     let result = tokio::task::block_in_place(|| {
                         run_pgbench(db, port, mode, clients, seconds)
                     })?;
+                    let used = cpu_seconds(pid) - before;
                     runs[target].push(result);
+                    cpu[target].push(used * 1e6 / (result.0 * seconds as f64));
                 }
             }
+            let cpu: Vec<f64> = cpu.into_iter().map(median_of).collect();
             let tps: Vec<f64> = runs
                 .iter()
                 .map(|r| median_of(r.iter().map(|x| x.0).collect()))
@@ -228,10 +259,13 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
             let (direct, bare, bouncer, proxy) = (tps[0], tps[1], tps[2], tps[3]);
             let added = latency[3] - latency[0];
             println!(
-                "| {mode} | {clients} | {direct:.0} | {bare:.0} | {bouncer:.0} | {proxy:.0} | {:.3} | {:.3} | {:.3} | {added:.3} |",
+                "| {mode} | {clients} | {direct:.0} | {bare:.0} | {bouncer:.0} | {proxy:.0} | {:.3} | {:.3} | {:.3} | {added:.3} | {:.1} / {:.1} / {:.1} |",
                 proxy / bare,
                 proxy / bouncer,
-                proxy / direct
+                proxy / direct,
+                cpu[1],
+                cpu[2],
+                cpu[3],
             );
         }
     }
