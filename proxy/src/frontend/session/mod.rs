@@ -20,10 +20,12 @@ mod server;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::cancel::Registration;
 use super::replies::Replies;
@@ -61,6 +63,12 @@ struct Tx {
 
 pub struct Session {
     shared: Arc<Shared>,
+    /// Resolves when the proxy starts stopping. Made once: a `cancelled()` future made on
+    /// every turn of the relay loop registers and unregisters a waiter each time, and
+    /// `is_cancelled()` takes a lock.
+    draining: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// `draining` has resolved: close at the first point at rest.
+    drained: bool,
     client_rd: ReadHalf<ClientStream>,
     client_wr: WriteHalf<ClientStream>,
     server_rd: ReadHalf<UpstreamStream>,
@@ -149,6 +157,8 @@ pub async fn run(
     };
     let (server_rd, server_wr) = tokio::io::split(upstream);
     let mut session = Session {
+        draining: Box::pin(shared.draining.clone().cancelled_owned()),
+        drained: false,
         shared,
         client_rd,
         client_wr,
@@ -269,8 +279,7 @@ impl Session {
                 self.flush_client().await?;
                 return Ok(());
             }
-            let draining = self.shared.draining.is_cancelled();
-            if draining && self.at_rest() {
+            if self.drained && self.at_rest() {
                 return self.close_for_shutdown().await;
             }
             let read_client = !self.terminating && self.server_out.len() < HIGH_WATER;
@@ -278,7 +287,9 @@ impl Session {
             tokio::select! {
                 // Wakes the session once when the proxy starts stopping; from then on it
                 // closes at the first safe point the loop reaches.
-                () = self.shared.draining.cancelled(), if !draining => {}
+                () = &mut self.draining, if !self.drained => {
+                    self.drained = true;
+                }
                 read = self.client_rd.read_buf(&mut self.client_in), if read_client => {
                     if read? == 0 {
                         return Err(SessionError::ClientClosed);
