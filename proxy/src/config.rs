@@ -20,6 +20,12 @@ pub struct ProxyConfig {
     /// Pushing writes to Salesforce. Without it, reads and writes to tables that mirror
     /// nothing work as through any relay, and a write to a mirrored table is refused.
     pub push: Option<PushConfig>,
+    /// How many threads run client sessions, each a single-threaded runtime that keeps its
+    /// sessions to itself, as PgBouncer's one thread does: on a machine that PostgreSQL
+    /// shares, a session's wake-ups then cost no hand-over between threads
+    /// (docs/benchmarks.md). 0 runs sessions on the runtime that calls
+    /// [`Proxy::serve`](crate::Proxy::serve).
+    pub session_threads: usize,
 }
 
 /// What pushing to Salesforce needs.

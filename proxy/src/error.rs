@@ -19,6 +19,8 @@ pub enum ProxyError {
     Accept(#[source] io::Error),
     #[error("cannot set up the connections to the control database: {0}")]
     Control(String),
+    #[error("cannot start a thread for client sessions: {0}")]
+    SessionThread(#[source] io::Error),
 }
 
 /// Why a client session ended other than by the client's Terminate.

@@ -14,6 +14,7 @@
 //!     upstream: UpstreamAddr::Tcp { host: "127.0.0.1".into(), port: 5432 },
 //!     tls: None,
 //!     push: None,
+//!     session_threads: 1,
 //! })
 //! .await?;
 //! proxy.serve().await

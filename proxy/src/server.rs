@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use sfpg_schema::control::connect::Limiters;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -39,6 +41,7 @@ pub struct Proxy {
     listener: TcpListener,
     shared: Arc<Shared>,
     repair_every: Duration,
+    session_threads: usize,
 }
 
 impl Proxy {
@@ -85,6 +88,7 @@ impl Proxy {
                 draining: CancellationToken::new(),
             }),
             repair_every,
+            session_threads: config.session_threads,
         })
     }
 
@@ -118,6 +122,9 @@ impl Proxy {
             tls = self.shared.tls.is_some(),
             "proxy listening"
         );
+        // Declared before `sessions`, so dropped after them: the threads end once their
+        // sessions are gone.
+        let threads = SessionThreads::start(self.session_threads)?;
         // Sessions belong to the serving future: dropping it aborts them, so a stopped
         // proxy leaves no client or server connection open behind it.
         let mut sessions = JoinSet::new();
@@ -145,7 +152,30 @@ impl Proxy {
             };
             next_session += 1;
             let span = info_span!("session", id = next_session, %peer);
-            sessions.spawn(handle(Arc::clone(&self.shared), tcp, peer).instrument(span));
+            let shared = Arc::clone(&self.shared);
+            match threads.next(next_session) {
+                None => {
+                    sessions.spawn(handle(shared, tcp, peer).instrument(span));
+                }
+                Some(runtime) => {
+                    // A socket belongs to the runtime that registered it: it moves as a
+                    // std socket and is registered again on the session's own thread.
+                    let tcp = match tcp.into_std() {
+                        Ok(tcp) => tcp,
+                        Err(error) => {
+                            warn!(%error, %peer, "cannot hand the connection to a session thread");
+                            continue;
+                        }
+                    };
+                    let session = async move {
+                        match TcpStream::from_std(tcp) {
+                            Ok(tcp) => handle(shared, tcp, peer).await,
+                            Err(error) => warn!(%error, "cannot register the connection"),
+                        }
+                    };
+                    sessions.spawn_on(session.instrument(span), runtime);
+                }
+            }
         }
         drop(self.listener);
         repairs.abort_all();
@@ -170,6 +200,48 @@ impl Proxy {
         }
         info!("proxy stopped");
         Ok(())
+    }
+}
+
+/// The threads that run sessions, each driving a single-threaded runtime until dropped.
+struct SessionThreads {
+    runtimes: Vec<Handle>,
+    /// Dropping these ends the threads, and with them whatever still runs on them.
+    _stops: Vec<oneshot::Sender<()>>,
+}
+
+impl SessionThreads {
+    fn start(count: usize) -> Result<SessionThreads, ProxyError> {
+        let mut runtimes = Vec::with_capacity(count);
+        let mut stops = Vec::with_capacity(count);
+        for index in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(ProxyError::SessionThread)?;
+            runtimes.push(runtime.handle().clone());
+            let (stop, stopped) = oneshot::channel::<()>();
+            stops.push(stop);
+            std::thread::Builder::new()
+                .name(format!("sfpg-sessions-{index}"))
+                .spawn(move || {
+                    // The runtime runs its tasks while this waits; either outcome of the
+                    // channel means the proxy is done with it.
+                    let _ = runtime.block_on(stopped);
+                })
+                .map_err(ProxyError::SessionThread)?;
+        }
+        Ok(SessionThreads {
+            runtimes,
+            _stops: stops,
+        })
+    }
+
+    /// The runtime for the `n`-th session, in turn; `None` without session threads.
+    fn next(&self, n: u64) -> Option<&Handle> {
+        let count = u64::try_from(self.runtimes.len()).ok().filter(|&c| c > 0)?;
+        let index = usize::try_from(n % count).ok()?;
+        self.runtimes.get(index)
     }
 }
 

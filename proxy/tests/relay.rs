@@ -13,7 +13,8 @@ use std::time::Duration;
 use sfpg_proxy::TlsConfig;
 use sfpg_testkit::TestDatabase;
 use support::{
-    RawClient, Script, config_via, connect_via, direct_addr, render, start_proxy, start_proxy_with,
+    RawClient, Script, config_via, connect_via, direct_addr, render, start_proxy, start_proxy_on,
+    start_proxy_with,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -213,6 +214,45 @@ async fn a_cancel_request_reaches_the_running_query() {
         error.code(),
         Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
     );
+}
+
+/// Sessions spread over several threads, or on the caller's runtime, work alike; a cancel
+/// request lands on another thread than its session and still reaches it.
+#[tokio::test]
+async fn sessions_on_several_threads_or_none_work_alike() {
+    let db = TestDatabase::create().await;
+    for threads in [0, 3] {
+        let proxy = start_proxy_on(&db, None, threads).await;
+        let mut clients = Vec::new();
+        for _ in 0..6 {
+            clients.push(connect_via(&db, proxy.addr).await);
+        }
+        let work = clients.iter().enumerate().map(|(n, client)| async move {
+            for round in 0..20 {
+                let row = client
+                    .query_one("SELECT $1::int * 1000 + $2::int", &[&(n as i32), &round])
+                    .await
+                    .unwrap();
+                assert_eq!(row.get::<_, i32>(0), n as i32 * 1000 + round);
+            }
+        });
+        futures::future::join_all(work).await;
+
+        let sleeper = clients.pop().unwrap();
+        let token = sleeper.cancel_token();
+        let running =
+            tokio::spawn(async move { sleeper.batch_execute("SELECT pg_sleep(60)").await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .unwrap_or_else(|_| panic!("the query was not cancelled with {threads} threads"))
+            .unwrap();
+        assert_eq!(
+            outcome.unwrap_err().code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+        );
+    }
 }
 
 #[tokio::test]

@@ -108,6 +108,7 @@ impl Services {
                         repair_every: options.repair_every,
                         failpoint: options.failpoint,
                     }),
+                    session_threads: usize::from(options.session_threads),
                 },
                 limiters.clone(),
             )

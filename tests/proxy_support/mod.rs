@@ -77,6 +77,7 @@ impl World {
                 repair_every: Duration::from_secs(3600),
                 failpoint: None,
             }),
+            session_threads: 1,
         })
         .await
         .unwrap();

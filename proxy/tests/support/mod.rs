@@ -34,6 +34,15 @@ pub async fn start_proxy(db: &TestDatabase) -> RunningProxy {
 }
 
 pub async fn start_proxy_with(db: &TestDatabase, tls: Option<TlsConfig>) -> RunningProxy {
+    start_proxy_on(db, tls, 1).await
+}
+
+/// A proxy whose sessions run on `session_threads` threads (0: the test's runtime).
+pub async fn start_proxy_on(
+    db: &TestDatabase,
+    tls: Option<TlsConfig>,
+    session_threads: usize,
+) -> RunningProxy {
     let server = db.server();
     let proxy = Proxy::bind(ProxyConfig {
         listen: "127.0.0.1:0".into(),
@@ -43,6 +52,7 @@ pub async fn start_proxy_with(db: &TestDatabase, tls: Option<TlsConfig>) -> Runn
         },
         tls,
         push: None,
+        session_threads,
     })
     .await
     .unwrap();
