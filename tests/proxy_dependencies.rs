@@ -197,7 +197,7 @@ async fn a_refused_child_leaves_neither_record_anywhere() {
 }
 
 #[tokio::test]
-async fn a_refused_delete_undoes_the_update_before_it() {
+async fn a_refused_delete_rolls_back_the_update_before_it() {
     let world = World::start(&["Account", "Contact"], 20).await;
     let client = world.client().await;
     let direct = world.direct().await;

@@ -255,20 +255,27 @@ pub async fn upsert(
         return Ok(Upserted::default());
     }
     match strategy {
-        WriteStrategy::Unnest => {
-            let sql = upsert_sql(plan, &rows.fields, &unnest_source(rows.fields.len()));
-            let row = transaction.query_one(&sql, &array_params(rows)).await?;
-            let count = |i: usize| {
-                row.try_get::<_, i64>(i)
-                    .map(|n| u64::try_from(n).unwrap_or(0))
-            };
-            Ok(Upserted {
-                inserted: count(0)?,
-                written: count(1)?,
-            })
-        }
+        WriteStrategy::Unnest => unnest_upsert(transaction, plan, rows).await,
         WriteStrategy::CopyMerge => copy_merge(transaction, plan, rows).await,
     }
+}
+
+/// One `INSERT … SELECT FROM unnest(…) ON CONFLICT … DO UPDATE … WHERE` for all of `rows`.
+async fn unnest_upsert(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    rows: &Rows<'_>,
+) -> Result<Upserted> {
+    let sql = upsert_sql(plan, &rows.fields, &unnest_source(rows.fields.len()));
+    let row = transaction.query_one(&sql, &array_params(rows)).await?;
+    let count = |i: usize| {
+        row.try_get::<_, i64>(i)
+            .map(|n| u64::try_from(n).unwrap_or(0))
+    };
+    Ok(Upserted {
+        inserted: count(0)?,
+        written: count(1)?,
+    })
 }
 
 /// Writes `rows` that are expected not to be mirrored yet (a backfill page): with the COPY
@@ -283,24 +290,37 @@ pub async fn insert_new(
     if rows.is_empty() || strategy != WriteStrategy::CopyMerge {
         return upsert(transaction, plan, rows, strategy).await;
     }
+    match copy_new(transaction, plan, rows).await? {
+        Some(inserted) => Ok(Upserted {
+            inserted,
+            written: inserted,
+        }),
+        None => copy_merge(transaction, plan, rows).await,
+    }
+}
+
+/// `COPY`s `rows` into the table inside a savepoint; `None` (the savepoint rolled back)
+/// when one of their Ids is there already (23505 unique_violation).
+async fn copy_new(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    rows: &Rows<'_>,
+) -> Result<Option<u64>> {
     transaction
-        .batch_execute("SAVEPOINT sfpg_sync_insert_new")
+        .batch_execute("SAVEPOINT sfpg_sync_copy")
         .await?;
     match copy_in(transaction, &copy_statement(plan, rows), rows).await {
         Ok(inserted) => {
             transaction
-                .batch_execute("RELEASE SAVEPOINT sfpg_sync_insert_new")
+                .batch_execute("RELEASE SAVEPOINT sfpg_sync_copy")
                 .await?;
-            Ok(Upserted {
-                inserted,
-                written: inserted,
-            })
+            Ok(Some(inserted))
         }
         Err(error) if error.sqlstate() == Some("23505") => {
             transaction
-                .batch_execute("ROLLBACK TO SAVEPOINT sfpg_sync_insert_new")
+                .batch_execute("ROLLBACK TO SAVEPOINT sfpg_sync_copy")
                 .await?;
-            copy_merge(transaction, plan, rows).await
+            Ok(None)
         }
         Err(error) => Err(error),
     }
@@ -350,43 +370,18 @@ async fn copy_merge(
         });
     }
     let new_rows = rows.subset(&new);
-    transaction
-        .batch_execute("SAVEPOINT sfpg_sync_copy")
-        .await?;
-    match copy_in(transaction, &copy_statement(plan, &new_rows), &new_rows).await {
-        Ok(inserted) => {
-            transaction
-                .batch_execute("RELEASE SAVEPOINT sfpg_sync_copy")
-                .await?;
-            Ok(Upserted {
-                inserted,
-                written: updated + inserted,
-            })
-        }
-        // 23505 unique_violation: an Id arrived from elsewhere since the probe.
-        Err(error) if error.sqlstate() == Some("23505") => {
-            transaction
-                .batch_execute("ROLLBACK TO SAVEPOINT sfpg_sync_copy")
-                .await?;
-            let sql = upsert_sql(
-                plan,
-                &new_rows.fields,
-                &unnest_source(new_rows.fields.len()),
-            );
-            let row = transaction
-                .query_one(&sql, &array_params(&new_rows))
-                .await?;
-            let count = |i: usize| {
-                row.try_get::<_, i64>(i)
-                    .map(|n| u64::try_from(n).unwrap_or(0))
-            };
-            Ok(Upserted {
-                inserted: count(0)?,
-                written: updated + count(1)?,
-            })
-        }
-        Err(error) => Err(error),
-    }
+    // Without a copy, an Id arrived from elsewhere since the probe: upsert instead.
+    let inserted = match copy_new(transaction, plan, &new_rows).await? {
+        Some(inserted) => Upserted {
+            inserted,
+            written: inserted,
+        },
+        None => unnest_upsert(transaction, plan, &new_rows).await?,
+    };
+    Ok(Upserted {
+        inserted: inserted.inserted,
+        written: updated + inserted.written,
+    })
 }
 
 /// Updates mirrored rows from `rows` where [`takes_update`] says so.
