@@ -201,7 +201,7 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
         },
         tls: None,
         push: None,
-        session_threads: 1,
+        session_threads: sfpg_proxy::default_session_threads(),
     })
     .await?;
     let proxy_port = proxy.local_addr()?.port();
@@ -347,7 +347,7 @@ async fn writes() -> Result<()> {
             repair_every: Duration::from_secs(3600),
             failpoint: None,
         }),
-        session_threads: 1,
+        session_threads: sfpg_proxy::default_session_threads(),
     })
     .await?;
     let addr = proxy.local_addr()?;

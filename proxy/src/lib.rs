@@ -8,13 +8,13 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), sfpg_proxy::ProxyError> {
-//! use sfpg_proxy::{Proxy, ProxyConfig, UpstreamAddr};
+//! use sfpg_proxy::{Proxy, ProxyConfig, UpstreamAddr, default_session_threads};
 //! let proxy = Proxy::bind(ProxyConfig {
 //!     listen: "127.0.0.1:6543".into(),
 //!     upstream: UpstreamAddr::Tcp { host: "127.0.0.1".into(), port: 5432 },
 //!     tls: None,
 //!     push: None,
-//!     session_threads: 1,
+//!     session_threads: default_session_threads(),
 //! })
 //! .await?;
 //! proxy.serve().await
@@ -32,7 +32,7 @@ pub mod server;
 pub mod settings;
 
 pub use backend::UpstreamAddr;
-pub use config::{ProxyConfig, PushConfig};
+pub use config::{ProxyConfig, PushConfig, default_session_threads};
 pub use error::{ProxyError, SessionError};
 pub use frontend::tls::{TlsConfig, TlsConfigError};
 pub use push::Failpoint;

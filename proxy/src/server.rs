@@ -13,7 +13,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::backend::{UpstreamAddr, send_cancel};
 use crate::config::ProxyConfig;
@@ -155,7 +155,7 @@ impl Proxy {
             let shared = Arc::clone(&self.shared);
             match threads.next(next_session) {
                 None => {
-                    sessions.spawn(handle(shared, tcp, peer).instrument(span));
+                    sessions.spawn(handle(shared, tcp, peer, span));
                 }
                 Some(runtime) => {
                     // A socket belongs to the runtime that registered it: it moves as a
@@ -169,11 +169,13 @@ impl Proxy {
                     };
                     let session = async move {
                         match TcpStream::from_std(tcp) {
-                            Ok(tcp) => handle(shared, tcp, peer).await,
-                            Err(error) => warn!(%error, "cannot register the connection"),
+                            Ok(tcp) => handle(shared, tcp, peer, span).await,
+                            Err(error) => {
+                                span.in_scope(|| warn!(%error, "cannot register the connection"));
+                            }
                         }
                     };
-                    sessions.spawn_on(session.instrument(span), runtime);
+                    sessions.spawn_on(session, runtime);
                 }
             }
         }
@@ -266,25 +268,41 @@ fn is_transient_accept_error(error: &std::io::Error) -> bool {
     !matches!(error.kind(), std::io::ErrorKind::InvalidInput)
 }
 
-async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
-    if let Err(error) = tcp.set_nodelay(true) {
-        debug!(%error, "cannot set TCP_NODELAY");
+/// Serves one connection. Everything but the relay itself runs inside `span`; the session
+/// enters it where it logs, rather than on each of the relay's polls.
+async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, span: Span) {
+    let opening = async {
+        if let Err(error) = tcp.set_nodelay(true) {
+            debug!(%error, "cannot set TCP_NODELAY");
+        }
+        negotiate(tcp, shared.tls.as_ref()).await
     }
-    let outcome = match negotiate(tcp, shared.tls.as_ref()).await {
+    .instrument(span.clone())
+    .await;
+    let outcome = match opening {
         Ok(Opening::Session {
             stream,
             startup,
             rest,
         }) => {
-            debug!(tls = stream.is_tls(), "session started");
-            session::run(Arc::clone(&shared), stream, startup, rest, peer).await
+            span.in_scope(|| debug!(tls = stream.is_tls(), "session started"));
+            session::run(
+                Arc::clone(&shared),
+                stream,
+                startup,
+                rest,
+                peer,
+                span.clone(),
+            )
+            .await
         }
         Ok(Opening::Cancel { pid, secret }) => {
-            cancel(&shared, pid, &secret).await;
+            cancel(&shared, pid, &secret).instrument(span.clone()).await;
             Ok(())
         }
         Err(error) => Err(error),
     };
+    let _entered = span.enter();
     match outcome {
         Ok(()) => debug!("session ended"),
         Err(error) if error.is_disconnect() => debug!(%error, "session ended"),

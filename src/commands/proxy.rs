@@ -43,14 +43,18 @@ pub struct ProxyOptions {
     /// are given to finish before they are closed; idle sessions are closed at once.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
-    /// How many threads run client sessions, each keeping its sessions to itself as
-    /// PgBouncer's one thread does. One is fastest where PostgreSQL shares the machine's
-    /// cores (docs/benchmarks.md); raise it when the proxy has cores of its own.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// How many threads run client sessions, each a single-threaded runtime keeping its
+    /// sessions to itself (the default: one per core; docs/benchmarks.md).
+    #[arg(long, default_value_t = default_session_threads(), value_parser = clap::value_parser!(u16).range(1..=256))]
     pub session_threads: u16,
     /// For crash tests: stop every push at this point (pause-after-push).
     #[arg(long, env = "SFPG_PROXY_FAILPOINT", hide = true)]
     pub failpoint: Option<Failpoint>,
+}
+
+/// One session thread per core, within the flag's range.
+pub fn default_session_threads() -> u16 {
+    u16::try_from(sfpg_proxy::default_session_threads().clamp(1, 256)).unwrap_or(1)
 }
 
 impl ProxyOptions {

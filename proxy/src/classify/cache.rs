@@ -42,7 +42,13 @@ pub struct Named {
 
 impl Named {
     pub fn insert(&mut self, name: &[u8], classified: Arc<Classified>) {
-        self.by_name.insert(name.into(), classified);
+        // Rebinding a name (the unnamed portal, on every Bind) keeps its key.
+        match self.by_name.get_mut(name) {
+            Some(slot) => *slot = classified,
+            None => {
+                self.by_name.insert(name.into(), classified);
+            }
+        }
     }
 
     pub fn get(&self, name: &[u8]) -> Option<&Arc<Classified>> {

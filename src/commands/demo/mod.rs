@@ -144,7 +144,7 @@ async fn demo(
             tls_key: None,
             repair_every: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
-            session_threads: 1,
+            session_threads: super::proxy::default_session_threads(),
             failpoint: None,
         }),
         shutdown.clone(),

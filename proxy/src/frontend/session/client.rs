@@ -131,8 +131,16 @@ impl Session {
                     .cloned()
                     .unwrap_or_else(|| Arc::new(unknown()));
                 self.portals.insert(bind.portal, classified);
-                self.portal_statements
-                    .insert(bind.portal.into(), bind.statement.into());
+                // Clients bind the same portal (usually the unnamed one) to the same
+                // statement over and over: only a change costs an allocation.
+                match self.portal_statements.get_mut(bind.portal) {
+                    Some(statement) if **statement == *bind.statement => {}
+                    Some(statement) => *statement = bind.statement.into(),
+                    None => {
+                        self.portal_statements
+                            .insert(bind.portal.into(), bind.statement.into());
+                    }
+                }
                 self.forward(pos, len, Some(Owed::client(Request::Bind)));
                 Ok(Handled::Consumed)
             }
@@ -210,14 +218,12 @@ impl Session {
     }
 
     fn on_execute(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
-        let (kind, portal) = {
+        let kind = {
             let execute =
                 fe::Execute::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
-            let kind = self
-                .portals
+            self.portals
                 .get(execute.portal)
-                .map_or(Kind::MayWrite, |c| c.single_kind());
-            (kind, Box::<[u8]>::from(execute.portal))
+                .map_or(Kind::MayWrite, |c| c.single_kind())
         };
         let mut owed = Owed::client(Request::Execute);
         match kind {
@@ -266,9 +272,11 @@ impl Session {
         if self.held.is_some() {
             // The rows this Execute returns may need their sfid filled in; without a
             // Describe of the portal, their columns are those of the statement.
+            let execute =
+                fe::Execute::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
             let description = self
                 .portal_statements
-                .get(&portal)
+                .get(execute.portal)
                 .and_then(|statement| self.descriptions.get(statement))
                 .cloned();
             self.executes.push(description);

@@ -50,7 +50,8 @@ impl Session {
                 }
                 Routed::Proxy { error } => {
                     if error {
-                        tracing::warn!("a statement the proxy injected failed");
+                        self.span
+                            .in_scope(|| tracing::warn!("a statement the proxy injected failed"));
                     }
                 }
                 Routed::Ready { owed, status } => {
