@@ -32,7 +32,7 @@ pub struct Page {
 impl Page {
     /// How many records.
     pub fn len(&self) -> usize {
-        self.columns.first().map_or(0, Vec::len)
+        self.columns.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,12 +94,12 @@ async fn first_page(
         Some(page) => page?,
         None => {
             return Ok(Page {
-                columns: fields.iter().map(|_| Vec::new()).collect(),
+                columns: Columns::new(fields.len()),
                 complete: true,
             });
         }
     };
-    let page_len = page.records.first().map_or(0, Vec::len);
+    let page_len = page.records.len();
     let short = u32::try_from(page_len).is_ok_and(|n| n < limit);
     Ok(Page {
         complete: page.done && short,

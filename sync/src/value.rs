@@ -7,55 +7,62 @@
 //! never rounded through a float.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use sfpg_schema::mapping::ColumnType;
 
-/// The text for the raw JSON value `raw` in a column of `column_type`, or `None` for NULL.
+/// Appends the text for the raw JSON value `raw` in a column of `column_type` to `out`;
+/// false (nothing appended) for NULL.
 ///
 /// Salesforce never stores `''` (saving it stores null), so an empty string is NULL too.
 /// PostgreSQL's text cannot hold NUL characters; they are dropped. A JSON string that does
 /// not parse is an error.
-pub fn raw_to_text(raw: &str, column_type: ColumnType) -> serde_json::Result<Option<String>> {
-    Ok(match raw.as_bytes().first() {
-        None | Some(b'n') => None,
+pub fn push_raw_text(
+    raw: &str,
+    column_type: ColumnType,
+    out: &mut String,
+) -> serde_json::Result<bool> {
+    match raw.as_bytes().first() {
+        None | Some(b'n') => return Ok(false),
         // Without a backslash the text between the quotes is the string itself (JSON
         // escapes every control character, NUL included).
         Some(b'"') if raw.len() >= 2 && raw.ends_with('"') && !raw.contains('\\') => {
             let text = &raw[1..raw.len() - 1];
-            (!text.is_empty()).then(|| text.to_owned())
+            if text.is_empty() {
+                return Ok(false);
+            }
+            out.push_str(text);
         }
         Some(b'"') => {
             let text: Cow<'_, str> = serde_json::from_str(raw)?;
             if text.is_empty() {
-                None
-            } else if text.contains('\0') {
-                Some(text.replace('\0', ""))
-            } else {
-                Some(text.into_owned())
+                return Ok(false);
             }
+            // One NUL-free run after another.
+            out.extend(text.split('\0'));
         }
-        Some(b'-' | b'0'..=b'9') => Some(number_text(raw, column_type)),
+        Some(b'-' | b'0'..=b'9') => push_number_text(raw, column_type, out),
         // true, false; and for anyType or anything unexpected, the JSON itself, for the
         // column to take or refuse.
-        Some(_) => Some(raw.to_owned()),
-    })
+        Some(_) => out.push_str(raw),
+    }
+    Ok(true)
 }
 
 /// `3.0` or `3E0` for an integer column becomes `3`: PostgreSQL's integer input refuses a
 /// fraction or an exponent.
-fn number_text(raw: &str, column_type: ColumnType) -> String {
+fn push_number_text(raw: &str, column_type: ColumnType, out: &mut String) {
     let integer = matches!(column_type, ColumnType::Integer | ColumnType::BigInt);
-    match raw.parse::<f64>() {
-        Ok(float)
-            if integer
-                && raw.contains(['.', 'e', 'E'])
-                && float.fract() == 0.0
-                && float.abs() < 9.0e15 =>
-        {
-            format!("{float:.0}")
-        }
-        _ => raw.to_owned(),
+    if integer
+        && raw.contains(['.', 'e', 'E'])
+        && let Ok(float) = raw.parse::<f64>()
+        && float.fract() == 0.0
+        && float.abs() < 9.0e15
+    {
+        let _ = write!(out, "{float:.0}");
+        return;
     }
+    out.push_str(raw);
 }
 
 /// Appends `text` to a `COPY … FROM STDIN` (text format) line, escaped.
@@ -87,7 +94,10 @@ mod tests {
     use super::*;
 
     fn text(raw: &str, column_type: ColumnType) -> Option<String> {
-        raw_to_text(raw, column_type).unwrap()
+        let mut out = String::new();
+        push_raw_text(raw, column_type, &mut out)
+            .unwrap()
+            .then_some(out)
     }
 
     #[test]
@@ -114,7 +124,31 @@ mod tests {
             text(r#"{"city":"Paris"}"#, t).as_deref(),
             Some(r#"{"city":"Paris"}"#)
         );
-        assert!(raw_to_text(r#""unterminated"#, t).is_err());
+        assert!(push_raw_text(r#""unterminated"#, t, &mut String::new()).is_err());
+    }
+
+    #[test]
+    fn values_are_appended_after_what_the_buffer_holds() {
+        let mut out = String::from("001");
+        assert!(push_raw_text(r#""a\u0000b""#, ColumnType::Text, &mut out).unwrap());
+        assert!(!push_raw_text("null", ColumnType::Text, &mut out).unwrap());
+        assert!(!push_raw_text(r#""""#, ColumnType::Text, &mut out).unwrap());
+        assert!(push_raw_text("1.0E3", ColumnType::BigInt, &mut out).unwrap());
+        assert!(push_raw_text("2.50", ColumnType::NumericAny, &mut out).unwrap());
+        assert!(push_raw_text("false", ColumnType::Boolean, &mut out).unwrap());
+        assert_eq!(out, "001ab10002.50false");
+        // A fraction, or an integer past what a double holds exactly, stays as sent.
+        assert_eq!(text("4.5E0", ColumnType::BigInt).as_deref(), Some("4.5E0"));
+        assert_eq!(
+            text("1.0E16", ColumnType::BigInt).as_deref(),
+            Some("1.0E16")
+        );
+        assert_eq!(text("-3.00", ColumnType::Integer).as_deref(), Some("-3"));
+        // Only NULs: empty text, which is not NULL.
+        assert_eq!(
+            text(r#""\u0000\u0000""#, ColumnType::Text).as_deref(),
+            Some("")
+        );
     }
 
     #[test]

@@ -40,13 +40,13 @@ pub async fn begin(client: &mut Client, lock_timeout: Duration) -> Result<Transa
     Ok(transaction)
 }
 
-/// Records made ready for the mirror: one text value per written column, column by column.
+/// Records made ready for the mirror: one text value per written column.
 #[derive(Debug, Clone)]
 pub struct Rows<'p> {
     /// The fields written, `Id` first.
     fields: Vec<&'p MirroredField>,
-    /// `values[column][row]`.
-    values: Vec<Vec<Option<String>>>,
+    /// One value per field, in the order of `fields`.
+    values: Columns,
 }
 
 impl<'p> Rows<'p> {
@@ -58,16 +58,12 @@ impl<'p> Rows<'p> {
                 "the fields written to {object} must start with Id"
             )));
         }
-        let rows = values.first().map_or(0, Vec::len);
-        if values.len() != fields.len() || values.iter().any(|c| c.len() != rows) {
+        if values.width() != fields.len() {
             return Err(SyncError::Control(format!(
                 "the records read for {object} do not have one value per field"
             )));
         }
-        if values[0]
-            .iter()
-            .any(|id| id.as_deref().is_none_or(str::is_empty))
-        {
+        if values.column(0).any(|id| id.is_none_or(str::is_empty)) {
             return Err(SyncError::MalformedRecord {
                 object: object.to_owned(),
                 detail: "without an Id".to_owned(),
@@ -96,23 +92,24 @@ impl<'p> Rows<'p> {
     }
 
     /// The records' Salesforce Ids, in order.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.values[0]
-            .iter()
-            .map(|id| id.as_deref().unwrap_or_default())
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.values.column(0).map(Option::unwrap_or_default)
     }
 
-    /// The values of the field named `field`, if it was read.
-    pub fn values_of(&self, field: &str) -> Option<&[Option<String>]> {
+    /// The values of the field named `field`, record by record, if it was read.
+    pub fn values_of(
+        &self,
+        field: &str,
+    ) -> Option<impl ExactSizeIterator<Item = Option<&str>> + '_> {
         self.fields
             .iter()
             .position(|f| f.field == field)
-            .map(|i| self.values[i].as_slice())
+            .map(|i| self.values.column(i))
     }
 
     /// How many records.
     pub fn len(&self) -> usize {
-        self.values.first().map_or(0, Vec::len)
+        self.values.len()
     }
 
     /// Whether there are none.
@@ -121,15 +118,14 @@ impl<'p> Rows<'p> {
     }
 
     /// The records at `indices`, in that order.
-    pub fn subset(&self, indices: &[usize]) -> Rows<'p> {
-        Rows {
+    pub fn subset(&self, indices: &[usize]) -> Result<Rows<'p>> {
+        Ok(Rows {
             fields: self.fields.clone(),
             values: self
                 .values
-                .iter()
-                .map(|column| indices.iter().map(|&i| column[i].clone()).collect())
-                .collect(),
-        }
+                .subset(indices)
+                .map_err(|e| SyncError::Control(e.to_string()))?,
+        })
     }
 }
 
@@ -237,8 +233,15 @@ fn unnest_source(count: usize) -> String {
     format!("unnest({arrays}) AS u({})", placeholders(count))
 }
 
-fn array_params<'a>(rows: &'a Rows<'_>) -> Vec<&'a (dyn ToSql + Sync)> {
-    rows.values
+/// Each column of `rows` as an array, for [`unnest_source`].
+fn column_arrays<'a>(rows: &'a Rows<'_>) -> Vec<Vec<Option<&'a str>>> {
+    (0..rows.values.width())
+        .map(|column| rows.values.column(column).collect())
+        .collect()
+}
+
+fn array_params<'a>(arrays: &'a [Vec<Option<&str>>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    arrays
         .iter()
         .map(|column| column as &(dyn ToSql + Sync))
         .collect()
@@ -267,7 +270,8 @@ async fn unnest_upsert(
     rows: &Rows<'_>,
 ) -> Result<Upserted> {
     let sql = upsert_sql(plan, &rows.fields, &unnest_source(rows.fields.len()));
-    let row = transaction.query_one(&sql, &array_params(rows)).await?;
+    let arrays = column_arrays(rows);
+    let row = transaction.query_one(&sql, &array_params(&arrays)).await?;
     let count = |i: usize| {
         row.try_get::<_, i64>(i)
             .map(|n| u64::try_from(n).unwrap_or(0))
@@ -346,22 +350,22 @@ async fn copy_merge(
     rows: &Rows<'_>,
 ) -> Result<Upserted> {
     let table = qualified(&plan.schema, &plan.table);
-    let ids = &rows.values[0];
+    let ids: Vec<&str> = rows.ids().collect();
     let existing: HashSet<String> = transaction
         .query(
             &format!("SELECT sfid FROM {table} WHERE sfid = ANY($1::varchar[])"),
-            &[ids],
+            &[&ids],
         )
         .await?
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?;
     let (old, new): (Vec<usize>, Vec<usize>) =
-        (0..rows.len()).partition(|&i| ids[i].as_deref().is_some_and(|id| existing.contains(id)));
+        (0..rows.len()).partition(|&i| existing.contains(ids[i]));
     let updated = if old.is_empty() {
         0
     } else {
-        update_existing(transaction, plan, &rows.subset(&old)).await?
+        update_existing(transaction, plan, &rows.subset(&old)?).await?
     };
     if new.is_empty() {
         return Ok(Upserted {
@@ -369,7 +373,7 @@ async fn copy_merge(
             written: updated,
         });
     }
-    let new_rows = rows.subset(&new);
+    let new_rows = rows.subset(&new)?;
     // Without a copy, an Id arrived from elsewhere since the probe: upsert instead.
     let inserted = match copy_new(transaction, plan, &new_rows).await? {
         Some(inserted) => Upserted {
@@ -403,7 +407,8 @@ async fn update_existing(
         source = unnest_source(rows.fields.len()),
         condition = takes_update(&rows.fields, "s"),
     );
-    Ok(transaction.execute(&sql, &array_params(rows)).await?)
+    let arrays = column_arrays(rows);
+    Ok(transaction.execute(&sql, &array_params(&arrays)).await?)
 }
 
 /// Runs `statement` (a `COPY … FROM STDIN`) with `rows`: in the binary format when every
@@ -428,11 +433,11 @@ async fn copy_in(transaction: &Transaction<'_>, statement: &str, rows: &Rows<'_>
     futures::pin_mut!(sink);
     let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
     for row in 0..rows.len() {
-        for (i, column) in rows.values.iter().enumerate() {
+        for (i, value) in rows.values.row(row).enumerate() {
             if i > 0 {
                 buffer.push(b'\t');
             }
-            push_copy_text(&mut buffer, column[row].as_deref());
+            push_copy_text(&mut buffer, value);
         }
         buffer.push(b'\n');
         if buffer.len() >= COPY_CHUNK {
@@ -475,7 +480,8 @@ pub async fn update_columns(
         mine = column_list(updated, "m."),
         theirs = column_list(updated, "incoming."),
     );
-    Ok(transaction.execute(&sql, &array_params(rows)).await?)
+    let arrays = column_arrays(rows);
+    Ok(transaction.execute(&sql, &array_params(&arrays)).await?)
 }
 
 /// Deletes the rows of these Salesforce Ids; returns how many there were.

@@ -101,12 +101,64 @@ pub fn format_time(t: &NaiveTime) -> String {
     SalesforceTime(t).to_string()
 }
 
-// The three forms are written field by field: a page of records holds thousands of them,
-// and chrono's `format` parses its pattern and buffers its output every time.
+// The three forms are written digit by digit into a fixed buffer: a page of records holds
+// thousands of them, and both chrono's `format` (which parses its pattern every time) and
+// `write!` (a formatter call per number) cost several times more than the digits. The
+// `Display` forms below remain for years outside 0..=9999, which `{:04}` writes with a
+// sign or a fifth digit.
 
 /// Milliseconds of a second; a leap second's nanoseconds (past 10^9) count as the second's.
 fn millis(nanos: u32) -> u32 {
     (nanos % 1_000_000_000) / 1_000_000
+}
+
+/// Writes `value`'s last `out.len()` decimal digits into `out`, zero-padded.
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// `2021-11-06`, or `None` for a year `{:04}` would not write as four digits.
+fn date_bytes(d: &NaiveDate) -> Option<[u8; 10]> {
+    let year = u32::try_from(d.year()).ok().filter(|y| *y <= 9999)?;
+    let mut out = *b"0000-00-00";
+    put_digits(&mut out[0..4], year);
+    put_digits(&mut out[5..7], d.month());
+    put_digits(&mut out[8..10], d.day());
+    Some(out)
+}
+
+/// `17:38:40.000` (without the zone Salesforce puts after it).
+fn clock_bytes(t: &NaiveTime) -> [u8; 12] {
+    let mut out = *b"00:00:00.000";
+    put_digits(&mut out[0..2], t.hour());
+    put_digits(&mut out[3..5], t.minute());
+    put_digits(&mut out[6..8], t.second());
+    put_digits(&mut out[9..12], millis(t.nanosecond()));
+    out
+}
+
+/// `17:38:40.000Z`.
+fn time_bytes(t: &NaiveTime) -> [u8; 13] {
+    let mut out = *b"00:00:00.000Z";
+    out[..12].copy_from_slice(&clock_bytes(t));
+    out
+}
+
+/// `2021-11-06T17:38:40.000+0000`, or `None` as for [`date_bytes`].
+fn datetime_bytes(d: &DateTime<Utc>) -> Option<[u8; 28]> {
+    let utc = d.naive_utc();
+    let mut out = *b"0000-00-00T00:00:00.000+0000";
+    out[..10].copy_from_slice(&date_bytes(&utc.date())?);
+    out[11..23].copy_from_slice(&clock_bytes(&utc.time()));
+    Some(out)
+}
+
+/// The ASCII the functions above write, as text.
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 struct SalesforceDate<'a>(&'a NaiveDate);
@@ -114,7 +166,10 @@ struct SalesforceDate<'a>(&'a NaiveDate);
 impl fmt::Display for SalesforceDate<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
-        write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+        match date_bytes(d) {
+            Some(bytes) => f.write_str(ascii(&bytes)),
+            None => write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
+        }
     }
 }
 
@@ -122,15 +177,7 @@ struct SalesforceTime<'a>(&'a NaiveTime);
 
 impl fmt::Display for SalesforceTime<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = self.0;
-        write!(
-            f,
-            "{:02}:{:02}:{:02}.{:03}Z",
-            t.hour(),
-            t.minute(),
-            t.second(),
-            millis(t.nanosecond())
-        )
+        f.write_str(ascii(&time_bytes(self.0)))
     }
 }
 
@@ -139,15 +186,15 @@ struct SalesforceDateTime<'a>(&'a DateTime<Utc>);
 impl fmt::Display for SalesforceDateTime<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
-        write!(
-            f,
-            "{}T{:02}:{:02}:{:02}.{:03}+0000",
-            SalesforceDate(&d.date_naive()),
-            d.hour(),
-            d.minute(),
-            d.second(),
-            millis(d.nanosecond())
-        )
+        match datetime_bytes(d) {
+            Some(bytes) => f.write_str(ascii(&bytes)),
+            None => write!(
+                f,
+                "{}T{}+0000",
+                SalesforceDate(&d.date_naive()),
+                ascii(&clock_bytes(&d.time()))
+            ),
+        }
     }
 }
 
@@ -214,9 +261,15 @@ impl Serialize for JsonField<'_> {
             Value::Double(d) if !d.is_finite() => serializer.serialize_unit(),
             Value::Double(d) => serializer.serialize_f64(*d),
             Value::Text(s) => serializer.serialize_str(s),
-            Value::Date(d) => serializer.collect_str(&SalesforceDate(d)),
-            Value::DateTime(d) => serializer.collect_str(&SalesforceDateTime(d)),
-            Value::Time(t) => serializer.collect_str(&SalesforceTime(t)),
+            Value::Date(d) => match date_bytes(d) {
+                Some(bytes) => serializer.serialize_str(ascii(&bytes)),
+                None => serializer.collect_str(&SalesforceDate(d)),
+            },
+            Value::DateTime(d) => match datetime_bytes(d) {
+                Some(bytes) => serializer.serialize_str(ascii(&bytes)),
+                None => serializer.collect_str(&SalesforceDateTime(d)),
+            },
+            Value::Time(t) => serializer.serialize_str(ascii(&time_bytes(t))),
         }
     }
 }
@@ -295,6 +348,61 @@ mod tests {
         assert_eq!(
             parse_time("10:15:00.000Z"),
             NaiveTime::from_hms_opt(10, 15, 0)
+        );
+    }
+
+    /// The forms as `write!` spelled them before they were written digit by digit.
+    fn written(d: &DateTime<Utc>) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
+            d.year(),
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second(),
+            millis(d.nanosecond())
+        )
+    }
+
+    #[test]
+    fn datetimes_are_written_as_write_would() {
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
+            .unwrap()
+            .and_utc();
+        let cases = [
+            Utc.with_ymd_and_hms(2021, 11, 6, 17, 38, 40).unwrap(),
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+                + chrono::Duration::milliseconds(999),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap()
+                + chrono::Duration::microseconds(1_999),
+            leap,
+            // Outside four digits: the `write!` forms.
+            Utc.with_ymd_and_hms(12345, 6, 7, 8, 9, 10).unwrap(),
+            Utc.with_ymd_and_hms(-5, 6, 7, 8, 9, 10).unwrap(),
+        ];
+        for d in cases {
+            assert_eq!(format_datetime(&d), written(&d));
+            assert_eq!(
+                value_to_json(&Value::DateTime(d), &field(FieldType::Datetime)),
+                json!(written(&d))
+            );
+            let date = d.date_naive();
+            let expected = format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day());
+            assert_eq!(format_date(&date), expected);
+            assert_eq!(
+                value_to_json(&Value::Date(date), &field(FieldType::Date)),
+                json!(expected)
+            );
+        }
+        assert_eq!(format_datetime(&leap), "2016-12-31T23:59:59.500+0000");
+        let t = leap.time();
+        assert_eq!(format_time(&t), "23:59:59.500Z");
+        assert_eq!(
+            value_to_json(&Value::Time(t), &field(FieldType::Time)),
+            json!("23:59:59.500Z")
         );
     }
 

@@ -28,17 +28,17 @@ pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
     let complete = page.complete;
     let read = Rows::new(&plan.object, fields, page.columns)?;
     let stamps = stamps(&plan.object, &read)?;
-    let is_deleted = |row: usize| {
-        read.values_of(IS_DELETED_FIELD)
-            .is_some_and(|values| values[row].as_deref() == Some("true"))
+    let is_deleted: Vec<bool> = match read.values_of(IS_DELETED_FIELD) {
+        Some(values) => values.map(|value| value == Some("true")).collect(),
+        None => vec![false; read.len()],
     };
-    let (deleted, live): (Vec<usize>, Vec<usize>) = (0..read.len()).partition(|&r| is_deleted(r));
+    let (deleted, live): (Vec<usize>, Vec<usize>) = (0..read.len()).partition(|&r| is_deleted[r]);
     let ids: Vec<&str> = read.ids().collect();
     let deleted_ids: Vec<String> = deleted.iter().map(|&r| ids[r].to_owned()).collect();
     let rows = if deleted.is_empty() {
         read.clone()
     } else {
-        read.subset(&live)
+        read.subset(&live)?
     };
     let newest = newest_stamp(&stamps, object.state.newest_modstamp);
     let next_cursor = match (ids.last(), stamps.last()) {

@@ -210,10 +210,7 @@ pub fn stamps(object: &str, rows: &Rows<'_>) -> Result<Vec<DateTime<Utc>>> {
     let values = rows
         .values_of(SYSTEM_MODSTAMP_FIELD)
         .ok_or_else(|| SyncError::Control(format!("{object}'s SystemModstamp was not read")))?;
-    values
-        .iter()
-        .map(|text| parse_stamp(object, text.as_deref()))
-        .collect()
+    values.map(|text| parse_stamp(object, text)).collect()
 }
 
 /// The newest of `stamps` and `known`.

@@ -13,33 +13,30 @@
 use chrono::NaiveDate;
 use sfpg_schema::mapping::ColumnType;
 
+use crate::decode::Columns;
+
 /// `PGCOPY\n\377\r\n\0`, no flags, no header extension.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// Microseconds in a day.
 const DAY_MICROS: i64 = 86_400_000_000;
 
-/// Encodes `values[column][row]`, each column of the given type. `None` when a value is
-/// not in the layout Salesforce uses for its type.
-pub fn encode(types: &[ColumnType], values: &[Vec<Option<String>>]) -> Option<Vec<u8>> {
-    let rows = values.first().map_or(0, Vec::len);
+/// Encodes `values`, each column of the given type. `None` when a value is not in the
+/// layout Salesforce uses for its type.
+pub fn encode(types: &[ColumnType], values: &Columns) -> Option<Vec<u8>> {
+    if types.len() != values.width() {
+        return None;
+    }
+    let rows = values.len();
     let fields = i16::try_from(types.len()).ok()?;
-    let width: usize = values
-        .iter()
-        .map(|column| {
-            column
-                .first()
-                .and_then(Option::as_ref)
-                .map_or(8, String::len)
-                + 8
-        })
-        .sum();
+    // Sized after the first record, to spare most of the regrowth.
+    let width: usize = values.row(0).map(|v| v.map_or(8, str::len) + 8).sum();
     let mut out = Vec::with_capacity(HEADER.len() + rows * (width + 2) + 2);
     out.extend_from_slice(HEADER);
     for row in 0..rows {
         out.extend_from_slice(&fields.to_be_bytes());
-        for (column_type, column) in types.iter().zip(values) {
-            match column.get(row)? {
+        for (column_type, value) in types.iter().zip(values.row(row)) {
+            match value {
                 None => out.extend_from_slice(&(-1i32).to_be_bytes()),
                 Some(text) => push_value(&mut out, *column_type, text)?,
             }
@@ -303,9 +300,9 @@ mod tests {
     #[test]
     fn a_value_out_of_layout_gives_up_on_the_batch() {
         let types = [ColumnType::Text, ColumnType::Integer];
-        let good = vec![vec![Some("a".to_owned())], vec![Some("7".to_owned())]];
+        let good = Columns::from_rows(2, [[Some("a"), Some("7")]]).unwrap();
         assert!(encode(&types, &good).is_some());
-        let bad = vec![vec![Some("a".to_owned())], vec![Some("7.5".to_owned())]];
+        let bad = Columns::from_rows(2, [[Some("a"), Some("7.5")]]).unwrap();
         assert!(encode(&types, &bad).is_none());
     }
 }

@@ -655,9 +655,12 @@ async fn binary_copies_store_what_text_copies_store() {
             ))
             .await
             .unwrap();
-        let numbers: Vec<Option<String>> = (0..values.len()).map(|n| Some(n.to_string())).collect();
-        let texts: Vec<Option<String>> = values.iter().map(|v| Some((*v).to_owned())).collect();
-        let columns = vec![numbers, texts];
+        let numbers: Vec<String> = (0..values.len()).map(|n| n.to_string()).collect();
+        let rows = numbers
+            .iter()
+            .zip(values.iter())
+            .map(|(number, value)| [Some(number.as_str()), Some(*value)]);
+        let columns = Columns::from_rows(2, rows).unwrap();
         let data = binary::encode(&[ColumnType::Integer, *column_type], &columns)
             .unwrap_or_else(|| panic!("{column_type} values in Salesforce's layout encode"));
         let sink = client
@@ -668,10 +671,10 @@ async fn binary_copies_store_what_text_copies_store() {
         sink.send(Bytes::from(data)).await.unwrap();
         sink.finish().await.unwrap();
         let mut text = Vec::new();
-        for (number, value) in columns[0].iter().zip(&columns[1]) {
-            push_copy_text(&mut text, number.as_deref());
+        for (number, value) in columns.column(0).zip(columns.column(1)) {
+            push_copy_text(&mut text, number);
             text.push(b'\t');
-            push_copy_text(&mut text, value.as_deref());
+            push_copy_text(&mut text, value);
             text.push(b'\n');
         }
         let sink = client
