@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sfpg_schema::control::connect::Limiters;
@@ -12,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::backend::{UpstreamAddr, send_cancel};
@@ -31,8 +32,34 @@ pub struct Shared {
     pub tls: Option<TlsConfig>,
     pub cancels: Arc<CancelRegistry>,
     pub pusher: Option<Arc<Pusher>>,
-    /// Cancelled when the proxy stops: each session closes at its next safe point.
-    pub draining: CancellationToken,
+    /// Started when the proxy stops: each session closes at its next safe point.
+    pub draining: Draining,
+}
+
+/// The proxy's signal to its sessions that it is stopping. A session waits on the token
+/// once, which leaves its waker registered, and from then on reads the flag: polling the
+/// token's future on every turn of a relay loop takes two locks each time.
+#[derive(Debug, Default)]
+pub struct Draining {
+    started: AtomicBool,
+    token: CancellationToken,
+}
+
+impl Draining {
+    /// Sets the flag, then wakes every session waiting on the token.
+    pub fn start(&self) {
+        self.started.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    pub fn has_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Resolves once [`Draining::start`] has run.
+    pub fn wait(&self) -> WaitForCancellationFutureOwned {
+        self.token.clone().cancelled_owned()
+    }
 }
 
 /// A bound proxy, ready to serve.
@@ -85,7 +112,7 @@ impl Proxy {
                 tls: config.tls,
                 cancels: Arc::new(CancelRegistry::default()),
                 pusher,
-                draining: CancellationToken::new(),
+                draining: Draining::default(),
             }),
             repair_every,
             session_threads: config.session_threads,
@@ -181,7 +208,7 @@ impl Proxy {
         }
         drop(self.listener);
         repairs.abort_all();
-        self.shared.draining.cancel();
+        self.shared.draining.start();
         if !sessions.is_empty() {
             info!(
                 sessions = sessions.len(),
@@ -217,8 +244,11 @@ impl SessionThreads {
         let mut runtimes = Vec::with_capacity(count);
         let mut stops = Vec::with_capacity(count);
         for index in 0..count {
+            // I/O and timers only: a signal or process driver would be checked on every
+            // park, that is, at every pause of the sessions' traffic.
             let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                .enable_io()
+                .enable_time()
                 .build()
                 .map_err(ProxyError::SessionThread)?;
             runtimes.push(runtime.handle().clone());

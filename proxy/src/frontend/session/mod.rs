@@ -71,11 +71,13 @@ struct Tx {
 
 pub struct Session {
     shared: Arc<Shared>,
-    /// Resolves when the proxy starts stopping. Made once: a `cancelled()` future made on
-    /// every turn of the relay loop registers and unregisters a waiter each time, and
-    /// `is_cancelled()` takes a lock.
+    /// Resolves when the proxy starts stopping. Polled once, which registers the session
+    /// task's waker; after that the relay reads the flag `has_started` instead, which
+    /// takes no lock (see [`crate::server::Draining`]).
     draining: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// `draining` has resolved: close at the first point at rest.
+    /// `draining` has been polled once.
+    draining_armed: bool,
+    /// The proxy is stopping: close at the first point at rest.
     drained: bool,
     client: ClientStream,
     server: UpstreamStream,
@@ -179,7 +181,8 @@ pub async fn run(
         }
     };
     let mut session = Session {
-        draining: Box::pin(shared.draining.clone().cancelled_owned()),
+        draining: Box::pin(shared.draining.wait()),
+        draining_armed: false,
         drained: false,
         shared,
         client,
@@ -359,8 +362,16 @@ impl Session {
         if wrote && (self.terminating || self.drained) {
             return Poll::Ready(Ok(Woke::Wrote));
         }
-        if !self.drained && self.draining.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Ok(Woke::Draining));
+        if !self.drained {
+            let started = if self.draining_armed {
+                self.shared.draining.has_started()
+            } else {
+                self.draining_armed = true;
+                self.draining.as_mut().poll(cx).is_ready()
+            };
+            if started {
+                return Poll::Ready(Ok(Woke::Draining));
+            }
         }
         Poll::Pending
     }
