@@ -300,6 +300,78 @@ async fn gssapi_encryption_is_declined_and_the_client_goes_on() {
 }
 
 #[tokio::test]
+async fn replies_far_larger_than_the_buffers_flow_once_the_client_reads() {
+    // 64 replies of 256 kB, 16 MiB in all, sent for before the client reads anything: past
+    // the kernel's socket buffers and the relay's 1 MiB high-water mark, so the relay's
+    // writes to the client block and its reads from the server stop, and both must resume
+    // when the client starts reading.
+    const QUERIES: usize = 64;
+    const WIDTH: usize = 256 * 1024;
+    let db = TestDatabase::create().await;
+    let proxy = start_proxy(&db).await;
+    let mut client = RawClient::connect(&db, proxy.addr).await;
+    let mut script = Script::default();
+    for _ in 0..QUERIES {
+        script = script.query(&format!("SELECT repeat('x', {WIDTH})"));
+    }
+    client.send(&script.bytes).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let read_all = async {
+        let (mut rows, mut readies) = (0, 0);
+        while readies < QUERIES {
+            let (tag, body) = client.read_message().await;
+            match tag {
+                // Column count (2 bytes), value length (4), the value.
+                b'D' => {
+                    assert_eq!(body.len(), 2 + 4 + WIDTH);
+                    assert!(body[6..].iter().all(|&b| b == b'x'));
+                    rows += 1;
+                }
+                b'Z' => readies += 1,
+                b'E' => panic!("query failed: {}", String::from_utf8_lossy(&body)),
+                _ => {}
+            }
+        }
+        rows
+    };
+    let rows = tokio::time::timeout(Duration::from_secs(60), read_all)
+        .await
+        .expect("the relay stalled with its buffers full");
+    assert_eq!(rows, QUERIES);
+}
+
+#[tokio::test]
+async fn a_session_the_server_ends_gets_the_servers_last_words_then_closes() {
+    let db = TestDatabase::create().await;
+    let proxy = start_proxy(&db).await;
+    let mut client = RawClient::connect(&db, proxy.addr).await;
+    let observer = db.connect().await;
+    let ended = observer
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'raw' AND datname = current_database()) t",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(ended, 1);
+    let (tag, body) = tokio::time::timeout(Duration::from_secs(10), client.read_message())
+        .await
+        .expect("the server's FATAL did not reach the client");
+    assert_eq!(tag, b'E');
+    let fields = String::from_utf8_lossy(&body);
+    assert!(
+        fields.contains("SFATAL") && fields.contains("C57P01"),
+        "{fields}"
+    );
+    let rest = tokio::time::timeout(Duration::from_secs(10), client.read_to_close())
+        .await
+        .expect("the proxy kept the client's connection open");
+    assert!(rest.is_empty(), "more after the FATAL: {rest:?}");
+}
+
+#[tokio::test]
 async fn closing_the_client_closes_its_server_connection() {
     let db = TestDatabase::create().await;
     let proxy = start_proxy(&db).await;

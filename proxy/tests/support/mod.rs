@@ -201,6 +201,13 @@ impl RawClient {
         }
     }
 
+    /// Reads until the other side closes; what arrived before that, unparsed.
+    pub async fn read_to_close(&mut self) -> Vec<u8> {
+        let mut rest = std::mem::take(&mut self.buf).to_vec();
+        self.stream.read_to_end(&mut rest).await.unwrap();
+        rest
+    }
+
     /// Sends `bytes` and collects replies up to and including the `readies`-th
     /// ReadyForQuery.
     pub async fn exchange(&mut self, bytes: &[u8], readies: usize) -> Vec<Message> {

@@ -29,9 +29,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::io::poll_read_buf;
+use tokio_util::io::{poll_read_buf, poll_write_buf};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{Instrument, Span};
 
@@ -379,25 +379,16 @@ impl Session {
     /// Writes as much of both output buffers as the sockets take now. Returns whether
     /// anything was written.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Result<bool, SessionError> {
-        let mut wrote = false;
-        if let Poll::Ready(n) =
-            poll_write_all(Pin::new(&mut self.server), cx, &mut self.server_out)?
-        {
-            wrote |= n > 0;
-        }
-        if let Poll::Ready(n) =
-            poll_write_all(Pin::new(&mut self.client), cx, &mut self.client_out)?
-        {
-            wrote |= n > 0;
-            self.client_unflushed |= n > 0;
-        }
+        let to_server = write_now(Pin::new(&mut self.server), cx, &mut self.server_out)?;
+        let to_client = write_now(Pin::new(&mut self.client), cx, &mut self.client_out)?;
+        self.client_unflushed |= to_client > 0;
         if self.client_unflushed
             && self.client_out.is_empty()
             && let Poll::Ready(()) = Pin::new(&mut self.client).poll_flush(cx)?
         {
             self.client_unflushed = false;
         }
-        Ok(wrote)
+        Ok(to_server + to_client > 0)
     }
 
     /// Between statements and outside any transaction, with nothing owed either way: the
@@ -484,27 +475,22 @@ impl Session {
     }
 }
 
-/// Writes from `buf` until it is empty or `stream` would block; ready with the number of
-/// bytes written, or pending if none could be.
-fn poll_write_all<S: AsyncWrite + Unpin>(
+/// Writes from `buf` until it is empty or `stream` would block (which registers the waker
+/// for writability). Returns how many bytes went out.
+fn write_now<S: AsyncWrite + Unpin>(
     mut stream: Pin<&mut S>,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
-) -> Poll<io::Result<usize>> {
+) -> io::Result<usize> {
     let mut written = 0;
     while !buf.is_empty() {
-        match stream.as_mut().poll_write(cx, buf) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => {
-                buf.advance(n);
-                written += n;
-            }
-            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-            Poll::Pending if written == 0 => return Poll::Pending,
+        match poll_write_buf(stream.as_mut(), cx, buf)? {
+            Poll::Ready(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(n) => written += n,
             Poll::Pending => break,
         }
     }
-    Poll::Ready(Ok(written))
+    Ok(written)
 }
 
 /// Removes the last CommandComplete from `replies` (whole backend frames), if any.
