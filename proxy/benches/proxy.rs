@@ -12,7 +12,8 @@
 //!
 //! `cargo bench -p sfpg-proxy --bench proxy` (each figure is the median of
 //! SFPG_BENCH_ROUNDS runs, 3 by default, of SFPG_BENCH_SECONDS each, 10 by default: 30 s per
-//! target and configuration in all; SFPG_BENCH_PARTS=reads or writes runs one half).
+//! target and configuration in all; SFPG_BENCH_PARTS=reads or writes runs one half;
+//! SFPG_BENCH_CLIENTS=8 runs the reads at one client count only).
 
 mod bare_relay;
 mod pgbouncer;
@@ -150,6 +151,17 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / TICKS_PER_SECOND
 }
 
+/// The client counts the reads run at: 1 and 8, or the one SFPG_BENCH_CLIENTS names.
+fn client_counts() -> Vec<u32> {
+    match std::env::var("SFPG_BENCH_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(clients) => vec![clients],
+        None => vec![1, 8],
+    }
+}
+
 /// The median of `values` (the upper one of an even count).
 fn median_of(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -224,7 +236,7 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for mode in ["simple", "extended", "prepared"] {
-        for clients in [1, 8] {
+        for clients in client_counts() {
             let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
             let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
             for round in 0..rounds {
