@@ -28,10 +28,10 @@ pub struct ProxyConfig {
     pub session_threads: usize,
 }
 
-/// One session thread per core. At 8 pgbench clients on 2 cores, two threads gave 5-30%
-/// more transactions per second than one (by protocol), although each transaction cost
-/// 1-2 µs more CPU: with one thread, every session waits whenever that thread is not on a
-/// core (docs/benchmarks.md).
+/// One session thread per core. At 8 pgbench clients on 2 cores, two threads gave more
+/// transactions per second than one in both scheduling setups where both ran (medians 6-37%
+/// more), although each transaction cost 1-3 µs more CPU: with one thread, every session
+/// waits whenever that thread is not on a core (docs/benchmarks.md).
 pub fn default_session_threads() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
