@@ -554,7 +554,8 @@ mod against_the_emulator {
                 client_secret: DEFAULT_CLIENT_SECRET.to_owned(),
                 jwt_public_key_pem: Some(JWT_PUBLIC_KEY.to_owned()),
                 client_credentials_user: Some(DEFAULT_USERNAME.to_owned()),
-                rotate_refresh_tokens: false,
+                // Each refresh uses up the refresh token it sent.
+                rotate_refresh_tokens: true,
             }],
             ..EmulatorConfig::default()
         })
@@ -728,11 +729,33 @@ mod against_the_emulator {
             );
         }
 
-        // The sealed key and token log in again later, from the database alone.
-        for name in ["by_jwt", "by_refresh_token"] {
+        // The sealed key and token log in again later, from the database alone. The refresh
+        // token given to `org add` was used up by its login, and each `org test` uses up the
+        // one before: each time, the one Salesforce issued in its place was stored.
+        let sealed = |name: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .query_one(
+                        "SELECT sealed_credentials FROM sfpg.orgs WHERE name = $1",
+                        &[&name],
+                    )
+                    .await
+                    .unwrap()
+                    .get::<_, Vec<u8>>(0)
+            }
+        };
+        for name in ["by_jwt", "by_refresh_token", "by_refresh_token"] {
+            let before = sealed(name).await;
             let tested = sfpg_off_runtime(&db, &["org", "test", name]).await;
             assert!(tested.status.success(), "{name}: {}", text(&tested));
             assert!(text(&tested).contains(emulator.org_id()));
+            assert!(!text(&tested).contains(&refresh_token));
+            assert_eq!(
+                sealed(name).await != before,
+                name == "by_refresh_token",
+                "{name}: the stored credentials changed only with a rotated token"
+            );
         }
 
         // Without the emulator's CA the TLS handshake fails: nothing is stored.

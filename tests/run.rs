@@ -16,8 +16,31 @@ use proxy_support::{MASTER_KEY_BASE64, ORG, register_org, via};
 use sfpg_emulator::http::{EmulatorConfig, OrgSource, RunningEmulator};
 use sfpg_testkit::TestDatabase;
 
+/// A running `sfpg run`, killed when dropped: a failing test must not leave it behind.
+struct RunProcess(Child);
+
+impl std::ops::Deref for RunProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RunProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for RunProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `sfpg run` on a free port and returns it with the proxy's address.
-async fn start_run(db: &TestDatabase) -> (Child, SocketAddr) {
+async fn start_run(db: &TestDatabase) -> (RunProcess, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sfpg"))
         .args(["run", "--listen", "127.0.0.1:0", "--no-progress"])
         .args(["--shutdown-grace", "60s"])
@@ -51,7 +74,7 @@ async fn start_run(db: &TestDatabase) -> (Child, SocketAddr) {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .unwrap();
-    (child, addr)
+    (RunProcess(child), addr)
 }
 
 /// A client of the test database, through the proxy at `addr`.
@@ -120,25 +143,7 @@ async fn run_syncs_proxies_and_stops_gracefully_on_sigterm() {
 
     let (mut child, addr) = start_run(&db).await;
     let direct = db.connect().await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let not_live: i64 = direct
-            .query_one(
-                "SELECT count(*) FILTER (WHERE phase <> 'live') FROM sfpg.objects WHERE org_name = $1",
-                &[&ORG],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if not_live == 0 {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the objects were not live within two minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_live(&direct, &mut child).await;
 
     let ids: Vec<String> = direct
         .query(
@@ -208,4 +213,163 @@ async fn run_syncs_proxies_and_stops_gracefully_on_sigterm() {
     let status = exit_status(&mut child, Duration::from_secs(30)).await;
     assert!(status.success(), "sfpg run exited with {status}");
     assert!(writer.simple_query("SELECT 1").await.is_err());
+}
+
+/// Waits until every object of the org is live.
+async fn wait_live(direct: &tokio_postgres::Client, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let not_live: i64 = direct
+            .query_one(
+                "SELECT count(*) FILTER (WHERE phase <> 'live') FROM sfpg.objects WHERE org_name = $1",
+                &[&ORG],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if not_live == 0 {
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the objects were not live within two minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the sync has mirrored the account `sfid`.
+async fn wait_mirrored(direct: &tokio_postgres::Client, child: &mut Child, sfid: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while direct
+        .query_opt("SELECT 1 FROM salesforce.account WHERE sfid = $1", &[&sfid])
+        .await
+        .unwrap()
+        .is_none()
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("account {sfid} was not mirrored within a minute");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An org whose connected app rotates refresh tokens: every refresh uses up the token it
+/// sent. The sync and the proxy of one process each log in, and each must find the token
+/// the other left; after the sessions end, and after a restart, both still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotating_refresh_token_outlives_sessions_and_restarts() {
+    let mut settings = EmulatorConfig {
+        org: OrgSource::Generated {
+            records: 20,
+            seed: 9,
+        },
+        ..EmulatorConfig::default()
+    };
+    settings.apps[0].rotate_refresh_tokens = true;
+    let emulator = sfpg_emulator::http::start(settings).await.unwrap();
+    let db = TestDatabase::create().await;
+    register_org(&db, &emulator, &["Account"]).await;
+    let refresh_token = emulator
+        .issue_refresh_token(
+            sfpg_emulator::http::DEFAULT_USERNAME,
+            sfpg_emulator::http::DEFAULT_CLIENT_ID,
+        )
+        .unwrap();
+    use_refresh_token(&db, &refresh_token).await;
+
+    let direct = db.connect().await;
+    let (mut child, addr) = start_run(&db).await;
+    wait_live(&direct, &mut child).await;
+    let first: String = direct
+        .query_one(
+            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // The proxy logs in for its first push, with the token the sync's login left.
+    let writer = through(&db, addr).await;
+    writer
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'Braga' WHERE sfid = $1",
+            &[&first],
+        )
+        .await
+        .unwrap();
+    assert_eq!(org_city(&emulator, &first).as_deref(), Some("Braga"));
+
+    // Every session ends: the sync and the proxy log in again, each holding a token the
+    // other's login used up.
+    emulator.revoke_sessions(None, false);
+    let created = new_account(&emulator, "After revocation");
+    wait_mirrored(&direct, &mut child, &created).await;
+    writer
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'Evora' WHERE sfid = $1",
+            &[&first],
+        )
+        .await
+        .unwrap();
+    assert_eq!(org_city(&emulator, &first).as_deref(), Some("Evora"));
+    assert_eq!(mirror_city(&direct, &first).await.as_deref(), Some("Evora"));
+
+    // A restart logs in with what is stored.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = exit_status(&mut child, Duration::from_secs(30)).await;
+    assert!(status.success(), "sfpg run exited with {status}");
+    let (mut child, addr) = start_run(&db).await;
+    let created = new_account(&emulator, "After restart");
+    wait_mirrored(&direct, &mut child, &created).await;
+    let writer = through(&db, addr).await;
+    writer
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'Lagos' WHERE sfid = $1",
+            &[&first],
+        )
+        .await
+        .unwrap();
+    assert_eq!(org_city(&emulator, &first).as_deref(), Some("Lagos"));
+    // The token given at registration is no longer what is stored, nor anywhere readable.
+    let sealed: Vec<u8> = direct
+        .query_one("SELECT sealed_credentials FROM sfpg.orgs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!String::from_utf8_lossy(&sealed).contains(&refresh_token));
+    drop(child);
+}
+
+/// Switches the registered org to the refresh-token flow with `token`.
+async fn use_refresh_token(db: &TestDatabase, token: &str) {
+    use secrecy::SecretString;
+    use sfpg_schema::control::{MasterKey, orgs};
+    let mut client = db.connect().await;
+    client
+        .execute(
+            "UPDATE sfpg.orgs SET auth_flow = 'refresh_token' WHERE name = $1",
+            &[&ORG],
+        )
+        .await
+        .unwrap();
+    orgs::save_refresh_token(
+        &mut client,
+        ORG,
+        &SecretString::from(token.to_owned()),
+        &MasterKey::from_bytes(proxy_support::MASTER_KEY),
+    )
+    .await
+    .unwrap();
+}
+
+/// Creates an account in the org directly, as a Salesforce user would.
+fn new_account(emulator: &RunningEmulator, name: &str) -> String {
+    let fields = serde_json::json!({ "Name": name });
+    emulator
+        .create_as("Account", fields.as_object().unwrap(), None)
+        .unwrap()
 }

@@ -95,12 +95,13 @@ impl Proxy {
         let pusher = match config.push {
             Some(push) => {
                 repair_every = push.repair_every;
-                let manager = deadpool_postgres::Manager::new(push.control, tokio_postgres::NoTls);
+                let manager =
+                    deadpool_postgres::Manager::new(push.control.clone(), tokio_postgres::NoTls);
                 let pool = deadpool_postgres::Pool::builder(manager)
                     .max_size(4)
                     .build()
                     .map_err(|e| ProxyError::Control(e.to_string()))?;
-                let catalog = Catalog::new(pool, push.master_key, limiters);
+                let catalog = Catalog::new(pool, push.control, push.master_key, limiters);
                 Some(Arc::new(Pusher::new(catalog, push.failpoint)))
             }
             None => None,

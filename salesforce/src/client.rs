@@ -6,7 +6,7 @@
 //! revoked) leads to exactly one re-authentication and one replay; a second 401 is returned
 //! to the caller, so a broken login never loops.
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
-use crate::auth::{self, Credentials, Token};
+use crate::auth::{self, Credentials, RefreshTokenStore, Token};
 use crate::config::Config;
 use crate::error::{Endpoint, Error, Result};
 use crate::limiter::{Priority, RateLimiter};
@@ -39,6 +39,8 @@ struct Shared {
     /// Held while a token is being requested, so that concurrent 401s re-authenticate once.
     credentials: tokio::sync::Mutex<Credentials>,
     token: RwLock<Option<Arc<Token>>>,
+    /// Where rotated refresh tokens are saved and looked for (refresh-token flow only).
+    refresh_tokens: OnceLock<Arc<dyn RefreshTokenStore>>,
     limiter: RateLimiter,
     usage: Mutex<Option<ApiUsage>>,
 }
@@ -69,11 +71,19 @@ impl Client {
                 config,
                 credentials: tokio::sync::Mutex::new(credentials.into()),
                 token: RwLock::new(None),
+                refresh_tokens: OnceLock::new(),
                 limiter,
                 usage: Mutex::new(None),
             }),
             priority: Priority::Background,
         })
+    }
+
+    /// Saves the refresh tokens Salesforce rotates to `store`, and looks there for a newer
+    /// one when Salesforce refuses the one in use (see [`RefreshTokenStore`]). Shared by
+    /// every clone; a second store is ignored.
+    pub fn keep_refresh_tokens_in(&self, store: Arc<dyn RefreshTokenStore>) {
+        let _ = self.shared.refresh_tokens.set(store);
     }
 
     /// The same client, queueing its requests at `priority` in the rate limiter. New clients
@@ -124,6 +134,7 @@ impl Client {
                 &self.shared.http,
                 self.shared.config.login_url(),
                 &mut credentials,
+                self.shared.refresh_tokens.get().map(|store| &**store),
             )
             .await?,
         );

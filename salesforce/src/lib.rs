@@ -89,7 +89,8 @@ pub mod usage;
 pub mod versions;
 
 pub use auth::{
-    AuthFlow, ClientCredentials, Credentials, JwtBearer, Password, RefreshToken, Token,
+    AuthFlow, ClientCredentials, Credentials, JwtBearer, Password, RefreshToken, RefreshTokenStore,
+    StoreError, Token,
 };
 pub use client::Client;
 pub use collections::Collections;

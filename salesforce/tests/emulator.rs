@@ -6,10 +6,13 @@
 // As in `tests/http`, support code may unwrap.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sfpg_emulator::http::{
     self as emulator, ConnectedApp, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD,
@@ -18,7 +21,8 @@ use sfpg_emulator::http::{
 };
 use sfpg_salesforce::{
     Client, ClientCredentials, Conditional, Config, Credentials, Error, ErrorClass, JwtBearer,
-    Password, Priority, Rate, RateLimiter, Record, RefreshToken, RetryPolicy, SalesforceId,
+    Password, Priority, Rate, RateLimiter, Record, RefreshToken, RefreshTokenStore, RetryPolicy,
+    SalesforceId, StoreError,
 };
 
 const TOKEN_PATH: &str = "/services/oauth2/token";
@@ -356,6 +360,102 @@ async fn every_login_flow_over_tls() {
         Rate::per_second(1000).unwrap(),
     );
     assert!(untrusting.token().await.unwrap_err().is_connect());
+}
+
+/// A refresh-token store in memory, counting saves.
+#[derive(Default)]
+struct MemoryStore {
+    token: std::sync::Mutex<Option<String>>,
+    saves: std::sync::atomic::AtomicUsize,
+}
+
+impl MemoryStore {
+    fn holding(token: &str) -> Arc<MemoryStore> {
+        let store = MemoryStore::default();
+        *store.token.lock().unwrap() = Some(token.to_owned());
+        Arc::new(store)
+    }
+
+    fn current(&self) -> String {
+        self.token.lock().unwrap().clone().unwrap()
+    }
+
+    fn saves(&self) -> usize {
+        self.saves.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl RefreshTokenStore for MemoryStore {
+    fn save<'a>(
+        &'a self,
+        refresh_token: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        *self.token.lock().unwrap() = Some(refresh_token.expose_secret().to_owned());
+        self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn load(&self) -> BoxFuture<'_, Result<Option<SecretString>, StoreError>> {
+        let token = self.token.lock().unwrap().clone().map(SecretString::from);
+        Box::pin(async move { Ok(token) })
+    }
+}
+
+/// With rotation, every refresh uses up the token it sent. Two clients of one org (the
+/// sync's and the proxy's) and a restart all keep working only if each rotated token is
+/// saved and a refused one is looked up again.
+#[tokio::test]
+async fn rotated_refresh_tokens_are_saved_and_shared_through_the_store() {
+    let mut settings = EmulatorConfig::default();
+    settings.apps[0].rotate_refresh_tokens = true;
+    let emulator = emulator::start(settings).await.unwrap();
+    let first = emulator
+        .issue_refresh_token(DEFAULT_USERNAME, DEFAULT_CLIENT_ID)
+        .unwrap();
+    let store = MemoryStore::holding(&first);
+    let client_of = |token: &str, store: Option<Arc<MemoryStore>>| {
+        let client = client_with(
+            config(&emulator),
+            RefreshToken::new(DEFAULT_CLIENT_ID, token.to_owned()),
+            Rate::per_second(1000).unwrap(),
+        );
+        if let Some(store) = store {
+            client.keep_refresh_tokens_in(store);
+        }
+        client
+    };
+    let sync = client_of(&first, Some(Arc::clone(&store)));
+    let proxy = client_of(&first, Some(Arc::clone(&store)));
+
+    sync.describe_global().await.unwrap();
+    assert_eq!(store.saves(), 1);
+    let second = store.current();
+    assert_ne!(second, first, "the rotated token was not saved");
+
+    // The proxy still holds the first token, which Salesforce no longer takes: it finds
+    // the second in the store, and saves the third it gets for it.
+    proxy.describe_global().await.unwrap();
+    assert_eq!(store.saves(), 2);
+    let third = store.current();
+    assert_ne!(third, second);
+
+    // Sessions end; the sync's second token went with the proxy's refresh.
+    emulator.revoke_sessions(None, false);
+    sync.describe_global().await.unwrap();
+    assert_eq!(store.saves(), 3);
+
+    // After a restart, a client made from what is stored logs in.
+    let restarted = client_of(&store.current(), Some(Arc::clone(&store)));
+    restarted.describe_global().await.unwrap();
+    assert_eq!(store.saves(), 4);
+
+    // Without a store, a used-up token is an authentication error, as before.
+    let forgetful = client_of(&first, None);
+    let error = forgetful.describe_global().await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Auth, "{error}");
+    assert!(error.to_string().contains("invalid_grant"), "{error}");
+    // Nothing secret in the error.
+    assert!(!error.to_string().contains(&first), "{error}");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sfpg_salesforce::{ErrorClass, Priority, RateLimiter, Token};
 use sfpg_schema::control::{
     AuthFlow, MasterKey, NewOrg, Org, OrgError, OrgSecrets, RateLimit, admin, connect, orgs,
@@ -401,10 +401,17 @@ async fn add_org(args: AddArgs) -> anyhow::Result<()> {
     {
         return Err(user_facing(OrgError::Exists(new.name.clone())));
     }
+    let mut new = new;
     let identity = if args.no_verify {
         None
     } else {
-        let (_, token) = log_in(&new.to_org()).await?;
+        let (_, token) = log_in(&new.to_org(), None).await?;
+        // With refresh-token rotation, logging in used up the token given: store the one
+        // Salesforce issued in its place.
+        if let Some(rotated) = token.refresh_token() {
+            new.secrets.refresh_token =
+                Some(SecretString::from(rotated.expose_secret().to_owned()));
+        }
         Some(token)
     };
     orgs::insert(&mut client, &new, &key)
@@ -515,10 +522,18 @@ fn new_org(args: &AddArgs) -> anyhow::Result<NewOrg> {
 }
 
 /// Logs in to `org` once; refused credentials are the user's to fix (exit 2), an
-/// unreachable Salesforce is not.
-async fn log_in(org: &Org) -> anyhow::Result<(sfpg_salesforce::Client, std::sync::Arc<Token>)> {
+/// unreachable Salesforce is not. A stored org (`stored`: its control database and key)
+/// saves a refresh token that Salesforce rotates.
+async fn log_in(
+    org: &Org,
+    stored: Option<(&tokio_postgres::Config, &MasterKey)>,
+) -> anyhow::Result<(sfpg_salesforce::Client, std::sync::Arc<Token>)> {
     let limiter = RateLimiter::new(connect::rate(org)?);
-    let client = connect::client(org, limiter)?.with_priority(Priority::Interactive);
+    let client = match stored {
+        Some((database, key)) => connect::stored_client(org, limiter, database, key)?,
+        None => connect::client(org, limiter)?,
+    }
+    .with_priority(Priority::Interactive);
     match client.token().await {
         Ok(token) => Ok((client, token)),
         Err(error) if error.class() == ErrorClass::Auth => Err(UserError::new(format!(
@@ -539,7 +554,8 @@ async fn test_org(args: NamedOrgArgs) -> anyhow::Result<()> {
     let org = orgs::load(&db, &args.name, &key)
         .await
         .map_err(user_facing)?;
-    let (client, token) = log_in(&org).await?;
+    let database = database::parse_url(&args.database.database_url)?;
+    let (client, token) = log_in(&org, Some((&database, &key))).await?;
     orgs::record_identity(
         &db,
         &org.name,

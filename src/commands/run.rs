@@ -122,7 +122,7 @@ impl Services {
             });
         }
         if let Some(settings) = sync {
-            let credentials = StoredCredentials::sharing(master_key()?, limiters);
+            let credentials = StoredCredentials::sharing(config.clone(), master_key()?, limiters);
             let supervisor = Supervisor::new(config, Arc::new(credentials), settings);
             let stop = shutdown.clone();
             parts.spawn(async move {

@@ -42,22 +42,34 @@ pub trait Connector: Send + Sync {
     ) -> BoxFuture<'a, Result<Client>>;
 }
 
-/// Clients from the credentials stored (sealed) in `sfpg.orgs`.
+/// Clients from the credentials stored (sealed) in `sfpg.orgs`, which save the refresh
+/// tokens Salesforce rotates back there.
 #[derive(Debug)]
 pub struct StoredCredentials {
+    database: tokio_postgres::Config,
     key: MasterKey,
     limiters: connect::Limiters,
 }
 
 impl StoredCredentials {
-    pub fn new(key: MasterKey) -> Self {
-        Self::sharing(key, connect::Limiters::new())
+    /// Reads the orgs, and saves rotated refresh tokens, in the control schema of
+    /// `database`.
+    pub fn new(database: tokio_postgres::Config, key: MasterKey) -> Self {
+        Self::sharing(database, key, connect::Limiters::new())
     }
 
     /// Takes each org's rate limiter from `limiters`, so that a proxy in the same process
     /// drawing from the same registry shares the org's bucket.
-    pub fn sharing(key: MasterKey, limiters: connect::Limiters) -> Self {
-        Self { key, limiters }
+    pub fn sharing(
+        database: tokio_postgres::Config,
+        key: MasterKey,
+        limiters: connect::Limiters,
+    ) -> Self {
+        Self {
+            database,
+            key,
+            limiters,
+        }
     }
 }
 
@@ -71,7 +83,13 @@ impl Connector for StoredCredentials {
             let stored = orgs::load(db, org, &self.key)
                 .await
                 .map_err(|e| SyncError::Control(format!("org {org}: {e}")))?;
-            Ok(connect::client(&stored, self.limiters.for_org(&stored)?)?)
+            let limiter = self.limiters.for_org(&stored)?;
+            Ok(connect::stored_client(
+                &stored,
+                limiter,
+                &self.database,
+                &self.key,
+            )?)
         })
     }
 }

@@ -67,6 +67,8 @@ struct Cached<T> {
 /// The control schema's orgs and objects, as the proxy needs them.
 pub struct Catalog {
     control: Pool,
+    /// The control database's address, for the refresh-token store of each org's client.
+    database: tokio_postgres::Config,
     key: MasterKey,
     /// By schema name.
     orgs: Mutex<HashMap<String, Cached<OrgHandle>>>,
@@ -89,12 +91,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Catalog {
-    /// A catalog reading the control schema through `control`, opening org credentials
-    /// with `key`, taking each org's rate limiter from `limiters` (shared with a sync in
-    /// the same process, if there is one).
-    pub fn new(control: Pool, key: MasterKey, limiters: connect::Limiters) -> Self {
+    /// A catalog reading the control schema through `control` (a pool of connections to
+    /// `database`), opening org credentials with `key`, taking each org's rate limiter from
+    /// `limiters` (shared with a sync in the same process, if there is one).
+    pub fn new(
+        control: Pool,
+        database: tokio_postgres::Config,
+        key: MasterKey,
+        limiters: connect::Limiters,
+    ) -> Self {
         Catalog {
             control,
+            database,
             key,
             orgs: Mutex::new(HashMap::new()),
             objects: Mutex::new(HashMap::new()),
@@ -190,7 +198,7 @@ impl Catalog {
             .limiters
             .for_org(&org)
             .map_err(|e| Refusal::new("55000", format!("sfpg proxy: org {name}: {e}")))?;
-        let client = connect::client(&org, limiter)
+        let client = connect::stored_client(&org, limiter, &self.database, &self.key)
             .map_err(|e| {
                 Refusal::new(
                     "55000",

@@ -5,13 +5,14 @@ mod client_credentials;
 mod jwt_bearer;
 mod password;
 mod refresh_token;
+mod store;
 mod token;
 
 use std::fmt;
 
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tracing::Instrument;
 use url::Url;
 
@@ -19,6 +20,7 @@ pub use client_credentials::ClientCredentials;
 pub use jwt_bearer::JwtBearer;
 pub use password::Password;
 pub use refresh_token::RefreshToken;
+pub use store::{RefreshTokenStore, StoreError};
 pub use token::Token;
 
 use crate::error::{Endpoint, Error, Result};
@@ -83,10 +85,30 @@ impl Credentials {
         })
     }
 
-    /// Keeps a rotated refresh token for the next re-authentication.
-    fn remember(&mut self, token: &Token) {
-        if let (Credentials::RefreshToken(flow), Some(rotated)) = (self, token.refresh_token()) {
-            flow.rotate(SecretString::clone(rotated));
+    /// Keeps a rotated refresh token for the next re-authentication, and returns it when
+    /// it replaced the one in use.
+    fn remember(&mut self, token: &Token) -> Option<SecretString> {
+        let (Credentials::RefreshToken(flow), Some(rotated)) = (self, token.refresh_token()) else {
+            return None;
+        };
+        if flow.refresh_token().expose_secret() == rotated.expose_secret() {
+            return None;
+        }
+        flow.rotate(SecretString::clone(rotated));
+        Some(SecretString::clone(rotated))
+    }
+
+    /// Takes `stored` as the refresh token to use, if these are refresh-token credentials
+    /// holding another one. Returns whether it changed anything.
+    fn adopt(&mut self, stored: SecretString) -> bool {
+        match self {
+            Credentials::RefreshToken(flow)
+                if flow.refresh_token().expose_secret() != stored.expose_secret() =>
+            {
+                flow.rotate(stored);
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -115,12 +137,56 @@ impl From<RefreshToken> for Credentials {
     }
 }
 
-/// Requests a token from the login URL's token endpoint, and remembers a rotated refresh
-/// token in `credentials`.
+/// Requests a token from the login URL's token endpoint. A refresh token that Salesforce
+/// rotated is kept in `credentials` and saved to `store`; a refresh token that Salesforce
+/// refuses is replaced by the one in `store`, if that is another, and tried once more.
 pub(crate) async fn request_token(
     http: &reqwest::Client,
     login_url: &Url,
     credentials: &mut Credentials,
+    store: Option<&dyn RefreshTokenStore>,
+) -> Result<Token> {
+    let token = match request_once(http, login_url, credentials).await {
+        Err(refused @ Error::Auth { .. }) if credentials.flow() == AuthFlow::RefreshToken => {
+            let Some(store) = store else {
+                return Err(refused);
+            };
+            match store.load().await {
+                Ok(Some(stored)) => {
+                    if !credentials.adopt(stored) {
+                        return Err(refused);
+                    }
+                    tracing::info!("retrying with the refresh token another client stored");
+                    request_once(http, login_url, credentials).await?
+                }
+                Ok(None) => return Err(refused),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot look for a newer refresh token");
+                    return Err(refused);
+                }
+            }
+        }
+        other => other?,
+    };
+    if let (Some(rotated), Some(store)) = (credentials.remember(&token), store) {
+        match store.save(&rotated).await {
+            Ok(()) => tracing::debug!("saved the rotated refresh token"),
+            // The token still works for this client; only the next start would lack it.
+            Err(error) => tracing::error!(
+                %error,
+                "Salesforce rotated the refresh token and it could not be saved; \
+                 after a restart the org must be authorized again"
+            ),
+        }
+    }
+    Ok(token)
+}
+
+/// One request to the token endpoint.
+async fn request_once(
+    http: &reqwest::Client,
+    login_url: &Url,
+    credentials: &Credentials,
 ) -> Result<Token> {
     let flow = credentials.flow();
     let endpoint = Endpoint {
@@ -162,7 +228,6 @@ pub(crate) async fn request_token(
     }
     .instrument(span)
     .await?;
-    credentials.remember(&token);
     tracing::debug!(flow = %flow, instance_url = %token.instance_url(), "authenticated");
     Ok(token)
 }

@@ -2,7 +2,7 @@
 //!
 //! When the connected app rotates refresh tokens, each answer carries a new one and the old
 //! one stops working; the client then keeps the new one for the next re-authentication, and
-//! callers that persist it should read it from [`crate::Token::refresh_token`].
+//! saves it to its [`super::RefreshTokenStore`] if it has one.
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -28,6 +28,11 @@ impl RefreshToken {
     pub fn with_client_secret(mut self, client_secret: impl Into<SecretString>) -> Self {
         self.client_secret = Some(client_secret.into());
         self
+    }
+
+    /// The refresh token in use.
+    pub(super) fn refresh_token(&self) -> &SecretString {
+        &self.refresh_token
     }
 
     /// Replaces the refresh token after Salesforce rotated it.

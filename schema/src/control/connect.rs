@@ -6,13 +6,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use sfpg_salesforce::{
     ApiVersion, Client, ClientCredentials, Config, Credentials, JwtBearer, Password, Rate,
-    RateLimiter, RefreshToken,
+    RateLimiter, RefreshToken, RefreshTokenStore, StoreError,
 };
 
-use crate::control::orgs::{AuthFlow, Org};
+use crate::control::master_key::MasterKey;
+use crate::control::orgs::{self, AuthFlow, Org};
 
 /// The client configuration of `org`: login URL, API version, and its CA certificate.
 pub fn config(org: &Org) -> Result<Config, sfpg_salesforce::Error> {
@@ -72,6 +74,74 @@ pub fn credentials(org: &Org) -> Result<Credentials, sfpg_salesforce::Error> {
             }
         }
     })
+}
+
+/// A client for `org` whose counted requests pass through `limiter`, and which keeps the
+/// refresh tokens Salesforce rotates in `sfpg.orgs` (through `database`), sealed with `key`
+/// as every stored secret is. What the sync, the proxy and the CLI log in with.
+pub fn stored_client(
+    org: &Org,
+    limiter: RateLimiter,
+    database: &tokio_postgres::Config,
+    key: &MasterKey,
+) -> Result<Client, sfpg_salesforce::Error> {
+    let client = client(org, limiter)?;
+    if org.auth_flow == AuthFlow::RefreshToken {
+        client.keep_refresh_tokens_in(Arc::new(StoredRefreshToken {
+            database: database.clone(),
+            key: key.clone(),
+            org: org.name.clone(),
+        }));
+    }
+    Ok(client)
+}
+
+/// An org's refresh token in `sfpg.orgs`. Rotation happens once per re-authentication, so
+/// each save or load opens a connection of its own rather than holding one.
+struct StoredRefreshToken {
+    database: tokio_postgres::Config,
+    key: MasterKey,
+    org: String,
+}
+
+impl StoredRefreshToken {
+    async fn connect(&self) -> Result<tokio_postgres::Client, StoreError> {
+        let (client, connection) = self
+            .database
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| StoreError(format!("cannot reach the control database: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "refresh token store connection closed");
+            }
+        });
+        Ok(client)
+    }
+}
+
+impl RefreshTokenStore for StoredRefreshToken {
+    fn save<'a>(
+        &'a self,
+        refresh_token: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut client = self.connect().await?;
+            orgs::save_refresh_token(&mut client, &self.org, refresh_token, &self.key)
+                .await
+                .map_err(|e| StoreError(format!("org {}: {e}", self.org)))
+        })
+    }
+
+    fn load(&self) -> BoxFuture<'_, Result<Option<SecretString>, StoreError>> {
+        Box::pin(async move {
+            let client = self.connect().await?;
+            let org = orgs::load(&client, &self.org, &self.key)
+                .await
+                .map_err(|e| StoreError(format!("org {}: {e}", self.org)))?;
+            Ok(org.secrets.refresh_token)
+        })
+    }
 }
 
 /// The org's background rate as the client's limiter understands it.

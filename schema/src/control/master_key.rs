@@ -62,6 +62,12 @@ pub struct MasterKey {
     key: SecretBox<[u8; 32]>,
 }
 
+impl Clone for MasterKey {
+    fn clone(&self) -> Self {
+        MasterKey::from_bytes(*self.key.expose_secret())
+    }
+}
+
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MasterKey(..)")

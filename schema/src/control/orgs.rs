@@ -339,6 +339,34 @@ pub async fn insert(
     Ok(())
 }
 
+/// Replaces the org's stored refresh token with `refresh_token` (one Salesforce rotated),
+/// leaving its other secrets as they are. The row is locked for the change, so that two
+/// processes saving at once do not undo each other's other edits.
+pub async fn save_refresh_token(
+    client: &mut tokio_postgres::Client,
+    name: &str,
+    refresh_token: &SecretString,
+    key: &MasterKey,
+) -> Result<(), OrgError> {
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "SELECT sealed_credentials FROM sfpg.orgs WHERE name = $1 FOR UPDATE",
+            &[&name],
+        )
+        .await?
+        .ok_or_else(|| OrgError::NotFound(name.to_owned()))?;
+    let mut secrets = OrgSecrets::open(name, &row.get::<_, Vec<u8>>(0), key)?;
+    secrets.refresh_token = Some(SecretString::from(refresh_token.expose_secret().to_owned()));
+    tx.execute(
+        "UPDATE sfpg.orgs SET sealed_credentials = $2, updated_at = now() WHERE name = $1",
+        &[&name, &secrets.seal(name, key)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 const ORG_COLUMNS: &str = "name, schema_name, auth_flow, login_url, instance_url, api_version, \
      client_id, username, sealed_credentials, ca_cert_pem, batch_size, rate_requests, \
      rate_period_ms, max_daily_share, enabled, org_id";
@@ -465,6 +493,41 @@ mod tests {
         let mut client = db.connect().await;
         crate::apply_control_schema(&mut client).await.unwrap();
         (db, client)
+    }
+
+    #[tokio::test]
+    async fn a_rotated_refresh_token_replaces_the_stored_one_only() {
+        let (_db, mut client) = migrated().await;
+        let key = MasterKey::generate();
+        let mut new = acme();
+        new.auth_flow = AuthFlow::RefreshToken;
+        new.secrets.refresh_token = Some(SecretString::from("rt-first"));
+        insert(&mut client, &new, &key).await.unwrap();
+
+        save_refresh_token(&mut client, "acme", &SecretString::from("rt-second"), &key)
+            .await
+            .unwrap();
+        let org = load(&client, "acme", &key).await.unwrap();
+        let exposed = |s: &Option<SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());
+        assert_eq!(
+            exposed(&org.secrets.refresh_token).as_deref(),
+            Some("rt-second")
+        );
+        assert_eq!(
+            exposed(&org.secrets.client_secret).as_deref(),
+            Some("s3cr3t-client")
+        );
+        let stored: Vec<u8> = client
+            .query_one("SELECT sealed_credentials FROM sfpg.orgs", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!String::from_utf8_lossy(&stored).contains("rt-second"));
+
+        let missing = save_refresh_token(&mut client, "globex", &SecretString::from("x"), &key)
+            .await
+            .unwrap_err();
+        assert!(matches!(missing, OrgError::NotFound(_)), "{missing}");
     }
 
     #[tokio::test]

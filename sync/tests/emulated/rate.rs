@@ -53,7 +53,7 @@ fn shortest_gap(requests: &[LoggedRequest]) -> chrono::Duration {
 async fn run_supervisor(harness: &Harness, duration: Duration) {
     let supervisor = Supervisor::new(
         harness.db.config(),
-        Arc::new(StoredCredentials::new(master_key())),
+        Arc::new(StoredCredentials::new(harness.db.config(), master_key())),
         quiet_settings(),
     );
     let shutdown = CancellationToken::new();
