@@ -126,6 +126,15 @@ impl World {
         self.db.connect().await
     }
 
+    /// Runs `turns` turns of the real sync over the org's live objects: each polls an object
+    /// for what changed in Salesforce.
+    pub async fn sync_turns(&self, turns: usize) {
+        let mut sync = org_sync(&self.db).await;
+        for _ in 0..turns {
+            sync.turn().await.unwrap();
+        }
+    }
+
     /// Every difference between the org's records of `object` and its mirror.
     pub async fn mirror_diff(&self, object: &str) -> Vec<String> {
         mirror::mirror_diff(&self.emulator, &self.direct().await, ORG, object).await
@@ -245,17 +254,7 @@ pub async fn register_org(db: &TestDatabase, emulator: &RunningEmulator, objects
 /// has its capture triggers.
 pub async fn mirror_objects(db: &TestDatabase, objects: &[&str]) {
     let client = db.connect().await;
-    let org = orgs::load(&client, ORG, &MasterKey::from_bytes(MASTER_KEY))
-        .await
-        .unwrap();
-    let salesforce = connect::client(
-        &org,
-        sfpg_salesforce::RateLimiter::new(connect::rate(&org).unwrap()),
-    )
-    .unwrap();
-    let mut sync = OrgSync::start(db.connect().await, salesforce, ORG, quiet_settings())
-        .await
-        .unwrap();
+    let mut sync = org_sync(db).await;
     for _ in 0..1000 {
         if sync.objects().iter().all(|o| o.state.phase == Phase::Live) {
             break;
@@ -280,6 +279,22 @@ pub async fn mirror_objects(db: &TestDatabase, objects: &[&str]) {
             .await
             .unwrap();
     }
+}
+
+/// The real sync of the registered org, resuming from what the mirror holds.
+async fn org_sync(db: &TestDatabase) -> OrgSync {
+    let client = db.connect().await;
+    let org = orgs::load(&client, ORG, &MasterKey::from_bytes(MASTER_KEY))
+        .await
+        .unwrap();
+    let salesforce = connect::client(
+        &org,
+        sfpg_salesforce::RateLimiter::new(connect::rate(&org).unwrap()),
+    )
+    .unwrap();
+    OrgSync::start(db.connect().await, salesforce, ORG, quiet_settings())
+        .await
+        .unwrap()
 }
 
 /// Every difference between the org's records of `object` and its mirror.

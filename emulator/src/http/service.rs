@@ -53,7 +53,18 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let router = self.router.clone();
         let state = self.state.clone();
-        Box::pin(serve(router, state, request.map(Body::new)))
+        // A request Salesforce has received runs to its end even when the client stops
+        // waiting: a client-side timeout "may complete on the server", and records may have
+        // been created all the same (AJAX Toolkit, "Using the Timeout Parameter with
+        // Asynchronous Calls"). So the request is served on a task of its own, which a
+        // closed connection does not cancel.
+        let served = tokio::spawn(serve(router, state, request.map(Body::new)));
+        Box::pin(async move {
+            served.await.unwrap_or_else(|error| {
+                tracing::error!(%error, "serving a request failed");
+                Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            })
+        })
     }
 }
 

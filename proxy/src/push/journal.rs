@@ -15,6 +15,9 @@ pub enum Outcome {
     Refused,
     /// Salesforce could not be reached or did not answer.
     Failed,
+    /// The session cancelled the push while its request was under way: Salesforce may or
+    /// may not carry it out.
+    Abandoned,
 }
 
 impl Outcome {
@@ -23,6 +26,7 @@ impl Outcome {
             Outcome::Pushed => "pushed",
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
+            Outcome::Abandoned => "abandoned",
         }
     }
 }

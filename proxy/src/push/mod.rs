@@ -80,20 +80,35 @@ impl Pusher {
     }
 
     /// Pushes `changes`, captured in transaction `txid` of `session`. `Ok(None)`: nothing
-    /// needed sending (only local columns changed). The session's cancel is handled by
-    /// dropping this future.
+    /// needed sending (only local columns changed).
+    ///
+    /// When `cancelled` resolves first (the session's CancelRequest), the push stops
+    /// waiting and is refused with 57014. Once the request may have left, Salesforce may
+    /// still carry it out: that is said in the refusal, and the push is journaled as
+    /// abandoned with its records.
     pub async fn push(
         &self,
         session: &str,
         txid: Option<String>,
         changes: &[PendingChange],
+        cancelled: impl Future<Output = ()>,
     ) -> Result<Option<Pushed>, Refusal> {
-        let Some(plan) = self.plan(changes).await? else {
+        tokio::pin!(cancelled);
+        let planned = tokio::select! {
+            planned = self.plan(changes) => planned?,
+            () = &mut cancelled => return Err(canceled(
+                "Nothing was sent to Salesforce; the transaction was rolled back.",
+            )),
+        };
+        let Some(plan) = planned else {
             return Ok(None);
         };
         let started_at = chrono::Utc::now();
         let started = Instant::now();
-        let sent = send::send(&plan).await;
+        let sent = tokio::select! {
+            sent = send::send(&plan) => Some(sent),
+            () = &mut cancelled => None,
+        };
         let mut entry = Entry {
             org: plan.org.name.clone(),
             session: session.to_owned(),
@@ -105,8 +120,23 @@ impl Pusher {
             salesforce_ms: 0,
         };
         let sent = match sent {
-            Ok(sent) => sent,
-            Err(failure) => {
+            None => {
+                entry.records = journal_records(&plan, &[]);
+                entry.outcome = Outcome::Abandoned;
+                entry.salesforce_ms = millis(started);
+                if let Err(error) = self.journal.record(&entry).await {
+                    tracing::warn!(%error, "cannot journal an abandoned push");
+                }
+                tracing::warn!(
+                    records = plan.records.len(),
+                    "a push was cancelled while under way; Salesforce may still carry it out"
+                );
+                return Err(canceled(
+                    "The transaction was rolled back, but the request to Salesforce was under way: Salesforce may still carry it out. The write journal records the push as abandoned; the sync brings the mirror in line with what Salesforce holds.",
+                ));
+            }
+            Some(Ok(sent)) => sent,
+            Some(Err(failure)) => {
                 entry.records = journal_records(&plan, &[]);
                 entry.response = failure.response;
                 entry.outcome = if failure.refused {
@@ -174,6 +204,11 @@ impl Pusher {
         };
         plan::plan(changes, &org, &objects)
     }
+}
+
+/// The refusal of a cancelled push, as PostgreSQL words a cancelled statement.
+fn canceled(detail: &str) -> Refusal {
+    Refusal::new("57014", "canceling statement due to user request").detail(detail)
 }
 
 fn millis(since: Instant) -> i32 {

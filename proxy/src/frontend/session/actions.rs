@@ -256,20 +256,15 @@ impl Session {
             self.registration.as_ref().map_or(0, |r| r.pid())
         );
         let signal = self.registration.as_ref().map(|r| Arc::clone(r.signal()));
-        let pushed = match signal {
-            Some(signal) => {
-                let since = signal.generation();
-                tokio::select! {
-                    pushed = pusher.push(&session, txid, &changes) => pushed,
-                    () = signal.cancelled_since(since) => Err(Refusal::new(
-                        "57014",
-                        "canceling statement due to user request",
-                    )
-                    .detail("The push to Salesforce was abandoned; the transaction was rolled back.")),
-                }
+        // Only a cancel sent from now on is for this push.
+        let since = signal.as_ref().map(|signal| signal.generation());
+        let cancelled = async move {
+            match (signal, since) {
+                (Some(signal), Some(since)) => signal.cancelled_since(since).await,
+                _ => std::future::pending().await,
             }
-            None => pusher.push(&session, txid, &changes).await,
         };
+        let pushed = pusher.push(&session, txid, &changes, cancelled).await;
         let pushed = match pushed {
             Ok(Some(pushed)) => pushed,
             Ok(None) => return Ok(Ok(())),
