@@ -1065,7 +1065,7 @@ mod against_the_emulator {
             let mut writer = db.connect().await;
             let tx = writer.transaction().await.unwrap();
             // As the sync writes: the capture trigger lets it through.
-            tx.execute("SELECT set_config('sfpg.origin', 'sync', true)", &[])
+            tx.execute(sfpg_schema::capture::SET_SYNC_ORIGIN_SQL, &[])
                 .await
                 .unwrap();
             let n = tx

@@ -439,6 +439,22 @@ async fn a_write_that_bypasses_the_proxy_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED));
+    // Claiming the sync origin, which the sync and the proxy's write-back use, does not get
+    // a write past the triggers: the origin needs a key no client can read.
+    let through = world.client().await;
+    for origin in ["sync", "sync:guess"] {
+        let sql = format!(
+            "BEGIN; SELECT set_config('sfpg.origin', '{origin}', true);
+             UPDATE salesforce.account SET name = 'Forged'; COMMIT"
+        );
+        let error = through.batch_execute(&sql).await.unwrap_err();
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::READ_ONLY_SQL_TRANSACTION),
+            "{origin}: {error}"
+        );
+        through.batch_execute("ROLLBACK").await.unwrap();
+    }
     world.assert_mirror_equals_org("Account").await;
 }
 

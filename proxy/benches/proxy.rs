@@ -341,10 +341,11 @@ async fn writes() -> Result<()> {
                  systemmodstamp timestamptz, isdeleted boolean NOT NULL DEFAULT false,
                  name text, billingcity text);
              CREATE TABLE local_account (LIKE salesforce.account INCLUDING ALL);
-             BEGIN; SELECT set_config('sfpg.origin', 'sync', true);
+             BEGIN; {set_sync_origin};
              INSERT INTO salesforce.account (sfid, name, billingcity) VALUES ('{sfid}', 'Bench Co', 'Start');
              COMMIT;
-             INSERT INTO local_account (sfid, name, billingcity) VALUES ('{sfid}', 'Bench Co', 'Start');"
+             INSERT INTO local_account (sfid, name, billingcity) VALUES ('{sfid}', 'Bench Co', 'Start');",
+            set_sync_origin = sfpg_schema::capture::SET_SYNC_ORIGIN_SQL,
         ))
         .await?;
     sfpg_schema::capture::install_capture_trigger(&control, "salesforce", "account").await?;

@@ -2,13 +2,15 @@
 //! table it creates, and what the proxy reads back at commit.
 //!
 //! Each session says who it is with the setting `sfpg.origin`: the proxy sets `proxy` for
-//! its sessions, the sync sets `sync` inside its transactions. In a proxy session, every
+//! its sessions, the sync sets `sync:` and a key only sfpg can read inside its
+//! transactions ([`SET_SYNC_ORIGIN_SQL`]). In a proxy session, every
 //! row change is recorded in `sfpg.pending_changes` (old and new image, changed columns);
 //! a sync change is not recorded; anyone else's write, and any TRUNCATE outside the sync,
 //! is refused with an error that names the table and says what to do. A transaction cannot
 //! commit while it still holds a captured change: the proxy must first take the changes
 //! (with [`TAKE_PENDING_SQL`]) and push them to Salesforce.
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use tokio_postgres::GenericClient;
 
@@ -18,9 +20,18 @@ use crate::mirror::{qualified, quote_ident};
 pub const ORIGIN_SETTING: &str = "sfpg.origin";
 /// `sfpg.origin` of a proxy session: changes are captured.
 pub const ORIGIN_PROXY: &str = "proxy";
-/// `sfpg.origin` of the sync, and of the proxy writing back what Salesforce set: changes
-/// are not captured.
-pub const ORIGIN_SYNC: &str = "sync";
+/// Sets the sync origin for the current transaction, on a connection of the control
+/// schema's owner (the sync's, the proxy's own): writes are then what Salesforce already
+/// holds, and are not captured. The origin is `sync:` and a key only the owner can read
+/// (migration V7), so that no client can claim it.
+pub const SET_SYNC_ORIGIN_SQL: &str =
+    "SELECT set_config('sfpg.origin', 'sync:' || key, true) FROM sfpg.origin_key";
+
+/// Sets the sync origin for the current transaction on a client's connection, which cannot
+/// read the key: the proxy passes it, read with its own credentials ([`origin_key`]), as
+/// the parameter, so that it shows in no statement text.
+pub const SET_SYNC_ORIGIN_WITH_KEY_SQL: &str =
+    "SELECT set_config('sfpg.origin', 'sync:' || $1, true)";
 
 /// Name of the row trigger that captures changes.
 pub const CAPTURE_TRIGGER: &str = "sfpg_capture";
@@ -28,8 +39,23 @@ pub const CAPTURE_TRIGGER: &str = "sfpg_capture";
 pub const TRUNCATE_TRIGGER: &str = "sfpg_refuse_truncate";
 
 /// Reads and deletes the current transaction's captured changes: one row, one text column
-/// holding a JSON array of [`PendingChange`], oldest first.
-pub const TAKE_PENDING_SQL: &str = "SELECT sfpg.take_pending_changes()";
+/// holding a JSON array of [`PendingChange`], oldest first. `$1` is the origin key
+/// ([`origin_key`]): without it, the changes stay, and the transaction cannot commit.
+pub const TAKE_PENDING_SQL: &str = "SELECT sfpg.take_pending_changes($1)";
+
+/// The first change the current transaction captured, as `{"schema": …, "table": …}`, or
+/// NULL: what a proxy that cannot take changes names when it refuses the commit.
+pub const FIRST_PENDING_SQL: &str = "SELECT sfpg.first_pending_change()";
+
+/// The origin key (migration V7), read on a connection of the control schema's owner.
+pub async fn origin_key(
+    client: &impl GenericClient,
+) -> Result<SecretString, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT key FROM sfpg.origin_key", &[])
+        .await?;
+    Ok(SecretString::from(row.get::<_, String>(0)))
+}
 
 /// Installs (or replaces) the capture and TRUNCATE triggers on a mirrored table.
 pub async fn install_capture_trigger(

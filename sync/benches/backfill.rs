@@ -15,6 +15,7 @@
 // A benchmark fails loudly, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sfpg_schema::capture::SET_SYNC_ORIGIN_SQL;
 use std::process::Command;
 use std::time::Instant;
 
@@ -340,13 +341,13 @@ async fn raw_copy(client: &tokio_postgres::Client) -> f64 {
     // baseline writes as the sync does, so the triggers cost it what they cost the sync.
     client
         .batch_execute(&format!(
-            "BEGIN; SET LOCAL sfpg.origin = 'sync'; TRUNCATE {table}; COMMIT; CHECKPOINT"
+            "BEGIN; {SET_SYNC_ORIGIN_SQL}; TRUNCATE {table}; COMMIT; CHECKPOINT"
         ))
         .await
         .unwrap();
     let started = Instant::now();
     client
-        .batch_execute("BEGIN; SET LOCAL sfpg.origin = 'sync'")
+        .batch_execute(&format!("BEGIN; {SET_SYNC_ORIGIN_SQL}"))
         .await
         .unwrap();
     let sink = client

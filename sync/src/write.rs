@@ -14,7 +14,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::SinkExt;
 use sfpg_salesforce::{Record, RecordsDecoder};
-use sfpg_schema::capture::{ORIGIN_SETTING, ORIGIN_SYNC};
+use sfpg_schema::capture::SET_SYNC_ORIGIN_SQL;
 use sfpg_schema::mapping::ColumnType;
 use sfpg_schema::mirror::{qualified, quote_ident};
 use tokio_postgres::types::ToSql;
@@ -34,7 +34,7 @@ pub async fn begin(client: &mut Client, lock_timeout: Duration) -> Result<Transa
     let millis = lock_timeout.as_millis().max(1);
     transaction
         .batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{millis}ms'; SELECT set_config('{ORIGIN_SETTING}', '{ORIGIN_SYNC}', true)"
+            "SET LOCAL lock_timeout = '{millis}ms'; {SET_SYNC_ORIGIN_SQL}"
         ))
         .await?;
     Ok(transaction)
@@ -517,8 +517,11 @@ pub async fn delete_absent(
     present: &[String],
     modified_before: DateTime<Utc>,
 ) -> Result<u64> {
+    // Provisional sfids (`~` and digits) sort after every Salesforce Id: a row the proxy
+    // created and has not pushed is never taken for one Salesforce no longer has.
     let sql = format!(
         "DELETE FROM {} WHERE sfid COLLATE \"C\" > $1::text COLLATE \"C\" \
+         AND sfid COLLATE \"C\" < '~' \
          AND ($2::text IS NULL OR sfid COLLATE \"C\" <= $2::text COLLATE \"C\") \
          AND sfid <> ALL($3::varchar[]) \
          AND (systemmodstamp IS NULL OR systemmodstamp < $4)",

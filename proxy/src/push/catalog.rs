@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
+use secrecy::SecretString;
 use sfpg_salesforce::{Client, FieldType, Priority};
 use sfpg_schema::control::{MasterKey, connect, orgs};
 
@@ -77,6 +78,8 @@ pub struct Catalog {
     /// One per org, kept across reloads so that a reload never resets the org's bucket
     /// (a reload moves it to the org's current rate).
     limiters: connect::Limiters,
+    /// The origin key (migration V7), read once.
+    origin_key: tokio::sync::OnceCell<SecretString>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -106,6 +109,7 @@ impl Catalog {
             key,
             orgs: Mutex::new(HashMap::new()),
             objects: Mutex::new(HashMap::new()),
+            origin_key: tokio::sync::OnceCell::new(),
             limiters,
         }
     }
@@ -169,6 +173,20 @@ impl Catalog {
             .ok_or_else(|| Refusal::new("55000", format!("sfpg proxy: no org named {name}")))?;
         let schema: String = row.get(0);
         self.org(&schema).await
+    }
+
+    /// The key that lets a push take its transaction's captured changes and write back
+    /// under the sync origin. Client roles cannot read it; the proxy reads it with its own
+    /// credentials, once.
+    pub async fn origin_key(&self) -> Result<&SecretString, Refusal> {
+        self.origin_key
+            .get_or_try_init(|| async {
+                let client = self.control_client().await?;
+                sfpg_schema::capture::origin_key(&**client)
+                    .await
+                    .map_err(control_error)
+            })
+            .await
     }
 
     async fn control_client(&self) -> Result<deadpool_postgres::Object, Refusal> {

@@ -150,7 +150,7 @@ async fn repair_entry(catalog: &Catalog, org: &str, records: &Value) -> Result<(
         let target = qualified(&schema, &table);
         let mut control = catalog.control().get().await.map_err(|e| e.to_string())?;
         let tx = control.transaction().await.map_err(|e| e.to_string())?;
-        tx.batch_execute("SELECT set_config('sfpg.origin', 'sync', true)")
+        tx.batch_execute(sfpg_schema::capture::SET_SYNC_ORIGIN_SQL)
             .await
             .map_err(|e| e.to_string())?;
         if !rows.is_empty() {

@@ -33,11 +33,14 @@ async fn mirrored(db: &TestDatabase) -> Client {
     client
 }
 
+async fn key(client: &Client) -> String {
+    use secrecy::ExposeSecret;
+    origin_key(client).await.unwrap().expose_secret().to_owned()
+}
+
 async fn as_sync(client: &Client, sql: &str) {
     client
-        .batch_execute(&format!(
-            "BEGIN; SELECT set_config('sfpg.origin', 'sync', true); {sql}; COMMIT"
-        ))
+        .batch_execute(&format!("BEGIN; {SET_SYNC_ORIGIN_SQL}; {sql}; COMMIT"))
         .await
         .unwrap();
 }
@@ -108,6 +111,7 @@ async fn proxy_writes_are_captured_with_images_and_changed_columns() {
         "INSERT INTO salesforce.account (sfid, name, billingcity) VALUES ('001000000000001AAA', 'Acme', 'Paris')",
     )
     .await;
+    let key = key(&client).await;
     client
         .batch_execute("SET sfpg.origin = 'proxy'")
         .await
@@ -121,7 +125,11 @@ async fn proxy_writes_are_captured_with_images_and_changed_columns() {
     )
     .await
     .unwrap();
-    let json: String = tx.query_one(TAKE_PENDING_SQL, &[]).await.unwrap().get(0);
+    let json: String = tx
+        .query_one(TAKE_PENDING_SQL, &[&key])
+        .await
+        .unwrap()
+        .get(0);
     let changes = parse_pending(&json).unwrap();
     let operations: Vec<Operation> = changes.iter().map(|c| c.operation).collect();
     // The no-op UPDATE … SET name = name records nothing.
@@ -154,7 +162,11 @@ async fn proxy_writes_are_captured_with_images_and_changed_columns() {
         .get(0);
     assert_eq!(insert.table_oid, oid);
     // Taken means gone: a second take is empty, and the transaction may commit.
-    let again: String = tx.query_one(TAKE_PENDING_SQL, &[]).await.unwrap().get(0);
+    let again: String = tx
+        .query_one(TAKE_PENDING_SQL, &[&key])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(again, "[]");
     tx.commit().await.unwrap();
 }
@@ -190,6 +202,7 @@ async fn an_unpushed_change_cannot_commit() {
 async fn a_rolled_back_savepoint_leaves_nothing_captured() {
     let db = TestDatabase::create().await;
     let mut client = mirrored(&db).await;
+    let key = key(&client).await;
     client
         .batch_execute("SET sfpg.origin = 'proxy'")
         .await
@@ -203,7 +216,11 @@ async fn a_rolled_back_savepoint_leaves_nothing_captured() {
     )
     .await
     .unwrap();
-    let json: String = tx.query_one(TAKE_PENDING_SQL, &[]).await.unwrap().get(0);
+    let json: String = tx
+        .query_one(TAKE_PENDING_SQL, &[&key])
+        .await
+        .unwrap()
+        .get(0);
     let changes = parse_pending(&json).unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].new.as_ref().unwrap()["name"], "Kept");
@@ -214,6 +231,8 @@ async fn a_rolled_back_savepoint_leaves_nothing_captured() {
 async fn a_role_without_control_schema_privileges_can_write_through_the_proxy() {
     let db = TestDatabase::create().await;
     let admin = mirrored(&db).await;
+    // The proxy reads the key with its own credentials, not the client's.
+    let key = key(&admin).await;
     admin
         .batch_execute(
             "CREATE ROLE app_writer LOGIN;
@@ -230,7 +249,11 @@ async fn a_role_without_control_schema_privileges_can_write_through_the_proxy() 
         )
         .await
         .unwrap();
-    let json: String = admin.query_one(TAKE_PENDING_SQL, &[]).await.unwrap().get(0);
+    let json: String = admin
+        .query_one(TAKE_PENDING_SQL, &[&key])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(parse_pending(&json).unwrap().len(), 1);
     admin.batch_execute("COMMIT; RESET ROLE").await.unwrap();
     admin
@@ -260,6 +283,107 @@ async fn installing_twice_is_harmless() {
         .unwrap();
     client
         .batch_execute("INSERT INTO salesforce.account (name) VALUES ('Unguarded')")
+        .await
+        .unwrap();
+}
+
+/// A client role can neither claim the sync origin nor take its captured changes: the key
+/// both need is readable by the control schema's owner only.
+#[tokio::test]
+async fn a_client_role_cannot_claim_the_sync_origin_or_take_its_changes() {
+    let db = TestDatabase::create().await;
+    let admin = mirrored(&db).await;
+    let key = key(&admin).await;
+    admin
+        .batch_execute(
+            "CREATE ROLE app_forger LOGIN;
+             GRANT USAGE ON SCHEMA salesforce TO app_forger;
+             GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON salesforce.account TO app_forger;
+             GRANT USAGE ON SEQUENCE salesforce.account_id_seq TO app_forger;
+             SET ROLE app_forger",
+        )
+        .await
+        .unwrap();
+    let refused = |sql: &'static str| {
+        let admin = &admin;
+        async move {
+            let error = admin.batch_execute(sql).await.unwrap_err();
+            admin.batch_execute("ROLLBACK").await.unwrap();
+            error.as_db_error().unwrap().clone()
+        }
+    };
+    let read = refused("SELECT key FROM sfpg.origin_key").await;
+    assert_eq!(read.code(), &SqlState::INSUFFICIENT_PRIVILEGE, "{read}");
+    for origin in ["sync", "sync:guess", "sync:"] {
+        let sql = format!(
+            "BEGIN; SET LOCAL sfpg.origin = '{origin}'; INSERT INTO salesforce.account (name) VALUES ('Forged')"
+        );
+        let error = admin.batch_execute(&sql).await.unwrap_err();
+        admin.batch_execute("ROLLBACK").await.unwrap();
+        let error = error.as_db_error().unwrap();
+        assert_eq!(
+            error.code(),
+            &SqlState::READ_ONLY_SQL_TRANSACTION,
+            "{origin}: {error}"
+        );
+        let sql = format!("BEGIN; SET LOCAL sfpg.origin = '{origin}'; TRUNCATE salesforce.account");
+        let error = admin.batch_execute(&sql).await.unwrap_err();
+        admin.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(
+            error.as_db_error().unwrap().code(),
+            &SqlState::FEATURE_NOT_SUPPORTED,
+            "{origin}"
+        );
+    }
+    // Captured as a proxy session, then taken without the key: refused, and the change
+    // cannot commit.
+    admin
+        .batch_execute("SET sfpg.origin = 'proxy'")
+        .await
+        .unwrap();
+    let take = refused(
+        "BEGIN;
+         INSERT INTO salesforce.account (name) VALUES ('Sneaky');
+         SELECT sfpg.take_pending_changes('guess')",
+    )
+    .await;
+    assert_eq!(take.code(), &SqlState::INSUFFICIENT_PRIVILEGE, "{take}");
+    let commit = admin
+        .batch_execute("BEGIN; INSERT INTO salesforce.account (name) VALUES ('Sneaky'); COMMIT")
+        .await
+        .unwrap_err();
+    let commit = commit.as_db_error().unwrap();
+    assert_eq!(commit.code(), &SqlState::READ_ONLY_SQL_TRANSACTION);
+    assert!(
+        commit.message().contains("not sent to Salesforce"),
+        "{commit}"
+    );
+    admin.batch_execute("ROLLBACK").await.unwrap();
+    // With the key (which only the proxy holds) the same role's changes are taken.
+    admin
+        .batch_execute("BEGIN; INSERT INTO salesforce.account (name) VALUES ('Pushed')")
+        .await
+        .unwrap();
+    let json: String = admin
+        .query_one(TAKE_PENDING_SQL, &[&key])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(parse_pending(&json).unwrap().len(), 1);
+    admin
+        .batch_execute("COMMIT; RESET ROLE; RESET sfpg.origin")
+        .await
+        .unwrap();
+    let rows: Vec<String> = admin
+        .query("SELECT name FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, ["Pushed"]);
+    admin
+        .batch_execute("DROP OWNED BY app_forger; DROP ROLE app_forger")
         .await
         .unwrap();
 }

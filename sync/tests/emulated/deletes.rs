@@ -15,7 +15,10 @@ async fn insert_ghost(harness: &Harness, table: &str, id: &str) {
     let client = harness.db.connect().await;
     // Written as the sync would: the capture triggers refuse anyone else.
     client
-        .batch_execute("SET sfpg.origin = 'sync'")
+        // For the whole session: the key's origin, set not locally.
+        .batch_execute(
+            "SELECT set_config('sfpg.origin', 'sync:' || key, false) FROM sfpg.origin_key",
+        )
         .await
         .unwrap();
     client

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use secrecy::ExposeSecret;
 
 use super::client::Step;
 use super::{Session, Tx, drop_last_command_complete};
@@ -13,7 +14,7 @@ use crate::frontend::replies::{Owed, Request};
 use crate::net::messages::backend::TransactionStatus;
 use crate::net::messages::encode;
 use crate::push::Refusal;
-use crate::settings::{ORIGIN_SETTING, ORIGIN_SYNC, TAKE_PENDING_SQL};
+use crate::settings::{FIRST_PENDING_SQL, SET_SYNC_ORIGIN_WITH_KEY_SQL, TAKE_PENDING_SQL};
 
 use super::returning::{self, Attnums};
 
@@ -210,7 +211,14 @@ impl Session {
         if !self.capture_installed().await? {
             return Ok(Ok(()));
         }
-        let taken = self.internal(TAKE_PENDING_SQL, &[]).await?;
+        let Some(pusher) = self.shared.pusher.clone() else {
+            return self.refuse_unpushable().await;
+        };
+        let key = match pusher.catalog().origin_key().await {
+            Ok(key) => key.expose_secret().to_owned(),
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let taken = self.internal(TAKE_PENDING_SQL, &[Some(&key)]).await?;
         if let Some(error) = taken.error {
             return Ok(Err(Refusal::from_server(&error)));
         }
@@ -223,22 +231,9 @@ impl Session {
                 )));
             }
         };
-        let Some(first) = changes.first() else {
+        if changes.is_empty() {
             return Ok(Ok(()));
-        };
-        let Some(pusher) = self.shared.pusher.clone() else {
-            return Ok(Err(Refusal::new(
-                "55000",
-                format!(
-                    "sfpg proxy: no Salesforce org is configured for schema \"{}\"",
-                    first.schema
-                ),
-            )
-            .table(&first.schema, &first.table)
-            .hint(
-                "Start the proxy with the mirror's control database so it can reach the org.",
-            )));
-        };
+        }
         // Constraints deferred to COMMIT are checked now, so that no commit-time failure
         // can come after Salesforce has accepted the changes.
         let immediate = self.internal("SET CONSTRAINTS ALL IMMEDIATE", &[]).await?;
@@ -272,10 +267,12 @@ impl Session {
         };
         // What Salesforce set goes into the mirror as the sync would write it: not
         // captured again.
-        self.internal_ok(&format!(
-            "SELECT set_config('{ORIGIN_SETTING}', '{ORIGIN_SYNC}', true)"
-        ))
-        .await?;
+        let origin = self
+            .internal(SET_SYNC_ORIGIN_WITH_KEY_SQL, &[Some(&key)])
+            .await?;
+        if let Some(error) = origin.error {
+            return Ok(Err(Refusal::from_server(&error)));
+        }
         for write_back in &pushed.write_backs {
             let written = self
                 .internal(&write_back.sql, &[Some(&write_back.rows)])
@@ -290,6 +287,30 @@ impl Session {
         }
         self.created = pushed.created;
         Ok(Ok(()))
+    }
+
+    /// Without the control database the proxy has no org to push to, and no key to take
+    /// captured changes with: a transaction that captured any cannot commit, and is
+    /// refused naming the first table it wrote.
+    async fn refuse_unpushable(&mut self) -> Result<Result<(), Refusal>, SessionError> {
+        let first = self.internal(FIRST_PENDING_SQL, &[]).await?;
+        if let Some(error) = first.error {
+            return Ok(Err(Refusal::from_server(&error)));
+        }
+        let Some(first) = first.scalar() else {
+            return Ok(Ok(()));
+        };
+        let first: serde_json::Value = serde_json::from_str(first).unwrap_or_default();
+        let name = |key: &str| first[key].as_str().unwrap_or_default().to_owned();
+        let (schema, table) = (name("schema"), name("table"));
+        Ok(Err(Refusal::new(
+            "55000",
+            format!("sfpg proxy: no Salesforce org is configured for schema \"{schema}\""),
+        )
+        .table(&schema, &table)
+        .hint(
+            "Start the proxy with the mirror's control database so it can reach the org.",
+        )))
     }
 
     /// Whether the capture functions exist in this database. Once they do, they stay.
