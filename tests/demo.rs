@@ -379,4 +379,57 @@ async fn the_demo_mirrors_into_the_database_of_database_url() {
         .unwrap()
         .get(0);
     assert_eq!(orgs, 1);
+
+    // An org named demo that is not an emulated one is someone's mirror: the demo leaves it
+    // and its tables alone, and says why.
+    client
+        .execute(
+            "UPDATE sfpg.orgs SET login_url = 'https://acme.my.salesforce.com' WHERE name = 'demo'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let before: i64 = client
+        .query_one("SELECT count(*) FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sfpg"))
+        .args(["demo", "--records", "200", "--port", "0"])
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("DATABASE_URL", db.url())
+        .env_remove("SFPG_MASTER_KEY")
+        .env_remove("SFPG_MASTER_KEY_FILE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Refused at once; a demo that went ahead would run until interrupted.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo went ahead over an org that is not an emulated one");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(
+            "already has an org named demo that logs in at https://acme.my.salesforce.com"
+        ),
+        "{said}"
+    );
+    let after: i64 = client
+        .query_one("SELECT count(*) FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, before);
 }

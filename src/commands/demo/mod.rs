@@ -28,6 +28,7 @@ use crate::commands::proxy::ProxyOptions;
 use crate::commands::run::{Services, cancel_on_signal};
 use crate::commands::status::follow_backfills;
 use crate::database;
+use crate::errors::UserError;
 
 /// The demo org's name in sfpg.
 const ORG: &str = "demo";
@@ -254,11 +255,20 @@ async fn register_org(
     key: &MasterKey,
 ) -> anyhow::Result<()> {
     let mut client = control_client(database_url).await?;
-    let earlier = client
-        .query_opt("SELECT 1 FROM sfpg.orgs WHERE name = $1", &[&ORG])
+    let earlier: Option<String> = client
+        .query_opt("SELECT login_url FROM sfpg.orgs WHERE name = $1", &[&ORG])
         .await?
-        .is_some();
-    if earlier {
+        .map(|row| row.get(0));
+    if let Some(login_url) = earlier {
+        // An org named `demo` that logs in anywhere but this machine is someone's real
+        // mirror: removing it would drop its tables.
+        if !is_emulated(&login_url) {
+            return Err(UserError::new(format!(
+                "this database already has an org named {ORG} that logs in at {login_url}, not an emulated org from an earlier demo; \
+                 run the demo against another database (--database-url), or remove that org first (sfpg org remove {ORG})"
+            ))
+            .into());
+        }
         admin::remove_org(&mut client, ORG, true)
             .await
             .map_err(user_facing)?;
@@ -281,6 +291,16 @@ async fn register_org(
         .await
         .map_err(user_facing)?;
     Ok(())
+}
+
+/// Whether `login_url` is an emulator on this machine, as every demo's org is.
+fn is_emulated(login_url: &str) -> bool {
+    url::Url::parse(login_url).is_ok_and(|url| match url.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
 }
 
 /// Waits until every object of the demo org is live, showing the backfill's progress.
