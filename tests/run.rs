@@ -143,7 +143,7 @@ async fn run_syncs_proxies_and_stops_gracefully_on_sigterm() {
 
     let (mut child, addr) = start_run(&db).await;
     let direct = db.connect().await;
-    wait_live(&direct, &mut child).await;
+    wait_live(&direct).await;
 
     let ids: Vec<String> = direct
         .query(
@@ -215,10 +215,26 @@ async fn run_syncs_proxies_and_stops_gracefully_on_sigterm() {
     assert!(writer.simple_query("SELECT 1").await.is_err());
 }
 
+/// Polls `holds` until it is true, or panics after `within` naming `what` (a running
+/// `sfpg run` is killed as its [`RunProcess`] drops).
+async fn eventually<F, Fut>(what: &str, within: Duration, mut holds: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !holds().await {
+        assert!(
+            Instant::now() < deadline,
+            "waited {within:?} in vain for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until every object of the org is live.
-async fn wait_live(direct: &tokio_postgres::Client, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+async fn wait_live(direct: &tokio_postgres::Client) {
+    eventually("every object live", Duration::from_secs(120), || async {
         let not_live: i64 = direct
             .query_one(
                 "SELECT count(*) FILTER (WHERE phase <> 'live') FROM sfpg.objects WHERE org_name = $1",
@@ -227,32 +243,25 @@ async fn wait_live(direct: &tokio_postgres::Client, child: &mut Child) {
             .await
             .unwrap()
             .get(0);
-        if not_live == 0 {
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the objects were not live within two minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        not_live == 0
+    })
+    .await;
 }
 
 /// Waits until the sync has mirrored the account `sfid`.
-async fn wait_mirrored(direct: &tokio_postgres::Client, child: &mut Child, sfid: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while direct
-        .query_opt("SELECT 1 FROM salesforce.account WHERE sfid = $1", &[&sfid])
-        .await
-        .unwrap()
-        .is_none()
-    {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("account {sfid} was not mirrored within a minute");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait_mirrored(direct: &tokio_postgres::Client, sfid: &str) {
+    eventually(
+        &format!("account {sfid} mirrored"),
+        Duration::from_secs(60),
+        || async {
+            direct
+                .query_opt("SELECT 1 FROM salesforce.account WHERE sfid = $1", &[&sfid])
+                .await
+                .unwrap()
+                .is_some()
+        },
+    )
+    .await;
 }
 
 /// An org whose connected app rotates refresh tokens: every refresh uses up the token it
@@ -281,7 +290,7 @@ async fn a_rotating_refresh_token_outlives_sessions_and_restarts() {
 
     let direct = db.connect().await;
     let (mut child, addr) = start_run(&db).await;
-    wait_live(&direct, &mut child).await;
+    wait_live(&direct).await;
     let first: String = direct
         .query_one(
             "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
@@ -305,7 +314,7 @@ async fn a_rotating_refresh_token_outlives_sessions_and_restarts() {
     // other's login used up.
     emulator.revoke_sessions(None, false);
     let created = new_account(&emulator, "After revocation");
-    wait_mirrored(&direct, &mut child, &created).await;
+    wait_mirrored(&direct, &created).await;
     writer
         .execute(
             "UPDATE salesforce.account SET billingcity = 'Evora' WHERE sfid = $1",
@@ -322,9 +331,9 @@ async fn a_rotating_refresh_token_outlives_sessions_and_restarts() {
         .status();
     let status = exit_status(&mut child, Duration::from_secs(30)).await;
     assert!(status.success(), "sfpg run exited with {status}");
-    let (mut child, addr) = start_run(&db).await;
+    let (child, addr) = start_run(&db).await;
     let created = new_account(&emulator, "After restart");
-    wait_mirrored(&direct, &mut child, &created).await;
+    wait_mirrored(&direct, &created).await;
     let writer = through(&db, addr).await;
     writer
         .execute(
