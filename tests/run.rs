@@ -100,6 +100,17 @@ fn org_city(emulator: &RunningEmulator, id: &str) -> Option<String> {
     })
 }
 
+/// Sets an account's BillingCity through the proxy; returns the rows changed.
+async fn set_city(writer: &tokio_postgres::Client, sfid: &str, city: &str) -> u64 {
+    writer
+        .execute(
+            "UPDATE salesforce.account SET billingcity = $2 WHERE sfid = $1",
+            &[&sfid, &city],
+        )
+        .await
+        .unwrap()
+}
+
 async fn mirror_city(client: &tokio_postgres::Client, id: &str) -> Option<String> {
     client
         .query_one(
@@ -159,13 +170,7 @@ async fn run_syncs_proxies_and_stops_gracefully_on_sigterm() {
 
     // An autocommit write through the proxy reaches the org, then the mirror.
     let writer = through(&db, addr).await;
-    let changed = writer
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'Porto' WHERE sfid = $1",
-            &[first],
-        )
-        .await
-        .unwrap();
+    let changed = set_city(&writer, first, "Porto").await;
     assert_eq!(changed, 1);
     assert_eq!(org_city(&emulator, first).as_deref(), Some("Porto"));
     assert_eq!(mirror_city(&direct, first).await.as_deref(), Some("Porto"));
@@ -174,13 +179,7 @@ async fn run_syncs_proxies_and_stops_gracefully_on_sigterm() {
     let idle = through(&db, addr).await;
     idle.simple_query("SELECT 1").await.unwrap();
     writer.batch_execute("BEGIN").await.unwrap();
-    writer
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'Faro' WHERE sfid = $1",
-            &[second],
-        )
-        .await
-        .unwrap();
+    set_city(&writer, second, "Faro").await;
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -301,13 +300,7 @@ async fn a_rotating_refresh_token_outlives_sessions_and_restarts() {
         .get(0);
     // The proxy logs in for its first push, with the token the sync's login left.
     let writer = through(&db, addr).await;
-    writer
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'Braga' WHERE sfid = $1",
-            &[&first],
-        )
-        .await
-        .unwrap();
+    set_city(&writer, &first, "Braga").await;
     assert_eq!(org_city(&emulator, &first).as_deref(), Some("Braga"));
 
     // Every session ends: the sync and the proxy log in again, each holding a token the
@@ -315,13 +308,7 @@ async fn a_rotating_refresh_token_outlives_sessions_and_restarts() {
     emulator.revoke_sessions(None, false);
     let created = new_account(&emulator, "After revocation");
     wait_mirrored(&direct, &created).await;
-    writer
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'Evora' WHERE sfid = $1",
-            &[&first],
-        )
-        .await
-        .unwrap();
+    set_city(&writer, &first, "Evora").await;
     assert_eq!(org_city(&emulator, &first).as_deref(), Some("Evora"));
     assert_eq!(mirror_city(&direct, &first).await.as_deref(), Some("Evora"));
 
@@ -335,13 +322,7 @@ async fn a_rotating_refresh_token_outlives_sessions_and_restarts() {
     let created = new_account(&emulator, "After restart");
     wait_mirrored(&direct, &created).await;
     let writer = through(&db, addr).await;
-    writer
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'Lagos' WHERE sfid = $1",
-            &[&first],
-        )
-        .await
-        .unwrap();
+    set_city(&writer, &first, "Lagos").await;
     assert_eq!(org_city(&emulator, &first).as_deref(), Some("Lagos"));
     // The token given at registration is no longer what is stored, nor anywhere readable.
     let sealed: Vec<u8> = direct
