@@ -15,7 +15,6 @@
 // A benchmark fails loudly, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sfpg_schema::capture::SET_SYNC_ORIGIN_SQL;
 use std::process::Command;
 use std::time::Instant;
 
@@ -27,6 +26,7 @@ use sfpg_emulator::http::{
 };
 use sfpg_emulator::org::{NewUser, Org};
 use sfpg_salesforce::RateLimiter;
+use sfpg_schema::capture::SET_SYNC_ORIGIN_SQL;
 use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_sync::state::Phase;
 use sfpg_sync::{OrgSync, SyncSettings, WriteStrategy};

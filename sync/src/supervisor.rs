@@ -277,13 +277,7 @@ async fn listen(
 
 /// Opens a connection and drives it on the current runtime.
 pub async fn connect(database: &tokio_postgres::Config) -> Result<tokio_postgres::Client> {
-    let (client, connection) = database.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "a mirror database connection closed");
-        }
-    });
-    Ok(client)
+    Ok(connect::open(database).await?)
 }
 
 /// One org's scheduler, with its own connection and lock.

@@ -106,18 +106,23 @@ struct StoredRefreshToken {
 
 impl StoredRefreshToken {
     async fn connect(&self) -> Result<tokio_postgres::Client, StoreError> {
-        let (client, connection) = self
-            .database
-            .connect(tokio_postgres::NoTls)
+        open(&self.database)
             .await
-            .map_err(|e| StoreError(format!("cannot reach the control database: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "refresh token store connection closed");
-            }
-        });
-        Ok(client)
+            .map_err(|e| StoreError(format!("cannot reach the control database: {e}")))
     }
+}
+
+/// Opens a connection to the database of `database` and drives it on the current runtime.
+pub async fn open(
+    database: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = database.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "a database connection closed");
+        }
+    });
+    Ok(client)
 }
 
 impl RefreshTokenStore for StoredRefreshToken {

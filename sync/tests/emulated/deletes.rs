@@ -13,9 +13,9 @@ use crate::support::{Harness, all_live, frozen, generated, quiet_settings, turn_
 /// ago so that no page can mistake it for a fresh write.
 async fn insert_ghost(harness: &Harness, table: &str, id: &str) {
     let client = harness.db.connect().await;
-    // Written as the sync would: the capture triggers refuse anyone else.
+    // Written as the sync would, with the origin key (for the whole session, not only a
+    // transaction): the capture triggers refuse anyone else.
     client
-        // For the whole session: the key's origin, set not locally.
         .batch_execute(
             "SELECT set_config('sfpg.origin', 'sync:' || key, false) FROM sfpg.origin_key",
         )
