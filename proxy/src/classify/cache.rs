@@ -1,5 +1,5 @@
-//! Classification is done once per statement text, and prepared statements and portals are
-//! remembered by name, so that Bind and Execute cost a lookup rather than a parse.
+//! Classification is done once per statement text. (Prepared statements and portals keep
+//! theirs by name, in the session, so that Bind and Execute cost a lookup.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,37 +51,6 @@ impl TextCache {
     }
 }
 
-/// A session's named prepared statements (or portals), with their classifications. The
-/// unnamed one is the empty name.
-#[derive(Debug, Default)]
-pub struct Named {
-    by_name: HashMap<Box<[u8]>, Arc<Classified>>,
-}
-
-impl Named {
-    pub fn insert(&mut self, name: &[u8], classified: Arc<Classified>) {
-        // Rebinding a name (the unnamed portal, on every Bind) keeps its key.
-        match self.by_name.get_mut(name) {
-            Some(slot) => *slot = classified,
-            None => {
-                self.by_name.insert(name.into(), classified);
-            }
-        }
-    }
-
-    pub fn get(&self, name: &[u8]) -> Option<&Arc<Classified>> {
-        self.by_name.get(name)
-    }
-
-    pub fn remove(&mut self, name: &[u8]) {
-        self.by_name.remove(name);
-    }
-
-    pub fn clear(&mut self) {
-        self.by_name.clear();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,18 +81,5 @@ mod tests {
             cache.classify(b"SELECT 1; DELETE FROM t").statements.len(),
             2
         );
-    }
-
-    #[test]
-    fn statements_are_found_by_name() {
-        let mut cache = TextCache::default();
-        let mut statements = Named::default();
-        statements.insert(b"s1", cache.classify(b"DELETE FROM t"));
-        assert_eq!(
-            statements.get(b"s1").map(|c| c.single_kind()),
-            Some(Kind::MayWrite)
-        );
-        statements.remove(b"s1");
-        assert!(statements.get(b"s1").is_none());
     }
 }

@@ -12,6 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::Session;
 use super::actions::{Action, Commit};
+use super::prepared::Statement;
 use crate::classify::{Classified, Kind};
 use crate::error::SessionError;
 use crate::frontend::replies::{OnReady, Owed, Request};
@@ -115,8 +116,13 @@ impl Session {
                 let parse =
                     fe::Parse::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
                 let classified = self.texts.classify(parse.sql);
-                self.statements.insert(parse.statement, classified);
-                self.descriptions.remove(parse.statement);
+                self.statements.insert(
+                    parse.statement,
+                    Statement {
+                        classified,
+                        description: None,
+                    },
+                );
                 self.forward(pos, len, Some(Owed::client(Request::Parse)));
                 Ok(Handled::Consumed)
             }
@@ -128,19 +134,8 @@ impl Session {
                 let classified = self
                     .statements
                     .get(bind.statement)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(unknown()));
-                self.portals.insert(bind.portal, classified);
-                // Clients bind the same portal (usually the unnamed one) to the same
-                // statement over and over: only a change costs an allocation.
-                match self.portal_statements.get_mut(bind.portal) {
-                    Some(statement) if **statement == *bind.statement => {}
-                    Some(statement) => *statement = bind.statement.into(),
-                    None => {
-                        self.portal_statements
-                            .insert(bind.portal.into(), bind.statement.into());
-                    }
-                }
+                    .map_or_else(|| Arc::new(unknown()), |s| Arc::clone(&s.classified));
+                self.portals.bind(bind.portal, bind.statement, classified);
                 self.forward(pos, len, Some(Owed::client(Request::Bind)));
                 Ok(Handled::Consumed)
             }
@@ -150,14 +145,8 @@ impl Session {
                 match fe::Target::decode(body(&self.client_in[pos..pos + len]), "Close")
                     .map_err(protocol)?
                 {
-                    fe::Target::Statement(name) => {
-                        self.statements.remove(name);
-                        self.descriptions.remove(name);
-                    }
-                    fe::Target::Portal(name) => {
-                        self.portals.remove(name);
-                        self.portal_statements.remove(name);
-                    }
+                    fe::Target::Statement(name) => self.statements.remove(name),
+                    fe::Target::Portal(name) => self.portals.remove(name),
                 }
                 self.forward(pos, len, Some(Owed::client(Request::Close)));
                 Ok(Handled::Consumed)
@@ -223,7 +212,7 @@ impl Session {
                 fe::Execute::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
             self.portals
                 .get(execute.portal)
-                .map_or(Kind::MayWrite, |c| c.single_kind())
+                .map_or(Kind::MayWrite, |p| p.classified.single_kind())
         };
         let mut owed = Owed::client(Request::Execute);
         match kind {
@@ -275,10 +264,10 @@ impl Session {
             let execute =
                 fe::Execute::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
             let description = self
-                .portal_statements
+                .portals
                 .get(execute.portal)
-                .and_then(|statement| self.descriptions.get(statement))
-                .cloned();
+                .and_then(|portal| self.statements.get(&portal.statement))
+                .and_then(|statement| statement.description.clone());
             self.executes.push(description);
         }
         self.forward(pos, len, Some(owed));
@@ -432,7 +421,7 @@ impl Session {
 }
 
 /// What a statement the proxy never saw prepared is taken for.
-fn unknown() -> Classified {
+pub(super) fn unknown() -> Classified {
     Classified {
         statements: vec![crate::classify::Statement {
             range: 0..0,

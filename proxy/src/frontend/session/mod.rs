@@ -18,10 +18,11 @@
 mod actions;
 mod client;
 mod internal;
+mod prepared;
 mod returning;
 mod server;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
@@ -38,7 +39,7 @@ use tracing::{Instrument, Span};
 use super::cancel::Registration;
 use super::replies::Replies;
 use crate::backend::UpstreamStream;
-use crate::classify::cache::{Named, TextCache};
+use crate::classify::cache::TextCache;
 use crate::error::SessionError;
 use crate::frontend::startup::with_proxy_origin;
 use crate::net::frame::{Frame, body, frame_at, peek_frame};
@@ -50,6 +51,7 @@ use crate::server::Shared;
 
 use self::actions::Action;
 use self::client::Step;
+use self::prepared::{ByName, Portal, Statement};
 
 /// Past this many bytes waiting for one side, the relay stops reading from the other.
 const HIGH_WATER: usize = 1 << 20;
@@ -95,12 +97,8 @@ pub struct Session {
     terminating: bool,
 
     texts: TextCache,
-    statements: Named,
-    portals: Named,
-    /// Which statement each portal was bound from.
-    portal_statements: HashMap<Box<[u8]>, Box<[u8]>>,
-    /// The RowDescription of each described prepared statement.
-    descriptions: HashMap<Box<[u8]>, Bytes>,
+    statements: ByName<Statement>,
+    portals: ByName<Portal>,
     /// For each Execute of the held unit, its statement's RowDescription if known.
     executes: Vec<Option<Bytes>>,
     replies: Replies,
@@ -196,10 +194,8 @@ pub async fn run(
         registration: None,
         terminating: false,
         texts: TextCache::default(),
-        statements: Named::default(),
-        portals: Named::default(),
-        portal_statements: HashMap::new(),
-        descriptions: HashMap::new(),
+        statements: ByName::default(),
+        portals: ByName::default(),
         executes: Vec::new(),
         replies: Replies::default(),
         status: TransactionStatus::Idle,

@@ -2,9 +2,13 @@
 //! go to the client, the proxy's own are consumed, and a ReadyForQuery may hand the
 //! session an action to run before anything else happens.
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes};
 
 use super::actions::Action;
+use super::client::unknown;
+use super::prepared::Statement;
 use super::{Session, Tx};
 use crate::error::SessionError;
 use crate::frontend::replies::{OnReady, Routed};
@@ -21,10 +25,21 @@ impl Session {
             };
             let frame = &self.server_in[pos..pos + len];
             if tag == be::ROW_DESCRIPTION
-                && let Some(statement) = self.replies.describing_statement()
+                && let Some(name) = self.replies.describing_statement()
             {
-                self.descriptions
-                    .insert(statement.into(), Bytes::copy_from_slice(frame));
+                let description = Some(Bytes::copy_from_slice(frame));
+                match self.statements.get_mut(name) {
+                    Some(statement) => statement.description = description,
+                    // Prepared with SQL PREPARE rather than Parse: unknown to the proxy,
+                    // but its columns are known now.
+                    None => self.statements.insert(
+                        name,
+                        Statement {
+                            classified: Arc::new(unknown()),
+                            description,
+                        },
+                    ),
+                }
             }
             let routed = self
                 .replies
