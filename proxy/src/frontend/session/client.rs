@@ -207,12 +207,20 @@ impl Session {
     }
 
     fn on_execute(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
-        let kind = {
+        // The description is for rows whose sfid may need filling in (below); without a
+        // Describe of the portal, their columns are those of its statement.
+        let (kind, description) = {
             let execute =
                 fe::Execute::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
-            self.portals
-                .get(execute.portal)
-                .map_or(Kind::MayWrite, |p| p.classified.single_kind())
+            match self.portals.get(execute.portal) {
+                Some(portal) => (
+                    portal.classified.single_kind(),
+                    self.statements
+                        .get(&portal.statement)
+                        .and_then(|statement| statement.description.clone()),
+                ),
+                None => (Kind::MayWrite, None),
+            }
         };
         let mut owed = Owed::client(Request::Execute);
         match kind {
@@ -259,15 +267,6 @@ impl Session {
             Kind::Rollback => self.unit_block = Some(false),
         }
         if self.held.is_some() {
-            // The rows this Execute returns may need their sfid filled in; without a
-            // Describe of the portal, their columns are those of the statement.
-            let execute =
-                fe::Execute::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
-            let description = self
-                .portals
-                .get(execute.portal)
-                .and_then(|portal| self.statements.get(&portal.statement))
-                .and_then(|statement| statement.description.clone());
             self.executes.push(description);
         }
         self.forward(pos, len, Some(owed));
