@@ -550,3 +550,79 @@ async fn a_cancel_during_the_push_abandons_it() {
     world.sync_turns(2).await;
     world.assert_mirror_equals_org("Account").await;
 }
+
+/// A cancel while the push is still being planned (before anything leaves for Salesforce)
+/// rolls back and says that nothing was sent: no request, no journal entry, and the session
+/// goes on. The plan reads the control schema, so a lock held on `sfpg.orgs` keeps the push
+/// in that window for as long as the test needs.
+#[tokio::test]
+async fn a_cancel_before_anything_is_sent_rolls_back_cleanly() {
+    let world = World::start(&["Account"], 40).await;
+    let client = world.client().await;
+    let (id, sfid) = accounts(&world, 1).await.remove(0);
+    let before = world.mirror_value("account", &sfid, "billingcity").await;
+    let calls = world.collection_calls();
+    let mut locker = world.direct().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE sfpg.orgs IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+
+    let token = client.cancel_token();
+    let update = tokio::spawn(async move {
+        let result = client
+            .execute(
+                "UPDATE salesforce.account SET billingcity = 'Never' WHERE id = $1",
+                &[&id],
+            )
+            .await;
+        (client, result)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!update.is_finished(), "the push did not wait for the lock");
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let (client, result) = tokio::time::timeout(std::time::Duration::from_secs(5), update)
+        .await
+        .expect("the cancel did not end the push")
+        .unwrap();
+    let error = result.unwrap_err();
+    let db = error.as_db_error().unwrap();
+    assert_eq!(db.code(), &SqlState::QUERY_CANCELED, "{error}");
+    assert!(
+        db.detail()
+            .is_some_and(|d| d.starts_with("Nothing was sent to Salesforce")),
+        "{db:?}"
+    );
+    lock.rollback().await.unwrap();
+
+    assert_eq!(world.collection_calls(), calls);
+    assert_eq!(
+        world.mirror_value("account", &sfid, "billingcity").await,
+        before
+    );
+    let journaled: i64 = world
+        .direct()
+        .await
+        .query_one("SELECT count(*) FROM sfpg.write_journal", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(journaled, 0);
+    world.assert_mirror_equals_org("Account").await;
+
+    // The session is whole: the same UPDATE goes through once the plan can be read.
+    client
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'After' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        world
+            .org_record("Account", &sfid, &["BillingCity"])
+            .unwrap()["BillingCity"],
+        "After"
+    );
+    world.assert_mirror_equals_org("Account").await;
+}
