@@ -3,6 +3,8 @@
 //! Reads: pgbench's select-only load (`-S`) at 1 and 8 clients in the simple, extended and
 //! prepared protocols, against PostgreSQL directly, a bare byte relay ([`bare_relay`]),
 //! PgBouncer in session mode ([`pgbouncer`]) and the proxy, all in one run on one machine.
+//! The proxy runs in a process of its own ([`own_process`]), as PgBouncer does and as
+//! `sfpg proxy` runs.
 //! Every extra loopback hop costs the same to all relays, so the figure that matters is the
 //! proxy against the bare relay and PgBouncer, not against PostgreSQL.
 //!
@@ -16,6 +18,7 @@
 //! SFPG_BENCH_CLIENTS=8 runs the reads at one client count only).
 
 mod bare_relay;
+mod own_process;
 mod pgbouncer;
 
 use std::error::Error;
@@ -45,6 +48,9 @@ async fn main() -> Result<()> {
     // pgbench's threads, the backends and the relay, and that changes from one run (one set
     // of connections) to the next by 20-40%, for every relay: more, shorter runs give the
     // median more placements to choose from (docs/benchmarks.md).
+    if let Ok(upstream) = std::env::var(own_process::UPSTREAM_VAR) {
+        return own_process::serve(&upstream).await;
+    }
     let seconds = env("SFPG_BENCH_SECONDS", 5);
     let rounds = env("SFPG_BENCH_ROUNDS", 6);
     println!("{}", machine());
@@ -209,25 +215,13 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
         server.password().unwrap_or(""),
     )?;
 
-    let proxy = Proxy::bind(ProxyConfig {
-        listen: "127.0.0.1:0".into(),
-        upstream: UpstreamAddr::Tcp {
-            host: server.host().to_owned(),
-            port: server.port(),
-        },
-        tls: None,
-        push: None,
-        session_threads: sfpg_proxy::default_session_threads(),
-    })
-    .await?;
-    let proxy_port = proxy.local_addr()?.port();
-    let proxy_task = tokio::spawn(proxy.serve());
+    let proxy = own_process::start(server.host(), server.port())?;
 
     let targets = [
         ("PostgreSQL", server.port()),
         ("bare relay", bare_port),
         ("PgBouncer (session)", bouncer.port),
-        ("sfpg proxy", proxy_port),
+        ("sfpg proxy", proxy.port),
     ];
     // On two cores one run can differ from the next by 10% or more: each figure is the
     // median of several runs, with the targets taking turns so that a slow spell of the
@@ -248,11 +242,11 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
                     // Each round starts with another target.
                     let target = (i + round as usize) % targets.len();
                     let port = targets[target].1;
-                    // The bare relay and the proxy run in this process, one at a time.
-                    let pid = if target == 2 {
-                        bouncer.pid()
-                    } else {
-                        std::process::id()
+                    // The bare relay runs in this process; PgBouncer and the proxy in their own.
+                    let pid = match target {
+                        2 => bouncer.pid(),
+                        3 => proxy.pid(),
+                        _ => std::process::id(),
                     };
                     let db = &db;
                     let before = cpu_seconds(pid);
@@ -286,8 +280,8 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
             );
         }
     }
-    proxy_task.abort();
     bare_task.abort();
+    drop(proxy);
     drop(bouncer);
     Ok(())
 }
