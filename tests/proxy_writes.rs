@@ -183,6 +183,20 @@ async fn refusals_carry_the_designs_sqlstate_and_change_nothing() {
 }
 
 /// The first `n` mirrored Accounts: (local id, sfid).
+/// Sets an Account's billing city through the proxy, in autocommit.
+async fn set_city(
+    client: &tokio_postgres::Client,
+    id: i64,
+    city: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE salesforce.account SET billingcity = $2 WHERE id = $1",
+            &[&id, &city],
+        )
+        .await
+}
+
 async fn accounts(world: &World, n: i64) -> Vec<(i64, String)> {
     world
         .direct()
@@ -334,13 +348,7 @@ async fn salesforce_unreachable_is_connection_failure_and_nothing_commits() {
         },
         count: 100,
     });
-    let error = client
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'Gone' WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap_err();
+    let error = set_city(&client, id, "Gone").await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::CONNECTION_FAILURE), "{error}");
     world.emulator.clear_faults();
     assert_eq!(
@@ -355,26 +363,12 @@ async fn an_expired_session_and_lock_contention_end_in_success() {
     let world = World::start(&["Account"], 40).await;
     let client = world.client().await;
     let (id, sfid) = accounts(&world, 1).await.remove(0);
-    client
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'First' WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    set_city(&client, id, "First").await.unwrap();
     // The session expires mid-way: the proxy's client logs in again and goes on.
     world.emulator.revoke_sessions(None, false);
-    client
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'Second' WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    set_city(&client, id, "Second").await.unwrap();
     assert_eq!(
-        world
-            .org_record("Account", &sfid, &["BillingCity"])
-            .unwrap()["BillingCity"],
+        world.org_field("Account", &sfid, "BillingCity"),
         json!("Second")
     );
     // UNABLE_TO_LOCK_ROW twice, then success.
@@ -383,17 +377,9 @@ async fn an_expired_session_and_lock_contention_end_in_success() {
             .times(2)
             .matching(Some("POST"), "*/composite"),
     );
-    client
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'Third' WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    set_city(&client, id, "Third").await.unwrap();
     assert_eq!(
-        world
-            .org_record("Account", &sfid, &["BillingCity"])
-            .unwrap()["BillingCity"],
+        world.org_field("Account", &sfid, "BillingCity"),
         json!("Third")
     );
     // Contention that does not go away is 55P03.
@@ -402,13 +388,7 @@ async fn an_expired_session_and_lock_contention_end_in_success() {
             .times(100)
             .matching(Some("POST"), "*/composite"),
     );
-    let error = client
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'Fourth' WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap_err();
+    let error = set_city(&client, id, "Fourth").await.unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::LOCK_NOT_AVAILABLE), "{error}");
     world.emulator.clear_faults();
     world.assert_mirror_equals_org("Account").await;
@@ -535,11 +515,7 @@ async fn a_cancel_during_the_push_abandons_it() {
 
     // Salesforce carries the request out once its delay is over; the sync follows.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while world
-        .org_record("Account", &sfid, &["BillingCity"])
-        .unwrap()["BillingCity"]
-        != "Slow"
-    {
+    while world.org_field("Account", &sfid, "BillingCity") != "Slow" {
         assert!(
             std::time::Instant::now() < deadline,
             "the org never applied it"
@@ -611,18 +587,7 @@ async fn a_cancel_before_anything_is_sent_rolls_back_cleanly() {
     world.assert_mirror_equals_org("Account").await;
 
     // The session is whole: the same UPDATE goes through once the plan can be read.
-    client
-        .execute(
-            "UPDATE salesforce.account SET billingcity = 'After' WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        world
-            .org_record("Account", &sfid, &["BillingCity"])
-            .unwrap()["BillingCity"],
-        "After"
-    );
+    set_city(&client, id, "After").await.unwrap();
+    assert_eq!(world.org_field("Account", &sfid, "BillingCity"), "After");
     world.assert_mirror_equals_org("Account").await;
 }

@@ -163,6 +163,12 @@ impl World {
         })
     }
 
+    /// One field of a record of the org (panics when there is no such record).
+    pub fn org_field(&self, object: &str, id: &str, field: &str) -> Value {
+        let record = self.org_record(object, id, &[field]);
+        record.expect("no such record in the org")[field].clone()
+    }
+
     pub fn org_count(&self, object: &str) -> usize {
         self.emulator.with_org(|org| org.record_count(object))
     }
