@@ -478,14 +478,7 @@ async fn a_cancel_during_the_push_abandons_it() {
         }));
     let token = client.cancel_token();
     let started = std::time::Instant::now();
-    let update = tokio::spawn(async move {
-        client
-            .execute(
-                "UPDATE salesforce.account SET billingcity = 'Slow' WHERE id = $1",
-                &[&id],
-            )
-            .await
-    });
+    let update = tokio::spawn(async move { set_city(&client, id, "Slow").await });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     token.cancel_query(tokio_postgres::NoTls).await.unwrap();
     let error = update.await.unwrap().unwrap_err();
@@ -546,12 +539,7 @@ async fn a_cancel_before_anything_is_sent_rolls_back_cleanly() {
 
     let token = client.cancel_token();
     let update = tokio::spawn(async move {
-        let result = client
-            .execute(
-                "UPDATE salesforce.account SET billingcity = 'Never' WHERE id = $1",
-                &[&id],
-            )
-            .await;
+        let result = set_city(&client, id, "Never").await;
         (client, result)
     });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -586,7 +574,8 @@ async fn a_cancel_before_anything_is_sent_rolls_back_cleanly() {
     assert_eq!(journaled, 0);
     world.assert_mirror_equals_org("Account").await;
 
-    // The session is whole: the same UPDATE goes through once the plan can be read.
+    // The session is whole: an UPDATE of the same record goes through once the plan can
+    // be read.
     set_city(&client, id, "After").await.unwrap();
     assert_eq!(world.org_field("Account", &sfid, "BillingCity"), "After");
     world.assert_mirror_equals_org("Account").await;

@@ -1,8 +1,9 @@
 //! The proxy in a process of its own, as `sfpg proxy` runs it and as PgBouncer runs: this
 //! benchmark's executable started again with [`UPSTREAM_VAR`] set, serving the proxy and
-//! nothing else on a multi-threaded runtime of one worker per core (as the `sfpg` binary's
-//! `Runtime::new`) with the default session threads. In the benchmark's own process the
-//! proxy would share the process, and its scheduling, with the benchmark and the bare relay.
+//! nothing else, with the default session threads, on the benchmark's runtime (two workers;
+//! the `sfpg` binary's `Runtime::new` has one per core, two on the machines measured). In
+//! the benchmark's own process the proxy would share the process, and its scheduling, with
+//! the benchmark and the bare relay.
 
 use std::error::Error;
 use std::io::{BufRead, BufReader};

@@ -38,6 +38,10 @@ type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
+    // Started again by `own_process::start`: this process is the proxy's.
+    if let Ok(upstream) = std::env::var(own_process::UPSTREAM_VAR) {
+        return own_process::serve(&upstream).await;
+    }
     let env = |name: &str, default: u64| {
         std::env::var(name)
             .ok()
@@ -48,9 +52,6 @@ async fn main() -> Result<()> {
     // pgbench's threads, the backends and the relay, and that changes from one run (one set
     // of connections) to the next by 20-40%, for every relay: more, shorter runs give the
     // median more placements to choose from (docs/benchmarks.md).
-    if let Ok(upstream) = std::env::var(own_process::UPSTREAM_VAR) {
-        return own_process::serve(&upstream).await;
-    }
     let seconds = env("SFPG_BENCH_SECONDS", 5);
     let rounds = env("SFPG_BENCH_ROUNDS", 6);
     println!("{}", machine());
