@@ -13,9 +13,14 @@
 //! read-back), measured with the same client library.
 //!
 //! `cargo bench -p sfpg-proxy --bench proxy` (each figure is the median of
-//! SFPG_BENCH_ROUNDS runs, 6 by default, of SFPG_BENCH_SECONDS each, 5 by default: 30 s per
-//! target and configuration in all; SFPG_BENCH_PARTS=reads or writes runs one half;
-//! SFPG_BENCH_CLIENTS=8 runs the reads at one client count only).
+//! SFPG_BENCH_ROUNDS runs, 12 by default, of SFPG_BENCH_SECONDS each, 5 by default: a minute
+//! per target and configuration, about 25 minutes in all; SFPG_BENCH_PARTS=reads or writes
+//! runs one half; SFPG_BENCH_CLIENTS=8 runs the reads at one client count only).
+//!
+//! The proxy's ratios to the other relays are taken round by round and given as the median
+//! with its 95% interval ([`median_interval`]): on two cores one run differs from the next
+//! by 5-10%, as much as the differences the targets ask about, and the interval says whether
+//! a ratio below 1 is the proxy or the machine.
 
 mod bare_relay;
 mod own_process;
@@ -33,6 +38,7 @@ use sfpg_proxy::{Proxy, ProxyConfig, PushConfig, UpstreamAddr};
 use sfpg_salesforce::{Priority, RateLimiter, Record, SalesforceId, Subrequest};
 use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_testkit::TestDatabase;
+use sfpg_testkit::stats::{median, median_interval};
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -51,9 +57,10 @@ async fn main() -> Result<()> {
     // At 8 clients on two cores, each run's TPS depends on where the scheduler settles
     // pgbench's threads, the backends and the relay, and that changes from one run (one set
     // of connections) to the next by 20-40%, for every relay: more, shorter runs give the
-    // median more placements to choose from (docs/benchmarks.md).
+    // median more placements to choose from (docs/benchmarks.md). Twelve runs are the
+    // fewest whose 95% interval for a median leaves out the two extremes on each side.
     let seconds = env("SFPG_BENCH_SECONDS", 5);
-    let rounds = env("SFPG_BENCH_ROUNDS", 6);
+    let rounds = env("SFPG_BENCH_ROUNDS", 12);
     println!("{}", machine());
     // SFPG_BENCH_PARTS=reads or =writes runs one half.
     let parts = std::env::var("SFPG_BENCH_PARTS").unwrap_or_default();
@@ -173,12 +180,6 @@ fn client_counts() -> Vec<u32> {
     }
 }
 
-/// The median of `values` (the upper one of an even count).
-fn median_of(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or_default()
-}
-
 async fn reads(seconds: u64, rounds: u64) -> Result<()> {
     let db = TestDatabase::create().await;
     let server = db.server();
@@ -231,7 +232,7 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
         "\n#### Reads: `pgbench -S`, scale 5, median of {rounds} runs of {seconds} s per target, targets interleaved\n"
     );
     println!(
-        "| mode | clients | PostgreSQL tps | bare relay tps | PgBouncer tps | sfpg proxy tps | proxy / bare relay | proxy / PgBouncer | proxy / direct | latency added (ms) | CPU µs per transaction: bare relay / PgBouncer / proxy |"
+        "| mode | clients | PostgreSQL tps | bare relay tps | PgBouncer tps | sfpg proxy tps | proxy / bare relay, per round (95% interval) | proxy / PgBouncer, per round (95% interval) | proxy / direct | latency added (ms) | CPU µs per transaction: bare relay / PgBouncer / proxy |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for mode in ["simple", "extended", "prepared"] {
@@ -259,21 +260,34 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
                     cpu[target].push(used * 1e6 / (result.0 * seconds as f64));
                 }
             }
-            let cpu: Vec<f64> = cpu.into_iter().map(median_of).collect();
+            let cpu: Vec<f64> = cpu.iter().map(|c| median(c).unwrap_or_default()).collect();
             let tps: Vec<f64> = runs
                 .iter()
-                .map(|r| median_of(r.iter().map(|x| x.0).collect()))
+                .map(|r| median(&r.iter().map(|x| x.0).collect::<Vec<_>>()).unwrap_or_default())
                 .collect();
             let latency: Vec<f64> = runs
                 .iter()
-                .map(|r| median_of(r.iter().map(|x| x.1).collect()))
+                .map(|r| median(&r.iter().map(|x| x.1).collect::<Vec<_>>()).unwrap_or_default())
                 .collect();
             let (direct, bare, bouncer, proxy) = (tps[0], tps[1], tps[2], tps[3]);
             let added = latency[3] - latency[0];
+            // Each round's runs are seconds apart, so a ratio within a round leaves out most
+            // of the machine's drift from one round to the next.
+            let per_round = |of: usize| -> String {
+                let ratios: Vec<f64> = runs[3]
+                    .iter()
+                    .zip(&runs[of])
+                    .map(|(proxy, other)| proxy.0 / other.0)
+                    .collect();
+                match median_interval(&ratios, 0.95) {
+                    Some(i) => format!("{:.3} ({:.3}-{:.3})", i.median, i.low, i.high),
+                    None => format!("{:.3}", median(&ratios).unwrap_or_default()),
+                }
+            };
             println!(
-                "| {mode} | {clients} | {direct:.0} | {bare:.0} | {bouncer:.0} | {proxy:.0} | {:.3} | {:.3} | {:.3} | {added:.3} | {:.1} / {:.1} / {:.1} |",
-                proxy / bare,
-                proxy / bouncer,
+                "| {mode} | {clients} | {direct:.0} | {bare:.0} | {bouncer:.0} | {proxy:.0} | {} | {} | {:.3} | {added:.3} | {:.1} / {:.1} / {:.1} |",
+                per_round(1),
+                per_round(2),
                 proxy / direct,
                 cpu[1],
                 cpu[2],
@@ -287,7 +301,7 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
     Ok(())
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
+fn median_duration(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
@@ -427,9 +441,9 @@ async fn writes() -> Result<()> {
             postgres_alone.push(postgres_time);
         }
     }
-    let proxy_median = median(through_proxy);
-    let emulator_median = median(emulator_alone);
-    let postgres_median = median(postgres_alone);
+    let proxy_median = median_duration(through_proxy);
+    let emulator_median = median_duration(emulator_alone);
+    let postgres_median = median_duration(postgres_alone);
     println!("\n#### Writes: autocommit single-row UPDATE of a mirrored table, {ROUNDS} rounds\n");
     println!("| median | ms |");
     println!("|---|---|");

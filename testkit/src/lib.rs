@@ -17,6 +17,7 @@
 mod binaries;
 mod cluster;
 mod database;
+pub mod stats;
 mod users;
 
 pub use cluster::{Server, server};
