@@ -550,7 +550,9 @@ async fn a_cancel_before_anything_is_sent_rolls_back_cleanly() {
         .expect("the cancel did not end the push")
         .unwrap();
     let error = result.unwrap_err();
-    let db = error.as_db_error().unwrap();
+    let db = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not an error from the server: {error:?}"));
     assert_eq!(db.code(), &SqlState::QUERY_CANCELED, "{error}");
     assert!(
         db.detail()

@@ -19,7 +19,7 @@ use tracing::{Instrument, Span, debug, info, info_span, warn};
 use crate::backend::{UpstreamAddr, send_cancel};
 use crate::config::ProxyConfig;
 use crate::error::{ProxyError, SessionError};
-use crate::frontend::cancel::CancelRegistry;
+use crate::frontend::cancel::{Cancel, CancelRegistry};
 use crate::frontend::session;
 use crate::frontend::startup::{Opening, negotiate};
 use crate::frontend::tls::TlsConfig;
@@ -346,13 +346,14 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, span: Spa
 
 async fn cancel(shared: &Shared, pid: i32, secret: &[u8]) {
     match shared.cancels.cancel(pid, secret) {
-        Some(upstream) => {
+        Some(Cancel::Forward(upstream)) => {
             debug!(pid, "forwarding cancel request");
             if let Err(error) = send_cancel(&shared.upstream, upstream.pid, &upstream.secret).await
             {
                 warn!(%error, "cannot forward a cancel request to the server");
             }
         }
+        Some(Cancel::Taken) => debug!(pid, "cancel request taken by the session's push"),
         None => debug!(pid, "cancel request with an unknown key ignored"),
     }
 }

@@ -4,7 +4,7 @@
 //! the proxy.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
@@ -30,9 +30,40 @@ struct Entry {
 pub struct CancelSignal {
     generation: AtomicU64,
     notify: Notify,
+    /// The proxy is working for the session on its own (a push to Salesforce) while the
+    /// server runs nothing of the client's.
+    proxy_working: AtomicBool,
+}
+
+/// What a CancelRequest with a known key comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancel {
+    /// Forward it to the server, with the server's key.
+    Forward(BackendKey),
+    /// The proxy's own work for the session takes it; the server gets nothing. The server
+    /// acts on a cancel some milliseconds after it arrives, so a forwarded one would land on
+    /// whatever the proxy sends next, such as the ROLLBACK that ends the cancelled push.
+    Taken,
+}
+
+/// While alive, cancels are the proxy's alone (see [`Cancel::Taken`]).
+#[derive(Debug)]
+pub struct ProxyWorking(Arc<CancelSignal>);
+
+impl Drop for ProxyWorking {
+    fn drop(&mut self) {
+        self.0.proxy_working.store(false, Ordering::Release);
+    }
 }
 
 impl CancelSignal {
+    /// Marks the stretch in which the server runs nothing of the client's, until the
+    /// returned guard is dropped.
+    pub fn proxy_working(self: &Arc<Self>) -> ProxyWorking {
+        self.proxy_working.store(true, Ordering::Release);
+        ProxyWorking(Arc::clone(self))
+    }
+
     /// The number of cancels so far; compare with a later value to see whether one came.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -119,16 +150,20 @@ impl CancelRegistry {
         }
     }
 
-    /// Checks a CancelRequest's key. On a match, signals the session and returns the
-    /// server's key to forward; an unknown key gets nothing, as from the server itself.
-    pub fn cancel(&self, pid: i32, secret: &[u8]) -> Option<BackendKey> {
+    /// Checks a CancelRequest's key. On a match, signals the session and says whether the
+    /// server gets it too; an unknown key gets nothing, as from the server itself.
+    pub fn cancel(&self, pid: i32, secret: &[u8]) -> Option<Cancel> {
         let sessions = self.lock();
         let entry = sessions.get(&pid)?;
         if !constant_time_eq(&entry.secret, secret) {
             return None;
         }
         entry.signal.raise();
-        Some(entry.upstream.clone())
+        Some(if entry.signal.proxy_working.load(Ordering::Acquire) {
+            Cancel::Taken
+        } else {
+            Cancel::Forward(entry.upstream.clone())
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Entry>> {
@@ -162,8 +197,22 @@ mod tests {
         let signal = Arc::clone(registration.signal());
         let waiter = tokio::spawn(async move { signal.cancelled_since(since).await });
         let forwarded = registry.cancel(registration.pid(), registration.secret());
-        assert_eq!(forwarded, Some(upstream()));
+        assert_eq!(forwarded, Some(Cancel::Forward(upstream())));
         waiter.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn while_the_proxy_works_a_cancel_is_its_own() {
+        let registry = Arc::new(CancelRegistry::default());
+        let registration = registry.register(upstream());
+        let since = registration.signal().generation();
+        let working = registration.signal().proxy_working();
+        let cancel = registry.cancel(registration.pid(), registration.secret());
+        assert_eq!(cancel, Some(Cancel::Taken));
+        registration.signal().cancelled_since(since).await;
+        drop(working);
+        let cancel = registry.cancel(registration.pid(), registration.secret());
+        assert_eq!(cancel, Some(Cancel::Forward(upstream())));
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Session {
             TransactionStatus::InBlock => self.push_and_commit().await?,
             // The unit failed: its error has reached the client already.
             TransactionStatus::Failed => {
-                self.internal_ok("ROLLBACK").await?;
+                self.rollback().await?;
                 Ok(())
             }
             // The client's own ROLLBACK ended it.
@@ -154,7 +154,7 @@ impl Session {
     /// back instead.
     async fn push_and_commit(&mut self) -> Result<Result<(), Refusal>, SessionError> {
         if let Err(refusal) = self.push_pending().await? {
-            self.internal_ok("ROLLBACK").await?;
+            self.rollback().await?;
             return Ok(Err(refusal));
         }
         let commit = self.internal("COMMIT", &[]).await?;
@@ -183,7 +183,7 @@ impl Session {
             }
             Err(refusal) => {
                 tracing::info!(%refusal, "commit refused");
-                self.internal_ok("ROLLBACK").await?;
+                self.rollback().await?;
                 self.tx = Tx::default();
                 self.release_held();
                 encode::error_response(&mut self.client_out, refusal.fields())?;
@@ -253,6 +253,8 @@ impl Session {
         let signal = self.registration.as_ref().map(|r| Arc::clone(r.signal()));
         // Only a cancel sent from now on is for this push.
         let since = signal.as_ref().map(|signal| signal.generation());
+        // The server runs nothing of the client's until the push is over.
+        let working = signal.as_ref().map(|signal| signal.proxy_working());
         let cancelled = async move {
             match (signal, since) {
                 (Some(signal), Some(since)) => signal.cancelled_since(since).await,
@@ -260,6 +262,7 @@ impl Session {
             }
         };
         let pushed = pusher.push(&session, txid, &changes, cancelled).await;
+        drop(working);
         let pushed = match pushed {
             Ok(Some(pushed)) => pushed,
             Ok(None) => return Ok(Ok(())),

@@ -83,15 +83,35 @@ impl Session {
         }
     }
 
-    /// Runs a statement that must succeed, such as ROLLBACK.
-    pub(super) async fn internal_ok(&mut self, sql: &str) -> Result<(), SessionError> {
-        match self.internal(sql, &[]).await?.error {
-            None => Ok(()),
-            Some(error) => Err(SessionError::Protocol(format!(
-                "the proxy's {sql} failed: {} ({})",
-                error.message(),
-                error.code()
-            ))),
+    /// Ends the transaction on the server. The proxy forwards every client cancel to the
+    /// server as well, and the server acts on one some milliseconds later, so a cancel that
+    /// ended a push can land on this very ROLLBACK: the server then answers 57014 and leaves
+    /// the transaction aborted. It acts on a cancel once, so the ROLLBACK is sent again.
+    pub(super) async fn rollback(&mut self) -> Result<(), SessionError> {
+        /// Each cancel the client sent can fail one ROLLBACK.
+        const ATTEMPTS: usize = 4;
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            match self.internal("ROLLBACK", &[]).await?.error {
+                None => return Ok(()),
+                Some(error) if error.code() == QUERY_CANCELED => last = Some(error),
+                Some(error) => return Err(rollback_failed(&error)),
+            }
         }
+        Err(last.map_or_else(
+            || SessionError::Protocol("the proxy's ROLLBACK failed".into()),
+            |error| rollback_failed(&error),
+        ))
     }
+}
+
+/// SQLSTATE query_canceled.
+const QUERY_CANCELED: &str = "57014";
+
+fn rollback_failed(error: &Fields) -> SessionError {
+    SessionError::Protocol(format!(
+        "the proxy's ROLLBACK failed: {} ({})",
+        error.message(),
+        error.code()
+    ))
 }
