@@ -15,7 +15,8 @@
 //! `cargo bench -p sfpg-proxy --bench proxy` (each figure is the median of
 //! SFPG_BENCH_ROUNDS runs, 12 by default, of SFPG_BENCH_SECONDS each, 5 by default: a minute
 //! per target and configuration, about 25 minutes in all; SFPG_BENCH_PARTS=reads or writes
-//! runs one half; SFPG_BENCH_CLIENTS=8 runs the reads at one client count only).
+//! runs one half; SFPG_BENCH_CLIENTS=8 runs the reads at one client count only, and
+//! SFPG_BENCH_MODE=simple in one protocol only).
 //!
 //! The proxy's ratios to the other relays are taken round by round and given as the median
 //! with its 95% interval ([`median_interval`]): on two cores one run differs from the next
@@ -180,6 +181,16 @@ fn client_counts() -> Vec<u32> {
     }
 }
 
+/// The pgbench protocols the reads run in: all three, or the one SFPG_BENCH_MODE names.
+fn modes() -> Vec<String> {
+    match std::env::var("SFPG_BENCH_MODE") {
+        Ok(mode) if !mode.is_empty() => vec![mode],
+        _ => ["simple", "extended", "prepared"]
+            .map(String::from)
+            .to_vec(),
+    }
+}
+
 async fn reads(seconds: u64, rounds: u64) -> Result<()> {
     let db = TestDatabase::create().await;
     let server = db.server();
@@ -235,7 +246,8 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
         "| mode | clients | PostgreSQL tps | bare relay tps | PgBouncer tps | sfpg proxy tps | proxy / bare relay, per round (95% interval) | proxy / PgBouncer, per round (95% interval) | proxy / direct | latency added (ms) | CPU µs per transaction: bare relay / PgBouncer / proxy |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for mode in ["simple", "extended", "prepared"] {
+    for mode in modes() {
+        let mode = mode.as_str();
         for clients in client_counts() {
             let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
             let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
