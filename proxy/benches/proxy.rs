@@ -313,11 +313,6 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
     Ok(())
 }
 
-fn median_duration(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values.get(values.len() / 2).copied().unwrap_or_default()
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -448,32 +443,32 @@ async fn writes() -> Result<()> {
         let postgres_time = started.elapsed();
         // The first rounds warm connections and caches up.
         if round >= 20 {
-            through_proxy.push(proxy_time);
-            emulator_alone.push(emulator_time);
-            postgres_alone.push(postgres_time);
+            through_proxy.push(ms(proxy_time));
+            emulator_alone.push(ms(emulator_time));
+            postgres_alone.push(ms(postgres_time));
         }
     }
-    let proxy_median = median_duration(through_proxy);
-    let emulator_median = median_duration(emulator_alone);
-    let postgres_median = median_duration(postgres_alone);
+    let proxy_median = median(&through_proxy).unwrap_or_default();
+    let emulator_median = median(&emulator_alone).unwrap_or_default();
+    let postgres_median = median(&postgres_alone).unwrap_or_default();
     println!("\n#### Writes: autocommit single-row UPDATE of a mirrored table, {ROUNDS} rounds\n");
     println!("| median | ms |");
     println!("|---|---|");
     println!(
         "| UPDATE through the proxy (push, read-back, write-back, journal, COMMIT) | {:.3} |",
-        ms(proxy_median)
+        proxy_median
     );
     println!(
         "| the emulator's own time for the same two calls (Composite with one Collections update, then Collections retrieve) | {:.3} |",
-        ms(emulator_median)
+        emulator_median
     );
     println!(
         "| **added by the proxy** | **{:.3}** |",
-        ms(proxy_median.saturating_sub(emulator_median))
+        proxy_median - emulator_median
     );
     println!(
         "| for scale: the same UPDATE on an unmirrored table, straight to PostgreSQL | {:.3} |",
-        ms(postgres_median)
+        postgres_median
     );
     proxy_task.abort();
     Ok(())

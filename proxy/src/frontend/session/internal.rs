@@ -83,35 +83,29 @@ impl Session {
         }
     }
 
-    /// Ends the transaction on the server. The proxy forwards every client cancel to the
-    /// server as well, and the server acts on one some milliseconds later, so a cancel that
-    /// ended a push can land on this very ROLLBACK: the server then answers 57014 and leaves
-    /// the transaction aborted. It acts on a cancel once, so the ROLLBACK is sent again.
+    /// Ends the transaction on the server. A client's cancel forwarded just before a push
+    /// (a cancel during one is the proxy's alone) reaches the server milliseconds later and
+    /// can land on this very ROLLBACK: the server then answers 57014 and leaves the
+    /// transaction aborted. It acts on a cancel once, so the ROLLBACK is sent again.
     pub(super) async fn rollback(&mut self) -> Result<(), SessionError> {
         /// Each cancel the client sent can fail one ROLLBACK.
         const ATTEMPTS: usize = 4;
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
-            match self.internal("ROLLBACK", &[]).await?.error {
-                None => return Ok(()),
-                Some(error) if error.code() == QUERY_CANCELED => last = Some(error),
-                Some(error) => return Err(rollback_failed(&error)),
-            }
+        let mut error = self.internal("ROLLBACK", &[]).await?.error;
+        let mut attempts = 1;
+        while attempts < ATTEMPTS && error.as_ref().is_some_and(|e| e.code() == QUERY_CANCELED) {
+            error = self.internal("ROLLBACK", &[]).await?.error;
+            attempts += 1;
         }
-        Err(last.map_or_else(
-            || SessionError::Protocol("the proxy's ROLLBACK failed".into()),
-            |error| rollback_failed(&error),
-        ))
+        match error {
+            None => Ok(()),
+            Some(error) => Err(SessionError::Protocol(format!(
+                "the proxy's ROLLBACK failed: {} ({})",
+                error.message(),
+                error.code()
+            ))),
+        }
     }
 }
 
 /// SQLSTATE query_canceled.
 const QUERY_CANCELED: &str = "57014";
-
-fn rollback_failed(error: &Fields) -> SessionError {
-    SessionError::Protocol(format!(
-        "the proxy's ROLLBACK failed: {} ({})",
-        error.message(),
-        error.code()
-    ))
-}
