@@ -25,7 +25,7 @@ pub fn split_statements(sql: &[u8]) -> Vec<Range<usize>> {
 /// shape of most statements sent with their literals inlined (pgbench's `-S` query, say),
 /// which differ from one execution to the next and so are scanned every time; this finds
 /// the same range as the scan in one pass over the bytes.
-fn plain_statement(sql: &[u8]) -> Option<Range<usize>> {
+pub fn plain_statement(sql: &[u8]) -> Option<Range<usize>> {
     let text = sql.trim_ascii_end();
     let text = text.strip_suffix(b";").unwrap_or(text);
     let plain = text

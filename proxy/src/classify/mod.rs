@@ -69,6 +69,19 @@ impl Classified {
     }
 }
 
+/// The kind of `sql` when it is at most one statement, with nothing in it for the scanner
+/// to decide, and its leading keywords settle it (`None` otherwise; an empty string is a
+/// read). This is [`classify_lexically`] for the commonest simple-protocol query, one with
+/// its literals inlined, whose text is new each time: it allocates nothing and caches
+/// nothing.
+pub fn plain_kind(sql: &[u8]) -> Option<Kind> {
+    let range = lexer::plain_statement(sql)?;
+    if range.is_empty() {
+        return Some(Kind::Read);
+    }
+    lexical_kind(&sql[range])
+}
+
 /// Classifies every statement of `sql`.
 pub fn classify(sql: &[u8]) -> Classified {
     classify_with(sql, |text| {
@@ -367,5 +380,44 @@ mod tests {
         );
         assert!(classified.may_write());
         assert_eq!(&sql[classified.statements[3].range.clone()], b"COMMIT");
+    }
+
+    #[test]
+    fn a_plain_kind_is_the_classification_of_its_one_statement() {
+        let decided: &[&[u8]] = &[
+            b"SELECT abalance FROM pgbench_accounts WHERE aid = 61",
+            b"  select 1 ;  ",
+            b"UPDATE t SET x = 1;",
+            b"DELETE FROM t WHERE id = 2",
+            b"begin",
+            b"START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            b"COMMIT",
+            b"end",
+            b"ROLLBACK TO SAVEPOINT a",
+            b"ABORT",
+            b"COMMIT PREPARED x",
+            b"TRUNCATE t",
+            b"",
+            b" ;",
+        ];
+        for sql in decided {
+            let text = String::from_utf8_lossy(sql);
+            let kind = plain_kind(sql).unwrap_or_else(|| panic!("{text:?} is plain"));
+            assert_eq!(kind, classify(sql).single_kind(), "{text:?}");
+        }
+        // What the scanner or the parser must decide is left to them.
+        let undecided: &[&[u8]] = &[
+            b"SELECT 1; DELETE FROM t",
+            b"SELECT 'a;b'",
+            b"SELECT f(1)",
+            b"-- c\nSELECT 1",
+            b"SELECT $1",
+            b"WITH d AS (DELETE FROM t RETURNING *) SELECT 1",
+            b"EXPLAIN ANALYZE UPDATE t SET x = 1",
+            b"COPY t FROM STDIN",
+        ];
+        for sql in undecided {
+            assert_eq!(plain_kind(sql), None, "{}", String::from_utf8_lossy(sql));
+        }
     }
 }

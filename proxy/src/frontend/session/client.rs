@@ -13,7 +13,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::Session;
 use super::actions::{Action, Commit};
 use super::prepared::Statement;
-use crate::classify::{Classified, Kind};
+use crate::classify::{self, Classified, Kind};
 use crate::error::SessionError;
 use crate::frontend::replies::{OnReady, Owed, Request};
 use crate::net::frame::{Frame, body, frame_at, reserve_partial};
@@ -186,12 +186,20 @@ impl Session {
     }
 
     fn on_query(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
-        let classified = {
+        let passes = {
             let query =
                 fe::Query::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
-            self.texts.classify(query.sql)
+            // A query's kind alone decides whether it passes straight through; only one
+            // the proxy must act on needs its statements classified and kept.
+            match classify::plain_kind(query.sql) {
+                Some(kind) => !matches!(kind, Kind::MayWrite | Kind::Commit),
+                None => {
+                    let classified = self.texts.classify(query.sql);
+                    !classified.may_write() && !classified.has(Kind::Commit)
+                }
+            }
         };
-        if !classified.may_write() && !classified.has(Kind::Commit) {
+        if passes {
             self.forward(pos, len, Some(Owed::client(Request::Query)));
             return Ok(Handled::Consumed);
         }
@@ -201,6 +209,7 @@ impl Session {
         }
         let frame = &self.client_in[pos..pos + len];
         let sql = fe::Query::decode(body(frame)).map_err(protocol)?.sql;
+        let classified = self.texts.classify(sql);
         let written = self.status == TransactionStatus::InBlock && self.tx.may_write;
         self.steps = plan_steps(frame, sql, &classified, written)?.into();
         Ok(Handled::Consumed)
