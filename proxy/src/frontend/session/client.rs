@@ -186,30 +186,28 @@ impl Session {
     }
 
     fn on_query(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
-        let passes = {
+        let classified = {
             let query =
                 fe::Query::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
-            // A query's kind alone decides whether it passes straight through; only one
-            // the proxy must act on needs its statements classified and kept.
-            match classify::plain_kind(query.sql) {
-                Some(kind) => !matches!(kind, Kind::MayWrite | Kind::Commit),
-                None => {
-                    let classified = self.texts.classify(query.sql);
-                    !classified.may_write() && !classified.has(Kind::Commit)
-                }
+            // A plain query the proxy has nothing to do for is decided by its kind alone:
+            // its text, usually new each time, is neither classified in full nor cached.
+            if classify::plain_kind(query.sql).is_some_and(|kind| !acted_on(kind)) {
+                None
+            } else {
+                Some(self.texts.classify(query.sql))
+                    .filter(|classified| classified.statements.iter().any(|s| acted_on(s.kind)))
             }
         };
-        if passes {
+        let Some(classified) = classified else {
             self.forward(pos, len, Some(Owed::client(Request::Query)));
             return Ok(Handled::Consumed);
-        }
+        };
         if !self.replies.is_empty() {
             self.drain();
             return Ok(Handled::Wait);
         }
         let frame = &self.client_in[pos..pos + len];
         let sql = fe::Query::decode(body(frame)).map_err(protocol)?.sql;
-        let classified = self.texts.classify(sql);
         let written = self.status == TransactionStatus::InBlock && self.tx.may_write;
         self.steps = plan_steps(frame, sql, &classified, written)?.into();
         Ok(Handled::Consumed)
@@ -426,6 +424,12 @@ impl Session {
             self.flushed = false;
         }
     }
+}
+
+/// Whether a Query with a statement of this kind needs the proxy: a possible write, or a
+/// COMMIT that may have to push first. Anything else passes straight through.
+fn acted_on(kind: Kind) -> bool {
+    matches!(kind, Kind::MayWrite | Kind::Commit)
 }
 
 /// What a statement the proxy never saw prepared is taken for.
