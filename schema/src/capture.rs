@@ -10,7 +10,6 @@
 //! commit while it still holds a captured change: the proxy must first take the changes
 //! (with [`TAKE_PENDING_SQL`]) and push them to Salesforce.
 
-use secrecy::SecretString;
 use serde::Deserialize;
 use tokio_postgres::GenericClient;
 
@@ -21,40 +20,54 @@ pub const ORIGIN_SETTING: &str = "sfpg.origin";
 /// `sfpg.origin` of a proxy session: changes are captured.
 pub const ORIGIN_PROXY: &str = "proxy";
 /// Sets the sync origin for the current transaction, on a connection of the control
-/// schema's owner (the sync's, the proxy's own): writes are then what Salesforce already
+/// schema's owner (the sync's, the proxy's repair): writes are then what Salesforce already
 /// holds, and are not captured. The origin is `sync:` and a key only the owner can read
-/// (migration V7), so that no client can claim it.
+/// (migration V7), so that no client can claim it. It is never set on a client's
+/// connection: the proxy's write-back goes through [`WRITE_BACK_SQL`] instead.
 pub const SET_SYNC_ORIGIN_SQL: &str =
-    "SELECT set_config('sfpg.origin', 'sync:' || key, true) FROM sfpg.origin_key";
-
-/// Sets the sync origin for the current transaction on a client's connection, which cannot
-/// read the key: the proxy passes it, read with its own credentials ([`origin_key`]), as
-/// the parameter, so that it shows in no statement text.
-pub const SET_SYNC_ORIGIN_WITH_KEY_SQL: &str =
-    "SELECT set_config('sfpg.origin', 'sync:' || $1, true)";
+    "SELECT pg_catalog.set_config('sfpg.origin', 'sync:' || key, true) FROM sfpg.origin_key";
 
 /// Name of the row trigger that captures changes.
 pub const CAPTURE_TRIGGER: &str = "sfpg_capture";
 /// Name of the statement trigger that refuses TRUNCATE.
 pub const TRUNCATE_TRIGGER: &str = "sfpg_refuse_truncate";
 
+/// The client transaction's id, or NULL when it has none (then it wrote nothing, and
+/// captured nothing). Run on the client's connection; every name is qualified, so that no
+/// object of the client's stands in for one (migration V8).
+pub const CURRENT_TXID_SQL: &str =
+    "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text";
+
+/// Mints the push ticket of client transaction `$1` (a txid as text), on a connection of
+/// the control schema's owner: what [`TAKE_PENDING_SQL`] and [`WRITE_BACK_SQL`] need in that
+/// transaction, and in no other (migration V8).
+pub const PUSH_TICKET_SQL: &str = "SELECT sfpg.push_ticket($1::pg_catalog.text::pg_catalog.xid8)";
+
 /// Reads and deletes the current transaction's captured changes: one row, one text column
-/// holding a JSON array of [`PendingChange`], oldest first. `$1` is the origin key
-/// ([`origin_key`]): without it, the changes stay, and the transaction cannot commit.
+/// holding a JSON array of [`PendingChange`], oldest first. `$1` is the transaction's push
+/// ticket ([`PUSH_TICKET_SQL`]): without it, the changes stay, and the transaction cannot
+/// commit.
 pub const TAKE_PENDING_SQL: &str = "SELECT sfpg.take_pending_changes($1)";
+
+/// Writes what Salesforce set into mirror rows of the current transaction: `$1` the push
+/// ticket, `$2` and `$3` the table's schema and name, `$4` a JSON array of objects with the
+/// row's local `id` and the columns to set. It runs as the control schema's owner with the
+/// sync origin in force for its own statement only (migration V8).
+pub const WRITE_BACK_SQL: &str = "SELECT sfpg.write_back($1, $2, $3, $4)";
 
 /// The first change the current transaction captured, as `{"schema": …, "table": …}`, or
 /// NULL: what a proxy that cannot take changes names when it refuses the commit.
 pub const FIRST_PENDING_SQL: &str = "SELECT sfpg.first_pending_change()";
 
-/// The origin key (migration V7), read on a connection of the control schema's owner.
-pub async fn origin_key(
-    client: &impl GenericClient,
-) -> Result<SecretString, tokio_postgres::Error> {
-    let row = client
-        .query_one("SELECT key FROM sfpg.origin_key", &[])
-        .await?;
-    Ok(SecretString::from(row.get::<_, String>(0)))
+/// Replaces the origin key with a new random one, and the trigger functions that check it,
+/// in one transaction (on a connection of the control schema's owner). A sync step under
+/// way with the old key fails at its next row and is tried again; a push is refused before
+/// anything is sent, or, after, repaired from the journal.
+pub async fn rotate_origin_key(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute("SELECT sfpg.rotate_origin_key()", &[])
+        .await
+        .map(drop)
 }
 
 /// Installs (or replaces) the capture and TRUNCATE triggers on a mirrored table.

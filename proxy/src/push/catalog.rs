@@ -78,8 +78,6 @@ pub struct Catalog {
     /// One per org, kept across reloads so that a reload never resets the org's bucket
     /// (a reload moves it to the org's current rate).
     limiters: connect::Limiters,
-    /// The origin key (migration V7), read once.
-    origin_key: tokio::sync::OnceCell<SecretString>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -109,7 +107,6 @@ impl Catalog {
             key,
             orgs: Mutex::new(HashMap::new()),
             objects: Mutex::new(HashMap::new()),
-            origin_key: tokio::sync::OnceCell::new(),
             limiters,
         }
     }
@@ -175,18 +172,17 @@ impl Catalog {
         self.org(&schema).await
     }
 
-    /// The key that lets a push take its transaction's captured changes and write back
-    /// under the sync origin. Client roles cannot read it; the proxy reads it with its own
-    /// credentials, once.
-    pub async fn origin_key(&self) -> Result<&SecretString, Refusal> {
-        self.origin_key
-            .get_or_try_init(|| async {
-                let client = self.control_client().await?;
-                sfpg_schema::capture::origin_key(&**client)
-                    .await
-                    .map_err(control_error)
-            })
+    /// The push ticket of client transaction `txid`: what lets the push take that
+    /// transaction's captured changes and write back into it (migration V8). It is minted
+    /// here, on the proxy's own connection as the control schema's owner; the key it is
+    /// made from never goes near a client's connection.
+    pub async fn push_ticket(&self, txid: &str) -> Result<SecretString, Refusal> {
+        let client = self.control_client().await?;
+        let row = client
+            .query_one(sfpg_schema::capture::PUSH_TICKET_SQL, &[&txid])
             .await
+            .map_err(control_error)?;
+        Ok(SecretString::from(row.get::<_, String>(0)))
     }
 
     async fn control_client(&self) -> Result<deadpool_postgres::Object, Refusal> {

@@ -151,7 +151,7 @@ impl Pusher {
                 return Err(failure.refusal);
             }
         };
-        let (write_backs, created) = write_back::write_backs(&plan, &sent).await;
+        let (write_backs, created) = write_back::write_backs(&plan, &sent.created).await;
         entry.records = journal_records(&plan, &sent.created);
         entry.response = sent.response;
         entry.salesforce_ms = millis(started);

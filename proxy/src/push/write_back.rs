@@ -3,21 +3,25 @@
 //! client's transaction commits the record as Salesforce holds it. That replaces every
 //! provisional sfid the push resolved: the new rows' own, and those held in the lookups of
 //! rows that refer to them.
+//!
+//! The rows are written by `sfpg.write_back` (migration V8), a function of the control
+//! schema's owner, on the client's connection: no statement here names anything a client
+//! could stand in for, and the client's column grants do not matter.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use sfpg_salesforce::SalesforceId;
-use sfpg_schema::mirror::{qualified, quote_ident};
 
 use super::plan::{Operation, Plan};
-use super::send::Sent;
 
-/// One statement to run in the client's transaction, under the sync origin: `sql` with
-/// `rows` (a JSON array) as its one parameter.
+/// What to write into one mirrored table in the client's transaction
+/// ([`sfpg_schema::capture::WRITE_BACK_SQL`]): `rows`, a JSON array of objects with each
+/// row's local `id` and the columns to set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteBack {
-    pub sql: String,
+    pub schema: String,
+    pub table: String,
     pub rows: String,
 }
 
@@ -35,13 +39,14 @@ pub struct Created {
 /// in the plan, local id and Salesforce Id.
 type TableRows = (usize, Vec<(usize, i64, String)>);
 
-/// Reads back every created and updated record and builds one UPDATE per table. If the
-/// read fails, new records still get their Id (the sync fills in the rest).
-pub async fn write_backs(plan: &Plan, sent: &Sent) -> (Vec<WriteBack>, Vec<Created>) {
+/// Reads back every created and updated record (`created`: the Id of each create, in plan
+/// order) and builds one write-back per table. If the read fails, new records still get
+/// their Id (the sync fills in the rest).
+pub async fn write_backs(plan: &Plan, created_ids: &[String]) -> (Vec<WriteBack>, Vec<Created>) {
     // (schema, table) -> (index of a record of it in the plan, [(row_id, sfid)]).
     let mut by_table: BTreeMap<(String, String), TableRows> = BTreeMap::new();
     let mut created = Vec::new();
-    let mut creates = sent.created.iter();
+    let mut creates = created_ids.iter();
     for (index, planned) in plan.records.iter().enumerate() {
         let sfid = match planned.operation {
             Operation::Create => {
@@ -69,7 +74,7 @@ pub async fn write_backs(plan: &Plan, sent: &Sent) -> (Vec<WriteBack>, Vec<Creat
     }
     // The Id of each create, by its index in the plan.
     let ids: Vec<Option<&String>> = {
-        let mut creates = sent.created.iter();
+        let mut creates = created_ids.iter();
         plan.records
             .iter()
             .map(|p| match p.operation {
@@ -100,7 +105,6 @@ pub async fn write_backs(plan: &Plan, sent: &Sent) -> (Vec<WriteBack>, Vec<Creat
             }
         };
         let mut json_rows = Vec::with_capacity(rows.len());
-        let mut columns: Vec<String> = vec!["sfid".to_owned()];
         for ((index, row_id, sfid), record) in rows.iter().zip(records) {
             let mut row = Map::new();
             row.insert("id".into(), Value::from(*row_id));
@@ -112,9 +116,6 @@ pub async fn write_backs(plan: &Plan, sent: &Sent) -> (Vec<WriteBack>, Vec<Creat
                 let id = ids.get(reference.create).copied().flatten();
                 if let (Some(column), Some(id)) = (column, id) {
                     row.insert(column.column.clone(), Value::String(id.clone()));
-                    if !columns.contains(&column.column) {
-                        columns.push(column.column.clone());
-                    }
                 }
             }
             if let Some(record) = record {
@@ -124,25 +125,14 @@ pub async fn write_backs(plan: &Plan, sent: &Sent) -> (Vec<WriteBack>, Vec<Creat
                     }
                     if let Some(value) = record.get(&column.field) {
                         row.insert(column.column.clone(), value.clone());
-                        if !columns.contains(&column.column) {
-                            columns.push(column.column.clone());
-                        }
                     }
                 }
             }
             json_rows.push(Value::Object(row));
         }
-        let table = qualified(&object.schema, &object.table);
-        let assignments = columns
-            .iter()
-            .map(|c| format!("{0} = r.{0}", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
         statements.push(WriteBack {
-            sql: format!(
-                "UPDATE {table} AS t SET {assignments} \
-                 FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) AS r WHERE t.id = r.id"
-            ),
+            schema: object.schema.clone(),
+            table: object.table.clone(),
             rows: Value::Array(json_rows).to_string(),
         });
     }

@@ -33,9 +33,16 @@ async fn mirrored(db: &TestDatabase) -> Client {
     client
 }
 
-async fn key(client: &Client) -> String {
-    use secrecy::ExposeSecret;
-    origin_key(client).await.unwrap().expose_secret().to_owned()
+/// The push ticket of the transaction open on `on`, minted on a connection of the control
+/// schema's owner, as the proxy does.
+async fn ticket_of(db: &TestDatabase, on: &impl GenericClient) -> String {
+    let txid: String = on.query_one(CURRENT_TXID_SQL, &[]).await.unwrap().get(0);
+    let owner = db.connect().await;
+    owner
+        .query_one(PUSH_TICKET_SQL, &[&txid])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 async fn as_sync(client: &Client, sql: &str) {
@@ -111,7 +118,6 @@ async fn proxy_writes_are_captured_with_images_and_changed_columns() {
         "INSERT INTO salesforce.account (sfid, name, billingcity) VALUES ('001000000000001AAA', 'Acme', 'Paris')",
     )
     .await;
-    let key = key(&client).await;
     client
         .batch_execute("SET sfpg.origin = 'proxy'")
         .await
@@ -125,8 +131,9 @@ async fn proxy_writes_are_captured_with_images_and_changed_columns() {
     )
     .await
     .unwrap();
+    let ticket = ticket_of(&db, &tx).await;
     let json: String = tx
-        .query_one(TAKE_PENDING_SQL, &[&key])
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
         .unwrap()
         .get(0);
@@ -162,8 +169,9 @@ async fn proxy_writes_are_captured_with_images_and_changed_columns() {
         .get(0);
     assert_eq!(insert.table_oid, oid);
     // Taken means gone: a second take is empty, and the transaction may commit.
+    let ticket = ticket_of(&db, &tx).await;
     let again: String = tx
-        .query_one(TAKE_PENDING_SQL, &[&key])
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
         .unwrap()
         .get(0);
@@ -202,7 +210,6 @@ async fn an_unpushed_change_cannot_commit() {
 async fn a_rolled_back_savepoint_leaves_nothing_captured() {
     let db = TestDatabase::create().await;
     let mut client = mirrored(&db).await;
-    let key = key(&client).await;
     client
         .batch_execute("SET sfpg.origin = 'proxy'")
         .await
@@ -216,8 +223,9 @@ async fn a_rolled_back_savepoint_leaves_nothing_captured() {
     )
     .await
     .unwrap();
+    let ticket = ticket_of(&db, &tx).await;
     let json: String = tx
-        .query_one(TAKE_PENDING_SQL, &[&key])
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
         .unwrap()
         .get(0);
@@ -231,8 +239,6 @@ async fn a_rolled_back_savepoint_leaves_nothing_captured() {
 async fn a_role_without_control_schema_privileges_can_write_through_the_proxy() {
     let db = TestDatabase::create().await;
     let admin = mirrored(&db).await;
-    // The proxy reads the key with its own credentials, not the client's.
-    let key = key(&admin).await;
     admin
         .batch_execute(
             "CREATE ROLE app_writer LOGIN;
@@ -249,8 +255,9 @@ async fn a_role_without_control_schema_privileges_can_write_through_the_proxy() 
         )
         .await
         .unwrap();
+    let ticket = ticket_of(&db, &admin).await;
     let json: String = admin
-        .query_one(TAKE_PENDING_SQL, &[&key])
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
         .unwrap()
         .get(0);
@@ -293,7 +300,6 @@ async fn installing_twice_is_harmless() {
 async fn a_client_role_cannot_claim_the_sync_origin_or_take_its_changes() {
     let db = TestDatabase::create().await;
     let admin = mirrored(&db).await;
-    let key = key(&admin).await;
     admin
         .batch_execute(
             "CREATE ROLE app_forger LOGIN;
@@ -359,13 +365,14 @@ async fn a_client_role_cannot_claim_the_sync_origin_or_take_its_changes() {
         "{commit}"
     );
     admin.batch_execute("ROLLBACK").await.unwrap();
-    // With the key (which only the proxy holds) the same role's changes are taken.
+    // With the transaction's ticket, which only the owner can mint, they are taken.
     admin
         .batch_execute("BEGIN; INSERT INTO salesforce.account (name) VALUES ('Pushed')")
         .await
         .unwrap();
+    let ticket = ticket_of(&db, &admin).await;
     let json: String = admin
-        .query_one(TAKE_PENDING_SQL, &[&key])
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
         .unwrap()
         .get(0);
@@ -386,4 +393,157 @@ async fn a_client_role_cannot_claim_the_sync_origin_or_take_its_changes() {
         .batch_execute("DROP OWNED BY app_forger; DROP ROLE app_forger")
         .await
         .unwrap();
+}
+
+/// A client role may not mint a ticket; a ticket is good in its own transaction only; and
+/// a write-back writes the given columns of mirrored tables only, under an origin that is
+/// gone when it returns.
+#[tokio::test]
+async fn the_write_back_needs_this_transactions_ticket_and_leaves_no_origin_behind() {
+    let db = TestDatabase::create().await;
+    let admin = mirrored(&db).await;
+    as_sync(
+        &admin,
+        "INSERT INTO salesforce.account (sfid, name, billingcity) VALUES ('001000000000001AAA', 'Acme', 'Paris');
+         CREATE TABLE public.plain (id bigint PRIMARY KEY, name text);
+         INSERT INTO public.plain VALUES (1, 'x')",
+    )
+    .await;
+    admin
+        .batch_execute(
+            "CREATE ROLE app_back LOGIN;
+             GRANT USAGE ON SCHEMA salesforce TO app_back;
+             GRANT SELECT, UPDATE (billingcity) ON salesforce.account TO app_back;
+             GRANT ALL ON public.plain TO app_back;
+             SET ROLE app_back; SET sfpg.origin = 'proxy'",
+        )
+        .await
+        .unwrap();
+    let mint = admin
+        .batch_execute("SELECT sfpg.push_ticket(pg_current_xact_id())")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        mint.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{mint}"
+    );
+    // A ticket minted for another transaction (here: the previous one) is refused.
+    admin
+        .batch_execute("BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
+        .await
+        .unwrap();
+    let stale = ticket_of(&db, &admin).await;
+    admin
+        .batch_execute("ROLLBACK; BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
+        .await
+        .unwrap();
+    let rows = r#"[{"id": 1, "name": "Acme Corp", "sfid": "001000000000001AAA"}]"#;
+    let error = admin
+        .query_one(WRITE_BACK_SQL, &[&stale, &"salesforce", &"account", &rows])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{error}"
+    );
+    admin
+        .batch_execute("ROLLBACK; BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
+        .await
+        .unwrap();
+    let ticket = ticket_of(&db, &admin).await;
+    // Not a mirrored table: refused, though the role may write it.
+    let error = admin
+        .query_one(
+            WRITE_BACK_SQL,
+            &[&ticket, &"public", &"plain", &r#"[{"id": 1, "name": "y"}]"#],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE),
+        "{error}"
+    );
+    admin
+        .batch_execute("ROLLBACK; BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
+        .await
+        .unwrap();
+    let ticket = ticket_of(&db, &admin).await;
+    let taken: String = admin
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(parse_pending(&taken).unwrap().len(), 1);
+    // `name` is a column the role may not update; the write-back writes it anyway, and
+    // keeps `billingcity`, which the row's object does not carry.
+    let written: i64 = admin
+        .query_one(WRITE_BACK_SQL, &[&ticket, &"salesforce", &"account", &rows])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(written, 1);
+    let origin: String = admin
+        .query_one("SELECT current_setting('sfpg.origin')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(origin, "proxy");
+    admin
+        .batch_execute("COMMIT; RESET ROLE; RESET sfpg.origin")
+        .await
+        .unwrap();
+    let row = admin
+        .query_one("SELECT name, billingcity FROM salesforce.account", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        ("Acme Corp".into(), "Lyon".into())
+    );
+    admin
+        .batch_execute("DROP OWNED BY app_back; DROP ROLE app_back")
+        .await
+        .unwrap();
+}
+
+/// After a rotation the old key no longer gets a write past the triggers, the new one does,
+/// and tickets follow the new key.
+#[tokio::test]
+async fn a_rotated_key_replaces_the_old_one() {
+    let db = TestDatabase::create().await;
+    let client = mirrored(&db).await;
+    let old: String = client
+        .query_one("SELECT key FROM sfpg.origin_key", &[])
+        .await
+        .unwrap()
+        .get(0);
+    rotate_origin_key(&client).await.unwrap();
+    let new: String = client
+        .query_one("SELECT key FROM sfpg.origin_key", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(old, new);
+    assert_eq!(new.len(), old.len());
+    let error = client
+        .batch_execute(&format!(
+            "BEGIN; SELECT set_config('sfpg.origin', 'sync:{old}', true);
+             INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000002AAA', 'Old key')"
+        ))
+        .await
+        .unwrap_err();
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::READ_ONLY_SQL_TRANSACTION),
+        "{error}"
+    );
+    as_sync(
+        &client,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000002AAA', 'New key')",
+    )
+    .await;
 }

@@ -1,7 +1,6 @@
 //! The writer against a real PostgreSQL: upserts that skip unchanged rows, column updates,
 //! deletes, the reconciliation's range delete, and the lock timeout.
 
-use secrecy::ExposeSecret;
 use serde_json::json;
 use sfpg_salesforce::Record;
 use sfpg_schema::mapping::ColumnType;
@@ -425,10 +424,12 @@ async fn writes_carry_the_sync_origin() {
         .await
         .unwrap()
         .get(0);
-    let key = sfpg_schema::capture::origin_key(&transaction)
+    let key: String = transaction
+        .query_one("SELECT key FROM sfpg.origin_key", &[])
         .await
-        .unwrap();
-    assert_eq!(origin, format!("sync:{}", key.expose_secret()));
+        .unwrap()
+        .get(0);
+    assert_eq!(origin, format!("sync:{key}"));
     transaction.commit().await.unwrap();
     // Transaction-local: gone after commit.
     let after: Option<String> = client

@@ -14,7 +14,7 @@ use crate::frontend::replies::{Owed, Request};
 use crate::net::messages::backend::TransactionStatus;
 use crate::net::messages::encode;
 use crate::push::Refusal;
-use crate::settings::{FIRST_PENDING_SQL, SET_SYNC_ORIGIN_WITH_KEY_SQL, TAKE_PENDING_SQL};
+use crate::settings::{CURRENT_TXID_SQL, FIRST_PENDING_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL};
 
 use super::returning::{self, Attnums};
 
@@ -118,11 +118,12 @@ impl Session {
             .join(",");
         let found = self
             .internal(
-                "SELECT attrelid::oid::bigint, \
-                        max(attnum) FILTER (WHERE attname = 'id'), \
-                        max(attnum) FILTER (WHERE attname = 'sfid') \
+                "SELECT attrelid::pg_catalog.oid::pg_catalog.int8, \
+                        pg_catalog.max(attnum) FILTER (WHERE attname OPERATOR(pg_catalog.=) 'id'), \
+                        pg_catalog.max(attnum) FILTER (WHERE attname OPERATOR(pg_catalog.=) 'sfid') \
                    FROM pg_catalog.pg_attribute \
-                  WHERE attrelid = ANY($1::oid[]) AND attname IN ('id', 'sfid') \
+                  WHERE attrelid OPERATOR(pg_catalog.=) ANY($1::pg_catalog.oid[]) \
+                    AND attname OPERATOR(pg_catalog.=) ANY('{id,sfid}'::pg_catalog.name[]) \
                   GROUP BY attrelid",
                 &[Some(&format!("{{{list}}}"))],
             )
@@ -206,6 +207,12 @@ impl Session {
 
     /// Takes the transaction's captured changes, pushes them to Salesforce and writes
     /// back what Salesforce set. With nothing captured there is nothing to do.
+    ///
+    /// Every statement run here on the client's connection names only `sfpg` functions
+    /// and qualified catalog objects, and neither the origin key nor the sync origin ever
+    /// reaches this connection: the push ticket, good for this transaction only, is minted
+    /// on the proxy's own connection, and `sfpg.write_back` sets the origin for its own
+    /// statement only (migration V8; docs/architecture.md, "The trust boundary").
     async fn push_pending(&mut self) -> Result<Result<(), Refusal>, SessionError> {
         self.created.clear();
         if !self.capture_installed().await? {
@@ -214,11 +221,20 @@ impl Session {
         let Some(pusher) = self.shared.pusher.clone() else {
             return self.refuse_unpushable().await;
         };
-        let key = match pusher.catalog().origin_key().await {
-            Ok(key) => key.expose_secret().to_owned(),
+        // A transaction without an id wrote nothing, so it captured nothing.
+        let txid = self.internal(CURRENT_TXID_SQL, &[]).await?;
+        if let Some(error) = txid.error {
+            return Ok(Err(Refusal::from_server(&error)));
+        }
+        let Some(txid) = txid.scalar().map(str::to_owned) else {
+            return Ok(Ok(()));
+        };
+        let ticket = match pusher.catalog().push_ticket(&txid).await {
+            Ok(ticket) => ticket,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let taken = self.internal(TAKE_PENDING_SQL, &[Some(&key)]).await?;
+        let ticket = ticket.expose_secret();
+        let taken = self.internal(TAKE_PENDING_SQL, &[Some(ticket)]).await?;
         if let Some(error) = taken.error {
             return Ok(Err(Refusal::from_server(&error)));
         }
@@ -240,11 +256,6 @@ impl Session {
         if let Some(error) = immediate.error {
             return Ok(Err(Refusal::from_server(&error)));
         }
-        let txid = self
-            .internal("SELECT pg_current_xact_id()::text", &[])
-            .await?
-            .scalar()
-            .map(str::to_owned);
         let session = format!(
             "{} pid {}",
             self.peer,
@@ -261,7 +272,7 @@ impl Session {
                 _ => std::future::pending().await,
             }
         };
-        let pushed = pusher.push(&session, txid, &changes, cancelled).await;
+        let pushed = pusher.push(&session, Some(txid), &changes, cancelled).await;
         drop(working);
         let pushed = match pushed {
             Ok(Some(pushed)) => pushed,
@@ -270,15 +281,17 @@ impl Session {
         };
         // What Salesforce set goes into the mirror as the sync would write it: not
         // captured again.
-        let origin = self
-            .internal(SET_SYNC_ORIGIN_WITH_KEY_SQL, &[Some(&key)])
-            .await?;
-        if let Some(error) = origin.error {
-            return Ok(Err(Refusal::from_server(&error)));
-        }
         for write_back in &pushed.write_backs {
             let written = self
-                .internal(&write_back.sql, &[Some(&write_back.rows)])
+                .internal(
+                    WRITE_BACK_SQL,
+                    &[
+                        Some(ticket),
+                        Some(&write_back.schema),
+                        Some(&write_back.table),
+                        Some(&write_back.rows),
+                    ],
+                )
                 .await?;
             if let Some(error) = written.error {
                 // Salesforce holds the change; the journal's repair brings the mirror in
@@ -321,7 +334,7 @@ impl Session {
         if !self.capture_installed {
             let found = self
                 .internal(
-                    "SELECT to_regproc('sfpg.take_pending_changes') IS NOT NULL",
+                    "SELECT pg_catalog.to_regproc('sfpg.take_pending_changes') IS NOT NULL",
                     &[],
                 )
                 .await?;
