@@ -16,8 +16,29 @@ use proxy_support::{MASTER_KEY_BASE64, ORG, mirror_objects, register_org, via};
 use sfpg_emulator::http::EmulatorConfig;
 use sfpg_testkit::TestDatabase;
 
+/// A started `sfpg proxy`, killed when dropped, so that a failing test leaves no process
+/// behind.
+struct ProxyProcess(Child);
+
+impl ProxyProcess {
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()
+    }
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `sfpg proxy` on a free port; returns the process and its address.
-fn start_proxy(db: &TestDatabase, failpoint: Option<&str>) -> (Child, SocketAddr) {
+fn start_proxy(db: &TestDatabase, failpoint: Option<&str>) -> (ProxyProcess, SocketAddr) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sfpg"));
     command
         .args([
@@ -46,7 +67,7 @@ fn start_proxy(db: &TestDatabase, failpoint: Option<&str>) -> (Child, SocketAddr
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (child, addr)
+    (ProxyProcess(child), addr)
 }
 
 async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -161,6 +182,93 @@ async fn a_proxy_killed_between_push_and_commit_is_repaired_on_restart() {
         .unwrap()
         .get(0);
     assert_eq!(born, 1);
+}
+
+/// The journal is written as soon as Salesforce accepts a push, before the read-back of
+/// what Salesforce set: a proxy killed while that read is under way leaves an entry, and the
+/// restart repairs the mirror from it.
+#[tokio::test]
+async fn a_proxy_killed_during_the_read_back_is_repaired_on_restart() {
+    let emulator = sfpg_emulator::http::start(EmulatorConfig {
+        org: sfpg_emulator::http::OrgSource::Generated {
+            records: 20,
+            seed: 6,
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let db = TestDatabase::create().await;
+    register_org(&db, &emulator, &["Account"]).await;
+    mirror_objects(&db, &["Account"]).await;
+    let direct = db.connect().await;
+    let id: i64 = direct
+        .query_one("SELECT id FROM salesforce.account ORDER BY id LIMIT 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // The read-back (a Collections retrieve) is slow; the push itself is not.
+    emulator.set_latency(Some(sfpg_emulator::http::Latency {
+        fixed_ms: 60_000,
+        jitter_ms: 0,
+        matcher: sfpg_emulator::http::RequestMatcher {
+            method: Some("GET".into()),
+            path: Some("/services/data/*/composite/sobjects/*".into()),
+        },
+    }));
+    let (mut proxy, addr) = start_proxy(&db, None);
+    let (client, connection) = via(&db, addr).connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let writes = tokio::spawn(async move {
+        client
+            .batch_execute(&format!(
+                "UPDATE salesforce.account SET billingcity = 'Read back later' WHERE id = {id}"
+            ))
+            .await
+    });
+    // The request log lists a request once answered: the push is, the read-back is held.
+    wait_for("the push", async || {
+        emulator
+            .requests(0)
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/composite"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.kill().unwrap();
+    proxy.wait().unwrap();
+    assert!(writes.await.unwrap().is_err(), "the client saw a commit");
+    let journaled: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM sfpg.write_journal WHERE outcome = 'pushed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        journaled, 1,
+        "Salesforce accepted a push the journal does not know"
+    );
+
+    emulator.set_latency(None);
+    let (mut proxy, _) = start_proxy(&db, None);
+    wait_for("the repair", async || {
+        direct
+            .query_one(
+                "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    })
+    .await;
+    proxy.kill().unwrap();
+    proxy.wait().unwrap();
+    let diff = proxy_support_mirror_diff(&emulator, &direct).await;
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
 }
 
 async fn proxy_support_mirror_diff(

@@ -28,12 +28,15 @@ pub use write_back::{Created, WriteBack};
 use self::journal::{Entry, Journal, Outcome};
 use self::plan::{Operation, Plan};
 
-/// Where a push can be made to stop, for crash tests.
+/// Where a push can be made to stop, for crash tests. The points exist only in builds
+/// with the `failpoints` feature, which the tests enable: a release build has none, so no
+/// setting can make its pushes hang.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failpoint {
     /// After Salesforce accepted the push and the journal recorded it, before the mirror
     /// is written and the transaction commits: the session waits there forever, so a test
     /// can kill the process at exactly that point.
+    #[cfg(feature = "failpoints")]
     PauseAfterPush,
 }
 
@@ -42,9 +45,15 @@ impl std::str::FromStr for Failpoint {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            #[cfg(feature = "failpoints")]
             "pause-after-push" => Ok(Failpoint::PauseAfterPush),
+            #[cfg(feature = "failpoints")]
             other => Err(format!(
                 "unknown failpoint {other:?} (known: pause-after-push)"
+            )),
+            #[cfg(not(feature = "failpoints"))]
+            other => Err(format!(
+                "no failpoint {other:?} in this build: failpoints are compiled in only for tests (feature `failpoints`)"
             )),
         }
     }
@@ -62,6 +71,7 @@ pub struct Pushed {
 pub struct Pusher {
     catalog: Catalog,
     journal: Journal,
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     failpoint: Option<Failpoint>,
 }
 
@@ -151,21 +161,23 @@ impl Pusher {
                 return Err(failure.refusal);
             }
         };
-        let (write_backs, created) = write_back::write_backs(&plan, &sent.created).await;
         entry.records = journal_records(&plan, &sent.created);
         entry.response = sent.response;
         entry.salesforce_ms = millis(started);
-        // Journaled before the transaction commits: if the commit never happens, the
+        // Journaled as soon as Salesforce has accepted, before anything else that can fail
+        // (the read-back, the write-back, the commit): if the commit never happens, the
         // repair finds this entry. A journal that cannot be written must not undo what
         // Salesforce already holds, so the push goes on.
         match self.journal.record(&entry).await {
             Ok(id) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
             Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
         }
+        #[cfg(feature = "failpoints")]
         if self.failpoint == Some(Failpoint::PauseAfterPush) {
             tracing::warn!("failpoint pause-after-push reached: waiting forever");
             std::future::pending::<()>().await;
         }
+        let (write_backs, created) = write_back::write_backs(&plan, &sent.created).await;
         Ok(Some(Pushed {
             write_backs,
             created,
