@@ -157,6 +157,7 @@ async fn dropped_connections_get_no_response() {
             path: Some("/services/data/*/limits".to_owned()),
         },
         count: 1,
+        after_ms: None,
     });
     let dropped = h
         .request(Method::GET, &format!("{API}/limits"))
@@ -188,6 +189,32 @@ async fn dropped_connections_get_no_response() {
             .await
             .is_err()
     );
+}
+
+/// A drop with `afterMs` loses only the answer: the request is carried out, as Salesforce
+/// carries out a request whose connection broke after it arrived.
+#[tokio::test]
+async fn a_drop_after_a_delay_carries_the_request_out() {
+    let h = Harness::new().await;
+    let added = h
+        .admin(Method::POST, "/faults/drops")
+        .json(&json!({"method": "POST", "path": "*/sobjects/Account", "count": 1, "afterMs": 200}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let started = Instant::now();
+    let dropped = h
+        .request(Method::POST, &format!("{API}/sobjects/Account"))
+        .json(&json!({"Name": "Made, answer lost"}))
+        .send()
+        .await;
+    assert!(dropped.is_err(), "the connection closed without a response");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let found = h
+        .query("SELECT Id FROM Account WHERE Name = 'Made, answer lost'")
+        .await;
+    assert_eq!(found["totalSize"], 1, "{found}");
 }
 
 #[tokio::test]

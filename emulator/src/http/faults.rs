@@ -98,6 +98,13 @@ impl FailureRule {
 }
 
 /// Close the connection of the next `count` matching requests without answering.
+///
+/// Without `afterMs` the request is dropped unread: Salesforce never acts on it. With it,
+/// the request is carried out as received, and the connection is closed `afterMs`
+/// milliseconds after it arrived, whether or not the work is done: the client has sent its
+/// request and never learns what became of it (a connection cut on the way, a proxy's idle
+/// timeout), while Salesforce goes on, as it does with a request whose client stopped
+/// waiting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DropRule {
@@ -105,6 +112,17 @@ pub struct DropRule {
     pub matcher: RequestMatcher,
     #[serde(default = "one")]
     pub count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<u64>,
+}
+
+/// How a dropped request's connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Closed before the request is read: nothing is done.
+    Unread,
+    /// Closed this long after the request arrived; the request is carried out.
+    After(Duration),
 }
 
 fn one() -> u32 {
@@ -200,20 +218,21 @@ impl Faults {
         Some(error)
     }
 
-    /// Uses up one matching drop rule; true when this request's connection must close.
-    pub fn take_drop(&mut self, method: &str, path: &str) -> bool {
-        let Some(i) = self
+    /// Uses up one matching drop rule: how this request's connection must end, if it must.
+    pub fn take_drop(&mut self, method: &str, path: &str) -> Option<Dropped> {
+        let i = self
             .drops
             .iter()
-            .position(|r| r.matcher.matches(method, path))
-        else {
-            return false;
+            .position(|r| r.matcher.matches(method, path))?;
+        let dropped = match self.drops[i].after_ms {
+            Some(ms) => Dropped::After(Duration::from_millis(ms)),
+            None => Dropped::Unread,
         };
         self.drops[i].count -= 1;
         if self.drops[i].count == 0 {
             self.drops.remove(i);
         }
-        true
+        Some(dropped)
     }
 }
 
@@ -299,6 +318,7 @@ mod tests {
         faults.add_drop(DropRule {
             matcher: RequestMatcher::default(),
             count: 1,
+            after_ms: None,
         });
         faults.set_latency(Some(Latency {
             fixed_ms: 5,
@@ -309,8 +329,17 @@ mod tests {
             faults.delay_for("GET", "/x"),
             Some(Duration::from_millis(5))
         );
-        assert!(faults.take_drop("GET", "/x"));
-        assert!(!faults.take_drop("GET", "/x"));
+        assert_eq!(faults.take_drop("GET", "/x"), Some(Dropped::Unread));
+        assert_eq!(faults.take_drop("GET", "/x"), None);
+        faults.add_drop(DropRule {
+            matcher: RequestMatcher::default(),
+            count: 1,
+            after_ms: Some(250),
+        });
+        assert_eq!(
+            faults.take_drop("POST", "/y"),
+            Some(Dropped::After(Duration::from_millis(250)))
+        );
         faults.clear();
         assert_eq!(faults.delay_for("GET", "/x"), None);
     }

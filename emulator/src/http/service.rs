@@ -17,6 +17,7 @@ use tower::{Service, ServiceExt};
 
 use super::auth::Counted;
 use super::error::RestError;
+use super::faults::Dropped;
 use super::limits::limit_info;
 use super::request_log::Served;
 use super::state::AppState;
@@ -90,12 +91,34 @@ async fn serve(
         injected: false,
     };
 
-    let drop_connection = state.faults().take_drop(&method, &path);
-    if drop_connection {
-        served.injected = true;
-        state.log().push(served);
-        return Err(ConnectionDropped);
+    let dropped = state.faults().take_drop(&method, &path);
+    match dropped {
+        Some(Dropped::Unread) => {
+            served.injected = true;
+            state.log().push(served);
+            return Err(ConnectionDropped);
+        }
+        Some(Dropped::After(after)) => {
+            // The request is carried out as received; only its answer is lost with the
+            // connection.
+            served.injected = true;
+            tokio::spawn(respond(router, state, request, served));
+            tokio::time::sleep(after).await;
+            return Err(ConnectionDropped);
+        }
+        None => {}
     }
+    Ok(respond(router, state, request, served).await)
+}
+
+/// Carries out the request (after any injected latency or failure) and logs it.
+async fn respond(
+    router: Router,
+    state: AppState,
+    request: Request<Body>,
+    mut served: Served,
+) -> Response {
+    let (method, path) = (served.method.clone(), served.path.clone());
     let delay = state.faults().delay_for(&method, &path);
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
@@ -121,7 +144,7 @@ async fn serve(
     served.counted = response.extensions().get::<Counted>().is_some();
     served.status = Some(response.status().as_u16());
     state.log().push(served);
-    Ok(response)
+    response
 }
 
 async fn call(router: Router, request: Request<Body>) -> Response {

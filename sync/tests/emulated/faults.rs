@@ -38,6 +38,7 @@ async fn server_errors_timeouts_and_dropped_connections_mid_run_converge() {
     harness.emulator.drop_next(DropRule {
         matcher: queries(),
         count: 2,
+        after_ms: None,
     });
     let reports = run_turns(&mut sync, 6).await;
     assert!(
