@@ -243,6 +243,50 @@ impl Error {
         self.api_errors().first().map(|e| e.error_code.as_str())
     }
 
+    /// Whether Salesforce certainly did not carry out the request: the connection was never
+    /// made, the edge could not route it (420, 502, 503), it was throttled (429), or it was
+    /// refused for lock contention or a request limit. Only then may a request that is not
+    /// idempotent (a create) be sent again.
+    pub fn not_acted_on(&self) -> bool {
+        match self {
+            Error::Transport { .. } => self.is_connect(),
+            Error::Api { status, errors, .. } => {
+                matches!(status.as_u16(), 420 | 429 | 502 | 503)
+                    || errors.iter().any(|e| {
+                        e.error_code == UNABLE_TO_LOCK_ROW
+                            || e.error_code == "REQUEST_LIMIT_EXCEEDED"
+                    })
+            }
+            Error::UnexpectedBody { status, .. } => {
+                matches!(status.as_u16(), 420 | 429 | 502 | 503)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether Salesforce may have carried out the request this error ended, so that the
+    /// caller cannot say it was not. It may have after the request may have left: a
+    /// connection cut while waiting, a timeout, a 500 or 504, an answer that could not be
+    /// read. It did not when the request never left ([`Error::not_acted_on`], a login or
+    /// a request refused before sending), or when Salesforce answered that it refused it
+    /// (any other 4xx).
+    pub fn may_have_taken_effect(&self) -> bool {
+        if self.not_acted_on() {
+            return false;
+        }
+        match self {
+            Error::Auth { .. }
+            | Error::Config(_)
+            | Error::InvalidRequest(_)
+            | Error::CompositeLimit { .. }
+            | Error::MultipleMatches { .. } => false,
+            Error::Api { status, .. } | Error::UnexpectedBody { status, .. } => {
+                !status.is_client_error()
+            }
+            Error::Transport { .. } | Error::Decode { .. } | Error::Protocol { .. } => true,
+        }
+    }
+
     /// Whether the request timed out (connect or response).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Transport { source, .. } if source.is_timeout())

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::error::{Error, UNABLE_TO_LOCK_ROW};
+use crate::error::Error;
 
 /// How often and how patiently to retry transient failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,24 +75,7 @@ impl RetryPolicy {
 
 /// Whether a failed request should be sent again, given whether sending it twice is harmless.
 pub(crate) fn should_retry(error: &Error, idempotent: bool) -> bool {
-    error.is_retryable() && (idempotent || not_acted_on(error))
-}
-
-/// Failures after which Salesforce certainly did not perform the request: the connection was
-/// never made, the edge could not route it, the request was refused for lock contention or
-/// concurrency, or the service was unavailable.
-fn not_acted_on(error: &Error) -> bool {
-    match error {
-        Error::Transport { .. } => error.is_connect(),
-        Error::Api { status, errors, .. } => {
-            matches!(status.as_u16(), 420 | 429 | 502 | 503)
-                || errors.iter().any(|e| {
-                    e.error_code == UNABLE_TO_LOCK_ROW || e.error_code == "REQUEST_LIMIT_EXCEEDED"
-                })
-        }
-        Error::UnexpectedBody { status, .. } => matches!(status.as_u16(), 420 | 429 | 502 | 503),
-        _ => false,
-    }
+    error.is_retryable() && (idempotent || error.not_acted_on())
 }
 
 #[cfg(test)]
@@ -100,7 +83,7 @@ mod tests {
     use reqwest::{Method, StatusCode};
 
     use super::*;
-    use crate::error::Endpoint;
+    use crate::error::{Endpoint, UNABLE_TO_LOCK_ROW};
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
@@ -202,5 +185,106 @@ mod tests {
         let error = api_error(500, "UNKNOWN_EXCEPTION", "oops");
         assert!(should_retry(&error, true));
         assert!(!should_retry(&error, false));
+    }
+
+    /// What a caller may tell its own client after a failed request: Salesforce answered
+    /// that it did not act, or it may have.
+    #[test]
+    fn which_failures_may_have_taken_effect() {
+        for (status, code) in [(500, "UNKNOWN_EXCEPTION"), (504, "UNKNOWN_EXCEPTION")] {
+            assert!(
+                api_error(status, code, "x").may_have_taken_effect(),
+                "{status}"
+            );
+        }
+        for (status, code) in [
+            (400, "FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+            (400, UNABLE_TO_LOCK_ROW),
+            (401, "INVALID_SESSION_ID"),
+            (403, "REQUEST_LIMIT_EXCEEDED"),
+            (404, "NOT_FOUND"),
+            (429, "REQUEST_LIMIT_EXCEEDED"),
+            (503, "SERVER_UNAVAILABLE"),
+        ] {
+            assert!(
+                !api_error(status, code, "x").may_have_taken_effect(),
+                "{status} {code}"
+            );
+        }
+        assert!(!Error::InvalidRequest("too many".into()).may_have_taken_effect());
+    }
+
+    /// A timeout and a connection cut after the request left may have taken effect; a
+    /// connection that never opened did not. Real sockets, real reqwest errors.
+    #[tokio::test]
+    async fn a_timeout_may_have_taken_effect_and_a_refused_connection_did_not() {
+        let endpoint = || Endpoint {
+            method: Method::POST,
+            path: "/services/data/v62.0/composite".into(),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        // Accepts, reads, never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let _keep = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let timed_out = http
+            .post(format!("http://{silent_addr}/"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap_err();
+        let timed_out = Error::Transport {
+            endpoint: endpoint(),
+            source: timed_out,
+        };
+        assert!(timed_out.is_timeout());
+        assert!(timed_out.may_have_taken_effect());
+        // Accepts, then closes without answering.
+        let cutting = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cutting_addr = cutting.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = cutting.accept().await {
+                let mut buffer = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await;
+                drop(socket);
+            }
+        });
+        let cut = http
+            .post(format!("http://{cutting_addr}/"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap_err();
+        let cut = Error::Transport {
+            endpoint: endpoint(),
+            source: cut,
+        };
+        assert!(!cut.is_connect(), "{cut}");
+        assert!(cut.may_have_taken_effect());
+        // Nothing listens.
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let refused = http
+            .post(format!("http://{closed}/"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap_err();
+        let refused = Error::Transport {
+            endpoint: endpoint(),
+            source: refused,
+        };
+        assert!(refused.is_connect(), "{refused}");
+        assert!(!refused.may_have_taken_effect());
     }
 }
