@@ -95,13 +95,8 @@ impl Proxy {
         let pusher = match config.push {
             Some(push) => {
                 repair_every = push.repair_every;
-                let manager =
-                    deadpool_postgres::Manager::new(push.control.clone(), tokio_postgres::NoTls);
-                let pool = deadpool_postgres::Pool::builder(manager)
-                    .max_size(4)
-                    .build()
+                let catalog = Catalog::connect(push.control, push.master_key, limiters)
                     .map_err(|e| ProxyError::Control(e.to_string()))?;
-                let catalog = Catalog::new(pool, push.control, push.master_key, limiters);
                 Some(Arc::new(Pusher::new(catalog, push.failpoint)))
             }
             None => None,
@@ -280,20 +275,33 @@ impl SessionThreads {
     }
 }
 
-/// Resolves the write journal's unresolved pushes at start, then every `every`.
+/// Resolves the write journal's unresolved pushes at start, then every `every`, and at
+/// once when a push leaves one of unknown outcome (and when such an entry is due to be read
+/// again).
 async fn repair_now_and_then(pusher: Arc<Pusher>, every: Duration) {
     loop {
+        let mut wait = every;
         match repair::repair(pusher.catalog()).await {
-            Ok(report) if report.repaired + report.committed > 0 => info!(
-                repaired = report.repaired,
-                committed = report.committed,
-                pending = report.pending,
-                "write journal resolved"
-            ),
-            Ok(_) => {}
+            Ok(report) => {
+                if report.repaired + report.committed > 0 {
+                    info!(
+                        repaired = report.repaired,
+                        committed = report.committed,
+                        pending = report.pending,
+                        "write journal resolved"
+                    );
+                }
+                if let Some(next) = report.next_check {
+                    let until = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+                    wait = wait.min(until);
+                }
+            }
             Err(error) => warn!(%error, "cannot check the write journal"),
         }
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = pusher.repair_wanted().notified() => {}
+        }
     }
 }
 

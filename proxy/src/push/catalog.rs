@@ -111,6 +111,18 @@ impl Catalog {
         }
     }
 
+    /// A catalog on the control database at `database`, through a small pool of the
+    /// proxy's own connections.
+    pub fn connect(
+        database: tokio_postgres::Config,
+        key: MasterKey,
+        limiters: connect::Limiters,
+    ) -> Result<Self, deadpool_postgres::BuildError> {
+        let manager = deadpool_postgres::Manager::new(database.clone(), tokio_postgres::NoTls);
+        let pool = Pool::builder(manager).max_size(4).build()?;
+        Ok(Catalog::new(pool, database, key, limiters))
+    }
+
     pub fn control(&self) -> &Pool {
         &self.control
     }

@@ -4,7 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sfpg_salesforce::Record;
+
+use super::plan::Operation;
 
 /// How a push ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +22,10 @@ pub enum Outcome {
     /// The session cancelled the push while its request was under way: Salesforce may or
     /// may not carry it out.
     Abandoned,
+    /// The request may have reached Salesforce, but no answer came back (a cut connection,
+    /// a timeout, an answer that could not be read): Salesforce may or may not have
+    /// carried it out. The repair reads Salesforce again until it cannot be running.
+    Unknown,
 }
 
 impl Outcome {
@@ -27,8 +35,30 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
             Outcome::Abandoned => "abandoned",
+            Outcome::Unknown => "unknown",
         }
     }
+}
+
+/// One record of a push, as the journal keeps it: the push writes a JSON array of these
+/// into `records`, and the repair reads them back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    pub operation: Operation,
+    /// The object's API name.
+    pub object: String,
+    pub schema: String,
+    pub table: String,
+    /// The row's local `id`.
+    pub row_id: i64,
+    /// The record's Id: an update's or delete's, or the Id Salesforce gave a create (none
+    /// when its answer never came).
+    pub sfid: Option<String>,
+    /// A create's provisional sfid.
+    #[serde(default)]
+    pub provisional: Option<String>,
+    /// The fields as sent.
+    pub fields: Record,
 }
 
 /// One journal entry.
@@ -38,7 +68,7 @@ pub struct Entry {
     pub session: String,
     /// The client's transaction id (`pg_current_xact_id()` as text).
     pub txid: Option<String>,
-    pub records: Value,
+    pub records: Vec<JournalRecord>,
     pub response: Value,
     pub outcome: Outcome,
     pub started_at: DateTime<Utc>,
@@ -68,7 +98,7 @@ impl Journal {
                     &entry.org,
                     &entry.session,
                     &entry.txid,
-                    &entry.records,
+                    &tokio_postgres::types::Json(&entry.records),
                     &entry.response,
                     &entry.outcome.as_str(),
                     &entry.started_at,

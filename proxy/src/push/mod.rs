@@ -18,14 +18,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sfpg_schema::capture::PendingChange;
 
 pub use catalog::Catalog;
 pub use refusal::Refusal;
 pub use write_back::{Created, WriteBack};
 
-use self::journal::{Entry, Journal, Outcome};
+use self::journal::{Entry, Journal, JournalRecord, Outcome};
 use self::plan::{Operation, Plan};
 
 /// Where a push can be made to stop, for crash tests. The points exist only in builds
@@ -73,6 +73,8 @@ pub struct Pusher {
     journal: Journal,
     #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     failpoint: Option<Failpoint>,
+    /// Wakes the repair for a push whose outcome is unknown.
+    repair_wanted: tokio::sync::Notify,
 }
 
 impl Pusher {
@@ -82,6 +84,7 @@ impl Pusher {
             catalog,
             journal,
             failpoint,
+            repair_wanted: tokio::sync::Notify::new(),
         }
     }
 
@@ -123,7 +126,7 @@ impl Pusher {
             org: plan.org.name.clone(),
             session: session.to_owned(),
             txid,
-            records: Value::Null,
+            records: Vec::new(),
             response: Value::Null,
             outcome: Outcome::Pushed,
             started_at,
@@ -134,27 +137,33 @@ impl Pusher {
                 entry.records = journal_records(&plan, &[]);
                 entry.outcome = Outcome::Abandoned;
                 entry.salesforce_ms = millis(started);
-                if let Err(error) = self.journal.record(&entry).await {
-                    tracing::warn!(%error, "cannot journal an abandoned push");
-                }
+                let journal = self.journal_uncertain(&entry).await;
                 tracing::warn!(
                     records = plan.records.len(),
                     "a push was cancelled while under way; Salesforce may still carry it out"
                 );
-                return Err(canceled(
-                    "The transaction was rolled back, but the request to Salesforce was under way: Salesforce may still carry it out. The write journal records the push as abandoned; the sync brings the mirror in line with what Salesforce holds.",
-                ));
+                return Err(canceled(&format!(
+                    "The transaction was rolled back, but the request to Salesforce was under way: Salesforce may still carry it out. {journal}"
+                )));
             }
             Some(Ok(sent)) => sent,
             Some(Err(failure)) => {
                 entry.records = journal_records(&plan, &[]);
                 entry.response = failure.response;
-                entry.outcome = if failure.refused {
-                    Outcome::Refused
-                } else {
-                    Outcome::Failed
-                };
+                entry.outcome = failure.outcome;
                 entry.salesforce_ms = millis(started);
+                if failure.outcome == Outcome::Unknown {
+                    let journal = self.journal_uncertain(&entry).await;
+                    tracing::warn!(
+                        records = plan.records.len(),
+                        refusal = %failure.refusal,
+                        "a push's outcome is unknown; Salesforce may have carried it out"
+                    );
+                    let cause = failure.refusal.detail.clone().unwrap_or_default();
+                    return Err(failure.refusal.detail(format!(
+                        "{cause} Salesforce may have applied the transaction; the local transaction was rolled back. {journal}"
+                    )));
+                }
                 if let Err(error) = self.journal.record(&entry).await {
                     tracing::warn!(%error, "cannot journal a refused push");
                 }
@@ -182,6 +191,27 @@ impl Pusher {
             write_backs,
             created,
         }))
+    }
+
+    /// Journals a push that Salesforce may or may not have carried out and wakes the
+    /// repair, which reads the records again at once; returns what to tell the client.
+    async fn journal_uncertain(&self, entry: &Entry) -> String {
+        let said = match self.journal.record(entry).await {
+            Ok(id) => format!(
+                "The write journal's entry {id} reads the records from Salesforce again at once and until the request can no longer be running; the mirror then shows what Salesforce holds."
+            ),
+            Err(error) => {
+                tracing::error!(%error, "cannot journal a push whose outcome is unknown");
+                "The sync brings the mirror in line with what Salesforce holds.".to_owned()
+            }
+        };
+        self.repair_wanted.notify_one();
+        said
+    }
+
+    /// Resolves when a push has left the write journal something to repair at once.
+    pub fn repair_wanted(&self) -> &tokio::sync::Notify {
+        &self.repair_wanted
     }
 
     async fn plan(&self, changes: &[PendingChange]) -> Result<Option<Plan>, Refusal> {
@@ -228,27 +258,22 @@ fn millis(since: Instant) -> i32 {
 }
 
 /// The journal's view of a plan: each record with its Id (a create's from `created`).
-fn journal_records(plan: &Plan, created: &[String]) -> Value {
+fn journal_records(plan: &Plan, created: &[String]) -> Vec<JournalRecord> {
     let mut creates = created.iter();
-    Value::Array(
-        plan.records
-            .iter()
-            .map(|p| {
-                let sfid = match p.operation {
-                    Operation::Create => creates.next().cloned(),
-                    _ => p.sfid.clone(),
-                };
-                json!({
-                    "operation": p.operation.as_str(),
-                    "object": p.object.object,
-                    "schema": p.object.schema,
-                    "table": p.object.table,
-                    "row_id": p.row_id,
-                    "sfid": sfid,
-                    "provisional": p.provisional,
-                    "fields": p.record,
-                })
-            })
-            .collect(),
-    )
+    plan.records
+        .iter()
+        .map(|p| JournalRecord {
+            operation: p.operation,
+            object: p.object.object.clone(),
+            schema: p.object.schema.clone(),
+            table: p.object.table.clone(),
+            row_id: p.row_id,
+            sfid: match p.operation {
+                Operation::Create => creates.next().cloned(),
+                _ => p.sfid.clone(),
+            },
+            provisional: p.provisional.clone(),
+            fields: p.record.clone(),
+        })
+        .collect()
 }

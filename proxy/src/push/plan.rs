@@ -36,7 +36,8 @@ const IS_DELETED: &str = "isdeleted";
 /// The local primary key.
 const LOCAL_ID: &str = "id";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Operation {
     Create,
     Update,

@@ -14,8 +14,9 @@
 //! | INSUFFICIENT_ACCESS_* | 42501 insufficient_privilege |
 //! | REQUEST_LIMIT_EXCEEDED | 53400 configuration_limit_exceeded |
 //! | UNABLE_TO_LOCK_ROW (after retries) | 55P03 lock_not_available |
-//! | timeout, cancel | 57014 query_canceled |
-//! | Salesforce unreachable | 08006 connection_failure |
+//! | cancel | 57014 query_canceled |
+//! | Salesforce unreachable before the request left | 08006 connection_failure |
+//! | the request may have reached Salesforce, no answer (cut, timeout, 500) | 08007 transaction_resolution_unknown |
 //!
 //! Other record errors (a bad picklist value, a number out of range) are data errors,
 //! 22000; other API errors are 58000 system_error.
@@ -200,9 +201,14 @@ pub fn from_salesforce_error(error: &SalesforceError, what: &str) -> Refusal {
         .detail(error.to_string());
     }
     match error {
+        SalesforceError::Transport { .. } if error.is_connect() => Refusal::new(
+            "08006",
+            format!("cannot reach Salesforce to {what}: nothing was sent"),
+        )
+        .detail(error.to_string()),
         SalesforceError::Transport { .. } => Refusal::new(
             "08006",
-            format!("cannot reach Salesforce to {what}: nothing was committed"),
+            format!("lost the connection to Salesforce ({what})"),
         )
         .detail(error.to_string()),
         SalesforceError::Auth { error: code, .. } => Refusal::new(
@@ -212,6 +218,25 @@ pub fn from_salesforce_error(error: &SalesforceError, what: &str) -> Refusal {
         .detail(code.clone()),
         _ => Refusal::new("58000", format!("cannot {what}: {error}")),
     }
+}
+
+/// The refusal of a push that may have reached Salesforce without an answer coming back:
+/// PostgreSQL's 08007 transaction_resolution_unknown, never "nothing was committed". The
+/// caller adds to the DETAIL what the journal will do.
+pub fn unknown_outcome(error: &SalesforceError) -> Refusal {
+    let how = if error.is_timeout() {
+        "Salesforce did not answer in time"
+    } else if error.status().is_some() {
+        "Salesforce answered with an error that does not say whether it applied the request"
+    } else {
+        "the connection to Salesforce broke after the request was sent"
+    };
+    Refusal::new(
+        "08007",
+        format!("the outcome of the push to Salesforce is unknown: {how}"),
+    )
+    .detail(format!("{error}."))
+    .hint("Do not simply retry: read the rows again once the mirror shows the outcome; a retried insert could create the records twice.")
 }
 
 #[cfg(test)]

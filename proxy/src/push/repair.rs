@@ -1,184 +1,407 @@
-//! Crash repair: a push Salesforce accepted whose transaction never committed (the proxy
-//! died between the two) is found in the write journal and its records are read again
-//! from Salesforce into the mirror, under the sync origin. Whether the transaction
-//! committed is PostgreSQL's to say (`pg_xact_status`), so a repair is only ever done for
-//! a transaction that is over and did not commit; reading a record again is harmless in
-//! any case.
+//! Resolving the write journal: a push Salesforce accepted whose transaction never
+//! committed (the proxy died between the two), and a push whose outcome is unknown (its
+//! answer never came back, or its session cancelled it under way), are settled by reading
+//! the records again from Salesforce into the mirror, under the sync origin.
+//!
+//! Whether an accepted push's transaction committed is PostgreSQL's to say
+//! (`pg_xact_status`), so such a repair is only done for a transaction that is over and
+//! did not commit. A push of unknown outcome never commits locally (the proxy rolls it
+//! back), and Salesforce may still be carrying it out when the client hears 08007: it is
+//! read again at once, then at growing intervals until no request could still be running
+//! ([`SETTLE`]). Records it created have no Id the proxy knows, so their objects' changes
+//! since the push started are read as well. Reading a record again is harmless in any
+//! case: a mirror row is overwritten only by a copy that is not older.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sfpg_salesforce::SalesforceId;
+use sfpg_salesforce::{Record, SalesforceId};
 use sfpg_schema::mirror::{qualified, quote_ident};
 
-use super::catalog::Catalog;
+use super::catalog::{Catalog, ObjectHandle, OrgHandle};
+use super::journal::JournalRecord;
+use super::plan::Operation;
+
+/// How long after a push started Salesforce may still be carrying it out: a synchronous
+/// Apex transaction may run for up to 10 minutes. An entry of unknown outcome is read
+/// again until then.
+pub const SETTLE: Duration = Duration::from_secs(600);
+
+/// The longest wait between two readings of an entry of unknown outcome.
+const MAX_RECHECK: Duration = Duration::from_secs(60);
+
+/// How far before a push's start the changes of its objects are read, for the clocks of
+/// the proxy and Salesforce that may disagree (the sync's default overlap).
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// What a repair pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RepairReport {
     /// Pushes whose transaction had committed after all.
     pub committed: usize,
-    /// Pushes whose records were read back into the mirror.
+    /// Pushes whose records were read back into the mirror for good.
     pub repaired: usize,
-    /// Pushes whose transaction is still open, or whose repair failed this time.
+    /// Pushes whose transaction is still open, whose repair failed this time, or whose
+    /// outcome is unknown and that will be read again.
     pub pending: usize,
+    /// When the next entry of unknown outcome is due to be read again.
+    pub next_check: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("write journal repair: {0}")]
-pub struct RepairError(String);
+pub enum RepairError {
+    #[error("write journal repair: cannot reach the control database: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("write journal repair: {}", DbError(.0))]
+    Database(#[from] tokio_postgres::Error),
+    #[error("write journal repair: {0}")]
+    Catalog(super::Refusal),
+    #[error("write journal repair: reading Salesforce: {0}")]
+    Salesforce(#[from] sfpg_salesforce::Error),
+    #[error("write journal repair: entry {id} has records that do not parse: {source}")]
+    Records {
+        id: i64,
+        #[source]
+        source: serde_json::Error,
+    },
+}
 
-/// Resolves every unresolved push of the journal.
+/// A database error with the server's message, which `tokio_postgres::Error` shows only as
+/// its source.
+struct DbError<'a>(&'a tokio_postgres::Error);
+
+impl std::fmt::Display for DbError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => write!(f, "{db}"),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// One unresolved entry of the journal.
+struct Unresolved {
+    id: i64,
+    org: String,
+    outcome: String,
+    records: Vec<JournalRecord>,
+    started_at: DateTime<Utc>,
+    status: Option<String>,
+    checks: i32,
+}
+
+/// Resolves every unresolved push of the journal that is due.
 pub async fn repair(catalog: &Catalog) -> Result<RepairReport, RepairError> {
-    let control = catalog
-        .control()
-        .get()
-        .await
-        .map_err(|e| RepairError(e.to_string()))?;
-    let rows = control
-        .query(
-            "SELECT id, org_name, records, pg_xact_status(txid) FROM sfpg.write_journal
-              WHERE outcome = 'pushed' AND resolution IS NULL ORDER BY id",
-            &[],
-        )
-        .await
-        .map_err(|e| RepairError(e.to_string()))?;
-    drop(control);
     let mut report = RepairReport::default();
-    for row in rows {
-        let id: i64 = row.get(0);
-        let org: String = row.get(1);
-        let records: Value = row.get(2);
-        let status: Option<String> = row.get(3);
-        let resolution = match status.as_deref() {
-            Some("committed") => "committed",
-            Some("in progress") => {
-                report.pending += 1;
-                continue;
+    for entry in due(catalog).await? {
+        let id = entry.id;
+        match resolve(catalog, &entry).await {
+            Ok(Resolution::Committed) => {
+                mark(catalog, id, "committed").await?;
+                report.committed += 1;
             }
-            // Aborted, or too old for PostgreSQL to remember: read the records again.
-            _ => match repair_entry(catalog, &org, &records).await {
-                Ok(()) => "repaired",
-                Err(error) => {
-                    tracing::warn!(journal = id, %error, "cannot repair a push yet");
-                    report.pending += 1;
-                    continue;
-                }
-            },
-        };
-        let control = catalog
-            .control()
-            .get()
-            .await
-            .map_err(|e| RepairError(e.to_string()))?;
-        control
-            .execute(
-                "UPDATE sfpg.write_journal SET resolution = $2, resolved_at = now() WHERE id = $1",
-                &[&id, &resolution],
-            )
-            .await
-            .map_err(|e| RepairError(e.to_string()))?;
-        match resolution {
-            "committed" => report.committed += 1,
-            _ => {
-                tracing::info!(journal = id, %org, "repaired a push whose transaction did not commit");
+            Ok(Resolution::Repaired) => {
+                mark(catalog, id, "repaired").await?;
+                tracing::info!(journal = id, org = %entry.org, outcome = %entry.outcome, "repaired a push whose transaction did not commit");
                 report.repaired += 1;
+            }
+            Ok(Resolution::Later) => report.pending += 1,
+            Ok(Resolution::Again) => {
+                recheck(catalog, &entry).await?;
+                report.pending += 1;
+            }
+            Err(error) => {
+                tracing::warn!(journal = id, %error, "cannot repair a push yet");
+                if is_uncertain(&entry.outcome) {
+                    recheck(catalog, &entry).await?;
+                }
+                report.pending += 1;
             }
         }
     }
+    report.next_check = next_check(catalog).await?;
     Ok(report)
 }
 
-/// Reads the entry's records from Salesforce into the mirror: upserts those that exist,
-/// deletes those that do not (any more).
-async fn repair_entry(catalog: &Catalog, org: &str, records: &Value) -> Result<(), String> {
-    let org = catalog.org_by_name(org).await.map_err(|r| r.to_string())?;
-    // (schema, table) -> sfids
-    let mut by_table: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for record in records.as_array().into_iter().flatten() {
-        let text = |key: &str| record.get(key).and_then(Value::as_str).map(str::to_owned);
-        let (Some(schema), Some(table), Some(sfid)) = (text("schema"), text("table"), text("sfid"))
-        else {
-            continue;
-        };
-        by_table.entry((schema, table)).or_default().push(sfid);
+fn is_uncertain(outcome: &str) -> bool {
+    matches!(outcome, "unknown" | "abandoned")
+}
+
+/// What became of an entry.
+enum Resolution {
+    /// Its transaction committed: the mirror has what Salesforce accepted.
+    Committed,
+    /// Its records were read back; nothing is left to do.
+    Repaired,
+    /// Its transaction is still open: look again at the next pass.
+    Later,
+    /// Of unknown outcome, read back for now; Salesforce may still be carrying it out.
+    Again,
+}
+
+async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Resolution, RepairError> {
+    if is_uncertain(&entry.outcome) {
+        // The proxy rolls such a transaction back; its records are read again whatever
+        // its state (a row lock it still holds only delays the write a moment).
+        read_back(catalog, entry, true).await?;
+        let settled = entry.started_at + chrono_duration(SETTLE) <= Utc::now();
+        return Ok(if settled {
+            Resolution::Repaired
+        } else {
+            Resolution::Again
+        });
     }
-    for ((schema, table), sfids) in by_table {
+    match entry.status.as_deref() {
+        Some("committed") => Ok(Resolution::Committed),
+        Some("in progress") => Ok(Resolution::Later),
+        // Aborted, or too old for PostgreSQL to remember: read the records again.
+        _ => {
+            read_back(catalog, entry, false).await?;
+            Ok(Resolution::Repaired)
+        }
+    }
+}
+
+/// The unresolved entries due now, oldest first.
+async fn due(catalog: &Catalog) -> Result<Vec<Unresolved>, RepairError> {
+    let control = catalog.control().get().await?;
+    let rows = control
+        .query(
+            "SELECT id, org_name, outcome, records, started_at, pg_xact_status(txid), checks
+               FROM sfpg.write_journal
+              WHERE outcome IN ('pushed', 'unknown', 'abandoned') AND resolution IS NULL
+                AND (next_check_at IS NULL OR next_check_at <= now())
+              ORDER BY id",
+            &[],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let id: i64 = row.get(0);
+            let records: Value = row.get(3);
+            Ok(Unresolved {
+                id,
+                org: row.get(1),
+                outcome: row.get(2),
+                records: serde_json::from_value(records)
+                    .map_err(|source| RepairError::Records { id, source })?,
+                started_at: row.get(4),
+                status: row.get(5),
+                checks: row.get(6),
+            })
+        })
+        .collect()
+}
+
+async fn mark(catalog: &Catalog, id: i64, resolution: &str) -> Result<(), RepairError> {
+    catalog
+        .control()
+        .get()
+        .await?
+        .execute(
+            "UPDATE sfpg.write_journal SET resolution = $2, resolved_at = now() WHERE id = $1",
+            &[&id, &resolution],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Schedules the next reading of an entry of unknown outcome: 1 s, 2 s, 4 s … apart, at
+/// most [`MAX_RECHECK`].
+async fn recheck(catalog: &Catalog, entry: &Unresolved) -> Result<(), RepairError> {
+    let wait = Duration::from_secs(1u64 << entry.checks.clamp(0, 6)).min(MAX_RECHECK);
+    let at = Utc::now() + chrono_duration(wait);
+    catalog
+        .control()
+        .get()
+        .await?
+        .execute(
+            "UPDATE sfpg.write_journal SET checks = checks + 1, next_check_at = $2 WHERE id = $1",
+            &[&entry.id, &at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// When the next unresolved entry of unknown outcome is due.
+async fn next_check(catalog: &Catalog) -> Result<Option<DateTime<Utc>>, RepairError> {
+    let row = catalog
+        .control()
+        .get()
+        .await?
+        .query_one(
+            "SELECT min(coalesce(next_check_at, now())) FROM sfpg.write_journal
+              WHERE outcome IN ('unknown', 'abandoned') AND resolution IS NULL",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+fn chrono_duration(duration: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(duration).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// Reads the entry's records from Salesforce into the mirror: upserts those that exist,
+/// deletes those that do not (any more). With `uncertain`, the objects of creates whose Id
+/// never came back are read for every change since the push started.
+async fn read_back(
+    catalog: &Catalog,
+    entry: &Unresolved,
+    uncertain: bool,
+) -> Result<(), RepairError> {
+    let org = catalog
+        .org_by_name(&entry.org)
+        .await
+        .map_err(RepairError::Catalog)?;
+    // (schema, table) -> (sfids, whether a create of it has no Id)
+    let mut by_table: BTreeMap<(String, String), (Vec<String>, bool)> = BTreeMap::new();
+    for record in &entry.records {
+        let table = by_table
+            .entry((record.schema.clone(), record.table.clone()))
+            .or_default();
+        match record.sfid.as_deref().filter(|id| !id.is_empty()) {
+            Some(sfid) => table.0.push(sfid.to_owned()),
+            None if record.operation == Operation::Create => table.1 = true,
+            None => {}
+        }
+    }
+    for ((schema, table), (sfids, unknown_creates)) in by_table {
         let (_, object) = catalog
             .object(&schema, &table)
             .await
-            .map_err(|r| r.to_string())?;
-        let ids: Vec<SalesforceId> = sfids
-            .iter()
-            .filter_map(|id| SalesforceId::parse(id).ok())
-            .collect();
-        let fields = object.fields();
-        let found = org
-            .client
-            .collections()
-            .retrieve(&object.object, &ids, &fields)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut rows = Vec::new();
-        let mut gone = Vec::new();
-        for (sfid, record) in sfids.iter().zip(found) {
-            match record {
-                Some(record) => {
-                    let mut row = Map::new();
-                    for column in &object.columns {
-                        if let Some(value) = record.get(&column.field) {
-                            row.insert(column.column.clone(), value.clone());
-                        }
-                    }
-                    rows.push(Value::Object(row));
+            .map_err(RepairError::Catalog)?;
+        let (mut found, gone) = by_id(&org, &object, &sfids).await?;
+        if uncertain && unknown_creates {
+            let since = entry.started_at - chrono_duration(CLOCK_SKEW);
+            for record in changed_since(&org, &object, since).await? {
+                // A record read by Id may come again; one upsert may write a row once.
+                let id = record.get("Id");
+                if !found.iter().any(|f| f.get("Id") == id) {
+                    found.push(record);
                 }
-                None => gone.push(sfid.clone()),
             }
         }
-        let columns: Vec<String> = object
-            .columns
-            .iter()
-            .map(|c| quote_ident(&c.column))
-            .collect();
-        let list = columns.join(", ");
-        let updates = columns
-            .iter()
-            .filter(|c| c.as_str() != "\"sfid\"")
-            .map(|c| format!("{c} = EXCLUDED.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let target = qualified(&schema, &table);
-        let mut control = catalog.control().get().await.map_err(|e| e.to_string())?;
-        let tx = control.transaction().await.map_err(|e| e.to_string())?;
-        tx.batch_execute(sfpg_schema::capture::SET_SYNC_ORIGIN_SQL)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !rows.is_empty() {
-            let on_conflict = if updates.is_empty() {
-                "DO NOTHING".to_owned()
-            } else {
-                format!("DO UPDATE SET {updates}")
-            };
-            tx.execute(
-                &format!(
-                    "INSERT INTO {target} ({list}) SELECT {list} \
-                     FROM jsonb_populate_recordset(NULL::{target}, $1::jsonb) \
-                     ON CONFLICT (sfid) {on_conflict}"
-                ),
-                &[&Value::Array(rows)],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        }
-        if !gone.is_empty() {
-            tx.execute(
-                &format!("DELETE FROM {target} WHERE sfid = ANY($1)"),
-                &[&gone],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        }
-        tx.commit().await.map_err(|e| e.to_string())?;
+        write(catalog, &object, &found, &gone).await?;
     }
     Ok(())
+}
+
+/// The records of `sfids` Salesforce holds, and the Ids it no longer has.
+async fn by_id(
+    org: &OrgHandle,
+    object: &ObjectHandle,
+    sfids: &[String],
+) -> Result<(Vec<Record>, Vec<String>), RepairError> {
+    let ids: Vec<SalesforceId> = sfids
+        .iter()
+        .filter_map(|id| SalesforceId::parse(id).ok())
+        .collect();
+    let mut found = Vec::new();
+    let mut gone = Vec::new();
+    if ids.is_empty() {
+        return Ok((found, gone));
+    }
+    let records = org
+        .client
+        .collections()
+        .retrieve(&object.object, &ids, &object.fields())
+        .await?;
+    for (id, record) in ids.iter().zip(records) {
+        match record {
+            Some(record) => found.push(record),
+            None => gone.push(id.as_str().to_owned()),
+        }
+    }
+    Ok((found, gone))
+}
+
+/// Every record of the object changed since `since`: where a create whose Id never came
+/// back is found, if Salesforce made it.
+async fn changed_since(
+    org: &OrgHandle,
+    object: &ObjectHandle,
+    since: DateTime<Utc>,
+) -> Result<Vec<Record>, RepairError> {
+    let soql = format!(
+        "SELECT {} FROM {} WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id",
+        object.fields().join(", "),
+        object.object,
+        since.format("%Y-%m-%dT%H:%M:%SZ"),
+    );
+    Ok(org.client.query(soql).collect_records().await?)
+}
+
+/// Writes Salesforce's copies into the mirror, each over a row only when that row is not
+/// newer (the sync's rule), and deletes the rows of records that are gone, in one
+/// transaction under the sync origin.
+async fn write(
+    catalog: &Catalog,
+    object: &ObjectHandle,
+    found: &[Record],
+    gone: &[String],
+) -> Result<(), RepairError> {
+    let rows: Vec<Value> = found
+        .iter()
+        .map(|record| {
+            let mut row = Map::new();
+            for column in &object.columns {
+                if let Some(value) = record.get(&column.field) {
+                    row.insert(column.column.clone(), value.clone());
+                }
+            }
+            Value::Object(row)
+        })
+        .collect();
+    let target = qualified(&object.schema, &object.table);
+    let mut control = catalog.control().get().await?;
+    let tx = control.transaction().await?;
+    tx.batch_execute(sfpg_schema::capture::SET_SYNC_ORIGIN_SQL)
+        .await?;
+    if !rows.is_empty() {
+        tx.execute(&upsert_sql(object, &target), &[&Value::Array(rows)])
+            .await?;
+    }
+    if !gone.is_empty() {
+        tx.execute(
+            &format!("DELETE FROM {target} WHERE sfid = ANY($1)"),
+            &[&gone],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `INSERT … ON CONFLICT (sfid) DO UPDATE` of a JSON array of rows, guarded as the sync's
+/// merge is: an existing row takes the copy only when the copy's `SystemModstamp` is not
+/// older than the row's.
+fn upsert_sql(object: &ObjectHandle, target: &str) -> String {
+    let columns: Vec<String> = object
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.column))
+        .collect();
+    let list = columns.join(", ");
+    let updates = columns
+        .iter()
+        .filter(|c| c.as_str() != "\"sfid\"")
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let on_conflict = if updates.is_empty() {
+        "DO NOTHING".to_owned()
+    } else {
+        format!(
+            "DO UPDATE SET {updates} \
+             WHERE m.systemmodstamp IS NULL OR m.systemmodstamp <= EXCLUDED.systemmodstamp"
+        )
+    };
+    format!(
+        "INSERT INTO {target} AS m ({list}) SELECT {list} \
+         FROM jsonb_populate_recordset(NULL::{target}, $1::jsonb) \
+         ON CONFLICT (sfid) {on_conflict}"
+    )
 }

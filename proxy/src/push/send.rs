@@ -16,6 +16,7 @@ use sfpg_salesforce::error::{ALL_OR_NONE_OPERATION_ROLLED_BACK, PROCESSING_HALTE
 use sfpg_salesforce::{ApiError, Record};
 
 use super::Refusal;
+use super::journal::Outcome;
 use super::plan::{Operation, Plan, Planned};
 use super::refusal::{from_record_error, sqlstate_for};
 
@@ -28,15 +29,15 @@ pub struct Sent {
     pub response: Value,
 }
 
-/// A plan Salesforce did not take.
+/// A plan Salesforce did not take, or may not have.
 #[derive(Debug)]
 pub struct Failure {
     pub refusal: Refusal,
     /// The Composite response or error, for the journal.
     pub response: Value,
-    /// Whether the refusal came from Salesforce (it answered) rather than from failing to
-    /// reach it.
-    pub refused: bool,
+    /// `Refused` (Salesforce answered no), `Failed` (the request never reached it) or
+    /// `Unknown` (it may have, and no answer came back).
+    pub outcome: Outcome,
 }
 
 /// One subrequest and the plan records it carries.
@@ -55,17 +56,30 @@ pub async fn send(plan: &Plan) -> Result<Sent, Failure> {
         .all_or_none(true)
         .send(&subrequests)
         .await
-        .map_err(|error| Failure {
-            refusal: super::refusal::from_salesforce_error(&error, "push the transaction"),
-            response: json!({ "error": error.to_string() }),
-            refused: error.status().is_some(),
+        .map_err(|error| {
+            let (outcome, refusal) = if error.may_have_taken_effect() {
+                (Outcome::Unknown, super::refusal::unknown_outcome(&error))
+            } else {
+                let outcome = if error.status().is_some() {
+                    Outcome::Refused
+                } else {
+                    Outcome::Failed
+                };
+                let refusal = super::refusal::from_salesforce_error(&error, "push the transaction");
+                (outcome, refusal)
+            };
+            Failure {
+                refusal,
+                response: json!({ "error": error.to_string() }),
+                outcome,
+            }
         })?;
     let response = serde_json::to_value(&results).unwrap_or(Value::Null);
     if let Some(refusal) = refused(plan, &calls, &results) {
         return Err(Failure {
             refusal,
             response,
-            refused: true,
+            outcome: Outcome::Refused,
         });
     }
     // Each create's Id, from its call's answer, in plan order.
