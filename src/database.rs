@@ -8,6 +8,8 @@ use anyhow::{Context, anyhow};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
 
+use crate::errors::UserError;
+
 /// How long to wait for the server before reporting it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -15,8 +17,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn parse_url(url: &str) -> anyhow::Result<Config> {
     let mut config = Config::from_str(url)
         // The parser's messages name the bad part, never the whole string (which may hold a
-        // password).
-        .map_err(|e| anyhow!("invalid database URL: {}", error_chain(&e)))?;
+        // password). A URL that does not parse is the user's to fix: exit code 2.
+        .map_err(|e| UserError::new(format!("invalid database URL: {}", error_chain(&e))))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }

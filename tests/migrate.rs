@@ -24,10 +24,11 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A failed command says why on one line, exits 1, and neither panics nor prints a backtrace.
-fn assert_clean_failure(output: &Output) -> String {
+/// A failed command says why on one line, exits with `code` (2 for bad input, 1 for other
+/// failures), and neither panics nor prints a backtrace.
+fn assert_clean_failure(output: &Output, code: i32) -> String {
     let err = stderr(output);
-    assert_eq!(output.status.code(), Some(1), "stderr: {err}");
+    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
     assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
     assert!(err.starts_with("error: "), "{err}");
     assert!(
@@ -110,7 +111,7 @@ fn a_malformed_url_is_refused() {
         "--database-url",
         "postgres://u:secret@host:notaport/db",
     ]);
-    let err = assert_clean_failure(&output);
+    let err = assert_clean_failure(&output, 2);
     assert!(err.contains("invalid database URL"), "{err}");
     assert!(!err.contains("secret"), "the password leaked: {err}");
 }
@@ -124,7 +125,7 @@ fn an_unreachable_server_is_named() {
         .unwrap()
         .port();
     let url = format!("postgres://sfpg:secret@127.0.0.1:{port}/mirror");
-    let err = assert_clean_failure(&sfpg(&["migrate", "--database-url", &url]));
+    let err = assert_clean_failure(&sfpg(&["migrate", "--database-url", &url]), 1);
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(err.to_lowercase().contains("connection refused"), "{err}");
     assert!(!err.contains("secret"), "the password leaked: {err}");
@@ -141,7 +142,7 @@ async fn a_wrong_password_is_named() {
         server.port(),
         db.name()
     );
-    let err = assert_clean_failure(&sfpg(&["migrate", "--database-url", &url]));
+    let err = assert_clean_failure(&sfpg(&["migrate", "--database-url", &url]), 1);
     assert!(
         err.contains(&format!("{}:{}", server.host(), server.port())),
         "{err}"

@@ -399,18 +399,23 @@ fn http_client(config: &Config) -> Result<reqwest::Client> {
         .connect_timeout(config.connect_timeout())
         .timeout(config.request_timeout());
     if let Some(pem) = config.ca_certificates_pem() {
-        let certificates = Certificate::from_pem_bundle(pem)
-            .map_err(|e| Error::Config(format!("CA certificates: {e}")))?;
-        if certificates.is_empty() {
-            return Err(Error::Config(
-                "the CA certificate PEM holds no certificate".to_owned(),
-            ));
-        }
-        builder = builder.tls_certs_merge(certificates);
+        builder = builder.tls_certs_merge(ca_certificates(pem)?);
     }
     builder
         .build()
         .map_err(|e| Error::Config(format!("HTTP client: {e}")))
+}
+
+/// The certificates of a PEM bundle, at least one.
+pub(crate) fn ca_certificates(pem: &[u8]) -> Result<Vec<Certificate>> {
+    let certificates = Certificate::from_pem_bundle(pem)
+        .map_err(|e| Error::Config(format!("the CA certificate PEM does not parse: {e}")))?;
+    if certificates.is_empty() {
+        return Err(Error::Config(
+            "the CA certificate file holds no PEM certificate".to_owned(),
+        ));
+    }
+    Ok(certificates)
 }
 
 /// A failed attempt, with what the retry loop needs to know about it.

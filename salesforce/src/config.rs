@@ -1,6 +1,7 @@
 //! How to reach an org: where to log in, which API version to speak, which certificate
 //! authorities to trust, how long to wait and how to retry.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -117,15 +118,13 @@ impl Config {
     /// or the org's My Domain URL (required for the client-credentials flow). Only the scheme,
     /// host and port are kept.
     pub fn new(login_url: &str) -> Result<Self> {
-        let parsed = Url::parse(login_url)
-            .map_err(|e| Error::Config(format!("login URL {login_url:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
-            return Err(Error::Config(format!(
-                "login URL {login_url:?} must be an http(s) URL with a host"
-            )));
-        }
+        // A user name and password in the URL are dropped with the rest of it: Salesforce
+        // never reads them, and an org stored with one before `parse_org_url` refused them
+        // keeps working.
+        let parsed =
+            parse_http_url(login_url).map_err(|e| Error::Config(format!("login URL {e}")))?;
         let origin = Url::parse(&parsed.origin().ascii_serialization())
-            .map_err(|e| Error::Config(format!("login URL {login_url:?}: {e}")))?;
+            .map_err(|e| Error::Config(format!("login URL {:?}: {e}", redact_url(login_url))))?;
         Ok(Self {
             login_url: origin,
             api_version: ApiVersion::default(),
@@ -213,6 +212,57 @@ impl Config {
     }
 }
 
+/// Checks that `pem` holds at least one certificate that parses, as
+/// [`Config::with_ca_certificates_pem`] needs: the client is built from it later, and a
+/// bad file is better refused when it is given.
+pub fn check_ca_certificates_pem(pem: &[u8]) -> Result<()> {
+    crate::client::ca_certificates(pem).map(|_| ())
+}
+
+/// Parses an org's login or instance URL as given to register it: an `http(s)://` URL with a
+/// host, and without a user name or password (Salesforce's URLs never carry one, and a
+/// password there would be shown wherever the URL is). The error names the URL with any
+/// user name and password masked.
+pub fn parse_org_url(text: &str) -> Result<Url> {
+    let url = parse_http_url(text).map_err(Error::Config)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Config(format!(
+            "{:?} holds a user name or password: Salesforce URLs carry none, and the \
+             credentials have places of their own",
+            redact_url(text)
+        )));
+    }
+    Ok(url)
+}
+
+/// `text` as a URL whose scheme is http or https and which has a host; the error (a phrase to
+/// follow the URL's role, such as `login URL`) shows `text` through [`redact_url`].
+fn parse_http_url(text: &str) -> std::result::Result<Url, String> {
+    let shown = redact_url(text);
+    let url = Url::parse(text).map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "{shown:?} is not an http(s) URL with a host, such as https://acme.my.salesforce.com"
+        ));
+    }
+    Ok(url)
+}
+
+/// `text` with any user name and password before its host replaced by `***`
+/// (`https://***@host`), so that a URL can be shown in output, logs and errors. Works on
+/// text that does not parse as a URL too: whatever stands before the last `@` of the part
+/// between `://` and the path is masked.
+pub fn redact_url(text: &str) -> Cow<'_, str> {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let authority_len = text[start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(text.len() - start);
+    match text[start..start + authority_len].rfind('@') {
+        Some(at) => Cow::Owned(format!("{}***{}", &text[..start], &text[start + at..])),
+        None => Cow::Borrowed(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +283,49 @@ mod tests {
             "https://",
         ] {
             assert!(Config::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn org_urls_refuse_credentials_and_never_show_them() {
+        let url = parse_org_url("https://acme.my.salesforce.com").unwrap();
+        assert_eq!(url.host_str(), Some("acme.my.salesforce.com"));
+        for bad in [
+            "https://admin:hunter2@acme.my.salesforce.com",
+            "https://admin@acme.my.salesforce.com",
+            "https://admin:hunter2@acme.my.salesforce.com:99999",
+            "https://admin:hunter2@[::1",
+            "ftp://admin:hunter2@acme.example",
+            "",
+            "http://[::1",
+            "acme.my.salesforce.com",
+        ] {
+            let error = parse_org_url(bad).unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+            if let Err(error) = Config::new(bad) {
+                assert!(!error.to_string().contains("hunter2"), "{error}");
+            }
+        }
+        // An org stored with one still logs in, at the URL without it.
+        let config = Config::new("https://admin:hunter2@acme.my.salesforce.com/").unwrap();
+        assert_eq!(
+            config.login_url().as_str(),
+            "https://acme.my.salesforce.com/"
+        );
+    }
+
+    #[test]
+    fn redacted_urls() {
+        for (text, shown) in [
+            ("https://a:b@host/p?q=@x", "https://***@host/p?q=@x"),
+            ("https://a:b@c@host", "https://***@host"),
+            ("http://u@[::1", "http://***@[::1"),
+            ("u:p@host", "***@host"),
+            ("https://host/path@x", "https://host/path@x"),
+            ("mailto:x", "mailto:x"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(text), shown, "{text}");
         }
     }
 

@@ -95,7 +95,7 @@ pub use auth::{
 pub use client::Client;
 pub use collections::Collections;
 pub use composite::{Composite, Subrequest, SubrequestResult};
-pub use config::{ApiVersion, Config};
+pub use config::{ApiVersion, Config, check_ca_certificates_pem, parse_org_url, redact_url};
 pub use describe::{Conditional, DescribeGlobal, Field, FieldType, SObjectDescribe};
 pub use error::{ApiError, Error, ErrorClass, RecordError, Result};
 pub use ids::SalesforceId;

@@ -1,18 +1,17 @@
 //! `sfpg org …`: registering Salesforce orgs in the control schema.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
-use sfpg_salesforce::{ErrorClass, Priority, RateLimiter, Token};
-use sfpg_schema::control::{
-    AuthFlow, MasterKey, NewOrg, Org, OrgError, OrgSecrets, RateLimit, admin, connect, orgs,
-};
+use secrecy::SecretString;
+use sfpg_salesforce::redact_url;
+use sfpg_schema::control::{MasterKey, Org, OrgError, RateLimit, admin, orgs};
 
 use crate::database;
 use crate::errors::UserError;
+
+pub mod add;
+pub mod verify;
 
 #[derive(Debug, Args)]
 pub struct OrgArgs {
@@ -25,7 +24,7 @@ pub enum OrgCommand {
     /// Register an org to mirror. The auth flow follows from the credentials given:
     /// --username/--password for username-password, --jwt-key-file for JWT bearer,
     /// --refresh-token for refresh token, otherwise client credentials.
-    Add(Box<AddArgs>),
+    Add(Box<add::AddArgs>),
     /// Log in to an org, then show its id, API usage, and which objects can be mirrored.
     Test(NamedOrgArgs),
     /// List registered orgs.
@@ -92,78 +91,9 @@ pub struct SetBudgetArgs {
     pub database: DatabaseArgs,
 }
 
-#[derive(Debug, Args)]
-pub struct AddArgs {
-    /// The org's name in sfpg: lower-case letters, digits and underscores.
-    pub name: String,
-
-    /// The org's My Domain URL (https://acme.my.salesforce.com); the login URL too, unless
-    /// --login-url says otherwise.
-    #[arg(long)]
-    pub instance_url: Option<String>,
-
-    /// Where to log in: https://login.salesforce.com, https://test.salesforce.com, or the
-    /// org's My Domain URL. Defaults to --instance-url.
-    #[arg(long)]
-    pub login_url: Option<String>,
-
-    /// The connected app's consumer key.
-    #[arg(long)]
-    pub client_id: String,
-
-    /// The connected app's consumer secret.
-    #[arg(long, env = "SFPG_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
-
-    /// The integration user, for the username-password and JWT bearer flows.
-    #[arg(long)]
-    pub username: Option<String>,
-
-    /// The integration user's password (with its security token appended, if the org
-    /// requires one).
-    #[arg(long, env = "SFPG_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-
-    /// A PEM private key for the JWT bearer flow.
-    #[arg(long)]
-    pub jwt_key_file: Option<PathBuf>,
-
-    /// A refresh token for the refresh-token flow.
-    #[arg(long, env = "SFPG_REFRESH_TOKEN", hide_env_values = true)]
-    pub refresh_token: Option<String>,
-
-    /// Objects to mirror, by API name, comma-separated (Account,Contact,Invoice__c).
-    #[arg(long, value_delimiter = ',')]
-    pub objects: Vec<String>,
-
-    /// A PEM CA certificate to trust for this org (the emulator's, or a corporate proxy's).
-    #[arg(long)]
-    pub ca_cert: Option<PathBuf>,
-
-    /// Records per query page while backfilling, 200 to 2000.
-    #[arg(long, default_value_t = 200)]
-    pub batch_size: u32,
-
-    /// The PostgreSQL schema that holds the org's tables. Defaults to the org's name.
-    #[arg(long)]
-    pub schema: Option<String>,
-
-    /// The Salesforce API version.
-    #[arg(long, default_value = "62.0")]
-    pub api_version: String,
-
-    /// Register without logging in to check the credentials first.
-    #[arg(long)]
-    pub no_verify: bool,
-
-    /// The mirror database, as a `postgres://` URL or a `key=value` connection string.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
-}
-
 pub async fn run(args: OrgArgs) -> anyhow::Result<()> {
     match args.command {
-        OrgCommand::Add(add) => add_org(*add).await,
+        OrgCommand::Add(args) => add::add_org(*args).await,
         OrgCommand::Test(args) => test_org(args).await,
         OrgCommand::List(args) => list_orgs(args).await,
         OrgCommand::Show(args) => show_org(args).await,
@@ -251,16 +181,24 @@ async fn show_org(args: NamedOrgArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An org's settings, one per line, with every secret shown only as set or not.
+/// An org's settings, one per line, with every secret shown only as set or not, and URLs
+/// without a user name or password.
 fn render_org(org: &Org) -> String {
     let masked = |s: &Option<SecretString>| if s.is_some() { "********" } else { "-" };
     let or_dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".to_owned());
+    // An org stored before URLs with a user name and password were refused may hold one.
+    let url = |s: &str| redact_url(s).into_owned();
     let lines = [
         ("name", org.name.clone()),
         ("schema", org.schema_name.clone()),
         ("auth flow", org.auth_flow.to_string()),
-        ("login url", org.login_url.clone()),
-        ("instance url", or_dash(&org.instance_url)),
+        ("login url", url(&org.login_url)),
+        (
+            "instance url",
+            org.instance_url
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), url),
+        ),
         ("api version", org.api_version.clone()),
         ("org id", or_dash(&org.org_id)),
         ("client id", org.client_id.clone()),
@@ -389,165 +327,6 @@ fn parse_share(text: &str) -> anyhow::Result<f32> {
     Ok(percent / 100.0)
 }
 
-async fn add_org(args: AddArgs) -> anyhow::Result<()> {
-    let new = new_org(&args)?;
-    let key = load_master_key()?;
-    let mut client = control_client(&args.database_url).await?;
-    // Refuse a duplicate before spending a login on it.
-    if client
-        .query_opt("SELECT 1 FROM sfpg.orgs WHERE name = $1", &[&new.name])
-        .await?
-        .is_some()
-    {
-        return Err(user_facing(OrgError::Exists(new.name.clone())));
-    }
-    let mut new = new;
-    let identity = if args.no_verify {
-        None
-    } else {
-        let (_, token) = log_in(&new.to_org(), None).await?;
-        // With refresh-token rotation, logging in used up the token given: store the one
-        // Salesforce issued in its place.
-        if let Some(rotated) = token.refresh_token() {
-            new.secrets.refresh_token =
-                Some(SecretString::from(rotated.expose_secret().to_owned()));
-        }
-        Some(token)
-    };
-    orgs::insert(&mut client, &new, &key)
-        .await
-        .map_err(user_facing)?;
-    if let Some(token) = &identity {
-        orgs::record_identity(
-            &client,
-            &new.name,
-            token.org_id(),
-            token.instance_url().as_str(),
-        )
-        .await?;
-        println!(
-            "logged in to org {} at {}",
-            token.org_id().unwrap_or("(id not given)"),
-            token.instance_url()
-        );
-    }
-    println!(
-        "added org {} ({} flow) mirroring into schema {}",
-        new.name, new.auth_flow, new.schema_name
-    );
-    if new.objects.is_empty() {
-        println!(
-            "no objects yet: enable some with `sfpg objects enable {} Account Contact`",
-            new.name
-        );
-    } else {
-        println!("objects: {}", new.objects.join(", "));
-    }
-    Ok(())
-}
-
-fn new_org(args: &AddArgs) -> anyhow::Result<NewOrg> {
-    let secret = |s: &Option<String>| s.clone().map(SecretString::from);
-    let auth_flow = match (
-        &args.username,
-        &args.password,
-        &args.jwt_key_file,
-        &args.refresh_token,
-    ) {
-        (_, _, Some(_), _) => AuthFlow::JwtBearer,
-        (_, _, _, Some(_)) => AuthFlow::RefreshToken,
-        (Some(_), Some(_), _, _) => AuthFlow::Password,
-        (Some(_), None, _, _) | (None, Some(_), _, _) => {
-            return Err(UserError::new("--username and --password go together").into());
-        }
-        (None, None, None, None) => AuthFlow::ClientCredentials,
-    };
-    if auth_flow == AuthFlow::JwtBearer && args.username.is_none() {
-        return Err(UserError::new("the JWT bearer flow needs --username").into());
-    }
-    if matches!(auth_flow, AuthFlow::ClientCredentials | AuthFlow::Password)
-        && args.client_secret.is_none()
-    {
-        return Err(UserError::new(format!(
-            "the {auth_flow} flow needs --client-secret (or SFPG_CLIENT_SECRET)"
-        ))
-        .into());
-    }
-    let login_url = args
-        .login_url
-        .clone()
-        .or_else(|| args.instance_url.clone())
-        .ok_or_else(|| {
-            UserError::new("give --instance-url (the org's My Domain URL) or --login-url")
-        })?;
-    let private_key_pem = match &args.jwt_key_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the JWT key file {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let ca_cert_pem = match &args.ca_cert {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let objects: Vec<String> = args
-        .objects
-        .iter()
-        .map(|o| o.trim().to_owned())
-        .filter(|o| !o.is_empty())
-        .collect();
-    Ok(NewOrg {
-        schema_name: args.schema.clone().unwrap_or_else(|| args.name.clone()),
-        name: args.name.clone(),
-        auth_flow,
-        login_url,
-        instance_url: args.instance_url.clone(),
-        api_version: args.api_version.clone(),
-        client_id: args.client_id.clone(),
-        username: args.username.clone(),
-        secrets: OrgSecrets {
-            client_secret: secret(&args.client_secret),
-            password: secret(&args.password),
-            private_key_pem: private_key_pem.map(SecretString::from),
-            refresh_token: secret(&args.refresh_token),
-        },
-        ca_cert_pem,
-        batch_size: args.batch_size,
-        objects,
-    })
-}
-
-/// Logs in to `org` once; refused credentials are the user's to fix (exit 2), an
-/// unreachable Salesforce is not. A stored org (`stored`: its control database and key)
-/// saves a refresh token that Salesforce rotates.
-async fn log_in(
-    org: &Org,
-    stored: Option<(&tokio_postgres::Config, &MasterKey)>,
-) -> anyhow::Result<(sfpg_salesforce::Client, std::sync::Arc<Token>)> {
-    let limiter = RateLimiter::new(connect::rate(org)?);
-    let client = match stored {
-        Some((database, key)) => connect::stored_client(org, limiter, database, key)?,
-        None => connect::client(org, limiter)?,
-    }
-    .with_priority(Priority::Interactive);
-    match client.token().await {
-        Ok(token) => Ok((client, token)),
-        Err(error) if error.class() == ErrorClass::Auth => Err(UserError::new(format!(
-            "Salesforce refused the credentials of org {} at {}: {error}",
-            org.name, org.login_url
-        ))
-        .into()),
-        Err(error) => Err(anyhow::Error::new(error).context(format!(
-            "cannot log in to org {} at {}",
-            org.name, org.login_url
-        ))),
-    }
-}
-
 async fn test_org(args: NamedOrgArgs) -> anyhow::Result<()> {
     let db = control_client(&args.database.database_url).await?;
     let key = load_master_key()?;
@@ -555,7 +334,7 @@ async fn test_org(args: NamedOrgArgs) -> anyhow::Result<()> {
         .await
         .map_err(user_facing)?;
     let database = database::parse_url(&args.database.database_url)?;
-    let (client, token) = log_in(&org, Some((&database, &key))).await?;
+    let (client, token) = verify::log_in(&org, Some((&database, &key))).await?;
     orgs::record_identity(
         &db,
         &org.name,
@@ -567,6 +346,8 @@ async fn test_org(args: NamedOrgArgs) -> anyhow::Result<()> {
     println!("user id       {}", token.user_id().unwrap_or("(not given)"));
     println!("instance url  {}", token.instance_url());
 
+    // Before the describe, which an unserved version would fail with a bare 404.
+    verify::check_api_version(&client, &org).await?;
     let global = client.describe_global().await?;
     if let Some(usage) = client.api_usage() {
         println!(
@@ -624,6 +405,7 @@ pub fn load_master_key() -> anyhow::Result<MasterKey> {
 pub fn user_facing(error: OrgError) -> anyhow::Error {
     match error {
         OrgError::InvalidName(_)
+        | OrgError::InvalidSchemaName(_)
         | OrgError::Exists(_)
         | OrgError::SchemaTaken(_)
         | OrgError::SchemaInUse { .. }
@@ -631,7 +413,9 @@ pub fn user_facing(error: OrgError) -> anyhow::Error {
         | OrgError::BatchSize(_)
         | OrgError::BadRate
         | OrgError::BadShare
-        | OrgError::UnknownObject { .. } => UserError::new(error.to_string()).into(),
+        | OrgError::UnknownObject { .. }
+        | OrgError::InvalidObjectName(_)
+        | OrgError::Setting { .. } => UserError::new(error.to_string()).into(),
         other => other.into(),
     }
 }

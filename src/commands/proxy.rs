@@ -10,6 +10,7 @@ use clap::Args;
 use sfpg_proxy::{Failpoint, TlsConfig};
 
 use crate::commands::run;
+use crate::errors::UserError;
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
@@ -25,8 +26,8 @@ pub struct ProxyArgs {
 /// Where and how the proxy serves; the flags of `sfpg proxy`, which `sfpg run` takes too.
 #[derive(Debug, Args)]
 pub struct ProxyOptions {
-    /// Where clients connect.
-    #[arg(long, default_value = "127.0.0.1:6543")]
+    /// Where clients connect: HOST:PORT (127.0.0.1:6543, [::1]:6543, localhost:6543).
+    #[arg(long, default_value = "127.0.0.1:6543", value_parser = parse_listen)]
     pub listen: String,
     /// PEM certificate chain for clients that ask for TLS (with --tls-key). Without it,
     /// SSLRequest is answered `N`.
@@ -57,11 +58,28 @@ pub fn default_session_threads() -> u16 {
     u16::try_from(sfpg_proxy::default_session_threads().clamp(1, 256)).unwrap_or(1)
 }
 
+/// `HOST:PORT` with a port number: the shape of a listening address. Whether the host
+/// resolves and the port is free is for binding to tell.
+fn parse_listen(text: &str) -> Result<String, String> {
+    let well_formed = text
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if well_formed {
+        Ok(text.to_owned())
+    } else {
+        Err("expected HOST:PORT with a port from 0 to 65535, like 127.0.0.1:6543".to_owned())
+    }
+}
+
 impl ProxyOptions {
-    /// The TLS configuration, when --tls-cert and --tls-key are given.
+    /// The TLS configuration, when --tls-cert and --tls-key are given. A file that cannot
+    /// be read or holds no certificate or key is the user's to fix (exit code 2).
     pub fn tls(&self) -> anyhow::Result<Option<TlsConfig>> {
         Ok(match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
+            (Some(cert), Some(key)) => Some(
+                TlsConfig::from_pem_files(cert, key)
+                    .map_err(|e| UserError::new(format!("--tls-cert/--tls-key: {e}")))?,
+            ),
             _ => None,
         })
     }
@@ -69,4 +87,31 @@ impl ProxyOptions {
 
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     run::serve(&args.database_url, None, Some(&args.proxy)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_need_a_host_and_a_port() {
+        for good in [
+            "127.0.0.1:6543",
+            "[::1]:6543",
+            "localhost:0",
+            "0.0.0.0:65535",
+        ] {
+            assert_eq!(parse_listen(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "notanaddr",
+            "127.0.0.1:99999",
+            ":6543",
+            "127.0.0.1:",
+            "",
+            "host:x",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad:?}");
+        }
+    }
 }

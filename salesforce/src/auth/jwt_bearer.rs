@@ -43,14 +43,25 @@ impl JwtBearer {
         private_key_pem: impl Into<SecretString>,
     ) -> Result<Self> {
         let private_key_pem = private_key_pem.into();
-        EncodingKey::from_rsa_pem(private_key_pem.expose_secret().as_bytes())
-            .map_err(|e| Error::Config(format!("JWT bearer private key: {e}")))?;
+        Self::check_private_key(&private_key_pem)?;
         Ok(Self {
             client_id: client_id.into(),
             username: username.into(),
             private_key_pem,
             audience: None,
         })
+    }
+
+    /// Checks that `private_key_pem` is an RSA private key in PEM, as [`JwtBearer::new`] needs.
+    /// The error never shows the key.
+    pub fn check_private_key(private_key_pem: &SecretString) -> Result<()> {
+        EncodingKey::from_rsa_pem(private_key_pem.expose_secret().as_bytes())
+            .map(|_| ())
+            .map_err(|e| {
+                Error::Config(format!(
+                    "the JWT bearer private key is not an RSA private key in PEM ({e})"
+                ))
+            })
     }
 
     /// Sets the `aud` claim. By default it follows the login URL: `https://test.salesforce.com`

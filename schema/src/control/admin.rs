@@ -5,7 +5,7 @@
 
 use tokio_postgres::{Client, GenericClient};
 
-use crate::control::orgs::{OrgError, RateLimit};
+use crate::control::orgs::{OrgError, RateLimit, valid_object_name};
 use crate::mapping::table_name;
 use crate::mirror::quote_ident;
 
@@ -65,13 +65,17 @@ pub async fn set_max_daily_share(
 }
 
 /// Enables objects (registering them if new) or disables them. A disabled object's table
-/// stays; it is no longer synced.
+/// stays; it is no longer synced. A name that cannot be an object's is refused before any
+/// change; whether the org has the object is for the caller to ask the org.
 pub async fn set_objects_enabled(
     client: &mut Client,
     org: &str,
     objects: &[String],
     enabled: bool,
 ) -> Result<(), OrgError> {
+    if enabled && let Some(bad) = objects.iter().find(|o| !valid_object_name(o)) {
+        return Err(OrgError::InvalidObjectName(bad.clone()));
+    }
     let tx = client.transaction().await?;
     require_org(&tx, org).await?;
     for object in objects {
@@ -158,7 +162,7 @@ mod tests {
 
     use super::*;
     use crate::control::MasterKey;
-    use crate::control::orgs::{self, NewOrg, OrgSecrets};
+    use crate::control::orgs::{self, NewOrg};
     use sfpg_testkit::TestDatabase;
 
     async fn with_org() -> (TestDatabase, Client, MasterKey) {
@@ -166,16 +170,13 @@ mod tests {
         let mut client = db.connect().await;
         crate::apply_control_schema(&mut client).await.unwrap();
         let key = MasterKey::generate();
-        let new = NewOrg {
-            secrets: OrgSecrets::default(),
-            ..NewOrg::client_credentials(
-                "acme",
-                "https://acme.my.salesforce.com",
-                "id",
-                "",
-                &["Account"],
-            )
-        };
+        let new = NewOrg::client_credentials(
+            "acme",
+            "https://acme.my.salesforce.com",
+            "id",
+            "secret",
+            &["Account"],
+        );
         orgs::insert(&mut client, &new, &key).await.unwrap();
         (db, client, key)
     }
@@ -269,6 +270,11 @@ mod tests {
         assert!(matches!(
             set_objects_enabled(&mut client, "acme", &["Lead".to_owned()], false).await,
             Err(OrgError::UnknownObject { .. })
+        ));
+        let names = ["Case".to_owned(), "Lead; DROP TABLE x".to_owned()];
+        assert!(matches!(
+            set_objects_enabled(&mut client, "acme", &names, true).await,
+            Err(OrgError::InvalidObjectName(name)) if name == names[1]
         ));
 
         client

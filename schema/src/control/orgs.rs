@@ -14,6 +14,10 @@ use tokio_postgres::{GenericClient, Row};
 use crate::control::master_key::{MasterKey, MasterKeyError};
 use crate::mapping::table_name;
 
+mod check;
+
+pub use check::{valid_name, valid_object_name};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFlow {
     Password,
@@ -231,6 +235,10 @@ pub enum OrgError {
         "invalid org name {0:?}: use lower-case letters, digits and underscores, starting with a letter (at most 63)"
     )]
     InvalidName(String),
+    #[error(
+        "invalid schema name {0:?}: use lower-case letters, digits and underscores, starting with a letter and not with pg_ (at most 63)"
+    )]
+    InvalidSchemaName(String),
     #[error("an org named {0} already exists")]
     Exists(String),
     #[error("schema {0} already exists and does not belong to sfpg; choose another with --schema")]
@@ -247,6 +255,17 @@ pub enum OrgError {
     BadShare,
     #[error("org {org} has no object {object}")]
     UnknownObject { org: String, object: String },
+    #[error(
+        "{0:?} is not an object API name: use letters, digits and underscores, starting with a letter (Account, Invoice__c)"
+    )]
+    InvalidObjectName(String),
+    #[error("invalid {which}: {}", setting_problem(source))]
+    Setting {
+        /// The setting: `login URL`, `API version`, `CA certificate`…
+        which: &'static str,
+        #[source]
+        source: sfpg_salesforce::Error,
+    },
     #[error("control schema data is damaged: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -255,26 +274,22 @@ pub enum OrgError {
     Db(#[from] tokio_postgres::Error),
 }
 
-/// Whether `name` can name an org (it becomes part of a schema name and NOTIFY payloads).
-pub fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some('a'..='z'))
-        && name.len() <= 63
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+/// What is wrong with a setting, without the client's "invalid Salesforce configuration"
+/// that [`OrgError::Setting`] already says.
+fn setting_problem(error: &sfpg_salesforce::Error) -> String {
+    match error {
+        sfpg_salesforce::Error::Config(problem) => problem.clone(),
+        other => other.to_string(),
+    }
 }
 
-/// Registers an org and its objects in one transaction.
+/// Registers an org and its objects in one transaction, after [`NewOrg::check`].
 pub async fn insert(
     client: &mut tokio_postgres::Client,
     new: &NewOrg,
     key: &MasterKey,
 ) -> Result<(), OrgError> {
-    if !valid_name(&new.name) {
-        return Err(OrgError::InvalidName(new.name.clone()));
-    }
-    if !(200..=2000).contains(&new.batch_size) {
-        return Err(OrgError::BatchSize(new.batch_size));
-    }
+    new.check()?;
     let tx = client.transaction().await?;
     if tx
         .query_opt("SELECT 1 FROM sfpg.orgs WHERE name = $1", &[&new.name])
@@ -463,179 +478,4 @@ fn from_row(row: &Row, key: &MasterKey) -> Result<Org, OrgError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sfpg_testkit::TestDatabase;
-
-    fn acme() -> NewOrg {
-        NewOrg {
-            name: "acme".to_owned(),
-            schema_name: "acme".to_owned(),
-            auth_flow: AuthFlow::Password,
-            login_url: "https://login.salesforce.com".to_owned(),
-            instance_url: None,
-            api_version: "62.0".to_owned(),
-            client_id: "3MVG9-client".to_owned(),
-            username: Some("integration@acme.example".to_owned()),
-            secrets: OrgSecrets {
-                client_secret: Some(SecretString::from("s3cr3t-client")),
-                password: Some(SecretString::from("hunter2-password")),
-                ..OrgSecrets::default()
-            },
-            ca_cert_pem: None,
-            batch_size: 200,
-            objects: vec!["Account".to_owned(), "Invoice__c".to_owned()],
-        }
-    }
-
-    async fn migrated() -> (TestDatabase, tokio_postgres::Client) {
-        let db = TestDatabase::create().await;
-        let mut client = db.connect().await;
-        crate::apply_control_schema(&mut client).await.unwrap();
-        (db, client)
-    }
-
-    #[tokio::test]
-    async fn a_rotated_refresh_token_replaces_the_stored_one_only() {
-        let (_db, mut client) = migrated().await;
-        let key = MasterKey::generate();
-        let mut new = acme();
-        new.auth_flow = AuthFlow::RefreshToken;
-        new.secrets.refresh_token = Some(SecretString::from("rt-first"));
-        insert(&mut client, &new, &key).await.unwrap();
-
-        save_refresh_token(&mut client, "acme", &SecretString::from("rt-second"), &key)
-            .await
-            .unwrap();
-        let org = load(&client, "acme", &key).await.unwrap();
-        let exposed = |s: &Option<SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());
-        assert_eq!(
-            exposed(&org.secrets.refresh_token).as_deref(),
-            Some("rt-second")
-        );
-        assert_eq!(
-            exposed(&org.secrets.client_secret).as_deref(),
-            Some("s3cr3t-client")
-        );
-        let stored: Vec<u8> = client
-            .query_one("SELECT sealed_credentials FROM sfpg.orgs", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert!(!String::from_utf8_lossy(&stored).contains("rt-second"));
-
-        let missing = save_refresh_token(&mut client, "globex", &SecretString::from("x"), &key)
-            .await
-            .unwrap_err();
-        assert!(matches!(missing, OrgError::NotFound(_)), "{missing}");
-    }
-
-    #[tokio::test]
-    async fn an_org_round_trips_with_its_secrets_sealed() {
-        let (_db, mut client) = migrated().await;
-        let key = MasterKey::generate();
-        insert(&mut client, &acme(), &key).await.unwrap();
-
-        let org = load(&client, "acme", &key).await.unwrap();
-        assert_eq!(org.auth_flow, AuthFlow::Password);
-        assert_eq!(org.rate_limit, RateLimit::default());
-        assert_eq!(
-            org.secrets.password.as_ref().map(|s| s.expose_secret()),
-            Some("hunter2-password")
-        );
-        assert_eq!(
-            enabled_objects(&client, "acme").await.unwrap(),
-            ["Account", "Invoice__c"]
-        );
-        let tables: Vec<String> = client
-            .query("SELECT table_name FROM sfpg.objects ORDER BY 1", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        assert_eq!(tables, ["account", "invoice__c"]);
-
-        // At rest, nothing of the secrets is readable.
-        let stored: Vec<u8> = client
-            .query_one("SELECT sealed_credentials FROM sfpg.orgs", &[])
-            .await
-            .unwrap()
-            .get(0);
-        let stored = String::from_utf8_lossy(&stored);
-        assert!(!stored.contains("hunter2") && !stored.contains("s3cr3t"));
-        // Nor in Debug output.
-        let debug = format!("{org:?}");
-        assert!(
-            !debug.contains("hunter2") && !debug.contains("s3cr3t"),
-            "{debug}"
-        );
-
-        // Another key cannot open them, and says so.
-        let err = load(&client, "acme", &MasterKey::generate())
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("cannot be opened"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn bad_registrations_are_refused_and_change_nothing() {
-        let (_db, mut client) = migrated().await;
-        let key = MasterKey::generate();
-        insert(&mut client, &acme(), &key).await.unwrap();
-
-        let duplicate = insert(&mut client, &acme(), &key).await.unwrap_err();
-        assert!(matches!(duplicate, OrgError::Exists(_)), "{duplicate}");
-
-        let same_schema = NewOrg {
-            name: "other".to_owned(),
-            ..acme()
-        };
-        assert!(matches!(
-            insert(&mut client, &same_schema, &key).await.unwrap_err(),
-            OrgError::SchemaInUse { .. }
-        ));
-
-        client.batch_execute("CREATE SCHEMA billing").await.unwrap();
-        let foreign_schema = NewOrg {
-            name: "billing".to_owned(),
-            schema_name: "billing".to_owned(),
-            ..acme()
-        };
-        assert!(matches!(
-            insert(&mut client, &foreign_schema, &key)
-                .await
-                .unwrap_err(),
-            OrgError::SchemaTaken(_)
-        ));
-
-        for bad in ["Acme", "1acme", "ac-me", ""] {
-            let new = NewOrg {
-                name: bad.to_owned(),
-                schema_name: "x".to_owned(),
-                ..acme()
-            };
-            assert!(matches!(
-                insert(&mut client, &new, &key).await.unwrap_err(),
-                OrgError::InvalidName(_)
-            ));
-        }
-        let new = NewOrg {
-            name: "big".to_owned(),
-            schema_name: "big".to_owned(),
-            batch_size: 5000,
-            ..acme()
-        };
-        assert!(matches!(
-            insert(&mut client, &new, &key).await.unwrap_err(),
-            OrgError::BatchSize(5000)
-        ));
-
-        let orgs: i64 = client
-            .query_one("SELECT count(*) FROM sfpg.orgs", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(orgs, 1);
-    }
-}
+mod tests;
