@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Create or upgrade sfpg's control schema (`sfpg`) in the mirror database.
     Migrate(commands::migrate::MigrateArgs),
+    /// Replace the key that lets the sync and the proxy's write-back past the capture
+    /// triggers (owner only; running processes pick it up without a restart).
+    RotateOriginKey(commands::rotate_origin_key::RotateOriginKeyArgs),
     /// Register and manage Salesforce orgs.
     Org(Box<commands::org::OrgArgs>),
     /// Choose which objects of an org are mirrored.

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Migrate(args) => commands::migrate::run(args).await,
+            Command::RotateOriginKey(args) => commands::rotate_origin_key::run(args).await,
             Command::Org(args) => commands::org::run(*args).await,
             Command::Objects(args) => commands::objects::run(args).await,
             Command::Emulator(args) => commands::emulator::run(args).await,

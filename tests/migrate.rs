@@ -70,6 +70,54 @@ async fn migrate_applies_then_reports_up_to_date() {
     assert_eq!(schema, 1);
 }
 
+/// `sfpg rotate-origin-key` replaces the key; the sync origin made from the old one no
+/// longer gets a write past the capture triggers.
+#[tokio::test]
+async fn rotate_origin_key_replaces_the_key() {
+    let db = TestDatabase::create().await;
+    let migrated = sfpg(&["migrate", "--database-url", db.url()]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let client = db.connect().await;
+    let key = async || -> String {
+        client
+            .query_one("SELECT key FROM sfpg.origin_key", &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let old = key().await;
+    let rotated = sfpg(&["rotate-origin-key", "--database-url", db.url()]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert_eq!(stdout(&rotated).trim(), "origin key rotated");
+    assert!(!stdout(&rotated).contains(&old));
+    let new = key().await;
+    assert_ne!(old, new);
+    // The trigger checks the new key: the old sync origin is refused on a mirrored table.
+    client
+        .batch_execute(
+            "CREATE TABLE public.mirrored (id bigserial PRIMARY KEY, sfid text UNIQUE);
+             CREATE TRIGGER sfpg_capture AFTER INSERT ON public.mirrored
+               FOR EACH ROW EXECUTE FUNCTION sfpg.capture_change();",
+        )
+        .await
+        .unwrap();
+    let write = |origin: String| {
+        let client = &client;
+        async move {
+            let outcome = client
+                .batch_execute(&format!(
+                    "BEGIN; SELECT set_config('sfpg.origin', 'sync:{origin}', true);
+                     INSERT INTO public.mirrored (sfid) VALUES (md5(random()::text)); COMMIT"
+                ))
+                .await;
+            client.batch_execute("ROLLBACK").await.unwrap();
+            outcome
+        }
+    };
+    assert!(write(old).await.is_err());
+    write(new).await.unwrap();
+}
+
 #[tokio::test]
 async fn migrate_reads_database_url_from_the_environment() {
     let db = TestDatabase::create().await;

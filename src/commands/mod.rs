@@ -6,6 +6,7 @@ pub mod migrate;
 pub mod objects;
 pub mod org;
 pub mod proxy;
+pub mod rotate_origin_key;
 pub mod run;
 pub mod status;
 pub mod sync;
