@@ -174,7 +174,8 @@ impl World {
     }
 
     /// How many Composite and sObject Collections calls the org has served: a push is
-    /// one Composite request, its read-back one Collections retrieve per table.
+    /// one Composite request, its read-back one Collections retrieve per 200 records of a
+    /// table.
     pub fn collection_calls(&self) -> usize {
         self.emulator
             .requests(0)
