@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sfpg_schema::control::connect::Limiters;
+use sfpg_schema::reconnect::Reconnect;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -280,20 +281,28 @@ impl SessionThreads {
     }
 }
 
-/// Resolves the write journal's unresolved pushes at start, then every `every`.
+/// Resolves the write journal's unresolved pushes at start, then every `every`. While the
+/// control database cannot be reached, it tries again with backoff (sooner than `every`,
+/// never later), and logs when that starts and ends rather than at each pass.
 async fn repair_now_and_then(pusher: Arc<Pusher>, every: Duration) {
+    let mut control = Reconnect::new("the control database (write journal repair)");
     loop {
-        match repair::repair(pusher.catalog()).await {
-            Ok(report) if report.repaired + report.committed > 0 => info!(
-                repaired = report.repaired,
-                committed = report.committed,
-                pending = report.pending,
-                "write journal resolved"
-            ),
-            Ok(_) => {}
-            Err(error) => warn!(%error, "cannot check the write journal"),
-        }
-        tokio::time::sleep(every).await;
+        let wait = match repair::repair(pusher.catalog()).await {
+            Ok(report) => {
+                control.succeeded();
+                if report.repaired + report.committed > 0 {
+                    info!(
+                        repaired = report.repaired,
+                        committed = report.committed,
+                        pending = report.pending,
+                        "write journal resolved"
+                    );
+                }
+                every
+            }
+            Err(error) => control.failed(&error).min(every),
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 

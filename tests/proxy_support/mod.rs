@@ -231,10 +231,16 @@ pub fn via(db: &TestDatabase, addr: SocketAddr) -> tokio_postgres::Config {
 
 /// Registers the org as `sfpg org add` would, with a rate that never holds a test up.
 pub async fn register_org(db: &TestDatabase, emulator: &RunningEmulator, objects: &[&str]) {
-    let mut client = db.connect().await;
-    sfpg_schema::apply_control_schema(&mut client)
-        .await
-        .unwrap();
+    register_org_in(&mut db.connect().await, emulator, objects).await;
+}
+
+/// [`register_org`] in the database `client` is connected to.
+pub async fn register_org_in(
+    client: &mut tokio_postgres::Client,
+    emulator: &RunningEmulator,
+    objects: &[&str],
+) {
+    sfpg_schema::apply_control_schema(client).await.unwrap();
     let org = NewOrg {
         schema_name: SCHEMA.to_owned(),
         ..NewOrg::client_credentials(
@@ -245,7 +251,7 @@ pub async fn register_org(db: &TestDatabase, emulator: &RunningEmulator, objects
             objects,
         )
     };
-    orgs::insert(&mut client, &org, &MasterKey::from_bytes(MASTER_KEY))
+    orgs::insert(client, &org, &MasterKey::from_bytes(MASTER_KEY))
         .await
         .unwrap();
     client
