@@ -300,7 +300,9 @@ pub async fn insert_new(
 
 /// The first half of [`insert_new`]: with the COPY strategy, `rows` copied straight in;
 /// `None` (nothing written) when one of their Ids is mirrored already, or with another
-/// strategy, and the caller upserts them instead.
+/// strategy, and the caller upserts them instead. Also `None` when the copy timed out on a
+/// lock: a row of theirs exists and a client's open transaction changed it, so the unique
+/// index waited for that transaction; the upsert can leave that record out.
 pub async fn copy_all_new(
     transaction: &Transaction<'_>,
     plan: &ObjectPlan,
@@ -310,20 +312,31 @@ pub async fn copy_all_new(
     if rows.is_empty() || strategy != WriteStrategy::CopyMerge {
         return Ok(None);
     }
-    Ok(copy_new(transaction, plan, rows)
-        .await?
-        .map(|inserted| Upserted {
-            inserted,
-            written: inserted,
-        }))
+    Ok(copy_new(
+        transaction,
+        plan,
+        rows,
+        &[UNIQUE_VIOLATION, LOCK_NOT_AVAILABLE],
+    )
+    .await?
+    .map(|inserted| Upserted {
+        inserted,
+        written: inserted,
+    }))
 }
 
+/// SQLSTATE 23505: an Id is in the table already.
+const UNIQUE_VIOLATION: &str = "23505";
+/// SQLSTATE 55P03: `lock_timeout` ran out.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 /// `COPY`s `rows` into the table inside a savepoint; `None` (the savepoint rolled back)
-/// when one of their Ids is there already (23505 unique_violation).
+/// when the copy fails with one of the SQLSTATEs of `fall_back_on`.
 async fn copy_new(
     transaction: &Transaction<'_>,
     plan: &ObjectPlan,
     rows: &Rows<'_>,
+    fall_back_on: &[&str],
 ) -> Result<Option<u64>> {
     transaction
         .batch_execute("SAVEPOINT sfpg_sync_copy")
@@ -335,7 +348,11 @@ async fn copy_new(
                 .await?;
             Ok(Some(inserted))
         }
-        Err(error) if error.sqlstate() == Some("23505") => {
+        Err(error)
+            if error
+                .sqlstate()
+                .is_some_and(|code| fall_back_on.contains(&code)) =>
+        {
             transaction
                 .batch_execute("ROLLBACK TO SAVEPOINT sfpg_sync_copy")
                 .await?;
@@ -390,7 +407,7 @@ async fn copy_merge(
     }
     let new_rows = rows.subset(&new)?;
     // Without a copy, an Id arrived from elsewhere since the probe: upsert instead.
-    let inserted = match copy_new(transaction, plan, &new_rows).await? {
+    let inserted = match copy_new(transaction, plan, &new_rows, &[UNIQUE_VIOLATION]).await? {
         Some(inserted) => Upserted {
             inserted,
             written: inserted,

@@ -110,3 +110,50 @@ async fn rows_held_locked_are_left_out_of_every_kind_of_write_without_waiting() 
         ]
     );
 }
+
+#[tokio::test]
+async fn a_backfill_page_whose_row_a_client_is_changing_falls_back_and_leaves_it_out() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_table(&db).await;
+    write(
+        &mut client,
+        &[record(A, STAMP, "a")],
+        WriteStrategy::CopyMerge,
+    )
+    .await;
+    // A client's open transaction changed A: the unique index makes a COPY of A wait for
+    // that transaction, not just for a row lock.
+    let mut holder = db.connect().await;
+    let held = holder.transaction().await.unwrap();
+    held.batch_execute(&format!(
+        "SET LOCAL sfpg.origin = 'proxy'; UPDATE acme.account SET name = 'x' WHERE sfid = '{A}'"
+    ))
+    .await
+    .unwrap();
+
+    let plan = plan();
+    let page = [record(A, STAMP, "a"), record(C, STAMP, "c")];
+    let rows = Rows::from_records("Account", plan.fields.iter().collect(), &page).unwrap();
+    let transaction = begin(&mut client, Duration::from_millis(200))
+        .await
+        .unwrap();
+    let copied = crate::write::copy_all_new(&transaction, &plan, &rows, WriteStrategy::CopyMerge)
+        .await
+        .unwrap();
+    assert_eq!(copied, None);
+    let (free, locked) = skip_locked(&transaction, &plan, &rows, LockFor::Update)
+        .await
+        .unwrap();
+    assert_eq!(locked, [A]);
+    let upserted = upsert(
+        &transaction,
+        &plan,
+        &free.unwrap(),
+        WriteStrategy::CopyMerge,
+    )
+    .await
+    .unwrap();
+    assert_eq!(upserted.inserted, 1);
+    transaction.commit().await.unwrap();
+    held.rollback().await.unwrap();
+}
