@@ -184,7 +184,11 @@ impl Orgs {
             return;
         };
         let failure = match outcome {
-            Ok(()) => return,
+            // Stopped as asked (disabled, or shutting down): a later start is a new one.
+            Ok(()) => {
+                self.restarts.remove(&name);
+                return;
+            }
             Err(Failure::Error(SyncError::Leased(_))) => {
                 tracing::info!(org = %name, "another sync process holds the org; waiting");
                 self.resting.insert(name, Instant::now() + RECHECK_INTERVAL);
