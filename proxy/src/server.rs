@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sfpg_schema::control::connect::Limiters;
+use sfpg_schema::reconnect::Reconnect;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -277,12 +278,15 @@ impl SessionThreads {
 
 /// Resolves the write journal's unresolved pushes at start, then every `every`, and at
 /// once when a push leaves one of unknown outcome (and when such an entry is due to be read
-/// again).
+/// again). While the control database cannot be reached, it tries again with backoff
+/// (sooner than `every`, never later), and logs when that starts and ends rather than at
+/// each pass.
 async fn repair_now_and_then(pusher: Arc<Pusher>, every: Duration) {
+    let mut control = Reconnect::new("the control database (write journal repair)");
     loop {
-        let mut wait = every;
-        match repair::repair(pusher.catalog()).await {
+        let wait = match repair::repair(pusher.catalog()).await {
             Ok(report) => {
+                control.succeeded();
                 if report.repaired + report.committed > 0 {
                     info!(
                         repaired = report.repaired,
@@ -291,13 +295,15 @@ async fn repair_now_and_then(pusher: Arc<Pusher>, every: Duration) {
                         "write journal resolved"
                     );
                 }
-                if let Some(next) = report.next_check {
-                    let until = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-                    wait = wait.min(until);
+                match report.next_check {
+                    Some(next) => {
+                        every.min((next - chrono::Utc::now()).to_std().unwrap_or_default())
+                    }
+                    None => every,
                 }
             }
-            Err(error) => warn!(%error, "cannot check the write journal"),
-        }
+            Err(error) => control.failed(&error).min(every),
+        };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = pusher.repair_wanted().notified() => {}

@@ -1,6 +1,11 @@
 //! sObject Collections (`/composite/sobjects`): create, update, upsert, delete and retrieve
 //! up to 200 records in one call, which counts as one API request (reference §4.1).
 //!
+//! A retrieve of more Ids is split into calls of at most 200: reading again is harmless,
+//! so nothing is lost by splitting. A write of more records is refused before sending
+//! instead: split, an `allOrNone` write would no longer be one transaction, and a failure
+//! between two calls would leave the caller without the results of the calls that worked.
+//!
 //! With `allOrNone`, any failure rolls the whole call back: the failing record carries its
 //! real error and every other one `ALL_OR_NONE_OPERATION_ROLLED_BACK`. When nothing failed
 //! but lock contention (`UNABLE_TO_LOCK_ROW`), nothing was written and the whole call is
@@ -114,7 +119,9 @@ impl Collections {
     }
 
     /// Reads `fields` of records of `sobject` by Id (`GET /composite/sobjects/<sobject>`).
-    /// An Id that matches no record comes back as `None`, in its place.
+    /// An Id that matches no record comes back as `None`, in its place. More than
+    /// [`MAX_RECORDS`] Ids take one call per [`MAX_RECORDS`], made one after the other; the
+    /// answer is the calls' records, in the order of `ids`.
     pub async fn retrieve(
         &self,
         sobject: &str,
@@ -122,7 +129,6 @@ impl Collections {
         fields: &[&str],
     ) -> Result<Vec<Option<Record>>> {
         check_api_name("object", sobject)?;
-        check_count(ids.len())?;
         if fields.is_empty() {
             return Err(Error::InvalidRequest(
                 "a collection retrieve needs at least one field".to_owned(),
@@ -131,12 +137,25 @@ impl Collections {
         for field in fields {
             check_api_name("field", field)?;
         }
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let fields = fields.join(",");
+        let mut records = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_RECORDS) {
+            records.extend(self.retrieve_call(sobject, chunk, &fields).await?);
         }
+        Ok(records)
+    }
+
+    /// One retrieve call, of at most [`MAX_RECORDS`] Ids.
+    async fn retrieve_call(
+        &self,
+        sobject: &str,
+        ids: &[SalesforceId],
+        fields: &str,
+    ) -> Result<Vec<Option<Record>>> {
+        check_count(ids.len())?;
         let request = ApiRequest::rest(Method::GET, ["composite", "sobjects", sobject])
             .query("ids", join_ids(ids))
-            .query("fields", fields.join(","));
+            .query("fields", fields);
         let response = self.client.execute(request).await?;
         let records: Vec<Option<Record>> = response.json("retrieved records")?;
         if records.len() != ids.len() {

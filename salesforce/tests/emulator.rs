@@ -682,3 +682,51 @@ async fn describe_and_versions() {
         .unwrap();
     assert!(matches!(answer, Conditional::Modified(_)));
 }
+
+#[tokio::test]
+async fn a_retrieve_of_more_than_200_ids_takes_calls_of_at_most_200_in_order() {
+    let emulator = start(3000).await;
+    let client = client(&emulator);
+    let mut ids: Vec<SalesforceId> = client
+        .query("SELECT Id FROM Contact ORDER BY Id DESC LIMIT 450")
+        .collect_records()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| SalesforceId::parse(r["Id"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(ids.len(), 450);
+    // An Id that names no record keeps its place, as `None`.
+    ids.insert(300, SalesforceId::parse("003000000000000AAA").unwrap());
+    let before = api_requests(&emulator).len();
+
+    let records = client
+        .collections()
+        .retrieve("Contact", &ids, &["Id", "LastName"])
+        .await
+        .unwrap();
+
+    assert_eq!(records.len(), ids.len());
+    for (id, record) in ids.iter().zip(&records) {
+        match record {
+            Some(record) => assert_eq!(record["Id"], id.as_str()),
+            None => assert_eq!(id.as_str(), "003000000000000AAA"),
+        }
+    }
+    assert!(records[300].is_none());
+    let calls: Vec<usize> = api_requests(&emulator)[before..]
+        .iter()
+        .map(|r| {
+            assert!(
+                r.path.ends_with("/composite/sobjects/Contact"),
+                "{}",
+                r.path
+            );
+            let query = r.query.as_deref().unwrap_or_default();
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "ids")
+                .map_or(0, |(_, v)| v.split(',').count())
+        })
+        .collect();
+    assert_eq!(calls, [200, 200, 51]);
+}

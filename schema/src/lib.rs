@@ -7,5 +7,6 @@ pub mod control;
 pub mod mapping;
 pub mod migrations;
 pub mod mirror;
+pub mod reconnect;
 
 pub use migrations::{AppliedMigration, MigrationError, MigrationReport, apply_control_schema};

@@ -39,8 +39,9 @@ pub struct SyncOptions {
     /// Off unless given.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub formulas_every: Option<Duration>,
-    /// How long a mirror write waits for a row lock held through the proxy before it
-    /// gives up and tries again.
+    /// How long a mirror write waits for a lock before it gives up and tries again. A row
+    /// a client holds locked is not waited for: its record is left out of the write and
+    /// written once the row is free.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub lock_timeout: Duration,
     /// While polling is paused for the daily API budget, how often one request checks

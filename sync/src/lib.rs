@@ -4,6 +4,8 @@
 pub mod budget;
 pub mod decode;
 pub mod error;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 pub mod object;
 pub mod plan;
 pub mod scheduler;

@@ -37,6 +37,9 @@ pub enum Task {
     Reconcile,
     /// Re-read the next page of formula fields.
     Formulas,
+    /// Read again the records whose rows were locked when their page was written, once
+    /// their rows are free.
+    Locked,
 }
 
 impl Task {
@@ -44,7 +47,12 @@ impl Task {
     pub fn is_maintenance(self) -> bool {
         matches!(
             self,
-            Task::Describe | Task::FieldBackfill | Task::Deleted | Task::Reconcile | Task::Formulas
+            Task::Describe
+                | Task::FieldBackfill
+                | Task::Deleted
+                | Task::Reconcile
+                | Task::Formulas
+                | Task::Locked
         )
     }
 
@@ -58,6 +66,7 @@ impl Task {
             Task::Deleted => "deleted",
             Task::Reconcile => "reconcile",
             Task::Formulas => "formulas",
+            Task::Locked => "locked records",
         }
     }
 }
@@ -111,6 +120,9 @@ pub struct ObjectSync {
     pub formulas: Option<Sweep>,
     /// After a failed turn, the object rests until then.
     pub resume_at: Option<DateTime<Utc>>,
+    /// When the rows of the records owed for a lock (`state.locked_ids`) are looked at
+    /// again.
+    pub locked_retry_at: DateTime<Utc>,
     /// The next backfill page, read while the previous one was being written.
     pub read_ahead: Option<ReadAhead>,
 }
@@ -155,6 +167,7 @@ impl ObjectSync {
             reconcile: None,
             formulas: None,
             resume_at: None,
+            locked_retry_at: Utc::now(),
             read_ahead: None,
         })
     }
@@ -180,7 +193,12 @@ impl ObjectSync {
         let (main, maintenance) = match self.state.phase {
             Phase::Describing => return Some(Task::Describe),
             Phase::Backfilling if self.state.backfill_total.is_none() => (Task::Count, None),
-            Phase::Backfilling => (Task::Backfill, describe_due.then_some(Task::Describe)),
+            Phase::Backfilling => (
+                Task::Backfill,
+                [Task::Describe, Task::Locked]
+                    .into_iter()
+                    .find(|task| self.is_due(*task, now, settings, describe_due)),
+            ),
             Phase::Live => (
                 Task::Changes,
                 self.maintenance_due(now, settings, describe_due),
@@ -246,6 +264,7 @@ impl ObjectSync {
                             .formulas_refreshed_at
                             .is_none_or(|at| at + chrono_duration(interval) <= now))
             }
+            Task::Locked => !self.state.locked_ids.is_empty() && self.locked_retry_at <= now,
             Task::Count | Task::Backfill | Task::Changes => false,
         }
     }
@@ -260,12 +279,13 @@ impl ObjectSync {
 }
 
 /// The kinds of maintenance, in the order they take turns.
-const MAINTENANCE: [Task; 5] = [
+const MAINTENANCE: [Task; 6] = [
     Task::Describe,
     Task::FieldBackfill,
     Task::Deleted,
     Task::Reconcile,
     Task::Formulas,
+    Task::Locked,
 ];
 
 /// A `std` duration as chrono's, saturating at chrono's range.
@@ -309,6 +329,7 @@ mod tests {
             last_error: None,
             last_error_at: None,
             generation: 0,
+            locked_ids: vec![],
         }
     }
 

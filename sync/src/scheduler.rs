@@ -199,6 +199,8 @@ impl OrgSync {
 
     /// Runs one turn: at most one request to Salesforce.
     pub async fn turn(&mut self) -> Result<TurnReport> {
+        #[cfg(feature = "failpoints")]
+        crate::failpoints::before_turn(&self.org.name);
         let now = Utc::now();
         if let Some(at) = self.org_resume_at.filter(|at| *at > now) {
             return Ok(TurnReport::Idle {

@@ -20,8 +20,9 @@ pub struct SyncSettings {
     /// How often formula (calculated) fields are re-read; `None` turns it off. Their values
     /// change without bumping `SystemModstamp`, so polling alone misses them.
     pub formula_interval: Option<Duration>,
-    /// How long a mirror write waits for a row lock (the proxy's) before giving up and
-    /// trying again, so the sync is never blocked behind a client's open transaction.
+    /// How long a mirror write waits for a lock before giving up and trying again. Rows a
+    /// client holds locked are not waited for at all (their records are left out and
+    /// written later); this bounds the waits that remain, such as a table lock.
     pub lock_timeout: Duration,
     /// How many times a mirror write is tried when it times out on a lock.
     pub lock_attempts: u32,

@@ -58,6 +58,17 @@ pub fn changes(object: &str, fields: &[&str], cursor: &ModstampCursor, limit: u3
     )
 }
 
+/// The records with `ids`, for `queryAll` (which includes soft deletes): the records whose
+/// mirror rows were locked when their page was written.
+pub fn by_ids(object: &str, fields: &[&str], ids: &[SalesforceId]) -> String {
+    let list = ids
+        .iter()
+        .map(|id| format!("'{}'", id.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{} WHERE Id IN ({list})", select(object, fields))
+}
+
 /// A SOQL datetime literal, in whole seconds rounded down: SOQL takes no fractions, and
 /// rounding down only widens a `>` or `>=` window.
 pub fn datetime_literal(value: DateTime<Utc>) -> String {
@@ -115,6 +126,16 @@ mod tests {
             "SELECT Id, SystemModstamp, Name FROM Account WHERE SystemModstamp > 2024-03-01T12:30:05Z \
              OR (SystemModstamp = 2024-03-01T12:30:05Z AND Id > '001D000000IqhSLIAZ') \
              ORDER BY SystemModstamp, Id LIMIT 200"
+        );
+    }
+
+    #[test]
+    fn reads_records_by_id() {
+        let other = SalesforceId::parse("001D000000IqhSMIAZ").unwrap();
+        assert_eq!(
+            by_ids("Account", &FIELDS, &[id(), other]),
+            "SELECT Id, SystemModstamp, Name FROM Account \
+             WHERE Id IN ('001D000000IqhSLIAZ', '001D000000IqhSMIAZ')"
         );
     }
 

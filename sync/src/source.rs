@@ -61,7 +61,21 @@ pub trait Source: Send + Sync {
         cursor: &'a ModstampCursor,
         limit: u32,
     ) -> BoxFuture<'a, Result<Page>>;
+
+    /// The records of `object` with these Ids (at most [`MAX_IDS`]), with `fields`, in any
+    /// order; soft-deleted ones included, with `IsDeleted = true`. An Id missing from a
+    /// complete page names no record (any more).
+    fn records<'a>(
+        &'a self,
+        object: &'a str,
+        fields: &'a [&'a MirroredField],
+        ids: &'a [SalesforceId],
+    ) -> BoxFuture<'a, Result<Page>>;
 }
+
+/// The most Ids [`Source::records`] takes at once: 200 Ids keep the query's URL well
+/// within Salesforce's 16,384 bytes.
+pub const MAX_IDS: usize = 200;
 
 /// SOQL over the REST API: `query` for the backfill, `queryAll` for changes.
 #[derive(Debug, Clone)]
@@ -135,6 +149,24 @@ impl Source for RestSource {
         Box::pin(async move {
             let soql = soql::changes(object, &names(fields), cursor, limit);
             first_page(self.client.query_all(soql), fields, limit).await
+        })
+    }
+
+    fn records<'a>(
+        &'a self,
+        object: &'a str,
+        fields: &'a [&'a MirroredField],
+        ids: &'a [SalesforceId],
+    ) -> BoxFuture<'a, Result<Page>> {
+        Box::pin(async move {
+            let ids = &ids[..ids.len().min(MAX_IDS)];
+            let soql = soql::by_ids(object, &names(fields), ids);
+            let limit = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+            let page = first_page(self.client.query_all(soql), fields, limit).await?;
+            // A page of all the Ids asked for is not "short", yet nothing follows it: only
+            // Salesforce's `done` says whether the answer is whole.
+            let complete = page.complete || page.len() >= ids.len();
+            Ok(Page { complete, ..page })
         })
     }
 }

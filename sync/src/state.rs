@@ -95,12 +95,16 @@ pub struct ObjectState {
     /// Bumped by `sfpg objects resync`: progress is saved only over the generation it
     /// started from.
     pub generation: i64,
+    /// Records a page could not write because a client held their rows locked: the
+    /// checkpoint moved past them, so they are read again by Id once the rows are free.
+    pub locked_ids: Vec<String>,
 }
 
 const OBJECT_COLUMNS: &str = "org_name, object_name, table_name, enabled, phase, paused_reason, \
     describe_modified_at, mirrored_fields, removed_fields, pending_field_backfill, backfill_snapshot, \
     backfill_last_id, backfill_done, backfill_total, cursor_modstamp, cursor_id, newest_modstamp, \
-    deleted_watermark, reconciled_at, formulas_refreshed_at, row_count, requests, last_error, last_error_at, generation";
+    deleted_watermark, reconciled_at, formulas_refreshed_at, row_count, requests, last_error, last_error_at, generation, \
+    locked_ids";
 
 impl ObjectState {
     fn from_row(row: &Row) -> Result<Self> {
@@ -130,6 +134,7 @@ impl ObjectState {
             last_error: row.try_get(22)?,
             last_error_at: row.try_get(23)?,
             generation: row.try_get(24)?,
+            locked_ids: row.try_get(25)?,
         })
     }
 
@@ -183,7 +188,7 @@ impl ObjectState {
                         backfill_total = $12, cursor_modstamp = $13, cursor_id = $14,
                         newest_modstamp = $15, deleted_watermark = $16, reconciled_at = $17,
                         formulas_refreshed_at = $18, row_count = $19, requests = $20,
-                        last_error = $21, last_error_at = $22, updated_at = now()
+                        last_error = $21, last_error_at = $22, locked_ids = $24, updated_at = now()
                   WHERE org_name = $1 AND object_name = $2 AND generation = $23",
                 &[
                     &self.org,
@@ -209,6 +214,7 @@ impl ObjectState {
                     &self.last_error,
                     &self.last_error_at,
                     &self.generation,
+                    &self.locked_ids,
                 ],
             )
             .await?;

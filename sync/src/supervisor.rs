@@ -1,27 +1,28 @@
 //! The sync process: one scheduler per enabled org, started, reloaded and stopped as the
-//! control schema says (`LISTEN sfpg_org_changed`), and restarted after a failure.
+//! control schema says (`LISTEN sfpg_org_changed`), and restarted after a failure or a
+//! panic, with backoff.
 //!
 //! Each org's scheduler holds a session advisory lock on its own connection for as long as
 //! it runs, so two sync processes never sync the same org, and a process that dies (even by
 //! `kill -9`) frees its orgs the moment its connections close: no lease to expire.
 
-use std::collections::HashMap;
+mod listener;
+mod orgs;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use sfpg_salesforce::{Client, RateLimiter};
-use sfpg_schema::control::{MasterKey, connect, orgs};
+use sfpg_schema::control::{MasterKey, connect, orgs as stored_orgs};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
-use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Result, SyncError};
 use crate::scheduler::OrgSync;
 use crate::settings::SyncSettings;
-use crate::state::OrgSettings;
+use listener::Listener;
+use orgs::Orgs;
 
 /// The channel every change to `sfpg.orgs` and `sfpg.objects` is announced on.
 pub const ORG_CHANGED_CHANNEL: &str = "sfpg_org_changed";
@@ -80,7 +81,7 @@ impl Connector for StoredCredentials {
         org: &'a str,
     ) -> BoxFuture<'a, Result<Client>> {
         Box::pin(async move {
-            let stored = orgs::load(db, org, &self.key)
+            let stored = stored_orgs::load(db, org, &self.key)
                 .await
                 .map_err(|e| SyncError::Control(format!("org {org}: {e}")))?;
             let limiter = self.limiters.for_org(&stored)?;
@@ -109,15 +110,6 @@ impl std::fmt::Debug for Supervisor {
     }
 }
 
-struct Running {
-    cancel: CancellationToken,
-    reload: mpsc::UnboundedSender<()>,
-    /// The org's limiter, once its scheduler has a client. A new rate is set on it the
-    /// moment it is announced: the scheduler reloads only between turns, and a turn at
-    /// 1 request per 3 s may wait 3 s for its slot at the old rate.
-    limiter: Arc<OnceLock<RateLimiter>>,
-}
-
 impl Supervisor {
     pub fn new(
         database: tokio_postgres::Config,
@@ -132,147 +124,43 @@ impl Supervisor {
     }
 
     /// Syncs every enabled org until `shutdown`, then stops each scheduler between turns.
+    ///
+    /// Fails only when the mirror database cannot be reached at the start. Later, a lost
+    /// database is waited out: the listening connection and the orgs' schedulers are
+    /// opened again with backoff (up to 30 s between attempts), and the outage is logged
+    /// when it begins and when it ends.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let (control, mut notifications) = listen(&self.database).await?;
-        let mut control = Some(control);
-        let mut running: HashMap<String, Running> = HashMap::new();
-        let mut tasks: JoinSet<(String, Result<()>)> = JoinSet::new();
-        let mut resting: HashMap<String, tokio::time::Instant> = HashMap::new();
+        let mut listener = Listener::new(self.database.clone());
+        listener.open().await?;
+        let mut orgs = Orgs::new(self.database, self.connector, self.settings, &shutdown);
         loop {
-            if control
-                .as_ref()
-                .is_none_or(tokio_postgres::Client::is_closed)
-            {
-                match listen(&self.database).await {
-                    Ok((client, receiver)) => {
-                        control = Some(client);
-                        notifications = receiver;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot reach the mirror database to listen for changes");
-                        control = None;
-                    }
-                }
+            if let Some(client) = listener.client().await {
+                orgs.start_and_stop(client).await;
             }
-            if let Some(client) = &control {
-                match OrgSettings::enabled_names(client).await {
-                    Ok(enabled) => {
-                        let now = tokio::time::Instant::now();
-                        resting.retain(|_, until| *until > now);
-                        for (name, org) in &running {
-                            if !enabled.contains(name) {
-                                tracing::info!(org = %name, "org disabled or removed; stopping it");
-                                org.cancel.cancel();
-                            }
-                        }
-                        for name in enabled {
-                            if running.contains_key(&name) || resting.contains_key(&name) {
-                                continue;
-                            }
-                            let (reload, reloads) = mpsc::unbounded_channel();
-                            let cancel = shutdown.child_token();
-                            let task = OrgTask {
-                                database: self.database.clone(),
-                                connector: Arc::clone(&self.connector),
-                                settings: self.settings.clone(),
-                                name: name.clone(),
-                                limiter: Arc::default(),
-                            };
-                            let limiter = Arc::clone(&task.limiter);
-                            let token = cancel.clone();
-                            tasks.spawn(async move {
-                                (task.name.clone(), task.run(token, reloads).await)
-                            });
-                            running.insert(
-                                name,
-                                Running {
-                                    cancel,
-                                    reload,
-                                    limiter,
-                                },
-                            );
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "cannot read the enabled orgs"),
-                }
-            }
+            let wake = [
+                Some(tokio::time::Instant::now() + RECHECK_INTERVAL),
+                listener.next_attempt(),
+                orgs.next_restart(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                notification = notifications.recv() => match notification {
-                    Some(org) => {
-                        if let Some(running) = running.get(&org) {
-                            let _ = running.reload.send(());
-                            if let (Some(limiter), Some(client)) = (running.limiter.get(), &control) {
-                                match OrgSettings::load(client, &org).await {
-                                    Ok(Some(settings)) => limiter.set_rate(settings.rate),
-                                    Ok(None) => {}
-                                    Err(error) => tracing::warn!(org = %org, %error, "cannot read the org's rate"),
-                                }
-                            }
-                        }
-                    }
-                    None => control = None,
-                },
-                Some(joined) = tasks.join_next() => {
-                    let Ok((name, result)) = joined else { continue };
-                    running.remove(&name);
-                    match result {
-                        Ok(()) => {}
-                        Err(SyncError::Leased(_)) => {
-                            tracing::info!(org = %name, "another sync process holds the org; waiting");
-                            resting.insert(name, tokio::time::Instant::now() + RECHECK_INTERVAL);
-                        }
-                        Err(error) => {
-                            tracing::error!(org = %name, %error, "org sync stopped; restarting it after a pause");
-                            if let Some(client) = &control {
-                                let _ = OrgSettings::record_error(client, &name, Some(&error.to_string())).await;
-                            }
-                            resting.insert(name, tokio::time::Instant::now() + self.settings.error_backoff);
-                        }
+                notification = listener.notification() => {
+                    if let Some(org) = notification {
+                        orgs.changed(&org, listener.current()).await;
                     }
                 }
-                () = tokio::time::sleep(RECHECK_INTERVAL) => {}
+                Some(joined) = orgs.join_next() => orgs.ended(joined, listener.current()).await,
+                () = tokio::time::sleep_until(wake) => {}
             }
         }
         tracing::info!("shutting down");
-        for org in running.values() {
-            org.cancel.cancel();
-        }
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok((name, Err(error))) = joined {
-                tracing::warn!(org = %name, %error, "org sync failed while stopping");
-            }
-        }
+        orgs.stop_all().await;
         Ok(())
     }
-}
-
-/// A connection that listens on [`ORG_CHANGED_CHANNEL`]; the receiver yields the payloads
-/// (org names) and ends when the connection does.
-async fn listen(
-    database: &tokio_postgres::Config,
-) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<String>)> {
-    let (client, mut connection) = database.connect(NoTls).await?;
-    let (sender, receiver) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(notification)) => {
-                    let _ = sender.send(notification.payload().to_owned());
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "the listening connection closed");
-                    break;
-                }
-            }
-        }
-    });
-    client
-        .batch_execute(&format!("LISTEN {ORG_CHANGED_CHANNEL}"))
-        .await?;
-    Ok((client, receiver))
 }
 
 /// Opens a connection and drives it on the current runtime.
@@ -286,7 +174,7 @@ struct OrgTask {
     connector: Arc<dyn Connector>,
     settings: SyncSettings,
     name: String,
-    /// Handed to the supervisor (see [`Running::limiter`]).
+    /// Handed to the supervisor, which sets a new rate on it the moment it is announced.
     limiter: Arc<OnceLock<RateLimiter>>,
 }
 

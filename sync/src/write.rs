@@ -2,9 +2,9 @@
 //! column updates for new and formula fields, and deletes.
 //!
 //! Every write runs inside a transaction from [`begin`], which sets the sync origin (so the
-//! proxy's capture triggers let it through without recording it) and a `lock_timeout` (so a
-//! client holding a row lock through the proxy makes the write fail fast and retry, rather
-//! than stalling the org's whole scheduler).
+//! proxy's capture triggers let it through without recording it) and a `lock_timeout`. Rows
+//! a client holds locked are left out of a write rather than waited for ([`locks`]); the
+//! timeout bounds the waits that remain (a table lock, an Id another session is inserting).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -27,6 +27,7 @@ use crate::settings::WriteStrategy;
 use crate::value::push_copy_text;
 
 mod binary;
+pub mod locks;
 
 /// Opens a transaction for writing the mirror: sync origin, and a bounded wait for locks.
 pub async fn begin(client: &mut Client, lock_timeout: Duration) -> Result<Transaction<'_>> {
@@ -291,24 +292,51 @@ pub async fn insert_new(
     rows: &Rows<'_>,
     strategy: WriteStrategy,
 ) -> Result<Upserted> {
-    if rows.is_empty() || strategy != WriteStrategy::CopyMerge {
-        return upsert(transaction, plan, rows, strategy).await;
-    }
-    match copy_new(transaction, plan, rows).await? {
-        Some(inserted) => Ok(Upserted {
-            inserted,
-            written: inserted,
-        }),
-        None => copy_merge(transaction, plan, rows).await,
+    match copy_all_new(transaction, plan, rows, strategy).await? {
+        Some(upserted) => Ok(upserted),
+        None => upsert(transaction, plan, rows, strategy).await,
     }
 }
 
+/// The first half of [`insert_new`]: with the COPY strategy, `rows` copied straight in;
+/// `None` (nothing written) when one of their Ids is mirrored already, or with another
+/// strategy, and the caller upserts them instead. Also `None` when the copy timed out on a
+/// lock: a row of theirs exists and a client's open transaction changed it, so the unique
+/// index waited for that transaction; the upsert can leave that record out.
+pub async fn copy_all_new(
+    transaction: &Transaction<'_>,
+    plan: &ObjectPlan,
+    rows: &Rows<'_>,
+    strategy: WriteStrategy,
+) -> Result<Option<Upserted>> {
+    if rows.is_empty() || strategy != WriteStrategy::CopyMerge {
+        return Ok(None);
+    }
+    Ok(copy_new(
+        transaction,
+        plan,
+        rows,
+        &[UNIQUE_VIOLATION, LOCK_NOT_AVAILABLE],
+    )
+    .await?
+    .map(|inserted| Upserted {
+        inserted,
+        written: inserted,
+    }))
+}
+
+/// SQLSTATE 23505: an Id is in the table already.
+const UNIQUE_VIOLATION: &str = "23505";
+/// SQLSTATE 55P03: `lock_timeout` ran out.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 /// `COPY`s `rows` into the table inside a savepoint; `None` (the savepoint rolled back)
-/// when one of their Ids is there already (23505 unique_violation).
+/// when the copy fails with one of the SQLSTATEs of `fall_back_on`.
 async fn copy_new(
     transaction: &Transaction<'_>,
     plan: &ObjectPlan,
     rows: &Rows<'_>,
+    fall_back_on: &[&str],
 ) -> Result<Option<u64>> {
     transaction
         .batch_execute("SAVEPOINT sfpg_sync_copy")
@@ -320,7 +348,11 @@ async fn copy_new(
                 .await?;
             Ok(Some(inserted))
         }
-        Err(error) if error.sqlstate() == Some("23505") => {
+        Err(error)
+            if error
+                .sqlstate()
+                .is_some_and(|code| fall_back_on.contains(&code)) =>
+        {
             transaction
                 .batch_execute("ROLLBACK TO SAVEPOINT sfpg_sync_copy")
                 .await?;
@@ -375,7 +407,7 @@ async fn copy_merge(
     }
     let new_rows = rows.subset(&new)?;
     // Without a copy, an Id arrived from elsewhere since the probe: upsert instead.
-    let inserted = match copy_new(transaction, plan, &new_rows).await? {
+    let inserted = match copy_new(transaction, plan, &new_rows, &[UNIQUE_VIOLATION]).await? {
         Some(inserted) => Upserted {
             inserted,
             written: inserted,
@@ -510,27 +542,42 @@ pub struct IdRange<'a> {
 /// Deletes the rows in `range` that are not in `present` and were last stamped before
 /// `modified_before`: what one page of an Id reconciliation proves gone. Ids compare byte
 /// by byte (`COLLATE "C"`), as Salesforce orders them, whatever the database's collation.
+/// Rows another session holds locked are left, and their Ids returned with the count of
+/// rows deleted.
 pub async fn delete_absent(
     transaction: &Transaction<'_>,
     plan: &ObjectPlan,
     range: IdRange<'_>,
     present: &[String],
     modified_before: DateTime<Utc>,
-) -> Result<u64> {
+) -> Result<(u64, Vec<String>)> {
+    let table = qualified(&plan.schema, &plan.table);
     // Provisional sfids (`~` and digits) sort after every Salesforce Id: a row the proxy
     // created and has not pushed is never taken for one Salesforce no longer has.
-    let sql = format!(
-        "DELETE FROM {} WHERE sfid COLLATE \"C\" > $1::text COLLATE \"C\" \
+    let absent = "sfid COLLATE \"C\" > $1::text COLLATE \"C\" \
          AND sfid COLLATE \"C\" < '~' \
          AND ($2::text IS NULL OR sfid COLLATE \"C\" <= $2::text COLLATE \"C\") \
          AND sfid <> ALL($3::varchar[]) \
-         AND (systemmodstamp IS NULL OR systemmodstamp < $4)",
-        qualified(&plan.schema, &plan.table)
-    );
+         AND (systemmodstamp IS NULL OR systemmodstamp < $4)";
     let after = range.after.unwrap_or("");
-    Ok(transaction
-        .execute(&sql, &[&after, &range.upto, &present, &modified_before])
-        .await?)
+    let params: [&(dyn ToSql + Sync); 4] = [&after, &range.upto, &present, &modified_before];
+    let deleted = transaction
+        .execute(
+            &format!(
+                "DELETE FROM {table} WHERE sfid IN \
+                 (SELECT sfid FROM {table} WHERE {absent} FOR UPDATE SKIP LOCKED)"
+            ),
+            &params,
+        )
+        .await?;
+    // What is left of them is what another session holds.
+    let locked = transaction
+        .query(&format!("SELECT sfid FROM {table} WHERE {absent}"), &params)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    Ok((deleted, locked))
 }
 
 #[cfg(test)]

@@ -150,15 +150,62 @@ fn external(url: &str) -> Result<Server, String> {
 }
 
 fn throwaway() -> Result<Server, String> {
-    let bin_dir = find_bin_dir()?;
-    let run_as = if running_as_root() {
-        Some(unprivileged_user()?)
-    } else {
-        None
-    };
-    let dir = make_cluster_dir(run_as)?;
-    spawn_reaper(&dir)?;
+    let cluster = Cluster::init()?;
+    let mut last_error = String::new();
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port()?;
+        match start_postmaster(&cluster.bin_dir, &cluster.dir, port, cluster.run_as) {
+            // The postmaster lives until the reaper stops it, after this process.
+            Ok(_postmaster) => return Ok(cluster.server(port)),
+            // Another process may have taken the port between our probe and the bind.
+            Err(error) => last_error = error,
+        }
+    }
+    Err(format!(
+        "the throwaway PostgreSQL server did not start after {START_ATTEMPTS} attempts: {last_error}"
+    ))
+}
 
+/// A cluster initialised in a temp dir of its own (removed by a reaper once this process
+/// exits), not started yet.
+pub(crate) struct Cluster {
+    pub(crate) bin_dir: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) run_as: Option<ServerUser>,
+}
+
+impl Cluster {
+    pub(crate) fn init() -> Result<Cluster, String> {
+        let bin_dir = find_bin_dir()?;
+        let run_as = if running_as_root() {
+            Some(unprivileged_user()?)
+        } else {
+            None
+        };
+        let dir = make_cluster_dir(run_as)?;
+        spawn_reaper(&dir)?;
+        initdb(&bin_dir, &dir, run_as)?;
+        Ok(Cluster {
+            bin_dir,
+            dir,
+            run_as,
+        })
+    }
+
+    /// The server this cluster is once started on `port`.
+    pub(crate) fn server(&self, port: u16) -> Server {
+        Server {
+            host: "127.0.0.1".to_owned(),
+            port,
+            user: SUPERUSER.to_owned(),
+            password: Some(SUPERUSER_PASSWORD.to_owned()),
+            bin_dir: Some(self.bin_dir.clone()),
+            cluster_dir: Some(self.dir.clone()),
+        }
+    }
+}
+
+fn initdb(bin_dir: &Path, dir: &Path, run_as: Option<ServerUser>) -> Result<(), String> {
     let pwfile = dir.join("pwfile");
     fs::write(&pwfile, SUPERUSER_PASSWORD).map_err(|e| format!("cannot write {pwfile:?}: {e}"))?;
     chown(&pwfile, run_as)?;
@@ -185,28 +232,7 @@ fn throwaway() -> Result<Server, String> {
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-
-    let mut last_error = String::new();
-    for _ in 0..START_ATTEMPTS {
-        let port = free_port()?;
-        match start_postmaster(&bin_dir, &dir, port, run_as) {
-            Ok(()) => {
-                return Ok(Server {
-                    host: "127.0.0.1".to_owned(),
-                    port,
-                    user: SUPERUSER.to_owned(),
-                    password: Some(SUPERUSER_PASSWORD.to_owned()),
-                    bin_dir: Some(bin_dir),
-                    cluster_dir: Some(dir),
-                });
-            }
-            // Another process may have taken the port between our probe and the bind.
-            Err(error) => last_error = error,
-        }
-    }
-    Err(format!(
-        "the throwaway PostgreSQL server did not start after {START_ATTEMPTS} attempts: {last_error}"
-    ))
+    Ok(())
 }
 
 fn make_cluster_dir(run_as: Option<ServerUser>) -> Result<PathBuf, String> {
@@ -254,21 +280,25 @@ fn spawn_reaper(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot start the cleanup process (sh): {e}"))
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
 }
 
-fn start_postmaster(
+pub(crate) fn start_postmaster(
     bin_dir: &Path,
     dir: &Path,
     port: u16,
     run_as: Option<ServerUser>,
-) -> Result<(), String> {
+) -> Result<Child, String> {
     let log_path = dir.join("postgres.log");
-    let log = File::create(&log_path).map_err(|e| format!("cannot create {log_path:?}: {e}"))?;
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("cannot create {log_path:?}: {e}"))?;
     let log_err = log
         .try_clone()
         .map_err(|e| format!("cannot share {log_path:?}: {e}"))?;
@@ -291,7 +321,8 @@ fn start_postmaster(
     let mut child = as_user(&mut postgres, run_as)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin_dir.join("postgres").display()))?;
-    wait_until_ready(bin_dir, port, &mut child, &log_path)
+    wait_until_ready(bin_dir, port, &mut child, &log_path)?;
+    Ok(child)
 }
 
 fn wait_until_ready(

@@ -18,10 +18,12 @@ mod binaries;
 mod cluster;
 mod database;
 pub mod stats;
+mod stoppable;
 mod users;
 
 pub use cluster::{Server, server};
 pub use database::TestDatabase;
+pub use stoppable::StoppableServer;
 
 /// The environment variable naming an existing server to use instead of a throwaway cluster.
 /// Its user must be allowed to create and drop databases.

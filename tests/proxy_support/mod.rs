@@ -174,7 +174,8 @@ impl World {
     }
 
     /// How many Composite and sObject Collections calls the org has served: a push is
-    /// one Composite request, its read-back one Collections retrieve per table.
+    /// one Composite request, its read-back one Collections retrieve per 200 records of a
+    /// table.
     pub fn collection_calls(&self) -> usize {
         self.emulator
             .requests(0)
@@ -230,10 +231,16 @@ pub fn via(db: &TestDatabase, addr: SocketAddr) -> tokio_postgres::Config {
 
 /// Registers the org as `sfpg org add` would, with a rate that never holds a test up.
 pub async fn register_org(db: &TestDatabase, emulator: &RunningEmulator, objects: &[&str]) {
-    let mut client = db.connect().await;
-    sfpg_schema::apply_control_schema(&mut client)
-        .await
-        .unwrap();
+    register_org_in(&mut db.connect().await, emulator, objects).await;
+}
+
+/// [`register_org`] in the database `client` is connected to.
+pub async fn register_org_in(
+    client: &mut tokio_postgres::Client,
+    emulator: &RunningEmulator,
+    objects: &[&str],
+) {
+    sfpg_schema::apply_control_schema(client).await.unwrap();
     let org = NewOrg {
         schema_name: SCHEMA.to_owned(),
         ..NewOrg::client_credentials(
@@ -244,7 +251,7 @@ pub async fn register_org(db: &TestDatabase, emulator: &RunningEmulator, objects
             objects,
         )
     };
-    orgs::insert(&mut client, &org, &MasterKey::from_bytes(MASTER_KEY))
+    orgs::insert(client, &org, &MasterKey::from_bytes(MASTER_KEY))
         .await
         .unwrap();
     client

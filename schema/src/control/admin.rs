@@ -121,7 +121,8 @@ pub async fn resync_object(
                 SET phase = 'describing', paused_reason = NULL, describe_modified_at = NULL,
                     backfill_snapshot = NULL, backfill_last_id = NULL, backfill_done = 0,
                     backfill_total = NULL, cursor_modstamp = NULL, cursor_id = NULL,
-                    pending_field_backfill = '{}', last_error = NULL, last_error_at = NULL,
+                    pending_field_backfill = '{}', locked_ids = '{}', last_error = NULL,
+                    last_error_at = NULL,
                     enabled = true, generation = generation + 1, updated_at = now()
               WHERE org_name = $1 AND lower(object_name) = lower($2)",
             &[&org, &object],

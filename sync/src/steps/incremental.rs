@@ -7,11 +7,12 @@
 //! finds it. Rows read again unchanged are not rewritten.
 
 use super::{
-    Context, Outcome, Write, after_request, commit, newest_stamp, parse_id, plan_of, stamps,
+    Context, Outcome, Write, after_request, commit, live_and_deleted, newest_stamp, parse_id,
+    plan_of, stamps,
 };
 use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, chrono_duration};
-use crate::plan::{IS_DELETED_FIELD, MirroredField};
+use crate::plan::MirroredField;
 use crate::soql::ModstampCursor;
 use crate::write::Rows;
 
@@ -28,18 +29,8 @@ pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
     let complete = page.complete;
     let read = Rows::new(&plan.object, fields, page.columns)?;
     let stamps = stamps(&plan.object, &read)?;
-    let is_deleted: Vec<bool> = match read.values_of(IS_DELETED_FIELD) {
-        Some(values) => values.map(|value| value == Some("true")).collect(),
-        None => vec![false; read.len()],
-    };
-    let (deleted, live): (Vec<usize>, Vec<usize>) = (0..read.len()).partition(|&r| is_deleted[r]);
+    let (rows, deleted_ids) = live_and_deleted(&read)?;
     let ids: Vec<&str> = read.ids().collect();
-    let deleted_ids: Vec<String> = deleted.iter().map(|&r| ids[r].to_owned()).collect();
-    let rows = if deleted.is_empty() {
-        read.clone()
-    } else {
-        read.subset(&live)?
-    };
     let newest = newest_stamp(&stamps, object.state.newest_modstamp);
     let next_cursor = match (ids.last(), stamps.last()) {
         (Some(id), Some(stamp)) if !complete => ModstampCursor {

@@ -6,7 +6,9 @@ mod deletes;
 mod describe;
 mod formulas;
 mod incremental;
+mod locked;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,10 +17,11 @@ use tokio_postgres::Transaction;
 
 use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, Task};
-use crate::plan::{ObjectPlan, SYSTEM_MODSTAMP_FIELD};
+use crate::plan::{IS_DELETED_FIELD, ObjectPlan, SYSTEM_MODSTAMP_FIELD};
 use crate::settings::SyncSettings;
 use crate::source::Source;
 use crate::state::{ObjectState, OrgSettings};
+use crate::write::locks::{LockFor, skip_locked, skip_locked_ids};
 use crate::write::{self, Rows};
 
 /// What a step works with.
@@ -63,6 +66,7 @@ pub async fn run(
         Task::Deleted => deletes::deleted(context, object).await,
         Task::Reconcile => deletes::reconcile(context, object).await,
         Task::Formulas => formulas::refresh(context, object).await,
+        Task::Locked => locked::retry(context, object).await,
     }
 }
 
@@ -86,11 +90,20 @@ pub enum Write<'p> {
 }
 
 /// What the writes of a step did to the mirror.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     pub inserted: u64,
     pub written: u64,
     pub deleted: u64,
+    /// Records left out because another session held their rows locked.
+    pub locked: Vec<String>,
+}
+
+impl Applied {
+    fn upserted(&mut self, upserted: write::Upserted) {
+        self.inserted += upserted.inserted;
+        self.written += upserted.written;
+    }
 }
 
 async fn apply(
@@ -99,25 +112,41 @@ async fn apply(
     writes: &[Write<'_>],
     settings: &SyncSettings,
 ) -> Result<Applied> {
+    let strategy = settings.write_strategy;
     let mut applied = Applied::default();
     for change in writes {
         match change {
             Write::Upsert(rows) => {
-                let upserted =
-                    write::upsert(transaction, plan, rows, settings.write_strategy).await?;
-                applied.inserted += upserted.inserted;
-                applied.written += upserted.written;
+                let (free, locked) = skip_locked(transaction, plan, rows, LockFor::Update).await?;
+                applied.locked.extend(locked);
+                let rows = free.as_ref().unwrap_or(rows);
+                applied.upserted(write::upsert(transaction, plan, rows, strategy).await?);
             }
             Write::InsertNew(rows) => {
-                let upserted =
-                    write::insert_new(transaction, plan, rows, settings.write_strategy).await?;
-                applied.inserted += upserted.inserted;
-                applied.written += upserted.written;
+                // A backfill page is copied in without asking which rows exist (and so
+                // without locking any), unless one does.
+                if let Some(copied) = write::copy_all_new(transaction, plan, rows, strategy).await?
+                {
+                    applied.upserted(copied);
+                    continue;
+                }
+                let (free, locked) = skip_locked(transaction, plan, rows, LockFor::Update).await?;
+                applied.locked.extend(locked);
+                let rows = free.as_ref().unwrap_or(rows);
+                applied.upserted(write::upsert(transaction, plan, rows, strategy).await?);
             }
             Write::UpdateColumns(rows) => {
-                applied.written += write::update_columns(transaction, plan, rows).await?
+                let (free, locked) = skip_locked(transaction, plan, rows, LockFor::Update).await?;
+                applied.locked.extend(locked);
+                let rows = free.as_ref().unwrap_or(rows);
+                applied.written += write::update_columns(transaction, plan, rows).await?;
             }
-            Write::Delete(ids) => applied.deleted += write::delete(transaction, plan, ids).await?,
+            Write::Delete(ids) => {
+                let (free, locked) =
+                    skip_locked_ids(transaction, plan, ids, LockFor::Delete).await?;
+                applied.locked.extend(locked);
+                applied.deleted += write::delete(transaction, plan, &free).await?;
+            }
             Write::DeleteAbsent {
                 after,
                 upto,
@@ -128,18 +157,50 @@ async fn apply(
                     after: after.as_deref(),
                     upto: upto.as_deref(),
                 };
-                applied.deleted +=
+                let (deleted, locked) =
                     write::delete_absent(transaction, plan, range, present, *modified_before)
                         .await?;
+                applied.deleted += deleted;
+                applied.locked.extend(locked);
             }
         }
     }
     Ok(applied)
 }
 
+/// The records a step owes after `writes`: those it owed before (`owed`), less those the
+/// writes brought up to date whole (an upsert of the record as Salesforce has it now, or
+/// its delete), plus those they left out for a lock.
+fn still_owed(owed: &[String], writes: &[Write<'_>], applied: &Applied) -> Vec<String> {
+    let mut settled: HashSet<&str> = HashSet::new();
+    if !owed.is_empty() {
+        for change in writes {
+            match change {
+                Write::Upsert(rows) | Write::InsertNew(rows) => settled.extend(rows.ids()),
+                Write::Delete(ids) => settled.extend(ids.iter().map(String::as_str)),
+                Write::UpdateColumns(_) | Write::DeleteAbsent { .. } => {}
+            }
+        }
+    }
+    let locked: HashSet<&str> = applied.locked.iter().map(String::as_str).collect();
+    let mut still: Vec<String> = owed
+        .iter()
+        .filter(|id| !settled.contains(id.as_str()) || locked.contains(id.as_str()))
+        .cloned()
+        .collect();
+    for id in &applied.locked {
+        if !still.contains(id) {
+            still.push(id.clone());
+        }
+    }
+    still
+}
+
 /// Writes `writes` and the object's next state (computed from what the writes did) in one
-/// transaction. A lock held by a proxy client makes the attempt time out; it is tried again
-/// a few times, with the same page, before the step gives up.
+/// transaction. Records whose rows another session holds locked are left out and kept in
+/// the state's `locked_ids`, to be read again once their rows are free. Any other wait for
+/// a lock (a table lock, an Id another session is inserting) times out; the attempt is
+/// then made again a few times, with the same page, before the step gives up.
 pub async fn commit(
     context: &mut Context<'_>,
     object: &mut ObjectSync,
@@ -154,9 +215,13 @@ pub async fn commit(
         let result = async {
             let transaction = write::begin(context.db, context.settings.lock_timeout).await?;
             let applied = apply(&transaction, plan, writes, context.settings).await?;
-            let state = next_state(&applied);
+            let mut state = next_state(&applied);
+            state.locked_ids = still_owed(&state.locked_ids, writes, &applied);
             state.save(&transaction).await?;
             transaction.commit().await?;
+            if !applied.locked.is_empty() {
+                tracing::info!(object = %plan.object, locked = ?applied.locked, "rows held locked by another session were left for later; the rest is written");
+            }
             Ok::<_, SyncError>((applied, state))
         }
         .await;
@@ -172,6 +237,22 @@ pub async fn commit(
             Err(error) => return Err(error),
         }
     }
+}
+
+/// Records read with `queryAll`, split into the live ones and the Ids of those in the
+/// recycle bin (`IsDeleted = true`), whose rows are to be deleted.
+pub fn live_and_deleted<'p>(read: &Rows<'p>) -> Result<(Rows<'p>, Vec<String>)> {
+    let is_deleted: Vec<bool> = match read.values_of(IS_DELETED_FIELD) {
+        Some(values) => values.map(|value| value == Some("true")).collect(),
+        None => vec![false; read.len()],
+    };
+    if !is_deleted.contains(&true) {
+        return Ok((read.clone(), Vec::new()));
+    }
+    let (deleted, live): (Vec<usize>, Vec<usize>) = (0..read.len()).partition(|&r| is_deleted[r]);
+    let ids: Vec<&str> = read.ids().collect();
+    let deleted_ids = deleted.iter().map(|&r| ids[r].to_owned()).collect();
+    Ok((read.subset(&live)?, deleted_ids))
 }
 
 /// The state after a successful request: one more request, and no error outstanding.

@@ -19,7 +19,7 @@ fn field(name: &str, column_type: ColumnType) -> MirroredField {
     }
 }
 
-fn plan() -> ObjectPlan {
+pub(super) fn plan() -> ObjectPlan {
     ObjectPlan {
         object: "Account".to_owned(),
         schema: "acme".to_owned(),
@@ -42,7 +42,7 @@ fn plan() -> ObjectPlan {
     }
 }
 
-fn record(id: &str, stamp: &str, name: &str) -> Record {
+pub(super) fn record(id: &str, stamp: &str, name: &str) -> Record {
     let value = json!({
         "attributes": {"type": "Account", "url": format!("/services/data/v62.0/sobjects/Account/{id}")},
         "Id": id, "SystemModstamp": stamp, "IsDeleted": false, "Name": name,
@@ -54,7 +54,7 @@ fn record(id: &str, stamp: &str, name: &str) -> Record {
     }
 }
 
-async fn mirror_table(db: &TestDatabase) -> Client {
+pub(super) async fn mirror_table(db: &TestDatabase) -> Client {
     let mut client = db.connect().await;
     // The sync origin's key lives in the control schema.
     sfpg_schema::apply_control_schema(&mut client)
@@ -68,7 +68,11 @@ async fn mirror_table(db: &TestDatabase) -> Client {
     client
 }
 
-async fn write(client: &mut Client, records: &[Record], strategy: WriteStrategy) -> Upserted {
+pub(super) async fn write(
+    client: &mut Client,
+    records: &[Record],
+    strategy: WriteStrategy,
+) -> Upserted {
     let plan = plan();
     let rows = Rows::from_records("Account", plan.fields.iter().collect(), records).unwrap();
     let transaction = begin(client, Duration::from_secs(2)).await.unwrap();
@@ -322,7 +326,7 @@ async fn deletes_by_id_and_by_absence_within_a_range() {
         delete_absent(&transaction, &plan, range, &present, now)
             .await
             .unwrap(),
-        2
+        (2, vec![])
     );
     transaction.commit().await.unwrap();
     let left: Vec<Option<String>> = client
@@ -368,7 +372,7 @@ async fn deletes_by_id_and_by_absence_within_a_range() {
         delete_absent(&transaction, &plan, open_ended, &[], asked_at)
             .await
             .unwrap(),
-        1
+        (1, vec![])
     );
     transaction.commit().await.unwrap();
     let left: i64 = client

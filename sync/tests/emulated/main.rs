@@ -8,6 +8,7 @@ mod backfill;
 mod deletes;
 mod faults;
 mod incremental;
+mod locks;
 mod mirror;
 mod rate;
 mod schema_changes;

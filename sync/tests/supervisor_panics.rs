@@ -1,0 +1,138 @@
+//! An org's task that panics (made to, through the `failpoints` feature) is restarted by
+//! the supervisor, which logs the panic with the org's name and records it in
+//! `sfpg.orgs.last_error`; the org then syncs again.
+//!
+//! A test binary of its own: it captures log lines through a tracing subscriber, which is
+//! process-wide state that tests running beside it would race.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+#[path = "emulated/mirror.rs"]
+mod mirror;
+#[allow(dead_code)]
+#[path = "emulated/support.rs"]
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sfpg_sync::{StoredCredentials, Supervisor};
+use support::{Harness, ORG, generated, quiet_settings};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Waits until `probe` answers `true`, or fails after `within`.
+async fn wait_for<F, Fut>(what: &str, within: Duration, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !probe().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// One thread: the org's task runs where the subscriber below is the default.
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_org_task_is_logged_recorded_and_restarted() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let harness = Harness::start(generated(40), &["Account"]).await;
+    let control = harness.db.connect().await;
+    let shutdown = CancellationToken::new();
+    let supervisor = Supervisor::new(
+        harness.db.config(),
+        Arc::new(StoredCredentials::new(
+            harness.db.config(),
+            harness.key.clone(),
+        )),
+        quiet_settings(),
+    );
+    let running = tokio::spawn(supervisor.run(shutdown.clone()));
+    wait_for("the backfill", Duration::from_secs(60), || async {
+        control
+            .query_one("SELECT bool_and(phase = 'live') FROM sfpg.objects", &[])
+            .await
+            .unwrap()
+            .get::<_, Option<bool>>(0)
+            .unwrap_or(false)
+    })
+    .await;
+
+    sfpg_sync::failpoints::panic_in_next_turns(ORG, 1);
+    wait_for(
+        "the panic in last_error",
+        Duration::from_secs(20),
+        || async {
+            control
+                .query_one("SELECT last_error FROM sfpg.orgs WHERE name = $1", &[&ORG])
+                .await
+                .unwrap()
+                .get::<_, Option<String>>(0)
+                .is_some_and(|error| error.contains("failpoint: a turn of org acme panics"))
+        },
+    )
+    .await;
+    let logged = captured
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("panicked") && line.contains("org=acme"))
+        .count();
+    assert_eq!(logged, 1, "{}", captured.lines().join("\n"));
+
+    // Restarted: a change made in Salesforce after the panic reaches the mirror.
+    let sfid: String = control
+        .query_one("SELECT sfid FROM acme.account ORDER BY sfid LIMIT 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    harness.update("Account", &sfid, json!({"Name": "After the panic"}));
+    wait_for(
+        "the change after the restart",
+        Duration::from_secs(20),
+        || async {
+            harness
+                .mirror_value("account", &sfid, "name")
+                .await
+                .as_deref()
+                == Some("After the panic")
+        },
+    )
+    .await;
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
