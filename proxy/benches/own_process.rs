@@ -9,7 +9,7 @@ use std::error::Error;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use sfpg_proxy::{Proxy, ProxyConfig, UpstreamAddr};
+use sfpg_proxy::{ClientLimits, Proxy, ProxyConfig, UpstreamAddr};
 
 /// `host:port` of the PostgreSQL server the child proxies to; set only in the child.
 pub const UPSTREAM_VAR: &str = "SFPG_BENCH_PROXY_UPSTREAM";
@@ -69,6 +69,7 @@ pub async fn serve(upstream: &str) -> Result<(), Box<dyn Error>> {
         tls: None,
         push: None,
         session_threads: sfpg_proxy::default_session_threads(),
+        limits: ClientLimits::default(),
     })
     .await?;
     println!("{}", proxy.local_addr()?.port());

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig};
-use sfpg_proxy::{Proxy, ProxyConfig, PushConfig, UpstreamAddr};
+use sfpg_proxy::{ClientLimits, Proxy, ProxyConfig, PushConfig, UpstreamAddr};
 use sfpg_salesforce::{Priority, RateLimiter, Record, SalesforceId, Subrequest};
 use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_testkit::TestDatabase;
@@ -381,6 +381,7 @@ async fn writes() -> Result<()> {
             failpoint: None,
         }),
         session_threads: sfpg_proxy::default_session_threads(),
+        limits: ClientLimits::default(),
     })
     .await?;
     let addr = proxy.local_addr()?;

@@ -26,6 +26,51 @@ pub struct ProxyConfig {
     /// ([`default_session_threads`], docs/benchmarks.md). 0 runs sessions on the runtime
     /// that calls [`Proxy::serve`](crate::Proxy::serve).
     pub session_threads: usize,
+    /// What a client may make the proxy hold, and for how long before it authenticates.
+    pub limits: ClientLimits,
+}
+
+/// Bounds on what one client can make the proxy spend, as PostgreSQL bounds its backends
+/// (`authentication_timeout`, `max_connections`, `pq_getmessage`'s maximum lengths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// From accepting a connection to the server's ReadyForQuery after authentication:
+    /// past it the connection is closed (FATAL 57014, as PostgreSQL's
+    /// `authentication_timeout`, whose default this takes).
+    pub auth_timeout: Duration,
+    /// Client connections held at once, authenticated or not. Past it a connection is
+    /// refused with FATAL 53300 once its StartupMessage is read (so that a CancelRequest
+    /// still gets through); as many again may be in that state, and any more are refused
+    /// as soon as they are accepted.
+    pub max_client_connections: usize,
+    /// The longest message, after authentication, that the proxy holds whole (its length
+    /// word, which counts itself). Messages it decodes (Query, Parse, Bind, ...) must fit;
+    /// CopyData of any length is passed on in pieces as it arrives. Longer ones close the
+    /// session with FATAL 08P01.
+    pub max_message_size: usize,
+}
+
+impl ClientLimits {
+    /// PostgreSQL's `authentication_timeout` default.
+    pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(60);
+    /// PostgreSQL's `max_connections` default: each session holds one of the server's
+    /// connections, so a server left at its default takes no more through the proxy.
+    pub const DEFAULT_MAX_CLIENT_CONNECTIONS: usize = 100;
+    /// 64 MiB, MySQL's `max_allowed_packet` default for the same trade: statement texts
+    /// and parameters far past any a client sends in practice (bulk data goes through
+    /// COPY, which streams), while 100 sessions at the limit hold 6.4 GiB, not 100 GiB as
+    /// at PostgreSQL's own 1 GiB.
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+}
+
+impl Default for ClientLimits {
+    fn default() -> ClientLimits {
+        ClientLimits {
+            auth_timeout: ClientLimits::DEFAULT_AUTH_TIMEOUT,
+            max_client_connections: ClientLimits::DEFAULT_MAX_CLIENT_CONNECTIONS,
+            max_message_size: ClientLimits::DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
 }
 
 /// One session thread per core. At 8 pgbench clients on 2 cores, two threads gave more

@@ -3,6 +3,7 @@
 
 use std::io;
 
+use crate::frontend::refusal::Refusal;
 use crate::net::frame::FrameError;
 use crate::net::messages::encode::EncodeError;
 
@@ -44,6 +45,10 @@ pub enum SessionError {
     },
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The proxy closes the connection on its own; the client is told why with a FATAL
+    /// error ([`Refusal::tell`]).
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
     #[error(transparent)]
     Encode(#[from] EncodeError),
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use sfpg_schema::control::connect::Limiters;
 use sfpg_schema::reconnect::Reconnect;
 use tokio::net::{TcpListener, TcpStream};
@@ -18,9 +19,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::backend::{UpstreamAddr, send_cancel};
-use crate::config::ProxyConfig;
+use crate::config::{ClientLimits, ProxyConfig};
 use crate::error::{ProxyError, SessionError};
+use crate::frontend::admission::{Admission, Admitted, AuthDeadline};
 use crate::frontend::cancel::{Cancel, CancelRegistry};
+use crate::frontend::refusal::{Refusal, RefusalLog};
 use crate::frontend::session;
 use crate::frontend::startup::{Opening, negotiate};
 use crate::frontend::tls::TlsConfig;
@@ -35,6 +38,12 @@ pub struct Shared {
     pub pusher: Option<Arc<Pusher>>,
     /// Started when the proxy stops: each session closes at its next safe point.
     pub draining: Draining,
+    /// What a client may make the proxy hold, and for how long before it authenticates.
+    pub limits: ClientLimits,
+    /// The open client connections, against `limits.max_client_connections`.
+    pub admission: Admission,
+    /// Refused connections, logged at a bounded rate.
+    pub refusals: RefusalLog,
 }
 
 /// The proxy's signal to its sessions that it is stopping. A session waits on the token
@@ -110,6 +119,9 @@ impl Proxy {
                 cancels: Arc::new(CancelRegistry::default()),
                 pusher,
                 draining: Draining::default(),
+                limits: config.limits,
+                admission: Admission::new(config.limits.max_client_connections),
+                refusals: RefusalLog::default(),
             }),
             repair_every,
             session_threads: config.session_threads,
@@ -174,12 +186,16 @@ impl Proxy {
                 }
                 Err(error) => return Err(ProxyError::Accept(error)),
             };
+            let Some(admitted) = self.shared.admission.admit() else {
+                refuse_at_once(&self.shared, &tcp);
+                continue;
+            };
             next_session += 1;
             let span = info_span!("session", id = next_session, %peer);
             let shared = Arc::clone(&self.shared);
             match threads.next(next_session) {
                 None => {
-                    sessions.spawn(handle(shared, tcp, peer, span));
+                    sessions.spawn(handle(shared, tcp, peer, admitted, span));
                 }
                 Some(runtime) => {
                     // A socket belongs to the runtime that registered it: it moves as a
@@ -193,7 +209,7 @@ impl Proxy {
                     };
                     let session = async move {
                         match TcpStream::from_std(tcp) {
-                            Ok(tcp) => handle(shared, tcp, peer, span).await,
+                            Ok(tcp) => handle(shared, tcp, peer, admitted, span).await,
                             Err(error) => {
                                 span.in_scope(|| warn!(%error, "cannot register the connection"));
                             }
@@ -317,16 +333,32 @@ fn is_transient_accept_error(error: &std::io::Error) -> bool {
 
 /// Serves one connection. Everything but the relay itself runs inside `span`; the session
 /// enters it where it logs, rather than on each of the relay's polls.
-async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, span: Span) {
+async fn handle(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    admitted: Admitted,
+    span: Span,
+) {
+    // Counts the connection until it ends.
+    let _ticket = admitted.ticket;
+    let deadline = AuthDeadline::after(shared.limits.auth_timeout);
     let opening = async {
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%error, "cannot set TCP_NODELAY");
         }
-        negotiate(tcp, shared.tls.as_ref()).await
+        negotiate(tcp, shared.tls.as_ref(), deadline).await
     }
     .instrument(span.clone())
     .await;
     let outcome = match opening {
+        Ok(Opening::Session { mut stream, .. }) if admitted.over_limit => {
+            let refusal = Refusal::TooManyClients {
+                limit: shared.admission.limit(),
+            };
+            refusal.tell(&mut stream, &mut BytesMut::new()).await;
+            Err(refusal.into())
+        }
         Ok(Opening::Session {
             stream,
             startup,
@@ -340,6 +372,7 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, span: Spa
                 rest,
                 peer,
                 span.clone(),
+                deadline,
             )
             .await
         }
@@ -353,9 +386,23 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, span: Spa
     match outcome {
         Ok(()) => debug!("session ended"),
         Err(error) if error.is_disconnect() => debug!(%error, "session ended"),
+        Err(SessionError::Refused(refusal)) => shared.refusals.record(&refusal),
         Err(error @ SessionError::Connect { .. }) => warn!(%error, "session refused"),
         Err(error) => warn!(%error, "session failed"),
     }
+}
+
+/// Refuses a connection past every allowance without reading from it: the FATAL error goes
+/// into the new socket's empty send buffer, or nowhere.
+fn refuse_at_once(shared: &Shared, tcp: &TcpStream) {
+    let refusal = Refusal::TooManyClients {
+        limit: shared.admission.limit(),
+    };
+    let mut out = BytesMut::new();
+    if refusal.error_response(&mut out).is_ok() {
+        let _ = tcp.try_write(&out);
+    }
+    shared.refusals.record(&refusal);
 }
 
 async fn cancel(shared: &Shared, pid: i32, secret: &[u8]) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use sfpg_proxy::{Failpoint, TlsConfig};
+use sfpg_proxy::{ClientLimits, Failpoint, TlsConfig};
 
 use crate::commands::run;
 use crate::errors::UserError;
@@ -48,6 +48,19 @@ pub struct ProxyOptions {
     /// sessions to itself (the default: one per core; docs/benchmarks.md).
     #[arg(long, default_value_t = default_session_threads(), value_parser = clap::value_parser!(u16).range(1..=256))]
     pub session_threads: u16,
+    /// How long a client connection has, from being accepted, to authenticate (as
+    /// PostgreSQL's `authentication_timeout`); then it is closed with an error.
+    #[arg(long, default_value = "60s", value_parser = parse_auth_timeout)]
+    pub auth_timeout: Duration,
+    /// Client connections held at once, authenticated or not; more are refused with
+    /// "sorry, too many clients already" (cancel requests still get through).
+    #[arg(long, default_value_t = default_max_client_connections(), value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_client_connections: u32,
+    /// The longest message a client may send after authenticating that the proxy holds
+    /// whole (a query's text, a statement's parameters): bytes, or with kB, MB or GB as
+    /// PostgreSQL counts them (1024-based). COPY data streams through and is not limited.
+    #[arg(long, default_value = "64MB", value_parser = parse_message_size)]
+    pub max_message_size: usize,
     /// For crash tests: stop every push at this point (pause-after-push).
     #[arg(long, env = "SFPG_PROXY_FAILPOINT", hide = true)]
     pub failpoint: Option<Failpoint>,
@@ -71,7 +84,55 @@ fn parse_listen(text: &str) -> Result<String, String> {
     }
 }
 
+/// [`ClientLimits::DEFAULT_MAX_CLIENT_CONNECTIONS`], as the flag takes it.
+pub fn default_max_client_connections() -> u32 {
+    u32::try_from(ClientLimits::DEFAULT_MAX_CLIENT_CONNECTIONS).unwrap_or(u32::MAX)
+}
+
+fn parse_auth_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if timeout.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(timeout)
+}
+
+/// A size as PostgreSQL's memory settings take it: bytes, or kB, MB, GB (1024-based).
+fn parse_message_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 65536, 512kB, 64MB or 1GB"))?;
+    let unit = match unit.trim() {
+        "" | "B" => 1,
+        "kB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?}: use kB, MB or GB")),
+    };
+    let size = number
+        .checked_mul(unit)
+        .filter(|size| (1 << 10..=1 << 30).contains(size))
+        .ok_or_else(|| format!("{text} is not between 1kB and 1GB"))?;
+    // PostgreSQL takes no message longer than 1 GB - 1.
+    Ok(size.min(sfpg_proxy::net::frame::MAX_FRAME_LEN))
+}
+
 impl ProxyOptions {
+    /// What a client may make the proxy hold, and for how long before it authenticates.
+    pub fn limits(&self) -> ClientLimits {
+        ClientLimits {
+            auth_timeout: self.auth_timeout,
+            max_client_connections: usize::try_from(self.max_client_connections)
+                .unwrap_or(usize::MAX),
+            max_message_size: self.max_message_size,
+        }
+    }
+
     /// The TLS configuration, when --tls-cert and --tls-key are given. A file that cannot
     /// be read or holds no certificate or key is the user's to fix (exit code 2).
     pub fn tls(&self) -> anyhow::Result<Option<TlsConfig>> {
@@ -91,7 +152,53 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        proxy: ProxyOptions,
+    }
+
+    #[test]
+    fn the_defaults_are_the_proxys() {
+        let flags = Flags::try_parse_from(["sfpg"]).unwrap();
+        assert_eq!(flags.proxy.limits(), ClientLimits::default());
+    }
+
+    #[test]
+    fn limits_take_postgresql_units() {
+        let flags = Flags::try_parse_from([
+            "sfpg",
+            "--auth-timeout",
+            "3s",
+            "--max-client-connections",
+            "7",
+            "--max-message-size",
+            "512kB",
+        ])
+        .unwrap();
+        assert_eq!(
+            flags.proxy.limits(),
+            ClientLimits {
+                auth_timeout: Duration::from_secs(3),
+                max_client_connections: 7,
+                max_message_size: 512 * 1024,
+            }
+        );
+        assert_eq!(
+            parse_message_size("1GB"),
+            Ok(sfpg_proxy::net::frame::MAX_FRAME_LEN)
+        );
+        assert_eq!(parse_message_size("65536"), Ok(65536));
+        for wrong in ["0", "12", "2GB", "64mb", "MB", "-1"] {
+            assert!(parse_message_size(wrong).is_err(), "{wrong}");
+        }
+        assert!(Flags::try_parse_from(["sfpg", "--auth-timeout", "0s"]).is_err());
+        assert!(Flags::try_parse_from(["sfpg", "--max-client-connections", "0"]).is_err());
+    }
 
     #[test]
     fn listen_addresses_need_a_host_and_a_port() {

@@ -109,6 +109,7 @@ impl Services {
                         failpoint: options.failpoint,
                     }),
                     session_threads: usize::from(options.session_threads),
+                    limits: options.limits(),
                 },
                 limiters.clone(),
             )

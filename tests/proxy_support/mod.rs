@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
 };
-use sfpg_proxy::{Proxy, ProxyConfig, PushConfig, UpstreamAddr};
+use sfpg_proxy::{ClientLimits, Proxy, ProxyConfig, PushConfig, UpstreamAddr};
 use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_sync::state::Phase;
 use sfpg_sync::{OrgSync, SyncSettings};
@@ -78,6 +78,7 @@ impl World {
                 failpoint: None,
             }),
             session_threads: 1,
+            limits: ClientLimits::default(),
         })
         .await
         .unwrap();

@@ -6,9 +6,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::admission::AuthDeadline;
+use super::refusal::Refusal;
 use super::tls::{ALPN_POSTGRESQL, TlsConfig};
 use crate::error::SessionError;
-use crate::net::frame::peek_startup_packet;
+use crate::net::frame::{MAX_STARTUP_PACKET_LEN, peek_startup_packet};
 use crate::net::messages::startup::StartupPacket;
 use crate::net::stream::ClientStream;
 use crate::settings::{ORIGIN_PROXY, ORIGIN_SETTING};
@@ -32,15 +34,16 @@ pub enum Opening {
 }
 
 /// Reads packets until a StartupMessage or CancelRequest, answering encryption requests on
-/// the way.
-pub async fn negotiate(tcp: TcpStream, tls: Option<&TlsConfig>) -> Result<Opening, SessionError> {
+/// the way, all before `deadline`. A packet of an invalid length, or the deadline passing
+/// while the client could still be told, gets a FATAL error.
+pub async fn negotiate(
+    tcp: TcpStream,
+    tls: Option<&TlsConfig>,
+    deadline: AuthDeadline,
+) -> Result<Opening, SessionError> {
     let mut stream = match tls {
-        Some(tls) if starts_with_tls_handshake(&tcp).await? => {
-            let stream = tls
-                .acceptor()
-                .accept(tcp)
-                .await
-                .map_err(SessionError::Tls)?;
+        Some(tls) if deadline.within(starts_with_tls_handshake(&tcp)).await? => {
+            let stream = deadline.within(accept_tls(tls, tcp)).await?;
             // Direct TLS skips SSLRequest, so the ALPN is the only sign the peer meant to
             // speak PostgreSQL; libpq insists on it and so does the server.
             if stream.get_ref().1.alpn_protocol() != Some(ALPN_POSTGRESQL) {
@@ -54,15 +57,17 @@ pub async fn negotiate(tcp: TcpStream, tls: Option<&TlsConfig>) -> Result<Openin
     };
     let mut buf = BytesMut::with_capacity(1024);
     loop {
-        let len = loop {
-            if let Some(len) = peek_startup_packet(&mut buf)? {
-                break len;
+        let packet = match deadline
+            .within(read_startup_packet(&mut stream, &mut buf))
+            .await
+        {
+            Ok(packet) => packet,
+            Err(SessionError::Refused(refusal)) => {
+                refusal.tell(&mut stream, &mut BytesMut::new()).await;
+                return Err(refusal.into());
             }
-            if stream.read_buf(&mut buf).await? == 0 {
-                return Err(SessionError::ClientClosed);
-            }
+            Err(error) => return Err(error),
         };
-        let packet = buf.split_to(len).freeze();
         match StartupPacket::decode(&packet).map_err(|e| SessionError::Protocol(e.to_string()))? {
             StartupPacket::SslRequest => match (tls, stream) {
                 (Some(tls), ClientStream::Plain(mut tcp)) => {
@@ -73,16 +78,16 @@ pub async fn negotiate(tcp: TcpStream, tls: Option<&TlsConfig>) -> Result<Openin
                             "received unencrypted data after SSL request".into(),
                         ));
                     }
-                    tcp.write_all(b"S").await?;
-                    let tls_stream = tls
-                        .acceptor()
-                        .accept(tcp)
-                        .await
-                        .map_err(SessionError::Tls)?;
+                    deadline
+                        .within(async { Ok(tcp.write_all(b"S").await?) })
+                        .await?;
+                    let tls_stream = deadline.within(accept_tls(tls, tcp)).await?;
                     stream = ClientStream::Tls(Box::new(tls_stream));
                 }
                 (None, ClientStream::Plain(mut tcp)) => {
-                    tcp.write_all(b"N").await?;
+                    deadline
+                        .within(async { Ok(tcp.write_all(b"N").await?) })
+                        .await?;
                     stream = ClientStream::Plain(tcp);
                 }
                 (_, ClientStream::Tls(_)) => {
@@ -94,7 +99,9 @@ pub async fn negotiate(tcp: TcpStream, tls: Option<&TlsConfig>) -> Result<Openin
             StartupPacket::GssEncRequest => {
                 // GSSAPI encryption is not offered; the client may go on in the clear or
                 // ask for TLS.
-                stream.write_all(b"N").await?;
+                deadline
+                    .within(async { Ok(stream.write_all(b"N").await?) })
+                    .await?;
             }
             StartupPacket::Cancel(cancel) => {
                 return Ok(Opening::Cancel {
@@ -111,6 +118,29 @@ pub async fn negotiate(tcp: TcpStream, tls: Option<&TlsConfig>) -> Result<Openin
             }
         }
     }
+}
+
+/// The next startup-phase packet. Its length word is checked before any more is read, so
+/// the buffer never holds more than PostgreSQL's 10,000-byte limit (plus one read).
+async fn read_startup_packet(
+    stream: &mut ClientStream,
+    buf: &mut BytesMut,
+) -> Result<Bytes, SessionError> {
+    loop {
+        if let Some(len) = peek_startup_packet(buf).map_err(Refusal::from)? {
+            return Ok(buf.split_to(len).freeze());
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(SessionError::ClientClosed);
+        }
+    }
+}
+
+async fn accept_tls(
+    tls: &TlsConfig,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, SessionError> {
+    tls.acceptor().accept(tcp).await.map_err(SessionError::Tls)
 }
 
 /// The StartupMessage to send upstream: the client's, with `-c sfpg.origin=proxy` added to
@@ -146,6 +176,17 @@ pub fn with_proxy_origin(packet: &[u8]) -> Result<Bytes, SessionError> {
     if !has_options {
         startup.parameters.insert("options".into(), origin);
     }
+    // Length word, protocol version, each name and value with its terminator, and the
+    // final terminator. The client's packet was within the server's limit; with the
+    // origin added it may not be, and the server would drop it without a word.
+    let length = 9 + startup
+        .parameters
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 2)
+        .sum::<usize>();
+    if length > MAX_STARTUP_PACKET_LEN {
+        return Err(Refusal::StartupPacketTooLong { length }.into());
+    }
     let mut buf = BytesMut::new();
     pgwire::messages::Message::encode(&startup, &mut buf)
         .map_err(crate::net::messages::encode::EncodeError::from)?;
@@ -153,6 +194,7 @@ pub fn with_proxy_origin(packet: &[u8]) -> Result<Bytes, SessionError> {
 }
 
 async fn starts_with_tls_handshake(tcp: &TcpStream) -> Result<bool, SessionError> {
+    // Waits for the first byte: an idle connection waits here, under the deadline.
     let mut first = [0u8; 1];
     let n = tcp.peek(&mut first).await?;
     Ok(n == 1 && first[0] == TLS_HANDSHAKE_RECORD)
@@ -186,6 +228,19 @@ mod tests {
             .find(|(name, _)| *name == b"options")
             .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
             .unwrap()
+    }
+
+    #[test]
+    fn a_packet_the_origin_takes_past_the_servers_limit_is_refused() {
+        let fits = startup(&[("user", "u"), ("application_name", &"x".repeat(9_900))]);
+        assert!(with_proxy_origin(&fits).unwrap().len() <= MAX_STARTUP_PACKET_LEN);
+        let full = startup(&[("user", "u"), ("application_name", &"x".repeat(9_960))]);
+        assert!(full.len() <= MAX_STARTUP_PACKET_LEN);
+        assert!(matches!(
+            with_proxy_origin(&full),
+            Err(SessionError::Refused(Refusal::StartupPacketTooLong { length }))
+                if length == full.len() + "options".len() + 1 + 21
+        ));
     }
 
     #[test]

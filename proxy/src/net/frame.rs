@@ -2,10 +2,13 @@
 //!
 //! After startup every message is `tag: u8, length: i32 (counting itself), body`; the
 //! startup-phase packets (StartupMessage, SSLRequest, GSSENCRequest, CancelRequest) have no
-//! tag. The relay forwards whole frames, so all it needs from most of them is where they end.
+//! tag. The relay forwards whole frames, so all it needs from most of them is where they end
+//! (and, for a long CopyData, where to cut it).
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use thiserror::Error;
+
+use super::messages::frontend::COPY_DATA;
 
 /// Tag byte plus length word.
 pub const HEADER_LEN: usize = 5;
@@ -16,6 +19,16 @@ pub const MAX_FRAME_LEN: usize = 0x3fff_ffff;
 
 /// The server's limit for startup-phase packets (`MAX_STARTUP_PACKET_LENGTH`).
 pub const MAX_STARTUP_PACKET_LEN: usize = 10_000;
+
+/// The server's limit for the body of a client's authentication message before it has
+/// authenticated (`PG_MAX_AUTH_TOKEN_LENGTH`): room for a GSSAPI token, far short of what
+/// an unauthenticated client could otherwise make the proxy hold.
+pub const MAX_AUTH_MESSAGE_BODY: usize = 65_535;
+
+/// How much room [`reserve_partial`] makes at most for the rest of a frame: a large frame
+/// then grows the buffer as its bytes arrive, rather than all at once on the word of its
+/// length.
+const RESERVE_AHEAD: usize = 1 << 20;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FrameError {
@@ -31,7 +44,7 @@ pub enum FrameError {
 pub fn peek_frame(buf: &mut BytesMut) -> Result<Option<(u8, usize)>, FrameError> {
     match frame_at(buf)? {
         Frame::Complete { tag, len } => Ok(Some((tag, len))),
-        Frame::Partial { len } => {
+        Frame::Partial { len, .. } => {
             buf.reserve(len - buf.len());
             Ok(None)
         }
@@ -45,7 +58,7 @@ pub enum Frame {
     /// A whole frame of `len` bytes.
     Complete { tag: u8, len: usize },
     /// The start of a frame of `len` bytes.
-    Partial { len: usize },
+    Partial { tag: u8, len: usize },
     /// Not even a whole header.
     Header,
 }
@@ -65,7 +78,7 @@ pub fn frame_at(buf: &[u8]) -> Result<Frame, FrameError> {
         })?;
     let len = length + 1;
     if buf.len() < len {
-        Ok(Frame::Partial { len })
+        Ok(Frame::Partial { tag, len })
     } else {
         Ok(Frame::Complete { tag, len })
     }
@@ -96,12 +109,42 @@ pub fn body(frame: &[u8]) -> &[u8] {
     frame.get(HEADER_LEN..).unwrap_or_default()
 }
 
-/// Makes room in `buf` for the rest of the partial frame at its head, if any, so that one
-/// large frame does not take many small reads.
+/// Makes room in `buf` for the rest of the partial frame at its head (up to 1 MiB more),
+/// if any, so that one large frame does not take many small reads.
 pub fn reserve_partial(buf: &mut BytesMut) {
-    if let Ok(Frame::Partial { len }) = frame_at(buf) {
-        buf.reserve(len - buf.len());
+    if let Ok(Frame::Partial { len, .. }) = frame_at(buf) {
+        buf.reserve((len - buf.len()).min(RESERVE_AHEAD));
     }
+}
+
+/// Cuts the partial CopyData frame at the head of `buf`, once at least `min_piece` bytes of
+/// its data have arrived, into a whole CopyData frame of those bytes and the header of a
+/// CopyData frame for the data still to come. Returns the length of the whole frame.
+///
+/// The COPY stream is the concatenation of the CopyData messages' data, whose boundaries
+/// mean nothing ("not required to have anything to do with row boundaries", protocol
+/// documentation), so the server reads the same stream; and the relay can pass on a COPY
+/// of any size while holding only what has arrived.
+pub fn split_copy_data(buf: &mut BytesMut, min_piece: usize) -> Option<usize> {
+    let Ok(Frame::Partial {
+        tag: COPY_DATA,
+        len,
+    }) = frame_at(buf)
+    else {
+        return None;
+    };
+    let arrived = buf.len() - HEADER_LEN;
+    if arrived < min_piece {
+        return None;
+    }
+    let to_come = len - buf.len();
+    // Both lengths are below `len`, which `frame_at` checked fits its length word.
+    let piece = i32::try_from(arrived + 4).ok()?;
+    let rest = i32::try_from(to_come + 4).ok()?;
+    buf[1..HEADER_LEN].copy_from_slice(&piece.to_be_bytes());
+    buf.put_u8(COPY_DATA);
+    buf.put_i32(rest);
+    Some(buf.len() - HEADER_LEN)
 }
 
 #[cfg(test)]
@@ -126,6 +169,36 @@ mod tests {
         assert!(peek_frame(&mut negative).is_err());
         let mut huge = BytesMut::from(&b"D\x40\0\0\0"[..]);
         assert!(peek_frame(&mut huge).is_err());
+    }
+
+    #[test]
+    fn reserves_at_most_a_mebibyte_ahead() {
+        let mut buf = BytesMut::from(&b"Q\x3f\xff\xff\xff"[..]);
+        reserve_partial(&mut buf);
+        assert!(buf.capacity() < 2 << 20, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn a_long_copy_data_is_cut_where_its_bytes_end() {
+        // CopyData of 10 data bytes, 6 of them here.
+        let mut buf = BytesMut::from(&b"d\0\0\0\x0eabcdef"[..]);
+        assert_eq!(split_copy_data(&mut buf, 8), None, "fewer than min_piece");
+        assert_eq!(split_copy_data(&mut buf, 6), Some(11));
+        assert_eq!(&buf[..], b"d\0\0\0\x0aabcdefd\0\0\0\x08");
+        assert_eq!(frame_at(&buf), Ok(Frame::Complete { tag: b'd', len: 11 }));
+        buf.extend_from_slice(b"ghij");
+        assert_eq!(
+            frame_at(&buf[11..]),
+            Ok(Frame::Complete { tag: b'd', len: 9 })
+        );
+        assert_eq!(body(&buf[11..]), b"ghij");
+        // Nothing else is cut: a whole frame, another type, a header alone.
+        let mut whole = BytesMut::from(&b"d\0\0\0\x05x"[..]);
+        assert_eq!(split_copy_data(&mut whole, 0), None);
+        let mut query = BytesMut::from(&b"Q\0\0\0\x0eabcdef"[..]);
+        assert_eq!(split_copy_data(&mut query, 0), None);
+        let mut header = BytesMut::from(&b"d\0\0"[..]);
+        assert_eq!(split_copy_data(&mut header, 0), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use bytes::{Buf, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
-use sfpg_proxy::{Proxy, ProxyConfig, TlsConfig, UpstreamAddr};
+use sfpg_proxy::{ClientLimits, Proxy, ProxyConfig, TlsConfig, UpstreamAddr};
 use sfpg_testkit::TestDatabase;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -53,6 +53,7 @@ pub async fn start_proxy_on(
         tls,
         push: None,
         session_threads,
+        limits: ClientLimits::default(),
     })
     .await
     .unwrap();

@@ -17,6 +17,7 @@
 
 mod actions;
 mod client;
+mod inbound;
 mod internal;
 mod prepared;
 mod returning;
@@ -30,13 +31,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::io::poll_read_buf;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{Instrument, Span};
 
+use super::admission::AuthDeadline;
 use super::cancel::Registration;
+use super::refusal::tell_client;
 use super::replies::Replies;
 use crate::backend::UpstreamStream;
 use crate::classify::cache::TextCache;
@@ -89,6 +92,11 @@ pub struct Session {
     /// poll of the relay: entering a span takes the subscriber's locks.
     span: Span,
     client_in: BytesMut,
+    /// How much of `client_in` has been checked against the limits: whole messages
+    /// ([`inbound`]).
+    client_checked: usize,
+    /// The relay reads from the client while `client_in` is shorter than this.
+    client_in_limit: usize,
     client_out: BytesMut,
     server_in: BytesMut,
     server_out: BytesMut,
@@ -144,7 +152,8 @@ enum Woke {
     ServerClosed,
 }
 
-/// Runs a session that opened with `startup`, until either side ends it.
+/// Runs a session that opened with `startup`, until either side ends it. Authentication
+/// must be done by `deadline`.
 pub async fn run(
     shared: Arc<Shared>,
     mut client: ClientStream,
@@ -152,10 +161,19 @@ pub async fn run(
     client_in: BytesMut,
     peer: SocketAddr,
     span: Span,
+    deadline: AuthDeadline,
 ) -> Result<(), SessionError> {
-    let upstream = match shared.upstream.connect().await {
-        Ok(upstream) => upstream,
-        Err(source) => {
+    let startup = match with_proxy_origin(&startup) {
+        Ok(startup) => startup,
+        Err(error) => return Err(tell_client(&mut client, &mut BytesMut::new(), error).await),
+    };
+    let connected = deadline
+        .within(async { Ok(shared.upstream.connect().await) })
+        .await;
+    let upstream = match connected {
+        Ok(Ok(upstream)) => upstream,
+        Err(error) => return Err(tell_client(&mut client, &mut BytesMut::new(), error).await),
+        Ok(Err(source)) => {
             // Tell the client in its own protocol, as a server that cannot start a backend
             // would, then give up.
             let mut out = BytesMut::new();
@@ -188,6 +206,8 @@ pub async fn run(
         client_unflushed: false,
         span,
         client_in,
+        client_checked: 0,
+        client_in_limit: HIGH_WATER,
         client_out: BytesMut::with_capacity(8192),
         server_in: BytesMut::with_capacity(8192),
         server_out: BytesMut::with_capacity(8192),
@@ -212,12 +232,16 @@ pub async fn run(
         created: Vec::new(),
         peer,
     };
-    let startup = with_proxy_origin(&startup)?;
     session.server_out.extend_from_slice(&startup);
-    if !session.authenticate().await? {
-        return Ok(());
+    match deadline.within(session.authenticate()).await {
+        Ok(true) => {}
+        Ok(false) => return Ok(()),
+        Err(error) => return Err(session.tell_client(error).await),
     }
-    session.relay().await
+    match session.relay().await {
+        Err(error) => Err(session.tell_client(error).await),
+        ended => ended,
+    }
 }
 
 impl Session {
@@ -290,9 +314,12 @@ impl Session {
                 self.perform_in_span(action).await?;
                 continue;
             }
-            self.pump_client()?;
+            self.pump_client_checked()?;
             if let Some(action) = self.action.take() {
                 self.perform_in_span(action).await?;
+                continue;
+            }
+            if self.settle_client_in() {
                 continue;
             }
             if self.terminating && self.server_out.is_empty() {
@@ -331,10 +358,16 @@ impl Session {
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<Woke, SessionError>> {
         let wrote = self.poll_write_out(cx)?;
         let mut read = false;
+        // From the client, no further than `client_in_limit` ([`inbound`]).
         if !self.terminating
             && self.server_out.len() < HIGH_WATER
-            && let Poll::Ready(n) =
-                poll_read_buf(Pin::new(&mut self.client), cx, &mut self.client_in)?
+            && let Some(room) = self.client_in_limit.checked_sub(self.client_in.len())
+            && room > 0
+            && let Poll::Ready(n) = poll_read_buf(
+                Pin::new(&mut self.client),
+                cx,
+                &mut (&mut self.client_in).limit(room),
+            )?
         {
             if n == 0 {
                 return Poll::Ready(Err(SessionError::ClientClosed));
@@ -443,17 +476,6 @@ impl Session {
             }
             if self.server.read_buf(&mut self.server_in).await? == 0 {
                 return Err(SessionError::ServerClosed);
-            }
-        }
-    }
-
-    async fn read_client_frame(&mut self) -> Result<(u8, BytesMut), SessionError> {
-        loop {
-            if let Some((tag, len)) = peek_frame(&mut self.client_in)? {
-                return Ok((tag, self.client_in.split_to(len)));
-            }
-            if self.client.read_buf(&mut self.client_in).await? == 0 {
-                return Err(SessionError::ClientClosed);
             }
         }
     }
