@@ -157,21 +157,7 @@ async fn a_proxy_killed_between_push_and_commit_is_repaired_on_restart() {
 
     // A restart repairs it.
     let (mut proxy, _) = start_proxy(&db, None);
-    wait_for("the repair", async || {
-        direct
-            .query_one(
-                "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            == 1
-    })
-    .await;
-    proxy.kill().unwrap();
-    proxy.wait().unwrap();
-    let diff = proxy_support_mirror_diff(&emulator, &direct).await;
+    let diff = repaired_by(&mut proxy, &emulator, &direct).await;
     assert!(diff.is_empty(), "{}", diff.join("\n"));
     let born: i64 = direct
         .query_one(
@@ -253,6 +239,17 @@ async fn a_proxy_killed_during_the_read_back_is_repaired_on_restart() {
 
     emulator.set_latency(None);
     let (mut proxy, _) = start_proxy(&db, None);
+    let diff = repaired_by(&mut proxy, &emulator, &direct).await;
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+}
+
+/// Waits until the journal's one entry is repaired, stops `proxy`, and returns every
+/// difference between the org's Accounts and the mirror's.
+async fn repaired_by(
+    proxy: &mut ProxyProcess,
+    emulator: &sfpg_emulator::http::RunningEmulator,
+    direct: &tokio_postgres::Client,
+) -> Vec<String> {
     wait_for("the repair", async || {
         direct
             .query_one(
@@ -267,8 +264,7 @@ async fn a_proxy_killed_during_the_read_back_is_repaired_on_restart() {
     .await;
     proxy.kill().unwrap();
     proxy.wait().unwrap();
-    let diff = proxy_support_mirror_diff(&emulator, &direct).await;
-    assert!(diff.is_empty(), "{}", diff.join("\n"));
+    proxy_support_mirror_diff(emulator, direct).await
 }
 
 async fn proxy_support_mirror_diff(

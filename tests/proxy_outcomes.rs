@@ -21,19 +21,6 @@ fn composite() -> RequestMatcher {
     }
 }
 
-async fn an_account(world: &World) -> (i64, String) {
-    let row = world
-        .direct()
-        .await
-        .query_one(
-            &format!("SELECT id, sfid FROM {SCHEMA}.account ORDER BY id LIMIT 1"),
-            &[],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
-}
-
 /// An update and an insert in one transaction, through the proxy.
 async fn update_and_insert(
     world: &World,
@@ -86,7 +73,7 @@ async fn settles(world: &World, limit: Duration, check: impl AsyncFn() -> bool) 
 #[tokio::test]
 async fn salesforce_unreachable_before_sending_is_connection_failure() {
     let world = World::start(&["Account"], 20).await;
-    let (id, sfid) = an_account(&world).await;
+    let (id, sfid) = world.accounts(1).await.remove(0);
     let before = world.mirror_value("account", &sfid, "billingcity").await;
     let accounts = world.org_count("Account");
     // Nothing listens where the proxy logs in.
@@ -121,7 +108,7 @@ async fn salesforce_unreachable_before_sending_is_connection_failure() {
 #[tokio::test]
 async fn a_connection_cut_after_the_push_left_is_unknown_and_resolved_by_the_journal() {
     let world = World::start(&["Account"], 20).await;
-    let (id, sfid) = an_account(&world).await;
+    let (id, sfid) = world.accounts(1).await.remove(0);
     let accounts = world.org_count("Account");
     world.emulator.set_latency(Some(Latency {
         fixed_ms: 3000,
@@ -172,7 +159,7 @@ async fn a_connection_cut_after_the_push_left_is_unknown_and_resolved_by_the_jou
 #[tokio::test]
 async fn a_request_dropped_unread_is_unknown_and_the_mirror_stays_equal() {
     let world = World::start(&["Account"], 20).await;
-    let (id, sfid) = an_account(&world).await;
+    let (id, sfid) = world.accounts(1).await.remove(0);
     let before = world.mirror_value("account", &sfid, "billingcity").await;
     let accounts = world.org_count("Account");
     world.emulator.drop_next(DropRule {

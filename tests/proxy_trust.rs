@@ -58,20 +58,6 @@ async fn drop_role(world: &World, role: &str) {
         .unwrap();
 }
 
-/// An Account of the mirror: its local id and sfid.
-async fn an_account(world: &World) -> (i64, String) {
-    let row = world
-        .direct()
-        .await
-        .query_one(
-            &format!("SELECT id, sfid FROM {SCHEMA}.account ORDER BY id LIMIT 1"),
-            &[],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
-}
-
 /// Every value of `sfpg.origin` a client's code saw, other than the proxy's own.
 async fn loot(client: &tokio_postgres::Client, table: &str) -> Vec<String> {
     client
@@ -106,103 +92,84 @@ async fn loot_does_not_bypass(world: &World, loot: &[String], id: i64) {
     }
 }
 
-/// The issue's first exploit: a domain over `jsonb` in pg_temp, whose CHECK records the
-/// origin, stands in for `jsonb` in the write-back's statement.
-#[tokio::test]
-async fn a_domain_in_pg_temp_never_sees_the_sync_origin() {
+/// One exploit: the client role (with a schema of its own if `own_schema`) runs `setup`
+/// (`{role}` stands for its name), which records every origin it sees in `loot`, then
+/// updates an Account through the proxy. The update reaches Salesforce, the hooks see no
+/// origin but the proxy's, and nothing they saw lets a direct connection write.
+async fn exploit(own_schema: bool, setup: &str, loot_table: &str) {
     let world = World::start(&["Account"], 10).await;
-    let (role, client) = client_role(&world, false).await;
-    let (id, sfid) = an_account(&world).await;
+    let (role, client) = client_role(&world, own_schema).await;
+    let (id, sfid) = world.accounts(1).await.remove(0);
     client
-        .batch_execute(
-            "CREATE TEMP TABLE loot(k text);
-             CREATE FUNCTION pg_temp.grab(v pg_catalog.jsonb) RETURNS boolean LANGUAGE plpgsql AS
-               $$BEGIN INSERT INTO pg_temp.loot VALUES (pg_catalog.current_setting('sfpg.origin', true)); RETURN true; END$$;
-             CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.grab(VALUE));
-             CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.grab(pg_catalog.to_jsonb(VALUE)));",
-        )
+        .batch_execute(&setup.replace("{role}", &role))
         .await
         .unwrap();
     client
         .batch_execute(&format!(
-            "UPDATE {SCHEMA}.account SET description = 'x' WHERE id = {id}"
+            "UPDATE {SCHEMA}.account SET description = 'exploited?' WHERE id OPERATOR(pg_catalog.=) {id}"
         ))
         .await
         .unwrap();
     assert_eq!(
         world.org_field("Account", &sfid, "Description"),
-        serde_json::json!("x")
+        serde_json::json!("exploited?")
     );
-    let loot = loot(&client, "pg_temp.loot").await;
-    assert!(loot.is_empty(), "the client's domain saw {loot:?}");
+    let loot = loot(&client, &loot_table.replace("{role}", &role)).await;
+    assert!(loot.is_empty(), "the client's code saw {loot:?}");
     loot_does_not_bypass(&world, &loot, id).await;
     world.assert_mirror_equals_org("Account").await;
     drop(client);
     drop_role(&world, &role).await;
+}
+
+/// The issue's first exploit: a domain over `jsonb` in pg_temp, whose CHECK records the
+/// origin, stands in for `jsonb` in the write-back's statement.
+#[tokio::test]
+async fn a_domain_in_pg_temp_never_sees_the_sync_origin() {
+    exploit(
+        false,
+        "CREATE TEMP TABLE loot(k text);
+         CREATE FUNCTION pg_temp.grab(v pg_catalog.jsonb) RETURNS boolean LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO pg_temp.loot VALUES (pg_catalog.current_setting('sfpg.origin', true)); RETURN true; END$$;
+         CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.grab(VALUE));
+         CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.grab(pg_catalog.to_jsonb(VALUE)));",
+        "pg_temp.loot",
+    )
+    .await;
 }
 
 /// The issue's second exploit: a role that owns a schema puts its own
 /// `set_config(text, text, boolean)` first on its search_path.
 #[tokio::test]
 async fn a_shadowing_set_config_never_sees_the_sync_origin() {
-    let world = World::start(&["Account"], 10).await;
-    let (role, client) = client_role(&world, true).await;
-    let (id, _) = an_account(&world).await;
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE {role}_s.loot(k text);
-             CREATE FUNCTION {role}_s.set_config(n text, v text, l boolean) RETURNS text
-               LANGUAGE plpgsql AS
-               $$BEGIN INSERT INTO {role}_s.loot VALUES (v);
-                       RETURN pg_catalog.set_config(n, v, l); END$$;
-             SET search_path = {role}_s, pg_catalog;"
-        ))
-        .await
-        .unwrap();
-    client
-        .batch_execute(&format!(
-            "UPDATE {SCHEMA}.account SET description = 'y' WHERE id = {id}"
-        ))
-        .await
-        .unwrap();
-    let loot = loot(&client, &format!("{role}_s.loot")).await;
-    assert!(loot.is_empty(), "the client's set_config saw {loot:?}");
-    loot_does_not_bypass(&world, &loot, id).await;
-    world.assert_mirror_equals_org("Account").await;
-    drop(client);
-    drop_role(&world, &role).await;
+    exploit(
+        true,
+        "CREATE TABLE {role}_s.loot(k text);
+         CREATE FUNCTION {role}_s.set_config(n text, v text, l boolean) RETURNS text
+           LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO {role}_s.loot VALUES (v);
+                   RETURN pg_catalog.set_config(n, v, l); END$$;
+         SET search_path = {role}_s, pg_catalog;",
+        "{role}_s.loot",
+    )
+    .await;
 }
 
 /// A variant: the role's own `=` on bigint, first on its search_path, is what a write-back
 /// joining rows by `t.id = r.id` would call.
 #[tokio::test]
 async fn a_shadowing_operator_never_sees_the_sync_origin() {
-    let world = World::start(&["Account"], 10).await;
-    let (role, client) = client_role(&world, true).await;
-    let (id, _) = an_account(&world).await;
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE {role}_s.loot(k text);
-             CREATE FUNCTION {role}_s.eq(a bigint, b bigint) RETURNS boolean LANGUAGE plpgsql AS
-               $$BEGIN INSERT INTO {role}_s.loot VALUES (pg_catalog.current_setting('sfpg.origin', true));
-                       RETURN a OPERATOR(pg_catalog.=) b; END$$;
-             CREATE OPERATOR {role}_s.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = {role}_s.eq);
-             SET search_path = {role}_s, pg_catalog;"
-        ))
-        .await
-        .unwrap();
-    client
-        .batch_execute(&format!(
-            "UPDATE {SCHEMA}.account SET description = 'z' WHERE id OPERATOR(pg_catalog.=) {id}"
-        ))
-        .await
-        .unwrap();
-    let loot = loot(&client, &format!("{role}_s.loot")).await;
-    assert!(loot.is_empty(), "the client's operator saw {loot:?}");
-    loot_does_not_bypass(&world, &loot, id).await;
-    world.assert_mirror_equals_org("Account").await;
-    drop(client);
-    drop_role(&world, &role).await;
+    exploit(
+        true,
+        "CREATE TABLE {role}_s.loot(k text);
+         CREATE FUNCTION {role}_s.eq(a bigint, b bigint) RETURNS boolean LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO {role}_s.loot VALUES (pg_catalog.current_setting('sfpg.origin', true));
+                   RETURN a OPERATOR(pg_catalog.=) b; END$$;
+         CREATE OPERATOR {role}_s.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = {role}_s.eq);
+         SET search_path = {role}_s, pg_catalog;",
+        "{role}_s.loot",
+    )
+    .await;
 }
 
 /// A role granted UPDATE on one column writes that column through the proxy: what the
@@ -226,7 +193,7 @@ async fn a_column_grant_is_all_a_role_needs_to_update_that_column() {
         .await
         .unwrap();
     let client = connect_as(&world, &role).await;
-    let (id, sfid) = an_account(&world).await;
+    let (id, sfid) = world.accounts(1).await.remove(0);
     let composites = world.composite_calls();
     client
         .batch_execute(&format!(
@@ -357,7 +324,7 @@ $shadow$;
 async fn no_client_function_runs_while_the_sync_origin_is_in_force() {
     let world = World::start(&["Account"], 10).await;
     let (role, client) = client_role(&world, true).await;
-    let (id, _) = an_account(&world).await;
+    let (id, _) = world.accounts(1).await.remove(0);
     let schema = format!("{role}_s");
     client
         .batch_execute(&format!(

@@ -182,7 +182,6 @@ async fn refusals_carry_the_designs_sqlstate_and_change_nothing() {
     world.assert_mirror_equals_org("Account").await;
 }
 
-/// The first `n` mirrored Accounts: (local id, sfid).
 /// Sets an Account's billing city through the proxy, in autocommit.
 async fn set_city(
     client: &tokio_postgres::Client,
@@ -197,26 +196,11 @@ async fn set_city(
         .await
 }
 
-async fn accounts(world: &World, n: i64) -> Vec<(i64, String)> {
-    world
-        .direct()
-        .await
-        .query(
-            "SELECT id, sfid FROM salesforce.account ORDER BY id LIMIT $1",
-            &[&n],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-}
-
 #[tokio::test]
 async fn an_explicit_transaction_pushes_several_objects_at_commit() {
     let world = World::start(&["Account", "Invoice__c"], 40).await;
     let client = world.client().await;
-    let existing = accounts(&world, 2).await;
+    let existing = world.accounts(2).await;
     let calls = world.collection_calls();
     client
         .batch_execute(&format!(
@@ -255,7 +239,7 @@ async fn an_explicit_transaction_pushes_several_objects_at_commit() {
 async fn one_refused_record_leaves_all_three_unchanged_on_both_sides() {
     let world = World::start(&["Account"], 40).await;
     let client = world.client().await;
-    let three = accounts(&world, 3).await;
+    let three = world.accounts(3).await;
     let before: Vec<String> = {
         let mut names = Vec::new();
         for (_, sfid) in &three {
@@ -316,7 +300,7 @@ async fn rolled_back_work_pushes_nothing() {
         .await
         .unwrap();
     // A savepoint rolled back leaves only what came before it.
-    let (id, sfid) = accounts(&world, 1).await.remove(0);
+    let (id, sfid) = world.accounts(1).await.remove(0);
     client
         .batch_execute(&format!(
             "BEGIN; UPDATE salesforce.account SET billingcity = 'Kept' WHERE id = {id};
@@ -339,7 +323,7 @@ async fn rolled_back_work_pushes_nothing() {
 async fn an_expired_session_and_lock_contention_end_in_success() {
     let world = World::start(&["Account"], 40).await;
     let client = world.client().await;
-    let (id, sfid) = accounts(&world, 1).await.remove(0);
+    let (id, sfid) = world.accounts(1).await.remove(0);
     set_city(&client, id, "First").await.unwrap();
     // The session expires mid-way: the proxy's client logs in again and goes on.
     world.emulator.revoke_sessions(None, false);
@@ -442,7 +426,7 @@ async fn more_than_one_atomic_push_is_refused() {
 async fn a_cancel_during_the_push_abandons_it() {
     let world = World::start(&["Account"], 40).await;
     let client = world.client().await;
-    let (id, sfid) = accounts(&world, 1).await.remove(0);
+    let (id, sfid) = world.accounts(1).await.remove(0);
     let before = world.mirror_value("account", &sfid, "billingcity").await;
     world
         .emulator
@@ -512,7 +496,7 @@ async fn a_cancel_during_the_push_abandons_it() {
 async fn a_cancel_before_anything_is_sent_rolls_back_cleanly() {
     let world = World::start(&["Account"], 40).await;
     let client = world.client().await;
-    let (id, sfid) = accounts(&world, 1).await.remove(0);
+    let (id, sfid) = world.accounts(1).await.remove(0);
     let before = world.mirror_value("account", &sfid, "billingcity").await;
     let calls = world.collection_calls();
     let mut locker = world.direct().await;

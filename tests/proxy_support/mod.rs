@@ -122,6 +122,21 @@ impl World {
         )
     }
 
+    /// The first `n` mirrored Accounts: (local id, sfid).
+    pub async fn accounts(&self, n: i64) -> Vec<(i64, String)> {
+        self.direct()
+            .await
+            .query(
+                &format!("SELECT id, sfid FROM {SCHEMA}.account ORDER BY id LIMIT $1"),
+                &[&n],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
     /// A client straight to PostgreSQL.
     pub async fn direct(&self) -> tokio_postgres::Client {
         self.db.connect().await

@@ -428,49 +428,39 @@ async fn the_write_back_needs_this_transactions_ticket_and_leaves_no_origin_behi
         Some(&SqlState::INSUFFICIENT_PRIVILEGE),
         "{mint}"
     );
-    // A ticket minted for another transaction (here: the previous one) is refused.
-    admin
-        .batch_execute("BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
-        .await
-        .unwrap();
-    let stale = ticket_of(&db, &admin).await;
-    admin
-        .batch_execute("ROLLBACK; BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
-        .await
-        .unwrap();
+    // Each step in a new transaction that captured a change, as a push finds it.
+    let next_transaction = async |sql: &str| {
+        admin
+            .batch_execute(&format!(
+                "{sql} BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'"
+            ))
+            .await
+            .unwrap();
+        ticket_of(&db, &admin).await
+    };
+    let refused = async |ticket: &str, schema: &str, table: &str, rows: &str| {
+        admin
+            .query_one(WRITE_BACK_SQL, &[&ticket, &schema, &table, &rows])
+            .await
+            .unwrap_err()
+            .code()
+            .cloned()
+    };
     let rows = r#"[{"id": 1, "name": "Acme Corp", "sfid": "001000000000001AAA"}]"#;
-    let error = admin
-        .query_one(WRITE_BACK_SQL, &[&stale, &"salesforce", &"account", &rows])
-        .await
-        .unwrap_err();
+    // A ticket minted for another transaction (here: the previous one) is refused.
+    let stale = next_transaction("").await;
+    next_transaction("ROLLBACK;").await;
     assert_eq!(
-        error.code(),
-        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
-        "{error}"
+        refused(&stale, "salesforce", "account", rows).await,
+        Some(SqlState::INSUFFICIENT_PRIVILEGE)
     );
-    admin
-        .batch_execute("ROLLBACK; BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
-        .await
-        .unwrap();
-    let ticket = ticket_of(&db, &admin).await;
     // Not a mirrored table: refused, though the role may write it.
-    let error = admin
-        .query_one(
-            WRITE_BACK_SQL,
-            &[&ticket, &"public", &"plain", &r#"[{"id": 1, "name": "y"}]"#],
-        )
-        .await
-        .unwrap_err();
+    let ticket = next_transaction("ROLLBACK;").await;
     assert_eq!(
-        error.code(),
-        Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE),
-        "{error}"
+        refused(&ticket, "public", "plain", r#"[{"id": 1, "name": "y"}]"#).await,
+        Some(SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE)
     );
-    admin
-        .batch_execute("ROLLBACK; BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
-        .await
-        .unwrap();
-    let ticket = ticket_of(&db, &admin).await;
+    let ticket = next_transaction("ROLLBACK;").await;
     let taken: String = admin
         .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
