@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use secrecy::ExposeSecret;
 
-use super::client::Step;
+use super::steps::Step;
 use super::{Session, Tx, drop_last_command_complete};
 use crate::error::SessionError;
 use crate::frontend::replies::{Owed, Request};

@@ -11,9 +11,10 @@
 //! a few microseconds per query was a measurable share of the proxy's cost.
 //!
 //! The parts: [`client`] decides what each client message needs (forward it, open a
-//! transaction first, intercept a COMMIT); [`server`] routes each server message by the
-//! reply it answers; [`actions`] are what runs with the upstream connection to itself (push
-//! at commit); [`internal`] runs the proxy's own statements.
+//! transaction first, intercept a COMMIT), with [`steps`] splitting a query string at its
+//! COMMITs; [`server`] routes each server message by the reply it answers; [`actions`] are
+//! what runs with the upstream connection to itself (push at commit); [`internal`] runs the
+//! proxy's own statements.
 
 mod actions;
 mod client;
@@ -21,6 +22,7 @@ mod internal;
 mod prepared;
 mod returning;
 mod server;
+mod steps;
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -50,8 +52,8 @@ use crate::net::stream::ClientStream;
 use crate::server::Shared;
 
 use self::actions::Action;
-use self::client::Step;
 use self::prepared::{ByName, Portal, Statement};
+use self::steps::Step;
 
 /// Past this many bytes waiting for one side, the relay stops reading from the other.
 const HIGH_WATER: usize = 1 << 20;

@@ -1,0 +1,145 @@
+//! Routing by what is owed: the proxy's replies consumed and the client's forwarded, skips
+//! to Sync after an error, and the warnings a BEGIN in the proxy's transaction draws.
+
+use bytes::BytesMut;
+
+use super::*;
+use crate::net::messages::encode;
+
+fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = vec![tag];
+    f.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+fn ready(status: TransactionStatus) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    encode::ready_for_query(&mut buf, status).unwrap();
+    buf.to_vec()
+}
+
+fn error(code: &str) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    encode::error_response(&mut buf, vec![(b'C', code.into())]).unwrap();
+    buf.to_vec()
+}
+
+fn route(replies: &mut Replies, bytes: &[u8]) -> Routed {
+    replies.route(bytes[0], bytes).unwrap()
+}
+
+#[test]
+fn the_proxys_replies_are_consumed_and_the_clients_forwarded() {
+    let mut replies = Replies::default();
+    for request in [
+        Request::Close,
+        Request::Parse,
+        Request::Bind,
+        Request::Execute,
+    ] {
+        replies.push(Owed::ours(request));
+    }
+    for request in [
+        Request::Parse,
+        Request::Bind,
+        Request::Execute,
+        Request::Sync,
+    ] {
+        replies.push(Owed::client(request));
+    }
+    assert_eq!(replies.units_in_flight(), 1);
+    let ours = Routed::Proxy { error: false };
+    let client = Routed::Client { error: false };
+    assert_eq!(route(&mut replies, &frame(b'3', b"")), ours);
+    assert_eq!(route(&mut replies, &frame(b'1', b"")), ours);
+    assert_eq!(route(&mut replies, &frame(b'2', b"")), ours);
+    assert_eq!(route(&mut replies, &frame(b'C', b"BEGIN\0")), ours);
+    assert_eq!(route(&mut replies, &frame(b'1', b"")), client);
+    assert_eq!(route(&mut replies, &frame(b'2', b"")), client);
+    assert_eq!(route(&mut replies, &frame(b'D', b"\0\0")), client);
+    assert_eq!(route(&mut replies, &frame(b'C', b"UPDATE 1\0")), client);
+    assert_eq!(
+        route(&mut replies, &ready(TransactionStatus::InBlock)),
+        Routed::Ready {
+            owed: Owed::client(Request::Sync),
+            status: TransactionStatus::InBlock
+        }
+    );
+    assert!(replies.is_empty());
+}
+
+#[test]
+fn an_extended_error_skips_to_sync() {
+    let mut replies = Replies::default();
+    replies.push(Owed::client(Request::Parse));
+    replies.push(Owed::client(Request::Bind));
+    replies.push(Owed::ours(Request::Execute));
+    replies.push(Owed::client(Request::Sync));
+    assert_eq!(
+        route(&mut replies, &error("42601")),
+        Routed::Client { error: true }
+    );
+    assert_eq!(replies.units_in_flight(), 1);
+    assert!(!replies.extended_in_flight());
+    assert!(matches!(
+        route(&mut replies, &ready(TransactionStatus::Idle)),
+        Routed::Ready { .. }
+    ));
+}
+
+#[test]
+fn a_query_keeps_its_errors_and_rows_until_ready() {
+    let mut replies = Replies::default();
+    replies.push(Owed::client(Request::Query));
+    assert_eq!(
+        route(&mut replies, &frame(b'T', b"\0\0")),
+        Routed::Client { error: false }
+    );
+    assert_eq!(
+        route(&mut replies, &frame(b'C', b"SELECT 0\0")),
+        Routed::Client { error: false }
+    );
+    assert_eq!(
+        route(&mut replies, &error("22012")),
+        Routed::Client { error: true }
+    );
+    assert_eq!(replies.units_in_flight(), 1);
+    assert!(matches!(
+        route(&mut replies, &ready(TransactionStatus::Idle)),
+        Routed::Ready { .. }
+    ));
+}
+
+#[test]
+fn only_the_announced_begin_warnings_are_consumed() {
+    let mut replies = Replies::default();
+    let mut owed = Owed::client(Request::Query);
+    owed.begin_warnings = 1;
+    replies.push(owed);
+    let mut warning = BytesMut::new();
+    encode::error_response(&mut warning, vec![(b'C', "25001".into())]).unwrap();
+    warning[0] = b'N';
+    assert_eq!(
+        route(&mut replies, &warning),
+        Routed::Proxy { error: false }
+    );
+    assert_eq!(
+        route(&mut replies, &warning),
+        Routed::Client { error: false }
+    );
+}
+
+#[test]
+fn asynchronous_messages_go_to_the_client_even_during_the_proxys_statements() {
+    let mut replies = Replies::default();
+    replies.push(Owed::ours(Request::Sync));
+    assert_eq!(
+        route(&mut replies, &frame(b'A', b"\0\0\0\x01news\0hi\0")),
+        Routed::Client { error: false }
+    );
+    assert_eq!(
+        route(&mut replies, &frame(b'N', b"SNOTICE\0\0")),
+        Routed::Proxy { error: false }
+    );
+}
