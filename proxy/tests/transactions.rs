@@ -9,8 +9,10 @@
 
 mod support;
 
-use sfpg_testkit::TestDatabase;
-use support::{RawClient, Script, assert_same_after_reset, connect_via, render, start_proxy};
+use support::{
+    RawClient, Script, assert_same_after_reset, connect_via, count, mirrored, render, start_proxy,
+    tags,
+};
 use tokio_postgres::error::SqlState;
 
 const SETUP: &str = "CREATE TABLE t (id int PRIMARY KEY, name text NOT NULL)";
@@ -157,37 +159,6 @@ async fn the_extended_protocol_looks_untouched() {
     .await;
 }
 
-/// A database with the control schema and one mirrored table, `salesforce.account`.
-async fn mirrored() -> TestDatabase {
-    let db = TestDatabase::create().await;
-    let mut client = db.connect().await;
-    sfpg_schema::apply_control_schema(&mut client)
-        .await
-        .unwrap();
-    client
-        .batch_execute(
-            "CREATE SCHEMA salesforce;
-             CREATE TABLE salesforce.account (id bigserial PRIMARY KEY, sfid varchar(18) UNIQUE,
-                 systemmodstamp timestamptz, isdeleted boolean NOT NULL DEFAULT false, name text);
-             CREATE TABLE notes (id serial PRIMARY KEY, body text);",
-        )
-        .await
-        .unwrap();
-    sfpg_schema::capture::install_capture_trigger(&client, "salesforce", "account")
-        .await
-        .unwrap();
-    db
-}
-
-async fn count(db: &TestDatabase, table: &str) -> i64 {
-    db.connect()
-        .await
-        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test]
 async fn without_an_org_every_captured_write_is_refused_and_nothing_commits() {
     let db = mirrored().await;
@@ -296,11 +267,6 @@ async fn a_refused_commit_in_a_pipeline_skips_to_sync() {
     assert_eq!(tags, "12C12C12EZ", "{}", render(&replies));
     assert_eq!(replies.last().unwrap().1, b"I");
     assert_eq!(count(&db, "salesforce.account").await, 0);
-}
-
-/// The tags of `messages`, without their bodies.
-fn tags(messages: &[support::Message]) -> String {
-    messages.iter().map(|(tag, _)| char::from(*tag)).collect()
 }
 
 #[tokio::test]

@@ -8,6 +8,13 @@
 //!
 //! After an error in the extended protocol the server skips everything up to Sync; the
 //! entries of the skipped messages are dropped with it.
+//!
+//! During a COPY FROM STDIN the server ignores Sync and Flush until the client's CopyDone or
+//! CopyFail (tokio-postgres and libpq send Execute, Sync, the data, CopyDone, Sync, and get
+//! one ReadyForQuery): the entries of the ignored Syncs are dropped when the COPY starts,
+//! and a Sync the client sends while its data is still coming gets none. The client's
+//! CopyDone and CopyFail leave a mark in the queue, so that a Sync sent after them (before
+//! the COPY was seen to start) is told apart from one sent before.
 
 use std::collections::VecDeque;
 
@@ -25,6 +32,9 @@ pub enum Request {
     Sync,
     Query,
     FunctionCall,
+    /// The client ended its COPY data (CopyDone or CopyFail). Owes nothing: it marks where
+    /// in the queue that happened. Never left at the head of the queue.
+    CopyEnd,
 }
 
 impl Request {
@@ -108,6 +118,9 @@ impl Owed {
 pub enum Routed {
     /// To the client; `error` when it is an ErrorResponse.
     Client { error: bool },
+    /// A CopyInResponse: the client must now send its data. `released`: a Sync the
+    /// session waited on was one the server ignores, and will not be answered.
+    CopyIn { released: bool },
     /// Consumed by the proxy; `error` when it is an ErrorResponse (of the proxy's own
     /// statement).
     Proxy { error: bool },
@@ -123,6 +136,9 @@ pub struct Replies {
     owed: VecDeque<Owed>,
     /// How many entries end with a ReadyForQuery.
     units: usize,
+    /// The server runs a COPY FROM STDIN whose data the client is still sending: a Sync or
+    /// Flush the client sends now is ignored.
+    copy_in: bool,
 }
 
 impl Replies {
@@ -131,6 +147,23 @@ impl Replies {
             self.units += 1;
         }
         self.owed.push_back(owed);
+    }
+
+    /// Whether a Sync or Flush the client sends now is ignored by the server: it comes
+    /// during a COPY FROM STDIN's data.
+    pub fn in_copy(&self) -> bool {
+        self.copy_in
+    }
+
+    /// The client sent CopyDone or CopyFail.
+    pub fn client_ended_copy(&mut self) {
+        if self.copy_in {
+            self.copy_in = false;
+        } else if !self.owed.is_empty() {
+            // The COPY may not have been seen to start yet; with nothing owed, there is no
+            // COPY this could end (one that failed, whose data the server ignores).
+            self.push(Owed::client(Request::CopyEnd));
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -153,7 +186,11 @@ impl Replies {
 
     /// Extended-protocol messages sent since the last Sync that still owe a reply.
     pub fn extended_in_flight(&self) -> bool {
-        self.owed.back().is_some_and(|o| o.request.is_extended())
+        self.owed
+            .iter()
+            .rev()
+            .find(|o| o.request != Request::CopyEnd)
+            .is_some_and(|o| o.request.is_extended())
     }
 
     fn pop(&mut self) -> Option<Owed> {
@@ -161,11 +198,50 @@ impl Replies {
         if owed.request.ends_with_ready() {
             self.units -= 1;
         }
+        // A mark of the client's CopyDone only separates entries behind a COPY.
+        while self
+            .owed
+            .front()
+            .is_some_and(|o| o.request == Request::CopyEnd)
+        {
+            self.owed.pop_front();
+        }
         Some(owed)
+    }
+
+    /// The COPY FROM STDIN at the head has started: the Syncs the client sent after it,
+    /// before its CopyDone or CopyFail, are ignored by the server, and so are those it
+    /// sends until then. Returns whether a dropped Sync's ReadyForQuery was awaited.
+    fn copy_started(&mut self) -> bool {
+        let mut released = false;
+        let mut i = 1;
+        while let Some(owed) = self.owed.get(i) {
+            match owed.request {
+                Request::Sync => {
+                    if let Some(ignored) = self.owed.remove(i) {
+                        self.units -= 1;
+                        released |= ignored.on_ready != OnReady::Forward;
+                    }
+                }
+                Request::CopyEnd => {
+                    // The client has sent all its data already.
+                    self.owed.remove(i);
+                    return released;
+                }
+                _ => i += 1,
+            }
+        }
+        self.copy_in = true;
+        released
     }
 
     /// Routes one whole server message (tag, length and body).
     pub fn route(&mut self, tag: u8, frame: &[u8]) -> Result<Routed, Malformed> {
+        if self.skip_reply(tag) {
+            return Ok(Routed::Proxy {
+                error: tag == be::ERROR_RESPONSE,
+            });
+        }
         let Some(head) = self.owed.front() else {
             // Nothing owed: an asynchronous message (notification, parameter change) or
             // the server's last words before it closes. They are the client's.
@@ -181,22 +257,10 @@ impl Replies {
                 Routed::Client { error }
             }
         };
-        if head.skip_replies > 0
-            && !matches!(
-                tag,
-                be::PARAMETER_STATUS | be::NOTIFICATION_RESPONSE | be::READY_FOR_QUERY
-            )
-        {
-            if let Some(head) = self.owed.front_mut() {
-                head.skip_replies -= 1;
-            }
-            return Ok(Routed::Proxy {
-                error: tag == be::ERROR_RESPONSE,
-            });
-        }
         match tag {
             be::READY_FOR_QUERY => {
                 let status = TransactionStatus::decode_ready_for_query(body(frame))?;
+                self.copy_in = false;
                 // Entries left before the one the ReadyForQuery answers were skipped.
                 while let Some(owed) = self.pop() {
                     if owed.request.ends_with_ready() {
@@ -206,6 +270,8 @@ impl Replies {
                 Ok(Routed::Client { error: false })
             }
             be::ERROR_RESPONSE => {
+                // An error ends a COPY: the server no longer ignores Syncs.
+                self.copy_in = false;
                 if head.request.is_extended() {
                     // The server now skips to the next Sync: so do the entries.
                     while self.owed.front().is_some_and(|o| o.request.is_extended()) {
@@ -240,7 +306,31 @@ impl Replies {
                 self.complete_extended();
                 Ok(routed(false))
             }
+            be::COPY_IN_RESPONSE
+                if !ours && matches!(head.request, Request::Execute | Request::Query) =>
+            {
+                Ok(Routed::CopyIn {
+                    released: self.copy_started(),
+                })
+            }
             _ => Ok(routed(false)),
+        }
+    }
+
+    /// Whether a reply with `tag` is one of the head's leading replies to consume.
+    fn skip_reply(&mut self, tag: u8) -> bool {
+        match self.owed.front_mut() {
+            Some(head)
+                if head.skip_replies > 0
+                    && !matches!(
+                        tag,
+                        be::PARAMETER_STATUS | be::NOTIFICATION_RESPONSE | be::READY_FOR_QUERY
+                    ) =>
+            {
+                head.skip_replies -= 1;
+                true
+            }
+            _ => false,
         }
     }
 

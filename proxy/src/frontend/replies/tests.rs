@@ -1,5 +1,6 @@
 //! Routing by what is owed: the proxy's replies consumed and the client's forwarded, skips
-//! to Sync after an error, and the warnings a BEGIN in the proxy's transaction draws.
+//! to Sync after an error, the warnings a BEGIN in the proxy's transaction draws, and the
+//! Syncs a COPY ignores.
 
 use bytes::BytesMut;
 
@@ -142,4 +143,75 @@ fn asynchronous_messages_go_to_the_client_even_during_the_proxys_statements() {
         route(&mut replies, &frame(b'N', b"SNOTICE\0\0")),
         Routed::Proxy { error: false }
     );
+}
+
+#[test]
+fn the_syncs_a_copy_ignores_are_dropped() {
+    let ready = ready(TransactionStatus::Idle);
+    let copy_in = frame(b'G', b"\0\0\0");
+    // tokio-postgres: Bind, Execute, Sync; then the data, CopyDone, Sync.
+    let mut replies = Replies::default();
+    replies.push(Owed::client(Request::Bind));
+    replies.push(Owed::client(Request::Execute));
+    let mut sync = Owed::client(Request::Sync);
+    sync.on_ready = OnReady::EndManaged {
+        last: true,
+        query: false,
+    };
+    replies.push(sync);
+    assert!(matches!(
+        route(&mut replies, &frame(b'2', b"")),
+        Routed::Client { .. }
+    ));
+    assert_eq!(
+        route(&mut replies, &copy_in),
+        Routed::CopyIn { released: true }
+    );
+    assert_eq!(replies.units_in_flight(), 0);
+    assert!(replies.in_copy());
+    replies.client_ended_copy();
+    assert!(!replies.in_copy());
+    replies.push(Owed::client(Request::Sync));
+    assert!(matches!(
+        route(&mut replies, &frame(b'C', b"COPY 1\0")),
+        Routed::Client { .. }
+    ));
+    assert!(matches!(route(&mut replies, &ready), Routed::Ready { .. }));
+    assert!(replies.is_empty());
+
+    // Everything sent before the COPY was seen to start: only the Sync before the
+    // CopyDone is ignored.
+    let mut replies = Replies::default();
+    replies.push(Owed::client(Request::Execute));
+    replies.push(Owed::client(Request::Sync));
+    replies.client_ended_copy();
+    replies.push(Owed::client(Request::Sync));
+    assert_eq!(
+        route(&mut replies, &copy_in),
+        Routed::CopyIn { released: false }
+    );
+    assert!(!replies.in_copy());
+    assert_eq!(replies.units_in_flight(), 1);
+    route(&mut replies, &frame(b'C', b"COPY 1\0"));
+    assert!(matches!(route(&mut replies, &ready), Routed::Ready { .. }));
+    assert!(replies.is_empty());
+}
+
+#[test]
+fn a_copy_that_does_not_start_leaves_both_syncs_answered() {
+    let mut replies = Replies::default();
+    replies.push(Owed::client(Request::Execute));
+    replies.push(Owed::client(Request::Sync));
+    replies.client_ended_copy();
+    replies.push(Owed::client(Request::Sync));
+    route(&mut replies, &error("42P01"));
+    let ready = ready(TransactionStatus::Idle);
+    assert!(matches!(route(&mut replies, &ready), Routed::Ready { .. }));
+    // The mark of the CopyDone went with the first Sync; the second is next.
+    assert_eq!(replies.units_in_flight(), 1);
+    assert!(matches!(route(&mut replies, &ready), Routed::Ready { .. }));
+    assert!(replies.is_empty());
+    // With nothing owed, a CopyDone (of a COPY that failed) leaves no mark.
+    replies.client_ended_copy();
+    assert!(replies.is_empty());
 }

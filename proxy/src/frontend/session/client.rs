@@ -54,7 +54,7 @@ impl Session {
                         ) =>
                     {
                         self.terminating |= tag == fe::TERMINATE;
-                        self.forward(pos, len, None);
+                        self.forward_copy(tag, pos, len);
                         pos += len;
                         continue;
                     }
@@ -148,9 +148,12 @@ impl Session {
             }
             fe::FLUSH => {
                 // The client wants the replies so far, now: nothing may stay held back.
-                self.release_held();
+                // (During a COPY's data the server ignores it.)
+                if !self.replies.in_copy() {
+                    self.release_held();
+                    self.flushed = true;
+                }
                 self.forward(pos, len, None);
-                self.flushed = true;
                 Ok(Handled::Consumed)
             }
             fe::FUNCTION_CALL => {
@@ -164,7 +167,7 @@ impl Session {
             }
             // COPY data, and anything unknown for the server to refuse.
             _ => {
-                self.forward(pos, len, None);
+                self.forward_copy(tag, pos, len);
                 Ok(Handled::Consumed)
             }
         }
@@ -266,6 +269,12 @@ impl Session {
     }
 
     fn on_sync(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+        if self.replies.in_copy() {
+            // Sent during a COPY's data: the server ignores it, and answers the Sync that
+            // follows the client's CopyDone.
+            self.forward(pos, len, None);
+            return Ok(Handled::Consumed);
+        }
         let mut owed = Owed::client(Request::Sync);
         if self.tx.managed {
             owed.on_ready = OnReady::EndManaged {
@@ -398,6 +407,15 @@ impl Session {
             self.server_out.extend_from_slice(&[fe::FLUSH, 0, 0, 0, 4]);
             self.flushed = true;
         }
+    }
+
+    /// Sends COPY data (or an unknown message) upstream; the end of the client's data is
+    /// noted, since the server ignores Sync and Flush before it.
+    fn forward_copy(&mut self, tag: u8, pos: usize, len: usize) {
+        if matches!(tag, fe::COPY_DONE | fe::COPY_FAIL) {
+            self.replies.client_ended_copy();
+        }
+        self.forward(pos, len, None);
     }
 
     /// Sends the client's message at `pos` upstream as it is.

@@ -47,21 +47,31 @@ impl Session {
                 .map_err(|e| SessionError::Protocol(e.to_string()))?;
             match routed {
                 Routed::Client { error } => {
-                    if matches!(
-                        tag,
-                        be::COPY_IN_RESPONSE | be::COPY_OUT_RESPONSE | be::COPY_BOTH_RESPONSE
-                    ) {
-                        // COPY needs the client to act on this now; nothing held back can
-                        // wait for the end of the unit any more.
-                        if let Some(held) = self.held.take() {
-                            self.client_out.extend_from_slice(&held);
-                        }
+                    if matches!(tag, be::COPY_OUT_RESPONSE | be::COPY_BOTH_RESPONSE)
+                        && let Some(held) = self.held.take()
+                    {
+                        // The data follows, as much as the server has: it goes to the
+                        // client as it comes, not into the held replies.
+                        self.client_out.extend_from_slice(&held);
                     }
                     match &mut self.held {
                         Some(held) => held.extend_from_slice(frame),
                         None => self.client_out.extend_from_slice(frame),
                     }
                     self.unit_error |= error;
+                }
+                Routed::CopyIn { released } => {
+                    // The client must send its data now: nothing held back can wait for
+                    // the end of the unit any more.
+                    if let Some(held) = self.held.take() {
+                        self.client_out.extend_from_slice(&held);
+                    }
+                    self.client_out.extend_from_slice(frame);
+                    if released {
+                        // The Sync the session waited on came during the COPY: the
+                        // server ignores it, and the client will send another.
+                        self.barrier = false;
+                    }
                 }
                 Routed::Proxy { error } => {
                     if error {
