@@ -2,7 +2,7 @@
 //! Sync and Flush (a client such as tokio-postgres or libpq sends Execute, Sync, the data,
 //! CopyDone, Sync, and gets one ReadyForQuery); the proxy must follow the same flow, in
 //! autocommit (where it wraps the COPY in a transaction of its own) and inside a
-//! transaction, and when the COPY fails.
+//! transaction, when the COPY fails, and when Salesforce refuses what it wrote.
 
 // Helpers below unwrap like the tests they serve.
 #![allow(clippy::unwrap_used)]
@@ -13,7 +13,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::SinkExt;
-use support::{Script, assert_same_after_reset, connect_via, count, mirrored, start_proxy};
+use support::{
+    RawClient, Script, assert_same_after_reset, connect_via, count, mirrored, render, start_proxy,
+    tags,
+};
+use tokio_postgres::error::SqlState;
 
 const SETUP: &str = "CREATE TABLE t (id int PRIMARY KEY, name text NOT NULL)";
 const RESET: &str = "TRUNCATE t; INSERT INTO t VALUES (1, 'one')";
@@ -158,4 +162,83 @@ async fn tokio_postgres_copy_in_completes_through_the_proxy() {
     .expect("the session hung");
     assert_eq!(done, 2);
     assert_eq!(count(&db, "notes").await, 4);
+}
+
+#[tokio::test]
+async fn a_refused_copy_answers_with_the_error_alone() {
+    let db = mirrored().await;
+    let proxy = start_proxy(&db).await;
+    let mut client = RawClient::connect(&db, proxy.addr).await;
+    // Simple protocol: a failed implicit commit ends the COPY without its CommandComplete,
+    // as PostgreSQL ends a query string whose commit fails.
+    let started = client
+        .exchange_script(
+            &Script::default()
+                .query("COPY salesforce.account (name) FROM STDIN")
+                .bytes,
+            0,
+            1,
+        )
+        .await;
+    assert_eq!(tags(&started), "G", "{}", render(&started));
+    let ended = client
+        .exchange(
+            &Script::default()
+                .copy_data(b"Acme\nGlobex\n")
+                .copy_done()
+                .bytes,
+            1,
+        )
+        .await;
+    assert_eq!(tags(&ended), "EZ", "{}", render(&ended));
+    assert_eq!(ended.last().unwrap().1, b"I");
+
+    // Extended protocol, as tokio-postgres and libpq send it.
+    let started = client
+        .exchange_script(
+            &extended_copy("COPY salesforce.account (name) FROM STDIN").bytes,
+            0,
+            3,
+        )
+        .await;
+    assert_eq!(tags(&started), "12G", "{}", render(&started));
+    let ended = tokio::time::timeout(
+        Duration::from_secs(20),
+        client.exchange(
+            &Script::default()
+                .copy_data(b"Initech\n")
+                .copy_done()
+                .sync()
+                .bytes,
+            1,
+        ),
+    )
+    .await
+    .expect("no answer after CopyDone and Sync");
+    assert_eq!(tags(&ended), "EZ", "{}", render(&ended));
+    let after = client
+        .exchange(&Script::default().query("SELECT 1").bytes, 1)
+        .await;
+    assert_eq!(tags(&after), "TDCZ", "{}", render(&after));
+    drop(client);
+
+    // tokio-postgres gets the error from `finish`, and its connection goes on.
+    let client = connect_via(&db, proxy.addr).await;
+    let sink = client
+        .copy_in("COPY salesforce.account (name) FROM STDIN")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from_static(b"Umbrella\n")).await.unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(20), sink.finish())
+        .await
+        .expect("the session hung")
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE)
+    );
+    let row = client.query_one("SELECT 40 + 2", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 42);
+    assert_eq!(count(&db, "salesforce.account").await, 0);
 }

@@ -11,7 +11,6 @@ mod support;
 
 use support::{
     RawClient, Script, assert_same_after_reset, connect_via, count, mirrored, render, start_proxy,
-    tags,
 };
 use tokio_postgres::error::SqlState;
 
@@ -266,45 +265,5 @@ async fn a_refused_commit_in_a_pipeline_skips_to_sync() {
     // BEGIN, INSERT, then the refused COMMIT; the SELECT is skipped; idle at the end.
     assert_eq!(tags, "12C12C12EZ", "{}", render(&replies));
     assert_eq!(replies.last().unwrap().1, b"I");
-    assert_eq!(count(&db, "salesforce.account").await, 0);
-}
-
-#[tokio::test]
-async fn a_refused_autocommit_query_answers_as_a_failed_implicit_commit_does() {
-    let db = mirrored().await;
-    // PostgreSQL's own answer when a query string's implicit COMMIT fails (here on a
-    // deferred constraint): the statement's rows, then the error, with no CommandComplete
-    // for the statement the commit belonged to.
-    db.connect()
-        .await
-        .batch_execute(
-            "CREATE TABLE parent (id int PRIMARY KEY);
-             CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent
-                 DEFERRABLE INITIALLY DEFERRED);",
-        )
-        .await
-        .unwrap();
-    let mut direct = RawClient::connect(&db, support::direct_addr(&db)).await;
-    let query = Script::default().query("INSERT INTO child VALUES (1, 99) RETURNING id");
-    let expected = direct.exchange(&query.bytes, 1).await;
-    assert_eq!(tags(&expected), "TDEZ", "{}", render(&expected));
-
-    // The proxy's answer to a push Salesforce (here: no org at all) refuses at the commit
-    // of its own transaction around the statement.
-    let proxy = start_proxy(&db).await;
-    let mut proxied = RawClient::connect(&db, proxy.addr).await;
-    let query = Script::default()
-        .query("INSERT INTO salesforce.account (name) VALUES ('Acme') RETURNING name");
-    let actual = proxied.exchange(&query.bytes, 1).await;
-    assert_eq!(tags(&actual), "TDEZ", "{}", render(&actual));
-    // In an extended-protocol unit the statement completes before Sync commits, as in
-    // PostgreSQL: its CommandComplete stays.
-    let unit = Script::default()
-        .parse("", "INSERT INTO salesforce.account (name) VALUES ('Acme')")
-        .bind("", "", &[], false)
-        .execute("", 0)
-        .sync();
-    let actual = proxied.exchange(&unit.bytes, 1).await;
-    assert_eq!(tags(&actual), "12CEZ", "{}", render(&actual));
     assert_eq!(count(&db, "salesforce.account").await, 0);
 }

@@ -15,8 +15,12 @@
 //! and a Sync the client sends while its data is still coming gets none. The client's
 //! CopyDone and CopyFail leave a mark in the queue, so that a Sync sent after them (before
 //! the COPY was seen to start) is told apart from one sent before.
+//!
+//! The entries also say which statements may write: a refused push's error takes the
+//! place of such a statement's CommandComplete (see the session's `end_managed`).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::net::frame::body;
 use crate::net::messages::backend::{self as be, Fields, Malformed, TransactionStatus};
@@ -71,6 +75,17 @@ pub enum OnReady {
     Step,
 }
 
+/// Which statements of a request may write: where a refused push's error can go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Writes {
+    #[default]
+    None,
+    /// An Execute of a statement that may write.
+    Execute,
+    /// A Query's statements, in order: whether each may write.
+    Query(Arc<[bool]>),
+}
+
 /// One reply the server owes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owed {
@@ -85,8 +100,12 @@ pub struct Owed {
     /// Leading replies to consume: those of a no-op statement the proxy put in front of
     /// the client's (see the session's COMMIT handling).
     pub skip_replies: u8,
-    /// A Describe of a prepared statement: its name.
+    /// A Describe of a prepared statement, or a Parse of a named one: its name.
     pub statement: Option<Box<[u8]>>,
+    /// Which of its statements may write.
+    pub writes: Writes,
+    /// A Query: how many of its statements have completed.
+    pub completed: usize,
 }
 
 impl Owed {
@@ -98,6 +117,8 @@ impl Owed {
             begin_warnings: 0,
             skip_replies: 0,
             statement: None,
+            writes: Writes::None,
+            completed: 0,
         }
     }
 
@@ -109,6 +130,18 @@ impl Owed {
             begin_warnings: 0,
             skip_replies: 0,
             statement: None,
+            writes: Writes::None,
+            completed: 0,
+        }
+    }
+
+    /// Whether every statement of a Query the proxy knows the writes of has completed: if
+    /// not, the server split the string otherwise than the proxy, and which completion
+    /// belongs to which statement is unknown.
+    pub fn statements_accounted_for(&self) -> bool {
+        match &self.writes {
+            Writes::Query(writes) => self.completed == writes.len(),
+            _ => true,
         }
     }
 }
@@ -116,11 +149,13 @@ impl Owed {
 /// Where a server message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Routed {
-    /// To the client; `error` when it is an ErrorResponse.
-    Client { error: bool },
+    /// To the client; `error` when it is an ErrorResponse, `write` when it completes a
+    /// statement that may write (its CommandComplete, or an Execute's PortalSuspended).
+    Client { error: bool, write: bool },
     /// A CopyInResponse: the client must now send its data. `released`: a Sync the
     /// session waited on was one the server ignores, and will not be answered.
-    CopyIn { released: bool },
+    /// `extended`: the COPY is an Execute (not a Query).
+    CopyIn { released: bool, extended: bool },
     /// Consumed by the proxy; `error` when it is an ErrorResponse (of the proxy's own
     /// statement).
     Proxy { error: bool },
@@ -130,6 +165,12 @@ pub enum Routed {
         status: TransactionStatus,
     },
 }
+
+/// A message for the client that is neither an error nor a completion.
+const TO_CLIENT: Routed = Routed::Client {
+    error: false,
+    write: false,
+};
 
 #[derive(Debug, Default)]
 pub struct Replies {
@@ -181,6 +222,14 @@ impl Replies {
         self.owed
             .front()
             .filter(|o| o.request == Request::Describe)
+            .and_then(|o| o.statement.as_deref())
+    }
+
+    /// The statement a Parse at the head of the queue prepares, if it is a named one.
+    pub fn parsing_statement(&self) -> Option<&[u8]> {
+        self.owed
+            .front()
+            .filter(|o| o.request == Request::Parse)
             .and_then(|o| o.statement.as_deref())
     }
 
@@ -245,16 +294,21 @@ impl Replies {
         let Some(head) = self.owed.front() else {
             // Nothing owed: an asynchronous message (notification, parameter change) or
             // the server's last words before it closes. They are the client's.
-            return Ok(Routed::Client {
-                error: tag == be::ERROR_RESPONSE,
+            return Ok(if tag == be::ERROR_RESPONSE {
+                Routed::Client {
+                    error: true,
+                    write: false,
+                }
+            } else {
+                TO_CLIENT
             });
         };
         let ours = head.ours;
-        let routed = |error: bool| {
+        let routed = |error: bool, write: bool| {
             if ours {
                 Routed::Proxy { error }
             } else {
-                Routed::Client { error }
+                Routed::Client { error, write }
             }
         };
         match tag {
@@ -267,7 +321,7 @@ impl Replies {
                         return Ok(Routed::Ready { owed, status });
                     }
                 }
-                Ok(Routed::Client { error: false })
+                Ok(TO_CLIENT)
             }
             be::ERROR_RESPONSE => {
                 // An error ends a COPY: the server no longer ignores Syncs.
@@ -278,7 +332,7 @@ impl Replies {
                         self.pop();
                     }
                 }
-                Ok(routed(true))
+                Ok(routed(true, false))
             }
             be::NOTICE_RESPONSE if head.begin_warnings > 0 => {
                 let fields = Fields::decode(body(frame), "NoticeResponse")?;
@@ -288,32 +342,23 @@ impl Replies {
                     }
                     return Ok(Routed::Proxy { error: false });
                 }
-                Ok(routed(false))
+                Ok(routed(false, false))
             }
             // Asynchronous messages belong to the client whoever's request is running.
-            be::PARAMETER_STATUS | be::NOTIFICATION_RESPONSE => Ok(Routed::Client { error: false }),
-            be::PARSE_COMPLETE | be::BIND_COMPLETE | be::CLOSE_COMPLETE | be::NO_DATA => {
-                self.complete_extended();
-                Ok(routed(false))
-            }
-            be::ROW_DESCRIPTION if head.request == Request::Describe => {
-                self.complete_extended();
-                Ok(routed(false))
-            }
-            be::COMMAND_COMPLETE | be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED
-                if head.request == Request::Execute =>
-            {
-                self.complete_extended();
-                Ok(routed(false))
-            }
+            be::PARAMETER_STATUS | be::NOTIFICATION_RESPONSE => Ok(TO_CLIENT),
             be::COPY_IN_RESPONSE
                 if !ours && matches!(head.request, Request::Execute | Request::Query) =>
             {
+                let extended = head.request == Request::Execute;
                 Ok(Routed::CopyIn {
                     released: self.copy_started(),
+                    extended,
                 })
             }
-            _ => Ok(routed(false)),
+            _ => {
+                let write = self.complete(tag);
+                Ok(routed(false, write))
+            }
         }
     }
 
@@ -329,6 +374,38 @@ impl Replies {
             {
                 head.skip_replies -= 1;
                 true
+            }
+            _ => false,
+        }
+    }
+
+    /// Completes the head entry if `tag` is its last reply (or, for a Query, counts one
+    /// statement done). Returns whether it completed a statement that may write.
+    fn complete(&mut self, tag: u8) -> bool {
+        let Some(head) = self.owed.front_mut() else {
+            return false;
+        };
+        match (tag, head.request) {
+            (be::PARSE_COMPLETE | be::BIND_COMPLETE | be::CLOSE_COMPLETE | be::NO_DATA, _)
+            | (be::ROW_DESCRIPTION, Request::Describe) => {
+                self.complete_extended();
+                false
+            }
+            (
+                be::COMMAND_COMPLETE | be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED,
+                Request::Execute,
+            ) => {
+                let write = head.writes == Writes::Execute;
+                self.complete_extended();
+                write
+            }
+            (be::COMMAND_COMPLETE, Request::Query) => {
+                let write = match &head.writes {
+                    Writes::Query(writes) => writes.get(head.completed).copied().unwrap_or(false),
+                    _ => false,
+                };
+                head.completed += 1;
+                write
             }
             _ => false,
         }

@@ -1,6 +1,6 @@
 //! Routing by what is owed: the proxy's replies consumed and the client's forwarded, skips
-//! to Sync after an error, the warnings a BEGIN in the proxy's transaction draws, and the
-//! Syncs a COPY ignores.
+//! to Sync after an error, the warnings a BEGIN in the proxy's transaction draws, the Syncs
+//! a COPY ignores, and which completions are of statements that may write.
 
 use bytes::BytesMut;
 
@@ -51,7 +51,10 @@ fn the_proxys_replies_are_consumed_and_the_clients_forwarded() {
     }
     assert_eq!(replies.units_in_flight(), 1);
     let ours = Routed::Proxy { error: false };
-    let client = Routed::Client { error: false };
+    let client = Routed::Client {
+        error: false,
+        write: false,
+    };
     assert_eq!(route(&mut replies, &frame(b'3', b"")), ours);
     assert_eq!(route(&mut replies, &frame(b'1', b"")), ours);
     assert_eq!(route(&mut replies, &frame(b'2', b"")), ours);
@@ -79,7 +82,10 @@ fn an_extended_error_skips_to_sync() {
     replies.push(Owed::client(Request::Sync));
     assert_eq!(
         route(&mut replies, &error("42601")),
-        Routed::Client { error: true }
+        Routed::Client {
+            error: true,
+            write: false
+        }
     );
     assert_eq!(replies.units_in_flight(), 1);
     assert!(!replies.extended_in_flight());
@@ -95,15 +101,24 @@ fn a_query_keeps_its_errors_and_rows_until_ready() {
     replies.push(Owed::client(Request::Query));
     assert_eq!(
         route(&mut replies, &frame(b'T', b"\0\0")),
-        Routed::Client { error: false }
+        Routed::Client {
+            error: false,
+            write: false
+        }
     );
     assert_eq!(
         route(&mut replies, &frame(b'C', b"SELECT 0\0")),
-        Routed::Client { error: false }
+        Routed::Client {
+            error: false,
+            write: false
+        }
     );
     assert_eq!(
         route(&mut replies, &error("22012")),
-        Routed::Client { error: true }
+        Routed::Client {
+            error: true,
+            write: false
+        }
     );
     assert_eq!(replies.units_in_flight(), 1);
     assert!(matches!(
@@ -127,7 +142,10 @@ fn only_the_announced_begin_warnings_are_consumed() {
     );
     assert_eq!(
         route(&mut replies, &warning),
-        Routed::Client { error: false }
+        Routed::Client {
+            error: false,
+            write: false
+        }
     );
 }
 
@@ -137,7 +155,10 @@ fn asynchronous_messages_go_to_the_client_even_during_the_proxys_statements() {
     replies.push(Owed::ours(Request::Sync));
     assert_eq!(
         route(&mut replies, &frame(b'A', b"\0\0\0\x01news\0hi\0")),
-        Routed::Client { error: false }
+        Routed::Client {
+            error: false,
+            write: false
+        }
     );
     assert_eq!(
         route(&mut replies, &frame(b'N', b"SNOTICE\0\0")),
@@ -165,7 +186,10 @@ fn the_syncs_a_copy_ignores_are_dropped() {
     ));
     assert_eq!(
         route(&mut replies, &copy_in),
-        Routed::CopyIn { released: true }
+        Routed::CopyIn {
+            released: true,
+            extended: true
+        }
     );
     assert_eq!(replies.units_in_flight(), 0);
     assert!(replies.in_copy());
@@ -188,7 +212,10 @@ fn the_syncs_a_copy_ignores_are_dropped() {
     replies.push(Owed::client(Request::Sync));
     assert_eq!(
         route(&mut replies, &copy_in),
-        Routed::CopyIn { released: false }
+        Routed::CopyIn {
+            released: false,
+            extended: true
+        }
     );
     assert!(!replies.in_copy());
     assert_eq!(replies.units_in_flight(), 1);
@@ -214,4 +241,33 @@ fn a_copy_that_does_not_start_leaves_both_syncs_answered() {
     // With nothing owed, a CopyDone (of a COPY that failed) leaves no mark.
     replies.client_ended_copy();
     assert!(replies.is_empty());
+}
+
+#[test]
+fn completions_of_statements_that_may_write_are_told_apart() {
+    let complete = |tag: &[u8]| frame(b'C', tag);
+    let mut replies = Replies::default();
+    let mut write = Owed::client(Request::Execute);
+    write.writes = Writes::Execute;
+    replies.push(write);
+    replies.push(Owed::client(Request::Execute));
+    let mut query = Owed::client(Request::Query);
+    query.writes = Writes::Query(vec![false, true].into());
+    replies.push(query);
+    let written = Routed::Client {
+        error: false,
+        write: true,
+    };
+    let read = Routed::Client {
+        error: false,
+        write: false,
+    };
+    assert_eq!(route(&mut replies, &complete(b"INSERT 0 1\0")), written);
+    assert_eq!(route(&mut replies, &complete(b"SELECT 1\0")), read);
+    assert_eq!(route(&mut replies, &complete(b"SELECT 1\0")), read);
+    assert_eq!(route(&mut replies, &complete(b"UPDATE 2\0")), written);
+    match route(&mut replies, &ready(TransactionStatus::Idle)) {
+        Routed::Ready { owed, .. } => assert!(owed.statements_accounted_for()),
+        other => panic!("{other:?}"),
+    }
 }

@@ -8,15 +8,16 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 
 use super::Session;
 use super::actions::{Action, Commit};
+use super::held::Held;
 use super::prepared::Statement;
 use super::steps::{Step, in_implicit_transaction, plan_steps};
 use crate::classify::{self, Classified, Kind};
 use crate::error::SessionError;
-use crate::frontend::replies::{OnReady, Owed, Request};
+use crate::frontend::replies::{OnReady, Owed, Request, Writes};
 use crate::net::frame::{Frame, body, frame_at, reserve_partial};
 use crate::net::messages::backend::TransactionStatus;
 use crate::net::messages::encode;
@@ -97,20 +98,7 @@ impl Session {
         }
         match tag {
             fe::QUERY => self.on_query(pos, len),
-            fe::PARSE => {
-                let parse =
-                    fe::Parse::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
-                let classified = self.texts.classify(parse.sql);
-                self.statements.insert(
-                    parse.statement,
-                    Statement {
-                        classified,
-                        description: None,
-                    },
-                );
-                self.forward(pos, len, Some(Owed::client(Request::Parse)));
-                Ok(Handled::Consumed)
-            }
+            fe::PARSE => self.on_parse(pos, len),
             fe::BIND => {
                 let bind =
                     fe::Bind::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
@@ -173,6 +161,25 @@ impl Session {
         }
     }
 
+    fn on_parse(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+        let parse = fe::Parse::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+        let classified = self.texts.classify(parse.sql);
+        self.statements.insert(
+            parse.statement,
+            Statement {
+                classified,
+                description: None,
+            },
+        );
+        let mut owed = Owed::client(Request::Parse);
+        if !parse.statement.is_empty() && self.held.is_some() {
+            // Should a refusal drop its ParseComplete, the statement must go too.
+            owed.statement = Some(parse.statement.into());
+        }
+        self.forward(pos, len, Some(owed));
+        Ok(Handled::Consumed)
+    }
+
     fn on_query(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
         let classified = {
             let query =
@@ -224,10 +231,11 @@ impl Session {
                 if self.replies.units_in_flight() > 0 {
                     return Ok(Handled::Wait);
                 }
+                owed.writes = Writes::Execute;
                 if !self.in_block() {
                     self.inject_begin()?;
                     self.tx.managed = true;
-                    self.held = Some(BytesMut::new());
+                    self.held = Some(Held::default());
                     self.unit_block = Some(true);
                 }
                 self.tx.may_write = true;
@@ -261,8 +269,8 @@ impl Session {
             }
             Kind::Rollback => self.unit_block = Some(false),
         }
-        if self.held.is_some() {
-            self.executes.push(description);
+        if let Some(held) = &mut self.held {
+            held.executes.push(description);
         }
         self.forward(pos, len, Some(owed));
         Ok(Handled::Consumed)
@@ -340,7 +348,7 @@ impl Session {
             self.inject_begin()?;
         }
         if managed {
-            self.held = Some(BytesMut::new());
+            self.held = Some(Held::default());
         }
         self.tx.managed = managed;
         let on_ready = if managed {
@@ -366,10 +374,16 @@ impl Session {
             }
             None => self.server_out.extend_from_slice(&step.frame),
         }
+        let writes = if managed {
+            Writes::Query(step.kinds.iter().map(|k| *k == Kind::MayWrite).collect())
+        } else {
+            Writes::None
+        };
         self.replies.push(Owed {
             on_ready,
             begin_warnings,
             skip_replies,
+            writes,
             ..Owed::client(Request::Query)
         });
         self.flushed = false;
