@@ -9,8 +9,9 @@
 
 mod support;
 
-use sfpg_testkit::TestDatabase;
-use support::{RawClient, Script, assert_same_after_reset, connect_via, render, start_proxy};
+use support::{
+    RawClient, Script, assert_same_after_reset, connect_via, count, mirrored, render, start_proxy,
+};
 use tokio_postgres::error::SqlState;
 
 const SETUP: &str = "CREATE TABLE t (id int PRIMARY KEY, name text NOT NULL)";
@@ -157,37 +158,6 @@ async fn the_extended_protocol_looks_untouched() {
     .await;
 }
 
-/// A database with the control schema and one mirrored table, `salesforce.account`.
-async fn mirrored() -> TestDatabase {
-    let db = TestDatabase::create().await;
-    let mut client = db.connect().await;
-    sfpg_schema::apply_control_schema(&mut client)
-        .await
-        .unwrap();
-    client
-        .batch_execute(
-            "CREATE SCHEMA salesforce;
-             CREATE TABLE salesforce.account (id bigserial PRIMARY KEY, sfid varchar(18) UNIQUE,
-                 systemmodstamp timestamptz, isdeleted boolean NOT NULL DEFAULT false, name text);
-             CREATE TABLE notes (id serial PRIMARY KEY, body text);",
-        )
-        .await
-        .unwrap();
-    sfpg_schema::capture::install_capture_trigger(&client, "salesforce", "account")
-        .await
-        .unwrap();
-    db
-}
-
-async fn count(db: &TestDatabase, table: &str) -> i64 {
-    db.connect()
-        .await
-        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test]
 async fn without_an_org_every_captured_write_is_refused_and_nothing_commits() {
     let db = mirrored().await;
@@ -295,50 +265,5 @@ async fn a_refused_commit_in_a_pipeline_skips_to_sync() {
     // BEGIN, INSERT, then the refused COMMIT; the SELECT is skipped; idle at the end.
     assert_eq!(tags, "12C12C12EZ", "{}", render(&replies));
     assert_eq!(replies.last().unwrap().1, b"I");
-    assert_eq!(count(&db, "salesforce.account").await, 0);
-}
-
-/// The tags of `messages`, without their bodies.
-fn tags(messages: &[support::Message]) -> String {
-    messages.iter().map(|(tag, _)| char::from(*tag)).collect()
-}
-
-#[tokio::test]
-async fn a_refused_autocommit_query_answers_as_a_failed_implicit_commit_does() {
-    let db = mirrored().await;
-    // PostgreSQL's own answer when a query string's implicit COMMIT fails (here on a
-    // deferred constraint): the statement's rows, then the error, with no CommandComplete
-    // for the statement the commit belonged to.
-    db.connect()
-        .await
-        .batch_execute(
-            "CREATE TABLE parent (id int PRIMARY KEY);
-             CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent
-                 DEFERRABLE INITIALLY DEFERRED);",
-        )
-        .await
-        .unwrap();
-    let mut direct = RawClient::connect(&db, support::direct_addr(&db)).await;
-    let query = Script::default().query("INSERT INTO child VALUES (1, 99) RETURNING id");
-    let expected = direct.exchange(&query.bytes, 1).await;
-    assert_eq!(tags(&expected), "TDEZ", "{}", render(&expected));
-
-    // The proxy's answer to a push Salesforce (here: no org at all) refuses at the commit
-    // of its own transaction around the statement.
-    let proxy = start_proxy(&db).await;
-    let mut proxied = RawClient::connect(&db, proxy.addr).await;
-    let query = Script::default()
-        .query("INSERT INTO salesforce.account (name) VALUES ('Acme') RETURNING name");
-    let actual = proxied.exchange(&query.bytes, 1).await;
-    assert_eq!(tags(&actual), "TDEZ", "{}", render(&actual));
-    // In an extended-protocol unit the statement completes before Sync commits, as in
-    // PostgreSQL: its CommandComplete stays.
-    let unit = Script::default()
-        .parse("", "INSERT INTO salesforce.account (name) VALUES ('Acme')")
-        .bind("", "", &[], false)
-        .execute("", 0)
-        .sync();
-    let actual = proxied.exchange(&unit.bytes, 1).await;
-    assert_eq!(tags(&actual), "12CEZ", "{}", render(&actual));
     assert_eq!(count(&db, "salesforce.account").await, 0);
 }

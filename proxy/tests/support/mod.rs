@@ -99,6 +99,9 @@ pub fn direct_addr(db: &TestDatabase) -> SocketAddr {
         .unwrap()
 }
 
+/// How long a raw client waits for the next reply.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One message as received: its tag and body.
 pub type Message = (u8, Vec<u8>);
 
@@ -197,7 +200,11 @@ impl RawClient {
                     return (tag, body);
                 }
             }
-            let n = self.stream.read_buf(&mut self.buf).await.unwrap();
+            // A session that stops answering fails the test instead of hanging it.
+            let n = tokio::time::timeout(REPLY_TIMEOUT, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("no reply within the time allowed")
+                .unwrap();
             assert!(n > 0, "connection closed while reading");
         }
     }
@@ -322,6 +329,19 @@ impl Script {
         self
     }
 
+    pub fn copy_fail(mut self, message: &str) -> Self {
+        frontend::copy_fail(message, &mut self.bytes).unwrap();
+        self
+    }
+
+    /// Expects `readies` ReadyForQuery in the replies, or with none, `messages` replies: for
+    /// a script whose Syncs the server ignores (those sent during a COPY).
+    pub fn expecting(mut self, readies: usize, messages: usize) -> Self {
+        self.readies = readies;
+        self.messages = messages;
+        self
+    }
+
     /// Flushes, then expects `messages` replies without a ReadyForQuery.
     pub fn flush_expecting(mut self, messages: usize) -> Self {
         frontend::flush(&mut self.bytes);
@@ -375,6 +395,45 @@ pub async fn assert_same_after_reset(setup: &str, reset: &str, scripts: Vec<Scri
         expected_rows,
         "the tables differ after the scripts"
     );
+}
+
+/// A database with the control schema and one mirrored table, `salesforce.account`
+/// (with its capture triggers), and a plain table `notes`. Without an org for the proxy,
+/// every push of a captured change is refused (55000).
+pub async fn mirrored() -> TestDatabase {
+    let db = TestDatabase::create().await;
+    let mut client = db.connect().await;
+    sfpg_schema::apply_control_schema(&mut client)
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE SCHEMA salesforce;
+             CREATE TABLE salesforce.account (id bigserial PRIMARY KEY, sfid varchar(18) UNIQUE,
+                 systemmodstamp timestamptz, isdeleted boolean NOT NULL DEFAULT false, name text);
+             CREATE TABLE notes (id serial PRIMARY KEY, body text);",
+        )
+        .await
+        .unwrap();
+    sfpg_schema::capture::install_capture_trigger(&client, "salesforce", "account")
+        .await
+        .unwrap();
+    db
+}
+
+/// How many rows `table` holds, read directly.
+pub async fn count(db: &TestDatabase, table: &str) -> i64 {
+    db.connect()
+        .await
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The tags of `messages`, without their bodies.
+pub fn tags(messages: &[Message]) -> String {
+    messages.iter().map(|(tag, _)| char::from(*tag)).collect()
 }
 
 /// The rows of a query, as text.

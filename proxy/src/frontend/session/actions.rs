@@ -4,15 +4,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use secrecy::ExposeSecret;
 
-use super::client::Step;
-use super::{Session, Tx, drop_last_command_complete};
+use super::steps::Step;
+use super::{Session, Tx};
 use crate::error::SessionError;
 use crate::frontend::replies::{Owed, Request};
-use crate::net::messages::backend::TransactionStatus;
+use crate::net::messages::backend::{self as be, TransactionStatus};
 use crate::net::messages::encode;
+use crate::net::messages::frontend as fe;
 use crate::push::Refusal;
 use crate::settings::{CURRENT_TXID_SQL, FIRST_PENDING_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL};
 
@@ -77,13 +78,8 @@ impl Session {
             self.patch_returning().await?;
         }
         self.created.clear();
-        if outcome.is_err() && query {
-            // PostgreSQL commits a query string's implicit transaction before it completes
-            // the last statement: a commit that fails leaves that statement without its
-            // CommandComplete. An extended-protocol unit commits at Sync, after it.
-            if let Some(held) = &mut self.held {
-                drop_last_command_complete(held);
-            }
+        if outcome.is_err() {
+            self.make_room_for_the_error(query).await?;
         }
         self.release_held();
         let failed = outcome.is_err() || self.unit_error;
@@ -99,15 +95,50 @@ impl Session {
         Ok(())
     }
 
+    /// Makes the held replies of a refused unit end where its error goes (see
+    /// `Held::make_room_for_error`), and closes the statements prepared in what was
+    /// dropped. Replies the client has been sent already (after a Flush) stay sent, and
+    /// the error follows them.
+    async fn make_room_for_the_error(&mut self, query: bool) -> Result<(), SessionError> {
+        let Some(held) = &mut self.held else {
+            return Ok(());
+        };
+        let skipped = held.make_room_for_error(query);
+        if !skipped.is_empty() {
+            self.close_statements(&skipped).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes prepared statements on the server, and forgets them.
+    async fn close_statements(&mut self, names: &[Box<[u8]>]) -> Result<(), SessionError> {
+        for name in names {
+            close_statement(&mut self.server_out, name);
+            self.statements.remove(name);
+        }
+        encode::sync(&mut self.server_out)?;
+        self.flush_server().await?;
+        loop {
+            let (tag, frame) = self.read_server_frame().await?;
+            match tag {
+                be::READY_FOR_QUERY => return Ok(()),
+                // Asynchronous messages are the client's, whoever's statement is running.
+                be::NOTIFICATION_RESPONSE | be::PARAMETER_STATUS => {
+                    self.client_out.extend_from_slice(&frame);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Gives the held-back `RETURNING sfid` rows the Ids of the records just created.
     async fn patch_returning(&mut self) -> Result<(), SessionError> {
         let mut tables: Vec<u32> = self.created.iter().map(|c| c.table_oid).collect();
         tables.sort_unstable();
         tables.dedup();
-        let executes = &self.executes;
-        let Some(held) = self
+        let Some(mut held) = self
             .held
-            .take_if(|held| returning::mentions(held, executes, &tables))
+            .take_if(|held| returning::mentions(&held.replies, &held.executes, &tables))
         else {
             return Ok(());
         };
@@ -142,12 +173,8 @@ impl Session {
                 ))
             })
             .collect();
-        self.held = Some(returning::patch(
-            &held,
-            &self.created,
-            &attnums,
-            &self.executes,
-        ));
+        held.replies = returning::patch(&held.replies, &self.created, &attnums, &held.executes);
+        self.held = Some(held);
         Ok(())
     }
 
@@ -342,4 +369,16 @@ impl Session {
         }
         Ok(self.capture_installed)
     }
+}
+
+/// A Close of prepared statement `name`, whose bytes (a client's name, not necessarily
+/// UTF-8) go as they came.
+fn close_statement(buf: &mut BytesMut, name: &[u8]) {
+    buf.put_u8(fe::CLOSE);
+    // Length, kind, name and its terminating NUL; a client's name came in a frame whose
+    // length fit, so this does too.
+    buf.put_u32(u32::try_from(4 + 1 + name.len() + 1).unwrap_or(u32::MAX));
+    buf.put_u8(b'S');
+    buf.put_slice(name);
+    buf.put_u8(0);
 }

@@ -8,14 +8,16 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 
 use super::Session;
 use super::actions::{Action, Commit};
+use super::held::Held;
 use super::prepared::Statement;
+use super::steps::{Step, in_implicit_transaction, plan_steps};
 use crate::classify::{self, Classified, Kind};
 use crate::error::SessionError;
-use crate::frontend::replies::{OnReady, Owed, Request};
+use crate::frontend::replies::{OnReady, Owed, Request, Writes};
 use crate::net::frame::{Frame, body, frame_at, reserve_partial};
 use crate::net::messages::backend::TransactionStatus;
 use crate::net::messages::encode;
@@ -23,22 +25,6 @@ use crate::net::messages::frontend as fe;
 
 /// The proxy's prepared BEGIN, and its portal.
 const BEGIN_STATEMENT: &str = "__sfpg_begin";
-
-/// One step of a query string split at its COMMITs, sent as a Query of its own.
-#[derive(Debug)]
-pub(crate) struct Step {
-    /// The Query message.
-    frame: Bytes,
-    /// The kinds of its statements, in order.
-    kinds: Vec<Kind>,
-    /// Starts with a COMMIT: push first.
-    commit: bool,
-    /// Part of a string of several statements, which PostgreSQL runs in an implicit
-    /// transaction.
-    implicit: bool,
-    /// The client's query string ends with this step: its ReadyForQuery is the client's.
-    last: bool,
-}
 
 /// What became of a client message.
 enum Handled {
@@ -69,7 +55,7 @@ impl Session {
                         ) =>
                     {
                         self.terminating |= tag == fe::TERMINATE;
-                        self.forward(pos, len, None);
+                        self.forward_copy(tag, pos, len);
                         pos += len;
                         continue;
                     }
@@ -112,20 +98,7 @@ impl Session {
         }
         match tag {
             fe::QUERY => self.on_query(pos, len),
-            fe::PARSE => {
-                let parse =
-                    fe::Parse::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
-                let classified = self.texts.classify(parse.sql);
-                self.statements.insert(
-                    parse.statement,
-                    Statement {
-                        classified,
-                        description: None,
-                    },
-                );
-                self.forward(pos, len, Some(Owed::client(Request::Parse)));
-                Ok(Handled::Consumed)
-            }
+            fe::PARSE => self.on_parse(pos, len),
             fe::BIND => {
                 let bind =
                     fe::Bind::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
@@ -163,9 +136,12 @@ impl Session {
             }
             fe::FLUSH => {
                 // The client wants the replies so far, now: nothing may stay held back.
-                self.release_held();
+                // (During a COPY's data the server ignores it.)
+                if !self.replies.in_copy() {
+                    self.release_held();
+                    self.flushed = true;
+                }
                 self.forward(pos, len, None);
-                self.flushed = true;
                 Ok(Handled::Consumed)
             }
             fe::FUNCTION_CALL => {
@@ -179,10 +155,29 @@ impl Session {
             }
             // COPY data, and anything unknown for the server to refuse.
             _ => {
-                self.forward(pos, len, None);
+                self.forward_copy(tag, pos, len);
                 Ok(Handled::Consumed)
             }
         }
+    }
+
+    fn on_parse(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+        let parse = fe::Parse::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+        let classified = self.texts.classify(parse.sql);
+        self.statements.insert(
+            parse.statement,
+            Statement {
+                classified,
+                description: None,
+            },
+        );
+        let mut owed = Owed::client(Request::Parse);
+        if !parse.statement.is_empty() && self.held.is_some() {
+            // Should a refusal drop its ParseComplete, the statement must go too.
+            owed.statement = Some(parse.statement.into());
+        }
+        self.forward(pos, len, Some(owed));
+        Ok(Handled::Consumed)
     }
 
     fn on_query(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
@@ -236,10 +231,11 @@ impl Session {
                 if self.replies.units_in_flight() > 0 {
                     return Ok(Handled::Wait);
                 }
+                owed.writes = Writes::Execute;
                 if !self.in_block() {
                     self.inject_begin()?;
                     self.tx.managed = true;
-                    self.held = Some(BytesMut::new());
+                    self.held = Some(Held::default());
                     self.unit_block = Some(true);
                 }
                 self.tx.may_write = true;
@@ -273,14 +269,20 @@ impl Session {
             }
             Kind::Rollback => self.unit_block = Some(false),
         }
-        if self.held.is_some() {
-            self.executes.push(description);
+        if let Some(held) = &mut self.held {
+            held.executes.push(description);
         }
         self.forward(pos, len, Some(owed));
         Ok(Handled::Consumed)
     }
 
     fn on_sync(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+        if self.replies.in_copy() {
+            // Sent during a COPY's data: the server ignores it, and answers the Sync that
+            // follows the client's CopyDone.
+            self.forward(pos, len, None);
+            return Ok(Handled::Consumed);
+        }
         let mut owed = Owed::client(Request::Sync);
         if self.tx.managed {
             owed.on_ready = OnReady::EndManaged {
@@ -346,7 +348,7 @@ impl Session {
             self.inject_begin()?;
         }
         if managed {
-            self.held = Some(BytesMut::new());
+            self.held = Some(Held::default());
         }
         self.tx.managed = managed;
         let on_ready = if managed {
@@ -372,10 +374,16 @@ impl Session {
             }
             None => self.server_out.extend_from_slice(&step.frame),
         }
+        let writes = if managed {
+            Writes::Query(step.kinds.iter().map(|k| *k == Kind::MayWrite).collect())
+        } else {
+            Writes::None
+        };
         self.replies.push(Owed {
             on_ready,
             begin_warnings,
             skip_replies,
+            writes,
             ..Owed::client(Request::Query)
         });
         self.flushed = false;
@@ -415,6 +423,15 @@ impl Session {
         }
     }
 
+    /// Sends COPY data (or an unknown message) upstream; the end of the client's data is
+    /// noted, since the server ignores Sync and Flush before it.
+    fn forward_copy(&mut self, tag: u8, pos: usize, len: usize) {
+        if matches!(tag, fe::COPY_DONE | fe::COPY_FAIL) {
+            self.replies.client_ended_copy();
+        }
+        self.forward(pos, len, None);
+    }
+
     /// Sends the client's message at `pos` upstream as it is.
     fn forward(&mut self, pos: usize, len: usize, owed: Option<Owed>) {
         self.server_out
@@ -439,177 +456,5 @@ pub(super) fn unknown() -> Classified {
             range: 0..0,
             kind: Kind::MayWrite,
         }],
-    }
-}
-
-/// Splits a query string into steps: before a COMMIT that may have to push (so the push
-/// can come between), and after a COMMIT or ROLLBACK that something needing a decision
-/// follows (so that it starts from a known state). Statements between stay together,
-/// keeping PostgreSQL's implicit transaction around them. Each later step is padded with
-/// spaces where the earlier text was, so that error positions still count from the start
-/// of the client's string. `written`: the current transaction may already have written.
-fn plan_steps(
-    frame: &[u8],
-    sql: &[u8],
-    classified: &Classified,
-    written: bool,
-) -> Result<Vec<Step>, SessionError> {
-    let statements = &classified.statements;
-    let kinds: Vec<Kind> = statements.iter().map(|s| s.kind).collect();
-    let mut starts = vec![0];
-    let mut may_push = written;
-    for (i, kind) in kinds.iter().enumerate() {
-        match kind {
-            Kind::MayWrite => may_push = true,
-            Kind::Commit if i > 0 && may_push => starts.push(i),
-            _ => {}
-        }
-        let decisions_follow = kinds[i + 1..]
-            .iter()
-            .any(|k| matches!(k, Kind::MayWrite | Kind::Commit));
-        if matches!(kind, Kind::Commit | Kind::Rollback) && decisions_follow {
-            starts.push(i + 1);
-            may_push = false;
-        }
-    }
-    starts.dedup();
-    let several = statements.len() > 1;
-    let starts_with_commit = |first: usize| kinds.get(first) == Some(&Kind::Commit);
-    if starts.len() == 1 {
-        let commit = starts_with_commit(0);
-        return Ok(vec![Step {
-            frame: Bytes::copy_from_slice(frame),
-            kinds,
-            commit,
-            implicit: several,
-            last: true,
-        }]);
-    }
-    let mut steps = Vec::with_capacity(starts.len());
-    for (j, &first) in starts.iter().enumerate() {
-        let end = starts.get(j + 1).copied().unwrap_or(statements.len());
-        let from = if j == 0 {
-            0
-        } else {
-            statements[first].range.start
-        };
-        let to = if end == statements.len() {
-            sql.len()
-        } else {
-            statements[end].range.start
-        };
-        let padding = String::from_utf8_lossy(&sql[..from]).chars().count();
-        let mut text = " ".repeat(padding);
-        text.push_str(&String::from_utf8_lossy(&sql[from..to]));
-        let mut frame = BytesMut::new();
-        encode::query(&mut frame, &text)?;
-        steps.push(Step {
-            frame: frame.freeze(),
-            kinds: kinds[first..end].to_vec(),
-            commit: starts_with_commit(first),
-            implicit: several,
-            last: end == statements.len(),
-        });
-    }
-    Ok(steps)
-}
-
-/// A statement whose only reply is one CommandComplete and that changes nothing.
-const NO_OP: &str = "DO $$BEGIN END$$;";
-
-/// A COMMIT step to run where the proxy has already committed: PostgreSQL warns that
-/// there is no transaction in progress, and the warning's source line differs between a
-/// lone COMMIT and one inside a multi-statement string's implicit transaction. When the
-/// padding has room, a no-op statement in it puts this COMMIT in an implicit transaction
-/// too, so the warning is the one the client would have had; its reply is consumed.
-fn in_implicit_transaction(frame: &[u8]) -> Option<Bytes> {
-    let sql = fe::Query::decode(body(frame)).ok()?.sql;
-    let padding = sql.iter().take_while(|&&b| b == b' ').count();
-    if padding <= NO_OP.len() {
-        return None;
-    }
-    let mut text = String::with_capacity(sql.len());
-    text.push_str(NO_OP);
-    text.push_str(&" ".repeat(padding - NO_OP.len()));
-    text.push_str(&String::from_utf8_lossy(&sql[padding..]));
-    let mut frame = BytesMut::new();
-    encode::query(&mut frame, &text).ok()?;
-    Some(frame.freeze())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::classify::classify;
-
-    fn steps(sql: &str) -> Vec<(String, bool, bool)> {
-        let mut frame = BytesMut::new();
-        encode::query(&mut frame, sql).unwrap();
-        plan_steps(&frame, sql.as_bytes(), &classify(sql.as_bytes()), false)
-            .unwrap()
-            .into_iter()
-            .map(|s| {
-                let text = fe::Query::decode(body(&s.frame)).unwrap().sql;
-                (String::from_utf8(text.to_vec()).unwrap(), s.commit, s.last)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_string_without_commit_stays_whole() {
-        assert_eq!(
-            steps("UPDATE a SET x = 1; UPDATE b SET y = 2"),
-            vec![("UPDATE a SET x = 1; UPDATE b SET y = 2".into(), false, true)]
-        );
-        assert_eq!(steps("COMMIT"), vec![("COMMIT".into(), true, true)]);
-    }
-
-    #[test]
-    fn splits_around_commit_keeping_positions() {
-        assert_eq!(
-            steps("BEGIN; UPDATE t SET x = 1; COMMIT; SELECT é"),
-            vec![
-                ("BEGIN; UPDATE t SET x = 1; ".into(), false, false),
-                (format!("{}COMMIT; SELECT é", " ".repeat(27)), true, true),
-            ]
-        );
-        assert_eq!(
-            steps("BEGIN; UPDATE t SET x = 1; COMMIT; DELETE FROM t"),
-            vec![
-                ("BEGIN; UPDATE t SET x = 1; ".into(), false, false),
-                (format!("{}COMMIT; ", " ".repeat(27)), true, false),
-                (format!("{}DELETE FROM t", " ".repeat(35)), false, true),
-            ]
-        );
-    }
-
-    #[test]
-    fn does_not_split_where_nothing_is_decided() {
-        assert_eq!(steps("SELECT 1; COMMIT; SELECT 2").len(), 1);
-        assert_eq!(steps("BEGIN; SELECT 1; ROLLBACK; SELECT 2").len(), 1);
-    }
-
-    #[test]
-    fn a_commit_after_the_proxys_own_gets_a_no_op_in_its_padding() {
-        let mut frame = BytesMut::new();
-        encode::query(&mut frame, &format!("{}COMMIT", " ".repeat(27))).unwrap();
-        let moved = in_implicit_transaction(&frame).unwrap();
-        let sql = fe::Query::decode(body(&moved)).unwrap().sql;
-        assert_eq!(sql.len(), 33);
-        assert!(sql.starts_with(NO_OP.as_bytes()) && sql.ends_with(b" COMMIT"));
-        let mut short = BytesMut::new();
-        encode::query(&mut short, "  COMMIT").unwrap();
-        assert!(in_implicit_transaction(&short).is_none());
-    }
-
-    #[test]
-    fn splits_after_rollback() {
-        assert_eq!(
-            steps("BEGIN; DELETE FROM t; ROLLBACK; DELETE FROM u"),
-            vec![
-                ("BEGIN; DELETE FROM t; ROLLBACK; ".into(), false, false),
-                (format!("{}DELETE FROM u", " ".repeat(32)), false, true),
-            ]
-        );
     }
 }

@@ -11,17 +11,21 @@
 //! a few microseconds per query was a measurable share of the proxy's cost.
 //!
 //! The parts: [`client`] decides what each client message needs (forward it, open a
-//! transaction first, intercept a COMMIT); [`server`] routes each server message by the
-//! reply it answers; [`actions`] are what runs with the upstream connection to itself (push
-//! at commit); [`internal`] runs the proxy's own statements.
+//! transaction first, intercept a COMMIT), with [`steps`] splitting a query string at its
+//! COMMITs; [`server`] routes each server message by the reply it answers; [`held`] keeps a
+//! managed unit's replies until its push decides; [`actions`] are what runs with the
+//! upstream connection to itself (push at commit); [`internal`] runs the proxy's own
+//! statements; [`inbound`] bounds what the session holds of the client's input.
 
 mod actions;
 mod client;
+mod held;
 mod inbound;
 mod internal;
 mod prepared;
 mod returning;
 mod server;
+mod steps;
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -45,7 +49,7 @@ use crate::backend::UpstreamStream;
 use crate::classify::cache::TextCache;
 use crate::error::SessionError;
 use crate::frontend::startup::with_proxy_origin;
-use crate::net::frame::{Frame, body, frame_at, peek_frame};
+use crate::net::frame::{body, peek_frame};
 use crate::net::messages::backend::{self as be, BackendKey, TransactionStatus};
 use crate::net::messages::encode;
 use crate::net::messages::frontend as fe;
@@ -53,8 +57,9 @@ use crate::net::stream::ClientStream;
 use crate::server::Shared;
 
 use self::actions::Action;
-use self::client::Step;
+use self::held::Held;
 use self::prepared::{ByName, Portal, Statement};
+use self::steps::Step;
 
 /// Past this many bytes waiting for one side, the relay stops reading from the other.
 const HIGH_WATER: usize = 1 << 20;
@@ -107,8 +112,6 @@ pub struct Session {
     texts: TextCache,
     statements: ByName<Statement>,
     portals: ByName<Portal>,
-    /// For each Execute of the held unit, its statement's RowDescription if known.
-    executes: Vec<Option<Bytes>>,
     replies: Replies,
 
     /// The transaction status of the server's last ReadyForQuery.
@@ -126,7 +129,7 @@ pub struct Session {
     /// What must run next, with the upstream connection to itself.
     action: Option<Action>,
     /// Replies of a managed unit, held back until its push decides what the client sees.
-    held: Option<BytesMut>,
+    held: Option<Held>,
     /// The remaining steps of a query string split at its COMMITs.
     steps: VecDeque<Step>,
     /// The proxy answered a COMMIT inside an extended-protocol unit with an error: the rest
@@ -216,7 +219,6 @@ pub async fn run(
         texts: TextCache::default(),
         statements: ByName::default(),
         portals: ByName::default(),
-        executes: Vec::new(),
         replies: Replies::default(),
         status: TransactionStatus::Idle,
         tx: Tx::default(),
@@ -464,9 +466,8 @@ impl Session {
     /// Stops holding back: what was held goes to the client as it is.
     fn release_held(&mut self) {
         if let Some(held) = self.held.take() {
-            self.client_out.extend_from_slice(&held);
+            self.client_out.extend_from_slice(&held.replies);
         }
-        self.executes.clear();
     }
 
     async fn read_server_frame(&mut self) -> Result<(u8, BytesMut), SessionError> {
@@ -516,52 +517,4 @@ fn write_now<S: AsyncWrite + Unpin>(
         }
     }
     Ok(written)
-}
-
-/// Removes the last CommandComplete from `replies` (whole backend frames), if any.
-fn drop_last_command_complete(replies: &mut BytesMut) {
-    let mut pos = 0;
-    let mut last = None;
-    while let Ok(Frame::Complete { tag, len }) = frame_at(&replies[pos..]) {
-        if tag == be::COMMAND_COMPLETE {
-            last = Some((pos, len));
-        }
-        pos += len;
-    }
-    if let Some((at, len)) = last {
-        let rest = replies.split_off(at);
-        replies.extend_from_slice(&rest[len..]);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        out.extend_from_slice(&(i32::try_from(body.len() + 4).unwrap()).to_be_bytes());
-        out.extend_from_slice(body);
-        out
-    }
-
-    #[test]
-    fn only_the_last_command_complete_is_dropped() {
-        let first = frame(b'C', b"UPDATE 1\0");
-        let row = frame(b'D', &[0, 1, 0, 0, 0, 1, b'x']);
-        let last = frame(b'C', b"INSERT 0 1\0");
-        let notice = frame(b'N', b"Mhi\0\0");
-        let mut replies = BytesMut::new();
-        for f in [&first, &row, &last, &notice] {
-            replies.extend_from_slice(f);
-        }
-        drop_last_command_complete(&mut replies);
-        assert_eq!(
-            &replies[..],
-            [&first[..], &row[..], &notice[..]].concat().as_slice()
-        );
-        let mut none = BytesMut::from(&row[..]);
-        drop_last_command_complete(&mut none);
-        assert_eq!(&none[..], &row[..]);
-    }
 }

@@ -8,10 +8,11 @@ use bytes::{Buf, Bytes};
 
 use super::actions::Action;
 use super::client::unknown;
+use super::held::Held;
 use super::prepared::Statement;
 use super::{Session, Tx};
 use crate::error::SessionError;
-use crate::frontend::replies::{OnReady, Routed};
+use crate::frontend::replies::{OnReady, Owed, Routed};
 use crate::net::frame::{Frame, frame_at, reserve_partial};
 use crate::net::messages::backend::{self as be, TransactionStatus};
 
@@ -41,27 +42,39 @@ impl Session {
                     ),
                 }
             }
+            // A named statement prepared in a held unit: if a refusal drops its
+            // ParseComplete, the statement must go on the server too.
+            let parsing = match (tag, &self.held) {
+                (be::PARSE_COMPLETE, Some(_)) => self.replies.parsing_statement().map(Box::from),
+                _ => None,
+            };
             let routed = self
                 .replies
                 .route(tag, frame)
                 .map_err(|e| SessionError::Protocol(e.to_string()))?;
             match routed {
-                Routed::Client { error } => {
-                    if matches!(
-                        tag,
-                        be::COPY_IN_RESPONSE | be::COPY_OUT_RESPONSE | be::COPY_BOTH_RESPONSE
-                    ) {
-                        // COPY needs the client to act on this now; nothing held back can
-                        // wait for the end of the unit any more.
-                        if let Some(held) = self.held.take() {
-                            self.client_out.extend_from_slice(&held);
-                        }
+                Routed::Client { error, write } => {
+                    if matches!(tag, be::COPY_OUT_RESPONSE | be::COPY_BOTH_RESPONSE)
+                        && let Some(held) = self.held.take()
+                    {
+                        // The data follows, as much as the server has: it goes to the
+                        // client as it comes, not into the held replies.
+                        self.client_out.extend_from_slice(&held.replies);
                     }
                     match &mut self.held {
-                        Some(held) => held.extend_from_slice(frame),
+                        Some(held) => held.push(frame, write, parsing),
                         None => self.client_out.extend_from_slice(frame),
                     }
                     self.unit_error |= error;
+                }
+                Routed::CopyIn { released, extended } => {
+                    // The client must send its data now.
+                    Held::copy_starts(&mut self.held, &mut self.client_out, frame, extended);
+                    if released {
+                        // The Sync the session waited on came during the COPY: the
+                        // server ignores it, and the client will send another.
+                        self.barrier = false;
+                    }
                 }
                 Routed::Proxy { error } => {
                     if error {
@@ -69,40 +82,53 @@ impl Session {
                             .in_scope(|| tracing::warn!("a statement the proxy injected failed"));
                     }
                 }
-                Routed::Ready { owed, status } => {
-                    self.status = status;
-                    match owed.on_ready {
-                        OnReady::Forward => {
-                            self.client_out.extend_from_slice(frame);
-                            self.after_ready(status);
-                        }
-                        OnReady::Consume => {}
-                        OnReady::EndManaged { last, query } => {
-                            self.action = Some(Action::EndManaged {
-                                status,
-                                last,
-                                query,
-                            });
-                        }
-                        OnReady::Step => {
-                            self.barrier = false;
-                            if self.unit_error {
-                                // A failed statement ends the whole query string.
-                                self.steps.clear();
-                                self.client_out.extend_from_slice(frame);
-                                self.after_ready(status);
-                            } else if status == TransactionStatus::Idle {
-                                self.tx = Tx::default();
-                            }
-                        }
-                    }
-                }
+                Routed::Ready { owed, status } => self.on_ready(&owed, status),
             }
             pos += len;
         }
         self.server_in.advance(pos);
         reserve_partial(&mut self.server_in);
         Ok(())
+    }
+
+    /// A ReadyForQuery with `status` answered `owed`: it goes to the client, or is the
+    /// proxy's own, or the session has something to do first.
+    fn on_ready(&mut self, owed: &Owed, status: TransactionStatus) {
+        self.status = status;
+        match owed.on_ready {
+            OnReady::Forward => self.forward_ready(status),
+            OnReady::Consume => {}
+            OnReady::EndManaged { last, query } => {
+                if !owed.statements_accounted_for()
+                    && let Some(held) = &mut self.held
+                {
+                    held.forget_writes();
+                }
+                self.action = Some(Action::EndManaged {
+                    status,
+                    last,
+                    query,
+                });
+            }
+            OnReady::Step => {
+                self.barrier = false;
+                if self.unit_error {
+                    // A failed statement ends the whole query string.
+                    self.steps.clear();
+                    self.forward_ready(status);
+                } else if status == TransactionStatus::Idle {
+                    self.tx = Tx::default();
+                }
+            }
+        }
+    }
+
+    /// Passes the server's ReadyForQuery on: the same six bytes, written from its status
+    /// (the frame itself is still borrowed from the input buffer).
+    fn forward_ready(&mut self, status: TransactionStatus) {
+        self.client_out
+            .extend_from_slice(&[be::READY_FOR_QUERY, 0, 0, 0, 5, status.as_byte()]);
+        self.after_ready(status);
     }
 
     /// The client has been told the server is ready.
