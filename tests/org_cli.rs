@@ -1080,7 +1080,7 @@ mod against_the_emulator {
             let mut writer = db.connect().await;
             let tx = writer.transaction().await.unwrap();
             // As the sync writes: the capture trigger lets it through.
-            tx.execute(sfpg_schema::capture::SET_SYNC_ORIGIN_SQL, &[])
+            tx.execute(sfpg_control::capture::SET_SYNC_ORIGIN_SQL, &[])
                 .await
                 .unwrap();
             let n = tx

@@ -9,8 +9,8 @@ mod proxy_support;
 
 use proxy_support::{MASTER_KEY, SCHEMA, World};
 use serde_json::json;
+use sfpg_control::control::{MasterKey, connect::Limiters};
 use sfpg_proxy::push::{Catalog, repair};
-use sfpg_schema::control::{MasterKey, connect::Limiters};
 
 /// A transaction id that is over and did not commit, as a crashed push leaves it.
 async fn aborted_txid(world: &World) -> String {
@@ -58,7 +58,7 @@ async fn a_repair_does_not_overwrite_a_newer_row() {
              UPDATE {SCHEMA}.account SET name = 'Newer', systemmodstamp = now() + interval '1 day'
               WHERE id = {id};
              COMMIT",
-            sfpg_schema::capture::SET_SYNC_ORIGIN_SQL
+            sfpg_control::capture::SET_SYNC_ORIGIN_SQL
         ))
         .await
         .unwrap();

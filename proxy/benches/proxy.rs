@@ -34,10 +34,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use sfpg_control::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig};
 use sfpg_proxy::{ClientLimits, Proxy, ProxyConfig, PushConfig, UpstreamAddr};
 use sfpg_salesforce::{Priority, RateLimiter, Record, SalesforceId, Subrequest};
-use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::stats::{median, median_interval};
 
@@ -327,7 +327,7 @@ async fn writes() -> Result<()> {
     // A one-table mirror, as the sync would have made it.
     let db = TestDatabase::create().await;
     let mut control = db.connect().await;
-    sfpg_schema::apply_control_schema(&mut control).await?;
+    sfpg_control::apply_control_schema(&mut control).await?;
     let key = [9u8; 32];
     orgs::insert(
         &mut control,
@@ -361,10 +361,10 @@ async fn writes() -> Result<()> {
              INSERT INTO salesforce.account (sfid, name, billingcity) VALUES ('{sfid}', 'Bench Co', 'Start');
              COMMIT;
              INSERT INTO local_account (sfid, name, billingcity) VALUES ('{sfid}', 'Bench Co', 'Start');",
-            set_sync_origin = sfpg_schema::capture::SET_SYNC_ORIGIN_SQL,
+            set_sync_origin = sfpg_control::capture::SET_SYNC_ORIGIN_SQL,
         ))
         .await?;
-    sfpg_schema::capture::install_capture_trigger(&control, "salesforce", "account").await?;
+    sfpg_control::capture::install_capture_trigger(&control, "salesforce", "account").await?;
 
     let server = db.server();
     let proxy = Proxy::bind(ProxyConfig {

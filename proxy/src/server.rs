@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use sfpg_schema::control::connect::Limiters;
-use sfpg_schema::reconnect::Reconnect;
+use sfpg_control::control::connect::Limiters;
+use sfpg_control::reconnect::Reconnect;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;

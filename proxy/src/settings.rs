@@ -1,6 +1,6 @@
-//! Names shared with the capture triggers of the schema crate.
+//! Names shared with the capture triggers of the control crate.
 
-pub use sfpg_schema::capture::{
+pub use sfpg_control::capture::{
     CURRENT_TXID_SQL, FIRST_PENDING_SQL, ORIGIN_PROXY, ORIGIN_SETTING, SET_SYNC_ORIGIN_SQL,
     TAKE_PENDING_SQL, WRITE_BACK_SQL,
 };

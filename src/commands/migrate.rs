@@ -13,7 +13,7 @@ pub struct MigrateArgs {
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let mut client = database::connect(&args.database_url).await?;
-    let report = sfpg_schema::apply_control_schema(&mut client).await?;
+    let report = sfpg_control::apply_control_schema(&mut client).await?;
     if report.applied.is_empty() {
         println!(
             "control schema is up to date (version {})",

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
+use sfpg_control::control::{MasterKey, Org, OrgError, RateLimit, admin, orgs};
 use sfpg_salesforce::redact_url;
-use sfpg_schema::control::{MasterKey, Org, OrgError, RateLimit, admin, orgs};
 
 use crate::database;
 use crate::errors::UserError;
@@ -106,7 +106,7 @@ pub async fn run(args: OrgArgs) -> anyhow::Result<()> {
 /// Connects and brings the control schema up to date, as every org command needs.
 pub async fn control_client(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
     let mut client = database::connect(database_url).await?;
-    sfpg_schema::apply_control_schema(&mut client).await?;
+    sfpg_control::apply_control_schema(&mut client).await?;
     Ok(client)
 }
 
@@ -391,7 +391,7 @@ async fn test_org(args: NamedOrgArgs) -> anyhow::Result<()> {
 /// The master key, telling the user once when a new key file was created.
 pub fn load_master_key() -> anyhow::Result<MasterKey> {
     let (key, source) = MasterKey::load_or_create()?;
-    if let sfpg_schema::control::master_key::KeySource::CreatedFile(path) = source {
+    if let sfpg_control::control::master_key::KeySource::CreatedFile(path) = source {
         eprintln!(
             "created a new master key at {} (mode 0600); back it up: stored credentials \
              cannot be read without it",

@@ -15,8 +15,8 @@ pub struct RotateOriginKeyArgs {
 
 pub async fn run(args: RotateOriginKeyArgs) -> anyhow::Result<()> {
     let mut client = database::connect(&args.database_url).await?;
-    sfpg_schema::apply_control_schema(&mut client).await?;
-    sfpg_schema::capture::rotate_origin_key(&client).await?;
+    sfpg_control::apply_control_schema(&mut client).await?;
+    sfpg_control::capture::rotate_origin_key(&client).await?;
     // Running processes read the key where they use it: nothing to restart. A sync step
     // or push under way with the old key fails once and is tried again (a push that had
     // already reached Salesforce is repaired from the journal).

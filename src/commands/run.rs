@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use sfpg_control::control::MasterKey;
+use sfpg_control::control::connect::Limiters;
 use sfpg_proxy::{Proxy, ProxyConfig, PushConfig, UpstreamAddr};
-use sfpg_schema::control::MasterKey;
-use sfpg_schema::control::connect::Limiters;
 use sfpg_sync::{StoredCredentials, Supervisor, SyncSettings};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -90,7 +90,7 @@ impl Services {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Services> {
         let mut control = database::connect(database_url).await?;
-        sfpg_schema::apply_control_schema(&mut control).await?;
+        sfpg_control::apply_control_schema(&mut control).await?;
         drop(control);
         let config = database::parse_url(database_url)?;
         let limiters = Limiters::new();

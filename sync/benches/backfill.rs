@@ -21,13 +21,13 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use sfpg_control::capture::SET_SYNC_ORIGIN_SQL;
+use sfpg_control::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME, EmulatorConfig, OrgSource,
 };
 use sfpg_emulator::org::{NewUser, Org};
 use sfpg_salesforce::RateLimiter;
-use sfpg_schema::capture::SET_SYNC_ORIGIN_SQL;
-use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_sync::state::Phase;
 use sfpg_sync::{OrgSync, SyncSettings, WriteStrategy};
 use sfpg_testkit::TestDatabase;
@@ -181,7 +181,7 @@ async fn parent() {
 
     let db = TestDatabase::create().await;
     let mut client = db.connect().await;
-    sfpg_schema::apply_control_schema(&mut client)
+    sfpg_control::apply_control_schema(&mut client)
         .await
         .unwrap();
     let new_org = NewOrg {

@@ -14,8 +14,8 @@ use serde::de::{
     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::value::RawValue;
+use sfpg_control::mapping::ColumnType;
 use sfpg_salesforce::RecordsDecoder;
-use sfpg_schema::mapping::ColumnType;
 
 use crate::plan::MirroredField;
 use crate::value::push_raw_text;

@@ -5,9 +5,9 @@
 //! compared with a newer describe to evolve the table.
 
 use serde::{Deserialize, Serialize};
+use sfpg_control::mapping::{self, ColumnType, Mapping, SourceField};
+use sfpg_control::mirror::Column;
 use sfpg_salesforce::SObjectDescribe;
-use sfpg_schema::mapping::{self, ColumnType, Mapping, SourceField};
-use sfpg_schema::mirror::Column;
 
 use crate::error::SyncError;
 
@@ -308,7 +308,7 @@ pub fn parse_column_type(text: &str) -> Option<ColumnType> {
 /// Serde for a [`ColumnType`] as its SQL text.
 mod column_type_text {
     use serde::{Deserialize, Deserializer, Serializer};
-    use sfpg_schema::mapping::ColumnType;
+    use sfpg_control::mapping::ColumnType;
 
     pub fn serialize<S: Serializer>(value: &ColumnType, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(value)

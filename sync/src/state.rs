@@ -349,7 +349,7 @@ impl OrgSettings {
 
 #[cfg(test)]
 mod tests {
-    use sfpg_schema::control::{MasterKey, NewOrg, admin, orgs};
+    use sfpg_control::control::{MasterKey, NewOrg, admin, orgs};
     use sfpg_testkit::TestDatabase;
 
     use super::*;
@@ -358,7 +358,7 @@ mod tests {
     async fn progress_of_a_turn_in_flight_does_not_undo_a_resync() {
         let db = TestDatabase::create().await;
         let mut client = db.connect().await;
-        sfpg_schema::apply_control_schema(&mut client)
+        sfpg_control::apply_control_schema(&mut client)
             .await
             .unwrap();
         let org = NewOrg::client_credentials(

@@ -13,8 +13,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use sfpg_control::control::{MasterKey, connect, orgs as stored_orgs};
 use sfpg_salesforce::{Client, RateLimiter};
-use sfpg_schema::control::{MasterKey, connect, orgs as stored_orgs};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -13,10 +13,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::SinkExt;
+use sfpg_control::capture::SET_SYNC_ORIGIN_SQL;
+use sfpg_control::mapping::ColumnType;
+use sfpg_control::mirror::{qualified, quote_ident};
 use sfpg_salesforce::{Record, RecordsDecoder};
-use sfpg_schema::capture::SET_SYNC_ORIGIN_SQL;
-use sfpg_schema::mapping::ColumnType;
-use sfpg_schema::mirror::{qualified, quote_ident};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 

@@ -62,7 +62,7 @@ pub fn assert_refused(output: &Output, case: &str, expected: &[&str]) {
 pub async fn org_count(db: &TestDatabase) -> i64 {
     // Refused commands may not even have created the control schema.
     let mut client = db.connect().await;
-    sfpg_schema::apply_control_schema(&mut client)
+    sfpg_control::apply_control_schema(&mut client)
         .await
         .unwrap();
     client

@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use sfpg_control::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
 };
 use sfpg_proxy::{ClientLimits, Proxy, ProxyConfig, PushConfig, UpstreamAddr};
-use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_sync::state::Phase;
 use sfpg_sync::{OrgSync, SyncSettings};
 use sfpg_testkit::TestDatabase;
@@ -256,7 +256,7 @@ pub async fn register_org_in(
     emulator: &RunningEmulator,
     objects: &[&str],
 ) {
-    sfpg_schema::apply_control_schema(client).await.unwrap();
+    sfpg_control::apply_control_schema(client).await.unwrap();
     let org = NewOrg {
         schema_name: SCHEMA.to_owned(),
         ..NewOrg::client_credentials(
@@ -304,7 +304,7 @@ pub async fn mirror_objects(db: &TestDatabase, objects: &[&str]) {
             .unwrap()
             .get(0);
         // The sync installs them when it creates a table; installing again is harmless.
-        sfpg_schema::capture::install_capture_trigger(&client, SCHEMA, &table)
+        sfpg_control::capture::install_capture_trigger(&client, SCHEMA, &table)
             .await
             .unwrap();
     }

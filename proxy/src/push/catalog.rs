@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use secrecy::SecretString;
+use sfpg_control::control::{MasterKey, connect, orgs};
 use sfpg_salesforce::{Client, FieldType, Priority};
-use sfpg_schema::control::{MasterKey, connect, orgs};
 
 use super::Refusal;
 
@@ -191,7 +191,7 @@ impl Catalog {
     pub async fn push_ticket(&self, txid: &str) -> Result<SecretString, Refusal> {
         let client = self.control_client().await?;
         let row = client
-            .query_one(sfpg_schema::capture::PUSH_TICKET_SQL, &[&txid])
+            .query_one(sfpg_control::capture::PUSH_TICKET_SQL, &[&txid])
             .await
             .map_err(control_error)?;
         Ok(SecretString::from(row.get::<_, String>(0)))

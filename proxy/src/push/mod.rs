@@ -1,6 +1,6 @@
 //! Pushing a transaction's captured changes to Salesforce before it commits.
 //!
-//! The session takes the changes ([`sfpg_schema::capture`]), and the [`Pusher`] plans
+//! The session takes the changes ([`sfpg_control::capture`]), and the [`Pusher`] plans
 //! them ([`plan`]), sends them ([`send`]), journals the push ([`journal`]) and hands back
 //! what to write into the mirror ([`write_back`]). A refusal becomes the PostgreSQL error
 //! the client receives ([`refusal`]). On start, [`repair`] resolves pushes whose
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
-use sfpg_schema::capture::PendingChange;
+use sfpg_control::capture::PendingChange;
 
 pub use catalog::Catalog;
 pub use refusal::Refusal;

@@ -17,10 +17,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
+use sfpg_control::capture::{Operation as Captured, PendingChange};
+use sfpg_control::mirror::is_provisional_sfid;
 use sfpg_salesforce::Record;
 use sfpg_salesforce::composite::MAX_COLLECTIONS;
-use sfpg_schema::capture::{Operation as Captured, PendingChange};
-use sfpg_schema::mirror::is_provisional_sfid;
 
 use super::Refusal;
 use super::catalog::{ObjectHandle, OrgHandle};

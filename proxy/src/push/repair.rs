@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use sfpg_control::mirror::{qualified, quote_ident};
 use sfpg_salesforce::{Record, SalesforceId};
-use sfpg_schema::mirror::{qualified, quote_ident};
 
 use super::catalog::{Catalog, ObjectHandle, OrgHandle};
 use super::journal::JournalRecord;
@@ -358,7 +358,7 @@ async fn write(
     let target = qualified(&object.schema, &object.table);
     let mut control = catalog.control().get().await?;
     let tx = control.transaction().await?;
-    tx.batch_execute(sfpg_schema::capture::SET_SYNC_ORIGIN_SQL)
+    tx.batch_execute(sfpg_control::capture::SET_SYNC_ORIGIN_SQL)
         .await?;
     if !rows.is_empty() {
         tx.execute(&upsert_sql(object, &target), &[&Value::Array(rows)])

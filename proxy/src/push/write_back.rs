@@ -16,7 +16,7 @@ use sfpg_salesforce::SalesforceId;
 use super::plan::{Operation, Plan};
 
 /// What to write into one mirrored table in the client's transaction
-/// ([`sfpg_schema::capture::WRITE_BACK_SQL`]): `rows`, a JSON array of objects with each
+/// ([`sfpg_control::capture::WRITE_BACK_SQL`]): `rows`, a JSON array of objects with each
 /// row's local `id` and the columns to set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteBack {

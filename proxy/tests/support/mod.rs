@@ -403,7 +403,7 @@ pub async fn assert_same_after_reset(setup: &str, reset: &str, scripts: Vec<Scri
 pub async fn mirrored() -> TestDatabase {
     let db = TestDatabase::create().await;
     let mut client = db.connect().await;
-    sfpg_schema::apply_control_schema(&mut client)
+    sfpg_control::apply_control_schema(&mut client)
         .await
         .unwrap();
     client
@@ -415,7 +415,7 @@ pub async fn mirrored() -> TestDatabase {
         )
         .await
         .unwrap();
-    sfpg_schema::capture::install_capture_trigger(&client, "salesforce", "account")
+    sfpg_control::capture::install_capture_trigger(&client, "salesforce", "account")
         .await
         .unwrap();
     db

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
+use sfpg_control::control::{MasterKey, NewOrg, RateLimit, admin, master_key, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator, Transport,
 };
-use sfpg_schema::control::{MasterKey, NewOrg, RateLimit, admin, master_key, orgs};
 use sfpg_sync::SyncSettings;
 use sfpg_sync::status::{self, ObjectStatus};
 use tokio_postgres::NoTls;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
+use sfpg_control::control::{AuthFlow, NewOrg, OrgError, OrgSecrets, orgs};
 use sfpg_salesforce::{ApiVersion, JwtBearer, Token, check_ca_certificates_pem};
-use sfpg_schema::control::{AuthFlow, NewOrg, OrgError, OrgSecrets, orgs};
 
 use crate::commands::org::verify::{self, log_in};
 use crate::commands::org::{control_client, load_master_key, user_facing};

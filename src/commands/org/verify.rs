@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use sfpg_control::control::orgs::valid_object_name;
+use sfpg_control::control::{MasterKey, Org, connect};
 use sfpg_salesforce::{
     ApiVersion, Client, DescribeGlobal, ErrorClass, Priority, RateLimiter, Token, redact_url,
 };
-use sfpg_schema::control::orgs::valid_object_name;
-use sfpg_schema::control::{MasterKey, Org, connect};
 
 use crate::errors::UserError;
 

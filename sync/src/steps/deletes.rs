@@ -145,7 +145,7 @@ pub async fn reconcile(context: &mut Context<'_>, object: &mut ObjectSync) -> Re
 /// not seen by the sync's own arithmetic.
 async fn recount(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<()> {
     let plan = plan_of(object)?;
-    let table = sfpg_schema::mirror::qualified(&plan.schema, &plan.table);
+    let table = sfpg_control::mirror::qualified(&plan.schema, &plan.table);
     let row = context
         .db
         .query_one(

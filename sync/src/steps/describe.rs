@@ -4,8 +4,8 @@
 //! place widens, and one that cannot pauses the object with a clear reason.
 
 use chrono::{Duration, Utc};
+use sfpg_control::{capture, mirror};
 use sfpg_salesforce::Conditional;
-use sfpg_schema::{capture, mirror};
 
 use super::{Context, Outcome, after_request};
 use crate::error::Result;

@@ -4,7 +4,7 @@
 //! is gone, the supervisor waits for the next attempt instead.
 
 use futures::StreamExt;
-use sfpg_schema::reconnect::Reconnect;
+use sfpg_control::reconnect::Reconnect;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, NoTls};

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use sfpg_control::reconnect::Backoff;
 use sfpg_salesforce::RateLimiter;
-use sfpg_schema::reconnect::Backoff;
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;

@@ -11,7 +11,7 @@
 //! and per field a 32-bit length (-1 for NULL) and the bytes; a 16-bit -1 ends the stream.
 
 use chrono::NaiveDate;
-use sfpg_schema::mapping::ColumnType;
+use sfpg_control::mapping::ColumnType;
 
 use crate::decode::Columns;
 

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use sfpg_schema::mirror::qualified;
+use sfpg_control::mirror::qualified;
 use tokio_postgres::{Client, Transaction};
 
 use super::{Rows, begin};

@@ -2,9 +2,9 @@
 //! deletes, the reconciliation's range delete, and the lock timeout.
 
 use serde_json::json;
+use sfpg_control::mapping::ColumnType;
+use sfpg_control::mirror;
 use sfpg_salesforce::Record;
-use sfpg_schema::mapping::ColumnType;
-use sfpg_schema::mirror;
 use sfpg_testkit::TestDatabase;
 use tokio_postgres::Client;
 
@@ -13,7 +13,7 @@ use super::*;
 fn field(name: &str, column_type: ColumnType) -> MirroredField {
     MirroredField {
         field: name.to_owned(),
-        column: sfpg_schema::mapping::column_name(name),
+        column: sfpg_control::mapping::column_name(name),
         column_type,
         calculated: false,
     }
@@ -57,7 +57,7 @@ pub(super) fn record(id: &str, stamp: &str, name: &str) -> Record {
 pub(super) async fn mirror_table(db: &TestDatabase) -> Client {
     let mut client = db.connect().await;
     // The sync origin's key lives in the control schema.
-    sfpg_schema::apply_control_schema(&mut client)
+    sfpg_control::apply_control_schema(&mut client)
         .await
         .unwrap();
     let plan = plan();
@@ -346,7 +346,7 @@ async fn deletes_by_id_and_by_absence_within_a_range() {
     assert!(
         left[2]
             .as_deref()
-            .is_some_and(sfpg_schema::mirror::is_provisional_sfid),
+            .is_some_and(sfpg_control::mirror::is_provisional_sfid),
         "{left:?}"
     );
 
@@ -498,7 +498,7 @@ async fn a_merge_racing_another_insert_of_the_same_id_falls_back_to_on_conflict(
 async fn the_capture_triggers_let_the_sync_through_without_capturing_it() {
     let db = TestDatabase::create().await;
     let mut client = db.connect().await;
-    sfpg_schema::apply_control_schema(&mut client)
+    sfpg_control::apply_control_schema(&mut client)
         .await
         .unwrap();
     let plan = plan();
@@ -506,7 +506,7 @@ async fn the_capture_triggers_let_the_sync_through_without_capturing_it() {
     mirror::create_table(&client, &plan.schema, &plan.table, &plan.columns())
         .await
         .unwrap();
-    sfpg_schema::capture::install_capture_trigger(&client, &plan.schema, &plan.table)
+    sfpg_control::capture::install_capture_trigger(&client, &plan.schema, &plan.table)
         .await
         .unwrap();
 

@@ -98,7 +98,7 @@ fn eager_describe() -> SyncSettings {
 
 async fn column_type(harness: &Harness, table: &str, column: &str) -> Option<String> {
     let client = harness.db.connect().await;
-    let columns = sfpg_schema::mirror::existing_columns(&client, "acme", table)
+    let columns = sfpg_control::mirror::existing_columns(&client, "acme", table)
         .await
         .unwrap();
     columns

@@ -9,12 +9,12 @@ use std::time::Duration;
 use chrono::{Timelike, Utc};
 
 use serde_json::{Map, Value};
+use sfpg_control::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
 };
 use sfpg_emulator::org::{ManualClock, Org};
 use sfpg_salesforce::{Client, RateLimiter, RetryPolicy};
-use sfpg_schema::control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_sync::{OrgSync, SyncSettings, TurnReport};
 use sfpg_testkit::TestDatabase;
 
@@ -82,7 +82,7 @@ impl Harness {
         let emulator = sfpg_emulator::http::start(config).await.unwrap();
         let db = TestDatabase::create().await;
         let mut client = db.connect().await;
-        sfpg_schema::apply_control_schema(&mut client)
+        sfpg_control::apply_control_schema(&mut client)
             .await
             .unwrap();
         let key = master_key();

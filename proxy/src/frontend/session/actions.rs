@@ -265,7 +265,7 @@ impl Session {
         if let Some(error) = taken.error {
             return Ok(Err(Refusal::from_server(&error)));
         }
-        let changes = match sfpg_schema::capture::parse_pending(taken.scalar().unwrap_or("[]")) {
+        let changes = match sfpg_control::capture::parse_pending(taken.scalar().unwrap_or("[]")) {
             Ok(changes) => changes,
             Err(error) => {
                 return Ok(Err(Refusal::new(

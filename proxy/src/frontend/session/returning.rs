@@ -114,7 +114,7 @@ fn patch_row(
         let Some(value) = value.and_then(|v| std::str::from_utf8(v).ok()) else {
             continue;
         };
-        if !sfpg_schema::mirror::is_provisional_sfid(value) {
+        if !sfpg_control::mirror::is_provisional_sfid(value) {
             continue;
         }
         if let Some(created) = created
