@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio_postgres::error::SqlState;
 use tracing::warn;
 
 use crate::error::SessionError;
@@ -52,15 +53,15 @@ impl Refusal {
     /// (`pq_getmessage`, `ProcessStartupPacket`); 57014 query_canceled for the timeout, as
     /// its backend raises "canceling authentication due to timeout"; 53300
     /// too_many_connections.
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> SqlState {
         match self {
             Refusal::StartupPacketLength { .. }
             | Refusal::StartupPacketTooLong { .. }
             | Refusal::MessageLength { .. }
             | Refusal::AuthMessageTooLong { .. }
-            | Refusal::MessageTooLong { .. } => "08P01",
-            Refusal::AuthTimeout { .. } => "57014",
-            Refusal::TooManyClients { .. } => "53300",
+            | Refusal::MessageTooLong { .. } => SqlState::PROTOCOL_VIOLATION,
+            Refusal::AuthTimeout { .. } => SqlState::QUERY_CANCELED,
+            Refusal::TooManyClients { .. } => SqlState::TOO_MANY_CONNECTIONS,
         }
     }
 
@@ -121,7 +122,7 @@ impl Refusal {
             vec![
                 (b'S', "FATAL".into()),
                 (b'V', "FATAL".into()),
-                (b'C', self.sqlstate().into()),
+                (b'C', self.sqlstate().code().into()),
                 (b'M', self.message()),
                 (b'D', self.detail()),
             ],

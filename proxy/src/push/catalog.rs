@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio_postgres::error::SqlState;
 
 use deadpool_postgres::Pool;
 use secrecy::SecretString;
@@ -179,7 +180,12 @@ impl Catalog {
             )
             .await
             .map_err(control_error)?
-            .ok_or_else(|| Refusal::new("55000", format!("sfpg proxy: no org named {name}")))?;
+            .ok_or_else(|| {
+                Refusal::new(
+                    SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("sfpg proxy: no org named {name}"),
+                )
+            })?;
         let schema: String = row.get(0);
         self.org(&schema).await
     }
@@ -200,7 +206,7 @@ impl Catalog {
     async fn control_client(&self) -> Result<deadpool_postgres::Object, Refusal> {
         self.control.get().await.map_err(|e| {
             Refusal::new(
-                "08006",
+                SqlState::CONNECTION_FAILURE,
                 format!("sfpg proxy: cannot reach the control database: {e}"),
             )
         })
@@ -218,16 +224,21 @@ impl Catalog {
             .map(|row| row.get(0))
             .ok_or_else(|| not_configured(schema))?;
         let org = orgs::load(&**client, &name, &self.key).await.map_err(|e| {
-            Refusal::new("55000", format!("sfpg proxy: cannot load org {name}: {e}"))
+            Refusal::new(
+                SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("sfpg proxy: cannot load org {name}: {e}"),
+            )
         })?;
-        let limiter = self
-            .limiters
-            .for_org(&org)
-            .map_err(|e| Refusal::new("55000", format!("sfpg proxy: org {name}: {e}")))?;
+        let limiter = self.limiters.for_org(&org).map_err(|e| {
+            Refusal::new(
+                SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("sfpg proxy: org {name}: {e}"),
+            )
+        })?;
         let client = connect::stored_client(&org, limiter, &self.database, &self.key)
             .map_err(|e| {
                 Refusal::new(
-                    "55000",
+                    SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
                     format!("sfpg proxy: cannot set up the Salesforce client of org {name}: {e}"),
                 )
             })?
@@ -256,7 +267,7 @@ impl Catalog {
             .map_err(control_error)?
             .ok_or_else(|| {
                 Refusal::new(
-                    "55000",
+                    SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
                     format!(
                         "sfpg proxy: table {schema}.{table} is not a mirrored object of org {}",
                         org.name
@@ -304,7 +315,7 @@ impl Catalog {
 
 fn not_configured(schema: &str) -> Refusal {
     Refusal::new(
-        "55000",
+        SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
         format!("sfpg proxy: no Salesforce org is configured for schema \"{schema}\""),
     )
     .hint("Add the org with sfpg org add, or write to a schema that mirrors one.")
@@ -312,7 +323,7 @@ fn not_configured(schema: &str) -> Refusal {
 
 fn control_error(error: tokio_postgres::Error) -> Refusal {
     Refusal::new(
-        "08006",
+        SqlState::CONNECTION_FAILURE,
         format!("sfpg proxy: cannot read the control schema: {error}"),
     )
 }

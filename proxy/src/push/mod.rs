@@ -17,6 +17,7 @@ pub mod write_back;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio_postgres::error::SqlState;
 
 use serde_json::Value;
 use sfpg_control::capture::PendingChange;
@@ -229,7 +230,7 @@ impl Pusher {
                     if !Arc::ptr_eq(first, &object_org) && first.name != object_org.name =>
                 {
                     return Err(Refusal::new(
-                        "0A000",
+                        SqlState::FEATURE_NOT_SUPPORTED,
                         format!(
                             "a transaction can write only one Salesforce org; this one writes {} and {}",
                             first.name, object_org.name
@@ -250,7 +251,11 @@ impl Pusher {
 
 /// The refusal of a cancelled push, as PostgreSQL words a cancelled statement.
 fn canceled(detail: &str) -> Refusal {
-    Refusal::new("57014", "canceling statement due to user request").detail(detail)
+    Refusal::new(
+        SqlState::QUERY_CANCELED,
+        "canceling statement due to user request",
+    )
+    .detail(detail)
 }
 
 fn millis(since: Instant) -> i32 {

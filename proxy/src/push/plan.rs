@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio_postgres::error::SqlState;
 
 use serde_json::{Map, Value, json};
 use sfpg_control::capture::{Operation as Captured, PendingChange};
@@ -147,7 +148,7 @@ pub fn plan(
         let key = (change.schema.clone(), change.table.clone());
         let Some(object) = objects.get(&key) else {
             return Err(Refusal::new(
-                "55000",
+                SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!(
                     "sfpg proxy: {}.{} is not a mirrored object",
                     change.schema, change.table
@@ -186,7 +187,7 @@ pub fn plan(
         }
         let Some(sfid) = text(net.old, SFID) else {
             return Err(Refusal::new(
-                "55000",
+                SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!(
                     "cannot update row {row_id} of {}.{}: it has no sfid, so Salesforce has no record for it",
                     object.schema, object.table
@@ -218,7 +219,7 @@ pub fn plan(
             .max()
             .unwrap_or(0);
         return Err(Refusal::new(
-            "54000",
+            SqlState::PROGRAM_LIMIT_EXCEEDED,
             format!(
                 "this transaction changes {} Salesforce records in {} sObject Collections calls \
                  ({levels} levels of creates, then updates and deletes, at most {MAX_RECORDS} \
@@ -285,7 +286,7 @@ fn level_of(
         tables.push(tables[0].clone());
         let first = &creates[create].object;
         return Err(Refusal::new(
-            "23503",
+            SqlState::FOREIGN_KEY_VIOLATION,
             format!(
                 "rows created in this transaction refer to each other in a cycle ({}): \
                  Salesforce cannot create any of them first",
@@ -333,7 +334,7 @@ fn resolve_references(records: &mut [Planned]) -> Result<(), Refusal> {
                     .find(|c| c.field == *field)
                     .map_or_else(|| field.to_ascii_lowercase(), |c| c.column.clone());
                 return Err(Refusal::new(
-                    "23503",
+                    SqlState::FOREIGN_KEY_VIOLATION,
                     format!(
                         "column \"{column}\" of {}.{} (row {}) holds {value}, the provisional sfid \
                          of a row this transaction does not create",
@@ -410,7 +411,7 @@ fn typed(object: &ObjectHandle) -> Record {
 
 fn read_only(object: &ObjectHandle, column: &str, why: &str) -> Refusal {
     Refusal::new(
-        "428C9",
+        SqlState::GENERATED_ALWAYS,
         format!(
             "cannot write column \"{column}\" of {}.{}: {why}",
             object.schema, object.table

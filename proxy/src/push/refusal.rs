@@ -22,6 +22,7 @@
 //! 22000; other API errors are 58000 system_error.
 
 use sfpg_salesforce::{Error as SalesforceError, RecordError};
+use tokio_postgres::error::SqlState;
 
 use super::catalog::ObjectHandle;
 
@@ -33,8 +34,8 @@ pub struct Refusal(Box<RefusalFields>);
 /// What a [`Refusal`] says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusalFields {
-    /// Five-character SQLSTATE, such as `23505`.
-    pub sqlstate: String,
+    /// The SQLSTATE, such as `23505` unique_violation.
+    pub sqlstate: SqlState,
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
@@ -52,9 +53,9 @@ impl std::ops::Deref for Refusal {
 }
 
 impl Refusal {
-    pub fn new(sqlstate: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(sqlstate: SqlState, message: impl Into<String>) -> Self {
         Refusal(Box::new(RefusalFields {
-            sqlstate: sqlstate.into(),
+            sqlstate,
             message: message.into(),
             detail: None,
             hint: None,
@@ -90,7 +91,7 @@ impl Refusal {
         let mut fields = vec![
             (b'S', "ERROR".to_owned()),
             (b'V', "ERROR".to_owned()),
-            (b'C', self.sqlstate.clone()),
+            (b'C', self.sqlstate.code().to_owned()),
             (b'M', self.message.clone()),
         ];
         let optional = [
@@ -114,7 +115,7 @@ impl Refusal {
     pub fn from_server(fields: &crate::net::messages::backend::Fields) -> Self {
         let get = |code: u8| fields.get(code).map(str::to_owned);
         Refusal(Box::new(RefusalFields {
-            sqlstate: fields.code().to_owned(),
+            sqlstate: SqlState::from_code(fields.code()),
             message: fields.message().to_owned(),
             detail: get(b'D'),
             hint: get(b'H'),
@@ -127,23 +128,25 @@ impl Refusal {
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.message, self.sqlstate)
+        write!(f, "{} ({})", self.message, self.sqlstate.code())
     }
 }
 
 /// The SQLSTATE for a Salesforce `errorCode` or `statusCode`.
-pub fn sqlstate_for(code: &str) -> &'static str {
+pub fn sqlstate_for(code: &str) -> SqlState {
     match code {
-        "REQUIRED_FIELD_MISSING" => "23502",
-        "DUPLICATE_VALUE" => "23505",
-        "INVALID_CROSS_REFERENCE_KEY" | "FIELD_INTEGRITY_EXCEPTION" => "23503",
-        "FIELD_CUSTOM_VALIDATION_EXCEPTION" => "23514",
-        "STRING_TOO_LONG" => "22001",
-        "INVALID_FIELD_FOR_INSERT_UPDATE" => "428C9",
-        code if code.starts_with("INSUFFICIENT_ACCESS") => "42501",
-        "REQUEST_LIMIT_EXCEEDED" => "53400",
-        "UNABLE_TO_LOCK_ROW" => "55P03",
-        _ => "22000",
+        "REQUIRED_FIELD_MISSING" => SqlState::NOT_NULL_VIOLATION,
+        "DUPLICATE_VALUE" => SqlState::UNIQUE_VIOLATION,
+        "INVALID_CROSS_REFERENCE_KEY" | "FIELD_INTEGRITY_EXCEPTION" => {
+            SqlState::FOREIGN_KEY_VIOLATION
+        }
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION" => SqlState::CHECK_VIOLATION,
+        "STRING_TOO_LONG" => SqlState::STRING_DATA_RIGHT_TRUNCATION,
+        "INVALID_FIELD_FOR_INSERT_UPDATE" => SqlState::GENERATED_ALWAYS,
+        code if code.starts_with("INSUFFICIENT_ACCESS") => SqlState::INSUFFICIENT_PRIVILEGE,
+        "REQUEST_LIMIT_EXCEEDED" => SqlState::CONFIGURATION_LIMIT_EXCEEDED,
+        "UNABLE_TO_LOCK_ROW" => SqlState::LOCK_NOT_AVAILABLE,
+        _ => SqlState::DATA_EXCEPTION,
     }
 }
 
@@ -179,8 +182,9 @@ pub fn from_record_error(
 /// limit, not allowed, or an error Salesforce returned for the request.
 pub fn from_salesforce_error(error: &SalesforceError, what: &str) -> Refusal {
     if let Some(api) = error.api_errors().first() {
+        // A request-level error that names no constraint is the system's, not the data's.
         let sqlstate = match sqlstate_for(&api.error_code) {
-            "22000" => "58000",
+            SqlState::DATA_EXCEPTION => SqlState::SYSTEM_ERROR,
             known => known,
         };
         let mut refusal = Refusal::new(
@@ -195,28 +199,28 @@ pub fn from_salesforce_error(error: &SalesforceError, what: &str) -> Refusal {
     }
     if error.is_timeout() {
         return Refusal::new(
-            "57014",
+            SqlState::QUERY_CANCELED,
             format!("Salesforce did not answer in time ({what})"),
         )
         .detail(error.to_string());
     }
     match error {
         SalesforceError::Transport { .. } if error.is_connect() => Refusal::new(
-            "08006",
+            SqlState::CONNECTION_FAILURE,
             format!("cannot reach Salesforce to {what}: nothing was sent"),
         )
         .detail(error.to_string()),
         SalesforceError::Transport { .. } => Refusal::new(
-            "08006",
+            SqlState::CONNECTION_FAILURE,
             format!("lost the connection to Salesforce ({what})"),
         )
         .detail(error.to_string()),
         SalesforceError::Auth { error: code, .. } => Refusal::new(
-            "28000",
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
             format!("Salesforce refused the proxy's login ({what})"),
         )
         .detail(code.clone()),
-        _ => Refusal::new("58000", format!("cannot {what}: {error}")),
+        _ => Refusal::new(SqlState::SYSTEM_ERROR, format!("cannot {what}: {error}")),
     }
 }
 
@@ -232,7 +236,7 @@ pub fn unknown_outcome(error: &SalesforceError) -> Refusal {
         "the connection to Salesforce broke after the request was sent"
     };
     Refusal::new(
-        "08007",
+        SqlState::TRANSACTION_RESOLUTION_UNKNOWN,
         format!("the outcome of the push to Salesforce is unknown: {how}"),
     )
     .detail(format!("{error}."))
@@ -259,13 +263,14 @@ mod tests {
             ("UNABLE_TO_LOCK_ROW", "55P03"),
             ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "22000"),
         ] {
-            assert_eq!(sqlstate_for(code), sqlstate, "{code}");
+            // The design's table, in its own words: the codes as PostgreSQL documents them.
+            assert_eq!(sqlstate_for(code).code(), sqlstate, "{code}");
         }
     }
 
     #[test]
     fn fields_follow_postgres_order_and_skip_what_is_unknown() {
-        let refusal = Refusal::new("23505", "duplicate value")
+        let refusal = Refusal::new(SqlState::UNIQUE_VIOLATION, "duplicate value")
             .detail("DUPLICATE_VALUE")
             .table("salesforce", "account")
             .column("external_id__c");

@@ -9,6 +9,7 @@
 //! nothing needs undoing.
 
 use std::collections::HashMap;
+use tokio_postgres::error::SqlState;
 
 use serde_json::{Value, json};
 use sfpg_salesforce::composite::{Subrequest, SubrequestResult};
@@ -207,7 +208,7 @@ fn refused(plan: &Plan, calls: &[Call], results: &[SubrequestResult]) -> Option<
     }
     Some(rolled_back.unwrap_or_else(|| {
         Refusal::new(
-            "58000",
+            SqlState::SYSTEM_ERROR,
             "Salesforce refused the push without saying which record it refused",
         )
         .detail(PROCESSING_HALTED)
@@ -218,7 +219,7 @@ fn refused(plan: &Plan, calls: &[Call], results: &[SubrequestResult]) -> Option<
 /// serve): the error as it came, about the call's object when it has one.
 fn subrequest_refusal(plan: &Plan, call: &Call, error: &ApiError) -> Refusal {
     let sqlstate = match sqlstate_for(&error.error_code) {
-        "22000" => "58000",
+        SqlState::DATA_EXCEPTION => SqlState::SYSTEM_ERROR,
         known => known,
     };
     let first = call.records.first().map(|&i| &plan.records[i]);

@@ -22,6 +22,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use tokio_postgres::error::SqlState;
+
 use crate::net::frame::body;
 use crate::net::messages::backend::{self as be, Fields, Malformed, TransactionStatus};
 
@@ -336,7 +338,7 @@ impl Replies {
             }
             be::NOTICE_RESPONSE if head.begin_warnings > 0 => {
                 let fields = Fields::decode(body(frame), "NoticeResponse")?;
-                if fields.code() == "25001" {
+                if fields.code() == SqlState::ACTIVE_SQL_TRANSACTION.code() {
                     if let Some(head) = self.owed.front_mut() {
                         head.begin_warnings -= 1;
                     }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio_postgres::error::SqlState;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use secrecy::ExposeSecret;
@@ -269,7 +270,7 @@ impl Session {
             Ok(changes) => changes,
             Err(error) => {
                 return Ok(Err(Refusal::new(
-                    "XX000",
+                    SqlState::INTERNAL_ERROR,
                     format!("sfpg proxy: cannot read the captured changes: {error}"),
                 )));
             }
@@ -347,7 +348,7 @@ impl Session {
         let name = |key: &str| first[key].as_str().unwrap_or_default().to_owned();
         let (schema, table) = (name("schema"), name("table"));
         Ok(Err(Refusal::new(
-            "55000",
+            SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("sfpg proxy: no Salesforce org is configured for schema \"{schema}\""),
         )
         .table(&schema, &table)

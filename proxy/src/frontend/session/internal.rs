@@ -8,6 +8,8 @@
 //! bound. Closing first as well makes a statement left over by an earlier failure
 //! harmless.
 
+use tokio_postgres::error::SqlState;
+
 use super::Session;
 use crate::error::SessionError;
 use crate::net::frame::body;
@@ -92,7 +94,11 @@ impl Session {
         const ATTEMPTS: usize = 4;
         let mut error = self.internal("ROLLBACK", &[]).await?.error;
         let mut attempts = 1;
-        while attempts < ATTEMPTS && error.as_ref().is_some_and(|e| e.code() == QUERY_CANCELED) {
+        while attempts < ATTEMPTS
+            && error
+                .as_ref()
+                .is_some_and(|e| e.code() == SqlState::QUERY_CANCELED.code())
+        {
             error = self.internal("ROLLBACK", &[]).await?.error;
             attempts += 1;
         }
@@ -106,6 +112,3 @@ impl Session {
         }
     }
 }
-
-/// SQLSTATE query_canceled.
-const QUERY_CANCELED: &str = "57014";

@@ -37,6 +37,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_postgres::error::SqlState;
 use tokio_util::io::poll_read_buf;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{Instrument, Span};
@@ -185,7 +186,7 @@ pub async fn run(
                 vec![
                     (b'S', "FATAL".into()),
                     (b'V', "FATAL".into()),
-                    (b'C', "08006".into()),
+                    (b'C', SqlState::CONNECTION_FAILURE.code().into()),
                     (
                         b'M',
                         format!("sfpg proxy: cannot connect to the database server: {source}"),
@@ -445,7 +446,7 @@ impl Session {
             vec![
                 (b'S', "FATAL".into()),
                 (b'V', "FATAL".into()),
-                (b'C', "57P01".into()),
+                (b'C', SqlState::ADMIN_SHUTDOWN.code().into()),
                 (
                     b'M',
                     "terminating connection due to administrator command".into(),

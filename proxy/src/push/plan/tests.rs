@@ -187,14 +187,14 @@ fn read_only_columns_are_refused_by_name() {
             Some(&[column]),
         )])
         .unwrap_err();
-        assert_eq!(refusal.sqlstate, "428C9", "{column}");
+        assert_eq!(refusal.sqlstate.code(), "428C9", "{column}");
         assert_eq!(refusal.column.as_deref(), Some(column));
     }
     let mut new = row(9, None, "INV-9", 1.0);
     new["total__c"] = json!(3);
     let refusal = planned(&[change(1, "INSERT", 9, None, Some(new), None)]).unwrap_err();
     assert_eq!(
-        (refusal.sqlstate.as_str(), refusal.column.as_deref()),
+        (refusal.sqlstate.code(), refusal.column.as_deref()),
         ("428C9", Some("total__c"))
     );
 }
@@ -290,7 +290,7 @@ fn more_than_one_atomic_push_is_refused_with_a_hint() {
     assert_eq!(plan.calls().len(), MAX_COLLECTIONS);
     assert!(plan.calls().iter().all(|(_, c)| c.len() == MAX_RECORDS));
     let refusal = planned(&creates(MAX_COLLECTIONS * MAX_RECORDS + 1)).unwrap_err();
-    assert_eq!(refusal.sqlstate, "54000");
+    assert_eq!(refusal.sqlstate.code(), "54000");
     assert!(refusal.hint.as_deref().unwrap().contains("200"));
 }
 
@@ -432,7 +432,7 @@ fn a_provisional_sfid_no_create_produces_is_refused() {
         ),
     ])
     .unwrap_err();
-    assert_eq!(refusal.sqlstate, "23503");
+    assert_eq!(refusal.sqlstate.code(), "23503");
     assert_eq!(refusal.column.as_deref(), Some("account__c"));
     assert_eq!(refusal.table.as_deref(), Some("invoice__c"));
     assert!(refusal.message.contains(PARENT), "{}", refusal.message);
@@ -449,7 +449,7 @@ fn a_provisional_sfid_no_create_produces_is_refused() {
         Some(&["account__c"]),
     )])
     .unwrap_err();
-    assert_eq!(refusal.sqlstate, "23503");
+    assert_eq!(refusal.sqlstate.code(), "23503");
     assert_eq!(refusal.column.as_deref(), Some("account__c"));
 }
 
@@ -474,7 +474,7 @@ fn a_cycle_of_new_rows_is_refused_naming_the_tables() {
         ),
     ])
     .unwrap_err();
-    assert_eq!(refusal.sqlstate, "23503");
+    assert_eq!(refusal.sqlstate.code(), "23503");
     assert!(
         refusal
             .message
@@ -492,7 +492,7 @@ fn a_cycle_of_new_rows_is_refused_naming_the_tables() {
         None,
     )])
     .unwrap_err();
-    assert_eq!(refusal.sqlstate, "23503");
+    assert_eq!(refusal.sqlstate.code(), "23503");
 }
 
 #[test]
@@ -513,7 +513,7 @@ fn too_many_levels_are_refused() {
         })
         .collect();
     let refusal = planned(&changes).unwrap_err();
-    assert_eq!(refusal.sqlstate, "54000");
+    assert_eq!(refusal.sqlstate.code(), "54000");
     let plan = planned(&changes[..5]).unwrap().unwrap();
     let levels: Vec<usize> = plan.records.iter().map(|p| p.level).collect();
     assert_eq!(levels, [0, 1, 2, 3, 4]);
@@ -530,7 +530,7 @@ fn a_written_sfid_is_still_refused() {
         None,
     )])
     .unwrap_err();
-    assert_eq!(refusal.sqlstate, "428C9");
+    assert_eq!(refusal.sqlstate.code(), "428C9");
     assert_eq!(refusal.column.as_deref(), Some("sfid"));
     let old = row(3, Some("a01000000000003AAA"), "INV-3", 1.0);
     let mut new = old.clone();
@@ -544,5 +544,5 @@ fn a_written_sfid_is_still_refused() {
         Some(&["sfid"]),
     )])
     .unwrap_err();
-    assert_eq!(refusal.sqlstate, "428C9");
+    assert_eq!(refusal.sqlstate.code(), "428C9");
 }
