@@ -1,10 +1,14 @@
 //! The proxy's errors: starting it ([`ProxyError`]) and what ends one client session
-//! ([`SessionError`]).
+//! ([`SessionError`]). Each layer's own errors join these with `#[from]` and keep their
+//! source: the wire's ([`ProtocolError`], [`EncodeError`]), the client's refusal
+//! ([`Refusal`]), and a statement of the proxy's own that the server refused
+//! ([`ServerError`]).
 
 use std::io;
 
 use crate::frontend::refusal::Refusal;
-use crate::net::frame::FrameError;
+use crate::net::ProtocolError;
+use crate::net::messages::backend::ServerError;
 use crate::net::messages::encode::EncodeError;
 
 /// Why the proxy could not start or stopped serving.
@@ -19,7 +23,7 @@ pub enum ProxyError {
     #[error("cannot accept connections: {0}")]
     Accept(#[source] io::Error),
     #[error("cannot set up the connections to the control database: {0}")]
-    Control(String),
+    Control(#[from] deadpool_postgres::BuildError),
     #[error("cannot start a thread for client sessions: {0}")]
     SessionThread(#[source] io::Error),
 }
@@ -36,22 +40,41 @@ pub enum SessionError {
     #[error("TLS handshake failed: {0}")]
     Tls(#[source] io::Error),
     #[error("protocol violation: {0}")]
-    Protocol(String),
+    Protocol(#[from] ProtocolError),
     #[error("cannot connect to the database server at {addr}: {source}")]
     Connect {
         addr: String,
         #[source]
         source: io::Error,
     },
-    #[error(transparent)]
-    Frame(#[from] FrameError),
     /// The proxy closes the connection on its own; the client is told why with a FATAL
     /// error ([`Refusal::tell`]).
     #[error("refused: {0}")]
     Refused(#[from] Refusal),
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The transaction could not be ended: the session cannot go on in a known state.
+    #[error("the proxy's ROLLBACK failed: {0}")]
+    Rollback(#[source] ServerError),
 }
+
+/// The wire's own errors are protocol violations of the session.
+macro_rules! protocol_violation {
+    ($($error:ty),*) => {$(
+        impl From<$error> for SessionError {
+            fn from(error: $error) -> Self {
+                SessionError::Protocol(error.into())
+            }
+        }
+    )*};
+}
+
+protocol_violation!(
+    crate::net::frame::FrameError,
+    crate::net::messages::frontend::Malformed,
+    crate::net::messages::backend::Malformed,
+    crate::net::messages::startup::Malformed
+);
 
 impl SessionError {
     /// An ending that is part of normal life rather than something to log as a failure.

@@ -24,7 +24,7 @@ use crate::error::{ProxyError, SessionError};
 use crate::frontend::admission::{Admission, Admitted, AuthDeadline};
 use crate::frontend::cancel::{Cancel, CancelRegistry};
 use crate::frontend::refusal::{Refusal, RefusalLog};
-use crate::frontend::session;
+use crate::frontend::relay;
 use crate::frontend::startup::{Opening, negotiate};
 use crate::frontend::tls::TlsConfig;
 use crate::push::{Catalog, Pusher, repair};
@@ -105,8 +105,7 @@ impl Proxy {
         let pusher = match config.push {
             Some(push) => {
                 repair_every = push.repair_every;
-                let catalog = Catalog::connect(push.control, push.master_key, limiters)
-                    .map_err(|e| ProxyError::Control(e.to_string()))?;
+                let catalog = Catalog::connect(push.control, push.master_key, limiters)?;
                 Some(Arc::new(Pusher::new(catalog, push.failpoint)))
             }
             None => None,
@@ -365,7 +364,7 @@ async fn handle(
             rest,
         }) => {
             span.in_scope(|| debug!(tls = stream.is_tls(), "session started"));
-            session::run(
+            relay::run(
                 Arc::clone(&shared),
                 stream,
                 startup,

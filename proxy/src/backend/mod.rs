@@ -1,6 +1,8 @@
 //! The upstream side: where PostgreSQL listens, the connection each client session gets to
 //! it, and forwarding a client's cancel request to the right server process.
 
+pub mod statements;
+
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;

@@ -10,6 +10,7 @@ use super::admission::AuthDeadline;
 use super::refusal::Refusal;
 use super::tls::{ALPN_POSTGRESQL, TlsConfig};
 use crate::error::SessionError;
+use crate::net::ProtocolError;
 use crate::net::frame::{MAX_STARTUP_PACKET_LEN, peek_startup_packet};
 use crate::net::messages::startup::StartupPacket;
 use crate::net::stream::ClientStream;
@@ -47,9 +48,7 @@ pub async fn negotiate(
             // Direct TLS skips SSLRequest, so the ALPN is the only sign the peer meant to
             // speak PostgreSQL; libpq insists on it and so does the server.
             if stream.get_ref().1.alpn_protocol() != Some(ALPN_POSTGRESQL) {
-                return Err(SessionError::Protocol(
-                    "direct TLS connection without the \"postgresql\" ALPN protocol".into(),
-                ));
+                return Err(ProtocolError::DirectTlsWithoutAlpn.into());
             }
             ClientStream::Tls(Box::new(stream))
         }
@@ -68,15 +67,13 @@ pub async fn negotiate(
             }
             Err(error) => return Err(error),
         };
-        match StartupPacket::decode(&packet).map_err(|e| SessionError::Protocol(e.to_string()))? {
+        match StartupPacket::decode(&packet)? {
             StartupPacket::SslRequest => match (tls, stream) {
                 (Some(tls), ClientStream::Plain(mut tcp)) => {
                     // Bytes after the SSLRequest would be read as if they had come over
                     // TLS (CVE-2021-23214): refuse them, as the server does.
                     if !buf.is_empty() {
-                        return Err(SessionError::Protocol(
-                            "received unencrypted data after SSL request".into(),
-                        ));
+                        return Err(ProtocolError::DataAfterSslRequest.into());
                     }
                     deadline
                         .within(async { Ok(tcp.write_all(b"S").await?) })
@@ -91,9 +88,7 @@ pub async fn negotiate(
                     stream = ClientStream::Plain(tcp);
                 }
                 (_, ClientStream::Tls(_)) => {
-                    return Err(SessionError::Protocol(
-                        "SSLRequest on a connection that is already encrypted".into(),
-                    ));
+                    return Err(ProtocolError::SslRequestOverTls.into());
                 }
             },
             StartupPacket::GssEncRequest => {
@@ -151,9 +146,9 @@ pub fn with_proxy_origin(packet: &[u8]) -> Result<Bytes, SessionError> {
         major,
         minor,
         parameters,
-    } = StartupPacket::decode(packet).map_err(|e| SessionError::Protocol(e.to_string()))?
+    } = StartupPacket::decode(packet)?
     else {
-        return Err(SessionError::Protocol("not a StartupMessage".into()));
+        return Err(ProtocolError::NotAStartupMessage.into());
     };
     let origin = format!("-c {ORIGIN_SETTING}={ORIGIN_PROXY}");
     let mut startup = pgwire::messages::startup::Startup::new();

@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio_postgres::error::SqlState;
 
 use deadpool_postgres::Pool;
 use secrecy::SecretString;
 use sfpg_control::control::{MasterKey, connect, orgs};
 use sfpg_salesforce::{Client, FieldType, Priority};
+use tokio_postgres::error::SqlState;
 
 use super::Refusal;
 

@@ -1,12 +1,14 @@
 //! Pushing a transaction's captured changes to Salesforce before it commits.
 //!
-//! The session takes the changes ([`sfpg_control::capture`]), and the [`Pusher`] plans
-//! them ([`plan`]), sends them ([`send`]), journals the push ([`journal`]) and hands back
-//! what to write into the mirror ([`write_back`]). A refusal becomes the PostgreSQL error
-//! the client receives ([`refusal`]). On start, [`repair`] resolves pushes whose
-//! transaction never committed.
+//! [`commit`] runs the whole protocol: it takes the changes ([`sfpg_control::capture`]) on
+//! the client's connection, has them planned ([`plan`]), sent ([`send`]) and journaled
+//! ([`journal`]), then writes back what Salesforce set ([`write_back`]) and commits. The
+//! [`Pusher`] is what it reaches beyond the client's connection: the control schema
+//! ([`catalog`]) and the orgs. A refusal becomes the PostgreSQL error the client receives
+//! ([`refusal`]). On start, [`repair`] resolves pushes whose transaction never committed.
 
 pub mod catalog;
+pub mod commit;
 pub mod journal;
 pub mod plan;
 pub mod refusal;
@@ -16,18 +18,21 @@ pub mod write_back;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+
+use secrecy::SecretString;
+use sfpg_control::capture::PendingChange;
 use tokio_postgres::error::SqlState;
 
-use serde_json::Value;
-use sfpg_control::capture::PendingChange;
-
 pub use catalog::Catalog;
+pub use commit::PushOutcome;
 pub use refusal::Refusal;
 pub use write_back::{Created, WriteBack};
 
-use self::journal::{Entry, Journal, JournalRecord, Outcome};
-use self::plan::{Operation, Plan};
+use self::catalog::{ObjectHandle, OrgHandle};
+use self::commit::{JournalError, Remote};
+use self::journal::{Entry, Journal};
+use self::plan::Plan;
+use self::send::{Failure, Sent};
 
 /// Where a push can be made to stop, for crash tests. The points exist only in builds
 /// with the `failpoints` feature, which the tests enable: a release build has none, so no
@@ -67,7 +72,8 @@ pub struct Pushed {
     pub created: Vec<Created>,
 }
 
-/// Pushes transactions to the orgs of the control schema.
+/// Pushes transactions to the orgs of the control schema: the [`Remote`] of every
+/// session's commit protocol.
 #[derive(Debug)]
 pub struct Pusher {
     catalog: Catalog,
@@ -93,129 +99,16 @@ impl Pusher {
         &self.catalog
     }
 
-    /// Pushes `changes`, captured in transaction `txid` of `session`. `Ok(None)`: nothing
-    /// needed sending (only local columns changed).
-    ///
-    /// When `cancelled` resolves first (the session's CancelRequest), the push stops
-    /// waiting and is refused with 57014. Once the request may have left, Salesforce may
-    /// still carry it out: that is said in the refusal, and the push is journaled as
-    /// abandoned with its records.
-    pub async fn push(
-        &self,
-        session: &str,
-        txid: Option<String>,
-        changes: &[PendingChange],
-        cancelled: impl Future<Output = ()>,
-    ) -> Result<Option<Pushed>, Refusal> {
-        tokio::pin!(cancelled);
-        let planned = tokio::select! {
-            planned = self.plan(changes) => planned?,
-            () = &mut cancelled => return Err(canceled(
-                "Nothing was sent to Salesforce; the transaction was rolled back.",
-            )),
-        };
-        let Some(plan) = planned else {
-            return Ok(None);
-        };
-        let started_at = chrono::Utc::now();
-        let started = Instant::now();
-        let sent = tokio::select! {
-            sent = send::send(&plan) => Some(sent),
-            () = &mut cancelled => None,
-        };
-        let mut entry = Entry {
-            org: plan.org.name.clone(),
-            session: session.to_owned(),
-            txid,
-            records: Vec::new(),
-            response: Value::Null,
-            outcome: Outcome::Pushed,
-            started_at,
-            salesforce_ms: 0,
-        };
-        let sent = match sent {
-            None => {
-                entry.records = journal_records(&plan, &[]);
-                entry.outcome = Outcome::Abandoned;
-                entry.salesforce_ms = millis(started);
-                let journal = self.journal_uncertain(&entry).await;
-                tracing::warn!(
-                    records = plan.records.len(),
-                    "a push was cancelled while under way; Salesforce may still carry it out"
-                );
-                return Err(canceled(&format!(
-                    "The transaction was rolled back, but the request to Salesforce was under way: Salesforce may still carry it out. {journal}"
-                )));
-            }
-            Some(Ok(sent)) => sent,
-            Some(Err(failure)) => {
-                entry.records = journal_records(&plan, &[]);
-                entry.response = failure.response;
-                entry.outcome = failure.outcome;
-                entry.salesforce_ms = millis(started);
-                if failure.outcome == Outcome::Unknown {
-                    let journal = self.journal_uncertain(&entry).await;
-                    tracing::warn!(
-                        records = plan.records.len(),
-                        refusal = %failure.refusal,
-                        "a push's outcome is unknown; Salesforce may have carried it out"
-                    );
-                    let cause = failure.refusal.detail.clone().unwrap_or_default();
-                    return Err(failure.refusal.detail(format!(
-                        "{cause} Salesforce may have applied the transaction; the local transaction was rolled back. {journal}"
-                    )));
-                }
-                if let Err(error) = self.journal.record(&entry).await {
-                    tracing::warn!(%error, "cannot journal a refused push");
-                }
-                return Err(failure.refusal);
-            }
-        };
-        entry.records = journal_records(&plan, &sent.created);
-        entry.response = sent.response;
-        entry.salesforce_ms = millis(started);
-        // Journaled as soon as Salesforce has accepted, before anything else that can fail
-        // (the read-back, the write-back, the commit): if the commit never happens, the
-        // repair finds this entry. A journal that cannot be written must not undo what
-        // Salesforce already holds, so the push goes on.
-        match self.journal.record(&entry).await {
-            Ok(id) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
-            Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
-        }
-        #[cfg(feature = "failpoints")]
-        if self.failpoint == Some(Failpoint::PauseAfterPush) {
-            tracing::warn!("failpoint pause-after-push reached: waiting forever");
-            std::future::pending::<()>().await;
-        }
-        let (write_backs, created) = write_back::write_backs(&plan, &sent.created).await;
-        Ok(Some(Pushed {
-            write_backs,
-            created,
-        }))
-    }
-
-    /// Journals a push that Salesforce may or may not have carried out and wakes the
-    /// repair, which reads the records again at once; returns what to tell the client.
-    async fn journal_uncertain(&self, entry: &Entry) -> String {
-        let said = match self.journal.record(entry).await {
-            Ok(id) => format!(
-                "The write journal's entry {id} reads the records from Salesforce again at once and until the request can no longer be running; the mirror then shows what Salesforce holds."
-            ),
-            Err(error) => {
-                tracing::error!(%error, "cannot journal a push whose outcome is unknown");
-                "The sync brings the mirror in line with what Salesforce holds.".to_owned()
-            }
-        };
-        self.repair_wanted.notify_one();
-        said
-    }
-
     /// Resolves when a push has left the write journal something to repair at once.
     pub fn repair_wanted(&self) -> &tokio::sync::Notify {
         &self.repair_wanted
     }
 
-    async fn plan(&self, changes: &[PendingChange]) -> Result<Option<Plan>, Refusal> {
+    /// The org and objects of the tables `changes` are in: one org per transaction.
+    async fn objects(
+        &self,
+        changes: &[PendingChange],
+    ) -> Result<Option<(Arc<OrgHandle>, Objects)>, Refusal> {
         let mut objects = HashMap::new();
         let mut org = None;
         for change in changes {
@@ -242,43 +135,43 @@ impl Pusher {
             }
             objects.insert(key, object);
         }
-        let Some(org) = org else {
-            return Ok(None);
-        };
-        plan::plan(changes, &org, &objects)
+        Ok(org.map(|org| (org, objects)))
     }
 }
 
-/// The refusal of a cancelled push, as PostgreSQL words a cancelled statement.
-fn canceled(detail: &str) -> Refusal {
-    Refusal::new(
-        SqlState::QUERY_CANCELED,
-        "canceling statement due to user request",
-    )
-    .detail(detail)
-}
+/// Mirrored objects by schema and table.
+type Objects = HashMap<(String, String), Arc<ObjectHandle>>;
 
-fn millis(since: Instant) -> i32 {
-    i32::try_from(since.elapsed().as_millis()).unwrap_or(i32::MAX)
-}
+impl Remote for Pusher {
+    async fn push_ticket(&self, txid: &str) -> Result<SecretString, Refusal> {
+        self.catalog.push_ticket(txid).await
+    }
 
-/// The journal's view of a plan: each record with its Id (a create's from `created`).
-fn journal_records(plan: &Plan, created: &[String]) -> Vec<JournalRecord> {
-    let mut creates = created.iter();
-    plan.records
-        .iter()
-        .map(|p| JournalRecord {
-            operation: p.operation,
-            object: p.object.object.clone(),
-            schema: p.object.schema.clone(),
-            table: p.object.table.clone(),
-            row_id: p.row_id,
-            sfid: match p.operation {
-                Operation::Create => creates.next().cloned(),
-                _ => p.sfid.clone(),
-            },
-            provisional: p.provisional.clone(),
-            fields: p.record.clone(),
-        })
-        .collect()
+    async fn plan(&self, changes: &[PendingChange]) -> Result<Option<Plan>, Refusal> {
+        match self.objects(changes).await? {
+            Some((org, objects)) => plan::plan(changes, &org, &objects),
+            None => Ok(None),
+        }
+    }
+
+    async fn send(&self, plan: &Plan) -> Result<Sent, Failure> {
+        send::send(plan).await
+    }
+
+    async fn journal(&self, entry: &Entry) -> Result<i64, JournalError> {
+        Ok(self.journal.record(entry).await?)
+    }
+
+    fn repair_soon(&self) {
+        self.repair_wanted.notify_one();
+    }
+
+    async fn read_back(&self, plan: &Plan, created: &[String]) -> (Vec<WriteBack>, Vec<Created>) {
+        #[cfg(feature = "failpoints")]
+        if self.failpoint == Some(Failpoint::PauseAfterPush) {
+            tracing::warn!("failpoint pause-after-push reached: waiting forever");
+            std::future::pending::<()>().await;
+        }
+        write_back::write_backs(plan, created).await
+    }
 }

@@ -15,13 +15,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio_postgres::error::SqlState;
 
 use serde_json::{Map, Value, json};
 use sfpg_control::capture::{Operation as Captured, PendingChange};
 use sfpg_control::mirror::is_provisional_sfid;
 use sfpg_salesforce::Record;
 use sfpg_salesforce::composite::MAX_COLLECTIONS;
+use tokio_postgres::error::SqlState;
 
 use super::Refusal;
 use super::catalog::{ObjectHandle, OrgHandle};

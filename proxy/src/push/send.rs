@@ -9,12 +9,12 @@
 //! nothing needs undoing.
 
 use std::collections::HashMap;
-use tokio_postgres::error::SqlState;
 
 use serde_json::{Value, json};
 use sfpg_salesforce::composite::{Subrequest, SubrequestResult};
 use sfpg_salesforce::error::{ALL_OR_NONE_OPERATION_ROLLED_BACK, PROCESSING_HALTED};
 use sfpg_salesforce::{ApiError, Record};
+use tokio_postgres::error::SqlState;
 
 use super::Refusal;
 use super::journal::Outcome;

@@ -111,6 +111,12 @@ impl Fields {
     }
 }
 
+/// An ErrorResponse the server sent, as an error: a statement of the proxy's own that the
+/// server refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} ({})", .0.message(), .0.code())]
+pub struct ServerError(pub Fields);
+
 /// CommandComplete's tag, such as `UPDATE 3` or `COMMIT`.
 pub fn decode_command_tag(body: &[u8]) -> Result<&[u8], Malformed> {
     Reader::new(body).cstr().ok_or(malformed("CommandComplete"))

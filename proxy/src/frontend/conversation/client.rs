@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
-use super::Session;
 use super::actions::{Action, Commit};
 use super::held::Held;
 use super::prepared::Statement;
 use super::steps::{Step, in_implicit_transaction, plan_steps};
+use super::{Conversation, Out};
 use crate::classify::{self, Classified, Kind};
 use crate::error::SessionError;
 use crate::frontend::replies::{OnReady, Owed, Request, Writes};
@@ -26,20 +26,22 @@ use crate::net::messages::frontend as fe;
 /// The proxy's prepared BEGIN, and its portal.
 const BEGIN_STATEMENT: &str = "__sfpg_begin";
 
-/// What became of a client message.
-enum Handled {
+/// What became of a client frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Took {
     Consumed,
-    /// Not yet: it waits in the buffer until the server has answered what came before.
+    /// Not yet: it stays in the input until the server has answered what came before.
     Wait,
 }
 
-fn protocol(error: impl std::fmt::Display) -> SessionError {
-    SessionError::Protocol(error.to_string())
-}
-
-impl Session {
-    /// Handles the client's complete frames, until they run out or one has to wait.
-    pub(super) fn pump_client(&mut self) -> Result<(), SessionError> {
+impl Conversation {
+    /// Takes the client's complete frames from the head of `input`, until they run out,
+    /// one has to wait, or an action must run first: that action is returned.
+    pub fn on_client_input(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut Out<'_>,
+    ) -> Result<Option<Action>, SessionError> {
         let mut pos = 0;
         let outcome = loop {
             if self.action.is_some() || self.terminating {
@@ -47,7 +49,7 @@ impl Session {
             }
             if self.barrier {
                 // Only what the running statement needs gets past: COPY data. And Terminate.
-                match frame_at(&self.client_in[pos..]) {
+                match frame_at(&input[pos..]) {
                     Ok(Frame::Complete { tag, len })
                         if matches!(
                             tag,
@@ -55,7 +57,7 @@ impl Session {
                         ) =>
                     {
                         self.terminating |= tag == fe::TERMINATE;
-                        self.forward_copy(tag, pos, len);
+                        self.forward_copy(&input[pos..pos + len], out);
                         pos += len;
                         continue;
                     }
@@ -67,41 +69,47 @@ impl Session {
                 if !self.replies.is_empty() {
                     break Ok(());
                 }
-                if let Err(error) = self.next_step() {
+                if let Err(error) = self.next_step(out) {
                     break Err(error);
                 }
                 continue;
             }
-            let (tag, len) = match frame_at(&self.client_in[pos..]) {
-                Ok(Frame::Complete { tag, len }) => (tag, len),
+            let len = match frame_at(&input[pos..]) {
+                Ok(Frame::Complete { len, .. }) => len,
                 Ok(_) => break Ok(()),
                 Err(error) => break Err(error.into()),
             };
-            match self.on_message(tag, pos, len) {
-                Ok(Handled::Consumed) => pos += len,
-                Ok(Handled::Wait) => break Ok(()),
+            match self.on_client_frame(&input[pos..pos + len], out) {
+                Ok(Took::Consumed) => pos += len,
+                Ok(Took::Wait) => break Ok(()),
                 Err(error) => break Err(error),
             }
         };
-        self.client_in.advance(pos);
-        reserve_partial(&mut self.client_in);
-        outcome
+        input.advance(pos);
+        reserve_partial(input);
+        outcome.map(|()| self.action.take())
     }
 
-    fn on_message(&mut self, tag: u8, pos: usize, len: usize) -> Result<Handled, SessionError> {
+    /// One whole client message (tag, length and body), once no earlier request holds the
+    /// client back ([`Conversation::on_client_input`] checks).
+    pub fn on_client_frame(
+        &mut self,
+        frame: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<Took, SessionError> {
+        let tag = frame.first().copied().unwrap_or_default();
         if self.skip_to_sync {
             if tag == fe::SYNC {
                 self.skip_to_sync = false;
-                return self.on_sync(pos, len);
+                return Ok(self.on_sync(frame, out));
             }
-            return Ok(Handled::Consumed);
+            return Ok(Took::Consumed);
         }
         match tag {
-            fe::QUERY => self.on_query(pos, len),
-            fe::PARSE => self.on_parse(pos, len),
+            fe::QUERY => self.on_query(frame, out),
+            fe::PARSE => self.on_parse(frame, out),
             fe::BIND => {
-                let bind =
-                    fe::Bind::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+                let bind = fe::Bind::decode(body(frame))?;
                 // A statement the proxy never saw prepared fails on the server anyway;
                 // "may write" keeps even that inside a managed transaction.
                 let classified = self
@@ -109,60 +117,57 @@ impl Session {
                     .get(bind.statement)
                     .map_or_else(|| Arc::new(unknown()), |s| Arc::clone(&s.classified));
                 self.portals.bind(bind.portal, bind.statement, classified);
-                self.forward(pos, len, Some(Owed::client(Request::Bind)));
-                Ok(Handled::Consumed)
+                self.forward(frame, Some(Owed::client(Request::Bind)), out);
+                Ok(Took::Consumed)
             }
-            fe::EXECUTE => self.on_execute(pos, len),
-            fe::SYNC => self.on_sync(pos, len),
+            fe::EXECUTE => self.on_execute(frame, out),
+            fe::SYNC => Ok(self.on_sync(frame, out)),
             fe::CLOSE => {
-                match fe::Target::decode(body(&self.client_in[pos..pos + len]), "Close")
-                    .map_err(protocol)?
-                {
+                match fe::Target::decode(body(frame), "Close")? {
                     fe::Target::Statement(name) => self.statements.remove(name),
                     fe::Target::Portal(name) => self.portals.remove(name),
                 }
-                self.forward(pos, len, Some(Owed::client(Request::Close)));
-                Ok(Handled::Consumed)
+                self.forward(frame, Some(Owed::client(Request::Close)), out);
+                Ok(Took::Consumed)
             }
             fe::DESCRIBE => {
-                let target = fe::Target::decode(body(&self.client_in[pos..pos + len]), "Describe")
-                    .map_err(protocol)?;
+                let target = fe::Target::decode(body(frame), "Describe")?;
                 let mut owed = Owed::client(Request::Describe);
                 if let fe::Target::Statement(name) = target {
                     owed.statement = Some(name.into());
                 }
-                self.forward(pos, len, Some(owed));
-                Ok(Handled::Consumed)
+                self.forward(frame, Some(owed), out);
+                Ok(Took::Consumed)
             }
             fe::FLUSH => {
                 // The client wants the replies so far, now: nothing may stay held back.
                 // (During a COPY's data the server ignores it.)
                 if !self.replies.in_copy() {
-                    self.release_held();
+                    self.release_held(out.client);
                     self.flushed = true;
                 }
-                self.forward(pos, len, None);
-                Ok(Handled::Consumed)
+                self.forward(frame, None, out);
+                Ok(Took::Consumed)
             }
             fe::FUNCTION_CALL => {
-                self.forward(pos, len, Some(Owed::client(Request::FunctionCall)));
-                Ok(Handled::Consumed)
+                self.forward(frame, Some(Owed::client(Request::FunctionCall)), out);
+                Ok(Took::Consumed)
             }
             fe::TERMINATE => {
                 self.terminating = true;
-                self.forward(pos, len, None);
-                Ok(Handled::Consumed)
+                self.forward(frame, None, out);
+                Ok(Took::Consumed)
             }
             // COPY data, and anything unknown for the server to refuse.
             _ => {
-                self.forward_copy(tag, pos, len);
-                Ok(Handled::Consumed)
+                self.forward_copy(frame, out);
+                Ok(Took::Consumed)
             }
         }
     }
 
-    fn on_parse(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
-        let parse = fe::Parse::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+    fn on_parse(&mut self, frame: &[u8], out: &mut Out<'_>) -> Result<Took, SessionError> {
+        let parse = fe::Parse::decode(body(frame))?;
         let classified = self.texts.classify(parse.sql);
         self.statements.insert(
             parse.statement,
@@ -176,14 +181,13 @@ impl Session {
             // Should a refusal drop its ParseComplete, the statement must go too.
             owed.statement = Some(parse.statement.into());
         }
-        self.forward(pos, len, Some(owed));
-        Ok(Handled::Consumed)
+        self.forward(frame, Some(owed), out);
+        Ok(Took::Consumed)
     }
 
-    fn on_query(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+    fn on_query(&mut self, frame: &[u8], out: &mut Out<'_>) -> Result<Took, SessionError> {
         let classified = {
-            let query =
-                fe::Query::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+            let query = fe::Query::decode(body(frame))?;
             // A plain query the proxy has nothing to do for is decided by its kind alone:
             // its text, usually new each time, is neither classified in full nor cached.
             if classify::plain_kind(query.sql).is_some_and(|kind| !acted_on(kind)) {
@@ -194,26 +198,24 @@ impl Session {
             }
         };
         let Some(classified) = classified else {
-            self.forward(pos, len, Some(Owed::client(Request::Query)));
-            return Ok(Handled::Consumed);
+            self.forward(frame, Some(Owed::client(Request::Query)), out);
+            return Ok(Took::Consumed);
         };
         if !self.replies.is_empty() {
-            self.drain();
-            return Ok(Handled::Wait);
+            self.drain(out);
+            return Ok(Took::Wait);
         }
-        let frame = &self.client_in[pos..pos + len];
-        let sql = fe::Query::decode(body(frame)).map_err(protocol)?.sql;
+        let sql = fe::Query::decode(body(frame))?.sql;
         let written = self.status == TransactionStatus::InBlock && self.tx.may_write;
         self.steps = plan_steps(frame, sql, &classified, written)?.into();
-        Ok(Handled::Consumed)
+        Ok(Took::Consumed)
     }
 
-    fn on_execute(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+    fn on_execute(&mut self, frame: &[u8], out: &mut Out<'_>) -> Result<Took, SessionError> {
         // The description is for rows whose sfid may need filling in (below); without a
         // Describe of the portal, their columns are those of its statement.
         let (kind, description) = {
-            let execute =
-                fe::Execute::decode(body(&self.client_in[pos..pos + len])).map_err(protocol)?;
+            let execute = fe::Execute::decode(body(frame))?;
             match self.portals.get(execute.portal) {
                 Some(portal) => (
                     portal.classified.single_kind(),
@@ -229,11 +231,11 @@ impl Session {
             Kind::Read => {}
             Kind::MayWrite => {
                 if self.replies.units_in_flight() > 0 {
-                    return Ok(Handled::Wait);
+                    return Ok(Took::Wait);
                 }
                 owed.writes = Writes::Execute;
                 if !self.in_block() {
-                    self.inject_begin()?;
+                    self.inject_begin(out)?;
                     self.tx.managed = true;
                     self.held = Some(Held::default());
                     self.unit_block = Some(true);
@@ -245,23 +247,23 @@ impl Session {
                     // The client turns the transaction the proxy opened into its own.
                     owed.begin_warnings = 1;
                     self.tx.managed = false;
-                    self.release_held();
+                    self.release_held(out.client);
                 }
                 self.unit_block = Some(true);
             }
             Kind::Commit => {
                 if self.replies.units_in_flight() > 0 {
-                    return Ok(Handled::Wait);
+                    return Ok(Took::Wait);
                 }
                 if self.in_block() && self.tx.may_write {
                     if !self.replies.is_empty() {
-                        self.drain();
-                        return Ok(Handled::Wait);
+                        self.drain(out);
+                        return Ok(Took::Wait);
                     }
                     if !self.unit_error {
-                        let frame = Bytes::copy_from_slice(&self.client_in[pos..pos + len]);
+                        let frame = Bytes::copy_from_slice(frame);
                         self.action = Some(Action::PreCommit(Commit::Execute(frame)));
-                        return Ok(Handled::Consumed);
+                        return Ok(Took::Consumed);
                     }
                     // After an error the server skips this COMMIT; let it.
                 }
@@ -272,16 +274,16 @@ impl Session {
         if let Some(held) = &mut self.held {
             held.executes.push(description);
         }
-        self.forward(pos, len, Some(owed));
-        Ok(Handled::Consumed)
+        self.forward(frame, Some(owed), out);
+        Ok(Took::Consumed)
     }
 
-    fn on_sync(&mut self, pos: usize, len: usize) -> Result<Handled, SessionError> {
+    fn on_sync(&mut self, frame: &[u8], out: &mut Out<'_>) -> Took {
         if self.replies.in_copy() {
             // Sent during a COPY's data: the server ignores it, and answers the Sync that
             // follows the client's CopyDone.
-            self.forward(pos, len, None);
-            return Ok(Handled::Consumed);
+            self.forward(frame, None, out);
+            return Took::Consumed;
         }
         let mut owed = Owed::client(Request::Sync);
         if self.tx.managed {
@@ -291,13 +293,13 @@ impl Session {
             };
             self.barrier = true;
         }
-        self.forward(pos, len, Some(owed));
+        self.forward(frame, Some(owed), out);
         self.unit_block = None;
-        Ok(Handled::Consumed)
+        Took::Consumed
     }
 
     /// Sends the next step of a split query string, or hands a COMMIT to the push.
-    fn next_step(&mut self) -> Result<(), SessionError> {
+    fn next_step(&mut self, out: &mut Out<'_>) -> Result<(), SessionError> {
         let Some(step) = self.steps.pop_front() else {
             return Ok(());
         };
@@ -305,11 +307,11 @@ impl Session {
             self.action = Some(Action::PreCommit(Commit::Query(step)));
             return Ok(());
         }
-        self.send_step(step)
+        self.send_step(step, out)
     }
 
     /// Sends one step, in a transaction the proxy opens if it writes in autocommit.
-    pub(super) fn send_step(&mut self, step: Step) -> Result<(), SessionError> {
+    pub(super) fn send_step(&mut self, step: Step, out: &mut Out<'_>) -> Result<(), SessionError> {
         let mut block = self.status != TransactionStatus::Idle;
         let mut opened = false;
         let mut handed_over = false;
@@ -345,7 +347,7 @@ impl Session {
         }
         let managed = opened && !handed_over;
         if opened {
-            self.inject_begin()?;
+            self.inject_begin(out)?;
         }
         if managed {
             self.held = Some(Held::default());
@@ -369,10 +371,10 @@ impl Session {
                 .flatten();
         match implicit_commit {
             Some(frame) => {
-                self.server_out.extend_from_slice(&frame);
+                out.server.extend_from_slice(&frame);
                 skip_replies = 1;
             }
-            None => self.server_out.extend_from_slice(&step.frame),
+            None => out.server.extend_from_slice(&step.frame),
         }
         let writes = if managed {
             Writes::Query(step.kinds.iter().map(|k| *k == Kind::MayWrite).collect())
@@ -399,11 +401,11 @@ impl Session {
 
     /// Opens the proxy's transaction: BEGIN through a named statement and portal, so
     /// that neither the client's unnamed statement nor its unnamed portal is touched.
-    fn inject_begin(&mut self) -> Result<(), SessionError> {
-        encode::close_statement(&mut self.server_out, BEGIN_STATEMENT)?;
-        encode::parse(&mut self.server_out, BEGIN_STATEMENT, "BEGIN")?;
-        encode::bind(&mut self.server_out, BEGIN_STATEMENT, BEGIN_STATEMENT, &[])?;
-        encode::execute(&mut self.server_out, BEGIN_STATEMENT)?;
+    fn inject_begin(&mut self, out: &mut Out<'_>) -> Result<(), SessionError> {
+        encode::close_statement(out.server, BEGIN_STATEMENT)?;
+        encode::parse(out.server, BEGIN_STATEMENT, "BEGIN")?;
+        encode::bind(out.server, BEGIN_STATEMENT, BEGIN_STATEMENT, &[])?;
+        encode::execute(out.server, BEGIN_STATEMENT)?;
         for request in [
             Request::Close,
             Request::Parse,
@@ -416,26 +418,25 @@ impl Session {
     }
 
     /// Makes the server answer what it owes: extended-protocol replies wait for a Flush.
-    fn drain(&mut self) {
+    fn drain(&mut self, out: &mut Out<'_>) {
         if self.replies.extended_in_flight() && !self.flushed {
-            self.server_out.extend_from_slice(&[fe::FLUSH, 0, 0, 0, 4]);
+            out.server.extend_from_slice(&[fe::FLUSH, 0, 0, 0, 4]);
             self.flushed = true;
         }
     }
 
     /// Sends COPY data (or an unknown message) upstream; the end of the client's data is
     /// noted, since the server ignores Sync and Flush before it.
-    fn forward_copy(&mut self, tag: u8, pos: usize, len: usize) {
-        if matches!(tag, fe::COPY_DONE | fe::COPY_FAIL) {
+    fn forward_copy(&mut self, frame: &[u8], out: &mut Out<'_>) {
+        if matches!(frame.first(), Some(&(fe::COPY_DONE | fe::COPY_FAIL))) {
             self.replies.client_ended_copy();
         }
-        self.forward(pos, len, None);
+        self.forward(frame, None, out);
     }
 
-    /// Sends the client's message at `pos` upstream as it is.
-    fn forward(&mut self, pos: usize, len: usize, owed: Option<Owed>) {
-        self.server_out
-            .extend_from_slice(&self.client_in[pos..pos + len]);
+    /// Sends the client's message upstream as it is.
+    fn forward(&mut self, frame: &[u8], owed: Option<Owed>, out: &mut Out<'_>) {
+        out.server.extend_from_slice(frame);
         if let Some(owed) = owed {
             self.replies.push(owed);
             self.flushed = false;

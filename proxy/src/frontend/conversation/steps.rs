@@ -12,7 +12,7 @@ use crate::net::messages::frontend as fe;
 
 /// One step of a query string split at its COMMITs, sent as a Query of its own.
 #[derive(Debug)]
-pub(crate) struct Step {
+pub struct Step {
     /// The Query message.
     pub frame: Bytes,
     /// The kinds of its statements, in order.

@@ -13,16 +13,10 @@ use std::collections::HashMap;
 
 use bytes::{BufMut, BytesMut};
 
+use crate::backend::statements::Attnums;
 use crate::net::frame::{Frame, body, frame_at};
 use crate::net::messages::backend::{self as be, Column};
 use crate::push::Created;
-
-/// Column numbers of a mirrored table's `id` and `sfid`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attnums {
-    pub id: i16,
-    pub sfid: i16,
-}
 
 /// Replaces provisional sfids the push resolved with their Ids, and fills the NULL `sfid`
 /// of rows that came back from tables in `created`: a row that also returned its table's

@@ -9,8 +9,9 @@
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
-use super::{HIGH_WATER, Session};
+use super::{HIGH_WATER, Relay};
 use crate::error::SessionError;
+use crate::frontend::conversation::{Action, Out};
 use crate::frontend::refusal::{Refusal, tell_client};
 use crate::net::frame::{Frame, HEADER_LEN, MAX_AUTH_MESSAGE_BODY, frame_at, split_copy_data};
 use crate::net::messages::frontend as fe;
@@ -24,7 +25,7 @@ const COPY_DATA_HELD: usize = 64 << 10;
 /// few bytes at a time does not make as many messages.
 const MIN_PIECE: usize = 8 << 10;
 
-impl Session {
+impl Relay {
     /// The client's answer to an authentication request, of at most PostgreSQL's limit
     /// before authentication, checked on its length word before the rest is read.
     pub(super) async fn read_client_frame(&mut self) -> Result<(u8, BytesMut), SessionError> {
@@ -54,16 +55,22 @@ impl Session {
         tell_client(&mut self.client, &mut self.client_out, error).await
     }
 
-    /// Handles the client's complete messages ([`Session::pump_client`]), once those that
-    /// arrived since the last turn are within the limits.
-    pub(super) fn pump_client_checked(&mut self) -> Result<(), SessionError> {
+    /// Hands the client's complete messages to the conversation, once those that arrived
+    /// since the last turn are within the limits. Returns the action it asks for.
+    pub(super) fn on_client_input(&mut self) -> Result<Option<Action>, SessionError> {
         self.check_client_in()?;
         let held = self.client_in.len();
-        self.pump_client()?;
+        let mut out = Out {
+            server: &mut self.server_out,
+            client: &mut self.client_out,
+        };
+        let action = self
+            .conversation
+            .on_client_input(&mut self.client_in, &mut out)?;
         // Only whole messages, all checked, are taken from the front.
         let handled = held.saturating_sub(self.client_in.len());
         self.client_checked = self.client_checked.saturating_sub(handled);
-        Ok(())
+        Ok(action)
     }
 
     /// Checks each message past `client_checked` whose length word has arrived: a message

@@ -1,0 +1,347 @@
+//! The proxy's own statements on a client's upstream connection: what the commit protocol
+//! ([`crate::push::commit`]) runs there through the [`Upstream`] trait (the transaction's
+//! id, taking its captured changes, writing back what Salesforce set, COMMIT, ROLLBACK),
+//! and what the session needs besides (closing statements a refusal hid from the client,
+//! the columns of `RETURNING sfid`). [`Statements`] runs them on the relay's connection.
+//!
+//! Every statement names only `sfpg` functions and qualified catalog objects, so nothing a
+//! client created can stand in for them (docs/architecture.md, "The trust boundary").
+//!
+//! They use a named statement and a named portal, each closed before and after: a client
+//! may keep using its unnamed prepared statement across transactions (which a simple Query
+//! would discard), and a COMMIT waiting for the push may already have its unnamed portal
+//! bound. Closing first as well makes a statement left over by an earlier failure
+//! harmless.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::UpstreamStream;
+use crate::error::SessionError;
+use crate::net::frame::{body, peek_frame};
+use crate::net::messages::backend::{self as be, Fields, ServerError};
+use crate::net::messages::encode;
+use crate::net::messages::frontend as fe;
+use crate::push::WriteBack;
+use crate::settings::{CURRENT_TXID_SQL, FIRST_PENDING_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL};
+
+/// The name of the proxy's statement and of its portal.
+const STATEMENT: &str = "__sfpg_internal";
+
+/// Why one of the proxy's statements did not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The server refused the statement (its ErrorResponse); the connection goes on.
+    #[error("the server refused the proxy's statement: {0}")]
+    Refused(#[from] ServerError),
+    /// The connection failed: the session cannot go on.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// Column numbers of a mirrored table's `id` and `sfid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attnums {
+    pub id: i16,
+    pub sfid: i16,
+}
+
+/// The proxy's own statements on the client's upstream connection, each run while the
+/// server owes the client nothing. Every one ends with the server's ReadyForQuery.
+pub trait Upstream {
+    /// Whether this database has the capture functions (migration V3). A check the server
+    /// refuses finds nothing.
+    fn capture_installed(&mut self) -> impl Future<Output = Result<bool, SessionError>> + Send;
+
+    /// The current transaction's id; none for a transaction that wrote nothing.
+    fn current_txid(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
+
+    /// Where the transaction's first captured change is (`{"schema": …, "table": …}`), if
+    /// it captured any: what a proxy without a control database refuses by.
+    fn first_pending_change(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
+
+    /// Takes the transaction's captured changes, a JSON array, with its push ticket.
+    fn take_pending_changes(
+        &mut self,
+        ticket: &str,
+    ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
+
+    /// `SET CONSTRAINTS ALL IMMEDIATE`: deferred constraints are checked now.
+    fn set_constraints_immediate(
+        &mut self,
+    ) -> impl Future<Output = Result<(), UpstreamError>> + Send;
+
+    /// `sfpg.write_back`: what Salesforce set, into one table's rows, uncaptured.
+    fn write_back(
+        &mut self,
+        ticket: &str,
+        write_back: &WriteBack,
+    ) -> impl Future<Output = Result<(), UpstreamError>> + Send;
+
+    fn commit(&mut self) -> impl Future<Output = Result<(), UpstreamError>> + Send;
+
+    fn rollback(&mut self) -> impl Future<Output = Result<(), UpstreamError>> + Send;
+
+    /// The column numbers of `id` and `sfid` in each of `tables` (by OID) that has both.
+    /// A lookup the server refuses finds nothing.
+    fn attnums(
+        &mut self,
+        tables: &[u32],
+    ) -> impl Future<Output = Result<HashMap<u32, Attnums>, SessionError>> + Send;
+
+    /// Closes the client's prepared statements `names` on the server.
+    fn close_statements(
+        &mut self,
+        names: &[Box<[u8]>],
+    ) -> impl Future<Output = Result<(), SessionError>> + Send;
+}
+
+/// What one of the proxy's statements returned.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Rows, each value as text (NULL as `None`).
+    rows: Vec<Vec<Option<String>>>,
+    error: Option<Fields>,
+}
+
+impl Outcome {
+    /// The first column of the first row.
+    fn scalar(&self) -> Option<&str> {
+        self.rows.first()?.first()?.as_deref()
+    }
+
+    fn into_result(self) -> Result<Self, UpstreamError> {
+        match self.error {
+            Some(error) => Err(ServerError(error).into()),
+            None => Ok(self),
+        }
+    }
+}
+
+/// The relay's upstream connection, lent for the proxy's own statements: its stream, the
+/// bytes read from it and to write to it, and the client's output, which takes the
+/// asynchronous messages (notifications, parameter changes) that arrive meanwhile.
+pub struct Statements<'a> {
+    stream: &'a mut UpstreamStream,
+    input: &'a mut BytesMut,
+    output: &'a mut BytesMut,
+    to_client: &'a mut BytesMut,
+}
+
+impl<'a> Statements<'a> {
+    pub fn new(
+        stream: &'a mut UpstreamStream,
+        input: &'a mut BytesMut,
+        output: &'a mut BytesMut,
+        to_client: &'a mut BytesMut,
+    ) -> Self {
+        Statements {
+            stream,
+            input,
+            output,
+            to_client,
+        }
+    }
+
+    /// Runs `sql` with text `params` and waits for its ReadyForQuery. Only call when the
+    /// server owes the client nothing, so that every reply is this statement's.
+    async fn run(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Outcome, SessionError> {
+        encode::close_statement(self.output, STATEMENT)?;
+        encode::close_portal(self.output, STATEMENT)?;
+        encode::parse(self.output, STATEMENT, sql)?;
+        encode::bind(self.output, STATEMENT, STATEMENT, params)?;
+        encode::execute(self.output, STATEMENT)?;
+        encode::close_portal(self.output, STATEMENT)?;
+        encode::close_statement(self.output, STATEMENT)?;
+        encode::sync(self.output)?;
+        flush(self.stream, self.output).await?;
+        let mut outcome = Outcome::default();
+        loop {
+            let (tag, frame) = read_frame(self.stream, self.input).await?;
+            match tag {
+                be::DATA_ROW => {
+                    let values = be::decode_data_row(body(&frame))?;
+                    outcome.rows.push(
+                        values
+                            .into_iter()
+                            .map(|v| v.map(|v| String::from_utf8_lossy(v).into_owned()))
+                            .collect(),
+                    );
+                }
+                be::ERROR_RESPONSE => {
+                    let fields = Fields::decode(body(&frame), "ErrorResponse")?;
+                    tracing::debug!(sql, error = fields.message(), "proxy statement failed");
+                    outcome.error = Some(fields);
+                }
+                be::READY_FOR_QUERY => return Ok(outcome),
+                // Asynchronous messages are the client's, whoever's statement is running.
+                be::NOTIFICATION_RESPONSE | be::PARAMETER_STATUS => {
+                    self.to_client.extend_from_slice(&frame);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// [`Self::run`], with the server's refusal as an error.
+    async fn run_ok(
+        &mut self,
+        sql: &str,
+        params: &[Option<&str>],
+    ) -> Result<Outcome, UpstreamError> {
+        self.run(sql, params).await?.into_result()
+    }
+}
+
+impl Upstream for Statements<'_> {
+    async fn capture_installed(&mut self) -> Result<bool, SessionError> {
+        let found = self
+            .run(
+                "SELECT pg_catalog.to_regproc('sfpg.take_pending_changes') IS NOT NULL",
+                &[],
+            )
+            .await?;
+        Ok(found.scalar() == Some("t"))
+    }
+
+    async fn current_txid(&mut self) -> Result<Option<String>, UpstreamError> {
+        let txid = self.run_ok(CURRENT_TXID_SQL, &[]).await?;
+        Ok(txid.scalar().map(str::to_owned))
+    }
+
+    async fn first_pending_change(&mut self) -> Result<Option<String>, UpstreamError> {
+        let first = self.run_ok(FIRST_PENDING_SQL, &[]).await?;
+        Ok(first.scalar().map(str::to_owned))
+    }
+
+    async fn take_pending_changes(
+        &mut self,
+        ticket: &str,
+    ) -> Result<Option<String>, UpstreamError> {
+        let taken = self.run_ok(TAKE_PENDING_SQL, &[Some(ticket)]).await?;
+        Ok(taken.scalar().map(str::to_owned))
+    }
+
+    async fn set_constraints_immediate(&mut self) -> Result<(), UpstreamError> {
+        self.run_ok("SET CONSTRAINTS ALL IMMEDIATE", &[]).await?;
+        Ok(())
+    }
+
+    async fn write_back(
+        &mut self,
+        ticket: &str,
+        write_back: &WriteBack,
+    ) -> Result<(), UpstreamError> {
+        let params = [
+            Some(ticket),
+            Some(write_back.schema.as_str()),
+            Some(write_back.table.as_str()),
+            Some(write_back.rows.as_str()),
+        ];
+        self.run_ok(WRITE_BACK_SQL, &params).await?;
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), UpstreamError> {
+        self.run_ok("COMMIT", &[]).await?;
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> Result<(), UpstreamError> {
+        self.run_ok("ROLLBACK", &[]).await?;
+        Ok(())
+    }
+
+    async fn attnums(&mut self, tables: &[u32]) -> Result<HashMap<u32, Attnums>, SessionError> {
+        let list = tables
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let found = self
+            .run(
+                "SELECT attrelid::pg_catalog.oid::pg_catalog.int8, \
+                        pg_catalog.max(attnum) FILTER (WHERE attname OPERATOR(pg_catalog.=) 'id'), \
+                        pg_catalog.max(attnum) FILTER (WHERE attname OPERATOR(pg_catalog.=) 'sfid') \
+                   FROM pg_catalog.pg_attribute \
+                  WHERE attrelid OPERATOR(pg_catalog.=) ANY($1::pg_catalog.oid[]) \
+                    AND attname OPERATOR(pg_catalog.=) ANY('{id,sfid}'::pg_catalog.name[]) \
+                  GROUP BY attrelid",
+                &[Some(&format!("{{{list}}}"))],
+            )
+            .await?;
+        Ok(found
+            .rows
+            .iter()
+            .filter_map(|row| {
+                let number = |i: usize| row.get(i)?.as_deref()?.parse::<i64>().ok();
+                Some((
+                    u32::try_from(number(0)?).ok()?,
+                    Attnums {
+                        id: i16::try_from(number(1)?).ok()?,
+                        sfid: i16::try_from(number(2)?).ok()?,
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    async fn close_statements(&mut self, names: &[Box<[u8]>]) -> Result<(), SessionError> {
+        for name in names {
+            close_statement(self.output, name);
+        }
+        encode::sync(self.output)?;
+        flush(self.stream, self.output).await?;
+        loop {
+            let (tag, frame) = read_frame(self.stream, self.input).await?;
+            match tag {
+                be::READY_FOR_QUERY => return Ok(()),
+                // Asynchronous messages are the client's, whoever's statement is running.
+                be::NOTIFICATION_RESPONSE | be::PARAMETER_STATUS => {
+                    self.to_client.extend_from_slice(&frame);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The next whole frame from the server, reading as needed.
+pub async fn read_frame(
+    stream: &mut UpstreamStream,
+    input: &mut BytesMut,
+) -> Result<(u8, BytesMut), SessionError> {
+    loop {
+        if let Some((tag, len)) = peek_frame(input)? {
+            return Ok((tag, input.split_to(len)));
+        }
+        if stream.read_buf(input).await? == 0 {
+            return Err(SessionError::ServerClosed);
+        }
+    }
+}
+
+/// Writes all of `output` to the server.
+pub async fn flush(stream: &mut UpstreamStream, output: &mut BytesMut) -> Result<(), SessionError> {
+    stream.write_all_buf(output).await?;
+    Ok(())
+}
+
+/// A Close of prepared statement `name`, whose bytes (a client's name, not necessarily
+/// UTF-8) go as they came.
+fn close_statement(buf: &mut BytesMut, name: &[u8]) {
+    buf.put_u8(fe::CLOSE);
+    // Length, kind, name and its terminating NUL; a client's name came in a frame whose
+    // length fit, so this does too.
+    buf.put_u32(u32::try_from(4 + 1 + name.len() + 1).unwrap_or(u32::MAX));
+    buf.put_u8(b'S');
+    buf.put_slice(name);
+    buf.put_u8(0);
+}

@@ -1,0 +1,450 @@
+//! The commit protocol, in one place: what the proxy does between a client's transaction
+//! and its COMMIT (docs/architecture.md, "The push").
+//!
+//! 1. On the client's upstream connection: the transaction's id (none: nothing was
+//!    captured), its changes taken with the push ticket minted on the proxy's own
+//!    connection, then `SET CONSTRAINTS ALL IMMEDIATE`, so that no deferred constraint can
+//!    fail after Salesforce has accepted.
+//! 2. Beyond it: the plan, one Composite request to the org, the write journal, and the
+//!    read-back of what Salesforce set. A CancelRequest stops the wait at once.
+//! 3. On the client's connection again: `sfpg.write_back` of what Salesforce set, then
+//!    COMMIT; a refusal at any step rolls back instead.
+//!
+//! Both sides are traits, so that the rules can be tested without sockets, PostgreSQL or
+//! Salesforce: [`Upstream`] runs the proxy's own statements on the client's connection
+//! ([`crate::backend::statements::Statements`] for real), and [`Remote`] reaches the
+//! control schema and the org ([`super::Pusher`] for real).
+//!
+//! Every statement run on the client's connection names only `sfpg` functions and
+//! qualified catalog objects, and neither the origin key nor the sync origin ever reaches
+//! that connection: the push ticket, good for this transaction only, is minted on the
+//! proxy's own connection, and `sfpg.write_back` sets the origin for its own statement only
+//! (migration V8; docs/architecture.md, "The trust boundary").
+
+use std::error::Error;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use sfpg_control::capture::PendingChange;
+use tokio_postgres::error::SqlState;
+
+use super::journal::{Entry, JournalRecord, Outcome};
+use super::plan::{Operation, Plan};
+use super::send::{Failure, Sent};
+use super::{Created, Pushed, Refusal, WriteBack};
+use crate::backend::statements::{Upstream, UpstreamError};
+use crate::error::SessionError;
+use crate::frontend::cancel::CancelSignal;
+
+/// Why the write journal could not record an entry.
+pub type JournalError = Box<dyn Error + Send + Sync>;
+
+/// What a push reaches beyond the client's connection: push tickets and the write journal
+/// in the control schema, and the org.
+pub trait Remote {
+    /// The push ticket of client transaction `txid`, minted on the proxy's own connection.
+    fn push_ticket(&self, txid: &str)
+    -> impl Future<Output = Result<SecretString, Refusal>> + Send;
+
+    /// The records to send for `changes`; `None` when nothing needs sending (only local
+    /// columns changed).
+    fn plan(
+        &self,
+        changes: &[PendingChange],
+    ) -> impl Future<Output = Result<Option<Plan>, Refusal>> + Send;
+
+    /// Sends the plan to its org.
+    fn send(&self, plan: &Plan) -> impl Future<Output = Result<Sent, Failure>> + Send;
+
+    /// Records a push in the write journal; returns the entry's id.
+    fn journal(&self, entry: &Entry) -> impl Future<Output = Result<i64, JournalError>> + Send;
+
+    /// Wakes the repair: a push left an entry whose outcome is unknown.
+    fn repair_soon(&self);
+
+    /// Reads back what Salesforce set on the records of an accepted push (`created`: the
+    /// Id of each create, in plan order), as what to write into the mirror.
+    fn read_back(
+        &self,
+        plan: &Plan,
+        created: &[String],
+    ) -> impl Future<Output = (Vec<WriteBack>, Vec<Created>)> + Send;
+}
+
+/// What came of a push.
+#[derive(Debug)]
+pub enum PushOutcome {
+    /// Nothing needed pushing, or Salesforce took it all. `created`: the records the push
+    /// created, whose Ids go into held `RETURNING sfid` rows.
+    Pushed { created: Vec<Created> },
+    /// The proxy, the server or Salesforce refused: the client gets this error.
+    Refused(Refusal),
+}
+
+/// Why a push stopped before its end.
+enum Stop {
+    Refused(Refusal),
+    /// The client's connection failed: the session ends.
+    Lost(SessionError),
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Stop::Refused(refusal)
+    }
+}
+
+impl From<SessionError> for Stop {
+    fn from(error: SessionError) -> Self {
+        Stop::Lost(error)
+    }
+}
+
+impl From<UpstreamError> for Stop {
+    fn from(error: UpstreamError) -> Self {
+        match error {
+            // The server's own error goes to the client as it was.
+            UpstreamError::Refused(error) => Stop::Refused(Refusal::from_server(&error.0)),
+            UpstreamError::Session(error) => Stop::Lost(error),
+        }
+    }
+}
+
+/// One session's pushes: who pushes (for the journal) and how its client cancels one.
+#[derive(Debug)]
+pub struct Committer {
+    /// The client's address, for the journal.
+    peer: SocketAddr,
+    /// The process id the client was told, for the journal.
+    pid: i32,
+    /// Raised by the client's CancelRequest.
+    signal: Option<Arc<CancelSignal>>,
+    /// Whether this database has the capture functions (migration V3); checked until found.
+    capture_installed: bool,
+}
+
+impl Committer {
+    pub fn new(peer: SocketAddr) -> Self {
+        Committer {
+            peer,
+            pid: 0,
+            signal: None,
+            capture_installed: false,
+        }
+    }
+
+    /// The client's cancel key is known: `pid`, and the signal its CancelRequest raises.
+    pub fn cancelled_by(&mut self, pid: i32, signal: Arc<CancelSignal>) {
+        self.pid = pid;
+        self.signal = Some(signal);
+    }
+
+    /// Pushes the transaction's captured changes before the client's COMMIT goes to the
+    /// server. With nothing captured there is nothing to do.
+    pub async fn push<U: Upstream, R: Remote>(
+        &mut self,
+        upstream: &mut U,
+        remote: Option<&R>,
+    ) -> Result<PushOutcome, SessionError> {
+        match self.take_and_push(upstream, remote).await {
+            Ok(created) => Ok(PushOutcome::Pushed { created }),
+            Err(Stop::Refused(refusal)) => Ok(PushOutcome::Refused(refusal)),
+            Err(Stop::Lost(error)) => Err(error),
+        }
+    }
+
+    /// Pushes, then commits a transaction the proxy opened; a refused push rolls back
+    /// instead. A COMMIT that fails (a deferred constraint) is refused too.
+    pub async fn push_and_commit<U: Upstream, R: Remote>(
+        &mut self,
+        upstream: &mut U,
+        remote: Option<&R>,
+    ) -> Result<PushOutcome, SessionError> {
+        match self.push(upstream, remote).await? {
+            PushOutcome::Refused(refusal) => {
+                rollback(upstream).await?;
+                Ok(PushOutcome::Refused(refusal))
+            }
+            PushOutcome::Pushed { created } => match upstream.commit().await {
+                Ok(()) => Ok(PushOutcome::Pushed { created }),
+                Err(UpstreamError::Refused(error)) => {
+                    Ok(PushOutcome::Refused(Refusal::from_server(&error.0)))
+                }
+                Err(UpstreamError::Session(error)) => Err(error),
+            },
+        }
+    }
+
+    /// Takes the captured changes, pushes them and writes back what Salesforce set.
+    /// Returns the records the push created.
+    async fn take_and_push<U: Upstream, R: Remote>(
+        &mut self,
+        upstream: &mut U,
+        remote: Option<&R>,
+    ) -> Result<Vec<Created>, Stop> {
+        if !self.capture_installed {
+            self.capture_installed = upstream.capture_installed().await?;
+        }
+        if !self.capture_installed {
+            return Ok(Vec::new());
+        }
+        let Some(remote) = remote else {
+            return refuse_unpushable(upstream).await;
+        };
+        // A transaction without an id wrote nothing, so it captured nothing.
+        let Some(txid) = upstream.current_txid().await? else {
+            return Ok(Vec::new());
+        };
+        let ticket = remote.push_ticket(&txid).await?;
+        let ticket = ticket.expose_secret();
+        let taken = upstream.take_pending_changes(ticket).await?;
+        let changes = sfpg_control::capture::parse_pending(taken.as_deref().unwrap_or("[]"))
+            .map_err(|error| {
+                Refusal::new(
+                    SqlState::INTERNAL_ERROR,
+                    format!("sfpg proxy: cannot read the captured changes: {error}"),
+                )
+            })?;
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Constraints deferred to COMMIT are checked now, so that no commit-time failure
+        // can come after Salesforce has accepted the changes.
+        upstream.set_constraints_immediate().await?;
+        let Some(pushed) = self.push_to_org(remote, txid, &changes).await? else {
+            return Ok(Vec::new());
+        };
+        // What Salesforce set goes into the mirror as the sync would write it: not
+        // captured again.
+        for write_back in &pushed.write_backs {
+            match upstream.write_back(ticket, write_back).await {
+                // Salesforce holds the change; the journal's repair brings the mirror in
+                // line once this transaction is over.
+                Err(UpstreamError::Refused(error)) => {
+                    return Err(Refusal::from_server(&error.0).detail(
+                        "Salesforce accepted the change, but writing it into the mirror failed; the proxy will read it back from Salesforce.",
+                    ).into());
+                }
+                written => written?,
+            }
+        }
+        Ok(pushed.created)
+    }
+
+    /// Pushes `changes` to the org while listening for the client's cancel.
+    async fn push_to_org<R: Remote>(
+        &self,
+        remote: &R,
+        txid: String,
+        changes: &[PendingChange],
+    ) -> Result<Option<Pushed>, Refusal> {
+        let session = format!("{} pid {}", self.peer, self.pid);
+        let signal = self.signal.clone();
+        // Only a cancel sent from now on is for this push.
+        let since = signal.as_ref().map(|signal| signal.generation());
+        // The server runs nothing of the client's until the push is over.
+        let working = signal.as_ref().map(|signal| signal.proxy_working());
+        let cancelled = async move {
+            match (signal, since) {
+                (Some(signal), Some(since)) => signal.cancelled_since(since).await,
+                _ => std::future::pending().await,
+            }
+        };
+        let pushed = push(remote, &session, txid, changes, cancelled).await;
+        drop(working);
+        pushed
+    }
+}
+
+/// Without the control database the proxy has no org to push to, and no key to take
+/// captured changes with: a transaction that captured any cannot commit, and is refused
+/// naming the first table it wrote.
+async fn refuse_unpushable<U: Upstream>(upstream: &mut U) -> Result<Vec<Created>, Stop> {
+    let Some(first) = upstream.first_pending_change().await? else {
+        return Ok(Vec::new());
+    };
+    let first: Value = serde_json::from_str(&first).unwrap_or_default();
+    let name = |key: &str| first[key].as_str().unwrap_or_default().to_owned();
+    let (schema, table) = (name("schema"), name("table"));
+    Err(Refusal::new(
+        SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("sfpg proxy: no Salesforce org is configured for schema \"{schema}\""),
+    )
+    .table(&schema, &table)
+    .hint("Start the proxy with the mirror's control database so it can reach the org.")
+    .into())
+}
+
+/// Ends the transaction on the server. A client's cancel forwarded just before a push (a
+/// cancel during one is the proxy's alone) reaches the server milliseconds later and can
+/// land on this very ROLLBACK: the server then answers 57014 and leaves the transaction
+/// aborted. It acts on a cancel once, so the ROLLBACK is sent again.
+pub async fn rollback<U: Upstream>(upstream: &mut U) -> Result<(), SessionError> {
+    /// Each cancel the client sent can fail one ROLLBACK.
+    const ATTEMPTS: usize = 4;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match upstream.rollback().await {
+            Ok(()) => return Ok(()),
+            Err(UpstreamError::Refused(error))
+                if attempts < ATTEMPTS && error.0.code() == SqlState::QUERY_CANCELED.code() => {}
+            Err(UpstreamError::Refused(error)) => return Err(SessionError::Rollback(error)),
+            Err(UpstreamError::Session(error)) => return Err(error),
+        }
+    }
+}
+
+/// Plans, sends and journals the push of `changes`, captured in transaction `txid` of
+/// `session`, then reads back what Salesforce set. `Ok(None)`: nothing needed sending.
+///
+/// When `cancelled` resolves first (the session's CancelRequest), the push stops waiting
+/// and is refused with 57014. Once the request may have left, Salesforce may still carry
+/// it out: that is said in the refusal, and the push is journaled as abandoned with its
+/// records.
+async fn push<R: Remote>(
+    remote: &R,
+    session: &str,
+    txid: String,
+    changes: &[PendingChange],
+    cancelled: impl Future<Output = ()>,
+) -> Result<Option<Pushed>, Refusal> {
+    tokio::pin!(cancelled);
+    let planned = tokio::select! {
+        planned = remote.plan(changes) => planned?,
+        () = &mut cancelled => return Err(canceled(
+            "Nothing was sent to Salesforce; the transaction was rolled back.",
+        )),
+    };
+    let Some(plan) = planned else {
+        return Ok(None);
+    };
+    let mut entry = Entry {
+        org: plan.org.name.clone(),
+        session: session.to_owned(),
+        txid: Some(txid),
+        records: Vec::new(),
+        response: Value::Null,
+        outcome: Outcome::Pushed,
+        started_at: chrono::Utc::now(),
+        salesforce_ms: 0,
+    };
+    let started = Instant::now();
+    let sent = tokio::select! {
+        sent = remote.send(&plan) => Some(sent),
+        () = &mut cancelled => None,
+    };
+    entry.salesforce_ms = millis(started);
+    let sent = match sent {
+        Some(Ok(sent)) => sent,
+        Some(Err(failure)) => return Err(failed(remote, &plan, entry, failure).await),
+        None => return Err(abandoned(remote, &plan, entry).await),
+    };
+    entry.records = journal_records(&plan, &sent.created);
+    entry.response = sent.response;
+    // Journaled as soon as Salesforce has accepted, before anything else that can fail
+    // (the read-back, the write-back, the commit): if the commit never happens, the repair
+    // finds this entry. A journal that cannot be written must not undo what Salesforce
+    // already holds, so the push goes on.
+    match remote.journal(&entry).await {
+        Ok(id) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
+        Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
+    }
+    let (write_backs, created) = remote.read_back(&plan, &sent.created).await;
+    Ok(Some(Pushed {
+        write_backs,
+        created,
+    }))
+}
+
+/// A push the client cancelled while its request was under way: journaled as abandoned,
+/// since Salesforce may still carry it out.
+async fn abandoned<R: Remote>(remote: &R, plan: &Plan, mut entry: Entry) -> Refusal {
+    entry.records = journal_records(plan, &[]);
+    entry.outcome = Outcome::Abandoned;
+    let journal = journal_uncertain(remote, &entry).await;
+    tracing::warn!(
+        records = plan.records.len(),
+        "a push was cancelled while under way; Salesforce may still carry it out"
+    );
+    canceled(&format!(
+        "The transaction was rolled back, but the request to Salesforce was under way: Salesforce may still carry it out. {journal}"
+    ))
+}
+
+/// A push Salesforce refused, that never reached it, or whose outcome is unknown.
+async fn failed<R: Remote>(remote: &R, plan: &Plan, mut entry: Entry, failure: Failure) -> Refusal {
+    entry.records = journal_records(plan, &[]);
+    entry.response = failure.response;
+    entry.outcome = failure.outcome;
+    if failure.outcome == Outcome::Unknown {
+        let journal = journal_uncertain(remote, &entry).await;
+        tracing::warn!(
+            records = plan.records.len(),
+            refusal = %failure.refusal,
+            "a push's outcome is unknown; Salesforce may have carried it out"
+        );
+        let cause = failure.refusal.detail.clone().unwrap_or_default();
+        return failure.refusal.detail(format!(
+            "{cause} Salesforce may have applied the transaction; the local transaction was rolled back. {journal}"
+        ));
+    }
+    if let Err(error) = remote.journal(&entry).await {
+        tracing::warn!(%error, "cannot journal a refused push");
+    }
+    failure.refusal
+}
+
+/// Journals a push that Salesforce may or may not have carried out and wakes the repair,
+/// which reads the records again at once; returns what to tell the client.
+async fn journal_uncertain<R: Remote>(remote: &R, entry: &Entry) -> String {
+    let said = match remote.journal(entry).await {
+        Ok(id) => format!(
+            "The write journal's entry {id} reads the records from Salesforce again at once and until the request can no longer be running; the mirror then shows what Salesforce holds."
+        ),
+        Err(error) => {
+            tracing::error!(%error, "cannot journal a push whose outcome is unknown");
+            "The sync brings the mirror in line with what Salesforce holds.".to_owned()
+        }
+    };
+    remote.repair_soon();
+    said
+}
+
+/// The refusal of a cancelled push, as PostgreSQL words a cancelled statement.
+fn canceled(detail: &str) -> Refusal {
+    Refusal::new(
+        SqlState::QUERY_CANCELED,
+        "canceling statement due to user request",
+    )
+    .detail(detail)
+}
+
+fn millis(since: Instant) -> i32 {
+    i32::try_from(since.elapsed().as_millis()).unwrap_or(i32::MAX)
+}
+
+/// The journal's view of a plan: each record with its Id (a create's from `created`).
+fn journal_records(plan: &Plan, created: &[String]) -> Vec<JournalRecord> {
+    let mut creates = created.iter();
+    plan.records
+        .iter()
+        .map(|p| JournalRecord {
+            operation: p.operation,
+            object: p.object.object.clone(),
+            schema: p.object.schema.clone(),
+            table: p.object.table.clone(),
+            row_id: p.row_id,
+            sfid: match p.operation {
+                Operation::Create => creates.next().cloned(),
+                _ => p.sfid.clone(),
+            },
+            provisional: p.provisional.clone(),
+            fields: p.record.clone(),
+        })
+        .collect()
+}
