@@ -28,6 +28,8 @@ mod prepared;
 mod returning;
 mod server;
 mod steps;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

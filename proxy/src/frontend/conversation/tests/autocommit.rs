@@ -1,0 +1,171 @@
+//! Autocommit: a read passes untouched; a statement that may write runs in a transaction
+//! the proxy opens, its replies held until the push decides, and the client sees the
+//! answer of its own autocommit statement.
+
+use super::fakes::{FakeRemote, FakeUpstream, Org};
+use super::*;
+use crate::push::{Created, WriteBack};
+
+const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 1";
+
+#[tokio::test]
+async fn a_read_passes_untouched() {
+    let mut h = Harness::new(FakeUpstream::default());
+    h.client(&[query("SELECT 1")]).await;
+    assert_eq!(h.sent(), ["Query SELECT 1"]);
+    h.server(&[complete("SELECT 1"), ready(b'I')]).await;
+    assert_eq!(
+        h.received(),
+        ["CommandComplete SELECT 1", "ReadyForQuery I"]
+    );
+    assert!(h.statements().is_empty());
+}
+
+#[tokio::test]
+async fn a_write_runs_in_a_transaction_the_proxy_opens_and_commits() {
+    let mut h = Harness::new(FakeUpstream::default());
+    h.client(&[query(UPDATE)]).await;
+    assert_eq!(
+        h.sent(),
+        then(injected_begin(), &[&format!("Query {UPDATE}")])
+    );
+    h.server(&begun()).await;
+    h.server(&[complete("UPDATE 1"), ready(b'T')]).await;
+    // The BEGIN's replies are the proxy's; the write's wait for the commit.
+    assert_eq!(
+        h.received(),
+        ["CommandComplete UPDATE 1", "ReadyForQuery I"]
+    );
+    assert_eq!(
+        h.statements(),
+        ["capture_installed", "first_pending_change", "commit"]
+    );
+    // The capture functions, once found, are not looked for again.
+    h.client(&[query(UPDATE)]).await;
+    h.sent();
+    h.server(&begun()).await;
+    h.server(&[complete("UPDATE 1"), ready(b'T')]).await;
+    assert_eq!(h.statements(), ["first_pending_change", "commit"]);
+    assert!(h.conversation.at_rest());
+}
+
+#[tokio::test]
+async fn the_push_comes_between_the_write_and_the_commit() {
+    let upstream = FakeUpstream::wrote(account_renamed());
+    let mut h = Harness::pushing(upstream, FakeRemote::new(Org::Takes(Vec::new())));
+    h.client(&[query(UPDATE)]).await;
+    h.sent();
+    let mut replies = begun();
+    replies.extend([complete("UPDATE 1"), ready(b'T')]);
+    h.server(&replies).await;
+    assert_eq!(
+        h.received(),
+        ["CommandComplete UPDATE 1", "ReadyForQuery I"]
+    );
+    assert_eq!(
+        h.statements(),
+        [
+            "capture_installed",
+            "current_txid",
+            "take_pending_changes ticket-745",
+            "set_constraints_immediate",
+            "commit"
+        ]
+    );
+    assert_eq!(
+        h.remote().calls(),
+        ["push_ticket 745", "plan 1", "send 1", "read_back "]
+    );
+    assert_eq!(
+        h.remote().journaled(),
+        [crate::push::journal::Outcome::Pushed]
+    );
+}
+
+#[tokio::test]
+async fn returning_sfid_gets_the_id_salesforce_gave() {
+    let provisional = "~00000000000000042";
+    let upstream = FakeUpstream::wrote(account_inserted(provisional));
+    let mut remote = FakeRemote::new(Org::Takes(vec!["001000000000007AAA".into()]));
+    remote.read_back = (
+        vec![WriteBack {
+            schema: "salesforce".into(),
+            table: "account".into(),
+            rows: r#"[{"id":7,"sfid":"001000000000007AAA"}]"#.into(),
+        }],
+        vec![Created {
+            table_oid: ACCOUNT_OID,
+            row_id: 7,
+            sfid: "001000000000007AAA".into(),
+            provisional: Some(provisional.into()),
+        }],
+    );
+    let mut h = Harness::pushing(upstream, remote);
+    h.client(&[query(
+        "INSERT INTO salesforce.account (name) VALUES ('New Co') RETURNING sfid",
+    )])
+    .await;
+    h.sent();
+    let mut replies = begun();
+    replies.extend([
+        row_description(&[("sfid", ACCOUNT_OID, 2)]),
+        data_row(&[provisional]),
+        complete("INSERT 0 1"),
+        ready(b'T'),
+    ]);
+    h.server(&replies).await;
+    assert_eq!(
+        h.received(),
+        [
+            "RowDescription",
+            "DataRow 001000000000007AAA",
+            "CommandComplete INSERT 0 1",
+            "ReadyForQuery I"
+        ]
+    );
+    assert_eq!(
+        h.statements(),
+        [
+            "capture_installed",
+            "current_txid",
+            "take_pending_changes ticket-745",
+            "set_constraints_immediate",
+            r#"write_back ticket-745 salesforce.account [{"id":7,"sfid":"001000000000007AAA"}]"#,
+            "commit",
+            "attnums [100]"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_error_inside_a_managed_transaction_rolls_it_back() {
+    let mut h = Harness::new(FakeUpstream::default());
+    h.client(&[query(UPDATE)]).await;
+    h.sent();
+    let mut replies = begun();
+    replies.extend([error("23505"), ready(b'E')]);
+    h.server(&replies).await;
+    // The client sees its statement fail, outside any transaction, as in autocommit.
+    assert_eq!(h.received(), ["Error 23505", "ReadyForQuery I"]);
+    assert_eq!(h.statements(), ["rollback"]);
+    // The next read is the client's alone again.
+    h.client(&[query("SELECT 1")]).await;
+    assert_eq!(h.sent(), ["Query SELECT 1"]);
+}
+
+#[tokio::test]
+async fn a_rollback_a_late_cancel_hit_is_sent_again() {
+    let mut upstream = FakeUpstream::default();
+    upstream.rollback_errors.push_back(fakes::server_error(
+        "57014",
+        "canceling statement due to user request",
+    ));
+    let mut h = Harness::new(upstream);
+    h.client(&[query(UPDATE)]).await;
+    h.sent();
+    let mut replies = begun();
+    replies.extend([error("23505"), ready(b'E')]);
+    h.server(&replies).await;
+    assert_eq!(h.statements(), ["rollback", "rollback"]);
+    assert_eq!(h.received(), ["Error 23505", "ReadyForQuery I"]);
+}

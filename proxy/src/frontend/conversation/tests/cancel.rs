@@ -1,0 +1,120 @@
+//! A CancelRequest during a push is the proxy's: the server gets nothing (it runs nothing
+//! of the client's then), the push stops waiting at once, and the transaction rolls back.
+//! What the client is told depends on whether the request to Salesforce had left.
+
+use std::sync::Arc;
+
+use super::fakes::{FakeRemote, FakeUpstream, Org};
+use super::*;
+use crate::frontend::cancel::{Cancel, CancelRegistry, Registration};
+use crate::net::messages::backend::BackendKey;
+use crate::push::journal::Outcome;
+
+const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 1";
+
+/// A session pushing to `remote`, with a cancel key in `registry`, whose autocommit
+/// UPDATE has been sent.
+async fn pushing_session(
+    remote: FakeRemote,
+    registry: &Arc<CancelRegistry>,
+) -> (Harness, Registration) {
+    let registration = registry.register(BackendKey {
+        pid: 4242,
+        secret: vec![1, 2, 3, 4],
+    });
+    let mut h = Harness::pushing(FakeUpstream::wrote(account_renamed()), remote);
+    h.conversation
+        .cancelled_by(registration.pid(), Arc::clone(registration.signal()));
+    h.client(&[query(UPDATE)]).await;
+    h.sent();
+    (h, registration)
+}
+
+/// The server's answer to the UPDATE, which ends the unit and starts the push.
+fn updated() -> Vec<Vec<u8>> {
+    let mut replies = begun();
+    replies.extend([complete("UPDATE 1"), ready(b'T')]);
+    replies
+}
+
+/// Runs the push the server's answer starts, and cancels once it reaches the org (or its
+/// planning). Returns what the cancel came to.
+async fn cancel_during_the_push(
+    h: &mut Harness,
+    registry: &CancelRegistry,
+    registration: &Registration,
+) -> Option<Cancel> {
+    let reached = Arc::clone(&h.remote().reached);
+    let cancel = async {
+        reached.notified().await;
+        registry.cancel(registration.pid(), registration.secret())
+    };
+    let updated = updated();
+    let ((), cancelled) = tokio::join!(h.server(&updated), cancel);
+    cancelled
+}
+
+#[tokio::test]
+async fn a_cancel_while_the_request_is_under_way_stops_the_wait_and_rolls_back() {
+    let registry = Arc::new(CancelRegistry::default());
+    let remote = FakeRemote::new(Org::NeverAnswers);
+    let (mut h, registration) = pushing_session(remote, &registry).await;
+    let cancelled = cancel_during_the_push(&mut h, &registry, &registration).await;
+    // The proxy takes it: forwarded, it would land on the proxy's ROLLBACK.
+    assert_eq!(cancelled, Some(Cancel::Taken));
+    assert_eq!(h.received(), ["Error 57014", "ReadyForQuery I"]);
+    let detail = h.error().get(b'D').unwrap_or_default().to_owned();
+    assert!(
+        detail.contains("Salesforce may still carry it out"),
+        "{detail}"
+    );
+    // Journaled as abandoned, for the repair to read the records again at once.
+    assert_eq!(h.remote().journaled(), [Outcome::Abandoned]);
+    assert_eq!(
+        h.remote().calls().last().map(String::as_str),
+        Some("repair_soon")
+    );
+    assert_eq!(h.statements().last().map(String::as_str), Some("rollback"));
+    // After the push, a cancel is the server's again.
+    assert!(matches!(
+        registry.cancel(registration.pid(), registration.secret()),
+        Some(Cancel::Forward(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_cancel_before_anything_was_sent_says_so() {
+    let registry = Arc::new(CancelRegistry::default());
+    let mut remote = FakeRemote::new(Org::Takes(Vec::new()));
+    remote.plan_hangs = true;
+    let (mut h, registration) = pushing_session(remote, &registry).await;
+    let cancelled = cancel_during_the_push(&mut h, &registry, &registration).await;
+    assert_eq!(cancelled, Some(Cancel::Taken));
+    assert_eq!(h.received(), ["Error 57014", "ReadyForQuery I"]);
+    let detail = h.error().get(b'D').unwrap_or_default().to_owned();
+    assert!(
+        detail.starts_with("Nothing was sent to Salesforce"),
+        "{detail}"
+    );
+    assert!(h.remote().journaled().is_empty());
+    assert_eq!(h.statements().last().map(String::as_str), Some("rollback"));
+}
+
+#[tokio::test]
+async fn a_cancel_sent_before_the_push_does_not_stop_it() {
+    let registry = Arc::new(CancelRegistry::default());
+    let remote = FakeRemote::new(Org::Takes(Vec::new()));
+    let (mut h, registration) = pushing_session(remote, &registry).await;
+    // Meant for the UPDATE the server was running: forwarded to it.
+    assert!(matches!(
+        registry.cancel(registration.pid(), registration.secret()),
+        Some(Cancel::Forward(_))
+    ));
+    h.server(&updated()).await;
+    assert_eq!(
+        h.received(),
+        ["CommandComplete UPDATE 1", "ReadyForQuery I"]
+    );
+    assert_eq!(h.remote().journaled(), [Outcome::Pushed]);
+    assert_eq!(h.statements().last().map(String::as_str), Some("commit"));
+}

@@ -1,0 +1,291 @@
+//! The two sides the commit protocol drives, scripted: an upstream connection that answers
+//! the proxy's own statements as PostgreSQL would for the scripted transaction, and a
+//! remote whose org takes, refuses or never answers a push. Both record what was asked of
+//! them, in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sfpg_control::capture::PendingChange;
+use sfpg_salesforce::{ClientCredentials, Config, FieldType, Rate, RateLimiter};
+use tokio::sync::Notify;
+
+use crate::backend::statements::{Attnums, Upstream, UpstreamError};
+use crate::error::SessionError;
+use crate::net::messages::backend::{Fields, ServerError};
+use crate::push::catalog::{MirroredColumn, ObjectHandle, OrgHandle};
+use crate::push::commit::{JournalError, Remote};
+use crate::push::journal::{Entry, Outcome};
+use crate::push::plan::{self, Plan};
+use crate::push::send::{Failure, Sent};
+use crate::push::{Created, Refusal, WriteBack};
+
+/// An ErrorResponse's fields with SQLSTATE `code`.
+pub fn server_error(code: &str, message: &str) -> ServerError {
+    ServerError(Fields {
+        fields: vec![
+            (b'S', "ERROR".into()),
+            (b'C', code.into()),
+            (b'M', message.into()),
+        ],
+    })
+}
+
+/// The client's upstream connection, answering from a script.
+#[derive(Debug)]
+pub struct FakeUpstream {
+    /// What the proxy ran, in order.
+    pub calls: Vec<String>,
+    pub capture_installed: bool,
+    /// The transaction's id; none: it wrote nothing.
+    pub txid: Option<String>,
+    /// `sfpg.first_pending_change()`'s answer.
+    pub first_pending: Option<String>,
+    /// `sfpg.take_pending_changes(ticket)`'s answer, a JSON array.
+    pub pending: String,
+    /// The answers to successive ROLLBACKs, then success.
+    pub rollback_errors: VecDeque<ServerError>,
+    pub commit_error: Option<ServerError>,
+    pub attnums: HashMap<u32, Attnums>,
+}
+
+impl Default for FakeUpstream {
+    fn default() -> Self {
+        FakeUpstream {
+            calls: Vec::new(),
+            capture_installed: true,
+            txid: None,
+            first_pending: None,
+            pending: "[]".into(),
+            rollback_errors: VecDeque::new(),
+            commit_error: None,
+            attnums: HashMap::new(),
+        }
+    }
+}
+
+impl FakeUpstream {
+    /// A transaction that wrote `changes` (captured changes as the trigger records them).
+    pub fn wrote(changes: Value) -> Self {
+        FakeUpstream {
+            txid: Some("745".into()),
+            pending: changes.to_string(),
+            ..FakeUpstream::default()
+        }
+    }
+
+    fn call(&mut self, what: impl Into<String>) {
+        self.calls.push(what.into());
+    }
+}
+
+impl Upstream for FakeUpstream {
+    async fn capture_installed(&mut self) -> Result<bool, SessionError> {
+        self.call("capture_installed");
+        Ok(self.capture_installed)
+    }
+
+    async fn current_txid(&mut self) -> Result<Option<String>, UpstreamError> {
+        self.call("current_txid");
+        Ok(self.txid.clone())
+    }
+
+    async fn first_pending_change(&mut self) -> Result<Option<String>, UpstreamError> {
+        self.call("first_pending_change");
+        Ok(self.first_pending.clone())
+    }
+
+    async fn take_pending_changes(
+        &mut self,
+        ticket: &str,
+    ) -> Result<Option<String>, UpstreamError> {
+        self.call(format!("take_pending_changes {ticket}"));
+        Ok(Some(std::mem::replace(&mut self.pending, "[]".into())))
+    }
+
+    async fn set_constraints_immediate(&mut self) -> Result<(), UpstreamError> {
+        self.call("set_constraints_immediate");
+        Ok(())
+    }
+
+    async fn write_back(
+        &mut self,
+        ticket: &str,
+        write_back: &WriteBack,
+    ) -> Result<(), UpstreamError> {
+        self.call(format!(
+            "write_back {ticket} {}.{} {}",
+            write_back.schema, write_back.table, write_back.rows
+        ));
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), UpstreamError> {
+        self.call("commit");
+        match self.commit_error.take() {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn rollback(&mut self) -> Result<(), UpstreamError> {
+        self.call("rollback");
+        match self.rollback_errors.pop_front() {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn attnums(&mut self, tables: &[u32]) -> Result<HashMap<u32, Attnums>, SessionError> {
+        self.call(format!("attnums {tables:?}"));
+        Ok(self.attnums.clone())
+    }
+
+    async fn close_statements(&mut self, names: &[Box<[u8]>]) -> Result<(), SessionError> {
+        let names: Vec<_> = names.iter().map(|n| String::from_utf8_lossy(n)).collect();
+        self.call(format!("close_statements {}", names.join(",")));
+        Ok(())
+    }
+}
+
+/// What the scripted org does with a push.
+#[derive(Debug, Clone)]
+pub enum Org {
+    /// Takes it, creating records with these Ids in plan order.
+    Takes(Vec<String>),
+    /// Refuses it.
+    Refuses(Refusal),
+    /// Never answers the request (its wait is what a cancel stops).
+    NeverAnswers,
+}
+
+/// The control schema and the org, scripted.
+#[derive(Debug)]
+pub struct FakeRemote {
+    org: Arc<OrgHandle>,
+    objects: HashMap<(String, String), Arc<ObjectHandle>>,
+    pub answer: Org,
+    /// Planning never ends (a describe that does not come back).
+    pub plan_hangs: bool,
+    /// Notified when the push reaches the org, or starts planning if that hangs.
+    pub reached: Arc<Notify>,
+    /// What was asked, in order.
+    pub calls: Mutex<Vec<String>>,
+    /// The outcomes journaled, in order.
+    pub journaled: Mutex<Vec<Outcome>>,
+    /// What the read-back finds.
+    pub read_back: (Vec<WriteBack>, Vec<Created>),
+}
+
+impl FakeRemote {
+    /// An org `acme` mirrored in schema `salesforce`, with `account` (Name and BillingCity).
+    pub fn new(answer: Org) -> Self {
+        let client = sfpg_salesforce::Client::new(
+            Config::new("https://login.example.com").unwrap(),
+            ClientCredentials::new("id", "secret"),
+            RateLimiter::new(Rate::per_second(10).unwrap()),
+        )
+        .unwrap();
+        let org = Arc::new(OrgHandle {
+            name: "acme".into(),
+            schema: "salesforce".into(),
+            client,
+        });
+        let column = |column: &str, field: &str, writable: bool| MirroredColumn {
+            column: column.into(),
+            field: field.into(),
+            field_type: FieldType::default(),
+            createable: writable,
+            updateable: writable,
+        };
+        let account = ObjectHandle {
+            object: "Account".into(),
+            schema: "salesforce".into(),
+            table: "account".into(),
+            columns: vec![
+                column("sfid", "Id", false),
+                column("name", "Name", true),
+                column("billingcity", "BillingCity", true),
+            ],
+        };
+        FakeRemote {
+            org,
+            objects: HashMap::from([(
+                ("salesforce".to_owned(), "account".to_owned()),
+                Arc::new(account),
+            )]),
+            answer,
+            plan_hangs: false,
+            reached: Arc::new(Notify::new()),
+            calls: Mutex::new(Vec::new()),
+            journaled: Mutex::new(Vec::new()),
+            read_back: (Vec::new(), Vec::new()),
+        }
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    pub fn journaled(&self) -> Vec<Outcome> {
+        lock(&self.journaled).clone()
+    }
+
+    fn call(&self, what: impl Into<String>) {
+        lock(&self.calls).push(what.into());
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Remote for FakeRemote {
+    async fn push_ticket(&self, txid: &str) -> Result<SecretString, Refusal> {
+        self.call(format!("push_ticket {txid}"));
+        Ok(SecretString::from(format!("ticket-{txid}")))
+    }
+
+    async fn plan(&self, changes: &[PendingChange]) -> Result<Option<Plan>, Refusal> {
+        self.call(format!("plan {}", changes.len()));
+        if self.plan_hangs {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        plan::plan(changes, &self.org, &self.objects)
+    }
+
+    async fn send(&self, plan: &Plan) -> Result<Sent, Failure> {
+        self.call(format!("send {}", plan.records.len()));
+        self.reached.notify_one();
+        match &self.answer {
+            Org::Takes(ids) => Ok(Sent {
+                created: ids.clone(),
+                response: json!({"compositeResponse": []}),
+            }),
+            Org::Refuses(refusal) => Err(Failure {
+                refusal: refusal.clone(),
+                response: json!({"error": "refused"}),
+                outcome: Outcome::Refused,
+            }),
+            Org::NeverAnswers => std::future::pending().await,
+        }
+    }
+
+    async fn journal(&self, entry: &Entry) -> Result<i64, JournalError> {
+        let mut journaled = lock(&self.journaled);
+        journaled.push(entry.outcome);
+        Ok(i64::try_from(journaled.len())?)
+    }
+
+    fn repair_soon(&self) {
+        self.call("repair_soon");
+    }
+
+    async fn read_back(&self, _plan: &Plan, created: &[String]) -> (Vec<WriteBack>, Vec<Created>) {
+        self.call(format!("read_back {}", created.join(",")));
+        self.read_back.clone()
+    }
+}

@@ -1,0 +1,186 @@
+//! A refused push: in autocommit its error takes the place of the CommandComplete of the
+//! last statement that may have written, and the unit's replies after it are dropped, as
+//! when a statement fails; at an explicit COMMIT the COMMIT gets it, and the COMMIT never
+//! reaches the server. The transaction rolls back either way.
+
+use tokio_postgres::error::SqlState;
+
+use super::fakes::{FakeRemote, FakeUpstream, Org, server_error};
+use super::*;
+use crate::push::Refusal;
+use crate::push::journal::Outcome;
+
+const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 1";
+
+/// A session without a control database, whose transaction captured a change: the push
+/// is refused naming the table.
+fn unpushable() -> FakeUpstream {
+    FakeUpstream {
+        first_pending: Some(r#"{"schema": "salesforce", "table": "account"}"#.into()),
+        ..FakeUpstream::default()
+    }
+}
+
+#[tokio::test]
+async fn in_autocommit_the_error_takes_the_place_of_the_writes_completion() {
+    let mut h = Harness::new(unpushable());
+    h.client(&[query(&format!("SELECT 1; {UPDATE}; SELECT 2"))])
+        .await;
+    h.sent();
+    let mut replies = begun();
+    replies.extend([
+        complete("SELECT 1"),
+        complete("UPDATE 1"),
+        complete("SELECT 1"),
+        ready(b'T'),
+    ]);
+    h.server(&replies).await;
+    assert_eq!(
+        h.received(),
+        ["CommandComplete SELECT 1", "Error 55000", "ReadyForQuery I"]
+    );
+    let error = h.error();
+    assert_eq!(
+        (error.get(b's'), error.get(b't')),
+        (Some("salesforce"), Some("account"))
+    );
+    assert_eq!(
+        h.statements(),
+        ["capture_installed", "first_pending_change", "rollback"]
+    );
+}
+
+#[tokio::test]
+async fn in_a_pipeline_the_error_ends_the_unit_and_its_dropped_statements_are_closed() {
+    let mut h = Harness::new(unpushable());
+    let mut unit = execute(UPDATE);
+    unit.push(encoded(|buf| encode::parse(buf, "s1", "SELECT 2").unwrap()));
+    unit.push(sync());
+    h.client(&unit).await;
+    h.sent();
+    let mut replies = vec![parse_complete(), bind_complete()];
+    replies.extend(begun());
+    replies.extend([complete("UPDATE 1"), parse_complete(), ready(b'T')]);
+    h.server(&replies).await;
+    assert_eq!(
+        h.received(),
+        [
+            "ParseComplete",
+            "BindComplete",
+            "Error 55000",
+            "ReadyForQuery I"
+        ]
+    );
+    // The client saw the Parse of s1 skipped: the statement must not exist on the server.
+    assert_eq!(
+        h.statements(),
+        [
+            "capture_installed",
+            "first_pending_change",
+            "rollback",
+            "close_statements s1"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn at_an_explicit_commit_the_commit_gets_the_error() {
+    let mut h = Harness::new(unpushable());
+    h.client(&[query("BEGIN")]).await;
+    h.server(&[complete("BEGIN"), ready(b'T')]).await;
+    h.client(&[query(UPDATE)]).await;
+    h.server(&[complete("UPDATE 1"), ready(b'T')]).await;
+    h.sent();
+    h.received();
+    h.client(&[query("COMMIT")]).await;
+    assert!(h.sent().is_empty(), "the COMMIT never reaches the server");
+    assert_eq!(h.received(), ["Error 55000", "ReadyForQuery I"]);
+    assert_eq!(
+        h.statements(),
+        ["capture_installed", "first_pending_change", "rollback"]
+    );
+    // The transaction is over: the next write is in autocommit again.
+    h.client(&[query(UPDATE)]).await;
+    assert_eq!(
+        h.sent(),
+        then(injected_begin(), &[&format!("Query {UPDATE}")])
+    );
+}
+
+#[tokio::test]
+async fn a_refused_commit_in_a_pipeline_skips_to_sync() {
+    let mut h = Harness::new(unpushable());
+    let mut unit = execute("BEGIN");
+    unit.extend(execute(UPDATE));
+    unit.push(sync());
+    h.client(&unit).await;
+    h.server(&[
+        parse_complete(),
+        bind_complete(),
+        complete("BEGIN"),
+        parse_complete(),
+        bind_complete(),
+        complete("UPDATE 1"),
+        ready(b'T'),
+    ])
+    .await;
+    h.sent();
+    h.received();
+    let mut unit = execute("COMMIT");
+    unit.extend(execute("SELECT 1"));
+    unit.push(sync());
+    h.client(&unit).await;
+    h.server(&[parse_complete(), bind_complete()]).await;
+    // The COMMIT is answered with the error; the rest of the unit is skipped, as the
+    // server would after an error, and its Sync ends the unit.
+    assert_eq!(
+        h.sent(),
+        ["Parse \"\" COMMIT", "Bind \"\"", "Flush", "Sync"]
+    );
+    assert_eq!(
+        h.received(),
+        ["ParseComplete", "BindComplete", "Error 55000"]
+    );
+    h.server(&[ready(b'I')]).await;
+    assert_eq!(h.received(), ["ReadyForQuery I"]);
+}
+
+#[tokio::test]
+async fn a_push_salesforce_refuses_is_journaled_and_rolled_back() {
+    let refusal = Refusal::new(
+        SqlState::UNIQUE_VIOLATION,
+        "Salesforce refused to update Account",
+    )
+    .detail("DUPLICATE_VALUE");
+    let upstream = FakeUpstream::wrote(account_renamed());
+    let mut h = Harness::pushing(upstream, FakeRemote::new(Org::Refuses(refusal)));
+    h.client(&[query(UPDATE)]).await;
+    h.sent();
+    let mut replies = begun();
+    replies.extend([complete("UPDATE 1"), ready(b'T')]);
+    h.server(&replies).await;
+    assert_eq!(h.received(), ["Error 23505", "ReadyForQuery I"]);
+    assert_eq!(h.error().get(b'D'), Some("DUPLICATE_VALUE"));
+    assert_eq!(h.remote().journaled(), [Outcome::Refused]);
+    assert_eq!(h.statements().last().map(String::as_str), Some("rollback"));
+}
+
+#[tokio::test]
+async fn a_commit_the_server_refuses_is_the_clients_error() {
+    // A deferred constraint that fails only at COMMIT, as PostgreSQL words it.
+    let upstream = FakeUpstream {
+        commit_error: Some(server_error("23514", "violates check constraint")),
+        ..FakeUpstream::default()
+    };
+    let mut h = Harness::new(upstream);
+    h.client(&[query(UPDATE)]).await;
+    h.sent();
+    let mut replies = begun();
+    replies.extend([complete("UPDATE 1"), ready(b'T')]);
+    h.server(&replies).await;
+    assert_eq!(h.received(), ["Error 23514", "ReadyForQuery I"]);
+    assert_eq!(
+        h.statements(),
+        ["capture_installed", "first_pending_change", "commit"]
+    );
+}
