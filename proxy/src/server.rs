@@ -190,57 +190,91 @@ impl Proxy {
                 continue;
             };
             next_session += 1;
-            let span = info_span!("session", id = next_session, %peer);
-            let shared = Arc::clone(&self.shared);
-            match threads.next(next_session) {
-                None => {
-                    sessions.spawn(handle(shared, tcp, peer, admitted, span));
-                }
-                Some(runtime) => {
-                    // A socket belongs to the runtime that registered it: it moves as a
-                    // std socket and is registered again on the session's own thread.
-                    let tcp = match tcp.into_std() {
-                        Ok(tcp) => tcp,
-                        Err(error) => {
-                            warn!(%error, %peer, "cannot hand the connection to a session thread");
-                            continue;
-                        }
-                    };
-                    let session = async move {
-                        match TcpStream::from_std(tcp) {
-                            Ok(tcp) => handle(shared, tcp, peer, admitted, span).await,
-                            Err(error) => {
-                                span.in_scope(|| warn!(%error, "cannot register the connection"));
-                            }
-                        }
-                    };
-                    sessions.spawn_on(session, runtime);
-                }
-            }
+            let session = Accepted {
+                tcp,
+                peer,
+                admitted,
+                id: next_session,
+            };
+            self.spawn_session(session, &threads, &mut sessions);
         }
         drop(self.listener);
         repairs.abort_all();
         self.shared.draining.start();
-        if !sessions.is_empty() {
-            info!(
-                sessions = sessions.len(),
-                "stopped accepting; closing each session at its next safe point"
-            );
-        }
-        let drained = tokio::time::timeout(grace, async {
-            while sessions.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            warn!(
-                sessions = sessions.len(),
-                grace = ?grace,
-                "sessions still in a transaction were closed; their transactions roll back"
-            );
-            sessions.shutdown().await;
-        }
+        drain(sessions, grace).await;
         info!("proxy stopped");
         Ok(())
+    }
+
+    /// Starts `session` on the next session thread (or, without any, on the caller's
+    /// runtime), owned by `sessions`.
+    fn spawn_session(
+        &self,
+        session: Accepted,
+        threads: &SessionThreads,
+        sessions: &mut JoinSet<()>,
+    ) {
+        let Accepted {
+            tcp,
+            peer,
+            admitted,
+            id,
+        } = session;
+        let span = info_span!("session", id, %peer);
+        let shared = Arc::clone(&self.shared);
+        let Some(runtime) = threads.next(id) else {
+            sessions.spawn(handle(shared, tcp, peer, admitted, span));
+            return;
+        };
+        // A socket belongs to the runtime that registered it: it moves as a std socket and
+        // is registered again on the session's own thread.
+        let tcp = match tcp.into_std() {
+            Ok(tcp) => tcp,
+            Err(error) => {
+                warn!(%error, %peer, "cannot hand the connection to a session thread");
+                return;
+            }
+        };
+        let session = async move {
+            match TcpStream::from_std(tcp) {
+                Ok(tcp) => handle(shared, tcp, peer, admitted, span).await,
+                Err(error) => {
+                    span.in_scope(|| warn!(%error, "cannot register the connection"));
+                }
+            }
+        };
+        sessions.spawn_on(session, runtime);
+    }
+}
+
+/// An accepted connection, counted against the limit, and the number of its session.
+struct Accepted {
+    tcp: TcpStream,
+    peer: SocketAddr,
+    admitted: Admitted,
+    id: u64,
+}
+
+/// Waits, at most `grace`, for the sessions to close at their next safe point; drops
+/// those still open then, which rolls their transactions back.
+async fn drain(mut sessions: JoinSet<()>, grace: Duration) {
+    if !sessions.is_empty() {
+        info!(
+            sessions = sessions.len(),
+            "stopped accepting; closing each session at its next safe point"
+        );
+    }
+    let drained = tokio::time::timeout(grace, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            sessions = sessions.len(),
+            grace = ?grace,
+            "sessions still in a transaction were closed; their transactions roll back"
+        );
+        sessions.shutdown().await;
     }
 }
 

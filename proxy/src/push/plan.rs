@@ -139,68 +139,20 @@ pub fn plan(
     org: &Arc<OrgHandle>,
     objects: &HashMap<(String, String), Arc<ObjectHandle>>,
 ) -> Result<Option<Plan>, Refusal> {
-    let nets = collapse(changes);
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     let mut deletes = Vec::new();
-    for net in nets {
-        let change = net.first;
-        let key = (change.schema.clone(), change.table.clone());
-        let Some(object) = objects.get(&key) else {
-            return Err(Refusal::new(
-                SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!(
-                    "sfpg proxy: {}.{} is not a mirrored object",
-                    change.schema, change.table
-                ),
-            )
-            .table(&change.schema, &change.table));
-        };
-        let row_id = change.row_id.unwrap_or_default();
-        let planned = |operation, sfid, record, provisional| Planned {
-            operation,
-            object: Arc::clone(object),
-            table_oid: change.table_oid,
-            row_id,
-            sfid,
-            record,
-            provisional,
-            references: Vec::new(),
-            level: 0,
-        };
-        let created_here = change.operation == Captured::Insert;
-        if net.deleted {
-            if created_here {
-                // Created and deleted in the same transaction: Salesforce never sees it.
-                continue;
-            }
-            if let Some(sfid) = text(net.old, SFID) {
-                deletes.push(planned(Operation::Delete, Some(sfid), Record::new(), None));
-            }
+    for net in collapse(changes) {
+        let Some(planned) = plan_row(&net, objects)? else {
             continue;
-        }
-        if created_here {
-            let record = create_record(object, net.new)?;
-            let provisional = text(net.new, SFID);
-            creates.push(planned(Operation::Create, None, record, provisional));
-            continue;
-        }
-        let Some(sfid) = text(net.old, SFID) else {
-            return Err(Refusal::new(
-                SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!(
-                    "cannot update row {row_id} of {}.{}: it has no sfid, so Salesforce has no record for it",
-                    object.schema, object.table
-                ),
-            )
-            .table(&object.schema, &object.table));
         };
-        if let Some(record) = update_record(object, &sfid, net.new, &net.changed)? {
-            updates.push(planned(Operation::Update, Some(sfid), record, None));
+        match planned.operation {
+            Operation::Create => creates.push(planned),
+            Operation::Update => updates.push(planned),
+            Operation::Delete => deletes.push(planned),
         }
     }
-    let creates = order_creates(creates)?;
-    let mut records = creates;
+    let mut records = order_creates(creates)?;
     records.extend(updates);
     records.extend(deletes);
     if records.is_empty() {
@@ -211,30 +163,91 @@ pub fn plan(
         org: Arc::clone(org),
         records,
     };
-    let calls = plan.calls();
-    if calls.len() > MAX_COLLECTIONS {
-        let levels = plan
-            .of(Operation::Create)
-            .map(|p| p.level + 1)
-            .max()
-            .unwrap_or(0);
-        return Err(Refusal::new(
-            SqlState::PROGRAM_LIMIT_EXCEEDED,
-            format!(
-                "this transaction changes {} Salesforce records in {} sObject Collections calls \
-                 ({levels} levels of creates, then updates and deletes, at most {MAX_RECORDS} \
-                 records a call); one atomic push takes at most {MAX_COLLECTIONS} calls",
-                plan.records.len(),
-                calls.len()
-            ),
-        )
-        .hint(format!(
-            "Split the change into smaller transactions: at most {MAX_RECORDS} creates, updates \
-             or deletes per call, and fewer levels of rows that refer to rows created in the \
-             same transaction."
-        )));
+    let calls = plan.calls().len();
+    if calls > MAX_COLLECTIONS {
+        return Err(too_many_calls(&plan, calls));
     }
     Ok(Some(plan))
+}
+
+/// What one row's net change sends: a create, an update, a delete, or nothing.
+fn plan_row(
+    net: &Net<'_>,
+    objects: &HashMap<(String, String), Arc<ObjectHandle>>,
+) -> Result<Option<Planned>, Refusal> {
+    let change = net.first;
+    let key = (change.schema.clone(), change.table.clone());
+    let Some(object) = objects.get(&key) else {
+        return Err(Refusal::new(
+            SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "sfpg proxy: {}.{} is not a mirrored object",
+                change.schema, change.table
+            ),
+        )
+        .table(&change.schema, &change.table));
+    };
+    let row_id = change.row_id.unwrap_or_default();
+    let planned = |operation, sfid, record, provisional| Planned {
+        operation,
+        object: Arc::clone(object),
+        table_oid: change.table_oid,
+        row_id,
+        sfid,
+        record,
+        provisional,
+        references: Vec::new(),
+        level: 0,
+    };
+    let created_here = change.operation == Captured::Insert;
+    if net.deleted {
+        // Created and deleted in the same transaction: Salesforce never sees it.
+        if created_here {
+            return Ok(None);
+        }
+        return Ok(text(net.old, SFID)
+            .map(|sfid| planned(Operation::Delete, Some(sfid), Record::new(), None)));
+    }
+    if created_here {
+        let record = create_record(object, net.new)?;
+        let provisional = text(net.new, SFID);
+        return Ok(Some(planned(Operation::Create, None, record, provisional)));
+    }
+    let Some(sfid) = text(net.old, SFID) else {
+        return Err(Refusal::new(
+            SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "cannot update row {row_id} of {}.{}: it has no sfid, so Salesforce has no record for it",
+                object.schema, object.table
+            ),
+        )
+        .table(&object.schema, &object.table));
+    };
+    Ok(update_record(object, &sfid, net.new, &net.changed)?
+        .map(|record| planned(Operation::Update, Some(sfid), record, None)))
+}
+
+/// The refusal of a plan that needs more than one Composite request's `calls`.
+fn too_many_calls(plan: &Plan, calls: usize) -> Refusal {
+    let levels = plan
+        .of(Operation::Create)
+        .map(|p| p.level + 1)
+        .max()
+        .unwrap_or(0);
+    Refusal::new(
+        SqlState::PROGRAM_LIMIT_EXCEEDED,
+        format!(
+            "this transaction changes {} Salesforce records in {calls} sObject Collections calls \
+             ({levels} levels of creates, then updates and deletes, at most {MAX_RECORDS} \
+             records a call); one atomic push takes at most {MAX_COLLECTIONS} calls",
+            plan.records.len(),
+        ),
+    )
+    .hint(format!(
+        "Split the change into smaller transactions: at most {MAX_RECORDS} creates, updates \
+         or deletes per call, and fewer levels of rows that refer to rows created in the \
+         same transaction."
+    ))
 }
 
 /// The creates ordered by dependency level (parents first, capture order within a
