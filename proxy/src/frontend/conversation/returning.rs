@@ -176,42 +176,7 @@ fn patch_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row_description(columns: &[(&str, u32, i16)]) -> Vec<u8> {
-        let mut body = (columns.len() as i16).to_be_bytes().to_vec();
-        for (name, table, attnum) in columns {
-            body.extend_from_slice(name.as_bytes());
-            body.push(0);
-            body.extend_from_slice(&table.to_be_bytes());
-            body.extend_from_slice(&attnum.to_be_bytes());
-            body.extend_from_slice(&1043u32.to_be_bytes());
-            body.extend_from_slice(&(-1i16).to_be_bytes());
-            body.extend_from_slice(&(-1i32).to_be_bytes());
-            body.extend_from_slice(&0i16.to_be_bytes());
-        }
-        frame(b'T', &body)
-    }
-
-    fn data_row(values: &[Option<&str>]) -> Vec<u8> {
-        let mut body = (values.len() as i16).to_be_bytes().to_vec();
-        for value in values {
-            match value {
-                Some(v) => {
-                    body.extend_from_slice(&(v.len() as i32).to_be_bytes());
-                    body.extend_from_slice(v.as_bytes());
-                }
-                None => body.extend_from_slice(&(-1i32).to_be_bytes()),
-            }
-        }
-        frame(b'D', &body)
-    }
-
-    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut f = vec![tag];
-        f.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        f.extend_from_slice(body);
-        f
-    }
+    use crate::frontend::conversation::tests::{data_row, frame, row_description};
 
     fn created(row_id: i64, sfid: &str) -> Created {
         Created {

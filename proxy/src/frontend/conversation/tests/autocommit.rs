@@ -6,8 +6,6 @@ use super::fakes::{FakeRemote, FakeUpstream, Org};
 use super::*;
 use crate::push::{Created, WriteBack};
 
-const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 1";
-
 #[tokio::test]
 async fn a_read_passes_untouched() {
     let mut h = Harness::new(FakeUpstream::default());
@@ -36,10 +34,7 @@ async fn a_write_runs_in_a_transaction_the_proxy_opens_and_commits() {
         h.received(),
         ["CommandComplete UPDATE 1", "ReadyForQuery I"]
     );
-    assert_eq!(
-        h.statements(),
-        ["capture_installed", "first_pending_change", "commit"]
-    );
+    assert_eq!(h.statements(), COMMITTED);
     // The capture functions, once found, are not looked for again.
     h.client(&[query(UPDATE)]).await;
     h.sent();
@@ -55,22 +50,15 @@ async fn the_push_comes_between_the_write_and_the_commit() {
     let mut h = Harness::pushing(upstream, FakeRemote::new(Org::Takes(Vec::new())));
     h.client(&[query(UPDATE)]).await;
     h.sent();
-    let mut replies = begun();
-    replies.extend([complete("UPDATE 1"), ready(b'T')]);
-    h.server(&replies).await;
+    h.server(&managed(&[complete("UPDATE 1"), ready(b'T')]))
+        .await;
     assert_eq!(
         h.received(),
         ["CommandComplete UPDATE 1", "ReadyForQuery I"]
     );
     assert_eq!(
         h.statements(),
-        [
-            "capture_installed",
-            "current_txid",
-            "take_pending_changes ticket-745",
-            "set_constraints_immediate",
-            "commit"
-        ]
+        then(BEFORE_THE_ORG.map(String::from).to_vec(), &["commit"])
     );
     assert_eq!(
         h.remote().calls(),
@@ -106,14 +94,13 @@ async fn returning_sfid_gets_the_id_salesforce_gave() {
     )])
     .await;
     h.sent();
-    let mut replies = begun();
-    replies.extend([
+    h.server(&managed(&[
         row_description(&[("sfid", ACCOUNT_OID, 2)]),
-        data_row(&[provisional]),
+        data_row(&[Some(provisional)]),
         complete("INSERT 0 1"),
         ready(b'T'),
-    ]);
-    h.server(&replies).await;
+    ]))
+    .await;
     assert_eq!(
         h.received(),
         [
@@ -125,15 +112,14 @@ async fn returning_sfid_gets_the_id_salesforce_gave() {
     );
     assert_eq!(
         h.statements(),
-        [
-            "capture_installed",
-            "current_txid",
-            "take_pending_changes ticket-745",
-            "set_constraints_immediate",
-            r#"write_back ticket-745 salesforce.account [{"id":7,"sfid":"001000000000007AAA"}]"#,
-            "commit",
-            "attnums [100]"
-        ]
+        then(
+            BEFORE_THE_ORG.map(String::from).to_vec(),
+            &[
+                r#"write_back ticket-745 salesforce.account [{"id":7,"sfid":"001000000000007AAA"}]"#,
+                "commit",
+                "attnums [100]"
+            ]
+        )
     );
 }
 
@@ -142,9 +128,7 @@ async fn an_error_inside_a_managed_transaction_rolls_it_back() {
     let mut h = Harness::new(FakeUpstream::default());
     h.client(&[query(UPDATE)]).await;
     h.sent();
-    let mut replies = begun();
-    replies.extend([error("23505"), ready(b'E')]);
-    h.server(&replies).await;
+    h.server(&managed(&[error("23505"), ready(b'E')])).await;
     // The client sees its statement fail, outside any transaction, as in autocommit.
     assert_eq!(h.received(), ["Error 23505", "ReadyForQuery I"]);
     assert_eq!(h.statements(), ["rollback"]);
@@ -163,9 +147,7 @@ async fn a_rollback_a_late_cancel_hit_is_sent_again() {
     let mut h = Harness::new(upstream);
     h.client(&[query(UPDATE)]).await;
     h.sent();
-    let mut replies = begun();
-    replies.extend([error("23505"), ready(b'E')]);
-    h.server(&replies).await;
+    h.server(&managed(&[error("23505"), ready(b'E')])).await;
     assert_eq!(h.statements(), ["rollback", "rollback"]);
     assert_eq!(h.received(), ["Error 23505", "ReadyForQuery I"]);
 }

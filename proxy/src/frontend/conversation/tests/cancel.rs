@@ -10,8 +10,6 @@ use crate::frontend::cancel::{Cancel, CancelRegistry, Registration};
 use crate::net::messages::backend::BackendKey;
 use crate::push::journal::Outcome;
 
-const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 1";
-
 /// A session pushing to `remote`, with a cancel key in `registry`, whose autocommit
 /// UPDATE has been sent.
 async fn pushing_session(
@@ -32,18 +30,18 @@ async fn pushing_session(
 
 /// The server's answer to the UPDATE, which ends the unit and starts the push.
 fn updated() -> Vec<Vec<u8>> {
-    let mut replies = begun();
-    replies.extend([complete("UPDATE 1"), ready(b'T')]);
-    replies
+    managed(&[complete("UPDATE 1"), ready(b'T')])
 }
 
-/// Runs the push the server's answer starts, and cancels once it reaches the org (or its
-/// planning). Returns what the cancel came to.
-async fn cancel_during_the_push(
-    h: &mut Harness,
-    registry: &CancelRegistry,
-    registration: &Registration,
-) -> Option<Cancel> {
+/// A session pushing to `remote` whose client cancels once the push reaches the org (or
+/// its planning). The proxy takes the cancel (forwarded, it would land on the proxy's
+/// ROLLBACK), and the client's write fails with 57014 outside any transaction. Returns the
+/// session, the error's DETAIL, and the cancel key.
+async fn cancelled_push(
+    remote: FakeRemote,
+) -> (Harness, String, Arc<CancelRegistry>, Registration) {
+    let registry = Arc::new(CancelRegistry::default());
+    let (mut h, registration) = pushing_session(remote, &registry).await;
     let reached = Arc::clone(&h.remote().reached);
     let cancel = async {
         reached.notified().await;
@@ -51,19 +49,17 @@ async fn cancel_during_the_push(
     };
     let updated = updated();
     let ((), cancelled) = tokio::join!(h.server(&updated), cancel);
-    cancelled
+    assert_eq!(cancelled, Some(Cancel::Taken));
+    assert_eq!(h.received(), ["Error 57014", "ReadyForQuery I"]);
+    assert_eq!(h.statements().last().map(String::as_str), Some("rollback"));
+    let detail = h.error().get(b'D').unwrap_or_default().to_owned();
+    (h, detail, registry, registration)
 }
 
 #[tokio::test]
 async fn a_cancel_while_the_request_is_under_way_stops_the_wait_and_rolls_back() {
-    let registry = Arc::new(CancelRegistry::default());
-    let remote = FakeRemote::new(Org::NeverAnswers);
-    let (mut h, registration) = pushing_session(remote, &registry).await;
-    let cancelled = cancel_during_the_push(&mut h, &registry, &registration).await;
-    // The proxy takes it: forwarded, it would land on the proxy's ROLLBACK.
-    assert_eq!(cancelled, Some(Cancel::Taken));
-    assert_eq!(h.received(), ["Error 57014", "ReadyForQuery I"]);
-    let detail = h.error().get(b'D').unwrap_or_default().to_owned();
+    let (h, detail, registry, registration) =
+        cancelled_push(FakeRemote::new(Org::NeverAnswers)).await;
     assert!(
         detail.contains("Salesforce may still carry it out"),
         "{detail}"
@@ -74,7 +70,6 @@ async fn a_cancel_while_the_request_is_under_way_stops_the_wait_and_rolls_back()
         h.remote().calls().last().map(String::as_str),
         Some("repair_soon")
     );
-    assert_eq!(h.statements().last().map(String::as_str), Some("rollback"));
     // After the push, a cancel is the server's again.
     assert!(matches!(
         registry.cancel(registration.pid(), registration.secret()),
@@ -84,20 +79,14 @@ async fn a_cancel_while_the_request_is_under_way_stops_the_wait_and_rolls_back()
 
 #[tokio::test]
 async fn a_cancel_before_anything_was_sent_says_so() {
-    let registry = Arc::new(CancelRegistry::default());
     let mut remote = FakeRemote::new(Org::Takes(Vec::new()));
     remote.plan_hangs = true;
-    let (mut h, registration) = pushing_session(remote, &registry).await;
-    let cancelled = cancel_during_the_push(&mut h, &registry, &registration).await;
-    assert_eq!(cancelled, Some(Cancel::Taken));
-    assert_eq!(h.received(), ["Error 57014", "ReadyForQuery I"]);
-    let detail = h.error().get(b'D').unwrap_or_default().to_owned();
+    let (h, detail, ..) = cancelled_push(remote).await;
     assert!(
         detail.starts_with("Nothing was sent to Salesforce"),
         "{detail}"
     );
     assert!(h.remote().journaled().is_empty());
-    assert_eq!(h.statements().last().map(String::as_str), Some("rollback"));
 }
 
 #[tokio::test]

@@ -8,6 +8,14 @@ use super::*;
 
 const COPY: &str = "COPY salesforce.account (name) FROM STDIN";
 
+/// The server's answers to an extended-protocol COPY up to its CopyInResponse.
+fn copy_started() -> Vec<Vec<u8>> {
+    let mut replies = vec![parse_complete(), bind_complete()];
+    replies.extend(begun());
+    replies.push(copy_in_response());
+    replies
+}
+
 #[tokio::test]
 async fn copy_in_a_query_is_pushed_when_it_completes() {
     let mut h = Harness::new(FakeUpstream::default());
@@ -16,19 +24,14 @@ async fn copy_in_a_query_is_pushed_when_it_completes() {
         h.sent(),
         then(injected_begin(), &[&format!("Query {COPY}")])
     );
-    let mut replies = begun();
-    replies.push(copy_in_response());
-    h.server(&replies).await;
+    h.server(&managed(&[copy_in_response()])).await;
     assert_eq!(h.received(), ["CopyInResponse"]);
     // The data passes while the proxy waits for the unit's end.
     h.client(&[copy_data("Acme\n"), copy_done()]).await;
     assert_eq!(h.sent(), ["CopyData Acme\n", "CopyDone"]);
     h.server(&[complete("COPY 1"), ready(b'T')]).await;
     assert_eq!(h.received(), ["CommandComplete COPY 1", "ReadyForQuery I"]);
-    assert_eq!(
-        h.statements(),
-        ["capture_installed", "first_pending_change", "commit"]
-    );
+    assert_eq!(h.statements(), COMMITTED);
 }
 
 #[tokio::test]
@@ -43,10 +46,7 @@ async fn copy_in_the_extended_protocol_ignores_the_sync_sent_before_its_data() {
     expected.extend(["Execute \"\"", "Sync", "CopyData Acme\n", "CopyDone"].map(String::from));
     // The last Sync waits: the unit ends at the one before, as far as the proxy knows.
     assert_eq!(h.sent(), expected);
-    let mut replies = vec![parse_complete(), bind_complete()];
-    replies.extend(begun());
-    replies.push(copy_in_response());
-    h.server(&replies).await;
+    h.server(&copy_started()).await;
     // The COPY started: the server ignores the first Sync, so the unit ends at the next.
     assert_eq!(
         h.received(),
@@ -55,10 +55,7 @@ async fn copy_in_the_extended_protocol_ignores_the_sync_sent_before_its_data() {
     assert_eq!(h.sent(), ["Sync"]);
     h.server(&[complete("COPY 1"), ready(b'T')]).await;
     assert_eq!(h.received(), ["CommandComplete COPY 1", "ReadyForQuery I"]);
-    assert_eq!(
-        h.statements(),
-        ["capture_installed", "first_pending_change", "commit"]
-    );
+    assert_eq!(h.statements(), COMMITTED);
 }
 
 #[tokio::test]
@@ -68,10 +65,7 @@ async fn a_sync_sent_during_the_data_is_ignored() {
     sent.push(sync());
     h.client(&sent).await;
     h.sent();
-    let mut replies = vec![parse_complete(), bind_complete()];
-    replies.extend(begun());
-    replies.push(copy_in_response());
-    h.server(&replies).await;
+    h.server(&copy_started()).await;
     h.received();
     // Sent while the COPY runs: the server ignores it, and so does the proxy.
     h.client(&[
@@ -94,9 +88,6 @@ async fn a_sync_sent_during_the_data_is_ignored() {
     );
     h.server(&[complete("COPY 2"), ready(b'T')]).await;
     assert_eq!(h.received(), ["CommandComplete COPY 2", "ReadyForQuery I"]);
-    assert_eq!(
-        h.statements(),
-        ["capture_installed", "first_pending_change", "commit"]
-    );
+    assert_eq!(h.statements(), COMMITTED);
     assert!(h.conversation.at_rest());
 }

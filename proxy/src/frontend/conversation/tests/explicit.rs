@@ -5,8 +5,6 @@
 use super::fakes::{FakeRemote, FakeUpstream, Org};
 use super::*;
 
-const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 1";
-
 /// The client sends `sql`, which goes to the server as it is, and the server answers with
 /// `tag` and a ReadyForQuery of `status`, which reach the client as they are.
 async fn passes(h: &mut Harness, sql: &str, tag: &str, status: u8) {
@@ -23,13 +21,9 @@ async fn passes(h: &mut Harness, sql: &str, tag: &str, status: u8) {
     );
 }
 
-#[tokio::test]
-async fn an_explicit_transaction_pushes_before_its_commit() {
-    let mut h = Harness::new(FakeUpstream::default());
-    passes(&mut h, "BEGIN", "BEGIN", b'T').await;
-    passes(&mut h, UPDATE, "UPDATE 1", b'T').await;
-    assert!(h.statements().is_empty());
-    // The COMMIT waits for the push, then goes as the client sent it.
+/// The client commits a transaction that may have written: the COMMIT waits for the push
+/// (which finds nothing pending, without a control database), then goes as it was sent.
+async fn commits_after_the_push(h: &mut Harness) {
     h.client(&[query("COMMIT")]).await;
     assert_eq!(
         h.statements(),
@@ -38,6 +32,15 @@ async fn an_explicit_transaction_pushes_before_its_commit() {
     assert_eq!(h.sent(), ["Query COMMIT"]);
     h.server(&[complete("COMMIT"), ready(b'I')]).await;
     assert_eq!(h.received(), ["CommandComplete COMMIT", "ReadyForQuery I"]);
+}
+
+#[tokio::test]
+async fn an_explicit_transaction_pushes_before_its_commit() {
+    let mut h = Harness::new(FakeUpstream::default());
+    passes(&mut h, "BEGIN", "BEGIN", b'T').await;
+    passes(&mut h, UPDATE, "UPDATE 1", b'T').await;
+    assert!(h.statements().is_empty());
+    commits_after_the_push(&mut h).await;
     // A transaction that only read commits without a push.
     passes(&mut h, "BEGIN", "BEGIN", b'T').await;
     passes(&mut h, "SELECT 1", "SELECT 1", b'T').await;
@@ -73,14 +76,7 @@ async fn psqls_autocommit_off_opens_and_ends_its_own_transactions() {
         b'T',
     )
     .await;
-    h.client(&[query("COMMIT")]).await;
-    assert_eq!(
-        h.statements(),
-        ["capture_installed", "first_pending_change"]
-    );
-    assert_eq!(h.sent(), ["Query COMMIT"]);
-    h.server(&[complete("COMMIT"), ready(b'I')]).await;
-    h.received();
+    commits_after_the_push(&mut h).await;
     // Written, then rolled back: nothing to push.
     passes(&mut h, "BEGIN", "BEGIN", b'T').await;
     passes(&mut h, UPDATE, "UPDATE 1", b'T').await;

@@ -5,8 +5,6 @@
 use super::fakes::FakeUpstream;
 use super::*;
 
-const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 1";
-
 #[tokio::test]
 async fn pipelined_units_wait_for_the_push_of_the_one_before() {
     let mut h = Harness::new(FakeUpstream::default());
@@ -42,10 +40,7 @@ async fn pipelined_units_wait_for_the_push_of_the_one_before() {
             "ReadyForQuery I"
         ]
     );
-    assert_eq!(
-        h.statements(),
-        ["capture_installed", "first_pending_change", "commit"]
-    );
+    assert_eq!(h.statements(), COMMITTED);
     // Then the next unit goes, a read in autocommit: as it is.
     assert_eq!(
         h.sent(),
@@ -65,22 +60,7 @@ async fn pipelined_units_wait_for_the_push_of_the_one_before() {
 #[tokio::test]
 async fn a_commit_in_a_pipeline_waits_for_what_came_before_it() {
     let mut h = Harness::new(FakeUpstream::default());
-    let mut unit = execute("BEGIN");
-    unit.extend(execute(UPDATE));
-    unit.push(sync());
-    h.client(&unit).await;
-    h.sent();
-    h.server(&[
-        parse_complete(),
-        bind_complete(),
-        complete("BEGIN"),
-        parse_complete(),
-        bind_complete(),
-        complete("UPDATE 1"),
-        ready(b'T'),
-    ])
-    .await;
-    h.received();
+    began_and_wrote_in_a_pipeline(&mut h).await;
     let mut unit = execute("COMMIT");
     unit.push(sync());
     h.client(&unit).await;

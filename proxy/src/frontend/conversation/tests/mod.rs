@@ -313,6 +313,49 @@ pub fn begun() -> Vec<Vec<u8>> {
     ]
 }
 
+/// The server's answers to a unit the proxy wrapped in its transaction: those of its
+/// BEGIN, then `replies`.
+pub fn managed(replies: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut all = begun();
+    all.extend_from_slice(replies);
+    all
+}
+
+/// The autocommit write most scripts send.
+pub const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 1";
+
+/// The proxy's statements before a push reaches the org, for transaction 745.
+pub const BEFORE_THE_ORG: [&str; 4] = [
+    "capture_installed",
+    "current_txid",
+    "take_pending_changes ticket-745",
+    "set_constraints_immediate",
+];
+
+/// The proxy's statements for a unit it wrapped that captured nothing, without a control
+/// database: the capture functions looked for, nothing pending found, COMMIT.
+pub const COMMITTED: [&str; 3] = ["capture_installed", "first_pending_change", "commit"];
+
+/// An explicit transaction opened and written in one pipelined unit, answered.
+pub async fn began_and_wrote_in_a_pipeline(h: &mut Harness) {
+    let mut unit = execute("BEGIN");
+    unit.extend(execute(UPDATE));
+    unit.push(sync());
+    h.client(&unit).await;
+    h.server(&[
+        parse_complete(),
+        bind_complete(),
+        complete("BEGIN"),
+        parse_complete(),
+        bind_complete(),
+        complete("UPDATE 1"),
+        ready(b'T'),
+    ])
+    .await;
+    h.sent();
+    h.received();
+}
+
 /// The BEGIN the proxy injects, as sent.
 pub fn injected_begin() -> Vec<String> {
     [
@@ -349,11 +392,17 @@ pub fn row_description(columns: &[(&str, u32, i16)]) -> Vec<u8> {
     frame(be::ROW_DESCRIPTION, &body)
 }
 
-pub fn data_row(values: &[&str]) -> Vec<u8> {
+/// A DataRow of text values (`None` for NULL).
+pub fn data_row(values: &[Option<&str>]) -> Vec<u8> {
     let mut body = i16::try_from(values.len()).unwrap().to_be_bytes().to_vec();
     for value in values {
-        body.extend_from_slice(&i32::try_from(value.len()).unwrap().to_be_bytes());
-        body.extend_from_slice(value.as_bytes());
+        match value {
+            Some(value) => {
+                body.extend_from_slice(&i32::try_from(value.len()).unwrap().to_be_bytes());
+                body.extend_from_slice(value.as_bytes());
+            }
+            None => body.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
     }
     frame(be::DATA_ROW, &body)
 }

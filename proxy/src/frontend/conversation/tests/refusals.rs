@@ -10,8 +10,6 @@ use super::*;
 use crate::push::Refusal;
 use crate::push::journal::Outcome;
 
-const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 1";
-
 /// A session without a control database, whose transaction captured a change: the push
 /// is refused naming the table.
 fn unpushable() -> FakeUpstream {
@@ -27,14 +25,13 @@ async fn in_autocommit_the_error_takes_the_place_of_the_writes_completion() {
     h.client(&[query(&format!("SELECT 1; {UPDATE}; SELECT 2"))])
         .await;
     h.sent();
-    let mut replies = begun();
-    replies.extend([
+    h.server(&managed(&[
         complete("SELECT 1"),
         complete("UPDATE 1"),
         complete("SELECT 1"),
         ready(b'T'),
-    ]);
-    h.server(&replies).await;
+    ]))
+    .await;
     assert_eq!(
         h.received(),
         ["CommandComplete SELECT 1", "Error 55000", "ReadyForQuery I"]
@@ -110,22 +107,7 @@ async fn at_an_explicit_commit_the_commit_gets_the_error() {
 #[tokio::test]
 async fn a_refused_commit_in_a_pipeline_skips_to_sync() {
     let mut h = Harness::new(unpushable());
-    let mut unit = execute("BEGIN");
-    unit.extend(execute(UPDATE));
-    unit.push(sync());
-    h.client(&unit).await;
-    h.server(&[
-        parse_complete(),
-        bind_complete(),
-        complete("BEGIN"),
-        parse_complete(),
-        bind_complete(),
-        complete("UPDATE 1"),
-        ready(b'T'),
-    ])
-    .await;
-    h.sent();
-    h.received();
+    began_and_wrote_in_a_pipeline(&mut h).await;
     let mut unit = execute("COMMIT");
     unit.extend(execute("SELECT 1"));
     unit.push(sync());
@@ -156,9 +138,8 @@ async fn a_push_salesforce_refuses_is_journaled_and_rolled_back() {
     let mut h = Harness::pushing(upstream, FakeRemote::new(Org::Refuses(refusal)));
     h.client(&[query(UPDATE)]).await;
     h.sent();
-    let mut replies = begun();
-    replies.extend([complete("UPDATE 1"), ready(b'T')]);
-    h.server(&replies).await;
+    h.server(&managed(&[complete("UPDATE 1"), ready(b'T')]))
+        .await;
     assert_eq!(h.received(), ["Error 23505", "ReadyForQuery I"]);
     assert_eq!(h.error().get(b'D'), Some("DUPLICATE_VALUE"));
     assert_eq!(h.remote().journaled(), [Outcome::Refused]);
@@ -175,9 +156,8 @@ async fn a_commit_the_server_refuses_is_the_clients_error() {
     let mut h = Harness::new(upstream);
     h.client(&[query(UPDATE)]).await;
     h.sent();
-    let mut replies = begun();
-    replies.extend([complete("UPDATE 1"), ready(b'T')]);
-    h.server(&replies).await;
+    h.server(&managed(&[complete("UPDATE 1"), ready(b'T')]))
+        .await;
     assert_eq!(h.received(), ["Error 23514", "ReadyForQuery I"]);
     assert_eq!(
         h.statements(),
