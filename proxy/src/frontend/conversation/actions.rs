@@ -33,8 +33,9 @@ pub enum Action {
         last: bool,
         query: bool,
     },
-    /// The client's COMMIT, not yet sent: push first.
-    PreCommit(Commit),
+    /// The client's COMMIT, not yet sent: push first. Boxed, so that the action the relay
+    /// is handed on every turn (mostly none) stays small.
+    PreCommit(Box<Commit>),
 }
 
 /// A COMMIT waiting for the push.
@@ -82,7 +83,7 @@ impl Conversation {
                     self.end_managed(status, last, query, upstream, remote)
                         .await
                 }
-                Action::PreCommit(commit) => self.pre_commit(commit, upstream, remote).await,
+                Action::PreCommit(commit) => self.pre_commit(*commit, upstream, remote).await,
             }
         }
         .instrument(span)

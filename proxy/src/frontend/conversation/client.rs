@@ -262,7 +262,7 @@ impl Conversation {
                     }
                     if !self.unit_error {
                         let frame = Bytes::copy_from_slice(frame);
-                        self.action = Some(Action::PreCommit(Commit::Execute(frame)));
+                        self.action = Some(Action::PreCommit(Box::new(Commit::Execute(frame))));
                         return Ok(Took::Consumed);
                     }
                     // After an error the server skips this COMMIT; let it.
@@ -304,7 +304,7 @@ impl Conversation {
             return Ok(());
         };
         if step.commit && self.status == TransactionStatus::InBlock && self.tx.may_write {
-            self.action = Some(Action::PreCommit(Commit::Query(step)));
+            self.action = Some(Action::PreCommit(Box::new(Commit::Query(step))));
             return Ok(());
         }
         self.send_step(step, out)

@@ -4,7 +4,8 @@
 //! conversation writes what to send into the relay's output buffers ([`Out`]) and returns
 //! what must run before anything else ([`Action`]: ending a transaction the proxy opened,
 //! pushing before a client's COMMIT). Those run on the client's upstream connection
-//! through the [`Upstream`] trait and reach Salesforce through [`Remote`], so every rule
+//! through the [`Upstream`](crate::backend::statements::Upstream) trait and reach
+//! Salesforce through [`Remote`](crate::push::commit::Remote), so every rule
 //! here can be driven from scripted frames (see `tests`).
 //!
 //! What it keeps: the client's prepared statements and portals ([`prepared`]), what the

@@ -74,7 +74,8 @@ pub struct Relay {
     client_out: BytesMut,
     server_in: BytesMut,
     server_out: BytesMut,
-    /// The session's cancel key, from the server's BackendKeyData on.
+    /// The session's cancel key, from the server's BackendKeyData on; dropping it with the
+    /// session takes the key out of the registry.
     registration: Option<Registration>,
     conversation: Conversation,
 }
