@@ -9,7 +9,7 @@ mod proxy_support;
 
 use proxy_support::{MASTER_KEY, SCHEMA, World};
 use serde_json::json;
-use sfpg_control::control::{MasterKey, connect::Limiters};
+use sfpg_control::{MasterKey, connect::Limiters};
 use sfpg_proxy::push::{Catalog, repair};
 
 /// A transaction id that is over and did not commit, as a crashed push leaves it.

@@ -337,7 +337,7 @@ async fn a_rotating_refresh_token_outlives_sessions_and_restarts() {
 /// Switches the registered org to the refresh-token flow with `token`.
 async fn use_refresh_token(db: &TestDatabase, token: &str) {
     use secrecy::SecretString;
-    use sfpg_control::control::{MasterKey, orgs};
+    use sfpg_control::{MasterKey, orgs};
     let mut client = db.connect().await;
     client
         .execute(

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
-use sfpg_control::control::{MasterKey, Org, OrgError, RateLimit, admin, orgs};
+use sfpg_control::{ControlError, MasterKey, Org, RateLimit, admin, orgs};
 use sfpg_salesforce::redact_url;
 
 use crate::database;
@@ -391,7 +391,7 @@ async fn test_org(args: NamedOrgArgs) -> anyhow::Result<()> {
 /// The master key, telling the user once when a new key file was created.
 pub fn load_master_key() -> anyhow::Result<MasterKey> {
     let (key, source) = MasterKey::load_or_create()?;
-    if let sfpg_control::control::master_key::KeySource::CreatedFile(path) = source {
+    if let sfpg_control::master_key::KeySource::CreatedFile(path) = source {
         eprintln!(
             "created a new master key at {} (mode 0600); back it up: stored credentials \
              cannot be read without it",
@@ -402,20 +402,20 @@ pub fn load_master_key() -> anyhow::Result<MasterKey> {
 }
 
 /// Org errors caused by what the user typed exit with code 2.
-pub fn user_facing(error: OrgError) -> anyhow::Error {
+pub fn user_facing(error: ControlError) -> anyhow::Error {
     match error {
-        OrgError::InvalidName(_)
-        | OrgError::InvalidSchemaName(_)
-        | OrgError::Exists(_)
-        | OrgError::SchemaTaken(_)
-        | OrgError::SchemaInUse { .. }
-        | OrgError::NotFound(_)
-        | OrgError::BatchSize(_)
-        | OrgError::BadRate
-        | OrgError::BadShare
-        | OrgError::UnknownObject { .. }
-        | OrgError::InvalidObjectName(_)
-        | OrgError::Setting { .. } => UserError::new(error.to_string()).into(),
+        ControlError::InvalidName(_)
+        | ControlError::InvalidSchemaName(_)
+        | ControlError::Exists(_)
+        | ControlError::SchemaTaken(_)
+        | ControlError::SchemaInUse { .. }
+        | ControlError::NotFound(_)
+        | ControlError::BatchSize(_)
+        | ControlError::BadRate
+        | ControlError::BadShare
+        | ControlError::UnknownObject { .. }
+        | ControlError::InvalidObjectName(_)
+        | ControlError::Setting { .. } => UserError::new(error.to_string()).into(),
         other => other.into(),
     }
 }

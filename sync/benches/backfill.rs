@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sfpg_control::capture::SET_SYNC_ORIGIN_SQL;
-use sfpg_control::control::{MasterKey, NewOrg, connect, orgs};
+use sfpg_control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME, EmulatorConfig, OrgSource,
 };

@@ -349,7 +349,7 @@ impl OrgSettings {
 
 #[cfg(test)]
 mod tests {
-    use sfpg_control::control::{MasterKey, NewOrg, admin, orgs};
+    use sfpg_control::{MasterKey, NewOrg, admin, orgs};
     use sfpg_testkit::TestDatabase;
 
     use super::*;

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sfpg_control::control::{MasterKey, connect, orgs as stored_orgs};
+use sfpg_control::{MasterKey, connect, orgs as stored_orgs};
 use sfpg_salesforce::{Client, RateLimiter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use secrecy::SecretString;
-use sfpg_control::control::{MasterKey, connect, orgs};
+use sfpg_control::{MasterKey, connect, orgs};
 use sfpg_salesforce::{Client, FieldType, Priority};
 
 use super::Refusal;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use sfpg_control::control::{MasterKey, NewOrg, RateLimit, admin, master_key, orgs};
+use sfpg_control::{MasterKey, NewOrg, RateLimit, admin, master_key, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator, Transport,
 };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
-use sfpg_control::control::{AuthFlow, NewOrg, OrgError, OrgSecrets, orgs};
+use sfpg_control::{AuthFlow, ControlError, NewOrg, OrgSecrets, orgs};
 use sfpg_salesforce::{ApiVersion, JwtBearer, Token, check_ca_certificates_pem};
 
 use crate::commands::org::verify::{self, log_in};
@@ -95,7 +95,7 @@ pub async fn add_org(args: AddArgs) -> anyhow::Result<()> {
         .await?
         .is_some()
     {
-        return Err(user_facing(OrgError::Exists(new.name.clone())));
+        return Err(user_facing(ControlError::Exists(new.name.clone())));
     }
     let identity = if args.no_verify {
         None

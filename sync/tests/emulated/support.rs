@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{Timelike, Utc};
 
 use serde_json::{Map, Value};
-use sfpg_control::control::{MasterKey, NewOrg, connect, orgs};
+use sfpg_control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
 };

@@ -5,8 +5,9 @@
 
 use sfpg_salesforce::{ApiVersion, check_ca_certificates_pem, parse_org_url};
 
-use crate::control::connect;
-use crate::control::orgs::{NewOrg, OrgError};
+use crate::connect;
+use crate::error::ControlError;
+use crate::orgs::NewOrg;
 
 /// The longest object API name accepted: a 15-character namespace, a 40-character name,
 /// their separators and the longest suffix (`__ChangeEvent`) stay below it.
@@ -35,19 +36,19 @@ pub fn valid_object_name(name: &str) -> bool {
 impl NewOrg {
     /// Refuses a registration whose settings cannot work, naming the first bad one. Secrets
     /// never appear in the error, nor a password inside a URL.
-    pub fn check(&self) -> Result<(), OrgError> {
+    pub fn check(&self) -> Result<(), ControlError> {
         if !valid_name(&self.name) {
-            return Err(OrgError::InvalidName(self.name.clone()));
+            return Err(ControlError::InvalidName(self.name.clone()));
         }
         // PostgreSQL reserves `pg_` schema names; any other name in an org name's spelling
         // needs no quoting in a client's SQL.
         if !valid_name(&self.schema_name) || self.schema_name.starts_with("pg_") {
-            return Err(OrgError::InvalidSchemaName(self.schema_name.clone()));
+            return Err(ControlError::InvalidSchemaName(self.schema_name.clone()));
         }
         if !(200..=2000).contains(&self.batch_size) {
-            return Err(OrgError::BatchSize(self.batch_size));
+            return Err(ControlError::BatchSize(self.batch_size));
         }
-        let setting = |which: &'static str| move |source| OrgError::Setting { which, source };
+        let setting = |which: &'static str| move |source| ControlError::Setting { which, source };
         if let Some(instance_url) = &self.instance_url {
             parse_org_url(instance_url).map_err(setting("instance URL"))?;
         }
@@ -60,7 +61,7 @@ impl NewOrg {
         }
         connect::credentials(&self.to_org()).map_err(setting("credentials"))?;
         if let Some(bad) = self.objects.iter().find(|o| !valid_object_name(o)) {
-            return Err(OrgError::InvalidObjectName(bad.clone()));
+            return Err(ControlError::InvalidObjectName(bad.clone()));
         }
         Ok(())
     }
@@ -141,11 +142,11 @@ mod tests {
             ),
             (
                 NewOrg {
-                    auth_flow: crate::control::AuthFlow::JwtBearer,
+                    auth_flow: crate::AuthFlow::JwtBearer,
                     username: Some("u@acme.example".to_owned()),
-                    secrets: crate::control::OrgSecrets {
+                    secrets: crate::OrgSecrets {
                         private_key_pem: Some(SecretString::from("not a key")),
-                        ..crate::control::OrgSecrets::default()
+                        ..crate::OrgSecrets::default()
                     },
                     ..good.clone()
                 },

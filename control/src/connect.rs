@@ -13,8 +13,8 @@ use sfpg_salesforce::{
     RateLimiter, RefreshToken, RefreshTokenStore, StoreError,
 };
 
-use crate::control::master_key::MasterKey;
-use crate::control::orgs::{self, AuthFlow, Org};
+use crate::master_key::MasterKey;
+use crate::orgs::{self, AuthFlow, Org};
 
 /// The client configuration of `org`: login URL, API version, and its CA certificate.
 pub fn config(org: &Org) -> Result<Config, sfpg_salesforce::Error> {
@@ -204,7 +204,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::control::orgs::{OrgSecrets, RateLimit};
+    use crate::orgs::{OrgSecrets, RateLimit};
 
     fn org(auth_flow: AuthFlow, secrets: OrgSecrets) -> Org {
         Org {

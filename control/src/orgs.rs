@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 use tokio_postgres::{GenericClient, Row};
 
-use crate::control::master_key::{MasterKey, MasterKeyError};
+use crate::error::ControlError;
 use crate::mapping::table_name;
+use crate::master_key::MasterKey;
 
 mod check;
 
@@ -39,7 +39,7 @@ impl AuthFlow {
 }
 
 impl FromStr for AuthFlow {
-    type Err = OrgError;
+    type Err = ControlError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
@@ -47,7 +47,11 @@ impl FromStr for AuthFlow {
             "client_credentials" => AuthFlow::ClientCredentials,
             "jwt_bearer" => AuthFlow::JwtBearer,
             "refresh_token" => AuthFlow::RefreshToken,
-            other => return Err(OrgError::Corrupt(format!("unknown auth flow {other:?}"))),
+            other => {
+                return Err(ControlError::Corrupt(format!(
+                    "unknown auth flow {other:?}"
+                )));
+            }
         })
     }
 }
@@ -106,10 +110,10 @@ impl OrgSecrets {
         key.seal(org, &json)
     }
 
-    fn open(org: &str, sealed: &[u8], key: &MasterKey) -> Result<OrgSecrets, OrgError> {
+    fn open(org: &str, sealed: &[u8], key: &MasterKey) -> Result<OrgSecrets, ControlError> {
         let json = key.open(org, sealed)?;
         let on_disk: SecretsOnDisk = serde_json::from_slice(&json)
-            .map_err(|_| OrgError::Corrupt(format!("sealed credentials of org {org}")))?;
+            .map_err(|_| ControlError::Corrupt(format!("sealed credentials of org {org}")))?;
         let secret = |s: Option<String>| s.map(SecretString::from);
         Ok(OrgSecrets {
             client_secret: secret(on_disk.client_secret),
@@ -229,66 +233,12 @@ pub struct Org {
     pub org_id: Option<String>,
 }
 
-#[derive(Debug, Error)]
-pub enum OrgError {
-    #[error(
-        "invalid org name {0:?}: use lower-case letters, digits and underscores, starting with a letter (at most 63)"
-    )]
-    InvalidName(String),
-    #[error(
-        "invalid schema name {0:?}: use lower-case letters, digits and underscores, starting with a letter and not with pg_ (at most 63)"
-    )]
-    InvalidSchemaName(String),
-    #[error("an org named {0} already exists")]
-    Exists(String),
-    #[error("schema {0} already exists and does not belong to sfpg; choose another with --schema")]
-    SchemaTaken(String),
-    #[error("schema {schema} is already used by org {org}")]
-    SchemaInUse { schema: String, org: String },
-    #[error("no org named {0}")]
-    NotFound(String),
-    #[error("batch size must be between 200 and 2000, got {0}")]
-    BatchSize(u32),
-    #[error("a rate limit needs at least 1 request per a period longer than 0")]
-    BadRate,
-    #[error("the daily budget share must be above 0% and at most 100%")]
-    BadShare,
-    #[error("org {org} has no object {object}")]
-    UnknownObject { org: String, object: String },
-    #[error(
-        "{0:?} is not an object API name: use letters, digits and underscores, starting with a letter (Account, Invoice__c)"
-    )]
-    InvalidObjectName(String),
-    #[error("invalid {which}: {}", setting_problem(source))]
-    Setting {
-        /// The setting: `login URL`, `API version`, `CA certificate`…
-        which: &'static str,
-        #[source]
-        source: sfpg_salesforce::Error,
-    },
-    #[error("control schema data is damaged: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Key(#[from] MasterKeyError),
-    #[error("database error: {0}")]
-    Db(#[from] tokio_postgres::Error),
-}
-
-/// What is wrong with a setting, without the client's "invalid Salesforce configuration"
-/// that [`OrgError::Setting`] already says.
-fn setting_problem(error: &sfpg_salesforce::Error) -> String {
-    match error {
-        sfpg_salesforce::Error::Config(problem) => problem.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Registers an org and its objects in one transaction, after [`NewOrg::check`].
 pub async fn insert(
     client: &mut tokio_postgres::Client,
     new: &NewOrg,
     key: &MasterKey,
-) -> Result<(), OrgError> {
+) -> Result<(), ControlError> {
     new.check()?;
     let tx = client.transaction().await?;
     if tx
@@ -296,7 +246,7 @@ pub async fn insert(
         .await?
         .is_some()
     {
-        return Err(OrgError::Exists(new.name.clone()));
+        return Err(ControlError::Exists(new.name.clone()));
     }
     if let Some(row) = tx
         .query_opt(
@@ -305,7 +255,7 @@ pub async fn insert(
         )
         .await?
     {
-        return Err(OrgError::SchemaInUse {
+        return Err(ControlError::SchemaInUse {
             schema: new.schema_name.clone(),
             org: row.get(0),
         });
@@ -319,10 +269,10 @@ pub async fn insert(
         .await?
         .is_some()
     {
-        return Err(OrgError::SchemaTaken(new.schema_name.clone()));
+        return Err(ControlError::SchemaTaken(new.schema_name.clone()));
     }
     let batch_size =
-        i32::try_from(new.batch_size).map_err(|_| OrgError::BatchSize(new.batch_size))?;
+        i32::try_from(new.batch_size).map_err(|_| ControlError::BatchSize(new.batch_size))?;
     tx.execute(
         "INSERT INTO sfpg.orgs (name, schema_name, auth_flow, login_url, instance_url, api_version,
                                 client_id, username, sealed_credentials, ca_cert_pem, batch_size)
@@ -362,7 +312,7 @@ pub async fn save_refresh_token(
     name: &str,
     refresh_token: &SecretString,
     key: &MasterKey,
-) -> Result<(), OrgError> {
+) -> Result<(), ControlError> {
     let tx = client.transaction().await?;
     let row = tx
         .query_opt(
@@ -370,7 +320,7 @@ pub async fn save_refresh_token(
             &[&name],
         )
         .await?
-        .ok_or_else(|| OrgError::NotFound(name.to_owned()))?;
+        .ok_or_else(|| ControlError::NotFound(name.to_owned()))?;
     let mut secrets = OrgSecrets::open(name, &row.get::<_, Vec<u8>>(0), key)?;
     secrets.refresh_token = Some(SecretString::from(refresh_token.expose_secret().to_owned()));
     tx.execute(
@@ -393,7 +343,7 @@ pub async fn record_identity(
     name: &str,
     org_id: Option<&str>,
     instance_url: &str,
-) -> Result<(), OrgError> {
+) -> Result<(), ControlError> {
     client
         .execute(
             "UPDATE sfpg.orgs SET org_id = COALESCE($2, org_id), instance_url = $3, updated_at = now()
@@ -409,19 +359,19 @@ pub async fn load(
     client: &impl GenericClient,
     name: &str,
     key: &MasterKey,
-) -> Result<Org, OrgError> {
+) -> Result<Org, ControlError> {
     let row = client
         .query_opt(
             &format!("SELECT {ORG_COLUMNS} FROM sfpg.orgs WHERE name = $1"),
             &[&name],
         )
         .await?
-        .ok_or_else(|| OrgError::NotFound(name.to_owned()))?;
+        .ok_or_else(|| ControlError::NotFound(name.to_owned()))?;
     from_row(&row, key)
 }
 
 /// Every org, by name.
-pub async fn list(client: &impl GenericClient, key: &MasterKey) -> Result<Vec<Org>, OrgError> {
+pub async fn list(client: &impl GenericClient, key: &MasterKey) -> Result<Vec<Org>, ControlError> {
     let rows = client
         .query(
             &format!("SELECT {ORG_COLUMNS} FROM sfpg.orgs ORDER BY name"),
@@ -435,7 +385,7 @@ pub async fn list(client: &impl GenericClient, key: &MasterKey) -> Result<Vec<Or
 pub async fn enabled_objects(
     client: &impl GenericClient,
     org: &str,
-) -> Result<Vec<String>, OrgError> {
+) -> Result<Vec<String>, ControlError> {
     let rows = client
         .query(
             "SELECT object_name FROM sfpg.objects WHERE org_name = $1 AND enabled ORDER BY object_name",
@@ -445,14 +395,14 @@ pub async fn enabled_objects(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-fn from_row(row: &Row, key: &MasterKey) -> Result<Org, OrgError> {
+fn from_row(row: &Row, key: &MasterKey) -> Result<Org, ControlError> {
     let name: String = row.get("name");
     let sealed: Vec<u8> = row.get("sealed_credentials");
     let secrets = OrgSecrets::open(&name, &sealed, key)?;
     let batch_size: i32 = row.get("batch_size");
     let rate_requests: i32 = row.get("rate_requests");
     let rate_period_ms: i64 = row.get("rate_period_ms");
-    let corrupt = |what: &str| OrgError::Corrupt(format!("{what} of org {name}"));
+    let corrupt = |what: &str| ControlError::Corrupt(format!("{what} of org {name}"));
     Ok(Org {
         auth_flow: row.get::<_, String>("auth_flow").parse()?,
         schema_name: row.get("schema_name"),

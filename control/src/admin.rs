@@ -5,31 +5,32 @@
 
 use tokio_postgres::{Client, GenericClient};
 
-use crate::control::orgs::{OrgError, RateLimit, valid_object_name};
+use crate::error::ControlError;
 use crate::mapping::table_name;
 use crate::mirror::quote_ident;
+use crate::orgs::{RateLimit, valid_object_name};
 
-async fn require_org(client: &impl GenericClient, org: &str) -> Result<String, OrgError> {
+async fn require_org(client: &impl GenericClient, org: &str) -> Result<String, ControlError> {
     client
         .query_opt("SELECT schema_name FROM sfpg.orgs WHERE name = $1", &[&org])
         .await?
         .map(|row| row.get(0))
-        .ok_or_else(|| OrgError::NotFound(org.to_owned()))
+        .ok_or_else(|| ControlError::NotFound(org.to_owned()))
 }
 
 pub async fn set_rate_limit(
     client: &impl GenericClient,
     org: &str,
     rate: RateLimit,
-) -> Result<(), OrgError> {
+) -> Result<(), ControlError> {
     let requests = i32::try_from(rate.requests)
         .ok()
         .filter(|r| *r > 0)
-        .ok_or(OrgError::BadRate)?;
+        .ok_or(ControlError::BadRate)?;
     let period_ms = i64::try_from(rate.period.as_millis())
         .ok()
         .filter(|p| *p > 0)
-        .ok_or(OrgError::BadRate)?;
+        .ok_or(ControlError::BadRate)?;
     let changed = client
         .execute(
             "UPDATE sfpg.orgs SET rate_requests = $2, rate_period_ms = $3, updated_at = now()
@@ -38,7 +39,7 @@ pub async fn set_rate_limit(
         )
         .await?;
     if changed == 0 {
-        return Err(OrgError::NotFound(org.to_owned()));
+        return Err(ControlError::NotFound(org.to_owned()));
     }
     Ok(())
 }
@@ -48,9 +49,9 @@ pub async fn set_max_daily_share(
     client: &impl GenericClient,
     org: &str,
     share: f32,
-) -> Result<(), OrgError> {
+) -> Result<(), ControlError> {
     if !(share > 0.0 && share <= 1.0) {
-        return Err(OrgError::BadShare);
+        return Err(ControlError::BadShare);
     }
     let changed = client
         .execute(
@@ -59,7 +60,7 @@ pub async fn set_max_daily_share(
         )
         .await?;
     if changed == 0 {
-        return Err(OrgError::NotFound(org.to_owned()));
+        return Err(ControlError::NotFound(org.to_owned()));
     }
     Ok(())
 }
@@ -72,9 +73,9 @@ pub async fn set_objects_enabled(
     org: &str,
     objects: &[String],
     enabled: bool,
-) -> Result<(), OrgError> {
+) -> Result<(), ControlError> {
     if enabled && let Some(bad) = objects.iter().find(|o| !valid_object_name(o)) {
-        return Err(OrgError::InvalidObjectName(bad.clone()));
+        return Err(ControlError::InvalidObjectName(bad.clone()));
     }
     let tx = client.transaction().await?;
     require_org(&tx, org).await?;
@@ -96,7 +97,7 @@ pub async fn set_objects_enabled(
                 )
                 .await?;
             if changed == 0 {
-                return Err(OrgError::UnknownObject {
+                return Err(ControlError::UnknownObject {
                     org: org.to_owned(),
                     object: object.clone(),
                 });
@@ -113,7 +114,7 @@ pub async fn resync_object(
     client: &impl GenericClient,
     org: &str,
     object: &str,
-) -> Result<(), OrgError> {
+) -> Result<(), ControlError> {
     require_org(client, org).await?;
     let changed = client
         .execute(
@@ -129,7 +130,7 @@ pub async fn resync_object(
         )
         .await?;
     if changed == 0 {
-        return Err(OrgError::UnknownObject {
+        return Err(ControlError::UnknownObject {
             org: org.to_owned(),
             object: object.to_owned(),
         });
@@ -141,7 +142,11 @@ pub async fn resync_object(
 }
 
 /// Removes the org and its sync state; with `drop_schema`, its mirrored tables too.
-pub async fn remove_org(client: &mut Client, org: &str, drop_schema: bool) -> Result<(), OrgError> {
+pub async fn remove_org(
+    client: &mut Client,
+    org: &str,
+    drop_schema: bool,
+) -> Result<(), ControlError> {
     let tx = client.transaction().await?;
     let schema = require_org(&tx, org).await?;
     tx.execute("DELETE FROM sfpg.orgs WHERE name = $1", &[&org])
@@ -162,8 +167,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::control::MasterKey;
-    use crate::control::orgs::{self, NewOrg};
+    use crate::MasterKey;
+    use crate::orgs::{self, NewOrg};
     use sfpg_testkit::TestDatabase;
 
     async fn with_org() -> (TestDatabase, Client, MasterKey) {
@@ -233,15 +238,15 @@ mod tests {
         };
         assert!(matches!(
             set_rate_limit(&client, "acme", zero).await,
-            Err(OrgError::BadRate)
+            Err(ControlError::BadRate)
         ));
         assert!(matches!(
             set_max_daily_share(&client, "acme", 1.5).await,
-            Err(OrgError::BadShare)
+            Err(ControlError::BadShare)
         ));
         assert!(matches!(
             set_rate_limit(&client, "nope", rate).await,
-            Err(OrgError::NotFound(_))
+            Err(ControlError::NotFound(_))
         ));
     }
 
@@ -270,12 +275,12 @@ mod tests {
         );
         assert!(matches!(
             set_objects_enabled(&mut client, "acme", &["Lead".to_owned()], false).await,
-            Err(OrgError::UnknownObject { .. })
+            Err(ControlError::UnknownObject { .. })
         ));
         let names = ["Case".to_owned(), "Lead; DROP TABLE x".to_owned()];
         assert!(matches!(
             set_objects_enabled(&mut client, "acme", &names, true).await,
-            Err(OrgError::InvalidObjectName(name)) if name == names[1]
+            Err(ControlError::InvalidObjectName(name)) if name == names[1]
         ));
 
         client
@@ -320,7 +325,7 @@ mod tests {
         assert_eq!(schema_left, 1);
         assert!(matches!(
             remove_org(&mut client, "acme", true).await,
-            Err(OrgError::NotFound(_))
+            Err(ControlError::NotFound(_))
         ));
         let objects: i64 = client
             .query_one("SELECT count(*) FROM sfpg.objects", &[])

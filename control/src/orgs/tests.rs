@@ -63,7 +63,7 @@ async fn a_rotated_refresh_token_replaces_the_stored_one_only() {
     let missing = save_refresh_token(&mut client, "globex", &SecretString::from("x"), &key)
         .await
         .unwrap_err();
-    assert!(matches!(missing, OrgError::NotFound(_)), "{missing}");
+    assert!(matches!(missing, ControlError::NotFound(_)), "{missing}");
 }
 
 #[tokio::test]
@@ -121,7 +121,7 @@ async fn bad_registrations_are_refused_and_change_nothing() {
     insert(&mut client, &acme(), &key).await.unwrap();
 
     let duplicate = insert(&mut client, &acme(), &key).await.unwrap_err();
-    assert!(matches!(duplicate, OrgError::Exists(_)), "{duplicate}");
+    assert!(matches!(duplicate, ControlError::Exists(_)), "{duplicate}");
 
     let same_schema = NewOrg {
         name: "other".to_owned(),
@@ -129,7 +129,7 @@ async fn bad_registrations_are_refused_and_change_nothing() {
     };
     assert!(matches!(
         insert(&mut client, &same_schema, &key).await.unwrap_err(),
-        OrgError::SchemaInUse { .. }
+        ControlError::SchemaInUse { .. }
     ));
 
     client.batch_execute("CREATE SCHEMA billing").await.unwrap();
@@ -142,7 +142,7 @@ async fn bad_registrations_are_refused_and_change_nothing() {
         insert(&mut client, &foreign_schema, &key)
             .await
             .unwrap_err(),
-        OrgError::SchemaTaken(_)
+        ControlError::SchemaTaken(_)
     ));
 
     for bad in ["Acme", "1acme", "ac-me", ""] {
@@ -153,7 +153,7 @@ async fn bad_registrations_are_refused_and_change_nothing() {
         };
         assert!(matches!(
             insert(&mut client, &new, &key).await.unwrap_err(),
-            OrgError::InvalidName(_)
+            ControlError::InvalidName(_)
         ));
     }
     let new = NewOrg {
@@ -164,7 +164,7 @@ async fn bad_registrations_are_refused_and_change_nothing() {
     };
     assert!(matches!(
         insert(&mut client, &new, &key).await.unwrap_err(),
-        OrgError::BatchSize(5000)
+        ControlError::BatchSize(5000)
     ));
 
     let orgs: i64 = client
