@@ -8,7 +8,7 @@ use tokio_postgres::{Client, GenericClient};
 use crate::error::ControlError;
 use crate::mapping::table_name;
 use crate::mirror::quote_ident;
-use crate::orgs::{RateLimit, valid_object_name};
+use crate::orgs::{ORG_CHANGED_CHANNEL, RateLimit, valid_object_name};
 
 async fn require_org(client: &impl GenericClient, org: &str) -> Result<String, ControlError> {
     client
@@ -136,7 +136,7 @@ pub async fn resync_object(
         });
     }
     client
-        .execute("SELECT pg_notify('sfpg_org_changed', $1)", &[&org])
+        .execute("SELECT pg_notify($1, $2)", &[&ORG_CHANGED_CHANNEL, &org])
         .await?;
     Ok(())
 }

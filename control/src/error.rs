@@ -3,6 +3,7 @@
 //! the proxy) can tell a name the user typed wrong from a database that went away.
 
 use thiserror::Error;
+use tokio_postgres::error::SqlState;
 
 use crate::master_key::MasterKeyError;
 
@@ -75,6 +76,11 @@ impl ControlError {
             ControlError::Db(error) => Some(error),
             _ => None,
         }
+    }
+
+    /// The SQLSTATE PostgreSQL answered with, if it did.
+    pub fn code(&self) -> Option<&SqlState> {
+        self.as_database().and_then(tokio_postgres::Error::code)
     }
 }
 

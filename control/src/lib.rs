@@ -12,8 +12,11 @@ pub mod mapping;
 pub mod master_key;
 pub mod migrations;
 pub mod mirror;
+pub mod objects;
 pub mod orgs;
+pub mod plan;
 pub mod reconnect;
+pub mod status;
 
 pub use error::ControlError;
 pub use master_key::{MasterKey, MasterKeyError};

@@ -15,8 +15,14 @@ use crate::mapping::table_name;
 use crate::master_key::MasterKey;
 
 mod check;
+mod listing;
+mod settings;
 
 pub use check::{valid_name, valid_object_name};
+pub use listing::{OrgSummary, exists, login_url, mirroring, schema_of, summaries};
+pub use settings::{
+    ORG_CHANGED_CHANNEL, ORG_LOCK_KEY, OrgSettings, listen_for_changes, set_lease_owner, try_lock,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFlow {
@@ -241,11 +247,7 @@ pub async fn insert(
 ) -> Result<(), ControlError> {
     new.check()?;
     let tx = client.transaction().await?;
-    if tx
-        .query_opt("SELECT 1 FROM sfpg.orgs WHERE name = $1", &[&new.name])
-        .await?
-        .is_some()
-    {
+    if exists(&tx, &new.name).await? {
         return Err(ControlError::Exists(new.name.clone()));
     }
     if let Some(row) = tx

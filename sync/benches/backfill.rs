@@ -22,13 +22,13 @@ use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sfpg_control::capture::SET_SYNC_ORIGIN_SQL;
+use sfpg_control::objects::Phase;
 use sfpg_control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME, EmulatorConfig, OrgSource,
 };
 use sfpg_emulator::org::{NewUser, Org};
 use sfpg_salesforce::RateLimiter;
-use sfpg_sync::state::Phase;
 use sfpg_sync::{OrgSync, SyncSettings, WriteStrategy};
 use sfpg_testkit::TestDatabase;
 use tokio_postgres::NoTls;

@@ -2,6 +2,8 @@
 //! and PostgreSQL's SQLSTATE are kept whole, so that status and logs say exactly what
 //! happened and the scheduler can decide between retrying, pausing and re-describing.
 
+use sfpg_control::ControlError;
+use sfpg_control::error::DbMessage;
 use sfpg_salesforce::ErrorClass;
 
 /// A failed sync step.
@@ -12,7 +14,7 @@ pub enum SyncError {
     Salesforce(#[from] sfpg_salesforce::Error),
 
     /// The mirror database failed.
-    #[error("mirror database: {}", display_pg(.0))]
+    #[error("mirror database: {}", DbMessage(.0))]
     Database(#[from] tokio_postgres::Error),
 
     /// The object cannot be mirrored at all (not queryable, not replicateable, no
@@ -45,9 +47,31 @@ pub enum SyncError {
     #[error("org {0} is being synced by another process")]
     Leased(String),
 
-    /// The control schema holds a value the sync cannot use.
-    #[error("control schema: {0}")]
-    Control(String),
+    /// The control schema holds a value the sync cannot use, or refused what the sync
+    /// asked of it. Its database failures and malformed records arrive as
+    /// [`SyncError::Database`] and [`SyncError::MalformedRecord`] instead, so that they get
+    /// the same reactions wherever they happen.
+    #[error(transparent)]
+    Control(ControlError),
+}
+
+impl From<ControlError> for SyncError {
+    fn from(error: ControlError) -> Self {
+        match error {
+            ControlError::Db(error) => SyncError::Database(error),
+            ControlError::MalformedRecord { object, detail } => {
+                SyncError::MalformedRecord { object, detail }
+            }
+            other => SyncError::Control(other),
+        }
+    }
+}
+
+impl SyncError {
+    /// The control schema holds a value the sync cannot use: `what` says which.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        SyncError::Control(ControlError::Corrupt(what.into()))
+    }
 }
 
 /// How the scheduler reacts to a failed step.
@@ -128,26 +152,6 @@ fn database_reaction(error: &tokio_postgres::Error) -> Reaction {
         // Lock timeouts, serialization failures, deadlocks: try again later.
         Some(_) => Reaction::Retry,
         None => Reaction::Reconnect,
-    }
-}
-
-/// A database error with the server's message and detail, which `tokio_postgres::Error`'s
-/// own `Display` leaves out.
-fn display_pg(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => {
-            let mut text = format!(
-                "{}: {} (SQLSTATE {})",
-                db.severity(),
-                db.message(),
-                db.code().code()
-            );
-            if let Some(detail) = db.detail() {
-                text.push_str(&format!("; {detail}"));
-            }
-            text
-        }
-        None => error.to_string(),
     }
 }
 

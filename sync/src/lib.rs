@@ -12,8 +12,6 @@ pub mod scheduler;
 pub mod settings;
 pub mod soql;
 pub mod source;
-pub mod state;
-pub mod status;
 pub mod steps;
 pub mod supervisor;
 pub mod value;

@@ -55,12 +55,12 @@ impl<'p> Rows<'p> {
     /// without an Id is refused.
     pub fn new(object: &str, fields: Vec<&'p MirroredField>, values: Columns) -> Result<Self> {
         if fields.first().is_none_or(|f| f.field != ID_FIELD) {
-            return Err(SyncError::Control(format!(
+            return Err(SyncError::corrupt(format!(
                 "the fields written to {object} must start with Id"
             )));
         }
         if values.width() != fields.len() {
-            return Err(SyncError::Control(format!(
+            return Err(SyncError::corrupt(format!(
                 "the records read for {object} do not have one value per field"
             )));
         }
@@ -82,7 +82,7 @@ impl<'p> Rows<'p> {
         records: &[Record],
     ) -> Result<Self> {
         let json = serde_json::to_vec(records)
-            .map_err(|e| SyncError::Control(format!("records of {object}: {e}")))?;
+            .map_err(|e| SyncError::corrupt(format!("records of {object}: {e}")))?;
         let values = TextColumns::new(&fields)
             .decode(&mut serde_json::Deserializer::from_slice(&json))
             .map_err(|e| SyncError::MalformedRecord {
@@ -125,7 +125,7 @@ impl<'p> Rows<'p> {
             values: self
                 .values
                 .subset(indices)
-                .map_err(|e| SyncError::Control(e.to_string()))?,
+                .map_err(|e| SyncError::corrupt(e.to_string()))?,
         })
     }
 }

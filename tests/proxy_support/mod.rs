@@ -10,12 +10,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use sfpg_control::objects::Phase;
 use sfpg_control::{MasterKey, NewOrg, connect, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
 };
 use sfpg_proxy::{ClientLimits, Proxy, ProxyConfig, PushConfig, UpstreamAddr};
-use sfpg_sync::state::Phase;
 use sfpg_sync::{OrgSync, SyncSettings};
 use sfpg_testkit::TestDatabase;
 use tokio::task::JoinHandle;

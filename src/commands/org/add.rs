@@ -90,11 +90,7 @@ pub async fn add_org(args: AddArgs) -> anyhow::Result<()> {
     let key = load_master_key()?;
     let mut client = control_client(&args.database_url).await?;
     // Refuse a duplicate before spending a login on it.
-    if client
-        .query_opt("SELECT 1 FROM sfpg.orgs WHERE name = $1", &[&new.name])
-        .await?
-        .is_some()
-    {
+    if orgs::exists(&client, &new.name).await? {
         return Err(user_facing(ControlError::Exists(new.name.clone())));
     }
     let identity = if args.no_verify {

@@ -72,7 +72,7 @@ fn cursor_of(object: &ObjectSync, overlap: chrono::Duration) -> Result<ModstampC
         .cursor_modstamp
         .or_else(|| state.backfill_snapshot.map(|s| s - overlap))
         .ok_or_else(|| {
-            SyncError::Control(format!(
+            SyncError::corrupt(format!(
                 "{} is live without a cursor or a snapshot",
                 state.object
             ))
@@ -82,7 +82,7 @@ fn cursor_of(object: &ObjectSync, overlap: chrono::Duration) -> Result<ModstampC
         .as_deref()
         .map(|id| {
             sfpg_salesforce::SalesforceId::parse(id).map_err(|e| {
-                SyncError::Control(format!("{}'s cursor Id is not an Id: {e}", state.object))
+                SyncError::corrupt(format!("{}'s cursor Id is not an Id: {e}", state.object))
             })
         })
         .transpose()?;

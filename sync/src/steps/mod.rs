@@ -20,9 +20,10 @@ use crate::object::{ObjectSync, Task};
 use crate::plan::{IS_DELETED_FIELD, ObjectPlan, SYSTEM_MODSTAMP_FIELD};
 use crate::settings::SyncSettings;
 use crate::source::Source;
-use crate::state::{ObjectState, OrgSettings};
 use crate::write::locks::{LockFor, skip_locked, skip_locked_ids};
 use crate::write::{self, Rows};
+use sfpg_control::objects::ObjectState;
+use sfpg_control::orgs::OrgSettings;
 
 /// What a step works with.
 pub struct Context<'a> {
@@ -290,7 +291,7 @@ pub fn parse_stamp(object: &str, text: Option<&str>) -> Result<DateTime<Utc>> {
 pub fn stamps(object: &str, rows: &Rows<'_>) -> Result<Vec<DateTime<Utc>>> {
     let values = rows
         .values_of(SYSTEM_MODSTAMP_FIELD)
-        .ok_or_else(|| SyncError::Control(format!("{object}'s SystemModstamp was not read")))?;
+        .ok_or_else(|| SyncError::corrupt(format!("{object}'s SystemModstamp was not read")))?;
     values.map(|text| parse_stamp(object, text)).collect()
 }
 
@@ -305,7 +306,7 @@ pub fn newest_stamp(
 /// The plan a step works with; only `Describe` runs without one.
 pub fn plan_of(object: &ObjectSync) -> Result<ObjectPlan> {
     object.plan.clone().ok_or_else(|| {
-        SyncError::Control(format!(
+        SyncError::corrupt(format!(
             "{} has no plan yet; it must be described first",
             object.name()
         ))

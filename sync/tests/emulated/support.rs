@@ -305,7 +305,8 @@ pub async fn drive_for(sync: &mut OrgSync, duration: Duration) -> Vec<TurnReport
 /// Whether every object of the org is live and caught up with no work pending.
 pub fn all_live(sync: &OrgSync) -> bool {
     sync.objects().iter().all(|o| {
-        o.state.phase == sfpg_sync::state::Phase::Live && o.state.pending_field_backfill.is_empty()
+        o.state.phase == sfpg_control::objects::Phase::Live
+            && o.state.pending_field_backfill.is_empty()
     })
 }
 

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use crate::error::Result;
-use crate::supervisor::ORG_LOCK_KEY;
+use crate::error::ControlError;
+use crate::orgs::ORG_LOCK_KEY;
 
 /// An org's sync, as saved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,7 +84,7 @@ impl ObjectStatus {
 }
 
 /// Every org and its objects, by name.
-pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>> {
+pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, ControlError> {
     let orgs = client
         .query(
             "SELECT name, schema_name, enabled, paused_reason, api_used, api_max, api_seen_at,

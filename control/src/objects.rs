@@ -1,16 +1,15 @@
-//! The sync's rows in the control schema: an org's settings (`sfpg.orgs`) and each object's
-//! progress (`sfpg.objects`). Every step saves its object's row in the same transaction as
-//! the mirror rows it wrote, so a crash never separates the two.
+//! Each mirrored object's row in `sfpg.objects`: its sync progress ([`ObjectState`]), which
+//! the sync saves in the same transaction as the mirror rows it wrote, so a crash never
+//! separates the two; and what `sfpg org show` lists of an org's objects.
 
 use std::fmt;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sfpg_salesforce::{ApiUsage, Rate};
-use tokio_postgres::GenericClient;
-use tokio_postgres::Row;
+use tokio_postgres::types::Json;
+use tokio_postgres::{GenericClient, Row};
 
-use crate::error::{Result, SyncError};
+use crate::error::ControlError;
+use crate::plan::{MirroredField, parse_mirrored_fields};
 
 /// Where an object's sync stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +32,12 @@ impl Phase {
         }
     }
 
-    fn parse(text: &str) -> Result<Self> {
+    fn parse(text: &str) -> Result<Self, ControlError> {
         match text {
             "describing" => Ok(Phase::Describing),
             "backfilling" => Ok(Phase::Backfilling),
             "live" => Ok(Phase::Live),
-            other => Err(SyncError::Control(format!(
+            other => Err(ControlError::Corrupt(format!(
                 "unknown phase {other:?} in sfpg.objects"
             ))),
         }
@@ -64,8 +63,9 @@ pub struct ObjectState {
     pub paused_reason: Option<String>,
     /// When describe last answered with the object's metadata: the next `If-Modified-Since`.
     pub describe_modified_at: Option<DateTime<Utc>>,
-    /// The plan, as [`crate::ObjectPlan::to_stored`] writes it.
-    pub mirrored_fields: serde_json::Value,
+    /// The fields mirrored, `Id` and `SystemModstamp` first once described (see
+    /// [`crate::plan::ObjectPlan::from_stored`]); empty before.
+    pub mirrored_fields: Vec<MirroredField>,
     /// Fields that left describe; their columns stay, unwritten.
     pub removed_fields: Vec<String>,
     /// Fields added after the backfill, still to be filled in.
@@ -107,16 +107,17 @@ const OBJECT_COLUMNS: &str = "org_name, object_name, table_name, enabled, phase,
     locked_ids";
 
 impl ObjectState {
-    fn from_row(row: &Row) -> Result<Self> {
+    fn from_row(row: &Row) -> Result<Self, ControlError> {
+        let object: String = row.try_get(1)?;
         Ok(Self {
             org: row.try_get(0)?,
-            object: row.try_get(1)?,
+            mirrored_fields: parse_mirrored_fields(&object, row.try_get(7)?)?,
+            object,
             table: row.try_get(2)?,
             enabled: row.try_get(3)?,
             phase: Phase::parse(row.try_get(4)?)?,
             paused_reason: row.try_get(5)?,
             describe_modified_at: row.try_get(6)?,
-            mirrored_fields: row.try_get(7)?,
             removed_fields: row.try_get(8)?,
             pending_field_backfill: row.try_get(9)?,
             backfill_snapshot: row.try_get(10)?,
@@ -139,7 +140,10 @@ impl ObjectState {
     }
 
     /// The org's objects, enabled or not, by name.
-    pub async fn load_all(client: &impl GenericClient, org: &str) -> Result<Vec<Self>> {
+    pub async fn load_all(
+        client: &impl GenericClient,
+        org: &str,
+    ) -> Result<Vec<Self>, ControlError> {
         let sql = format!(
             "SELECT {OBJECT_COLUMNS} FROM sfpg.objects WHERE org_name = $1 ORDER BY object_name"
         );
@@ -156,7 +160,7 @@ impl ObjectState {
         client: &impl GenericClient,
         org: &str,
         object: &str,
-    ) -> Result<Option<Self>> {
+    ) -> Result<Option<Self>, ControlError> {
         let sql = format!(
             "SELECT {OBJECT_COLUMNS} FROM sfpg.objects WHERE org_name = $1 AND object_name = $2"
         );
@@ -168,8 +172,11 @@ impl ObjectState {
             .transpose()
     }
 
-    /// Saves everything the sync owns (not `enabled`, which belongs to the operator).
-    async fn exists(client: &impl GenericClient, org: &str, object: &str) -> Result<bool> {
+    async fn exists(
+        client: &impl GenericClient,
+        org: &str,
+        object: &str,
+    ) -> Result<bool, ControlError> {
         let row = client
             .query_opt(
                 "SELECT 1 FROM sfpg.objects WHERE org_name = $1 AND object_name = $2",
@@ -179,7 +186,10 @@ impl ObjectState {
         Ok(row.is_some())
     }
 
-    pub async fn save(&self, client: &impl GenericClient) -> Result<()> {
+    /// Saves everything the sync owns (not `enabled`, which belongs to the operator), over
+    /// the generation it was loaded from only: a row started over meanwhile (`sfpg objects
+    /// resync`) keeps its fresh start.
+    pub async fn save(&self, client: &impl GenericClient) -> Result<(), ControlError> {
         let updated = client
             .execute(
                 "UPDATE sfpg.objects SET phase = $3, paused_reason = $4, describe_modified_at = $5,
@@ -196,7 +206,7 @@ impl ObjectState {
                     &self.phase.as_str(),
                     &self.paused_reason,
                     &self.describe_modified_at,
-                    &self.mirrored_fields,
+                    &Json(&self.mirrored_fields),
                     &self.removed_fields,
                     &self.pending_field_backfill,
                     &self.backfill_snapshot,
@@ -225,182 +235,69 @@ impl ObjectState {
             return Ok(());
         }
         if updated == 0 {
-            return Err(SyncError::Control(format!(
-                "sfpg.objects has no row for {}.{} any more",
-                self.org, self.object
-            )));
+            return Err(ControlError::UnknownObject {
+                org: self.org.clone(),
+                object: self.object.clone(),
+            });
         }
         Ok(())
     }
 }
 
-/// What the sync reads of an `sfpg.orgs` row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrgSettings {
-    pub name: String,
-    /// The Postgres schema the org's tables live in.
-    pub schema: String,
+/// An object as `sfpg org show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub object: String,
+    pub table: String,
     pub enabled: bool,
-    /// Records per page (200–2,000).
-    pub batch_size: u32,
-    pub rate: Rate,
-    /// The share of the daily API allocation background polling may use (0–1].
-    pub max_daily_share: f64,
-    pub paused_reason: Option<String>,
+    pub phase: Phase,
 }
 
-impl OrgSettings {
-    /// The org's row, or `None` when there is none.
-    pub async fn load(client: &impl GenericClient, org: &str) -> Result<Option<Self>> {
-        let Some(row) = client
-            .query_opt(
-                "SELECT name, schema_name, enabled, batch_size, rate_requests, rate_period_ms,
-                        max_daily_share, paused_reason
-                   FROM sfpg.orgs WHERE name = $1",
-                &[&org],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let batch_size: i32 = row.try_get(3)?;
-        let requests: i32 = row.try_get(4)?;
-        let period_ms: i64 = row.try_get(5)?;
-        let share: f32 = row.try_get(6)?;
-        let invalid = |what: &str| SyncError::Control(format!("sfpg.orgs {org}: invalid {what}"));
-        let rate = Rate::new(
-            u32::try_from(requests).map_err(|_| invalid("rate_requests"))?,
-            Duration::from_millis(u64::try_from(period_ms).map_err(|_| invalid("rate_period_ms"))?),
+/// The org's objects, enabled or not, by name.
+pub async fn summaries(
+    client: &impl GenericClient,
+    org: &str,
+) -> Result<Vec<ObjectSummary>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT object_name, table_name, enabled, phase FROM sfpg.objects
+              WHERE org_name = $1 ORDER BY object_name",
+            &[&org],
         )
-        .map_err(|_| invalid("rate"))?;
-        Ok(Some(Self {
-            name: row.try_get(0)?,
-            schema: row.try_get(1)?,
-            enabled: row.try_get(2)?,
-            batch_size: u32::try_from(batch_size).map_err(|_| invalid("batch_size"))?,
-            rate,
-            max_daily_share: f64::from(share),
-            paused_reason: row.try_get(7)?,
-        }))
-    }
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ObjectSummary {
+                object: row.try_get(0)?,
+                table: row.try_get(1)?,
+                enabled: row.try_get(2)?,
+                phase: Phase::parse(row.try_get(3)?)?,
+            })
+        })
+        .collect()
+}
 
-    /// The names of the enabled orgs.
-    pub async fn enabled_names(client: &impl GenericClient) -> Result<Vec<String>> {
-        let rows = client
-            .query(
-                "SELECT name FROM sfpg.orgs WHERE enabled ORDER BY name",
-                &[],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| r.try_get(0).map_err(SyncError::from))
-            .collect()
-    }
-
-    /// Records (or clears) why the org's background polling is paused.
-    pub async fn set_paused(
-        client: &impl GenericClient,
-        org: &str,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        client
-            .execute(
-                "UPDATE sfpg.orgs SET paused_reason = $2, updated_at = now() WHERE name = $1",
-                &[&org, &reason],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Records the API usage Salesforce last reported.
-    pub async fn record_usage(
-        client: &impl GenericClient,
-        org: &str,
-        usage: &ApiUsage,
-    ) -> Result<()> {
-        let used = i32::try_from(usage.api.used).unwrap_or(i32::MAX);
-        let max = i32::try_from(usage.api.max).unwrap_or(i32::MAX);
-        client
-            .execute(
-                "UPDATE sfpg.orgs SET api_used = $2, api_max = $3, api_seen_at = now() WHERE name = $1",
-                &[&org, &used, &max],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Records an org-wide failure (credentials refused), or clears it.
-    pub async fn record_error(
-        client: &impl GenericClient,
-        org: &str,
-        error: Option<&str>,
-    ) -> Result<()> {
-        client
-            .execute(
-                "UPDATE sfpg.orgs SET last_error = $2,
-                        last_error_at = CASE WHEN $2::text IS NULL THEN last_error_at ELSE now() END
-                  WHERE name = $1",
-                &[&org, &error],
-            )
-            .await?;
-        Ok(())
-    }
+/// The object mirrored in `table` of `org`: its API name and stored fields, or `None` when
+/// the table mirrors no object of the org.
+pub async fn mirrored_in(
+    client: &impl GenericClient,
+    org: &str,
+    table: &str,
+) -> Result<Option<(String, Vec<MirroredField>)>, ControlError> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT object_name, mirrored_fields FROM sfpg.objects
+              WHERE org_name = $1 AND table_name = $2",
+            &[&org, &table],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let object: String = row.try_get(0)?;
+    let fields = parse_mirrored_fields(&object, row.try_get(1)?)?;
+    Ok(Some((object, fields)))
 }
 
 #[cfg(test)]
-mod tests {
-    use sfpg_control::{MasterKey, NewOrg, admin, orgs};
-    use sfpg_testkit::TestDatabase;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn progress_of_a_turn_in_flight_does_not_undo_a_resync() {
-        let db = TestDatabase::create().await;
-        let mut client = db.connect().await;
-        sfpg_control::apply_control_schema(&mut client)
-            .await
-            .unwrap();
-        let org = NewOrg::client_credentials(
-            "acme",
-            "https://login.salesforce.com",
-            "id",
-            "secret",
-            &["Account"],
-        );
-        orgs::insert(&mut client, &org, &MasterKey::from_bytes([7; 32]))
-            .await
-            .unwrap();
-        // A scheduler has the object mid-backfill in memory ...
-        let mut in_flight = ObjectState::load(&client, "acme", "Account")
-            .await
-            .unwrap()
-            .unwrap();
-        in_flight.phase = Phase::Backfilling;
-        in_flight.backfill_done = 400;
-        in_flight.save(&client).await.unwrap();
-        // ... when the operator starts it over, before the turn saves its progress.
-        admin::resync_object(&client, "acme", "Account")
-            .await
-            .unwrap();
-        in_flight.backfill_done = 600;
-        in_flight.save(&client).await.unwrap();
-
-        let stored = ObjectState::load(&client, "acme", "Account")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(stored.phase, Phase::Describing);
-        assert_eq!(stored.backfill_done, 0);
-        assert_eq!(stored.generation, in_flight.generation + 1);
-        // From the fresh row on, saves go through again.
-        let mut fresh = stored;
-        fresh.backfill_done = 200;
-        fresh.save(&client).await.unwrap();
-        let stored = ObjectState::load(&client, "acme", "Account")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(stored.backfill_done, 200);
-    }
-}
+mod tests;
