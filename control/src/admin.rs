@@ -44,6 +44,28 @@ pub async fn set_rate_limit(
     Ok(())
 }
 
+/// Records per query page while backfilling (200 to 2,000).
+pub async fn set_batch_size(
+    client: &impl GenericClient,
+    org: &str,
+    batch_size: u32,
+) -> Result<(), ControlError> {
+    let batch = i32::try_from(batch_size)
+        .ok()
+        .filter(|b| (200..=2000).contains(b))
+        .ok_or(ControlError::BatchSize(batch_size))?;
+    let changed = client
+        .execute(
+            "UPDATE sfpg.orgs SET batch_size = $2, updated_at = now() WHERE name = $1",
+            &[&org, &batch],
+        )
+        .await?;
+    if changed == 0 {
+        return Err(ControlError::NotFound(org.to_owned()));
+    }
+    Ok(())
+}
+
 /// The share (0 < share <= 1) of the org's daily API allocation background sync may use.
 pub async fn set_max_daily_share(
     client: &impl GenericClient,

@@ -64,6 +64,8 @@ pub enum ControlError {
     #[error("cannot write {object}: {detail}")]
     Unwritable { object: String, detail: String },
     #[error(transparent)]
+    PageTooLarge(#[from] crate::writer::PageTooLarge),
+    #[error(transparent)]
     Key(#[from] MasterKeyError),
     #[error("database error: {}", DbMessage(.0))]
     Db(#[from] tokio_postgres::Error),

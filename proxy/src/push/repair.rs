@@ -16,10 +16,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 use sfpg_control::ControlError;
 use sfpg_control::journal::{self, Resolution, TransactionStatus, Unresolved};
-use sfpg_control::mirror::{qualified, quote_ident};
+use sfpg_control::writer::{self, OnLocked, Rows, Write, WriteStrategy};
 use sfpg_salesforce::{Record, SalesforceId};
 
 use super::catalog::{Catalog, ObjectHandle, OrgHandle};
@@ -240,85 +239,29 @@ async fn changed_since(
     Ok(org.client.query(soql).collect_records().await?)
 }
 
-/// Writes Salesforce's copies into the mirror, each over a row only when that row is not
-/// newer (the sync's rule), and deletes the rows of records that are gone, in one
-/// transaction under the sync origin.
+/// Writes Salesforce's copies into the mirror through the mirror writer, each over a row
+/// only when that row is not newer (its version guard), and deletes the rows of records
+/// that are gone, in one transaction under the sync origin. A row a client holds locked is
+/// waited for: the repair has nowhere to keep a record for later.
 async fn write(
     catalog: &Catalog,
     object: &ObjectHandle,
     found: &[Record],
     gone: &[String],
 ) -> Result<(), RepairError> {
-    let rows: Vec<Value> = found
-        .iter()
-        .map(|record| {
-            let mut row = Map::new();
-            for column in &object.columns {
-                if let Some(value) = record.get(&column.field) {
-                    row.insert(column.column.clone(), value.clone());
-                }
-            }
-            Value::Object(row)
-        })
-        .collect();
-    let target = qualified(&object.schema, &object.table);
+    let plan = object.plan();
+    let rows = Rows::from_records(&plan.object, plan.fields.iter().collect(), found)?;
+    let writes = [Write::Upsert(rows), Write::Delete(gone.to_vec())];
     let mut control = catalog.control().get().await?;
-    write_rows(&mut control, object, &target, rows, gone).await?;
-    Ok(())
-}
-
-async fn write_rows(
-    control: &mut tokio_postgres::Client,
-    object: &ObjectHandle,
-    target: &str,
-    rows: Vec<Value>,
-    gone: &[String],
-) -> Result<(), ControlError> {
-    let tx = control.transaction().await?;
-    tx.batch_execute(sfpg_control::capture::SET_SYNC_ORIGIN_SQL)
-        .await?;
-    if !rows.is_empty() {
-        tx.execute(&upsert_sql(object, target), &[&Value::Array(rows)])
-            .await?;
-    }
-    if !gone.is_empty() {
-        tx.execute(
-            &format!("DELETE FROM {target} WHERE sfid = ANY($1)"),
-            &[&gone],
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// `INSERT … ON CONFLICT (sfid) DO UPDATE` of a JSON array of rows, guarded as the sync's
-/// merge is: an existing row takes the copy only when the copy's `SystemModstamp` is not
-/// older than the row's.
-fn upsert_sql(object: &ObjectHandle, target: &str) -> String {
-    let columns: Vec<String> = object
-        .columns
-        .iter()
-        .map(|c| quote_ident(&c.column))
-        .collect();
-    let list = columns.join(", ");
-    let updates = columns
-        .iter()
-        .filter(|c| c.as_str() != "\"sfid\"")
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let on_conflict = if updates.is_empty() {
-        "DO NOTHING".to_owned()
-    } else {
-        format!(
-            "DO UPDATE SET {updates} \
-             WHERE m.systemmodstamp IS NULL OR m.systemmodstamp <= EXCLUDED.systemmodstamp"
-        )
-    };
-    format!(
-        "INSERT INTO {target} AS m ({list}) SELECT {list} \
-         FROM jsonb_populate_recordset(NULL::{target}, $1::jsonb) \
-         ON CONFLICT (sfid) {on_conflict}"
+    let transaction = writer::begin(&mut **control, None).await?;
+    writer::apply(
+        &transaction,
+        &plan,
+        &writes,
+        WriteStrategy::default(),
+        OnLocked::Wait,
     )
+    .await?;
+    transaction.commit().await.map_err(ControlError::from)?;
+    Ok(())
 }

@@ -11,8 +11,8 @@ use super::{Context, Outcome, after_request};
 use crate::error::Result;
 use crate::object::{ObjectSync, chrono_duration};
 use crate::plan;
-use crate::write;
 use sfpg_control::objects::Phase;
+use sfpg_control::writer;
 
 pub async fn describe(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<Outcome> {
     let sobject = context.client.sobject(object.name().to_owned());
@@ -41,7 +41,7 @@ pub async fn describe(context: &mut Context<'_>, object: &mut ObjectSync) -> Res
     let current = object.plan.clone().unwrap_or_else(|| newer.clone());
     let removed_before = object.state.removed_fields.clone();
 
-    let transaction = write::begin(context.db, context.settings.lock_timeout).await?;
+    let transaction = writer::begin(context.db, Some(context.settings.lock_timeout)).await?;
     mirror::create_schema(&transaction, &newer.schema).await?;
     mirror::create_table(&transaction, &newer.schema, &newer.table, &newer.columns()).await?;
     // The proxy's triggers: its clients' writes are captured and pushed, anyone else's

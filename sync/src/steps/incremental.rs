@@ -14,7 +14,7 @@ use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, chrono_duration};
 use crate::plan::MirroredField;
 use crate::soql::ModstampCursor;
-use crate::write::Rows;
+use sfpg_control::writer::Rows;
 
 /// Reads and applies the next page of changes.
 pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<Outcome> {

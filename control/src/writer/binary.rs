@@ -10,10 +10,10 @@
 //! Layouts (PostgreSQL's `*_recv` functions): a header, then per row a 16-bit field count
 //! and per field a 32-bit length (-1 for NULL) and the bytes; a 16-bit -1 ends the stream.
 
+use crate::mapping::ColumnType;
 use chrono::NaiveDate;
-use sfpg_control::mapping::ColumnType;
 
-use crate::decode::Columns;
+use super::decode::Columns;
 
 /// `PGCOPY\n\377\r\n\0`, no flags, no header extension.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use sfpg_control::mapping::ColumnType;
+use crate::mapping::ColumnType;
 
 /// Appends the text for the raw JSON value `raw` in a column of `column_type` to `out`;
 /// false (nothing appended) for NULL.

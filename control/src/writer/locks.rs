@@ -7,11 +7,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use sfpg_control::mirror::qualified;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::GenericClient;
 
 use super::{Rows, begin};
-use crate::error::Result;
+use crate::error::ControlError;
+use crate::mirror::qualified;
 use crate::plan::ObjectPlan;
 
 /// The row lock a write needs: an update leaves the key (`sfid`) alone, a delete does not.
@@ -36,11 +36,11 @@ impl LockFor {
 /// and returns the Ids whose rows exist but another session holds. The writes that follow
 /// in this transaction cannot wait on the rows it did lock.
 pub async fn lock_rows(
-    transaction: &Transaction<'_>,
+    client: &impl GenericClient,
     plan: &ObjectPlan,
     ids: &[&str],
     mode: LockFor,
-) -> Result<HashSet<String>> {
+) -> Result<HashSet<String>, ControlError> {
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
@@ -51,7 +51,7 @@ pub async fn lock_rows(
             AND sfid NOT IN (SELECT sfid FROM free)",
         lock = mode.clause(),
     );
-    let rows = transaction.query(&sql, &[&ids]).await?;
+    let rows = client.query(&sql, &[&ids]).await?;
     Ok(rows
         .iter()
         .map(|row| row.try_get(0))
@@ -61,13 +61,13 @@ pub async fn lock_rows(
 /// `rows` without the records whose rows another session holds locked (see [`lock_rows`]):
 /// `None` when none is, else the records left, and the Ids left out.
 pub async fn skip_locked<'p>(
-    transaction: &Transaction<'_>,
+    client: &impl GenericClient,
     plan: &ObjectPlan,
     rows: &Rows<'p>,
     mode: LockFor,
-) -> Result<(Option<Rows<'p>>, Vec<String>)> {
+) -> Result<(Option<Rows<'p>>, Vec<String>), ControlError> {
     let ids: Vec<&str> = rows.ids().collect();
-    let locked = lock_rows(transaction, plan, &ids, mode).await?;
+    let locked = lock_rows(client, plan, &ids, mode).await?;
     if locked.is_empty() {
         return Ok((None, Vec::new()));
     }
@@ -84,25 +84,25 @@ pub async fn skip_locked<'p>(
 
 /// `ids` without those whose rows another session holds locked, and those.
 pub async fn skip_locked_ids(
-    transaction: &Transaction<'_>,
+    client: &impl GenericClient,
     plan: &ObjectPlan,
     ids: &[String],
     mode: LockFor,
-) -> Result<(Vec<String>, Vec<String>)> {
+) -> Result<(Vec<String>, Vec<String>), ControlError> {
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let locked = lock_rows(transaction, plan, &refs, mode).await?;
+    let locked = lock_rows(client, plan, &refs, mode).await?;
     Ok(ids.iter().cloned().partition(|id| !locked.contains(id)))
 }
 
 /// Which of `ids`' rows another session holds locked right now. Looks in a transaction of
 /// its own that is rolled back, so it keeps no lock.
-pub async fn still_locked(
-    client: &mut Client,
+pub async fn still_locked<C: GenericClient>(
+    client: &mut C,
     plan: &ObjectPlan,
     ids: &[String],
     lock_timeout: Duration,
-) -> Result<HashSet<String>> {
-    let transaction = begin(client, lock_timeout).await?;
+) -> Result<HashSet<String>, ControlError> {
+    let transaction = begin(client, Some(lock_timeout)).await?;
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let locked = lock_rows(&transaction, plan, &refs, LockFor::Update).await?;
     transaction.rollback().await?;

@@ -10,15 +10,15 @@
 use std::fmt;
 use std::ops::Range;
 
+use crate::mapping::ColumnType;
 use serde::de::{
     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::value::RawValue;
-use sfpg_control::mapping::ColumnType;
 use sfpg_salesforce::RecordsDecoder;
 
+use super::value::push_raw_text;
 use crate::plan::MirroredField;
-use crate::value::push_raw_text;
 
 /// Records as text, `width` values per record in the order the fields were asked for;
 /// `None` is NULL, as is a field a record does not carry.

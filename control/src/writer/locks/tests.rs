@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use sfpg_testkit::TestDatabase;
 
 use super::*;
-use crate::settings::WriteStrategy;
-use crate::write::tests::{mirror_table, plan, record, write};
-use crate::write::{IdRange, delete, delete_absent, update_columns, upsert};
+use crate::writer::WriteStrategy;
+use crate::writer::tests::{mirror_table, plan, record, write};
+use crate::writer::{IdRange, delete, delete_absent, update_columns, upsert};
 
 const A: &str = "001000000000001AAA";
 const B: &str = "001000000000002AAA";
@@ -37,7 +37,9 @@ async fn rows_held_locked_are_left_out_of_every_kind_of_write_without_waiting() 
 
     let plan = plan();
     let started = Instant::now();
-    let transaction = begin(&mut client, Duration::from_secs(5)).await.unwrap();
+    let transaction = begin(&mut client, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
     // An upsert of A and B: B is written, A named.
     let newer = [record(A, LATER, "a2"), record(B, LATER, "b2")];
     let rows = Rows::from_records("Account", plan.fields.iter().collect(), &newer).unwrap();
@@ -134,10 +136,10 @@ async fn a_backfill_page_whose_row_a_client_is_changing_falls_back_and_leaves_it
     let plan = plan();
     let page = [record(A, STAMP, "a"), record(C, STAMP, "c")];
     let rows = Rows::from_records("Account", plan.fields.iter().collect(), &page).unwrap();
-    let transaction = begin(&mut client, Duration::from_millis(200))
+    let transaction = begin(&mut client, Some(Duration::from_millis(200)))
         .await
         .unwrap();
-    let copied = crate::write::copy_all_new(&transaction, &plan, &rows, WriteStrategy::CopyMerge)
+    let copied = crate::writer::copy_all_new(&transaction, &plan, &rows, WriteStrategy::CopyMerge)
         .await
         .unwrap();
     assert_eq!(copied, None);

@@ -1,0 +1,107 @@
+//! Deletes by Id, and the reconciliation's delete by absence within a range of Ids.
+
+use super::*;
+
+#[tokio::test]
+async fn deletes_by_id_and_by_absence_within_a_range() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_table(&db).await;
+    let stamp = "2024-03-01T12:00:00.000+0000";
+    let ids = [
+        "001000000000001AAA",
+        "001000000000002AAA",
+        "001000000000003AAA",
+        "001000000000004AAA",
+        "001000000000005AAA",
+    ];
+    let records: Vec<Record> = ids.iter().map(|id| record(id, stamp, "x")).collect();
+    write(&mut client, &records, WriteStrategy::Unnest).await;
+    // A row the proxy created and has not pushed yet has a provisional sfid (the column's
+    // default); nothing may touch it.
+    client
+        .batch_execute("INSERT INTO acme.account (name) VALUES ('pending')")
+        .await
+        .unwrap();
+    let plan = plan();
+
+    let transaction = begin(&mut client, Some(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        delete(&transaction, &plan, &[ids[0].to_owned()])
+            .await
+            .unwrap(),
+        1
+    );
+    // A reconciliation page that saw ids[2] in (ids[0], ids[3]]: ids[1] is gone.
+    let present = vec![ids[2].to_owned()];
+    let range = IdRange {
+        after: Some(ids[0]),
+        upto: Some(ids[3]),
+    };
+    let now = chrono::Utc::now();
+    assert_eq!(
+        delete_absent(&transaction, &plan, range, &present, now)
+            .await
+            .unwrap(),
+        (2, vec![])
+    );
+    transaction.commit().await.unwrap();
+    let left: Vec<Option<String>> = client
+        .query(
+            "SELECT sfid FROM acme.account ORDER BY sfid NULLS LAST",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        left[..2],
+        [Some(ids[2].to_owned()), Some(ids[4].to_owned())]
+    );
+    assert!(
+        left[2]
+            .as_deref()
+            .is_some_and(crate::mirror::is_provisional_sfid),
+        "{left:?}"
+    );
+
+    // The last page has no upper bound; a row stamped after the page was asked for is
+    // spared (the proxy may have just created it).
+    write(
+        &mut client,
+        &[record(
+            "001000000000006AAA",
+            "2024-03-01T12:00:10.000+0000",
+            "new",
+        )],
+        WriteStrategy::Unnest,
+    )
+    .await;
+    let asked_at = "2024-03-01T12:00:05Z".parse().unwrap();
+    let transaction = begin(&mut client, Some(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    let open_ended = IdRange {
+        after: Some(ids[2]),
+        upto: None,
+    };
+    assert_eq!(
+        delete_absent(&transaction, &plan, open_ended, &[], asked_at)
+            .await
+            .unwrap(),
+        (1, vec![])
+    );
+    transaction.commit().await.unwrap();
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM acme.account WHERE sfid NOT LIKE '~%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 2);
+}
