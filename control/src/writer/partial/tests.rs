@@ -9,6 +9,11 @@ use sfpg_testkit::TestDatabase;
 use tokio_postgres::Client;
 
 use super::*;
+use crate::capture::{
+    CURRENT_TXID_SQL, PUSH_TICKET_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL, install_capture_trigger,
+};
+use crate::mapping::ColumnType;
+use crate::mirror::{self, Column};
 use crate::writer::tests::{A, B, mirror_table, plan, record, write};
 use crate::writer::{OnLocked, Write, WriteStrategy, apply, begin};
 
@@ -155,4 +160,170 @@ async fn a_patch_touches_only_its_columns_and_keeps_the_guard() {
         1
     );
     assert_eq!(row_of(&client, B).await.0, "Globex 2");
+}
+
+/// A mirrored table with a lookup, its capture triggers, and rows written as the sync does.
+async fn mirrored_contacts(db: &TestDatabase) -> Client {
+    let mut client = db.connect().await;
+    crate::apply_control_schema(&mut client).await.unwrap();
+    mirror::create_schema(&client, "acme").await.unwrap();
+    let columns = [
+        Column {
+            name: "lastname".into(),
+            column_type: ColumnType::Text,
+        },
+        Column {
+            name: "accountid".into(),
+            column_type: ColumnType::Varchar(18),
+        },
+    ];
+    mirror::create_table(&client, "acme", "contact", &columns)
+        .await
+        .unwrap();
+    install_capture_trigger(&client, "acme", "contact")
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "BEGIN; {};
+             INSERT INTO acme.contact (id, sfid, systemmodstamp, lastname, accountid) VALUES
+                 (1, '003000000000001AAA', '2024-03-01 12:00:10+00', 'Newer', '~00000000000000001'),
+                 (2, '003000000000002AAA', '2024-03-01 12:00:00+00', 'Older', NULL),
+                 (3, '~00000000000000003', NULL, 'New', NULL),
+                 (4, '~00000000000000004', NULL, 'Unread', NULL);
+             COMMIT",
+            crate::capture::SET_SYNC_ORIGIN_SQL
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+/// `sfpg.write_back` (V11) keeps the writer's guard: an element carrying an older
+/// `SystemModstamp` than its row leaves the row as it is, but for the columns holding a
+/// provisional sfid, which take the Ids the push resolved.
+#[tokio::test]
+async fn the_write_back_keeps_the_version_guard() {
+    let db = TestDatabase::create().await;
+    let client = mirrored_contacts(&db).await;
+    let fields: Vec<MirroredField> = [
+        ("Id", "sfid", ColumnType::Varchar(18)),
+        ("SystemModstamp", "systemmodstamp", ColumnType::TimestampTz),
+        ("LastName", "lastname", ColumnType::Text),
+        ("AccountId", "accountid", ColumnType::Varchar(18)),
+    ]
+    .into_iter()
+    .map(|(field, column, column_type)| MirroredField {
+        field: field.into(),
+        column: column.into(),
+        column_type,
+        calculated: false,
+    })
+    .collect();
+    let account = "001000000000009AAA";
+    let read = |id: &str, stamp: &str, name: &str| {
+        map(json!({"Id": id, "SystemModstamp": stamp, "LastName": name, "AccountId": account}))
+    };
+    let mut rows = Vec::new();
+    for (row_id, sfid, read_back) in [
+        // Salesforce's copy is older than the row: only the resolved lookup is written.
+        (
+            1,
+            "003000000000001AAA",
+            Some(read(
+                "003000000000001AAA",
+                "2024-03-01T12:00:05.000+0000",
+                "Stale",
+            )),
+        ),
+        // Newer: written.
+        (
+            2,
+            "003000000000002AAA",
+            Some(read(
+                "003000000000002AAA",
+                "2024-03-01T12:00:05.000+0000",
+                "Fresh",
+            )),
+        ),
+        // A create: the row has no stamp yet.
+        (
+            3,
+            "003000000000003AAA",
+            Some(read(
+                "003000000000003AAA",
+                "2024-03-01T12:00:05.000+0000",
+                "Created",
+            )),
+        ),
+        // The read-back failed: the Id alone.
+        (4, "003000000000004AAA", None),
+    ] {
+        let mut row = WriteBackRow::new(row_id);
+        row.set("sfid", sfid);
+        row.set("accountid", account);
+        if let Some(record) = read_back {
+            row.copy("Contact", &fields[1..], &record).unwrap();
+        }
+        rows.push(row);
+    }
+    // A push's transaction: a captured change, its ticket, the write-back.
+    client
+        .batch_execute(
+            "BEGIN; SET LOCAL sfpg.origin = 'proxy';
+             UPDATE acme.contact SET lastname = lastname WHERE id = 0",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute("UPDATE acme.contact SET lastname = 'Touched' WHERE id = 4")
+        .await
+        .unwrap();
+    let txid: String = client
+        .query_one(CURRENT_TXID_SQL, &[])
+        .await
+        .unwrap()
+        .get(0);
+    let ticket: String = db
+        .connect()
+        .await
+        .query_one(PUSH_TICKET_SQL, &[&txid])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
+        .await
+        .unwrap();
+    let written: i64 = client
+        .query_one(
+            WRITE_BACK_SQL,
+            &[&ticket, &"acme", &"contact", &write_back_rows(&rows)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(written, 4);
+    let got: Vec<String> = client
+        .query(
+            "SELECT concat_ws(' ', id, sfid, lastname, coalesce(accountid, '-'),
+                              coalesce(systemmodstamp::text, '-'))
+               FROM acme.contact ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "1 003000000000001AAA Newer 001000000000009AAA 2024-03-01 12:00:10+00",
+            "2 003000000000002AAA Fresh 001000000000009AAA 2024-03-01 12:00:05+00",
+            "3 003000000000003AAA Created 001000000000009AAA 2024-03-01 12:00:05+00",
+            "4 003000000000004AAA Touched 001000000000009AAA -",
+        ]
+    );
 }
