@@ -3,6 +3,7 @@
 //! transaction; the V2 triggers NOTIFY `sfpg_org_changed`, so a running sync picks the
 //! change up at once.
 
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::ControlError;
@@ -31,14 +32,27 @@ pub async fn set_rate_limit(
         .ok()
         .filter(|p| *p > 0)
         .ok_or(ControlError::BadRate)?;
-    let changed = client
-        .execute(
-            "UPDATE sfpg.orgs SET rate_requests = $2, rate_period_ms = $3, updated_at = now()
-              WHERE name = $1",
-            &[&org, &requests, &period_ms],
-        )
-        .await?;
-    if changed == 0 {
+    update_org(
+        client,
+        org,
+        "UPDATE sfpg.orgs SET rate_requests = $2, rate_period_ms = $3, updated_at = now()
+          WHERE name = $1",
+        &[&requests, &period_ms],
+    )
+    .await
+}
+
+/// Runs `sql`, an `UPDATE sfpg.orgs … WHERE name = $1`, with the org's name and `params`
+/// ($2 on); an org that does not exist is [`ControlError::NotFound`].
+async fn update_org(
+    client: &impl GenericClient,
+    org: &str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<(), ControlError> {
+    let mut all: Vec<&(dyn ToSql + Sync)> = vec![&org];
+    all.extend_from_slice(params);
+    if client.execute(sql, &all).await? == 0 {
         return Err(ControlError::NotFound(org.to_owned()));
     }
     Ok(())
@@ -54,16 +68,13 @@ pub async fn set_batch_size(
         .ok()
         .filter(|b| (200..=2000).contains(b))
         .ok_or(ControlError::BatchSize(batch_size))?;
-    let changed = client
-        .execute(
-            "UPDATE sfpg.orgs SET batch_size = $2, updated_at = now() WHERE name = $1",
-            &[&org, &batch],
-        )
-        .await?;
-    if changed == 0 {
-        return Err(ControlError::NotFound(org.to_owned()));
-    }
-    Ok(())
+    update_org(
+        client,
+        org,
+        "UPDATE sfpg.orgs SET batch_size = $2, updated_at = now() WHERE name = $1",
+        &[&batch],
+    )
+    .await
 }
 
 /// The share (0 < share <= 1) of the org's daily API allocation background sync may use.
@@ -75,16 +86,13 @@ pub async fn set_max_daily_share(
     if !(share > 0.0 && share <= 1.0) {
         return Err(ControlError::BadShare);
     }
-    let changed = client
-        .execute(
-            "UPDATE sfpg.orgs SET max_daily_share = $2, updated_at = now() WHERE name = $1",
-            &[&org, &share],
-        )
-        .await?;
-    if changed == 0 {
-        return Err(ControlError::NotFound(org.to_owned()));
-    }
-    Ok(())
+    update_org(
+        client,
+        org,
+        "UPDATE sfpg.orgs SET max_daily_share = $2, updated_at = now() WHERE name = $1",
+        &[&share],
+    )
+    .await
 }
 
 /// Enables objects (registering them if new) or disables them. A disabled object's table

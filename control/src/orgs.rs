@@ -118,6 +118,7 @@ impl OrgSecrets {
 
     fn open(org: &str, sealed: &[u8], key: &MasterKey) -> Result<OrgSecrets, ControlError> {
         let json = key.open(org, sealed)?;
+        // Without the parser's error, which may quote a piece of a secret.
         let on_disk: SecretsOnDisk = serde_json::from_slice(&json)
             .map_err(|_| ControlError::Corrupt(format!("sealed credentials of org {org}")))?;
         let secret = |s: Option<String>| s.map(SecretString::from);

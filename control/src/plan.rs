@@ -31,6 +31,17 @@ pub struct MirroredField {
 }
 
 impl MirroredField {
+    /// A field that is not calculated, in the column the mapping gives it
+    /// ([`crate::mapping::column_name`]).
+    pub fn new(field: &str, column_type: ColumnType) -> Self {
+        Self {
+            field: field.to_owned(),
+            column: crate::mapping::column_name(field),
+            column_type,
+            calculated: false,
+        }
+    }
+
     /// The mirror column this field is written to.
     pub fn as_column(&self) -> Column {
         Column {
@@ -131,10 +142,8 @@ mod tests {
 
     fn field(name: &str, column_type: ColumnType, calculated: bool) -> MirroredField {
         MirroredField {
-            field: name.to_owned(),
-            column: crate::mapping::column_name(name),
-            column_type,
             calculated,
+            ..MirroredField::new(name, column_type)
         }
     }
 

@@ -355,20 +355,12 @@ async fn writes() -> Result<()> {
     let mut account = ObjectState::load(&control, "bench", "Account")
         .await?
         .ok_or("no Account")?;
-    account.mirrored_fields = [
-        ("Id", "sfid", ColumnType::Varchar(18)),
-        ("SystemModstamp", "systemmodstamp", ColumnType::TimestampTz),
-        ("Name", "name", ColumnType::Text),
-        ("BillingCity", "billingcity", ColumnType::Text),
-    ]
-    .into_iter()
-    .map(|(field, column, column_type)| MirroredField {
-        field: field.into(),
-        column: column.into(),
-        column_type,
-        calculated: false,
-    })
-    .collect();
+    account.mirrored_fields = vec![
+        MirroredField::new("Id", ColumnType::Varchar(18)),
+        MirroredField::new("SystemModstamp", ColumnType::TimestampTz),
+        MirroredField::new("Name", ColumnType::Text),
+        MirroredField::new("BillingCity", ColumnType::Text),
+    ];
     account.save(&control).await?;
     control
         .batch_execute(&format!(

@@ -22,14 +22,12 @@ pub async fn mirroring(
     client: &impl GenericClient,
     schema: &str,
 ) -> Result<Option<String>, ControlError> {
-    Ok(client
-        .query_opt(
-            "SELECT name FROM sfpg.orgs WHERE schema_name = $1",
-            &[&schema],
-        )
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()?)
+    text_of(
+        client,
+        "SELECT name FROM sfpg.orgs WHERE schema_name = $1",
+        schema,
+    )
+    .await
 }
 
 /// The schema org `name` is mirrored into, if the org exists.
@@ -37,14 +35,12 @@ pub async fn schema_of(
     client: &impl GenericClient,
     name: &str,
 ) -> Result<Option<String>, ControlError> {
-    Ok(client
-        .query_opt(
-            "SELECT schema_name FROM sfpg.orgs WHERE name = $1",
-            &[&name],
-        )
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()?)
+    text_of(
+        client,
+        "SELECT schema_name FROM sfpg.orgs WHERE name = $1",
+        name,
+    )
+    .await
 }
 
 /// Where org `name` logs in, if the org exists.
@@ -52,8 +48,22 @@ pub async fn login_url(
     client: &impl GenericClient,
     name: &str,
 ) -> Result<Option<String>, ControlError> {
+    text_of(
+        client,
+        "SELECT login_url FROM sfpg.orgs WHERE name = $1",
+        name,
+    )
+    .await
+}
+
+/// The one text column `sql` selects for `key`, if a row has it.
+async fn text_of(
+    client: &impl GenericClient,
+    sql: &str,
+    key: &str,
+) -> Result<Option<String>, ControlError> {
     Ok(client
-        .query_opt("SELECT login_url FROM sfpg.orgs WHERE name = $1", &[&name])
+        .query_opt(sql, &[&key])
         .await?
         .map(|row| row.try_get(0))
         .transpose()?)

@@ -14,34 +14,25 @@ use crate::mapping::ColumnType;
 use crate::mirror;
 use crate::plan::ObjectPlan;
 
-fn field(name: &str, column_type: ColumnType) -> MirroredField {
-    MirroredField {
-        field: name.to_owned(),
-        column: crate::mapping::column_name(name),
-        column_type,
-        calculated: false,
-    }
-}
-
 pub(super) fn plan() -> ObjectPlan {
     ObjectPlan {
         object: "Account".to_owned(),
         schema: "acme".to_owned(),
         table: "account".to_owned(),
         fields: vec![
-            field("Id", ColumnType::Varchar(18)),
-            field("SystemModstamp", ColumnType::TimestampTz),
-            field("IsDeleted", ColumnType::Boolean),
-            field("Name", ColumnType::Varchar(20)),
-            field(
+            MirroredField::new("Id", ColumnType::Varchar(18)),
+            MirroredField::new("SystemModstamp", ColumnType::TimestampTz),
+            MirroredField::new("IsDeleted", ColumnType::Boolean),
+            MirroredField::new("Name", ColumnType::Varchar(20)),
+            MirroredField::new(
                 "AnnualRevenue",
                 ColumnType::Numeric {
                     precision: 18,
                     scale: 2,
                 },
             ),
-            field("NumberOfEmployees", ColumnType::Integer),
-            field("Founded__c", ColumnType::Date),
+            MirroredField::new("NumberOfEmployees", ColumnType::Integer),
+            MirroredField::new("Founded__c", ColumnType::Date),
         ],
     }
 }

@@ -206,20 +206,12 @@ async fn mirrored_contacts(db: &TestDatabase) -> Client {
 async fn the_write_back_keeps_the_version_guard() {
     let db = TestDatabase::create().await;
     let client = mirrored_contacts(&db).await;
-    let fields: Vec<MirroredField> = [
-        ("Id", "sfid", ColumnType::Varchar(18)),
-        ("SystemModstamp", "systemmodstamp", ColumnType::TimestampTz),
-        ("LastName", "lastname", ColumnType::Text),
-        ("AccountId", "accountid", ColumnType::Varchar(18)),
-    ]
-    .into_iter()
-    .map(|(field, column, column_type)| MirroredField {
-        field: field.into(),
-        column: column.into(),
-        column_type,
-        calculated: false,
-    })
-    .collect();
+    let fields = [
+        MirroredField::new("Id", ColumnType::Varchar(18)),
+        MirroredField::new("SystemModstamp", ColumnType::TimestampTz),
+        MirroredField::new("LastName", ColumnType::Text),
+        MirroredField::new("AccountId", ColumnType::Varchar(18)),
+    ];
     let account = "001000000000009AAA";
     let read = |id: &str, stamp: &str, name: &str| {
         map(json!({"Id": id, "SystemModstamp": stamp, "LastName": name, "AccountId": account}))
