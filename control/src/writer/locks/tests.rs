@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use sfpg_testkit::TestDatabase;
+use tokio_postgres::Client;
 
 use super::*;
 use crate::writer::WriteStrategy;
@@ -16,25 +17,30 @@ const C: &str = "001000000000003AAA";
 const STAMP: &str = "2024-03-01T12:00:00.000+0000";
 const LATER: &str = "2024-03-01T12:00:09.000+0000";
 
-#[tokio::test]
-async fn rows_held_locked_are_left_out_of_every_kind_of_write_without_waiting() {
-    let db = TestDatabase::create().await;
-    let mut client = mirror_table(&db).await;
+/// A mirror of A, B and C, and another session that holds A locked (`BEGIN; SELECT … FOR
+/// UPDATE`, until `ROLLBACK`).
+async fn a_held(db: &TestDatabase) -> (Client, Client) {
+    let mut client = mirror_table(db).await;
     let records = [
         record(A, STAMP, "a"),
         record(B, STAMP, "b"),
         record(C, STAMP, "c"),
     ];
     write(&mut client, &records, WriteStrategy::CopyMerge).await;
-    let mut holder = db.connect().await;
-    let held = holder.transaction().await.unwrap();
-    held.execute(
-        "SELECT * FROM acme.account WHERE sfid = $1 FOR UPDATE",
-        &[&A],
-    )
-    .await
-    .unwrap();
+    let holder = db.connect().await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT * FROM acme.account WHERE sfid = '{A}' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    (client, holder)
+}
 
+#[tokio::test]
+async fn rows_held_locked_are_left_out_of_every_kind_of_write_without_waiting() {
+    let db = TestDatabase::create().await;
+    let (mut client, holder) = a_held(&db).await;
     let plan = plan();
     let started = Instant::now();
     let transaction = begin(&mut client, Some(Duration::from_secs(5)))
@@ -85,18 +91,7 @@ async fn rows_held_locked_are_left_out_of_every_kind_of_write_without_waiting() 
         "a write waited for the lock: {:?}",
         started.elapsed()
     );
-
-    // Another session sees the lock as long as it is held, then not.
-    let owed = [A.to_owned(), B.to_owned()];
-    let locked = still_locked(&mut client, &plan, &owed, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(locked.into_iter().collect::<Vec<_>>(), [A]);
-    held.rollback().await.unwrap();
-    let locked = still_locked(&mut client, &plan, &owed, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(locked.is_empty());
+    holder.batch_execute("ROLLBACK").await.unwrap();
     let names: Vec<(String, String)> = client
         .query("SELECT sfid, name FROM acme.account ORDER BY sfid", &[])
         .await
@@ -111,6 +106,24 @@ async fn rows_held_locked_are_left_out_of_every_kind_of_write_without_waiting() 
             (B.to_owned(), "b2".to_owned())
         ]
     );
+}
+
+/// Another session sees the lock as long as it is held, then not.
+#[tokio::test]
+async fn a_look_at_the_locks_finds_them_while_they_are_held() {
+    let db = TestDatabase::create().await;
+    let (mut client, holder) = a_held(&db).await;
+    let plan = plan();
+    let owed = [A.to_owned(), B.to_owned()];
+    let locked = still_locked(&mut client, &plan, &owed, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(locked.into_iter().collect::<Vec<_>>(), [A]);
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let locked = still_locked(&mut client, &plan, &owed, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(locked.is_empty());
 }
 
 #[tokio::test]

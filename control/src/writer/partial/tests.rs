@@ -212,9 +212,11 @@ async fn the_write_back_keeps_the_version_guard() {
         MirroredField::new("LastName", ColumnType::Text),
         MirroredField::new("AccountId", ColumnType::Varchar(18)),
     ];
-    let account = "001000000000009AAA";
-    let read = |id: &str, stamp: &str, name: &str| {
-        map(json!({"Id": id, "SystemModstamp": stamp, "LastName": name, "AccountId": account}))
+    let read = |id: &str, name: &str| {
+        map(json!({
+            "Id": id, "SystemModstamp": "2024-03-01T12:00:05.000+0000", "LastName": name,
+            "AccountId": ACCOUNT,
+        }))
     };
     let mut rows = Vec::new();
     for (row_id, sfid, read_back) in [
@@ -222,81 +224,32 @@ async fn the_write_back_keeps_the_version_guard() {
         (
             1,
             "003000000000001AAA",
-            Some(read(
-                "003000000000001AAA",
-                "2024-03-01T12:00:05.000+0000",
-                "Stale",
-            )),
+            Some(read("003000000000001AAA", "Stale")),
         ),
         // Newer: written.
         (
             2,
             "003000000000002AAA",
-            Some(read(
-                "003000000000002AAA",
-                "2024-03-01T12:00:05.000+0000",
-                "Fresh",
-            )),
+            Some(read("003000000000002AAA", "Fresh")),
         ),
         // A create: the row has no stamp yet.
         (
             3,
             "003000000000003AAA",
-            Some(read(
-                "003000000000003AAA",
-                "2024-03-01T12:00:05.000+0000",
-                "Created",
-            )),
+            Some(read("003000000000003AAA", "Created")),
         ),
         // The read-back failed: the Id alone.
         (4, "003000000000004AAA", None),
     ] {
         let mut row = WriteBackRow::new(row_id);
         row.set("sfid", sfid);
-        row.set("accountid", account);
+        row.set("accountid", ACCOUNT);
         if let Some(record) = read_back {
             row.copy("Contact", &fields[1..], &record).unwrap();
         }
         rows.push(row);
     }
-    // A push's transaction: a captured change, its ticket, the write-back.
-    client
-        .batch_execute(
-            "BEGIN; SET LOCAL sfpg.origin = 'proxy';
-             UPDATE acme.contact SET lastname = lastname WHERE id = 0",
-        )
-        .await
-        .unwrap();
-    client
-        .batch_execute("UPDATE acme.contact SET lastname = 'Touched' WHERE id = 4")
-        .await
-        .unwrap();
-    let txid: String = client
-        .query_one(CURRENT_TXID_SQL, &[])
-        .await
-        .unwrap()
-        .get(0);
-    let ticket: String = db
-        .connect()
-        .await
-        .query_one(PUSH_TICKET_SQL, &[&txid])
-        .await
-        .unwrap()
-        .get(0);
-    client
-        .query_one(TAKE_PENDING_SQL, &[&ticket])
-        .await
-        .unwrap();
-    let written: i64 = client
-        .query_one(
-            WRITE_BACK_SQL,
-            &[&ticket, &"acme", &"contact", &write_back_rows(&rows)],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    client.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(written, 4);
+    assert_eq!(write_back_in_a_push(&db, &client, &rows).await, 4);
     let got: Vec<String> = client
         .query(
             "SELECT concat_ws(' ', id, sfid, lastname, coalesce(accountid, '-'),
@@ -318,4 +271,46 @@ async fn the_write_back_keeps_the_version_guard() {
             "4 003000000000004AAA Touched 001000000000009AAA -",
         ]
     );
+}
+
+/// The Id of the account the contacts' lookups resolve to.
+const ACCOUNT: &str = "001000000000009AAA";
+
+/// Writes `rows` back into `acme.contact` in a push's transaction, as the proxy does: a
+/// change captured (row 4 touched), its ticket minted on another connection of the owner,
+/// the changes taken, the write-back, COMMIT. Returns the rows written.
+async fn write_back_in_a_push(db: &TestDatabase, client: &Client, rows: &[WriteBackRow]) -> i64 {
+    client
+        .batch_execute(
+            "BEGIN; SET LOCAL sfpg.origin = 'proxy';
+             UPDATE acme.contact SET lastname = 'Touched' WHERE id = 4",
+        )
+        .await
+        .unwrap();
+    let txid: String = client
+        .query_one(CURRENT_TXID_SQL, &[])
+        .await
+        .unwrap()
+        .get(0);
+    let ticket: String = db
+        .connect()
+        .await
+        .query_one(PUSH_TICKET_SQL, &[&txid])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
+        .await
+        .unwrap();
+    let written: i64 = client
+        .query_one(
+            WRITE_BACK_SQL,
+            &[&ticket, &"acme", &"contact", &write_back_rows(rows)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client.batch_execute("COMMIT").await.unwrap();
+    written
 }

@@ -122,122 +122,130 @@ async fn a_backfill_page_is_copied_straight_in_and_falls_back_when_a_row_exists(
 async fn binary_copies_store_what_text_copies_store() {
     let db = TestDatabase::create().await;
     let client = db.connect().await;
-    let cases: &[(ColumnType, &[&str])] = &[
-        (
-            ColumnType::Varchar(40),
-            &["001000000000001AAA", "tab\there, back\\slash, é"],
-        ),
-        (ColumnType::Text, &["line\nbreak", "\u{1F600}"]),
-        (ColumnType::Boolean, &["true", "false"]),
-        (ColumnType::Integer, &["0", "-2147483648", "2147483647"]),
-        (ColumnType::BigInt, &["-9007199254740993", "42"]),
-        (
-            ColumnType::Numeric {
-                precision: 18,
-                scale: 2,
-            },
-            &[
-                "1.5E7",
-                "-12345.678",
-                "0.005",
-                "0",
-                "-0.00",
-                "9999999999999999.99",
-            ],
-        ),
-        (
-            ColumnType::NumericAny,
-            &[
-                "1.0E7",
-                "2.5e-3",
-                "123456789012345678.123456789",
-                "-0.0001",
-                "100000000",
-                "1E+3",
-            ],
-        ),
-        (
-            ColumnType::Date,
-            &[
-                "2000-01-01",
-                "1999-12-31",
-                "2024-02-29",
-                "0001-01-01",
-                "9999-12-31",
-            ],
-        ),
-        (
-            ColumnType::TimestampTz,
-            &[
-                "2024-05-01T12:34:56.000+0000",
-                "1970-01-01T00:00:00.000+0000",
-                "2024-05-01T12:34:56.123-0530",
-                "2024-05-01T12:34:56Z",
-                "1899-12-31T23:59:59.999+0100",
-            ],
-        ),
-        (
-            ColumnType::Time,
-            &["00:00:00.000Z", "13:05:07.250Z", "23:59:59.999Z"],
-        ),
-    ];
-    for (column_type, values) in cases {
-        client
-            .batch_execute(&format!(
-                "DROP TABLE IF EXISTS by_text, by_binary;
-                 CREATE TABLE by_text (n int, v {column_type});
-                 CREATE TABLE by_binary (n int, v {column_type});
-                 SET TIME ZONE 'UTC'"
-            ))
-            .await
-            .unwrap();
-        let numbers: Vec<String> = (0..values.len()).map(|n| n.to_string()).collect();
-        let rows = numbers
-            .iter()
-            .zip(values.iter())
-            .map(|(number, value)| [Some(number.as_str()), Some(*value)]);
-        let columns = Columns::from_rows(2, rows).unwrap();
-        let data = binary::encode(&[ColumnType::Integer, *column_type], &columns)
-            .unwrap_or_else(|| panic!("{column_type} values in Salesforce's layout encode"));
-        let sink = client
-            .copy_in("COPY by_binary (n, v) FROM STDIN (FORMAT binary)")
-            .await
-            .unwrap();
-        futures::pin_mut!(sink);
-        sink.send(Bytes::from(data)).await.unwrap();
-        sink.finish().await.unwrap();
-        let mut text = Vec::new();
-        for (number, value) in columns.column(0).zip(columns.column(1)) {
-            push_copy_text(&mut text, number);
-            text.push(b'\t');
-            push_copy_text(&mut text, value);
-            text.push(b'\n');
-        }
-        let sink = client
-            .copy_in("COPY by_text (n, v) FROM STDIN")
-            .await
-            .unwrap();
-        futures::pin_mut!(sink);
-        sink.send(Bytes::from(text)).await.unwrap();
-        sink.finish().await.unwrap();
-        let differing = client
-            .query(
-                "SELECT t.n, t.v::text, b.v::text FROM by_text t JOIN by_binary b USING (n)
-                 WHERE t.v IS DISTINCT FROM b.v OR t.v::text <> b.v::text",
-                &[],
-            )
-            .await
-            .unwrap();
-        let differing: Vec<(i32, String, String)> = differing
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect();
-        assert!(differing.is_empty(), "{column_type}: {differing:?}");
-        let count: i64 = client
-            .query_one("SELECT count(*) FROM by_binary", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(count, values.len() as i64);
+    for (column_type, values) in CASES {
+        binary_and_text_agree(&client, *column_type, values).await;
     }
+}
+
+/// Values of each column type, in the layouts Salesforce sends.
+const CASES: &[(ColumnType, &[&str])] = &[
+    (
+        ColumnType::Varchar(40),
+        &["001000000000001AAA", "tab\there, back\\slash, é"],
+    ),
+    (ColumnType::Text, &["line\nbreak", "\u{1F600}"]),
+    (ColumnType::Boolean, &["true", "false"]),
+    (ColumnType::Integer, &["0", "-2147483648", "2147483647"]),
+    (ColumnType::BigInt, &["-9007199254740993", "42"]),
+    (
+        ColumnType::Numeric {
+            precision: 18,
+            scale: 2,
+        },
+        &[
+            "1.5E7",
+            "-12345.678",
+            "0.005",
+            "0",
+            "-0.00",
+            "9999999999999999.99",
+        ],
+    ),
+    (
+        ColumnType::NumericAny,
+        &[
+            "1.0E7",
+            "2.5e-3",
+            "123456789012345678.123456789",
+            "-0.0001",
+            "100000000",
+            "1E+3",
+        ],
+    ),
+    (
+        ColumnType::Date,
+        &[
+            "2000-01-01",
+            "1999-12-31",
+            "2024-02-29",
+            "0001-01-01",
+            "9999-12-31",
+        ],
+    ),
+    (
+        ColumnType::TimestampTz,
+        &[
+            "2024-05-01T12:34:56.000+0000",
+            "1970-01-01T00:00:00.000+0000",
+            "2024-05-01T12:34:56.123-0530",
+            "2024-05-01T12:34:56Z",
+            "1899-12-31T23:59:59.999+0100",
+        ],
+    ),
+    (
+        ColumnType::Time,
+        &["00:00:00.000Z", "13:05:07.250Z", "23:59:59.999Z"],
+    ),
+];
+
+/// Copies `values` into a column of `column_type` once in binary, once as text, and checks
+/// that both tables hold the same.
+async fn binary_and_text_agree(client: &Client, column_type: ColumnType, values: &[&str]) {
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS by_text, by_binary;
+             CREATE TABLE by_text (n int, v {column_type});
+             CREATE TABLE by_binary (n int, v {column_type});
+             SET TIME ZONE 'UTC'"
+        ))
+        .await
+        .unwrap();
+    let numbers: Vec<String> = (0..values.len()).map(|n| n.to_string()).collect();
+    let rows = numbers
+        .iter()
+        .zip(values.iter())
+        .map(|(number, value)| [Some(number.as_str()), Some(*value)]);
+    let columns = Columns::from_rows(2, rows).unwrap();
+    let data = binary::encode(&[ColumnType::Integer, column_type], &columns)
+        .unwrap_or_else(|| panic!("{column_type} values in Salesforce's layout encode"));
+    let sink = client
+        .copy_in("COPY by_binary (n, v) FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(data)).await.unwrap();
+    sink.finish().await.unwrap();
+    let mut text = Vec::new();
+    for (number, value) in columns.column(0).zip(columns.column(1)) {
+        push_copy_text(&mut text, number);
+        text.push(b'\t');
+        push_copy_text(&mut text, value);
+        text.push(b'\n');
+    }
+    let sink = client
+        .copy_in("COPY by_text (n, v) FROM STDIN")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(text)).await.unwrap();
+    sink.finish().await.unwrap();
+    let differing = client
+        .query(
+            "SELECT t.n, t.v::text, b.v::text FROM by_text t JOIN by_binary b USING (n)
+             WHERE t.v IS DISTINCT FROM b.v OR t.v::text <> b.v::text",
+            &[],
+        )
+        .await
+        .unwrap();
+    let differing: Vec<(i32, String, String)> = differing
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert!(differing.is_empty(), "{column_type}: {differing:?}");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM by_binary", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, values.len() as i64);
 }

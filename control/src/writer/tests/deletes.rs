@@ -2,18 +2,20 @@
 
 use super::*;
 
+const IDS: [&str; 5] = [
+    "001000000000001AAA",
+    "001000000000002AAA",
+    "001000000000003AAA",
+    "001000000000004AAA",
+    "001000000000005AAA",
+];
+
 #[tokio::test]
 async fn deletes_by_id_and_by_absence_within_a_range() {
     let db = TestDatabase::create().await;
     let mut client = mirror_table(&db).await;
     let stamp = "2024-03-01T12:00:00.000+0000";
-    let ids = [
-        "001000000000001AAA",
-        "001000000000002AAA",
-        "001000000000003AAA",
-        "001000000000004AAA",
-        "001000000000005AAA",
-    ];
+    let ids = IDS;
     let records: Vec<Record> = ids.iter().map(|id| record(id, stamp, "x")).collect();
     write(&mut client, &records, WriteStrategy::Unnest).await;
     // A row the proxy created and has not pushed yet has a provisional sfid (the column's
@@ -47,16 +49,7 @@ async fn deletes_by_id_and_by_absence_within_a_range() {
         (2, vec![])
     );
     transaction.commit().await.unwrap();
-    let left: Vec<Option<String>> = client
-        .query(
-            "SELECT sfid FROM acme.account ORDER BY sfid NULLS LAST",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let left = sfids(&client).await;
     assert_eq!(
         left[..2],
         [Some(ids[2].to_owned()), Some(ids[4].to_owned())]
@@ -67,41 +60,71 @@ async fn deletes_by_id_and_by_absence_within_a_range() {
             .is_some_and(crate::mirror::is_provisional_sfid),
         "{left:?}"
     );
+}
 
-    // The last page has no upper bound; a row stamped after the page was asked for is
-    // spared (the proxy may have just created it).
-    write(
-        &mut client,
-        &[record(
-            "001000000000006AAA",
-            "2024-03-01T12:00:10.000+0000",
-            "new",
-        )],
-        WriteStrategy::Unnest,
-    )
-    .await;
+/// The last page of a reconciliation has no upper bound; a row stamped after the page was
+/// asked for is spared (the proxy may have just created it), as is a provisional sfid.
+#[tokio::test]
+async fn an_open_ended_range_spares_rows_newer_than_the_page() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_table(&db).await;
+    let mut records: Vec<Record> = IDS
+        .iter()
+        .map(|id| record(id, "2024-03-01T12:00:00.000+0000", "x"))
+        .collect();
+    records.push(record(
+        "001000000000006AAA",
+        "2024-03-01T12:00:10.000+0000",
+        "new",
+    ));
+    write(&mut client, &records, WriteStrategy::Unnest).await;
+    client
+        .batch_execute("INSERT INTO acme.account (name) VALUES ('pending')")
+        .await
+        .unwrap();
     let asked_at = "2024-03-01T12:00:05Z".parse().unwrap();
     let transaction = begin(&mut client, Some(Duration::from_secs(2)))
         .await
         .unwrap();
     let open_ended = IdRange {
-        after: Some(ids[2]),
+        after: Some(IDS[2]),
         upto: None,
     };
     assert_eq!(
-        delete_absent(&transaction, &plan, open_ended, &[], asked_at)
+        delete_absent(&transaction, &plan(), open_ended, &[], asked_at)
             .await
             .unwrap(),
-        (1, vec![])
+        (2, vec![])
     );
     transaction.commit().await.unwrap();
-    let left: i64 = client
-        .query_one(
-            "SELECT count(*) FROM acme.account WHERE sfid NOT LIKE '~%'",
+    let left = sfids(&client).await;
+    assert_eq!(
+        left[..4],
+        [
+            Some(IDS[0].to_owned()),
+            Some(IDS[1].to_owned()),
+            Some(IDS[2].to_owned()),
+            Some("001000000000006AAA".to_owned())
+        ]
+    );
+    assert!(
+        left[4]
+            .as_deref()
+            .is_some_and(crate::mirror::is_provisional_sfid),
+        "{left:?}"
+    );
+}
+
+/// The table's sfids, provisional ones last.
+async fn sfids(client: &Client) -> Vec<Option<String>> {
+    client
+        .query(
+            "SELECT sfid FROM acme.account ORDER BY sfid NULLS LAST",
             &[],
         )
         .await
         .unwrap()
-        .get(0);
-    assert_eq!(left, 2);
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
