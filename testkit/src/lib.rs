@@ -14,12 +14,10 @@
 //! # }
 //! ```
 
-mod binaries;
 mod cluster;
 mod database;
 pub mod stats;
 mod stoppable;
-mod users;
 
 pub use cluster::{Server, server};
 pub use database::TestDatabase;
