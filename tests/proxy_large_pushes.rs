@@ -6,9 +6,7 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
-use proxy_support::World;
+use sfpg_testkit::world::World;
 
 /// Inserts `count` invoices in one transaction through the proxy and checks the mirror
 /// against the org at once, without a sync turn in between.

@@ -5,12 +5,10 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
 use std::time::{Duration, Instant};
 
-use proxy_support::{World, map};
 use serde_json::json;
+use sfpg_testkit::world::{World, map};
 
 #[tokio::test]
 async fn a_row_a_client_keeps_locked_delays_only_its_own_record() {

@@ -6,9 +6,7 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
-use proxy_support::{SCHEMA, World};
+use sfpg_testkit::world::{SCHEMA, World};
 use tokio_postgres::error::SqlState;
 
 /// A login role with DML rights on the mirrored Account table and nothing else of sfpg's
