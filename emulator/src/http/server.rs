@@ -154,6 +154,9 @@ fn bind(listen: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), Emula
     Ok((listener, local_addr))
 }
 
+/// The server's task, and its certificate (PEM and path) when it serves HTTPS.
+type Serving = (JoinHandle<std::io::Result<()>>, Option<(String, PathBuf)>);
+
 /// Serves `make_service` on `listener` in the background, over TLS with a self-signed
 /// certificate for `host` (written where the config says) when the transport is HTTPS;
 /// returns the task and the certificate (PEM and path).
@@ -164,7 +167,7 @@ fn serve(
     host: &str,
     make_service: MakeEmulatorService,
     handle: &Handle<SocketAddr>,
-) -> Result<(JoinHandle<std::io::Result<()>>, Option<(String, PathBuf)>), EmulatorError> {
+) -> Result<Serving, EmulatorError> {
     let bind_error = |source| EmulatorError::Bind {
         addr: listen,
         source,
