@@ -12,16 +12,7 @@ use sfpg_testkit::world::World;
 /// against the org at once, without a sync turn in between.
 async fn insert_invoices_in_one_transaction(world: &World, count: usize) {
     let client = world.client().await;
-    let account: String = world
-        .direct()
-        .await
-        .query_one(
-            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let account = world.account_sfids(1).await.remove(0);
     let before = world.org_count("Invoice__c");
     client.batch_execute("BEGIN").await.unwrap();
     client

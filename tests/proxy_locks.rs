@@ -13,17 +13,7 @@ use sfpg_testkit::world::{World, map};
 #[tokio::test]
 async fn a_row_a_client_keeps_locked_delays_only_its_own_record() {
     let world = World::start(&["Account"], 20).await;
-    let direct = world.direct().await;
-    let ids: Vec<String> = direct
-        .query(
-            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 2",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let ids = world.account_sfids(2).await;
     let (locked, other) = (&ids[0], &ids[1]);
     let client = world.client().await;
     client.batch_execute("BEGIN").await.unwrap();

@@ -12,7 +12,7 @@ use sfpg_emulator::http::{EmulatorConfig, OrgSource, RunningEmulator};
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::binary::Sfpg;
 use sfpg_testkit::process::{TestProcess, eventually};
-use sfpg_testkit::world::{ORG, register_org};
+use sfpg_testkit::world::{ORG, account_sfids, register_org, wait_all_live};
 
 const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info");
 
@@ -89,16 +89,7 @@ async fn run_syncs_proxies_and_stops_gracefully_on_sigterm() {
     let direct = db.connect().await;
     wait_live(&direct).await;
 
-    let ids: Vec<String> = direct
-        .query(
-            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 2",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let ids = account_sfids(&direct, 2).await;
     let (first, second) = (&ids[0], &ids[1]);
 
     // An autocommit write through the proxy reaches the org, then the mirror.
@@ -143,18 +134,7 @@ async fn run_syncs_proxies_and_stops_gracefully_on_sigterm() {
 
 /// Waits until every object of the org is live.
 async fn wait_live(direct: &tokio_postgres::Client) {
-    eventually("every object live", Duration::from_secs(120), || async {
-        let not_live: i64 = direct
-            .query_one(
-                "SELECT count(*) FILTER (WHERE phase <> 'live') FROM sfpg.objects WHERE org_name = $1",
-                &[&ORG],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        not_live == 0
-    })
-    .await;
+    wait_all_live(direct, Duration::from_secs(120)).await;
 }
 
 /// Waits until the sync has mirrored the account `sfid`.
@@ -200,14 +180,7 @@ async fn a_rotating_refresh_token_outlives_sessions_and_restarts() {
     let direct = db.connect().await;
     let (mut child, addr) = start_run(&db);
     wait_live(&direct).await;
-    let first: String = direct
-        .query_one(
-            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let first = account_sfids(&direct, 1).await.remove(0);
     // The proxy logs in for its first push, with the token the sync's login left.
     let writer = db.connect_via(addr).await;
     set_city(&writer, &first, "Braga").await;

@@ -10,8 +10,8 @@ use serde_json::json;
 use sfpg_emulator::http::{EmulatorConfig, OrgSource};
 use sfpg_testkit::StoppableServer;
 use sfpg_testkit::binary::Sfpg;
-use sfpg_testkit::process::eventually;
-use sfpg_testkit::world::register_org_in;
+use sfpg_testkit::process::{TestProcess, eventually};
+use sfpg_testkit::world::{account_sfids, register_org_in, wait_all_live};
 
 const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info");
 
@@ -39,44 +39,16 @@ async fn mirror_city(url: &str, sfid: &str) -> Option<String> {
         .and_then(|row| row.get(0))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_waits_out_a_stopped_database_quietly_and_resumes_when_it_is_back() {
-    let emulator = sfpg_emulator::http::start(EmulatorConfig {
-        org: OrgSource::Generated {
-            records: 60,
-            seed: 3,
-        },
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let database = StoppableServer::start();
-    let url = database.server().url("postgres");
-    register_org_in(&mut connect(&url).await, &emulator, &["Account"]).await;
-    let run = SFPG.start(&url, &["run", "--listen", "127.0.0.1:0", "--no-progress"]);
-    let control = connect(&url).await;
-    eventually("the backfill", Duration::from_secs(60), async || {
-        control
-            .query_one("SELECT bool_and(phase = 'live') FROM sfpg.objects", &[])
-            .await
-            .unwrap()
-            .get::<_, Option<bool>>(0)
-            .unwrap_or(false)
-    })
-    .await;
-    let sfid: String = control
-        .query_one(
-            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    drop(control);
+/// Waits for the backfill of the database at `url`; returns the first Account's sfid.
+async fn first_account_once_live(url: &str) -> String {
+    let control = connect(url).await;
+    wait_all_live(&control, Duration::from_secs(60)).await;
+    account_sfids(&control, 1).await.remove(0)
+}
 
-    // The database goes away, and stays away for a while.
-    let outage_starts = run.log_len();
-    database.stop();
+/// Asserts that `run`, whose database is gone since its log line `outage_starts`, waits
+/// quietly: little CPU over five seconds, and a few log lines, not one per attempt.
+async fn assert_quiet_while_away(run: &TestProcess, outage_starts: usize) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu_before = run.cpu_time();
     let measured_from = Instant::now();
@@ -99,6 +71,29 @@ async fn run_waits_out_a_stopped_database_quietly_and_resumes_when_it_is_back() 
         outage_log.len(),
         outage_log.join("\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_waits_out_a_stopped_database_quietly_and_resumes_when_it_is_back() {
+    let emulator = sfpg_emulator::http::start(EmulatorConfig {
+        org: OrgSource::Generated {
+            records: 60,
+            seed: 3,
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let database = StoppableServer::start();
+    let url = database.server().url("postgres");
+    register_org_in(&mut connect(&url).await, &emulator, &["Account"]).await;
+    let run = SFPG.start(&url, &["run", "--listen", "127.0.0.1:0", "--no-progress"]);
+    let sfid = first_account_once_live(&url).await;
+
+    // The database goes away, and stays away for a while.
+    let outage_starts = run.log_len();
+    database.stop();
+    assert_quiet_while_away(&run, outage_starts).await;
 
     // Back again: a change made in Salesforce meanwhile reaches the mirror.
     emulator

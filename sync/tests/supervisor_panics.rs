@@ -33,6 +33,16 @@ impl Write for Captured {
 }
 
 impl Captured {
+    /// Makes this the log of the current thread, until the guard drops.
+    fn subscribe(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
     fn lines(&self) -> Vec<String> {
         String::from_utf8_lossy(&self.0.lock().unwrap())
             .lines()
@@ -45,12 +55,7 @@ impl Captured {
 #[tokio::test(flavor = "current_thread")]
 async fn a_panicking_org_task_is_logged_recorded_and_restarted() {
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = captured.subscribe();
 
     let emulator = sfpg_emulator::http::start(world::generated(40, 7))
         .await
@@ -65,15 +70,7 @@ async fn a_panicking_org_task_is_logged_recorded_and_restarted() {
         quiet_settings(),
     );
     let running = tokio::spawn(supervisor.run(shutdown.clone()));
-    eventually("the backfill", Duration::from_secs(60), async || {
-        control
-            .query_one("SELECT bool_and(phase = 'live') FROM sfpg.objects", &[])
-            .await
-            .unwrap()
-            .get::<_, Option<bool>>(0)
-            .unwrap_or(false)
-    })
-    .await;
+    world::wait_all_live(&control, Duration::from_secs(60)).await;
 
     sfpg_sync::failpoints::panic_in_next_turns(ORG, 1);
     eventually(

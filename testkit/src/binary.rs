@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME};
+
 use crate::TestDatabase;
 use crate::process::{self, TestProcess};
 use crate::world::MASTER_KEY_BASE64;
@@ -102,6 +104,24 @@ pub fn spawn_listening(command: Command) -> (TestProcess, SocketAddr) {
     let mut process = spawn(command);
     let addr = process.listening_addr(LISTENING_WITHIN);
     (process, addr)
+}
+
+/// `org add NAME` with the emulator's connected app and user (the password flow), the
+/// user's password being `password`; the URL and any other flags follow.
+pub fn add_with_password<'a>(name: &'a str, password: &'a str) -> Vec<&'a str> {
+    vec![
+        "org",
+        "add",
+        name,
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--client-secret",
+        DEFAULT_CLIENT_SECRET,
+        "--username",
+        DEFAULT_USERNAME,
+        "--password",
+        password,
+    ]
 }
 
 /// What a finished command printed: its standard output, then its standard error.

@@ -8,9 +8,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use sfpg_emulator::http::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME,
-};
+use sfpg_emulator::http::{DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::binary::Sfpg;
 
@@ -52,19 +50,7 @@ pub async fn org_count(db: &TestDatabase) -> i64 {
 
 /// `org add NAME` with the emulator's password-flow credentials and `extra` flags.
 pub fn add<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "org",
-        "add",
-        name,
-        "--client-id",
-        DEFAULT_CLIENT_ID,
-        "--client-secret",
-        DEFAULT_CLIENT_SECRET,
-        "--username",
-        DEFAULT_USERNAME,
-        "--password",
-        DEFAULT_PASSWORD,
-    ];
+    let mut args = sfpg_testkit::binary::add_with_password(name, DEFAULT_PASSWORD);
     args.extend_from_slice(extra);
     args
 }

@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use sfpg_emulator::http::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME, LoggedRequest, RunningEmulator,
-};
+use sfpg_emulator::http::{LoggedRequest, RunningEmulator};
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::process::eventually_some;
 
@@ -48,24 +46,15 @@ impl Orgs {
         };
         add_org(db, "alpha", &orgs.alpha, "5", "1s").await;
         add_org(db, "beta", &orgs.beta, "5", "1s").await;
-        let gamma = [
-            "org",
-            "add",
-            "gamma",
+        let mut gamma = sfpg_testkit::binary::add_with_password("gamma", "an-old-password");
+        let url = orgs.gamma.instance_url();
+        gamma.extend([
             "--instance-url",
-            orgs.gamma.instance_url(),
-            "--client-id",
-            DEFAULT_CLIENT_ID,
-            "--client-secret",
-            DEFAULT_CLIENT_SECRET,
-            "--username",
-            DEFAULT_USERNAME,
-            "--password",
-            "an-old-password",
+            url,
             "--objects",
             "Account,Contact",
             "--no-verify",
-        ];
+        ]);
         run(db, &gamma).await;
         add_org(db, "delta", &orgs.delta, "5", "1s").await;
         let (_, allocation) = orgs.delta.api_usage();

@@ -157,19 +157,7 @@ async fn two_sync_processes_share_the_orgs_and_one_takes_over_when_the_other_die
     // Let both run a while.
     tokio::time::sleep(Duration::from_secs(3)).await;
     eprintln!("held: {held:?} (first {}, second {})", pids[0], pids[1]);
-    assert!(
-        held.values().flatten().all(|pid| pids.contains(pid)),
-        "{held:?} vs {pids:?}"
-    );
-    for (name, emulator) in NAMES.iter().zip(&emulators) {
-        assert_eq!(
-            logins(emulator) - 1,
-            1,
-            "{name}: one process logged in, once"
-        );
-    }
-    let locks = lock_holders(&client).await;
-    assert!(locks.values().all(|n| *n == 1), "{locks:?}");
+    assert_each_held_once(&client, &held, pids, &emulators).await;
 
     // Kill the process that holds the most orgs.
     let (victim, moved, survivor) = kill_the_busier(processes, &held);
@@ -217,6 +205,29 @@ async fn two_sync_processes_share_the_orgs_and_one_takes_over_when_the_other_die
         doubled.is_empty(),
         "an org's lock was held twice: {doubled:?}"
     );
+}
+
+/// Asserts that every org is held by one of the two processes (`pids`), that one process
+/// logged in to each, once, and that one session holds each org's lock.
+async fn assert_each_held_once(
+    client: &tokio_postgres::Client,
+    held: &HashMap<String, Option<u32>>,
+    pids: [u32; 2],
+    emulators: &[RunningEmulator],
+) {
+    assert!(
+        held.values().flatten().all(|pid| pids.contains(pid)),
+        "{held:?} vs {pids:?}"
+    );
+    for (name, emulator) in NAMES.iter().zip(emulators) {
+        assert_eq!(
+            logins(emulator) - 1,
+            1,
+            "{name}: one process logged in, once"
+        );
+    }
+    let locks = lock_holders(client).await;
+    assert!(locks.values().all(|n| *n == 1), "{locks:?}");
 }
 
 /// Kills (SIGKILL) the process that holds the most orgs; returns its pid, the orgs it

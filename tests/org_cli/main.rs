@@ -12,7 +12,6 @@ mod status;
 
 use std::process::Output;
 
-use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME};
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::binary::Sfpg;
 pub use sfpg_testkit::binary::text;
@@ -35,21 +34,7 @@ fn words(line: &str) -> Vec<&str> {
 }
 
 fn add_args<'a>(login_url: &'a str, password: &'a str) -> Vec<&'a str> {
-    vec![
-        "org",
-        "add",
-        "emu",
-        "--login-url",
-        login_url,
-        "--client-id",
-        DEFAULT_CLIENT_ID,
-        "--client-secret",
-        DEFAULT_CLIENT_SECRET,
-        "--username",
-        DEFAULT_USERNAME,
-        "--password",
-        password,
-        "--objects",
-        "Account,Invoice__c",
-    ]
+    let mut args = sfpg_testkit::binary::add_with_password("emu", password);
+    args.extend(["--login-url", login_url, "--objects", "Account,Invoice__c"]);
+    args
 }

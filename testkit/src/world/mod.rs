@@ -67,6 +67,34 @@ pub fn map(value: Value) -> Map<String, Value> {
     }
 }
 
+/// The sfids of the first `n` mirrored Accounts in [`SCHEMA`], in sfid order.
+pub async fn account_sfids(client: &tokio_postgres::Client, n: i64) -> Vec<String> {
+    client
+        .query(
+            &format!("SELECT sfid FROM {SCHEMA}.account ORDER BY sfid LIMIT $1"),
+            &[&n],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Waits until every object of every org in `client`'s database is live; panics after
+/// `within`.
+pub async fn wait_all_live(client: &tokio_postgres::Client, within: Duration) {
+    crate::process::eventually("every object live", within, async || {
+        client
+            .query_one("SELECT bool_and(phase = 'live') FROM sfpg.objects", &[])
+            .await
+            .unwrap()
+            .get::<_, Option<bool>>(0)
+            .unwrap_or(false)
+    })
+    .await;
+}
+
 /// The SOQL of a logged query request, decoded.
 pub fn soql_of(request: &sfpg_emulator::http::LoggedRequest) -> Option<String> {
     let query = request.query.as_deref()?;
@@ -180,6 +208,11 @@ impl World {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect()
+    }
+
+    /// The sfids of the first `n` mirrored Accounts, in sfid order.
+    pub async fn account_sfids(&self, n: i64) -> Vec<String> {
+        account_sfids(&self.direct().await, n).await
     }
 
     /// Runs `turns` turns of the real sync over the org's live objects: each polls an object
