@@ -1,10 +1,8 @@
-//! "Does the mirror equal the org?", asked once and used by every scenario: the org's live
-//! records, read from the emulator directly (uncounted, unlogged), against the mirror table,
-//! over the fields the sync mirrors. The org's JSON is turned into rows by PostgreSQL itself
+//! "Does the mirror equal the org?", asked once and used by every scenario of the sync's,
+//! the proxy's and the binary's tests: the org's live records, read from the emulator
+//! directly (uncounted, unlogged), against the mirror table, over the fields the sync
+//! mirrors. The org's JSON is turned into rows by PostgreSQL itself
 //! (`json_populate_recordset`), independently of the sync's own writer.
-//!
-//! Shared with the workspace's end-to-end tests (`tests/sync_*.rs`), so it depends only on
-//! the emulator, `serde_json` and `tokio-postgres`.
 
 use serde_json::{Map, Value};
 use sfpg_emulator::http::RunningEmulator;
@@ -96,4 +94,23 @@ pub async fn mirror_diff(
         .iter()
         .map(|r| r.get(0))
         .collect()
+}
+
+/// Asserts that the mirror of `org` in `client`'s database holds exactly the org's live
+/// records of each of `objects`.
+pub async fn assert_mirror_equals_org(
+    emulator: &RunningEmulator,
+    client: &tokio_postgres::Client,
+    org: &str,
+    objects: &[&str],
+) {
+    for object in objects {
+        let diff = mirror_diff(emulator, client, org, object).await;
+        assert!(
+            diff.is_empty(),
+            "{org}.{object}: the mirror differs from the org ({} differences):\n{}",
+            diff.len(),
+            diff.join("\n")
+        );
+    }
 }

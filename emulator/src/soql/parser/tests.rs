@@ -234,185 +234,188 @@ fn order_by_limit_offset() {
     assert_eq!((q.limit, q.offset), (Some(10), Some(20)));
 }
 
+/// Queries Salesforce refuses as malformed: the reason, and the row and column its caret points at.
+const SYNTAX_ERRORS: &[(&str, &str, usize, usize)] = &[
+    ("SELECT Id, FROM Bar__c", "unexpected token: 'FROM'", 1, 12),
+    (
+        "SELECT Id FROM Bar__c WHERE",
+        "unexpected token: '<EOF>'",
+        1,
+        28,
+    ),
+    (
+        "SELECT Id FROM Account WHERE ",
+        "unexpected token: '<EOF>'",
+        1,
+        30,
+    ),
+    ("SELECT FROM Account", "unexpected token: 'FROM'", 1, 8),
+    ("Id FROM Account", "unexpected token: 'Id'", 1, 1),
+    ("", "unexpected token: '<EOF>'", 1, 1),
+    ("SELECT Id FROM", "unexpected token: '<EOF>'", 1, 15),
+    ("SELECT Id Account", "unexpected token: 'Account'", 1, 11),
+    (
+        "SELECT Id FROM Account WHERE Name",
+        "unexpected token: '<EOF>'",
+        1,
+        34,
+    ),
+    (
+        "SELECT Id FROM Account WHERE Name = ",
+        "unexpected token: '<EOF>'",
+        1,
+        37,
+    ),
+    (
+        "SELECT Id FROM Account WHERE Name == 'x'",
+        "unexpected token: '='",
+        1,
+        36,
+    ),
+    (
+        "SELECT Id FROM Account WHERE Name = bogus",
+        "unexpected token: 'bogus'",
+        1,
+        37,
+    ),
+    (
+        "SELECT Id FROM Account WHERE A = 1 AND B = 2 OR C = 3",
+        "unexpected token: 'OR'",
+        1,
+        46,
+    ),
+    (
+        "SELECT Id FROM Account WHERE A = 1 OR B = 2 AND C = 3",
+        "unexpected token: 'AND'",
+        1,
+        45,
+    ),
+    (
+        "SELECT Id FROM Account WHERE (A = 1",
+        "unexpected token: '<EOF>'",
+        1,
+        36,
+    ),
+    (
+        "SELECT Id FROM Account WHERE A IN ()",
+        "unexpected token: ')'",
+        1,
+        36,
+    ),
+    (
+        "SELECT Id FROM Account WHERE A IN 'x'",
+        "unexpected token: ''x''",
+        1,
+        35,
+    ),
+    (
+        "SELECT Id FROM Account LIMIT",
+        "unexpected token: '<EOF>'",
+        1,
+        29,
+    ),
+    (
+        "SELECT Id FROM Account LIMIT -1",
+        "unexpected token: '-1'",
+        1,
+        30,
+    ),
+    (
+        "SELECT Id FROM Account LIMIT 1.5",
+        "unexpected token: '1.5'",
+        1,
+        30,
+    ),
+    (
+        "SELECT Id FROM Account ORDER Name",
+        "unexpected token: 'Name'",
+        1,
+        30,
+    ),
+    (
+        "SELECT Id FROM Account ORDER BY Name NULLS",
+        "unexpected token: '<EOF>'",
+        1,
+        43,
+    ),
+    (
+        "SELECT Id FROM Account LIMIT 5 LIMIT 5",
+        "unexpected token: 'LIMIT'",
+        1,
+        32,
+    ),
+    (
+        "SELECT Id FROM Account OFFSET 5 LIMIT 5",
+        "unexpected token: 'LIMIT'",
+        1,
+        33,
+    ),
+    (
+        "SELECT COUNT(Id) FROM Account",
+        "unexpected token: 'Id'",
+        1,
+        14,
+    ),
+    (
+        "SELECT COUNT(), Id FROM Account",
+        "unexpected token: ','",
+        1,
+        15,
+    ),
+    (
+        "SELECT Id, COUNT() FROM Account",
+        "unexpected token: 'COUNT'",
+        1,
+        12,
+    ),
+    (
+        "SELECT toLabel(Status) FROM Lead",
+        "unexpected token: '('",
+        1,
+        15,
+    ),
+    (
+        "SELECT Id FROM Account GROUP BY Name",
+        "unexpected token: 'GROUP'",
+        1,
+        24,
+    ),
+    (
+        "SELECT Id FROM Account WHERE Date__c = LAST_N_DAYS",
+        "unexpected token: '<EOF>'",
+        1,
+        51,
+    ),
+    (
+        "SELECT Id FROM Account WHERE Date__c = LAST_N_DAYS:x",
+        "unexpected token: 'x'",
+        1,
+        52,
+    ),
+    (
+        "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact)",
+        "unexpected token: 'SELECT'",
+        1,
+        37,
+    ),
+    (
+        "SELECT Id\nFROM Account\nWHERE Name = = 'x'",
+        "unexpected token: '='",
+        3,
+        14,
+    ),
+    (
+        "SELECT Account. FROM Contact",
+        "unexpected token: 'FROM'",
+        1,
+        17,
+    ),
+];
+
 /// Syntax errors: (query, reason, row, column).
 #[test]
 fn syntax_errors_point_where_salesforce_points() {
-    let cases: &[(&str, &str, usize, usize)] = &[
-        ("SELECT Id, FROM Bar__c", "unexpected token: 'FROM'", 1, 12),
-        (
-            "SELECT Id FROM Bar__c WHERE",
-            "unexpected token: '<EOF>'",
-            1,
-            28,
-        ),
-        (
-            "SELECT Id FROM Account WHERE ",
-            "unexpected token: '<EOF>'",
-            1,
-            30,
-        ),
-        ("SELECT FROM Account", "unexpected token: 'FROM'", 1, 8),
-        ("Id FROM Account", "unexpected token: 'Id'", 1, 1),
-        ("", "unexpected token: '<EOF>'", 1, 1),
-        ("SELECT Id FROM", "unexpected token: '<EOF>'", 1, 15),
-        ("SELECT Id Account", "unexpected token: 'Account'", 1, 11),
-        (
-            "SELECT Id FROM Account WHERE Name",
-            "unexpected token: '<EOF>'",
-            1,
-            34,
-        ),
-        (
-            "SELECT Id FROM Account WHERE Name = ",
-            "unexpected token: '<EOF>'",
-            1,
-            37,
-        ),
-        (
-            "SELECT Id FROM Account WHERE Name == 'x'",
-            "unexpected token: '='",
-            1,
-            36,
-        ),
-        (
-            "SELECT Id FROM Account WHERE Name = bogus",
-            "unexpected token: 'bogus'",
-            1,
-            37,
-        ),
-        (
-            "SELECT Id FROM Account WHERE A = 1 AND B = 2 OR C = 3",
-            "unexpected token: 'OR'",
-            1,
-            46,
-        ),
-        (
-            "SELECT Id FROM Account WHERE A = 1 OR B = 2 AND C = 3",
-            "unexpected token: 'AND'",
-            1,
-            45,
-        ),
-        (
-            "SELECT Id FROM Account WHERE (A = 1",
-            "unexpected token: '<EOF>'",
-            1,
-            36,
-        ),
-        (
-            "SELECT Id FROM Account WHERE A IN ()",
-            "unexpected token: ')'",
-            1,
-            36,
-        ),
-        (
-            "SELECT Id FROM Account WHERE A IN 'x'",
-            "unexpected token: ''x''",
-            1,
-            35,
-        ),
-        (
-            "SELECT Id FROM Account LIMIT",
-            "unexpected token: '<EOF>'",
-            1,
-            29,
-        ),
-        (
-            "SELECT Id FROM Account LIMIT -1",
-            "unexpected token: '-1'",
-            1,
-            30,
-        ),
-        (
-            "SELECT Id FROM Account LIMIT 1.5",
-            "unexpected token: '1.5'",
-            1,
-            30,
-        ),
-        (
-            "SELECT Id FROM Account ORDER Name",
-            "unexpected token: 'Name'",
-            1,
-            30,
-        ),
-        (
-            "SELECT Id FROM Account ORDER BY Name NULLS",
-            "unexpected token: '<EOF>'",
-            1,
-            43,
-        ),
-        (
-            "SELECT Id FROM Account LIMIT 5 LIMIT 5",
-            "unexpected token: 'LIMIT'",
-            1,
-            32,
-        ),
-        (
-            "SELECT Id FROM Account OFFSET 5 LIMIT 5",
-            "unexpected token: 'LIMIT'",
-            1,
-            33,
-        ),
-        (
-            "SELECT COUNT(Id) FROM Account",
-            "unexpected token: 'Id'",
-            1,
-            14,
-        ),
-        (
-            "SELECT COUNT(), Id FROM Account",
-            "unexpected token: ','",
-            1,
-            15,
-        ),
-        (
-            "SELECT Id, COUNT() FROM Account",
-            "unexpected token: 'COUNT'",
-            1,
-            12,
-        ),
-        (
-            "SELECT toLabel(Status) FROM Lead",
-            "unexpected token: '('",
-            1,
-            15,
-        ),
-        (
-            "SELECT Id FROM Account GROUP BY Name",
-            "unexpected token: 'GROUP'",
-            1,
-            24,
-        ),
-        (
-            "SELECT Id FROM Account WHERE Date__c = LAST_N_DAYS",
-            "unexpected token: '<EOF>'",
-            1,
-            51,
-        ),
-        (
-            "SELECT Id FROM Account WHERE Date__c = LAST_N_DAYS:x",
-            "unexpected token: 'x'",
-            1,
-            52,
-        ),
-        (
-            "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact)",
-            "unexpected token: 'SELECT'",
-            1,
-            37,
-        ),
-        (
-            "SELECT Id\nFROM Account\nWHERE Name = = 'x'",
-            "unexpected token: '='",
-            3,
-            14,
-        ),
-        (
-            "SELECT Account. FROM Contact",
-            "unexpected token: 'FROM'",
-            1,
-            17,
-        ),
-    ];
+    let cases = SYNTAX_ERRORS;
     for (query, reason, row, column) in cases {
         let e = parse(query).unwrap_err();
         assert_eq!(e.error_code, ErrorCode::MalformedQuery, "{query}");
