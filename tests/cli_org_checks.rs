@@ -33,60 +33,63 @@ async fn emulator() -> RunningEmulator {
     .unwrap()
 }
 
+/// `org add` flags the org at hand refuses: what the case is, the flags, and what the
+/// refusal must say.
+const REFUSED_FLAGS: &[(&str, &[&str], &[&str])] = &[
+    (
+        "a version from the future",
+        &["--api-version", "99.0"],
+        &["API version 99.0", "31.0", "62.0"],
+    ),
+    (
+        "a retired version",
+        &["--api-version", "30.0"],
+        &["API version 30.0", "31.0", "62.0"],
+    ),
+    (
+        "a misspelt object",
+        &["--objects", "Account,Invoce__c"],
+        &[
+            "Invoce__c is not an object of org emu",
+            "closest",
+            "Invoice__c",
+        ],
+    ),
+    (
+        "an object the org lacks",
+        &["--objects", "NoSuch__c"],
+        &["NoSuch__c is not an object of org emu", "closest"],
+    ),
+    (
+        "an object that cannot be mirrored",
+        &["--objects", "Log__c"],
+        &["Log__c", "not replicateable"],
+    ),
+    (
+        "only commas",
+        &["--objects", ",,,"],
+        &["--objects", "empty"],
+    ),
+    (
+        "an empty item",
+        &["--objects", "Account,,Contact"],
+        &["--objects", "empty"],
+    ),
+    (
+        "not an API name",
+        &["--objects", "Lead; DROP TABLE x"],
+        &["\"Lead; DROP TABLE x\" is not an object API name"],
+    ),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn org_add_refuses_an_api_version_or_objects_the_org_does_not_have() {
     let emulator = emulator().await;
     let db = TestDatabase::create().await;
     let url = emulator.login_url();
-    let cases: Vec<(&str, Vec<&str>, &[&str])> = vec![
-        (
-            "a version from the future",
-            vec!["--api-version", "99.0"],
-            &["API version 99.0", "31.0", "62.0"],
-        ),
-        (
-            "a retired version",
-            vec!["--api-version", "30.0"],
-            &["API version 30.0", "31.0", "62.0"],
-        ),
-        (
-            "a misspelt object",
-            vec!["--objects", "Account,Invoce__c"],
-            &[
-                "Invoce__c is not an object of org emu",
-                "closest",
-                "Invoice__c",
-            ],
-        ),
-        (
-            "an object the org lacks",
-            vec!["--objects", "NoSuch__c"],
-            &["NoSuch__c is not an object of org emu", "closest"],
-        ),
-        (
-            "an object that cannot be mirrored",
-            vec!["--objects", "Log__c"],
-            &["Log__c", "not replicateable"],
-        ),
-        (
-            "only commas",
-            vec!["--objects", ",,,"],
-            &["--objects", "empty"],
-        ),
-        (
-            "an empty item",
-            vec!["--objects", "Account,,Contact"],
-            &["--objects", "empty"],
-        ),
-        (
-            "not an API name",
-            vec!["--objects", "Lead; DROP TABLE x"],
-            &["\"Lead; DROP TABLE x\" is not an object API name"],
-        ),
-    ];
-    for (case, flags, expected) in cases {
+    for (case, flags, expected) in REFUSED_FLAGS {
         let mut args = add("emu", &["--login-url", url]);
-        args.extend_from_slice(&flags);
+        args.extend_from_slice(flags);
         let output = sfpg(&db, &args).await;
         assert_refused(&output, case, expected);
     }

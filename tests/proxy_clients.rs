@@ -10,13 +10,11 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use proxy_support::World;
 use serde_json::{Value, json};
+use sfpg_testkit::world::World;
 
 fn clients() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
@@ -64,7 +62,7 @@ fn proxy_url(world: &World) -> String {
         "postgresql://{}:{}@127.0.0.1:{}/{}",
         server.user(),
         server.password().unwrap_or(""),
-        world.proxy.port(),
+        world.proxy().port(),
         world.db.name()
     )
 }
@@ -108,7 +106,7 @@ async fn psycopg_with_the_sqlalchemy_orm() {
         "postgresql+psycopg://{}:{}@127.0.0.1:{}/{}",
         server.user(),
         server.password().unwrap_or(""),
-        world.proxy.port(),
+        world.proxy().port(),
         world.db.name()
     );
     let mut command = Command::new("python3");
@@ -173,7 +171,7 @@ async fn pgjdbc_batches_without_autocommit() {
             "SFPG_PROXY_JDBC_URL",
             format!(
                 "jdbc:postgresql://127.0.0.1:{}/{}",
-                world.proxy.port(),
+                world.proxy().port(),
                 world.db.name()
             ),
         )

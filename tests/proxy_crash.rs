@@ -5,94 +5,54 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use proxy_support::{MASTER_KEY_BASE64, ORG, mirror_objects, register_org, via};
-use sfpg_emulator::http::EmulatorConfig;
 use sfpg_testkit::TestDatabase;
+use sfpg_testkit::binary::Sfpg;
+use sfpg_testkit::process::{TestProcess, eventually};
+use sfpg_testkit::world::{World, generated};
 
-/// A started `sfpg proxy`, killed when dropped, so that a failing test leaves no process
-/// behind.
-struct ProxyProcess(Child);
+const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info,sfpg_proxy=info");
 
-impl ProxyProcess {
-    fn kill(&mut self) -> std::io::Result<()> {
-        self.0.kill()
-    }
+/// How long the journal's entry may take to appear, and to be repaired.
+const JOURNAL_WITHIN: Duration = Duration::from_secs(30);
 
-    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.0.wait()
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `sfpg proxy` on a free port; returns the process and its address.
-fn start_proxy(db: &TestDatabase, failpoint: Option<&str>) -> (ProxyProcess, SocketAddr) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sfpg"));
-    command
-        .args([
+/// Starts `sfpg proxy` on a free port, repairing often, stopped at `failpoint` if any;
+/// returns the process and its address.
+fn start_proxy(db: &TestDatabase, failpoint: Option<&str>) -> (TestProcess, SocketAddr) {
+    let mut command = SFPG.at(
+        db.url(),
+        &[
             "proxy",
             "--listen",
             "127.0.0.1:0",
             "--repair-every",
             "200ms",
-        ])
-        .env("DATABASE_URL", db.url())
-        .env("SFPG_MASTER_KEY", MASTER_KEY_BASE64)
-        .env("RUST_LOG", "sfpg=info,sfpg_proxy=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        ],
+    );
     if let Some(failpoint) = failpoint {
         command.env("SFPG_PROXY_FAILPOINT", failpoint);
     }
-    let mut child = command.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (ProxyProcess(child), addr)
+    sfpg_testkit::binary::spawn_listening(command)
 }
 
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done().await {
-        assert!(Instant::now() < deadline, "{what}: not within 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// How many journal entries have `condition`.
+async fn journaled(direct: &tokio_postgres::Client, condition: &str) -> i64 {
+    direct
+        .query_one(
+            &format!("SELECT count(*) FROM sfpg.write_journal WHERE {condition}"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[tokio::test]
 async fn a_proxy_killed_between_push_and_commit_is_repaired_on_restart() {
-    let emulator = sfpg_emulator::http::start(EmulatorConfig {
-        org: sfpg_emulator::http::OrgSource::Generated {
-            records: 40,
-            seed: 5,
-        },
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let db = TestDatabase::create().await;
-    register_org(&db, &emulator, &["Account"]).await;
-    mirror_objects(&db, &["Account"]).await;
-    let direct = db.connect().await;
+    let world = World::mirrored(generated(40, 5), &["Account"]).await;
+    let direct = world.direct().await;
     let (id, sfid): (i64, String) = {
         let row = direct
             .query_one(
@@ -104,9 +64,8 @@ async fn a_proxy_killed_between_push_and_commit_is_repaired_on_restart() {
         (row.get(0), row.get(1))
     };
 
-    let (mut proxy, addr) = start_proxy(&db, Some("pause-after-push"));
-    let (client, connection) = via(&db, addr).connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let (mut proxy, addr) = start_proxy(&world.db, Some("pause-after-push"));
+    let client = world.db.connect_via(addr).await;
     let writes = tokio::spawn(async move {
         client
             .batch_execute(&format!(
@@ -120,31 +79,18 @@ async fn a_proxy_killed_between_push_and_commit_is_repaired_on_restart() {
 
     // Salesforce has the push and the journal has recorded it; the proxy is stopped just
     // before writing the mirror and committing.
-    wait_for("the journaled push", async || {
-        direct
-            .query_one(
-                "SELECT count(*) FROM sfpg.write_journal WHERE outcome = 'pushed'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            == 1
+    eventually("the journaled push", JOURNAL_WITHIN, async || {
+        journaled(&direct, "outcome = 'pushed'").await == 1
     })
     .await;
-    proxy.kill().unwrap();
-    proxy.wait().unwrap();
+    proxy.kill();
     assert!(writes.await.unwrap().is_err(), "the client saw a commit");
 
     // The org moved on, the mirror did not.
-    let org_city = |emulator: &sfpg_emulator::http::RunningEmulator| {
-        emulator.with_org(|org| {
-            let soql = format!("SELECT BillingCity FROM Account WHERE Id = '{sfid}'");
-            let cursor = org.query(&soql, false).unwrap();
-            org.page(&cursor, 0, cursor.len(), "62.0")[0]["BillingCity"].clone()
-        })
-    };
-    assert_eq!(org_city(&emulator), serde_json::json!("After the crash"));
+    assert_eq!(
+        world.org_field("Account", &sfid, "BillingCity"),
+        serde_json::json!("After the crash")
+    );
     let mirrored: Option<String> = direct
         .query_one(
             "SELECT billingcity FROM salesforce.account WHERE id = $1",
@@ -156,8 +102,8 @@ async fn a_proxy_killed_between_push_and_commit_is_repaired_on_restart() {
     assert_ne!(mirrored.as_deref(), Some("After the crash"));
 
     // A restart repairs it.
-    let (mut proxy, _) = start_proxy(&db, None);
-    let diff = repaired_by(&mut proxy, &emulator, &direct).await;
+    let (proxy, _) = start_proxy(&world.db, None);
+    let diff = repaired_by(proxy, &world).await;
     assert!(diff.is_empty(), "{}", diff.join("\n"));
     let born: i64 = direct
         .query_one(
@@ -175,36 +121,26 @@ async fn a_proxy_killed_between_push_and_commit_is_repaired_on_restart() {
 /// restart repairs the mirror from it.
 #[tokio::test]
 async fn a_proxy_killed_during_the_read_back_is_repaired_on_restart() {
-    let emulator = sfpg_emulator::http::start(EmulatorConfig {
-        org: sfpg_emulator::http::OrgSource::Generated {
-            records: 20,
-            seed: 6,
-        },
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let db = TestDatabase::create().await;
-    register_org(&db, &emulator, &["Account"]).await;
-    mirror_objects(&db, &["Account"]).await;
-    let direct = db.connect().await;
+    let world = World::mirrored(generated(20, 6), &["Account"]).await;
+    let direct = world.direct().await;
     let id: i64 = direct
         .query_one("SELECT id FROM salesforce.account ORDER BY id LIMIT 1", &[])
         .await
         .unwrap()
         .get(0);
     // The read-back (a Collections retrieve) is slow; the push itself is not.
-    emulator.set_latency(Some(sfpg_emulator::http::Latency {
-        fixed_ms: 60_000,
-        jitter_ms: 0,
-        matcher: sfpg_emulator::http::RequestMatcher {
-            method: Some("GET".into()),
-            path: Some("/services/data/*/composite/sobjects/*".into()),
-        },
-    }));
-    let (mut proxy, addr) = start_proxy(&db, None);
-    let (client, connection) = via(&db, addr).connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    world
+        .emulator
+        .set_latency(Some(sfpg_emulator::http::Latency {
+            fixed_ms: 60_000,
+            jitter_ms: 0,
+            matcher: sfpg_emulator::http::RequestMatcher {
+                method: Some("GET".into()),
+                path: Some("/services/data/*/composite/sobjects/*".into()),
+            },
+        }));
+    let (mut proxy, addr) = start_proxy(&world.db, None);
+    let client = world.db.connect_via(addr).await;
     let writes = tokio::spawn(async move {
         client
             .batch_execute(&format!(
@@ -213,63 +149,33 @@ async fn a_proxy_killed_during_the_read_back_is_repaired_on_restart() {
             .await
     });
     // The request log lists a request once answered: the push is, the read-back is held.
-    wait_for("the push", async || {
-        emulator
-            .requests(0)
-            .iter()
-            .any(|r| r.method == "POST" && r.path.ends_with("/composite"))
+    eventually("the push", JOURNAL_WITHIN, async || {
+        world.composite_calls() > 0
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    proxy.kill().unwrap();
-    proxy.wait().unwrap();
+    proxy.kill();
     assert!(writes.await.unwrap().is_err(), "the client saw a commit");
-    let journaled: i64 = direct
-        .query_one(
-            "SELECT count(*) FROM sfpg.write_journal WHERE outcome = 'pushed'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        journaled, 1,
+        journaled(&direct, "outcome = 'pushed'").await,
+        1,
         "Salesforce accepted a push the journal does not know"
     );
 
-    emulator.set_latency(None);
-    let (mut proxy, _) = start_proxy(&db, None);
-    let diff = repaired_by(&mut proxy, &emulator, &direct).await;
+    world.emulator.set_latency(None);
+    let (proxy, _) = start_proxy(&world.db, None);
+    let diff = repaired_by(proxy, &world).await;
     assert!(diff.is_empty(), "{}", diff.join("\n"));
 }
 
 /// Waits until the journal's one entry is repaired, stops `proxy`, and returns every
 /// difference between the org's Accounts and the mirror's.
-async fn repaired_by(
-    proxy: &mut ProxyProcess,
-    emulator: &sfpg_emulator::http::RunningEmulator,
-    direct: &tokio_postgres::Client,
-) -> Vec<String> {
-    wait_for("the repair", async || {
-        direct
-            .query_one(
-                "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            == 1
+async fn repaired_by(mut proxy: TestProcess, world: &World) -> Vec<String> {
+    let direct = world.direct().await;
+    eventually("the repair", JOURNAL_WITHIN, async || {
+        journaled(&direct, "resolution = 'repaired'").await == 1
     })
     .await;
-    proxy.kill().unwrap();
-    proxy.wait().unwrap();
-    proxy_support_mirror_diff(emulator, direct).await
-}
-
-async fn proxy_support_mirror_diff(
-    emulator: &sfpg_emulator::http::RunningEmulator,
-    client: &tokio_postgres::Client,
-) -> Vec<String> {
-    proxy_support::mirror_diff_of(emulator, client, ORG, "Account").await
+    proxy.kill();
+    world.mirror_diff("Account").await
 }

@@ -6,10 +6,8 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
-use proxy_support::World;
 use serde_json::json;
+use sfpg_testkit::world::World;
 use tokio_postgres::error::SqlState;
 
 /// Rows of the mirror whose sfid (or a lookup) still holds a provisional value.

@@ -6,12 +6,10 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use proxy_support::World;
+use sfpg_testkit::world::World;
 
 fn tool(world: &World, name: &str) -> PathBuf {
     world
@@ -74,7 +72,7 @@ async fn psql_sees_the_same_through_the_proxy() {
     let world = World::start(&["Account"], 40).await;
     let password = world.db.server().password().unwrap_or("").to_owned();
     let mut outputs = Vec::new();
-    for port in [world.db.server().port(), world.proxy.port()] {
+    for port in [world.db.server().port(), world.proxy().port()] {
         // On stdin, psql runs the script line by line as a user would type it.
         let mut command = Command::new(tool(&world, "psql"));
         command
@@ -159,7 +157,7 @@ async fn pgbench_select_only_runs_in_every_protocol_mode() {
             ])
             .args([
                 "-p",
-                &world.proxy.port().to_string(),
+                &world.proxy().port().to_string(),
                 "-U",
                 server.user(),
                 world.db.name(),

@@ -6,24 +6,13 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
-use proxy_support::World;
+use sfpg_testkit::world::World;
 
 /// Inserts `count` invoices in one transaction through the proxy and checks the mirror
 /// against the org at once, without a sync turn in between.
 async fn insert_invoices_in_one_transaction(world: &World, count: usize) {
     let client = world.client().await;
-    let account: String = world
-        .direct()
-        .await
-        .query_one(
-            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let account = world.account_sfids(1).await.remove(0);
     let before = world.org_count("Invoice__c");
     client.batch_execute("BEGIN").await.unwrap();
     client

@@ -8,8 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod proxy_process;
-mod proxy_support;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -18,7 +16,7 @@ use proxy_process::{
     ProxyProcess, error_fields, logged_in, login, message, read_message, replies, simple_query,
     startup_packet, tags,
 };
-use proxy_support::via;
+
 use sfpg_testkit::TestDatabase;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -239,7 +237,8 @@ async fn connections_that_do_not_authenticate_in_time_are_closed() {
     let db = TestDatabase::create().await;
     let proxy = ProxyProcess::start(&db, &["--auth-timeout", "3s"]);
     // A session that authenticated is not bound by the timeout.
-    let (session, connection) = via(&db, proxy.addr)
+    let (session, connection) = db
+        .config_via(proxy.addr)
         .connect(tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -294,7 +293,7 @@ async fn connect_through(
     db: &TestDatabase,
     addr: SocketAddr,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = via(db, addr).connect(tokio_postgres::NoTls).await?;
+    let (client, connection) = db.config_via(addr).connect(tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     Ok(client)
 }

@@ -5,27 +5,15 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
 use std::time::{Duration, Instant};
 
-use proxy_support::{World, map};
 use serde_json::json;
+use sfpg_testkit::world::{World, map};
 
 #[tokio::test]
 async fn a_row_a_client_keeps_locked_delays_only_its_own_record() {
     let world = World::start(&["Account"], 20).await;
-    let direct = world.direct().await;
-    let ids: Vec<String> = direct
-        .query(
-            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 2",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let ids = world.account_sfids(2).await;
     let (locked, other) = (&ids[0], &ids[1]);
     let client = world.client().await;
     client.batch_execute("BEGIN").await.unwrap();

@@ -6,12 +6,10 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
 use std::time::{Duration, Instant};
 
-use proxy_support::{ORG, SCHEMA, World};
 use sfpg_emulator::http::{DropRule, Latency, RequestMatcher};
+use sfpg_testkit::world::{ORG, SCHEMA, World};
 use tokio_postgres::error::SqlState;
 
 fn composite() -> RequestMatcher {

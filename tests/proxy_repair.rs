@@ -5,12 +5,10 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
-use proxy_support::{MASTER_KEY, SCHEMA, World};
 use serde_json::json;
-use sfpg_control::control::{MasterKey, connect::Limiters};
+use sfpg_control::{MasterKey, connect::Limiters};
 use sfpg_proxy::push::{Catalog, repair};
+use sfpg_testkit::world::{MASTER_KEY, SCHEMA, World};
 
 /// A transaction id that is over and did not commit, as a crashed push leaves it.
 async fn aborted_txid(world: &World) -> String {

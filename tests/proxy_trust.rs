@@ -6,9 +6,7 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
-use proxy_support::{SCHEMA, World};
+use sfpg_testkit::world::{SCHEMA, World};
 use tokio_postgres::error::SqlState;
 
 /// A login role with DML rights on the mirrored Account table and nothing else of sfpg's
@@ -315,17 +313,10 @@ END
 $shadow$;
 "#;
 
-/// The property behind the exploits above, over every name a client can shadow: with all
-/// of pg_catalog's functions, operators and base types shadowed by the client's own, writes
-/// of every kind through the proxy (autocommit and explicit, simple and extended protocol,
-/// INSERT … RETURNING, UPDATE, DELETE) never run a client-owned function while the origin
-/// that gets writes past the capture triggers is in force.
-#[tokio::test]
-async fn no_client_function_runs_while_the_sync_origin_is_in_force() {
-    let world = World::start(&["Account"], 10).await;
-    let (role, client) = client_role(&world, true).await;
-    let (id, _) = world.accounts(1).await.remove(0);
-    let schema = format!("{role}_s");
+/// Makes `schema` a trap: a table `loot` where the function `seen` writes which function
+/// ran and under which origin, and a shadow of every built-in function that calls it, first
+/// on the client's search path.
+async fn install_shadows(client: &tokio_postgres::Client, schema: &str) {
     client
         .batch_execute(&format!(
             "CREATE TABLE {schema}.loot(f text, k text);
@@ -347,9 +338,11 @@ async fn no_client_function_runs_while_the_sync_origin_is_in_force() {
         .unwrap()
         .get(0);
     assert!(shadows > 1000, "only {shadows} shadows");
+}
 
-    // Every kind of write; each also calls a shadowed function itself (lower, upper), so
-    // the shadows are seen to be in force.
+/// Writes through the proxy in every way a client can; each also calls a shadowed function
+/// itself (lower, upper), so the shadows are seen to be in force.
+async fn every_kind_of_write(client: &tokio_postgres::Client, id: i64) {
     client
         .batch_execute(&format!(
             "UPDATE {SCHEMA}.account SET description = lower('A') WHERE id = {id}"
@@ -395,6 +388,21 @@ async fn no_client_function_runs_while_the_sync_origin_is_in_force() {
         ))
         .await
         .unwrap();
+}
+
+/// The property behind the exploits above, over every name a client can shadow: with all
+/// of pg_catalog's functions, operators and base types shadowed by the client's own, writes
+/// of every kind through the proxy (autocommit and explicit, simple and extended protocol,
+/// INSERT … RETURNING, UPDATE, DELETE) never run a client-owned function while the origin
+/// that gets writes past the capture triggers is in force.
+#[tokio::test]
+async fn no_client_function_runs_while_the_sync_origin_is_in_force() {
+    let world = World::start(&["Account"], 10).await;
+    let (role, client) = client_role(&world, true).await;
+    let (id, _) = world.accounts(1).await.remove(0);
+    let schema = format!("{role}_s");
+    install_shadows(&client, &schema).await;
+    every_kind_of_write(&client, id).await;
 
     let seen: Vec<(String, Option<String>)> = client
         .query(&format!("SELECT f, k FROM {schema}.loot"), &[])

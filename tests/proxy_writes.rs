@@ -5,10 +5,8 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod proxy_support;
-
-use proxy_support::World;
 use serde_json::json;
+use sfpg_testkit::world::World;
 use tokio_postgres::error::SqlState;
 
 #[tokio::test]
@@ -83,54 +81,32 @@ async fn autocommit_writes_reach_salesforce_and_the_mirror_follows() {
 async fn refusals_carry_the_designs_sqlstate_and_change_nothing() {
     let world = World::start(&["Account", "Invoice__c"], 40).await;
     let client = world.client().await;
-    let account: String = world
-        .direct()
-        .await
-        .query_one(
-            "SELECT sfid FROM salesforce.account ORDER BY sfid LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let account = world.account_sfids(1).await.remove(0);
     let invoices_before = world.org_count("Invoice__c");
     let calls_before = world.collection_calls();
 
-    let refused = |sql: String| {
-        let client = &client;
-        async move { client.batch_execute(&sql).await.unwrap_err() }
-    };
-    let expect =
-        |error: tokio_postgres::Error, state: SqlState, code: &str, column: Option<&str>| {
-            let db = error.as_db_error().unwrap_or_else(|| panic!("{error}"));
-            assert_eq!(db.code(), &state, "{db}");
-            if !code.is_empty() {
-                assert_eq!(db.detail(), Some(code), "{db}");
-            }
-            assert_eq!(db.column(), column, "{db}");
-        };
-
     // A validation rule.
-    let error = refused(format!(
+    let negative = format!(
         "INSERT INTO salesforce.invoice__c (account__c, amount__c) VALUES ('{account}', -5)"
-    ))
-    .await;
-    expect(
-        error,
+    );
+    let rule = (
         SqlState::CHECK_VIOLATION,
         "FIELD_CUSTOM_VALIDATION_EXCEPTION",
         Some("amount__c"),
     );
+    assert_refused_as(&client, &negative, rule).await;
 
     // A required field (Account.Name).
-    let error =
-        refused("INSERT INTO salesforce.account (billingcity) VALUES ('Nowhere')".into()).await;
-    expect(
-        error,
-        SqlState::NOT_NULL_VIOLATION,
-        "REQUIRED_FIELD_MISSING",
-        Some("name"),
-    );
+    assert_refused_as(
+        &client,
+        "INSERT INTO salesforce.account (billingcity) VALUES ('Nowhere')",
+        (
+            SqlState::NOT_NULL_VIOLATION,
+            "REQUIRED_FIELD_MISSING",
+            Some("name"),
+        ),
+    )
+    .await;
 
     // A duplicate external id: the first goes, the second is refused.
     client
@@ -139,40 +115,35 @@ async fn refusals_carry_the_designs_sqlstate_and_change_nothing() {
         ))
         .await
         .unwrap();
-    let error = refused(format!(
+    let duplicate = format!(
         "INSERT INTO salesforce.invoice__c (account__c, amount__c, external_id__c) VALUES ('{account}', 2, 'EXT-1')"
-    ))
-    .await;
-    expect(
-        error,
+    );
+    let unique = (
         SqlState::UNIQUE_VIOLATION,
         "DUPLICATE_VALUE",
         Some("external_id__c"),
     );
+    assert_refused_as(&client, &duplicate, unique).await;
 
     // A lookup to a record that does not exist.
-    let error = refused(
-        "INSERT INTO salesforce.invoice__c (account__c, amount__c) VALUES ('001000000000000AAA', 1)".into(),
-    )
-    .await;
-    expect(
-        error,
-        SqlState::FOREIGN_KEY_VIOLATION,
-        "",
-        Some("account__c"),
-    );
+    let dangling = "INSERT INTO salesforce.invoice__c (account__c, amount__c) VALUES ('001000000000000AAA', 1)";
+    let foreign_key = (SqlState::FOREIGN_KEY_VIOLATION, "", Some("account__c"));
+    assert_refused_as(&client, dangling, foreign_key).await;
 
     // A read-only field: refused by the proxy before anything is sent.
     let calls = world.collection_calls();
-    let error = refused("UPDATE salesforce.invoice__c SET total__c = 10".into()).await;
-    expect(error, SqlState::GENERATED_ALWAYS, "", Some("total__c"));
-    let error = refused("UPDATE salesforce.account SET systemmodstamp = now()".into()).await;
-    expect(
-        error,
-        SqlState::GENERATED_ALWAYS,
-        "",
-        Some("systemmodstamp"),
-    );
+    assert_refused_as(
+        &client,
+        "UPDATE salesforce.invoice__c SET total__c = 10",
+        (SqlState::GENERATED_ALWAYS, "", Some("total__c")),
+    )
+    .await;
+    assert_refused_as(
+        &client,
+        "UPDATE salesforce.account SET systemmodstamp = now()",
+        (SqlState::GENERATED_ALWAYS, "", Some("systemmodstamp")),
+    )
+    .await;
     assert_eq!(world.collection_calls(), calls);
 
     // Only the one good invoice reached the org, and the mirror agrees.
@@ -180,6 +151,22 @@ async fn refusals_carry_the_designs_sqlstate_and_change_nothing() {
     assert!(world.collection_calls() > calls_before);
     world.assert_mirror_equals_org("Invoice__c").await;
     world.assert_mirror_equals_org("Account").await;
+}
+
+/// Runs `sql` through `client` and asserts it was refused with `state`, Salesforce's
+/// `code` as the detail (when there is one), and the `column` at fault.
+async fn assert_refused_as(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    (state, code, column): (SqlState, &str, Option<&str>),
+) {
+    let error = client.batch_execute(sql).await.unwrap_err();
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!(db.code(), &state, "{db}");
+    if !code.is_empty() {
+        assert_eq!(db.detail(), Some(code), "{db}");
+    }
+    assert_eq!(db.column(), column, "{db}");
 }
 
 /// Sets an Account's billing city through the proxy, in autocommit.

@@ -5,51 +5,74 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../sync/tests/emulated/mirror.rs"]
-mod mirror;
-
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource};
+use sfpg_emulator::http::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
+};
 use sfpg_testkit::TestDatabase;
+use sfpg_testkit::binary::Sfpg;
+use sfpg_testkit::process::TestProcess;
 
-/// A fixed test key (base64 of 32 bytes).
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info");
+
 const OBJECTS: [&str; 2] = ["Account", "Contact"];
 
-fn sfpg(db: &TestDatabase, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sfpg"));
-    command
-        .args(args)
-        .env("DATABASE_URL", db.url())
-        .env("SFPG_MASTER_KEY", MASTER_KEY)
-        .env("RUST_LOG", "sfpg=info");
-    command
+fn start_sync(db: &TestDatabase) -> TestProcess {
+    SFPG.start(db.url(), &["sync", "--no-progress"])
 }
 
-/// Runs one `sfpg` command to its end, off the runtime's threads: the emulator it talks to
-/// is served by this test's runtime.
-async fn run(db: &TestDatabase, args: &[&str]) {
-    let mut command = sfpg(db, args);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "sfpg {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+/// Registers the emulator's org as `acme` with `sfpg org add`, at 20 requests a second.
+async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator) {
+    let objects = OBJECTS.join(",");
+    SFPG.run(
+        db,
+        &[
+            "org",
+            "add",
+            "acme",
+            "--instance-url",
+            emulator.instance_url(),
+            "--client-id",
+            DEFAULT_CLIENT_ID,
+            "--client-secret",
+            DEFAULT_CLIENT_SECRET,
+            "--objects",
+            &objects,
+        ],
+    )
+    .await;
+    let rate = [
+        "org",
+        "set-rate-limit",
+        "acme",
+        "--requests",
+        "20",
+        "--per",
+        "1s",
+    ];
+    SFPG.run(db, &rate).await;
 }
 
-fn start_sync(db: &TestDatabase) -> Child {
-    sfpg(db, &["sync", "--no-progress"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+/// Asserts that the mirror holds each of the org's records once, field for field.
+async fn assert_mirror_equals_org(emulator: &RunningEmulator, client: &tokio_postgres::Client) {
+    for object in OBJECTS {
+        sfpg_testkit::world::assert_mirror_equals_org(emulator, client, "acme", &[object]).await;
+        let table = object.to_ascii_lowercase();
+        let row = client
+            .query_one(
+                &format!("SELECT count(*), count(DISTINCT sfid) FROM acme.{table}"),
+                &[],
+            )
+            .await
+            .unwrap();
+        let in_org = emulator.with_org(|org| org.record_count(object)) as i64;
+        assert_eq!(
+            (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+            (in_org, in_org),
+            "{object}"
+        );
+    }
 }
 
 /// (phase, backfill_done) of each object, by name.
@@ -98,37 +121,7 @@ async fn killed_mid_backfill_the_sync_resumes_and_the_mirror_equals_the_org() {
     .await
     .unwrap();
     let db = TestDatabase::create().await;
-    let objects = OBJECTS.join(",");
-    run(
-        &db,
-        &[
-            "org",
-            "add",
-            "acme",
-            "--instance-url",
-            emulator.instance_url(),
-            "--client-id",
-            DEFAULT_CLIENT_ID,
-            "--client-secret",
-            DEFAULT_CLIENT_SECRET,
-            "--objects",
-            &objects,
-        ],
-    )
-    .await;
-    run(
-        &db,
-        &[
-            "org",
-            "set-rate-limit",
-            "acme",
-            "--requests",
-            "20",
-            "--per",
-            "1s",
-        ],
-    )
-    .await;
+    add_acme(&db, &emulator).await;
     let client = db.connect().await;
 
     let mut sync = start_sync(&db);
@@ -139,8 +132,7 @@ async fn killed_mid_backfill_the_sync_resumes_and_the_mirror_equals_the_org() {
         |p| p.iter().map(|(_, _, done)| done).sum::<i64>() >= 2000,
     )
     .await;
-    sync.kill().unwrap();
-    sync.wait().unwrap();
+    sync.kill();
     let at_kill = progress(&client).await;
     assert!(
         at_kill.iter().any(|(_, phase, _)| phase == "backfilling"),
@@ -155,42 +147,14 @@ async fn killed_mid_backfill_the_sync_resumes_and_the_mirror_equals_the_org() {
         |p| p.iter().all(|(_, phase, _)| phase == "live"),
     )
     .await;
-    let terminated = Command::new("kill")
-        .args(["-TERM", &sync.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(terminated.success());
-    let exit = tokio::task::spawn_blocking(move || sync.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    sync.signal("TERM");
+    let exit = sync.exit_within(Duration::from_secs(60)).await;
     assert!(
         exit.success(),
         "sfpg sync did not stop cleanly on SIGTERM: {exit:?}"
     );
 
-    for object in OBJECTS {
-        let diff = mirror::mirror_diff(&emulator, &client, "acme", object).await;
-        assert!(
-            diff.is_empty(),
-            "{object}: the mirror differs from the org:\n{}",
-            diff.join("\n")
-        );
-        let table = object.to_ascii_lowercase();
-        let row = client
-            .query_one(
-                &format!("SELECT count(*), count(DISTINCT sfid) FROM acme.{table}"),
-                &[],
-            )
-            .await
-            .unwrap();
-        let in_org = emulator.with_org(|org| org.record_count(object)) as i64;
-        assert_eq!(
-            (row.get::<_, i64>(0), row.get::<_, i64>(1)),
-            (in_org, in_org),
-            "{object}"
-        );
-    }
+    assert_mirror_equals_org(&emulator, &client).await;
     let lease: Option<String> = client
         .query_one("SELECT lease_owner FROM sfpg.orgs WHERE name = 'acme'", &[])
         .await

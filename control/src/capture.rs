@@ -10,9 +10,11 @@
 //! commit while it still holds a captured change: the proxy must first take the changes
 //! (with [`TAKE_PENDING_SQL`]) and push them to Salesforce.
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use tokio_postgres::GenericClient;
 
+use crate::error::ControlError;
 use crate::mirror::{qualified, quote_ident};
 
 /// The setting that tells the triggers who is writing.
@@ -58,6 +60,16 @@ pub const WRITE_BACK_SQL: &str = "SELECT sfpg.write_back($1, $2, $3, $4)";
 /// The first change the current transaction captured, as `{"schema": …, "table": …}`, or
 /// NULL: what a proxy that cannot take changes names when it refuses the commit.
 pub const FIRST_PENDING_SQL: &str = "SELECT sfpg.first_pending_change()";
+
+/// Mints the push ticket of client transaction `txid` ([`PUSH_TICKET_SQL`]), on a
+/// connection of the control schema's owner.
+pub async fn push_ticket(
+    client: &impl GenericClient,
+    txid: &str,
+) -> Result<SecretString, ControlError> {
+    let row = client.query_one(PUSH_TICKET_SQL, &[&txid]).await?;
+    Ok(SecretString::from(row.try_get::<_, String>(0)?))
+}
 
 /// Replaces the origin key with a new random one, and the trigger functions that check it,
 /// in one transaction (on a connection of the control schema's owner). A sync step under

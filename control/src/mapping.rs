@@ -54,6 +54,64 @@ impl fmt::Display for ColumnType {
     }
 }
 
+/// Reads a column type back, as sfpg renders it (`varchar(80)`, [`ColumnType`]'s
+/// `Display`) or as PostgreSQL's `format_type` does (`character varying(80)`): the inverse
+/// of the mapping's output, for a stored plan and for the table as PostgreSQL has it.
+pub fn parse_column_type(text: &str) -> Option<ColumnType> {
+    let text = text.trim().to_ascii_lowercase();
+    let (name, args) = match text.split_once('(') {
+        Some((name, rest)) => (name.trim(), Some(rest.strip_suffix(')')?)),
+        None => (text.as_str(), None),
+    };
+    let numbers = match args {
+        Some(args) => Some(
+            args.split(',')
+                .map(|n| n.trim().parse::<u32>().ok())
+                .collect::<Option<Vec<u32>>>()?,
+        ),
+        None => None,
+    };
+    Some(match (name, numbers.as_deref()) {
+        ("varchar" | "character varying", Some([n])) => ColumnType::Varchar(*n),
+        ("text", None) => ColumnType::Text,
+        ("boolean", None) => ColumnType::Boolean,
+        ("integer", None) => ColumnType::Integer,
+        ("bigint", None) => ColumnType::BigInt,
+        ("numeric", Some([precision, scale])) => ColumnType::Numeric {
+            precision: *precision,
+            scale: *scale,
+        },
+        ("numeric", Some([precision])) => ColumnType::Numeric {
+            precision: *precision,
+            scale: 0,
+        },
+        ("numeric", None) => ColumnType::NumericAny,
+        ("date", None) => ColumnType::Date,
+        ("timestamptz" | "timestamp with time zone", None) => ColumnType::TimestampTz,
+        ("time" | "time without time zone", None) => ColumnType::Time,
+        _ => return None,
+    })
+}
+
+/// Serde for a [`ColumnType`] as its SQL text (`"varchar(40)"`), as stored in
+/// `sfpg.objects.mirrored_fields`.
+pub mod column_type_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{ColumnType, parse_column_type};
+
+    pub fn serialize<S: Serializer>(value: &ColumnType, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ColumnType, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_column_type(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not a column type sfpg creates"))
+        })
+    }
+}
+
 /// Where a field goes in the mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mapping {
@@ -223,6 +281,68 @@ mod tests {
         assert_eq!(column_name("SystemModstamp"), "systemmodstamp");
         assert_eq!(table_name("Invoice__c"), "invoice__c");
         assert_eq!(table_name("Account"), "account");
+    }
+
+    /// Every type the mapping creates reads back from its own text and from PostgreSQL's
+    /// `format_type`; anything else is refused.
+    #[test]
+    fn column_types_round_trip_through_their_text() {
+        let every = [
+            Varchar(18),
+            Varchar(10_485_760),
+            Text,
+            Boolean,
+            Integer,
+            BigInt,
+            Numeric {
+                precision: 16,
+                scale: 2,
+            },
+            Numeric {
+                precision: 1000,
+                scale: 0,
+            },
+            NumericAny,
+            Date,
+            TimestampTz,
+            Time,
+        ];
+        for column_type in every {
+            let text = column_type.to_string();
+            assert_eq!(parse_column_type(&text), Some(column_type), "{text}");
+        }
+        for (text, expected) in [
+            ("character varying(80)", Varchar(80)),
+            (
+                "numeric(16,2)",
+                Numeric {
+                    precision: 16,
+                    scale: 2,
+                },
+            ),
+            (
+                "numeric(18)",
+                Numeric {
+                    precision: 18,
+                    scale: 0,
+                },
+            ),
+            ("timestamp with time zone", TimestampTz),
+            ("time without time zone", Time),
+            (" TEXT ", Text),
+        ] {
+            assert_eq!(parse_column_type(text), Some(expected), "{text}");
+        }
+        for bad in [
+            "jsonb",
+            "varchar(x)",
+            "numeric(1,2,3)",
+            "varchar(18",
+            "text(4)",
+            "",
+        ] {
+            assert_eq!(parse_column_type(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -272,8 +272,8 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(
-            duplicate.as_db_error().map(|e| e.code().code()),
-            Some("23505")
+            duplicate.code(),
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
         );
     }
 

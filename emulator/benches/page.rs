@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sfpg_emulator::generator;
-use sfpg_emulator::http::{EmulatorConfig, OrgSource, start};
+use sfpg_emulator::http::{EmulatorConfig, OrgSource, RunningEmulator, start};
 use sfpg_emulator::org::Org;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -42,7 +42,39 @@ fn ms(d: Duration) -> String {
 fn main() {
     let records = env_or("SFPG_BENCH_RECORDS", 1_000_000);
     let rounds = env_or("SFPG_BENCH_ROUNDS", 50);
+    let org = generated_org(records);
+    let accounts = org.record_count("Account");
+    in_process(&org, rounds);
 
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let emulator = start(EmulatorConfig {
+            org: OrgSource::Given(Box::new(org)),
+            daily_api_limit: u64::MAX,
+            ..EmulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        let api = Api::login(&emulator).await;
+        let select = api.account_fields().await;
+        // Keyset paging, as sync's backfill does: WHERE Id > last ORDER BY Id LIMIT 2000,
+        // with every field (a mirror's backfill) and with a dozen (a report's page).
+        let typical = "Id, Name, Type, Industry, BillingCity, BillingCountry, Phone, \
+                       AnnualRevenue, NumberOfEmployees, OwnerId, LastModifiedDate, SystemModstamp";
+        for (label, select) in [("every field", select.as_str()), ("12 fields", typical)] {
+            api.keyset_pages(label, select, rounds).await;
+        }
+        api.locator_pages(&select, accounts, rounds).await;
+        emulator.shutdown().await;
+    });
+}
+
+/// An org of `records` generated records (seed 1); prints how long that took and the
+/// memory it holds.
+fn generated_org(records: usize) -> Org {
     let before = resident_bytes();
     let started = Instant::now();
     let mut org = Org::new().unwrap();
@@ -63,9 +95,12 @@ fn main() {
             grown / generated.total().max(1) as u64
         );
     }
+    org
+}
 
-    // Where a page's time goes, in-process: the query, then the records written into the
-    // response body (what the HTTP layer does), and built as JSON trees (what tests use).
+/// Where a page's time goes, in-process: the query, then the records written into the
+/// response body (what the HTTP layer does), and built as JSON trees (what tests use).
+fn in_process(org: &Org, rounds: usize) {
     let all_fields: Vec<String> = org
         .objects()
         .find(|o| o.name == "Account")
@@ -74,8 +109,8 @@ fn main() {
     let select_all = all_fields.join(", ");
     let (mut query_times, mut render_times, mut serialize_times) =
         (Vec::new(), Vec::new(), Vec::new());
-    // Walk the object page by page, as the HTTP run below does, so that caches are as
-    // cold here as there.
+    // Walk the object page by page, as the HTTP run does, so that caches are as cold here
+    // as there.
     let mut last = String::from("000000000000000AAA");
     for _ in 0..rounds {
         let soql =
@@ -113,19 +148,19 @@ fn main() {
         times.sort();
         println!("{label}: p50 {}", ms(percentile(times, 0.5)));
     }
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let emulator = start(EmulatorConfig {
-            org: OrgSource::Given(Box::new(org)),
-            daily_api_limit: u64::MAX,
-            ..EmulatorConfig::default()
-        })
-        .await
-        .unwrap();
+/// The emulator's REST API as a logged-in client sees it.
+struct Api {
+    http: reqwest::Client,
+    token: String,
+    instance_url: String,
+    base: String,
+}
+
+impl Api {
+    /// Logs in with the password flow as the emulator's first user and app.
+    async fn login(emulator: &RunningEmulator) -> Api {
         let http = reqwest::Client::new();
         let app = &emulator.apps()[0];
         let user = &emulator.users()[0];
@@ -144,13 +179,20 @@ fn main() {
             .json()
             .await
             .unwrap();
-        let token = token["access_token"].as_str().unwrap().to_owned();
-        let base = format!("{}/services/data/v62.0", emulator.instance_url());
+        Api {
+            http,
+            token: token["access_token"].as_str().unwrap().to_owned(),
+            instance_url: emulator.instance_url().to_owned(),
+            base: format!("{}/services/data/v62.0", emulator.instance_url()),
+        }
+    }
 
-        // Every Account field, as a mirror's backfill selects them.
-        let describe: Value = http
-            .get(format!("{base}/sobjects/Account/describe"))
-            .bearer_auth(&token)
+    /// Every Account field, as a mirror's backfill selects them.
+    async fn account_fields(&self) -> String {
+        let describe: Value = self
+            .http
+            .get(format!("{}/sobjects/Account/describe", self.base))
+            .bearer_auth(&self.token)
             .send()
             .await
             .unwrap()
@@ -163,68 +205,61 @@ fn main() {
             .iter()
             .map(|f| f["name"].as_str().unwrap())
             .collect();
-        let select = fields.join(", ");
+        fields.join(", ")
+    }
 
-        let get = |url: String, soql: Option<String>| {
-            let http = http.clone();
-            let token = token.clone();
-            async move {
-                let mut request = http.get(url).bearer_auth(&token);
-                if let Some(soql) = soql {
-                    request = request.query(&[("q", soql)]);
-                }
-                let started = Instant::now();
-                let response = request.send().await.unwrap();
-                assert!(response.status().is_success());
-                let body = response.bytes().await.unwrap();
-                (started.elapsed(), body)
-            }
-        };
-
-        // Keyset paging, as sync's backfill does: WHERE Id > last ORDER BY Id LIMIT 2000,
-        // with every field (a mirror's backfill) and with a dozen (a report's page).
-        let typical = "Id, Name, Type, Industry, BillingCity, BillingCountry, Phone, \
-                       AnnualRevenue, NumberOfEmployees, OwnerId, LastModifiedDate, SystemModstamp";
-        for (label, select) in [("every field", select.as_str()), ("12 fields", typical)] {
-            let first_id = String::from("000000000000000AAA");
-            let mut last = first_id.clone();
-            let mut keyset = Vec::new();
-            let mut bytes = 0;
-            for _ in 0..rounds {
-                let soql = format!(
-                    "SELECT {select} FROM Account WHERE Id > '{last}' ORDER BY Id LIMIT 2000"
-                );
-                let (elapsed, body) = get(format!("{base}/query"), Some(soql)).await;
-                let page: Value = serde_json::from_slice(&body).unwrap();
-                let page_records = page["records"].as_array().unwrap();
-                if page_records.len() < 2000 {
-                    // The end of the object: start over, and do not count the short page.
-                    last = first_id.clone();
-                    continue;
-                }
-                last = page_records.last().unwrap()["Id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-                bytes = body.len();
-                keyset.push(elapsed);
-            }
-            keyset.sort();
-            println!(
-                "keyset page (2,000 Accounts, {label}, {} KiB): p50 {}, p95 {}, max {}",
-                bytes / 1024,
-                ms(percentile(&keyset, 0.5)),
-                ms(percentile(&keyset, 0.95)),
-                ms(*keyset.last().unwrap())
-            );
+    /// GETs `url` (with `soql` as `q`); returns how long it took and the body.
+    async fn get(&self, url: String, soql: Option<String>) -> (Duration, Vec<u8>) {
+        let mut request = self.http.get(url).bearer_auth(&self.token);
+        if let Some(soql) = soql {
+            request = request.query(&[("q", soql)]);
         }
+        let started = Instant::now();
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success());
+        let body = response.bytes().await.unwrap();
+        // The time first: copying the body out is not the emulator's.
+        (started.elapsed(), body.to_vec())
+    }
 
-        // Locator paging: the first page runs the whole query, follow-ups only render.
-        let (first, body) = get(
-            format!("{base}/query"),
-            Some(format!("SELECT {select} FROM Account")),
-        )
-        .await;
+    /// `rounds` keyset pages of 2,000 Accounts with `select`; prints their times.
+    async fn keyset_pages(&self, label: &str, select: &str, rounds: usize) {
+        let first_id = String::from("000000000000000AAA");
+        let mut last = first_id.clone();
+        let mut keyset = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..rounds {
+            let soql =
+                format!("SELECT {select} FROM Account WHERE Id > '{last}' ORDER BY Id LIMIT 2000");
+            let (elapsed, body) = self.get(format!("{}/query", self.base), Some(soql)).await;
+            let page: Value = serde_json::from_slice(&body).unwrap();
+            let page_records = page["records"].as_array().unwrap();
+            if page_records.len() < 2000 {
+                // The end of the object: start over, and do not count the short page.
+                last = first_id.clone();
+                continue;
+            }
+            last = page_records.last().unwrap()["Id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            bytes = body.len();
+            keyset.push(elapsed);
+        }
+        keyset.sort();
+        println!(
+            "keyset page (2,000 Accounts, {label}, {} KiB): p50 {}, p95 {}, max {}",
+            bytes / 1024,
+            ms(percentile(&keyset, 0.5)),
+            ms(percentile(&keyset, 0.95)),
+            ms(*keyset.last().unwrap())
+        );
+    }
+
+    /// Locator paging: the first page runs the whole query, follow-ups only render.
+    async fn locator_pages(&self, select: &str, accounts: usize, rounds: usize) {
+        let soql = format!("SELECT {select} FROM Account");
+        let (first, body) = self.get(format!("{}/query", self.base), Some(soql)).await;
         let page: Value = serde_json::from_slice(&body).unwrap();
         println!(
             "first page of SELECT ... FROM Account (filters all {accounts} accounts): {}",
@@ -236,7 +271,7 @@ fn main() {
             if follow.len() == rounds {
                 break;
             }
-            let (elapsed, body) = get(format!("{}{path}", emulator.instance_url()), None).await;
+            let (elapsed, body) = self.get(format!("{}{path}", self.instance_url), None).await;
             let page: Value = serde_json::from_slice(&body).unwrap();
             next = page["nextRecordsUrl"].as_str().map(str::to_owned);
             follow.push(elapsed);
@@ -250,6 +285,5 @@ fn main() {
                 ms(*follow.last().unwrap())
             );
         }
-        emulator.shutdown().await;
-    });
+    }
 }

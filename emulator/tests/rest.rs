@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{API, Harness, error_code};
+use common::{API, Harness, error_code, refused};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -336,27 +336,12 @@ async fn insert_through_upsert_and_patch_without_value() {
 }
 
 #[tokio::test]
-async fn bad_input_gets_salesforce_errors() {
+async fn bad_bodies_get_salesforce_errors() {
     let h = Harness::new().await;
     let account = format!("{API}/sobjects/Account");
-
-    let (status, code, _) =
-        error_code(h.get(&format!("{API}/sobjects/Bogus/describe")).await).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::NOT_FOUND, "NOT_FOUND")
-    );
-
-    let (status, code, body) = error_code(
-        h.send_json(Method::POST, &account, &json!({"Name": "x", "Bogus__c": 1}))
-            .await,
-    )
-    .await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::BAD_REQUEST, "INVALID_FIELD"),
-        "{body}"
-    );
+    let unknown_field = json!({"Name": "x", "Bogus__c": 1});
+    let response = h.send_json(Method::POST, &account, &unknown_field).await;
+    refused(response, StatusCode::BAD_REQUEST, "INVALID_FIELD").await;
 
     let malformed = h
         .request(Method::POST, &account)
@@ -365,11 +350,7 @@ async fn bad_input_gets_salesforce_errors() {
         .send()
         .await
         .unwrap();
-    let (status, code, body) = error_code(malformed).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR")
-    );
+    let body = refused(malformed, StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR").await;
     assert!(
         body[0]["message"]
             .as_str()
@@ -378,72 +359,51 @@ async fn bad_input_gets_salesforce_errors() {
         "{body}"
     );
 
-    let (status, code, body) = error_code(
-        h.send_json(
-            Method::POST,
-            &account,
-            &json!({"Name": "x", "NumberOfEmployees": "many"}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR"),
-        "{body}"
-    );
+    let not_a_number = json!({"Name": "x", "NumberOfEmployees": "many"});
+    let response = h.send_json(Method::POST, &account, &not_a_number).await;
+    refused(response, StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR").await;
 
-    let (status, code, body) =
-        error_code(h.send_json(Method::POST, &account, &json!({})).await).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::BAD_REQUEST, "REQUIRED_FIELD_MISSING"),
-        "{body}"
-    );
+    let response = h.send_json(Method::POST, &account, &json!({})).await;
+    let body = refused(response, StatusCode::BAD_REQUEST, "REQUIRED_FIELD_MISSING").await;
     assert_eq!(body[0]["fields"], json!(["Name"]));
 
-    let (status, code, _) =
-        error_code(h.send_json(Method::POST, &account, &json!([1])).await).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR")
-    );
+    let response = h.send_json(Method::POST, &account, &json!([1])).await;
+    refused(response, StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR").await;
 
-    let (status, code, _) = error_code(
-        h.request(Method::POST, &account)
-            .header("Content-Type", "application/xml")
-            .body("<Name>x</Name>")
-            .send()
-            .await
-            .unwrap(),
+    let xml = h
+        .request(Method::POST, &account)
+        .header("Content-Type", "application/xml")
+        .body("<Name>x</Name>")
+        .send()
+        .await
+        .unwrap();
+    refused(
+        xml,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
     )
     .await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
-    );
+}
+
+#[tokio::test]
+async fn unknown_resources_and_methods_get_salesforce_errors() {
+    let h = Harness::new().await;
+    let response = h.get(&format!("{API}/sobjects/Bogus/describe")).await;
+    refused(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 
     let (status, code, _) =
         error_code(h.get(&format!("{API}/sobjects/Account/001nope")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{code}");
 
-    let (status, code, _) = error_code(h.get(&format!("{API}/no/such/resource")).await).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::NOT_FOUND, "NOT_FOUND")
-    );
+    let response = h.get(&format!("{API}/no/such/resource")).await;
+    refused(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 
-    let (status, code, body) = error_code(
-        h.request(Method::PUT, &format!("{API}/sobjects/Account"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
-    );
+    let put = h
+        .request(Method::PUT, &format!("{API}/sobjects/Account"))
+        .send()
+        .await
+        .unwrap();
+    let body = refused(put, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED").await;
     assert_eq!(
         body[0]["message"],
         "HTTP Method 'PUT' not allowed. Allowed are GET,HEAD,POST"

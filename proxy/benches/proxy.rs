@@ -34,7 +34,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sfpg_control::control::{MasterKey, NewOrg, connect, orgs};
+use sfpg_control::mapping::ColumnType;
+use sfpg_control::objects::ObjectState;
+use sfpg_control::plan::MirroredField;
+use sfpg_control::{MasterKey, NewOrg, RateLimit, admin, connect, orgs};
 use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig};
 use sfpg_proxy::{ClientLimits, Proxy, ProxyConfig, PushConfig, UpstreamAddr};
 use sfpg_salesforce::{Priority, RateLimiter, Record, SalesforceId, Subrequest};
@@ -344,15 +347,24 @@ async fn writes() -> Result<()> {
         &MasterKey::from_bytes(key),
     )
     .await?;
+    let fast = RateLimit {
+        requests: 100_000,
+        period: Duration::from_secs(1),
+    };
+    admin::set_rate_limit(&control, "bench", fast).await?;
+    let mut account = ObjectState::load(&control, "bench", "Account")
+        .await?
+        .ok_or("no Account")?;
+    account.mirrored_fields = vec![
+        MirroredField::new("Id", ColumnType::Varchar(18)),
+        MirroredField::new("SystemModstamp", ColumnType::TimestampTz),
+        MirroredField::new("Name", ColumnType::Text),
+        MirroredField::new("BillingCity", ColumnType::Text),
+    ];
+    account.save(&control).await?;
     control
         .batch_execute(&format!(
-            "UPDATE sfpg.orgs SET rate_requests = 100000, rate_period_ms = 1000;
-             UPDATE sfpg.objects SET table_name = 'account', mirrored_fields =
-               '[{{\"field\": \"Id\", \"column\": \"sfid\", \"type\": \"varchar(18)\"}},
-                 {{\"field\": \"SystemModstamp\", \"column\": \"systemmodstamp\", \"type\": \"timestamptz\"}},
-                 {{\"field\": \"Name\", \"column\": \"name\", \"type\": \"text\"}},
-                 {{\"field\": \"BillingCity\", \"column\": \"billingcity\", \"type\": \"text\"}}]';
-             CREATE SCHEMA salesforce;
+            "CREATE SCHEMA salesforce;
              CREATE TABLE salesforce.account (id bigserial PRIMARY KEY, sfid varchar(18) UNIQUE,
                  systemmodstamp timestamptz, isdeleted boolean NOT NULL DEFAULT false,
                  name text, billingcity text);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sfpg_control::control::MasterKey;
+use sfpg_control::MasterKey;
 
 use crate::backend::UpstreamAddr;
 use crate::frontend::tls::TlsConfig;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use sfpg_control::control::connect::Limiters;
+use sfpg_control::connect::Limiters;
 use sfpg_control::reconnect::Reconnect;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;

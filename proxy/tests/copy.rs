@@ -14,8 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::SinkExt;
 use support::{
-    RawClient, Script, assert_same_after_reset, connect_via, count, mirrored, render, start_proxy,
-    tags,
+    RawClient, Script, assert_same_after_reset, count, mirrored, render, start_proxy, tags,
 };
 use tokio_postgres::error::SqlState;
 
@@ -135,7 +134,7 @@ async fn copy_rows(client: &tokio_postgres::Client, sql: &str, rows: &str) -> u6
 async fn tokio_postgres_copy_in_completes_through_the_proxy() {
     let db = mirrored().await;
     let proxy = start_proxy(&db).await;
-    let client = connect_via(&db, proxy.addr).await;
+    let client = db.connect_via(proxy.addr).await;
     let done = tokio::time::timeout(Duration::from_secs(20), async {
         client
             .batch_execute("CREATE TEMP TABLE tmp (id int, body text)")
@@ -223,7 +222,7 @@ async fn a_refused_copy_answers_with_the_error_alone() {
     drop(client);
 
     // tokio-postgres gets the error from `finish`, and its connection goes on.
-    let client = connect_via(&db, proxy.addr).await;
+    let client = db.connect_via(proxy.addr).await;
     let sink = client
         .copy_in("COPY salesforce.account (name) FROM STDIN")
         .await

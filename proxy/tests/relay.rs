@@ -13,8 +13,7 @@ use std::time::Duration;
 use sfpg_proxy::TlsConfig;
 use sfpg_testkit::TestDatabase;
 use support::{
-    RawClient, Script, config_via, connect_via, direct_addr, render, start_proxy, start_proxy_on,
-    start_proxy_with,
+    RawClient, Script, direct_addr, render, start_proxy, start_proxy_on, start_proxy_with,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -121,7 +120,7 @@ async fn extended_protocol_gets_the_same_bytes_in_text_and_binary() {
 async fn tokio_postgres_works_through_the_proxy() {
     let db = TestDatabase::create().await;
     let proxy = start_proxy(&db).await;
-    let mut client = connect_via(&db, proxy.addr).await;
+    let mut client = db.connect_via(proxy.addr).await;
     client
         .batch_execute("CREATE TABLE t (id int PRIMARY KEY, name text)")
         .await
@@ -157,7 +156,8 @@ async fn tokio_postgres_works_through_the_proxy() {
 async fn notifications_reach_the_listening_client() {
     let db = TestDatabase::create().await;
     let proxy = start_proxy(&db).await;
-    let (listener, mut connection) = support::config_via(&db, proxy.addr)
+    let (listener, mut connection) = db
+        .config_via(proxy.addr)
         .connect(tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -171,7 +171,7 @@ async fn notifications_reach_the_listening_client() {
         }
     });
     listener.batch_execute("LISTEN news").await.unwrap();
-    let sender = connect_via(&db, proxy.addr).await;
+    let sender = db.connect_via(proxy.addr).await;
     sender.batch_execute("NOTIFY news, 'hello'").await.unwrap();
     let received = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
@@ -184,7 +184,7 @@ async fn notifications_reach_the_listening_client() {
 async fn a_wrong_password_is_refused_by_postgres() {
     let db = TestDatabase::create().await;
     let proxy = start_proxy(&db).await;
-    let mut config = config_via(&db, proxy.addr);
+    let mut config = db.config_via(proxy.addr);
     config.password("not the password");
     let Err(error) = config.connect(tokio_postgres::NoTls).await else {
         panic!("a wrong password was accepted");
@@ -200,7 +200,7 @@ async fn a_wrong_password_is_refused_by_postgres() {
 async fn a_cancel_request_reaches_the_running_query() {
     let db = TestDatabase::create().await;
     let proxy = start_proxy(&db).await;
-    let client = connect_via(&db, proxy.addr).await;
+    let client = db.connect_via(proxy.addr).await;
     let token = client.cancel_token();
     let running = tokio::spawn(async move { client.batch_execute("SELECT pg_sleep(60)").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -225,7 +225,7 @@ async fn sessions_on_several_threads_or_none_work_alike() {
         let proxy = start_proxy_on(&db, None, threads).await;
         let mut clients = Vec::new();
         for _ in 0..6 {
-            clients.push(connect_via(&db, proxy.addr).await);
+            clients.push(db.connect_via(proxy.addr).await);
         }
         let work = clients.iter().enumerate().map(|(n, client)| async move {
             for round in 0..20 {

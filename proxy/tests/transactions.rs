@@ -9,9 +9,7 @@
 
 mod support;
 
-use support::{
-    RawClient, Script, assert_same_after_reset, connect_via, count, mirrored, render, start_proxy,
-};
+use support::{RawClient, Script, assert_same_after_reset, count, mirrored, render, start_proxy};
 use tokio_postgres::error::SqlState;
 
 const SETUP: &str = "CREATE TABLE t (id int PRIMARY KEY, name text NOT NULL)";
@@ -162,7 +160,7 @@ async fn the_extended_protocol_looks_untouched() {
 async fn without_an_org_every_captured_write_is_refused_and_nothing_commits() {
     let db = mirrored().await;
     let proxy = start_proxy(&db).await;
-    let client = connect_via(&db, proxy.addr).await;
+    let client = db.connect_via(proxy.addr).await;
 
     // Autocommit, simple and extended protocol.
     let error = client
@@ -220,7 +218,7 @@ async fn without_an_org_every_captured_write_is_refused_and_nothing_commits() {
 async fn rolled_back_writes_push_nothing() {
     let db = mirrored().await;
     let proxy = start_proxy(&db).await;
-    let client = connect_via(&db, proxy.addr).await;
+    let client = db.connect_via(proxy.addr).await;
     client
         .batch_execute("BEGIN; INSERT INTO salesforce.account (name) VALUES ('A'); ROLLBACK")
         .await

@@ -259,19 +259,7 @@ impl Client {
                 method: request.method.clone(),
                 path: url.path().to_owned(),
             };
-            let mut builder = self
-                .shared
-                .http
-                .request(request.method.clone(), url)
-                .headers(request.headers.clone());
-            if let Some(token) = &token {
-                builder = builder.bearer_auth(token.access_token().expose_secret());
-            }
-            if let Some(body) = &request.body {
-                builder = builder
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
+            let builder = self.http_request(request, url, token.as_deref());
             let transport = |source: reqwest::Error| Failure {
                 sent: !source.is_connect(),
                 error: Error::Transport {
@@ -284,11 +272,7 @@ impl Client {
             let status = response.status();
             tracing::Span::current().record("status", status.as_u16());
             self.record_usage(response.headers());
-            let content_type = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let content_type = content_type(response.headers());
             let body = response.bytes().await.map_err(transport)?;
             if status.as_u16() >= 400 {
                 let error = Error::from_response(endpoint, status, content_type.as_deref(), &body);
@@ -308,6 +292,29 @@ impl Client {
         }
         .instrument(span)
         .await
+    }
+
+    /// `request` to `url`, with `token` as its bearer and its body as JSON.
+    fn http_request(
+        &self,
+        request: &ApiRequest,
+        url: Url,
+        token: Option<&Token>,
+    ) -> reqwest::RequestBuilder {
+        let mut builder = self
+            .shared
+            .http
+            .request(request.method.clone(), url)
+            .headers(request.headers.clone());
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token.access_token().expose_secret());
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        builder
     }
 
     fn record_usage(&self, headers: &HeaderMap) {
@@ -425,6 +432,14 @@ struct Failure {
     sent: bool,
     /// The token the request was sent with, to recognise a stale one.
     token: Option<Arc<Token>>,
+}
+
+/// A response's `Content-Type`, if it is text.
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 impl Failure {

@@ -3,7 +3,7 @@
 //! the names the org does have rather than registered and left failing in the sync.
 
 use clap::{Args, Subcommand};
-use sfpg_control::control::{admin, orgs};
+use sfpg_control::{admin, orgs};
 
 use crate::commands::org::{DatabaseArgs, control_client, load_master_key, user_facing, verify};
 use crate::database;

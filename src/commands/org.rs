@@ -1,10 +1,8 @@
 //! `sfpg org …`: registering Salesforce orgs in the control schema.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
-use sfpg_control::control::{MasterKey, Org, OrgError, RateLimit, admin, orgs};
+use sfpg_control::{ControlError, MasterKey, Org, RateLimit, admin, objects, orgs};
 use sfpg_salesforce::redact_url;
 
 use crate::database;
@@ -112,16 +110,8 @@ pub async fn control_client(database_url: &str) -> anyhow::Result<tokio_postgres
 
 async fn list_orgs(args: DatabaseArgs) -> anyhow::Result<()> {
     let client = control_client(&args.database_url).await?;
-    let rows = client
-        .query(
-            "SELECT o.name, o.schema_name, o.auth_flow, o.rate_requests, o.rate_period_ms,
-                    o.max_daily_share, o.enabled,
-                    (SELECT count(*) FROM sfpg.objects b WHERE b.org_name = o.name AND b.enabled)
-               FROM sfpg.orgs o ORDER BY o.name",
-            &[],
-        )
-        .await?;
-    if rows.is_empty() {
+    let summaries = orgs::summaries(&client).await?;
+    if summaries.is_empty() {
         println!("no orgs yet: add one with `sfpg org add`");
         return Ok(());
     }
@@ -129,18 +119,21 @@ async fn list_orgs(args: DatabaseArgs) -> anyhow::Result<()> {
         "{:<20} {:<20} {:<19} {:>7}  {:<18} {:>6}  ENABLED",
         "NAME", "SCHEMA", "FLOW", "OBJECTS", "RATE", "BUDGET"
     );
-    for row in rows {
-        let rate = describe_rate(row.get(3), row.get(4));
-        let share: f32 = row.get(5);
+    for org in summaries {
+        let rate = format!(
+            "{}/{}",
+            org.rate_limit.requests,
+            humantime::format_duration(org.rate_limit.period)
+        );
         println!(
             "{:<20} {:<20} {:<19} {:>7}  {:<18} {:>5.0}%  {}",
-            row.get::<_, String>(0),
-            row.get::<_, String>(1),
-            row.get::<_, String>(2),
-            row.get::<_, i64>(7),
+            org.name,
+            org.schema,
+            org.auth_flow.as_str(),
+            org.objects,
             rate,
-            share * 100.0,
-            if row.get::<_, bool>(6) { "yes" } else { "no" }
+            org.max_daily_share * 100.0,
+            if org.enabled { "yes" } else { "no" }
         );
     }
     Ok(())
@@ -153,28 +146,21 @@ async fn show_org(args: NamedOrgArgs) -> anyhow::Result<()> {
         .await
         .map_err(user_facing)?;
     print!("{}", render_org(&org));
-    let objects = client
-        .query(
-            "SELECT object_name, table_name, enabled, phase FROM sfpg.objects
-              WHERE org_name = $1 ORDER BY object_name",
-            &[&org.name],
-        )
-        .await?;
+    let objects = objects::summaries(&client, &org.name).await?;
     println!("objects:");
     if objects.is_empty() {
         println!("  (none)");
     }
-    for row in objects {
-        let enabled: bool = row.get(2);
+    for object in objects {
         println!(
             "  {:<30} table {}.{:<30} {}",
-            row.get::<_, String>(0),
+            object.object,
             org.schema_name,
-            row.get::<_, String>(1),
-            if enabled {
-                row.get::<_, String>(3)
+            object.table,
+            if object.enabled {
+                object.phase.as_str()
             } else {
-                "disabled".to_owned()
+                "disabled"
             }
         );
     }
@@ -247,11 +233,6 @@ fn render_org(org: &Org) -> String {
         .iter()
         .map(|(label, value)| format!("{label:<16} {value}\n"))
         .collect()
-}
-
-fn describe_rate(requests: i32, period_ms: i64) -> String {
-    let period = Duration::from_millis(u64::try_from(period_ms).unwrap_or(0));
-    format!("{requests}/{}", humantime::format_duration(period))
 }
 
 async fn remove_org(args: RemoveArgs) -> anyhow::Result<()> {
@@ -391,7 +372,7 @@ async fn test_org(args: NamedOrgArgs) -> anyhow::Result<()> {
 /// The master key, telling the user once when a new key file was created.
 pub fn load_master_key() -> anyhow::Result<MasterKey> {
     let (key, source) = MasterKey::load_or_create()?;
-    if let sfpg_control::control::master_key::KeySource::CreatedFile(path) = source {
+    if let sfpg_control::master_key::KeySource::CreatedFile(path) = source {
         eprintln!(
             "created a new master key at {} (mode 0600); back it up: stored credentials \
              cannot be read without it",
@@ -402,26 +383,28 @@ pub fn load_master_key() -> anyhow::Result<MasterKey> {
 }
 
 /// Org errors caused by what the user typed exit with code 2.
-pub fn user_facing(error: OrgError) -> anyhow::Error {
+pub fn user_facing(error: ControlError) -> anyhow::Error {
     match error {
-        OrgError::InvalidName(_)
-        | OrgError::InvalidSchemaName(_)
-        | OrgError::Exists(_)
-        | OrgError::SchemaTaken(_)
-        | OrgError::SchemaInUse { .. }
-        | OrgError::NotFound(_)
-        | OrgError::BatchSize(_)
-        | OrgError::BadRate
-        | OrgError::BadShare
-        | OrgError::UnknownObject { .. }
-        | OrgError::InvalidObjectName(_)
-        | OrgError::Setting { .. } => UserError::new(error.to_string()).into(),
+        ControlError::InvalidName(_)
+        | ControlError::InvalidSchemaName(_)
+        | ControlError::Exists(_)
+        | ControlError::SchemaTaken(_)
+        | ControlError::SchemaInUse { .. }
+        | ControlError::NotFound(_)
+        | ControlError::BatchSize(_)
+        | ControlError::BadRate
+        | ControlError::BadShare
+        | ControlError::UnknownObject { .. }
+        | ControlError::InvalidObjectName(_)
+        | ControlError::Setting { .. } => UserError::new(error.to_string()).into(),
         other => other.into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

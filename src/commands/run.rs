@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use sfpg_control::control::MasterKey;
-use sfpg_control::control::connect::Limiters;
+use sfpg_control::MasterKey;
+use sfpg_control::connect::Limiters;
 use sfpg_proxy::{Proxy, ProxyConfig, PushConfig, UpstreamAddr};
 use sfpg_sync::{StoredCredentials, Supervisor, SyncSettings};
 use tokio::task::JoinSet;

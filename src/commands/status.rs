@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sfpg_sync::status::{self, ObjectStatus, OrgStatus};
+use sfpg_control::status::{self, ObjectStatus, OrgStatus};
+use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
 use crate::database;
@@ -79,8 +80,8 @@ async fn load(
             }
             Ok(statuses)
         }
-        // 42P01 undefined_table: nothing was ever set up in this database.
-        Err(error) if error.sqlstate() == Some("42P01") => Err(UserError::new(
+        // Nothing was ever set up in this database.
+        Err(error) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => Err(UserError::new(
             "this database has no sfpg control schema; run `sfpg migrate` and `sfpg org add` first",
         )
         .into()),

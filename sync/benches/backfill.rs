@@ -22,13 +22,13 @@ use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sfpg_control::capture::SET_SYNC_ORIGIN_SQL;
-use sfpg_control::control::{MasterKey, NewOrg, connect, orgs};
+use sfpg_control::objects::{ObjectState, Phase};
+use sfpg_control::{MasterKey, NewOrg, RateLimit, admin, connect, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME, EmulatorConfig, OrgSource,
 };
 use sfpg_emulator::org::{NewUser, Org};
 use sfpg_salesforce::RateLimiter;
-use sfpg_sync::state::Phase;
 use sfpg_sync::{OrgSync, SyncSettings, WriteStrategy};
 use sfpg_testkit::TestDatabase;
 use tokio_postgres::NoTls;
@@ -196,11 +196,11 @@ async fn parent() {
     };
     orgs::insert(&mut client, &new_org, &key()).await.unwrap();
     // No rate limit to speak of: a million requests a second.
-    client
-        .execute(
-            "UPDATE sfpg.orgs SET rate_requests = 1000000, rate_period_ms = 1000 WHERE name = $1",
-            &[&ORG],
-        )
+    let unlimited = RateLimit {
+        requests: 1_000_000,
+        period: std::time::Duration::from_secs(1),
+    };
+    admin::set_rate_limit(&client, ORG, unlimited)
         .await
         .unwrap();
 
@@ -257,7 +257,7 @@ async fn parent() {
     );
 }
 
-fn print_run(strategy: &str, batch: i32, run: &Run) {
+fn print_run(strategy: &str, batch: u32, run: &Run) {
     println!(
         "sync, {strategy} writer, batch {batch}: {} records in {:.2} s = {:.0} records/s, {} requests, peak RSS {:.0} MiB",
         run.records,
@@ -273,7 +273,7 @@ async fn sync_run(
     db: &TestDatabase,
     client: &tokio_postgres::Client,
     strategy: &str,
-    batch: i32,
+    batch: u32,
 ) -> Run {
     reset(client, batch).await;
     let report = run_child(db, strategy, "sync");
@@ -286,20 +286,31 @@ async fn sync_run(
 }
 
 /// Drops the mirror table and starts the object over, at `batch` records per page.
-async fn reset(client: &tokio_postgres::Client, batch: i32) {
+async fn reset(client: &tokio_postgres::Client, batch: u32) {
     client
-        .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {ORG}.account;
-             UPDATE sfpg.orgs SET batch_size = {batch} WHERE name = '{ORG}';
-             UPDATE sfpg.objects SET phase = 'describing', mirrored_fields = '[]', backfill_snapshot = NULL,
-                    backfill_last_id = NULL, backfill_done = 0, backfill_total = NULL, cursor_modstamp = NULL,
-                    cursor_id = NULL, newest_modstamp = NULL, row_count = 0, requests = 0,
-                    describe_modified_at = NULL
-              WHERE org_name = '{ORG}';
-             CHECKPOINT;"
-        ))
+        .batch_execute(&format!("DROP TABLE IF EXISTS {ORG}.account"))
         .await
         .unwrap();
+    admin::set_batch_size(client, ORG, batch).await.unwrap();
+    for state in ObjectState::load_all(client, ORG).await.unwrap() {
+        let fresh = ObjectState {
+            phase: Phase::Describing,
+            mirrored_fields: Vec::new(),
+            backfill_snapshot: None,
+            backfill_last_id: None,
+            backfill_done: 0,
+            backfill_total: None,
+            cursor_modstamp: None,
+            cursor_id: None,
+            newest_modstamp: None,
+            row_count: 0,
+            requests: 0,
+            describe_modified_at: None,
+            ..state
+        };
+        fresh.save(client).await.unwrap();
+    }
+    client.batch_execute("CHECKPOINT").await.unwrap();
 }
 
 /// Runs this executable as a child in `mode`; returns the JSON line it printed.
@@ -375,8 +386,8 @@ async fn breakdown(
     client: sfpg_salesforce::Client,
     settings: SyncSettings,
 ) {
+    use sfpg_control::writer::{Rows, begin, upsert};
     use sfpg_sync::Source;
-    use sfpg_sync::write::{Rows, begin, upsert};
 
     let (control, connection) = tokio_postgres::connect(database_url, NoTls).await.unwrap();
     tokio::spawn(connection);
@@ -403,7 +414,7 @@ async fn breakdown(
         let rows = Rows::new("Account", fields.clone(), page.columns).unwrap();
         convert += started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let transaction = begin(&mut db, settings.lock_timeout).await.unwrap();
+        let transaction = begin(&mut db, Some(settings.lock_timeout)).await.unwrap();
         upsert(&transaction, &plan, &rows, settings.write_strategy)
             .await
             .unwrap();
@@ -428,7 +439,7 @@ async fn breakdown(
         .unwrap();
     let body =
         serde_json::to_vec(&json!({"totalSize": 2000, "done": true, "records": first})).unwrap();
-    let decoder = sfpg_sync::decode::TextColumns::new(&fields);
+    let decoder = sfpg_control::writer::TextColumns::new(&fields);
     let started = Instant::now();
     for _ in 0..10 {
         sfpg_salesforce::QueryPage::decode(&body, &decoder).unwrap();

@@ -2,7 +2,10 @@
 //! and PostgreSQL's SQLSTATE are kept whole, so that status and logs say exactly what
 //! happened and the scheduler can decide between retrying, pausing and re-describing.
 
+use sfpg_control::ControlError;
+use sfpg_control::error::DbMessage;
 use sfpg_salesforce::ErrorClass;
+use tokio_postgres::error::SqlState;
 
 /// A failed sync step.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +15,7 @@ pub enum SyncError {
     Salesforce(#[from] sfpg_salesforce::Error),
 
     /// The mirror database failed.
-    #[error("mirror database: {}", display_pg(.0))]
+    #[error("mirror database: {}", DbMessage(.0))]
     Database(#[from] tokio_postgres::Error),
 
     /// The object cannot be mirrored at all (not queryable, not replicateable, no
@@ -45,9 +48,31 @@ pub enum SyncError {
     #[error("org {0} is being synced by another process")]
     Leased(String),
 
-    /// The control schema holds a value the sync cannot use.
-    #[error("control schema: {0}")]
-    Control(String),
+    /// The control schema holds a value the sync cannot use, or refused what the sync
+    /// asked of it. Its database failures and malformed records arrive as
+    /// [`SyncError::Database`] and [`SyncError::MalformedRecord`] instead, so that they get
+    /// the same reactions wherever they happen.
+    #[error(transparent)]
+    Control(ControlError),
+}
+
+impl From<ControlError> for SyncError {
+    fn from(error: ControlError) -> Self {
+        match error {
+            ControlError::Db(error) => SyncError::Database(error),
+            ControlError::MalformedRecord { object, detail } => {
+                SyncError::MalformedRecord { object, detail }
+            }
+            other => SyncError::Control(other),
+        }
+    }
+}
+
+impl SyncError {
+    /// The control schema holds a value the sync cannot use: `what` says which.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        SyncError::Control(ControlError::Corrupt(what.into()))
+    }
 }
 
 /// How the scheduler reacts to a failed step.
@@ -92,9 +117,9 @@ impl SyncError {
     }
 
     /// The SQLSTATE of a database error, if PostgreSQL sent one.
-    pub fn sqlstate(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<&SqlState> {
         match self {
-            SyncError::Database(error) => error.code().map(|c| c.code()),
+            SyncError::Database(error) => error.code(),
             _ => None,
         }
     }
@@ -102,14 +127,13 @@ impl SyncError {
     /// Whether PostgreSQL refused a value (22…) or a constraint refused a row (23…): the
     /// data does not fit the table as it is.
     pub fn is_data_error(&self) -> bool {
-        self.sqlstate()
-            .is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
+        self.code().is_some_and(is_data_class)
     }
 
     /// Whether a mirror write gave up waiting for a row lock someone else (the proxy) held.
     pub fn is_lock_timeout(&self) -> bool {
         // 55P03 lock_not_available: what `lock_timeout` raises.
-        self.sqlstate() == Some("55P03")
+        self.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
     }
 }
 
@@ -117,39 +141,76 @@ fn database_reaction(error: &tokio_postgres::Error) -> Reaction {
     if error.is_closed() {
         return Reaction::Reconnect;
     }
-    match error.code().map(|c| c.code()) {
-        // A value the column cannot hold (22…), or a constraint it breaks (23…): retrying
-        // the same page will fail the same way.
-        Some(code) if code.starts_with("22") || code.starts_with("23") => Reaction::PauseObject,
-        // Someone altered or dropped the mirror table under us.
-        Some("42P01" | "42703" | "42804") => Reaction::Redescribe,
+    let Some(code) = error.code() else {
+        return Reaction::Reconnect;
+    };
+    // Someone altered or dropped the mirror table under us.
+    let altered = [
+        SqlState::UNDEFINED_TABLE,
+        SqlState::UNDEFINED_COLUMN,
+        SqlState::DATATYPE_MISMATCH,
+    ];
+    if is_data_class(code) {
+        // A value the column cannot hold, or a constraint it breaks: retrying the same
+        // page will fail the same way.
+        Reaction::PauseObject
+    } else if altered.contains(code) {
+        Reaction::Redescribe
+    } else if code.code().starts_with("08") || code.code().starts_with("57P") {
         // Connection-level failures and the server shutting down.
-        Some(code) if code.starts_with("08") || code.starts_with("57P") => Reaction::Reconnect,
+        Reaction::Reconnect
+    } else {
         // Lock timeouts, serialization failures, deadlocks: try again later.
-        Some(_) => Reaction::Retry,
-        None => Reaction::Reconnect,
+        Reaction::Retry
     }
 }
 
-/// A database error with the server's message and detail, which `tokio_postgres::Error`'s
-/// own `Display` leaves out.
-fn display_pg(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => {
-            let mut text = format!(
-                "{}: {} (SQLSTATE {})",
-                db.severity(),
-                db.message(),
-                db.code().code()
-            );
-            if let Some(detail) = db.detail() {
-                text.push_str(&format!("; {detail}"));
-            }
-            text
-        }
-        None => error.to_string(),
-    }
+/// Classes 22 (data exception: a value the column cannot hold) and 23 (integrity
+/// constraint violation: a row a constraint refuses).
+fn is_data_class(code: &SqlState) -> bool {
+    code.code().starts_with("22") || code.code().starts_with("23")
 }
 
 /// The sync's `Result`.
 pub type Result<T, E = SyncError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use sfpg_testkit::TestDatabase;
+
+    use super::*;
+
+    /// What the mirror writer (in sfpg-control) fails with gets the reaction it had when
+    /// the writer was the sync's: a value the column cannot hold pauses the object, a
+    /// record without an Id is tried again, a damaged control row pauses the object.
+    #[tokio::test]
+    async fn control_errors_keep_their_reactions() {
+        let db = TestDatabase::create().await;
+        let client = db.connect().await;
+        let too_long = client
+            .batch_execute("CREATE TEMP TABLE t (v varchar(2)); INSERT INTO t VALUES ('abc')")
+            .await
+            .unwrap_err();
+        let error = SyncError::from(ControlError::from(too_long));
+        assert_eq!(error.code(), Some(&SqlState::STRING_DATA_RIGHT_TRUNCATION));
+        assert!(error.is_data_error());
+        assert_eq!(error.reaction(), Reaction::PauseObject);
+        let missing = client
+            .batch_execute("SELECT * FROM no_such_table")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            SyncError::from(ControlError::from(missing)).reaction(),
+            Reaction::Redescribe
+        );
+        let malformed = SyncError::from(ControlError::MalformedRecord {
+            object: "Account".into(),
+            detail: "without an Id".into(),
+        });
+        assert!(matches!(malformed, SyncError::MalformedRecord { .. }));
+        assert_eq!(malformed.reaction(), Reaction::Retry);
+        let corrupt = SyncError::corrupt("unknown phase");
+        assert_eq!(corrupt.reaction(), Reaction::PauseObject);
+        assert!(corrupt.to_string().contains("unknown phase"), "{corrupt}");
+    }
+}

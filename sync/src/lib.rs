@@ -2,7 +2,6 @@
 //! polling, deletes and schema evolution, under a per-org rate limit.
 
 pub mod budget;
-pub mod decode;
 pub mod error;
 #[cfg(feature = "failpoints")]
 pub mod failpoints;
@@ -12,12 +11,8 @@ pub mod scheduler;
 pub mod settings;
 pub mod soql;
 pub mod source;
-pub mod state;
-pub mod status;
 pub mod steps;
 pub mod supervisor;
-pub mod value;
-pub mod write;
 
 pub use error::{Reaction, Result, SyncError};
 pub use plan::{MirroredField, ObjectPlan};

@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::plan::ObjectPlan;
 use crate::settings::SyncSettings;
 use crate::source::Page;
-use crate::state::{ObjectState, Phase};
+use sfpg_control::objects::{ObjectState, Phase};
 
 /// One request's worth of work for an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -307,11 +307,15 @@ mod tests {
             phase,
             paused_reason: None,
             describe_modified_at: Some(Utc::now()),
-            mirrored_fields: json!([
-                {"field": "Id", "column": "sfid", "type": "varchar(18)"},
-                {"field": "SystemModstamp", "column": "systemmodstamp", "type": "timestamptz"},
-                {"field": "Total__c", "column": "total__c", "type": "numeric", "calculated": true},
-            ]),
+            mirrored_fields: sfpg_control::plan::parse_mirrored_fields(
+                "Account",
+                json!([
+                    {"field": "Id", "column": "sfid", "type": "varchar(18)"},
+                    {"field": "SystemModstamp", "column": "systemmodstamp", "type": "timestamptz"},
+                    {"field": "Total__c", "column": "total__c", "type": "numeric", "calculated": true},
+                ]),
+            )
+            .unwrap(),
             removed_fields: vec![],
             pending_field_backfill: vec![],
             backfill_snapshot: Some(Utc::now()),

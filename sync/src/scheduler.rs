@@ -20,8 +20,9 @@ use crate::error::{Reaction, Result, SyncError};
 use crate::object::{ObjectSync, Task, chrono_duration};
 use crate::settings::SyncSettings;
 use crate::source::{RestSource, Source};
-use crate::state::{ObjectState, OrgSettings};
 use crate::steps::{self, Context, Outcome};
+use sfpg_control::objects::ObjectState;
+use sfpg_control::orgs::OrgSettings;
 
 /// What one turn did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use sfpg_control::writer::WriteStrategy;
+
 /// How a sync process paces its maintenance work and tolerates Salesforce's timing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSettings {
@@ -50,17 +52,4 @@ impl Default for SyncSettings {
             write_strategy: WriteStrategy::default(),
         }
     }
-}
-
-/// How a batch of records reaches the mirror table. Both run in the page's transaction and
-/// produce the same rows; `docs/architecture.md` records which is faster and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WriteStrategy {
-    /// One `INSERT … SELECT FROM unnest($1::text[], …) ON CONFLICT (sfid) DO UPDATE`: one
-    /// text array per column, cast by PostgreSQL.
-    Unnest,
-    /// The page's Ids are looked up first; the new rows are `COPY`ed (text format) straight
-    /// into the table, and the others updated from arrays. The faster: the default.
-    #[default]
-    CopyMerge,
 }

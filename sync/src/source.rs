@@ -14,10 +14,10 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use sfpg_salesforce::{Client, SalesforceId};
 
-use crate::decode::{Columns, TextColumns};
 use crate::error::{Result, SyncError};
 use crate::plan::MirroredField;
 use crate::soql::{self, ModstampCursor};
+use sfpg_control::writer::{Columns, TextColumns};
 
 /// One page of records.
 #[derive(Debug, Clone, PartialEq)]

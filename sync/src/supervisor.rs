@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sfpg_control::control::{MasterKey, connect, orgs as stored_orgs};
+use sfpg_control::{MasterKey, connect, orgs as stored_orgs};
 use sfpg_salesforce::{Client, RateLimiter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -23,12 +23,6 @@ use crate::scheduler::OrgSync;
 use crate::settings::SyncSettings;
 use listener::Listener;
 use orgs::Orgs;
-
-/// The channel every change to `sfpg.orgs` and `sfpg.objects` is announced on.
-pub const ORG_CHANGED_CHANNEL: &str = "sfpg_org_changed";
-
-/// The first key of the per-org advisory lock ("sfps"); the second is the org name's hash.
-pub(crate) const ORG_LOCK_KEY: i32 = 0x7366_7073;
 
 /// How often the set of enabled orgs is read even without a notification (one may be lost
 /// while the listening connection reconnects).
@@ -81,9 +75,7 @@ impl Connector for StoredCredentials {
         org: &'a str,
     ) -> BoxFuture<'a, Result<Client>> {
         Box::pin(async move {
-            let stored = stored_orgs::load(db, org, &self.key)
-                .await
-                .map_err(|e| SyncError::Control(format!("org {org}: {e}")))?;
+            let stored = stored_orgs::load(db, org, &self.key).await?;
             let limiter = self.limiters.for_org(&stored)?;
             Ok(connect::stored_client(
                 &stored,
@@ -185,31 +177,15 @@ impl OrgTask {
         mut reloads: mpsc::UnboundedReceiver<()>,
     ) -> Result<()> {
         let db = connect(&self.database).await?;
-        let locked: bool = db
-            .query_one(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))",
-                &[&ORG_LOCK_KEY, &self.name],
-            )
-            .await?
-            .try_get(0)?;
-        if !locked {
+        if !stored_orgs::try_lock(&db, &self.name).await? {
             return Err(SyncError::Leased(self.name));
         }
-        db.execute(
-            "UPDATE sfpg.orgs SET lease_owner = $2, lease_expires_at = NULL WHERE name = $1",
-            &[&self.name, &lease_owner()],
-        )
-        .await?;
+        stored_orgs::set_lease_owner(&db, &self.name, Some(&lease_owner())).await?;
         let client = self.connector.connect(&db, &self.name).await?;
         let _ = self.limiter.set(client.limiter().clone());
         let mut sync = OrgSync::start(db, client, &self.name, self.settings).await?;
         sync.run(&cancel, &mut reloads).await?;
-        sync.db()
-            .execute(
-                "UPDATE sfpg.orgs SET lease_owner = NULL WHERE name = $1",
-                &[&self.name],
-            )
-            .await?;
+        stored_orgs::set_lease_owner(sync.db(), &self.name, None).await?;
         Ok(())
     }
 }

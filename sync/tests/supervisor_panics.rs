@@ -7,20 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code)]
-#[path = "emulated/mirror.rs"]
-mod mirror;
-#[allow(dead_code)]
-#[path = "emulated/support.rs"]
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use sfpg_sync::{StoredCredentials, Supervisor};
-use support::{Harness, ORG, generated, quiet_settings};
+use sfpg_testkit::TestDatabase;
+use sfpg_testkit::process::eventually;
+use sfpg_testkit::world::{self, ORG, map, master_key, quiet_settings};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Default)]
@@ -38,6 +33,16 @@ impl Write for Captured {
 }
 
 impl Captured {
+    /// Makes this the log of the current thread, until the guard drops.
+    fn subscribe(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
     fn lines(&self) -> Vec<String> {
         String::from_utf8_lossy(&self.0.lock().unwrap())
             .lines()
@@ -46,57 +51,32 @@ impl Captured {
     }
 }
 
-/// Waits until `probe` answers `true`, or fails after `within`.
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !probe().await {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 // One thread: the org's task runs where the subscriber below is the default.
 #[tokio::test(flavor = "current_thread")]
 async fn a_panicking_org_task_is_logged_recorded_and_restarted() {
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = captured.subscribe();
 
-    let harness = Harness::start(generated(40), &["Account"]).await;
-    let control = harness.db.connect().await;
+    let emulator = sfpg_emulator::http::start(world::generated(40, 7))
+        .await
+        .unwrap();
+    let db = TestDatabase::create().await;
+    let control = db.connect().await;
+    world::register_org_as(&mut db.connect().await, &emulator, &["Account"], ORG).await;
     let shutdown = CancellationToken::new();
     let supervisor = Supervisor::new(
-        harness.db.config(),
-        Arc::new(StoredCredentials::new(
-            harness.db.config(),
-            harness.key.clone(),
-        )),
+        db.config(),
+        Arc::new(StoredCredentials::new(db.config(), master_key())),
         quiet_settings(),
     );
     let running = tokio::spawn(supervisor.run(shutdown.clone()));
-    wait_for("the backfill", Duration::from_secs(60), || async {
-        control
-            .query_one("SELECT bool_and(phase = 'live') FROM sfpg.objects", &[])
-            .await
-            .unwrap()
-            .get::<_, Option<bool>>(0)
-            .unwrap_or(false)
-    })
-    .await;
+    world::wait_all_live(&control, Duration::from_secs(60)).await;
 
     sfpg_sync::failpoints::panic_in_next_turns(ORG, 1);
-    wait_for(
+    eventually(
         "the panic in last_error",
         Duration::from_secs(20),
-        || async {
+        async || {
             control
                 .query_one("SELECT last_error FROM sfpg.orgs WHERE name = $1", &[&ORG])
                 .await
@@ -119,16 +99,23 @@ async fn a_panicking_org_task_is_logged_recorded_and_restarted() {
         .await
         .unwrap()
         .get(0);
-    harness.update("Account", &sfid, json!({"Name": "After the panic"}));
-    wait_for(
+    emulator
+        .update_as(
+            "Account",
+            &sfid,
+            &map(json!({"Name": "After the panic"})),
+            None,
+        )
+        .unwrap();
+    eventually(
         "the change after the restart",
         Duration::from_secs(20),
-        || async {
-            harness
-                .mirror_value("account", &sfid, "name")
+        async || {
+            let row = control
+                .query_opt("SELECT name FROM acme.account WHERE sfid = $1", &[&sfid])
                 .await
-                .as_deref()
-                == Some("After the panic")
+                .unwrap();
+            row.and_then(|r| r.get::<_, Option<String>>(0)).as_deref() == Some("After the panic")
         },
     )
     .await;

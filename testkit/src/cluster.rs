@@ -6,23 +6,21 @@
 //! left to this process: a small reaper shell process waits for it to exit, then stops the
 //! server and deletes the dir.
 
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::binaries::find_bin_dir;
-use crate::users::{ServerUser, running_as_root, unprivileged_user};
+use sfpg_pgcluster::{Cluster, Init, LocalAuth, ServerUser};
 
 const SUPERUSER: &str = "sfpg";
 // Host connections use SCRAM, so tests can exercise wrong-password paths; the password is
 // only ever valid for this throwaway cluster.
 const SUPERUSER_PASSWORD: &str = "sfpg-test-password";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const START_ATTEMPTS: usize = 5;
 
 /// Waits for the test process ($1) to exit, then stops the server whose data dir is under $2
@@ -144,126 +142,103 @@ fn external(url: &str) -> Result<Server, String> {
         password: config
             .get_password()
             .map(|p| String::from_utf8_lossy(p).into_owned()),
-        bin_dir: find_bin_dir().ok(),
+        bin_dir: sfpg_pgcluster::find_bin_dir(None).ok(),
         cluster_dir: None,
     })
 }
 
 fn throwaway() -> Result<Server, String> {
-    let cluster = Cluster::init()?;
-    let mut last_error = String::new();
-    for _ in 0..START_ATTEMPTS {
-        let port = free_port()?;
-        match start_postmaster(&cluster.bin_dir, &cluster.dir, port, cluster.run_as) {
-            // The postmaster lives until the reaper stops it, after this process.
-            Ok(_postmaster) => return Ok(cluster.server(port)),
-            // Another process may have taken the port between our probe and the bind.
-            Err(error) => last_error = error,
-        }
-    }
-    Err(format!(
-        "the throwaway PostgreSQL server did not start after {START_ATTEMPTS} attempts: {last_error}"
-    ))
+    let cluster = init().map_err(|e| e.to_string())?;
+    let port = cluster
+        .start_on_free_port(START_ATTEMPTS, &settings(&cluster), &log(&cluster))
+        .map_err(|e| {
+            format!(
+                "the throwaway PostgreSQL server did not start after {START_ATTEMPTS} attempts: {e}"
+            )
+        })?;
+    // The server lives until the reaper stops it, after this process.
+    Ok(server_of(&cluster, port))
 }
 
 /// A cluster initialised in a temp dir of its own (removed by a reaper once this process
-/// exits), not started yet.
-pub(crate) struct Cluster {
-    pub(crate) bin_dir: PathBuf,
-    pub(crate) dir: PathBuf,
-    pub(crate) run_as: Option<ServerUser>,
+/// exits), not started yet. Its data is in `data/`, its socket and log beside it.
+pub(crate) fn init() -> Result<Cluster, sfpg_pgcluster::Error> {
+    let bin_dir = sfpg_pgcluster::find_bin_dir(None)?;
+    let run_as = sfpg_pgcluster::server_user()?;
+    let dir = make_cluster_dir(run_as)?;
+    spawn_reaper(&dir)?;
+    let cluster = Cluster::new(bin_dir, dir.join("data"), run_as);
+    cluster.init(&Init {
+        superuser: SUPERUSER,
+        password: SUPERUSER_PASSWORD,
+        local_auth: LocalAuth::Trust,
+        // Durability buys nothing in a cluster that is deleted at exit.
+        sync: false,
+    })?;
+    Ok(cluster)
 }
 
-impl Cluster {
-    pub(crate) fn init() -> Result<Cluster, String> {
-        let bin_dir = find_bin_dir()?;
-        let run_as = if running_as_root() {
-            Some(unprivileged_user()?)
-        } else {
-            None
-        };
-        let dir = make_cluster_dir(run_as)?;
-        spawn_reaper(&dir)?;
-        initdb(&bin_dir, &dir, run_as)?;
-        Ok(Cluster {
-            bin_dir,
-            dir,
-            run_as,
-        })
-    }
+/// The directory of a throwaway cluster: its data, socket and log.
+pub(crate) fn cluster_dir(cluster: &Cluster) -> &Path {
+    cluster.data_dir().parent().unwrap_or(cluster.data_dir())
+}
 
-    /// The server this cluster is once started on `port`.
-    pub(crate) fn server(&self, port: u16) -> Server {
-        Server {
-            host: "127.0.0.1".to_owned(),
-            port,
-            user: SUPERUSER.to_owned(),
-            password: Some(SUPERUSER_PASSWORD.to_owned()),
-            bin_dir: Some(self.bin_dir.clone()),
-            cluster_dir: Some(self.dir.clone()),
-        }
+/// The throwaway server's settings: TCP on 127.0.0.1, the Unix socket in the cluster's
+/// directory, and no durability, which buys nothing in a cluster deleted at exit.
+pub(crate) fn settings(cluster: &Cluster) -> Vec<(&'static str, String)> {
+    vec![
+        ("listen_addresses", "127.0.0.1".to_owned()),
+        (
+            "unix_socket_directories",
+            cluster_dir(cluster).display().to_string(),
+        ),
+        ("fsync", "off".to_owned()),
+        ("synchronous_commit", "off".to_owned()),
+        ("full_page_writes", "off".to_owned()),
+        ("max_connections", "300".to_owned()),
+    ]
+}
+
+pub(crate) fn log(cluster: &Cluster) -> PathBuf {
+    cluster_dir(cluster).join("postgres.log")
+}
+
+/// The server `cluster` is once started on `port`.
+pub(crate) fn server_of(cluster: &Cluster, port: u16) -> Server {
+    Server {
+        host: "127.0.0.1".to_owned(),
+        port,
+        user: SUPERUSER.to_owned(),
+        password: Some(SUPERUSER_PASSWORD.to_owned()),
+        bin_dir: Some(cluster.bin_dir().to_owned()),
+        cluster_dir: Some(cluster_dir(cluster).to_owned()),
     }
 }
 
-fn initdb(bin_dir: &Path, dir: &Path, run_as: Option<ServerUser>) -> Result<(), String> {
-    let pwfile = dir.join("pwfile");
-    fs::write(&pwfile, SUPERUSER_PASSWORD).map_err(|e| format!("cannot write {pwfile:?}: {e}"))?;
-    chown(&pwfile, run_as)?;
-
-    let mut initdb = Command::new(bin_dir.join("initdb"));
-    initdb
-        .arg("--pgdata")
-        .arg(dir.join("data"))
-        .args(["--username", SUPERUSER, "--auth-local=trust"])
-        .args([
-            "--auth-host=scram-sha-256",
-            "--encoding=UTF8",
-            "--no-locale",
-        ])
-        .args(["--no-sync", "--no-instructions"])
-        .arg(format!("--pwfile={}", pwfile.display()));
-    let output = as_user(&mut initdb, run_as)
-        .output()
-        .map_err(|e| format!("cannot run initdb in {}: {e}", bin_dir.display()))?;
-    if !output.status.success() {
-        return Err(format!(
-            "initdb failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(())
-}
-
-fn make_cluster_dir(run_as: Option<ServerUser>) -> Result<PathBuf, String> {
+fn make_cluster_dir(run_as: Option<ServerUser>) -> Result<PathBuf, sfpg_pgcluster::Error> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let dir = std::env::temp_dir().join(format!("sfpg-testkit-{}-{nanos:09}", std::process::id()));
-    fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let io = |action: &'static str| {
+        let path = dir.clone();
+        move |source| sfpg_pgcluster::Error::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    fs::create_dir(&dir).map_err(io("create"))?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("cannot set permissions on {}: {e}", dir.display()))?;
-    chown(&dir, run_as)?;
+        .map_err(io("set the permissions of"))?;
+    if let Some(user) = run_as {
+        user.chown(&dir)?;
+    }
     Ok(dir)
 }
 
-fn chown(path: &Path, run_as: Option<ServerUser>) -> Result<(), String> {
-    match run_as {
-        Some(user) => std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
-            .map_err(|e| format!("cannot hand {} to the server's user: {e}", path.display())),
-        None => Ok(()),
-    }
-}
-
-fn as_user(command: &mut Command, run_as: Option<ServerUser>) -> &mut Command {
-    if let Some(user) = run_as {
-        command.uid(user.uid).gid(user.gid);
-    }
-    command
-}
-
-fn spawn_reaper(dir: &Path) -> Result<(), String> {
+fn spawn_reaper(dir: &Path) -> Result<(), sfpg_pgcluster::Error> {
     Command::new("sh")
         .arg("-c")
         .arg(REAPER_SCRIPT)
@@ -277,84 +252,10 @@ fn spawn_reaper(dir: &Path) -> Result<(), String> {
         .process_group(0)
         .spawn()
         .map(drop)
-        .map_err(|e| format!("cannot start the cleanup process (sh): {e}"))
-}
-
-pub(crate) fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
-}
-
-pub(crate) fn start_postmaster(
-    bin_dir: &Path,
-    dir: &Path,
-    port: u16,
-    run_as: Option<ServerUser>,
-) -> Result<Child, String> {
-    let log_path = dir.join("postgres.log");
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("cannot create {log_path:?}: {e}"))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| format!("cannot share {log_path:?}: {e}"))?;
-    let mut postgres = Command::new(bin_dir.join("postgres"));
-    postgres
-        .arg("-D")
-        .arg(dir.join("data"))
-        .arg("-p")
-        .arg(port.to_string())
-        .arg("-k")
-        .arg(dir)
-        .args(["-c", "listen_addresses=127.0.0.1"])
-        // Durability buys nothing in a cluster that is deleted at exit.
-        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-        .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err))
-        .process_group(0);
-    let mut child = as_user(&mut postgres, run_as)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin_dir.join("postgres").display()))?;
-    wait_until_ready(bin_dir, port, &mut child, &log_path)?;
-    Ok(child)
-}
-
-fn wait_until_ready(
-    bin_dir: &Path,
-    port: u16,
-    postmaster: &mut Child,
-    log_path: &Path,
-) -> Result<(), String> {
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = postmaster.try_wait() {
-            let log = fs::read_to_string(log_path).unwrap_or_default();
-            return Err(format!(
-                "postgres exited ({status}) on port {port}: {}",
-                log.trim()
-            ));
-        }
-        let ready = Command::new(bin_dir.join("pg_isready"))
-            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let _ = postmaster.kill();
-            return Err(format!(
-                "postgres on port {port} was not ready within {STARTUP_TIMEOUT:?}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .map_err(|source| sfpg_pgcluster::Error::Spawn {
+            program: PathBuf::from("sh"),
+            source,
+        })
 }
 
 /// Percent-encodes everything but unreserved characters, enough for user names and

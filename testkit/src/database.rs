@@ -2,6 +2,7 @@
 //! connections forced closed) when the test's [`TestDatabase`] goes out of scope, including
 //! when the test panics.
 
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -61,6 +62,34 @@ impl TestDatabase {
     /// A new connection to this database; its I/O runs on the current tokio runtime.
     pub async fn connect(&self) -> Client {
         connect(&self.url).await
+    }
+
+    /// This database's user, password and name, at `addr` instead of the server: how a
+    /// test reaches it through a proxy.
+    pub fn config_via(&self, addr: SocketAddr) -> Config {
+        // A fresh configuration: `host` and `port` on an existing one add a second address
+        // rather than replace the first.
+        let mut config = Config::new();
+        config
+            .host(addr.ip().to_string())
+            .port(addr.port())
+            .user(self.server.user())
+            .dbname(&self.name);
+        if let Some(password) = self.server.password() {
+            config.password(password);
+        }
+        config
+    }
+
+    /// A new connection to this database through `addr`.
+    pub async fn connect_via(&self, addr: SocketAddr) -> Client {
+        let (client, connection) = self
+            .config_via(addr)
+            .connect(NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("sfpg-testkit: cannot connect through {addr}: {e}"));
+        tokio::spawn(connection);
+        client
     }
 }
 

@@ -13,13 +13,27 @@
 //! client.batch_execute("CREATE TABLE t (x int)").await.unwrap();
 //! # }
 //! ```
+//!
+//! The rest of what tests share is here too, so that it is written once:
+//! - [`process`]: processes a test starts (their output, their log, `/proc`), and waiting
+//!   for something with a deadline;
+//! - with the `world` feature, [`world`]: an emulated org registered in a test database and
+//!   mirrored by the real sync, and the comparison of the mirror with the org; and
+//!   [`binary`]: the `sfpg` binary as the end-to-end tests run it;
+//! - with the `proxy` feature, [`proxy`]: the proxy in process, in front of a test database
+//!   (and of a world's mirror, with both).
 
-mod binaries;
+#[cfg(feature = "world")]
+pub mod binary;
 mod cluster;
 mod database;
+pub mod process;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod stats;
 mod stoppable;
-mod users;
+#[cfg(feature = "world")]
+pub mod world;
 
 pub use cluster::{Server, server};
 pub use database::TestDatabase;

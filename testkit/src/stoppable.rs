@@ -3,17 +3,18 @@
 //! it resumes once the database is back. The shared server cannot be stopped, since every
 //! other test of the process uses it.
 
-use std::process::Child;
 use std::sync::{Mutex, PoisonError};
 
-use crate::cluster::{Cluster, Server, free_port, start_postmaster};
+use sfpg_pgcluster::Cluster;
+
+use crate::cluster::{self, Server};
 
 /// A throwaway cluster of its own: initialised and started by [`StoppableServer::start`],
 /// stopped and removed when dropped (and by the reaper, however the process ends).
 pub struct StoppableServer {
     cluster: Cluster,
     server: Server,
-    postmaster: Mutex<Option<Child>>,
+    running: Mutex<bool>,
 }
 
 impl std::fmt::Debug for StoppableServer {
@@ -28,17 +29,19 @@ impl StoppableServer {
     /// Initialises a cluster and starts it on a free port. Panics with what is missing when
     /// no server can be had.
     pub fn start() -> StoppableServer {
-        let started = Cluster::init().and_then(|cluster| {
-            let port = free_port()?;
-            let postmaster =
-                start_postmaster(&cluster.bin_dir, &cluster.dir, port, cluster.run_as)?;
-            Ok((cluster, port, postmaster))
+        let started = cluster::init().and_then(|cluster| {
+            let port = cluster.start_on_free_port(
+                1,
+                &cluster::settings(&cluster),
+                &cluster::log(&cluster),
+            )?;
+            Ok((cluster, port))
         });
         match started {
-            Ok((cluster, port, postmaster)) => StoppableServer {
-                server: cluster.server(port),
+            Ok((cluster, port)) => StoppableServer {
+                server: cluster::server_of(&cluster, port),
                 cluster,
-                postmaster: Mutex::new(Some(postmaster)),
+                running: Mutex::new(true),
             },
             Err(message) => panic!("sfpg-testkit: {message}"),
         }
@@ -51,55 +54,50 @@ impl StoppableServer {
 
     /// Whether the server is running.
     pub fn is_running(&self) -> bool {
-        self.postmaster().is_some()
+        *self.running()
     }
 
-    /// Stops the server as `pg_ctl stop -m fast` does (SIGINT): sessions are ended with
+    /// Stops the server with `pg_ctl stop -m fast` (SIGINT): sessions are ended with
     /// 57P01, and connecting is refused until [`StoppableServer::restart`]. Waits until the
     /// postmaster has exited.
     pub fn stop(&self) {
-        let Some(mut postmaster) = self.postmaster().take() else {
+        let mut running = self.running();
+        if !*running {
             return;
-        };
-        let pid = postmaster.id().to_string();
-        // SIGINT is PostgreSQL's fast shutdown; std only sends SIGKILL.
-        let signalled = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !signalled {
-            let _ = postmaster.kill();
         }
-        let _ = postmaster.wait();
+        if let Err(error) = self.cluster.stop() {
+            panic!("sfpg-testkit: {error}");
+        }
+        *running = false;
     }
 
     /// Starts the stopped server again, on the same port and with the same data.
     pub fn restart(&self) {
-        let mut postmaster = self.postmaster();
-        if postmaster.is_some() {
+        let mut running = self.running();
+        if *running {
             return;
         }
-        match start_postmaster(
-            &self.cluster.bin_dir,
-            &self.cluster.dir,
+        let started = self.cluster.start(
             self.server.port(),
-            self.cluster.run_as,
-        ) {
-            Ok(child) => *postmaster = Some(child),
+            &cluster::settings(&self.cluster),
+            &cluster::log(&self.cluster),
+        );
+        match started {
+            Ok(()) => *running = true,
             Err(message) => panic!("sfpg-testkit: cannot restart the server: {message}"),
         }
     }
 
-    fn postmaster(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
-        self.postmaster
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn running(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Drop for StoppableServer {
     fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.cluster.dir);
+        if *self.running() {
+            let _ = self.cluster.stop();
+        }
+        let _ = std::fs::remove_dir_all(cluster::cluster_dir(&self.cluster));
     }
 }

@@ -6,31 +6,20 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use sfpg_emulator::http::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME,
-};
+use sfpg_emulator::http::{DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
 use sfpg_testkit::TestDatabase;
-
-/// A fixed test key (base64 of 32 bytes).
-pub const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+use sfpg_testkit::binary::Sfpg;
 
 /// The password put into URLs below; it must never be printed.
 pub const URL_PASSWORD: &str = "hunter2-in-url";
 
+const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg"));
+
 /// Runs the binary off the runtime's threads (the emulator serves from this runtime).
 pub async fn sfpg(db: &TestDatabase, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sfpg"));
-    command
-        .args(args)
-        .env("DATABASE_URL", db.url())
-        .env("SFPG_MASTER_KEY", MASTER_KEY)
-        .env_remove("RUST_LOG");
-    tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap()
+    SFPG.output(db, args).await
 }
 
 pub fn stderr(output: &Output) -> String {
@@ -39,23 +28,10 @@ pub fn stderr(output: &Output) -> String {
 
 /// Asserts exit code 2, one line on stderr containing each of `expected`, and no secret.
 pub fn assert_refused(output: &Output, case: &str, expected: &[&str]) {
-    let err = stderr(output);
-    let out = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{case}: exit {:?}\nstderr: {err}stdout: {out}",
-        output.status.code()
-    );
-    assert_eq!(err.trim().lines().count(), 1, "{case}: {err}");
-    for part in expected {
-        assert!(err.contains(part), "{case}: no {part:?} in: {err}");
-    }
+    sfpg_testkit::binary::assert_refused(output, case, expected);
+    let said = sfpg_testkit::binary::text(output);
     for secret in [URL_PASSWORD, DEFAULT_PASSWORD, DEFAULT_CLIENT_SECRET] {
-        assert!(
-            !err.contains(secret) && !out.contains(secret),
-            "{case}: a secret in: {err}{out}"
-        );
+        assert!(!said.contains(secret), "{case}: a secret in: {said}");
     }
 }
 
@@ -74,19 +50,7 @@ pub async fn org_count(db: &TestDatabase) -> i64 {
 
 /// `org add NAME` with the emulator's password-flow credentials and `extra` flags.
 pub fn add<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "org",
-        "add",
-        name,
-        "--client-id",
-        DEFAULT_CLIENT_ID,
-        "--client-secret",
-        DEFAULT_CLIENT_SECRET,
-        "--username",
-        DEFAULT_USERNAME,
-        "--password",
-        DEFAULT_PASSWORD,
-    ];
+    let mut args = sfpg_testkit::binary::add_with_password(name, DEFAULT_PASSWORD);
     args.extend_from_slice(extra);
     args
 }

@@ -5,91 +5,36 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use sfpg_testkit::TestDatabase;
+use sfpg_testkit::binary::Sfpg;
+use sfpg_testkit::process::TestProcess;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::proxy_support::MASTER_KEY_BASE64;
+const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info,sfpg_proxy=info");
 
 /// `sfpg proxy` in a process of its own, killed when dropped.
 pub struct ProxyProcess {
-    child: Child,
+    process: TestProcess,
     pub addr: SocketAddr,
-    /// What it has logged so far.
-    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl ProxyProcess {
     pub fn start(db: &TestDatabase, flags: &[&str]) -> ProxyProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfpg"))
-            .args(["proxy", "--listen", "127.0.0.1:0"])
-            .args(flags)
-            .env("DATABASE_URL", db.url())
-            .env("SFPG_MASTER_KEY", MASTER_KEY_BASE64)
-            .env("RUST_LOG", "sfpg=info,sfpg_proxy=info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("proxy: {line}");
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        ProxyProcess { child, addr, log }
-    }
-
-    /// A field of the process's `/proc/<pid>/status`, in bytes: `VmRSS` (resident now) or
-    /// `VmHWM` (the most it has been resident).
-    pub fn memory(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(&format!("{field}:")))
-            .unwrap_or_else(|| panic!("no {field} in the proxy's status"));
-        let kb: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        kb * 1024
-    }
-
-    /// The lines logged so far that contain `text`.
-    pub fn logged(&self, text: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(text))
-            .count()
+        let mut args = vec!["proxy", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        let (process, addr) = SFPG.start_listening(db.url(), &args);
+        ProxyProcess { process, addr }
     }
 }
 
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for ProxyProcess {
+    type Target = TestProcess;
+
+    fn deref(&self) -> &TestProcess {
+        &self.process
     }
 }
 

@@ -57,39 +57,10 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         org,
     } = config;
 
-    let known_apps = apps
-        .iter()
-        .map(|app| {
-            KnownApp::new(app).map_err(|e| {
-                EmulatorError::Config(format!(
-                    "the JWT public key of app {} is not an RSA PEM key: {e}",
-                    app.client_id
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    for app in &apps {
-        if let Some(user) = &app.client_credentials_user
-            && !users.iter().any(|u| u.username.eq_ignore_ascii_case(user))
-        {
-            return Err(EmulatorError::Config(format!(
-                "app {} runs client credentials as {user}, who is not a configured user",
-                app.client_id
-            )));
-        }
-    }
+    let known_apps = known_apps(&apps, &users)?;
 
     // Bind first: a taken port fails at once, not after generating the org.
-    let listener = std::net::TcpListener::bind(listen).map_err(|source| EmulatorError::Bind {
-        addr: listen,
-        source,
-    })?;
-    let bind_error = |source| EmulatorError::Bind {
-        addr: listen,
-        source,
-    };
-    listener.set_nonblocking(true).map_err(bind_error)?;
-    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let (listener, local_addr) = bind(listen)?;
     let host = public_host.unwrap_or_else(|| default_host(local_addr.ip()));
     let scheme = match transport {
         Transport::Http => "http",
@@ -127,7 +98,82 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     let make_service = MakeEmulatorService(service);
 
     let handle = Handle::new();
-    let (task, certificate) = match transport {
+    let (task, certificate) = serve(transport, listener, listen, &host, make_service, &handle)?;
+    // The listener is bound already; this only waits for the accept loop to run.
+    handle.listening().await;
+    Ok(RunningEmulator {
+        state,
+        handle,
+        task,
+        local_addr,
+        certificate,
+        apps,
+        users,
+    })
+}
+
+/// The configured apps, checked: a JWT key must be an RSA key, and a client-credentials
+/// app must run as a configured user.
+fn known_apps(apps: &[ConnectedApp], users: &[UserLogin]) -> Result<Vec<KnownApp>, EmulatorError> {
+    let known_apps = apps
+        .iter()
+        .map(|app| {
+            KnownApp::new(app).map_err(|e| {
+                EmulatorError::Config(format!(
+                    "the JWT public key of app {} is not an RSA PEM key: {e}",
+                    app.client_id
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for app in apps {
+        if let Some(user) = &app.client_credentials_user
+            && !users.iter().any(|u| u.username.eq_ignore_ascii_case(user))
+        {
+            return Err(EmulatorError::Config(format!(
+                "app {} runs client credentials as {user}, who is not a configured user",
+                app.client_id
+            )));
+        }
+    }
+    Ok(known_apps)
+}
+
+/// The listener on `listen`, non-blocking, and the address it got.
+fn bind(listen: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), EmulatorError> {
+    let listener = std::net::TcpListener::bind(listen).map_err(|source| EmulatorError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let bind_error = |source| EmulatorError::Bind {
+        addr: listen,
+        source,
+    };
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local_addr))
+}
+
+/// The server's task, and its certificate (PEM and path) when it serves HTTPS.
+type Serving = (JoinHandle<std::io::Result<()>>, Option<(String, PathBuf)>);
+
+/// Serves `make_service` on `listener` in the background, over TLS with a self-signed
+/// certificate for `host` (written where the config says) when the transport is HTTPS;
+/// returns the task and the certificate (PEM and path).
+fn serve(
+    transport: Transport,
+    listener: std::net::TcpListener,
+    listen: SocketAddr,
+    host: &str,
+    make_service: MakeEmulatorService,
+    handle: &Handle<SocketAddr>,
+) -> Result<Serving, EmulatorError> {
+    let bind_error = |source| EmulatorError::Bind {
+        addr: listen,
+        source,
+    };
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    Ok(match transport {
         Transport::Http => {
             let server = axum_server::from_tcp(listener)
                 .map_err(bind_error)?
@@ -136,8 +182,8 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         }
         Transport::Https { cert_path } => {
             let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-            if !hosts.contains(&host) {
-                hosts.push(host.clone());
+            if !hosts.iter().any(|h| h == host) {
+                hosts.push(host.to_owned());
             }
             let certificate = tls::self_signed(&hosts)?;
             let path = cert_path.unwrap_or_else(|| default_cert_path(local_addr.port()));
@@ -151,17 +197,6 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
                 Some((certificate.cert_pem, path)),
             )
         }
-    };
-    // The listener is bound already; this only waits for the accept loop to run.
-    handle.listening().await;
-    Ok(RunningEmulator {
-        state,
-        handle,
-        task,
-        local_addr,
-        certificate,
-        apps,
-        users,
     })
 }
 

@@ -208,16 +208,25 @@ fn object_properties(def: &ObjectDef, version: &str) -> Map<String, Json> {
     }
 }
 
-/// One `fields[]` entry of a describe.
-fn field_describe(f: &FieldDef) -> Json {
-    let t = f.field_type;
-    let default_value = match (&f.default_value, t) {
+/// A field's default: its own, or `false` for a writable checkbox.
+fn default_value(f: &FieldDef) -> Json {
+    match (&f.default_value, f.field_type) {
         (Some(v), _) => v.clone(),
         (None, FieldType::Boolean) if f.createable || f.updateable => json!(false),
         _ => Json::Null,
-    };
-    let picklist: Vec<Json> = f
-        .picklist_values
+    }
+}
+
+/// Whether a field can be aggregated: not compound, long text, multi-select or binary.
+fn aggregatable(f: &FieldDef) -> bool {
+    let t = f.field_type;
+    let long_text = t == FieldType::Textarea && f.length > 255;
+    !t.is_compound() && !long_text && !matches!(t, FieldType::Multipicklist | FieldType::Base64)
+}
+
+/// A picklist's values as a describe lists them.
+fn picklist_values(f: &FieldDef) -> Vec<Json> {
+    f.picklist_values
         .iter()
         .map(|p| {
             json!({
@@ -228,14 +237,15 @@ fn field_describe(f: &FieldDef) -> Json {
                 "value": p.value,
             })
         })
-        .collect();
+        .collect()
+}
+
+/// One `fields[]` entry of a describe.
+fn field_describe(f: &FieldDef) -> Json {
+    let t = f.field_type;
     let numeric = t.is_fractional() || t == FieldType::Int;
-    let long_text = t == FieldType::Textarea && f.length > 255;
-    let aggregatable = !t.is_compound()
-        && !long_text
-        && !matches!(t, FieldType::Multipicklist | FieldType::Base64);
     let properties: [(&str, Json); 57] = [
-        ("aggregatable", json!(aggregatable)),
+        ("aggregatable", json!(aggregatable(f))),
         ("aiPredictionField", json!(false)),
         ("autoNumber", json!(f.auto_number)),
         ("byteLength", json!(f.byte_length())),
@@ -247,7 +257,7 @@ fn field_describe(f: &FieldDef) -> Json {
         ("controllerName", json!(null)),
         ("createable", json!(f.createable)),
         ("custom", json!(f.custom)),
-        ("defaultValue", json!(default_value)),
+        ("defaultValue", default_value(f)),
         ("defaultValueFormula", json!(null)),
         ("defaultedOnCreate", json!(f.defaulted_on_create)),
         ("dependentPicklist", json!(false)),
@@ -280,7 +290,7 @@ fn field_describe(f: &FieldDef) -> Json {
             "permissionable",
             json!(f.nillable && !f.calculated && f.createable),
         ),
-        ("picklistValues", json!(picklist)),
+        ("picklistValues", json!(picklist_values(f))),
         ("polymorphicForeignKey", json!(f.reference_to.len() > 1)),
         ("precision", json!(f.precision)),
         ("queryByDistance", json!(false)),

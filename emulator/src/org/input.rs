@@ -160,56 +160,11 @@ pub fn decode_value(field: &FieldDef, json: &Json) -> Result<Value, ApiError> {
         }
     };
     let value = match t {
-        FieldType::Boolean => match json {
-            Json::Bool(b) => Value::Bool(*b),
-            Json::String(s) if s.trim().eq_ignore_ascii_case("true") => Value::Bool(true),
-            Json::String(s) if s.trim().eq_ignore_ascii_case("false") => Value::Bool(false),
-            Json::Number(n) if n.as_i64() == Some(0) => Value::Bool(false),
-            Json::Number(n) if n.as_i64().is_some() => Value::Bool(true),
-            _ => return Err(mismatch(field, json)),
-        },
-        FieldType::Int => {
-            let n = match json {
-                Json::Number(n) => n
-                    .as_i64()
-                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-                Json::String(s) if s.trim().is_empty() => return Ok(Value::Null),
-                Json::String(s) => s.trim().parse::<i64>().ok(),
-                _ => None,
-            };
-            Value::Int(n.ok_or_else(|| mismatch(field, json))?)
+        FieldType::Boolean => decode_bool(field, json)?,
+        FieldType::Int | FieldType::Double | FieldType::Currency | FieldType::Percent => {
+            decode_number(field, json)?
         }
-        FieldType::Double | FieldType::Currency | FieldType::Percent => {
-            let n = match json {
-                Json::Number(n) => n.as_f64(),
-                Json::String(s) if s.trim().is_empty() => return Ok(Value::Null),
-                Json::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
-                _ => None,
-            };
-            Value::Double(n.ok_or_else(|| mismatch(field, json))?)
-        }
-        FieldType::Date => match json {
-            Json::String(s) if s.trim().is_empty() => Value::Null,
-            Json::String(s) => parse_date(s)
-                .or_else(|| parse_datetime(s).map(|d| d.date_naive()))
-                .map(Value::Date)
-                .ok_or_else(|| mismatch(field, json))?,
-            _ => return Err(mismatch(field, json)),
-        },
-        FieldType::Datetime => match json {
-            Json::String(s) if s.trim().is_empty() => Value::Null,
-            Json::String(s) => parse_datetime(s)
-                .map(Value::DateTime)
-                .ok_or_else(|| mismatch(field, json))?,
-            _ => return Err(mismatch(field, json)),
-        },
-        FieldType::Time => match json {
-            Json::String(s) if s.trim().is_empty() => Value::Null,
-            Json::String(s) => parse_time(s)
-                .map(Value::Time)
-                .ok_or_else(|| mismatch(field, json))?,
-            _ => return Err(mismatch(field, json)),
-        },
+        FieldType::Date | FieldType::Datetime | FieldType::Time => decode_temporal(field, json)?,
         // Compound fields are read-only; the save refuses them by name, whatever the value.
         FieldType::Address | FieldType::Location => Value::Null,
         FieldType::Textarea => {
@@ -231,6 +186,69 @@ pub fn decode_value(field: &FieldDef, json: &Json) -> Result<Value, ApiError> {
         }
     };
     Ok(value)
+}
+
+/// A boolean: JSON's, `"true"`/`"false"` in any case, or an integer (0 is false).
+fn decode_bool(field: &FieldDef, json: &Json) -> Result<Value, ApiError> {
+    Ok(match json {
+        Json::Bool(b) => Value::Bool(*b),
+        Json::String(s) if s.trim().eq_ignore_ascii_case("true") => Value::Bool(true),
+        Json::String(s) if s.trim().eq_ignore_ascii_case("false") => Value::Bool(false),
+        Json::Number(n) if n.as_i64() == Some(0) => Value::Bool(false),
+        Json::Number(n) if n.as_i64().is_some() => Value::Bool(true),
+        _ => return Err(mismatch(field, json)),
+    })
+}
+
+/// A number of an integer or a decimal field; empty text is null.
+fn decode_number(field: &FieldDef, json: &Json) -> Result<Value, ApiError> {
+    if field.field_type == FieldType::Int {
+        let n = match json {
+            Json::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+            Json::String(s) if s.trim().is_empty() => return Ok(Value::Null),
+            Json::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        return Ok(Value::Int(n.ok_or_else(|| mismatch(field, json))?));
+    }
+
+    let n = match json {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) if s.trim().is_empty() => return Ok(Value::Null),
+        Json::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        _ => None,
+    };
+    Ok(Value::Double(n.ok_or_else(|| mismatch(field, json))?))
+}
+
+/// A date, a datetime or a time, from text in Salesforce's formats; empty text is null.
+fn decode_temporal(field: &FieldDef, json: &Json) -> Result<Value, ApiError> {
+    Ok(match field.field_type {
+        FieldType::Date => match json {
+            Json::String(s) if s.trim().is_empty() => Value::Null,
+            Json::String(s) => parse_date(s)
+                .or_else(|| parse_datetime(s).map(|d| d.date_naive()))
+                .map(Value::Date)
+                .ok_or_else(|| mismatch(field, json))?,
+            _ => return Err(mismatch(field, json)),
+        },
+        FieldType::Datetime => match json {
+            Json::String(s) if s.trim().is_empty() => Value::Null,
+            Json::String(s) => parse_datetime(s)
+                .map(Value::DateTime)
+                .ok_or_else(|| mismatch(field, json))?,
+            _ => return Err(mismatch(field, json)),
+        },
+        _ => match json {
+            Json::String(s) if s.trim().is_empty() => Value::Null,
+            Json::String(s) => parse_time(s)
+                .map(Value::Time)
+                .ok_or_else(|| mismatch(field, json))?,
+            _ => return Err(mismatch(field, json)),
+        },
+    })
 }
 
 #[cfg(test)]

@@ -91,6 +91,35 @@ impl<'a, C: Catalog + ?Sized> Binder<'a, C> {
                 )
             })?;
 
+        let (projection, count) = self.projection(root)?;
+        let filter = match &self.query.filter {
+            Some(condition) => Some(self.condition(root, condition)?),
+            None => None,
+        };
+
+        let order = self.order(root)?;
+        let offset = self.query.offset.unwrap_or(0);
+        if offset > MAX_OFFSET {
+            return Err(SoqlError::plain(
+                ErrorCode::NumberOutsideValidRange,
+                format!("Maximum SOQL offset allowed is {MAX_OFFSET}"),
+            ));
+        }
+
+        Ok(Plan::new(
+            root,
+            count,
+            projection,
+            filter,
+            order,
+            self.query.limit,
+            offset,
+            self.options.include_deleted,
+        ))
+    }
+
+    /// The selected fields (each once), and whether `COUNT()` is selected.
+    fn projection(&self, root: &ObjectDef) -> Result<(Projection, bool), SoqlError> {
         let mut projection = Projection::default();
         let mut count = false;
         let mut seen = HashSet::new();
@@ -111,12 +140,11 @@ impl<'a, C: Catalog + ?Sized> Binder<'a, C> {
                 }
             }
         }
+        Ok((projection, count))
+    }
 
-        let filter = match &self.query.filter {
-            Some(condition) => Some(self.condition(root, condition)?),
-            None => None,
-        };
-
+    /// The sort keys of `ORDER BY`: sortable, non-compound fields.
+    fn order(&self, root: &ObjectDef) -> Result<Vec<SortKey>, SoqlError> {
         let mut order = Vec::with_capacity(self.query.order_by.len());
         for item in &self.query.order_by {
             let resolved = self.resolve(root, &item.field)?;
@@ -136,25 +164,7 @@ impl<'a, C: Catalog + ?Sized> Binder<'a, C> {
                 nulls_first: item.nulls_first(),
             });
         }
-
-        let offset = self.query.offset.unwrap_or(0);
-        if offset > MAX_OFFSET {
-            return Err(SoqlError::plain(
-                ErrorCode::NumberOutsideValidRange,
-                format!("Maximum SOQL offset allowed is {MAX_OFFSET}"),
-            ));
-        }
-
-        Ok(Plan::new(
-            root,
-            count,
-            projection,
-            filter,
-            order,
-            self.query.limit,
-            offset,
-            self.options.include_deleted,
-        ))
+        Ok(order)
     }
 
     /// Resolves `Name`, `Account.Name`, `a.Name` (with alias `a`) or `Contact.Name` (the
@@ -329,18 +339,7 @@ impl<'a, C: Catalog + ?Sized> Binder<'a, C> {
         }
         let ordered = !matches!(op, CompareOp::Eq | CompareOp::Ne);
         match field.field_type {
-            FieldType::Id | FieldType::Reference => {
-                let text = self.unescaped(field, value)?;
-                id::canonical(&text)
-                    .map(|id| Operand::Id(id.into_boxed_str()))
-                    .ok_or_else(|| {
-                        self.error(
-                            ErrorCode::InvalidQueryFilterOperator,
-                            value.offset,
-                            &format!("invalid ID field: {text}"),
-                        )
-                    })
-            }
+            FieldType::Id | FieldType::Reference => self.id_operand(field, value),
             FieldType::Multipicklist => {
                 if ordered {
                     return Err(self.invalid_operator(value.offset, field));
@@ -363,41 +362,8 @@ impl<'a, C: Catalog + ?Sized> Binder<'a, C> {
                     _ => Err(self.mismatch(field, value)),
                 }
             }
-            FieldType::Date => match &value.kind {
-                LiteralKind::Date(text) => {
-                    literal::date(text).map(Operand::Date).ok_or_else(|| {
-                        self.error(
-                            ErrorCode::MalformedQuery,
-                            value.offset,
-                            &format!("Invalid date: {text}"),
-                        )
-                    })
-                }
-                LiteralKind::Relative(relative) => {
-                    let range = relative_range(*relative, self.options.now.date_naive())
-                        .ok_or_else(|| self.mismatch(field, value))?;
-                    Ok(Operand::Days(range.first, range.end))
-                }
-                _ => Err(self.mismatch(field, value)),
-            },
-            FieldType::Datetime => match &value.kind {
-                LiteralKind::DateTime(text) => literal::datetime(text)
-                    .map(Operand::DateTime)
-                    .ok_or_else(|| {
-                        self.error(
-                            ErrorCode::MalformedQuery,
-                            value.offset,
-                            &format!("Invalid datetime: {text}"),
-                        )
-                    }),
-                LiteralKind::Relative(relative) => {
-                    let range = relative_range(*relative, self.options.now.date_naive())
-                        .ok_or_else(|| self.mismatch(field, value))?;
-                    let (start, end) = range.instants();
-                    Ok(Operand::Instants(start, end))
-                }
-                _ => Err(self.mismatch(field, value)),
-            },
+            FieldType::Date => self.date_operand(field, value),
+            FieldType::Datetime => self.datetime_operand(field, value),
             FieldType::Time | FieldType::Address | FieldType::Location => {
                 Err(self.mismatch(field, value))
             }
@@ -411,6 +377,63 @@ impl<'a, C: Catalog + ?Sized> Binder<'a, C> {
             | FieldType::Encryptedstring
             | FieldType::Base64
             | FieldType::AnyType => Ok(Operand::Text(fold(&self.unescaped(field, value)?))),
+        }
+    }
+
+    /// An Id or reference compared with a string: an Id of 15 or 18 characters.
+    fn id_operand(&self, field: &FieldDef, value: &Literal) -> Result<Operand, SoqlError> {
+        let text = self.unescaped(field, value)?;
+        id::canonical(&text)
+            .map(|id| Operand::Id(id.into_boxed_str()))
+            .ok_or_else(|| {
+                self.error(
+                    ErrorCode::InvalidQueryFilterOperator,
+                    value.offset,
+                    &format!("invalid ID field: {text}"),
+                )
+            })
+    }
+
+    /// A date compared with a date literal, or a relative one (`LAST_N_DAYS:7`) as a range
+    /// of days.
+    fn date_operand(&self, field: &FieldDef, value: &Literal) -> Result<Operand, SoqlError> {
+        match &value.kind {
+            LiteralKind::Date(text) => literal::date(text).map(Operand::Date).ok_or_else(|| {
+                self.error(
+                    ErrorCode::MalformedQuery,
+                    value.offset,
+                    &format!("Invalid date: {text}"),
+                )
+            }),
+            LiteralKind::Relative(relative) => {
+                let range = relative_range(*relative, self.options.now.date_naive())
+                    .ok_or_else(|| self.mismatch(field, value))?;
+                Ok(Operand::Days(range.first, range.end))
+            }
+            _ => Err(self.mismatch(field, value)),
+        }
+    }
+
+    /// A datetime compared with a datetime literal, or a relative one as a range of
+    /// instants.
+    fn datetime_operand(&self, field: &FieldDef, value: &Literal) -> Result<Operand, SoqlError> {
+        match &value.kind {
+            LiteralKind::DateTime(text) => literal::datetime(text)
+                .map(Operand::DateTime)
+                .ok_or_else(|| {
+                    self.error(
+                        ErrorCode::MalformedQuery,
+                        value.offset,
+                        &format!("Invalid datetime: {text}"),
+                    )
+                }),
+            LiteralKind::Relative(relative) => {
+                let range = relative_range(*relative, self.options.now.date_naive())
+                    .ok_or_else(|| self.mismatch(field, value))?;
+                let (start, end) = range.instants();
+                Ok(Operand::Instants(start, end))
+            }
+            _ => Err(self.mismatch(field, value)),
         }
     }
 

@@ -439,5 +439,4 @@ impl<'q> Parser<'q> {
 }
 
 #[cfg(test)]
-#[path = "parser_tests.rs"]
 mod tests;

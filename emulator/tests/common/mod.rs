@@ -122,6 +122,14 @@ pub async fn password_login(emulator: &RunningEmulator, http: &reqwest::Client) 
         .to_owned()
 }
 
+/// Asserts that `response` is Salesforce's error of `status` with `code` first; returns
+/// the error body.
+pub async fn refused(response: Response, status: StatusCode, code: &str) -> Value {
+    let (got_status, got_code, body) = error_code(response).await;
+    assert_eq!((got_status, got_code.as_str()), (status, code), "{body}");
+    body
+}
+
 /// The error array's first `errorCode`, asserting the array shape on the way.
 pub async fn error_code(response: Response) -> (StatusCode, String, Value) {
     let status = response.status();

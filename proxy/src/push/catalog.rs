@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use secrecy::SecretString;
-use sfpg_control::control::{MasterKey, connect, orgs};
+use sfpg_control::mapping::ColumnType;
+use sfpg_control::plan::{MirroredField, ObjectPlan};
+use sfpg_control::{ControlError, MasterKey, capture, connect, objects, orgs};
 use sfpg_salesforce::{Client, FieldType, Priority};
 use tokio_postgres::error::SqlState;
 
@@ -37,6 +39,8 @@ pub struct MirroredColumn {
     pub field_type: FieldType,
     pub createable: bool,
     pub updateable: bool,
+    /// The column's type, as the mirror was created with it.
+    pub column_type: ColumnType,
 }
 
 /// A mirrored object: its table and columns.
@@ -58,6 +62,26 @@ impl ObjectHandle {
     /// The API names of every mirrored field.
     pub fn fields(&self) -> Vec<&str> {
         self.columns.iter().map(|c| c.field.as_str()).collect()
+    }
+
+    /// The object's mirror as the writer takes it: its table and the columns the proxy
+    /// knows, `sfid` first.
+    pub fn plan(&self) -> ObjectPlan {
+        ObjectPlan {
+            object: self.object.clone(),
+            schema: self.schema.clone(),
+            table: self.table.clone(),
+            fields: self
+                .columns
+                .iter()
+                .map(|c| MirroredField {
+                    field: c.field.clone(),
+                    column: c.column.clone(),
+                    column_type: c.column_type,
+                    calculated: false,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -173,11 +197,7 @@ impl Catalog {
     /// The org named `name` (for repairs, which know orgs by name).
     pub async fn org_by_name(&self, name: &str) -> Result<Arc<OrgHandle>, Refusal> {
         let client = self.control_client().await?;
-        let row = client
-            .query_opt(
-                "SELECT schema_name FROM sfpg.orgs WHERE name = $1",
-                &[&name],
-            )
+        let schema = orgs::schema_of(&**client, name)
             .await
             .map_err(control_error)?
             .ok_or_else(|| {
@@ -186,7 +206,6 @@ impl Catalog {
                     format!("sfpg proxy: no org named {name}"),
                 )
             })?;
-        let schema: String = row.get(0);
         self.org(&schema).await
     }
 
@@ -196,11 +215,9 @@ impl Catalog {
     /// made from never goes near a client's connection.
     pub async fn push_ticket(&self, txid: &str) -> Result<SecretString, Refusal> {
         let client = self.control_client().await?;
-        let row = client
-            .query_one(sfpg_control::capture::PUSH_TICKET_SQL, &[&txid])
+        capture::push_ticket(&**client, txid)
             .await
-            .map_err(control_error)?;
-        Ok(SecretString::from(row.get::<_, String>(0)))
+            .map_err(control_error)
     }
 
     async fn control_client(&self) -> Result<deadpool_postgres::Object, Refusal> {
@@ -214,14 +231,9 @@ impl Catalog {
 
     async fn load_org(&self, schema: &str) -> Result<OrgHandle, Refusal> {
         let client = self.control_client().await?;
-        let name: String = client
-            .query_opt(
-                "SELECT name FROM sfpg.orgs WHERE schema_name = $1",
-                &[&schema],
-            )
+        let name = orgs::mirroring(&**client, schema)
             .await
             .map_err(control_error)?
-            .map(|row| row.get(0))
             .ok_or_else(|| not_configured(schema))?;
         let org = orgs::load(&**client, &name, &self.key).await.map_err(|e| {
             Refusal::new(
@@ -257,12 +269,7 @@ impl Catalog {
         table: &str,
     ) -> Result<ObjectHandle, Refusal> {
         let client = self.control_client().await?;
-        let row = client
-            .query_opt(
-                "SELECT object_name, mirrored_fields FROM sfpg.objects
-                  WHERE org_name = $1 AND table_name = $2",
-                &[&org.name, &table],
-            )
+        let (object, mirrored) = objects::mirrored_in(&**client, &org.name, table)
             .await
             .map_err(control_error)?
             .ok_or_else(|| {
@@ -275,8 +282,6 @@ impl Catalog {
                 )
                 .table(schema, table)
             })?;
-        let object: String = row.get(0);
-        let mirrored: serde_json::Value = row.get(1);
         drop(client);
         let describe = org
             .client
@@ -287,20 +292,17 @@ impl Catalog {
                 super::refusal::from_salesforce_error(&e, &format!("describe {object}"))
             })?;
         let columns = mirrored
-            .as_array()
             .into_iter()
-            .flatten()
             .filter_map(|f| {
-                let field = f.get("field")?.as_str()?;
-                let column = f.get("column")?.as_str()?;
                 // A field that left describe keeps its column but is no longer written.
-                let described = describe.field(field)?;
+                let described = describe.field(&f.field)?;
                 Some(MirroredColumn {
-                    column: column.to_owned(),
+                    column: f.column,
                     field: described.name.clone(),
                     field_type: described.field_type.clone(),
                     createable: described.createable,
                     updateable: described.updateable,
+                    column_type: f.column_type,
                 })
             })
             .collect();
@@ -321,7 +323,7 @@ fn not_configured(schema: &str) -> Refusal {
     .hint("Add the org with sfpg org add, or write to a schema that mirrors one.")
 }
 
-fn control_error(error: tokio_postgres::Error) -> Refusal {
+fn control_error(error: ControlError) -> Refusal {
     Refusal::new(
         SqlState::CONNECTION_FAILURE,
         format!("sfpg proxy: cannot read the control schema: {error}"),

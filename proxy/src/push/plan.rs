@@ -37,23 +37,8 @@ const IS_DELETED: &str = "isdeleted";
 /// The local primary key.
 const LOCAL_ID: &str = "id";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Operation {
-    Create,
-    Update,
-    Delete,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "create",
-            Operation::Update => "update",
-            Operation::Delete => "delete",
-        }
-    }
-}
+/// What a push does to a record; the journal keeps it with the record.
+pub use sfpg_control::journal::Operation;
 
 /// One record to send.
 #[derive(Debug, Clone)]

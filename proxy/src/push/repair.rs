@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
-use sfpg_control::mirror::{qualified, quote_ident};
+use sfpg_control::ControlError;
+use sfpg_control::journal::{self, Resolution, TransactionStatus, Unresolved};
+use sfpg_control::writer::{self, OnLocked, Rows, Write, WriteStrategy};
 use sfpg_salesforce::{Record, SalesforceId};
 
 use super::catalog::{Catalog, ObjectHandle, OrgHandle};
-use super::journal::JournalRecord;
 use super::plan::Operation;
 
 /// How long after a push started Salesforce may still be carrying it out: a synchronous
@@ -54,83 +54,50 @@ pub struct RepairReport {
 pub enum RepairError {
     #[error("write journal repair: cannot reach the control database: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("write journal repair: {}", DbError(.0))]
-    Database(#[from] tokio_postgres::Error),
+    #[error("write journal repair: {0}")]
+    Control(#[from] ControlError),
     #[error("write journal repair: {0}")]
     Catalog(super::Refusal),
     #[error("write journal repair: reading Salesforce: {0}")]
     Salesforce(#[from] sfpg_salesforce::Error),
-    #[error("write journal repair: entry {id} has records that do not parse: {source}")]
-    Records {
-        id: i64,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-/// A database error with the server's message, which `tokio_postgres::Error` shows only as
-/// its source.
-struct DbError<'a>(&'a tokio_postgres::Error);
-
-impl std::fmt::Display for DbError<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.as_db_error() {
-            Some(db) => write!(f, "{db}"),
-            None => write!(f, "{}", self.0),
-        }
-    }
-}
-
-/// One unresolved entry of the journal.
-struct Unresolved {
-    id: i64,
-    org: String,
-    outcome: String,
-    records: Vec<JournalRecord>,
-    started_at: DateTime<Utc>,
-    status: Option<String>,
-    checks: i32,
 }
 
 /// Resolves every unresolved push of the journal that is due.
 pub async fn repair(catalog: &Catalog) -> Result<RepairReport, RepairError> {
     let mut report = RepairReport::default();
-    for entry in due(catalog).await? {
+    let entries = journal::due(&**catalog.control().get().await?).await?;
+    for entry in entries {
         let id = entry.id;
         match resolve(catalog, &entry).await {
-            Ok(Resolution::Committed) => {
-                mark(catalog, id, "committed").await?;
+            Ok(Settled::Committed) => {
+                mark(catalog, id, Resolution::Committed).await?;
                 report.committed += 1;
             }
-            Ok(Resolution::Repaired) => {
-                mark(catalog, id, "repaired").await?;
+            Ok(Settled::Repaired) => {
+                mark(catalog, id, Resolution::Repaired).await?;
                 tracing::info!(journal = id, org = %entry.org, outcome = %entry.outcome, "repaired a push whose transaction did not commit");
                 report.repaired += 1;
             }
-            Ok(Resolution::Later) => report.pending += 1,
-            Ok(Resolution::Again) => {
+            Ok(Settled::Later) => report.pending += 1,
+            Ok(Settled::Again) => {
                 recheck(catalog, &entry).await?;
                 report.pending += 1;
             }
             Err(error) => {
                 tracing::warn!(journal = id, %error, "cannot repair a push yet");
-                if is_uncertain(&entry.outcome) {
+                if entry.outcome.is_uncertain() {
                     recheck(catalog, &entry).await?;
                 }
                 report.pending += 1;
             }
         }
     }
-    report.next_check = next_check(catalog).await?;
+    report.next_check = journal::next_check(&**catalog.control().get().await?).await?;
     Ok(report)
 }
 
-fn is_uncertain(outcome: &str) -> bool {
-    matches!(outcome, "unknown" | "abandoned")
-}
-
 /// What became of an entry.
-enum Resolution {
+enum Settled {
     /// Its transaction committed: the mirror has what Salesforce accepted.
     Committed,
     /// Its records were read back; nothing is left to do.
@@ -141,70 +108,31 @@ enum Resolution {
     Again,
 }
 
-async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Resolution, RepairError> {
-    if is_uncertain(&entry.outcome) {
+async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, RepairError> {
+    if entry.outcome.is_uncertain() {
         // The proxy rolls such a transaction back; its records are read again whatever
         // its state (a row lock it still holds only delays the write a moment).
         read_back(catalog, entry, true).await?;
         let settled = entry.started_at + chrono_duration(SETTLE) <= Utc::now();
         return Ok(if settled {
-            Resolution::Repaired
+            Settled::Repaired
         } else {
-            Resolution::Again
+            Settled::Again
         });
     }
-    match entry.status.as_deref() {
-        Some("committed") => Ok(Resolution::Committed),
-        Some("in progress") => Ok(Resolution::Later),
+    match entry.transaction {
+        Some(TransactionStatus::Committed) => Ok(Settled::Committed),
+        Some(TransactionStatus::InProgress) => Ok(Settled::Later),
         // Aborted, or too old for PostgreSQL to remember: read the records again.
-        _ => {
+        Some(TransactionStatus::Aborted) | None => {
             read_back(catalog, entry, false).await?;
-            Ok(Resolution::Repaired)
+            Ok(Settled::Repaired)
         }
     }
 }
 
-/// The unresolved entries due now, oldest first.
-async fn due(catalog: &Catalog) -> Result<Vec<Unresolved>, RepairError> {
-    let control = catalog.control().get().await?;
-    let rows = control
-        .query(
-            "SELECT id, org_name, outcome, records, started_at, pg_xact_status(txid), checks
-               FROM sfpg.write_journal
-              WHERE outcome IN ('pushed', 'unknown', 'abandoned') AND resolution IS NULL
-                AND (next_check_at IS NULL OR next_check_at <= now())
-              ORDER BY id",
-            &[],
-        )
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            let id: i64 = row.get(0);
-            let records: Value = row.get(3);
-            Ok(Unresolved {
-                id,
-                org: row.get(1),
-                outcome: row.get(2),
-                records: serde_json::from_value(records)
-                    .map_err(|source| RepairError::Records { id, source })?,
-                started_at: row.get(4),
-                status: row.get(5),
-                checks: row.get(6),
-            })
-        })
-        .collect()
-}
-
-async fn mark(catalog: &Catalog, id: i64, resolution: &str) -> Result<(), RepairError> {
-    catalog
-        .control()
-        .get()
-        .await?
-        .execute(
-            "UPDATE sfpg.write_journal SET resolution = $2, resolved_at = now() WHERE id = $1",
-            &[&id, &resolution],
-        )
-        .await?;
+async fn mark(catalog: &Catalog, id: i64, resolution: Resolution) -> Result<(), RepairError> {
+    journal::resolve(&**catalog.control().get().await?, id, resolution).await?;
     Ok(())
 }
 
@@ -213,31 +141,8 @@ async fn mark(catalog: &Catalog, id: i64, resolution: &str) -> Result<(), Repair
 async fn recheck(catalog: &Catalog, entry: &Unresolved) -> Result<(), RepairError> {
     let wait = Duration::from_secs(1u64 << entry.checks.clamp(0, 6)).min(MAX_RECHECK);
     let at = Utc::now() + chrono_duration(wait);
-    catalog
-        .control()
-        .get()
-        .await?
-        .execute(
-            "UPDATE sfpg.write_journal SET checks = checks + 1, next_check_at = $2 WHERE id = $1",
-            &[&entry.id, &at],
-        )
-        .await?;
+    journal::schedule_check(&**catalog.control().get().await?, entry.id, at).await?;
     Ok(())
-}
-
-/// When the next unresolved entry of unknown outcome is due.
-async fn next_check(catalog: &Catalog) -> Result<Option<DateTime<Utc>>, RepairError> {
-    let row = catalog
-        .control()
-        .get()
-        .await?
-        .query_one(
-            "SELECT min(coalesce(next_check_at, now())) FROM sfpg.write_journal
-              WHERE outcome IN ('unknown', 'abandoned') AND resolution IS NULL",
-            &[],
-        )
-        .await?;
-    Ok(row.get(0))
 }
 
 fn chrono_duration(duration: Duration) -> chrono::TimeDelta {
@@ -334,74 +239,29 @@ async fn changed_since(
     Ok(org.client.query(soql).collect_records().await?)
 }
 
-/// Writes Salesforce's copies into the mirror, each over a row only when that row is not
-/// newer (the sync's rule), and deletes the rows of records that are gone, in one
-/// transaction under the sync origin.
+/// Writes Salesforce's copies into the mirror through the mirror writer, each over a row
+/// only when that row is not newer (its version guard), and deletes the rows of records
+/// that are gone, in one transaction under the sync origin. A row a client holds locked is
+/// waited for: the repair has nowhere to keep a record for later.
 async fn write(
     catalog: &Catalog,
     object: &ObjectHandle,
     found: &[Record],
     gone: &[String],
 ) -> Result<(), RepairError> {
-    let rows: Vec<Value> = found
-        .iter()
-        .map(|record| {
-            let mut row = Map::new();
-            for column in &object.columns {
-                if let Some(value) = record.get(&column.field) {
-                    row.insert(column.column.clone(), value.clone());
-                }
-            }
-            Value::Object(row)
-        })
-        .collect();
-    let target = qualified(&object.schema, &object.table);
+    let plan = object.plan();
+    let rows = Rows::from_records(&plan.object, plan.fields.iter().collect(), found)?;
+    let writes = [Write::Upsert(rows), Write::Delete(gone.to_vec())];
     let mut control = catalog.control().get().await?;
-    let tx = control.transaction().await?;
-    tx.batch_execute(sfpg_control::capture::SET_SYNC_ORIGIN_SQL)
-        .await?;
-    if !rows.is_empty() {
-        tx.execute(&upsert_sql(object, &target), &[&Value::Array(rows)])
-            .await?;
-    }
-    if !gone.is_empty() {
-        tx.execute(
-            &format!("DELETE FROM {target} WHERE sfid = ANY($1)"),
-            &[&gone],
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// `INSERT … ON CONFLICT (sfid) DO UPDATE` of a JSON array of rows, guarded as the sync's
-/// merge is: an existing row takes the copy only when the copy's `SystemModstamp` is not
-/// older than the row's.
-fn upsert_sql(object: &ObjectHandle, target: &str) -> String {
-    let columns: Vec<String> = object
-        .columns
-        .iter()
-        .map(|c| quote_ident(&c.column))
-        .collect();
-    let list = columns.join(", ");
-    let updates = columns
-        .iter()
-        .filter(|c| c.as_str() != "\"sfid\"")
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let on_conflict = if updates.is_empty() {
-        "DO NOTHING".to_owned()
-    } else {
-        format!(
-            "DO UPDATE SET {updates} \
-             WHERE m.systemmodstamp IS NULL OR m.systemmodstamp <= EXCLUDED.systemmodstamp"
-        )
-    };
-    format!(
-        "INSERT INTO {target} AS m ({list}) SELECT {list} \
-         FROM jsonb_populate_recordset(NULL::{target}, $1::jsonb) \
-         ON CONFLICT (sfid) {on_conflict}"
+    let transaction = writer::begin(&mut **control, None).await?;
+    writer::apply(
+        &transaction,
+        &plan,
+        &writes,
+        WriteStrategy::default(),
+        OnLocked::Wait,
     )
+    .await?;
+    transaction.commit().await.map_err(ControlError::from)?;
+    Ok(())
 }

@@ -4,13 +4,15 @@
 //! provisional sfid the push resolved: the new rows' own, and those held in the lookups of
 //! rows that refer to them.
 //!
-//! The rows are written by `sfpg.write_back` (migration V8), a function of the control
-//! schema's owner, on the client's connection: no statement here names anything a client
-//! could stand in for, and the client's column grants do not matter.
+//! The rows are written by `sfpg.write_back` (migrations V8, V11), a function of the
+//! control schema's owner, on the client's connection: no statement here names anything a
+//! client could stand in for, and the client's column grants do not matter. They are made
+//! by the mirror writer's pure half ([`WriteBackRow`]): values converted as the sync's are,
+//! and the writer's version guard applied by the function.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use sfpg_control::writer::{WriteBackRow, write_back_rows};
 use sfpg_salesforce::SalesforceId;
 
 use super::plan::{Operation, Plan};
@@ -43,35 +45,7 @@ type TableRows = (usize, Vec<(usize, i64, String)>);
 /// order) and builds one write-back per table. If the read fails, new records still get
 /// their Id (the sync fills in the rest).
 pub async fn write_backs(plan: &Plan, created_ids: &[String]) -> (Vec<WriteBack>, Vec<Created>) {
-    // (schema, table) -> (index of a record of it in the plan, [(row_id, sfid)]).
-    let mut by_table: BTreeMap<(String, String), TableRows> = BTreeMap::new();
-    let mut created = Vec::new();
-    let mut creates = created_ids.iter();
-    for (index, planned) in plan.records.iter().enumerate() {
-        let sfid = match planned.operation {
-            Operation::Create => {
-                let Some(id) = creates.next() else { continue };
-                created.push(Created {
-                    table_oid: planned.table_oid,
-                    row_id: planned.row_id,
-                    sfid: id.clone(),
-                    provisional: planned.provisional.clone(),
-                });
-                id.clone()
-            }
-            Operation::Update => match &planned.sfid {
-                Some(id) => id.clone(),
-                None => continue,
-            },
-            Operation::Delete => continue,
-        };
-        let key = (planned.object.schema.clone(), planned.object.table.clone());
-        by_table
-            .entry(key)
-            .or_insert_with(|| (index, Vec::new()))
-            .1
-            .push((index, planned.row_id, sfid));
-    }
+    let (by_table, created) = by_table(plan, created_ids);
     // The Id of each create, by its index in the plan.
     let ids: Vec<Option<&String>> = {
         let mut creates = created_ids.iter();
@@ -104,37 +78,85 @@ pub async fn write_backs(plan: &Plan, created_ids: &[String]) -> (Vec<WriteBack>
                 vec![None; sfids.len()]
             }
         };
-        let mut json_rows = Vec::with_capacity(rows.len());
-        for ((index, row_id, sfid), record) in rows.iter().zip(records) {
-            let mut row = Map::new();
-            row.insert("id".into(), Value::from(*row_id));
-            row.insert("sfid".into(), Value::String(sfid.clone()));
-            // Lookups that held a provisional sfid get the real Id, even if the read
-            // below fails (it overwrites them with the same values when it succeeds).
-            for reference in &plan.records[*index].references {
-                let column = object.columns.iter().find(|c| c.field == reference.field);
-                let id = ids.get(reference.create).copied().flatten();
-                if let (Some(column), Some(id)) = (column, id) {
-                    row.insert(column.column.clone(), Value::String(id.clone()));
+        let plan_of_object = object.plan();
+        // The Id is the push's own (a create's from its answer); the read gives the rest.
+        let copied: Vec<_> = plan_of_object
+            .fields
+            .into_iter()
+            .filter(|f| f.column != "sfid")
+            .collect();
+        let back_rows = rows
+            .iter()
+            .zip(records)
+            .map(|((index, row_id, sfid), record)| {
+                let mut row = WriteBackRow::new(*row_id);
+                row.set("sfid", sfid);
+                resolve_references(&mut row, plan, *index, &ids);
+                if let Some(record) = record
+                    && let Err(error) = row.copy(&object.object, &copied, &record)
+                {
+                    tracing::warn!(%error, object = %object.object, "cannot write back a record as read; writing its Ids only");
                 }
-            }
-            if let Some(record) = record {
-                for column in &object.columns {
-                    if column.column == "sfid" {
-                        continue;
-                    }
-                    if let Some(value) = record.get(&column.field) {
-                        row.insert(column.column.clone(), value.clone());
-                    }
-                }
-            }
-            json_rows.push(Value::Object(row));
-        }
+                row
+            })
+            .collect::<Vec<_>>();
         statements.push(WriteBack {
             schema: object.schema.clone(),
             table: object.table.clone(),
-            rows: Value::Array(json_rows).to_string(),
+            rows: write_back_rows(&back_rows),
         });
     }
     (statements, created)
+}
+
+/// The created and updated records of `plan` by table (`created_ids`: the Id of each
+/// create, in plan order), and the creates, for patching `RETURNING sfid`.
+fn by_table(
+    plan: &Plan,
+    created_ids: &[String],
+) -> (BTreeMap<(String, String), TableRows>, Vec<Created>) {
+    // (schema, table) -> (index of a record of it in the plan, [(row_id, sfid)]).
+    let mut by_table: BTreeMap<(String, String), TableRows> = BTreeMap::new();
+    let mut created = Vec::new();
+    let mut creates = created_ids.iter();
+    for (index, planned) in plan.records.iter().enumerate() {
+        let sfid = match planned.operation {
+            Operation::Create => {
+                let Some(id) = creates.next() else { continue };
+                created.push(Created {
+                    table_oid: planned.table_oid,
+                    row_id: planned.row_id,
+                    sfid: id.clone(),
+                    provisional: planned.provisional.clone(),
+                });
+                id.clone()
+            }
+            Operation::Update => match &planned.sfid {
+                Some(id) => id.clone(),
+                None => continue,
+            },
+            Operation::Delete => continue,
+        };
+        let key = (planned.object.schema.clone(), planned.object.table.clone());
+        by_table
+            .entry(key)
+            .or_insert_with(|| (index, Vec::new()))
+            .1
+            .push((index, planned.row_id, sfid));
+    }
+    (by_table, created)
+}
+
+/// Gives the lookups of record `index` that held a provisional sfid the real Id of the
+/// create they refer to (`ids`: the Id of each create, by its index in the plan), even if
+/// the read-back fails; when it succeeds, the record's copy sets the same values.
+fn resolve_references(row: &mut WriteBackRow, plan: &Plan, index: usize, ids: &[Option<&String>]) {
+    let object = &plan.records[index].object;
+    for reference in &plan.records[index].references {
+        let column = object.columns.iter().find(|c| c.field == reference.field);
+        let id = ids.get(reference.create).copied().flatten();
+        if let (Some(column), Some(id)) = (column, id) {
+            row.set(&column.column, id);
+        }
+    }
 }

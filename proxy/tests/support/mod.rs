@@ -11,23 +11,13 @@ use std::net::SocketAddr;
 use bytes::{Buf, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
-use sfpg_proxy::{ClientLimits, Proxy, ProxyConfig, TlsConfig, UpstreamAddr};
+use sfpg_proxy::TlsConfig;
 use sfpg_testkit::TestDatabase;
+use sfpg_testkit::proxy::{ProxySetup, start_proxy as start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
-/// A proxy serving in the background; it stops when dropped.
-pub struct RunningProxy {
-    pub addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl Drop for RunningProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub use sfpg_testkit::proxy::RunningProxy;
 
 pub async fn start_proxy(db: &TestDatabase) -> RunningProxy {
     start_proxy_with(db, None).await
@@ -37,58 +27,19 @@ pub async fn start_proxy_with(db: &TestDatabase, tls: Option<TlsConfig>) -> Runn
     start_proxy_on(db, tls, 1).await
 }
 
-/// A proxy whose sessions run on `session_threads` threads (0: the test's runtime).
+/// A proxy whose sessions run on `session_threads` threads (0: the test's runtime), and
+/// which pushes nothing.
 pub async fn start_proxy_on(
     db: &TestDatabase,
     tls: Option<TlsConfig>,
     session_threads: usize,
 ) -> RunningProxy {
-    let server = db.server();
-    let proxy = Proxy::bind(ProxyConfig {
-        listen: "127.0.0.1:0".into(),
-        upstream: UpstreamAddr::Tcp {
-            host: server.host().to_owned(),
-            port: server.port(),
-        },
+    let setup = ProxySetup {
         tls,
-        push: None,
+        push_with: None,
         session_threads,
-        limits: ClientLimits::default(),
-    })
-    .await
-    .unwrap();
-    let addr = proxy.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        proxy.serve().await.unwrap();
-    });
-    RunningProxy { addr, task }
-}
-
-/// The test database's connection settings, pointed at `addr` instead.
-pub fn config_via(db: &TestDatabase, addr: SocketAddr) -> tokio_postgres::Config {
-    // A fresh configuration: `host` and `port` on an existing one add a second address
-    // rather than replace the first.
-    let server = db.server();
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(addr.ip().to_string())
-        .port(addr.port())
-        .user(server.user())
-        .dbname(db.name());
-    if let Some(password) = server.password() {
-        config.password(password);
-    }
-    config
-}
-
-/// A tokio-postgres client connected through `addr`.
-pub async fn connect_via(db: &TestDatabase, addr: SocketAddr) -> tokio_postgres::Client {
-    let (client, connection) = config_via(db, addr)
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
+    };
+    start(db, setup).await
 }
 
 /// The server's address, as the test database knows it.

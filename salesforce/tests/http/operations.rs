@@ -316,10 +316,9 @@ async fn bad_names_are_refused_before_any_call() {
 }
 
 #[tokio::test]
-async fn collections_send_all_or_none_and_read_per_record_results() {
+async fn collections_create_and_update_send_all_or_none() {
     let server = Scripted::start().await;
-    let client = server.client();
-    let atomic = client.collections().all_or_none(true);
+    let atomic = server.client().collections().all_or_none(true);
     let records = [
         record(json!({"attributes": {"type": "Account"}, "Name": "Acme"})),
         record(json!({"attributes": {"type": "Contact"}, "LastName": "Ng"})),
@@ -341,11 +340,28 @@ async fn collections_send_all_or_none_and_read_per_record_results() {
         .await
         .unwrap();
 
+    let requests = server.requests();
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("POST", "/services/data/v62.0/composite/sobjects")
+    );
+    assert_eq!(
+        requests[0].json(),
+        json!({"allOrNone": true, "records": records})
+    );
+    assert_eq!(requests[1].method, "PATCH");
+    assert_eq!(requests[1].json()["allOrNone"], true);
+}
+
+#[tokio::test]
+async fn collections_upsert_by_external_id_reads_what_was_created() {
+    let server = Scripted::start().await;
     server.reply(Reply::json(
         200,
         r#"[{"id":"003D000000QV9n2IAD","success":true,"errors":[],"created":true}]"#,
     ));
-    let upserted = client
+    let upserted = server
+        .client()
         .collections()
         .upsert(
             "Contact",
@@ -356,22 +372,49 @@ async fn collections_send_all_or_none_and_read_per_record_results() {
         .unwrap();
     assert_eq!(upserted[0].created, Some(true));
 
+    let requests = server.requests();
+    assert_eq!(
+        requests[0].path,
+        "/services/data/v62.0/composite/sobjects/Contact/Ext_Id__c"
+    );
+    assert_eq!(
+        requests[0].json(),
+        json!({"allOrNone": false, "records": [{"attributes": {"type": "Contact"}, "Ext_Id__c": "c-1", "LastName": "Ng"}]})
+    );
+}
+
+#[tokio::test]
+async fn collections_delete_reads_per_record_results() {
+    let server = Scripted::start().await;
     server.reply(Reply::json(
         200,
         r#"[{"id":"001D000000IqhSLIAZ","success":true,"errors":[]},{"id":"003D000000QV9n2IAD","success":false,"errors":[{"statusCode":"ENTITY_IS_DELETED","message":"entity is deleted","fields":[]}]}]"#,
     ));
-    let deleted = client
+    let deleted = server
+        .client()
         .collections()
         .delete(&[id("001D000000IqhSLIAZ"), id("003D000000QV9n2IAD")])
         .await
         .unwrap();
     assert_eq!(deleted[1].errors[0].status_code, "ENTITY_IS_DELETED");
 
+    let requests = server.requests();
+    assert_eq!(requests[0].method, "DELETE");
+    assert_eq!(
+        requests[0].query.as_deref(),
+        Some("ids=001D000000IqhSLIAZ%2C003D000000QV9n2IAD&allOrNone=false")
+    );
+}
+
+#[tokio::test]
+async fn collections_retrieve_reads_null_for_a_missing_record() {
+    let server = Scripted::start().await;
     server.reply(Reply::json(
         200,
         r#"[{"attributes":{"type":"Account","url":"/services/data/v62.0/sobjects/Account/001D000000IqhSLIAZ"},"Id":"001D000000IqhSLIAZ","Name":"Acme"},null]"#,
     ));
-    let retrieved = client
+    let retrieved = server
+        .client()
         .collections()
         .retrieve(
             "Account",
@@ -384,34 +427,11 @@ async fn collections_send_all_or_none_and_read_per_record_results() {
 
     let requests = server.requests();
     assert_eq!(
-        (requests[0].method.as_str(), requests[0].path.as_str()),
-        ("POST", "/services/data/v62.0/composite/sobjects")
-    );
-    assert_eq!(
-        requests[0].json(),
-        json!({"allOrNone": true, "records": records})
-    );
-    assert_eq!(requests[1].method, "PATCH");
-    assert_eq!(requests[1].json()["allOrNone"], true);
-    assert_eq!(
-        requests[2].path,
-        "/services/data/v62.0/composite/sobjects/Contact/Ext_Id__c"
-    );
-    assert_eq!(
-        requests[2].json(),
-        json!({"allOrNone": false, "records": [{"attributes": {"type": "Contact"}, "Ext_Id__c": "c-1", "LastName": "Ng"}]})
-    );
-    assert_eq!(requests[3].method, "DELETE");
-    assert_eq!(
-        requests[3].query.as_deref(),
-        Some("ids=001D000000IqhSLIAZ%2C003D000000QV9n2IAD&allOrNone=false")
-    );
-    assert_eq!(
-        requests[4].path,
+        requests[0].path,
         "/services/data/v62.0/composite/sobjects/Account"
     );
     assert_eq!(
-        requests[4].query.as_deref(),
+        requests[0].query.as_deref(),
         Some("ids=001D000000IqhSLIAZ%2C001M000000qfPySIAU&fields=Id%2CName")
     );
 }

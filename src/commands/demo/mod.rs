@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use sfpg_control::control::{MasterKey, NewOrg, RateLimit, admin, master_key, orgs};
+use sfpg_control::status::{self, ObjectStatus};
+use sfpg_control::{MasterKey, NewOrg, RateLimit, admin, master_key, orgs};
 use sfpg_emulator::http::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator, Transport,
 };
 use sfpg_sync::SyncSettings;
-use sfpg_sync::status::{self, ObjectStatus};
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
@@ -258,11 +258,7 @@ async fn register_org(
     key: &MasterKey,
 ) -> anyhow::Result<()> {
     let mut client = control_client(database_url).await?;
-    let earlier: Option<String> = client
-        .query_opt("SELECT login_url FROM sfpg.orgs WHERE name = $1", &[&ORG])
-        .await?
-        .map(|row| row.get(0));
-    if let Some(login_url) = earlier {
+    if let Some(login_url) = orgs::login_url(&client, ORG).await? {
         // An org named `demo` that logs in anywhere but this machine is someone's real
         // mirror: removing it would drop its tables.
         if !is_emulated(&login_url) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
-use sfpg_control::control::{AuthFlow, NewOrg, OrgError, OrgSecrets, orgs};
+use sfpg_control::{AuthFlow, ControlError, NewOrg, OrgSecrets, orgs};
 use sfpg_salesforce::{ApiVersion, JwtBearer, Token, check_ca_certificates_pem};
 
 use crate::commands::org::verify::{self, log_in};
@@ -90,12 +90,8 @@ pub async fn add_org(args: AddArgs) -> anyhow::Result<()> {
     let key = load_master_key()?;
     let mut client = control_client(&args.database_url).await?;
     // Refuse a duplicate before spending a login on it.
-    if client
-        .query_opt("SELECT 1 FROM sfpg.orgs WHERE name = $1", &[&new.name])
-        .await?
-        .is_some()
-    {
-        return Err(user_facing(OrgError::Exists(new.name.clone())));
+    if orgs::exists(&client, &new.name).await? {
+        return Err(user_facing(ControlError::Exists(new.name.clone())));
     }
     let identity = if args.no_verify {
         None

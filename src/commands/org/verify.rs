@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use sfpg_control::control::orgs::valid_object_name;
-use sfpg_control::control::{MasterKey, Org, connect};
+use sfpg_control::orgs::valid_object_name;
+use sfpg_control::{MasterKey, Org, connect};
 use sfpg_salesforce::{
     ApiVersion, Client, DescribeGlobal, ErrorClass, Priority, RateLimiter, Token, redact_url,
 };

@@ -11,8 +11,8 @@ use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, ReadAhead, chrono_duration};
 use crate::plan::MirroredField;
 use crate::source;
-use crate::state::Phase;
-use crate::write::Rows;
+use sfpg_control::objects::Phase;
+use sfpg_control::writer::Rows;
 
 /// Takes the snapshot time, then counts the records. Changes from the snapshot on are the
 /// incremental feed's: it starts there (less the overlap) once the pages are done.
@@ -31,7 +31,7 @@ fn parse_checkpoint(object: &str, checkpoint: Option<&str>) -> Result<Option<Sal
     checkpoint
         .map(|id| {
             SalesforceId::parse(id).map_err(|e| {
-                SyncError::Control(format!("{object}'s backfill checkpoint is not an Id: {e}"))
+                SyncError::corrupt(format!("{object}'s backfill checkpoint is not an Id: {e}"))
             })
         })
         .transpose()

@@ -9,7 +9,7 @@ use sfpg_salesforce::SalesforceId;
 use super::{Context, Outcome, Write, after_request, commit, parse_id, plan_of};
 use crate::error::Result;
 use crate::object::{ObjectSync, Sweep};
-use crate::write::Rows;
+use sfpg_control::writer::Rows;
 
 /// How far back `deleted/` is asked: Salesforce answers for at most 15 days (30 in older
 /// versions of its guide).

@@ -10,9 +10,9 @@ use sfpg_salesforce::Conditional;
 use super::{Context, Outcome, after_request};
 use crate::error::Result;
 use crate::object::{ObjectSync, chrono_duration};
-use crate::plan::{self, ObjectPlan};
-use crate::state::Phase;
-use crate::write;
+use crate::plan;
+use sfpg_control::objects::Phase;
+use sfpg_control::writer;
 
 pub async fn describe(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<Outcome> {
     let sobject = context.client.sobject(object.name().to_owned());
@@ -36,12 +36,12 @@ pub async fn describe(context: &mut Context<'_>, object: &mut ObjectSync) -> Res
         },
         None => sobject.describe().await?,
     };
-    let newer = ObjectPlan::from_describe(&describe, &context.org.schema, &object.state.table)?;
+    let newer = plan::from_describe(&describe, &context.org.schema, &object.state.table)?;
     let first = object.plan.is_none() || object.state.phase == Phase::Describing;
     let current = object.plan.clone().unwrap_or_else(|| newer.clone());
     let removed_before = object.state.removed_fields.clone();
 
-    let transaction = write::begin(context.db, context.settings.lock_timeout).await?;
+    let transaction = writer::begin(context.db, Some(context.settings.lock_timeout)).await?;
     mirror::create_schema(&transaction, &newer.schema).await?;
     mirror::create_table(&transaction, &newer.schema, &newer.table, &newer.columns()).await?;
     // The proxy's triggers: its clients' writes are captured and pushed, anyone else's
@@ -69,7 +69,7 @@ pub async fn describe(context: &mut Context<'_>, object: &mut ObjectSync) -> Res
     }
 
     let mut next = after_request(&object.state);
-    next.mirrored_fields = newer.to_stored();
+    next.mirrored_fields = newer.fields.clone();
     next.paused_reason = None;
     // HTTP dates have whole seconds; a change in the second of the request must still count.
     next.describe_modified_at = Some(requested_at - Duration::seconds(1));

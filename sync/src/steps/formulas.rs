@@ -9,7 +9,7 @@ use super::{Context, Outcome, Write, after_request, commit, last_id, plan_of};
 use crate::error::Result;
 use crate::object::{ObjectSync, Sweep};
 use crate::plan::MirroredField;
-use crate::write::Rows;
+use sfpg_control::writer::Rows;
 
 pub async fn refresh(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<Outcome> {
     let plan = plan_of(object)?;

@@ -14,7 +14,7 @@ use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, chrono_duration};
 use crate::plan::MirroredField;
 use crate::soql::ModstampCursor;
-use crate::write::Rows;
+use sfpg_control::writer::Rows;
 
 /// Reads and applies the next page of changes.
 pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<Outcome> {
@@ -72,7 +72,7 @@ fn cursor_of(object: &ObjectSync, overlap: chrono::Duration) -> Result<ModstampC
         .cursor_modstamp
         .or_else(|| state.backfill_snapshot.map(|s| s - overlap))
         .ok_or_else(|| {
-            SyncError::Control(format!(
+            SyncError::corrupt(format!(
                 "{} is live without a cursor or a snapshot",
                 state.object
             ))
@@ -82,7 +82,7 @@ fn cursor_of(object: &ObjectSync, overlap: chrono::Duration) -> Result<ModstampC
         .as_deref()
         .map(|id| {
             sfpg_salesforce::SalesforceId::parse(id).map_err(|e| {
-                SyncError::Control(format!("{}'s cursor Id is not an Id: {e}", state.object))
+                SyncError::corrupt(format!("{}'s cursor Id is not an Id: {e}", state.object))
             })
         })
         .transpose()?;

@@ -11,8 +11,8 @@ use crate::error::Result;
 use crate::object::{ObjectSync, chrono_duration};
 use crate::plan::MirroredField;
 use crate::source::MAX_IDS;
-use crate::write::Rows;
-use crate::write::locks::still_locked;
+use sfpg_control::writer::Rows;
+use sfpg_control::writer::locks::still_locked;
 
 /// How long after a look that found them all still locked the rows are looked at again.
 pub const LOCKED_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);

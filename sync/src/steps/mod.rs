@@ -13,16 +13,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sfpg_salesforce::{Client, SalesforceId};
-use tokio_postgres::Transaction;
 
 use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, Task};
 use crate::plan::{IS_DELETED_FIELD, ObjectPlan, SYSTEM_MODSTAMP_FIELD};
 use crate::settings::SyncSettings;
 use crate::source::Source;
-use crate::state::{ObjectState, OrgSettings};
-use crate::write::locks::{LockFor, skip_locked, skip_locked_ids};
-use crate::write::{self, Rows};
+use sfpg_control::objects::ObjectState;
+use sfpg_control::orgs::OrgSettings;
+use sfpg_control::writer::{self, Applied, OnLocked, Rows, Write};
 
 /// What a step works with.
 pub struct Context<'a> {
@@ -70,104 +69,6 @@ pub async fn run(
     }
 }
 
-/// A change to the mirror, applied inside the step's transaction.
-pub enum Write<'p> {
-    /// Insert or update whole records.
-    Upsert(Rows<'p>),
-    /// Insert whole records that are not expected to be mirrored yet (update any that are).
-    InsertNew(Rows<'p>),
-    /// Update some columns of existing rows.
-    UpdateColumns(Rows<'p>),
-    /// Delete rows by Salesforce Id.
-    Delete(Vec<String>),
-    /// Delete the rows in an Id range that Salesforce no longer has.
-    DeleteAbsent {
-        after: Option<String>,
-        upto: Option<String>,
-        present: Vec<String>,
-        modified_before: DateTime<Utc>,
-    },
-}
-
-/// What the writes of a step did to the mirror.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Applied {
-    pub inserted: u64,
-    pub written: u64,
-    pub deleted: u64,
-    /// Records left out because another session held their rows locked.
-    pub locked: Vec<String>,
-}
-
-impl Applied {
-    fn upserted(&mut self, upserted: write::Upserted) {
-        self.inserted += upserted.inserted;
-        self.written += upserted.written;
-    }
-}
-
-async fn apply(
-    transaction: &Transaction<'_>,
-    plan: &ObjectPlan,
-    writes: &[Write<'_>],
-    settings: &SyncSettings,
-) -> Result<Applied> {
-    let strategy = settings.write_strategy;
-    let mut applied = Applied::default();
-    for change in writes {
-        match change {
-            Write::Upsert(rows) => {
-                let (free, locked) = skip_locked(transaction, plan, rows, LockFor::Update).await?;
-                applied.locked.extend(locked);
-                let rows = free.as_ref().unwrap_or(rows);
-                applied.upserted(write::upsert(transaction, plan, rows, strategy).await?);
-            }
-            Write::InsertNew(rows) => {
-                // A backfill page is copied in without asking which rows exist (and so
-                // without locking any), unless one does.
-                if let Some(copied) = write::copy_all_new(transaction, plan, rows, strategy).await?
-                {
-                    applied.upserted(copied);
-                    continue;
-                }
-                let (free, locked) = skip_locked(transaction, plan, rows, LockFor::Update).await?;
-                applied.locked.extend(locked);
-                let rows = free.as_ref().unwrap_or(rows);
-                applied.upserted(write::upsert(transaction, plan, rows, strategy).await?);
-            }
-            Write::UpdateColumns(rows) => {
-                let (free, locked) = skip_locked(transaction, plan, rows, LockFor::Update).await?;
-                applied.locked.extend(locked);
-                let rows = free.as_ref().unwrap_or(rows);
-                applied.written += write::update_columns(transaction, plan, rows).await?;
-            }
-            Write::Delete(ids) => {
-                let (free, locked) =
-                    skip_locked_ids(transaction, plan, ids, LockFor::Delete).await?;
-                applied.locked.extend(locked);
-                applied.deleted += write::delete(transaction, plan, &free).await?;
-            }
-            Write::DeleteAbsent {
-                after,
-                upto,
-                present,
-                modified_before,
-            } => {
-                let range = write::IdRange {
-                    after: after.as_deref(),
-                    upto: upto.as_deref(),
-                };
-                let (deleted, locked) =
-                    write::delete_absent(transaction, plan, range, present, *modified_before)
-                        .await?;
-                applied.deleted += deleted;
-                applied.locked.extend(locked);
-            }
-        }
-    }
-    Ok(applied)
-}
-
 /// The records a step owes after `writes`: those it owed before (`owed`), less those the
 /// writes brought up to date whole (an upsert of the record as Salesforce has it now, or
 /// its delete), plus those they left out for a lock.
@@ -178,7 +79,7 @@ fn still_owed(owed: &[String], writes: &[Write<'_>], applied: &Applied) -> Vec<S
             match change {
                 Write::Upsert(rows) | Write::InsertNew(rows) => settled.extend(rows.ids()),
                 Write::Delete(ids) => settled.extend(ids.iter().map(String::as_str)),
-                Write::UpdateColumns(_) | Write::DeleteAbsent { .. } => {}
+                Write::UpdateColumns(_) | Write::Patch(_) | Write::DeleteAbsent { .. } => {}
             }
         }
     }
@@ -213,8 +114,16 @@ pub async fn commit(
     loop {
         attempt += 1;
         let result = async {
-            let transaction = write::begin(context.db, context.settings.lock_timeout).await?;
-            let applied = apply(&transaction, plan, writes, context.settings).await?;
+            let transaction =
+                writer::begin(context.db, Some(context.settings.lock_timeout)).await?;
+            let applied = writer::apply(
+                &transaction,
+                plan,
+                writes,
+                context.settings.write_strategy,
+                OnLocked::Skip,
+            )
+            .await?;
             let mut state = next_state(&applied);
             state.locked_ids = still_owed(&state.locked_ids, writes, &applied);
             state.save(&transaction).await?;
@@ -290,7 +199,7 @@ pub fn parse_stamp(object: &str, text: Option<&str>) -> Result<DateTime<Utc>> {
 pub fn stamps(object: &str, rows: &Rows<'_>) -> Result<Vec<DateTime<Utc>>> {
     let values = rows
         .values_of(SYSTEM_MODSTAMP_FIELD)
-        .ok_or_else(|| SyncError::Control(format!("{object}'s SystemModstamp was not read")))?;
+        .ok_or_else(|| SyncError::corrupt(format!("{object}'s SystemModstamp was not read")))?;
     values.map(|text| parse_stamp(object, text)).collect()
 }
 
@@ -305,7 +214,7 @@ pub fn newest_stamp(
 /// The plan a step works with; only `Describe` runs without one.
 pub fn plan_of(object: &ObjectSync) -> Result<ObjectPlan> {
     object.plan.clone().ok_or_else(|| {
-        SyncError::Control(format!(
+        SyncError::corrupt(format!(
             "{} has no plan yet; it must be described first",
             object.name()
         ))

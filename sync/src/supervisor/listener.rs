@@ -1,5 +1,5 @@
 //! The supervisor's own connection to the control schema: it listens on
-//! [`ORG_CHANGED_CHANNEL`](super::ORG_CHANGED_CHANNEL) and reads the enabled orgs. When it is
+//! [`ORG_CHANGED_CHANNEL`](orgs::ORG_CHANGED_CHANNEL) and reads the enabled orgs. When it is
 //! lost it is opened again with backoff ([`Reconnect`]), never in a loop: while the database
 //! is gone, the supervisor waits for the next attempt instead.
 
@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::ORG_CHANGED_CHANNEL;
 use crate::error::Result;
+use sfpg_control::orgs;
 
 /// The listening connection, or the wait before opening it again.
 pub(super) struct Listener {
@@ -99,7 +99,7 @@ impl Listener {
     }
 }
 
-/// A connection that listens on [`ORG_CHANGED_CHANNEL`]; the receiver yields the payloads
+/// A connection that listens on [`ORG_CHANGED_CHANNEL`](orgs::ORG_CHANGED_CHANNEL); the receiver yields the payloads
 /// (org names) and ends when the connection does.
 async fn listen(database: &tokio_postgres::Config) -> Result<Connection> {
     let (client, mut connection) = database.connect(NoTls).await?;
@@ -119,9 +119,7 @@ async fn listen(database: &tokio_postgres::Config) -> Result<Connection> {
             }
         }
     });
-    client
-        .batch_execute(&format!("LISTEN {ORG_CHANGED_CHANNEL}"))
-        .await?;
+    orgs::listen_for_changes(&client).await?;
     Ok(Connection {
         client,
         notifications,

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Connector, OrgTask, RECHECK_INTERVAL};
 use crate::error::{Result, SyncError};
 use crate::settings::SyncSettings;
-use crate::state::OrgSettings;
+use sfpg_control::orgs::OrgSettings;
 
 /// An org task that ran this long before it failed was healthy: its restarts start over
 /// from the shortest wait.

@@ -2,7 +2,7 @@
 //! resumes from the checkpoint; the next page is read ahead only when the rate limit has
 //! room; objects that cannot be followed are refused.
 
-use sfpg_sync::state::Phase;
+use sfpg_control::objects::Phase;
 
 use crate::support::{
     Harness, all_live, generated, quiet_settings, run_turns, soql_of, turn_until,

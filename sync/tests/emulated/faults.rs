@@ -140,7 +140,7 @@ async fn an_exhausted_daily_allocation_pauses_polling_until_it_is_reset() {
         .get(0);
     assert!(reason.contains("daily API budget"), "{reason}");
     assert!(reason.contains("of 1000 requests used"), "{reason}");
-    let status = sfpg_sync::status::load(&client).await.unwrap();
+    let status = sfpg_control::status::load(&client).await.unwrap();
     assert_eq!(status[0].paused_reason.as_deref(), Some(reason.as_str()));
 
     // Paused: only the slow probes reach Salesforce.

@@ -9,7 +9,6 @@ mod deletes;
 mod faults;
 mod incremental;
 mod locks;
-mod mirror;
 mod rate;
 mod schema_changes;
 mod support;

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use chrono::{Timelike, Utc};
 use serde_json::{Value, json};
+use sfpg_control::objects::Phase;
 use sfpg_emulator::http::{DEFAULT_USERNAME, EmulatorConfig, OrgSource};
 use sfpg_emulator::model::ObjectDef;
 use sfpg_emulator::org::{Clock, ManualClock, NewUser, Org};
 use sfpg_sync::SyncSettings;
-use sfpg_sync::state::Phase;
 
 use crate::support::{Harness, all_live, map, quiet_settings, run_turns, turn_until};
 
@@ -179,7 +179,7 @@ async fn new_fields_are_added_and_filled_removed_ones_kept_and_narrow_ones_widen
         Some("old")
     );
     let client = harness.db.connect().await;
-    let status = sfpg_sync::status::load(&client).await.unwrap();
+    let status = sfpg_control::status::load(&client).await.unwrap();
     assert_eq!(status[0].objects[0].removed_fields, ["Legacy__c"]);
     assert!(status[0].objects[0].pending_fields.is_empty());
 }
@@ -225,7 +225,7 @@ async fn a_type_the_column_cannot_hold_pauses_that_object_only_until_the_column_
         Some("Still syncing")
     );
     let client = harness.db.connect().await;
-    let status = sfpg_sync::status::load(&client).await.unwrap();
+    let status = sfpg_control::status::load(&client).await.unwrap();
     let gadget = status[0]
         .objects
         .iter()

@@ -1,38 +1,28 @@
 //! What every scenario needs: an emulated org over real HTTP, a throwaway PostgreSQL with the
 //! control schema and the org registered (credentials sealed, as `sfpg org add` does), a
 //! scheduler to drive turn by turn, and the one comparison that matters: does the mirror
-//! hold exactly the org's records, field for field?
+//! hold exactly the org's records, field for field? Registration, the org's client and the
+//! comparison are `sfpg_testkit::world`'s, shared with the workspace's end-to-end tests;
+//! here the org's tables go into a schema named after it, and the tests drive the sync.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Timelike, Utc};
 
-use serde_json::{Map, Value};
-use sfpg_control::control::{MasterKey, NewOrg, connect, orgs};
-use sfpg_emulator::http::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
-};
+use serde_json::Value;
+use sfpg_control::MasterKey;
+use sfpg_emulator::http::{EmulatorConfig, OrgSource, RunningEmulator};
 use sfpg_emulator::org::{ManualClock, Org};
-use sfpg_salesforce::{Client, RateLimiter, RetryPolicy};
+use sfpg_salesforce::{Client, RetryPolicy};
 use sfpg_sync::{OrgSync, SyncSettings, TurnReport};
 use sfpg_testkit::TestDatabase;
-
-use crate::mirror;
-
-pub const ORG: &str = "acme";
-
-/// The master key the test orgs' credentials are sealed with.
-pub fn master_key() -> MasterKey {
-    MasterKey::from_bytes([7; 32])
-}
+use sfpg_testkit::world;
+pub use sfpg_testkit::world::{ORG, map, master_key, quiet_settings, soql_of};
 
 /// An emulated org with `records` generated records.
 pub fn generated(records: usize) -> EmulatorConfig {
-    EmulatorConfig {
-        org: OrgSource::Generated { records, seed: 7 },
-        ..EmulatorConfig::default()
-    }
+    world::generated(records, 7)
 }
 
 /// An emulated org whose clock stands still until the test moves it, with `records`
@@ -46,17 +36,6 @@ pub fn frozen(records: usize) -> (EmulatorConfig, ManualClock) {
         ..EmulatorConfig::default()
     };
     (config, clock)
-}
-
-/// Settings that keep timers out of the way unless a test asks for them.
-pub fn quiet_settings() -> SyncSettings {
-    SyncSettings {
-        describe_interval: Duration::from_secs(3600),
-        deleted_interval: Duration::from_secs(3600),
-        reconcile_interval: Duration::from_secs(24 * 3600),
-        error_backoff: Duration::ZERO,
-        ..SyncSettings::default()
-    }
 }
 
 /// Retries fast enough for a test to see several in a second.
@@ -77,28 +56,17 @@ pub struct Harness {
 
 impl Harness {
     /// Starts the emulator, creates the database, applies the control schema and registers
-    /// the org with `objects`, without a rate limit to speak of.
+    /// the org with `objects` (its tables in schema `acme`), without a rate limit to speak
+    /// of.
     pub async fn start(config: EmulatorConfig, objects: &[&str]) -> Self {
         let emulator = sfpg_emulator::http::start(config).await.unwrap();
         let db = TestDatabase::create().await;
-        let mut client = db.connect().await;
-        sfpg_control::apply_control_schema(&mut client)
-            .await
-            .unwrap();
-        let key = master_key();
-        let org = NewOrg::client_credentials(
-            ORG,
-            emulator.login_url(),
-            DEFAULT_CLIENT_ID,
-            DEFAULT_CLIENT_SECRET,
-            objects,
-        );
-        orgs::insert(&mut client, &org, &key).await.unwrap();
-        let harness = Self { emulator, db, key };
-        harness
-            .set_org("rate_requests = 1000, rate_period_ms = 1000")
-            .await;
-        harness
+        world::register_org_as(&mut db.connect().await, &emulator, objects, ORG).await;
+        Self {
+            emulator,
+            db,
+            key: master_key(),
+        }
     }
 
     /// Stops the emulator and starts another on the same address serving `org`: how a test
@@ -132,19 +100,12 @@ impl Harness {
     /// The org's client from its stored credentials, retrying fast and timing out after
     /// `timeout`.
     pub async fn salesforce_with_timeout(&self, timeout: Duration) -> Client {
-        let client = self.db.connect().await;
-        let org = orgs::load(&client, ORG, &self.key).await.unwrap();
-        let config = connect::config(&org)
-            .unwrap()
-            .with_retry(fast_retries())
-            .with_request_timeout(timeout);
-        let rate = connect::rate(&org).unwrap();
-        Client::new(
-            config,
-            connect::credentials(&org).unwrap(),
-            RateLimiter::new(rate),
-        )
-        .unwrap()
+        world::salesforce_client(&self.db, |config| {
+            config
+                .with_retry(fast_retries())
+                .with_request_timeout(timeout)
+        })
+        .await
     }
 
     pub async fn salesforce(&self) -> Client {
@@ -181,7 +142,7 @@ impl Harness {
 
     /// The org's live records of `object` with `fields`, read from the emulator directly.
     pub fn org_records(&self, object: &str, fields: &[String]) -> Vec<Value> {
-        mirror::org_records(&self.emulator, object, fields)
+        world::org_records(&self.emulator, object, fields)
     }
 
     /// A mirror row's column, as text.
@@ -207,28 +168,10 @@ impl Harness {
             .get(0)
     }
 
-    /// Every difference between the org's live records of `object` and its mirror table.
-    pub async fn mirror_diff(&self, object: &str) -> Vec<String> {
-        let client = self.db.connect().await;
-        mirror::mirror_diff(&self.emulator, &client, ORG, object).await
-    }
-
     /// Asserts that the mirror holds exactly the org's records of `object`.
     pub async fn assert_mirror_equals_org(&self, object: &str) {
-        let diff = self.mirror_diff(object).await;
-        assert!(
-            diff.is_empty(),
-            "{object}: the mirror differs from the org:\n{}",
-            diff.join("\n")
-        );
-    }
-}
-
-/// A JSON object's map.
-pub fn map(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        other => panic!("not a JSON object: {other}"),
+        let client = self.db.connect().await;
+        world::assert_mirror_equals_org(&self.emulator, &client, ORG, &[object]).await;
     }
 }
 
@@ -305,26 +248,7 @@ pub async fn drive_for(sync: &mut OrgSync, duration: Duration) -> Vec<TurnReport
 /// Whether every object of the org is live and caught up with no work pending.
 pub fn all_live(sync: &OrgSync) -> bool {
     sync.objects().iter().all(|o| {
-        o.state.phase == sfpg_sync::state::Phase::Live && o.state.pending_field_backfill.is_empty()
+        o.state.phase == sfpg_control::objects::Phase::Live
+            && o.state.pending_field_backfill.is_empty()
     })
-}
-
-/// A request log entry's decoded SOQL, if it ran one.
-pub fn soql_of(request: &sfpg_emulator::http::LoggedRequest) -> Option<String> {
-    let query = request.query.as_deref()?;
-    let encoded = query.split('&').find_map(|pair| pair.strip_prefix("q="))?;
-    let mut bytes = Vec::with_capacity(encoded.len());
-    let mut iter = encoded.bytes();
-    while let Some(byte) = iter.next() {
-        match byte {
-            b'+' => bytes.push(b' '),
-            b'%' => {
-                let hex: Vec<u8> = iter.by_ref().take(2).collect();
-                let text = std::str::from_utf8(&hex).ok()?;
-                bytes.push(u8::from_str_radix(text, 16).ok()?);
-            }
-            other => bytes.push(other),
-        }
-    }
-    String::from_utf8(bytes).ok()
 }

@@ -9,6 +9,7 @@ use sfpg_salesforce::{ClientCredentials, Config, FieldType, Rate, RateLimiter};
 
 use super::*;
 use crate::push::catalog::MirroredColumn;
+use sfpg_control::mapping::ColumnType;
 
 fn org() -> Arc<OrgHandle> {
     let client = sfpg_salesforce::Client::new(
@@ -31,6 +32,7 @@ fn column(column: &str, field: &str, createable: bool, updateable: bool) -> Mirr
         field_type: FieldType::default(),
         createable,
         updateable,
+        column_type: ColumnType::Text,
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sfpg_control::capture::PendingChange;
+use sfpg_control::mapping::ColumnType;
 use sfpg_salesforce::{ClientCredentials, Config, FieldType, Rate, RateLimiter};
 use tokio::sync::Notify;
 
@@ -199,6 +200,7 @@ impl FakeRemote {
             field_type: FieldType::default(),
             createable: writable,
             updateable: writable,
+            column_type: ColumnType::Text,
         };
         let account = ObjectHandle {
             object: "Account".into(),

@@ -1,0 +1,279 @@
+//! The write journal (`sfpg.write_journal`, migrations V3, V6, V9): every push the proxy
+//! makes, written on a connection of its own as soon as Salesforce answers, and read back
+//! by the repair, which settles the pushes whose transaction never committed and those
+//! whose outcome is unknown. Both sides use [`JournalRecord`], so that a key renamed on
+//! one side is a compile error on the other, not a repair that reads nothing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sfpg_salesforce::Record;
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::Json;
+
+use crate::error::ControlError;
+
+/// What a push does to one record in Salesforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// How a push ended: `sfpg.write_journal.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Salesforce accepted every record.
+    Pushed,
+    /// Salesforce refused the records; nothing was written.
+    Refused,
+    /// Salesforce could not be reached or did not answer.
+    Failed,
+    /// The session cancelled the push while its request was under way: Salesforce may or
+    /// may not carry it out.
+    Abandoned,
+    /// The request may have reached Salesforce, but no answer came back (a cut connection,
+    /// a timeout, an answer that could not be read): Salesforce may or may not have
+    /// carried it out. The repair reads Salesforce again until it cannot be running.
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pushed => "pushed",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::Abandoned => "abandoned",
+            Outcome::Unknown => "unknown",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, ControlError> {
+        Ok(match text {
+            "pushed" => Outcome::Pushed,
+            "refused" => Outcome::Refused,
+            "failed" => Outcome::Failed,
+            "abandoned" => Outcome::Abandoned,
+            "unknown" => Outcome::Unknown,
+            other => {
+                return Err(ControlError::Corrupt(format!(
+                    "unknown outcome {other:?} in sfpg.write_journal"
+                )));
+            }
+        })
+    }
+
+    /// Whether Salesforce may or may not have carried the push out.
+    pub fn is_uncertain(self) -> bool {
+        matches!(self, Outcome::Unknown | Outcome::Abandoned)
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One record of a push, as the journal keeps it: a push's `records` are a JSON array of
+/// these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    pub operation: Operation,
+    /// The object's API name.
+    pub object: String,
+    pub schema: String,
+    pub table: String,
+    /// The row's local `id`.
+    pub row_id: i64,
+    /// The record's Id: an update's or delete's, or the Id Salesforce gave a create (none
+    /// when its answer never came).
+    pub sfid: Option<String>,
+    /// A create's provisional sfid.
+    #[serde(default)]
+    pub provisional: Option<String>,
+    /// The fields as sent.
+    pub fields: Record,
+}
+
+/// One push, as the proxy journals it.
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    pub org: String,
+    pub session: String,
+    /// The client's transaction id (`pg_current_xact_id()` as text).
+    pub txid: Option<String>,
+    pub records: Vec<JournalRecord>,
+    /// Salesforce's answer (the Composite response), or what stood for it.
+    pub response: Value,
+    pub outcome: Outcome,
+    pub started_at: DateTime<Utc>,
+    pub salesforce_ms: i32,
+}
+
+/// Records `entry` and returns its id.
+pub async fn record(
+    client: &impl GenericClient,
+    entry: &JournalEntry,
+) -> Result<i64, ControlError> {
+    let row = client
+        .query_one(
+            "INSERT INTO sfpg.write_journal
+                 (org_name, session, txid, records, response, outcome, started_at, salesforce_ms)
+             VALUES ($1, $2, $3::text::xid8, $4, $5, $6, $7, $8)
+             RETURNING id",
+            &[
+                &entry.org,
+                &entry.session,
+                &entry.txid,
+                &Json(&entry.records),
+                &entry.response,
+                &entry.outcome.as_str(),
+                &entry.started_at,
+                &entry.salesforce_ms,
+            ],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// What PostgreSQL says of a journaled push's transaction (`pg_xact_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    Committed,
+    InProgress,
+    Aborted,
+}
+
+/// A push the repair has yet to settle.
+#[derive(Debug, Clone)]
+pub struct Unresolved {
+    pub id: i64,
+    pub org: String,
+    pub outcome: Outcome,
+    pub records: Vec<JournalRecord>,
+    pub started_at: DateTime<Utc>,
+    /// `None` when the push had no transaction id, or PostgreSQL no longer remembers it.
+    pub transaction: Option<TransactionStatus>,
+    /// How many times an entry of unknown outcome was read again.
+    pub checks: i32,
+}
+
+/// The pushes to settle now, oldest first: accepted ones (their transaction may not have
+/// committed) and those of unknown outcome whose next reading is due.
+pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT id, org_name, outcome, records, started_at, pg_xact_status(txid), checks
+               FROM sfpg.write_journal
+              WHERE outcome IN ('pushed', 'unknown', 'abandoned') AND resolution IS NULL
+                AND (next_check_at IS NULL OR next_check_at <= now())
+              ORDER BY id",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get(0)?;
+            let records: Value = row.try_get(3)?;
+            let transaction = match row.try_get::<_, Option<&str>>(5)? {
+                Some("committed") => Some(TransactionStatus::Committed),
+                Some("in progress") => Some(TransactionStatus::InProgress),
+                Some("aborted") => Some(TransactionStatus::Aborted),
+                _ => None,
+            };
+            Ok(Unresolved {
+                id,
+                org: row.try_get(1)?,
+                outcome: Outcome::parse(row.try_get(2)?)?,
+                records: serde_json::from_value(records).map_err(|source| {
+                    ControlError::Unparsable {
+                        what: format!("sfpg.write_journal.records of entry {id}"),
+                        source,
+                    }
+                })?,
+                started_at: row.try_get(4)?,
+                transaction,
+                checks: row.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+/// How the repair settled a push: `sfpg.write_journal.resolution`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Its transaction committed: the mirror has what Salesforce accepted.
+    Committed,
+    /// Its records were read again from Salesforce into the mirror.
+    Repaired,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Committed => "committed",
+            Resolution::Repaired => "repaired",
+        }
+    }
+}
+
+/// Marks entry `id` settled.
+pub async fn resolve(
+    client: &impl GenericClient,
+    id: i64,
+    resolution: Resolution,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE sfpg.write_journal SET resolution = $2, resolved_at = now() WHERE id = $1",
+            &[&id, &resolution.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Counts one more reading of entry `id` (of unknown outcome) and sets the next at `at`.
+pub async fn schedule_check(
+    client: &impl GenericClient,
+    id: i64,
+    at: DateTime<Utc>,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE sfpg.write_journal SET checks = checks + 1, next_check_at = $2 WHERE id = $1",
+            &[&id, &at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// When the next unsettled entry of unknown outcome is due to be read again.
+pub async fn next_check(
+    client: &impl GenericClient,
+) -> Result<Option<DateTime<Utc>>, ControlError> {
+    let row = client
+        .query_one(
+            "SELECT min(coalesce(next_check_at, now())) FROM sfpg.write_journal
+              WHERE outcome IN ('unknown', 'abandoned') AND resolution IS NULL",
+            &[],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! The journal against a real PostgreSQL: what the proxy writes is what the repair reads.
+
+use chrono::TimeDelta;
+use serde_json::json;
+use sfpg_testkit::TestDatabase;
+
+use super::*;
+
+fn entry(outcome: Outcome) -> JournalEntry {
+    let fields = match json!({"attributes": {"type": "Account"}, "Name": "Acme"}) {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    };
+    JournalEntry {
+        org: "acme".to_owned(),
+        session: "127.0.0.1:5000".to_owned(),
+        txid: None,
+        records: vec![JournalRecord {
+            operation: Operation::Create,
+            object: "Account".to_owned(),
+            schema: "acme".to_owned(),
+            table: "account".to_owned(),
+            row_id: 7,
+            sfid: Some("001000000000001AAA".to_owned()),
+            provisional: Some("~00000000000000001".to_owned()),
+            fields,
+        }],
+        response: json!({"compositeResponse": []}),
+        outcome,
+        started_at: Utc::now(),
+        salesforce_ms: 12,
+    }
+}
+
+#[tokio::test]
+async fn entries_are_read_back_as_written_and_settled() {
+    let db = TestDatabase::create().await;
+    let mut client = db.connect().await;
+    crate::apply_control_schema(&mut client).await.unwrap();
+    let pushed = record(&client, &entry(Outcome::Pushed)).await.unwrap();
+    record(&client, &entry(Outcome::Refused)).await.unwrap();
+    let unknown = record(&client, &entry(Outcome::Unknown)).await.unwrap();
+
+    // Refused pushes wrote nothing anywhere: nothing to settle.
+    let due_now = due(&client).await.unwrap();
+    let ids: Vec<i64> = due_now.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [pushed, unknown]);
+    let first = &due_now[0];
+    assert_eq!(first.outcome, Outcome::Pushed);
+    assert_eq!(first.records, entry(Outcome::Pushed).records);
+    assert_eq!(first.transaction, None);
+    assert!(due_now[1].outcome.is_uncertain());
+    assert!(
+        next_check(&client).await.unwrap().is_some(),
+        "an entry of unknown outcome is due"
+    );
+
+    resolve(&client, pushed, Resolution::Repaired)
+        .await
+        .unwrap();
+    let later = Utc::now() + TimeDelta::seconds(60);
+    schedule_check(&client, unknown, later).await.unwrap();
+    assert!(due(&client).await.unwrap().is_empty());
+    let next = next_check(&client).await.unwrap().unwrap();
+    assert!(
+        (next - later).num_milliseconds().abs() < 1,
+        "{next} {later}"
+    );
+    let (resolution, checks): (Option<String>, i32) = {
+        let row = client
+            .query_one(
+                "SELECT (SELECT resolution FROM sfpg.write_journal WHERE id = $1),
+                        (SELECT checks FROM sfpg.write_journal WHERE id = $2)",
+                &[&pushed, &unknown],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(resolution.as_deref(), Some("repaired"));
+    assert_eq!(checks, 1);
+}
+
+/// The stored form of a record: the keys the repair reads, whatever the Rust names.
+#[test]
+fn records_keep_their_keys() {
+    let stored = serde_json::to_value(&entry(Outcome::Pushed).records[0]).unwrap();
+    assert_eq!(stored["operation"], json!("create"));
+    assert_eq!(stored["sfid"], json!("001000000000001AAA"));
+    assert_eq!(stored["provisional"], json!("~00000000000000001"));
+    assert_eq!(stored["fields"]["Name"], json!("Acme"));
+    let old: JournalRecord = serde_json::from_value(json!({
+        "operation": "update", "object": "Account", "schema": "acme", "table": "account",
+        "row_id": 1, "sfid": "001000000000001AAA", "fields": {}
+    }))
+    .unwrap();
+    assert_eq!(old.provisional, None);
+}

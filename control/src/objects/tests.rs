@@ -1,0 +1,54 @@
+//! `sfpg.objects` against a real PostgreSQL.
+
+use crate::{MasterKey, NewOrg, admin, orgs};
+use sfpg_testkit::TestDatabase;
+
+use super::*;
+
+#[tokio::test]
+async fn progress_of_a_turn_in_flight_does_not_undo_a_resync() {
+    let db = TestDatabase::create().await;
+    let mut client = db.connect().await;
+    crate::apply_control_schema(&mut client).await.unwrap();
+    let org = NewOrg::client_credentials(
+        "acme",
+        "https://login.salesforce.com",
+        "id",
+        "secret",
+        &["Account"],
+    );
+    orgs::insert(&mut client, &org, &MasterKey::from_bytes([7; 32]))
+        .await
+        .unwrap();
+    // A scheduler has the object mid-backfill in memory ...
+    let mut in_flight = ObjectState::load(&client, "acme", "Account")
+        .await
+        .unwrap()
+        .unwrap();
+    in_flight.phase = Phase::Backfilling;
+    in_flight.backfill_done = 400;
+    in_flight.save(&client).await.unwrap();
+    // ... when the operator starts it over, before the turn saves its progress.
+    admin::resync_object(&client, "acme", "Account")
+        .await
+        .unwrap();
+    in_flight.backfill_done = 600;
+    in_flight.save(&client).await.unwrap();
+
+    let stored = ObjectState::load(&client, "acme", "Account")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.phase, Phase::Describing);
+    assert_eq!(stored.backfill_done, 0);
+    assert_eq!(stored.generation, in_flight.generation + 1);
+    // From the fresh row on, saves go through again.
+    let mut fresh = stored;
+    fresh.backfill_done = 200;
+    fresh.save(&client).await.unwrap();
+    let stored = ObjectState::load(&client, "acme", "Account")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.backfill_done, 200);
+}

@@ -1,0 +1,173 @@
+//! What the sync reads and records of an org's row in `sfpg.orgs` while it runs: its
+//! settings ([`OrgSettings`]), why polling is paused, the API usage last seen, an org-wide
+//! error, and who holds the org (the lease, shown by status).
+
+use std::time::Duration;
+
+use sfpg_salesforce::{ApiUsage, Rate};
+use tokio_postgres::GenericClient;
+
+use crate::error::ControlError;
+
+/// What the sync reads of an `sfpg.orgs` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgSettings {
+    pub name: String,
+    /// The Postgres schema the org's tables live in.
+    pub schema: String,
+    pub enabled: bool,
+    /// Records per page (200–2,000).
+    pub batch_size: u32,
+    pub rate: Rate,
+    /// The share of the daily API allocation background polling may use (0–1].
+    pub max_daily_share: f64,
+    pub paused_reason: Option<String>,
+}
+
+impl OrgSettings {
+    /// The org's row, or `None` when there is none.
+    pub async fn load(
+        client: &impl GenericClient,
+        org: &str,
+    ) -> Result<Option<Self>, ControlError> {
+        let Some(row) = client
+            .query_opt(
+                "SELECT name, schema_name, enabled, batch_size, rate_requests, rate_period_ms,
+                        max_daily_share, paused_reason
+                   FROM sfpg.orgs WHERE name = $1",
+                &[&org],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let batch_size: i32 = row.try_get(3)?;
+        let requests: i32 = row.try_get(4)?;
+        let period_ms: i64 = row.try_get(5)?;
+        let share: f32 = row.try_get(6)?;
+        let invalid =
+            |what: &str| ControlError::Corrupt(format!("sfpg.orgs {org}: invalid {what}"));
+        let rate = Rate::new(
+            u32::try_from(requests).map_err(|_| invalid("rate_requests"))?,
+            Duration::from_millis(u64::try_from(period_ms).map_err(|_| invalid("rate_period_ms"))?),
+        )
+        .map_err(|_| invalid("rate"))?;
+        Ok(Some(Self {
+            name: row.try_get(0)?,
+            schema: row.try_get(1)?,
+            enabled: row.try_get(2)?,
+            batch_size: u32::try_from(batch_size).map_err(|_| invalid("batch_size"))?,
+            rate,
+            max_daily_share: f64::from(share),
+            paused_reason: row.try_get(7)?,
+        }))
+    }
+
+    /// The names of the enabled orgs.
+    pub async fn enabled_names(client: &impl GenericClient) -> Result<Vec<String>, ControlError> {
+        let rows = client
+            .query(
+                "SELECT name FROM sfpg.orgs WHERE enabled ORDER BY name",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Records (or clears) why the org's background polling is paused.
+    pub async fn set_paused(
+        client: &impl GenericClient,
+        org: &str,
+        reason: Option<&str>,
+    ) -> Result<(), ControlError> {
+        client
+            .execute(
+                "UPDATE sfpg.orgs SET paused_reason = $2, updated_at = now() WHERE name = $1",
+                &[&org, &reason],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records the API usage Salesforce last reported.
+    pub async fn record_usage(
+        client: &impl GenericClient,
+        org: &str,
+        usage: &ApiUsage,
+    ) -> Result<(), ControlError> {
+        let used = i32::try_from(usage.api.used).unwrap_or(i32::MAX);
+        let max = i32::try_from(usage.api.max).unwrap_or(i32::MAX);
+        client
+            .execute(
+                "UPDATE sfpg.orgs SET api_used = $2, api_max = $3, api_seen_at = now() WHERE name = $1",
+                &[&org, &used, &max],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records an org-wide failure (credentials refused), or clears it.
+    pub async fn record_error(
+        client: &impl GenericClient,
+        org: &str,
+        error: Option<&str>,
+    ) -> Result<(), ControlError> {
+        client
+            .execute(
+                "UPDATE sfpg.orgs SET last_error = $2,
+                        last_error_at = CASE WHEN $2::text IS NULL THEN last_error_at ELSE now() END
+                  WHERE name = $1",
+                &[&org, &error],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The channel every change to `sfpg.orgs` and `sfpg.objects` is announced on, with the
+/// org's name as the payload (the V2 triggers, and [`crate::admin::resync_object`]).
+pub const ORG_CHANGED_CHANNEL: &str = "sfpg_org_changed";
+
+/// Subscribes `client`'s session to [`ORG_CHANGED_CHANNEL`]; the notifications arrive
+/// through its connection.
+pub async fn listen_for_changes(client: &impl GenericClient) -> Result<(), ControlError> {
+    client
+        .batch_execute(&format!("LISTEN {ORG_CHANGED_CHANNEL}"))
+        .await?;
+    Ok(())
+}
+
+/// The first key of the per-org advisory lock ("sfps") a sync process holds while it syncs
+/// the org; the second is the org name's hash (`hashtext`).
+pub const ORG_LOCK_KEY: i32 = 0x7366_7073;
+
+/// Takes the org's advisory lock on `client`'s session without waiting; false when another
+/// session (another sync process) holds it. The lock lasts as long as the session, so a
+/// process that dies, even by `kill -9`, frees its orgs with its connections.
+pub async fn try_lock(client: &impl GenericClient, org: &str) -> Result<bool, ControlError> {
+    Ok(client
+        .query_one(
+            "SELECT pg_try_advisory_lock($1, hashtext($2))",
+            &[&ORG_LOCK_KEY, &org],
+        )
+        .await?
+        .try_get(0)?)
+}
+
+/// Records who holds the org (`host:pid`), or that no one does, for status.
+pub async fn set_lease_owner(
+    client: &impl GenericClient,
+    org: &str,
+    owner: Option<&str>,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE sfpg.orgs SET lease_owner = $2, lease_expires_at = NULL WHERE name = $1",
+            &[&org, &owner],
+        )
+        .await?;
+    Ok(())
+}

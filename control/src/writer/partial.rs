@@ -1,0 +1,178 @@
+//! Partial records: records that carry only some of their fields. A field a record does
+//! not carry keeps the row's value; one it carries as null sets NULL. Two writers take
+//! them:
+//!
+//! - [`Patches`], applied by [`super::apply`] under the version guard: what an event that
+//!   names only the fields that changed (Change Data Capture) becomes;
+//! - [`WriteBackRow`], the pure half the proxy's write-back uses: it cannot run statements
+//!   of its own on the client's connection, so it hands `sfpg.write_back` (migrations V8,
+//!   V11) the rows as JSON, and that function applies the same guard in SQL.
+//!
+//! Values are converted as a query page's are ([`super::value::push_raw_text`]), so every
+//! path writes the same text for the same value.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Map, Value};
+use sfpg_salesforce::Record;
+
+use super::value::push_raw_text;
+use super::{Columns, Rows};
+use crate::error::ControlError;
+use crate::plan::{ID_FIELD, MirroredField, SYSTEM_MODSTAMP_FIELD};
+
+/// The positions in `fields` of the fields `record` carries, each with the text its column
+/// takes (`None`: NULL), in the order of `fields`.
+fn carried(
+    object: &str,
+    fields: &[MirroredField],
+    record: &Record,
+) -> Result<Vec<(usize, Option<String>)>, ControlError> {
+    let mut values = Vec::new();
+    for (position, field) in fields.iter().enumerate() {
+        let Some(value) = record.get(&field.field) else {
+            continue;
+        };
+        let mut text = String::new();
+        let present =
+            push_raw_text(&value.to_string(), field.column_type, &mut text).map_err(|e| {
+                ControlError::MalformedRecord {
+                    object: object.to_owned(),
+                    detail: format!("with {}: {e}", field.field),
+                }
+            })?;
+        values.push((position, present.then_some(text)));
+    }
+    Ok(values)
+}
+
+/// Partial records of one object, grouped by the fields they carry: each group is written
+/// with one statement, touching only its columns.
+#[derive(Debug, Clone, Default)]
+pub struct Patches<'p> {
+    groups: Vec<Rows<'p>>,
+}
+
+impl<'p> Patches<'p> {
+    /// `records` as patches of `fields` (which must start with `Id`). Each record must
+    /// carry its `Id` and its `SystemModstamp`, the version the guard compares, and may
+    /// appear once.
+    pub fn from_records(
+        object: &str,
+        fields: &'p [MirroredField],
+        records: &[Record],
+    ) -> Result<Self, ControlError> {
+        let malformed = |detail: &str| ControlError::MalformedRecord {
+            object: object.to_owned(),
+            detail: detail.to_owned(),
+        };
+        // The positions in `fields` a record carries -> the records' values there.
+        let mut groups: BTreeMap<Vec<usize>, Vec<Vec<Option<String>>>> = BTreeMap::new();
+        let mut seen = HashSet::new();
+        for record in records {
+            let values = carried(object, fields, record)?;
+            let value_of = |name: &str| {
+                values
+                    .iter()
+                    .find(|(i, _)| fields[*i].field == name)
+                    .and_then(|(_, v)| v.as_ref())
+            };
+            let Some(id) = value_of(ID_FIELD) else {
+                return Err(malformed("without an Id"));
+            };
+            if !seen.insert(id.clone()) {
+                return Err(ControlError::Unwritable {
+                    object: object.to_owned(),
+                    detail: format!("record {id} is patched twice at once"),
+                });
+            }
+            if value_of(SYSTEM_MODSTAMP_FIELD).is_none() {
+                return Err(malformed("without a SystemModstamp to patch by"));
+            }
+            let (positions, texts): (Vec<usize>, Vec<Option<String>>) = values.into_iter().unzip();
+            groups.entry(positions).or_default().push(texts);
+        }
+        let groups = groups
+            .into_iter()
+            .map(|(positions, texts)| {
+                let columns = Columns::from_rows(
+                    positions.len(),
+                    texts.iter().map(|row| row.iter().map(Option::as_deref)),
+                )?;
+                Rows::new(
+                    object,
+                    positions.iter().map(|&i| &fields[i]).collect(),
+                    columns,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { groups })
+    }
+
+    /// The records, one group per set of fields carried.
+    pub fn groups(&self) -> &[Rows<'p>] {
+        &self.groups
+    }
+
+    /// The records' Ids.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.groups.iter().flat_map(Rows::ids)
+    }
+}
+
+/// One element of what `sfpg.write_back` takes: the row's local `id` and the columns to
+/// set, each as the text its column takes (or null).
+///
+/// The function writes a row whose element carries `systemmodstamp` only if the row's own
+/// stamp is not newer (the version guard); otherwise it sets only the columns that hold a
+/// provisional sfid, so that every Id the push resolved reaches the row whatever the guard
+/// says. An element without `systemmodstamp` (the read-back failed) is written as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteBackRow {
+    columns: Map<String, Value>,
+}
+
+impl WriteBackRow {
+    /// The row whose local `id` is `row_id`, setting nothing yet.
+    pub fn new(row_id: i64) -> Self {
+        let mut columns = Map::new();
+        columns.insert("id".to_owned(), Value::from(row_id));
+        Self { columns }
+    }
+
+    /// Sets `column` to `text`: an Id the push resolved (`sfid`, a lookup that held a
+    /// provisional sfid).
+    pub fn set(&mut self, column: &str, text: &str) {
+        self.columns
+            .insert(column.to_owned(), Value::String(text.to_owned()));
+    }
+
+    /// Sets the columns of the `fields` that `record` carries, as Salesforce has them.
+    pub fn copy(
+        &mut self,
+        object: &str,
+        fields: &[MirroredField],
+        record: &Record,
+    ) -> Result<(), ControlError> {
+        for (position, text) in carried(object, fields, record)? {
+            self.columns.insert(
+                fields[position].column.clone(),
+                text.map_or(Value::Null, Value::String),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The JSON array `sfpg.write_back` takes as its `rows`.
+pub fn write_back_rows(rows: &[WriteBackRow]) -> String {
+    Value::Array(
+        rows.iter()
+            .map(|row| Value::Object(row.columns.clone()))
+            .collect(),
+    )
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests;
