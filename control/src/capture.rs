@@ -34,6 +34,11 @@ pub const CAPTURE_TRIGGER: &str = "sfpg_capture";
 /// Name of the statement trigger that refuses TRUNCATE.
 pub const TRUNCATE_TRIGGER: &str = "sfpg_refuse_truncate";
 
+/// Whether write capture is installed in the database the client's connection reaches:
+/// one row, `t` or `f`. A proxy in front of a database without it has nothing to push.
+pub const CAPTURE_INSTALLED_SQL: &str =
+    "SELECT pg_catalog.to_regproc('sfpg.take_pending_changes') IS NOT NULL";
+
 /// The client transaction's id, or NULL when it has none (then it wrote nothing, and
 /// captured nothing). Run on the client's connection; every name is qualified, so that no
 /// object of the client's stands in for one (migration V8).

@@ -84,13 +84,7 @@ impl Cluster {
 
     /// The postmaster's pid, while it runs.
     pub fn postmaster_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.data.join("postmaster.pid"))
-            .ok()?
-            .lines()
-            .next()?
-            .trim()
-            .parse()
-            .ok()
+        postmaster_pid(&self.data)
     }
 
     /// Runs `initdb`. The data directory is made afresh (an unfinished one, left by an
@@ -246,6 +240,18 @@ impl Cluster {
 }
 
 /// A free TCP port of 127.0.0.1, as the system picks one.
+/// The pid of the postmaster running on the data directory `data`, from its
+/// `postmaster.pid`; `None` when no server runs there.
+pub fn postmaster_pid(data: &Path) -> Option<u32> {
+    fs::read_to_string(data.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 pub fn free_port() -> Result<u16, Error> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

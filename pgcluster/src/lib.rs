@@ -14,6 +14,6 @@ mod error;
 mod user;
 
 pub use binaries::find_bin_dir;
-pub use cluster::{Cluster, Init, LocalAuth, free_port, write_private};
+pub use cluster::{Cluster, Init, LocalAuth, free_port, postmaster_pid, write_private};
 pub use error::Error;
 pub use user::{ServerUser, reachable_by, server_user};

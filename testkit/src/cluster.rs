@@ -97,14 +97,7 @@ impl Server {
 
     /// The pid of the throwaway cluster's postmaster.
     pub fn postmaster_pid(&self) -> Option<u32> {
-        let pid_file = self.cluster_dir.as_ref()?.join("data/postmaster.pid");
-        fs::read_to_string(pid_file)
-            .ok()?
-            .lines()
-            .next()?
-            .trim()
-            .parse()
-            .ok()
+        sfpg_pgcluster::postmaster_pid(&self.cluster_dir.as_ref()?.join("data"))
     }
 }
 

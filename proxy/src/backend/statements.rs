@@ -26,7 +26,9 @@ use crate::net::messages::backend::{self as be, Fields, ServerError};
 use crate::net::messages::encode;
 use crate::net::messages::frontend as fe;
 use crate::push::WriteBack;
-use crate::settings::{CURRENT_TXID_SQL, FIRST_PENDING_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL};
+use crate::settings::{
+    CAPTURE_INSTALLED_SQL, CURRENT_TXID_SQL, FIRST_PENDING_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL,
+};
 
 /// The name of the proxy's statement and of its portal.
 const STATEMENT: &str = "__sfpg_internal";
@@ -202,12 +204,7 @@ impl<'a> Statements<'a> {
 
 impl Upstream for Statements<'_> {
     async fn capture_installed(&mut self) -> Result<bool, SessionError> {
-        let found = self
-            .run(
-                "SELECT pg_catalog.to_regproc('sfpg.take_pending_changes') IS NOT NULL",
-                &[],
-            )
-            .await?;
+        let found = self.run(CAPTURE_INSTALLED_SQL, &[]).await?;
         Ok(found.scalar() == Some("t"))
     }
 

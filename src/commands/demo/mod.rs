@@ -113,22 +113,7 @@ async fn demo(
     show_password: bool,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let emulator = sfpg_emulator::http::start(EmulatorConfig {
-        transport: Transport::Http,
-        daily_api_limit: DEMO_DAILY_API_LIMIT,
-        org: OrgSource::Generated {
-            records: args.records,
-            seed: 1,
-        },
-        ..EmulatorConfig::default()
-    })
-    .await
-    .context("cannot start the Salesforce emulator")?;
-    println!(
-        "  emulated Salesforce org: {} records at {}",
-        args.records,
-        emulator.instance_url()
-    );
+    let emulator = start_emulator(args).await?;
 
     let key_dir = dir.to_owned();
     let master_key = move || demo_master_key(&key_dir);
@@ -139,18 +124,7 @@ async fn demo(
         database_url,
         &master_key,
         Some(SyncSettings::default()),
-        Some(&ProxyOptions {
-            listen: format!("127.0.0.1:{}", args.port),
-            tls_cert: None,
-            tls_key: None,
-            repair_every: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(10),
-            session_threads: super::proxy::default_session_threads(),
-            auth_timeout: sfpg_proxy::ClientLimits::DEFAULT_AUTH_TIMEOUT,
-            max_client_connections: super::proxy::default_max_client_connections(),
-            max_message_size: sfpg_proxy::ClientLimits::DEFAULT_MAX_MESSAGE_SIZE,
-            failpoint: None,
-        }),
+        Some(&proxy_options(args)),
         shutdown.clone(),
     )
     .await?;
@@ -210,6 +184,43 @@ async fn demo(
     emulator.shutdown().await;
     println!("stopped the proxy, the sync and the emulator");
     stopped
+}
+
+/// The emulated org, generated with `args.records` records.
+async fn start_emulator(args: &DemoArgs) -> anyhow::Result<sfpg_emulator::http::RunningEmulator> {
+    let emulator = sfpg_emulator::http::start(EmulatorConfig {
+        transport: Transport::Http,
+        daily_api_limit: DEMO_DAILY_API_LIMIT,
+        org: OrgSource::Generated {
+            records: args.records,
+            seed: 1,
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+    .context("cannot start the Salesforce emulator")?;
+    println!(
+        "  emulated Salesforce org: {} records at {}",
+        args.records,
+        emulator.instance_url()
+    );
+    Ok(emulator)
+}
+
+/// The demo's proxy: plain TCP on loopback, every other setting its default.
+fn proxy_options(args: &DemoArgs) -> ProxyOptions {
+    ProxyOptions {
+        listen: format!("127.0.0.1:{}", args.port),
+        tls_cert: None,
+        tls_key: None,
+        repair_every: Duration::from_secs(60),
+        shutdown_grace: Duration::from_secs(10),
+        session_threads: super::proxy::default_session_threads(),
+        auth_timeout: sfpg_proxy::ClientLimits::DEFAULT_AUTH_TIMEOUT,
+        max_client_connections: super::proxy::default_max_client_connections(),
+        max_message_size: sfpg_proxy::ClientLimits::DEFAULT_MAX_MESSAGE_SIZE,
+        failpoint: None,
+    }
 }
 
 /// The demo's directory: `$XDG_DATA_HOME/sfpg/demo` or `~/.local/share/sfpg/demo`. Under

@@ -11,7 +11,7 @@ use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, ReadAhead, chrono_duration};
 use crate::plan::MirroredField;
 use crate::source;
-use sfpg_control::objects::Phase;
+use sfpg_control::objects::{ObjectState, Phase};
 use sfpg_control::writer::Rows;
 
 /// Takes the snapshot time, then counts the records. Changes from the snapshot on are the
@@ -84,16 +84,7 @@ pub async fn page(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<
         next.row_count += i64::try_from(applied.inserted).unwrap_or(0);
         next.newest_modstamp = newest;
         if complete {
-            let snapshot = next.backfill_snapshot.unwrap_or_else(Utc::now);
-            next.phase = Phase::Live;
-            next.backfill_last_id = None;
-            next.backfill_total = Some(next.backfill_done.max(next.backfill_total.unwrap_or(0)));
-            next.cursor_modstamp = Some(snapshot - overlap);
-            next.cursor_id = None;
-            // Deletes before the snapshot are not in the pages; from it on, the feed and
-            // `deleted/` see them.
-            next.deleted_watermark = Some(snapshot);
-            next.reconciled_at = Some(snapshot);
+            go_live(&mut next, overlap);
         }
         next
     });
@@ -109,19 +100,8 @@ pub async fn page(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<
     };
     let (applied, ahead) = tokio::join!(written, ahead);
     let applied = applied?;
-    match ahead {
-        Some(Ok(page)) => {
-            object.read_ahead = Some(ReadAhead {
-                after: last.as_ref().map(|id| id.as_str().to_owned()),
-                fields: names,
-                page,
-            });
-        }
-        // The next turn asks again, and meets the error itself if it persists.
-        Some(Err(error)) => {
-            tracing::debug!(object = %plan.object, %error, "reading the next backfill page ahead failed");
-        }
-        None => {}
+    if let Some(ahead) = ahead {
+        keep_read_ahead(object, &plan.object, last.as_ref(), names, ahead);
     }
     if complete {
         tracing::info!(object = %plan.object, rows = object.state.row_count, "backfill complete; following changes");
@@ -131,6 +111,45 @@ pub async fn page(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<
         written: applied.written,
         deleted: 0,
     })
+}
+
+/// The last page is in: the incremental feed takes over from the snapshot (less the
+/// overlap).
+fn go_live(next: &mut ObjectState, overlap: chrono::Duration) {
+    let snapshot = next.backfill_snapshot.unwrap_or_else(Utc::now);
+    next.phase = Phase::Live;
+    next.backfill_last_id = None;
+    next.backfill_total = Some(next.backfill_done.max(next.backfill_total.unwrap_or(0)));
+    next.cursor_modstamp = Some(snapshot - overlap);
+    next.cursor_id = None;
+    // Deletes before the snapshot are not in the pages; from it on, the feed and
+    // `deleted/` see them.
+    next.deleted_watermark = Some(snapshot);
+    next.reconciled_at = Some(snapshot);
+}
+
+/// Keeps the page read ahead for the next turn, which uses it if its checkpoint and fields
+/// are still the same.
+fn keep_read_ahead(
+    object: &mut ObjectSync,
+    name: &str,
+    last: Option<&SalesforceId>,
+    names: Vec<String>,
+    ahead: Result<source::Page>,
+) {
+    match ahead {
+        Ok(page) => {
+            object.read_ahead = Some(ReadAhead {
+                after: last.map(|id| id.as_str().to_owned()),
+                fields: names,
+                page,
+            });
+        }
+        // The next turn asks again, and meets the error itself if it persists.
+        Err(error) => {
+            tracing::debug!(object = %name, %error, "reading the next backfill page ahead failed");
+        }
+    }
 }
 
 /// Fills in the next page of fields added after the backfill (or back after a removal).
