@@ -9,6 +9,7 @@ mod store;
 mod token;
 
 use std::fmt;
+use std::time::Duration;
 
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
@@ -137,9 +138,41 @@ impl From<RefreshToken> for Credentials {
     }
 }
 
+/// How long a client whose refresh token was refused looks for the one another client is
+/// saving: that client's rotation and its save are two steps (Salesforce's answer, then a
+/// database write), and a refusal can fall between them.
+const ROTATION_SAVE_WAIT: Duration = Duration::from_secs(3);
+const ROTATION_SAVE_POLL: Duration = Duration::from_millis(100);
+
+/// Adopts a refresh token from `store` that differs from the one just refused, waiting up
+/// to [`ROTATION_SAVE_WAIT`] for another client's rotation to be saved; false when none
+/// comes (the token was revoked, or nobody else holds the org).
+async fn adopt_newer_stored(store: &dyn RefreshTokenStore, credentials: &mut Credentials) -> bool {
+    let deadline = tokio::time::Instant::now() + ROTATION_SAVE_WAIT;
+    loop {
+        match store.load().await {
+            Ok(Some(stored)) => {
+                if credentials.adopt(stored) {
+                    return true;
+                }
+            }
+            Ok(None) => return false,
+            Err(error) => {
+                tracing::warn!(%error, "cannot look for a newer refresh token");
+                return false;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(ROTATION_SAVE_POLL).await;
+    }
+}
+
 /// Requests a token from the login URL's token endpoint. A refresh token that Salesforce
 /// rotated is kept in `credentials` and saved to `store`; a refresh token that Salesforce
-/// refuses is replaced by the one in `store`, if that is another, and tried once more.
+/// refuses is replaced by the one in `store` once that is another (another client may be
+/// saving the token it rotated: see [`adopt_newer_stored`]), and tried once more.
 pub(crate) async fn request_token(
     http: &reqwest::Client,
     login_url: &Url,
@@ -151,20 +184,11 @@ pub(crate) async fn request_token(
             let Some(store) = store else {
                 return Err(refused);
             };
-            match store.load().await {
-                Ok(Some(stored)) => {
-                    if !credentials.adopt(stored) {
-                        return Err(refused);
-                    }
-                    tracing::info!("retrying with the refresh token another client stored");
-                    request_once(http, login_url, credentials).await?
-                }
-                Ok(None) => return Err(refused),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot look for a newer refresh token");
-                    return Err(refused);
-                }
+            if !adopt_newer_stored(store, credentials).await {
+                return Err(refused);
             }
+            tracing::info!("retrying with the refresh token another client stored");
+            request_once(http, login_url, credentials).await?
         }
         other => other?,
     };

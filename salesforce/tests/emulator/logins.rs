@@ -170,6 +170,70 @@ async fn rotated_refresh_tokens_are_saved_and_shared_through_the_store() {
     assert!(!error.to_string().contains(&first), "{error}");
 }
 
+/// A store that takes a while to save, as a database write may: between Salesforce
+/// rotating the token and the store holding the new one, another client finds only the
+/// token just used up.
+struct SlowStore {
+    inner: Arc<MemoryStore>,
+    saving: Arc<tokio::sync::Notify>,
+}
+
+impl RefreshTokenStore for SlowStore {
+    fn save<'a>(
+        &'a self,
+        refresh_token: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.saving.notify_one();
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            self.inner.save(refresh_token).await
+        })
+    }
+
+    fn load(&self) -> BoxFuture<'_, Result<Option<SecretString>, StoreError>> {
+        self.inner.load()
+    }
+}
+
+/// Two clients refresh at once: the one Salesforce refuses waits for the other's rotated
+/// token to be saved, instead of failing in the moment between the rotation and the save.
+#[tokio::test]
+async fn a_refresh_refused_during_another_clients_rotation_waits_for_its_save() {
+    let mut settings = EmulatorConfig::default();
+    settings.apps[0].rotate_refresh_tokens = true;
+    let emulator = emulator::start(settings).await.unwrap();
+    let first = emulator
+        .issue_refresh_token(DEFAULT_USERNAME, DEFAULT_CLIENT_ID)
+        .unwrap();
+    let store = MemoryStore::holding(&first);
+    let saving = Arc::new(tokio::sync::Notify::new());
+    let slow = Arc::new(SlowStore {
+        inner: Arc::clone(&store),
+        saving: Arc::clone(&saving),
+    });
+    let client_of = |store: Arc<dyn RefreshTokenStore>| {
+        let client = client_with(
+            config(&emulator),
+            RefreshToken::new(DEFAULT_CLIENT_ID, first.clone()),
+            Rate::per_second(1000).unwrap(),
+        );
+        client.keep_refresh_tokens_in(store);
+        client
+    };
+    let sync = client_of(slow);
+    let proxy = client_of(Arc::clone(&store) as Arc<dyn RefreshTokenStore>);
+
+    let rotating = tokio::spawn(async move { sync.describe_global().await.map(|_| ()) });
+    // Salesforce has rotated the first token; the store still holds it.
+    saving.notified().await;
+    assert_eq!(store.current(), first);
+    proxy
+        .describe_global()
+        .await
+        .expect("the proxy's refresh found the token the sync was saving");
+    rotating.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn wrong_credentials_are_an_auth_error_naming_the_flow() {
     let emulator = start(0).await;
