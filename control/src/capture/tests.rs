@@ -294,94 +294,112 @@ async fn installing_twice_is_harmless() {
         .unwrap();
 }
 
-/// A client role can neither claim the sync origin nor take its captured changes: the key
-/// both need is readable by the control schema's owner only.
-#[tokio::test]
-async fn a_client_role_cannot_claim_the_sync_origin_or_take_its_changes() {
-    let db = TestDatabase::create().await;
-    let admin = mirrored(&db).await;
+/// A mirrored database with a client role `role` (roles are the cluster's: one name per
+/// test) that may write the mirror and TRUNCATE it, as the connection is now.
+async fn as_forger(db: &TestDatabase, role: &str) -> Client {
+    let admin = mirrored(db).await;
     admin
-        .batch_execute(
-            "CREATE ROLE app_forger LOGIN;
-             GRANT USAGE ON SCHEMA salesforce TO app_forger;
-             GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON salesforce.account TO app_forger;
-             GRANT USAGE ON SEQUENCE salesforce.account_id_seq TO app_forger;
-             SET ROLE app_forger",
-        )
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT USAGE ON SCHEMA salesforce TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON salesforce.account TO {role};
+             GRANT USAGE ON SEQUENCE salesforce.account_id_seq TO {role};
+             SET ROLE {role}"
+        ))
         .await
         .unwrap();
-    let refused = |sql: &'static str| {
-        let admin = &admin;
-        async move {
-            let error = admin.batch_execute(sql).await.unwrap_err();
-            admin.batch_execute("ROLLBACK").await.unwrap();
-            error.as_db_error().unwrap().clone()
-        }
-    };
-    let read = refused("SELECT key FROM sfpg.origin_key").await;
+    admin
+}
+
+/// Runs `sql` on `client`, which must fail; rolls back, and gives the error.
+async fn refused_on(client: &Client, sql: &str) -> tokio_postgres::error::DbError {
+    let error = client.batch_execute(sql).await.unwrap_err();
+    client.batch_execute("ROLLBACK").await.unwrap();
+    error.as_db_error().unwrap().clone()
+}
+
+async fn drop_role(admin: &Client, role: &str) {
+    admin
+        .batch_execute(&format!(
+            "RESET ROLE; RESET sfpg.origin; DROP OWNED BY {role}; DROP ROLE {role}"
+        ))
+        .await
+        .unwrap();
+}
+
+/// The key every sync origin needs is readable by the control schema's owner only, so a
+/// client role can claim no form of the origin: its writes and TRUNCATEs are refused.
+#[tokio::test]
+async fn a_client_role_cannot_read_the_key_or_claim_the_sync_origin() {
+    let db = TestDatabase::create().await;
+    let forger = as_forger(&db, "app_forger_origin").await;
+    let read = refused_on(&forger, "SELECT key FROM sfpg.origin_key").await;
     assert_eq!(read.code(), &SqlState::INSUFFICIENT_PRIVILEGE, "{read}");
     for origin in ["sync", "sync:guess", "sync:"] {
-        let sql = format!(
-            "BEGIN; SET LOCAL sfpg.origin = '{origin}'; INSERT INTO salesforce.account (name) VALUES ('Forged')"
-        );
-        let error = admin.batch_execute(&sql).await.unwrap_err();
-        admin.batch_execute("ROLLBACK").await.unwrap();
-        let error = error.as_db_error().unwrap();
+        let begin = format!("BEGIN; SET LOCAL sfpg.origin = '{origin}';");
+        let write = refused_on(
+            &forger,
+            &format!("{begin} INSERT INTO salesforce.account (name) VALUES ('Forged')"),
+        )
+        .await;
         assert_eq!(
-            error.code(),
+            write.code(),
             &SqlState::READ_ONLY_SQL_TRANSACTION,
-            "{origin}: {error}"
+            "{origin}: {write}"
         );
-        let sql = format!("BEGIN; SET LOCAL sfpg.origin = '{origin}'; TRUNCATE salesforce.account");
-        let error = admin.batch_execute(&sql).await.unwrap_err();
-        admin.batch_execute("ROLLBACK").await.unwrap();
+        let truncate = refused_on(&forger, &format!("{begin} TRUNCATE salesforce.account")).await;
         assert_eq!(
-            error.as_db_error().unwrap().code(),
+            truncate.code(),
             &SqlState::FEATURE_NOT_SUPPORTED,
-            "{origin}"
+            "{origin}: {truncate}"
         );
     }
-    // Captured as a proxy session, then taken without the key: refused, and the change
-    // cannot commit.
-    admin
+    drop_role(&forger, "app_forger_origin").await;
+}
+
+/// A client role's captured changes can be taken only with its transaction's ticket, which
+/// only the owner can mint: without it they stay, and the transaction cannot commit.
+#[tokio::test]
+async fn a_client_role_cannot_take_its_changes_without_the_ticket() {
+    let db = TestDatabase::create().await;
+    let forger = as_forger(&db, "app_forger_take").await;
+    forger
         .batch_execute("SET sfpg.origin = 'proxy'")
         .await
         .unwrap();
-    let take = refused(
+    let take = refused_on(
+        &forger,
         "BEGIN;
          INSERT INTO salesforce.account (name) VALUES ('Sneaky');
          SELECT sfpg.take_pending_changes('guess')",
     )
     .await;
     assert_eq!(take.code(), &SqlState::INSUFFICIENT_PRIVILEGE, "{take}");
-    let commit = admin
-        .batch_execute("BEGIN; INSERT INTO salesforce.account (name) VALUES ('Sneaky'); COMMIT")
-        .await
-        .unwrap_err();
-    let commit = commit.as_db_error().unwrap();
+    let commit = refused_on(
+        &forger,
+        "BEGIN; INSERT INTO salesforce.account (name) VALUES ('Sneaky'); COMMIT",
+    )
+    .await;
     assert_eq!(commit.code(), &SqlState::READ_ONLY_SQL_TRANSACTION);
     assert!(
         commit.message().contains("not sent to Salesforce"),
         "{commit}"
     );
-    admin.batch_execute("ROLLBACK").await.unwrap();
-    // With the transaction's ticket, which only the owner can mint, they are taken.
-    admin
+    // With the transaction's ticket, they are taken, and it commits.
+    forger
         .batch_execute("BEGIN; INSERT INTO salesforce.account (name) VALUES ('Pushed')")
         .await
         .unwrap();
-    let ticket = ticket_of(&db, &admin).await;
-    let json: String = admin
+    let ticket = ticket_of(&db, &forger).await;
+    let json: String = forger
         .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
         .unwrap()
         .get(0);
     assert_eq!(parse_pending(&json).unwrap().len(), 1);
-    admin
-        .batch_execute("COMMIT; RESET ROLE; RESET sfpg.origin")
-        .await
-        .unwrap();
-    let rows: Vec<String> = admin
+    forger.batch_execute("COMMIT").await.unwrap();
+    drop_role(&forger, "app_forger_take").await;
+    let rows: Vec<String> = forger
         .query("SELECT name FROM salesforce.account", &[])
         .await
         .unwrap()
@@ -389,19 +407,13 @@ async fn a_client_role_cannot_claim_the_sync_origin_or_take_its_changes() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(rows, ["Pushed"]);
-    admin
-        .batch_execute("DROP OWNED BY app_forger; DROP ROLE app_forger")
-        .await
-        .unwrap();
 }
 
-/// A client role may not mint a ticket; a ticket is good in its own transaction only; and
-/// a write-back writes the given columns of mirrored tables only, under an origin that is
-/// gone when it returns.
-#[tokio::test]
-async fn the_write_back_needs_this_transactions_ticket_and_leaves_no_origin_behind() {
-    let db = TestDatabase::create().await;
-    let admin = mirrored(&db).await;
+/// A mirrored database holding one account, a plain table, and a client role `role` that
+/// may update the account's `billingcity` only, in a proxy session, as the connection is
+/// now.
+async fn as_write_back_client(db: &TestDatabase, role: &str) -> Client {
+    let admin = mirrored(db).await;
     as_sync(
         &admin,
         "INSERT INTO salesforce.account (sfid, name, billingcity) VALUES ('001000000000001AAA', 'Acme', 'Paris');
@@ -410,58 +422,73 @@ async fn the_write_back_needs_this_transactions_ticket_and_leaves_no_origin_behi
     )
     .await;
     admin
-        .batch_execute(
-            "CREATE ROLE app_back LOGIN;
-             GRANT USAGE ON SCHEMA salesforce TO app_back;
-             GRANT SELECT, UPDATE (billingcity) ON salesforce.account TO app_back;
-             GRANT ALL ON public.plain TO app_back;
-             SET ROLE app_back; SET sfpg.origin = 'proxy'",
-        )
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT USAGE ON SCHEMA salesforce TO {role};
+             GRANT SELECT, UPDATE (billingcity) ON salesforce.account TO {role};
+             GRANT ALL ON public.plain TO {role};
+             SET ROLE {role}; SET sfpg.origin = 'proxy'"
+        ))
         .await
         .unwrap();
-    let mint = admin
-        .batch_execute("SELECT sfpg.push_ticket(pg_current_xact_id())")
+    admin
+}
+
+/// Starts a new transaction that captured a change, as a push finds it, after `sql`; gives
+/// its ticket.
+async fn next_transaction(db: &TestDatabase, client: &Client, sql: &str) -> String {
+    client
+        .batch_execute(&format!(
+            "{sql} BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'"
+        ))
         .await
-        .unwrap_err();
-    assert_eq!(
-        mint.code(),
-        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
-        "{mint}"
-    );
-    // Each step in a new transaction that captured a change, as a push finds it.
-    let next_transaction = async |sql: &str| {
-        admin
-            .batch_execute(&format!(
-                "{sql} BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'"
-            ))
-            .await
-            .unwrap();
-        ticket_of(&db, &admin).await
-    };
+        .unwrap();
+    ticket_of(db, client).await
+}
+
+const WRITE_BACK_ROWS: &str = r#"[{"id": 1, "name": "Acme Corp", "sfid": "001000000000001AAA"}]"#;
+
+/// A client role may not mint a ticket, a ticket is good in its own transaction only, and
+/// only mirrored tables are written back.
+#[tokio::test]
+async fn the_write_back_needs_this_transactions_ticket_and_a_mirrored_table() {
+    let db = TestDatabase::create().await;
+    let client = as_write_back_client(&db, "app_back_ticket").await;
+    let mint = refused_on(&client, "SELECT sfpg.push_ticket(pg_current_xact_id())").await;
+    assert_eq!(mint.code(), &SqlState::INSUFFICIENT_PRIVILEGE, "{mint}");
     let refused = async |ticket: &str, schema: &str, table: &str, rows: &str| {
-        admin
+        client
             .query_one(WRITE_BACK_SQL, &[&ticket, &schema, &table, &rows])
             .await
             .unwrap_err()
             .code()
             .cloned()
     };
-    let rows = r#"[{"id": 1, "name": "Acme Corp", "sfid": "001000000000001AAA"}]"#;
     // A ticket minted for another transaction (here: the previous one) is refused.
-    let stale = next_transaction("").await;
-    next_transaction("ROLLBACK;").await;
+    let stale = next_transaction(&db, &client, "").await;
+    next_transaction(&db, &client, "ROLLBACK;").await;
     assert_eq!(
-        refused(&stale, "salesforce", "account", rows).await,
+        refused(&stale, "salesforce", "account", WRITE_BACK_ROWS).await,
         Some(SqlState::INSUFFICIENT_PRIVILEGE)
     );
     // Not a mirrored table: refused, though the role may write it.
-    let ticket = next_transaction("ROLLBACK;").await;
+    let ticket = next_transaction(&db, &client, "ROLLBACK;").await;
     assert_eq!(
         refused(&ticket, "public", "plain", r#"[{"id": 1, "name": "y"}]"#).await,
         Some(SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE)
     );
-    let ticket = next_transaction("ROLLBACK;").await;
-    let taken: String = admin
+    client.batch_execute("ROLLBACK").await.unwrap();
+    drop_role(&client, "app_back_ticket").await;
+}
+
+/// With its ticket, the write-back writes the given columns (even one the role may not
+/// update), keeps the others, and leaves the session's origin as it was.
+#[tokio::test]
+async fn the_write_back_writes_its_columns_and_leaves_no_origin_behind() {
+    let db = TestDatabase::create().await;
+    let client = as_write_back_client(&db, "app_back_columns").await;
+    let ticket = next_transaction(&db, &client, "").await;
+    let taken: String = client
         .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
         .unwrap()
@@ -469,23 +496,24 @@ async fn the_write_back_needs_this_transactions_ticket_and_leaves_no_origin_behi
     assert_eq!(parse_pending(&taken).unwrap().len(), 1);
     // `name` is a column the role may not update; the write-back writes it anyway, and
     // keeps `billingcity`, which the row's object does not carry.
-    let written: i64 = admin
-        .query_one(WRITE_BACK_SQL, &[&ticket, &"salesforce", &"account", &rows])
+    let written: i64 = client
+        .query_one(
+            WRITE_BACK_SQL,
+            &[&ticket, &"salesforce", &"account", &WRITE_BACK_ROWS],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(written, 1);
-    let origin: String = admin
+    let origin: String = client
         .query_one("SELECT current_setting('sfpg.origin')", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(origin, "proxy");
-    admin
-        .batch_execute("COMMIT; RESET ROLE; RESET sfpg.origin")
-        .await
-        .unwrap();
-    let row = admin
+    client.batch_execute("COMMIT").await.unwrap();
+    drop_role(&client, "app_back_columns").await;
+    let row = client
         .query_one("SELECT name, billingcity FROM salesforce.account", &[])
         .await
         .unwrap();
@@ -493,10 +521,6 @@ async fn the_write_back_needs_this_transactions_ticket_and_leaves_no_origin_behi
         (row.get::<_, String>(0), row.get::<_, String>(1)),
         ("Acme Corp".into(), "Lyon".into())
     );
-    admin
-        .batch_execute("DROP OWNED BY app_back; DROP ROLE app_back")
-        .await
-        .unwrap();
 }
 
 /// After a rotation the old key no longer gets a write past the triggers, the new one does,
