@@ -155,77 +155,12 @@ fn digits(b: &[u8]) -> Option<u32> {
 /// of the first base-10,000 digit, sign, display scale, then the digits. The display scale
 /// is the number of fraction digits as written, as `numeric_in` keeps it.
 fn push_numeric(out: &mut Vec<u8>, text: &str) -> Option<()> {
-    let (negative, unsigned) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (
-            &unsigned[..at],
-            unsigned[at + 1..]
-                .strip_prefix('+')
-                .unwrap_or(&unsigned[at + 1..])
-                .parse::<i32>()
-                .ok()?,
-        ),
-        None => (unsigned, 0),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if whole.is_empty()
-        || !whole
-            .bytes()
-            .chain(fraction.bytes())
-            .all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    if !(-1000..=1000).contains(&exponent) {
-        return None;
-    }
-    // The value is `digits` × 10^`shift`: the decimal digits written, the point moved.
-    let digits: Vec<u8> = whole
-        .bytes()
-        .chain(fraction.bytes())
-        .map(|c| c - b'0')
-        .collect();
-    let shift = exponent - i32::try_from(fraction.len()).ok()?;
-    let dscale = u16::try_from((-shift).max(0)).ok()?;
-    // Decimal digit i (from the left) has place value 10^(shift + len - 1 - i). Groups of
-    // four align on place values that are multiples of 4; the first group's exponent
-    // (floor division) gives the weight.
-    let len = i32::try_from(digits.len()).ok()?;
-    let top = shift + len - 1;
-    let bottom = shift;
-    let first_group = top.div_euclid(4);
-    let last_group = bottom.div_euclid(4);
-    let mut groups: Vec<u16> =
-        Vec::with_capacity(usize::try_from(first_group - last_group + 1).ok()?);
-    for group in (last_group..=first_group).rev() {
-        let mut value = 0u16;
-        for place in (group * 4..group * 4 + 4).rev() {
-            let index = top - place;
-            let digit = if (0..len).contains(&index) {
-                digits[usize::try_from(index).ok()?]
-            } else {
-                0
-            };
-            value = value * 10 + u16::from(digit);
-        }
-        groups.push(value);
-    }
-    let mut weight = first_group;
-    let leading = groups.iter().take_while(|&&g| g == 0).count();
-    groups.drain(..leading);
-    weight -= i32::try_from(leading).ok()?;
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    if groups.is_empty() {
-        weight = 0;
-    }
+    let number = Decimal::parse(text)?;
+    let dscale = u16::try_from((-number.shift).max(0)).ok()?;
+    let (groups, weight) = number.base_10000()?;
     out.extend_from_slice(&i16::try_from(groups.len()).ok()?.to_be_bytes());
     out.extend_from_slice(&i16::try_from(weight).ok()?.to_be_bytes());
-    let sign: u16 = if negative && !groups.is_empty() {
+    let sign: u16 = if number.negative && !groups.is_empty() {
         0x4000
     } else {
         0
@@ -236,6 +171,82 @@ fn push_numeric(out: &mut Vec<u8>, text: &str) -> Option<()> {
         out.extend_from_slice(&group.to_be_bytes());
     }
     Some(())
+}
+
+/// A decimal number as written: its value is `digits` × 10^`shift`.
+struct Decimal {
+    negative: bool,
+    /// The decimal digits written, most significant first (0-9 each).
+    digits: Vec<u8>,
+    shift: i32,
+}
+
+impl Decimal {
+    /// `-12.50`, `1.0E7`, `3e-2`; `None` for anything else, or an exponent beyond ±1000.
+    fn parse(text: &str) -> Option<Decimal> {
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+            Some(at) => {
+                let exponent = &unsigned[at + 1..];
+                let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
+                (&unsigned[..at], exponent.parse::<i32>().ok()?)
+            }
+            None => (unsigned, 0),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let written = || whole.bytes().chain(fraction.bytes());
+        if whole.is_empty() || !written().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        if !(-1000..=1000).contains(&exponent) {
+            return None;
+        }
+        Some(Decimal {
+            negative,
+            digits: written().map(|c| c - b'0').collect(),
+            shift: exponent - i32::try_from(fraction.len()).ok()?,
+        })
+    }
+
+    /// The base-10,000 digits, most significant first, without leading or trailing zero
+    /// groups, and the weight of the first (0 for zero).
+    fn base_10000(&self) -> Option<(Vec<u16>, i32)> {
+        // Decimal digit i (from the left) has place value 10^(shift + len - 1 - i). Groups
+        // of four align on place values that are multiples of 4; the first group's
+        // exponent (floor division) gives the weight.
+        let len = i32::try_from(self.digits.len()).ok()?;
+        let top = self.shift + len - 1;
+        let first_group = top.div_euclid(4);
+        let last_group = self.shift.div_euclid(4);
+        let mut groups: Vec<u16> =
+            Vec::with_capacity(usize::try_from(first_group - last_group + 1).ok()?);
+        for group in (last_group..=first_group).rev() {
+            let mut value = 0u16;
+            for place in (group * 4..group * 4 + 4).rev() {
+                let index = top - place;
+                let digit = match usize::try_from(index) {
+                    Ok(index) if index < self.digits.len() => self.digits[index],
+                    _ => 0,
+                };
+                value = value * 10 + u16::from(digit);
+            }
+            groups.push(value);
+        }
+        let leading = groups.iter().take_while(|&&g| g == 0).count();
+        groups.drain(..leading);
+        while groups.last() == Some(&0) {
+            groups.pop();
+        }
+        let weight = if groups.is_empty() {
+            0
+        } else {
+            first_group - i32::try_from(leading).ok()?
+        };
+        Some((groups, weight))
+    }
 }
 
 #[cfg(test)]
