@@ -197,6 +197,71 @@ fn modes() -> Vec<String> {
 async fn reads(seconds: u64, rounds: u64) -> Result<()> {
     let db = TestDatabase::create().await;
     let server = db.server();
+    pgbench_init(&db)?;
+    let upstream: SocketAddr = format!("{}:{}", server.host(), server.port()).parse()?;
+
+    let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_port = bare.local_addr()?.port();
+    let bare_task = tokio::spawn(bare_relay::serve(bare, upstream));
+
+    let bouncer = pgbouncer::start(
+        server.host(),
+        server.port(),
+        server.user(),
+        server.password().unwrap_or(""),
+    )?;
+
+    let proxy = own_process::start(server.host(), server.port())?;
+
+    // The bare relay runs in this process; PgBouncer and the proxy in their own.
+    let targets = [
+        Target {
+            port: server.port(),
+            pid: std::process::id(),
+        },
+        Target {
+            port: bare_port,
+            pid: std::process::id(),
+        },
+        Target {
+            port: bouncer.port,
+            pid: bouncer.pid(),
+        },
+        Target {
+            port: proxy.port,
+            pid: proxy.pid(),
+        },
+    ];
+    // On two cores one run can differ from the next by 10% or more: each figure is the
+    // median of several runs, with the targets taking turns so that a slow spell of the
+    // machine does not fall on one of them only.
+    println!(
+        "\n#### Reads: `pgbench -S`, scale 5, median of {rounds} runs of {seconds} s per target, targets interleaved\n"
+    );
+    println!(
+        "| mode | clients | PostgreSQL tps | bare relay tps | PgBouncer tps | sfpg proxy tps | proxy / bare relay, per round (95% interval) | proxy / PgBouncer, per round (95% interval) | proxy / direct | latency added (ms) | CPU µs per transaction: bare relay / PgBouncer / proxy |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for mode in modes() {
+        for clients in client_counts() {
+            let load = Load {
+                mode: &mode,
+                clients,
+                seconds,
+            };
+            let runs = interleaved(&db, &targets, &load, rounds)?;
+            print_reads_row(&load, &runs);
+        }
+    }
+    bare_task.abort();
+    drop(proxy);
+    drop(bouncer);
+    Ok(())
+}
+
+/// Fills the database with pgbench's tables, at scale 5.
+fn pgbench_init(db: &TestDatabase) -> Result<()> {
+    let server = db.server();
     let init = Command::new(pgbench())
         .args([
             "-i",
@@ -218,102 +283,97 @@ async fn reads(seconds: u64, rounds: u64) -> Result<()> {
         )
         .into());
     }
-    let upstream: SocketAddr = format!("{}:{}", server.host(), server.port()).parse()?;
+    Ok(())
+}
 
-    let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let bare_port = bare.local_addr()?.port();
-    let bare_task = tokio::spawn(bare_relay::serve(bare, upstream));
+/// Where pgbench connects, and the process whose CPU time is the target's.
+struct Target {
+    port: u16,
+    pid: u32,
+}
 
-    let bouncer = pgbouncer::start(
-        server.host(),
-        server.port(),
-        server.user(),
-        server.password().unwrap_or(""),
-    )?;
+/// One configuration of the read load.
+struct Load<'a> {
+    mode: &'a str,
+    clients: u32,
+    seconds: u64,
+}
 
-    let proxy = own_process::start(server.host(), server.port())?;
+/// Per target (PostgreSQL, bare relay, PgBouncer, proxy), each round's (tps, latency in ms)
+/// and CPU µs per transaction.
+struct Runs {
+    results: Vec<Vec<(f64, f64)>>,
+    cpu: Vec<Vec<f64>>,
+}
 
-    let targets = [
-        ("PostgreSQL", server.port()),
-        ("bare relay", bare_port),
-        ("PgBouncer (session)", bouncer.port),
-        ("sfpg proxy", proxy.port),
-    ];
-    // On two cores one run can differ from the next by 10% or more: each figure is the
-    // median of several runs, with the targets taking turns so that a slow spell of the
-    // machine does not fall on one of them only.
-    println!(
-        "\n#### Reads: `pgbench -S`, scale 5, median of {rounds} runs of {seconds} s per target, targets interleaved\n"
-    );
-    println!(
-        "| mode | clients | PostgreSQL tps | bare relay tps | PgBouncer tps | sfpg proxy tps | proxy / bare relay, per round (95% interval) | proxy / PgBouncer, per round (95% interval) | proxy / direct | latency added (ms) | CPU µs per transaction: bare relay / PgBouncer / proxy |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for mode in modes() {
-        let mode = mode.as_str();
-        for clients in client_counts() {
-            let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
-            let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
-            for round in 0..rounds {
-                for i in 0..targets.len() {
-                    // Each round starts with another target.
-                    let target = (i + round as usize) % targets.len();
-                    let port = targets[target].1;
-                    // The bare relay runs in this process; PgBouncer and the proxy in their own.
-                    let pid = match target {
-                        2 => bouncer.pid(),
-                        3 => proxy.pid(),
-                        _ => std::process::id(),
-                    };
-                    let db = &db;
-                    let before = cpu_seconds(pid);
-                    let result = tokio::task::block_in_place(|| {
-                        run_pgbench(db, port, mode, clients, seconds)
-                    })?;
-                    let used = cpu_seconds(pid) - before;
-                    runs[target].push(result);
-                    cpu[target].push(used * 1e6 / (result.0 * seconds as f64));
-                }
-            }
-            let cpu: Vec<f64> = cpu.iter().map(|c| median(c).unwrap_or_default()).collect();
-            let tps: Vec<f64> = runs
-                .iter()
-                .map(|r| median(&r.iter().map(|x| x.0).collect::<Vec<_>>()).unwrap_or_default())
-                .collect();
-            let latency: Vec<f64> = runs
-                .iter()
-                .map(|r| median(&r.iter().map(|x| x.1).collect::<Vec<_>>()).unwrap_or_default())
-                .collect();
-            let (direct, bare, bouncer, proxy) = (tps[0], tps[1], tps[2], tps[3]);
-            let added = latency[3] - latency[0];
-            // Each round's runs are seconds apart, so a ratio within a round leaves out most
-            // of the machine's drift from one round to the next.
-            let per_round = |of: usize| -> String {
-                let ratios: Vec<f64> = runs[3]
-                    .iter()
-                    .zip(&runs[of])
-                    .map(|(proxy, other)| proxy.0 / other.0)
-                    .collect();
-                match median_interval(&ratios, 0.95) {
-                    Some(i) => format!("{:.3} ({:.3}-{:.3})", i.median, i.low, i.high),
-                    None => format!("{:.3}", median(&ratios).unwrap_or_default()),
-                }
-            };
-            println!(
-                "| {mode} | {clients} | {direct:.0} | {bare:.0} | {bouncer:.0} | {proxy:.0} | {} | {} | {:.3} | {added:.3} | {:.1} / {:.1} / {:.1} |",
-                per_round(1),
-                per_round(2),
-                proxy / direct,
-                cpu[1],
-                cpu[2],
-                cpu[3],
-            );
+/// Runs the load `rounds` times against every target, each round starting with another.
+fn interleaved(
+    db: &TestDatabase,
+    targets: &[Target],
+    load: &Load<'_>,
+    rounds: u64,
+) -> Result<Runs> {
+    let mut runs = Runs {
+        results: vec![Vec::new(); targets.len()],
+        cpu: vec![Vec::new(); targets.len()],
+    };
+    for round in 0..rounds {
+        for i in 0..targets.len() {
+            let index = (i + round as usize) % targets.len();
+            let target = &targets[index];
+            let before = cpu_seconds(target.pid);
+            let result = tokio::task::block_in_place(|| {
+                run_pgbench(db, target.port, load.mode, load.clients, load.seconds)
+            })?;
+            let used = cpu_seconds(target.pid) - before;
+            runs.results[index].push(result);
+            runs.cpu[index].push(used * 1e6 / (result.0 * load.seconds as f64));
         }
     }
-    bare_task.abort();
-    drop(proxy);
-    drop(bouncer);
-    Ok(())
+    Ok(runs)
+}
+
+/// One row of the reads table: the medians, and the proxy's ratios round by round.
+fn print_reads_row(load: &Load<'_>, runs: &Runs) {
+    let medians = |pick: fn(&(f64, f64)) -> f64| -> Vec<f64> {
+        runs.results
+            .iter()
+            .map(|r| median(&r.iter().map(pick).collect::<Vec<_>>()).unwrap_or_default())
+            .collect()
+    };
+    let cpu: Vec<f64> = runs
+        .cpu
+        .iter()
+        .map(|c| median(c).unwrap_or_default())
+        .collect();
+    let tps = medians(|x| x.0);
+    let latency = medians(|x| x.1);
+    let (direct, bare, bouncer, proxy) = (tps[0], tps[1], tps[2], tps[3]);
+    let added = latency[3] - latency[0];
+    // Each round's runs are seconds apart, so a ratio within a round leaves out most of the
+    // machine's drift from one round to the next.
+    let per_round = |of: usize| -> String {
+        let ratios: Vec<f64> = runs.results[3]
+            .iter()
+            .zip(&runs.results[of])
+            .map(|(proxy, other)| proxy.0 / other.0)
+            .collect();
+        match median_interval(&ratios, 0.95) {
+            Some(i) => format!("{:.3} ({:.3}-{:.3})", i.median, i.low, i.high),
+            None => format!("{:.3}", median(&ratios).unwrap_or_default()),
+        }
+    };
+    println!(
+        "| {} | {} | {direct:.0} | {bare:.0} | {bouncer:.0} | {proxy:.0} | {} | {} | {:.3} | {added:.3} | {:.1} / {:.1} / {:.1} |",
+        load.mode,
+        load.clients,
+        per_round(1),
+        per_round(2),
+        proxy / direct,
+        cpu[1],
+        cpu[2],
+        cpu[3],
+    );
 }
 
 fn ms(d: Duration) -> f64 {
@@ -326,12 +386,81 @@ async fn writes() -> Result<()> {
     let record = json!({"Name": "Bench Co", "BillingCity": "Start"});
     let record = record.as_object().cloned().unwrap_or_default();
     let sfid = emulator.create_as("Account", &record, None)?;
-
-    // A one-table mirror, as the sync would have made it.
     let db = TestDatabase::create().await;
+    let key = MasterKey::from_bytes([9u8; 32]);
+    let control = bench_mirror(&db, &emulator, &key, &sfid).await?;
+    let (addr, proxy_task) = start_proxy(&db, key.clone()).await?;
+    let server = db.server();
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(addr.port())
+        .user(server.user())
+        .dbname(db.name())
+        .password(server.password().unwrap_or(""));
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    // The same two calls a push makes (sfpg_proxy::push::send, write_back), straight to the
+    // emulator with the same client.
+    let org = orgs::load(&control, "bench", &key).await?;
+    let salesforce = connect::client(&org, RateLimiter::new(connect::rate(&org)?))?
+        .with_priority(Priority::Interactive);
+    let direct = db.connect().await;
+    let round = WriteRound {
+        through_proxy: &client,
+        update: client
+            .prepare("UPDATE salesforce.account SET billingcity = $1 WHERE sfid = $2")
+            .await?,
+        salesforce: &salesforce,
+        direct: &direct,
+        direct_update: direct
+            .prepare("UPDATE local_account SET billingcity = $1 WHERE sfid = $2")
+            .await?,
+        sfid: &sfid,
+    };
+    let mut times = [const { Vec::new() }; 3];
+    for n in 0..ROUNDS + 20 {
+        let took = round.run(n).await?;
+        // The first rounds warm connections and caches up.
+        if n >= 20 {
+            for (kept, took) in times.iter_mut().zip(took) {
+                kept.push(ms(took));
+            }
+        }
+    }
+    let [proxy_median, emulator_median, postgres_median] =
+        times.map(|t| median(&t).unwrap_or_default());
+    println!("\n#### Writes: autocommit single-row UPDATE of a mirrored table, {ROUNDS} rounds\n");
+    println!("| median | ms |");
+    println!("|---|---|");
+    println!(
+        "| UPDATE through the proxy (push, read-back, write-back, journal, COMMIT) | {proxy_median:.3} |"
+    );
+    println!(
+        "| the emulator's own time for the same two calls (Composite with one Collections update, then Collections retrieve) | {emulator_median:.3} |"
+    );
+    println!(
+        "| **added by the proxy** | **{:.3}** |",
+        proxy_median - emulator_median
+    );
+    println!(
+        "| for scale: the same UPDATE on an unmirrored table, straight to PostgreSQL | {postgres_median:.3} |"
+    );
+    proxy_task.abort();
+    Ok(())
+}
+
+/// A one-table mirror of the emulated org, as the sync would have made it, holding the
+/// account `sfid`, and an unmirrored copy of the table for scale; gives the control
+/// connection.
+async fn bench_mirror(
+    db: &TestDatabase,
+    emulator: &sfpg_emulator::http::RunningEmulator,
+    key: &MasterKey,
+    sfid: &str,
+) -> Result<tokio_postgres::Client> {
     let mut control = db.connect().await;
     sfpg_control::apply_control_schema(&mut control).await?;
-    let key = [9u8; 32];
     orgs::insert(
         &mut control,
         &NewOrg {
@@ -344,7 +473,7 @@ async fn writes() -> Result<()> {
                 &["Account"],
             )
         },
-        &MasterKey::from_bytes(key),
+        key,
     )
     .await?;
     let fast = RateLimit {
@@ -377,7 +506,17 @@ async fn writes() -> Result<()> {
         ))
         .await?;
     sfpg_control::capture::install_capture_trigger(&control, "salesforce", "account").await?;
+    Ok(control)
+}
 
+/// The proxy in this process, in front of the test database, pushing to the bench org.
+async fn start_proxy(
+    db: &TestDatabase,
+    key: MasterKey,
+) -> Result<(
+    SocketAddr,
+    tokio::task::JoinHandle<std::result::Result<(), sfpg_proxy::ProxyError>>,
+)> {
     let server = db.server();
     let proxy = Proxy::bind(ProxyConfig {
         listen: "127.0.0.1:0".into(),
@@ -388,7 +527,7 @@ async fn writes() -> Result<()> {
         tls: None,
         push: Some(PushConfig {
             control: db.config(),
-            master_key: MasterKey::from_bytes(key),
+            master_key: key,
             repair_every: Duration::from_secs(3600),
             failpoint: None,
         }),
@@ -397,51 +536,42 @@ async fn writes() -> Result<()> {
     })
     .await?;
     let addr = proxy.local_addr()?;
-    let proxy_task = tokio::spawn(proxy.serve());
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(addr.port())
-        .user(server.user())
-        .dbname(db.name())
-        .password(server.password().unwrap_or(""));
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    let update = client
-        .prepare("UPDATE salesforce.account SET billingcity = $1 WHERE sfid = $2")
-        .await?;
-    let direct = db.connect().await;
-    let direct_update = direct
-        .prepare("UPDATE local_account SET billingcity = $1 WHERE sfid = $2")
-        .await?;
+    Ok((addr, tokio::spawn(proxy.serve())))
+}
 
-    // The same two calls a push makes (sfpg_proxy::push::send, write_back), straight to the
-    // emulator with the same client.
-    let org = orgs::load(&control, "bench", &MasterKey::from_bytes(key)).await?;
-    let salesforce = connect::client(&org, RateLimiter::new(connect::rate(&org)?))?
-        .with_priority(Priority::Interactive);
-    let id = SalesforceId::parse(&sfid)?;
+/// One round of the writes: the UPDATE through the proxy, the same Salesforce calls
+/// straight to the emulator, and the UPDATE on the unmirrored table.
+struct WriteRound<'a> {
+    through_proxy: &'a tokio_postgres::Client,
+    update: tokio_postgres::Statement,
+    salesforce: &'a sfpg_salesforce::Client,
+    direct: &'a tokio_postgres::Client,
+    direct_update: tokio_postgres::Statement,
+    sfid: &'a str,
+}
 
-    let mut through_proxy = Vec::with_capacity(ROUNDS);
-    let mut emulator_alone = Vec::with_capacity(ROUNDS);
-    let mut postgres_alone = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS + 20 {
-        let city = format!("City {round}");
+impl WriteRound<'_> {
+    /// The three times of round `n`, in that order.
+    async fn run(&self, n: usize) -> Result<[Duration; 3]> {
+        let city = format!("City {n}");
         let started = Instant::now();
-        client.execute(&update, &[&city, &sfid]).await?;
+        self.through_proxy
+            .execute(&self.update, &[&city, &self.sfid])
+            .await?;
         let proxy_time = started.elapsed();
 
         let mut record = Record::new();
         record.insert("attributes".into(), json!({"type": "Account"}));
-        record.insert("Id".into(), json!(sfid));
-        record.insert("BillingCity".into(), json!(format!("Direct {round}")));
+        record.insert("Id".into(), json!(self.sfid));
+        record.insert("BillingCity".into(), json!(format!("Direct {n}")));
+        let id = SalesforceId::parse(self.sfid)?;
         let started = Instant::now();
-        salesforce
+        self.salesforce
             .composite()
             .all_or_none(true)
             .send(&[Subrequest::update_records("update_0", &[record])])
             .await?;
-        salesforce
+        self.salesforce
             .collections()
             .retrieve(
                 "Account",
@@ -452,37 +582,9 @@ async fn writes() -> Result<()> {
         let emulator_time = started.elapsed();
 
         let started = Instant::now();
-        direct.execute(&direct_update, &[&city, &sfid]).await?;
-        let postgres_time = started.elapsed();
-        // The first rounds warm connections and caches up.
-        if round >= 20 {
-            through_proxy.push(ms(proxy_time));
-            emulator_alone.push(ms(emulator_time));
-            postgres_alone.push(ms(postgres_time));
-        }
+        self.direct
+            .execute(&self.direct_update, &[&city, &self.sfid])
+            .await?;
+        Ok([proxy_time, emulator_time, started.elapsed()])
     }
-    let proxy_median = median(&through_proxy).unwrap_or_default();
-    let emulator_median = median(&emulator_alone).unwrap_or_default();
-    let postgres_median = median(&postgres_alone).unwrap_or_default();
-    println!("\n#### Writes: autocommit single-row UPDATE of a mirrored table, {ROUNDS} rounds\n");
-    println!("| median | ms |");
-    println!("|---|---|");
-    println!(
-        "| UPDATE through the proxy (push, read-back, write-back, journal, COMMIT) | {:.3} |",
-        proxy_median
-    );
-    println!(
-        "| the emulator's own time for the same two calls (Composite with one Collections update, then Collections retrieve) | {:.3} |",
-        emulator_median
-    );
-    println!(
-        "| **added by the proxy** | **{:.3}** |",
-        proxy_median - emulator_median
-    );
-    println!(
-        "| for scale: the same UPDATE on an unmirrored table, straight to PostgreSQL | {:.3} |",
-        postgres_median
-    );
-    proxy_task.abort();
-    Ok(())
 }
