@@ -280,3 +280,28 @@ async fn slow_processing_keeps_a_job_in_progress() {
     // A rule's own delay wins over the emulator's.
     h.completed_job("SELECT Id FROM Account").await;
 }
+
+#[tokio::test]
+async fn jobs_are_deleted_seven_days_after_they_end() {
+    let clock = sfpg_emulator::org::ManualClock::new(chrono::Utc::now());
+    let org = sfpg_emulator::org::Org::with_clock(std::sync::Arc::new(clock.clone())).unwrap();
+    let h = Harness::with(EmulatorConfig {
+        bulk_processing_delay: Duration::ZERO,
+        org: sfpg_emulator::http::OrgSource::Given(Box::new(org)),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let old = h.completed_job("SELECT Id FROM Account").await;
+    clock.advance(chrono::Duration::days(7));
+    let kept = h.completed_job("SELECT Id FROM Account").await;
+    assert_eq!(
+        h.job_info(&old).await["state"],
+        "JobComplete",
+        "7 days: still there"
+    );
+    clock.advance(chrono::Duration::seconds(2));
+    h.completed_job("SELECT Id FROM Account").await;
+    let gone = h.get(&format!("{API}/jobs/query/{old}")).await;
+    refused(gone, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    assert_eq!(h.job_info(&kept).await["state"], "JobComplete");
+}

@@ -290,6 +290,16 @@ impl<T> JobTable<T> {
         self.jobs.remove(&Id::parse(id).ok()?)
     }
 
+    /// Deletes the jobs that ended (`JobComplete`, `Failed`, `Aborted`) more than
+    /// `lifespan` before `now`, as Salesforce deletes jobs 7 days after they end ("Bulk
+    /// API 2.0 Limits": results lifespan). Returns how many went.
+    pub fn expire_ended(&mut self, now: DateTime<Utc>, lifespan: chrono::Duration) -> usize {
+        let before = self.jobs.len();
+        self.jobs
+            .retain(|_, job| !(job.state.is_terminal() && now - job.system_modstamp > lifespan));
+        before - self.jobs.len()
+    }
+
     /// Every job, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &Job<T>> {
         self.jobs.values()

@@ -25,6 +25,10 @@ use crate::http::error::{RestError, parse_json};
 use crate::http::state::AppState;
 use crate::org::{CsvFormat, QuerySnapshot};
 
+/// How long a job is kept after it ended: Salesforce deletes jobs in a terminal state
+/// after 7 days. Ended jobs are swept when a job is created.
+const JOB_LIFESPAN: chrono::Duration = chrono::Duration::days(7);
+
 /// How many jobs one page of `GET /jobs/query` lists.
 const LIST_PAGE: usize = 1_000;
 
@@ -166,6 +170,7 @@ pub async fn create(
     let (id, response) = {
         let mut bulk = state.bulk();
         bulk.limits.admit_job()?;
+        bulk.query.expire_ended(now, JOB_LIFESPAN);
         let fault = bulk.faults.take(&object).unwrap_or_default();
         let id = bulk.next_id();
         let job = Job {
