@@ -182,20 +182,32 @@ pub enum InfoForm {
     Full,
 }
 
+/// Where in job info a kind of job adds keys of its own. Salesforce interleaves them
+/// with the common ones: an ingest job's `externalIdFieldName` follows `state`, its
+/// `contentUrl` follows `apiVersion`, its `numberRecordsFailed` follows
+/// `numberRecordsProcessed`, and its processing times (a query job's
+/// `isPkChunkingSupported`) follow `totalProcessingTime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysAt {
+    AfterState,
+    AfterApiVersion,
+    AfterNumberRecordsProcessed,
+    AfterTotalProcessingTime,
+}
+
 /// The kind-specific part of job info: the `jobType`, and the keys the kind adds.
 pub trait JobKind {
     /// `V2Query` or `V2Ingest`.
     const JOB_TYPE: &'static str;
 
-    /// Adds the keys after `columnDelimiter` in the short form (`contentUrl` for
-    /// ingest), in Salesforce's order.
-    fn short_keys<M: SerializeMap>(&self, _map: &mut M) -> Result<(), M::Error> {
-        Ok(())
-    }
-
-    /// Adds the keys after the common counters in the full form
-    /// (`isPkChunkingSupported` for query, `numberRecordsFailed` and the like for ingest).
-    fn full_keys<M: SerializeMap>(&self, _map: &mut M) -> Result<(), M::Error> {
+    /// Adds this kind's keys at `at` in the `form` being written, in Salesforce's order.
+    /// (The counters, and so the last two places, appear in the full form only.)
+    fn keys<M: SerializeMap>(
+        &self,
+        _at: KeysAt,
+        _form: InfoForm,
+        _map: &mut M,
+    ) -> Result<(), M::Error> {
         Ok(())
     }
 }
@@ -208,7 +220,7 @@ pub struct JobInfo<'a, T> {
 
 impl<T: JobKind> Serialize for JobInfo<'_, T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let job = self.job;
+        let (job, form) = (self.job, self.form);
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("id", job.id.as_str())?;
         map.serialize_entry("operation", &job.operation)?;
@@ -217,26 +229,27 @@ impl<T: JobKind> Serialize for JobInfo<'_, T> {
         map.serialize_entry("createdDate", &format_datetime(&job.created_date))?;
         map.serialize_entry("systemModstamp", &format_datetime(&job.system_modstamp))?;
         map.serialize_entry("state", job.state.as_str())?;
+        job.detail.keys(KeysAt::AfterState, form, &mut map)?;
         map.serialize_entry("concurrencyMode", "Parallel")?;
         map.serialize_entry("contentType", "CSV")?;
         // A number, `62.0`, as Salesforce writes it.
         map.serialize_entry("apiVersion", &f64::from(job.api_version))?;
-        if self.form != InfoForm::Short {
+        job.detail.keys(KeysAt::AfterApiVersion, form, &mut map)?;
+        if form != InfoForm::Short {
             map.serialize_entry("jobType", T::JOB_TYPE)?;
         }
         map.serialize_entry("lineEnding", job.line_ending.as_str())?;
         map.serialize_entry("columnDelimiter", job.column_delimiter.as_str())?;
-        match self.form {
-            InfoForm::Short => job.detail.short_keys(&mut map)?,
-            InfoForm::List => {}
-            InfoForm::Full => {
-                map.serialize_entry("numberRecordsProcessed", &job.number_records_processed)?;
-                map.serialize_entry("retries", &job.retries)?;
-                map.serialize_entry("totalProcessingTime", &job.total_processing_time)?;
-                job.detail.full_keys(&mut map)?;
-                if let Some(message) = &job.error_message {
-                    map.serialize_entry("errorMessage", message)?;
-                }
+        if form == InfoForm::Full {
+            map.serialize_entry("numberRecordsProcessed", &job.number_records_processed)?;
+            job.detail
+                .keys(KeysAt::AfterNumberRecordsProcessed, form, &mut map)?;
+            map.serialize_entry("retries", &job.retries)?;
+            map.serialize_entry("totalProcessingTime", &job.total_processing_time)?;
+            job.detail
+                .keys(KeysAt::AfterTotalProcessingTime, form, &mut map)?;
+            if let Some(message) = &job.error_message {
+                map.serialize_entry("errorMessage", message)?;
             }
         }
         map.end()
@@ -303,5 +316,91 @@ impl<T> JobTable<T> {
     /// Every job, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &Job<T>> {
         self.jobs.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// A kind shaped like an ingest job, to show where its keys go.
+    struct Upsert;
+
+    impl JobKind for Upsert {
+        const JOB_TYPE: &'static str = "V2Ingest";
+
+        fn keys<M: SerializeMap>(
+            &self,
+            at: KeysAt,
+            form: InfoForm,
+            map: &mut M,
+        ) -> Result<(), M::Error> {
+            match (at, form) {
+                (KeysAt::AfterState, _) => map.serialize_entry("externalIdFieldName", "Ext__c"),
+                (KeysAt::AfterApiVersion, InfoForm::Short) => map.serialize_entry(
+                    "contentUrl",
+                    "services/data/v62.0/jobs/ingest/7508d0000000001AAA/batches",
+                ),
+                (KeysAt::AfterNumberRecordsProcessed, _) => {
+                    map.serialize_entry("numberRecordsFailed", &0)
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+
+    fn keys(form: InfoForm) -> Vec<String> {
+        let date = Utc.with_ymd_and_hms(2021, 11, 6, 17, 38, 40).unwrap();
+        let id = Id::parse("7508d0000000001AAA").unwrap();
+        let job = Job {
+            id,
+            operation: "upsert".to_owned(),
+            object: "Account".to_owned(),
+            created_by_id: Id::parse("0058d0000000001AAA").unwrap(),
+            created_date: date,
+            system_modstamp: date,
+            state: JobState::Open,
+            api_version: 62,
+            column_delimiter: ColumnDelimiter::Comma,
+            line_ending: LineEnding::Lf,
+            number_records_processed: 0,
+            retries: 0,
+            total_processing_time: 0,
+            error_message: None,
+            detail: Upsert,
+        };
+        let json = serde_json::to_value(JobInfo { job: &job, form }).unwrap();
+        assert_eq!(json["createdDate"], "2021-11-06T17:38:40.000+0000");
+        assert_eq!(json["apiVersion"], serde_json::json!(62.0));
+        json.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn a_kind_adds_its_keys_where_salesforce_puts_them() {
+        assert_eq!(
+            keys(InfoForm::Short),
+            [
+                "id",
+                "operation",
+                "object",
+                "createdById",
+                "createdDate",
+                "systemModstamp",
+                "state",
+                "externalIdFieldName",
+                "concurrencyMode",
+                "contentType",
+                "apiVersion",
+                "contentUrl",
+                "lineEnding",
+                "columnDelimiter"
+            ]
+        );
+        let full = keys(InfoForm::Full);
+        let at = |key: &str| full.iter().position(|k| k == key).unwrap();
+        assert_eq!(at("jobType"), at("apiVersion") + 1);
+        assert_eq!(at("numberRecordsFailed"), at("numberRecordsProcessed") + 1);
+        assert_eq!(full.last().map(String::as_str), Some("totalProcessingTime"));
     }
 }

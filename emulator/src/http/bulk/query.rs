@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::faults::QueryJobFault;
-use super::jobs::{ColumnDelimiter, InfoForm, Job, JobInfo, JobKind, JobState, LineEnding};
+use super::jobs::{ColumnDelimiter, InfoForm, Job, JobInfo, JobKind, JobState, KeysAt, LineEnding};
 use super::{FIRST_QUERY_VERSION, invalid_job, invalid_job_state, job_not_found, runner};
 use crate::http::auth::Caller;
 use crate::http::error::{RestError, parse_json};
@@ -51,10 +51,18 @@ pub struct QueryJob {
 impl JobKind for QueryJob {
     const JOB_TYPE: &'static str = "V2Query";
 
-    fn full_keys<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+    fn keys<M: serde::ser::SerializeMap>(
+        &self,
+        at: KeysAt,
+        _form: InfoForm,
+        map: &mut M,
+    ) -> Result<(), M::Error> {
         // Every object the emulator serves is one PK chunking supports: the standard
         // objects it bundles are on Salesforce's list, and custom objects always are.
-        map.serialize_entry("isPkChunkingSupported", &true)
+        match at {
+            KeysAt::AfterTotalProcessingTime => map.serialize_entry("isPkChunkingSupported", &true),
+            _ => Ok(()),
+        }
     }
 }
 
