@@ -2,12 +2,14 @@
 //! with `maxRecords`, every record once and the counts checked; `queryAll` seeing deleted
 //! records; a deleted job gone (404); the 412 race; another API version (409); an aborted
 //! job; a refused query with its errorCode; a dropped download retried; polls through the
-//! rate limiter. Gzip on the wire is in `bulk_wire`.
+//! rate limiter; and the emulator's Bulk faults: a job that fails, the 412 poll race, a
+//! download cut mid-page, an expired job, the daily job allocation spent. Gzip on the wire
+//! is in `bulk_wire`.
 
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use sfpg_emulator::http::DropRule;
+use sfpg_emulator::http::{DropRule, QueryJobFault};
 use sfpg_salesforce::bulk::{JobInfo, JobState, QueryOperation, ResultsPage};
 
 use super::*;
@@ -202,11 +204,15 @@ async fn a_deleted_job_is_gone_with_its_locators() {
 }
 
 /// Job info says JobComplete, the results resource answers 412 twice (the emulator's
-/// fault rule, as Salesforce does in the moment between the two): the page is read on the
-/// third try, and the 412s were real requests through the limiter.
+/// poll-race fault, as Salesforce does in the moment between the two): the page is read
+/// on the third try, and the 412s were real requests.
 #[tokio::test]
 async fn job_not_complete_after_job_complete_is_asked_again() {
     let emulator = start_bulk(100, Duration::ZERO).await;
+    emulator.add_query_job_fault(QueryJobFault {
+        results_not_ready: 2,
+        ..QueryJobFault::default()
+    });
     let client = client(&emulator);
     let bulk = client.bulk();
     let job = bulk
@@ -217,12 +223,8 @@ async fn job_not_complete_after_job_complete_is_asked_again() {
         .wait_for_query_job(&job.id, Duration::from_secs(1))
         .await
         .unwrap();
+    assert_eq!(job.state, JobState::JobComplete);
     emulator.clear_requests();
-    emulator.fail_next(
-        FailureRule::new(412, "JOB_NOT_COMPLETE")
-            .matching(Some("GET"), "/services/data/*/jobs/query/*/results")
-            .times(2),
-    );
 
     let mut page = bulk.query_results(&job.id, None, None).await.unwrap();
     let rows = csv_rows(&read_page(&mut page).await.unwrap());
@@ -363,4 +365,113 @@ async fn polls_and_pages_go_through_the_rate_limiter() {
     let span = (*times.last().unwrap() - times[0]).to_std().unwrap();
     let floor = rate.interval() * u32::try_from(requests.len() - 2).unwrap();
     assert!(span >= floor, "{} requests in {span:?}", requests.len());
+}
+
+#[tokio::test]
+async fn a_job_that_fails_is_an_error_with_its_message() {
+    let emulator = start_bulk(100, Duration::ZERO).await;
+    emulator.add_query_job_fault(QueryJobFault {
+        fail_after_records: Some(5),
+        error_message: Some("InvalidBatch : Failed to process query".into()),
+        ..QueryJobFault::default()
+    });
+    let client = client(&emulator);
+    let bulk = client.bulk();
+    let job = bulk
+        .create_query_job("SELECT Id FROM Account", QueryOperation::Query)
+        .await
+        .unwrap();
+
+    let error = bulk
+        .wait_for_query_job(&job.id, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.bulk_job_state(), Some(JobState::Failed), "{error:?}");
+    assert!(
+        matches!(&error, Error::BulkJob { error_message: Some(m), .. }
+            if m == "InvalidBatch : Failed to process query"),
+        "{error:?}"
+    );
+    let info = bulk.query_job(&job.id).await.unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    let results = bulk.query_results(&job.id, None, None).await.unwrap_err();
+    assert!(results.is_job_not_complete(), "{results:?}");
+}
+
+/// The connection is cut half-way through a page: the body ends in an error, never passes
+/// for a whole page, and the same locator reads the whole page again.
+#[tokio::test]
+async fn a_download_cut_mid_page_fails_and_its_locator_reads_it_again() {
+    let emulator = start_bulk(600, Duration::ZERO).await;
+    emulator.add_query_job_fault(QueryJobFault {
+        object: Some("Contact".into()),
+        cut_download_after_records: Some(30),
+        ..QueryJobFault::default()
+    });
+    let client = client(&emulator);
+    let bulk = client.bulk();
+    let job = bulk
+        .create_query_job("SELECT Id, LastName FROM Contact", QueryOperation::Query)
+        .await
+        .unwrap();
+    let job = bulk
+        .wait_for_query_job(&job.id, Duration::from_secs(1))
+        .await
+        .unwrap();
+
+    let mut cut = bulk.query_results(&job.id, None, Some(100)).await.unwrap();
+    let error = read_page(&mut cut).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Transport { .. } | Error::BulkPageCount { .. }),
+        "{error:?}"
+    );
+    let mut again = bulk.query_results(&job.id, None, Some(100)).await.unwrap();
+    let rows = csv_rows(&read_page(&mut again).await.unwrap());
+
+    assert_eq!(again.number_of_records, 100);
+    assert_eq!(rows.len(), 101);
+    assert_eq!(again.next_locator, cut.next_locator);
+}
+
+#[tokio::test]
+async fn an_expired_job_is_gone() {
+    let emulator = start_bulk(300, Duration::ZERO).await;
+    let client = client(&emulator);
+    let bulk = client.bulk();
+    let job = bulk
+        .create_query_job("SELECT Id FROM Contact", QueryOperation::Query)
+        .await
+        .unwrap();
+    bulk.wait_for_query_job(&job.id, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let first = bulk.query_results(&job.id, None, Some(10)).await.unwrap();
+    let locator = first.next_locator.clone().unwrap();
+    drop(first);
+
+    assert!(emulator.expire_query_job(&job.id));
+
+    let error = bulk
+        .query_results(&job.id, Some(&locator), Some(10))
+        .await
+        .unwrap_err();
+    assert!(error.is_job_gone(), "{error:?}");
+}
+
+#[tokio::test]
+async fn the_daily_query_job_allocation_spent_is_refused_with_its_error_code() {
+    let emulator = start_bulk(0, Duration::ZERO).await;
+    emulator.set_bulk_query_jobs_max(1);
+    emulator.consume_bulk_query_jobs(1);
+    let client = client(&emulator);
+
+    let error = client
+        .bulk()
+        .create_query_job("SELECT Id FROM Account", QueryOperation::Query)
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.error_code(), Some("LIMIT_EXCEEDED"), "{error:?}");
+    assert!(!error.is_retryable());
 }
