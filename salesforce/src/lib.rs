@@ -1,5 +1,6 @@
 //! The Salesforce client sfpg's sync and proxy use: OAuth flows, REST, SOQL query paging,
-//! sObject Collections, typed errors, retries and per-org rate limiting.
+//! sObject Collections, Bulk API 2.0 query jobs ([`bulk`]), typed errors, retries and
+//! per-org rate limiting.
 //!
 //! It speaks Salesforce's documented wire behaviour (see `reference/salesforce-api.md` in
 //! the shared docs) and works unchanged against a real org or the sfpg emulator.
@@ -72,6 +73,7 @@
 //!   the query string), attempt and status.
 
 pub mod auth;
+pub mod bulk;
 mod client;
 pub mod collections;
 pub mod composite;
@@ -92,6 +94,7 @@ pub use auth::{
     AuthFlow, ClientCredentials, Credentials, JwtBearer, Password, RefreshToken, RefreshTokenStore,
     StoreError, Token,
 };
+pub use bulk::{Bulk, JobInfo, JobState, QueryOperation, ResultsPage};
 pub use client::Client;
 pub use collections::Collections;
 pub use composite::{Composite, Subrequest, SubrequestResult};
