@@ -19,7 +19,7 @@ use csv::StringRecord;
 use serde::{Deserialize, Serialize};
 
 pub use columns::{Columns, NULL_CELL};
-pub use upload::{CheckedUpload, ColumnDelimiter, CsvFormat, LineEnding};
+pub use upload::{CheckedUpload, check as check_upload, reader as upload_reader};
 
 use super::save::{Deletion, Journal};
 use super::{ApiError, Org, SaveError};

@@ -5,15 +5,20 @@
 //!   of jobs of one kind (`JobTable<T>`), with the `750…` Id minter shared by all kinds;
 //! - [`query`]: creating, reading, listing, aborting and deleting query jobs;
 //! - [`runner`]: the background task that moves a query job through its states;
-//! - [`results`]: `…/results` (CSV pages, gzip) and `…/resultPages`.
+//! - [`results`]: `…/results` (CSV pages, gzip) and `…/resultPages`;
+//! - [`ingest`], [`ingest_runner`], [`ingest_results`]: ingest jobs (create, upload,
+//!   close, abort, delete), their processing, and their three result files.
 //!
-//! Ingest jobs add a `JobTable` of their own to [`BulkJobs`] and their routes to
+//! Ingest jobs have a `JobTable` of their own in [`BulkJobs`] and their routes in
 //! [`routes`], beside the query routes.
 //!
 //! Every route sits behind the REST gate (version, session, daily allocation): a Bulk
 //! request is an API request like any other. The store sits behind its own lock, taken
 //! for short sections and never together with the org's lock.
 
+pub mod ingest;
+mod ingest_results;
+mod ingest_runner;
 pub mod jobs;
 mod query;
 mod results;
@@ -23,8 +28,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, put};
 
+pub use self::ingest::IngestJob;
 use self::jobs::{JobIds, JobTable};
 pub use self::query::QueryJob;
 use super::error::RestError;
@@ -39,6 +45,7 @@ pub const FIRST_QUERY_VERSION: u16 = 47;
 pub struct BulkJobs {
     ids: JobIds,
     pub query: JobTable<QueryJob>,
+    pub ingest: JobTable<IngestJob>,
     /// How long a job takes from `UploadComplete` to its end (half of it queued, half
     /// in progress).
     pub processing_delay: Duration,
@@ -49,6 +56,7 @@ impl BulkJobs {
         Ok(BulkJobs {
             ids: JobIds::new()?,
             query: JobTable::default(),
+            ingest: JobTable::default(),
             processing_delay,
         })
     }
@@ -77,6 +85,32 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/services/data/{version}/jobs/query/{id}/resultPages",
             get(results::result_pages),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest",
+            get(ingest::list).post(ingest::create),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}",
+            get(ingest::info)
+                .patch(ingest::change_state)
+                .delete(ingest::delete),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/batches",
+            put(ingest::upload),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/successfulResults",
+            get(ingest_results::successful),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/failedResults",
+            get(ingest_results::failed),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/unprocessedrecords",
+            get(ingest_results::unprocessed),
         )
 }
 

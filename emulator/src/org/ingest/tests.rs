@@ -39,11 +39,10 @@ impl Fixture {
             .org
             .ingest_target(object, operation, external_id)
             .unwrap();
-        let format = CsvFormat::default();
-        let checked = format.check(csv.as_bytes()).unwrap();
+        let format = crate::org::CsvFormat::default();
+        let checked = check_upload(format, csv.as_bytes()).unwrap();
         let columns = self.org.ingest_columns(&target, &checked.header).unwrap();
-        let rows: Vec<StringRecord> = format
-            .reader(csv.as_bytes())
+        let rows: Vec<StringRecord> = upload_reader(format, csv.as_bytes())
             .records()
             .map(Result::unwrap)
             .collect();
