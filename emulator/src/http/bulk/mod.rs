@@ -8,6 +8,9 @@
 //! - [`results`]: `…/results` (CSV pages, gzip) and `…/resultPages`;
 //! - [`ingest`], [`ingest_runner`], [`ingest_results`]: ingest jobs (create, upload,
 //!   close, abort, delete), their processing, and their three result files.
+//! - [`limits`]: `DailyBulkV2QueryJobs` and `DailyBulkV2QueryFileStorageMB`;
+//! - [`faults`] and [`admin`]: failing, slow, expired and not-yet-readable jobs on demand,
+//!   under `/__emulator/bulk/`.
 //!
 //! Ingest jobs have a `JobTable` of their own in [`BulkJobs`] and their routes in
 //! [`routes`], beside the query routes.
@@ -16,10 +19,13 @@
 //! request is an API request like any other. The store sits behind its own lock, taken
 //! for short sections and never together with the org's lock.
 
+mod admin;
+pub mod faults;
 pub mod ingest;
 mod ingest_results;
 mod ingest_runner;
 pub mod jobs;
+pub mod limits;
 mod query;
 mod results;
 mod runner;
@@ -30,8 +36,10 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 
+use self::faults::QueryJobFaults;
 pub use self::ingest::IngestJob;
 use self::jobs::{JobIds, JobTable};
+use self::limits::BulkLimits;
 pub use self::query::QueryJob;
 use super::error::RestError;
 use super::state::AppState;
@@ -46,9 +54,16 @@ pub struct BulkJobs {
     ids: JobIds,
     pub query: JobTable<QueryJob>,
     pub ingest: JobTable<IngestJob>,
+    /// `DailyBulkV2QueryJobs` and `DailyBulkV2QueryFileStorageMB`.
+    pub limits: BulkLimits,
+    /// Faults waiting for the next query jobs.
+    pub faults: QueryJobFaults,
     /// How long a job takes from `UploadComplete` to its end (half of it queued, half
     /// in progress).
     pub processing_delay: Duration,
+    /// Records per results page when a request names no `maxRecords` (and per
+    /// `resultUrl` of `/resultPages`).
+    pub default_page_size: usize,
 }
 
 impl BulkJobs {
@@ -57,7 +72,10 @@ impl BulkJobs {
             ids: JobIds::new()?,
             query: JobTable::default(),
             ingest: JobTable::default(),
+            limits: BulkLimits::default(),
+            faults: QueryJobFaults::default(),
             processing_delay,
+            default_page_size: results::DEFAULT_MAX_RECORDS,
         })
     }
 
@@ -66,6 +84,8 @@ impl BulkJobs {
         self.ids.next_id()
     }
 }
+
+pub use self::admin::routes as admin_routes;
 
 /// The Bulk routes; the caller puts them behind the REST gate.
 pub fn routes() -> Router<AppState> {
