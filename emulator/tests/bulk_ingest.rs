@@ -142,10 +142,12 @@ async fn an_insert_job_runs_and_reports_every_row() {
              valid value for the type xsd:double:Tax__c --\",\"{account}\",\"7\",\"x\",\"\"\n"
         )
     );
-    assert_eq!(
-        results(&h, &id, "unprocessedrecords").await,
-        "Account__r.Id,Amount__c,Tax__c,Notes__c\n"
-    );
+    for spelling in ["unprocessedrecords", "unprocessedRecords"] {
+        assert_eq!(
+            results(&h, &id, spelling).await,
+            "Account__r.Id,Amount__c,Tax__c,Notes__c\n"
+        );
+    }
 }
 
 #[tokio::test]

@@ -132,6 +132,12 @@ pub fn routes() -> Router<AppState> {
             "/services/data/{version}/jobs/ingest/{id}/unprocessedrecords",
             get(ingest_results::unprocessed),
         )
+        // The guide spells it all lower case; simple-salesforce, which works against
+        // Salesforce, asks for `unprocessedRecords`.
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/unprocessedRecords",
+            get(ingest_results::unprocessed),
+        )
 }
 
 /// `404 NOT_FOUND` for a job that does not exist (any more).
