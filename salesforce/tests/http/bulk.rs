@@ -61,6 +61,8 @@ async fn create_sends_the_query_and_the_csv_dialect_it_reads() {
     let request = &server.requests()[0];
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, "/services/data/v62.0/jobs/query");
+    // reqwest's gzip feature asks for compression on every request, not only results.
+    assert_eq!(request.header("accept-encoding"), Some("gzip"));
     assert_eq!(
         request.json(),
         serde_json::json!({
