@@ -3,8 +3,8 @@
 //! [`Org`] holds one store per object (records ordered by Id, unique-value indexes, the
 //! recycle bin, the delete log) and offers what the REST layer serves: describe,
 //! record create / retrieve / update / delete / undelete / upsert, sObject Collections
-//! with `allOrNone`, SOQL through [`crate::soql`], the `updated/` and `deleted/`
-//! replication windows, and users. Every mutating call takes the acting user's Id, and
+//! with `allOrNone`, Bulk API 2.0 ingest rows ([`ingest`]), SOQL through [`crate::soql`],
+//! the `updated/` and `deleted/` replication windows, and users. Every mutating call takes the acting user's Id, and
 //! every failure carries Salesforce's own `errorCode`/`statusCode` and message.
 //!
 //! The org is plain data with no locking of its own: the HTTP layer keeps it behind a
@@ -16,6 +16,7 @@ mod clock;
 mod collections;
 mod describe;
 mod error;
+pub mod ingest;
 mod input;
 mod query;
 mod replication;

@@ -335,7 +335,7 @@ impl Client {
         }
         if let Some(body) = &request.body {
             builder = builder
-                .header(CONTENT_TYPE, "application/json")
+                .header(CONTENT_TYPE, request.content_type)
                 .body(body.clone());
         }
         builder
@@ -495,6 +495,8 @@ pub(crate) struct ApiRequest {
     query: Vec<(&'static str, String)>,
     headers: HeaderMap,
     body: Option<Bytes>,
+    /// The body's `Content-Type`.
+    content_type: &'static str,
     /// Counted against the rate limiter (all but the version list).
     counted: bool,
     authenticated: bool,
@@ -514,6 +516,7 @@ impl ApiRequest {
             query: Vec::new(),
             headers: HeaderMap::new(),
             body: None,
+            content_type: "application/json",
             counted: true,
             authenticated: true,
             idempotent,
@@ -549,6 +552,20 @@ impl ApiRequest {
         })?;
         self.body = Some(Bytes::from(bytes));
         Ok(self)
+    }
+
+    /// A CSV body (`text/csv`), such as a Bulk API ingest job's data.
+    pub(crate) fn csv(mut self, body: Bytes) -> Self {
+        self.body = Some(body);
+        self.content_type = "text/csv";
+        self
+    }
+
+    /// Retried only when Salesforce certainly did not act on it, whatever the method (a
+    /// Bulk upload sent twice spoils its job).
+    pub(crate) fn not_idempotent(mut self) -> Self {
+        self.idempotent = false;
+        self
     }
 
     pub(crate) fn uncounted_and_anonymous(mut self) -> Self {

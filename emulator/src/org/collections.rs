@@ -12,8 +12,7 @@
 use serde_json::{Map, Value as Json};
 
 use super::input::{Input, decode};
-use super::save::{Journal, field_list};
-use super::upsert::Matches;
+use super::save::{Deletion, Journal, field_list};
 use super::{ApiError, Org, SaveError, SaveResult};
 use crate::ids::Id;
 
@@ -88,31 +87,8 @@ impl Org {
         let records = self.decode_collection(records, None)?;
         Ok(
             self.run_batch(&records, all_or_none, journal, |org, r, journal| {
-                let text = r.input.id.clone().unwrap_or_default();
-                let id = Id::parse(&text)
-                    .ok()
-                    .filter(|id| org.stores[r.store].def.key_prefix == id.key_prefix())
-                    .ok_or_else(|| {
-                        let error = if text.is_empty() {
-                            SaveError::new(
-                                "MISSING_ARGUMENT",
-                                "Id not specified in an update call",
-                                Vec::new(),
-                            )
-                        } else {
-                            SaveError::new(
-                                "MALFORMED_ID",
-                                format!("malformed id {text}"),
-                                vec!["Id".to_owned()],
-                            )
-                        };
-                        (None, error)
-                    })?;
-                let mut input = r.input.clone();
-                input.id = None;
-                org.update_record(r.store, id, &input, *user, journal)
-                    .map(|()| (id, None))
-                    .map_err(|e| (Some(id), e))
+                org.update_input(r.store, &r.input, *user, journal)
+                    .map(|id| (id, None))
             }),
         )
     }
@@ -129,60 +105,10 @@ impl Org {
         let store = self.store_index_or_404(object)?;
         let ext_index = self.external_id_field(store, ext_field)?;
         let records = self.decode_collection(records, Some(store))?;
-        let key_name = self.stores[store].def.fields[ext_index].name.clone();
         Ok(
             self.run_batch(&records, all_or_none, None, |org, r, journal| {
-                let key = r.input.assignments.iter().find_map(|a| match a {
-                    super::input::Assignment::Set { field, value } if *field == ext_index => {
-                        value.as_str().map(str::to_owned)
-                    }
-                    _ => None,
-                });
-                let key = match (key, &r.input.id) {
-                    (Some(k), _) => k,
-                    (None, Some(id)) if key_name == "Id" => id.clone(),
-                    _ => {
-                        return Err((
-                            None,
-                            SaveError::new(
-                                "MISSING_ARGUMENT",
-                                format!("{key_name} not specified"),
-                                Vec::new(),
-                            ),
-                        ));
-                    }
-                };
-                match org.matches(store, ext_index, &key) {
-                    Matches::One(id) => {
-                        let mut input = r.input.clone();
-                        input.id = None;
-                        input.assignments.retain(|a| a.field() != ext_index);
-                        org.update_record(store, id, &input, *user, journal)
-                            .map(|()| (id, Some(false)))
-                            .map_err(|e| (Some(id), e))
-                    }
-                    Matches::Several(ids) => Err((
-                        None,
-                        SaveError::new(
-                            "DUPLICATE_EXTERNAL_ID",
-                            format!(
-                                "More than 1 record found for external id field: [{}]",
-                                ids.iter().map(Id::as_str).collect::<Vec<_>>().join(", ")
-                            ),
-                            vec![key_name.clone()],
-                        ),
-                    )),
-                    Matches::None => {
-                        let mut input = r.input.clone();
-                        input.id = None;
-                        let input = org
-                            .with_external_id(store, input, ext_index, &key)
-                            .map_err(|e| (None, e))?;
-                        org.create_record(store, &input, *user, journal)
-                            .map(|id| (id, Some(true)))
-                            .map_err(|e| (None, e))
-                    }
-                }
+                org.upsert_input(store, ext_index, &r.input, *user, journal)
+                    .map(|(id, created)| (id, Some(created)))
             }),
         )
     }
@@ -212,15 +138,7 @@ impl Org {
         let ids: Vec<String> = ids.iter().map(|s| s.trim().to_owned()).collect();
         Ok(
             self.run_batch(&ids, all_or_none, journal, |org, text, journal| {
-                let malformed =
-                    || SaveError::new("MALFORMED_ID", format!("malformed id {text}"), Vec::new());
-                let id = Id::parse(text).map_err(|_| (None, malformed()))?;
-                let store = org
-                    .store_index_for_id(&id)
-                    .ok_or_else(|| (None, malformed()))?;
-                org.delete_record(store, id, *user, journal)
-                    .map(|()| (id, None))
-                    .map_err(|e| (Some(id), e))
+                org.delete_by_text(text, None, Deletion::RecycleBin, *user, journal)
             }),
         )
     }
@@ -252,6 +170,66 @@ impl Org {
                     })
             })
             .collect())
+    }
+
+    /// Updates the record a body names with its `Id`: `MISSING_ARGUMENT` without one,
+    /// `MALFORMED_ID` for an Id of another object (sObject Collections and Bulk updates).
+    pub(crate) fn update_input(
+        &mut self,
+        store: usize,
+        input: &Input,
+        user: Id,
+        journal: &mut Journal,
+    ) -> Result<Id, (Option<Id>, SaveError)> {
+        let text = input.id.clone().unwrap_or_default();
+        let id = Id::parse(&text)
+            .ok()
+            .filter(|id| self.stores[store].def.key_prefix == id.key_prefix())
+            .ok_or_else(|| {
+                let error = if text.is_empty() {
+                    SaveError::new(
+                        "MISSING_ARGUMENT",
+                        "Id not specified in an update call",
+                        Vec::new(),
+                    )
+                } else {
+                    SaveError::new(
+                        "MALFORMED_ID",
+                        format!("malformed id {text}"),
+                        vec!["Id".to_owned()],
+                    )
+                };
+                (None, error)
+            })?;
+        let mut input = input.clone();
+        input.id = None;
+        self.update_record(store, id, &input, user, journal)
+            .map(|()| id)
+            .map_err(|e| (Some(id), e))
+    }
+
+    /// Deletes the record an Id in text names, of `object` when given (a Bulk job's), to
+    /// the recycle bin or for good.
+    pub(crate) fn delete_by_text(
+        &mut self,
+        text: &str,
+        object: Option<usize>,
+        deletion: Deletion,
+        user: Id,
+        journal: &mut Journal,
+    ) -> Result<(Id, Option<bool>), (Option<Id>, SaveError)> {
+        let malformed =
+            || SaveError::new("MALFORMED_ID", format!("malformed id {text}"), Vec::new());
+        let id = Id::parse(text).map_err(|_| (None, malformed()))?;
+        let store = self
+            .store_index_for_id(&id)
+            .filter(|store| object.is_none_or(|object| object == *store))
+            .ok_or_else(|| (None, malformed()))?;
+        let deleted = match deletion {
+            Deletion::RecycleBin => self.delete_record(store, id, user, journal),
+            Deletion::Hard => self.hard_delete_record(store, id, user, journal),
+        };
+        deleted.map(|()| (id, None)).map_err(|e| (Some(id), e))
     }
 
     /// Checks a Collections body as a whole: at most 200 records, each an object naming

@@ -52,7 +52,7 @@ impl Org {
     }
 
     /// `deleted/`: the delete log within `[start, end)` (records still in the recycle
-    /// bin), `earliestDateAvailable` and `latestDateCovered`.
+    /// bin, or hard-deleted), `earliestDateAvailable` and `latestDateCovered`.
     pub fn deleted(
         &self,
         object: &str,
@@ -65,7 +65,8 @@ impl Org {
             .delete_log
             .iter()
             .filter(|d| d.deleted_date >= start && d.deleted_date < end)
-            .filter(|d| store.get(&d.id).is_some_and(|r| store.is_deleted(r)))
+            // Undeleted records leave the list; hard-deleted ones, gone from the store, stay.
+            .filter(|d| store.get(&d.id).is_none_or(|r| store.is_deleted(r)))
             .map(|d| json!({"id": d.id.as_str(), "deletedDate": format_datetime(&d.deleted_date)}))
             .collect();
         if records.len() > MAX_REPLICATION_IDS {

@@ -44,6 +44,15 @@ impl Journal {
     }
 }
 
+/// Where a deleted record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deletion {
+    /// The recycle bin (`IsDeleted = true`), whence it can be undeleted.
+    RecycleBin,
+    /// Nowhere: Bulk API's `hardDelete`.
+    Hard,
+}
+
 impl Org {
     /// Stores a record and notes what it replaced.
     fn put(&mut self, store: usize, id: Id, record: Option<Record>, journal: &mut Journal) {
@@ -438,6 +447,35 @@ impl Org {
         record.values[system.system_modstamp] = Value::DateTime(now);
         record.values[system.last_modified_by_id] = Value::text(user.as_str());
         self.put(store, id, Some(record), journal);
+        self.stores[store].delete_log.push(DeletedRecord {
+            id,
+            deleted_date: now,
+        });
+        journal.entries.push(Entry::DeleteLogged { store });
+        Ok(())
+    }
+
+    /// Bulk API's `hardDelete`: the record skips the recycle bin and is gone at once (no
+    /// undelete, not in `queryAll`), its unique values freed; like any delete it is
+    /// logged for `deleted/`. The same refusals as [`Org::delete_record`].
+    pub(crate) fn hard_delete_record(
+        &mut self,
+        store: usize,
+        id: Id,
+        user: Id,
+        journal: &mut Journal,
+    ) -> Result<(), SaveError> {
+        let s = &self.stores[store];
+        let (Some(_), true) = (s.def.system.is_deleted, s.def.deletable) else {
+            return Err(insufficient_access(&id));
+        };
+        let current = s.get(&id).ok_or_else(|| missing_record(&id))?;
+        if s.is_deleted(current) {
+            return Err(SaveError::entity_is_deleted());
+        }
+        let _ = user;
+        let now = self.stamp();
+        self.put(store, id, None, journal);
         self.stores[store].delete_log.push(DeletedRecord {
             id,
             deleted_date: now,

@@ -71,6 +71,70 @@ impl Org {
         }
     }
 
+    /// Upserts one decoded record by the key field at `ext_index` (its value in the
+    /// body, or the body's `Id` when the key is `Id`): updates the one record it matches,
+    /// creates one when none does, refuses several. Returns the Id and whether the record
+    /// was created (sObject Collections and Bulk upserts).
+    pub(crate) fn upsert_input(
+        &mut self,
+        store: usize,
+        ext_index: usize,
+        input: &Input,
+        user: Id,
+        journal: &mut Journal,
+    ) -> Result<(Id, bool), (Option<Id>, SaveError)> {
+        let key_name = self.stores[store].def.fields[ext_index].name.clone();
+        let key = input.assignments.iter().find_map(|a| match a {
+            Assignment::Set { field, value } if *field == ext_index => {
+                value.as_str().map(str::to_owned)
+            }
+            _ => None,
+        });
+        let key = match (key, &input.id) {
+            (Some(k), _) => k,
+            (None, Some(id)) if key_name == "Id" => id.clone(),
+            _ => {
+                return Err((
+                    None,
+                    SaveError::new(
+                        "MISSING_ARGUMENT",
+                        format!("{key_name} not specified"),
+                        Vec::new(),
+                    ),
+                ));
+            }
+        };
+        let mut input = input.clone();
+        input.id = None;
+        match self.matches(store, ext_index, &key) {
+            Matches::One(id) => {
+                let input = without_field(input, ext_index);
+                self.update_record(store, id, &input, user, journal)
+                    .map(|()| (id, false))
+                    .map_err(|e| (Some(id), e))
+            }
+            Matches::Several(ids) => Err((
+                None,
+                SaveError::new(
+                    "DUPLICATE_EXTERNAL_ID",
+                    format!(
+                        "More than 1 record found for external id field: [{}]",
+                        ids.iter().map(Id::as_str).collect::<Vec<_>>().join(", ")
+                    ),
+                    vec![key_name],
+                ),
+            )),
+            Matches::None => {
+                let input = self
+                    .with_external_id(store, input, ext_index, &key)
+                    .map_err(|e| (None, e))?;
+                self.create_record(store, &input, user, journal)
+                    .map(|id| (id, true))
+                    .map_err(|e| (None, e))
+            }
+        }
+    }
+
     /// The position of an upsert's key field, or `404 NOT_FOUND` as Salesforce answers an
     /// unknown or non-external-id field.
     pub(crate) fn external_id_field(&self, store: usize, name: &str) -> Result<usize, ApiError> {

@@ -292,7 +292,7 @@ impl Bulk {
 
 /// Refuses what cannot be a job id before it goes into a URL: Salesforce Ids are 15 or 18
 /// letters and digits.
-fn check_job_id(id: &str) -> Result<()> {
+pub(super) fn check_job_id(id: &str) -> Result<()> {
     let well_formed = matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric());
     if well_formed {
         return Ok(());

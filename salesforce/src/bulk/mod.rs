@@ -1,5 +1,6 @@
 //! Bulk API 2.0 (reference §5): query jobs that read a whole object in a few dozen requests
-//! where REST takes one per 2,000 records.
+//! where REST takes one per 2,000 records, and ingest jobs ([`ingest`]) that write records
+//! by the million.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -41,9 +42,11 @@
 //! with its `errorMessage`.
 
 mod csv_body;
+pub mod ingest;
 mod job;
 mod query;
 
+pub use ingest::{IngestOperation, IngestReport, RecordOutcome};
 pub use job::{FIRST_POLL, JobInfo, JobState, PollBackoff, QueryOperation};
 pub use query::{LOCATOR_HEADER, NUMBER_OF_RECORDS_HEADER, ResultsPage};
 

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bulk;
+mod bulk_ingest;
 mod bulk_wire;
 mod faults;
 mod limiter;

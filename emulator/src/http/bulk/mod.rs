@@ -6,11 +6,13 @@
 //! - [`query`]: creating, reading, listing, aborting and deleting query jobs;
 //! - [`runner`]: the background task that moves a query job through its states;
 //! - [`results`]: `…/results` (CSV pages, gzip) and `…/resultPages`;
+//! - [`ingest`], [`ingest_runner`], [`ingest_results`]: ingest jobs (create, upload,
+//!   close, abort, delete), their processing, and their three result files.
 //! - [`limits`]: `DailyBulkV2QueryJobs` and `DailyBulkV2QueryFileStorageMB`;
 //! - [`faults`] and [`admin`]: failing, slow, expired and not-yet-readable jobs on demand,
 //!   under `/__emulator/bulk/`.
 //!
-//! Ingest jobs add a `JobTable` of their own to [`BulkJobs`] and their routes to
+//! Ingest jobs have a `JobTable` of their own in [`BulkJobs`] and their routes in
 //! [`routes`], beside the query routes.
 //!
 //! Every route sits behind the REST gate (version, session, daily allocation): a Bulk
@@ -19,6 +21,9 @@
 
 mod admin;
 pub mod faults;
+pub mod ingest;
+mod ingest_results;
+mod ingest_runner;
 pub mod jobs;
 pub mod limits;
 mod query;
@@ -29,9 +34,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, put};
 
 use self::faults::QueryJobFaults;
+pub use self::ingest::IngestJob;
 use self::jobs::{JobIds, JobTable};
 use self::limits::BulkLimits;
 pub use self::query::QueryJob;
@@ -47,6 +53,7 @@ pub const FIRST_QUERY_VERSION: u16 = 47;
 pub struct BulkJobs {
     ids: JobIds,
     pub query: JobTable<QueryJob>,
+    pub ingest: JobTable<IngestJob>,
     /// `DailyBulkV2QueryJobs` and `DailyBulkV2QueryFileStorageMB`.
     pub limits: BulkLimits,
     /// Faults waiting for the next query jobs.
@@ -64,6 +71,7 @@ impl BulkJobs {
         Ok(BulkJobs {
             ids: JobIds::new()?,
             query: JobTable::default(),
+            ingest: JobTable::default(),
             limits: BulkLimits::default(),
             faults: QueryJobFaults::default(),
             processing_delay,
@@ -97,6 +105,38 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/services/data/{version}/jobs/query/{id}/resultPages",
             get(results::result_pages),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest",
+            get(ingest::list).post(ingest::create),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}",
+            get(ingest::info)
+                .patch(ingest::change_state)
+                .delete(ingest::delete),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/batches",
+            put(ingest::upload),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/successfulResults",
+            get(ingest_results::successful),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/failedResults",
+            get(ingest_results::failed),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/unprocessedrecords",
+            get(ingest_results::unprocessed),
+        )
+        // The guide spells it all lower case; simple-salesforce, which works against
+        // Salesforce, asks for `unprocessedRecords`.
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/unprocessedRecords",
+            get(ingest_results::unprocessed),
         )
 }
 
