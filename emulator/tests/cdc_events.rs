@@ -316,12 +316,12 @@ async fn bulk_ingest_publishes_with_the_bulk_origin() {
     .await;
     let start = tip(&h);
     let job: Value = h
-        .send_json(
-            Method::POST,
-            &format!("{API}/jobs/ingest"),
-            &json!({"object": "Account", "operation": "insert", "lineEnding": "LF"}),
-        )
+        .request(Method::POST, &format!("{API}/jobs/ingest"))
+        .header("Sforce-Call-Options", "client=loader")
+        .json(&json!({"object": "Account", "operation": "insert", "lineEnding": "LF"}))
+        .send()
         .await
+        .unwrap()
         .json()
         .await
         .unwrap();
@@ -351,7 +351,7 @@ async fn bulk_ingest_publishes_with_the_bulk_origin() {
     assert!(
         events
             .iter()
-            .all(|e| e.header.change_origin == "com/salesforce/api/bulkapi/62.0")
+            .all(|e| e.header.change_origin == "com/salesforce/api/bulkapi/62.0;client=loader")
     );
     assert_eq!(events[0].fields["Name"], "One");
 }
