@@ -365,3 +365,28 @@ async fn events_older_than_the_retention_expire_and_their_ids_become_invalid() {
     let (events, _) = late.connect().await;
     assert!(events.is_empty());
 }
+
+/// Salesforce's answer to a handshake with an invalid session, as jsforce's
+/// `AuthFailureExtension` documents it from a real org (Spring '18 "CometD auth
+/// validation"): `403::Handshake denied`, `ext.sfdc.failureReason`, `reconnect: none`.
+#[tokio::test]
+async fn a_handshake_with_an_invalid_session_is_denied_with_the_failure_reason() {
+    let h = Harness::with(quick()).await;
+    let mut client = Bayeux::handshake(&h).await;
+    h.emulator.revoke_sessions(None, false);
+    let (status, replies) = client
+        .post(json!([{"channel": "/meta/handshake", "version": "1.0",
+            "supportedConnectionTypes": ["long-polling"], "ext": {"replay": true}, "id": "7"}]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replies}");
+    let reply = &replies[0];
+    assert_eq!(reply["channel"], "/meta/handshake");
+    assert_eq!(reply["successful"], false);
+    assert_eq!(reply["error"], "403::Handshake denied");
+    assert_eq!(
+        reply["ext"]["sfdc"]["failureReason"],
+        "401::Authentication invalid"
+    );
+    assert_eq!(reply["advice"]["reconnect"], "none");
+    assert_eq!(reply["id"], "7");
+}
