@@ -421,3 +421,42 @@ async fn events_reach_a_held_connect_within_milliseconds() {
     println!("write-to-delivery over HTTP: p50 {p50:?}, p99 {p99:?}");
     assert!(p99 < Duration::from_millis(500), "p50 {p50:?}, p99 {p99:?}");
 }
+
+/// Two connects of one client waiting at once (a client that reconnects without waiting
+/// for its previous connect) share the client's position: each event is delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connects_of_one_client_deliver_each_event_once() {
+    let h = Harness::with(quick()).await;
+    let mut first = Bayeux::handshake(&h).await;
+    first.subscribe("/data/ChangeEvents", -1).await;
+    first.connect().await;
+    let mut second = Bayeux {
+        harness: &h,
+        client_id: first.client_id.clone(),
+        cookie: first.cookie.clone(),
+        token: first.token.clone(),
+    };
+    let writes = async {
+        for i in 0..20 {
+            h.create("Account", json!({"Name": format!("Once {i}")}))
+                .await;
+        }
+    };
+    let mut seen = Vec::new();
+    let collect = async {
+        let mut got = Vec::new();
+        while got.len() < 20 {
+            let ((a, _), (b, _)) = tokio::join!(first.connect(), second.connect());
+            got.extend(a);
+            got.extend(b);
+        }
+        got
+    };
+    let ((), got) = tokio::join!(writes, collect);
+    seen.extend(got.iter().map(replay_of));
+    let count = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), count, "an event was delivered twice");
+    assert_eq!(count, 20);
+}
