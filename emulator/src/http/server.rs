@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::auth;
 use super::bulk::{self, BulkJobs};
+use super::cometd::{self, Clients, CometdTimeouts};
 use super::config::{ConnectedApp, EmulatorConfig, OrgSource, Transport, UserLogin};
 use super::error::RestError;
 use super::limits::ApiUsage;
@@ -25,9 +26,10 @@ use super::service::{EmulatorService, MAX_BODY_BYTES, MakeEmulatorService};
 use super::sessions::Sessions;
 use super::state::{AppState, KnownApp, KnownUser, Shared, SharedParts};
 use super::{
-    EmulatorError, admin, collections, composite, limits, oauth, query, replication, sobjects, tls,
-    versions,
+    EmulatorError, admin, admin_cdc, collections, composite, limits, oauth, query, replication,
+    sobjects, tls, versions,
 };
+use crate::events::{BusConfig, EventBus};
 use crate::ids::Id;
 use crate::org::{NewUser, Org};
 
@@ -56,6 +58,11 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         query_locator_lifetime,
         request_log_capacity,
         bulk_processing_delay,
+        cdc_entities,
+        event_retention,
+        cdc_overflow_threshold,
+        cometd_connect_timeout,
+        cometd_client_timeout,
         org,
     } = config;
 
@@ -81,6 +88,18 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         .map(|(login, id)| KnownUser::new(login, id))
         .collect();
 
+    let mut org = org;
+    let bus = Arc::new(EventBus::new(
+        BusConfig {
+            selection: cdc_entities,
+            retention: event_retention,
+            overflow_threshold: cdc_overflow_threshold,
+            ..BusConfig::default()
+        },
+        org.clock(),
+    ));
+    // Attached after the org is built: generated records existed before anyone listened.
+    org.attach_bus(bus.clone());
     let org_id = org.org_id().to_string();
     let state: AppState = Arc::new(Shared::new(SharedParts {
         org,
@@ -90,6 +109,11 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         locators: Locators::new(query_locator_lifetime),
         bulk: BulkJobs::new(bulk_processing_delay)
             .map_err(|e| EmulatorError::Config(format!("cannot mint Bulk job Ids: {e}")))?,
+        bus,
+        cometd: Clients::new(CometdTimeouts {
+            connect: cometd_connect_timeout,
+            client: cometd_client_timeout,
+        }),
         apps: known_apps,
         users: known_users,
         instance_url,
@@ -318,14 +342,24 @@ fn routes(state: AppState) -> Router {
             "/services/data/{version}/composite/sobjects/{object}/{field}",
             axum::routing::patch(collections::upsert),
         )
+        .route(
+            "/services/data/{version}/tooling/query",
+            get(super::tooling::query),
+        )
         .merge(bulk::routes())
         .route_layer(from_fn_with_state(state.clone(), auth::require_session));
 
     Router::new()
         .route("/services/data", get(versions::versions))
         .route("/services/oauth2/token", post(oauth::token))
+        .route("/cometd/{version}", post(cometd::cometd))
         .merge(api)
-        .nest("/__emulator", admin::routes().merge(bulk::admin_routes()))
+        .nest(
+            "/__emulator",
+            admin::routes()
+                .merge(admin_cdc::routes())
+                .merge(bulk::admin_routes()),
+        )
         .fallback(|| async { RestError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
