@@ -119,6 +119,11 @@ impl CometdServer {
         replay
     }
 
+    /// How long a connect without events is held.
+    pub fn hold_connects_for(&self, hold: Duration) {
+        self.state().hold = hold;
+    }
+
     /// Replay ids below `replay` are no longer retained.
     pub fn expire_before(&self, replay: i64) {
         self.state().oldest_retained = replay;

@@ -156,6 +156,35 @@ async fn connects_skip_the_rate_limiter_and_handshakes_wait_for_it() {
 }
 
 #[tokio::test]
+async fn a_long_poll_outlasts_the_request_timeout() {
+    let server = Scripted::start().await;
+    server
+        .cometd()
+        .hold_connects_for(Duration::from_millis(1200));
+    let config = server
+        .config()
+        .with_request_timeout(Duration::from_millis(500));
+    let mut subscription = CometD::with_options(server.client_with(config, password()), options())
+        .subscribe(CHANNEL, ReplayFrom::Tip);
+    assert!(matches!(
+        next_news(&mut subscription).await,
+        StreamItem::Connected { .. }
+    ));
+    for _ in 0..2 {
+        let item = tokio::time::timeout(PATIENCE, subscription.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(item, StreamItem::Idle, "a held connect was cut");
+    }
+    let handshakes = metas(&server)
+        .iter()
+        .filter(|m| m.0 == "/meta/handshake")
+        .count();
+    assert_eq!(handshakes, 1);
+}
+
+#[tokio::test]
 async fn subscriptions_start_after_an_id_or_at_the_oldest_retained() {
     let server = Scripted::start().await;
     let ids: Vec<i64> = ["a", "b", "c"]
