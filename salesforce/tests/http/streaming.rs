@@ -505,3 +505,29 @@ async fn a_second_subscription_of_a_channel_ends_the_first_before_it_subscribes(
     assert!(disconnect < second_handshake, "{order:?}");
     assert_eq!(server.cometd().max_live(), 1);
 }
+
+#[tokio::test]
+async fn dropping_a_subscription_disconnects_its_client() {
+    let server = Scripted::start().await;
+    let transport = transport(&server);
+    let mut subscription = transport.subscribe(CHANNEL, ReplayFrom::Tip);
+    next_news(&mut subscription).await;
+    drop(subscription);
+    let disconnected = || {
+        metas(&server).contains(&(
+            "/meta/disconnect".to_owned(),
+            Some("scripted-client-1".to_owned()),
+        ))
+    };
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !disconnected() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(disconnected(), "{:?}", metas(&server));
+    // The channel is free: a new subscription does not replace anything.
+    let mut again = transport.subscribe(CHANNEL, ReplayFrom::Tip);
+    assert!(matches!(
+        next_news(&mut again).await,
+        StreamItem::Connected { .. }
+    ));
+}
