@@ -531,3 +531,38 @@ async fn dropping_a_subscription_disconnects_its_client() {
         StreamItem::Connected { .. }
     ));
 }
+
+#[tokio::test]
+async fn a_next_dropped_while_a_connect_is_answered_loses_no_event() {
+    let server = Scripted::start().await;
+    let mut subscription = transport(&server).subscribe(CHANNEL, ReplayFrom::Tip);
+    next_news(&mut subscription).await;
+    let first = server.cometd().publish("one");
+    assert_eq!(next_event(&mut subscription).await.replay_id.0, first);
+    server
+        .cometd()
+        .delay_next_answer(Duration::from_millis(600));
+    let second = server.cometd().publish("two");
+    // The caller gives up on `next` (a select, a timeout) after the server took the event.
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), subscription.next()).await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    let mut items = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            let item = subscription.next().await.unwrap();
+            if let StreamItem::Event(event) = &item {
+                return event.replay_id.0;
+            }
+            items.push(item);
+        }
+    })
+    .await;
+    assert_eq!(found, Ok(second), "after {items:?}");
+    assert_eq!(
+        items,
+        [StreamItem::Connected {
+            from: ReplayFrom::After(ReplayId(first))
+        }]
+    );
+    assert_eq!(server.cometd().max_live(), 1);
+}
