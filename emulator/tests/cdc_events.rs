@@ -307,6 +307,73 @@ async fn composite_subrequests_publish_their_changes() {
     );
 }
 
+/// Runs a Bulk ingest job of `operation` on Account with `csv`; returns once it ended.
+async fn bulk_job(h: &Harness, operation: &str, csv: &str) {
+    let job: Value = h
+        .request(Method::POST, &format!("{API}/jobs/ingest"))
+        .header("Sforce-Call-Options", "client=loader")
+        .json(&json!({"object": "Account", "operation": operation, "lineEnding": "LF"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap();
+    let response = h
+        .request(Method::PUT, &format!("{API}/jobs/ingest/{id}/batches"))
+        .header("Content-Type", "text/csv")
+        .body(csv.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = patch(
+        h,
+        &format!("{API}/jobs/ingest/{id}"),
+        json!({"state": "UploadComplete"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = h.get_json(&format!("{API}/jobs/ingest/{id}")).await;
+        if info["state"] == "JobComplete" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{info}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn rest_upserts_and_bulk_hard_deletes_publish() {
+    let h = Harness::with(EmulatorConfig {
+        bulk_processing_delay: Duration::from_millis(20),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let start = tip(&h);
+    let path = format!("{API}/sobjects/Invoice__c/External_Id__c/X-1");
+    let created = patch(&h, &path, json!({"Amount__c": 10.0})).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let updated = patch(&h, &path, json!({"Amount__c": 12.5})).await;
+    assert_eq!(updated.status(), StatusCode::OK);
+    let events = events_after(&h, start);
+    let types: Vec<ChangeType> = events.iter().map(|e| e.header.change_type).collect();
+    assert_eq!(types, [ChangeType::Create, ChangeType::Update]);
+    assert_eq!(events[0].fields["External_Id__c"], "X-1");
+    assert_eq!(events[1].fields["Amount__c"], 12.5);
+
+    let account = h.create("Account", json!({"Name": "Doomed"})).await;
+    let start = tip(&h);
+    bulk_job(&h, "hardDelete", &format!("Id\n{account}\n")).await;
+    let events = events_after(&h, start);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].header.change_type, ChangeType::Delete);
+    assert_eq!(events[0].header.record_ids, [account]);
+}
+
 #[tokio::test]
 async fn bulk_ingest_publishes_with_the_bulk_origin() {
     let h = Harness::with(EmulatorConfig {
@@ -315,43 +382,13 @@ async fn bulk_ingest_publishes_with_the_bulk_origin() {
     })
     .await;
     let start = tip(&h);
-    let job: Value = h
-        .send_json(
-            Method::POST,
-            &format!("{API}/jobs/ingest"),
-            &json!({"object": "Account", "operation": "insert", "lineEnding": "LF"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().unwrap();
-    let response = h
-        .request(Method::PUT, &format!("{API}/jobs/ingest/{id}/batches"))
-        .header("Content-Type", "text/csv")
-        .body("Name,Industry\nOne,Energy\nTwo,Banking\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let response = patch(
-        &h,
-        &format!("{API}/jobs/ingest/{id}"),
-        json!({"state": "UploadComplete"}),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while events_after(&h, start).len() < 2 {
-        assert!(Instant::now() < deadline, "no events from the Bulk job");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    bulk_job(&h, "insert", "Name,Industry\nOne,Energy\nTwo,Banking\n").await;
     let events = events_after(&h, start);
     assert_eq!(events.len(), 2);
     assert!(
         events
             .iter()
-            .all(|e| e.header.change_origin == "com/salesforce/api/bulkapi/62.0")
+            .all(|e| e.header.change_origin == "com/salesforce/api/bulkapi/62.0;client=loader")
     );
     assert_eq!(events[0].fields["Name"], "One");
 }
@@ -521,4 +558,70 @@ async fn the_admin_api_injects_gap_events_and_expires_retained_events() {
         .unwrap();
     assert_eq!(expired["expired"], 2);
     assert_eq!(h.emulator.event_bus().retained(), 0);
+}
+
+#[tokio::test]
+async fn the_tooling_api_lists_the_selected_entities_as_platform_event_channel_members() {
+    let h = Harness::with(EmulatorConfig {
+        cdc_entities: "Account,Invoice__c".parse().unwrap(),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let soql =
+        "SELECT SelectedEntity FROM PlatformEventChannelMember WHERE EventChannel = 'ChangeEvents'";
+    let path = format!("{API}/tooling/query?q={}", soql.replace(' ', "+"));
+    let body = h.get_json(&path).await;
+    assert_eq!(body["done"], true);
+    assert_eq!(body["totalSize"], 2);
+    assert_eq!(body["entityTypeName"], "PlatformEventChannelMember");
+    let records = body["records"].as_array().unwrap();
+    let entities: Vec<&str> = records
+        .iter()
+        .map(|r| r["SelectedEntity"].as_str().unwrap())
+        .collect();
+    assert_eq!(entities, ["AccountChangeEvent", "Invoice__ChangeEvent"]);
+    assert_eq!(
+        records[0]["attributes"]["type"],
+        "PlatformEventChannelMember"
+    );
+    assert!(
+        records[0]["attributes"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("/services/data/v62.0/tooling/sobjects/PlatformEventChannelMember/0v8")
+    );
+    assert_eq!(
+        records[0].as_object().unwrap().len(),
+        2,
+        "only the fields asked for"
+    );
+
+    let body = h
+        .get_json(&format!(
+            "{API}/tooling/query?q=SELECT+Id,DeveloperName,EventChannel+FROM+PlatformEventChannelMember"
+        ))
+        .await;
+    assert_eq!(
+        body["records"][0]["DeveloperName"],
+        "ChangeEvents_AccountChangeEvent"
+    );
+    assert_eq!(body["records"][0]["EventChannel"], "ChangeEvents");
+
+    // The selection changed through the admin API shows at once; none lists nothing.
+    h.admin(Method::PUT, "/cdc")
+        .json(&json!({"entities": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.get_json(&path).await["totalSize"], 0);
+
+    let response = h
+        .get(&format!("{API}/tooling/query?q=SELECT+Id+FROM+Account"))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body[0]["errorCode"], "INVALID_TYPE");
+    // The session gate applies.
+    let response = h.http.get(h.url(&path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }

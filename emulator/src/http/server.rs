@@ -94,6 +94,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
             selection: cdc_entities,
             retention: event_retention,
             overflow_threshold: cdc_overflow_threshold,
+            ..BusConfig::default()
         },
         org.clock(),
     ));
@@ -340,6 +341,10 @@ fn routes(state: AppState) -> Router {
         .route(
             "/services/data/{version}/composite/sobjects/{object}/{field}",
             axum::routing::patch(collections::upsert),
+        )
+        .route(
+            "/services/data/{version}/tooling/query",
+            get(super::tooling::query),
         )
         .merge(bulk::routes())
         .route_layer(from_fn_with_state(state.clone(), auth::require_session));
