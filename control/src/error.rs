@@ -31,6 +31,8 @@ pub enum ControlError {
     BadRate,
     #[error("the daily budget share must be above 0% and at most 100%")]
     BadShare,
+    #[error("the bulk threshold must be a number of records of at least 1, or off")]
+    BadBulkThreshold,
     #[error("org {org} has no object {object}")]
     UnknownObject { org: String, object: String },
     #[error(

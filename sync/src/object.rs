@@ -334,6 +334,7 @@ mod tests {
             last_error_at: None,
             generation: 0,
             locked_ids: vec![],
+            bulk: None,
         }
     }
 
