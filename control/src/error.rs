@@ -61,6 +61,14 @@ pub enum ControlError {
     /// form of its type).
     #[error("{object}: Salesforce sent a record {detail}")]
     MalformedRecord { object: String, detail: String },
+    /// A page of a Bulk API 2.0 query job whose header row does not name the fields the
+    /// query asked for, in their order.
+    #[error("{object}: Salesforce sent CSV with {found} where the query asked for {expected}")]
+    CsvColumns {
+        object: String,
+        expected: String,
+        found: String,
+    },
     /// A caller handed the writer something it cannot write (fields not starting with
     /// `Id`, records without a value per field).
     #[error("cannot write {object}: {detail}")]
