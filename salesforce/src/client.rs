@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Certificate, Method, StatusCode};
+use reqwest::{Certificate, Method};
 use secrecy::ExposeSecret;
-use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
@@ -24,6 +23,10 @@ use crate::error::{Endpoint, Error, Result};
 use crate::limiter::{Priority, RateLimiter};
 use crate::retry::should_retry;
 use crate::usage::{ApiUsage, LIMIT_INFO_HEADER};
+
+mod response;
+
+pub(crate) use response::{BodyStream, ReceiveBody, Response, STREAMED_BODY_DEADLINE};
 
 /// A connection to one org. Cheap to clone; clones share the token, the rate limiter and the
 /// latest API usage.
@@ -170,8 +173,26 @@ impl Client {
     }
 
     /// Sends `request`, retrying per the configured policy, and returns any response below
-    /// 400. Error statuses become [`Error`]s.
+    /// 400 with its body read. Error statuses become [`Error`]s.
     pub(crate) async fn execute(&self, request: ApiRequest) -> Result<Response> {
+        self.execute_receiving(request).await
+    }
+
+    /// Like [`Client::execute`], but hands back the body of a success unread, as a stream,
+    /// for bodies too large to hold (Bulk API results). Retries, re-authentication and the
+    /// rate limiter apply up to the response's headers; a failure while the body streams is
+    /// the caller's to handle. The whole request's deadline is [`STREAMED_BODY_DEADLINE`]
+    /// instead of the request timeout, as the consumer sets the pace; a stall longer than
+    /// the request timeout between two reads still fails (the client's read timeout).
+    pub(crate) async fn execute_streamed(
+        &self,
+        request: ApiRequest,
+    ) -> Result<Response<BodyStream>> {
+        self.execute_receiving(request).await
+    }
+
+    /// The one request path: limiter, token, request, usage header, error, retry.
+    async fn execute_receiving<B: ReceiveBody>(&self, request: ApiRequest) -> Result<Response<B>> {
         let policy = self.shared.config.retry();
         let started = Instant::now();
         // Time spent waiting for the rate limiter, which the retry time bound leaves out.
@@ -181,13 +202,10 @@ impl Client {
         let mut reauthenticated = false;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&request, attempt, &mut queued).await {
+            let failure = match self.attempt::<B>(&request, attempt, &mut queued).await {
                 Err(failure) => failure,
                 Ok(response) => {
-                    let rolled_back = request
-                        .retry_when
-                        .is_some_and(|rolled_back| rolled_back(&response));
-                    if !rolled_back {
+                    if !B::rolled_back(&request, &response) {
                         return Ok(response);
                     }
                     failures += 1;
@@ -225,12 +243,12 @@ impl Client {
         }
     }
 
-    async fn attempt(
+    async fn attempt<B: ReceiveBody>(
         &self,
         request: &ApiRequest,
         attempt: u32,
         queued: &mut Duration,
-    ) -> Result<Response, Failure> {
+    ) -> Result<Response<B>, Failure> {
         let span = tracing::info_span!(
             "salesforce.request",
             method = %request.method,
@@ -259,7 +277,10 @@ impl Client {
                 method: request.method.clone(),
                 path: url.path().to_owned(),
             };
-            let builder = self.http_request(request, url, token.as_deref());
+            let mut builder = self.http_request(request, url, token.as_deref());
+            if B::STREAMED {
+                builder = builder.timeout(STREAMED_BODY_DEADLINE);
+            }
             let transport = |source: reqwest::Error| Failure {
                 sent: !source.is_connect(),
                 error: Error::Transport {
@@ -272,9 +293,9 @@ impl Client {
             let status = response.status();
             tracing::Span::current().record("status", status.as_u16());
             self.record_usage(response.headers());
-            let content_type = content_type(response.headers());
-            let body = response.bytes().await.map_err(transport)?;
             if status.as_u16() >= 400 {
+                let content_type = content_type(response.headers());
+                let body = response.bytes().await.map_err(transport)?;
                 let error = Error::from_response(endpoint, status, content_type.as_deref(), &body);
                 tracing::debug!(error = %error, "Salesforce answered with an error");
                 return Err(Failure {
@@ -283,10 +304,13 @@ impl Client {
                     token,
                 });
             }
+            let headers = response.headers().clone();
+            let body = B::receive(response).await.map_err(transport)?;
             tracing::debug!("Salesforce answered");
             Ok(Response {
                 endpoint,
                 status,
+                headers,
                 body,
             })
         }
@@ -404,7 +428,9 @@ fn http_client(config: &Config) -> Result<reqwest::Client> {
         .default_headers(headers)
         .user_agent(concat!("sfpg-salesforce/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(config.connect_timeout())
-        .timeout(config.request_timeout());
+        .timeout(config.request_timeout())
+        // Within the request timeout for a read body; what bounds a streamed body's stalls.
+        .read_timeout(config.request_timeout());
     if let Some(pem) = config.ca_certificates_pem() {
         builder = builder.tls_certs_merge(ca_certificates(pem)?);
     }
@@ -534,31 +560,5 @@ impl ApiRequest {
     pub(crate) fn retry_when(mut self, retry_when: fn(&Response) -> bool) -> Self {
         self.retry_when = Some(retry_when);
         self
-    }
-}
-
-/// A response below 400.
-pub(crate) struct Response {
-    pub(crate) endpoint: Endpoint,
-    pub(crate) status: StatusCode,
-    pub(crate) body: Bytes,
-}
-
-impl Response {
-    /// Parses the body as `T`; `what` names it in the error.
-    pub(crate) fn json<T: DeserializeOwned>(&self, what: &'static str) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|source| Error::Decode {
-            endpoint: self.endpoint.clone(),
-            what,
-            source,
-        })
-    }
-
-    /// An error for a status the operation does not expect.
-    pub(crate) fn unexpected(&self) -> Error {
-        Error::Protocol {
-            endpoint: self.endpoint.clone(),
-            detail: format!("unexpected status {}", self.status),
-        }
     }
 }

@@ -379,6 +379,7 @@ mod tests {
                 path: "/services/data/v62.0/composite".into(),
             },
             status: StatusCode::OK,
+            headers: reqwest::header::HeaderMap::new(),
             body: Bytes::from(body.to_owned()),
         }
     }

@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::auth::AuthFlow;
+use crate::bulk::JobState;
 
 /// This crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -54,6 +55,12 @@ pub const UNABLE_TO_LOCK_ROW: &str = "UNABLE_TO_LOCK_ROW";
 /// The code a Composite request under `allOrNone` gives every subrequest other than the
 /// one that failed: it was rolled back, or never run.
 pub const PROCESSING_HALTED: &str = "PROCESSING_HALTED";
+
+/// What Salesforce answers for a resource that does not exist, a Bulk API job among them.
+pub const NOT_FOUND: &str = "NOT_FOUND";
+
+/// What Bulk API 2.0 answers (412) for the results of a query job that is not `JobComplete`.
+pub const JOB_NOT_COMPLETE: &str = "JOB_NOT_COMPLETE";
 
 /// The request and path an error is about. The path never includes the query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +203,52 @@ pub enum Error {
         /// Salesforce's limit on sObject Collections and query subrequests.
         max_collections: usize,
     },
+
+    /// A Bulk API 2.0 job ended `Failed` or `Aborted`; its results cannot be had. A new job
+    /// may succeed where a `Failed` one did not (Salesforce's own retries were used up).
+    #[error(
+        "Bulk API job {job_id} ended {state}: {}",
+        error_message.as_deref().unwrap_or("(no errorMessage)")
+    )]
+    BulkJob {
+        /// The job's `id`.
+        job_id: String,
+        /// `Failed` or `Aborted`.
+        state: JobState,
+        /// The job's `errorMessage`, if Salesforce gave one.
+        error_message: Option<String>,
+    },
+
+    /// A Bulk API result page held another number of records than its
+    /// `Sforce-NumberOfRecords` announced: what was read of it is not the page.
+    #[error(
+        "Bulk API job {job_id}: the result page at locator {} announced {number_of_records} records and held {counted}",
+        locator.as_deref().unwrap_or("(first page)")
+    )]
+    BulkPageCount {
+        /// The job's `id`.
+        job_id: String,
+        /// The locator the page was asked for with; `None` for the first page.
+        locator: Option<String>,
+        /// The page's `Sforce-NumberOfRecords`.
+        number_of_records: u64,
+        /// The CSV records its body held, the header row left out.
+        counted: u64,
+    },
+
+    /// A Bulk API query job's result pages held another number of records in all than the
+    /// job's `numberRecordsProcessed`.
+    #[error(
+        "Bulk API job {job_id} processed {number_records_processed} records and its results held {counted}"
+    )]
+    BulkTotalCount {
+        /// The job's `id`.
+        job_id: String,
+        /// The job's `numberRecordsProcessed`.
+        number_records_processed: u64,
+        /// The records its result pages held.
+        counted: u64,
+    },
 }
 
 impl Error {
@@ -211,7 +264,10 @@ impl Error {
             | Error::MultipleMatches { .. }
             | Error::Config(_)
             | Error::InvalidRequest(_)
-            | Error::CompositeLimit { .. } => ErrorClass::NotRetryable,
+            | Error::CompositeLimit { .. }
+            | Error::BulkJob { .. }
+            | Error::BulkPageCount { .. }
+            | Error::BulkTotalCount { .. } => ErrorClass::NotRetryable,
         }
     }
 
@@ -279,11 +335,16 @@ impl Error {
             | Error::Config(_)
             | Error::InvalidRequest(_)
             | Error::CompositeLimit { .. }
-            | Error::MultipleMatches { .. } => false,
+            | Error::MultipleMatches { .. }
+            | Error::BulkJob { .. } => false,
             Error::Api { status, .. } | Error::UnexpectedBody { status, .. } => {
                 !status.is_client_error()
             }
-            Error::Transport { .. } | Error::Decode { .. } | Error::Protocol { .. } => true,
+            Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Protocol { .. }
+            | Error::BulkPageCount { .. }
+            | Error::BulkTotalCount { .. } => true,
         }
     }
 
@@ -302,6 +363,31 @@ impl Error {
         matches!(self, Error::Api { status, errors, .. }
             if *status == StatusCode::UNAUTHORIZED
                 && errors.iter().any(|e| e.error_code == "INVALID_SESSION_ID"))
+    }
+
+    /// Whether a Bulk API job this error is about no longer exists: 404 `NOT_FOUND` for a job
+    /// that was deleted, expired (seven days after it ended) or never was. Its locators are
+    /// gone with it; a caller that still wants the records starts a new job.
+    pub fn is_job_gone(&self) -> bool {
+        matches!(self, Error::Api { status, errors, .. }
+            if *status == StatusCode::NOT_FOUND
+                || errors.iter().any(|e| e.error_code == NOT_FOUND))
+    }
+
+    /// Whether this is 412 `JOB_NOT_COMPLETE`: results asked of a Bulk API job that is not
+    /// `JobComplete` (yet, or any more in Salesforce's view).
+    pub fn is_job_not_complete(&self) -> bool {
+        matches!(self, Error::Api { status, errors, .. }
+            if *status == StatusCode::PRECONDITION_FAILED
+                || errors.iter().any(|e| e.error_code == JOB_NOT_COMPLETE))
+    }
+
+    /// The state a Bulk API job ended in, for [`Error::BulkJob`].
+    pub fn bulk_job_state(&self) -> Option<JobState> {
+        match self {
+            Error::BulkJob { state, .. } => Some(*state),
+            _ => None,
+        }
     }
 
     /// Builds the error for a response with an error status.

@@ -72,6 +72,7 @@
 //!   the query string), attempt and status.
 
 pub mod auth;
+pub mod bulk;
 mod client;
 pub mod collections;
 pub mod composite;
@@ -92,6 +93,7 @@ pub use auth::{
     AuthFlow, ClientCredentials, Credentials, JwtBearer, Password, RefreshToken, RefreshTokenStore,
     StoreError, Token,
 };
+pub use bulk::{Bulk, JobInfo, JobState, QueryOperation, ResultsPage};
 pub use client::Client;
 pub use collections::Collections;
 pub use composite::{Composite, Subrequest, SubrequestResult};

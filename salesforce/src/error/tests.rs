@@ -191,3 +191,38 @@ fn record_error_uses_status_code() {
     assert_eq!(error.status_code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
     assert_eq!(error.fields, vec!["Amount__c"]);
 }
+
+/// Bulk API answers keep their errorCode, and the two a job reader reacts to are named.
+#[test]
+fn bulk_job_gone_and_not_complete() {
+    let gone = from(
+        404,
+        Some("application/json"),
+        r#"[{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}]"#,
+    );
+    assert!(gone.is_job_gone());
+    assert!(!gone.is_job_not_complete());
+    assert_eq!(gone.error_code(), Some(NOT_FOUND));
+    assert_eq!(gone.class(), ErrorClass::NotRetryable);
+
+    let not_complete = from(
+        412,
+        Some("application/json"),
+        r#"[{"errorCode":"JOB_NOT_COMPLETE","message":"Job is not complete"}]"#,
+    );
+    assert!(not_complete.is_job_not_complete());
+    assert!(!not_complete.is_job_gone());
+    assert_eq!(not_complete.error_code(), Some(JOB_NOT_COMPLETE));
+    assert!(
+        !not_complete.is_retryable(),
+        "retried by the results reader, not the request path"
+    );
+
+    let other_version = from(
+        409,
+        Some("application/json"),
+        r#"[{"errorCode":"INVALIDJOBSTATE","message":"wrong API version"}]"#,
+    );
+    assert!(!other_version.is_job_gone() && !other_version.is_job_not_complete());
+    assert_eq!(other_version.error_code(), Some("INVALIDJOBSTATE"));
+}
