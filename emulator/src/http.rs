@@ -1,6 +1,6 @@
 //! The emulator's HTTP face: an axum server speaking Salesforce's OAuth token endpoint,
 //! REST API (versions, limits, sObjects and describe, query with locators, sObject
-//! Collections, Composite, replication) and a separate admin API under `/__emulator/` for fault
+//! Collections, Composite, replication, Bulk API 2.0 query jobs) and a separate admin API under `/__emulator/` for fault
 //! injection and inspection.
 //!
 //! ```text
@@ -17,6 +17,7 @@
 
 mod admin;
 mod auth;
+pub mod bulk;
 mod collections;
 mod composite;
 mod config;
@@ -36,9 +37,10 @@ mod state;
 mod tls;
 mod versions;
 
+pub use bulk::jobs::JobState;
 pub use config::{
-    ConnectedApp, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME,
-    EmulatorConfig, OrgSource, Transport, UserLogin,
+    ConnectedApp, DEFAULT_BULK_PROCESSING_DELAY, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+    DEFAULT_PASSWORD, DEFAULT_USERNAME, EmulatorConfig, OrgSource, Transport, UserLogin,
 };
 pub use error::{OAuthError, RestError};
 pub use faults::{DropRule, FailureRule, FaultsView, Latency, RequestMatcher};

@@ -17,5 +17,5 @@ pub use formula::{Formula, FormulaError, FormulaInputs};
 pub use object::{DefinitionError, ObjectDef, SystemFields, ValidationRule};
 pub use value::{
     JsonField, Record, Value, format_date, format_datetime, format_time, parse_date,
-    parse_datetime, parse_time, value_to_json,
+    parse_datetime, parse_time, value_to_json, write_csv_text,
 };

@@ -11,6 +11,7 @@
 //! lock and never holds that lock across an `.await`.
 
 mod access;
+mod bulk;
 mod clock;
 mod collections;
 mod describe;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use bulk::{CsvFormat, QuerySnapshot};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collections::MAX_RECORDS;
 pub use error::{ApiError, SaveError, SaveResult};

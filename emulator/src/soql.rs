@@ -72,6 +72,7 @@
 mod access;
 mod ast;
 mod bind;
+mod bulk;
 mod error;
 mod eval;
 mod id;
@@ -87,11 +88,12 @@ pub use ast::{
     RelativeDate, SelectItem,
 };
 pub use bind::{MAX_OFFSET, QueryOptions, bind};
+pub use bulk::{BulkRefusal, bulk_refusal};
 pub use error::{ErrorCode, Position, SoqlError};
 pub use id::canonical as canonical_id;
 pub use parser::parse;
 pub use plan::{IdScan, Plan};
-pub use render::{Projection, Rendered, attributes};
+pub use render::{FlatColumn, Projection, Rendered, attributes};
 
 /// Parses `text` and binds it to `catalog`'s objects.
 pub fn compile<C: Catalog + ?Sized>(

@@ -47,6 +47,10 @@ pub struct EmulatorArgs {
     /// How long an access token works, e.g. `90s`, `30m`, `2h`, `1d`.
     #[arg(long, default_value = "2h", value_parser = parse_duration)]
     pub session_lifetime: Duration,
+
+    /// How long a Bulk API job takes from UploadComplete to its end, e.g. `500ms`, `0`.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub bulk_processing_delay: Duration,
 }
 
 /// Starts the emulator, prints how to reach it, and serves until Ctrl-C.
@@ -64,6 +68,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         public_host: args.public_host,
         session_lifetime: args.session_lifetime,
         daily_api_limit: args.daily_api_limit,
+        bulk_processing_delay: args.bulk_processing_delay,
         org: OrgSource::Generated {
             records: args.records,
             seed: args.seed,

@@ -87,8 +87,15 @@ pub struct EmulatorConfig {
     pub query_locator_lifetime: Duration,
     /// How many requests the request log keeps (the oldest go first).
     pub request_log_capacity: usize,
+    /// How long a Bulk API job takes from `UploadComplete` to its end: half of it
+    /// queued, half `InProgress`. Tests may set zero.
+    pub bulk_processing_delay: Duration,
     pub org: OrgSource,
 }
+
+/// How long a Bulk API job takes by default: long enough for a client to see
+/// `UploadComplete` and `InProgress`, short enough for a demo.
+pub const DEFAULT_BULK_PROCESSING_DELAY: Duration = Duration::from_millis(500);
 
 /// The default connected app's consumer key.
 pub const DEFAULT_CLIENT_ID: &str = "3MVG9sfpgEmulatorConsumerKey";
@@ -123,6 +130,7 @@ impl Default for EmulatorConfig {
             // Query results live two days since the API 56.0 cursor changes.
             query_locator_lifetime: Duration::from_secs(2 * 24 * 60 * 60),
             request_log_capacity: 100_000,
+            bulk_processing_delay: DEFAULT_BULK_PROCESSING_DELAY,
             org: OrgSource::Generated {
                 records: 0,
                 seed: 1,

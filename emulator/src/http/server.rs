@@ -15,6 +15,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::task::JoinHandle;
 
 use super::auth;
+use super::bulk::{self, BulkJobs};
 use super::config::{ConnectedApp, EmulatorConfig, OrgSource, Transport, UserLogin};
 use super::error::RestError;
 use super::limits::ApiUsage;
@@ -54,6 +55,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         daily_api_limit,
         query_locator_lifetime,
         request_log_capacity,
+        bulk_processing_delay,
         org,
     } = config;
 
@@ -86,6 +88,8 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         usage: ApiUsage::new(daily_api_limit),
         log: RequestLog::new(request_log_capacity),
         locators: Locators::new(query_locator_lifetime),
+        bulk: BulkJobs::new(bulk_processing_delay)
+            .map_err(|e| EmulatorError::Config(format!("cannot mint Bulk job Ids: {e}")))?,
         apps: known_apps,
         users: known_users,
         instance_url,
@@ -314,6 +318,7 @@ fn routes(state: AppState) -> Router {
             "/services/data/{version}/composite/sobjects/{object}/{field}",
             axum::routing::patch(collections::upsert),
         )
+        .merge(bulk::routes())
         .route_layer(from_fn_with_state(state.clone(), auth::require_session));
 
     Router::new()

@@ -1,5 +1,6 @@
 //! The state every handler shares: the org behind a lock, the sessions, the API usage,
-//! the request log, the fault rules, the query locators, and the configured apps and users.
+//! the request log, the fault rules, the query locators, the Bulk API jobs, and the
+//! configured apps and users.
 //!
 //! Every lock here is a plain `std::sync` lock taken for a short, synchronous critical
 //! section and never held across an `.await`.
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use jsonwebtoken::DecodingKey;
 
+use super::bulk::BulkJobs;
 use super::config::{ConnectedApp, UserLogin};
 use super::faults::Faults;
 use super::limits::ApiUsage;
@@ -73,6 +75,7 @@ pub struct Shared {
     log: Mutex<RequestLog>,
     faults: Mutex<Faults>,
     locators: Mutex<Locators<OpenQuery>>,
+    bulk: Mutex<BulkJobs>,
     apps: Vec<KnownApp>,
     users: Vec<KnownUser>,
     /// `https://127.0.0.1:8443`: where the REST API is.
@@ -89,6 +92,7 @@ pub struct SharedParts {
     pub usage: ApiUsage,
     pub log: RequestLog,
     pub locators: Locators<OpenQuery>,
+    pub bulk: BulkJobs,
     pub apps: Vec<KnownApp>,
     pub users: Vec<KnownUser>,
     pub instance_url: String,
@@ -104,6 +108,7 @@ impl Shared {
             log: Mutex::new(parts.log),
             faults: Mutex::new(Faults::default()),
             locators: Mutex::new(parts.locators),
+            bulk: Mutex::new(parts.bulk),
             apps: parts.apps,
             users: parts.users,
             login_url: parts.instance_url.clone(),
@@ -141,6 +146,12 @@ impl Shared {
 
     pub fn locators(&self) -> MutexGuard<'_, Locators<OpenQuery>> {
         lock(&self.locators)
+    }
+
+    /// The Bulk API jobs. Never take it while holding the org's lock, or the other way
+    /// round: each is taken alone, briefly.
+    pub fn bulk(&self) -> MutexGuard<'_, BulkJobs> {
+        lock(&self.bulk)
     }
 
     pub fn app(&self, client_id: &str) -> Option<&KnownApp> {

@@ -229,6 +229,43 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
     NaiveTime::parse_from_str(text, "%H:%M:%S%.f").ok()
 }
 
+/// A value as Bulk API query results write it in CSV, without the quotes around it (the
+/// caller quotes and escapes): booleans `true`/`false`, datetimes
+/// `2021-11-06T17:38:40.000Z` (not the `+0000` of JSON), dates `2021-11-06`, times
+/// `17:38:40.000Z`, numbers as the JSON form writes them, null as nothing.
+pub fn write_csv_text(value: &Value, field: &FieldDef, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => {}
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Int(_) | Value::Double(_) => {
+            // The JSON writer already spells numbers as REST does (`12`, `1500.5`,
+            // `500000.0`); a non-finite double, which JSON has no form for, stays empty.
+            if !matches!(value, Value::Double(d) if !d.is_finite()) {
+                let _ = serde_json::to_writer(&mut *out, &JsonField { value, field });
+            }
+        }
+        Value::Text(s) => out.extend_from_slice(s.as_bytes()),
+        Value::Date(d) => match date_bytes(d) {
+            Some(bytes) => out.extend_from_slice(&bytes),
+            None => out.extend_from_slice(SalesforceDate(d).to_string().as_bytes()),
+        },
+        Value::DateTime(d) => match datetime_bytes(d) {
+            Some(bytes) => {
+                out.extend_from_slice(&bytes[..23]);
+                out.push(b'Z');
+            }
+            None => {
+                let text = SalesforceDateTime(d).to_string();
+                let clock = text.strip_suffix("+0000").unwrap_or(&text);
+                out.extend_from_slice(clock.as_bytes());
+                out.push(b'Z');
+            }
+        },
+        Value::Time(t) => out.extend_from_slice(&time_bytes(t)),
+    }
+}
+
 /// A stored or computed value as Salesforce writes it in JSON for this field.
 ///
 /// Compound address and location fields are assembled from their components by the org,
@@ -404,6 +441,37 @@ mod tests {
             value_to_json(&Value::Time(t), &field(FieldType::Time)),
             json!("23:59:59.500Z")
         );
+    }
+
+    #[test]
+    fn csv_text_is_what_bulk_query_writes() {
+        let csv = |value: Value, field_type: FieldType| {
+            let mut out = Vec::new();
+            write_csv_text(&value, &field(field_type), &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let d = Utc.with_ymd_and_hms(2021, 11, 6, 17, 38, 40).unwrap();
+        assert_eq!(
+            csv(Value::DateTime(d), FieldType::Datetime),
+            "2021-11-06T17:38:40.000Z"
+        );
+        assert_eq!(
+            csv(Value::Date(d.date_naive()), FieldType::Date),
+            "2021-11-06"
+        );
+        let t = NaiveTime::from_hms_milli_opt(9, 5, 1, 250).unwrap();
+        assert_eq!(csv(Value::Time(t), FieldType::Time), "09:05:01.250Z");
+        assert_eq!(csv(Value::Bool(true), FieldType::Boolean), "true");
+        assert_eq!(csv(Value::Bool(false), FieldType::Boolean), "false");
+        assert_eq!(csv(Value::Int(12), FieldType::Int), "12");
+        assert_eq!(csv(Value::Double(1500.5), FieldType::Currency), "1500.5");
+        assert_eq!(
+            csv(Value::Double(500000.0), FieldType::Currency),
+            "500000.0"
+        );
+        assert_eq!(csv(Value::Double(f64::NAN), FieldType::Double), "");
+        assert_eq!(csv(Value::Null, FieldType::String), "");
+        assert_eq!(csv(Value::text("a\"b"), FieldType::String), "a\"b");
     }
 
     #[test]

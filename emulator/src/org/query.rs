@@ -157,14 +157,14 @@ impl Serialize for PageRecords<'_> {
     }
 }
 
-fn record_id(def: &crate::model::ObjectDef, record: &Record) -> Option<Id> {
+pub(super) fn record_id(def: &crate::model::ObjectDef, record: &Record) -> Option<Id> {
     Id::from_canonical(record.get(def.system.id).as_str()?)
 }
 
 /// The records within `scan`, in ascending Id order, read lazily so that an Id-ordered
 /// query with a `LIMIT` stops early.
-fn candidates<'r>(
-    records: &'r std::collections::BTreeMap<Id, Record>,
+pub(super) fn candidates<'r>(
+    records: &'r std::collections::BTreeMap<Id, std::sync::Arc<Record>>,
     scan: &'r IdScan,
 ) -> Box<dyn Iterator<Item = &'r Record> + 'r> {
     if let Some(only) = &scan.only {
@@ -175,11 +175,14 @@ fn candidates<'r>(
             .collect();
         ids.sort();
         ids.dedup();
-        return Box::new(ids.into_iter().filter_map(move |id| records.get(&id)));
+        return Box::new(
+            ids.into_iter()
+                .filter_map(move |id| records.get(&id).map(|r| &**r)),
+        );
     }
     match (to_id_bound(&scan.lower), to_id_bound(&scan.upper)) {
         (Some(lower), Some(upper)) if bounds_ordered(&lower, &upper) => {
-            Box::new(records.range((lower, upper)).map(|(_, r)| r))
+            Box::new(records.range((lower, upper)).map(|(_, r)| &**r))
         }
         (Some(_), Some(_)) => Box::new(std::iter::empty()),
         // A bound that is not an Id (the engine only passes Ids): scan and test each.
@@ -187,7 +190,7 @@ fn candidates<'r>(
             records
                 .iter()
                 .filter(move |(id, _)| scan.contains(id.as_str()))
-                .map(|(_, r)| r),
+                .map(|(_, r)| &**r),
         ),
     }
 }

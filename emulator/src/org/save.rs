@@ -7,6 +7,8 @@
 
 mod checks;
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value as Json};
 
 use self::checks::rule_error;
@@ -28,7 +30,7 @@ enum Entry {
     Record {
         store: usize,
         id: Id,
-        previous: Option<Record>,
+        previous: Option<Arc<Record>>,
     },
     /// A delete log entry was appended to `store`.
     DeleteLogged { store: usize },
@@ -45,7 +47,7 @@ impl Journal {
 impl Org {
     /// Stores a record and notes what it replaced.
     fn put(&mut self, store: usize, id: Id, record: Option<Record>, journal: &mut Journal) {
-        let previous = self.stores[store].put(id, record);
+        let previous = self.stores[store].put(id, record.map(Arc::new));
         journal.entries.push(Entry::Record {
             store,
             id,
@@ -201,7 +203,7 @@ impl Org {
         if modified != created {
             let s = &mut self.stores[store];
             let system = s.def.system;
-            if let Some(record) = s.records.get_mut(&id) {
+            if let Some(record) = s.records.get_mut(&id).map(Arc::make_mut) {
                 record.values[system.last_modified_date] = Value::DateTime(modified);
                 record.values[system.system_modstamp] = Value::DateTime(modified);
             }

@@ -3,6 +3,7 @@
 //! and the delete log that `deleted/` reads.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -36,10 +37,13 @@ impl UniqueIndex {
 }
 
 /// The records of one object and everything kept alongside them.
+///
+/// Records are shared (`Arc`): a change stores a new record in place of the old one, so
+/// a Bulk query job can hold the records it read, as they were, without copying them.
 #[derive(Debug, Clone)]
 pub struct ObjectStore {
     pub def: ObjectDef,
-    pub records: BTreeMap<Id, Record>,
+    pub records: BTreeMap<Id, Arc<Record>>,
     ids: IdGenerator,
     unique: Vec<UniqueIndex>,
     auto_number: u64,
@@ -84,7 +88,13 @@ impl ObjectStore {
     }
 
     pub fn get(&self, id: &Id) -> Option<&Record> {
-        self.records.get(id)
+        self.records.get(id).map(|r| &**r)
+    }
+
+    /// The record stored under `id`, shared: it stays as it is now whatever happens to
+    /// the record later.
+    pub fn shared(&self, id: &Id) -> Option<Arc<Record>> {
+        self.records.get(id).cloned()
     }
 
     /// Whether the record sits in the recycle bin.
@@ -139,16 +149,16 @@ impl ObjectStore {
     /// Stores `record` under `id` (or removes it for `None`), keeping the unique indexes
     /// in step; returns what was there before. Records in the recycle bin hold no unique
     /// values.
-    pub fn put(&mut self, id: Id, record: Option<Record>) -> Option<Record> {
+    pub fn put(&mut self, id: Id, record: Option<Arc<Record>>) -> Option<Arc<Record>> {
         let previous = match record {
             Some(r) => self.records.insert(id, r),
             None => self.records.remove(&id),
         };
         let deleted_field = self.def.system.is_deleted;
         let live = |r: &Record| deleted_field.is_none_or(|i| *r.get(i) != Value::Bool(true));
-        let current = self.records.get(&id);
+        let current = self.records.get(&id).map(|r| &**r);
         for index in &mut self.unique {
-            if let Some(old) = previous.as_ref().filter(|r| live(r))
+            if let Some(old) = previous.as_deref().filter(|r| live(r))
                 && let Some(key) = index.key(old.get(index.field))
                 && index.values.get(&key) == Some(&id)
             {
@@ -212,16 +222,16 @@ mod tests {
         let mut s = store();
         let a = s.mint_id();
         let first = record(&s, "ABC", false);
-        s.put(a, Some(first));
+        s.put(a, Some(Arc::new(first)));
         let b = s.mint_id();
         let same = record(&s, "abc", false);
         assert_eq!(s.unique_conflict(&same, Some(b)), Some((2, a)));
         assert_eq!(s.unique_conflict(&same, Some(a)), None);
         assert_eq!(s.find_by_value(2, "Abc", false), vec![a]);
         let deleted = record(&s, "ABC", true);
-        s.put(a, Some(deleted));
+        s.put(a, Some(Arc::new(deleted)));
         assert_eq!(s.unique_conflict(&same, Some(b)), None);
-        s.put(b, Some(same));
+        s.put(b, Some(Arc::new(same)));
         assert_eq!(s.find_by_value(2, "ABC", false), vec![b]);
         s.put(b, None);
         assert!(s.find_by_value(2, "ABC", false).is_empty());

@@ -2,6 +2,7 @@
 //! sends: saving one record (`saves`), upserts (`upserts`), sObject Collections
 //! (`collections`), and reading (`reading`), over the fixture here.
 
+mod bulk;
 mod collections;
 mod reading;
 mod saves;

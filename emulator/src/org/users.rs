@@ -83,7 +83,7 @@ impl Org {
             if let Some(mut record) = s.get(&id).cloned() {
                 record.values[system.created_by_id] = Value::text(id.as_str());
                 record.values[system.last_modified_by_id] = Value::text(id.as_str());
-                s.put(id, Some(record));
+                s.put(id, Some(std::sync::Arc::new(record)));
             }
         }
         Ok(id)

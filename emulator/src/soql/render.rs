@@ -14,6 +14,20 @@ use crate::model::{JsonField, ObjectDef, Record};
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Projection {
     columns: Vec<Column>,
+    flat: Vec<FlatColumn>,
+}
+
+/// One selected field as a column of a flat (CSV) result, in `SELECT` order: Bulk API
+/// query results give every field path its own column, where JSON nests the fields of a
+/// parent together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatColumn {
+    /// The reference fields to follow, each on the object reached so far.
+    pub hops: Vec<usize>,
+    /// The field read on the object reached.
+    pub field: usize,
+    /// `Name`, `Owner.Name`: canonical relationship and field names joined by dots.
+    pub header: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +47,17 @@ impl Projection {
     /// Adds a selected field reached through `hops` (reference field position and
     /// canonical relationship name, outermost first).
     pub(crate) fn add(&mut self, hops: &[(usize, String)], index: usize, name: &str) {
+        let mut header = String::new();
+        for (_, relationship) in hops {
+            header.push_str(relationship);
+            header.push('.');
+        }
+        header.push_str(name);
+        self.flat.push(FlatColumn {
+            hops: hops.iter().map(|(reference, _)| *reference).collect(),
+            field: index,
+            header,
+        });
         let mut columns = &mut self.columns;
         for (reference, relationship) in hops {
             let at = columns
@@ -55,6 +80,11 @@ impl Projection {
             index,
             name: name.to_string(),
         });
+    }
+
+    /// The selected fields as flat columns, in `SELECT` order.
+    pub fn flat(&self) -> &[FlatColumn] {
+        &self.flat
     }
 
     /// One record as the query API returns it. `api_version` is `62.0` (a leading `v`

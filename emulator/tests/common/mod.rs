@@ -4,6 +4,8 @@
 // Each test binary uses some of these helpers; they fail loudly, as the tests do.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bulk;
+
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use sfpg_emulator::http::{EmulatorConfig, RunningEmulator, start};

@@ -1,0 +1,112 @@
+//! Bulk API 2.0: the job store every kind of job shares, its routes under
+//! `/services/data/vXX.X/jobs/`, and query jobs.
+//!
+//! - [`jobs`]: the generic job (`Job<T>`, states, CSV format, job info JSON) and a table
+//!   of jobs of one kind (`JobTable<T>`), with the `750…` Id minter shared by all kinds;
+//! - [`query`]: creating, reading, listing, aborting and deleting query jobs;
+//! - [`runner`]: the background task that moves a query job through its states;
+//! - [`results`]: `…/results` (CSV pages, gzip) and `…/resultPages`.
+//!
+//! Ingest jobs add a `JobTable` of their own to [`BulkJobs`] and their routes to
+//! [`routes`], beside the query routes.
+//!
+//! Every route sits behind the REST gate (version, session, daily allocation): a Bulk
+//! request is an API request like any other. The store sits behind its own lock, taken
+//! for short sections and never together with the org's lock.
+
+pub mod jobs;
+mod query;
+mod results;
+mod runner;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+use self::jobs::{JobIds, JobTable};
+pub use self::query::QueryJob;
+use super::error::RestError;
+use super::state::AppState;
+use crate::ids::IdError;
+
+/// The first API version that has Bulk API 2.0 query jobs.
+pub const FIRST_QUERY_VERSION: u16 = 47;
+
+/// Every Bulk job in the org, by kind, and how long processing takes.
+#[derive(Debug)]
+pub struct BulkJobs {
+    ids: JobIds,
+    pub query: JobTable<QueryJob>,
+    /// How long a job takes from `UploadComplete` to its end (half of it queued, half
+    /// in progress).
+    pub processing_delay: Duration,
+}
+
+impl BulkJobs {
+    pub fn new(processing_delay: Duration) -> Result<BulkJobs, IdError> {
+        Ok(BulkJobs {
+            ids: JobIds::new()?,
+            query: JobTable::default(),
+            processing_delay,
+        })
+    }
+
+    /// A new job Id (`750…`), unique across every kind of job.
+    pub fn next_id(&mut self) -> crate::ids::Id {
+        self.ids.next_id()
+    }
+}
+
+/// The Bulk routes; the caller puts them behind the REST gate.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/services/data/{version}/jobs/query",
+            get(query::list).post(query::create),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{id}",
+            get(query::info).patch(query::abort).delete(query::delete),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{id}/results",
+            get(results::results),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{id}/resultPages",
+            get(results::result_pages),
+        )
+}
+
+/// `404 NOT_FOUND` for a job that does not exist (any more).
+pub fn job_not_found() -> RestError {
+    RestError::not_found()
+}
+
+/// A job field with a value Bulk does not take: `400 INVALIDJOB`. The code is one of
+/// the Bulk API 2.0 error codes Salesforce lists ("Errors"); the messages are the
+/// emulator's (no capture found).
+pub fn invalid_job(message: impl Into<String>) -> RestError {
+    RestError::bad_request("INVALIDJOB", message)
+}
+
+/// `400 INVALIDJOBSTATE`: a state change or deletion the job's state does not allow.
+pub fn invalid_job_state(message: impl Into<String>) -> RestError {
+    RestError::bad_request("INVALIDJOBSTATE", message)
+}
+
+/// `409` for results asked for in another API version than the job's. Salesforce
+/// documents the status ("Get Results for a Query Job"), not the body; the code and
+/// message here are the emulator's.
+pub fn version_mismatch(job_version: u16, asked: u16) -> RestError {
+    RestError::new(
+        StatusCode::CONFLICT,
+        "API_VERSION_MISMATCH",
+        format!(
+            "Use the API version the job was created with ({job_version}.0) to get its \
+             results, not {asked}.0"
+        ),
+    )
+}

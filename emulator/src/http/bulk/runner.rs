@@ -1,0 +1,78 @@
+//! Moves a query job through its states in the background: `UploadComplete` for half
+//! the processing delay, then `InProgress` (the job reads its snapshot of the org at
+//! that moment), then, after the other half, `JobComplete` with its record count, or
+//! `Failed` with an `errorMessage`. A job aborted or deleted meanwhile is left as it is.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::jobs::JobState;
+use crate::http::state::AppState;
+use crate::ids::Id;
+use crate::org::{ApiError, QuerySnapshot};
+
+/// Starts processing job `id` on its own task.
+pub fn spawn(state: AppState, id: Id) {
+    tokio::spawn(run(state, id));
+}
+
+async fn run(state: AppState, id: Id) {
+    let started = Instant::now();
+    let delay = state.bulk().processing_delay;
+    let queued = delay / 2;
+    tokio::time::sleep(queued).await;
+    let Some((query, include_deleted)) = begin(&state, &id) else {
+        return;
+    };
+    let reader = state.clone();
+    let read =
+        tokio::task::spawn_blocking(move || reader.org().bulk_snapshot(&query, include_deleted))
+            .await;
+    let outcome = match read {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::new(
+            500,
+            "UNKNOWN_EXCEPTION",
+            "InternalServerError: the query could not be processed",
+        )),
+    };
+    tokio::time::sleep(delay.saturating_sub(queued)).await;
+    finish(&state, &id, outcome, started);
+}
+
+/// `UploadComplete` → `InProgress`; the job's query, or `None` when the job is gone or
+/// was aborted.
+fn begin(state: &AppState, id: &Id) -> Option<(String, bool)> {
+    let now = state.org().now();
+    let mut bulk = state.bulk();
+    let job = bulk.query.get_mut(id.as_str())?;
+    if job.state != JobState::UploadComplete {
+        return None;
+    }
+    job.set_state(JobState::InProgress, now);
+    Some((job.detail.query.clone(), job.include_deleted()))
+}
+
+/// `InProgress` → `JobComplete` (or `Failed`).
+fn finish(state: &AppState, id: &Id, outcome: Result<QuerySnapshot, ApiError>, started: Instant) {
+    let now = state.org().now();
+    let mut bulk = state.bulk();
+    let Some(job) = bulk.query.get_mut(id.as_str()) else {
+        return;
+    };
+    if job.state != JobState::InProgress {
+        return;
+    }
+    job.total_processing_time = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match outcome {
+        Ok(snapshot) => {
+            job.number_records_processed = snapshot.len() as u64;
+            job.detail.snapshot = Some(Arc::new(snapshot));
+            job.set_state(JobState::JobComplete, now);
+        }
+        Err(error) => {
+            job.error_message = Some(error.message);
+            job.set_state(JobState::Failed, now);
+        }
+    }
+}
