@@ -15,6 +15,8 @@ ALTER TABLE sfpg.orgs
 --   bulk_snapshot   when the job was asked for: a catch-up's cursor moves there (less the
 --                   overlap) once its last page is in;
 --   bulk_processed  the job's numberRecordsProcessed as last seen, for status;
+--   bulk_read       the records of its result pages written so far, which must come to
+--                   numberRecordsProcessed after the last page;
 --   bulk_merge      whether its pages may meet rows already mirrored (a job replacing one
 --                   that failed or expired, a catch-up, a table that held rows), and so go
 --                   through the merge under the version guard instead of a plain COPY.
@@ -24,6 +26,7 @@ ALTER TABLE sfpg.objects
     ADD COLUMN bulk_locator text,
     ADD COLUMN bulk_snapshot timestamptz,
     ADD COLUMN bulk_processed bigint,
+    ADD COLUMN bulk_read bigint NOT NULL DEFAULT 0,
     ADD COLUMN bulk_merge boolean NOT NULL DEFAULT false;
 
 -- A running sync learns of a new threshold at once, as of a new rate.

@@ -176,7 +176,7 @@ pub async fn resync_object(
                     pending_field_backfill = '{}', locked_ids = '{}', last_error = NULL,
                     last_error_at = NULL, bulk_purpose = NULL, bulk_job_id = NULL,
                     bulk_locator = NULL, bulk_snapshot = NULL, bulk_processed = NULL,
-                    bulk_merge = false,
+                    bulk_read = 0, bulk_merge = false,
                     enabled = true, generation = generation + 1, updated_at = now()
               WHERE org_name = $1 AND lower(object_name) = lower($2)",
             &[&org, &object],

@@ -209,7 +209,8 @@ impl ObjectState {
                         formulas_refreshed_at = $18, row_count = $19, requests = $20,
                         last_error = $21, last_error_at = $22, locked_ids = $24,
                         bulk_purpose = $25, bulk_job_id = $26, bulk_locator = $27,
-                        bulk_snapshot = $28, bulk_processed = $29, bulk_merge = $30,
+                        bulk_snapshot = $28, bulk_processed = $29, bulk_read = $30,
+                        bulk_merge = $31,
                         updated_at = now()
                   WHERE org_name = $1 AND object_name = $2 AND generation = $23",
                 &[
@@ -242,6 +243,7 @@ impl ObjectState {
                     &bulk.locator,
                     &bulk.snapshot,
                     &bulk.processed,
+                    &bulk.read,
                     &bulk.merge,
                 ],
             )

@@ -50,6 +50,9 @@ pub struct BulkRead {
     pub snapshot: DateTime<Utc>,
     /// The job's `numberRecordsProcessed` as last seen.
     pub processed: Option<i64>,
+    /// The records of its result pages written so far: `numberRecordsProcessed` once the
+    /// last page is in.
+    pub read: i64,
     /// Whether its pages may meet rows already mirrored, and so go through the merge
     /// under the version guard rather than a plain `COPY`.
     pub merge: bool,
@@ -64,12 +67,13 @@ impl BulkRead {
             locator: None,
             snapshot,
             processed: None,
+            read: 0,
             merge,
         }
     }
 
     /// Reads the V12 columns from `row`, starting at column `at` (purpose, job id, locator,
-    /// snapshot, processed, merge): `None` when no purpose is set.
+    /// snapshot, processed, read, merge): `None` when no purpose is set.
     pub(super) fn from_row(row: &Row, at: usize) -> Result<Option<Self>, ControlError> {
         let Some(purpose) = row.try_get::<_, Option<&str>>(at)? else {
             return Ok(None);
@@ -84,14 +88,15 @@ impl BulkRead {
             locator: row.try_get(at + 2)?,
             snapshot,
             processed: row.try_get(at + 4)?,
-            merge: row.try_get(at + 5)?,
+            read: row.try_get(at + 5)?,
+            merge: row.try_get(at + 6)?,
         }))
     }
 }
 
 /// The columns [`BulkRead::from_row`] reads, in its order.
 pub(super) const BULK_COLUMNS: &str =
-    "bulk_purpose, bulk_job_id, bulk_locator, bulk_snapshot, bulk_processed, bulk_merge";
+    "bulk_purpose, bulk_job_id, bulk_locator, bulk_snapshot, bulk_processed, bulk_read, bulk_merge";
 
 /// The values of [`BULK_COLUMNS`] for `read` (all NULL, and no merge, for none).
 pub(super) struct BulkValues<'a> {
@@ -100,6 +105,7 @@ pub(super) struct BulkValues<'a> {
     pub locator: Option<&'a str>,
     pub snapshot: Option<DateTime<Utc>>,
     pub processed: Option<i64>,
+    pub read: i64,
     pub merge: bool,
 }
 
@@ -111,6 +117,7 @@ impl<'a> BulkValues<'a> {
             locator: read.and_then(|r| r.locator.as_deref()),
             snapshot: read.map(|r| r.snapshot),
             processed: read.and_then(|r| r.processed),
+            read: read.map_or(0, |r| r.read),
             merge: read.is_some_and(|r| r.merge),
         }
     }

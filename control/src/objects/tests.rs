@@ -81,6 +81,7 @@ async fn a_bulk_read_is_saved_with_the_progress_and_forgotten_by_a_resync() {
         job_id: Some("7505g00000AbCdEAAV".to_owned()),
         locator: Some("MTAwMDA".to_owned()),
         processed: Some(120_000),
+        read: 100_000,
         ..BulkRead::new(BulkPurpose::Backfill, snapshot, true)
     });
     state.save(&client).await.unwrap();

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backfill;
+mod bulk;
 mod deletes;
 mod faults;
 mod incremental;

@@ -93,11 +93,14 @@ impl IdSet {
              AND NOT EXISTS (SELECT 1 FROM {set} i WHERE i.sfid = m.sfid) \
              AND (m.systemmodstamp IS NULL OR m.systemmodstamp < $1)"
         );
+        // The rows to delete are locked once, in a CTE joined back by key: as an `IN`
+        // subquery, `FOR UPDATE` keeps PostgreSQL from hashing it, and the whole anti-join
+        // ran again for every row of the table (97 s for 1,156 rows).
         let deleted = client
             .execute(
                 &format!(
-                    "DELETE FROM {table} WHERE sfid IN \
-                     (SELECT m.sfid FROM {table} m WHERE {absent} FOR UPDATE SKIP LOCKED)"
+                    "WITH gone AS (SELECT m.id FROM {table} m WHERE {absent} FOR UPDATE SKIP LOCKED) \
+                     DELETE FROM {table} t USING gone WHERE t.id = gone.id"
                 ),
                 &[&modified_before],
             )

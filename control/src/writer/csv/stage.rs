@@ -81,8 +81,8 @@ async fn unstage_locked(
              (SELECT c0 FROM {STAGE} WHERE {gone}) FOR UPDATE SKIP LOCKED) \
          DELETE FROM {STAGE} s \
           WHERE EXISTS (SELECT 1 FROM {table} m WHERE m.sfid = s.c0) \
-            AND s.c0 NOT IN (SELECT sfid FROM free_live) \
-            AND s.c0 NOT IN (SELECT sfid FROM free_gone) \
+            AND NOT EXISTS (SELECT 1 FROM free_live f WHERE f.sfid = s.c0) \
+            AND NOT EXISTS (SELECT 1 FROM free_gone f WHERE f.sfid = s.c0) \
          RETURNING s.c0"
     );
     Ok(client
