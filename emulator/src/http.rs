@@ -37,6 +37,7 @@ mod state;
 mod tls;
 mod versions;
 
+pub use bulk::faults::QueryJobFault;
 pub use bulk::jobs::JobState;
 pub use config::{
     ConnectedApp, DEFAULT_BULK_PROCESSING_DELAY, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,

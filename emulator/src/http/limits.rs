@@ -8,6 +8,7 @@ use axum::Json as JsonResponse;
 use axum::extract::State;
 use serde_json::{Value as Json, json};
 
+use super::bulk::limits::BulkLimitsView;
 use super::state::AppState;
 
 /// Salesforce charges data storage at 2 KB per record.
@@ -18,7 +19,8 @@ pub async fn limits(State(state): State<AppState>) -> JsonResponse<Json> {
     let (used, max) = state.usage().usage();
     let records = state.org().total_records() as u64;
     let storage_mb = records * BYTES_PER_RECORD / (1024 * 1024);
-    JsonResponse(limits_body(used, max, storage_mb))
+    let bulk = state.bulk().limits.view();
+    JsonResponse(limits_body(used, max, storage_mb, bulk))
 }
 
 /// Requests are counted in one-minute buckets so usage rolls off after 24 hours, as
@@ -130,10 +132,11 @@ pub fn limit_info(used: u64, max: u64) -> String {
     format!("api-usage={used}/{max}")
 }
 
-/// The `/limits/` body: each limit `{"Max", "Remaining"}`. Only `DailyApiRequests` and
-/// `DataStorageMB` are live; the others report their allocation untouched, because the
-/// emulator does not serve the APIs they meter.
-pub fn limits_body(used: u64, max: u64, storage_used_mb: u64) -> Json {
+/// The `/limits/` body: each limit `{"Max", "Remaining"}`. `DailyApiRequests`,
+/// `DataStorageMB` and the two Bulk API 2.0 query allocations are live; the others
+/// report their allocation untouched, because the emulator does not serve the APIs they
+/// meter.
+pub fn limits_body(used: u64, max: u64, storage_used_mb: u64, bulk: BulkLimitsView) -> Json {
     let untouched = |n: u64| json!({"Max": n, "Remaining": n});
     let storage_max: u64 = 1024;
     json!({
@@ -145,8 +148,14 @@ pub fn limits_body(used: u64, max: u64, storage_used_mb: u64) -> Json {
         },
         "DailyAsyncApexExecutions": untouched(250_000),
         "DailyBulkApiBatches": untouched(15_000),
-        "DailyBulkV2QueryFileStorageMB": untouched(976_562),
-        "DailyBulkV2QueryJobs": untouched(10_000),
+        "DailyBulkV2QueryFileStorageMB": {
+            "Max": bulk.storage_max_mb,
+            "Remaining": bulk.storage_remaining_mb,
+        },
+        "DailyBulkV2QueryJobs": {
+            "Max": bulk.jobs_max,
+            "Remaining": bulk.jobs_remaining,
+        },
         "DailyDeliveredPlatformEvents": untouched(50_000),
         "DailyDurableStreamingApiEvents": untouched(1_000_000),
         "DailyGenericStreamingApiEvents": untouched(10_000),
@@ -198,7 +207,21 @@ mod tests {
 
     #[test]
     fn limits_body_reports_remaining_requests() {
-        let body = limits_body(20, 15_000, 3);
+        let bulk = BulkLimitsView {
+            jobs_max: 10_000,
+            jobs_remaining: 9_998,
+            storage_max_mb: 976_562,
+            storage_remaining_mb: 976_000,
+        };
+        let body = limits_body(20, 15_000, 3, bulk);
+        assert_eq!(
+            body["DailyBulkV2QueryJobs"],
+            json!({"Max": 10000, "Remaining": 9998})
+        );
+        assert_eq!(
+            body["DailyBulkV2QueryFileStorageMB"],
+            json!({"Max": 976562, "Remaining": 976000})
+        );
         assert_eq!(
             body["DailyApiRequests"],
             json!({"Max": 15000, "Remaining": 14980})

@@ -325,7 +325,7 @@ fn routes(state: AppState) -> Router {
         .route("/services/data", get(versions::versions))
         .route("/services/oauth2/token", post(oauth::token))
         .merge(api)
-        .nest("/__emulator", admin::routes())
+        .nest("/__emulator", admin::routes().merge(bulk::admin_routes()))
         .fallback(|| async { RestError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod bulk;
 mod limiter;
 mod operations;
 mod retries;

@@ -17,6 +17,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, Method, Response, Uri};
 use axum::routing::{any, post};
+use futures::StreamExt;
 use sfpg_salesforce::{Client, Config, Credentials, Password, Rate, RateLimiter, RetryPolicy};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -36,9 +37,11 @@ pub const USER_ID: &str = "005000000000001AAA";
 pub struct Reply {
     pub status: u16,
     pub content_type: Option<&'static str>,
-    pub body: String,
+    pub body: Bytes,
     pub headers: Vec<(&'static str, String)>,
     pub delay: Duration,
+    /// Sends the body's first `.0` bytes, then the rest only once `.1` is notified.
+    pub held_back: Option<(usize, Arc<tokio::sync::Notify>)>,
 }
 
 impl Reply {
@@ -46,9 +49,19 @@ impl Reply {
         Reply {
             status,
             content_type: Some("application/json;charset=UTF-8"),
-            body: body.to_owned(),
+            body: Bytes::from(body.to_owned()),
             headers: Vec::new(),
             delay: Duration::ZERO,
+            held_back: None,
+        }
+    }
+
+    /// A body of any bytes, with its content type.
+    pub fn bytes(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+        Reply {
+            content_type: Some(content_type),
+            body: body.into(),
+            ..Reply::json(status, "")
         }
     }
 
@@ -81,6 +94,13 @@ impl Reply {
 
     pub fn header(mut self, name: &'static str, value: &str) -> Reply {
         self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    /// Sends the first `first` bytes of the body at once and the rest when `gate` is
+    /// notified, as a slow server would.
+    pub fn hold_back_after(mut self, first: usize, gate: Arc<tokio::sync::Notify>) -> Reply {
+        self.held_back = Some((first, gate));
         self
     }
 }
@@ -396,7 +416,20 @@ async fn respond(reply: Reply, api_used: Option<u64>) -> Response<Body> {
     for (name, value) in reply.headers {
         response = response.header(name, value);
     }
-    response.body(Body::from(reply.body)).unwrap()
+    let body = match reply.held_back {
+        None => Body::from(reply.body),
+        Some((first, gate)) => {
+            let (head, tail) = (reply.body.slice(..first), reply.body.slice(first..));
+            let tail = async move {
+                gate.notified().await;
+                Ok::<_, std::convert::Infallible>(tail)
+            };
+            let chunks =
+                futures::stream::once(async { Ok(head) }).chain(futures::stream::once(tail));
+            Body::from_stream(chunks)
+        }
+    };
+    response.body(body).unwrap()
 }
 
 /// A record from a JSON object literal.

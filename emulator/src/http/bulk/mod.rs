@@ -5,7 +5,10 @@
 //!   of jobs of one kind (`JobTable<T>`), with the `750…` Id minter shared by all kinds;
 //! - [`query`]: creating, reading, listing, aborting and deleting query jobs;
 //! - [`runner`]: the background task that moves a query job through its states;
-//! - [`results`]: `…/results` (CSV pages, gzip) and `…/resultPages`.
+//! - [`results`]: `…/results` (CSV pages, gzip) and `…/resultPages`;
+//! - [`limits`]: `DailyBulkV2QueryJobs` and `DailyBulkV2QueryFileStorageMB`;
+//! - [`faults`] and [`admin`]: failing, slow, expired and not-yet-readable jobs on demand,
+//!   under `/__emulator/bulk/`.
 //!
 //! Ingest jobs add a `JobTable` of their own to [`BulkJobs`] and their routes to
 //! [`routes`], beside the query routes.
@@ -14,7 +17,10 @@
 //! request is an API request like any other. The store sits behind its own lock, taken
 //! for short sections and never together with the org's lock.
 
+mod admin;
+pub mod faults;
 pub mod jobs;
+pub mod limits;
 mod query;
 mod results;
 mod runner;
@@ -25,7 +31,9 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 
+use self::faults::QueryJobFaults;
 use self::jobs::{JobIds, JobTable};
+use self::limits::BulkLimits;
 pub use self::query::QueryJob;
 use super::error::RestError;
 use super::state::AppState;
@@ -39,9 +47,16 @@ pub const FIRST_QUERY_VERSION: u16 = 47;
 pub struct BulkJobs {
     ids: JobIds,
     pub query: JobTable<QueryJob>,
+    /// `DailyBulkV2QueryJobs` and `DailyBulkV2QueryFileStorageMB`.
+    pub limits: BulkLimits,
+    /// Faults waiting for the next query jobs.
+    pub faults: QueryJobFaults,
     /// How long a job takes from `UploadComplete` to its end (half of it queued, half
     /// in progress).
     pub processing_delay: Duration,
+    /// Records per results page when a request names no `maxRecords` (and per
+    /// `resultUrl` of `/resultPages`).
+    pub default_page_size: usize,
 }
 
 impl BulkJobs {
@@ -49,7 +64,10 @@ impl BulkJobs {
         Ok(BulkJobs {
             ids: JobIds::new()?,
             query: JobTable::default(),
+            limits: BulkLimits::default(),
+            faults: QueryJobFaults::default(),
             processing_delay,
+            default_page_size: results::DEFAULT_MAX_RECORDS,
         })
     }
 
@@ -58,6 +76,8 @@ impl BulkJobs {
         self.ids.next_id()
     }
 }
+
+pub use self::admin::routes as admin_routes;
 
 /// The Bulk routes; the caller puts them behind the REST gate.
 pub fn routes() -> Router<AppState> {

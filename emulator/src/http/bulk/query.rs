@@ -6,6 +6,7 @@
 //! exists. The job then starts `UploadComplete` and moves on in the background
 //! ([`super::runner`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -16,6 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use super::faults::QueryJobFault;
 use super::jobs::{ColumnDelimiter, InfoForm, Job, JobInfo, JobKind, JobState, LineEnding};
 use super::{FIRST_QUERY_VERSION, invalid_job, invalid_job_state, job_not_found, runner};
 use crate::http::auth::Caller;
@@ -32,6 +34,14 @@ pub struct QueryJob {
     pub query: String,
     /// The records the job read; set when it completes.
     pub snapshot: Option<Arc<QuerySnapshot>>,
+    /// The first record of each page served so far: result storage counts a page once.
+    pub served_pages: HashSet<usize>,
+    /// What the fault rule it was created under said (by default, nothing).
+    pub fault: QueryJobFault,
+    /// Results requests still to answer 412 although the job is complete.
+    pub results_not_ready: u32,
+    /// Records after which the next download is cut off.
+    pub cut_download_after: Option<usize>,
 }
 
 impl JobKind for QueryJob {
@@ -155,6 +165,8 @@ pub async fn create(
     };
     let (id, response) = {
         let mut bulk = state.bulk();
+        bulk.limits.admit_job()?;
+        let fault = bulk.faults.take(&object).unwrap_or_default();
         let id = bulk.next_id();
         let job = Job {
             id,
@@ -173,7 +185,10 @@ pub async fn create(
             error_message: None,
             detail: QueryJob {
                 query: new.query,
-                snapshot: None,
+                results_not_ready: fault.results_not_ready,
+                cut_download_after: fault.cut_download_after_records,
+                fault,
+                ..QueryJob::default()
             },
         };
         let response = info_response(&job, InfoForm::Short);

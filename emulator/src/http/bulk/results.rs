@@ -34,8 +34,8 @@ use crate::http::error::RestError;
 use crate::http::state::AppState;
 use crate::org::{CsvFormat, QuerySnapshot};
 
-/// Records per page when the request names no `maxRecords`. Salesforce picks a size
-/// "based on the service"; this is the emulator's pick.
+/// Records per page when the request names no `maxRecords`, unless the admin API sets
+/// another. Salesforce picks a size "based on the service"; this is the emulator's pick.
 pub const DEFAULT_MAX_RECORDS: usize = 50_000;
 /// Rows rendered per chunk of the response body.
 const CHUNK_ROWS: usize = 1_000;
@@ -53,25 +53,33 @@ pub struct ResultsParams {
     max_records: Option<String>,
 }
 
-/// What a results request may read: the job's snapshot and CSV format.
+/// What a results request may read: the job's snapshot and CSV format, and the page
+/// size to use when the request names none.
 struct Readable {
     snapshot: Arc<QuerySnapshot>,
     format: CsvFormat,
+    default_page_size: usize,
 }
 
 /// The job's snapshot, once the request may read it: the job exists, is asked for in
-/// its own API version, and is complete.
+/// its own API version, and is complete (and no "412 poll race" fault holds it back).
 fn readable(state: &AppState, caller: &Caller, id: &str) -> Result<Readable, RestError> {
     require_query_version(caller)?;
-    let bulk = state.bulk();
-    let job = bulk.query.get(id).ok_or_else(job_not_found)?;
+    let mut bulk = state.bulk();
+    let default_page_size = bulk.default_page_size.max(1);
+    let job = bulk.query.get_mut(id).ok_or_else(job_not_found)?;
     if job.api_version != caller.version.0 {
         return Err(version_mismatch(job.api_version, caller.version.0));
     }
     match (&job.detail.snapshot, job.state) {
+        (Some(_), JobState::JobComplete) if job.detail.results_not_ready > 0 => {
+            job.detail.results_not_ready -= 1;
+            Err(not_complete(JobState::InProgress))
+        }
         (Some(snapshot), JobState::JobComplete) => Ok(Readable {
             snapshot: Arc::clone(snapshot),
             format: job.csv_format(),
+            default_page_size,
         }),
         _ => Err(not_complete(job.state)),
     }
@@ -113,7 +121,7 @@ pub async fn results(
             .ok_or_else(|| invalid_url("Invalid locator"))?,
     };
     let max = match params.max_records.as_deref() {
-        None | Some("") => DEFAULT_MAX_RECORDS,
+        None | Some("") => readable.default_page_size,
         Some(text) => text
             .parse::<usize>()
             .ok()
@@ -126,8 +134,22 @@ pub async fn results(
     } else {
         "null".to_owned()
     };
+    // Result storage counts a page the first time it is written; a cut-off fault
+    // applies to one download.
+    let (counted, cut) = match state.bulk().query.get_mut(&id) {
+        Some(job) => (
+            job.detail.served_pages.insert(start),
+            job.detail.cut_download_after.take(),
+        ),
+        None => (false, None),
+    };
     let gzip = accepts_gzip(&headers);
-    let body = page_body(state, readable, start..end, gzip);
+    let page = Page {
+        rows: start..end,
+        gzip,
+        cut_after: cut,
+    };
+    let body = page_body(state, readable, page, counted);
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
@@ -159,19 +181,29 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Which rows a response carries, and how.
+struct Page {
+    rows: Range<usize>,
+    gzip: bool,
+    /// Cut the connection after this many records (a fault).
+    cut_after: Option<usize>,
+}
+
+type Chunk = Result<Bytes, std::io::Error>;
+
 /// The body of one page: rendered in chunks on the blocking pool and handed over
 /// through a small channel, so a slow reader holds back the writer.
-fn page_body(state: AppState, readable: Readable, rows: Range<usize>, gzip: bool) -> Body {
-    let (sender, receiver) = mpsc::channel::<Bytes>(4);
-    tokio::task::spawn_blocking(move || write_page(&state, &readable, rows, gzip, &sender));
+fn page_body(state: AppState, readable: Readable, page: Page, counted: bool) -> Body {
+    let (sender, receiver) = mpsc::channel::<Chunk>(4);
+    tokio::task::spawn_blocking(move || {
+        let written = write_page(&state, &readable, &page, &sender);
+        if counted {
+            state.bulk().limits.add_result_bytes(written);
+        }
+    });
     Body::from_stream(futures::stream::unfold(
         receiver,
-        |mut receiver| async move {
-            receiver
-                .recv()
-                .await
-                .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
-        },
+        |mut receiver| async move { receiver.recv().await.map(|chunk| (chunk, receiver)) },
     ))
 }
 
@@ -194,6 +226,17 @@ impl Sink {
         }
     }
 
+    /// The bytes the encoder holds back so far, forced out.
+    fn flush(&mut self) -> Vec<u8> {
+        match self {
+            Sink::Plain => Vec::new(),
+            Sink::Gzip(encoder) => {
+                let _ = encoder.flush();
+                std::mem::take(encoder.get_mut())
+            }
+        }
+    }
+
     /// The bytes left to send at the end.
     fn finish(self) -> Vec<u8> {
         match self {
@@ -203,26 +246,32 @@ impl Sink {
     }
 }
 
-/// Renders the header and `rows` chunk by chunk, taking the org's lock for one chunk at
-/// a time. Stops early when the client has gone.
+/// Renders the header and the page's rows chunk by chunk, taking the org's lock for one
+/// chunk at a time; returns how many bytes of CSV it wrote. Stops early when the client
+/// has gone; ends the body with an error (hyper then drops the connection) when a fault
+/// cuts it.
 fn write_page(
     state: &AppState,
     readable: &Readable,
-    rows: Range<usize>,
-    gzip: bool,
-    sender: &mpsc::Sender<Bytes>,
-) {
-    let mut sink = if gzip {
+    page: &Page,
+    sender: &mpsc::Sender<Chunk>,
+) -> u64 {
+    let mut sink = if page.gzip {
         Sink::Gzip(GzEncoder::new(Vec::new(), Compression::fast()))
     } else {
         Sink::Plain
     };
+    let rows = match page.cut_after {
+        Some(n) => page.rows.start..page.rows.end.min(page.rows.start.saturating_add(n)),
+        None => page.rows.clone(),
+    };
     let send =
-        |bytes: Vec<u8>| bytes.is_empty() || sender.blocking_send(Bytes::from(bytes)).is_ok();
+        |bytes: Vec<u8>| bytes.is_empty() || sender.blocking_send(Ok(Bytes::from(bytes))).is_ok();
     let mut csv = Vec::new();
     state
         .org()
         .write_csv_header(&readable.snapshot, readable.format, &mut csv);
+    let mut written = 0u64;
     let mut at = rows.start;
     loop {
         let until = at.saturating_add(CHUNK_ROWS).min(rows.end);
@@ -231,8 +280,9 @@ fn write_page(
                 .org()
                 .write_csv_rows(&readable.snapshot, at..until, readable.format, &mut csv);
         }
+        written += csv.len() as u64;
         if !send(sink.push(std::mem::take(&mut csv))) {
-            return;
+            return written;
         }
         if until >= rows.end {
             break;
@@ -240,7 +290,20 @@ fn write_page(
         at = until;
         csv.reserve(CHUNK_ROWS * 256);
     }
+    if page.cut_after.is_some() {
+        // What the encoder holds goes out first, and the client gets a moment to read
+        // the headers and those bytes: the cut falls mid-body, not before the answer.
+        send(sink.flush());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let cut = std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "download cut off by fault injection",
+        );
+        let _ = sender.blocking_send(Err(cut));
+        return written;
+    }
     send(sink.finish());
+    written
 }
 
 #[derive(Serialize)]
@@ -291,7 +354,7 @@ pub async fn result_pages(
         result_pages.push(ResultUrl {
             result_url: format!("{base}/results?locator={}", encode_offset(at)),
         });
-        at = at.saturating_add(DEFAULT_MAX_RECORDS);
+        at = at.saturating_add(readable.default_page_size);
     }
     let done = at >= len;
     let body = ResultPages {

@@ -1,11 +1,13 @@
 //! Moves a query job through its states in the background: `UploadComplete` for half
 //! the processing delay, then `InProgress` (the job reads its snapshot of the org at
 //! that moment), then, after the other half, `JobComplete` with its record count, or
-//! `Failed` with an `errorMessage`. A job aborted or deleted meanwhile is left as it is.
+//! `Failed` with an `errorMessage` (a query that no longer runs, or a fault rule). A job
+//! aborted or deleted meanwhile is left as it is.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::faults::{DEFAULT_FAILURE, QueryJobFault};
 use super::jobs::JobState;
 use crate::http::state::AppState;
 use crate::ids::Id;
@@ -18,7 +20,9 @@ pub fn spawn(state: AppState, id: Id) {
 
 async fn run(state: AppState, id: Id) {
     let started = Instant::now();
-    let delay = state.bulk().processing_delay;
+    let Some((delay, fault)) = schedule(&state, &id) else {
+        return;
+    };
     let queued = delay / 2;
     tokio::time::sleep(queued).await;
     let Some((query, include_deleted)) = begin(&state, &id) else {
@@ -37,7 +41,18 @@ async fn run(state: AppState, id: Id) {
         )),
     };
     tokio::time::sleep(delay.saturating_sub(queued)).await;
-    finish(&state, &id, outcome, started);
+    finish(&state, &id, outcome, started, &fault);
+}
+
+/// How long the job takes, and the fault rule it was created under.
+fn schedule(state: &AppState, id: &Id) -> Option<(Duration, QueryJobFault)> {
+    let bulk = state.bulk();
+    let job = bulk.query.get(id.as_str())?;
+    let fault = job.detail.fault.clone();
+    let delay = fault
+        .processing_delay_ms
+        .map_or(bulk.processing_delay, Duration::from_millis);
+    Some((delay, fault))
 }
 
 /// `UploadComplete` → `InProgress`; the job's query, or `None` when the job is gone or
@@ -54,7 +69,13 @@ fn begin(state: &AppState, id: &Id) -> Option<(String, bool)> {
 }
 
 /// `InProgress` → `JobComplete` (or `Failed`).
-fn finish(state: &AppState, id: &Id, outcome: Result<QuerySnapshot, ApiError>, started: Instant) {
+fn finish(
+    state: &AppState,
+    id: &Id,
+    outcome: Result<QuerySnapshot, ApiError>,
+    started: Instant,
+    fault: &QueryJobFault,
+) {
     let now = state.org().now();
     let mut bulk = state.bulk();
     let Some(job) = bulk.query.get_mut(id.as_str()) else {
@@ -65,6 +86,17 @@ fn finish(state: &AppState, id: &Id, outcome: Result<QuerySnapshot, ApiError>, s
     }
     job.total_processing_time = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
+        Ok(snapshot) if fault.fail_after_records.is_some() => {
+            let processed = fault.fail_after_records.unwrap_or_default();
+            job.number_records_processed = processed.min(snapshot.len() as u64);
+            job.error_message = Some(
+                fault
+                    .error_message
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_FAILURE.to_owned()),
+            );
+            job.set_state(JobState::Failed, now);
+        }
         Ok(snapshot) => {
             job.number_records_processed = snapshot.len() as u64;
             job.detail.snapshot = Some(Arc::new(snapshot));

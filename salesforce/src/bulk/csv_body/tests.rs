@@ -58,6 +58,19 @@ fn crlf_line_endings_and_a_missing_last_line_ending() {
     }
 }
 
+/// A value larger than the counter's scratch buffer and a record with more fields than its
+/// ends buffer take several calls each and still count once.
+#[test]
+fn records_larger_than_the_buffers_count_once() {
+    let long_value = "x\n".repeat(100_000);
+    let many_fields = vec!["\"v\""; 2_000].join(",");
+    let page = format!("\"Id\",\"Body\"\n\"a\",\"{long_value}\"\n{many_fields}\n\"b\",\"\"\n");
+    let bytes = page.as_bytes();
+    assert_eq!(count(&[bytes]), 4);
+    let chunks: Vec<&[u8]> = bytes.chunks(7_919).collect();
+    assert_eq!(count(&chunks), 4);
+}
+
 #[test]
 fn an_empty_page_has_no_records_with_or_without_its_header() {
     assert_eq!(data_records(count(&[])), 0);
