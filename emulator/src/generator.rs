@@ -136,6 +136,29 @@ pub fn generate_at(
     Ok(out)
 }
 
+/// Fills `org` with `accounts` Account records and nothing else but the few users who
+/// own them: one large object, as a Bulk backfill benchmark wants. Deterministic for
+/// `seed`, dated back from the org clock's current day.
+pub fn generate_accounts(
+    org: &mut Org,
+    accounts: usize,
+    seed: u64,
+) -> Result<Generated, GenerateError> {
+    let started = Instant::now();
+    let anchor = org.now().date_naive();
+    let mut g = Generator::new(org, seed, anchor)?;
+    let mut out = Generated::default();
+    for _ in 0..(accounts / 50_000 + 3).min(25) {
+        g.user(&mut out)?;
+    }
+    for _ in 0..accounts {
+        g.account()?;
+        out.accounts += 1;
+    }
+    out.elapsed_ms = started.elapsed().as_millis();
+    Ok(out)
+}
+
 /// A record of one object being generated, keyed by field name.
 struct Object {
     name: &'static str,

@@ -87,3 +87,17 @@ fn records_are_related_and_dated_in_the_past() {
         .unwrap();
     assert!(cursor.total_size() > 0);
 }
+
+#[test]
+fn accounts_only_for_one_large_object() {
+    let mut org = org();
+    let users_before = org.record_count("User");
+    let generated = generate_accounts(&mut org, 250, 3).unwrap();
+    assert_eq!(generated.accounts, 250);
+    assert_eq!(org.record_count("Account"), 250);
+    assert_eq!(org.record_count("Contact"), 0);
+    assert_eq!(org.record_count("User") - users_before, generated.users);
+    let mut again = self::org();
+    generate_accounts(&mut again, 250, 3).unwrap();
+    assert_eq!(dump(&org), dump(&again), "the same seed, the same org");
+}

@@ -210,7 +210,7 @@ fn page_body(state: AppState, readable: Readable, page: Page, counted: bool) -> 
 /// Where page bytes go: straight out, or through a gzip encoder.
 enum Sink {
     Plain,
-    Gzip(GzEncoder<Vec<u8>>),
+    Gzip(Box<GzEncoder<Vec<u8>>>),
 }
 
 impl Sink {
@@ -241,7 +241,7 @@ impl Sink {
     fn finish(self) -> Vec<u8> {
         match self {
             Sink::Plain => Vec::new(),
-            Sink::Gzip(encoder) => encoder.finish().unwrap_or_default(),
+            Sink::Gzip(encoder) => (*encoder).finish().unwrap_or_default(),
         }
     }
 }
@@ -257,7 +257,7 @@ fn write_page(
     sender: &mpsc::Sender<Chunk>,
 ) -> u64 {
     let mut sink = if page.gzip {
-        Sink::Gzip(GzEncoder::new(Vec::new(), Compression::fast()))
+        Sink::Gzip(Box::new(GzEncoder::new(Vec::new(), Compression::fast())))
     } else {
         Sink::Plain
     };
