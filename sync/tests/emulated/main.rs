@@ -6,6 +6,7 @@
 
 mod backfill;
 mod bulk;
+mod bulk_faults;
 mod deletes;
 mod faults;
 mod incremental;
