@@ -91,6 +91,8 @@ async fn child(database_url: &str, page_size: &str) {
     };
     let started = Instant::now();
     let mut sync = OrgSync::start(db, client, ORG, settings).await.unwrap();
+    let backend = backend_pid(sync.db()).await;
+    let (own_cpu, backend_cpu) = (cpu_seconds(), process_cpu_seconds(&backend));
     let (mut created, mut complete) = (None, None);
     while sync.object("Account").unwrap().state.phase != Phase::Live {
         let report = sync.turn().await.unwrap();
@@ -117,8 +119,20 @@ async fn child(database_url: &str, page_size: &str) {
         "job_seconds": complete - created.map_or(0.0, |c| c.as_secs_f64()),
         "pages_seconds": if complete > 0.0 { seconds - complete } else { seconds },
         "peak_rss_kib": peak_rss_kib(),
+        "sync_cpu": cpu_seconds() - own_cpu,
+        "postgres_cpu": process_cpu_seconds(&backend) - backend_cpu,
     });
     println!("{report}");
+}
+
+/// The process id of the PostgreSQL backend serving `client`.
+async fn backend_pid(client: &tokio_postgres::Client) -> String {
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    pid.to_string()
 }
 
 /// VmHWM: the most resident memory this process ever had.
@@ -135,10 +149,18 @@ fn peak_rss_kib() -> u64 {
 /// This process's CPU time (user and system), from /proc: the emulator's, while a child
 /// syncs.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_cpu_seconds("self")
+}
+
+/// The CPU time (user and system) of process `pid` (or `self`), from /proc.
+fn process_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // After the command name in parentheses: fields 14 and 15 are utime and stime.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.len() < 13 {
+        return 0.0;
+    }
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0
 }
@@ -153,6 +175,9 @@ struct Run {
     pages_seconds: f64,
     peak_rss_mib: f64,
     emulator_cpu: f64,
+    /// The sync process's CPU time, and its PostgreSQL backend's.
+    sync_cpu: f64,
+    postgres_cpu: f64,
 }
 
 async fn parent() {
@@ -259,9 +284,11 @@ async fn register(db: &TestDatabase, emulator: &RunningEmulator) -> tokio_postgr
 }
 
 fn print_run(what: &str, run: &Run) {
+    let per_record = |seconds: f64| seconds * 1e6 / run.records as f64;
     println!(
         "sync, {what}: {} records in {:.2} s (job {:.2} s, pages {:.2} s = {:.0} records/s), \
-         {} requests, peak RSS {:.0} MiB; emulator CPU {:.2} s = {:.0}% of the run",
+         {} requests, peak RSS {:.0} MiB; CPU per record: PostgreSQL {:.1} µs, sync {:.1} µs, \
+         emulator {:.1} µs (the emulator's CPU = {:.0}% of the run's time)",
         run.records,
         run.seconds,
         run.job_seconds,
@@ -269,7 +296,9 @@ fn print_run(what: &str, run: &Run) {
         run.records as f64 / run.pages_seconds,
         run.requests,
         run.peak_rss_mib,
-        run.emulator_cpu,
+        per_record(run.postgres_cpu),
+        per_record(run.sync_cpu),
+        per_record(run.emulator_cpu),
         run.emulator_cpu * 100.0 / run.seconds
     );
 }
@@ -318,6 +347,8 @@ async fn sync_run(
         pages_seconds: report["pages_seconds"].as_f64().unwrap(),
         peak_rss_mib: report["peak_rss_kib"].as_f64().unwrap() / 1024.0,
         emulator_cpu,
+        sync_cpu: report["sync_cpu"].as_f64().unwrap(),
+        postgres_cpu: report["postgres_cpu"].as_f64().unwrap(),
     }
 }
 
@@ -425,6 +456,8 @@ async fn raw_copy(
         ))
         .await
         .unwrap();
+    let backend = backend_pid(client).await;
+    let backend_cpu = process_cpu_seconds(&backend);
     let started = Instant::now();
     let mut copied = 0;
     for (path, _) in pages {
@@ -448,5 +481,10 @@ async fn raw_copy(
         copied += sink.finish().await.unwrap();
         client.batch_execute("COMMIT").await.unwrap();
     }
-    (started.elapsed().as_secs_f64(), copied)
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "  (the baseline's PostgreSQL CPU: {:.1} µs per record)",
+        (process_cpu_seconds(&backend) - backend_cpu) * 1e6 / copied as f64
+    );
+    (seconds, copied)
 }
