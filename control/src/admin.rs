@@ -95,6 +95,27 @@ pub async fn set_max_daily_share(
     .await
 }
 
+/// The org's bulk threshold: objects counting at least this many records are backfilled
+/// through a Bulk API 2.0 query job (and larger backlogs, reconciliations and formula
+/// refreshes read through one); `None` turns Bulk off for the org.
+pub async fn set_bulk_threshold(
+    client: &impl GenericClient,
+    org: &str,
+    threshold: Option<u64>,
+) -> Result<(), ControlError> {
+    let threshold = threshold
+        .map(|t| i64::try_from(t).ok().filter(|t| *t > 0))
+        .map(|t| t.ok_or(ControlError::BadBulkThreshold))
+        .transpose()?;
+    update_org(
+        client,
+        org,
+        "UPDATE sfpg.orgs SET bulk_threshold = $2, updated_at = now() WHERE name = $1",
+        &[&threshold],
+    )
+    .await
+}
+
 /// Enables objects (registering them if new) or disables them. A disabled object's table
 /// stays; it is no longer synced. A name that cannot be an object's is refused before any
 /// change; whether the org has the object is for the caller to ask the org.
@@ -153,7 +174,9 @@ pub async fn resync_object(
                     backfill_snapshot = NULL, backfill_last_id = NULL, backfill_done = 0,
                     backfill_total = NULL, cursor_modstamp = NULL, cursor_id = NULL,
                     pending_field_backfill = '{}', locked_ids = '{}', last_error = NULL,
-                    last_error_at = NULL,
+                    last_error_at = NULL, bulk_purpose = NULL, bulk_job_id = NULL,
+                    bulk_locator = NULL, bulk_snapshot = NULL, bulk_processed = NULL,
+                    bulk_read = 0, bulk_merge = false,
                     enabled = true, generation = generation + 1, updated_at = now()
               WHERE org_name = $1 AND lower(object_name) = lower($2)",
             &[&org, &object],
@@ -276,6 +299,41 @@ mod tests {
         ));
         assert!(matches!(
             set_rate_limit(&client, "nope", rate).await,
+            Err(ControlError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_bulk_threshold_is_stored_announced_and_turned_off() {
+        let (db, client, key) = with_org().await;
+        let org = orgs::load(&client, "acme", &key).await.unwrap();
+        assert_eq!(org.bulk_threshold, Some(orgs::DEFAULT_BULK_THRESHOLD));
+        let (_listener, mut notifications) = listen(&db).await;
+
+        set_bulk_threshold(&client, "acme", Some(1_000))
+            .await
+            .unwrap();
+        assert_eq!(next_notification(&mut notifications).await, "acme");
+        let settings = orgs::OrgSettings::load(&client, "acme")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(settings.bulk_threshold, Some(1_000));
+        set_bulk_threshold(&client, "acme", None).await.unwrap();
+        assert_eq!(next_notification(&mut notifications).await, "acme");
+        let org = orgs::load(&client, "acme", &key).await.unwrap();
+        assert_eq!(org.bulk_threshold, None);
+
+        assert!(matches!(
+            set_bulk_threshold(&client, "acme", Some(0)).await,
+            Err(ControlError::BadBulkThreshold)
+        ));
+        assert!(matches!(
+            set_bulk_threshold(&client, "acme", Some(u64::MAX)).await,
+            Err(ControlError::BadBulkThreshold)
+        ));
+        assert!(matches!(
+            set_bulk_threshold(&client, "nope", Some(5)).await,
             Err(ControlError::NotFound(_))
         ));
     }

@@ -219,6 +219,7 @@ mod tests {
             secrets,
             ca_cert_pem: None,
             batch_size: 200,
+            bulk_threshold: None,
             rate_limit: RateLimit {
                 requests: 2,
                 period: Duration::from_secs(1),

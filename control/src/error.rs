@@ -31,6 +31,8 @@ pub enum ControlError {
     BadRate,
     #[error("the daily budget share must be above 0% and at most 100%")]
     BadShare,
+    #[error("the bulk threshold must be a number of records of at least 1, or off")]
+    BadBulkThreshold,
     #[error("org {org} has no object {object}")]
     UnknownObject { org: String, object: String },
     #[error(
@@ -59,6 +61,14 @@ pub enum ControlError {
     /// form of its type).
     #[error("{object}: Salesforce sent a record {detail}")]
     MalformedRecord { object: String, detail: String },
+    /// A page of a Bulk API 2.0 query job whose header row does not name the fields the
+    /// query asked for, in their order.
+    #[error("{object}: Salesforce sent CSV with {found} where the query asked for {expected}")]
+    CsvColumns {
+        object: String,
+        expected: String,
+        found: String,
+    },
     /// A caller handed the writer something it cannot write (fields not starting with
     /// `Id`, records without a value per field).
     #[error("cannot write {object}: {detail}")]

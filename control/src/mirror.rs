@@ -176,6 +176,31 @@ pub async fn existing_columns(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// Whether the table holds any row: a backfill into it may meet records already mirrored
+/// (a resync), so its pages must be merged rather than copied in.
+pub async fn has_rows(
+    client: &impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", qualified(schema, table));
+    client.query_one(&sql, &[]).await?.try_get(0)
+}
+
+/// The newest `SystemModstamp` the table holds (from its index): where lag is measured from
+/// after pages whose records were never read one by one (a Bulk API query job's).
+pub async fn newest_modstamp(
+    client: &impl GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT max(systemmodstamp) FROM {}",
+        qualified(schema, table)
+    );
+    client.query_one(&sql, &[]).await?.try_get(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

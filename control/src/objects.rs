@@ -11,6 +11,11 @@ use tokio_postgres::{GenericClient, Row};
 use crate::error::ControlError;
 use crate::plan::{MirroredField, parse_mirrored_fields};
 
+mod bulk;
+
+use bulk::{BULK_COLUMNS, BulkValues};
+pub use bulk::{BulkPurpose, BulkRead};
+
 /// Where an object's sync stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -98,6 +103,8 @@ pub struct ObjectState {
     /// Records a page could not write because a client held their rows locked: the
     /// checkpoint moved past them, so they are read again by Id once the rows are free.
     pub locked_ids: Vec<String>,
+    /// The Bulk API 2.0 query job the object is being read through, if it is.
+    pub bulk: Option<BulkRead>,
 }
 
 const OBJECT_COLUMNS: &str = "org_name, object_name, table_name, enabled, phase, paused_reason, \
@@ -136,6 +143,7 @@ impl ObjectState {
             last_error_at: row.try_get(23)?,
             generation: row.try_get(24)?,
             locked_ids: row.try_get(25)?,
+            bulk: BulkRead::from_row(row, 26)?,
         })
     }
 
@@ -145,7 +153,7 @@ impl ObjectState {
         org: &str,
     ) -> Result<Vec<Self>, ControlError> {
         let sql = format!(
-            "SELECT {OBJECT_COLUMNS} FROM sfpg.objects WHERE org_name = $1 ORDER BY object_name"
+            "SELECT {OBJECT_COLUMNS}, {BULK_COLUMNS} FROM sfpg.objects WHERE org_name = $1 ORDER BY object_name"
         );
         client
             .query(&sql, &[&org])
@@ -162,7 +170,7 @@ impl ObjectState {
         object: &str,
     ) -> Result<Option<Self>, ControlError> {
         let sql = format!(
-            "SELECT {OBJECT_COLUMNS} FROM sfpg.objects WHERE org_name = $1 AND object_name = $2"
+            "SELECT {OBJECT_COLUMNS}, {BULK_COLUMNS} FROM sfpg.objects WHERE org_name = $1 AND object_name = $2"
         );
         client
             .query_opt(&sql, &[&org, &object])
@@ -190,6 +198,7 @@ impl ObjectState {
     /// the generation it was loaded from only: a row started over meanwhile (`sfpg objects
     /// resync`) keeps its fresh start.
     pub async fn save(&self, client: &impl GenericClient) -> Result<(), ControlError> {
+        let bulk = BulkValues::of(self.bulk.as_ref());
         let updated = client
             .execute(
                 "UPDATE sfpg.objects SET phase = $3, paused_reason = $4, describe_modified_at = $5,
@@ -198,7 +207,11 @@ impl ObjectState {
                         backfill_total = $12, cursor_modstamp = $13, cursor_id = $14,
                         newest_modstamp = $15, deleted_watermark = $16, reconciled_at = $17,
                         formulas_refreshed_at = $18, row_count = $19, requests = $20,
-                        last_error = $21, last_error_at = $22, locked_ids = $24, updated_at = now()
+                        last_error = $21, last_error_at = $22, locked_ids = $24,
+                        bulk_purpose = $25, bulk_job_id = $26, bulk_locator = $27,
+                        bulk_snapshot = $28, bulk_processed = $29, bulk_read = $30,
+                        bulk_merge = $31,
+                        updated_at = now()
                   WHERE org_name = $1 AND object_name = $2 AND generation = $23",
                 &[
                     &self.org,
@@ -225,6 +238,13 @@ impl ObjectState {
                     &self.last_error_at,
                     &self.generation,
                     &self.locked_ids,
+                    &bulk.purpose,
+                    &bulk.job_id,
+                    &bulk.locator,
+                    &bulk.snapshot,
+                    &bulk.processed,
+                    &bulk.read,
+                    &bulk.merge,
                 ],
             )
             .await?;

@@ -163,9 +163,16 @@ pub struct NewOrg {
     pub secrets: OrgSecrets,
     pub ca_cert_pem: Option<String>,
     pub batch_size: u32,
+    /// Objects counting at least this many records are read through Bulk API 2.0 query
+    /// jobs; `None`: never.
+    pub bulk_threshold: Option<u64>,
     /// Object API names to mirror, e.g. `Account`, `Invoice__c`.
     pub objects: Vec<String>,
 }
+
+/// The bulk threshold of an org registered without one: Salesforce's own guidance puts
+/// Bulk's break-even with REST at tens of thousands of records.
+pub const DEFAULT_BULK_THRESHOLD: u64 = 50_000;
 
 impl NewOrg {
     /// An org that logs in with the client-credentials flow (a connected app's id and
@@ -193,6 +200,7 @@ impl NewOrg {
             },
             ca_cert_pem: None,
             batch_size: 200,
+            bulk_threshold: Some(DEFAULT_BULK_THRESHOLD),
             objects: objects.iter().map(|o| (*o).to_owned()).collect(),
         }
     }
@@ -212,6 +220,7 @@ impl NewOrg {
             secrets: self.secrets.clone(),
             ca_cert_pem: self.ca_cert_pem.clone(),
             batch_size: self.batch_size,
+            bulk_threshold: self.bulk_threshold,
             rate_limit: RateLimit::default(),
             max_daily_share: 0.8,
             enabled: true,
@@ -234,6 +243,7 @@ pub struct Org {
     pub secrets: OrgSecrets,
     pub ca_cert_pem: Option<String>,
     pub batch_size: u32,
+    pub bulk_threshold: Option<u64>,
     pub rate_limit: RateLimit,
     pub max_daily_share: f32,
     pub enabled: bool,
@@ -276,10 +286,16 @@ pub async fn insert(
     }
     let batch_size =
         i32::try_from(new.batch_size).map_err(|_| ControlError::BatchSize(new.batch_size))?;
+    let bulk_threshold = new
+        .bulk_threshold
+        .map(|t| i64::try_from(t).ok().filter(|t| *t > 0))
+        .map(|t| t.ok_or(ControlError::BadBulkThreshold))
+        .transpose()?;
     tx.execute(
         "INSERT INTO sfpg.orgs (name, schema_name, auth_flow, login_url, instance_url, api_version,
-                                client_id, username, sealed_credentials, ca_cert_pem, batch_size)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                client_id, username, sealed_credentials, ca_cert_pem, batch_size,
+                                bulk_threshold)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &[
             &new.name,
             &new.schema_name,
@@ -292,6 +308,7 @@ pub async fn insert(
             &new.secrets.seal(&new.name, key),
             &new.ca_cert_pem,
             &batch_size,
+            &bulk_threshold,
         ],
     )
     .await?;
@@ -337,7 +354,7 @@ pub async fn save_refresh_token(
 
 const ORG_COLUMNS: &str = "name, schema_name, auth_flow, login_url, instance_url, api_version, \
      client_id, username, sealed_credentials, ca_cert_pem, batch_size, rate_requests, \
-     rate_period_ms, max_daily_share, enabled, org_id";
+     rate_period_ms, max_daily_share, enabled, org_id, bulk_threshold";
 
 /// Records who the org turned out to be when sfpg logged in: its 18-character org id and
 /// the instance URL Salesforce handed back.
@@ -417,6 +434,10 @@ fn from_row(row: &Row, key: &MasterKey) -> Result<Org, ControlError> {
         secrets,
         ca_cert_pem: row.get("ca_cert_pem"),
         batch_size: u32::try_from(batch_size).map_err(|_| corrupt("batch size"))?,
+        bulk_threshold: row
+            .get::<_, Option<i64>>("bulk_threshold")
+            .map(|t| u64::try_from(t).map_err(|_| corrupt("bulk threshold")))
+            .transpose()?,
         rate_limit: RateLimit {
             requests: u32::try_from(rate_requests).map_err(|_| corrupt("rate limit"))?,
             period: Duration::from_millis(

@@ -60,6 +60,11 @@ pub struct ObjectStatus {
     pub removed_fields: Vec<String>,
     /// Fields added later, still being filled in.
     pub pending_fields: Vec<String>,
+    /// A Bulk API 2.0 query job the object is being read through: what for (`backfill`,
+    /// `changes`), its Id once created, and its `numberRecordsProcessed` as last seen.
+    pub bulk_purpose: Option<String>,
+    pub bulk_job_id: Option<String>,
+    pub bulk_processed: Option<i64>,
 }
 
 impl ObjectStatus {
@@ -72,14 +77,32 @@ impl ObjectStatus {
         if self.paused_reason.is_some() {
             return "paused".to_owned();
         }
-        match (self.phase.as_str(), self.backfill_total) {
+        let label = match (self.phase.as_str(), self.backfill_total) {
             ("backfilling", Some(total)) => format!("backfilling {}/{}", self.backfill_done, total),
             ("backfilling", None) => "backfilling (counting)".to_owned(),
+            ("live", _) if self.bulk_purpose.is_some() => "live, catching up".to_owned(),
             ("live", _) if !self.pending_fields.is_empty() => {
                 format!("live (filling {})", self.pending_fields.join(", "))
             }
             (phase, _) => phase.to_owned(),
+        };
+        match self.bulk_note() {
+            Some(note) => format!("{label} {note}"),
+            None => label,
         }
+    }
+
+    /// `via Bulk (job 750…, 120000 processed)` while a query job reads the object, `via
+    /// Bulk (starting a job)` before it exists.
+    pub fn bulk_note(&self) -> Option<String> {
+        self.bulk_purpose.as_ref()?;
+        Some(match (&self.bulk_job_id, self.bulk_processed) {
+            (None, _) => "via Bulk (starting a job)".to_owned(),
+            (Some(job), None) => format!("via Bulk (job {job})"),
+            (Some(job), Some(processed)) => {
+                format!("via Bulk (job {job}, {processed} processed)")
+            }
+        })
     }
 }
 
@@ -104,7 +127,8 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
             "SELECT org_name, object_name, table_name, enabled, phase, backfill_done, backfill_total,
                     paused_reason, row_count, cursor_modstamp, newest_modstamp,
                     extract(epoch FROM now() - newest_modstamp)::float8, requests, last_error,
-                    last_error_at, removed_fields, pending_field_backfill
+                    last_error_at, removed_fields, pending_field_backfill, bulk_purpose,
+                    bulk_job_id, bulk_processed
                FROM sfpg.objects ORDER BY org_name, object_name",
             &[],
         )
@@ -131,6 +155,9 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
                 last_error_at: row.try_get(14)?,
                 removed_fields: row.try_get(15)?,
                 pending_fields: row.try_get(16)?,
+                bulk_purpose: row.try_get(17)?,
+                bulk_job_id: row.try_get(18)?,
+                bulk_processed: row.try_get(19)?,
             });
         }
         statuses.push(OrgStatus {
@@ -175,6 +202,9 @@ mod tests {
             last_error_at: None,
             removed_fields: vec![],
             pending_fields: vec![],
+            bulk_purpose: None,
+            bulk_job_id: None,
+            bulk_processed: None,
         }
     }
 
@@ -192,5 +222,24 @@ mod tests {
         let mut counting = object("backfilling");
         counting.backfill_total = None;
         assert_eq!(counting.phase_label(), "backfilling (counting)");
+        let mut bulk = object("backfilling");
+        bulk.bulk_purpose = Some("backfill".into());
+        assert_eq!(
+            bulk.phase_label(),
+            "backfilling 400/1000 via Bulk (starting a job)"
+        );
+        bulk.bulk_job_id = Some("750000000000001AAA".into());
+        bulk.bulk_processed = Some(1000);
+        assert_eq!(
+            bulk.phase_label(),
+            "backfilling 400/1000 via Bulk (job 750000000000001AAA, 1000 processed)"
+        );
+        let mut catching_up = object("live");
+        catching_up.bulk_purpose = Some("changes".into());
+        catching_up.bulk_job_id = Some("750000000000002AAA".into());
+        assert_eq!(
+            catching_up.phase_label(),
+            "live, catching up via Bulk (job 750000000000002AAA)"
+        );
     }
 }

@@ -15,12 +15,15 @@
 //!   ([`WriteStrategy`]); the result is the same rows.
 //! - Rows another session holds locked are either left out and reported ([`OnLocked::Skip`],
 //!   the sync) or waited for ([`OnLocked::Wait`], the repair); see [`locks`].
+//! - Pages of a Bulk API 2.0 query job (CSV) stream straight into `COPY`, or through a
+//!   staging table into the same merge and version guard ([`csv`]).
 //!
 //! Every function takes any [`tokio_postgres::GenericClient`] inside a transaction.
 
 mod apply;
 mod binary;
 mod copy;
+pub mod csv;
 pub mod decode;
 mod delete;
 pub mod locks;
@@ -39,6 +42,8 @@ use crate::error::ControlError;
 use crate::plan::{ID_FIELD, MirroredField};
 
 pub use apply::{Applied, OnLocked, Write, apply};
+pub use csv::ids::IdSet;
+pub use csv::{CsvApplied, CsvError, CsvMode, write_csv};
 pub use decode::{Columns, PageTooLarge, TextColumns};
 pub use delete::{IdRange, delete, delete_absent};
 pub use merge::{copy_all_new, insert_new, update_columns, upsert};

@@ -35,6 +35,9 @@ pub enum OrgCommand {
     SetRateLimit(SetRateLimitArgs),
     /// Set the share of the org's daily API allocation background sync may use, e.g. 80%.
     SetBudget(SetBudgetArgs),
+    /// Set how many records an object must count for its backfill to go through a Bulk API
+    /// 2.0 query job (and larger backlogs, reconciliations and formula refreshes), or `off`.
+    SetBulkThreshold(SetBulkThresholdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +92,44 @@ pub struct SetBudgetArgs {
     pub database: DatabaseArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct SetBulkThresholdArgs {
+    /// The org's name in sfpg.
+    pub name: String,
+    /// A number of records (at least 1), or `off` for REST only.
+    #[arg(value_parser = parse_bulk_threshold)]
+    pub threshold: BulkThreshold,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// A bulk threshold as typed: a number of records, or `off` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkThreshold(pub Option<u64>);
+
+impl std::fmt::Display for BulkThreshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(records) => write!(f, "{records} records"),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+/// `50000`, `50_000` or `off`.
+pub fn parse_bulk_threshold(text: &str) -> Result<BulkThreshold, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(BulkThreshold(None));
+    }
+    text.replace('_', "")
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0 && i64::try_from(*n).is_ok())
+        .map(|n| BulkThreshold(Some(n)))
+        .ok_or_else(|| format!("{text:?} is not a number of records of at least 1, or off"))
+}
+
 pub async fn run(args: OrgArgs) -> anyhow::Result<()> {
     match args.command {
         OrgCommand::Add(args) => add::add_org(*args).await,
@@ -98,6 +139,7 @@ pub async fn run(args: OrgArgs) -> anyhow::Result<()> {
         OrgCommand::Remove(args) => remove_org(args).await,
         OrgCommand::SetRateLimit(args) => set_rate_limit(args).await,
         OrgCommand::SetBudget(args) => set_budget(args).await,
+        OrgCommand::SetBulkThreshold(args) => set_bulk_threshold(args).await,
     }
 }
 
@@ -213,6 +255,10 @@ fn render_org(org: &Org) -> String {
         ),
         ("batch size", org.batch_size.to_string()),
         (
+            "bulk threshold",
+            BulkThreshold(org.bulk_threshold).to_string(),
+        ),
+        (
             "rate limit",
             format!(
                 "{} request(s) per {}",
@@ -290,6 +336,21 @@ async fn set_budget(args: SetBudgetArgs) -> anyhow::Result<()> {
         args.name,
         share * 100.0
     );
+    Ok(())
+}
+
+async fn set_bulk_threshold(args: SetBulkThresholdArgs) -> anyhow::Result<()> {
+    let client = control_client(&args.database.database_url).await?;
+    admin::set_bulk_threshold(&client, &args.name, args.threshold.0)
+        .await
+        .map_err(user_facing)?;
+    match args.threshold.0 {
+        Some(records) => println!(
+            "org {}: objects of at least {records} records are read through Bulk API 2.0 query jobs",
+            args.name
+        ),
+        None => println!("org {}: Bulk API 2.0 off, REST only", args.name),
+    }
     Ok(())
 }
 
@@ -394,6 +455,7 @@ pub fn user_facing(error: ControlError) -> anyhow::Error {
         | ControlError::BatchSize(_)
         | ControlError::BadRate
         | ControlError::BadShare
+        | ControlError::BadBulkThreshold
         | ControlError::UnknownObject { .. }
         | ControlError::InvalidObjectName(_)
         | ControlError::Setting { .. } => UserError::new(error.to_string()).into(),
@@ -417,6 +479,24 @@ mod tests {
             let error = parse_rate(requests, per).unwrap_err();
             assert!(error.is::<UserError>(), "{requests} per {per:?}");
         }
+    }
+
+    #[test]
+    fn bulk_thresholds_parse_from_counts_or_off() {
+        assert_eq!(
+            parse_bulk_threshold("50000"),
+            Ok(BulkThreshold(Some(50_000)))
+        );
+        assert_eq!(
+            parse_bulk_threshold("1_000"),
+            Ok(BulkThreshold(Some(1_000)))
+        );
+        assert_eq!(parse_bulk_threshold("OFF"), Ok(BulkThreshold(None)));
+        for bad in ["0", "-5", "many", "", "99999999999999999999"] {
+            assert!(parse_bulk_threshold(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(BulkThreshold(Some(10)).to_string(), "10 records");
+        assert_eq!(BulkThreshold(None).to_string(), "off");
     }
 
     #[test]

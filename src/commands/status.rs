@@ -247,7 +247,7 @@ async fn show_progress_bars(
     }
     let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
     let style = ProgressStyle::with_template(
-        "{prefix:>24} [{bar:40}] {pos}/{len} ({percent}%) {per_sec} eta {eta}",
+        "{prefix:>24} [{bar:40}] {pos}/{len} ({percent}%) {per_sec} eta {eta} {msg}",
     )?
     .progress_chars("=> ");
     let mut shown: HashMap<String, ProgressBar> = HashMap::new();
@@ -267,12 +267,14 @@ async fn show_progress_bars(
                     (true, Some(total), Some(bar)) => {
                         bar.set_length(u64::try_from(total).unwrap_or(0));
                         bar.set_position(u64::try_from(object.backfill_done).unwrap_or(0));
+                        bar.set_message(object.bulk_note().unwrap_or_default());
                     }
                     (true, Some(total), None) => {
                         let bar = bars.add(ProgressBar::new(u64::try_from(total).unwrap_or(0)));
                         bar.set_style(style.clone());
                         bar.set_prefix(key.clone());
                         bar.set_position(u64::try_from(object.backfill_done).unwrap_or(0));
+                        bar.set_message(object.bulk_note().unwrap_or_default());
                         shown.insert(key, bar);
                     }
                     (false, _, Some(_)) => {
@@ -367,6 +369,9 @@ mod tests {
             last_error_at: None,
             removed_fields: vec!["Legacy__c".to_owned()],
             pending_fields: vec![],
+            bulk_purpose: None,
+            bulk_job_id: None,
+            bulk_processed: None,
         }
     }
 

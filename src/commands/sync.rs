@@ -51,9 +51,36 @@ pub struct SyncOptions {
     /// How long an object rests after a failed turn.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub retry_after: Duration,
+    /// The most records asked for in one result page of a Bulk API 2.0 query job
+    /// (maxRecords); each page is one request and one transaction, streamed into COPY.
+    /// `auto` lets Salesforce choose.
+    #[arg(long, default_value = "100000", value_parser = parse_page_size)]
+    pub bulk_page_size: PageSize,
+    /// The longest wait between two polls of a running Bulk API 2.0 query job (the waits
+    /// start at 0.2 s and double).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub bulk_poll_cap: Duration,
     /// Never draw progress bars, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// A page size as typed: a number of records, or `auto` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(pub Option<u32>);
+
+/// `100000`, `100_000` or `auto`.
+fn parse_page_size(text: &str) -> Result<PageSize, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(PageSize(None));
+    }
+    text.replace('_', "")
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| PageSize(Some(n)))
+        .ok_or_else(|| format!("{text:?} is not a number of records of at least 1, or auto"))
 }
 
 impl SyncOptions {
@@ -68,6 +95,8 @@ impl SyncOptions {
             budget_probe_interval: self.budget_probe_every,
             error_backoff: self.retry_after,
             write_strategy: WriteStrategy::default(),
+            bulk_page_size: self.bulk_page_size.0,
+            bulk_poll_cap: self.bulk_poll_cap,
             ..SyncSettings::default()
         }
     }
@@ -75,4 +104,19 @@ impl SyncOptions {
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     run::serve(&args.database_url, Some(&args.sync), None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_sizes_parse_from_counts_or_auto() {
+        assert_eq!(parse_page_size("100000"), Ok(PageSize(Some(100_000))));
+        assert_eq!(parse_page_size("50_000"), Ok(PageSize(Some(50_000))));
+        assert_eq!(parse_page_size("Auto"), Ok(PageSize(None)));
+        for bad in ["0", "-1", "lots", "99999999999"] {
+            assert!(parse_page_size(bad).is_err(), "{bad:?}");
+        }
+    }
 }

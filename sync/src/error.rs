@@ -48,6 +48,11 @@ pub enum SyncError {
     #[error("org {0} is being synced by another process")]
     Leased(String),
 
+    /// A request the step was waiting for was stopped before it answered (the runtime is
+    /// shutting down).
+    #[error("a request was interrupted: {0}")]
+    Interrupted(String),
+
     /// The control schema holds a value the sync cannot use, or refused what the sync
     /// asked of it. Its database failures and malformed records arrive as
     /// [`SyncError::Database`] and [`SyncError::MalformedRecord`] instead, so that they get
@@ -111,7 +116,9 @@ impl SyncError {
             SyncError::NotMirrorable { .. } | SyncError::IncompatibleType { .. } => {
                 Reaction::PauseObject
             }
-            SyncError::MalformedRecord { .. } | SyncError::Leased(_) => Reaction::Retry,
+            SyncError::MalformedRecord { .. }
+            | SyncError::Leased(_)
+            | SyncError::Interrupted(_) => Reaction::Retry,
             SyncError::UnknownOrg(_) | SyncError::Control(_) => Reaction::PauseObject,
         }
     }

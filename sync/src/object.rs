@@ -6,6 +6,8 @@
 //! takes more than every other turn, and a new field or a delete is never more than two of
 //! the object's turns away.
 
+mod bulk;
+
 use std::fmt;
 use std::time::Duration;
 
@@ -17,6 +19,8 @@ use crate::plan::ObjectPlan;
 use crate::settings::SyncSettings;
 use crate::source::Page;
 use sfpg_control::objects::{ObjectState, Phase};
+
+pub use bulk::{JobSweep, JobWatch, MAX_JOB_FAILURES};
 
 /// One request's worth of work for an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +44,12 @@ pub enum Task {
     /// Read again the records whose rows were locked when their page was written, once
     /// their rows are free.
     Locked,
+    /// One request of the object's Bulk API 2.0 query job (a backfill, or a catch-up):
+    /// create it, ask how it is doing, or read and write its next page.
+    Bulk,
+    /// Count the incremental backlog: above the org's bulk threshold, it is read through a
+    /// query job.
+    Backlog,
 }
 
 impl Task {
@@ -67,6 +77,8 @@ impl Task {
             Task::Reconcile => "reconcile",
             Task::Formulas => "formulas",
             Task::Locked => "locked records",
+            Task::Bulk => "bulk job",
+            Task::Backlog => "backlog count",
         }
     }
 }
@@ -125,6 +137,18 @@ pub struct ObjectSync {
     pub locked_retry_at: DateTime<Utc>,
     /// The next backfill page, read while the previous one was being written.
     pub read_ahead: Option<ReadAhead>,
+    /// The query job of `state.bulk`, as far as memory goes.
+    pub bulk_job: JobWatch,
+    /// A changes page came back full: the backlog is to be counted, to read it through a
+    /// query job if it is larger than the org's bulk threshold.
+    pub backlog_count_due: bool,
+    /// The backlog was counted (or Bulk gave up on it) since the feed was last caught up:
+    /// it is not counted again until then.
+    pub backlog_counted: bool,
+    /// The reconciliation and the formula refresh of an object above the threshold, each
+    /// through a query job.
+    pub reconcile_job: Option<JobSweep>,
+    pub formulas_job: Option<JobSweep>,
 }
 
 /// A backfill page read ahead of its turn. It is used only if the backfill is still at the
@@ -156,7 +180,6 @@ impl ObjectSync {
             None => Utc::now(),
         };
         Ok(Self {
-            state,
             plan,
             last_was_maintenance: false,
             last_maintenance: None,
@@ -169,6 +192,16 @@ impl ObjectSync {
             resume_at: None,
             locked_retry_at: Utc::now(),
             read_ahead: None,
+            // A saved locator means the job was complete: its next page can be read.
+            bulk_job: JobWatch::new(
+                state.bulk.as_ref().is_some_and(|b| b.locator.is_some()),
+                settings.bulk_poll_cap,
+            ),
+            backlog_count_due: false,
+            backlog_counted: false,
+            reconcile_job: None,
+            formulas_job: None,
+            state,
         })
     }
 
@@ -192,22 +225,48 @@ impl ObjectSync {
         }
         let (main, maintenance) = match self.state.phase {
             Phase::Describing => return Some(Task::Describe),
-            Phase::Backfilling if self.state.backfill_total.is_none() => (Task::Count, None),
+            Phase::Backfilling if self.state.backfill_total.is_none() => (Some(Task::Count), None),
             Phase::Backfilling => (
-                Task::Backfill,
+                self.main_read(now, Task::Backfill),
                 [Task::Describe, Task::Locked]
                     .into_iter()
                     .find(|task| self.is_due(*task, now, settings, describe_due)),
             ),
             Phase::Live => (
-                Task::Changes,
+                self.main_read(now, Task::Changes),
                 self.maintenance_due(now, settings, describe_due),
             ),
         };
-        match maintenance {
-            Some(task) if !self.last_was_maintenance => Some(task),
-            _ => Some(main),
+        match (main, maintenance) {
+            (Some(main), Some(_)) if self.last_was_maintenance => Some(main),
+            (main, maintenance) => maintenance.or(main),
         }
+    }
+
+    /// The main work: the query job while there is one (nothing while it is waited for),
+    /// the backlog count when due, else `rest` (REST pages).
+    fn main_read(&self, now: DateTime<Utc>, rest: Task) -> Option<Task> {
+        if self.state.bulk.is_some() {
+            return self.bulk_job.is_due(now).then_some(Task::Bulk);
+        }
+        if rest == Task::Changes && self.backlog_count_due {
+            return Some(Task::Backlog);
+        }
+        Some(rest)
+    }
+
+    /// When a job this object waits for is next to be asked about, if one is.
+    pub fn next_poll_at(&self) -> Option<DateTime<Utc>> {
+        let main = self
+            .state
+            .bulk
+            .as_ref()
+            .and_then(|_| self.bulk_job.due_at());
+        let sweeps = [&self.reconcile_job, &self.formulas_job]
+            .into_iter()
+            .flatten()
+            .filter_map(|sweep| sweep.watch.due_at());
+        main.into_iter().chain(sweeps).min()
     }
 
     /// The maintenance due now, taking turns: the kind after the one that ran last is
@@ -241,6 +300,14 @@ impl ObjectSync {
                 .state
                 .deleted_watermark
                 .is_none_or(|mark| mark + chrono_duration(settings.deleted_interval) <= now),
+            Task::Reconcile if self.reconcile_job.is_some() => self
+                .reconcile_job
+                .as_ref()
+                .is_some_and(|sweep| sweep.watch.is_due(now)),
+            Task::Formulas if self.formulas_job.is_some() => self
+                .formulas_job
+                .as_ref()
+                .is_some_and(|sweep| sweep.watch.is_due(now)),
             Task::Reconcile => {
                 self.reconcile.is_some()
                     || self.reconcile_requested
@@ -265,7 +332,7 @@ impl ObjectSync {
                             .is_none_or(|at| at + chrono_duration(interval) <= now))
             }
             Task::Locked => !self.state.locked_ids.is_empty() && self.locked_retry_at <= now,
-            Task::Count | Task::Backfill | Task::Changes => false,
+            Task::Count | Task::Backfill | Task::Changes | Task::Bulk | Task::Backlog => false,
         }
     }
 
@@ -334,6 +401,7 @@ mod tests {
             last_error_at: None,
             generation: 0,
             locked_ids: vec![],
+            bulk: None,
         }
     }
 

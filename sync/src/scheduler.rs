@@ -232,7 +232,8 @@ impl OrgSync {
         self.run_step(index, task).await
     }
 
-    /// When an object that has nothing to do now will have something.
+    /// When an object that has nothing to do now will have something: the end of a rest,
+    /// a paused object's next describe, the next poll of a query job.
     fn earliest_work(&self) -> Option<DateTime<Utc>> {
         self.objects
             .iter()
@@ -240,7 +241,7 @@ impl OrgSync {
             .filter_map(|o| match (o.resume_at, o.state.paused_reason.is_some()) {
                 (Some(at), _) => Some(at),
                 (None, true) => Some(o.next_describe_at),
-                (None, false) => None,
+                (None, false) => o.next_poll_at(),
             })
             .min()
     }

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 pub use sfpg_control::writer::WriteStrategy;
 
+/// Records per result page of a query job: a million records in ten pages (ten requests,
+/// ten transactions), each about 100 MB of CSV for an Account with every field.
+pub const DEFAULT_BULK_PAGE_SIZE: u32 = 100_000;
+
 /// How a sync process paces its maintenance work and tolerates Salesforce's timing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSettings {
@@ -35,6 +39,13 @@ pub struct SyncSettings {
     pub error_backoff: Duration,
     /// How the mirror is written.
     pub write_strategy: WriteStrategy,
+    /// The most records asked for in one result page of a Bulk API 2.0 query job
+    /// (`maxRecords`); `None` lets Salesforce choose. Each page is one request and one
+    /// transaction, streamed into `COPY` without being held whole.
+    pub bulk_page_size: Option<u32>,
+    /// The longest wait between two polls of a running query job (the waits start at
+    /// 0.2 s and double).
+    pub bulk_poll_cap: Duration,
 }
 
 impl Default for SyncSettings {
@@ -50,6 +61,8 @@ impl Default for SyncSettings {
             budget_probe_interval: Duration::from_secs(5 * 60),
             error_backoff: Duration::from_secs(30),
             write_strategy: WriteStrategy::default(),
+            bulk_page_size: Some(DEFAULT_BULK_PAGE_SIZE),
+            bulk_poll_cap: Duration::from_secs(30),
         }
     }
 }

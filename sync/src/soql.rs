@@ -1,6 +1,8 @@
-//! The SOQL the sync sends. Every query pages by key (`Id`, or `SystemModstamp` then `Id`)
-//! with a `LIMIT`, never by `OFFSET` or by following a locator across turns, so that any
-//! page can be asked for again after a crash and each turn costs exactly one request.
+//! The SOQL the sync sends. Every REST query pages by key (`Id`, or `SystemModstamp` then
+//! `Id`) with a `LIMIT`, never by `OFFSET` or by following a locator across turns, so that
+//! any page can be asked for again after a crash and each turn costs exactly one request.
+//! A Bulk API 2.0 query job's SOQL has neither order nor limit; its pages are followed by
+//! the locators the job hands out, which stay valid as long as the job exists.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sfpg_salesforce::SalesforceId;
@@ -67,6 +69,30 @@ pub fn by_ids(object: &str, fields: &[&str], ids: &[SalesforceId]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!("{} WHERE Id IN ({list})", select(object, fields))
+}
+
+/// Every record of `object` with `fields`, for a Bulk API 2.0 query job: no `ORDER BY` and
+/// no `LIMIT`, which would turn off Salesforce's PK chunking and make a large job slow.
+pub fn bulk_all(object: &str, fields: &[&str]) -> String {
+    select(object, fields)
+}
+
+/// The records changed from `since` on, for a Bulk API 2.0 `queryAll` job (soft deletes
+/// included): an incremental backlog, read in one job. No `ORDER BY`, no `LIMIT`.
+pub fn bulk_changed_since(object: &str, fields: &[&str], since: DateTime<Utc>) -> String {
+    format!(
+        "{} WHERE {SYSTEM_MODSTAMP_FIELD} >= {}",
+        select(object, fields),
+        datetime_literal(since)
+    )
+}
+
+/// How many records changed from `since` on: the size of an incremental backlog.
+pub fn count_changed_since(object: &str, since: DateTime<Utc>) -> String {
+    format!(
+        "SELECT COUNT() FROM {object} WHERE {SYSTEM_MODSTAMP_FIELD} >= {}",
+        datetime_literal(since)
+    )
 }
 
 /// A SOQL datetime literal, in whole seconds rounded down: SOQL takes no fractions, and
@@ -136,6 +162,23 @@ mod tests {
             by_ids("Account", &FIELDS, &[id(), other]),
             "SELECT Id, SystemModstamp, Name FROM Account \
              WHERE Id IN ('001D000000IqhSLIAZ', '001D000000IqhSMIAZ')"
+        );
+    }
+
+    #[test]
+    fn bulk_jobs_read_without_order_or_limit() {
+        let stamp = Utc.with_ymd_and_hms(2024, 3, 1, 12, 30, 5).unwrap();
+        assert_eq!(
+            bulk_all("Account", &FIELDS),
+            "SELECT Id, SystemModstamp, Name FROM Account"
+        );
+        assert_eq!(
+            bulk_changed_since("Account", &FIELDS, stamp),
+            "SELECT Id, SystemModstamp, Name FROM Account WHERE SystemModstamp >= 2024-03-01T12:30:05Z"
+        );
+        assert_eq!(
+            count_changed_since("Account", stamp),
+            "SELECT COUNT() FROM Account WHERE SystemModstamp >= 2024-03-01T12:30:05Z"
         );
     }
 

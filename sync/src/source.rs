@@ -173,7 +173,20 @@ impl Source for RestSource {
 
 /// The number of records of `object`, by `SELECT COUNT()`.
 pub async fn count(client: &Client, object: &str) -> Result<u64> {
-    let mut pages = Box::pin(client.query(soql::count(object)).pages());
+    count_of(client, object, soql::count(object)).await
+}
+
+/// The number of records of `object` changed from `since` on: an incremental backlog.
+pub async fn count_changed_since(
+    client: &Client,
+    object: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<u64> {
+    count_of(client, object, soql::count_changed_since(object, since)).await
+}
+
+async fn count_of(client: &Client, object: &str, soql: String) -> Result<u64> {
+    let mut pages = Box::pin(client.query(soql).pages());
     match pages.next().await {
         Some(page) => Ok(page?.total_size),
         None => Err(SyncError::MalformedRecord {

@@ -52,3 +52,59 @@ async fn progress_of_a_turn_in_flight_does_not_undo_a_resync() {
         .unwrap();
     assert_eq!(stored.backfill_done, 200);
 }
+
+/// A query job under way is saved with the object's progress and read back whole; a
+/// resync forgets it.
+#[tokio::test]
+async fn a_bulk_read_is_saved_with_the_progress_and_forgotten_by_a_resync() {
+    let db = TestDatabase::create().await;
+    let mut client = db.connect().await;
+    crate::apply_control_schema(&mut client).await.unwrap();
+    let org = NewOrg::client_credentials(
+        "acme",
+        "https://login.salesforce.com",
+        "id",
+        "secret",
+        &["Account"],
+    );
+    orgs::insert(&mut client, &org, &MasterKey::from_bytes([7; 32]))
+        .await
+        .unwrap();
+    let mut state = ObjectState::load(&client, "acme", "Account")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.bulk, None);
+    let snapshot = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    state.phase = Phase::Backfilling;
+    state.bulk = Some(BulkRead {
+        job_id: Some("7505g00000AbCdEAAV".to_owned()),
+        locator: Some("MTAwMDA".to_owned()),
+        processed: Some(120_000),
+        read: 100_000,
+        ..BulkRead::new(BulkPurpose::Backfill, snapshot, true)
+    });
+    state.save(&client).await.unwrap();
+    let stored = ObjectState::load(&client, "acme", "Account")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.bulk, state.bulk);
+
+    state.bulk = Some(BulkRead::new(BulkPurpose::Changes, snapshot, false));
+    state.save(&client).await.unwrap();
+    let stored = ObjectState::load(&client, "acme", "Account")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.bulk, state.bulk);
+
+    admin::resync_object(&client, "acme", "Account")
+        .await
+        .unwrap();
+    let stored = ObjectState::load(&client, "acme", "Account")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.bulk, None);
+}

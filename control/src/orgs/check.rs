@@ -48,6 +48,12 @@ impl NewOrg {
         if !(200..=2000).contains(&self.batch_size) {
             return Err(ControlError::BatchSize(self.batch_size));
         }
+        if self
+            .bulk_threshold
+            .is_some_and(|t| t == 0 || i64::try_from(t).is_err())
+        {
+            return Err(ControlError::BadBulkThreshold);
+        }
         let setting = |which: &'static str| move |source| ControlError::Setting { which, source };
         if let Some(instance_url) = &self.instance_url {
             parse_org_url(instance_url).map_err(setting("instance URL"))?;

@@ -22,6 +22,9 @@ pub struct OrgSettings {
     /// The share of the daily API allocation background polling may use (0–1].
     pub max_daily_share: f64,
     pub paused_reason: Option<String>,
+    /// Objects counting at least this many records are read through Bulk API 2.0 query
+    /// jobs; `None`: never.
+    pub bulk_threshold: Option<u64>,
 }
 
 impl OrgSettings {
@@ -33,7 +36,7 @@ impl OrgSettings {
         let Some(row) = client
             .query_opt(
                 "SELECT name, schema_name, enabled, batch_size, rate_requests, rate_period_ms,
-                        max_daily_share, paused_reason
+                        max_daily_share, paused_reason, bulk_threshold
                    FROM sfpg.orgs WHERE name = $1",
                 &[&org],
             )
@@ -45,6 +48,7 @@ impl OrgSettings {
         let requests: i32 = row.try_get(4)?;
         let period_ms: i64 = row.try_get(5)?;
         let share: f32 = row.try_get(6)?;
+        let bulk_threshold: Option<i64> = row.try_get(8)?;
         let invalid =
             |what: &str| ControlError::Corrupt(format!("sfpg.orgs {org}: invalid {what}"));
         let rate = Rate::new(
@@ -60,6 +64,9 @@ impl OrgSettings {
             rate,
             max_daily_share: f64::from(share),
             paused_reason: row.try_get(7)?,
+            bulk_threshold: bulk_threshold
+                .map(|t| u64::try_from(t).map_err(|_| invalid("bulk_threshold")))
+                .transpose()?,
         }))
     }
 

@@ -20,6 +20,7 @@ fn acme() -> NewOrg {
         },
         ca_cert_pem: None,
         batch_size: 200,
+        bulk_threshold: Some(DEFAULT_BULK_THRESHOLD),
         objects: vec!["Account".to_owned(), "Invoice__c".to_owned()],
     }
 }

@@ -11,7 +11,9 @@ use sfpg_control::{AuthFlow, ControlError, NewOrg, OrgSecrets, orgs};
 use sfpg_salesforce::{ApiVersion, JwtBearer, Token, check_ca_certificates_pem};
 
 use crate::commands::org::verify::{self, log_in};
-use crate::commands::org::{control_client, load_master_key, user_facing};
+use crate::commands::org::{
+    BulkThreshold, control_client, load_master_key, parse_bulk_threshold, user_facing,
+};
 use crate::errors::UserError;
 
 #[derive(Debug, Args)]
@@ -65,6 +67,12 @@ pub struct AddArgs {
     /// Records per query page while backfilling, 200 to 2000.
     #[arg(long, default_value_t = 200)]
     pub batch_size: u32,
+
+    /// Objects counting at least this many records when their backfill starts are read
+    /// through one Bulk API 2.0 query job instead of REST pages; so are larger incremental
+    /// backlogs, reconciliations and formula refreshes. `off`: REST only.
+    #[arg(long, default_value = "50000", value_parser = parse_bulk_threshold)]
+    pub bulk_threshold: BulkThreshold,
 
     /// The PostgreSQL schema that holds the org's tables. Defaults to the org's name.
     #[arg(long)]
@@ -228,6 +236,7 @@ fn new_org(args: &AddArgs) -> anyhow::Result<NewOrg> {
         },
         ca_cert_pem,
         batch_size: args.batch_size,
+        bulk_threshold: args.bulk_threshold.0,
         objects,
     })
 }

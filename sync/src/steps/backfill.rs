@@ -11,17 +11,29 @@ use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, ReadAhead, chrono_duration};
 use crate::plan::MirroredField;
 use crate::source;
-use sfpg_control::objects::{ObjectState, Phase};
+use sfpg_control::mirror;
+use sfpg_control::objects::{BulkPurpose, BulkRead, ObjectState, Phase};
 use sfpg_control::writer::Rows;
 
 /// Takes the snapshot time, then counts the records. Changes from the snapshot on are the
 /// incremental feed's: it starts there (less the overlap) once the pages are done.
+///
+/// An object counting at least the org's bulk threshold is backfilled through one Bulk API
+/// 2.0 query job ([`super::bulk`]): its pages are merged if the table holds rows already (a
+/// resync), else copied straight in.
 pub async fn count(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<Outcome> {
     let snapshot = object.state.backfill_snapshot.unwrap_or_else(Utc::now);
     let total = source::count(context.client, object.name()).await?;
     let mut next = after_request(&object.state);
     next.backfill_snapshot = Some(snapshot);
     next.backfill_total = Some(i64::try_from(total).unwrap_or(i64::MAX));
+    let threshold = context.org.bulk_threshold;
+    if super::bulk::reaches_threshold(threshold, total) {
+        let plan = plan_of(object)?;
+        let merge = mirror::has_rows(&*context.db, &plan.schema, &plan.table).await?;
+        tracing::info!(object = %plan.object, total, threshold, merge, "at or above the bulk threshold: backfilled through a Bulk API 2.0 query job");
+        next.bulk = Some(BulkRead::new(BulkPurpose::Backfill, snapshot, merge));
+    }
     next.save(&*context.db).await?;
     object.state = next;
     Ok(Outcome::default())
@@ -115,7 +127,7 @@ pub async fn page(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<
 
 /// The last page is in: the incremental feed takes over from the snapshot (less the
 /// overlap).
-fn go_live(next: &mut ObjectState, overlap: chrono::Duration) {
+pub(super) fn go_live(next: &mut ObjectState, overlap: chrono::Duration) {
     let snapshot = next.backfill_snapshot.unwrap_or_else(Utc::now);
     next.phase = Phase::Live;
     next.backfill_last_id = None;

@@ -143,7 +143,7 @@ pub async fn reconcile(context: &mut Context<'_>, object: &mut ObjectSync) -> Re
 
 /// Sets the row count to the table's true count: rows the proxy inserted or deleted are
 /// not seen by the sync's own arithmetic.
-async fn recount(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<()> {
+pub(super) async fn recount(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<()> {
     let plan = plan_of(object)?;
     let table = sfpg_control::mirror::qualified(&plan.schema, &plan.table);
     let row = context

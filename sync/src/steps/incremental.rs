@@ -14,6 +14,9 @@ use crate::error::{Result, SyncError};
 use crate::object::{ObjectSync, chrono_duration};
 use crate::plan::MirroredField;
 use crate::soql::ModstampCursor;
+use crate::source;
+use chrono::Utc;
+use sfpg_control::objects::{BulkPurpose, BulkRead};
 use sfpg_control::writer::Rows;
 
 /// Reads and applies the next page of changes.
@@ -57,11 +60,42 @@ pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
         next
     })
     .await?;
+    if complete {
+        object.backlog_counted = false;
+        object.backlog_count_due = false;
+    } else if !object.backlog_counted && context.org.bulk_threshold.is_some() {
+        // Behind: how far is for the next turn to count.
+        object.backlog_count_due = true;
+    }
     Ok(Outcome {
         received,
         written: applied.written,
         deleted: applied.deleted,
     })
+}
+
+/// Counts the changes from the cursor on. A backlog larger than the org's bulk threshold
+/// (after an outage, or a long backfill) is read through one `queryAll` query job filtered
+/// by the cursor ([`super::bulk`]); a smaller one goes on through REST pages, and is not
+/// counted again until the feed has caught up.
+pub async fn backlog(context: &mut Context<'_>, object: &mut ObjectSync) -> Result<Outcome> {
+    let overlap = chrono_duration(context.settings.overlap);
+    let cursor = cursor_of(object, overlap)?;
+    // Before the count, so that what changes meanwhile is after it.
+    let snapshot = Utc::now();
+    let backlog = source::count_changed_since(context.client, object.name(), cursor.stamp).await?;
+    let mut next = after_request(&object.state);
+    let threshold = context.org.bulk_threshold;
+    if threshold.is_some_and(|t| backlog > t) {
+        tracing::info!(object = %object.name(), backlog, threshold, "the backlog is above the bulk threshold: read through a Bulk API 2.0 query job");
+        next.cursor_modstamp = Some(cursor.stamp);
+        next.bulk = Some(BulkRead::new(BulkPurpose::Changes, snapshot, true));
+    }
+    next.save(&*context.db).await?;
+    object.state = next;
+    object.backlog_count_due = false;
+    object.backlog_counted = true;
+    Ok(Outcome::default())
 }
 
 /// Where the next page starts: the saved cursor, else the backfill's snapshot less the

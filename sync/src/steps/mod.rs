@@ -2,6 +2,7 @@
 //! writes what it learned and the object's new progress in one transaction.
 
 mod backfill;
+mod bulk;
 mod deletes;
 mod describe;
 mod formulas;
@@ -63,9 +64,17 @@ pub async fn run(
         Task::FieldBackfill => backfill::field_page(context, object).await,
         Task::Changes => incremental::changes(context, object).await,
         Task::Deleted => deletes::deleted(context, object).await,
+        Task::Reconcile if bulk::sweeps::reconciles_in_bulk(context, object) => {
+            bulk::sweeps::reconcile(context, object).await
+        }
         Task::Reconcile => deletes::reconcile(context, object).await,
+        Task::Formulas if bulk::sweeps::refreshes_in_bulk(context, object) => {
+            bulk::sweeps::formulas(context, object).await
+        }
         Task::Formulas => formulas::refresh(context, object).await,
         Task::Locked => locked::retry(context, object).await,
+        Task::Bulk => bulk::turn(context, object).await,
+        Task::Backlog => incremental::backlog(context, object).await,
     }
 }
 

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backfill;
+mod bulk;
+mod bulk_faults;
 mod deletes;
 mod faults;
 mod incremental;
