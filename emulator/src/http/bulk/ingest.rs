@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::jobs::{ColumnDelimiter, InfoForm, Job, JobInfo, JobKind, JobState, LineEnding};
+use super::jobs::{ColumnDelimiter, InfoForm, Job, JobInfo, JobKind, JobState, KeysAt, LineEnding};
 use super::query::info_response;
 use super::{ingest_runner, invalid_job, invalid_job_state, job_not_found};
 use crate::http::auth::Caller;
@@ -61,21 +61,29 @@ impl IngestJob {
 impl JobKind for IngestJob {
     const JOB_TYPE: &'static str = "V2Ingest";
 
-    fn short_keys<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        if let Some(name) = &self.external_id_field_name {
-            map.serialize_entry("externalIdFieldName", name)?;
+    fn keys<M: serde::ser::SerializeMap>(
+        &self,
+        at: KeysAt,
+        _form: InfoForm,
+        map: &mut M,
+    ) -> Result<(), M::Error> {
+        match at {
+            KeysAt::AfterState => match &self.external_id_field_name {
+                Some(name) => map.serialize_entry("externalIdFieldName", name),
+                None => Ok(()),
+            },
+            KeysAt::AfterApiVersion => match &self.content_url {
+                Some(url) => map.serialize_entry("contentUrl", url),
+                None => Ok(()),
+            },
+            KeysAt::AfterNumberRecordsProcessed => {
+                map.serialize_entry("numberRecordsFailed", &self.number_records_failed)
+            }
+            KeysAt::AfterTotalProcessingTime => {
+                map.serialize_entry("apiActiveProcessingTime", &0)?;
+                map.serialize_entry("apexProcessingTime", &0)
+            }
         }
-        if let Some(url) = &self.content_url {
-            map.serialize_entry("contentUrl", url)?;
-        }
-        Ok(())
-    }
-
-    fn full_keys<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        self.short_keys(map)?;
-        map.serialize_entry("numberRecordsFailed", &self.number_records_failed)?;
-        map.serialize_entry("apiActiveProcessingTime", &0)?;
-        map.serialize_entry("apexProcessingTime", &0)
     }
 }
 
