@@ -65,6 +65,8 @@ pub struct ObjectStatus {
     pub bulk_purpose: Option<String>,
     pub bulk_job_id: Option<String>,
     pub bulk_processed: Option<i64>,
+    /// Where its changes come from: `stream` (Change Data Capture) or `poll`.
+    pub source: String,
 }
 
 impl ObjectStatus {
@@ -128,7 +130,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
                     paused_reason, row_count, cursor_modstamp, newest_modstamp,
                     extract(epoch FROM now() - newest_modstamp)::float8, requests, last_error,
                     last_error_at, removed_fields, pending_field_backfill, bulk_purpose,
-                    bulk_job_id, bulk_processed
+                    bulk_job_id, bulk_processed, source
                FROM sfpg.objects ORDER BY org_name, object_name",
             &[],
         )
@@ -158,6 +160,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
                 bulk_purpose: row.try_get(17)?,
                 bulk_job_id: row.try_get(18)?,
                 bulk_processed: row.try_get(19)?,
+                source: row.try_get(20)?,
             });
         }
         statuses.push(OrgStatus {
@@ -205,6 +208,7 @@ mod tests {
             bulk_purpose: None,
             bulk_job_id: None,
             bulk_processed: None,
+            source: "poll".into(),
         }
     }
 
