@@ -31,6 +31,8 @@ pub struct OrgStatus {
     pub lease_owner: Option<String>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Its Change Data Capture stream.
+    pub stream: Option<crate::streams::StreamStatus>,
     pub objects: Vec<ObjectStatus>,
 }
 
@@ -135,6 +137,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
             &[],
         )
         .await?;
+    let mut streams = crate::streams::load_status(client).await?;
     let mut statuses = Vec::with_capacity(orgs.len());
     for org in &orgs {
         let name: String = org.try_get(0)?;
@@ -163,6 +166,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
                 source: row.try_get(20)?,
             });
         }
+        let statuses_name = name.clone();
         statuses.push(OrgStatus {
             name,
             schema: org.try_get(1)?,
@@ -177,6 +181,10 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
             lease_owner: org.try_get(7)?,
             last_error: org.try_get(8)?,
             last_error_at: org.try_get(9)?,
+            stream: streams
+                .iter()
+                .position(|(org, _)| *org == statuses_name)
+                .map(|i| streams.swap_remove(i).1),
             objects: mine,
         });
     }
