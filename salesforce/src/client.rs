@@ -9,7 +9,6 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Certificate, Method};
 use secrecy::ExposeSecret;
@@ -21,11 +20,13 @@ use crate::auth::{self, Credentials, RefreshTokenStore, Token};
 use crate::config::Config;
 use crate::error::{Endpoint, Error, Result};
 use crate::limiter::{Priority, RateLimiter};
-use crate::retry::should_retry;
+use crate::retry::{RetryPolicy, should_retry};
 use crate::usage::{ApiUsage, LIMIT_INFO_HEADER};
 
+mod request;
 mod response;
 
+pub(crate) use request::{ApiRequest, Target};
 pub(crate) use response::{BodyStream, ReceiveBody, Response, STREAMED_BODY_DEADLINE};
 
 /// A connection to one org. Cheap to clone; clones share the token, the rate limiter and the
@@ -38,6 +39,9 @@ pub struct Client {
 
 struct Shared {
     http: reqwest::Client,
+    /// For long polls (CometD connects): like `http` but without a read timeout, built on
+    /// first use.
+    long_poll_http: OnceLock<reqwest::Client>,
     config: Config,
     /// Held while a token is being requested, so that concurrent 401s re-authenticate once.
     credentials: tokio::sync::Mutex<Credentials>,
@@ -67,10 +71,11 @@ impl Client {
         credentials: impl Into<Credentials>,
         limiter: RateLimiter,
     ) -> Result<Self> {
-        let http = http_client(&config)?;
+        let http = http_client(&config, true)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 http,
+                long_poll_http: OnceLock::new(),
                 config,
                 credentials: tokio::sync::Mutex::new(credentials.into()),
                 token: RwLock::new(None),
@@ -149,7 +154,7 @@ impl Client {
         Ok(token)
     }
 
-    fn cached_token(&self) -> Option<Arc<Token>> {
+    pub(crate) fn cached_token(&self) -> Option<Arc<Token>> {
         self.shared
             .token
             .read()
@@ -158,7 +163,7 @@ impl Client {
     }
 
     /// Drops `stale` so the next call logs in again, unless someone already replaced it.
-    fn forget_token(&self, stale: &Arc<Token>) {
+    pub(crate) fn forget_token(&self, stale: &Arc<Token>) {
         let mut current = self
             .shared
             .token
@@ -193,7 +198,13 @@ impl Client {
 
     /// The one request path: limiter, token, request, usage header, error, retry.
     async fn execute_receiving<B: ReceiveBody>(&self, request: ApiRequest) -> Result<Response<B>> {
-        let policy = self.shared.config.retry();
+        // A long poll is never resent here: its caller's loop decides (after a stall, a
+        // resend must not overlap the request it replaces).
+        let never = RetryPolicy::never();
+        let policy = match request.long_poll {
+            true => &never,
+            false => self.shared.config.retry(),
+        };
         let started = Instant::now();
         // Time spent waiting for the rate limiter, which the retry time bound leaves out.
         let mut queued = Duration::ZERO;
@@ -277,9 +288,12 @@ impl Client {
                 method: request.method.clone(),
                 path: url.path().to_owned(),
             };
-            let mut builder = self.http_request(request, url, token.as_deref());
+            let mut builder = self.http_request(request, url, token.as_deref())?;
             if B::STREAMED {
                 builder = builder.timeout(STREAMED_BODY_DEADLINE);
+            }
+            if let Some(timeout) = request.timeout {
+                builder = builder.timeout(timeout);
             }
             let transport = |source: reqwest::Error| Failure {
                 sent: !source.is_connect(),
@@ -324,10 +338,18 @@ impl Client {
         request: &ApiRequest,
         url: Url,
         token: Option<&Token>,
-    ) -> reqwest::RequestBuilder {
-        let mut builder = self
-            .shared
-            .http
+    ) -> Result<reqwest::RequestBuilder, Failure> {
+        let http = match request.long_poll {
+            false => &self.shared.http,
+            true => match self.shared.long_poll_http.get() {
+                Some(http) => http,
+                None => {
+                    let http = http_client(&self.shared.config, false).map_err(Failure::unsent)?;
+                    self.shared.long_poll_http.get_or_init(|| http)
+                }
+            },
+        };
+        let mut builder = http
             .request(request.method.clone(), url)
             .headers(request.headers.clone());
         if let Some(token) = token {
@@ -338,7 +360,7 @@ impl Client {
                 .header(CONTENT_TYPE, request.content_type)
                 .body(body.clone());
         }
-        builder
+        Ok(builder)
     }
 
     fn record_usage(&self, headers: &HeaderMap) {
@@ -378,6 +400,14 @@ impl Client {
                     .extend(segments);
                 Ok(url)
             }
+            Target::CometD => {
+                let mut url = base.clone();
+                url.path_segments_mut()
+                    .map_err(|()| cannot_be_base())?
+                    .pop_if_empty()
+                    .extend(["cometd", self.shared.config.api_version().as_str()]);
+                Ok(url)
+            }
             Target::DataRoot => {
                 let mut url = base.clone();
                 url.path_segments_mut()
@@ -406,7 +436,9 @@ impl Client {
     }
 }
 
-fn http_client(config: &Config) -> Result<reqwest::Client> {
+/// The HTTP client for `config`; `read_timeout` bounds the wait between two reads by the
+/// request timeout (all but long polls).
+fn http_client(config: &Config, read_timeout: bool) -> Result<reqwest::Client> {
     let mut headers = HeaderMap::new();
     // Names the caller, so sfpg's own writes can be told apart in change events'
     // `changeOrigin`.
@@ -428,9 +460,11 @@ fn http_client(config: &Config) -> Result<reqwest::Client> {
         .default_headers(headers)
         .user_agent(concat!("sfpg-salesforce/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(config.connect_timeout())
-        .timeout(config.request_timeout())
+        .timeout(config.request_timeout());
+    if read_timeout {
         // Within the request timeout for a read body; what bounds a streamed body's stalls.
-        .read_timeout(config.request_timeout());
+        builder = builder.read_timeout(config.request_timeout());
+    }
     if let Some(pem) = config.ca_certificates_pem() {
         builder = builder.tls_certs_merge(ca_certificates(pem)?);
     }
@@ -475,107 +509,5 @@ impl Failure {
             sent: false,
             token: None,
         }
-    }
-}
-
-/// Where a request goes.
-pub(crate) enum Target {
-    /// Path segments under `/services/data/vXX.X/`, percent-encoded as needed.
-    Rest(Vec<String>),
-    /// `/services/data/`, the version list.
-    DataRoot,
-    /// A path Salesforce handed out, such as a `nextRecordsUrl`.
-    Path(String),
-}
-
-/// One API call, as the operations describe it.
-pub(crate) struct ApiRequest {
-    method: Method,
-    target: Target,
-    query: Vec<(&'static str, String)>,
-    headers: HeaderMap,
-    body: Option<Bytes>,
-    /// The body's `Content-Type`.
-    content_type: &'static str,
-    /// Counted against the rate limiter (all but the version list).
-    counted: bool,
-    authenticated: bool,
-    /// Sending it twice does no harm, so any transient failure may be retried.
-    idempotent: bool,
-    /// A success that should nonetheless be retried (an `allOrNone` batch rolled back for
-    /// lock contention).
-    retry_when: Option<fn(&Response) -> bool>,
-}
-
-impl ApiRequest {
-    pub(crate) fn new(method: Method, target: Target) -> Self {
-        let idempotent = method != Method::POST;
-        Self {
-            method,
-            target,
-            query: Vec::new(),
-            headers: HeaderMap::new(),
-            body: None,
-            content_type: "application/json",
-            counted: true,
-            authenticated: true,
-            idempotent,
-            retry_when: None,
-        }
-    }
-
-    /// A request under `/services/data/vXX.X/`.
-    pub(crate) fn rest<S: Into<String>>(
-        method: Method,
-        segments: impl IntoIterator<Item = S>,
-    ) -> Self {
-        Self::new(
-            method,
-            Target::Rest(segments.into_iter().map(Into::into).collect()),
-        )
-    }
-
-    /// Appends a query parameter.
-    pub(crate) fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.query.push((name, value.into()));
-        self
-    }
-
-    pub(crate) fn header(mut self, name: &'static str, value: HeaderValue) -> Self {
-        self.headers.insert(HeaderName::from_static(name), value);
-        self
-    }
-
-    pub(crate) fn json(mut self, body: &impl serde::Serialize) -> Result<Self> {
-        let bytes = serde_json::to_vec(body).map_err(|e| {
-            Error::InvalidRequest(format!("the request body cannot be serialised: {e}"))
-        })?;
-        self.body = Some(Bytes::from(bytes));
-        Ok(self)
-    }
-
-    /// A CSV body (`text/csv`), such as a Bulk API ingest job's data.
-    pub(crate) fn csv(mut self, body: Bytes) -> Self {
-        self.body = Some(body);
-        self.content_type = "text/csv";
-        self
-    }
-
-    /// Retried only when Salesforce certainly did not act on it, whatever the method (a
-    /// Bulk upload sent twice spoils its job).
-    pub(crate) fn not_idempotent(mut self) -> Self {
-        self.idempotent = false;
-        self
-    }
-
-    pub(crate) fn uncounted_and_anonymous(mut self) -> Self {
-        self.counted = false;
-        self.authenticated = false;
-        self
-    }
-
-    pub(crate) fn retry_when(mut self, retry_when: fn(&Response) -> bool) -> Self {
-        self.retry_when = Some(retry_when);
-        self
     }
 }

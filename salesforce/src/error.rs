@@ -249,6 +249,42 @@ pub enum Error {
         /// The records its result pages held.
         counted: u64,
     },
+
+    /// Salesforce's CometD server refused a Bayeux request in a way no reconnect fixes:
+    /// `error` as it wrote it, such as `400::The channel you requested to subscribe to does
+    /// not exist`, or a `401::Authentication invalid` right after a new login.
+    #[error("{endpoint}: {channel} refused: {error}")]
+    Bayeux {
+        /// The CometD endpoint.
+        endpoint: Endpoint,
+        /// The meta channel, such as `/meta/subscribe`.
+        channel: String,
+        /// The Bayeux `error`, with Salesforce's failure reason when it gave one.
+        error: String,
+    },
+
+    /// The replay id a subscription asked for is invalid or no longer retained (the
+    /// documented `400::The replayId {X} you provided was invalid…`). Nothing was skipped:
+    /// the caller decides how to catch up.
+    #[error("{channel}: replay id {replay_id} is invalid or no longer retained: {message}")]
+    ReplayIdInvalid {
+        /// The channel subscribed to.
+        channel: String,
+        /// The replay id asked for.
+        replay_id: i64,
+        /// Salesforce's message.
+        message: String,
+    },
+
+    /// A subscription has ended: closed, replaced by a newer subscription of its channel,
+    /// or after an earlier error.
+    #[error("the subscription to {channel} has ended: {detail}")]
+    SubscriptionEnded {
+        /// The channel.
+        channel: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -267,7 +303,11 @@ impl Error {
             | Error::CompositeLimit { .. }
             | Error::BulkJob { .. }
             | Error::BulkPageCount { .. }
-            | Error::BulkTotalCount { .. } => ErrorClass::NotRetryable,
+            | Error::BulkTotalCount { .. }
+            | Error::ReplayIdInvalid { .. }
+            | Error::SubscriptionEnded { .. } => ErrorClass::NotRetryable,
+            Error::Bayeux { error, .. } if error.starts_with("401:") => ErrorClass::Auth,
+            Error::Bayeux { .. } => ErrorClass::NotRetryable,
         }
     }
 
@@ -336,7 +376,10 @@ impl Error {
             | Error::InvalidRequest(_)
             | Error::CompositeLimit { .. }
             | Error::MultipleMatches { .. }
-            | Error::BulkJob { .. } => false,
+            | Error::BulkJob { .. }
+            | Error::Bayeux { .. }
+            | Error::ReplayIdInvalid { .. }
+            | Error::SubscriptionEnded { .. } => false,
             Error::Api { status, .. } | Error::UnexpectedBody { status, .. } => {
                 !status.is_client_error()
             }
@@ -363,6 +406,12 @@ impl Error {
         matches!(self, Error::Api { status, errors, .. }
             if *status == StatusCode::UNAUTHORIZED
                 && errors.iter().any(|e| e.error_code == "INVALID_SESSION_ID"))
+    }
+
+    /// Whether a subscription's replay id is invalid or expired ([`Error::ReplayIdInvalid`]):
+    /// the events since it may be gone, and the caller must catch up another way.
+    pub fn is_replay_id_invalid(&self) -> bool {
+        matches!(self, Error::ReplayIdInvalid { .. })
     }
 
     /// Whether a Bulk API job this error is about no longer exists: 404 `NOT_FOUND` for a job

@@ -1,6 +1,6 @@
 //! The Salesforce client sfpg's sync and proxy use: OAuth flows, REST, SOQL query paging,
-//! sObject Collections, Bulk API 2.0 query jobs ([`bulk`]), typed errors, retries and
-//! per-org rate limiting.
+//! sObject Collections, Bulk API 2.0 query jobs ([`bulk`]), Change Data Capture streaming
+//! over CometD ([`streaming`]), typed errors, retries and per-org rate limiting.
 //!
 //! It speaks Salesforce's documented wire behaviour (see `reference/salesforce-api.md` in
 //! the shared docs) and works unchanged against a real org or the sfpg emulator.
@@ -87,6 +87,7 @@ pub mod query;
 pub mod replication;
 pub mod retry;
 pub mod sobject;
+pub mod streaming;
 pub mod usage;
 pub mod versions;
 

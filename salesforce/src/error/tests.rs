@@ -226,3 +226,34 @@ fn bulk_job_gone_and_not_complete() {
     assert!(!other_version.is_job_gone() && !other_version.is_job_not_complete());
     assert_eq!(other_version.error_code(), Some("INVALIDJOBSTATE"));
 }
+
+#[test]
+fn streaming_errors_are_told_apart() {
+    let invalid = Error::ReplayIdInvalid {
+        channel: "/data/ChangeEvents".to_owned(),
+        replay_id: 42,
+        message: "400::The replayId {42} you provided was invalid.".to_owned(),
+    };
+    assert!(invalid.is_replay_id_invalid());
+    assert_eq!(invalid.class(), ErrorClass::NotRetryable);
+    assert!(invalid.to_string().contains("replay id 42"), "{invalid}");
+
+    let endpoint = Endpoint {
+        method: Method::POST,
+        path: "/cometd/62.0".to_owned(),
+    };
+    let login = Error::Bayeux {
+        endpoint: endpoint.clone(),
+        channel: "/meta/handshake".to_owned(),
+        error: "401::Authentication invalid".to_owned(),
+    };
+    assert_eq!(login.class(), ErrorClass::Auth);
+    assert!(!login.is_replay_id_invalid());
+    let unknown_channel = Error::Bayeux {
+        endpoint,
+        channel: "/meta/subscribe".to_owned(),
+        error: "400::The channel you requested to subscribe to does not exist".to_owned(),
+    };
+    assert_eq!(unknown_channel.class(), ErrorClass::NotRetryable);
+    assert!(!unknown_channel.may_have_taken_effect());
+}
