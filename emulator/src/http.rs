@@ -19,6 +19,7 @@ mod admin;
 mod auth;
 pub mod bulk;
 mod collections;
+pub mod cometd;
 mod composite;
 mod config;
 mod error;

@@ -2,6 +2,7 @@
 //! sObject Collections, API limits and fault injection. It shares no types with the
 //! `sfpg-salesforce` client, so the two cannot agree on the same mistake.
 
+pub mod events;
 pub mod generator;
 pub mod http;
 pub mod ids;

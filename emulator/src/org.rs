@@ -12,6 +12,7 @@
 
 mod access;
 mod bulk;
+mod capture;
 mod clock;
 mod collections;
 mod describe;
@@ -54,6 +55,8 @@ pub struct Org {
     org_id: Id,
     /// When any object definition last changed (describe global's `If-Modified-Since`).
     global_modified: DateTime<Utc>,
+    /// Change Data Capture, once a bus is attached ([`Org::attach_bus`]).
+    capture: Option<capture::Capture>,
 }
 
 impl Org {
@@ -88,6 +91,7 @@ impl Org {
             pod: DEFAULT_POD.to_owned(),
             org_id,
             global_modified: now,
+            capture: None,
         })
     }
 
@@ -123,6 +127,11 @@ impl Org {
     /// The org's Id (`00D…`).
     pub fn org_id(&self) -> Id {
         self.org_id
+    }
+
+    /// The org's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     /// The org's current time.

@@ -18,6 +18,30 @@ use crate::ids::Id;
 pub struct Caller {
     pub version: ApiVersion,
     pub user_id: Id,
+    /// The `client=` of the request's `Sforce-Call-Options` header.
+    pub client: Option<String>,
+}
+
+impl Caller {
+    /// `changeOrigin` for changes this request makes through `api` (`rest`, `bulkapi`):
+    /// `com/salesforce/api/rest/62.0;client=sfpg`, without `;client=` when none was given.
+    pub fn change_origin(&self, api: &str) -> String {
+        let base = format!("com/salesforce/api/{api}/{}", self.version.number());
+        match &self.client {
+            Some(client) => format!("{base};client={client}"),
+            None => base,
+        }
+    }
+}
+
+/// The `client` option of `Sforce-Call-Options: client=NAME[, defaultNamespace=…]`.
+pub fn call_options_client(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("sforce-call-options")?.to_str().ok()?;
+    value.split(',').find_map(|option| {
+        let (key, value) = option.split_once('=')?;
+        (key.trim().eq_ignore_ascii_case("client") && !value.trim().is_empty())
+            .then(|| value.trim().to_owned())
+    })
 }
 
 /// Marks a response to a request that used one of the daily allocation.
@@ -46,9 +70,11 @@ pub async fn require_session(
     if let Admission::Exceeded { .. } = admission {
         return RestError::request_limit_exceeded().into_response();
     }
+    let client = call_options_client(request.headers());
     request.extensions_mut().insert(Caller {
         version,
         user_id: session.user_id,
+        client,
     });
     let mut response = next.run(request).await;
     response.extensions_mut().insert(Counted);

@@ -28,10 +28,9 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Json<Vec<SaveResult>>, RestError> {
     let body = save_body(&headers, &body)?;
-    let results =
-        state
-            .org_mut()
-            .collection_create(&body.records, body.all_or_none, &caller.user_id)?;
+    let results = state
+        .org_write(caller.change_origin("rest"))
+        .collection_create(&body.records, body.all_or_none, &caller.user_id)?;
     Ok(Json(results))
 }
 
@@ -43,10 +42,9 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Json<Vec<SaveResult>>, RestError> {
     let body = save_body(&headers, &body)?;
-    let results =
-        state
-            .org_mut()
-            .collection_update(&body.records, body.all_or_none, &caller.user_id)?;
+    let results = state
+        .org_write(caller.change_origin("rest"))
+        .collection_update(&body.records, body.all_or_none, &caller.user_id)?;
     Ok(Json(results))
 }
 
@@ -59,13 +57,15 @@ pub async fn upsert(
     body: Bytes,
 ) -> Result<Json<Vec<SaveResult>>, RestError> {
     let body = save_body(&headers, &body)?;
-    let results = state.org_mut().collection_upsert(
-        &object,
-        &field,
-        &body.records,
-        body.all_or_none,
-        &caller.user_id,
-    )?;
+    let results = state
+        .org_write(caller.change_origin("rest"))
+        .collection_upsert(
+            &object,
+            &field,
+            &body.records,
+            body.all_or_none,
+            &caller.user_id,
+        )?;
     Ok(Json(results))
 }
 
@@ -79,7 +79,7 @@ pub async fn delete(
     let ids = params.ids().ok_or_else(missing_ids)?;
     let all_or_none = params.flag("allOrNone")?;
     let results = state
-        .org_mut()
+        .org_write(caller.change_origin("rest"))
         .collection_delete(&ids, all_or_none, &caller.user_id)?;
     Ok(Json(results))
 }

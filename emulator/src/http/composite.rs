@@ -120,7 +120,7 @@ pub async fn composite(
     let (all_or_none, subrequests) = envelope(&body)?;
     let base = caller.version.base_path();
     let responses = {
-        let mut org = state.org_mut();
+        let mut org = state.org_write(caller.change_origin("rest"));
         run(&mut org, &subrequests, all_or_none, &caller.user_id, &base)
     };
     Ok(Json(json!({ "compositeResponse": responses })))

@@ -90,6 +90,16 @@ pub struct EmulatorConfig {
     /// How long a Bulk API job takes from `UploadComplete` to its end: half of it
     /// queued, half `InProgress`. Tests may set zero.
     pub bulk_processing_delay: Duration,
+    /// The entities selected for Change Data Capture (`all`, `none`, or a list).
+    pub cdc_entities: crate::events::Selection,
+    /// How long change events stay replayable (Salesforce: 72 hours).
+    pub event_retention: Duration,
+    /// The changes one transaction publishes before the rest become `GAP_OVERFLOW`.
+    pub cdc_overflow_threshold: usize,
+    /// How long a CometD `/meta/connect` is held when no event comes (Salesforce: 110 s).
+    pub cometd_connect_timeout: Duration,
+    /// How long a CometD client lives without a connect (Salesforce: 40 s).
+    pub cometd_client_timeout: Duration,
     pub org: OrgSource,
 }
 
@@ -131,6 +141,11 @@ impl Default for EmulatorConfig {
             query_locator_lifetime: Duration::from_secs(2 * 24 * 60 * 60),
             request_log_capacity: 100_000,
             bulk_processing_delay: DEFAULT_BULK_PROCESSING_DELAY,
+            cdc_entities: crate::events::Selection::All,
+            event_retention: crate::events::DEFAULT_RETENTION,
+            cdc_overflow_threshold: crate::events::DEFAULT_OVERFLOW_THRESHOLD,
+            cometd_connect_timeout: super::cometd::DEFAULT_CONNECT_TIMEOUT,
+            cometd_client_timeout: super::cometd::DEFAULT_CLIENT_TIMEOUT,
             org: OrgSource::Generated {
                 records: 0,
                 seed: 1,

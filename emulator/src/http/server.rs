@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::auth;
 use super::bulk::{self, BulkJobs};
+use super::cometd::{self, Clients, CometdTimeouts};
 use super::config::{ConnectedApp, EmulatorConfig, OrgSource, Transport, UserLogin};
 use super::error::RestError;
 use super::limits::ApiUsage;
@@ -28,6 +29,7 @@ use super::{
     EmulatorError, admin, collections, composite, limits, oauth, query, replication, sobjects, tls,
     versions,
 };
+use crate::events::{BusConfig, EventBus};
 use crate::ids::Id;
 use crate::org::{NewUser, Org};
 
@@ -56,6 +58,11 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         query_locator_lifetime,
         request_log_capacity,
         bulk_processing_delay,
+        cdc_entities,
+        event_retention,
+        cdc_overflow_threshold,
+        cometd_connect_timeout,
+        cometd_client_timeout,
         org,
     } = config;
 
@@ -81,6 +88,17 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         .map(|(login, id)| KnownUser::new(login, id))
         .collect();
 
+    let mut org = org;
+    let bus = Arc::new(EventBus::new(
+        BusConfig {
+            selection: cdc_entities,
+            retention: event_retention,
+            overflow_threshold: cdc_overflow_threshold,
+        },
+        org.clock(),
+    ));
+    // Attached after the org is built: generated records existed before anyone listened.
+    org.attach_bus(bus.clone());
     let org_id = org.org_id().to_string();
     let state: AppState = Arc::new(Shared::new(SharedParts {
         org,
@@ -90,6 +108,11 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         locators: Locators::new(query_locator_lifetime),
         bulk: BulkJobs::new(bulk_processing_delay)
             .map_err(|e| EmulatorError::Config(format!("cannot mint Bulk job Ids: {e}")))?,
+        bus,
+        cometd: Clients::new(CometdTimeouts {
+            connect: cometd_connect_timeout,
+            client: cometd_client_timeout,
+        }),
         apps: known_apps,
         users: known_users,
         instance_url,
@@ -324,6 +347,7 @@ fn routes(state: AppState) -> Router {
     Router::new()
         .route("/services/data", get(versions::versions))
         .route("/services/oauth2/token", post(oauth::token))
+        .route("/cometd/{version}", post(cometd::cometd))
         .merge(api)
         .nest("/__emulator", admin::routes().merge(bulk::admin_routes()))
         .fallback(|| async { RestError::not_found() })

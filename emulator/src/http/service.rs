@@ -108,7 +108,16 @@ async fn serve(
         }
         None => {}
     }
-    Ok(respond(router, state, request, served).await)
+    let response = respond(router, state, request, served).await;
+    if response
+        .extensions()
+        .get::<super::cometd::DropConnection>()
+        .is_some()
+    {
+        // The admin API dropped this client's connect: close the connection unanswered.
+        return Err(ConnectionDropped);
+    }
+    Ok(response)
 }
 
 /// Carries out the request (after any injected latency or failure) and logs it.

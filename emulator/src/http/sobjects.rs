@@ -70,7 +70,10 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, RestError> {
     let fields = record_body(&headers, &body)?;
-    let id = state.org_mut().create(&object, &fields, &caller.user_id)?;
+    let id =
+        state
+            .org_write(caller.change_origin("rest"))
+            .create(&object, &fields, &caller.user_id)?;
     Ok((StatusCode::CREATED, Json(SaveResult::ok(id.to_string()))).into_response())
 }
 
@@ -109,7 +112,7 @@ pub async fn update(
     }
     let fields = record_body(&headers, &body)?;
     state
-        .org_mut()
+        .org_write(caller.change_origin("rest"))
         .update(&object, &id, &fields, &caller.user_id)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -120,7 +123,9 @@ pub async fn delete(
     Extension(caller): Extension<Caller>,
     Path((_, object, id)): Path<(String, String, String)>,
 ) -> Result<Response, RestError> {
-    state.org_mut().delete(&object, &id, &caller.user_id)?;
+    state
+        .org_write(caller.change_origin("rest"))
+        .delete(&object, &id, &caller.user_id)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -140,7 +145,10 @@ pub async fn create_through_upsert(
         ));
     }
     let fields = record_body(&headers, &body)?;
-    let id = state.org_mut().create(&object, &fields, &caller.user_id)?;
+    let id =
+        state
+            .org_write(caller.change_origin("rest"))
+            .create(&object, &fields, &caller.user_id)?;
     let mut result = SaveResult::ok(id.to_string());
     result.created = Some(true);
     Ok((StatusCode::CREATED, Json(result)).into_response())
@@ -167,7 +175,7 @@ pub async fn upsert(
     let update_only = params
         .update_only
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let outcome = state.org_mut().upsert(
+    let outcome = state.org_write(caller.change_origin("rest")).upsert(
         &object,
         &field,
         &value,
@@ -220,7 +228,7 @@ pub async fn delete_by_external_id(
     Extension(caller): Extension<Caller>,
     Path((_, object, field, value)): Path<(String, String, String, String)>,
 ) -> Result<Response, RestError> {
-    let mut org = state.org_mut();
+    let mut org = state.org_write(caller.change_origin("rest"));
     match external_id_matches(&org, &object, &field, &value)?.as_slice() {
         [] => Err(RestError::not_found()),
         [id] => {

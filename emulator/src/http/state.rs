@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use jsonwebtoken::DecodingKey;
 
 use super::bulk::BulkJobs;
+use super::cometd::Clients;
 use super::config::{ConnectedApp, UserLogin};
 use super::faults::Faults;
 use super::limits::ApiUsage;
@@ -17,6 +18,7 @@ use super::locators::Locators;
 use super::query::OpenQuery;
 use super::request_log::RequestLog;
 use super::sessions::Sessions;
+use crate::events::EventBus;
 use crate::ids::Id;
 use crate::org::Org;
 
@@ -76,6 +78,9 @@ pub struct Shared {
     faults: Mutex<Faults>,
     locators: Mutex<Locators<OpenQuery>>,
     bulk: Mutex<BulkJobs>,
+    /// The org's change event bus (the org holds it too and publishes to it).
+    bus: Arc<EventBus>,
+    cometd: Mutex<Clients>,
     apps: Vec<KnownApp>,
     users: Vec<KnownUser>,
     /// `https://127.0.0.1:8443`: where the REST API is.
@@ -93,6 +98,8 @@ pub struct SharedParts {
     pub log: RequestLog,
     pub locators: Locators<OpenQuery>,
     pub bulk: BulkJobs,
+    pub bus: Arc<EventBus>,
+    pub cometd: Clients,
     pub apps: Vec<KnownApp>,
     pub users: Vec<KnownUser>,
     pub instance_url: String,
@@ -109,6 +116,8 @@ impl Shared {
             faults: Mutex::new(Faults::default()),
             locators: Mutex::new(parts.locators),
             bulk: Mutex::new(parts.bulk),
+            bus: parts.bus,
+            cometd: Mutex::new(parts.cometd),
             apps: parts.apps,
             users: parts.users,
             login_url: parts.instance_url.clone(),
@@ -124,8 +133,19 @@ impl Shared {
         self.org.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn org_mut(&self) -> RwLockWriteGuard<'_, Org> {
-        self.org.write().unwrap_or_else(PoisonError::into_inner)
+    /// The org for a write with no API origin (the admin API): its changes are
+    /// published with an empty `changeOrigin` when the guard drops.
+    pub fn org_mut(&self) -> OrgWrite<'_> {
+        self.org_write(String::new())
+    }
+
+    /// The org for one transaction: the changes made through the guard are published,
+    /// with `changeOrigin` = `origin`, when it drops (still under the lock).
+    pub fn org_write(&self, origin: String) -> OrgWrite<'_> {
+        OrgWrite {
+            guard: self.org.write().unwrap_or_else(PoisonError::into_inner),
+            origin,
+        }
     }
 
     pub fn sessions(&self) -> MutexGuard<'_, Sessions> {
@@ -152,6 +172,15 @@ impl Shared {
     /// round: each is taken alone, briefly.
     pub fn bulk(&self) -> MutexGuard<'_, BulkJobs> {
         lock(&self.bulk)
+    }
+
+    pub fn bus(&self) -> &Arc<EventBus> {
+        &self.bus
+    }
+
+    /// The CometD clients. Never held while taking the org's lock.
+    pub fn cometd(&self) -> MutexGuard<'_, Clients> {
+        lock(&self.cometd)
     }
 
     pub fn app(&self, client_id: &str) -> Option<&KnownApp> {
@@ -207,6 +236,41 @@ impl Shared {
     /// `<login URL>/id/<orgId>/<userId>`, the identity URL a token response carries.
     pub fn identity_url(&self, user_id: &Id) -> String {
         format!("{}/id/{}/{}", self.login_url, self.org_id, user_id)
+    }
+}
+
+/// The org's write lock, held for one transaction. Dropping it commits: the changes
+/// are published to the event bus before the lock is let go, so no write can escape
+/// Change Data Capture and replay order is commit order.
+pub struct OrgWrite<'a> {
+    guard: RwLockWriteGuard<'a, Org>,
+    origin: String,
+}
+
+impl OrgWrite<'_> {
+    /// Ends the transaction so far and starts another (a Bulk job's batches, one
+    /// transaction each).
+    pub fn commit(&mut self) {
+        self.guard.commit_changes(&self.origin);
+    }
+}
+
+impl std::ops::Deref for OrgWrite<'_> {
+    type Target = Org;
+    fn deref(&self) -> &Org {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for OrgWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Org {
+        &mut self.guard
+    }
+}
+
+impl Drop for OrgWrite<'_> {
+    fn drop(&mut self) {
+        self.guard.commit_changes(&self.origin);
     }
 }
 

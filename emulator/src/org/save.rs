@@ -57,6 +57,8 @@ impl Org {
     /// Stores a record and notes what it replaced.
     fn put(&mut self, store: usize, id: Id, record: Option<Record>, journal: &mut Journal) {
         let previous = self.stores[store].put(id, record.map(Arc::new));
+        // The one place every record write passes: Change Data Capture notes it here.
+        self.note_change(store, id, &previous);
         journal.entries.push(Entry::Record {
             store,
             id,

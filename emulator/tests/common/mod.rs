@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bulk;
+pub mod cometd;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;

@@ -34,6 +34,8 @@ struct Work {
     data: Bytes,
     format: CsvFormat,
     user: Id,
+    /// `changeOrigin` of the job's changes: `com/salesforce/api/bulkapi/62.0`.
+    origin: String,
 }
 
 async fn run(state: AppState, id: Id) {
@@ -68,6 +70,7 @@ fn begin(state: &AppState, id: &Id) -> Option<Work> {
         data: job.detail.data(),
         format: job.csv_format(),
         user: job.created_by_id,
+        origin: format!("com/salesforce/api/bulkapi/{}.0", job.api_version),
     })
 }
 
@@ -95,9 +98,13 @@ fn process(state: &AppState, id: &Id, work: &Work) -> Option<String> {
         if batch.is_empty() {
             return None;
         }
-        let outcomes = state
-            .org_mut()
-            .ingest_rows(&work.target, &columns, &batch, &work.user);
+        // Each batch is one transaction, as Salesforce processes Bulk data in chunks.
+        let outcomes = state.org_write(work.origin.clone()).ingest_rows(
+            &work.target,
+            &columns,
+            &batch,
+            &work.user,
+        );
         if !record_outcomes(state, id, outcomes) {
             return None;
         }

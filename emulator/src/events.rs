@@ -1,0 +1,14 @@
+//! The org's event bus for Change Data Capture: typed change events, published inside
+//! the org's write (so replay order is commit order), retained for a configurable time,
+//! and read by the streaming endpoints. CometD renders them as JSON at its edge; the
+//! gRPC Pub/Sub API can serve the same bus.
+
+mod bus;
+mod change;
+mod selection;
+
+pub use bus::{
+    BusConfig, BusError, DEFAULT_OVERFLOW_THRESHOLD, DEFAULT_RETENTION, EventBus, ReplayStart,
+};
+pub use change::{ChangeEvent, ChangeEventHeader, ChangeType, all_channel, channel_for};
+pub use selection::Selection;
