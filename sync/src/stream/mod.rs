@@ -5,10 +5,16 @@
 
 pub mod apply;
 pub mod change;
+pub mod health;
+pub mod run;
+mod session;
 pub mod transactions;
 
 pub use apply::{BatchApplied, Plans, apply_batch};
 pub use change::{Change, ChangeKind, is_echo};
+pub use health::StreamHealth;
+pub use run::OrgStream;
+pub use session::Ended;
 pub use transactions::{Transaction, TransactionBuffer};
 
 #[cfg(test)]
