@@ -16,10 +16,11 @@
 //! handler. The org sits behind one `RwLock`, taken for short synchronous sections only.
 
 mod admin;
+mod admin_cdc;
 mod auth;
 pub mod bulk;
 mod collections;
-pub mod cometd;
+mod cometd;
 mod composite;
 mod config;
 mod error;
@@ -40,6 +41,7 @@ mod versions;
 
 pub use bulk::faults::QueryJobFault;
 pub use bulk::jobs::JobState;
+pub use cometd::{DEFAULT_CLIENT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, MAX_REQUEST_BYTES};
 pub use config::{
     ConnectedApp, DEFAULT_BULK_PROCESSING_DELAY, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
     DEFAULT_PASSWORD, DEFAULT_USERNAME, EmulatorConfig, OrgSource, Transport, UserLogin,

@@ -306,7 +306,8 @@ impl Error {
             | Error::BulkTotalCount { .. }
             | Error::ReplayIdInvalid { .. }
             | Error::SubscriptionEnded { .. } => ErrorClass::NotRetryable,
-            Error::Bayeux { error, .. } if error.starts_with("401:") => ErrorClass::Auth,
+            // A 401 may come inside another refusal: `403::Handshake denied (401::…)`.
+            Error::Bayeux { error, .. } if error.contains("401::") => ErrorClass::Auth,
             Error::Bayeux { .. } => ErrorClass::NotRetryable,
         }
     }

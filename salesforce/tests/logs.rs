@@ -8,6 +8,9 @@
 
 // Shared with the `http` tests, of which this binary uses a part.
 #[allow(dead_code)]
+#[path = "http/cometd_server.rs"]
+mod cometd_server;
+#[allow(dead_code)]
 #[path = "http/scripted.rs"]
 mod scripted;
 

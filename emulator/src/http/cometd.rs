@@ -19,7 +19,9 @@
 mod clients;
 mod connect;
 
-pub use clients::{Clients, CometdTimeouts, DEFAULT_CLIENT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT};
+pub use clients::{
+    Client, Clients, CometdTimeouts, DEFAULT_CLIENT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -26,8 +26,8 @@ use super::service::{EmulatorService, MAX_BODY_BYTES, MakeEmulatorService};
 use super::sessions::Sessions;
 use super::state::{AppState, KnownApp, KnownUser, Shared, SharedParts};
 use super::{
-    EmulatorError, admin, collections, composite, limits, oauth, query, replication, sobjects, tls,
-    versions,
+    EmulatorError, admin, admin_cdc, collections, composite, limits, oauth, query, replication,
+    sobjects, tls, versions,
 };
 use crate::events::{BusConfig, EventBus};
 use crate::ids::Id;
@@ -349,7 +349,12 @@ fn routes(state: AppState) -> Router {
         .route("/services/oauth2/token", post(oauth::token))
         .route("/cometd/{version}", post(cometd::cometd))
         .merge(api)
-        .nest("/__emulator", admin::routes().merge(bulk::admin_routes()))
+        .nest(
+            "/__emulator",
+            admin::routes()
+                .merge(admin_cdc::routes())
+                .merge(bulk::admin_routes()),
+        )
         .fallback(|| async { RestError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

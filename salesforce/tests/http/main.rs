@@ -7,9 +7,11 @@
 
 mod auth;
 mod bulk;
+mod cometd_server;
 mod limiter;
 mod operations;
 mod retries;
 mod scripted;
 mod secrets;
+mod streaming;
 mod tls;

@@ -20,6 +20,8 @@ use axum::routing::{any, post};
 use futures::StreamExt;
 use sfpg_salesforce::{Client, Config, Credentials, Password, Rate, RateLimiter, RetryPolicy};
 use tokio::net::TcpListener;
+
+use crate::cometd_server::CometdServer;
 use tokio::time::Instant;
 
 pub const CLIENT_ID: &str = "3MVG9scripted";
@@ -139,6 +141,7 @@ struct Script {
     reject_every_token: bool,
     rotate_refresh_tokens: bool,
     api_used: u64,
+    cometd: Arc<CometdServer>,
 }
 
 /// The running server. It stops when the test's runtime does.
@@ -207,6 +210,7 @@ impl Scripted {
         Router::new()
             .route("/services/oauth2/token", post(token))
             .route("/services/data/", any(versions))
+            .route("/cometd/{version}", post(cometd))
             .fallback(rest)
             .with_state(Arc::clone(&self.script))
     }
@@ -219,6 +223,11 @@ impl Scripted {
     /// Queues the answer to the next REST request.
     pub fn reply(&self, reply: Reply) {
         self.script.lock().unwrap().replies.push_back(reply);
+    }
+
+    /// The CometD server at `/cometd/<version>`.
+    pub fn cometd(&self) -> Arc<CometdServer> {
+        Arc::clone(&self.script.lock().unwrap().cometd)
     }
 
     /// Queues the answer to the next token request (instead of a token).
@@ -363,6 +372,35 @@ async fn versions(
         .push(logged(method, &uri, headers, Bytes::new()));
     let body = r#"[{"label":"Summer '24","url":"/services/data/v61.0","version":"61.0"},{"label":"Winter '25","url":"/services/data/v62.0","version":"62.0"}]"#;
     respond(Reply::json(200, body), None).await
+}
+
+/// CometD requests: bearer checked like REST, answered by the [`CometdServer`], logged.
+async fn cometd(
+    State(script): State<Arc<Mutex<Script>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let (server, authorised) = {
+        let mut script = script.lock().unwrap();
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let authorised = !script.reject_every_token
+            && bearer.is_some_and(|token| script.valid_tokens.contains(&token));
+        let cookie = headers
+            .get("cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        script
+            .requests
+            .push(logged(method, &uri, headers, body.clone()));
+        ((Arc::clone(&script.cometd), cookie), authorised)
+    };
+    let (server, cookie) = server;
+    server.handle(&body, cookie, authorised).await
 }
 
 async fn rest(
