@@ -291,10 +291,15 @@ impl OrgSync {
             may_read_ahead,
         };
         let started = Utc::now();
+        let phase_before = object.state.phase;
         let result = steps::run(&mut context, object, task)
             .instrument(span)
             .await;
         object.record_turn(task);
+        if object.state.phase != phase_before {
+            // An object that turned live may join the org's stream.
+            self.health.settings_changed();
+        }
         if result.is_ok() && task == Task::Changes {
             object.changes_polled_at = Some(started);
             object.poll_now = false;

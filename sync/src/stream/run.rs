@@ -44,12 +44,17 @@ pub struct OrgStream {
     pub settings: SyncSettings,
 }
 
+/// What the org's last subscription streamed, to tell objects that join.
+#[derive(Debug, Default)]
+struct Previously(Vec<String>);
+
 impl OrgStream {
     /// Streams until `cancel`. Fails only when the mirror database fails.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
         let mut reloads = self.health.reloads();
+        let mut previously = Previously::default();
         loop {
-            let wait = match self.once(&cancel, &mut reloads).await? {
+            let wait = match self.once(&cancel, &mut reloads, &mut previously).await? {
                 Ended::Cancelled => return Ok(()),
                 Ended::Reload => None,
                 Ended::Down(reason) => {
@@ -83,6 +88,7 @@ impl OrgStream {
         &mut self,
         cancel: &CancellationToken,
         reloads: &mut watch::Receiver<u64>,
+        previously: &mut Previously,
     ) -> Result<Ended> {
         reloads.mark_unchanged();
         let Some(org) = OrgSettings::load(&self.db, &self.org).await? else {
@@ -132,7 +138,15 @@ impl OrgStream {
             ),
             (None, _) => (ReplayFrom::Tip, Some("no checkpoint yet")),
         };
+        let now = Utc::now();
+        let joining = streamed
+            .iter()
+            .filter(|o| catch_up.is_none() && !previously.0.contains(o))
+            .map(|o| (o.clone(), now))
+            .collect();
+        previously.0 = streamed.clone();
         let session = Session {
+            joining,
             org: &self.org,
             db: &mut self.db,
             client: &self.client,
@@ -142,7 +156,7 @@ impl OrgStream {
             streamed,
             echo_client: self.client.config().call_options_client().to_owned(),
         };
-        let catch_up = catch_up.map(|reason| (reason.to_owned(), Utc::now()));
+        let catch_up = catch_up.map(|reason| (reason.to_owned(), now));
         session
             .run(&*self.transport, from, catch_up, cancel, reloads)
             .await

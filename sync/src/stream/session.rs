@@ -52,6 +52,9 @@ pub struct Session<'a> {
     pub settings: &'a SyncSettings,
     pub plans: Plans,
     pub streamed: Vec<String>,
+    /// Objects new to the stream, with when they joined: they poll at their normal rate
+    /// until a poll started after that caught up (the events before were not applied).
+    pub joining: Vec<(String, DateTime<Utc>)>,
     /// sfpg's own `client=` in `changeOrigin`: events of its writes are echoes.
     pub echo_client: String,
 }
@@ -120,7 +123,14 @@ impl Session<'_> {
                 _ = reloads.changed() => break Ended::Reload,
                 item = items.recv() => item,
                 // While catching up, look at the polls' progress every second.
-                () = tokio::time::sleep(Duration::from_secs(1)), if catch_up.is_some() => continue,
+                () = tokio::time::sleep(Duration::from_secs(1)),
+                    if catch_up.is_some() || !self.joining.is_empty() =>
+                {
+                    if catch_up.is_none() && self.joined() {
+                        self.connected().await?;
+                    }
+                    continue;
+                }
             };
             let item = match item {
                 None => break Ended::Down("the subscription ended".into()),
@@ -183,9 +193,26 @@ impl Session<'_> {
         Ok(())
     }
 
-    async fn connected(&self) -> Result<()> {
-        self.health.set_streamed(&self.streamed);
+    async fn connected(&mut self) -> Result<()> {
+        self.joined();
+        let kept: Vec<String> = self
+            .streamed
+            .iter()
+            .filter(|o| !self.joining.iter().any(|(j, _)| j == *o))
+            .cloned()
+            .collect();
+        self.health.set_streamed(&kept);
         self.state(StreamState::Connected, None).await
+    }
+
+    /// Drops the joining objects that have caught up; whether any did.
+    fn joined(&mut self) -> bool {
+        let before = self.joining.len();
+        let health = self.health;
+        self.joining.retain(|(object, since)| {
+            !health.all_caught_up_since(std::slice::from_ref(object), *since)
+        });
+        self.joining.len() != before
     }
 
     fn change(&self, event: &ChangeEvent) -> Change {
