@@ -10,5 +10,7 @@ mod selection;
 pub use bus::{
     BusConfig, BusError, DEFAULT_OVERFLOW_THRESHOLD, DEFAULT_RETENTION, EventBus, ReplayStart,
 };
-pub use change::{ChangeEvent, ChangeEventHeader, ChangeType, all_channel, channel_for};
+pub use change::{
+    ChangeEvent, ChangeEventHeader, ChangeType, all_channel, channel_for, event_name,
+};
 pub use selection::Selection;

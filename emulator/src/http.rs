@@ -37,6 +37,7 @@ mod sessions;
 mod sobjects;
 mod state;
 mod tls;
+mod tooling;
 mod versions;
 
 pub use bulk::faults::QueryJobFault;

@@ -316,12 +316,12 @@ async fn bulk_ingest_publishes_with_the_bulk_origin() {
     .await;
     let start = tip(&h);
     let job: Value = h
-        .send_json(
-            Method::POST,
-            &format!("{API}/jobs/ingest"),
-            &json!({"object": "Account", "operation": "insert", "lineEnding": "LF"}),
-        )
+        .request(Method::POST, &format!("{API}/jobs/ingest"))
+        .header("Sforce-Call-Options", "client=loader")
+        .json(&json!({"object": "Account", "operation": "insert", "lineEnding": "LF"}))
+        .send()
         .await
+        .unwrap()
         .json()
         .await
         .unwrap();
@@ -351,7 +351,7 @@ async fn bulk_ingest_publishes_with_the_bulk_origin() {
     assert!(
         events
             .iter()
-            .all(|e| e.header.change_origin == "com/salesforce/api/bulkapi/62.0")
+            .all(|e| e.header.change_origin == "com/salesforce/api/bulkapi/62.0;client=loader")
     );
     assert_eq!(events[0].fields["Name"], "One");
 }
@@ -521,4 +521,70 @@ async fn the_admin_api_injects_gap_events_and_expires_retained_events() {
         .unwrap();
     assert_eq!(expired["expired"], 2);
     assert_eq!(h.emulator.event_bus().retained(), 0);
+}
+
+#[tokio::test]
+async fn the_tooling_api_lists_the_selected_entities_as_platform_event_channel_members() {
+    let h = Harness::with(EmulatorConfig {
+        cdc_entities: "Account,Invoice__c".parse().unwrap(),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let soql =
+        "SELECT SelectedEntity FROM PlatformEventChannelMember WHERE EventChannel = 'ChangeEvents'";
+    let path = format!("{API}/tooling/query?q={}", soql.replace(' ', "+"));
+    let body = h.get_json(&path).await;
+    assert_eq!(body["done"], true);
+    assert_eq!(body["totalSize"], 2);
+    assert_eq!(body["entityTypeName"], "PlatformEventChannelMember");
+    let records = body["records"].as_array().unwrap();
+    let entities: Vec<&str> = records
+        .iter()
+        .map(|r| r["SelectedEntity"].as_str().unwrap())
+        .collect();
+    assert_eq!(entities, ["AccountChangeEvent", "Invoice__ChangeEvent"]);
+    assert_eq!(
+        records[0]["attributes"]["type"],
+        "PlatformEventChannelMember"
+    );
+    assert!(
+        records[0]["attributes"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("/services/data/v62.0/tooling/sobjects/PlatformEventChannelMember/0v8")
+    );
+    assert_eq!(
+        records[0].as_object().unwrap().len(),
+        2,
+        "only the fields asked for"
+    );
+
+    let body = h
+        .get_json(&format!(
+            "{API}/tooling/query?q=SELECT+Id,DeveloperName,EventChannel+FROM+PlatformEventChannelMember"
+        ))
+        .await;
+    assert_eq!(
+        body["records"][0]["DeveloperName"],
+        "ChangeEvents_AccountChangeEvent"
+    );
+    assert_eq!(body["records"][0]["EventChannel"], "ChangeEvents");
+
+    // The selection changed through the admin API shows at once; none lists nothing.
+    h.admin(Method::PUT, "/cdc")
+        .json(&json!({"entities": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.get_json(&path).await["totalSize"], 0);
+
+    let response = h
+        .get(&format!("{API}/tooling/query?q=SELECT+Id+FROM+Account"))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body[0]["errorCode"], "INVALID_TYPE");
+    // The session gate applies.
+    let response = h.http.get(h.url(&path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }

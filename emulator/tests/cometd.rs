@@ -330,3 +330,38 @@ async fn the_admin_api_stalls_and_drops_connects() {
     let (_, reply) = client.connect().await;
     assert_eq!(reply["successful"], true);
 }
+
+#[tokio::test]
+async fn events_older_than_the_retention_expire_and_their_ids_become_invalid() {
+    let h = Harness::with(EmulatorConfig {
+        event_retention: Duration::from_secs(1),
+        ..quick()
+    })
+    .await;
+    let before = h.emulator.event_bus().last_replay_id();
+    h.create("Account", json!({"Name": "Short-lived"})).await;
+    let mut client = Bayeux::handshake(&h).await;
+    assert_eq!(
+        client.subscribe("/data/ChangeEvents", before).await["successful"],
+        true
+    );
+    assert_eq!(client.events(1).await.len(), 1);
+
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let mut late = Bayeux::handshake(&h).await;
+    let reply = late.subscribe("/data/ChangeEvents", before).await;
+    assert_eq!(reply["successful"], false, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("400::The replayId {")
+    );
+    // -2 now replays nothing.
+    assert_eq!(
+        late.subscribe("/data/ChangeEvents", -2).await["successful"],
+        true
+    );
+    let (events, _) = late.connect().await;
+    assert!(events.is_empty());
+}

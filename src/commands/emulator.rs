@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use sfpg_emulator::events::Selection;
 use sfpg_emulator::http::{EmulatorConfig, OrgSource, Transport, start};
 
 /// Serve a local Salesforce emulator with generated data.
@@ -51,6 +52,24 @@ pub struct EmulatorArgs {
     /// How long a Bulk API job takes from UploadComplete to its end, e.g. `500ms`, `0`.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub bulk_processing_delay: Duration,
+
+    /// The objects selected for Change Data Capture: `all`, `none`, or a list such as
+    /// `Account,Contact` (changeable later through the admin API).
+    #[arg(long, default_value = "all")]
+    pub cdc_entities: Selection,
+
+    /// How long change events stay replayable, e.g. `72h`.
+    #[arg(long, default_value = "72h", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
+    /// How many changes one transaction publishes before the rest become one
+    /// GAP_OVERFLOW event per object.
+    #[arg(long, default_value_t = 100_000)]
+    pub cdc_overflow_threshold: usize,
+
+    /// How long a CometD /meta/connect is held when no event comes, e.g. `110s`.
+    #[arg(long, default_value = "110s", value_parser = parse_duration)]
+    pub cometd_connect_timeout: Duration,
 }
 
 /// Starts the emulator, prints how to reach it, and serves until Ctrl-C.
@@ -69,6 +88,10 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         session_lifetime: args.session_lifetime,
         daily_api_limit: args.daily_api_limit,
         bulk_processing_delay: args.bulk_processing_delay,
+        cdc_entities: args.cdc_entities,
+        event_retention: args.event_retention,
+        cdc_overflow_threshold: args.cdc_overflow_threshold,
+        cometd_connect_timeout: args.cometd_connect_timeout,
         org: OrgSource::Generated {
             records: args.records,
             seed: args.seed,
@@ -98,6 +121,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         println!("  certificate:    {}", path.display());
     }
     println!("  admin API:      {}/__emulator/", emulator.instance_url());
+    println!("  streaming:      {}/cometd/62.0", emulator.instance_url());
     println!("Press Ctrl-C to stop.");
 
     tokio::signal::ctrl_c()

@@ -341,6 +341,10 @@ fn routes(state: AppState) -> Router {
             "/services/data/{version}/composite/sobjects/{object}/{field}",
             axum::routing::patch(collections::upsert),
         )
+        .route(
+            "/services/data/{version}/tooling/query",
+            get(super::tooling::query),
+        )
         .merge(bulk::routes())
         .route_layer(from_fn_with_state(state.clone(), auth::require_session));
 

@@ -49,6 +49,9 @@ pub struct IngestJob {
     /// The rows of the upload, once it was checked.
     pub rows: usize,
     pub number_records_failed: u64,
+    /// `changeOrigin` of the job's changes: `com/salesforce/api/bulkapi/62.0`, with the
+    /// `client=` of the creating request's `Sforce-Call-Options`.
+    pub change_origin: String,
 }
 
 impl IngestJob {
@@ -203,6 +206,7 @@ pub async fn create(
             outcomes: Vec::new(),
             rows: 0,
             number_records_failed: 0,
+            change_origin: caller.change_origin("bulkapi"),
         },
     };
     let response = info_response(&job, InfoForm::Short);

@@ -70,7 +70,7 @@ fn begin(state: &AppState, id: &Id) -> Option<Work> {
         data: job.detail.data(),
         format: job.csv_format(),
         user: job.created_by_id,
-        origin: format!("com/salesforce/api/bulkapi/{}.0", job.api_version),
+        origin: job.detail.change_origin.clone(),
     })
 }
 
