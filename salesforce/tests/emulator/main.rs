@@ -2,8 +2,8 @@
 //! and misbehaves on demand: the fault-injection behaviours of issue 4 (`faults`: expired
 //! sessions, 503s, lock contention, the daily limit, slow answers), the rate limiter as the
 //! server's request log sees it (`limiter`), every login flow (`logins`), and the
-//! operations on real data (`operations`), and Bulk API 2.0 query jobs (`bulk`, gzip on the
-//! wire in `bulk_wire`).
+//! operations on real data (`operations`), Bulk API 2.0 query jobs (`bulk`, gzip on the
+//! wire in `bulk_wire`), and Change Data Capture over CometD (`streaming`).
 
 // As in `tests/http`, support code may unwrap.
 #![allow(clippy::unwrap_used)]

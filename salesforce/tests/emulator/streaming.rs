@@ -269,3 +269,148 @@ async fn an_expired_replay_id_is_a_typed_error() {
     let ended = stale.next().await.unwrap_err();
     assert!(!ended.is_replay_id_invalid(), "{ended}");
 }
+
+#[tokio::test]
+async fn a_stalled_connect_is_abandoned_and_its_client_disconnected_before_the_next() {
+    let emulator = start_streaming(EmulatorConfig::default()).await;
+    let accounts = client(&emulator).sobject("Account");
+    let options = CometDOptions {
+        stall_timeout: Duration::from_secs(1),
+        backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(100)),
+        disconnect_timeout: Duration::from_secs(2),
+    };
+    let mut subscription = CometD::with_options(client(&emulator), options)
+        .subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
+    connected(&mut subscription).await;
+    accounts
+        .create(&record(json!({"Name": "one"})))
+        .await
+        .unwrap();
+    let first = next_event(&mut subscription).await;
+    let stalled = emulator.cometd_clients();
+    assert_eq!(emulator.stall_cometd(None, true), 1);
+    accounts
+        .create(&record(json!({"Name": "two"})))
+        .await
+        .unwrap();
+    match next_news(&mut subscription).await {
+        StreamItem::Reconnecting { reason, .. } => {
+            assert!(
+                reason.contains("no answer to a connect within 1s"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Reconnecting, got {other:?}"),
+    }
+    assert_eq!(
+        connected(&mut subscription).await,
+        ReplayFrom::After(first.replay_id)
+    );
+    let clients = emulator.cometd_clients();
+    assert_eq!(clients.len(), 1, "the stalled client is gone: {clients:?}");
+    assert_ne!(clients, stalled);
+    let second = next_event(&mut subscription).await;
+    assert_eq!(second.fields["Name"], "two");
+    let quiet =
+        tokio::time::timeout(Duration::from_millis(800), next_news(&mut subscription)).await;
+    assert!(quiet.is_err(), "a second delivery: {quiet:?}");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_reconnects_without_losing_an_event() {
+    let emulator = start_streaming(EmulatorConfig::default()).await;
+    let accounts = client(&emulator).sobject("Account");
+    let mut subscription = transport(&emulator).subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
+    connected(&mut subscription).await;
+    accounts
+        .create(&record(json!({"Name": "one"})))
+        .await
+        .unwrap();
+    let first = next_event(&mut subscription).await;
+    assert_eq!(emulator.drop_cometd_connects(None, 1), 1);
+    accounts
+        .create(&record(json!({"Name": "two"})))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_news(&mut subscription).await,
+        StreamItem::Reconnecting { .. }
+    ));
+    assert_eq!(
+        connected(&mut subscription).await,
+        ReplayFrom::After(first.replay_id)
+    );
+    assert_eq!(next_event(&mut subscription).await.fields["Name"], "two");
+    assert_eq!(emulator.cometd_clients().len(), 1);
+}
+
+#[tokio::test]
+async fn a_second_subscription_of_a_channel_replaces_the_first_without_doubling() {
+    let emulator = start_streaming(EmulatorConfig::default()).await;
+    let accounts = client(&emulator).sobject("Account");
+    let transport = transport(&emulator);
+    let mut old = transport.subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
+    connected(&mut old).await;
+    accounts
+        .create(&record(json!({"Name": "one"})))
+        .await
+        .unwrap();
+    let first = next_event(&mut old).await;
+    let mut new = transport.subscribe(ALL_CHANGE_EVENTS, ReplayFrom::After(first.replay_id));
+    accounts
+        .create(&record(json!({"Name": "two"})))
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(PATIENCE, old.next()).await.unwrap();
+    assert!(
+        ended
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("replaced")),
+        "{ended:?}"
+    );
+    assert_eq!(
+        connected(&mut new).await,
+        ReplayFrom::After(first.replay_id)
+    );
+    assert_eq!(next_event(&mut new).await.fields["Name"], "two");
+    assert_eq!(emulator.cometd_clients().len(), 1, "one Bayeux client");
+    let quiet = tokio::time::timeout(Duration::from_millis(800), next_news(&mut new)).await;
+    assert!(quiet.is_err(), "a second delivery: {quiet:?}");
+}
+
+#[tokio::test]
+async fn gap_and_overflow_events_arrive_typed_without_values() {
+    let emulator = start_streaming(EmulatorConfig::default()).await;
+    let client = client(&emulator);
+    let mut subscription = transport(&emulator).subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
+    connected(&mut subscription).await;
+    let id = "001000000000001AAA".to_owned();
+    emulator
+        .inject_gap("Account", "GAP_UPDATE", vec![id.clone()])
+        .unwrap();
+    let gap = next_event(&mut subscription).await;
+    assert_eq!(gap.header.change_type, ChangeType::GapUpdate);
+    assert!(gap.header.change_type.is_gap());
+    assert_eq!(gap.header.record_ids, [id]);
+    assert!(gap.fields.is_empty(), "{:?}", gap.fields);
+
+    emulator.event_bus().set_overflow_threshold(2);
+    let records: Vec<Record> = (0..3)
+        .map(|n| record(json!({"attributes": {"type": "Account"}, "Name": format!("bulk {n}")})))
+        .collect();
+    client.collections().create(&records).await.unwrap();
+    let mut types = Vec::new();
+    while !types.contains(&ChangeType::GapOverflow) {
+        let event = next_event(&mut subscription).await;
+        if event.header.change_type == ChangeType::GapOverflow {
+            assert_eq!(event.header.entity_name, "Account");
+            assert!(event.header.record_ids.is_empty());
+        }
+        types.push(event.header.change_type);
+    }
+    assert!(
+        types
+            .iter()
+            .all(|t| matches!(t, ChangeType::Create | ChangeType::GapOverflow))
+    );
+}
