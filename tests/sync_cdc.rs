@@ -58,7 +58,7 @@ async fn killed_ten_times_while_records_change_the_mirror_loses_and_doubles_noth
     add_acme(&db, &emulator, &OBJECTS).await;
     let client = db.connect().await;
     let mut sync = start_sync(&db, &[]);
-    wait_streaming(&client, Duration::from_secs(90)).await;
+    wait_streaming(&client, 2, Duration::from_secs(90)).await;
     // One change, applied: from its replay id on every event the org publishes must be
     // applied exactly once.
     change_random_account(&emulator, &ids(&emulator, "Account"), 0);

@@ -2,6 +2,9 @@
 //! binary, `sfpg sync` started and killed, waits on the stream's saved state, another user
 //! changing records, and the mirror compared with the org.
 
+// Each test crate that includes this module uses part of it.
+#![allow(dead_code)]
+
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -89,21 +92,23 @@ pub async fn wait_stream(
     }
 }
 
-/// Waits until every object is live and the stream is connected.
-pub async fn wait_streaming(client: &tokio_postgres::Client, timeout: Duration) {
+/// Waits until every object is live, `streamed` of them stream, and the stream is
+/// connected.
+pub async fn wait_streaming(client: &tokio_postgres::Client, streamed: i64, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        let live: bool = client
+        let row = client
             .query_one(
-                "SELECT bool_and(phase = 'live') FROM sfpg.objects WHERE org_name = 'acme'",
+                "SELECT bool_and(phase = 'live'), count(*) FILTER (WHERE source = 'stream')
+                   FROM sfpg.objects WHERE org_name = 'acme'",
                 &[],
             )
             .await
-            .unwrap()
-            .get::<_, Option<bool>>(0)
-            .unwrap_or(false);
+            .unwrap();
+        let live = row.get::<_, Option<bool>>(0).unwrap_or(false);
+        let streaming: i64 = row.get(1);
         let state = stream(client).await;
-        if live && state.0 == "connected" {
+        if live && streaming == streamed && state.0 == "connected" {
             return;
         }
         assert!(

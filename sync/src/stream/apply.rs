@@ -53,8 +53,9 @@ pub struct BatchApplied {
     pub skipped: i64,
     /// Rows written or deleted.
     pub written: u64,
-    /// Records a `GAP_*` event names, by object: to read again.
-    pub gap_records: Vec<(String, String)>,
+    /// Records to read again, by object: those a `GAP_*` event names, and those whose
+    /// compound `Name` changed in part.
+    pub read_again: Vec<(String, String)>,
     /// Objects a `GAP_OVERFLOW` event names: to catch up by polling.
     pub overflowed: BTreeSet<String>,
     /// The replay id saved, if the batch moved it.
@@ -93,7 +94,7 @@ pub async fn apply_batch(
         match change.kind {
             ChangeKind::Gap => {
                 gaps += 1;
-                applied.gap_records.extend(
+                applied.read_again.extend(
                     change
                         .record_ids
                         .iter()
@@ -113,6 +114,17 @@ pub async fn apply_batch(
                 let records = change.records();
                 let done = apply_change(&transaction, plan, change, &records).await?;
                 applied.written += done;
+                if change.name_parts_changed
+                    && change.kind == ChangeKind::Update
+                    && plan.fields.iter().any(|f| f.field == "Name")
+                {
+                    applied.read_again.extend(
+                        change
+                            .record_ids
+                            .iter()
+                            .map(|id| (change.entity.clone(), id.clone())),
+                    );
+                }
             }
         }
     }

@@ -56,6 +56,9 @@ pub struct Change {
     /// Whether sfpg's own writes caused it (`changeOrigin` carries sfpg's `client=`).
     pub echo: bool,
     pub fields: Record,
+    /// A part of a compound `Name` changed (`Name.FirstName`): the full `Name`, which
+    /// Salesforce derives from the parts and the event does not carry, is read again.
+    pub name_parts_changed: bool,
 }
 
 /// Whether `change_origin` (`com/salesforce/api/rest/62.0;client=sfpg`) names `client` as
@@ -124,6 +127,7 @@ mod tests {
             commit_timestamp,
             echo: false,
             fields: fields.as_object().cloned().unwrap_or_default(),
+            name_parts_changed: false,
         }
     }
 

@@ -55,7 +55,11 @@ impl OrgStream {
         let mut previously = Previously::default();
         loop {
             let wait = match self.once(&cancel, &mut reloads, &mut previously).await? {
-                Ended::Cancelled => return Ok(()),
+                Ended::Cancelled => {
+                    // Stopped: status must not show a stream no one runs as connected.
+                    self.down("the sync is stopped").await?;
+                    return Ok(());
+                }
                 Ended::Reload => None,
                 Ended::Down(reason) => {
                     self.down(&reason).await?;

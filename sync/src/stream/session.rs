@@ -36,6 +36,16 @@ pub enum Ended {
     ReplayInvalid(String),
 }
 
+/// The parts of a person's compound `Name` (Contact, Lead), from which Salesforce derives
+/// the full `Name`.
+const NAME_PARTS: [&str; 5] = [
+    "FirstName",
+    "LastName",
+    "MiddleName",
+    "Salutation",
+    "Suffix",
+];
+
 /// Events held while a catch-up runs, at most; beyond, they are dropped and the catch-up
 /// starts over (the polls that end it then cover them).
 const MAX_HELD_EVENTS: usize = 200_000;
@@ -102,13 +112,17 @@ impl Session<'_> {
         self.health.set_streamed(&[]);
         let mut open = TransactionBuffer::default();
         let mut held: Vec<Transaction> = Vec::new();
+        let mut subscribed = false;
         if let Some((reason, _)) = &catch_up {
             self.state(StreamState::CatchingUp, Some(reason)).await?;
         } else {
             self.state(StreamState::Down, Some("connecting")).await?;
         }
         let ended = loop {
-            if let Some((_, since)) = &catch_up
+            // Only polls started after the subscription took hold count: a change between
+            // an earlier poll and the subscription would reach neither.
+            if subscribed
+                && let Some((_, since)) = &catch_up
                 && self.health.all_caught_up_since(&self.streamed, *since)
             {
                 // Every streamed object was polled from its watermark after the
@@ -126,7 +140,7 @@ impl Session<'_> {
                 () = tokio::time::sleep(Duration::from_secs(1)),
                     if catch_up.is_some() || !self.joining.is_empty() =>
                 {
-                    if catch_up.is_none() && self.joined() {
+                    if subscribed && catch_up.is_none() && self.joined() {
                         self.connected().await?;
                     }
                     continue;
@@ -142,6 +156,16 @@ impl Session<'_> {
             };
             match item {
                 StreamItem::Connected { from } => {
+                    if !subscribed {
+                        subscribed = true;
+                        let now = Utc::now();
+                        for (_, since) in &mut self.joining {
+                            *since = now;
+                        }
+                        if let Some((_, since)) = &mut catch_up {
+                            *since = now;
+                        }
+                    }
                     // What was held past `from` is delivered again.
                     forget_after(&mut held, &mut open, from);
                     match (&mut catch_up, from) {
@@ -225,6 +249,12 @@ impl Session<'_> {
             ChangeType::GapOverflow => ChangeKind::Overflow,
             _ => ChangeKind::Gap,
         };
+        let fields = event.flattened_fields();
+        let name_parts_changed = event
+            .fields
+            .get("Name")
+            .is_some_and(serde_json::Value::is_object)
+            || NAME_PARTS.iter().any(|part| fields.contains_key(*part));
         Change {
             replay_id: event.replay_id.0,
             entity: header.entity_name.clone(),
@@ -234,7 +264,8 @@ impl Session<'_> {
             sequence_number: header.sequence_number,
             commit_timestamp: header.commit_timestamp,
             echo: is_echo(&header.change_origin, &self.echo_client),
-            fields: event.flattened_fields(),
+            fields,
+            name_parts_changed,
         }
     }
 
@@ -260,8 +291,8 @@ impl Session<'_> {
                 tracing::info!(org = %self.org, %object, "GAP_OVERFLOW: catching the object up by polling");
                 self.health.poll_now(object);
             }
-            if !done.gap_records.is_empty() {
-                self.read_again(&done.gap_records).await?;
+            if !done.read_again.is_empty() {
+                self.read_again(&done.read_again).await?;
             }
         }
         Ok(())
@@ -288,7 +319,8 @@ impl Session<'_> {
         }
     }
 
-    /// Reads the records `GAP_*` events named through Collections and writes them as
+    /// Reads the records `GAP_*` events named (and those whose full `Name` changed) through
+    /// Collections and writes them as
     /// Salesforce has them (one gone is deleted), retrying with backoff while they cannot
     /// be read; after the last attempt their objects are polled at once instead.
     async fn read_again(&mut self, records: &[(String, String)]) -> Result<()> {
@@ -303,6 +335,7 @@ impl Session<'_> {
                 continue;
             };
             let fields: Vec<&str> = plan.fields.iter().map(|f| f.field.as_str()).collect();
+            tracing::info!(org = %self.org, %object, records = ids.len(), "reading records again (a gap, or a derived Name)");
             let mut wait = Duration::from_millis(500);
             let mut read = None;
             for _ in 0..5 {

@@ -76,6 +76,7 @@ fn change(
         commit_timestamp: at,
         echo: false,
         fields: fields.as_object().cloned().unwrap_or_default(),
+        name_parts_changed: false,
     }
 }
 
@@ -277,7 +278,7 @@ async fn gaps_and_overflows_are_handed_back_and_counted() {
         },
     ];
     let applied = apply(&mut client, &batch).await;
-    assert_eq!(applied.gap_records.len(), 2);
+    assert_eq!(applied.read_again.len(), 2);
     assert!(applied.overflowed.contains("Account"));
     assert_eq!(applied.saved, Some(4));
 }

@@ -74,6 +74,7 @@ mod tests {
             commit_timestamp: 0,
             echo: false,
             fields: Default::default(),
+            name_parts_changed: false,
         }
     }
 
