@@ -361,6 +361,13 @@ async fn the_demo_mirrors_into_the_database_of_database_url() {
     let db = TestDatabase::create().await;
     let home = open_home();
     let (demo, port) = ready_demo(home.path(), Some(db.url())).await;
+    // The largest object came through a Bulk API 2.0 query job, and the demo said so.
+    let said = demo.printed.join("\n");
+    assert!(
+        said.contains("backfills through a Bulk API 2.0 query job"),
+        "{said}"
+    );
+    assert!(said.contains("came through 1 query job(s)"), "{said}");
     assert!(
         !home.path().join("data/sfpg/demo/cluster").exists(),
         "a cluster was made although DATABASE_URL was given"

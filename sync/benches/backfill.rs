@@ -186,6 +186,8 @@ async fn parent() {
         .unwrap();
     let new_org = NewOrg {
         batch_size: 2000,
+        // REST pages only: the Bulk API's figures are `benches/bulk.rs`'s.
+        bulk_threshold: None,
         ..NewOrg::client_credentials(
             ORG,
             emulator.login_url(),

@@ -395,11 +395,12 @@ pub fn chrono_duration(duration: Duration) -> chrono::Duration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn state(phase: Phase) -> ObjectState {
+    /// An Account's state in `phase`, with Id, SystemModstamp and a formula mirrored.
+    pub(crate) fn state(phase: Phase) -> ObjectState {
         ObjectState {
             org: "acme".into(),
             object: "Account".into(),

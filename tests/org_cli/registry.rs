@@ -152,12 +152,25 @@ async fn org_list_show_and_settings() {
     );
     assert!(changed.status.success(), "{}", text(&changed));
 
+    let show = text(&sfpg(&db, &["org", "show", "acme"]));
+    assert!(show.contains("bulk threshold   50000 records"), "{show}");
+    let changed = sfpg(&db, &["org", "set-bulk-threshold", "acme", "1_000"]);
+    assert!(changed.status.success(), "{}", text(&changed));
+    let refused = sfpg(&db, &["org", "set-bulk-threshold", "acme", "0"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("at least 1, or off"),
+        "{}",
+        text(&refused)
+    );
+
     let show = sfpg(&db, &["org", "show", "acme"]);
     assert!(show.status.success(), "{}", text(&show));
     let show = text(&show);
     for expected in [
         "rate limit       100 request(s) per 1m",
         "daily budget     50% of the org's API allocation",
+        "bulk threshold   1000 records",
         "password         ********",
         "client secret    ********",
         "refresh token    -",
@@ -166,6 +179,15 @@ async fn org_list_show_and_settings() {
         assert!(show.contains(expected), "missing {expected:?} in:\n{show}");
     }
     assert!(!show.contains("password-value") && !show.contains("client-secret-value"));
+
+    let off = sfpg(&db, &["org", "set-bulk-threshold", "acme", "off"]);
+    assert!(
+        text(&off).contains("Bulk API 2.0 off, REST only"),
+        "{}",
+        text(&off)
+    );
+    let show = text(&sfpg(&db, &["org", "show", "acme"]));
+    assert!(show.contains("bulk threshold   off"), "{show}");
 }
 
 #[tokio::test]

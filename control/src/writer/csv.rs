@@ -27,7 +27,7 @@ mod stage;
 #[cfg(test)]
 mod tests;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, Stream, StreamExt};
 use tokio_postgres::GenericClient;
 
@@ -151,18 +151,32 @@ where
     futures::pin_mut!(sink);
     futures::pin_mut!(body);
     let mut header = HeaderCheck::new(plan, fields);
+    // The body's chunks (a few kilobytes each, as they come off the socket and out of
+    // gzip) are gathered into `CopyData` messages of up to `COPY_MESSAGE` bytes: one
+    // message per chunk cost a hand-over to the connection's task each.
+    let mut message = BytesMut::with_capacity(COPY_MESSAGE);
     while let Some(chunk) = body.next().await {
         // On a failed body the sink is dropped unfinished, which aborts the COPY.
         let chunk = chunk.map_err(CsvError::Body)?;
         if let Some(piece) = header.feed(chunk)? {
-            sink.feed(piece).await?;
+            message.extend_from_slice(&piece);
+            if message.len() >= COPY_MESSAGE {
+                sink.feed(message.split().freeze()).await?;
+                message.reserve(COPY_MESSAGE);
+            }
         }
     }
     if let Some(rest) = header.finish()? {
-        sink.feed(rest).await?;
+        message.extend_from_slice(&rest);
+    }
+    if !message.is_empty() {
+        sink.feed(message.freeze()).await?;
     }
     Ok(sink.finish().await?)
 }
+
+/// The size of the `CopyData` messages a page is sent in.
+const COPY_MESSAGE: usize = 256 * 1024;
 
 /// The longest header row taken: a few hundred field names.
 const MAX_HEADER: usize = 256 * 1024;

@@ -6,6 +6,7 @@
 //! Salesforce, and an INSERT that Salesforce's validation rule refuses (run once at start,
 //! so the error printed is the one the proxy really returns). Ctrl-C stops it all.
 
+mod bulk;
 mod cluster;
 
 use std::path::{Path, PathBuf};
@@ -119,6 +120,7 @@ async fn demo(
     let master_key = move || demo_master_key(&key_dir);
     register_org(database_url, &emulator, &master_key()?).await?;
     println!("  mirroring {} into schema {SCHEMA}", OBJECTS.join(", "));
+    let bulk = bulk::show_bulk(database_url, &emulator, ORG, &OBJECTS).await?;
 
     let services = Services::start(
         database_url,
@@ -141,11 +143,14 @@ async fn demo(
         }
     };
     match live {
-        Ok(Some(rows)) => println!(
-            "  all {} objects are live: {rows} rows mirrored in {:.1}s",
-            OBJECTS.len(),
-            started.elapsed().as_secs_f64()
-        ),
+        Ok(Some(rows)) => {
+            println!(
+                "  all {} objects are live: {rows} rows mirrored in {:.1}s",
+                OBJECTS.len(),
+                started.elapsed().as_secs_f64()
+            );
+            bulk::print_bulk_jobs(&emulator, &bulk);
+        }
         Ok(None) => {}
         Err(error) => {
             shutdown.cancel();

@@ -93,6 +93,8 @@ pub struct JobSweep {
     pub read: u64,
     /// The reconciliation's Ids so far.
     pub ids: Option<IdSet>,
+    /// The fields the job reads; a sweep whose fields the plan no longer has starts over.
+    pub fields: Vec<String>,
 }
 
 impl JobSweep {
@@ -105,6 +107,7 @@ impl JobSweep {
             processed: 0,
             read: 0,
             ids: None,
+            fields: Vec::new(),
         }
     }
 }

@@ -9,10 +9,11 @@ use sfpg_salesforce::Conditional;
 
 use super::{Context, Outcome, after_request};
 use crate::error::Result;
+use crate::object::JobWatch;
 use crate::object::{ObjectSync, chrono_duration};
 use crate::plan;
 use crate::plan::{ObjectPlan, PlanChange};
-use sfpg_control::objects::{ObjectState, Phase};
+use sfpg_control::objects::{BulkPurpose, BulkRead, ObjectState, Phase};
 use sfpg_control::writer;
 use sfpg_salesforce::SObjectDescribe;
 use tokio_postgres::Transaction;
@@ -44,8 +45,12 @@ pub async fn describe(context: &mut Context<'_>, object: &mut ObjectSync) -> Res
     } else {
         queue_field_backfill(&mut next, &change);
     }
+    let job_replaced = replace_job_of_other_fields(&object.state, &mut next);
     next.save(&transaction).await?;
     transaction.commit().await?;
+    if job_replaced {
+        object.bulk_job = JobWatch::new(false, context.settings.bulk_poll_cap);
+    }
 
     if !change.is_empty() {
         tracing::info!(
@@ -121,6 +126,32 @@ fn still_removed(removed_before: &[String], change: &PlanChange) -> Vec<String> 
         .collect()
 }
 
+/// A query job under way reads the fields the plan had when it was created: when they
+/// change, a new job takes its place (its pages merged, since the old one's may be
+/// written), or its pages would not fit the table. True when it was replaced.
+fn replace_job_of_other_fields(before: &ObjectState, next: &mut ObjectState) -> bool {
+    let fields = |state: &ObjectState| -> Vec<String> {
+        state
+            .mirrored_fields
+            .iter()
+            .map(|f| f.field.to_ascii_lowercase())
+            .collect()
+    };
+    if fields(before) == fields(next) {
+        return false;
+    }
+    let Some(read) = next.bulk.take() else {
+        return false;
+    };
+    tracing::info!(object = %next.object, "the fields changed while a query job read the object; a new job reads them");
+    if read.purpose == BulkPurpose::Backfill {
+        next.backfill_done = 0;
+    }
+    let merge = read.merge || read.read > 0;
+    next.bulk = Some(BulkRead::new(read.purpose, read.snapshot, merge));
+    true
+}
+
 /// The first describe: the backfill starts from nothing.
 fn start_backfill(next: &mut ObjectState) {
     next.phase = Phase::Backfilling;
@@ -145,5 +176,52 @@ fn queue_field_backfill(next: &mut ObjectState, change: &PlanChange) {
     // Live, the Id checkpoint is the field backfill's: a new sweep starts from the top.
     if next.phase == Phase::Live && !was_pending && !next.pending_field_backfill.is_empty() {
         next.backfill_last_id = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use sfpg_control::mapping::ColumnType;
+    use sfpg_control::plan::MirroredField;
+
+    use super::*;
+    use crate::object::tests::state;
+
+    #[test]
+    fn a_job_reading_other_fields_than_the_plan_is_replaced() {
+        let mut before = state(Phase::Backfilling);
+        let running = BulkRead {
+            job_id: Some("7505g00000AbCdEAAV".into()),
+            locator: Some("MTAwMDA".into()),
+            read: 100_000,
+            ..BulkRead::new(BulkPurpose::Backfill, Utc::now(), false)
+        };
+        before.bulk = Some(running.clone());
+        before.backfill_done = 100_000;
+
+        // The same fields (a type widened in place): the job goes on.
+        let mut next = before.clone();
+        assert!(!replace_job_of_other_fields(&before, &mut next));
+        assert_eq!(next.bulk.as_ref(), Some(&running));
+
+        // A field added: a new job, its pages merged over what the old one wrote.
+        let mut next = before.clone();
+        next.mirrored_fields
+            .push(MirroredField::new("Color__c", ColumnType::Varchar(40)));
+        assert!(replace_job_of_other_fields(&before, &mut next));
+        let fresh = next.bulk.unwrap();
+        assert_eq!((fresh.job_id, fresh.locator, fresh.read), (None, None, 0));
+        assert!(fresh.merge);
+        assert_eq!(fresh.snapshot, running.snapshot);
+        assert_eq!(next.backfill_done, 0);
+
+        // Without a job, nothing to replace.
+        let mut idle = state(Phase::Live);
+        let mut next = idle.clone();
+        next.mirrored_fields.pop();
+        assert!(!replace_job_of_other_fields(&idle, &mut next));
+        idle.bulk = None;
+        assert_eq!(next.bulk, idle.bulk);
     }
 }

@@ -94,8 +94,8 @@ impl IdSet {
              AND (m.systemmodstamp IS NULL OR m.systemmodstamp < $1)"
         );
         // The rows to delete are locked once, in a CTE joined back by key: as an `IN`
-        // subquery, `FOR UPDATE` keeps PostgreSQL from hashing it, and the whole anti-join
-        // ran again for every row of the table (97 s for 1,156 rows).
+        // subquery, its anti-join ran again for every row of the table (97 s for 1,156
+        // rows).
         let deleted = client
             .execute(
                 &format!(

@@ -32,6 +32,7 @@ use crate::object::{JobWatch, MAX_JOB_FAILURES, ObjectSync, chrono_duration};
 use crate::plan::{MirroredField, ObjectPlan};
 use crate::soql;
 use job::{Advance, JobPosition, advance};
+use sfpg_control::ControlError;
 use sfpg_control::mirror;
 use sfpg_control::objects::{BulkPurpose, BulkRead, ObjectState};
 use sfpg_control::writer::{self, CsvError, CsvMode, OnLocked};
@@ -310,6 +311,12 @@ async fn page_failed(
                 ..read
             });
             save(context, object, next).await?;
+            Ok(Outcome::default())
+        }
+        CsvError::Write(error @ ControlError::CsvColumns { .. }) => {
+            // The job reads other fields than the plan has (a describe changed them since
+            // it was created): a new job reads the plan's.
+            replace_job(context, object, next, &error.to_string()).await?;
             Ok(Outcome::default())
         }
         CsvError::Write(error) => Err(error.into()),

@@ -92,9 +92,13 @@ async fn turn(
 ) -> Result<Outcome> {
     let plan = plan_of(object)?;
     let cap = context.settings.bulk_poll_cap;
-    let mut sweep = sweep.unwrap_or_else(|| JobSweep::start(Utc::now(), cap));
     let fields = fields_of(&plan, kind);
     let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+    // A sweep whose job reads other fields than the plan has now (a describe changed
+    // them) starts over with a new job.
+    let mut sweep = sweep
+        .filter(|sweep| sweep.job_id.is_none() || sweep.fields == names)
+        .unwrap_or_else(|| JobSweep::start(Utc::now(), cap));
     let soql = soql::bulk_all(&plan.object, &names);
     let position = JobPosition {
         job_id: sweep.job_id.as_deref(),
@@ -122,6 +126,7 @@ async fn turn(
     let kept = match answer {
         Advance::Created(info) => {
             sweep.job_id = Some(info.id);
+            sweep.fields = names.iter().map(|n| (*n).to_owned()).collect();
             sweep.watch.created(now);
             Some(sweep)
         }
