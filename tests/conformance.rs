@@ -1,6 +1,7 @@
-//! Runs the simple-salesforce conformance suite (`tests/conformance/`) against an
-//! emulator started in this process over HTTPS. Installs the Python requirements with
-//! pip when simple-salesforce or pytest is missing, and fails with pytest's output.
+//! Runs the simple-salesforce conformance suite (`tests/conformance/`), and the
+//! aiosfstream-ng Streaming API check, against an emulator started in this process over
+//! HTTPS. Installs the Python requirements with pip when simple-salesforce, pytest or
+//! aiosfstream-ng is missing, and fails with pytest's output.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -33,7 +34,9 @@ fn text(output: &Output) -> String {
 
 /// Installs `requirements.txt` unless the modules import already.
 fn ensure_requirements() {
-    let probe = run(Command::new(python()).args(["-c", "import simple_salesforce, pytest"]));
+    let probe = run(
+        Command::new(python()).args(["-c", "import simple_salesforce, pytest, aiosfstream_ng"])
+    );
     if probe.status.success() {
         return;
     }

@@ -8,7 +8,8 @@ mod change;
 mod selection;
 
 pub use bus::{
-    BusConfig, BusError, DEFAULT_OVERFLOW_THRESHOLD, DEFAULT_RETENTION, EventBus, ReplayStart,
+    BusConfig, BusError, DEFAULT_MAX_RETAINED, DEFAULT_OVERFLOW_THRESHOLD, DEFAULT_RETENTION,
+    EventBus, ReplayStart,
 };
 pub use change::{
     ChangeEvent, ChangeEventHeader, ChangeType, all_channel, channel_for, event_name,

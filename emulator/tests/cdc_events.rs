@@ -307,18 +307,12 @@ async fn composite_subrequests_publish_their_changes() {
     );
 }
 
-#[tokio::test]
-async fn bulk_ingest_publishes_with_the_bulk_origin() {
-    let h = Harness::with(EmulatorConfig {
-        bulk_processing_delay: Duration::from_millis(50),
-        ..EmulatorConfig::default()
-    })
-    .await;
-    let start = tip(&h);
+/// Runs a Bulk ingest job of `operation` on Account with `csv`; returns once it ended.
+async fn bulk_job(h: &Harness, operation: &str, csv: &str) {
     let job: Value = h
         .request(Method::POST, &format!("{API}/jobs/ingest"))
         .header("Sforce-Call-Options", "client=loader")
-        .json(&json!({"object": "Account", "operation": "insert", "lineEnding": "LF"}))
+        .json(&json!({"object": "Account", "operation": operation, "lineEnding": "LF"}))
         .send()
         .await
         .unwrap()
@@ -329,23 +323,66 @@ async fn bulk_ingest_publishes_with_the_bulk_origin() {
     let response = h
         .request(Method::PUT, &format!("{API}/jobs/ingest/{id}/batches"))
         .header("Content-Type", "text/csv")
-        .body("Name,Industry\nOne,Energy\nTwo,Banking\n")
+        .body(csv.to_owned())
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let response = patch(
-        &h,
+        h,
         &format!("{API}/jobs/ingest/{id}"),
         json!({"state": "UploadComplete"}),
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while events_after(&h, start).len() < 2 {
-        assert!(Instant::now() < deadline, "no events from the Bulk job");
+    loop {
+        let info = h.get_json(&format!("{API}/jobs/ingest/{id}")).await;
+        if info["state"] == "JobComplete" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{info}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn rest_upserts_and_bulk_hard_deletes_publish() {
+    let h = Harness::with(EmulatorConfig {
+        bulk_processing_delay: Duration::from_millis(20),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let start = tip(&h);
+    let path = format!("{API}/sobjects/Invoice__c/External_Id__c/X-1");
+    let created = patch(&h, &path, json!({"Amount__c": 10.0})).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let updated = patch(&h, &path, json!({"Amount__c": 12.5})).await;
+    assert_eq!(updated.status(), StatusCode::OK);
+    let events = events_after(&h, start);
+    let types: Vec<ChangeType> = events.iter().map(|e| e.header.change_type).collect();
+    assert_eq!(types, [ChangeType::Create, ChangeType::Update]);
+    assert_eq!(events[0].fields["External_Id__c"], "X-1");
+    assert_eq!(events[1].fields["Amount__c"], 12.5);
+
+    let account = h.create("Account", json!({"Name": "Doomed"})).await;
+    let start = tip(&h);
+    bulk_job(&h, "hardDelete", &format!("Id\n{account}\n")).await;
+    let events = events_after(&h, start);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].header.change_type, ChangeType::Delete);
+    assert_eq!(events[0].header.record_ids, [account]);
+}
+
+#[tokio::test]
+async fn bulk_ingest_publishes_with_the_bulk_origin() {
+    let h = Harness::with(EmulatorConfig {
+        bulk_processing_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let start = tip(&h);
+    bulk_job(&h, "insert", "Name,Industry\nOne,Energy\nTwo,Banking\n").await;
     let events = events_after(&h, start);
     assert_eq!(events.len(), 2);
     assert!(

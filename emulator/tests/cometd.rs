@@ -365,3 +365,98 @@ async fn events_older_than_the_retention_expire_and_their_ids_become_invalid() {
     let (events, _) = late.connect().await;
     assert!(events.is_empty());
 }
+
+/// Salesforce's answer to a handshake with an invalid session, as jsforce's
+/// `AuthFailureExtension` documents it from a real org (Spring '18 "CometD auth
+/// validation"): `403::Handshake denied`, `ext.sfdc.failureReason`, `reconnect: none`.
+#[tokio::test]
+async fn a_handshake_with_an_invalid_session_is_denied_with_the_failure_reason() {
+    let h = Harness::with(quick()).await;
+    let mut client = Bayeux::handshake(&h).await;
+    h.emulator.revoke_sessions(None, false);
+    let (status, replies) = client
+        .post(json!([{"channel": "/meta/handshake", "version": "1.0",
+            "supportedConnectionTypes": ["long-polling"], "ext": {"replay": true}, "id": "7"}]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replies}");
+    let reply = &replies[0];
+    assert_eq!(reply["channel"], "/meta/handshake");
+    assert_eq!(reply["successful"], false);
+    assert_eq!(reply["error"], "403::Handshake denied");
+    assert_eq!(
+        reply["ext"]["sfdc"]["failureReason"],
+        "401::Authentication invalid"
+    );
+    assert_eq!(reply["advice"]["reconnect"], "none");
+    assert_eq!(reply["id"], "7");
+}
+
+/// A change reaches a waiting subscriber in well under a second: 200 REST updates, each
+/// timed from just before its PATCH to its event's arrival through a held connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_a_held_connect_within_milliseconds() {
+    let h = Harness::with(EmulatorConfig {
+        cometd_connect_timeout: Duration::from_secs(20),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let id = h.create("Account", json!({"Name": "Timed"})).await;
+    let mut client = Bayeux::handshake(&h).await;
+    client.subscribe("/data/AccountChangeEvent", -1).await;
+    client.connect().await;
+    let mut lags = Vec::new();
+    for i in 0..200 {
+        let path = format!("{API}/sobjects/Account/{id}");
+        let body = json!({"Phone": format!("{i}")});
+        let started = std::time::Instant::now();
+        let writer = h.send_json(Method::PATCH, &path, &body);
+        let (response, events) = tokio::join!(writer, client.events(1));
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["data"]["payload"]["Phone"], format!("{i}"));
+        lags.push(started.elapsed());
+    }
+    lags.sort();
+    let (p50, p99) = (lags[100], lags[197]);
+    println!("write-to-delivery over HTTP: p50 {p50:?}, p99 {p99:?}");
+    assert!(p99 < Duration::from_millis(500), "p50 {p50:?}, p99 {p99:?}");
+}
+
+/// Two connects of one client waiting at once (a client that reconnects without waiting
+/// for its previous connect) share the client's position: each event is delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connects_of_one_client_deliver_each_event_once() {
+    let h = Harness::with(quick()).await;
+    let mut first = Bayeux::handshake(&h).await;
+    first.subscribe("/data/ChangeEvents", -1).await;
+    first.connect().await;
+    let mut second = Bayeux {
+        harness: &h,
+        client_id: first.client_id.clone(),
+        cookie: first.cookie.clone(),
+        token: first.token.clone(),
+    };
+    let writes = async {
+        for i in 0..20 {
+            h.create("Account", json!({"Name": format!("Once {i}")}))
+                .await;
+        }
+    };
+    let mut seen = Vec::new();
+    let collect = async {
+        let mut got = Vec::new();
+        while got.len() < 20 {
+            let ((a, _), (b, _)) = tokio::join!(first.connect(), second.connect());
+            got.extend(a);
+            got.extend(b);
+        }
+        got
+    };
+    let ((), got) = tokio::join!(writes, collect);
+    seen.extend(got.iter().map(replay_of));
+    let count = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), count, "an event was delivered twice");
+    assert_eq!(count, 20);
+}

@@ -25,12 +25,18 @@ pub struct BusConfig {
     pub retention: Duration,
     /// The changes one transaction may publish before the rest becomes `GAP_OVERFLOW`.
     pub overflow_threshold: usize,
+    /// The most events kept whatever their age: the emulator's memory bound (a million
+    /// records ingested would otherwise keep a million bodies for 72 hours). The oldest
+    /// go first, as if their retention had passed.
+    pub max_retained: usize,
 }
 
 /// Salesforce keeps change events for three days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);
 /// Salesforce's overflow threshold: 100,000 changes in one transaction.
 pub const DEFAULT_OVERFLOW_THRESHOLD: usize = 100_000;
+/// The emulator keeps at most this many events (a few hundred MB of bodies at most).
+pub const DEFAULT_MAX_RETAINED: usize = 200_000;
 
 impl Default for BusConfig {
     fn default() -> BusConfig {
@@ -38,6 +44,7 @@ impl Default for BusConfig {
             selection: Selection::All,
             retention: DEFAULT_RETENTION,
             overflow_threshold: DEFAULT_OVERFLOW_THRESHOLD,
+            max_retained: DEFAULT_MAX_RETAINED,
         }
     }
 }
@@ -226,8 +233,14 @@ impl EventBus {
         expired
     }
 
-    /// Drops events older than the retention, raising the floor past them.
+    /// Drops events older than the retention, or beyond the most kept, raising the floor
+    /// past them.
     fn expire_old(&self, state: &mut BusState) {
+        while state.events.len() > state.config.max_retained.max(1) {
+            if let Some(first) = state.events.pop_front() {
+                state.floor = first.replay_id;
+            }
+        }
         let retention =
             chrono::Duration::from_std(state.config.retention).unwrap_or(chrono::Duration::MAX);
         let Some(cutoff) = self.clock.now().checked_sub_signed(retention) else {
@@ -269,6 +282,21 @@ mod tests {
             },
             fields: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_oldest_events_go_beyond_the_most_kept() {
+        let clock = ManualClock::new(chrono::Utc::now());
+        let config = BusConfig {
+            max_retained: 2,
+            ..BusConfig::default()
+        };
+        let bus = EventBus::new(config, Arc::new(clock.clone()));
+        let ids = bus.publish(vec![event(&clock), event(&clock), event(&clock)]);
+        assert_eq!(bus.retained(), 2);
+        assert!(bus.start(ReplayStart::After(ids[0] - 1)).is_err());
+        assert_eq!(bus.start(ReplayStart::Retained), Ok(ids[0]));
+        assert_eq!(bus.after(ids[0], 10).len(), 2);
     }
 
     #[test]

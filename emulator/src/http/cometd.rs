@@ -13,7 +13,8 @@
 //!
 //! A client that does not connect again within 40 s is forgotten (`403::Unknown
 //! client`, advice `handshake`), as is one whose cookie does not match. A revoked or
-//! expired session gets `401::Authentication invalid` with advice `reconnect: none`.
+//! expired session gets `401::Authentication invalid` with advice `reconnect: none` (a
+//! handshake: `403::Handshake denied` with `ext.sfdc.failureReason`).
 //! Every POST needs `Authorization: Bearer`; bodies over 32,768 bytes get 413.
 
 mod clients;
@@ -157,8 +158,20 @@ fn reply_to(message: &Map<String, Json>, successful: bool, error: Option<&str>) 
     Json::Object(reply)
 }
 
+/// The answer to a message whose session is no longer valid: `401::Authentication
+/// invalid`, and for a handshake `403::Handshake denied` with that reason in
+/// `ext.sfdc.failureReason` (the shape jsforce's `AuthFailureExtension` quotes from a real
+/// org); `reconnect: none` either way, as the client must log in again.
 fn auth_invalid(message: &Map<String, Json>) -> Json {
-    let mut reply = reply_to(message, false, Some("401::Authentication invalid"));
+    let handshake = message.get("channel").and_then(Json::as_str) == Some("/meta/handshake");
+    let mut reply = if handshake {
+        let mut reply = reply_to(message, false, Some("403::Handshake denied"));
+        reply["ext"] = json!({"sfdc": {"failureReason": "401::Authentication invalid"},
+            "replay": true, "payload.format": true});
+        reply
+    } else {
+        reply_to(message, false, Some("401::Authentication invalid"))
+    };
     reply["advice"] = json!({"reconnect": "none"});
     reply
 }

@@ -94,6 +94,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
             selection: cdc_entities,
             retention: event_retention,
             overflow_threshold: cdc_overflow_threshold,
+            ..BusConfig::default()
         },
         org.clock(),
     ));

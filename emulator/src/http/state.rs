@@ -178,7 +178,8 @@ impl Shared {
         &self.bus
     }
 
-    /// The CometD clients. Never held while taking the org's lock.
+    /// The CometD clients. Never held while taking the org's lock; the bus's lock may be
+    /// taken inside it (the org takes the bus's inside its own, never this one).
     pub fn cometd(&self) -> MutexGuard<'_, Clients> {
         lock(&self.cometd)
     }

@@ -137,6 +137,10 @@ pub trait Subscription: Send {
     /// The next item: an event in replay order, a (re)connection, a quiet poll, or an
     /// outage being retried. Errors are final: the subscription has ended, and the caller
     /// subscribes again (from -1 and a catch-up for [`crate::Error::ReplayIdInvalid`]).
+    ///
+    /// Cancel-safe: a future dropped before it finished (in a `select!`, under a timeout)
+    /// loses no event; if it dropped a connect the server had answered, the next call
+    /// subscribes again from the resume point (announced by [`StreamItem::Connected`]).
     fn next(&mut self) -> BoxFuture<'_, Result<StreamItem>>;
 
     /// The caller has durably applied everything up to `replay_id`: a reconnect resumes

@@ -52,6 +52,10 @@ pub(crate) struct Session {
     bayeux_client: Option<String>,
     /// Whether `bayeux_client` is subscribed, so that connects may be sent.
     subscribed: bool,
+    /// A connect was sent and its answer not yet read: if `next` is dropped meanwhile (a
+    /// caller's `select!` or timeout), the events the server handed to it are gone, so
+    /// the next call subscribes again from the resume point.
+    connect_in_flight: bool,
     cookies: CookieJar,
     ready: VecDeque<StreamItem>,
     backoff: Backoff,
@@ -85,6 +89,7 @@ impl Session {
             last_returned: None,
             bayeux_client: None,
             subscribed: false,
+            connect_in_flight: false,
             cookies: CookieJar::default(),
             ready: VecDeque::new(),
             backoff,
@@ -111,6 +116,10 @@ impl Session {
     }
 
     async fn next_item(&mut self) -> Result<StreamItem> {
+        if std::mem::take(&mut self.connect_in_flight) {
+            tracing::info!(channel = %self.channel, "a connect was abandoned; subscribing again");
+            self.subscribed = false;
+        }
         loop {
             if let Some(error) = self.ended_error() {
                 return Err(error);
@@ -218,11 +227,13 @@ impl Session {
         };
         let id = self.next_message_id();
         let stall = self.options.stall_timeout;
+        self.connect_in_flight = true;
         let sent = tokio::time::timeout(
             stall,
             self.send(bayeux::connect(id, &client_id), wire::Kind::LongPoll),
         )
         .await;
+        self.connect_in_flight = false;
         let answer = match sent {
             Ok(answer) => answer?,
             Err(_) => {

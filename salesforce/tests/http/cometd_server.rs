@@ -48,6 +48,8 @@ struct State {
     hold: Duration,
     stall_connects: u32,
     drop_connects: u32,
+    /// The next connect that takes events answers this much later.
+    delay_answer: Option<Duration>,
     seen: Vec<Seen>,
     max_live: usize,
 }
@@ -69,6 +71,7 @@ impl Default for CometdServer {
                 hold: Duration::from_millis(300),
                 stall_connects: 0,
                 drop_connects: 0,
+                delay_answer: None,
                 seen: Vec::new(),
                 max_live: 0,
             }),
@@ -119,6 +122,11 @@ impl CometdServer {
         replay
     }
 
+    /// How long a connect without events is held.
+    pub fn hold_connects_for(&self, hold: Duration) {
+        self.state().hold = hold;
+    }
+
     /// Replay ids below `replay` are no longer retained.
     pub fn expire_before(&self, replay: i64) {
         self.state().oldest_retained = replay;
@@ -139,6 +147,12 @@ impl CometdServer {
     /// The next `n` connects lose their connection after the server took their events.
     pub fn drop_connects(&self, n: u32) {
         self.state().drop_connects = n;
+    }
+
+    /// The next connect that takes events answers `delay` later (the events count as
+    /// delivered as soon as it took them).
+    pub fn delay_next_answer(&self, delay: Duration) {
+        self.state().delay_answer = Some(delay);
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -317,6 +331,13 @@ impl CometdServer {
                 .header("content-type", "application/json")
                 .body(Body::from_stream(broken))
                 .unwrap();
+        }
+        let delay = match events.is_empty() {
+            true => None,
+            false => self.state().delay_answer.take(),
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
         }
         let mut reply = events;
         reply.push(json!({"channel": "/meta/connect", "id": id, "clientId": client_id,

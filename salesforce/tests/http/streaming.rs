@@ -156,6 +156,35 @@ async fn connects_skip_the_rate_limiter_and_handshakes_wait_for_it() {
 }
 
 #[tokio::test]
+async fn a_long_poll_outlasts_the_request_timeout() {
+    let server = Scripted::start().await;
+    server
+        .cometd()
+        .hold_connects_for(Duration::from_millis(1200));
+    let config = server
+        .config()
+        .with_request_timeout(Duration::from_millis(500));
+    let mut subscription = CometD::with_options(server.client_with(config, password()), options())
+        .subscribe(CHANNEL, ReplayFrom::Tip);
+    assert!(matches!(
+        next_news(&mut subscription).await,
+        StreamItem::Connected { .. }
+    ));
+    for _ in 0..2 {
+        let item = tokio::time::timeout(PATIENCE, subscription.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(item, StreamItem::Idle, "a held connect was cut");
+    }
+    let handshakes = metas(&server)
+        .iter()
+        .filter(|m| m.0 == "/meta/handshake")
+        .count();
+    assert_eq!(handshakes, 1);
+}
+
+#[tokio::test]
 async fn subscriptions_start_after_an_id_or_at_the_oldest_retained() {
     let server = Scripted::start().await;
     let ids: Vec<i64> = ["a", "b", "c"]
@@ -474,5 +503,66 @@ async fn a_second_subscription_of_a_channel_ends_the_first_before_it_subscribes(
         .unwrap()
         .0;
     assert!(disconnect < second_handshake, "{order:?}");
+    assert_eq!(server.cometd().max_live(), 1);
+}
+
+#[tokio::test]
+async fn dropping_a_subscription_disconnects_its_client() {
+    let server = Scripted::start().await;
+    let transport = transport(&server);
+    let mut subscription = transport.subscribe(CHANNEL, ReplayFrom::Tip);
+    next_news(&mut subscription).await;
+    drop(subscription);
+    let disconnected = || {
+        metas(&server).contains(&(
+            "/meta/disconnect".to_owned(),
+            Some("scripted-client-1".to_owned()),
+        ))
+    };
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !disconnected() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(disconnected(), "{:?}", metas(&server));
+    // The channel is free: a new subscription does not replace anything.
+    let mut again = transport.subscribe(CHANNEL, ReplayFrom::Tip);
+    assert!(matches!(
+        next_news(&mut again).await,
+        StreamItem::Connected { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_next_dropped_while_a_connect_is_answered_loses_no_event() {
+    let server = Scripted::start().await;
+    let mut subscription = transport(&server).subscribe(CHANNEL, ReplayFrom::Tip);
+    next_news(&mut subscription).await;
+    let first = server.cometd().publish("one");
+    assert_eq!(next_event(&mut subscription).await.replay_id.0, first);
+    server
+        .cometd()
+        .delay_next_answer(Duration::from_millis(600));
+    let second = server.cometd().publish("two");
+    // The caller gives up on `next` (a select, a timeout) after the server took the event.
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), subscription.next()).await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    let mut items = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            let item = subscription.next().await.unwrap();
+            if let StreamItem::Event(event) = &item {
+                return event.replay_id.0;
+            }
+            items.push(item);
+        }
+    })
+    .await;
+    assert_eq!(found, Ok(second), "after {items:?}");
+    assert_eq!(
+        items,
+        [StreamItem::Connected {
+            from: ReplayFrom::After(ReplayId(first))
+        }]
+    );
     assert_eq!(server.cometd().max_live(), 1);
 }

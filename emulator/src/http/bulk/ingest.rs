@@ -19,9 +19,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::jobs::{ColumnDelimiter, InfoForm, Job, JobInfo, JobKind, JobState, KeysAt, LineEnding};
+use super::jobs::{InfoForm, Job, JobInfo, JobKind, JobState, KeysAt};
 use super::query::info_response;
-use super::{ingest_runner, invalid_job, invalid_job_state, job_not_found};
+use super::{csv_settings, ingest_runner, invalid_job, invalid_job_state, job_not_found};
 use crate::http::auth::Caller;
 use crate::http::error::{RestError, parse_json};
 use crate::http::state::AppState;
@@ -155,21 +155,11 @@ pub async fn create(
     let object = body
         .object
         .ok_or_else(|| invalid_job("Object is required"))?;
-    if let Some(content_type) = body.content_type.as_deref()
-        && content_type != "CSV"
-    {
-        return Err(invalid_job(format!("Invalid contentType: {content_type}")));
-    }
-    let column_delimiter = match body.column_delimiter.as_deref() {
-        None => ColumnDelimiter::default(),
-        Some(text) => ColumnDelimiter::parse(text)
-            .ok_or_else(|| invalid_job(format!("Invalid columnDelimiter: {text}")))?,
-    };
-    let line_ending = match body.line_ending.as_deref() {
-        None => LineEnding::default(),
-        Some(text) => LineEnding::parse(text)
-            .ok_or_else(|| invalid_job(format!("Invalid lineEnding: {text}")))?,
-    };
+    let (column_delimiter, line_ending) = csv_settings(
+        body.content_type.as_deref(),
+        body.column_delimiter.as_deref(),
+        body.line_ending.as_deref(),
+    )?;
     let external_id = body
         .external_id_field_name
         .filter(|_| op == IngestOperation::Upsert);

@@ -148,6 +148,31 @@ pub fn job_not_found() -> RestError {
 /// A job field with a value Bulk does not take: `400 INVALIDJOB`. The code is one of
 /// the Bulk API 2.0 error codes Salesforce lists ("Errors"); the messages are the
 /// emulator's (no capture found).
+/// A new job's CSV settings as its body gives them (`contentType`, `columnDelimiter`,
+/// `lineEnding`), each defaulted when absent; only CSV exists.
+pub fn csv_settings(
+    content_type: Option<&str>,
+    column_delimiter: Option<&str>,
+    line_ending: Option<&str>,
+) -> Result<(jobs::ColumnDelimiter, jobs::LineEnding), RestError> {
+    if let Some(content_type) = content_type
+        && content_type != "CSV"
+    {
+        return Err(invalid_job(format!("Invalid contentType: {content_type}")));
+    }
+    let column_delimiter = match column_delimiter {
+        None => jobs::ColumnDelimiter::default(),
+        Some(text) => jobs::ColumnDelimiter::parse(text)
+            .ok_or_else(|| invalid_job(format!("Invalid columnDelimiter: {text}")))?,
+    };
+    let line_ending = match line_ending {
+        None => jobs::LineEnding::default(),
+        Some(text) => jobs::LineEnding::parse(text)
+            .ok_or_else(|| invalid_job(format!("Invalid lineEnding: {text}")))?,
+    };
+    Ok((column_delimiter, line_ending))
+}
+
 pub fn invalid_job(message: impl Into<String>) -> RestError {
     RestError::bad_request("INVALIDJOB", message)
 }

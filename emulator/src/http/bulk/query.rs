@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::faults::QueryJobFault;
 use super::jobs::{ColumnDelimiter, InfoForm, Job, JobInfo, JobKind, JobState, KeysAt, LineEnding};
-use super::{FIRST_QUERY_VERSION, invalid_job, invalid_job_state, job_not_found, runner};
+use super::{
+    FIRST_QUERY_VERSION, csv_settings, invalid_job, invalid_job_state, job_not_found, runner,
+};
 use crate::http::auth::Caller;
 use crate::http::error::{RestError, parse_json};
 use crate::http::state::AppState;
@@ -136,21 +138,11 @@ impl CreateBody {
             .query
             .filter(|q| !q.trim().is_empty())
             .ok_or_else(|| invalid_job("Query is required"))?;
-        if let Some(content_type) = self.content_type.as_deref()
-            && content_type != "CSV"
-        {
-            return Err(invalid_job(format!("Invalid contentType: {content_type}")));
-        }
-        let column_delimiter = match self.column_delimiter.as_deref() {
-            None => ColumnDelimiter::default(),
-            Some(text) => ColumnDelimiter::parse(text)
-                .ok_or_else(|| invalid_job(format!("Invalid columnDelimiter: {text}")))?,
-        };
-        let line_ending = match self.line_ending.as_deref() {
-            None => LineEnding::default(),
-            Some(text) => LineEnding::parse(text)
-                .ok_or_else(|| invalid_job(format!("Invalid lineEnding: {text}")))?,
-        };
+        let (column_delimiter, line_ending) = csv_settings(
+            self.content_type.as_deref(),
+            self.column_delimiter.as_deref(),
+            self.line_ending.as_deref(),
+        )?;
         Ok(NewJob {
             operation,
             query,

@@ -1,5 +1,5 @@
 //! Moves a query job through its states in the background: `UploadComplete` for half
-//! the processing delay, then `InProgress` (the job reads its snapshot of the org at
+//! the processing delay, then `InProgress` (the job reads its snapshot of the org just before
 //! that moment), then, after the other half, `JobComplete` with its record count, or
 //! `Failed` with an `errorMessage` (a query that no longer runs, or a fault rule). A job
 //! aborted or deleted meanwhile is left as it is.
@@ -25,13 +25,18 @@ async fn run(state: AppState, id: Id) {
     };
     let queued = delay / 2;
     tokio::time::sleep(queued).await;
-    let Some((query, include_deleted)) = begin(&state, &id) else {
+    let Some((query, include_deleted)) = job_query(&state, &id) else {
         return;
     };
+    // The snapshot is read before the job shows `InProgress`, so a client that saw
+    // `InProgress` knows its later changes are not in the results.
     let reader = state.clone();
     let read =
         tokio::task::spawn_blocking(move || reader.org().bulk_snapshot(&query, include_deleted))
             .await;
+    if !begin(&state, &id) {
+        return;
+    }
     let outcome = match read {
         Ok(result) => result,
         Err(_) => Err(ApiError::new(
@@ -55,17 +60,26 @@ fn schedule(state: &AppState, id: &Id) -> Option<(Duration, QueryJobFault)> {
     Some((delay, fault))
 }
 
-/// `UploadComplete` → `InProgress`; the job's query, or `None` when the job is gone or
-/// was aborted.
-fn begin(state: &AppState, id: &Id) -> Option<(String, bool)> {
+/// The job's query, or `None` when the job is gone or no longer `UploadComplete`.
+fn job_query(state: &AppState, id: &Id) -> Option<(String, bool)> {
+    let bulk = state.bulk();
+    let job = bulk.query.get(id.as_str())?;
+    (job.state == JobState::UploadComplete)
+        .then(|| (job.detail.query.clone(), job.include_deleted()))
+}
+
+/// `UploadComplete` → `InProgress`; `false` when the job is gone or was aborted.
+fn begin(state: &AppState, id: &Id) -> bool {
     let now = state.org().now();
     let mut bulk = state.bulk();
-    let job = bulk.query.get_mut(id.as_str())?;
+    let Some(job) = bulk.query.get_mut(id.as_str()) else {
+        return false;
+    };
     if job.state != JobState::UploadComplete {
-        return None;
+        return false;
     }
     job.set_state(JobState::InProgress, now);
-    Some((job.detail.query.clone(), job.include_deleted()))
+    true
 }
 
 /// `InProgress` → `JobComplete` (or `Failed`).

@@ -136,35 +136,23 @@ fn step(state: &AppState, id: &str, message: &Map<String, Json>, answer_empty: b
 }
 
 /// The events waiting for the client's subscriptions, each as a CometD message,
-/// advancing the subscriptions past them.
+/// advancing the subscriptions past them. The client stays locked while its positions are
+/// read and moved (the bus's lock is taken inside, never the other way round), so two
+/// connects of one client never deliver the same event twice.
 fn events_for(state: &AppState, id: &str) -> Vec<Json> {
-    let subscriptions = match state.cometd().get_mut(id) {
-        Some(client) => client.subscriptions.clone(),
-        None => return Vec::new(),
-    };
     let bus = state.bus();
+    let mut clients = state.cometd();
+    let Some(client) = clients.get_mut(id) else {
+        return Vec::new();
+    };
     let mut messages = Vec::new();
-    let mut positions = Vec::with_capacity(subscriptions.len());
-    for sub in &subscriptions {
-        let mut position = sub.position;
+    for sub in &mut client.subscriptions {
         let budget = MAX_EVENTS_PER_CONNECT.saturating_sub(messages.len());
         for event in bus.after(sub.position, budget) {
-            position = event.replay_id;
+            sub.position = event.replay_id;
             let own = crate::events::channel_for(&event.header.entity_name);
             if sub.channel == all_channel() || sub.channel == own {
                 messages.push(event.cometd_message(&sub.channel));
-            }
-        }
-        positions.push((sub.channel.clone(), position));
-    }
-    if let Some(client) = state.cometd().get_mut(id) {
-        for (channel, position) in positions {
-            if let Some(sub) = client
-                .subscriptions
-                .iter_mut()
-                .find(|s| s.channel == channel)
-            {
-                sub.position = sub.position.max(position);
             }
         }
     }
