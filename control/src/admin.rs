@@ -116,6 +116,23 @@ pub async fn set_bulk_threshold(
     .await
 }
 
+/// Turns the org's Change Data Capture stream on or off. On (the default), the objects
+/// the org selects for CDC stream and poll only at the safety cadence; off, every object
+/// polls. A running sync learns of it at once (the `orgs_changed` trigger).
+pub async fn set_cdc_enabled(
+    client: &impl GenericClient,
+    org: &str,
+    enabled: bool,
+) -> Result<(), ControlError> {
+    update_org(
+        client,
+        org,
+        "UPDATE sfpg.orgs SET cdc_enabled = $2, updated_at = now() WHERE name = $1",
+        &[&enabled],
+    )
+    .await
+}
+
 /// Enables objects (registering them if new) or disables them. A disabled object's table
 /// stays; it is no longer synced. A name that cannot be an object's is refused before any
 /// change; whether the org has the object is for the caller to ask the org.

@@ -18,6 +18,7 @@ pub mod orgs;
 pub mod plan;
 pub mod reconnect;
 pub mod status;
+pub mod streams;
 pub mod writer;
 
 pub use error::ControlError;

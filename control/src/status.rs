@@ -31,6 +31,8 @@ pub struct OrgStatus {
     pub lease_owner: Option<String>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Its Change Data Capture stream.
+    pub stream: Option<crate::streams::StreamStatus>,
     pub objects: Vec<ObjectStatus>,
 }
 
@@ -65,6 +67,8 @@ pub struct ObjectStatus {
     pub bulk_purpose: Option<String>,
     pub bulk_job_id: Option<String>,
     pub bulk_processed: Option<i64>,
+    /// Where its changes come from: `stream` (Change Data Capture) or `poll`.
+    pub source: String,
 }
 
 impl ObjectStatus {
@@ -128,11 +132,12 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
                     paused_reason, row_count, cursor_modstamp, newest_modstamp,
                     extract(epoch FROM now() - newest_modstamp)::float8, requests, last_error,
                     last_error_at, removed_fields, pending_field_backfill, bulk_purpose,
-                    bulk_job_id, bulk_processed
+                    bulk_job_id, bulk_processed, source
                FROM sfpg.objects ORDER BY org_name, object_name",
             &[],
         )
         .await?;
+    let mut streams = crate::streams::load_status(client).await?;
     let mut statuses = Vec::with_capacity(orgs.len());
     for org in &orgs {
         let name: String = org.try_get(0)?;
@@ -158,8 +163,10 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
                 bulk_purpose: row.try_get(17)?,
                 bulk_job_id: row.try_get(18)?,
                 bulk_processed: row.try_get(19)?,
+                source: row.try_get(20)?,
             });
         }
+        let statuses_name = name.clone();
         statuses.push(OrgStatus {
             name,
             schema: org.try_get(1)?,
@@ -174,6 +181,10 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
             lease_owner: org.try_get(7)?,
             last_error: org.try_get(8)?,
             last_error_at: org.try_get(9)?,
+            stream: streams
+                .iter()
+                .position(|(org, _)| *org == statuses_name)
+                .map(|i| streams.swap_remove(i).1),
             objects: mine,
         });
     }
@@ -205,6 +216,7 @@ mod tests {
             bulk_purpose: None,
             bulk_job_id: None,
             bulk_processed: None,
+            source: "poll".into(),
         }
     }
 

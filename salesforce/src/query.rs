@@ -147,19 +147,26 @@ impl<R> QueryPage<R> {
 pub struct Query {
     client: Client,
     soql: String,
-    resource: &'static str,
+    /// The path under `/services/data/vXX.X/`: `query`, `queryAll`, `tooling/query`.
+    resource: &'static [&'static str],
     batch_size: Option<u16>,
 }
 
 impl Client {
     /// A `query`: live records only.
     pub fn query(&self, soql: impl Into<String>) -> Query {
-        Query::new(self, soql.into(), "query")
+        Query::new(self, soql.into(), &["query"])
     }
 
     /// A `queryAll`: live records, and soft-deleted and merged ones with `IsDeleted = true`.
     pub fn query_all(&self, soql: impl Into<String>) -> Query {
-        Query::new(self, soql.into(), "queryAll")
+        Query::new(self, soql.into(), &["queryAll"])
+    }
+
+    /// A query of the Tooling API (`tooling/query`): setup objects such as
+    /// `PlatformEventChannelMember`, the entities selected for Change Data Capture.
+    pub fn tooling_query(&self, soql: impl Into<String>) -> Query {
+        Query::new(self, soql.into(), &["tooling", "query"])
     }
 }
 
@@ -169,7 +176,7 @@ enum Cursor {
 }
 
 impl Query {
-    fn new(client: &Client, soql: String, resource: &'static str) -> Self {
+    fn new(client: &Client, soql: String, resource: &'static [&'static str]) -> Self {
         Self {
             client: client.clone(),
             soql,
@@ -228,9 +235,8 @@ impl Query {
         decoder: &Arc<D>,
     ) -> Result<(QueryPage<D::Records>, Option<Cursor>)> {
         let mut request = match cursor {
-            Cursor::First => {
-                ApiRequest::rest(Method::GET, [self.resource]).query("q", self.soql.clone())
-            }
+            Cursor::First => ApiRequest::rest(Method::GET, self.resource.iter().copied())
+                .query("q", self.soql.clone()),
             Cursor::Next(path) => ApiRequest::new(Method::GET, Target::Path(path)),
         };
         if let Some(size) = self.batch_size {

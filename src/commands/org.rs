@@ -9,6 +9,7 @@ use crate::database;
 use crate::errors::UserError;
 
 pub mod add;
+pub mod cdc;
 pub mod verify;
 
 #[derive(Debug, Args)]
@@ -38,6 +39,9 @@ pub enum OrgCommand {
     /// Set how many records an object must count for its backfill to go through a Bulk API
     /// 2.0 query job (and larger backlogs, reconciliations and formula refreshes), or `off`.
     SetBulkThreshold(SetBulkThresholdArgs),
+    /// Turn the org's Change Data Capture stream `on` (the default) or `off`; a running sync
+    /// follows at once.
+    SetCdc(cdc::SetCdcArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +144,7 @@ pub async fn run(args: OrgArgs) -> anyhow::Result<()> {
         OrgCommand::SetRateLimit(args) => set_rate_limit(args).await,
         OrgCommand::SetBudget(args) => set_budget(args).await,
         OrgCommand::SetBulkThreshold(args) => set_bulk_threshold(args).await,
+        OrgCommand::SetCdc(args) => cdc::set_cdc(args).await,
     }
 }
 

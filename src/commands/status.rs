@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sfpg_control::status::{self, ObjectStatus, OrgStatus};
+use sfpg_control::streams::{StreamState, StreamStatus};
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
@@ -111,6 +112,9 @@ pub fn render(statuses: &[OrgStatus]) -> String {
             usage_line(org),
             describe_rate(org.rate_requests, org.rate_period_ms)
         );
+        if let Some(stream) = &org.stream {
+            let _ = writeln!(out, "  {}", stream_line(stream));
+        }
         if let Some(reason) = &org.paused_reason {
             let _ = writeln!(out, "  polling paused: {reason}");
         }
@@ -120,13 +124,14 @@ pub fn render(statuses: &[OrgStatus]) -> String {
         let header = [
             "OBJECT",
             "PHASE",
+            "SOURCE",
             "ROWS",
             "CURSOR",
             "LAG",
             "REQUESTS",
             "LAST ERROR",
         ];
-        let rows: Vec<[String; 7]> = org.objects.iter().map(object_row).collect();
+        let rows: Vec<[String; 8]> = org.objects.iter().map(object_row).collect();
         let mut widths = header.map(str::len);
         for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -197,11 +202,49 @@ fn describe_rate(requests: i32, period_ms: i64) -> String {
     )
 }
 
-fn object_row(object: &ObjectStatus) -> [String; 7] {
+/// `stream: connected, replay id 4711 (saved 2s ago), lag 45 ms; 1200 events (30 echoes of
+/// sfpg's own writes), 0 gaps`, or `stream: off (set-cdc)`.
+fn stream_line(stream: &StreamStatus) -> String {
+    if !stream.cdc_enabled {
+        return "stream: off (sfpg org set-cdc NAME on to stream)".to_owned();
+    }
+    let mut line = format!(
+        "stream: {}",
+        match stream.state {
+            StreamState::Connected => "connected",
+            StreamState::CatchingUp => "catching up",
+            StreamState::Down => "down",
+        }
+    );
+    if let Some(reason) = &stream.reason {
+        let _ = write!(line, " ({reason})");
+    }
+    match (stream.replay_id, stream.replay_age_seconds) {
+        (Some(id), Some(age)) => {
+            let _ = write!(line, ", replay id {id} (saved {} ago)", format_lag(age));
+        }
+        (Some(id), None) => {
+            let _ = write!(line, ", replay id {id}");
+        }
+        _ => line.push_str(", no replay id yet"),
+    }
+    if let Some(lag) = stream.last_lag_ms {
+        let _ = write!(line, ", lag {lag} ms");
+    }
+    let _ = write!(
+        line,
+        "; {} events ({} echoes of sfpg's own writes), {} gaps",
+        stream.events, stream.echoes, stream.gaps
+    );
+    line
+}
+
+fn object_row(object: &ObjectStatus) -> [String; 8] {
     let dash = || "-".to_owned();
     [
         object.object.clone(),
         object.phase_label(),
+        object.source.clone(),
         object.rows.to_string(),
         object
             .cursor
@@ -372,6 +415,7 @@ mod tests {
             bulk_purpose: None,
             bulk_job_id: None,
             bulk_processed: None,
+            source: "stream".to_owned(),
         }
     }
 
@@ -391,6 +435,18 @@ mod tests {
             lease_owner: Some("host:42".into()),
             last_error: None,
             last_error_at: None,
+            stream: Some(StreamStatus {
+                cdc_enabled: true,
+                state: StreamState::Connected,
+                reason: None,
+                since: None,
+                replay_id: Some(4711),
+                replay_age_seconds: Some(2.4),
+                last_lag_ms: Some(45),
+                events: 1200,
+                echoes: 30,
+                gaps: 1,
+            }),
             objects: vec![object("Account", "live"), object("Contact", "backfilling")],
         };
         let text = render(std::slice::from_ref(&org));
@@ -402,6 +458,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("polling paused: daily API budget"), "{text}");
+        assert!(
+            text.contains(
+                "  stream: connected, replay id 4711 (saved 2s ago), lag 45 ms; 1200 events \
+                 (30 echoes of sfpg's own writes), 1 gaps\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("backfilling 400/1000"), "{text}");
         assert!(text.contains("4m 10s"), "{text}");
         assert!(
@@ -410,7 +473,7 @@ mod tests {
             ),
             "{text}"
         );
-        let header = text.lines().nth(3).unwrap_or_default();
+        let header = text.lines().nth(4).unwrap_or_default();
         assert!(header.trim_start().starts_with("OBJECT"), "{text}");
 
         let unsynced = OrgStatus {

@@ -60,6 +60,14 @@ pub struct SyncOptions {
     /// start at 0.2 s and double).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub bulk_poll_cap: Duration,
+    /// How often an object the org's Change Data Capture stream keeps current is still
+    /// polled, as a safety net; it polls at its normal rate whenever the stream is down.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub poll_while_streaming: Duration,
+    /// How long the org keeps change events (Salesforce: 72 h). A checkpoint older than
+    /// this less 6 h is not replayed from: the stream catches up by polling first.
+    #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
+    pub event_retention: Duration,
     /// Never draw progress bars, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -97,6 +105,8 @@ impl SyncOptions {
             write_strategy: WriteStrategy::default(),
             bulk_page_size: self.bulk_page_size.0,
             bulk_poll_cap: self.bulk_poll_cap,
+            poll_while_streaming: self.poll_while_streaming,
+            event_retention: self.event_retention,
             ..SyncSettings::default()
         }
     }

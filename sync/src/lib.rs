@@ -12,6 +12,7 @@ pub mod settings;
 pub mod soql;
 pub mod source;
 pub mod steps;
+pub mod stream;
 pub mod supervisor;
 
 pub use error::{Reaction, Result, SyncError};

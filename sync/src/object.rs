@@ -149,6 +149,13 @@ pub struct ObjectSync {
     /// through a query job.
     pub reconcile_job: Option<JobSweep>,
     pub formulas_job: Option<JobSweep>,
+    /// The org's Change Data Capture stream keeps the object current: its changes are
+    /// polled only every `poll_while_streaming`.
+    pub streamed: bool,
+    /// Poll the changes at once whatever the cadence (a `GAP_OVERFLOW`).
+    pub poll_now: bool,
+    /// When the last page of changes was asked for.
+    pub changes_polled_at: Option<DateTime<Utc>>,
 }
 
 /// A backfill page read ahead of its turn. It is used only if the backfill is still at the
@@ -201,6 +208,9 @@ impl ObjectSync {
             backlog_counted: false,
             reconcile_job: None,
             formulas_job: None,
+            streamed: false,
+            poll_now: false,
+            changes_polled_at: None,
             state,
         })
     }
@@ -227,13 +237,13 @@ impl ObjectSync {
             Phase::Describing => return Some(Task::Describe),
             Phase::Backfilling if self.state.backfill_total.is_none() => (Some(Task::Count), None),
             Phase::Backfilling => (
-                self.main_read(now, Task::Backfill),
+                self.main_read(now, Task::Backfill, settings),
                 [Task::Describe, Task::Locked]
                     .into_iter()
                     .find(|task| self.is_due(*task, now, settings, describe_due)),
             ),
             Phase::Live => (
-                self.main_read(now, Task::Changes),
+                self.main_read(now, Task::Changes, settings),
                 self.maintenance_due(now, settings, describe_due),
             ),
         };
@@ -245,14 +255,38 @@ impl ObjectSync {
 
     /// The main work: the query job while there is one (nothing while it is waited for),
     /// the backlog count when due, else `rest` (REST pages).
-    fn main_read(&self, now: DateTime<Utc>, rest: Task) -> Option<Task> {
+    fn main_read(&self, now: DateTime<Utc>, rest: Task, settings: &SyncSettings) -> Option<Task> {
         if self.state.bulk.is_some() {
             return self.bulk_job.is_due(now).then_some(Task::Bulk);
         }
         if rest == Task::Changes && self.backlog_count_due {
             return Some(Task::Backlog);
         }
+        if rest == Task::Changes && !self.changes_due(now, settings) {
+            return None;
+        }
         Some(rest)
+    }
+
+    /// Whether the changes are to be polled now: always, unless the org's stream keeps the
+    /// object current and the feed is caught up, when only every `poll_while_streaming`
+    /// (or at once when asked).
+    fn changes_due(&self, now: DateTime<Utc>, settings: &SyncSettings) -> bool {
+        !self.streamed
+            || self.poll_now
+            || self.state.cursor_id.is_some()
+            || self
+                .changes_polled_at
+                .is_none_or(|at| at + chrono_duration(settings.poll_while_streaming) <= now)
+    }
+
+    /// When the next safety poll of an object the stream keeps current is due.
+    pub fn next_safety_poll(&self, settings: &SyncSettings) -> Option<DateTime<Utc>> {
+        if !self.streamed || self.state.phase != Phase::Live {
+            return None;
+        }
+        self.changes_polled_at
+            .map(|at| at + chrono_duration(settings.poll_while_streaming))
     }
 
     /// When a job this object waits for is next to be asked about, if one is.

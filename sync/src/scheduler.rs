@@ -21,6 +21,7 @@ use crate::object::{ObjectSync, Task, chrono_duration};
 use crate::settings::SyncSettings;
 use crate::source::{RestSource, Source};
 use crate::steps::{self, Context, Outcome};
+use crate::stream::StreamHealth;
 use sfpg_control::objects::ObjectState;
 use sfpg_control::orgs::OrgSettings;
 
@@ -58,6 +59,8 @@ pub struct OrgSync {
     budget: BudgetGuard,
     /// After the org's credentials were refused, the whole org rests until then.
     org_resume_at: Option<DateTime<Utc>>,
+    /// Shared with the org's Change Data Capture stream.
+    health: Arc<StreamHealth>,
 }
 
 impl std::fmt::Debug for OrgSync {
@@ -103,6 +106,7 @@ impl OrgSync {
             next: 0,
             budget: BudgetGuard::new(),
             org_resume_at: None,
+            health: Arc::default(),
         };
         sync.reload_objects().await?;
         Ok(sync)
@@ -112,6 +116,17 @@ impl OrgSync {
     pub fn with_source(mut self, source: Arc<dyn Source>) -> Self {
         self.source = source;
         self
+    }
+
+    /// Shares `health` with the org's stream, which tells which objects it keeps current.
+    pub fn with_health(mut self, health: Arc<StreamHealth>) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// What the scheduler shares with the org's stream.
+    pub fn health(&self) -> &Arc<StreamHealth> {
+        &self.health
     }
 
     /// The org's name.
@@ -166,7 +181,9 @@ impl OrgSync {
             OrgSettings::set_paused(&self.db, &org.name, None).await?;
         }
         self.org = org;
-        self.reload_objects().await
+        self.reload_objects().await?;
+        self.health.settings_changed();
+        Ok(())
     }
 
     async fn reload_objects(&mut self) -> Result<()> {
@@ -217,6 +234,12 @@ impl OrgSync {
             }
             return self.probe().await;
         }
+        for object in &mut self.objects {
+            object.streamed = self.health.is_streamed(object.name());
+            if self.health.take_poll_now(object.name()) {
+                object.poll_now = true;
+            }
+        }
         let count = self.objects.len();
         let chosen = (0..count).map(|i| (self.next + i) % count).find_map(|i| {
             self.objects[i]
@@ -241,7 +264,10 @@ impl OrgSync {
             .filter_map(|o| match (o.resume_at, o.state.paused_reason.is_some()) {
                 (Some(at), _) => Some(at),
                 (None, true) => Some(o.next_describe_at),
-                (None, false) => o.next_poll_at(),
+                (None, false) => [o.next_poll_at(), o.next_safety_poll(&self.settings)]
+                    .into_iter()
+                    .flatten()
+                    .min(),
             })
             .min()
     }
@@ -264,10 +290,25 @@ impl OrgSync {
             settings: &self.settings,
             may_read_ahead,
         };
+        let started = Utc::now();
+        let phase_before = object.state.phase;
         let result = steps::run(&mut context, object, task)
             .instrument(span)
             .await;
         object.record_turn(task);
+        if object.state.phase != phase_before {
+            // An object that turned live may join the org's stream.
+            self.health.settings_changed();
+        }
+        if result.is_ok() && task == Task::Changes {
+            object.changes_polled_at = Some(started);
+            object.poll_now = false;
+            // Caught up: every change committed before the request is in the mirror, which
+            // ends a catch-up of the stream that began before it.
+            if object.state.cursor_id.is_none() && object.state.bulk.is_none() {
+                self.health.caught_up(object.name(), started);
+            }
+        }
         if result.is_ok() && task != Task::Describe {
             object.redescribed_for_data = false;
         }

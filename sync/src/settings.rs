@@ -46,6 +46,12 @@ pub struct SyncSettings {
     /// The longest wait between two polls of a running query job (the waits start at
     /// 0.2 s and double).
     pub bulk_poll_cap: Duration,
+    /// How often an object the org's Change Data Capture stream keeps current is still
+    /// polled (a safety net); it polls at its normal rate whenever the stream is down.
+    pub poll_while_streaming: Duration,
+    /// How long Salesforce keeps change events (72 h): a checkpoint older than this less
+    /// 6 h is not replayed from, but caught up by polling.
+    pub event_retention: Duration,
 }
 
 impl Default for SyncSettings {
@@ -63,6 +69,8 @@ impl Default for SyncSettings {
             write_strategy: WriteStrategy::default(),
             bulk_page_size: Some(DEFAULT_BULK_PAGE_SIZE),
             bulk_poll_cap: Duration::from_secs(30),
+            poll_while_streaming: Duration::from_secs(10 * 60),
+            event_retention: Duration::from_secs(72 * 3600),
         }
     }
 }

@@ -21,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Result, SyncError};
 use crate::scheduler::OrgSync;
 use crate::settings::SyncSettings;
+use crate::stream::OrgStream;
 use listener::Listener;
 use orgs::Orgs;
+use sfpg_salesforce::streaming::CometD;
 
 /// How often the set of enabled orgs is read even without a notification (one may be lost
 /// while the listening connection reconnects).
@@ -183,8 +185,31 @@ impl OrgTask {
         stored_orgs::set_lease_owner(&db, &self.name, Some(&lease_owner())).await?;
         let client = self.connector.connect(&db, &self.name).await?;
         let _ = self.limiter.set(client.limiter().clone());
-        let mut sync = OrgSync::start(db, client, &self.name, self.settings).await?;
-        sync.run(&cancel, &mut reloads).await?;
+        let stream_db = connect(&self.database).await?;
+        let mut sync =
+            OrgSync::start(db, client.clone(), &self.name, self.settings.clone()).await?;
+        // The org's Change Data Capture stream runs beside its scheduler, on its own
+        // connection; either failing ends both, and the org restarts.
+        let stream = OrgStream {
+            org: self.name.clone(),
+            db: stream_db,
+            transport: Arc::new(CometD::new(client.clone())),
+            client,
+            health: Arc::clone(sync.health()),
+            settings: self.settings,
+        };
+        let stop_stream = cancel.child_token();
+        let streaming = stream.run(stop_stream.clone());
+        tokio::pin!(streaming);
+        let result = tokio::select! {
+            result = sync.run(&cancel, &mut reloads) => {
+                stop_stream.cancel();
+                let _ = (&mut streaming).await;
+                result
+            }
+            result = &mut streaming => result,
+        };
+        result?;
         stored_orgs::set_lease_owner(sync.db(), &self.name, None).await?;
         Ok(())
     }

@@ -25,6 +25,9 @@ pub struct OrgSettings {
     /// Objects counting at least this many records are read through Bulk API 2.0 query
     /// jobs; `None`: never.
     pub bulk_threshold: Option<u64>,
+    /// Whether the org streams the changes of the objects it selects for Change Data
+    /// Capture (`sfpg org set-cdc`).
+    pub cdc_enabled: bool,
 }
 
 impl OrgSettings {
@@ -36,7 +39,7 @@ impl OrgSettings {
         let Some(row) = client
             .query_opt(
                 "SELECT name, schema_name, enabled, batch_size, rate_requests, rate_period_ms,
-                        max_daily_share, paused_reason, bulk_threshold
+                        max_daily_share, paused_reason, bulk_threshold, cdc_enabled
                    FROM sfpg.orgs WHERE name = $1",
                 &[&org],
             )
@@ -67,6 +70,7 @@ impl OrgSettings {
             bulk_threshold: bulk_threshold
                 .map(|t| u64::try_from(t).map_err(|_| invalid("bulk_threshold")))
                 .transpose()?,
+            cdc_enabled: row.try_get(9)?,
         }))
     }
 

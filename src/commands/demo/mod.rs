@@ -159,6 +159,9 @@ async fn demo(
             return Err(error);
         }
     }
+    if !shutdown.is_cancelled() {
+        println!("  {}", stream_note(&db, shutdown).await);
+    }
 
     if !shutdown.is_cancelled() {
         let config = database::parse_url(database_url)?;
@@ -190,6 +193,39 @@ async fn demo(
     println!("stopped the proxy, the sync and the emulator");
     stopped
 }
+
+/// What the demo's Change Data Capture stream does, once it is connected (or after a while,
+/// why not): the demo streams by default.
+async fn stream_note(db: &tokio_postgres::Client, shutdown: &CancellationToken) -> String {
+    let deadline = Instant::now() + STREAM_WAIT;
+    loop {
+        let status = sfpg_control::streams::load_status(db).await;
+        let stream = status
+            .ok()
+            .and_then(|mut all| all.pop().map(|(_, stream)| stream));
+        match stream {
+            Some(stream) if stream.state == sfpg_control::streams::StreamState::Connected => {
+                return "streaming changes over Change Data Capture (/data/ChangeEvents): a \
+                        change in the org reaches the mirror within a second; objects are \
+                        still polled every 10 minutes as a safety net"
+                    .to_owned();
+            }
+            Some(stream) if Instant::now() >= deadline || shutdown.is_cancelled() => {
+                return format!(
+                    "Change Data Capture stream not connected yet ({}); polling meanwhile",
+                    stream.reason.unwrap_or_else(|| "catching up".to_owned())
+                );
+            }
+            None if Instant::now() >= deadline || shutdown.is_cancelled() => {
+                return "Change Data Capture stream not started yet; polling meanwhile".to_owned();
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// How long the demo waits for its stream to connect before saying it polls meanwhile.
+const STREAM_WAIT: Duration = Duration::from_secs(15);
 
 /// The emulated org, generated with `args.records` records.
 async fn start_emulator(args: &DemoArgs) -> anyhow::Result<sfpg_emulator::http::RunningEmulator> {

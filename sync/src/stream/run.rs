@@ -1,0 +1,227 @@
+//! One org's stream: one subscription to `/data/ChangeEvents` for the objects the org both
+//! mirrors (live) and selects for Change Data Capture, run beside the org's scheduler on
+//! its own database connection.
+//!
+//! - CDC off, nothing selected, or the selection unreadable: the stream is down with the
+//!   reason, and every object polls at its normal rate.
+//! - No checkpoint, one older than the retention less 6 h, or one Salesforce refuses
+//!   (`ReplayIdInvalid`): subscribe at the tip and buffer, let the scheduler poll the
+//!   streamed objects from their watermarks (less the overlap) until each caught up with a
+//!   poll started after the subscription, then apply the buffer through the version
+//!   guard. Never a silent jump.
+//! - Otherwise subscribe after the saved replay id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sfpg_control::objects::{ObjectState, Phase};
+use sfpg_control::orgs::OrgSettings;
+use sfpg_control::streams::{self, Checkpoint, StreamState};
+use sfpg_salesforce::Client;
+use sfpg_salesforce::streaming::{EventTransport, ReplayFrom, ReplayId};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::apply::Plans;
+use super::health::StreamHealth;
+use super::session::{Ended, Session};
+use crate::error::Result;
+use crate::plan::ObjectPlan;
+use crate::settings::SyncSettings;
+
+/// How often a stream that is down (nothing selected, the selection unreadable, an outage
+/// the transport gave up on) looks again.
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// The org's stream.
+pub struct OrgStream {
+    pub org: String,
+    pub db: tokio_postgres::Client,
+    pub client: Client,
+    pub transport: Arc<dyn EventTransport>,
+    pub health: Arc<StreamHealth>,
+    pub settings: SyncSettings,
+}
+
+/// What the org's last subscription streamed, to tell objects that join.
+#[derive(Debug, Default)]
+struct Previously(Vec<String>);
+
+impl OrgStream {
+    /// Streams until `cancel`. Fails only when the mirror database fails.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        let mut reloads = self.health.reloads();
+        let mut previously = Previously::default();
+        loop {
+            let wait = match self.once(&cancel, &mut reloads, &mut previously).await? {
+                Ended::Cancelled => {
+                    // Stopped: status must not show a stream no one runs as connected.
+                    self.down("the sync is stopped").await?;
+                    return Ok(());
+                }
+                Ended::Reload => None,
+                Ended::Down(reason) => {
+                    self.down(&reason).await?;
+                    Some(RECHECK)
+                }
+                Ended::ReplayInvalid(reason) => {
+                    tracing::warn!(org = %self.org, %reason, "replay id refused: catching up by polling");
+                    Checkpoint::clear(&self.db, &self.org).await?;
+                    None
+                }
+            };
+            if let Some(wait) = wait {
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    _ = reloads.changed() => {}
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+
+    async fn down(&self, reason: &str) -> Result<()> {
+        self.health.set_streamed(&[]);
+        streams::set_state(&self.db, &self.org, StreamState::Down, Some(reason)).await?;
+        Ok(())
+    }
+
+    /// Decides what to stream, and streams it until something ends the subscription.
+    async fn once(
+        &mut self,
+        cancel: &CancellationToken,
+        reloads: &mut watch::Receiver<u64>,
+        previously: &mut Previously,
+    ) -> Result<Ended> {
+        reloads.mark_unchanged();
+        let Some(org) = OrgSettings::load(&self.db, &self.org).await? else {
+            return Ok(Ended::Cancelled);
+        };
+        if !org.cdc_enabled {
+            streams::set_streamed_objects(&self.db, &self.org, &[]).await?;
+            Checkpoint::clear(&self.db, &self.org).await?;
+            return Ok(Ended::Down(
+                "Change Data Capture is off (sfpg org set-cdc)".into(),
+            ));
+        }
+        let live = live_plans(&self.db, &self.org, &org.schema).await?;
+        let selected = match selected_entities(&self.client).await {
+            Ok(selected) => selected,
+            Err(error) => {
+                return Ok(Ended::Down(format!(
+                    "cannot read the entities selected for Change Data Capture: {error}"
+                )));
+            }
+        };
+        let plans = Plans::new(
+            live.into_iter()
+                .filter(|p| selected.iter().any(|s| s.eq_ignore_ascii_case(&p.object))),
+        );
+        let streamed = plans.objects();
+        streams::set_streamed_objects(&self.db, &self.org, &streamed).await?;
+        if streamed.is_empty() {
+            return Ok(Ended::Down(
+                "the org selects none of the live mirrored objects for Change Data Capture".into(),
+            ));
+        }
+        let checkpoint = Checkpoint::load(&self.db, &self.org).await?;
+        let horizon = chrono::Duration::from_std(
+            self.settings
+                .event_retention
+                .saturating_sub(Duration::from_secs(6 * 3600)),
+        )
+        .unwrap_or_default();
+        let (from, catch_up) = match (checkpoint.replay_id, checkpoint.saved_at) {
+            (Some(id), Some(saved)) if saved > Utc::now() - horizon => {
+                (ReplayFrom::After(ReplayId(id)), None)
+            }
+            (Some(_), _) => (
+                ReplayFrom::Tip,
+                Some("the checkpoint is older than the event retention allows"),
+            ),
+            (None, _) => (ReplayFrom::Tip, Some("no checkpoint yet")),
+        };
+        let now = Utc::now();
+        let joining = streamed
+            .iter()
+            .filter(|o| catch_up.is_none() && !previously.0.contains(o))
+            .map(|o| (o.clone(), now))
+            .collect();
+        previously.0 = streamed.clone();
+        let session = Session {
+            joining,
+            org: &self.org,
+            db: &mut self.db,
+            client: &self.client,
+            health: &self.health,
+            settings: &self.settings,
+            plans,
+            streamed,
+            echo_client: self.client.config().call_options_client().to_owned(),
+        };
+        let catch_up = catch_up.map(|reason| (reason.to_owned(), now));
+        session
+            .run(&*self.transport, from, catch_up, cancel, reloads)
+            .await
+    }
+}
+
+/// The plans of the org's enabled objects that are live (backfilled).
+async fn live_plans(
+    db: &tokio_postgres::Client,
+    org: &str,
+    schema: &str,
+) -> Result<Vec<ObjectPlan>> {
+    let mut plans = Vec::new();
+    for state in ObjectState::load_all(db, org).await? {
+        if state.enabled && state.phase == Phase::Live && state.paused_reason.is_none() {
+            plans.push(ObjectPlan::from_stored(
+                &state.object,
+                schema,
+                &state.table,
+                state.mirrored_fields,
+            )?);
+        }
+    }
+    Ok(plans)
+}
+
+/// The entities the org selects for Change Data Capture on its standard channel: a Tooling
+/// API query of `PlatformEventChannelMember`.
+pub async fn selected_entities(client: &Client) -> Result<Vec<String>> {
+    let records = client
+        .tooling_query(
+            "SELECT SelectedEntity FROM PlatformEventChannelMember \
+             WHERE EventChannel = 'ChangeEvents'",
+        )
+        .collect_records()
+        .await?;
+    Ok(records
+        .iter()
+        .filter_map(|r| r.get("SelectedEntity").and_then(|v| v.as_str()))
+        .map(entity_of_event)
+        .collect())
+}
+
+/// `AccountChangeEvent` → `Account`, `Invoice__ChangeEvent` → `Invoice__c`.
+pub fn entity_of_event(event: &str) -> String {
+    if let Some(base) = event.strip_suffix("__ChangeEvent") {
+        return format!("{base}__c");
+    }
+    event
+        .strip_suffix("ChangeEvent")
+        .unwrap_or(event)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selected_entities_name_objects() {
+        assert_eq!(entity_of_event("AccountChangeEvent"), "Account");
+        assert_eq!(entity_of_event("Invoice__ChangeEvent"), "Invoice__c");
+    }
+}

@@ -1,0 +1,346 @@
+//! The apply path against a real PostgreSQL: partial updates with explicit nulls and
+//! compound fields, create, delete and undelete, the replay id saved with the rows (and
+//! events at or below it skipped), and a poll and an event of one record in every order.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sfpg_control::mapping::ColumnType;
+use sfpg_control::mirror;
+use sfpg_control::streams::Checkpoint;
+use sfpg_control::writer::{self, OnLocked, Rows, Write, WriteStrategy};
+use sfpg_salesforce::Record;
+use sfpg_testkit::TestDatabase;
+
+use super::*;
+use crate::plan::{MirroredField, ObjectPlan};
+
+const A: &str = "001000000000001AAA";
+const B: &str = "001000000000002AAA";
+/// 2024-03-01T12:00:00Z in milliseconds.
+const NOON: i64 = 1_709_294_400_000;
+
+fn plan() -> ObjectPlan {
+    ObjectPlan {
+        object: "Account".to_owned(),
+        schema: "acme".to_owned(),
+        table: "account".to_owned(),
+        fields: vec![
+            MirroredField::new("Id", ColumnType::Varchar(18)),
+            MirroredField::new("SystemModstamp", ColumnType::TimestampTz),
+            MirroredField::new("IsDeleted", ColumnType::Boolean),
+            MirroredField::new("Name", ColumnType::Varchar(40)),
+            MirroredField::new("BillingCity", ColumnType::Varchar(40)),
+            MirroredField::new("Phone", ColumnType::Varchar(40)),
+        ],
+    }
+}
+
+async fn mirror_with_org(db: &TestDatabase) -> tokio_postgres::Client {
+    let mut client = db.connect().await;
+    sfpg_control::apply_control_schema(&mut client)
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO sfpg.orgs (name, schema_name, auth_flow, login_url, api_version,
+                                    client_id, sealed_credentials)
+             VALUES ('acme', 'acme', 'client_credentials', 'https://login.example', '62.0',
+                     'id', '\\x00')",
+        )
+        .await
+        .unwrap();
+    let plan = plan();
+    mirror::create_schema(&client, &plan.schema).await.unwrap();
+    mirror::create_table(&client, &plan.schema, &plan.table, &plan.columns())
+        .await
+        .unwrap();
+    client
+}
+
+fn change(
+    replay_id: i64,
+    key: &str,
+    kind: ChangeKind,
+    ids: &[&str],
+    at: i64,
+    fields: Value,
+) -> Change {
+    Change {
+        replay_id,
+        entity: "Account".into(),
+        record_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+        kind,
+        transaction_key: key.into(),
+        sequence_number: 1,
+        commit_timestamp: at,
+        echo: false,
+        fields: fields.as_object().cloned().unwrap_or_default(),
+        name_parts_changed: false,
+    }
+}
+
+fn one(change: Change) -> Vec<Transaction> {
+    vec![Transaction {
+        changes: vec![change],
+    }]
+}
+
+async fn apply(client: &mut tokio_postgres::Client, batch: &[Transaction]) -> BatchApplied {
+    apply_batch(
+        client,
+        "acme",
+        &Plans::new([plan()]),
+        batch,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap()
+}
+
+/// A poll's page of one record, written as the incremental step writes it.
+async fn poll(client: &mut tokio_postgres::Client, stamp: &str, name: &str) {
+    let plan = plan();
+    let record: Record = json!({"Id": A, "SystemModstamp": stamp, "IsDeleted": false,
+        "Name": name, "BillingCity": "Lyon", "Phone": "1"})
+    .as_object()
+    .cloned()
+    .unwrap();
+    let rows = Rows::from_records("Account", plan.fields.iter().collect(), &[record]).unwrap();
+    let transaction = writer::begin(client, None).await.unwrap();
+    writer::apply(
+        &transaction,
+        &plan,
+        &[Write::Upsert(rows)],
+        WriteStrategy::CopyMerge,
+        OnLocked::Skip,
+    )
+    .await
+    .unwrap();
+    transaction.commit().await.unwrap();
+}
+
+async fn rows(client: &tokio_postgres::Client) -> Vec<Vec<Option<String>>> {
+    client
+        .query(
+            "SELECT sfid, name, billingcity, phone, systemmodstamp::text, isdeleted::text
+               FROM acme.account ORDER BY sfid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (0..6).map(|i| r.get(i)).collect())
+        .collect()
+}
+
+fn s(text: &str) -> Option<String> {
+    Some(text.to_owned())
+}
+
+#[tokio::test]
+async fn creates_updates_deletes_and_undeletes_reach_the_mirror_with_the_replay_id() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_with_org(&db).await;
+    let create = change(
+        10,
+        "t1",
+        ChangeKind::Create,
+        &[A],
+        NOON + 400,
+        json!({"Name": "Acme", "BillingCity": "Paris", "Phone": "555"}),
+    );
+    let applied = apply(&mut client, &one(create.clone())).await;
+    assert_eq!((applied.events, applied.saved), (1, Some(10)));
+    // Only the fields the update names; an explicit null sets NULL.
+    let update = change(
+        14,
+        "t2",
+        ChangeKind::Update,
+        &[A],
+        NOON + 1_200,
+        json!({"BillingCity": "Nice", "Phone": null}),
+    );
+    apply(&mut client, &one(update.clone())).await;
+    assert_eq!(
+        rows(&client).await,
+        [vec![
+            s(A),
+            s("Acme"),
+            s("Nice"),
+            None,
+            s("2024-03-01 12:00:01+00"),
+            s("false")
+        ]]
+    );
+    // Delivered again (a reconnect, a restart after the commit): skipped, not doubled.
+    let again = apply(&mut client, &[one(create).remove(0), one(update).remove(0)]).await;
+    assert_eq!((again.events, again.skipped, again.saved), (0, 2, None));
+    assert_eq!(
+        Checkpoint::load(&client, "acme").await.unwrap().replay_id,
+        Some(14)
+    );
+    apply(
+        &mut client,
+        &one(change(
+            20,
+            "t3",
+            ChangeKind::Delete,
+            &[A],
+            NOON + 2_000,
+            json!({}),
+        )),
+    )
+    .await;
+    assert!(rows(&client).await.is_empty());
+    // UNDELETE carries every non-null field and restores the row.
+    apply(
+        &mut client,
+        &one(change(
+            25,
+            "t4",
+            ChangeKind::Undelete,
+            &[A],
+            NOON + 3_000,
+            json!({"Name": "Acme", "BillingCity": "Nice"}),
+        )),
+    )
+    .await;
+    assert_eq!(
+        rows(&client).await,
+        [vec![
+            s(A),
+            s("Acme"),
+            s("Nice"),
+            None,
+            s("2024-03-01 12:00:03+00"),
+            s("false")
+        ]]
+    );
+    assert_eq!(
+        Checkpoint::load(&client, "acme").await.unwrap().replay_id,
+        Some(25)
+    );
+}
+
+#[tokio::test]
+async fn one_salesforce_transaction_is_one_postgres_transaction() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_with_org(&db).await;
+    // The second event names a field the table cannot hold: the first must not stay.
+    let mut first = change(
+        10,
+        "t1",
+        ChangeKind::Create,
+        &[A],
+        NOON,
+        json!({"Name": "ok"}),
+    );
+    first.sequence_number = 1;
+    let mut second = change(
+        11,
+        "t1",
+        ChangeKind::Create,
+        &[B],
+        NOON,
+        json!({"Name": "x".repeat(41)}),
+    );
+    second.sequence_number = 2;
+    let batch = [Transaction {
+        changes: vec![first, second],
+    }];
+    let failed = apply_batch(
+        &mut client,
+        "acme",
+        &Plans::new([plan()]),
+        &batch,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(failed.is_err());
+    assert!(rows(&client).await.is_empty());
+    assert_eq!(
+        Checkpoint::load(&client, "acme").await.unwrap().replay_id,
+        None
+    );
+}
+
+#[tokio::test]
+async fn gaps_and_overflows_are_handed_back_and_counted() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_with_org(&db).await;
+    let batch = [
+        Transaction {
+            changes: vec![change(3, "g", ChangeKind::Gap, &[A, B], NOON, json!({}))],
+        },
+        Transaction {
+            changes: vec![change(4, "o", ChangeKind::Overflow, &[], NOON, json!({}))],
+        },
+    ];
+    let applied = apply(&mut client, &batch).await;
+    assert_eq!(applied.read_again.len(), 2);
+    assert!(applied.overflowed.contains("Account"));
+    assert_eq!(applied.saved, Some(4));
+}
+
+/// A poll of version 1 (stamped 12:00:00), an event of version 2 committed at 12:00:00.700,
+/// a poll of version 2 (stamped 12:00:00, Salesforce's second resolution) and the event of
+/// version 1 (committed at 12:00:00.300) in every order: version 2 stays once version 2's
+/// event has been applied, and a poll of version 2 is never refused over version 1.
+#[tokio::test]
+async fn the_newest_version_wins_whatever_the_order_of_polls_and_events() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_with_org(&db).await;
+    // Steps: 0 = poll v1, 1 = poll v2, 2 = event v1, 3 = event v2. Events arrive in replay
+    // order (2 before 3); polls in any order around them.
+    let orders: [[usize; 4]; 6] = [
+        [0, 1, 2, 3],
+        [0, 2, 1, 3],
+        [0, 2, 3, 1],
+        [2, 0, 3, 1],
+        [2, 3, 0, 1],
+        [1, 2, 0, 3],
+    ];
+    for order in orders {
+        client
+            .batch_execute("TRUNCATE acme.account; DELETE FROM sfpg.streams")
+            .await
+            .unwrap();
+        for step in order {
+            match step {
+                0 => poll(&mut client, "2024-03-01T12:00:00.000+0000", "v1").await,
+                1 => poll(&mut client, "2024-03-01T12:00:00.000+0000", "v2").await,
+                2 => {
+                    apply(
+                        &mut client,
+                        &one(change(
+                            5,
+                            "e1",
+                            ChangeKind::Update,
+                            &[A],
+                            NOON + 300,
+                            json!({"Name": "v1"}),
+                        )),
+                    )
+                    .await;
+                }
+                _ => {
+                    apply(
+                        &mut client,
+                        &one(change(
+                            9,
+                            "e2",
+                            ChangeKind::Update,
+                            &[A],
+                            NOON + 700,
+                            json!({"Name": "v2"}),
+                        )),
+                    )
+                    .await;
+                }
+            }
+        }
+        let name = rows(&client).await.first().and_then(|r| r[1].clone());
+        assert_eq!(name.as_deref(), Some("v2"), "order {order:?}");
+    }
+}

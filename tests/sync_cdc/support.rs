@@ -1,0 +1,174 @@
+//! What the Change Data Capture scenarios share: an emulated org registered with the real
+//! binary, `sfpg sync` started and killed, waits on the stream's saved state, another user
+//! changing records, and the mirror compared with the org.
+
+// Each test crate that includes this module uses part of it.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::{Map, Value, json};
+use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RunningEmulator};
+use sfpg_testkit::TestDatabase;
+use sfpg_testkit::binary::Sfpg;
+use sfpg_testkit::process::TestProcess;
+
+pub const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info");
+
+pub fn start_sync(db: &TestDatabase, extra: &[&str]) -> TestProcess {
+    let mut args = vec!["sync", "--no-progress"];
+    args.extend_from_slice(extra);
+    SFPG.start(db.url(), &args)
+}
+
+/// Registers the emulator's org as `acme` mirroring `objects`, at 20 requests a second.
+pub async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator, objects: &[&str]) {
+    let objects = objects.join(",");
+    SFPG.run(
+        db,
+        &[
+            "org",
+            "add",
+            "acme",
+            "--instance-url",
+            emulator.instance_url(),
+            "--client-id",
+            DEFAULT_CLIENT_ID,
+            "--client-secret",
+            DEFAULT_CLIENT_SECRET,
+            "--objects",
+            &objects,
+        ],
+    )
+    .await;
+    SFPG.run(
+        db,
+        &[
+            "org",
+            "set-rate-limit",
+            "acme",
+            "--requests",
+            "20",
+            "--per",
+            "1s",
+        ],
+    )
+    .await;
+}
+
+/// The stream's saved row: (state, replay id, events, echoes, gaps).
+pub async fn stream(client: &tokio_postgres::Client) -> (String, Option<i64>, i64, i64, i64) {
+    client
+        .query_opt(
+            "SELECT state, replay_id, events, echoes, gaps FROM sfpg.streams WHERE org_name = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map_or(("none".into(), None, 0, 0, 0), |r| {
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+        })
+}
+
+/// Waits until `done` holds of the stream's row.
+pub async fn wait_stream(
+    client: &tokio_postgres::Client,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&(String, Option<i64>, i64, i64, i64)) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = stream(client).await;
+        if done(&now) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not after {timeout:?}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until every object is live, `streamed` of them stream, and the stream is
+/// connected.
+pub async fn wait_streaming(client: &tokio_postgres::Client, streamed: i64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let row = client
+            .query_one(
+                "SELECT bool_and(phase = 'live'), count(*) FILTER (WHERE source = 'stream')
+                   FROM sfpg.objects WHERE org_name = 'acme'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let live = row.get::<_, Option<bool>>(0).unwrap_or(false);
+        let streaming: i64 = row.get(1);
+        let state = stream(client).await;
+        if live && streaming == streamed && state.0 == "connected" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not streaming after {timeout:?}: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the stream has applied everything the org published.
+pub async fn wait_applied_all(
+    emulator: &RunningEmulator,
+    client: &tokio_postgres::Client,
+    timeout: Duration,
+) {
+    let last = emulator.event_bus().last_replay_id();
+    wait_stream(client, timeout, "every event applied", |s| {
+        s.1.is_some_and(|id| id >= last)
+    })
+    .await;
+}
+
+/// The Ids of an object's live records.
+pub fn ids(emulator: &RunningEmulator, object: &str) -> Vec<String> {
+    emulator.with_org(|org| {
+        let cursor = org
+            .query(&format!("SELECT Id FROM {object}"), false)
+            .unwrap();
+        org.page(&cursor, 0, cursor.len(), "62.0")
+            .into_iter()
+            .map(|r| r["Id"].as_str().unwrap().to_owned())
+            .collect()
+    })
+}
+
+pub fn fields(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap()
+}
+
+/// Another user's change to a random Account: a new phone, a city, or an explicit null.
+pub fn change_random_account(emulator: &RunningEmulator, accounts: &[String], n: u64) {
+    let mut rng = rand::rng();
+    let id = &accounts[rng.random_range(0..accounts.len())];
+    let change = match n % 3 {
+        0 => json!({"Phone": format!("555-{n:06}")}),
+        1 => json!({"BillingCity": format!("City {n}"), "NumberOfEmployees": n % 1000}),
+        _ => json!({"Phone": null, "Description": format!("change {n}")}),
+    };
+    emulator
+        .update_as("Account", id, &fields(change), None)
+        .unwrap();
+}
+
+/// Events the org published with a replay id in `(after, upto]`.
+pub fn published_between(emulator: &RunningEmulator, after: i64, upto: i64) -> i64 {
+    emulator
+        .event_bus()
+        .after(after, usize::MAX)
+        .iter()
+        .filter(|e| e.replay_id <= upto)
+        .count() as i64
+}
