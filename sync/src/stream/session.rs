@@ -113,6 +113,8 @@ impl Session<'_> {
         let mut open = TransactionBuffer::default();
         let mut held: Vec<Transaction> = Vec::new();
         let mut subscribed = false;
+        // An item taken from the channel behind an event, to be acted on next.
+        let mut carried: Option<sfpg_salesforce::Result<StreamItem>> = None;
         if let Some((reason, _)) = &catch_up {
             self.state(StreamState::CatchingUp, Some(reason)).await?;
         } else {
@@ -132,7 +134,10 @@ impl Session<'_> {
                 catch_up = None;
                 self.connected().await?;
             }
-            let item = tokio::select! {
+            let item = if let Some(item) = carried.take() {
+                Some(item)
+            } else {
+                tokio::select! {
                 () = cancel.cancelled() => break Ended::Cancelled,
                 _ = reloads.changed() => break Ended::Reload,
                 item = items.recv() => item,
@@ -144,6 +149,7 @@ impl Session<'_> {
                         self.connected().await?;
                     }
                     continue;
+                }
                 }
             };
             let item = match item {
@@ -183,17 +189,25 @@ impl Session<'_> {
                 StreamItem::Idle => {}
                 StreamItem::Event(event) => {
                     held.extend(open.push(self.change(&event)));
-                    // Take what else has arrived, without waiting.
-                    while held.iter().map(|t| t.changes.len()).sum::<usize>() < MAX_BATCH_EVENTS
-                        && let Ok(Ok(StreamItem::Event(event))) = items.try_recv()
-                    {
-                        held.extend(open.push(self.change(&event)));
+                    // Take what else has arrived, without waiting; anything but an event
+                    // is kept for the next turn, which acts on it.
+                    while held.iter().map(|t| t.changes.len()).sum::<usize>() < MAX_BATCH_EVENTS {
+                        match items.try_recv() {
+                            Ok(Ok(StreamItem::Event(event))) => {
+                                held.extend(open.push(self.change(&event)));
+                            }
+                            Ok(other) => {
+                                carried = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
                     }
                 }
             }
             if catch_up.is_none() {
                 // Nothing more is waiting: the transaction being received is complete.
-                if items.is_empty() {
+                if items.is_empty() && carried.is_none() {
                     held.extend(open.take());
                 }
                 self.apply(&mut held, &applied).await?;

@@ -344,3 +344,123 @@ async fn the_newest_version_wins_whatever_the_order_of_polls_and_events() {
         assert_eq!(name.as_deref(), Some("v2"), "order {order:?}");
     }
 }
+
+use super::session;
+use crate::settings::SyncSettings;
+use sfpg_salesforce::streaming::{
+    ALL_CHANGE_EVENTS, ChangeEvent, ChangeEventHeader, ChangeType, EventTransport, ReplayFrom,
+    ReplayId, StreamItem, Subscription,
+};
+
+/// A subscription that hands out a fixed list of items at once, then ends.
+struct Scripted(std::collections::VecDeque<sfpg_salesforce::Result<StreamItem>>);
+
+impl Subscription for Scripted {
+    fn channel(&self) -> &str {
+        ALL_CHANGE_EVENTS
+    }
+
+    fn next(&mut self) -> futures::future::BoxFuture<'_, sfpg_salesforce::Result<StreamItem>> {
+        let item = self.0.pop_front().unwrap_or_else(|| {
+            Err(sfpg_salesforce::Error::SubscriptionEnded {
+                channel: ALL_CHANGE_EVENTS.into(),
+                detail: "scripted".into(),
+            })
+        });
+        Box::pin(async move { item })
+    }
+
+    fn resume_after(&mut self, _replay_id: ReplayId) {}
+
+    fn close(&mut self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+struct ScriptedTransport(std::sync::Mutex<Option<Scripted>>);
+
+impl EventTransport for ScriptedTransport {
+    fn subscribe(&self, _channel: &str, _from: ReplayFrom) -> Box<dyn Subscription> {
+        let script = self.0.lock().unwrap().take().unwrap();
+        Box::new(script)
+    }
+}
+
+fn event(replay_id: i64, key: &str) -> ChangeEvent {
+    ChangeEvent {
+        replay_id: ReplayId(replay_id),
+        channel: ALL_CHANGE_EVENTS.into(),
+        schema: None,
+        header: ChangeEventHeader {
+            entity_name: "Account".into(),
+            record_ids: vec!["001000000000001AAA".into()],
+            change_type: ChangeType::Create,
+            changed_fields: Vec::new(),
+            nulled_fields: Vec::new(),
+            diff_fields: Vec::new(),
+            change_origin: String::new(),
+            transaction_key: key.into(),
+            sequence_number: 1,
+            commit_timestamp: NOON,
+            commit_number: 1,
+            commit_user: "005000000000001AAA".into(),
+        },
+        fields: json!({"Name": "Acme"}).as_object().cloned().unwrap(),
+    }
+}
+
+/// An item that arrives right behind an event (here the refusal of the replay id) is not
+/// lost while the session takes the events already waiting: it ends the session as what
+/// it is, so the invalid-replay recovery runs.
+#[tokio::test(flavor = "current_thread")]
+async fn an_item_behind_an_event_is_not_dropped_while_events_are_batched() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_with_org(&db).await;
+    let script = Scripted(
+        [
+            Ok(StreamItem::Event(Box::new(event(10, "t1")))),
+            Err(sfpg_salesforce::Error::ReplayIdInvalid {
+                channel: ALL_CHANGE_EVENTS.into(),
+                replay_id: 5,
+                message: "400::The replayId {5} you provided was invalid.".into(),
+            }),
+        ]
+        .into(),
+    );
+    let transport = ScriptedTransport(std::sync::Mutex::new(Some(script)));
+    let salesforce = sfpg_salesforce::Client::new(
+        sfpg_salesforce::Config::new("https://login.example.com").unwrap(),
+        sfpg_salesforce::ClientCredentials::new("id", "secret"),
+        sfpg_salesforce::RateLimiter::new(sfpg_salesforce::Rate::per_second(10).unwrap()),
+    )
+    .unwrap();
+    let health = StreamHealth::default();
+    let settings = SyncSettings::default();
+    let session = session::Session {
+        org: "acme",
+        db: &mut client,
+        client: &salesforce,
+        health: &health,
+        settings: &settings,
+        plans: Plans::new([plan()]),
+        streamed: vec!["Account".into()],
+        joining: Vec::new(),
+        echo_client: "sfpg".into(),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (_reload, mut reloads) = tokio::sync::watch::channel(0);
+    let ended = tokio::time::timeout(
+        Duration::from_secs(20),
+        session.run(
+            &transport,
+            ReplayFrom::After(ReplayId(5)),
+            None,
+            &cancel,
+            &mut reloads,
+        ),
+    )
+    .await
+    .expect("the session ended")
+    .unwrap();
+    assert!(matches!(ended, Ended::ReplayInvalid(_)), "{ended:?}");
+}
