@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 use crate::client::BodyStream;
 use crate::error::{Endpoint, Error, Result};
@@ -156,7 +156,7 @@ impl Stream for CsvBody {
             let Some(inner) = this.inner.as_mut() else {
                 return Poll::Ready(None);
             };
-            match inner.as_mut().poll_next(cx) {
+            match inner.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
                     let chunk = strip_nul(chunk);

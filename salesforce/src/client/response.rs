@@ -19,7 +19,21 @@ use crate::error::{Endpoint, Error, Result};
 pub(crate) const STREAMED_BODY_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
 /// A success body as the client hands it over: the chunks as they arrive, decompressed.
-pub(crate) type BodyStream = BoxStream<'static, reqwest::Result<Bytes>>;
+pub(crate) struct BodyStream(pub(crate) BoxStream<'static, reqwest::Result<Bytes>>);
+
+// A named type, not an alias of a `dyn` type: rustc can then prove the futures that hold it
+// `Send` (`Bulk::query_results`), which it cannot for a `dyn … + 'static` under the erased
+// lifetimes of an `async fn`'s state.
+impl futures::Stream for BodyStream {
+    type Item = reqwest::Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        futures::StreamExt::poll_next_unpin(&mut self.0, cx)
+    }
+}
 
 /// How a success's body is received: read whole, or handed over as a stream.
 pub(crate) trait ReceiveBody: Sized + Send + 'static {
@@ -51,7 +65,7 @@ impl ReceiveBody for BodyStream {
     const STREAMED: bool = true;
 
     fn receive(response: reqwest::Response) -> impl Future<Output = reqwest::Result<Self>> + Send {
-        std::future::ready(Ok(response.bytes_stream().boxed()))
+        std::future::ready(Ok(BodyStream(response.bytes_stream().boxed())))
     }
 
     fn rolled_back(_: &ApiRequest, _: &Response<Self>) -> bool {

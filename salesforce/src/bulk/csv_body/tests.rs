@@ -116,7 +116,7 @@ fn body(chunks: &[&'static [u8]], number_of_records: u64) -> CsvBody {
     let chunks: Vec<reqwest::Result<Bytes>> =
         chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
     let inner = stream::iter(chunks).boxed();
-    CsvBody::new(inner, page(number_of_records))
+    CsvBody::new(BodyStream(inner), page(number_of_records))
 }
 
 #[tokio::test]

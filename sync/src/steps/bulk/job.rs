@@ -2,10 +2,10 @@
 //! catch-up, a reconciliation, a formula refresh): create the job, ask how it is doing, or
 //! ask for its next result page. What the answer means for the object is the caller's.
 
-use sfpg_salesforce::bulk::{Bulk, JobInfo, JobState, QueryOperation, ResultsPage};
+use sfpg_salesforce::bulk::{JobInfo, JobState, QueryOperation, ResultsPage};
 use sfpg_salesforce::{Client, ErrorClass};
 
-use crate::error::{Result, SyncError};
+use crate::error::Result;
 use crate::object::JobWatch;
 
 /// Where a reader stands with its job.
@@ -57,8 +57,8 @@ pub async fn advance(
         };
     };
     let answer = if watch.complete {
-        results(&bulk, job, position.locator, page_size)
-            .await?
+        bulk.query_results(job, position.locator, page_size)
+            .await
             .map(|page| Advance::Page(Box::new(page)))
     } else {
         bulk.query_job(job).await.map(|info| match info.state {
@@ -87,30 +87,4 @@ fn refused(error: &sfpg_salesforce::Error) -> bool {
     error.class() == ErrorClass::NotRetryable
         && matches!(error, sfpg_salesforce::Error::Api { .. })
         && !matches!(error.error_code(), Some("INVALID_FIELD" | "INVALID_TYPE"))
-}
-
-/// Asks for a result page, on a blocking thread of the runtime that drives the request up to
-/// the response's headers; the page's body then streams on the caller's task.
-///
-/// Why: the future of `Bulk::query_results` is not provably `Send` (rustc cannot show
-/// `ReceiveBody` for the client's `'static` body stream under the erased lifetimes of an
-/// `async fn`'s state), and an org's turns run on a spawned task, which must be. The
-/// page itself is `Send`. Once the client's future is, this is a plain `.await`.
-async fn results(
-    bulk: &Bulk,
-    job: &str,
-    locator: Option<&str>,
-    page_size: Option<u32>,
-) -> Result<sfpg_salesforce::Result<ResultsPage>> {
-    let (bulk, job) = (bulk.clone(), job.to_owned());
-    let locator = locator.map(str::to_owned);
-    let runtime = tokio::runtime::Handle::current();
-    let request = tokio::task::spawn_blocking(move || {
-        runtime.block_on(bulk.query_results(&job, locator.as_deref(), page_size))
-    });
-    match request.await {
-        Ok(page) => Ok(page),
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => Err(SyncError::Interrupted(error.to_string())),
-    }
 }
