@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::jobs::{InfoForm, Job, JobInfo, JobKind, JobState, KeysAt};
+use super::jobs::{InfoForm, Job, JobInfo, JobKind, JobState, KeysAt, StateBody};
 use super::query::info_response;
 use super::{csv_settings, ingest_runner, invalid_job, invalid_job_state, job_not_found};
 use crate::http::auth::Caller;
@@ -278,11 +278,6 @@ fn too_large() -> RestError {
              (base64-encoded)"
         ),
     )
-}
-
-#[derive(Debug, Deserialize)]
-struct StateBody {
-    state: Option<String>,
 }
 
 /// `PATCH /jobs/ingest/<id>`: `UploadComplete` (close) or `Aborted`.

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{DEFAULT_POD, Id, IdError, IdGenerator};
 use crate::model::format_datetime;
@@ -254,6 +254,12 @@ impl<T: JobKind> Serialize for JobInfo<'_, T> {
         }
         map.end()
     }
+}
+
+/// The body of a `PATCH` of a job: the state asked for.
+#[derive(Debug, Deserialize)]
+pub struct StateBody {
+    pub state: Option<String>,
 }
 
 /// Mints job Ids: `750` + pod + counter, shared by every kind so Ids never clash.

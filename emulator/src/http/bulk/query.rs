@@ -18,7 +18,9 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::faults::QueryJobFault;
-use super::jobs::{ColumnDelimiter, InfoForm, Job, JobInfo, JobKind, JobState, KeysAt, LineEnding};
+use super::jobs::{
+    ColumnDelimiter, InfoForm, Job, JobInfo, JobKind, JobState, KeysAt, LineEnding, StateBody,
+};
 use super::{
     FIRST_QUERY_VERSION, csv_settings, invalid_job, invalid_job_state, job_not_found, runner,
 };
@@ -214,11 +216,6 @@ pub async fn info(
     let bulk = state.bulk();
     let job = bulk.query.get(&id).ok_or_else(job_not_found)?;
     Ok(info_response(job, InfoForm::Full))
-}
-
-#[derive(Debug, Deserialize)]
-struct StateBody {
-    state: Option<String>,
 }
 
 /// `PATCH /jobs/query/<id>` with `{"state": "Aborted"}`, the one change a query job
