@@ -162,26 +162,32 @@ async fn assert_status_tells_each_orgs_trouble(db: &TestDatabase) {
         "{delta_status}"
     );
     // Each failed attempt (with the client's own retries and their growing pauses) takes
-    // a while: wait for the first to be recorded.
-    let epsilon_status = eventually_some(
-        "epsilon's error recorded",
+    // a while: wait for the first to be recorded against an object. The stream's line may
+    // name the refused connection sooner (it reads the CDC selection first), so waiting for
+    // the words anywhere in the text is not enough.
+    let errors = eventually_some(
+        "epsilon's error recorded against an object",
         Duration::from_secs(30),
         async || {
-            let status = run(db, &["status", "epsilon"]).await;
-            status.contains("Connection refused").then_some(status)
+            let json = run(db, &["status", "--json", "epsilon"]).await;
+            let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let errors: Vec<String> = json[0]["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|object| object["last_error"].as_str())
+                .map(str::to_owned)
+                .collect();
+            errors
+                .iter()
+                .any(|e| e.contains("Connection refused"))
+                .then_some(errors)
         },
     )
     .await;
-    let json = run(db, &["status", "--json", "epsilon"]).await;
-    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let errors: Vec<&str> = json[0]["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|object| object["last_error"].as_str())
-        .collect();
+    let epsilon_status = run(db, &["status", "epsilon"]).await;
     assert!(
-        errors.iter().any(|e| e.contains("Connection refused")),
+        epsilon_status.contains("Connection refused"),
         "{errors:?}\n{epsilon_status}"
     );
     for org in ["alpha", "beta"] {
