@@ -36,6 +36,9 @@ mod bayeux;
 mod cometd;
 mod cookies;
 mod event;
+// Wired into a transport in the next commit.
+#[allow(dead_code)]
+mod pubsub;
 mod session;
 
 pub use backoff::Backoff;
