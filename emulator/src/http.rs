@@ -31,6 +31,7 @@ mod oauth;
 mod query;
 mod replication;
 mod request_log;
+mod routes;
 mod server;
 mod service;
 mod sessions;
