@@ -18,7 +18,9 @@
 //! `pending_num_requested`: a response may be written before the server read a request
 //! in flight, and trusting its count then would ask twice for the same events.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// The most events Salesforce hands out per Subscribe call at once.
 pub const MAX_BATCH: u32 = 100;
@@ -82,11 +84,13 @@ impl Demand {
     }
 
     /// Asked for and not yet handed to the caller.
+    #[cfg(test)]
     pub(crate) fn outstanding(&self) -> u32 {
         self.pending + self.buffered
     }
 
     /// Asked for and not yet received.
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> u32 {
         self.pending
     }
@@ -124,6 +128,11 @@ impl Watchdog {
     /// A response (events or a keepalive) arrived.
     pub(crate) fn answered(&mut self, now: Instant) {
         self.last_response = now;
+    }
+
+    /// How long a silence may last.
+    pub(crate) fn limit(&self) -> Duration {
+        self.limit
     }
 
     /// The instant the stream is dead unless something arrives before.

@@ -184,3 +184,34 @@ impl SchemaCache {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE_FIELD: &str = r#"{"type": "record", "name": "E", "namespace": "com.sforce.eventbus",
+        "fields": [{"name": "CreatedDate", "type": "long", "doc": "CreatedDate:DateTime"}]}"#;
+
+    #[test]
+    fn the_cache_keeps_schemas_by_id_for_every_clone() {
+        let cache = SchemaCache::default();
+        let shared = cache.clone();
+        assert!(cache.get("id-1").is_none());
+        cache.insert(EventSchema::parse("id-1", ONE_FIELD).unwrap());
+        let schema = shared.get("id-1").unwrap();
+        assert_eq!(schema.fields[0].temporal, Some(Temporal::DateTime));
+        assert_eq!(shared.len(), 1);
+    }
+
+    #[test]
+    fn a_schema_that_is_not_a_record_is_refused() {
+        assert!(matches!(
+            EventSchema::parse("x", r#""string""#),
+            Err(SchemaError::NotARecord)
+        ));
+        assert!(matches!(
+            EventSchema::parse("x", "{"),
+            Err(SchemaError::Avro(_))
+        ));
+    }
+}
