@@ -21,10 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Result, SyncError};
 use crate::scheduler::OrgSync;
 use crate::settings::SyncSettings;
-use crate::stream::OrgStream;
+use crate::stream::{OrgStream, Transports};
 use listener::Listener;
 use orgs::Orgs;
-use sfpg_salesforce::streaming::CometD;
 
 /// How often the set of enabled orgs is read even without a notification (one may be lost
 /// while the listening connection reconnects).
@@ -193,7 +192,7 @@ impl OrgTask {
         let stream = OrgStream {
             org: self.name.clone(),
             db: stream_db,
-            transport: Arc::new(CometD::new(client.clone())),
+            transports: Transports::new(client.clone()),
             client,
             health: Arc::clone(sync.health()),
             settings: self.settings,

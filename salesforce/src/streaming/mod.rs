@@ -45,7 +45,7 @@ pub use cometd::{CometD, CometDOptions};
 pub use event::{ChangeEvent, ChangeEventHeader, ChangeType};
 pub use pubsub::{
     DEFAULT_ENDPOINT as DEFAULT_PUBSUB_ENDPOINT, MAX_BATCH, PubSub, PubSubOptions,
-    probe as probe_pubsub,
+    endpoint_url as pubsub_endpoint_url, probe as probe_pubsub,
 };
 
 /// The channel of every change event of every entity selected for Change Data Capture.
