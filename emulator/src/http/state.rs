@@ -81,6 +81,8 @@ pub struct Shared {
     /// The org's change event bus (the org holds it too and publishes to it).
     bus: Arc<EventBus>,
     cometd: Mutex<Clients>,
+    /// The Pub/Sub API's open streams and generated schemas.
+    pubsub: super::pubsub::Hub,
     apps: Vec<KnownApp>,
     users: Vec<KnownUser>,
     /// `https://127.0.0.1:8443`: where the REST API is.
@@ -118,6 +120,7 @@ impl Shared {
             bulk: Mutex::new(parts.bulk),
             bus: parts.bus,
             cometd: Mutex::new(parts.cometd),
+            pubsub: super::pubsub::Hub::default(),
             apps: parts.apps,
             users: parts.users,
             login_url: parts.instance_url.clone(),
@@ -182,6 +185,11 @@ impl Shared {
     /// taken inside it (the org takes the bus's inside its own, never this one).
     pub fn cometd(&self) -> MutexGuard<'_, Clients> {
         lock(&self.cometd)
+    }
+
+    /// The Pub/Sub API's open streams and schemas (each behind its own short lock).
+    pub fn pubsub(&self) -> &super::pubsub::Hub {
+        &self.pubsub
     }
 
     pub fn app(&self, client_id: &str) -> Option<&KnownApp> {
