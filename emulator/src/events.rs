@@ -18,6 +18,6 @@ pub use change::{
 };
 pub use platform::{
     DEFAULT_PLATFORM_MAX_RETAINED, DEFAULT_PLATFORM_RETENTION, PlatformError, PlatformEvent,
-    PlatformEventStore,
+    PlatformEventStore, platform_channel, platform_topic,
 };
 pub use selection::Selection;

@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use super::bus::ReplayStart;
+use super::change::schema_id;
 use crate::ids::{DEFAULT_POD, Id, IdError, IdGenerator};
 use crate::org::Clock;
 
@@ -31,6 +32,16 @@ use crate::org::Clock;
 pub const DEFAULT_PLATFORM_RETENTION: Duration = Duration::from_secs(72 * 3600);
 /// The emulator keeps at most this many events per topic, whatever their age.
 pub const DEFAULT_PLATFORM_MAX_RETAINED: usize = 100_000;
+
+/// The channel of the platform event `topic`: `/event/Order_Event__e`.
+pub fn platform_channel(topic: &str) -> String {
+    format!("/event/{topic}")
+}
+
+/// The topic a platform event channel names (`/event/Order_Event__e` → `Order_Event__e`).
+pub fn platform_topic(channel: &str) -> Option<&str> {
+    channel.strip_prefix("/event/").filter(|t| !t.is_empty())
+}
 
 /// Why the store refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -71,8 +82,17 @@ pub struct PlatformEvent {
 }
 
 impl PlatformEvent {
-    /// The `data` of its CometD message, as Salesforce sends it (API 52.0 and later):
-    /// `{"schema", "payload": {CreatedDate, CreatedById, <fields>}, "event": {EventUuid, replayId}}`.
+    /// Its CometD message, as Salesforce sends it (API 52.0 and later): `{"channel":
+    /// "/event/<topic>", "data": {"schema", "payload": {CreatedDate, CreatedById,
+    /// <fields>}, "event": {EventUuid, replayId}}}`.
+    pub fn cometd_message(&self) -> Value {
+        json!({
+            "channel": platform_channel(&self.topic),
+            "data": self.cometd_data(&schema_id(&self.topic)),
+        })
+    }
+
+    /// The `data` of its CometD message.
     pub fn cometd_data(&self, schema: &str) -> Value {
         let mut payload = Map::new();
         payload.insert(
@@ -122,6 +142,8 @@ struct StoreState {
 pub struct PlatformEventStore {
     state: Mutex<StoreState>,
     clock: Arc<dyn Clock>,
+    /// Counts publishes on any topic: wakes readers of several topics at once.
+    published_any: watch::Sender<u64>,
 }
 
 impl PlatformEventStore {
@@ -135,6 +157,7 @@ impl PlatformEventStore {
                 rng: StdRng::from_os_rng(),
             }),
             clock,
+            published_any: watch::Sender::new(0),
         }
     }
 
@@ -253,6 +276,8 @@ impl PlatformEventStore {
                 topic.published.send_replace(topic.last);
             }
         }
+        drop(state);
+        self.published_any.send_modify(|count| *count += 1);
         Ok(ids)
     }
 
@@ -301,6 +326,11 @@ impl PlatformEventStore {
     /// A receiver that changes whenever `topic` gets events.
     pub fn watch(&self, topic: &str) -> Result<watch::Receiver<i64>, PlatformError> {
         self.with_topic(topic, |topic| topic.published.subscribe())
+    }
+
+    /// A receiver that changes whenever any topic gets events.
+    pub fn watch_all(&self) -> watch::Receiver<u64> {
+        self.published_any.subscribe()
     }
 
     /// Expires every retained event of every topic now: their replay ids become invalid.

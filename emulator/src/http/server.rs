@@ -100,6 +100,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     ));
     // Attached after the org is built: generated records existed before anyone listened.
     org.attach_bus(bus.clone());
+    org.platform_events().set_retention(event_retention);
     let org_id = org.org_id().to_string();
     let state: AppState = Arc::new(Shared::new(SharedParts {
         org,
