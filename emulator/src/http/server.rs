@@ -155,6 +155,7 @@ async fn shared_state(
     ));
     // Attached after the org is built: generated records existed before anyone listened.
     org.attach_bus(bus.clone());
+    org.platform_events().set_retention(event_retention);
     let org_id = org.org_id().to_string();
     let state: AppState = Arc::new(Shared::new(SharedParts {
         org,

@@ -18,7 +18,7 @@ use super::locators::Locators;
 use super::query::OpenQuery;
 use super::request_log::RequestLog;
 use super::sessions::Sessions;
-use crate::events::EventBus;
+use crate::events::{EventBus, PlatformEventStore};
 use crate::ids::Id;
 use crate::org::Org;
 
@@ -80,6 +80,8 @@ pub struct Shared {
     bulk: Mutex<BulkJobs>,
     /// The org's change event bus (the org holds it too and publishes to it).
     bus: Arc<EventBus>,
+    /// The org's platform event topics (the org holds them too and publishes to them).
+    platform: Arc<PlatformEventStore>,
     cometd: Mutex<Clients>,
     /// The Pub/Sub API's open streams and generated schemas.
     pubsub: super::pubsub::Hub,
@@ -110,6 +112,7 @@ pub struct SharedParts {
 
 impl Shared {
     pub fn new(parts: SharedParts) -> Shared {
+        let platform = parts.org.platform_events().clone();
         Shared {
             org: RwLock::new(parts.org),
             sessions: Mutex::new(parts.sessions),
@@ -119,6 +122,7 @@ impl Shared {
             locators: Mutex::new(parts.locators),
             bulk: Mutex::new(parts.bulk),
             bus: parts.bus,
+            platform,
             cometd: Mutex::new(parts.cometd),
             pubsub: super::pubsub::Hub::default(),
             apps: parts.apps,
@@ -179,6 +183,11 @@ impl Shared {
 
     pub fn bus(&self) -> &Arc<EventBus> {
         &self.bus
+    }
+
+    /// The platform event topics, readable without the org's lock.
+    pub fn platform_events(&self) -> &Arc<PlatformEventStore> {
+        &self.platform
     }
 
     /// The CometD clients. Never held while taking the org's lock; the bus's lock may be

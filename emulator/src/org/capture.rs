@@ -73,6 +73,8 @@ impl Org {
     /// Ends the transaction: publishes its changes, as one `transactionKey`, with
     /// `changeOrigin` = `origin`. Returns how many events were published.
     pub fn commit_changes(&mut self, origin: &str) -> usize {
+        // Platform events of the transaction go out with it ("Publish After Commit").
+        self.publish_prepared_events();
         let Some(capture) = &mut self.capture else {
             return 0;
         };

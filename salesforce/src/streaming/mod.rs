@@ -36,11 +36,15 @@ mod bayeux;
 mod cometd;
 mod cookies;
 mod event;
+mod platform;
 mod session;
 
 pub use backoff::Backoff;
 pub use cometd::{CometD, CometDOptions};
 pub use event::{ChangeEvent, ChangeEventHeader, ChangeType};
+pub use platform::{
+    PlatformEvent, is_platform_event_channel, platform_event_channel, platform_event_name,
+};
 
 /// The channel of every change event of every entity selected for Change Data Capture.
 pub const ALL_CHANGE_EVENTS: &str = "/data/ChangeEvents";
@@ -103,6 +107,8 @@ impl fmt::Display for ReplayFrom {
 pub enum StreamItem {
     /// A change event, in replay order.
     Event(Box<ChangeEvent>),
+    /// A platform event (`/event/…` channels), in replay order.
+    PlatformEvent(Box<PlatformEvent>),
     /// The subscription is live (first time, or again after a reconnect); the events that
     /// follow are those after `from`. Anything the caller holds past `from` and has not
     /// applied will be delivered again.
