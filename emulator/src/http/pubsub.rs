@@ -4,7 +4,9 @@
 //! authenticated by its `accesstoken`, `instanceurl` and `tenantid` metadata against the
 //! REST side's sessions; errors carry Salesforce's `error-code` trailer. TLS with the REST
 //! port's certificate (ALPN `h2`), or plain HTTP/2 when the emulator speaks HTTP.
-//! `ManagedSubscribe` (beta on Salesforce) answers `UNIMPLEMENTED`.
+//! Platform events (`/event/<Name>__e`) come off the org's platform event store, and
+//! `Publish` publishes them as a REST create does. `ManagedSubscribe` (beta on Salesforce)
+//! answers `UNIMPLEMENTED`.
 
 mod auth;
 mod bitmap;
@@ -59,8 +61,9 @@ impl Service {
         Service { state, timings }
     }
 
-    fn authenticate<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        auth::check(&self.state, request.metadata()).map(|_| ())
+    /// The caller's user, from the call's auth metadata.
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<crate::ids::Id, Status> {
+        auth::check(&self.state, request.metadata()).map(|session| session.user_id)
     }
 }
 
@@ -128,11 +131,15 @@ impl PubSub for Service {
                     .pubsub()
                     .schemas
                     .change_event(&self.state, entity);
-                let id = match schema {
-                    Some(Ok(schema)) => schema.id.clone(),
-                    _ => String::new(),
-                };
-                (false, id)
+                (false, schema_id_of(schema))
+            }
+            Topic::Platform { name } => {
+                let schema = self
+                    .state
+                    .pubsub()
+                    .schemas
+                    .platform_event(&self.state, name);
+                (true, schema_id_of(schema))
             }
         };
         Ok(Response::new(TopicInfo {
@@ -149,16 +156,16 @@ impl PubSub for Service {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
-        self.authenticate(&request)?;
-        publish::publish(&self.state, request.get_ref()).map(Response::new)
+        let user = self.authenticate(&request)?;
+        publish::publish(&self.state, &user, request.get_ref()).map(Response::new)
     }
 
     async fn publish_stream(
         &self,
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
-        self.authenticate(&request)?;
-        let stream = publish::start(self.state.clone(), request.into_inner());
+        let user = self.authenticate(&request)?;
+        let stream = publish::start(self.state.clone(), user, request.into_inner());
         Ok(Response::new(stream))
     }
 
@@ -170,5 +177,15 @@ impl PubSub for Service {
         Err(Status::unimplemented(
             "ManagedSubscribe (beta) is not emulated.",
         ))
+    }
+}
+
+/// The id of a generated schema, or empty when there is none.
+fn schema_id_of(
+    schema: Option<Result<std::sync::Arc<encode::EventSchema>, encode::EncodeError>>,
+) -> String {
+    match schema {
+        Some(Ok(schema)) => schema.id.clone(),
+        _ => String::new(),
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value as Json};
 
 use super::bitmap;
 use super::schema::{Layout, Slot, avro_type, schema_id, schema_json};
-use crate::events::ChangeEvent;
+use crate::events::{ChangeEvent, PlatformEvent};
 use crate::model::{FieldType, ObjectDef, parse_date, parse_datetime, parse_time};
 
 /// Why an event could not be encoded.
@@ -32,6 +32,8 @@ pub enum EncodeError {
     },
     #[error("Avro encoding failed: {0}")]
     Avro(#[source] Box<apache_avro::Error>),
+    #[error("the payload is not a record")]
+    NotARecord,
 }
 
 /// An event schema: its JSON, id, parsed form and layout.
@@ -73,9 +75,46 @@ impl EventSchema {
             };
             record.push((slot.name().to_owned(), value));
         }
+        self.write(Value::Record(record))
+    }
+
+    /// A platform event's Avro binary body.
+    pub fn encode_platform(&self, event: &PlatformEvent) -> Result<Vec<u8>, EncodeError> {
+        let mut record = Vec::with_capacity(self.layout.slots.len());
+        for slot in &self.layout.slots {
+            let value = match slot {
+                Slot::CreatedDate => Value::Long(event.created_date.timestamp_millis()),
+                Slot::CreatedById => Value::String(event.created_by_id.to_string()),
+                other => slot_value(other, &event.fields)?,
+            };
+            record.push((slot.name().to_owned(), value));
+        }
+        self.write(Value::Record(record))
+    }
+
+    /// A published platform event's own fields, decoded from its Avro body into the JSON
+    /// a REST create takes (`CreatedDate` and `CreatedById` are the server's to set).
+    pub fn decode_platform(&self, payload: &[u8]) -> Result<Map<String, Json>, EncodeError> {
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
+            .build()
+            .and_then(|reader| reader.read_value(&mut &payload[..]))
+            .map_err(|e| EncodeError::Avro(Box::new(e)))?;
+        let Value::Record(fields) = value else {
+            return Err(EncodeError::NotARecord);
+        };
+        let mut body = Map::new();
+        for (slot, (name, value)) in self.layout.slots.iter().zip(fields) {
+            if let Slot::Field { field_type, .. } = slot {
+                body.insert(name, untyped(*field_type, value));
+            }
+        }
+        Ok(body)
+    }
+
+    fn write(&self, value: Value) -> Result<Vec<u8>, EncodeError> {
         apache_avro::writer::datum::GenericDatumWriter::builder(&self.schema)
             .build()
-            .and_then(|writer| writer.write_value_to_vec(Value::Record(record)))
+            .and_then(|writer| writer.write_value_to_vec(value))
             .map_err(|e| EncodeError::Avro(Box::new(e)))
     }
 
@@ -139,8 +178,8 @@ pub fn slot_value(slot: &Slot, fields: &Map<String, Json>) -> Result<Value, Enco
             }
             _ => None,
         },
-        // Not nullable: the caller fills it.
-        Slot::Header => None,
+        // Not nullable: the caller fills them.
+        Slot::Header | Slot::CreatedDate | Slot::CreatedById => None,
     };
     Ok(match present {
         Some(value) => Value::Union(1, Box::new(value)),
@@ -186,4 +225,30 @@ pub fn typed(field: &str, field_type: FieldType, json: &Json) -> Result<Value, E
             other => Value::String(other.to_string()),
         },
     })
+}
+
+/// An Avro value of a `field_type` field as the JSON a REST body gives it: datetimes and
+/// dates from epoch milliseconds to ISO text, times from milliseconds after midnight.
+pub fn untyped(field_type: FieldType, value: Value) -> Json {
+    let millis = |ms: i64| chrono::DateTime::from_timestamp_millis(ms);
+    match (field_type, value) {
+        (_, Value::Union(_, inner)) => untyped(field_type, *inner),
+        (_, Value::Null) => Json::Null,
+        (FieldType::Datetime, Value::Long(ms)) => millis(ms).map_or(Json::Null, |t| {
+            Json::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        }),
+        (FieldType::Date, Value::Long(ms)) => millis(ms).map_or(Json::Null, |t| {
+            Json::String(t.format("%Y-%m-%d").to_string())
+        }),
+        (FieldType::Time, Value::Long(ms)) => millis(ms).map_or(Json::Null, |t| {
+            Json::String(t.format("%H:%M:%S%.3fZ").to_string())
+        }),
+        (_, Value::Boolean(b)) => Json::Bool(b),
+        (_, Value::Int(n)) => Json::from(n),
+        (_, Value::Long(n)) => Json::from(n),
+        (_, Value::Double(x)) => Json::from(x),
+        (_, Value::Float(x)) => Json::from(f64::from(x)),
+        (_, Value::String(text)) => Json::String(text),
+        (_, other) => Json::String(format!("{other:?}")),
+    }
 }

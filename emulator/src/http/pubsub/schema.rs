@@ -48,11 +48,18 @@ pub fn change_type_index(change_type: &str) -> u32 {
         .map_or(0, |i| i as u32)
 }
 
+/// The standard fields of a platform event object.
+const PLATFORM_STANDARD: [&str; 5] = ["Id", "ReplayId", "CreatedDate", "CreatedById", "EventUuid"];
+
 /// One top-level field of an event schema.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Slot {
     /// `ChangeEventHeader` (position 0 of a change event).
     Header,
+    /// A platform event's `CreatedDate` (`long`, not nullable).
+    CreatedDate,
+    /// A platform event's `CreatedById` (`string`, not nullable).
+    CreatedById,
     /// A plain field: its name and type.
     Field { name: String, field_type: FieldType },
     /// A compound field: its name and its components (the key inside the compound, and
@@ -68,6 +75,8 @@ impl Slot {
     pub fn name(&self) -> &str {
         match self {
             Slot::Header => "ChangeEventHeader",
+            Slot::CreatedDate => "CreatedDate",
+            Slot::CreatedById => "CreatedById",
             Slot::Field { name, .. } | Slot::Compound { name, .. } => name,
         }
     }
@@ -90,6 +99,22 @@ impl Layout {
     pub fn change_event(def: &ObjectDef) -> Layout {
         let mut slots = vec![Slot::Header];
         slots.extend(body_slots(def));
+        Layout { slots }
+    }
+
+    /// A platform event's layout: `CreatedDate`, `CreatedById`, then the event's own
+    /// fields (not its `Id`, `ReplayId` or `EventUuid`, which travel beside the payload).
+    pub fn platform_event(def: &ObjectDef) -> Layout {
+        let mut slots = vec![Slot::CreatedDate, Slot::CreatedById];
+        slots.extend(
+            def.fields
+                .iter()
+                .filter(|f| !f.is_computed() && !PLATFORM_STANDARD.contains(&f.name.as_str()))
+                .map(|f| Slot::Field {
+                    name: f.name.clone(),
+                    field_type: f.field_type,
+                }),
+        );
         Layout { slots }
     }
 }
@@ -244,6 +269,12 @@ pub fn schema_json(event_name: &str, layout: &Layout, def: &ObjectDef) -> Json {
                 "type": header_record(),
                 "doc": "Data:ComplexValueType",
             }),
+            Slot::CreatedDate => {
+                json!({"name": "CreatedDate", "type": "long", "doc": "CreatedDate:DateTime"})
+            }
+            Slot::CreatedById => {
+                json!({"name": "CreatedById", "type": "string", "doc": "CreatedBy:EntityId"})
+            }
             Slot::Field { name, field_type } => {
                 nullable(name, json!(avro_type(*field_type)), &doc(name, *field_type))
             }

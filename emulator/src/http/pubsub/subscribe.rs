@@ -1,5 +1,6 @@
-//! `Subscribe`: a pull-based stream of change events off the org's event bus, the same
-//! events in the same order CometD delivers.
+//! `Subscribe`: a pull-based stream of change events off the org's event bus, or of a
+//! platform event topic's events off the org's platform event store: the same events in
+//! the same order CometD delivers.
 //!
 //! - The first FetchRequest names the topic and where to start: `LATEST` (the tip),
 //!   `EARLIEST` (every retained event) or `CUSTOM` (after an 8-byte big-endian replay id,
@@ -87,10 +88,16 @@ async fn run(
         return Ok(());
     };
     let topic = topics::resolve(&state, &first.topic_name)?;
-    let position = start_position(&state, &first)?;
+    let position = start_position(&state, &topic, &first)?;
     let requested = requested(first.num_requested)?;
+    let mut published = match &topic {
+        Topic::Platform { name } => state
+            .platform_events()
+            .watch(name)
+            .map_err(|e| error(Code::Internal, SUBSCRIPTION_INTERNAL, &e.to_string()))?,
+        _ => state.bus().watch(),
+    };
     let (guard, mut end) = state.pubsub().streams.open(&first.topic_name);
-    let mut published = state.bus().watch();
     let mut sub = Subscription {
         state,
         topic,
@@ -148,7 +155,7 @@ async fn run(
 }
 
 /// Where the first request starts the subscription.
-fn start_position(state: &AppState, first: &FetchRequest) -> Result<i64, Status> {
+fn start_position(state: &AppState, topic: &Topic, first: &FetchRequest) -> Result<i64, Status> {
     let from = match ReplayPreset::try_from(first.replay_preset) {
         Ok(ReplayPreset::Earliest) => ReplayStart::Retained,
         Ok(ReplayPreset::Custom) => {
@@ -165,7 +172,11 @@ fn start_position(state: &AppState, first: &FetchRequest) -> Result<i64, Status>
         // LATEST, and what the proto does not know, start at the tip.
         _ => ReplayStart::Tip,
     };
-    state.bus().start(from).map_err(|_| corrupted())
+    match topic {
+        Topic::Platform { name } => state.platform_events().start(name, from).ok(),
+        _ => state.bus().start(from).ok(),
+    }
+    .ok_or_else(corrupted)
 }
 
 fn corrupted() -> Status {
@@ -208,9 +219,58 @@ impl Subscription {
         Ok(())
     }
 
-    /// The topic's next events, at most what is outstanding, encoded; the position moves
-    /// past every bus event looked at.
+    /// The topic's next events, at most what is outstanding, encoded.
     fn next_batch(&mut self) -> Result<Vec<ConsumerEvent>, Status> {
+        let out = match &self.topic {
+            Topic::Platform { name } => self.next_platform_events(&name.clone())?,
+            _ => self.next_change_events()?,
+        };
+        self.pending -= out.len() as i32;
+        self.delivered += out.len() as u64;
+        self.report();
+        Ok(out)
+    }
+
+    /// The platform event topic's next events after the position.
+    fn next_platform_events(&mut self, name: &str) -> Result<Vec<ConsumerEvent>, Status> {
+        let internal = |message: String| error(Code::Internal, SUBSCRIPTION_INTERNAL, &message);
+        let events = self
+            .state
+            .platform_events()
+            .after(name, self.position, self.pending as usize)
+            .map_err(|e| internal(e.to_string()))?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let schema = self
+            .state
+            .pubsub()
+            .schemas
+            .platform_event(&self.state, name)
+            .ok_or_else(|| internal(format!("The platform event {name} no longer exists.")))?
+            .map_err(|e| internal(e.to_string()))?;
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            self.position = event.replay_id;
+            let payload = schema
+                .encode_platform(&event)
+                .map_err(|e| internal(e.to_string()))?;
+            out.push(ConsumerEvent {
+                event: Some(ProducerEvent {
+                    id: event.event_uuid.clone(),
+                    schema_id: schema.id.clone(),
+                    payload,
+                    headers: Vec::new(),
+                }),
+                replay_id: replay_id_bytes(event.replay_id),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The change event topic's next events; the position moves past every bus event
+    /// looked at.
+    fn next_change_events(&mut self) -> Result<Vec<ConsumerEvent>, Status> {
         let bus = self.state.bus().clone();
         let mut out = Vec::new();
         'scan: loop {
@@ -228,9 +288,6 @@ impl Subscription {
                 }
             }
         }
-        self.pending -= out.len() as i32;
-        self.delivered += out.len() as u64;
-        self.report();
         Ok(out)
     }
 

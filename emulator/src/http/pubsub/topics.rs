@@ -1,7 +1,8 @@
 //! The topics the Pub/Sub API serves, and their schemas. Change events:
 //! `/data/ChangeEvents` (every selected entity) and `/data/<Object>ChangeEvent`
 //! (`/data/<Name>__ChangeEvent` for custom objects), off the same bus as CometD; names are
-//! case-sensitive, as on Salesforce. Schemas are generated from the describe on first use
+//! case-sensitive, as on Salesforce. Platform events: `/event/<Name>__e`, off the org's
+//! platform event store (the topics CometD serves too). Schemas are generated from the describe on first use
 //! and kept by entity (until its describe changes) and by schema id (for GetSchema).
 
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use tonic::{Code, Status};
 use super::encode::{EncodeError, EventSchema};
 use super::schema::Layout;
 use super::status::{TOPIC_NOT_FOUND, TOPIC_VALIDATION_EMPTY, error};
-use crate::events::{ChangeEvent, all_channel, channel_for, event_name};
+use crate::events::{ChangeEvent, all_channel, channel_for, event_name, platform_topic};
 use crate::http::state::Shared;
 
 /// A topic a call names.
@@ -23,6 +24,8 @@ pub enum Topic {
     AllChanges,
     /// `/data/<Object>ChangeEvent`: the entity's own events.
     Changes { entity: String },
+    /// `/event/<Name>__e`: a platform event's topic.
+    Platform { name: String },
 }
 
 impl Topic {
@@ -31,6 +34,7 @@ impl Topic {
         match self {
             Topic::AllChanges => true,
             Topic::Changes { entity } => event.header.entity_name == *entity,
+            Topic::Platform { .. } => false,
         }
     }
 }
@@ -47,10 +51,17 @@ pub fn resolve(state: &Shared, name: &str) -> Result<Topic, Status> {
     if name == all_channel() {
         return Ok(Topic::AllChanges);
     }
+    if let Some(topic) = platform_topic(name)
+        && state.platform_events().has_topic(topic)
+    {
+        return Ok(Topic::Platform {
+            name: topic.to_owned(),
+        });
+    }
     let entity = state
         .org()
         .objects()
-        .find(|def| channel_for(&def.name) == name)
+        .find(|def| !def.is_platform_event() && channel_for(&def.name) == name)
         .map(|def| def.name.clone());
     match entity {
         Some(entity) => Ok(Topic::Changes { entity }),
@@ -67,7 +78,7 @@ type Stamp = (DateTime<Utc>, usize);
 
 #[derive(Debug, Default)]
 struct Cache {
-    by_entity: HashMap<String, (Stamp, Arc<EventSchema>)>,
+    by_event: HashMap<String, (Stamp, Arc<EventSchema>)>,
     by_id: HashMap<String, Arc<EventSchema>>,
 }
 
@@ -89,11 +100,38 @@ impl Schemas {
         state: &Shared,
         entity: &str,
     ) -> Option<Result<Arc<EventSchema>, EncodeError>> {
+        self.of_object(state, entity, false)
+    }
+
+    /// The schema of the platform event `name` (`Order_Event__e`) as its describe is now.
+    pub fn platform_event(
+        &self,
+        state: &Shared,
+        name: &str,
+    ) -> Option<Result<Arc<EventSchema>, EncodeError>> {
+        self.of_object(state, name, true)
+    }
+
+    /// The event schema of the object `name`: its platform event's, or its change
+    /// events'. Kept by event name until the describe changes.
+    fn of_object(
+        &self,
+        state: &Shared,
+        name: &str,
+        platform: bool,
+    ) -> Option<Result<Arc<EventSchema>, EncodeError>> {
+        let event = if platform {
+            name.to_owned()
+        } else {
+            event_name(name)
+        };
         let def = {
             let org = state.org();
-            let def = org.objects().find(|d| d.name == entity)?;
+            let def = org
+                .objects()
+                .find(|d| d.name == name && d.is_platform_event() == platform)?;
             let stamp = (def.last_modified, def.fields.len());
-            if let Some((cached, schema)) = self.cache().by_entity.get(entity)
+            if let Some((cached, schema)) = self.cache().by_event.get(&event)
                 && *cached == stamp
             {
                 return Some(Ok(schema.clone()));
@@ -101,14 +139,16 @@ impl Schemas {
             def.clone()
         };
         let stamp = (def.last_modified, def.fields.len());
-        let generated =
-            EventSchema::generate(&event_name(entity), Layout::change_event(&def), &def);
+        let layout = if platform {
+            Layout::platform_event(&def)
+        } else {
+            Layout::change_event(&def)
+        };
+        let generated = EventSchema::generate(&event, layout, &def);
         if let Ok(schema) = &generated {
             let mut cache = self.cache();
             cache.by_id.insert(schema.id.clone(), schema.clone());
-            cache
-                .by_entity
-                .insert(entity.to_owned(), (stamp, schema.clone()));
+            cache.by_event.insert(event, (stamp, schema.clone()));
         }
         Some(generated)
     }
@@ -119,14 +159,16 @@ impl Schemas {
         if let Some(schema) = self.cache().by_id.get(schema_id) {
             return Some(schema.clone());
         }
-        let entities: Vec<String> = state.org().objects().map(|d| d.name.clone()).collect();
-        for entity in entities {
-            if let Some(Ok(schema)) = self.change_event(state, &entity)
-                && schema.id == schema_id
-            {
-                return Some(schema);
+        let objects: Vec<(String, bool)> = state
+            .org()
+            .objects()
+            .map(|d| (d.name.clone(), d.is_platform_event()))
+            .collect();
+        objects.into_iter().find_map(|(name, platform)| {
+            match self.of_object(state, &name, platform) {
+                Some(Ok(schema)) if schema.id == schema_id => Some(schema),
+                _ => None,
             }
-        }
-        None
+        })
     }
 }
