@@ -10,8 +10,8 @@ use super::error::RestError;
 use super::service::MAX_BODY_BYTES;
 use super::state::AppState;
 use super::{
-    admin, admin_cdc, auth, bulk, collections, cometd, composite, limits, oauth, query,
-    replication, sobjects, tooling, versions,
+    admin, admin_cdc, admin_pubsub, auth, bulk, collections, cometd, composite, limits, oauth,
+    query, replication, sobjects, tooling, versions,
 };
 
 /// Every route: the open ones (versions, OAuth, CometD), the REST API behind a session,
@@ -32,6 +32,7 @@ pub(super) fn routes(state: AppState) -> Router {
             "/__emulator",
             admin::routes()
                 .merge(admin_cdc::routes())
+                .merge(admin_pubsub::routes())
                 .merge(bulk::admin_routes()),
         )
         .fallback(|| async { RestError::not_found() })

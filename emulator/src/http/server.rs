@@ -15,6 +15,7 @@ use super::cometd::{Clients, CometdTimeouts};
 use super::config::{ConnectedApp, EmulatorConfig, OrgSource, Transport, UserLogin};
 use super::limits::ApiUsage;
 use super::locators::Locators;
+use super::pubsub::{self, PubSubServer, Timings};
 use super::request_log::RequestLog;
 use super::routes::routes;
 use super::service::{EmulatorService, MakeEmulatorService};
@@ -33,6 +34,8 @@ pub struct RunningEmulator {
     task: JoinHandle<std::io::Result<()>>,
     local_addr: SocketAddr,
     certificate: Option<(String, PathBuf)>,
+    /// The Pub/Sub API's server; taken when shutting down.
+    pubsub: Option<PubSubServer>,
     apps: Vec<ConnectedApp>,
     users: Vec<UserLogin>,
 }
@@ -52,6 +55,15 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         Transport::Https { .. } => "https",
     };
     let instance_url = format!("{scheme}://{}:{}", url_host(&host), local_addr.port());
+    // The Pub/Sub API's port: as configured, or a free one on the REST port's address.
+    let pubsub_listen = config
+        .pubsub_listen
+        .unwrap_or_else(|| SocketAddr::new(local_addr.ip(), 0));
+    let (pubsub_listener, _) = bind(pubsub_listen)?;
+    let timings = Timings {
+        keepalive: config.pubsub_keepalive,
+        idle_close: config.pubsub_idle_close,
+    };
 
     let listen = config.listen;
     let (state, transport, apps, users) = shared_state(config, known_apps, instance_url).await?;
@@ -62,7 +74,19 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     let make_service = MakeEmulatorService(service);
 
     let handle = Handle::new();
-    let (task, certificate) = serve(transport, listener, listen, &host, make_service, &handle)?;
+    let (task, certificate, tls_config) =
+        serve(transport, listener, listen, &host, make_service, &handle)?;
+    let pubsub = pubsub::serve(
+        state.clone(),
+        timings,
+        pubsub_listener,
+        &url_host(&host),
+        tls_config,
+    )
+    .map_err(|source| EmulatorError::Bind {
+        addr: pubsub_listen,
+        source,
+    })?;
     // The listener is bound already; this only waits for the accept loop to run.
     handle.listening().await;
     Ok(RunningEmulator {
@@ -71,6 +95,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         task,
         local_addr,
         certificate,
+        pubsub: Some(pubsub),
         apps,
         users,
     })
@@ -89,6 +114,9 @@ async fn shared_state(
     let EmulatorConfig {
         listen: _,
         public_host: _,
+        pubsub_listen: _,
+        pubsub_keepalive: _,
+        pubsub_idle_close: _,
         transport,
         apps,
         users,
@@ -127,6 +155,7 @@ async fn shared_state(
     ));
     // Attached after the org is built: generated records existed before anyone listened.
     org.attach_bus(bus.clone());
+    org.platform_events().set_retention(event_retention);
     let org_id = org.org_id().to_string();
     let state: AppState = Arc::new(Shared::new(SharedParts {
         org,
@@ -191,8 +220,13 @@ fn bind(listen: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), Emula
     Ok((listener, local_addr))
 }
 
-/// The server's task, and its certificate (PEM and path) when it serves HTTPS.
-type Serving = (JoinHandle<std::io::Result<()>>, Option<(String, PathBuf)>);
+/// The server's task, and its certificate (PEM and path) and TLS configuration when it
+/// serves HTTPS (the Pub/Sub API serves the same certificate).
+type Serving = (
+    JoinHandle<std::io::Result<()>>,
+    Option<(String, PathBuf)>,
+    Option<Arc<rustls::ServerConfig>>,
+);
 
 /// Serves `make_service` on `listener` in the background, over TLS with a self-signed
 /// certificate for `host` (written where the config says) when the transport is HTTPS;
@@ -215,7 +249,7 @@ fn serve(
             let server = axum_server::from_tcp(listener)
                 .map_err(bind_error)?
                 .handle(handle.clone());
-            (tokio::spawn(server.serve(make_service)), None)
+            (tokio::spawn(server.serve(make_service)), None, None)
         }
         Transport::Https { cert_path } => {
             let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
@@ -225,13 +259,14 @@ fn serve(
             let certificate = tls::self_signed(&hosts)?;
             let path = cert_path.unwrap_or_else(|| default_cert_path(local_addr.port()));
             tls::write_pem(&path, &certificate.cert_pem)?;
-            let config = RustlsConfig::from_config(certificate.server_config);
+            let config = RustlsConfig::from_config(certificate.server_config.clone());
             let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)
                 .map_err(bind_error)?
                 .handle(handle.clone());
             (
                 tokio::spawn(server.serve(make_service)),
                 Some((certificate.cert_pem, path)),
+                Some(certificate.server_config),
             )
         }
     })
@@ -306,6 +341,11 @@ impl RunningEmulator {
         self.local_addr
     }
 
+    /// `https://127.0.0.1:PORT` (or `http://`): where the Pub/Sub API (gRPC) is.
+    pub fn pubsub_endpoint(&self) -> &str {
+        self.pubsub.as_ref().map_or("", |p| p.endpoint())
+    }
+
     /// The certificate's PEM, when serving HTTPS.
     pub fn cert_pem(&self) -> Option<&str> {
         self.certificate.as_ref().map(|(pem, _)| pem.as_str())
@@ -338,7 +378,10 @@ impl RunningEmulator {
 
     /// Stops accepting connections, lets requests in flight finish (for up to five
     /// seconds), and waits for the server to end.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        if let Some(pubsub) = self.pubsub.take() {
+            pubsub.shutdown(&self.state).await;
+        }
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         // A server task that failed or panicked has stopped too; nothing is left to do.
         let _ = self.task.await;

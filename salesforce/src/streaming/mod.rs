@@ -37,12 +37,16 @@ mod bayeux;
 mod cometd;
 mod cookies;
 mod event;
+mod platform;
 mod pubsub;
 mod session;
 
 pub use backoff::Backoff;
 pub use cometd::{CometD, CometDOptions};
 pub use event::{ChangeEvent, ChangeEventHeader, ChangeType};
+pub use platform::{
+    PlatformEvent, is_platform_event_channel, platform_event_channel, platform_event_name,
+};
 pub use pubsub::{
     DEFAULT_ENDPOINT as DEFAULT_PUBSUB_ENDPOINT, MAX_BATCH, PubSub, PubSubOptions,
     endpoint_url as pubsub_endpoint_url, probe as probe_pubsub,
@@ -109,6 +113,8 @@ impl fmt::Display for ReplayFrom {
 pub enum StreamItem {
     /// A change event, in replay order.
     Event(Box<ChangeEvent>),
+    /// A platform event (`/event/…` channels), in replay order.
+    PlatformEvent(Box<PlatformEvent>),
     /// The subscription is live (first time, or again after a reconnect); the events that
     /// follow are those after `from`. Anything the caller holds past `from` and has not
     /// applied will be delivered again.
