@@ -16,6 +16,7 @@ use tonic::Streaming;
 
 use super::Session;
 use crate::error::Error;
+use crate::streaming::pubsub::OpenCall;
 use crate::streaming::pubsub::decode;
 use crate::streaming::pubsub::flow::{Demand, Watchdog};
 use crate::streaming::pubsub::schema::{EventSchema, SchemaError};
@@ -35,7 +36,7 @@ pub(super) enum Delivery {
 /// An open call.
 pub(super) struct Call {
     requests: UnboundedSender<FetchRequest>,
-    deliveries: mpsc::Receiver<Delivery>,
+    deliveries: mpsc::UnboundedReceiver<Delivery>,
 }
 
 impl Call {
@@ -93,15 +94,21 @@ impl Session {
             Ok(Err(status)) => return Err(wire::trouble(&shared.endpoint, "Subscribe", &status)),
             Ok(Ok(response)) => response.into_inner(),
         };
-        let (deliveries, receiver) = mpsc::channel(8);
+        // Unbounded, so the reader never waits on a caller that does not consume: it must
+        // see the starve limit pass. What it holds is bounded by the demand (≤ 100 events).
+        let (deliveries, receiver) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read(
             responses,
             deliveries,
             Arc::clone(&self.demand),
             Watchdog::new(shared.options.watchdog, now),
             shared.endpoint.clone(),
+            requests.clone(),
         ));
-        self.slot.set_call(Some(reader.abort_handle()));
+        self.slot.set_call(Some(OpenCall {
+            reader: reader.abort_handle(),
+            requests: requests.clone(),
+        }));
         if self.slot.ended().is_some() {
             self.slot.set_call(None);
             return Ok(());
@@ -184,10 +191,11 @@ impl Session {
 /// call silent for the watchdog's limit, and lets go of one left with nothing requested.
 async fn read(
     mut responses: Streaming<FetchResponse>,
-    deliveries: mpsc::Sender<Delivery>,
+    deliveries: mpsc::UnboundedSender<Delivery>,
     demand: Arc<Mutex<Demand>>,
     mut watchdog: Watchdog,
     endpoint: String,
+    requests: UnboundedSender<FetchRequest>,
 ) {
     let starved = || {
         demand
@@ -222,7 +230,8 @@ async fn read(
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .received(events, now);
-                if deliveries.send(Delivery::Response(response)).await.is_err() {
+                if deliveries.send(Delivery::Response(response)).is_err() {
+                    requests.close_channel();
                     return;
                 }
             }
@@ -234,5 +243,8 @@ async fn read(
             Err(status) => break Delivery::Failed(wire::trouble(&endpoint, "Subscribe", &status)),
         }
     };
-    let _ = deliveries.send(delivery).await;
+    // Ending the requests too is what ends the call on the server (with the response
+    // stream, dropped here): a call the reader gave up on must not stay open there.
+    requests.close_channel();
+    let _ = deliveries.send(delivery);
 }
