@@ -567,3 +567,39 @@ async fn an_unreachable_endpoint_is_retried_with_backoff_and_probed_as_down() {
         "{first} / {second}"
     );
 }
+
+#[tokio::test]
+async fn platform_events_over_pubsub_are_what_cometd_yields() {
+    let emulator = start_pubsub(EmulatorConfig::default()).await;
+    let client = client(&emulator);
+    let channel = sfpg_salesforce::streaming::platform_event_channel("Order_Event__e");
+    let cometd_transport = cometd(&emulator);
+    let pubsub_transport = pubsub(&emulator);
+    let mut over_cometd = cometd_transport.subscribe(&channel, ReplayFrom::Tip);
+    let mut over_pubsub = pubsub_transport.subscribe(&channel, ReplayFrom::Tip);
+    connected(&mut over_cometd).await;
+    connected(&mut over_pubsub).await;
+    let results = client
+        .collections()
+        .create(&[
+            record(
+                json!({"attributes": {"type": "Order_Event__e"}, "Order_Number__c": "A-1",
+                          "Quantity__c": 2, "Has_Shipped__c": false}),
+            ),
+            record(json!({"attributes": {"type": "Order_Event__e"}, "Order_Number__c": "A-2"})),
+        ])
+        .await
+        .unwrap();
+    for result in &results {
+        let (StreamItem::PlatformEvent(from_cometd), StreamItem::PlatformEvent(from_pubsub)) = (
+            next_news(&mut over_cometd).await,
+            next_news(&mut over_pubsub).await,
+        ) else {
+            panic!("platform events expected");
+        };
+        assert_eq!(from_pubsub, from_cometd);
+        assert_eq!(from_pubsub.event_uuid.as_deref(), result.event_uuid());
+    }
+    let quiet = tokio::time::timeout(Duration::from_millis(500), next_news(&mut over_pubsub)).await;
+    assert!(quiet.is_err(), "no more than CometD: {quiet:?}");
+}

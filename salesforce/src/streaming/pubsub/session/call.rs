@@ -21,7 +21,7 @@ use crate::streaming::pubsub::decode;
 use crate::streaming::pubsub::flow::{Demand, Watchdog};
 use crate::streaming::pubsub::schema::{EventSchema, SchemaError};
 use crate::streaming::pubsub::wire::{self, Trouble};
-use crate::streaming::{ChangeEvent, ReplayFrom, ReplayId, StreamItem};
+use crate::streaming::{ReplayFrom, ReplayId, StreamItem, is_platform_event_channel};
 
 /// What the reading task hands the subscription.
 pub(super) enum Delivery {
@@ -158,8 +158,9 @@ impl Session {
         Ok(shared.schemas.insert(schema))
     }
 
-    /// The change event a consumer event carries (its schema already cached).
-    pub(super) fn decode(&self, event: ConsumerEvent) -> Result<ChangeEvent, Trouble> {
+    /// The item a consumer event carries (its schema already cached): a change event, or
+    /// on an `/event/…` topic a platform event.
+    pub(super) fn decode(&self, event: ConsumerEvent) -> Result<StreamItem, Trouble> {
         let replay_id = replay_id_position(&event.replay_id).ok_or_else(|| {
             Trouble::Fatal(Error::PubSub {
                 endpoint: format!("{} Subscribe", self.shared.endpoint),
@@ -182,8 +183,15 @@ impl Session {
             self.shared.schemas.get(&event.schema_id).ok_or_else(|| {
                 payload_error(format!("schema {} unknown", event.schema_id).into())
             })?;
-        decode::change_event(&schema, &event.payload, ReplayId(replay_id), &self.topic)
-            .map_err(|error| payload_error(Box::new(error)))
+        let replay_id = ReplayId(replay_id);
+        if is_platform_event_channel(&self.topic) {
+            decode::platform_event(&schema, &event.payload, replay_id, &self.topic, &event.id)
+                .map(|event| StreamItem::PlatformEvent(Box::new(event)))
+        } else {
+            decode::change_event(&schema, &event.payload, replay_id, &self.topic)
+                .map(|event| StreamItem::Event(Box::new(event)))
+        }
+        .map_err(|error| payload_error(Box::new(error)))
     }
 }
 
