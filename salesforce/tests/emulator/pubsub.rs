@@ -546,6 +546,7 @@ async fn an_unreachable_endpoint_is_retried_with_backoff_and_probed_as_down() {
     let error = sfpg_salesforce::streaming::probe_pubsub(
         &client(&emulator),
         &endpoint,
+        ALL_CHANGE_EVENTS,
         Duration::from_secs(2),
     )
     .await
@@ -554,10 +555,20 @@ async fn an_unreachable_endpoint_is_retried_with_backoff_and_probed_as_down() {
     sfpg_salesforce::streaming::probe_pubsub(
         &client(&emulator),
         emulator.pubsub_endpoint(),
+        ALL_CHANGE_EVENTS,
         Duration::from_secs(2),
     )
     .await
     .unwrap();
+    let unknown = sfpg_salesforce::streaming::probe_pubsub(
+        &client(&emulator),
+        emulator.pubsub_endpoint(),
+        "/data/NoSuchChangeEvent",
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap_err();
+    assert!(unknown.to_string().contains("NotFound"), "{unknown}");
     let transport = PubSub::with_options(client(&emulator), &endpoint, quick()).unwrap();
     let mut subscription = transport.subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
     let first = reconnecting(&mut subscription).await;
