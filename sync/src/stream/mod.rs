@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod change;
 pub mod health;
+pub mod received;
 pub mod run;
 pub mod segment;
 mod session;
