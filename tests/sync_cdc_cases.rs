@@ -91,9 +91,20 @@ async fn sources(client: &tokio_postgres::Client) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compound_fields_nulls_deletes_and_undeletes_stream_into_the_mirror() {
+    compound_fields_nulls_deletes_and_undeletes_over("cometd").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compound_fields_nulls_deletes_and_undeletes_stream_into_the_mirror_over_pubsub() {
+    compound_fields_nulls_deletes_and_undeletes_over("pubsub").await;
+}
+
+/// An address part changed and a phone nulled, a contact's first name, a delete and an
+/// undelete, streamed over `transport`: the mirror follows each and ends equal to the org.
+async fn compound_fields_nulls_deletes_and_undeletes_over(transport: &str) {
     let emulator = emulator(Selection::All).await;
     let db = TestDatabase::create().await;
-    add_acme(&db, &emulator, &OBJECTS).await;
+    add_acme_over(&db, &emulator, &OBJECTS, transport).await;
     let client = db.connect().await;
     // Safety polls far apart: what reaches the mirror below came from the stream.
     let mut sync = start_sync(&db, &["--poll-while-streaming", "1h"]);

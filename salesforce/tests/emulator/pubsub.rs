@@ -1,8 +1,7 @@
 //! Change Data Capture over the Pub/Sub API (gRPC) against the emulator's `eventbus.v1`
-//! server: the same events as CometD for the same writes, flow control as the server counts
-//! it, a long idle stream kept alive by keepalives, the watchdog, a new login on an auth
-//! error, resubscription after the applied id, one stream per topic, and an expired replay
-//! id as a typed error.
+//! server: the same change and platform events as CometD for the same writes, flow control
+//! as the server counts it, a held batch let go and resumed, a long idle stream kept alive by
+//! keepalives, and the watchdog (recovery from errors in `pubsub_recovery`).
 
 use std::time::Duration;
 
@@ -16,9 +15,9 @@ use sfpg_salesforce::streaming::{
 
 use super::*;
 
-const PATIENCE: Duration = Duration::from_secs(10);
+pub(super) const PATIENCE: Duration = Duration::from_secs(10);
 
-async fn start_pubsub(config: EmulatorConfig) -> RunningEmulator {
+pub(super) async fn start_pubsub(config: EmulatorConfig) -> RunningEmulator {
     emulator::start(EmulatorConfig {
         org: OrgSource::Generated {
             records: 0,
@@ -31,7 +30,7 @@ async fn start_pubsub(config: EmulatorConfig) -> RunningEmulator {
     .unwrap()
 }
 
-fn quick() -> PubSubOptions {
+pub(super) fn quick() -> PubSubOptions {
     PubSubOptions {
         backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(100)),
         connect_timeout: Duration::from_secs(5),
@@ -39,11 +38,11 @@ fn quick() -> PubSubOptions {
     }
 }
 
-fn pubsub_with(emulator: &RunningEmulator, options: PubSubOptions) -> PubSub {
+pub(super) fn pubsub_with(emulator: &RunningEmulator, options: PubSubOptions) -> PubSub {
     PubSub::with_options(client(emulator), emulator.pubsub_endpoint(), options).unwrap()
 }
 
-fn pubsub(emulator: &RunningEmulator) -> PubSub {
+pub(super) fn pubsub(emulator: &RunningEmulator) -> PubSub {
     pubsub_with(emulator, quick())
 }
 
@@ -58,7 +57,7 @@ fn cometd(emulator: &RunningEmulator) -> CometD {
     )
 }
 
-async fn next_news(subscription: &mut Box<dyn Subscription>) -> StreamItem {
+pub(super) async fn next_news(subscription: &mut Box<dyn Subscription>) -> StreamItem {
     loop {
         let Ok(item) = tokio::time::timeout(PATIENCE, subscription.next()).await else {
             panic!("no item within 10 s");
@@ -70,28 +69,28 @@ async fn next_news(subscription: &mut Box<dyn Subscription>) -> StreamItem {
     }
 }
 
-async fn next_event(subscription: &mut Box<dyn Subscription>) -> ChangeEvent {
+pub(super) async fn next_event(subscription: &mut Box<dyn Subscription>) -> ChangeEvent {
     match next_news(subscription).await {
         StreamItem::Event(event) => *event,
         other => panic!("expected an event, got {other:?}"),
     }
 }
 
-async fn connected(subscription: &mut Box<dyn Subscription>) -> ReplayFrom {
+pub(super) async fn connected(subscription: &mut Box<dyn Subscription>) -> ReplayFrom {
     match next_news(subscription).await {
         StreamItem::Connected { from } => from,
         other => panic!("expected Connected, got {other:?}"),
     }
 }
 
-async fn reconnecting(subscription: &mut Box<dyn Subscription>) -> String {
+pub(super) async fn reconnecting(subscription: &mut Box<dyn Subscription>) -> String {
     match next_news(subscription).await {
         StreamItem::Reconnecting { reason, .. } => reason,
         other => panic!("expected Reconnecting, got {other:?}"),
     }
 }
 
-fn streams(emulator: &RunningEmulator) -> Vec<StreamView> {
+pub(super) fn streams(emulator: &RunningEmulator) -> Vec<StreamView> {
     emulator.pubsub_streams()
 }
 
@@ -376,207 +375,6 @@ async fn a_silent_stream_is_dead_to_the_watchdog_and_resubscribed() {
     let now = streams(&emulator);
     assert_eq!(now.len(), 1, "the dead call is gone: {now:?}");
     assert_ne!(now[0].id, first_stream);
-}
-
-#[tokio::test]
-async fn an_auth_error_logs_in_again_and_resumes_after_the_applied_id() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
-    let writer = client(&emulator).sobject("Account");
-    let mut subscription = pubsub(&emulator).subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
-    connected(&mut subscription).await;
-    writer
-        .create(&record(json!({"Name": "one"})))
-        .await
-        .unwrap();
-    let first = next_event(&mut subscription).await;
-    subscription.resume_after(first.replay_id);
-    let logins_before = logins(&emulator);
-    emulator.revoke_sessions(None, false);
-    let ended = emulator.end_pubsub_streams(
-        None,
-        tonic::Code::Unauthenticated,
-        "sfdc.platform.eventbus.grpc.service.auth.error",
-        "session expired",
-    );
-    assert_eq!(ended, 1);
-    writer
-        .create(&record(json!({"Name": "two"})))
-        .await
-        .unwrap();
-    let reason = reconnecting(&mut subscription).await;
-    assert!(reason.contains("service.auth.error"), "{reason}");
-    assert_eq!(
-        connected(&mut subscription).await,
-        ReplayFrom::After(first.replay_id)
-    );
-    assert_eq!(next_event(&mut subscription).await.fields["Name"], "two");
-    assert_eq!(
-        logins(&emulator) - logins_before,
-        2,
-        "one login for the writer, one for the stream"
-    );
-}
-
-#[tokio::test]
-async fn a_dropped_stream_resubscribes_after_the_applied_id_without_doubling() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
-    let accounts = client(&emulator).sobject("Account");
-    let mut subscription = pubsub(&emulator).subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
-    connected(&mut subscription).await;
-    for name in ["one", "two"] {
-        accounts
-            .create(&record(json!({"Name": name})))
-            .await
-            .unwrap();
-    }
-    let first = next_event(&mut subscription).await;
-    let second = next_event(&mut subscription).await;
-    subscription.resume_after(first.replay_id);
-    emulator.end_pubsub_streams(
-        None,
-        tonic::Code::Unavailable,
-        "sfdc.platform.eventbus.grpc.service.unavailable",
-        "going away",
-    );
-    let reason = reconnecting(&mut subscription).await;
-    assert!(reason.contains("Unavailable"), "{reason}");
-    assert_eq!(
-        connected(&mut subscription).await,
-        ReplayFrom::After(first.replay_id)
-    );
-    assert_eq!(
-        next_event(&mut subscription).await,
-        second,
-        "redelivered after the applied id"
-    );
-    accounts
-        .create(&record(json!({"Name": "three"})))
-        .await
-        .unwrap();
-    assert_eq!(next_event(&mut subscription).await.fields["Name"], "three");
-    assert_eq!(streams(&emulator).len(), 1);
-}
-
-#[tokio::test]
-async fn a_second_subscription_of_a_topic_replaces_the_first_and_its_stream() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
-    let accounts = client(&emulator).sobject("Account");
-    let transport = pubsub(&emulator);
-    let mut old = transport.subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
-    connected(&mut old).await;
-    accounts
-        .create(&record(json!({"Name": "one"})))
-        .await
-        .unwrap();
-    let first = next_event(&mut old).await;
-    let mut new = transport.subscribe(ALL_CHANGE_EVENTS, ReplayFrom::After(first.replay_id));
-    accounts
-        .create(&record(json!({"Name": "two"})))
-        .await
-        .unwrap();
-    let ended = tokio::time::timeout(PATIENCE, old.next()).await.unwrap();
-    assert!(
-        ended
-            .as_ref()
-            .is_err_and(|e| e.to_string().contains("replaced")),
-        "{ended:?}"
-    );
-    assert_eq!(
-        connected(&mut new).await,
-        ReplayFrom::After(first.replay_id)
-    );
-    assert_eq!(next_event(&mut new).await.fields["Name"], "two");
-    let open = streams(&emulator);
-    assert_eq!(open.len(), 1, "one stream: {open:?}");
-    let quiet = tokio::time::timeout(Duration::from_millis(500), next_news(&mut new)).await;
-    assert!(quiet.is_err(), "a second delivery: {quiet:?}");
-}
-
-#[tokio::test]
-async fn an_expired_replay_id_is_a_typed_error() {
-    let emulator = start_pubsub(EmulatorConfig {
-        event_retention: Duration::from_millis(500),
-        ..EmulatorConfig::default()
-    })
-    .await;
-    let accounts = client(&emulator).sobject("Account");
-    let transport = pubsub(&emulator);
-    let mut subscription = transport.subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
-    connected(&mut subscription).await;
-    for name in ["old", "older"] {
-        accounts
-            .create(&record(json!({"Name": name})))
-            .await
-            .unwrap();
-    }
-    let old = next_event(&mut subscription).await;
-    next_event(&mut subscription).await;
-    subscription.close().await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    accounts
-        .create(&record(json!({"Name": "new"})))
-        .await
-        .unwrap();
-
-    let mut stale = transport.subscribe(ALL_CHANGE_EVENTS, ReplayFrom::After(old.replay_id));
-    let error = loop {
-        match tokio::time::timeout(PATIENCE, stale.next()).await.unwrap() {
-            Ok(StreamItem::Connected { .. } | StreamItem::Idle) => continue,
-            Ok(other) => panic!("{other:?}"),
-            Err(error) => break error,
-        }
-    };
-    assert!(error.is_replay_id_invalid(), "{error}");
-    assert!(
-        error.to_string().contains(&old.replay_id.to_string()),
-        "{error}"
-    );
-    let ended = stale.next().await.unwrap_err();
-    assert!(!ended.is_replay_id_invalid(), "{ended}");
-}
-
-#[tokio::test]
-async fn an_unreachable_endpoint_is_retried_with_backoff_and_probed_as_down() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    let endpoint = format!("http://{closed}");
-    let error = sfpg_salesforce::streaming::probe_pubsub(
-        &client(&emulator),
-        &endpoint,
-        ALL_CHANGE_EVENTS,
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap_err();
-    assert!(error.to_string().contains("Unavailable"), "{error}");
-    sfpg_salesforce::streaming::probe_pubsub(
-        &client(&emulator),
-        emulator.pubsub_endpoint(),
-        ALL_CHANGE_EVENTS,
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
-    let unknown = sfpg_salesforce::streaming::probe_pubsub(
-        &client(&emulator),
-        emulator.pubsub_endpoint(),
-        "/data/NoSuchChangeEvent",
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap_err();
-    assert!(unknown.to_string().contains("NotFound"), "{unknown}");
-    let transport = PubSub::with_options(client(&emulator), &endpoint, quick()).unwrap();
-    let mut subscription = transport.subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
-    let first = reconnecting(&mut subscription).await;
-    let second = reconnecting(&mut subscription).await;
-    assert!(
-        first.contains("Unavailable") && second.contains("Unavailable"),
-        "{first} / {second}"
-    );
 }
 
 #[tokio::test]

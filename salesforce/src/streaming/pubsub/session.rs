@@ -116,13 +116,15 @@ impl Session {
                 return Ok(item);
             }
             let mut ended = self.ended.clone();
-            let outcome = if self.unread.is_some() {
-                self.read_unread().await
-            } else if let Some(wait) = self.wait.take() {
+            // A wait first: a response whose schema could not be fetched is tried again
+            // after the backoff too.
+            let outcome = if let Some(wait) = self.wait.take() {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => Ok(()),
                     _ = ended.wait_for(Option::is_some) => Ok(()),
                 }
+            } else if self.unread.is_some() {
+                self.read_unread().await
             } else if self.call.is_some() {
                 self.receive().await
             } else {
