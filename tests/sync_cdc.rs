@@ -70,7 +70,7 @@ async fn killed_ten_times_over(transport: &str) {
     let db = TestDatabase::create().await;
     add_acme_over(&db, &emulator, &OBJECTS, transport).await;
     let client = db.connect().await;
-    let mut sync = start_sync(&db, &[]);
+    let mut sync = crashing_sync(&db);
     wait_streaming(&client, 2, Duration::from_secs(90)).await;
     assert_eq!(super_transport(&client).await, transport);
     // One change, applied: from its replay id on every event the org publishes must be
@@ -84,10 +84,8 @@ async fn killed_ten_times_over(transport: &str) {
     let (changer, changes) = change_accounts(&emulator, 50, &stop);
     for kill in 0..10 {
         // Let it apply a while, then SIGKILL it mid-stream and start it again.
-        tokio::time::sleep(Duration::from_millis(700 + 150 * (kill % 4))).await;
-        sync.kill();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        sync = start_sync(&db, &[]);
+        let run = Duration::from_millis(700 + 150 * (kill % 4));
+        sync.crash(run, Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
@@ -95,9 +93,7 @@ async fn killed_ten_times_over(transport: &str) {
     wait_applied_all(&emulator, &client, Duration::from_secs(60)).await;
     let (state, last, events_after, _, _) = stream(&client).await;
     let last = last.unwrap();
-    sync.signal("TERM");
-    let exit = sync.exit_within(Duration::from_secs(60)).await;
-    assert!(exit.success(), "sfpg sync did not stop cleanly: {exit:?}");
+    sync.stop_cleanly(Duration::from_secs(60)).await;
 
     let published = published_between(&emulator, first, last);
     let changed = changes.load(Ordering::Relaxed) as i64;
