@@ -47,6 +47,22 @@ pub const DEFAULT_IDLE_CLOSE: Duration = Duration::from_secs(60);
 pub struct Hub {
     pub streams: Streams,
     schemas: Schemas,
+    /// While set, new connections to the Pub/Sub port are closed at once (the admin
+    /// API's stand-in for a network that blocks port 7443).
+    refusing: std::sync::atomic::AtomicBool,
+}
+
+impl Hub {
+    /// Whether new connections are refused.
+    pub fn refusing(&self) -> bool {
+        self.refusing.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Refuses new connections (closing them once accepted), or takes them again.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The service: the shared state, and the stream timings.
