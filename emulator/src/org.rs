@@ -33,6 +33,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use bulk::{CsvFormat, QuerySnapshot};
+pub(crate) use capture::{component_key, published};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collections::MAX_RECORDS;
 pub use error::{ApiError, SaveError, SaveResult};

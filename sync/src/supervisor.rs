@@ -22,7 +22,7 @@ use crate::error::{Result, SyncError};
 use crate::events::EventStreams;
 use crate::scheduler::OrgSync;
 use crate::settings::SyncSettings;
-use crate::stream::OrgStream;
+use crate::stream::{OrgStream, Transports};
 use listener::Listener;
 use orgs::Orgs;
 use sfpg_salesforce::streaming::{CometD, EventTransport};
@@ -192,20 +192,20 @@ impl OrgTask {
             OrgSync::start(db, client.clone(), &self.name, self.settings.clone()).await?;
         // The org's Change Data Capture stream runs beside its scheduler, on its own
         // connection; either failing ends both, and the org restarts.
+        // The org's platform event objects stream into their tables beside it, over CometD,
+        // on a connection of their own.
         let transport: Arc<dyn EventTransport> = Arc::new(CometD::new(client.clone()));
-        // The org's platform event objects stream into their tables beside it, through the
-        // same transport, on a connection of their own.
         let events = EventStreams {
             org: self.name.clone(),
             db: events_db,
             client: client.clone(),
-            transport: Arc::clone(&transport),
+            transport,
             retention: self.settings.event_table_retention,
         };
         let stream = OrgStream {
             org: self.name.clone(),
             db: stream_db,
-            transport,
+            transports: Transports::new(client.clone()),
             client,
             health: Arc::clone(sync.health()),
             settings: self.settings,

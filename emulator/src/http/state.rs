@@ -83,6 +83,8 @@ pub struct Shared {
     /// The org's platform event topics (the org holds them too and publishes to them).
     platform: Arc<PlatformEventStore>,
     cometd: Mutex<Clients>,
+    /// The Pub/Sub API's open streams and generated schemas.
+    pubsub: super::pubsub::Hub,
     apps: Vec<KnownApp>,
     users: Vec<KnownUser>,
     /// `https://127.0.0.1:8443`: where the REST API is.
@@ -122,6 +124,7 @@ impl Shared {
             bus: parts.bus,
             platform,
             cometd: Mutex::new(parts.cometd),
+            pubsub: super::pubsub::Hub::default(),
             apps: parts.apps,
             users: parts.users,
             login_url: parts.instance_url.clone(),
@@ -191,6 +194,11 @@ impl Shared {
     /// taken inside it (the org takes the bus's inside its own, never this one).
     pub fn cometd(&self) -> MutexGuard<'_, Clients> {
         lock(&self.cometd)
+    }
+
+    /// The Pub/Sub API's open streams and schemas (each behind its own short lock).
+    pub fn pubsub(&self) -> &super::pubsub::Hub {
+        &self.pubsub
     }
 
     pub fn app(&self, client_id: &str) -> Option<&KnownApp> {

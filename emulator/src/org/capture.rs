@@ -279,7 +279,7 @@ impl RecordChange {
 
 /// Whether a field appears in change events: stored fields only (no formulas, no
 /// compound views), and never `Id`, `IsDeleted` or `SystemModstamp`.
-fn published(def: &ObjectDef, index: usize) -> bool {
+pub(crate) fn published(def: &ObjectDef, index: usize) -> bool {
     let f = &def.fields[index];
     let system = def.system;
     !f.is_computed()
@@ -297,7 +297,7 @@ fn event_value(value: &Value, field: &FieldDef) -> Json {
 }
 
 /// `BillingCity` of `BillingAddress` → `City`; `FirstName` of `Name` → `FirstName`.
-fn component_key(component: &str, compound: &str) -> String {
+pub(crate) fn component_key(component: &str, compound: &str) -> String {
     let prefix = compound
         .strip_suffix("Address")
         .or_else(|| compound.strip_suffix("__c"))

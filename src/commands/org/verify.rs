@@ -69,6 +69,27 @@ pub async fn check_api_version(client: &Client, org: &Org) -> anyhow::Result<()>
     .into())
 }
 
+/// A Pub/Sub API endpoint as typed (`flag` names where): `host:port` (TLS), or an `https://`
+/// or `http://` URL with a host.
+pub fn pubsub_endpoint(endpoint: &str, flag: &str) -> anyhow::Result<String> {
+    let endpoint = endpoint.trim();
+    let url = sfpg_salesforce::streaming::pubsub_endpoint_url(endpoint);
+    match url::Url::parse(&url) {
+        Ok(parsed)
+            if matches!(parsed.scheme(), "https" | "http")
+                && parsed.host_str().is_some_and(|h| !h.is_empty())
+                && parsed.path().trim_matches('/').is_empty() =>
+        {
+            Ok(endpoint.to_owned())
+        }
+        _ => Err(UserError::new(format!(
+            "{flag}: {endpoint:?} is not a Pub/Sub endpoint: give host:port \
+             (api.pubsub.salesforce.com:7443) or an https:// or http:// URL"
+        ))
+        .into()),
+    }
+}
+
 /// Object names as the user listed them (`flag` names where), trimmed: an empty one (as in
 /// `--objects ",,,"`) or one that cannot be an API name is refused.
 pub fn object_names(listed: &[String], flag: &str) -> anyhow::Result<Vec<String>> {

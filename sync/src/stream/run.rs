@@ -20,13 +20,14 @@ use sfpg_control::objects::{ObjectState, Phase};
 use sfpg_control::orgs::OrgSettings;
 use sfpg_control::streams::{self, Checkpoint, StreamState};
 use sfpg_salesforce::Client;
-use sfpg_salesforce::streaming::{EventTransport, ReplayFrom, ReplayId};
+use sfpg_salesforce::streaming::{ReplayFrom, ReplayId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::Plans;
 use super::health::StreamHealth;
 use super::session::{Ended, Session};
+use super::transport::Transports;
 use crate::error::Result;
 use crate::plan::ObjectPlan;
 use crate::settings::SyncSettings;
@@ -40,7 +41,7 @@ pub struct OrgStream {
     pub org: String,
     pub db: tokio_postgres::Client,
     pub client: Client,
-    pub transport: Arc<dyn EventTransport>,
+    pub transports: Transports,
     pub health: Arc<StreamHealth>,
     pub settings: SyncSettings,
 }
@@ -126,6 +127,12 @@ impl OrgStream {
                 "the org selects none of the live mirrored objects for Change Data Capture".into(),
             ));
         }
+        let chosen = match self.transports.choose(&org).await {
+            Ok(chosen) => chosen,
+            Err(reason) => return Ok(Ended::Down(reason)),
+        };
+        tracing::info!(org = %self.org, transport = chosen.kind.as_str(), reason = %chosen.reason, "stream transport");
+        streams::set_transport(&self.db, &self.org, chosen.kind, &chosen.reason).await?;
         let checkpoint = Checkpoint::load(&self.db, &self.org).await?;
         let horizon = chrono::Duration::from_std(
             self.settings
@@ -163,7 +170,7 @@ impl OrgStream {
         };
         let catch_up = catch_up.map(|reason| (reason.to_owned(), now));
         session
-            .run(&*self.transport, from, catch_up, cancel, reloads)
+            .run(&*chosen.transport, from, catch_up, cancel, reloads)
             .await
     }
 }
