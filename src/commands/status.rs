@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sfpg_control::status::{self, ObjectStatus, OrgStatus};
-use sfpg_control::streams::{StreamState, StreamStatus};
+use sfpg_control::streams::{StreamState, StreamStatus, StreamTransport};
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
@@ -202,8 +202,9 @@ fn describe_rate(requests: i32, period_ms: i64) -> String {
     )
 }
 
-/// `stream: connected, replay id 4711 (saved 2s ago), lag 45 ms; 1200 events (30 echoes of
-/// sfpg's own writes), 0 gaps`, or `stream: off (set-cdc)`.
+/// `stream: connected over Pub/Sub [transport auto: the Pub/Sub endpoint answers], replay id
+/// 4711 (saved 2s ago), lag 45 ms; 1200 events (30 echoes of sfpg's own writes), 0 gaps`,
+/// or `stream: off (set-cdc)`.
 fn stream_line(stream: &StreamStatus) -> String {
     if !stream.cdc_enabled {
         return "stream: off (sfpg org set-cdc NAME on to stream)".to_owned();
@@ -218,6 +219,19 @@ fn stream_line(stream: &StreamStatus) -> String {
     );
     if let Some(reason) = &stream.reason {
         let _ = write!(line, " ({reason})");
+    }
+    if let Some(transport) = stream.transport {
+        let _ = write!(
+            line,
+            " over {}",
+            match transport {
+                StreamTransport::PubSub => "Pub/Sub",
+                StreamTransport::CometD => "CometD",
+            }
+        );
+        if let Some(why) = &stream.transport_reason {
+            let _ = write!(line, " [{why}]");
+        }
     }
     match (stream.replay_id, stream.replay_age_seconds) {
         (Some(id), Some(age)) => {
@@ -437,6 +451,11 @@ mod tests {
             last_error_at: None,
             stream: Some(StreamStatus {
                 cdc_enabled: true,
+                cdc_transport: sfpg_control::streams::CdcTransport::Auto,
+                transport: Some(StreamTransport::CometD),
+                transport_reason: Some(
+                    "transport auto: the Pub/Sub endpoint cannot be reached".into(),
+                ),
                 state: StreamState::Connected,
                 reason: None,
                 since: None,
@@ -460,7 +479,8 @@ mod tests {
         assert!(text.contains("polling paused: daily API budget"), "{text}");
         assert!(
             text.contains(
-                "  stream: connected, replay id 4711 (saved 2s ago), lag 45 ms; 1200 events \
+                "  stream: connected over CometD [transport auto: the Pub/Sub endpoint cannot be \
+                 reached], replay id 4711 (saved 2s ago), lag 45 ms; 1200 events \
                  (30 echoes of sfpg's own writes), 1 gaps\n"
             ),
             "{text}"
