@@ -112,6 +112,7 @@ async fn run(
     sub.report();
     let mut keepalive_at = Instant::now() + timings.keepalive;
     let mut idle_since: Option<Instant> = None;
+    let mut requests_open = true;
     loop {
         published.borrow_and_update();
         if sub.pending > 0 {
@@ -135,10 +136,13 @@ async fn run(
                     return Err(status);
                 }
             }
-            message = requests.message() => match message {
+            message = requests.message(), if requests_open => match message {
                 Ok(Some(request)) => sub.request(&request)?,
-                // The client half-closed or went away: the call is over.
-                _ => return Ok(()),
+                // The client closed its side: what it asked for still comes, and the
+                // stream closes once idle (clients that send one request do this).
+                Ok(None) => requests_open = false,
+                // The call was reset: nobody is listening any more.
+                Err(_) => return Ok(()),
             },
             _ = published.changed(), if sub.pending > 0 => {}
             _ = sleep_until(keepalive_at) => {
