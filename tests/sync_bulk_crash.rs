@@ -49,6 +49,8 @@ async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator) {
         DEFAULT_CLIENT_SECRET,
         "--objects",
         &objects,
+        "--pubsub-endpoint",
+        emulator.pubsub_endpoint(),
         "--bulk-threshold",
         "1000",
     ];

@@ -1,8 +1,10 @@
 //! The lag benchmark of Change Data Capture (figures in docs/benchmarks.md): another user
 //! updates random Accounts at 10, 100 and 1,000 changes a second for a while, and each
 //! change's time from the emulator's commit to the mirror's write is measured by a trigger
-//! on the mirror table; then the same load with the stream off (`set-cdc off`), polled at
-//! the default rate (1 request every 3 s), as the baseline. API requests per hour of each
+//! on the mirror table, streamed over CometD, then at 100 and 1,000 a second over the
+//! Pub/Sub API (`set-cdc on --transport pubsub`) in the same run; then the same load with
+//! the stream off (`set-cdc off`), polled at the default rate (1 request every 3 s), as the
+//! baseline. API requests per hour of each
 //! come from the emulator's request log. Ignored by default: run it with
 //! `cargo test --release --test sync_cdc_lag -- --ignored --nocapture`
 //! (`SFPG_LAG_SECONDS` changes the 60 s of each run).
@@ -146,6 +148,23 @@ async fn run(
     }
 }
 
+/// Streamed runs over `transport` at each of `rates`, labelled `<transport><rate>`.
+async fn streamed(
+    emulator: &Arc<RunningEmulator>,
+    client: &tokio_postgres::Client,
+    transport: &str,
+    rates: &[u64],
+    seconds: u64,
+) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for &rate in rates {
+        let label = format!("{transport}{rate}");
+        let settle = Duration::from_secs(30);
+        runs.push(run(emulator, client, &label, rate, seconds, settle).await);
+    }
+    runs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run it with --ignored --nocapture, in release"]
 async fn lag_from_the_emulator_commit_to_the_mirror_commit() {
@@ -180,28 +199,33 @@ async fn lag_from_the_emulator_commit_to_the_mirror_commit() {
             sfpg_emulator::http::DEFAULT_CLIENT_SECRET,
             "--objects",
             "Account",
+            "--pubsub-endpoint",
+            emulator.pubsub_endpoint(),
         ],
+    )
+    .await;
+    SFPG.run(
+        &db,
+        &["org", "set-cdc", "acme", "on", "--transport", "cometd"],
     )
     .await;
     let client = db.connect().await;
     let mut sync = start_sync(&db, &[]);
     wait_streaming(&client, 1, Duration::from_secs(300)).await;
     client.batch_execute(TRIGGER).await.unwrap();
-    let mut runs = Vec::new();
-    for rate in [10, 100, 1000] {
-        let label = format!("stream{rate}");
-        runs.push(
-            run(
-                &emulator,
-                &client,
-                &label,
-                rate,
-                seconds,
-                Duration::from_secs(30),
-            )
-            .await,
-        );
+    let mut runs = streamed(&emulator, &client, "cometd", &[10, 100, 1000], seconds).await;
+    SFPG.run(
+        &db,
+        &["org", "set-cdc", "acme", "on", "--transport", "pubsub"],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while transport(&client).await.0.as_deref() != Some("pubsub") {
+        assert!(Instant::now() < deadline, "{:?}", transport(&client).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    wait_streaming(&client, 1, Duration::from_secs(60)).await;
+    runs.extend(streamed(&emulator, &client, "pubsub", &[100, 1000], seconds).await);
     SFPG.run(&db, &["org", "set-cdc", "acme", "off"]).await;
     wait_stream(&client, Duration::from_secs(10), "stream down", |s| {
         s.0 == "down"

@@ -39,6 +39,8 @@ async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator) {
             DEFAULT_CLIENT_SECRET,
             "--objects",
             &objects,
+            "--pubsub-endpoint",
+            emulator.pubsub_endpoint(),
         ],
     )
     .await;

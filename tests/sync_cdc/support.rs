@@ -22,8 +22,20 @@ pub fn start_sync(db: &TestDatabase, extra: &[&str]) -> TestProcess {
     SFPG.start(db.url(), &args)
 }
 
-/// Registers the emulator's org as `acme` mirroring `objects`, at 20 requests a second.
+/// Registers the emulator's org as `acme` mirroring `objects`, at 20 requests a second,
+/// streaming over CometD (the scenarios written for it).
 pub async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator, objects: &[&str]) {
+    add_acme_over(db, emulator, objects, "cometd").await;
+}
+
+/// [`add_acme`] with the emulator's Pub/Sub endpoint and the stream's `transport`
+/// (`auto`, `pubsub` or `cometd`).
+pub async fn add_acme_over(
+    db: &TestDatabase,
+    emulator: &RunningEmulator,
+    objects: &[&str],
+    transport: &str,
+) {
     let objects = objects.join(",");
     SFPG.run(
         db,
@@ -39,6 +51,8 @@ pub async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator, objects: &[
             DEFAULT_CLIENT_SECRET,
             "--objects",
             &objects,
+            "--pubsub-endpoint",
+            emulator.pubsub_endpoint(),
         ],
     )
     .await;
@@ -55,6 +69,23 @@ pub async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator, objects: &[
         ],
     )
     .await;
+    SFPG.run(
+        db,
+        &["org", "set-cdc", "acme", "on", "--transport", transport],
+    )
+    .await;
+}
+
+/// The transport the stream runs on, and why, as the sync recorded it.
+pub async fn transport(client: &tokio_postgres::Client) -> (Option<String>, Option<String>) {
+    client
+        .query_opt(
+            "SELECT transport, transport_reason FROM sfpg.streams WHERE org_name = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map_or((None, None), |r| (r.get(0), r.get(1)))
 }
 
 /// The stream's saved row: (state, replay id, events, echoes, gaps).

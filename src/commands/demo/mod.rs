@@ -327,6 +327,10 @@ async fn register_org(
     let org = NewOrg {
         schema_name: SCHEMA.to_owned(),
         instance_url: Some(emulator.instance_url().to_owned()),
+        // The emulator's own Pub/Sub API, so `auto` streams over it.
+        pubsub_endpoint: Some(emulator.pubsub_endpoint())
+            .filter(|endpoint| !endpoint.is_empty())
+            .map(str::to_owned),
         ..NewOrg::client_credentials(
             ORG,
             emulator.login_url(),

@@ -104,8 +104,13 @@ impl Session {
                 });
             }
             if let Some(item) = self.ready.pop_front() {
-                if let StreamItem::Event(event) = &item {
-                    self.last_returned = Some(event.replay_id);
+                let returned = match &item {
+                    StreamItem::Event(event) => Some(event.replay_id),
+                    StreamItem::PlatformEvent(event) => Some(event.replay_id),
+                    _ => None,
+                };
+                if returned.is_some() {
+                    self.last_returned = returned;
                     self.consumed();
                 }
                 return Ok(item);
@@ -195,8 +200,8 @@ impl Session {
             self.ready.push_back(StreamItem::Idle);
         }
         for event in response.events {
-            let event = self.decode(event)?;
-            self.ready.push_back(StreamItem::Event(Box::new(event)));
+            let item = self.decode(event)?;
+            self.ready.push_back(item);
         }
         Ok(())
     }
