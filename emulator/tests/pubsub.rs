@@ -401,3 +401,23 @@ async fn a_client_that_stops_sending_requests_still_gets_what_it_asked_for() {
         "closed when idle"
     );
 }
+
+#[tokio::test]
+async fn cometd_names_the_schema_pubsub_serves() {
+    let h = Harness::with(quick(60_000, 60_000)).await;
+    let mut ps = PubSub::connect(&h).await;
+    let topic = ps
+        .client
+        .get_topic(ps.request(TopicRequest {
+            topic_name: ACCOUNTS.to_owned(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bayeux = Bayeux::handshake(&h).await;
+    assert_eq!(bayeux.subscribe(ACCOUNTS, -1).await["successful"], true);
+    bayeux.connect().await;
+    h.create("Account", json!({"Name": "Schema"})).await;
+    let events = bayeux.events(1).await;
+    assert_eq!(events[0]["data"]["schema"], topic.schema_id.as_str());
+}
