@@ -226,6 +226,11 @@ impl RunningEmulator {
         self.state.bus()
     }
 
+    /// The org's platform event topics (what was published, replay ids, retention).
+    pub fn platform_events(&self) -> &std::sync::Arc<crate::events::PlatformEventStore> {
+        self.state.platform_events()
+    }
+
     /// Publishes a `GAP_*` event for `record_ids` of `entity`; its replay id.
     pub fn inject_gap(
         &self,

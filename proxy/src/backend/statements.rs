@@ -27,7 +27,8 @@ use crate::net::messages::encode;
 use crate::net::messages::frontend as fe;
 use crate::push::WriteBack;
 use crate::settings::{
-    CAPTURE_INSTALLED_SQL, CURRENT_TXID_SQL, FIRST_PENDING_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL,
+    CAPTURE_INSTALLED_SQL, CURRENT_TXID_SQL, EVENT_WRITE_BACK_SQL, FIRST_PENDING_SQL,
+    TAKE_PENDING_SQL, WRITE_BACK_SQL,
 };
 
 /// The name of the proxy's statement and of its portal.
@@ -242,7 +243,14 @@ impl Upstream for Statements<'_> {
             Some(write_back.table.as_str()),
             Some(write_back.rows.as_str()),
         ];
-        self.run_ok(WRITE_BACK_SQL, &params).await?;
+        // A platform event's row gets its Id and EventUuid, or takes over the delivered
+        // row of the same event (V15); a record's, what was read back (V8, V11).
+        let sql = if write_back.events {
+            EVENT_WRITE_BACK_SQL
+        } else {
+            WRITE_BACK_SQL
+        };
+        self.run_ok(sql, &params).await?;
         Ok(())
     }
 

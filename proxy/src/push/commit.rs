@@ -67,11 +67,13 @@ pub trait Remote {
     fn repair_soon(&self);
 
     /// Reads back what Salesforce set on the records of an accepted push (`created`: the
-    /// Id of each create, in plan order), as what to write into the mirror.
+    /// Id of each create, in plan order; `event_uuids`: the EventUuid of each create that
+    /// published a platform event), as what to write into the mirror.
     fn read_back(
         &self,
         plan: &Plan,
         created: &[String],
+        event_uuids: &[Option<String>],
     ) -> impl Future<Output = (Vec<WriteBack>, Vec<Created>)> + Send;
 }
 
@@ -354,7 +356,9 @@ async fn push<R: Remote>(
         Ok(id) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
         Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
     }
-    let (write_backs, created) = remote.read_back(&plan, &sent.created).await;
+    let (write_backs, created) = remote
+        .read_back(&plan, &sent.created, &sent.event_uuids)
+        .await;
     Ok(Some(Pushed {
         write_backs,
         created,

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use sfpg_control::events::is_platform_event;
 use sfpg_control::orgs::valid_object_name;
 use sfpg_control::{MasterKey, Org, connect};
 use sfpg_salesforce::{
@@ -139,6 +140,8 @@ fn resolve_object(global: &DescribeGlobal, org: &str, name: &str) -> anyhow::Res
         .find(|o| o.name.eq_ignore_ascii_case(name));
     let refusal = match found {
         Some(o) if o.queryable && o.replicateable => return Ok(o.name.clone()),
+        // A platform event is never queried: it is streamed into its own table.
+        Some(o) if is_platform_event(&o.name) && o.createable => return Ok(o.name.clone()),
         Some(o) if !o.queryable => format!(
             "{} cannot be mirrored: org {org} says it is not queryable",
             o.name

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use sfpg_control::events::is_platform_event;
 use sfpg_control::objects::{ObjectState, Phase};
 use sfpg_control::orgs::OrgSettings;
 use sfpg_control::streams::{self, Checkpoint, StreamState};
@@ -186,7 +187,12 @@ async fn live_plans(
 ) -> Result<Vec<ObjectPlan>> {
     let mut plans = Vec::new();
     for state in ObjectState::load_all(db, org).await? {
-        if state.enabled && state.phase == Phase::Live && state.paused_reason.is_none() {
+        // Platform events have their own streams (`crate::events`).
+        if state.enabled
+            && state.phase == Phase::Live
+            && state.paused_reason.is_none()
+            && !is_platform_event(&state.object)
+        {
             plans.push(ObjectPlan::from_stored(
                 &state.object,
                 schema,
