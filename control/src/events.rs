@@ -343,26 +343,4 @@ async fn ensure_row(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn platform_events_are_named_by_their_suffix() {
-        assert!(is_platform_event("Order_Event__e"));
-        assert!(is_platform_event("order_event__E"));
-        assert!(!is_platform_event("Invoice__c"));
-        assert!(!is_platform_event("__e"));
-    }
-
-    #[test]
-    fn the_payload_names_the_row() {
-        let event = DeliveredEvent {
-            replay_id: 42,
-            event_uuid: Some("u".into()),
-            created_date: "2024-01-01T00:00:00.000Z".into(),
-            created_by_id: "005".into(),
-            values: Map::new(),
-        };
-        assert_eq!(event.notify_payload(), r#"{"eventuuid":"u","replayid":42}"#);
-    }
-}
+mod tests;
