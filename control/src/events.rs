@@ -122,7 +122,12 @@ impl DeliveredEvent {
 
     /// The `NOTIFY` payload that names its row: `{"replayid": …, "eventuuid": …}`.
     pub fn notify_payload(&self) -> String {
-        json!({"replayid": self.replay_id, "eventuuid": self.event_uuid}).to_string()
+        // Written out so the keys keep this order, whatever serde_json's map is.
+        format!(
+            r#"{{"replayid":{},"eventuuid":{}}}"#,
+            self.replay_id,
+            json!(self.event_uuid)
+        )
     }
 }
 
