@@ -233,7 +233,7 @@ pub async fn delete_older_than(
 }
 
 /// A topic's saved checkpoint and counts (`sfpg.event_streams`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct EventCheckpoint {
     pub event_name: String,
     pub replay_id: Option<i64>,
