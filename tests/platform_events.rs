@@ -3,7 +3,8 @@
 //! with a `NOTIFY`; an `INSERT` through the proxy publishes at COMMIT and its row is not
 //! doubled when the event comes back; UPDATE and DELETE are refused (0A000); a push
 //! Salesforce refuses publishes nothing and leaves nothing; rows past the retention go;
-//! and a sync killed with SIGKILL while events arrive inserts each exactly once.
+//! and a sync killed with SIGKILL while events arrive inserts each exactly once. The
+//! README's example runs as written, with psql on both sides.
 
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -277,5 +278,88 @@ async fn a_sync_killed_mid_stream_inserts_each_event_exactly_once() {
         .unwrap()
         .get(0);
     assert_eq!(counted, 250);
+    sync.stop_cleanly(Duration::from_secs(30)).await;
+}
+
+/// psql from the test server's binaries, or the one on PATH.
+fn psql(db: &TestDatabase) -> std::path::PathBuf {
+    db.server()
+        .bin_dir()
+        .map(|d| d.join("psql"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| "psql".into())
+}
+
+/// The README's example: one psql session LISTENs, another publishes through the proxy with
+/// `BEGIN; INSERT …; COMMIT;`, and the first is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_runs_in_psql() {
+    let emulator = emulator().await;
+    let db = TestDatabase::create().await;
+    cdc::add_acme(&db, &emulator, &OBJECTS).await;
+    let direct = db.connect().await;
+    let sync = cdc::start_sync(&db, &[]);
+    wait_event_stream(&direct, Duration::from_secs(60)).await;
+    let proxy = start_proxy(
+        &db,
+        ProxySetup {
+            push_with: Some(master_key()),
+            ..ProxySetup::default()
+        },
+    )
+    .await;
+    let server = db.server();
+    let conninfo = |port: u16| {
+        format!(
+            "host=127.0.0.1 port={port} user={} dbname={} password={}",
+            server.user(),
+            db.name(),
+            server.password().unwrap_or("")
+        )
+    };
+    // The listener talks to the server again after the publish, so psql prints what came.
+    let listener = tokio::process::Command::new(psql(&db))
+        .arg(conninfo(server.port()))
+        .args([
+            "-X",
+            "-c",
+            "LISTEN order_event__e",
+            "-c",
+            "SELECT pg_sleep(4)",
+            "-c",
+            "SELECT 1",
+        ])
+        .output();
+    let publisher = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::process::Command::new(psql(&db))
+            .arg(conninfo(proxy.addr.port()))
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-c"])
+            .arg(
+                "BEGIN; INSERT INTO acme.order_event__e (order_number__c, has_shipped__c) \
+                 VALUES ('17', true); COMMIT;",
+            )
+            .output()
+            .await
+            .unwrap()
+    };
+    let (listened, publishing) = tokio::join!(listener, publisher);
+    let listened = listened.unwrap();
+    assert!(publishing.status.success(), "{publishing:?}");
+    let stdout = String::from_utf8_lossy(&listened.stdout);
+    let (replay_id, uuid, _) = published(&emulator).remove(0);
+    let expected = format!(
+        r#"Asynchronous notification "order_event__e" with payload "{{"replayid":{replay_id},"eventuuid":"{uuid}"}}" received"#
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+    let number: String = direct
+        .query_one(
+            &format!("SELECT order_number__c FROM {TABLE} WHERE replayid = $1"),
+            &[&replay_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(number, "17");
     sync.stop_cleanly(Duration::from_secs(30)).await;
 }
