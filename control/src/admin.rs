@@ -133,6 +133,26 @@ pub async fn set_cdc_enabled(
     .await
 }
 
+/// `sfpg org set-cdc`: turns the org's stream on or off and, when given, sets its transport
+/// and Pub/Sub endpoint, in one update, so a running sync reloads once.
+pub async fn set_cdc(
+    client: &impl GenericClient,
+    org: &str,
+    enabled: bool,
+    transport: Option<crate::streams::CdcTransport>,
+    pubsub_endpoint: Option<&str>,
+) -> Result<(), ControlError> {
+    update_org(
+        client,
+        org,
+        "UPDATE sfpg.orgs SET cdc_enabled = $2, cdc_transport = coalesce($3, cdc_transport),
+                pubsub_endpoint = coalesce($4, pubsub_endpoint), updated_at = now()
+          WHERE name = $1",
+        &[&enabled, &transport.map(|t| t.as_str()), &pubsub_endpoint],
+    )
+    .await
+}
+
 /// Sets the transport of the org's Change Data Capture stream; a running sync subscribes
 /// again through it at once (the `orgs_changed` trigger).
 pub async fn set_cdc_transport(

@@ -153,6 +153,19 @@ async fn the_transport_defaults_to_auto_and_set_cdc_and_the_sync_record_read_bac
     assert_eq!(status.cdc_transport, CdcTransport::CometD);
     assert_eq!(status.transport, Some(StreamTransport::CometD));
     assert_eq!(status.transport_reason.as_deref(), Some("transport cometd"));
+    crate::admin::set_cdc(&client, "acme", false, Some(CdcTransport::PubSub), None)
+        .await
+        .unwrap();
+    let settings = crate::orgs::OrgSettings::load(&client, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!settings.cdc_enabled);
+    assert_eq!(settings.cdc_transport, CdcTransport::PubSub);
+    assert_eq!(
+        settings.pubsub_endpoint, "http://127.0.0.1:7000",
+        "kept when not given"
+    );
     let refused = client
         .execute(
             "UPDATE sfpg.orgs SET cdc_transport = 'grpc' WHERE name = 'acme'",

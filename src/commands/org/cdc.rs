@@ -49,19 +49,15 @@ pub async fn set_cdc(args: SetCdcArgs) -> anyhow::Result<()> {
         .map(|endpoint| super::verify::pubsub_endpoint(endpoint, "--pubsub-endpoint"))
         .transpose()?;
     let client = control_client(&args.database.database_url).await?;
-    if let Some(endpoint) = &endpoint {
-        admin::set_pubsub_endpoint(&client, &args.name, endpoint)
-            .await
-            .map_err(user_facing)?;
-    }
-    if let Some(transport) = args.transport {
-        admin::set_cdc_transport(&client, &args.name, transport)
-            .await
-            .map_err(user_facing)?;
-    }
-    admin::set_cdc_enabled(&client, &args.name, args.cdc.0)
-        .await
-        .map_err(user_facing)?;
+    admin::set_cdc(
+        &client,
+        &args.name,
+        args.cdc.0,
+        args.transport,
+        endpoint.as_deref(),
+    )
+    .await
+    .map_err(user_facing)?;
     let over = args
         .transport
         .map(|t| format!(" (transport {t})"))
