@@ -56,6 +56,53 @@ async fn sync_writes(client: &tokio_postgres::Client, sfids: &[&str]) -> Vec<(St
         .collect()
 }
 
+/// Through the proxy, each push at the start of a second: `updated`'s city changed, an
+/// Account created (its Id returned), the `pair` described alike in one transaction,
+/// `deleted` deleted.
+async fn push(
+    proxy: &tokio_postgres::Client,
+    updated: &str,
+    [pair_a, pair_b]: [&str; 2],
+    deleted: &str,
+) -> String {
+    start_of_a_second().await;
+    let changed = proxy
+        .execute(
+            "UPDATE acme.account SET billingcity = 'Echo City' WHERE sfid = $1",
+            &[&updated],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    start_of_a_second().await;
+    let created: String = proxy
+        .query_one(
+            "INSERT INTO acme.account (name, phone) VALUES ('Echo Co', '555-0100') RETURNING sfid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    start_of_a_second().await;
+    // Two records with the same values in one Salesforce transaction: one event may name
+    // both.
+    proxy.batch_execute("BEGIN").await.unwrap();
+    proxy
+        .execute(
+            "UPDATE acme.account SET description = 'one push' WHERE sfid IN ($1, $2)",
+            &[&pair_a, &pair_b],
+        )
+        .await
+        .unwrap();
+    proxy.batch_execute("COMMIT").await.unwrap();
+    start_of_a_second().await;
+    proxy
+        .execute("DELETE FROM acme.account WHERE sfid = $1", &[&deleted])
+        .await
+        .unwrap();
+    created
+}
+
 async fn emulator() -> RunningEmulator {
     sfpg_emulator::http::start(EmulatorConfig {
         org: OrgSource::Generated {
@@ -94,41 +141,7 @@ async fn proxy_writes_come_back_as_echoes_counted_and_not_applied_twice() {
     let (_, _, events_before, echoes_before, _) = stream(&client).await;
 
     let proxy = db.connect_via(addr).await;
-    start_of_a_second().await;
-    let changed = proxy
-        .execute(
-            "UPDATE acme.account SET billingcity = 'Echo City' WHERE sfid = $1",
-            &[updated],
-        )
-        .await
-        .unwrap();
-    assert_eq!(changed, 1);
-    start_of_a_second().await;
-    let created: String = proxy
-        .query_one(
-            "INSERT INTO acme.account (name, phone) VALUES ('Echo Co', '555-0100') RETURNING sfid",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    start_of_a_second().await;
-    // Two records with the same values in one Salesforce transaction: one event may name
-    // both.
-    proxy.batch_execute("BEGIN").await.unwrap();
-    proxy
-        .execute(
-            "UPDATE acme.account SET description = 'one push' WHERE sfid IN ($1, $2)",
-            &[pair_a, pair_b],
-        )
-        .await
-        .unwrap();
-    proxy.batch_execute("COMMIT").await.unwrap();
-    start_of_a_second().await;
-    proxy
-        .execute("DELETE FROM acme.account WHERE sfid = $1", &[deleted])
-        .await
-        .unwrap();
+    let created = push(&proxy, updated, [pair_a, pair_b], deleted).await;
 
     // Every push published its events; the stream applies them all, each as an echo.
     wait_applied_all(&emulator, &client, Duration::from_secs(30)).await;

@@ -156,6 +156,9 @@ pub struct ObjectSync {
     pub poll_now: bool,
     /// When the last page of changes was asked for.
     pub changes_polled_at: Option<DateTime<Utc>>,
+    /// When the current pass over the changes began (its first page, asked for with no
+    /// cursor Id).
+    pub changes_pass_started: Option<DateTime<Utc>>,
 }
 
 /// A backfill page read ahead of its turn. It is used only if the backfill is still at the
@@ -211,6 +214,7 @@ impl ObjectSync {
             streamed: false,
             poll_now: false,
             changes_polled_at: None,
+            changes_pass_started: None,
             state,
         })
     }
@@ -270,11 +274,17 @@ impl ObjectSync {
 
     /// Whether the changes are to be polled now: always, unless the org's stream keeps the
     /// object current and the feed is caught up, when only every `poll_while_streaming`
-    /// (or at once when asked).
+    /// (or at once when asked). A pass that has read past the time it began counts as
+    /// caught up then: what changed since is the stream's, and a pass that followed records
+    /// changing faster than its pages would poll at the org's rate for as long as they do.
     fn changes_due(&self, now: DateTime<Utc>, settings: &SyncSettings) -> bool {
+        let past_its_start = matches!(
+            (self.state.cursor_modstamp, self.changes_pass_started),
+            (Some(cursor), Some(started)) if cursor >= started
+        );
         !self.streamed
             || self.poll_now
-            || self.state.cursor_id.is_some()
+            || (self.state.cursor_id.is_some() && !past_its_start)
             || self
                 .changes_polled_at
                 .is_none_or(|at| at + chrono_duration(settings.poll_while_streaming) <= now)
@@ -534,5 +544,28 @@ pub(crate) mod tests {
         object.state.enabled = false;
         object.resume_at = None;
         assert_eq!(object.next_task(Utc::now(), &settings), None);
+    }
+
+    #[test]
+    fn a_safety_poll_of_a_streamed_object_stops_chasing_once_past_its_start() {
+        let settings = SyncSettings::default();
+        let mut object = object(Phase::Live);
+        object.state.deleted_watermark = Some(Utc::now());
+        object.state.reconciled_at = Some(Utc::now());
+        let started = Utc::now() - chrono::Duration::seconds(30);
+        object.streamed = true;
+        object.changes_polled_at = Some(Utc::now());
+        object.changes_pass_started = Some(started);
+        // Behind its start: the pass goes on at the org's rate.
+        object.state.cursor_modstamp = Some(started - chrono::Duration::seconds(5));
+        object.state.cursor_id = Some("001000000000001AAA".into());
+        assert_eq!(object.next_task(Utc::now(), &settings), Some(Task::Changes));
+        // Past it, with records still changing faster than its pages: whatever changed
+        // since the pass began is the stream's; the next page waits for the safety cadence.
+        object.state.cursor_modstamp = Some(started + chrono::Duration::seconds(1));
+        assert_eq!(object.next_task(Utc::now(), &settings), None);
+        // The stream down: the poll is the only source again.
+        object.streamed = false;
+        assert_eq!(object.next_task(Utc::now(), &settings), Some(Task::Changes));
     }
 }

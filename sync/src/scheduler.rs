@@ -293,6 +293,9 @@ impl OrgSync {
             may_read_ahead,
         };
         let started = Utc::now();
+        if task == Task::Changes && object.state.cursor_id.is_none() {
+            object.changes_pass_started = Some(started);
+        }
         let phase_before = object.state.phase;
         let result = steps::run(&mut context, object, task)
             .instrument(span)

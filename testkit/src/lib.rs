@@ -15,7 +15,8 @@
 //! ```
 //!
 //! The rest of what tests share is here too, so that it is written once:
-//! - [`process`]: processes a test starts (their output, their log, `/proc`), and waiting
+//! - [`process`]: processes a test starts (their output, their log, `/proc`), the crash
+//!   tests' process killed with SIGKILL and started again ([`process::Crashing`]), and waiting
 //!   for something with a deadline;
 //! - with the `world` feature, [`world`]: an emulated org registered in a test database and
 //!   mirrored by the real sync, and the comparison of the mirror with the org; and
