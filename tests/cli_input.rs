@@ -55,6 +55,26 @@ async fn bad_urls_are_refused_before_anything_is_stored() {
             vec!["--login-url", &bad_port],
             &["login URL", "acme.my.salesforce.com:99999"],
         ),
+        (
+            "a Pub/Sub endpoint of another scheme",
+            vec![
+                "--instance-url",
+                "https://acme.my.salesforce.com",
+                "--pubsub-endpoint",
+                "ftp://pubsub.example:7443",
+            ],
+            &["--pubsub-endpoint", "is not a Pub/Sub endpoint"],
+        ),
+        (
+            "a Pub/Sub endpoint with a path",
+            vec![
+                "--instance-url",
+                "https://acme.my.salesforce.com",
+                "--pubsub-endpoint",
+                "https://pubsub.example:7443/eventbus",
+            ],
+            &["--pubsub-endpoint", "host:port"],
+        ),
     ];
     for (case, flags, expected) in cases {
         // Checked before logging in, so with and without --no-verify alike.

@@ -1,7 +1,7 @@
-//! Runs the simple-salesforce conformance suite (`tests/conformance/`), and the
-//! aiosfstream-ng Streaming API check, against an emulator started in this process over
-//! HTTPS. Installs the Python requirements with pip when simple-salesforce, pytest or
-//! aiosfstream-ng is missing, and fails with pytest's output.
+//! Runs the simple-salesforce conformance suite (`tests/conformance/`), the aiosfstream-ng
+//! Streaming API check and the grpcio + avro Pub/Sub API check, against an emulator started
+//! in this process over HTTPS. Installs the Python requirements with pip when one of them is
+//! missing, and fails with pytest's output.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -34,9 +34,10 @@ fn text(output: &Output) -> String {
 
 /// Installs `requirements.txt` unless the modules import already.
 fn ensure_requirements() {
-    let probe = run(
-        Command::new(python()).args(["-c", "import simple_salesforce, pytest, aiosfstream_ng"])
-    );
+    let probe = run(Command::new(python()).args([
+        "-c",
+        "import simple_salesforce, pytest, aiosfstream_ng, grpc, grpc_tools, avro",
+    ]));
     if probe.status.success() {
         return;
     }
@@ -72,6 +73,7 @@ async fn simple_salesforce_drives_the_emulator() {
     let app = emulator.apps()[0].clone();
     let user = emulator.users()[0].clone();
     let token_url = emulator.token_url();
+    let pubsub_endpoint = emulator.pubsub_endpoint().to_owned();
     let ca_file = cert_path.clone();
     let pytest = tokio::task::spawn_blocking(move || {
         ensure_requirements();
@@ -84,6 +86,7 @@ async fn simple_salesforce_drives_the_emulator() {
             .env("SFPG_EMULATOR_USERNAME", user.username)
             .env("SFPG_EMULATOR_PASSWORD", user.password)
             .env("SFPG_EMULATOR_CA_FILE", ca_file)
+            .env("SFPG_EMULATOR_PUBSUB_ENDPOINT", pubsub_endpoint)
             .env("SFPG_EMULATOR_API_VERSION", "62.0"))
     })
     .await

@@ -7,20 +7,18 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sfpg_emulator::http::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
-};
+use sfpg_emulator::http::{EmulatorConfig, OrgSource, RunningEmulator};
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::binary::Sfpg;
-use sfpg_testkit::process::TestProcess;
+use sfpg_testkit::process::{Crashing, random_between, wait_until};
 
 const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info");
 
 const OBJECTS: [&str; 2] = ["Account", "Contact"];
 
-fn start_sync(db: &TestDatabase) -> TestProcess {
+fn start_sync(db: &TestDatabase) -> Crashing {
     // Small pages, so that a kill lands inside one more often than between two.
     let args = [
         "sync",
@@ -30,39 +28,22 @@ fn start_sync(db: &TestDatabase) -> TestProcess {
         "--bulk-poll-cap",
         "200ms",
     ];
-    SFPG.start(db.url(), &args)
+    let url = db.url().to_owned();
+    Crashing::start(move || SFPG.start(&url, &args))
 }
 
 /// Registers the emulator's org as `acme` with `sfpg org add`, every object at or above
 /// the bulk threshold of 1,000 records, at 50 requests a second.
 async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator) {
-    let objects = OBJECTS.join(",");
-    let add = [
-        "org",
-        "add",
-        "acme",
-        "--instance-url",
-        emulator.instance_url(),
-        "--client-id",
-        DEFAULT_CLIENT_ID,
-        "--client-secret",
-        DEFAULT_CLIENT_SECRET,
-        "--objects",
-        &objects,
+    let url = emulator.instance_url();
+    let threshold = [
         "--bulk-threshold",
         "1000",
+        "--pubsub-endpoint",
+        emulator.pubsub_endpoint(),
     ];
-    SFPG.run(db, &add).await;
-    let rate = [
-        "org",
-        "set-rate-limit",
-        "acme",
-        "--requests",
-        "50",
-        "--per",
-        "1s",
-    ];
-    SFPG.run(db, &rate).await;
+    SFPG.add_org(db, "acme", url, &OBJECTS, &threshold).await;
+    SFPG.set_rate_per_second(db, "acme", 50).await;
 }
 
 /// Each object's (name, phase, records written, job).
@@ -88,29 +69,7 @@ async fn wait_for(
     what: &str,
     done: impl Fn(&Progress) -> bool,
 ) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let now = progress(client).await;
-        if done(&now) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not after {timeout:?}: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A pseudo-random wait between `low` and `high`, from the clock (no seed to keep: each
-/// run kills at other points, which is the point).
-fn random_between(low: Duration, high: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let span = high.saturating_sub(low).as_millis().max(1) as u64;
-    low + Duration::from_millis(u64::from(nanos) % span)
+    wait_until(what, timeout, async || progress(client).await, done).await;
 }
 
 /// Asserts that the mirror holds each of the org's records once, field for field.
@@ -158,20 +117,19 @@ async fn killed_three_times_mid_bulk_backfill_the_mirror_equals_the_org() {
     add_acme(&db, &emulator).await;
     let client = db.connect().await;
 
+    let mut sync = start_sync(&db);
     for kill in 1..=3 {
-        let mut sync = start_sync(&db);
         let wait = random_between(Duration::from_millis(300), Duration::from_millis(2500));
-        tokio::time::sleep(wait).await;
-        sync.kill();
+        sync.kill_after(wait).await;
         let at_kill = progress(&client).await;
         eprintln!("kill {kill} after {wait:?}: {at_kill:?}");
         assert!(
             at_kill.iter().any(|(_, phase, _, _)| phase != "live"),
             "kill {kill} came after the backfill: {at_kill:?}"
         );
+        sync.restart();
     }
 
-    let mut sync = start_sync(&db);
     wait_for(
         &client,
         Duration::from_secs(300),
@@ -179,9 +137,7 @@ async fn killed_three_times_mid_bulk_backfill_the_mirror_equals_the_org() {
         |p| p.iter().all(|(_, phase, _, _)| phase == "live"),
     )
     .await;
-    sync.signal("TERM");
-    let exit = sync.exit_within(Duration::from_secs(60)).await;
-    assert!(exit.success(), "sfpg sync did not stop cleanly: {exit:?}");
+    sync.stop_cleanly(Duration::from_secs(60)).await;
 
     assert_mirror_equals_org(&emulator, &client).await;
     // A restart resumes the job it had. Only a kill between a job's creation and the

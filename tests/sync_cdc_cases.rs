@@ -9,13 +9,12 @@
 #[path = "sync_cdc/support.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use sfpg_emulator::events::Selection;
 use sfpg_emulator::http::{EmulatorConfig, OrgSource, RunningEmulator};
 use sfpg_testkit::TestDatabase;
-use sfpg_testkit::world::mirror_diff;
 use support::*;
 
 const OBJECTS: [&str; 2] = ["Account", "Contact"];
@@ -50,31 +49,6 @@ async fn column(
         .and_then(|r| r.get(0))
 }
 
-/// Waits until the mirror of `objects` equals the org.
-async fn wait_mirror_equals_org(
-    emulator: &RunningEmulator,
-    client: &tokio_postgres::Client,
-    objects: &[&str],
-    timeout: Duration,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        let mut diff = Vec::new();
-        for object in objects {
-            diff.extend(mirror_diff(emulator, client, "acme", object).await);
-        }
-        if diff.is_empty() {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "the mirror differs after {timeout:?}:\n{}",
-            diff.join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The `source` column of each object.
 async fn sources(client: &tokio_postgres::Client) -> Vec<(String, String)> {
     client
@@ -91,12 +65,23 @@ async fn sources(client: &tokio_postgres::Client) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compound_fields_nulls_deletes_and_undeletes_stream_into_the_mirror() {
+    compound_fields_nulls_deletes_and_undeletes_over("cometd").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compound_fields_nulls_deletes_and_undeletes_stream_into_the_mirror_over_pubsub() {
+    compound_fields_nulls_deletes_and_undeletes_over("pubsub").await;
+}
+
+/// An address part changed and a phone nulled, a contact's first name, a delete and an
+/// undelete, streamed over `transport`: the mirror follows each and ends equal to the org.
+async fn compound_fields_nulls_deletes_and_undeletes_over(transport: &str) {
     let emulator = emulator(Selection::All).await;
     let db = TestDatabase::create().await;
-    add_acme(&db, &emulator, &OBJECTS).await;
+    add_acme_over(&db, &emulator, &OBJECTS, transport).await;
     let client = db.connect().await;
     // Safety polls far apart: what reaches the mirror below came from the stream.
-    let mut sync = start_sync(&db, &["--poll-while-streaming", "1h"]);
+    let sync = start_sync(&db, &["--poll-while-streaming", "1h"]);
     wait_streaming(&client, 2, Duration::from_secs(90)).await;
     let account = ids(&emulator, "Account")[0].clone();
     let contact = ids(&emulator, "Contact")[0].clone();
@@ -147,8 +132,7 @@ async fn compound_fields_nulls_deletes_and_undeletes_stream_into_the_mirror() {
         "undeleted"
     );
     sfpg_testkit::world::assert_mirror_equals_org(&emulator, &client, "acme", &OBJECTS).await;
-    sync.signal("TERM");
-    assert!(sync.exit_within(Duration::from_secs(60)).await.success());
+    sync.stop_cleanly(Duration::from_secs(60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +141,7 @@ async fn an_unselected_object_polls_and_set_cdc_off_polls_everything() {
     let db = TestDatabase::create().await;
     add_acme(&db, &emulator, &OBJECTS).await;
     let client = db.connect().await;
-    let mut sync = start_sync(&db, &["--poll-while-streaming", "1h"]);
+    let sync = start_sync(&db, &["--poll-while-streaming", "1h"]);
     wait_streaming(&client, 1, Duration::from_secs(90)).await;
     assert_eq!(
         sources(&client).await,
@@ -204,8 +188,7 @@ async fn an_unselected_object_polls_and_set_cdc_off_polls_everything() {
     assert!(status.contains("stream: off"), "{status}");
     SFPG.run(&db, &["org", "set-cdc", "acme", "on"]).await;
     wait_streaming(&client, 1, Duration::from_secs(30)).await;
-    sync.signal("TERM");
-    assert!(sync.exit_within(Duration::from_secs(60)).await.success());
+    sync.stop_cleanly(Duration::from_secs(60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,19 +197,18 @@ async fn expired_events_while_down_are_caught_up_by_polling_never_skipped() {
     let db = TestDatabase::create().await;
     add_acme(&db, &emulator, &OBJECTS).await;
     let client = db.connect().await;
-    let mut sync = start_sync(&db, &[]);
+    let sync = start_sync(&db, &[]);
     wait_streaming(&client, 2, Duration::from_secs(90)).await;
     let accounts = ids(&emulator, "Account");
     change_random_account(&emulator, &accounts, 1);
     wait_applied_all(&emulator, &client, Duration::from_secs(10)).await;
-    sync.signal("TERM");
-    assert!(sync.exit_within(Duration::from_secs(60)).await.success());
+    sync.stop_cleanly(Duration::from_secs(60)).await;
     // Changed while the sync is down, and the events gone before it comes back.
     for n in 2..22 {
         change_random_account(&emulator, &accounts, n);
     }
     assert!(emulator.event_bus().expire_all() > 0);
-    let mut sync = start_sync(&db, &[]);
+    let sync = start_sync(&db, &[]);
     let took = wait_mirror_equals_org(&emulator, &client, &OBJECTS, Duration::from_secs(60)).await;
     wait_streaming(&client, 2, Duration::from_secs(60)).await;
     eprintln!("caught up {took:?} after the restart");
@@ -234,8 +216,7 @@ async fn expired_events_while_down_are_caught_up_by_polling_never_skipped() {
     change_random_account(&emulator, &accounts, 99);
     wait_applied_all(&emulator, &client, Duration::from_secs(20)).await;
     sfpg_testkit::world::assert_mirror_equals_org(&emulator, &client, "acme", &OBJECTS).await;
-    sync.signal("TERM");
-    assert!(sync.exit_within(Duration::from_secs(60)).await.success());
+    sync.stop_cleanly(Duration::from_secs(60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +225,7 @@ async fn a_gap_is_read_again_and_dropped_or_stalled_connects_lose_nothing() {
     let db = TestDatabase::create().await;
     add_acme(&db, &emulator, &OBJECTS).await;
     let client = db.connect().await;
-    let mut sync = start_sync(&db, &["--poll-while-streaming", "1h"]);
+    let sync = start_sync(&db, &["--poll-while-streaming", "1h"]);
     wait_streaming(&client, 2, Duration::from_secs(90)).await;
     let account = ids(&emulator, "Account")[1].clone();
     // Changed without an event (the object briefly not selected), then a GAP_UPDATE
@@ -288,6 +269,5 @@ async fn a_gap_is_read_again_and_dropped_or_stalled_connects_lose_nothing() {
     emulator.stall_cometd(None, false);
     wait_applied_all(&emulator, &client, Duration::from_secs(200)).await;
     sfpg_testkit::world::assert_mirror_equals_org(&emulator, &client, "acme", &OBJECTS).await;
-    sync.signal("TERM");
-    assert!(sync.exit_within(Duration::from_secs(60)).await.success());
+    sync.stop_cleanly(Duration::from_secs(60)).await;
 }

@@ -1,11 +1,14 @@
 //! The lag benchmark of Change Data Capture (figures in docs/benchmarks.md): another user
 //! updates random Accounts at 10, 100 and 1,000 changes a second for a while, and each
 //! change's time from the emulator's commit to the mirror's write is measured by a trigger
-//! on the mirror table; then the same load with the stream off (`set-cdc off`), polled at
-//! the default rate (1 request every 3 s), as the baseline. API requests per hour of each
+//! on the mirror table, streamed over CometD (runs `stream<rate>`), then at 100 and 1,000 a
+//! second over the Pub/Sub API (`set-cdc on --transport pubsub`, runs `pubsub<rate>`) in
+//! the same run; then the same load with the stream off (`set-cdc off`), polled at the
+//! default rate (1 request every 3 s), as the baseline. API requests per hour of each
 //! come from the emulator's request log. Ignored by default: run it with
 //! `cargo test --release --test sync_cdc_lag -- --ignored --nocapture`
-//! (`SFPG_LAG_SECONDS` changes the 60 s of each run).
+//! (`SFPG_LAG_SECONDS` changes the 60 s of each run; `SFPG_LAG_RUNS=stream1000,pubsub1000`
+//! makes only the runs named).
 
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -87,11 +90,30 @@ async fn run(
     }
     let elapsed = started.elapsed();
     let ended_at = Utc::now();
-    // Wait for every change whose record was not changed again before it was mirrored.
+    let seen = wait_mirrored(client, label, total, settle).await;
+    let log = emulator.requests(log_before);
+    let during: Vec<_> = log
+        .iter()
+        .filter(|r| r.time >= started_at && r.time <= ended_at)
+        .collect();
+    let per_hour = |n: usize| n as f64 * 3600.0 / elapsed.as_secs_f64();
+    let mut run = lags(label, &sent, &seen);
+    run.requests_per_hour = per_hour(during.iter().filter(|r| r.counted).count());
+    run.http_per_hour = per_hour(during.len());
+    run
+}
+
+/// The mirror's writes of the run's phones, once the last one is seen (each change whose
+/// record was not changed again before it was mirrored) or `settle` has passed.
+async fn wait_mirrored(
+    client: &tokio_postgres::Client,
+    label: &str,
+    total: u64,
+    settle: Duration,
+) -> Vec<(String, DateTime<Utc>)> {
     let deadline = Instant::now() + settle;
-    let mut seen: Vec<(String, DateTime<Utc>)>;
     loop {
-        seen = client
+        let seen: Vec<(String, DateTime<Utc>)> = client
             .query(
                 "SELECT phone, at FROM public.lag_seen WHERE phone LIKE $1",
                 &[&format!("lag-{label}-%")],
@@ -103,17 +125,14 @@ async fn run(
             .collect();
         let last = format!("lag-{label}-{}", total - 1);
         if seen.iter().any(|(p, _)| *p == last) || Instant::now() > deadline {
-            break;
+            return seen;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let log = emulator.requests(log_before);
-    let during: Vec<_> = log
-        .iter()
-        .filter(|r| r.time >= started_at && r.time <= ended_at)
-        .collect();
-    let requests = during.iter().filter(|r| r.counted).count() as f64;
-    let http = during.len() as f64;
+}
+
+/// The lags of the changes `sent` that were `seen` in the mirror (requests left at 0).
+fn lags(label: &str, sent: &HashMap<String, SystemTime>, seen: &[(String, DateTime<Utc>)]) -> Run {
     let mut by_order: Vec<(u64, f64)> = seen
         .iter()
         .filter_map(|(phone, at)| {
@@ -141,18 +160,20 @@ async fn run(
         last_p50: percentile(&last, 0.5),
         seen: all.len(),
         sent: sent.len(),
-        requests_per_hour: requests * 3600.0 / elapsed.as_secs_f64(),
-        http_per_hour: http * 3600.0 / elapsed.as_secs_f64(),
+        requests_per_hour: 0.0,
+        http_per_hour: 0.0,
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a benchmark: run it with --ignored --nocapture, in release"]
-async fn lag_from_the_emulator_commit_to_the_mirror_commit() {
-    let seconds: u64 = std::env::var("SFPG_LAG_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+/// Whether `SFPG_LAG_RUNS` (a comma-separated list of run labels) asks for `label`; every
+/// run when it is unset.
+fn wanted(label: &str) -> bool {
+    std::env::var("SFPG_LAG_RUNS").map_or(true, |runs| runs.split(',').any(|r| r.trim() == label))
+}
+
+/// An emulator with 4,000 generated records, and a database with org `acme` mirroring its
+/// Accounts at the default rate: 1 request every 3 s, as `org add` sets it.
+async fn setup() -> (Arc<RunningEmulator>, TestDatabase) {
     let emulator = Arc::new(
         sfpg_emulator::http::start(EmulatorConfig {
             org: OrgSource::Generated {
@@ -165,7 +186,6 @@ async fn lag_from_the_emulator_commit_to_the_mirror_commit() {
         .unwrap(),
     );
     let db = TestDatabase::create().await;
-    // The default rate: 1 request every 3 s, as `org add` sets it.
     SFPG.run(
         &db,
         &[
@@ -180,54 +200,22 @@ async fn lag_from_the_emulator_commit_to_the_mirror_commit() {
             sfpg_emulator::http::DEFAULT_CLIENT_SECRET,
             "--objects",
             "Account",
+            "--pubsub-endpoint",
+            emulator.pubsub_endpoint(),
         ],
     )
     .await;
-    let client = db.connect().await;
-    let mut sync = start_sync(&db, &[]);
-    wait_streaming(&client, 1, Duration::from_secs(300)).await;
-    client.batch_execute(TRIGGER).await.unwrap();
-    let mut runs = Vec::new();
-    for rate in [10, 100, 1000] {
-        let label = format!("stream{rate}");
-        runs.push(
-            run(
-                &emulator,
-                &client,
-                &label,
-                rate,
-                seconds,
-                Duration::from_secs(30),
-            )
-            .await,
-        );
-    }
-    SFPG.run(&db, &["org", "set-cdc", "acme", "off"]).await;
-    wait_stream(&client, Duration::from_secs(10), "stream down", |s| {
-        s.0 == "down"
-    })
-    .await;
-    for rate in [10, 100] {
-        let label = format!("poll{rate}");
-        runs.push(
-            run(
-                &emulator,
-                &client,
-                &label,
-                rate,
-                seconds,
-                Duration::from_secs(120),
-            )
-            .await,
-        );
-    }
-    sync.signal("TERM");
-    sync.exit_within(Duration::from_secs(60)).await;
+    let cometd = ["org", "set-cdc", "acme", "on", "--transport", "cometd"];
+    SFPG.run(&db, &cometd).await;
+    (emulator, db)
+}
+
+fn print_table(runs: &[Run]) {
     println!(
         "| run | changes mirrored / made | p50 | p99 | max | p50 first → last tenth | API requests per hour | all HTTP requests per hour |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for r in &runs {
+    for r in runs {
         println!(
             "| {} | {} / {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} → {:.0} ms | {:.0} | {:.0} |",
             r.label,
@@ -242,4 +230,76 @@ async fn lag_from_the_emulator_commit_to_the_mirror_commit() {
             r.http_per_hour
         );
     }
+}
+
+/// The stream switched to the Pub/Sub API (it resumes after its checkpoint), and the
+/// `pubsub<rate>` runs asked for at 100 and 1,000 changes a second.
+async fn over_pubsub(
+    emulator: &Arc<RunningEmulator>,
+    db: &TestDatabase,
+    client: &tokio_postgres::Client,
+    seconds: u64,
+) -> Vec<Run> {
+    let labels: Vec<(u64, String)> = [100, 1000]
+        .into_iter()
+        .map(|rate| (rate, format!("pubsub{rate}")))
+        .filter(|(_, label)| wanted(label))
+        .collect();
+    if labels.is_empty() {
+        return Vec::new();
+    }
+    SFPG.run(
+        db,
+        &["org", "set-cdc", "acme", "on", "--transport", "pubsub"],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while transport(client).await.0.as_deref() != Some("pubsub") {
+        assert!(Instant::now() < deadline, "{:?}", transport(client).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_streaming(client, 1, Duration::from_secs(60)).await;
+    let mut runs = Vec::new();
+    for (rate, label) in labels {
+        let settle = Duration::from_secs(30);
+        runs.push(run(emulator, client, &label, rate, seconds, settle).await);
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it with --ignored --nocapture, in release"]
+async fn lag_from_the_emulator_commit_to_the_mirror_commit() {
+    let seconds: u64 = std::env::var("SFPG_LAG_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let (emulator, db) = setup().await;
+    let client = db.connect().await;
+    let sync = start_sync(&db, &[]);
+    wait_streaming(&client, 1, Duration::from_secs(300)).await;
+    client.batch_execute(TRIGGER).await.unwrap();
+    let mut runs = Vec::new();
+    for rate in [10, 100, 1000] {
+        let label = format!("stream{rate}");
+        if wanted(&label) {
+            let settle = Duration::from_secs(30);
+            runs.push(run(&emulator, &client, &label, rate, seconds, settle).await);
+        }
+    }
+    runs.extend(over_pubsub(&emulator, &db, &client, seconds).await);
+    SFPG.run(&db, &["org", "set-cdc", "acme", "off"]).await;
+    wait_stream(&client, Duration::from_secs(10), "stream down", |s| {
+        s.0 == "down"
+    })
+    .await;
+    for rate in [10, 100] {
+        let label = format!("poll{rate}");
+        if wanted(&label) {
+            let settle = Duration::from_secs(120);
+            runs.push(run(&emulator, &client, &label, rate, seconds, settle).await);
+        }
+    }
+    sync.stop_cleanly(Duration::from_secs(60)).await;
+    print_table(&runs);
 }

@@ -5,53 +5,28 @@
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sfpg_emulator::http::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, OrgSource, RunningEmulator,
-};
+use sfpg_emulator::http::{EmulatorConfig, OrgSource, RunningEmulator};
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::binary::Sfpg;
-use sfpg_testkit::process::TestProcess;
+use sfpg_testkit::process::{Crashing, wait_until};
 
 const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info");
 
 const OBJECTS: [&str; 2] = ["Account", "Contact"];
 
-fn start_sync(db: &TestDatabase) -> TestProcess {
-    SFPG.start(db.url(), &["sync", "--no-progress"])
+fn start_sync(db: &TestDatabase) -> Crashing {
+    let url = db.url().to_owned();
+    Crashing::start(move || SFPG.start(&url, &["sync", "--no-progress"]))
 }
 
 /// Registers the emulator's org as `acme` with `sfpg org add`, at 20 requests a second.
 async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator) {
-    let objects = OBJECTS.join(",");
-    SFPG.run(
-        db,
-        &[
-            "org",
-            "add",
-            "acme",
-            "--instance-url",
-            emulator.instance_url(),
-            "--client-id",
-            DEFAULT_CLIENT_ID,
-            "--client-secret",
-            DEFAULT_CLIENT_SECRET,
-            "--objects",
-            &objects,
-        ],
-    )
-    .await;
-    let rate = [
-        "org",
-        "set-rate-limit",
-        "acme",
-        "--requests",
-        "20",
-        "--per",
-        "1s",
-    ];
-    SFPG.run(db, &rate).await;
+    let url = emulator.instance_url();
+    let pubsub = ["--pubsub-endpoint", emulator.pubsub_endpoint()];
+    SFPG.add_org(db, "acme", url, &OBJECTS, &pubsub).await;
+    SFPG.set_rate_per_second(db, "acme", 20).await;
 }
 
 /// Asserts that the mirror holds each of the org's records once, field for field.
@@ -93,20 +68,9 @@ async fn wait_for(
     client: &tokio_postgres::Client,
     timeout: Duration,
     what: &str,
-    done: impl Fn(&[(String, String, i64)]) -> bool,
+    done: impl Fn(&Vec<(String, String, i64)>) -> bool,
 ) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let now = progress(client).await;
-        if done(&now) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not after {timeout:?}: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until(what, timeout, async || progress(client).await, done).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +103,7 @@ async fn killed_mid_backfill_the_sync_resumes_and_the_mirror_equals_the_org() {
         "killed too late to test a resumed backfill: {at_kill:?}"
     );
 
-    let mut sync = start_sync(&db);
+    sync.restart();
     wait_for(
         &client,
         Duration::from_secs(120),
@@ -147,12 +111,7 @@ async fn killed_mid_backfill_the_sync_resumes_and_the_mirror_equals_the_org() {
         |p| p.iter().all(|(_, phase, _)| phase == "live"),
     )
     .await;
-    sync.signal("TERM");
-    let exit = sync.exit_within(Duration::from_secs(60)).await;
-    assert!(
-        exit.success(),
-        "sfpg sync did not stop cleanly on SIGTERM: {exit:?}"
-    );
+    sync.stop_cleanly(Duration::from_secs(60)).await;
 
     assert_mirror_equals_org(&emulator, &client).await;
     let lease: Option<String> = client

@@ -1,29 +1,20 @@
 //! Change Data Capture over real HTTP: every write path (REST, Collections, Composite,
 //! Bulk ingest, the admin API's "as another user", delete and undelete) publishes change
-//! events with the documented payload; entity selection, overflow and gap injection.
-//! Events are read from the bus here; `cometd.rs` tests their delivery.
+//! events with the documented payload.
+//! Events are read from the bus here; `cometd.rs` tests their delivery, and
+//! `cdc_selection.rs` the selection, overflow, gaps and retention.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{API, Harness};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sfpg_emulator::events::{ChangeEvent, ChangeType, Selection};
+use sfpg_emulator::events::{ChangeEvent, ChangeType};
 use sfpg_emulator::http::EmulatorConfig;
-
-/// The events published after `position`.
-fn events_after(h: &Harness, position: i64) -> Vec<Arc<ChangeEvent>> {
-    h.emulator.event_bus().after(position, 100_000)
-}
-
-fn tip(h: &Harness) -> i64 {
-    h.emulator.event_bus().last_replay_id()
-}
 
 async fn patch(h: &Harness, path: &str, body: Value) -> reqwest::Response {
     h.send_json(Method::PATCH, path, &body).await
@@ -32,7 +23,7 @@ async fn patch(h: &Harness, path: &str, body: Value) -> reqwest::Response {
 #[tokio::test]
 async fn rest_create_update_delete_and_undelete_publish_the_documented_payloads() {
     let h = Harness::new().await;
-    let start = tip(&h);
+    let start = h.tip();
     let id = h
         .create(
             "Account",
@@ -54,7 +45,7 @@ async fn rest_create_update_delete_and_undelete_publish_the_documented_payloads(
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     h.emulator.undelete(&id, None).unwrap();
 
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     let types: Vec<ChangeType> = events.iter().map(|e| e.header.change_type).collect();
     assert_eq!(
         types,
@@ -75,7 +66,31 @@ async fn rest_create_update_delete_and_undelete_publish_the_documented_payloads(
         assert_eq!(e.header.entity_name, "Account");
     }
 
-    let create = &events[0];
+    assert_create_payload(&events[0]);
+    assert_update_payload(&events[1]);
+
+    assert!(events[2].fields.is_empty(), "DELETE carries no fields");
+    let undelete = &events[3];
+    assert_eq!(undelete.fields["Name"], "Acme");
+    assert_eq!(undelete.fields["BillingAddress"]["Street"], "1 Rue");
+    assert!(!undelete.fields.contains_key("Industry"));
+    // Each REST call is its own transaction.
+    let keys: std::collections::HashSet<&str> = events
+        .iter()
+        .map(|e| e.header.transaction_key.as_str())
+        .collect();
+    assert_eq!(keys.len(), 4);
+    // The admin API's undelete has no API origin.
+    assert_eq!(
+        events[0].header.change_origin,
+        "com/salesforce/api/rest/62.0"
+    );
+    assert_eq!(undelete.header.change_origin, "");
+}
+
+/// A CREATE of an Account named Acme in Energy, billed in Lyon: every non-null field,
+/// the address nested with every component, no system or absent fields.
+fn assert_create_payload(create: &ChangeEvent) {
     assert_eq!(create.fields["Name"], "Acme");
     assert_eq!(create.fields["Industry"], "Energy");
     let mut components: Vec<&str> = create.fields["BillingAddress"]
@@ -108,8 +123,11 @@ async fn rest_create_update_delete_and_undelete_publish_the_documented_payloads(
     }
     assert!(create.fields.contains_key("CreatedDate"));
     assert!(create.header.changed_fields.is_empty());
+}
 
-    let update = &events[1];
+/// An UPDATE that nulled Industry and set BillingStreet: those, nested, and
+/// `LastModifiedDate`, nothing else.
+fn assert_update_payload(update: &ChangeEvent) {
     let mut keys: Vec<&str> = update.fields.keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["BillingAddress", "Industry", "LastModifiedDate"]);
@@ -132,31 +150,13 @@ async fn rest_create_update_delete_and_undelete_publish_the_documented_payloads(
             .unwrap()
             .ends_with(".000Z")
     );
-
-    assert!(events[2].fields.is_empty(), "DELETE carries no fields");
-    let undelete = &events[3];
-    assert_eq!(undelete.fields["Name"], "Acme");
-    assert_eq!(undelete.fields["BillingAddress"]["Street"], "1 Rue");
-    assert!(!undelete.fields.contains_key("Industry"));
-    // Each REST call is its own transaction.
-    let keys: std::collections::HashSet<&str> = events
-        .iter()
-        .map(|e| e.header.transaction_key.as_str())
-        .collect();
-    assert_eq!(keys.len(), 4);
-    // The admin API's undelete has no API origin.
-    assert_eq!(
-        events[0].header.change_origin,
-        "com/salesforce/api/rest/62.0"
-    );
-    assert_eq!(undelete.header.change_origin, "");
 }
 
 #[tokio::test]
 async fn contact_name_is_nested_and_formula_fields_are_never_published() {
     let h = Harness::new().await;
     let account = h.create("Account", json!({"Name": "Parent"})).await;
-    let start = tip(&h);
+    let start = h.tip();
     let contact = h
         .create(
             "Contact",
@@ -175,7 +175,7 @@ async fn contact_name_is_nested_and_formula_fields_are_never_published() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     assert_eq!(events.len(), 3);
     assert_eq!(events[0].fields["Name"]["FirstName"], "Ada");
     assert_eq!(events[0].fields["Name"]["LastName"], "Lovelace");
@@ -203,7 +203,7 @@ async fn contact_name_is_nested_and_formula_fields_are_never_published() {
 #[tokio::test]
 async fn collections_publish_one_transaction_and_merge_identical_changes() {
     let h = Harness::new().await;
-    let start = tip(&h);
+    let start = h.tip();
     let response = h
         .request(Method::POST, &format!("{API}/composite/sobjects"))
         .header("Sforce-Call-Options", "client=sfpg")
@@ -221,7 +221,7 @@ async fn collections_publish_one_transaction_and_merge_identical_changes() {
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect();
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     assert_eq!(events.len(), 3);
     let key = &events[0].header.transaction_key;
     assert!(events.iter().all(|e| &e.header.transaction_key == key));
@@ -234,7 +234,7 @@ async fn collections_publish_one_transaction_and_merge_identical_changes() {
     );
 
     // The same change to two Accounts in one call: one event, two record ids.
-    let start = tip(&h);
+    let start = h.tip();
     let response = patch(
         &h,
         &format!("{API}/composite/sobjects"),
@@ -244,7 +244,7 @@ async fn collections_publish_one_transaction_and_merge_identical_changes() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(
         events[0].header.record_ids,
@@ -252,7 +252,7 @@ async fn collections_publish_one_transaction_and_merge_identical_changes() {
     );
 
     // A batch rolled back under allOrNone publishes nothing.
-    let start = tip(&h);
+    let start = h.tip();
     let response = patch(
         &h,
         &format!("{API}/composite/sobjects"),
@@ -262,10 +262,10 @@ async fn collections_publish_one_transaction_and_merge_identical_changes() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(events_after(&h, start).is_empty());
+    assert!(h.events_after(start).is_empty());
 
     // Collections delete: one DELETE event for both (no fields, same change).
-    let start = tip(&h);
+    let start = h.tip();
     let response = h
         .request(
             Method::DELETE,
@@ -275,7 +275,7 @@ async fn collections_publish_one_transaction_and_merge_identical_changes() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].header.change_type, ChangeType::Delete);
     assert_eq!(events[0].header.record_ids.len(), 2);
@@ -284,7 +284,7 @@ async fn collections_publish_one_transaction_and_merge_identical_changes() {
 #[tokio::test]
 async fn composite_subrequests_publish_their_changes() {
     let h = Harness::new().await;
-    let start = tip(&h);
+    let start = h.tip();
     let body = json!({"allOrNone": true, "compositeRequest": [
         {"method": "POST", "url": format!("{API}/sobjects/Account"), "referenceId": "acct",
          "body": {"Name": "Composite"}},
@@ -294,7 +294,7 @@ async fn composite_subrequests_publish_their_changes() {
         .send_json(Method::POST, &format!("{API}/composite"), &body)
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     let entities: Vec<&str> = events
         .iter()
         .map(|e| e.header.entity_name.as_str())
@@ -353,22 +353,22 @@ async fn rest_upserts_and_bulk_hard_deletes_publish() {
         ..EmulatorConfig::default()
     })
     .await;
-    let start = tip(&h);
+    let start = h.tip();
     let path = format!("{API}/sobjects/Invoice__c/External_Id__c/X-1");
     let created = patch(&h, &path, json!({"Amount__c": 10.0})).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let updated = patch(&h, &path, json!({"Amount__c": 12.5})).await;
     assert_eq!(updated.status(), StatusCode::OK);
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     let types: Vec<ChangeType> = events.iter().map(|e| e.header.change_type).collect();
     assert_eq!(types, [ChangeType::Create, ChangeType::Update]);
     assert_eq!(events[0].fields["External_Id__c"], "X-1");
     assert_eq!(events[1].fields["Amount__c"], 12.5);
 
     let account = h.create("Account", json!({"Name": "Doomed"})).await;
-    let start = tip(&h);
+    let start = h.tip();
     bulk_job(&h, "hardDelete", &format!("Id\n{account}\n")).await;
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].header.change_type, ChangeType::Delete);
     assert_eq!(events[0].header.record_ids, [account]);
@@ -381,9 +381,9 @@ async fn bulk_ingest_publishes_with_the_bulk_origin() {
         ..EmulatorConfig::default()
     })
     .await;
-    let start = tip(&h);
+    let start = h.tip();
     bulk_job(&h, "insert", "Name,Industry\nOne,Energy\nTwo,Banking\n").await;
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     assert_eq!(events.len(), 2);
     assert!(
         events
@@ -402,7 +402,7 @@ async fn admin_changes_as_another_user_are_committed_by_that_user() {
         ))
         .unwrap()
     });
-    let start = tip(&h);
+    let start = h.tip();
     let response = h
         .admin(Method::POST, "/sobjects/Account")
         .json(&json!({"asUser": "other@sfpg.example", "fields": {"Name": "By another"}}))
@@ -414,214 +414,8 @@ async fn admin_changes_as_another_user_are_committed_by_that_user() {
         "{}",
         response.text().await.unwrap()
     );
-    let events = events_after(&h, start);
+    let events = h.events_after(start);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].header.commit_user, other.to_string());
     assert_eq!(events[0].header.change_origin, "");
-}
-
-#[tokio::test]
-async fn only_selected_entities_publish_and_the_selection_changes_at_run_time() {
-    let h = Harness::with(EmulatorConfig {
-        cdc_entities: "Contact".parse().unwrap(),
-        ..EmulatorConfig::default()
-    })
-    .await;
-    let start = tip(&h);
-    h.create("Account", json!({"Name": "Unselected"})).await;
-    h.create("Contact", json!({"LastName": "Selected"})).await;
-    let events = events_after(&h, start);
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].header.entity_name, "Contact");
-
-    let response = h
-        .admin(Method::PUT, "/cdc")
-        .json(&json!({"entities": ["Account"]}))
-        .send()
-        .await
-        .unwrap();
-    let settings: Value = response.json().await.unwrap();
-    assert_eq!(settings["entities"], "account");
-    assert_eq!(
-        h.emulator.event_bus().selection(),
-        Selection::of(["Account"])
-    );
-    let start = tip(&h);
-    h.create("Account", json!({"Name": "Now selected"})).await;
-    h.create("Contact", json!({"LastName": "Not any more"}))
-        .await;
-    let events = events_after(&h, start);
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].header.entity_name, "Account");
-}
-
-#[tokio::test]
-async fn a_transaction_over_the_threshold_publishes_gap_overflow_for_the_rest() {
-    let h = Harness::with(EmulatorConfig {
-        cdc_overflow_threshold: 2,
-        ..EmulatorConfig::default()
-    })
-    .await;
-    let start = tip(&h);
-    let records: Vec<Value> = (0..4)
-        .map(|i| json!({"attributes": {"type": "Account"}, "Name": format!("N{i}")}))
-        .collect();
-    let response = h
-        .send_json(
-            Method::POST,
-            &format!("{API}/composite/sobjects"),
-            &json!({"allOrNone": true, "records": records}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let events = events_after(&h, start);
-    // Each create counts its non-null fields (Name, OwnerId, audit fields...), so the
-    // threshold of 2 lets none through whole: every Account change overflows.
-    let types: Vec<ChangeType> = events.iter().map(|e| e.header.change_type).collect();
-    assert_eq!(types, [ChangeType::GapOverflow]);
-    assert_eq!(events[0].header.entity_name, "Account");
-    assert!(events[0].header.record_ids.is_empty());
-    assert!(events[0].fields.is_empty());
-
-    // Updates count their changed fields: with a threshold of 4, two updates of one
-    // field (plus LastModifiedDate) pass and the third overflows.
-    h.emulator.event_bus().set_overflow_threshold(4);
-    let ids: Vec<String> = h.query("SELECT Id FROM Account ORDER BY Name").await["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["Id"].as_str().unwrap().to_owned())
-        .collect();
-    let start = tip(&h);
-    let records: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(
-            |(i, id)| json!({"attributes": {"type": "Account"}, "id": id, "Phone": format!("{i}")}),
-        )
-        .collect();
-    let response = patch(
-        &h,
-        &format!("{API}/composite/sobjects"),
-        json!({"allOrNone": true, "records": records}),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let types: Vec<ChangeType> = events_after(&h, start)
-        .iter()
-        .map(|e| e.header.change_type)
-        .collect();
-    assert_eq!(
-        types,
-        [
-            ChangeType::Update,
-            ChangeType::Update,
-            ChangeType::GapOverflow
-        ]
-    );
-}
-
-#[tokio::test]
-async fn the_admin_api_injects_gap_events_and_expires_retained_events() {
-    let h = Harness::new().await;
-    let id = h.create("Account", json!({"Name": "Gap"})).await;
-    let response = h
-        .admin(Method::POST, "/cdc/gaps")
-        .json(&json!({"entity": "Account", "changeType": "GAP_UPDATE", "recordIds": [id]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let replay: i64 = response.json::<Value>().await.unwrap()["replayId"]
-        .as_i64()
-        .unwrap();
-    let gap = events_after(&h, replay - 1);
-    assert_eq!(gap.len(), 1);
-    assert_eq!(gap[0].header.change_type, ChangeType::GapUpdate);
-    assert_eq!(gap[0].header.record_ids, [id]);
-    assert!(gap[0].fields.is_empty());
-    let refused = h
-        .admin(Method::POST, "/cdc/gaps")
-        .json(&json!({"entity": "Account", "changeType": "UPDATE"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
-
-    let expired: Value = h
-        .admin(Method::POST, "/cdc/expire")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(expired["expired"], 2);
-    assert_eq!(h.emulator.event_bus().retained(), 0);
-}
-
-#[tokio::test]
-async fn the_tooling_api_lists_the_selected_entities_as_platform_event_channel_members() {
-    let h = Harness::with(EmulatorConfig {
-        cdc_entities: "Account,Invoice__c".parse().unwrap(),
-        ..EmulatorConfig::default()
-    })
-    .await;
-    let soql =
-        "SELECT SelectedEntity FROM PlatformEventChannelMember WHERE EventChannel = 'ChangeEvents'";
-    let path = format!("{API}/tooling/query?q={}", soql.replace(' ', "+"));
-    let body = h.get_json(&path).await;
-    assert_eq!(body["done"], true);
-    assert_eq!(body["totalSize"], 2);
-    assert_eq!(body["entityTypeName"], "PlatformEventChannelMember");
-    let records = body["records"].as_array().unwrap();
-    let entities: Vec<&str> = records
-        .iter()
-        .map(|r| r["SelectedEntity"].as_str().unwrap())
-        .collect();
-    assert_eq!(entities, ["AccountChangeEvent", "Invoice__ChangeEvent"]);
-    assert_eq!(
-        records[0]["attributes"]["type"],
-        "PlatformEventChannelMember"
-    );
-    assert!(
-        records[0]["attributes"]["url"]
-            .as_str()
-            .unwrap()
-            .starts_with("/services/data/v62.0/tooling/sobjects/PlatformEventChannelMember/0v8")
-    );
-    assert_eq!(
-        records[0].as_object().unwrap().len(),
-        2,
-        "only the fields asked for"
-    );
-
-    let body = h
-        .get_json(&format!(
-            "{API}/tooling/query?q=SELECT+Id,DeveloperName,EventChannel+FROM+PlatformEventChannelMember"
-        ))
-        .await;
-    assert_eq!(
-        body["records"][0]["DeveloperName"],
-        "ChangeEvents_AccountChangeEvent"
-    );
-    assert_eq!(body["records"][0]["EventChannel"], "ChangeEvents");
-
-    // The selection changed through the admin API shows at once; none lists nothing.
-    h.admin(Method::PUT, "/cdc")
-        .json(&json!({"entities": "none"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(h.get_json(&path).await["totalSize"], 0);
-
-    let response = h
-        .get(&format!("{API}/tooling/query?q=SELECT+Id+FROM+Account"))
-        .await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body[0]["errorCode"], "INVALID_TYPE");
-    // The session gate applies.
-    let response = h.http.get(h.url(&path)).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }

@@ -332,6 +332,48 @@ async fn the_admin_api_stalls_and_drops_connects() {
 }
 
 #[tokio::test]
+async fn the_admin_api_forgets_clients_and_a_held_connect_meets_403_at_once() {
+    let h = Harness::with(EmulatorConfig {
+        cometd_connect_timeout: Duration::from_secs(20),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let mut held = Bayeux::handshake(&h).await;
+    held.subscribe("/data/ChangeEvents", -1).await;
+    held.connect().await;
+    let mut other = Bayeux::handshake(&h).await;
+    other.subscribe("/data/ChangeEvents", -1).await;
+    other.connect().await;
+
+    let id = held.client_id.clone();
+    let forget = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let response = h
+            .admin(Method::POST, "/cometd/forget")
+            .json(&json!({"clientId": id}))
+            .send()
+            .await
+            .unwrap();
+        response.json::<serde_json::Value>().await.unwrap()["clients"].clone()
+    };
+    let started = std::time::Instant::now();
+    let ((_, reply), forgotten) = tokio::join!(held.connect(), forget);
+    assert_eq!(forgotten, 1);
+    assert_eq!(reply["successful"], false);
+    assert_eq!(reply["error"], "403::Unknown client");
+    assert_eq!(reply["advice"]["reconnect"], "handshake");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once"
+    );
+    // The other client lives on, until every client is forgotten.
+    assert_eq!(h.emulator.cometd_clients(), [other.client_id.clone()]);
+    assert_eq!(h.emulator.forget_cometd_clients(None), 1);
+    let (_, reply) = other.connect().await;
+    assert_eq!(reply["error"], "403::Unknown client");
+}
+
+#[tokio::test]
 async fn events_older_than_the_retention_expire_and_their_ids_become_invalid() {
     let h = Harness::with(EmulatorConfig {
         event_retention: Duration::from_secs(1),

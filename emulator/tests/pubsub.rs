@@ -375,3 +375,49 @@ async fn custom_replay_resumes_after_the_given_id() {
     let resumed_ids: Vec<i64> = events.iter().map(|e| replay(&e.replay_id)).collect();
     assert_eq!(resumed_ids, ids[1..]);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_sending_requests_still_gets_what_it_asked_for() {
+    // Some clients send their one FetchRequest and close their side (force-pubsub does):
+    // the server delivers what was requested, then closes the stream when idle.
+    let h = Harness::with(quick(60_000, 300)).await;
+    let mut ps = PubSub::connect(&h).await;
+    let mut sub = ps
+        .subscribe(fetch(ACCOUNTS, ReplayPreset::Latest, None, 2))
+        .await
+        .unwrap();
+    let (closed, _) = tokio::sync::mpsc::channel(1);
+    drop(std::mem::replace(&mut sub.requests, closed));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.create("Account", json!({"Name": "After half-close 1"}))
+        .await;
+    h.create("Account", json!({"Name": "After half-close 2"}))
+        .await;
+    let (events, response) = sub.events(2).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(response.pending_num_requested, 0);
+    assert!(
+        sub.next(Duration::from_secs(3)).await.is_none(),
+        "closed when idle"
+    );
+}
+
+#[tokio::test]
+async fn cometd_names_the_schema_pubsub_serves() {
+    let h = Harness::with(quick(60_000, 60_000)).await;
+    let mut ps = PubSub::connect(&h).await;
+    let topic = ps
+        .client
+        .get_topic(ps.request(TopicRequest {
+            topic_name: ACCOUNTS.to_owned(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bayeux = Bayeux::handshake(&h).await;
+    assert_eq!(bayeux.subscribe(ACCOUNTS, -1).await["successful"], true);
+    bayeux.connect().await;
+    h.create("Account", json!({"Name": "Schema"})).await;
+    let events = bayeux.events(1).await;
+    assert_eq!(events[0]["data"]["schema"], topic.schema_id.as_str());
+}

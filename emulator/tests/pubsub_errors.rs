@@ -247,3 +247,48 @@ async fn over_tls_with_the_rest_ports_certificate() {
         Avro::String("Over TLS".into())
     );
 }
+
+#[tokio::test]
+async fn the_admin_api_refuses_new_connections_until_told_otherwise() {
+    let h = Harness::new().await;
+    let mut open = PubSub::connect(&h).await;
+    let refused: Value = h
+        .admin(Method::POST, "/pubsub/refuse")
+        .json(&json!({"refused": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refused["refusing"], true);
+    let endpoint = h.emulator.pubsub_endpoint().to_owned();
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(5),
+        sfpg_pubsub_proto::pub_sub_client::PubSubClient::connect(endpoint.clone()),
+    )
+    .await
+    .expect("the attempt ends");
+    let call_failed = match attempt {
+        Err(_) => true,
+        Ok(mut client) => {
+            let request = open.request(TopicRequest {
+                topic_name: ACCOUNTS.to_owned(),
+            });
+            client.get_topic(request).await.is_err()
+        }
+    };
+    assert!(call_failed, "a refused connection serves no call");
+    // A connection made before goes on.
+    let request = open.request(TopicRequest {
+        topic_name: ACCOUNTS.to_owned(),
+    });
+    assert!(open.client.get_topic(request).await.is_ok());
+
+    h.emulator.refuse_pubsub(false);
+    let mut again = PubSub::connect(&h).await;
+    let request = again.request(TopicRequest {
+        topic_name: ACCOUNTS.to_owned(),
+    });
+    assert!(again.client.get_topic(request).await.is_ok());
+}

@@ -162,49 +162,9 @@ fn account_org(count: usize) -> Org {
 
 async fn parent() {
     let count = records_wanted();
-    let started = Instant::now();
-    let org = tokio::task::spawn_blocking(move || account_org(count))
-        .await
-        .unwrap();
-    println!(
-        "org: {count} Account records built in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let emulator = sfpg_emulator::http::start(EmulatorConfig {
-        org: OrgSource::Given(Box::new(org)),
-        request_log_capacity: 1,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    emulator.set_daily_api_limit(100_000_000);
-
+    let emulator = emulator_with_accounts(count).await;
     let db = TestDatabase::create().await;
-    let mut client = db.connect().await;
-    sfpg_control::apply_control_schema(&mut client)
-        .await
-        .unwrap();
-    let new_org = NewOrg {
-        batch_size: 2000,
-        // REST pages only: the Bulk API's figures are `benches/bulk.rs`'s.
-        bulk_threshold: None,
-        ..NewOrg::client_credentials(
-            ORG,
-            emulator.login_url(),
-            DEFAULT_CLIENT_ID,
-            DEFAULT_CLIENT_SECRET,
-            &["Account"],
-        )
-    };
-    orgs::insert(&mut client, &new_org, &key()).await.unwrap();
-    // No rate limit to speak of: a million requests a second.
-    let unlimited = RateLimit {
-        requests: 1_000_000,
-        period: std::time::Duration::from_secs(1),
-    };
-    admin::set_rate_limit(&client, ORG, unlimited)
-        .await
-        .unwrap();
+    let client = org_without_limits(&db, &emulator).await;
 
     let mut runs = Vec::new();
     for (strategy, batch) in [("unnest", 2000), ("copy", 2000)] {
@@ -222,20 +182,7 @@ async fn parent() {
     print_run(fastest, 200, &small);
 
     reset(&client, 2000).await;
-    let stages = run_child(&db, fastest, "breakdown");
-    let per_record =
-        |key: &str| stages[key].as_f64().unwrap() * 1e6 / stages["records"].as_f64().unwrap();
-    println!(
-        "where the time goes ({fastest} writer, batch 2000, one stage at a time): request {:.1} µs/record \
-         (of which reading a {} kB page of {} fields per record into column text: {:.1} ms/page), \
-         checks {:.1} µs/record, write {:.1} µs/record",
-        per_record("fetch"),
-        stages["page_bytes"].as_u64().unwrap() / 1000,
-        stages["columns"],
-        stages["parse_ms"].as_f64().unwrap(),
-        per_record("convert"),
-        per_record("write"),
-    );
+    print_breakdown(&db, fastest);
     let copy_seconds = raw_copy(&client).await;
     let best = runs
         .iter()
@@ -256,6 +203,79 @@ async fn parent() {
         "API requests per 1,000,000 records: {:.0} at batch 2000, {:.0} at batch 200",
         best.requests as f64 * 1_000_000.0 / best.records as f64,
         small.requests as f64 * 1_000_000.0 / small.records as f64
+    );
+}
+
+/// An emulator serving an org of `count` Accounts, built off the async workers.
+async fn emulator_with_accounts(count: usize) -> sfpg_emulator::http::RunningEmulator {
+    let started = Instant::now();
+    let org = tokio::task::spawn_blocking(move || account_org(count))
+        .await
+        .unwrap();
+    println!(
+        "org: {count} Account records built in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let emulator = sfpg_emulator::http::start(EmulatorConfig {
+        org: OrgSource::Given(Box::new(org)),
+        request_log_capacity: 1,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    emulator.set_daily_api_limit(100_000_000);
+    emulator
+}
+
+/// The control schema on `db` and the org mirroring Account from `emulator` through REST
+/// pages of 2,000, with no rate limit to speak of; the connection that set it up.
+async fn org_without_limits(
+    db: &TestDatabase,
+    emulator: &sfpg_emulator::http::RunningEmulator,
+) -> tokio_postgres::Client {
+    let mut client = db.connect().await;
+    sfpg_control::apply_control_schema(&mut client)
+        .await
+        .unwrap();
+    let new_org = NewOrg {
+        batch_size: 2000,
+        // REST pages only: the Bulk API's figures are `benches/bulk.rs`'s.
+        bulk_threshold: None,
+        ..NewOrg::client_credentials(
+            ORG,
+            emulator.login_url(),
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            &["Account"],
+        )
+    };
+    orgs::insert(&mut client, &new_org, &key()).await.unwrap();
+    // A million requests a second.
+    let unlimited = RateLimit {
+        requests: 1_000_000,
+        period: std::time::Duration::from_secs(1),
+    };
+    admin::set_rate_limit(&client, ORG, unlimited)
+        .await
+        .unwrap();
+    client
+}
+
+/// Runs the `strategy` writer one stage at a time in a child and prints where the time goes.
+fn print_breakdown(db: &TestDatabase, strategy: &str) {
+    let stages = run_child(db, strategy, "breakdown");
+    let per_record =
+        |key: &str| stages[key].as_f64().unwrap() * 1e6 / stages["records"].as_f64().unwrap();
+    println!(
+        "where the time goes ({strategy} writer, batch 2000, one stage at a time): request {:.1} µs/record \
+         (of which reading a {} kB page of {} fields per record into column text: {:.1} ms/page), \
+         checks {:.1} µs/record, write {:.1} µs/record",
+        per_record("fetch"),
+        stages["page_bytes"].as_u64().unwrap() / 1000,
+        stages["columns"],
+        stages["parse_ms"].as_f64().unwrap(),
+        per_record("convert"),
+        per_record("write"),
     );
 }
 

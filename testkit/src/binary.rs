@@ -124,6 +124,51 @@ pub fn add_with_password<'a>(name: &'a str, password: &'a str) -> Vec<&'a str> {
     ]
 }
 
+impl Sfpg {
+    /// `sfpg org add NAME` of the emulator at `instance_url` with its default connected app
+    /// (client credentials), mirroring `objects`; `extra` flags follow.
+    pub async fn add_org(
+        self,
+        db: &TestDatabase,
+        name: &str,
+        instance_url: &str,
+        objects: &[&str],
+        extra: &[&str],
+    ) {
+        let objects = objects.join(",");
+        let mut args = vec![
+            "org",
+            "add",
+            name,
+            "--instance-url",
+            instance_url,
+            "--client-id",
+            DEFAULT_CLIENT_ID,
+            "--client-secret",
+            DEFAULT_CLIENT_SECRET,
+            "--objects",
+            &objects,
+        ];
+        args.extend_from_slice(extra);
+        self.run(db, &args).await;
+    }
+
+    /// `sfpg org set-rate-limit NAME --requests N --per 1s`.
+    pub async fn set_rate_per_second(self, db: &TestDatabase, name: &str, requests: u32) {
+        let requests = requests.to_string();
+        let args = [
+            "org",
+            "set-rate-limit",
+            name,
+            "--requests",
+            &requests,
+            "--per",
+            "1s",
+        ];
+        self.run(db, &args).await;
+    }
+}
+
 /// What a finished command printed: its standard output, then its standard error.
 pub fn text(output: &Output) -> String {
     format!(

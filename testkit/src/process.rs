@@ -1,7 +1,8 @@
 //! Processes a test starts, such as the `sfpg` binary: what they print is read as it comes
 //! (so a full pipe never stalls them), their log is kept and echoed to the test's output,
 //! they are killed when the test ends however it ends, and `/proc` tells what they cost.
-//! Also the one way tests wait for something with a deadline.
+//! [`Crashing`] is the crash tests' process: killed with SIGKILL and started again. Also
+//! the one way tests wait for something with a deadline.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -229,6 +230,88 @@ impl TestProcess {
     }
 }
 
+/// A process a crash test kills with SIGKILL and starts again, how it starts given once.
+/// SIGKILL leaves it no chance to release anything or finish a write, which is the point:
+/// what it committed must be all that counts.
+pub struct Crashing {
+    start: Box<dyn FnMut() -> TestProcess + Send>,
+    process: TestProcess,
+    kills: usize,
+}
+
+impl std::fmt::Debug for Crashing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crashing")
+            .field("process", &self.process)
+            .field("kills", &self.kills)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Crashing {
+    /// Starts the process with `start`, which starts it again after each kill.
+    pub fn start(mut start: impl FnMut() -> TestProcess + Send + 'static) -> Crashing {
+        let process = start();
+        Crashing {
+            start: Box::new(start),
+            process,
+            kills: 0,
+        }
+    }
+
+    /// SIGKILLs it and waits until it is gone.
+    pub fn kill(&mut self) {
+        self.process.kill();
+        self.kills += 1;
+    }
+
+    /// Lets it run for `run` (without blocking the runtime), then [`Crashing::kill`]s it.
+    pub async fn kill_after(&mut self, run: Duration) {
+        tokio::time::sleep(run).await;
+        self.kill();
+    }
+
+    /// Starts it again, as at first.
+    pub fn restart(&mut self) {
+        self.process = (self.start)();
+    }
+
+    /// One crash and recovery: runs for `run`, is killed, stays down for `down`, and is
+    /// started again.
+    pub async fn crash(&mut self, run: Duration, down: Duration) {
+        self.kill_after(run).await;
+        tokio::time::sleep(down).await;
+        self.restart();
+    }
+
+    /// How many times it was killed.
+    pub fn kills(&self) -> usize {
+        self.kills
+    }
+
+    /// The process running now.
+    pub fn process(&mut self) -> &mut TestProcess {
+        &mut self.process
+    }
+
+    /// SIGTERM, and the clean exit (status 0) it must lead to within `within`.
+    pub async fn stop_cleanly(self, within: Duration) {
+        self.process.stop_cleanly(within).await;
+    }
+}
+
+/// A pseudo-random wait between `low` and `high`, from the clock: no seed to keep, each run
+/// kills at other points, which is the point of a crash test.
+pub fn random_between(low: Duration, high: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let span = u64::try_from(high.saturating_sub(low).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    low + Duration::from_millis(u64::from(nanos) % span)
+}
+
 impl Drop for TestProcess {
     fn drop(&mut self) {
         self.kill();
@@ -284,5 +367,27 @@ pub async fn eventually_some<T>(
         }
         assert!(Instant::now() < deadline, "{what}: not within {within:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads a state with `read` until `done` holds of it, and returns it; panics naming `what`
+/// and the last state read when it has not within `within`.
+pub async fn wait_until<T: std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    mut read: impl AsyncFnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = read().await;
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -77,6 +77,8 @@ async fn add_org(
             DEFAULT_CLIENT_SECRET,
             "--objects",
             &objects,
+            "--pubsub-endpoint",
+            emulator.pubsub_endpoint(),
             "--batch-size",
             "200",
         ],

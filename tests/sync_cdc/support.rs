@@ -1,18 +1,19 @@
 //! What the Change Data Capture scenarios share: an emulated org registered with the real
-//! binary, `sfpg sync` started and killed, waits on the stream's saved state, another user
-//! changing records, and the mirror compared with the org.
+//! binary, `sfpg sync` started and killed (through `sfpg_testkit::process::Crashing`), waits
+//! on the stream's saved state, another user changing records, and the mirror compared with
+//! the org.
 
 // Each test crate that includes this module uses part of it.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use serde_json::{Map, Value, json};
-use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RunningEmulator};
+use sfpg_emulator::http::RunningEmulator;
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::binary::Sfpg;
-use sfpg_testkit::process::TestProcess;
+use sfpg_testkit::process::{Crashing, TestProcess, wait_until};
 
 pub const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info");
 
@@ -22,39 +23,47 @@ pub fn start_sync(db: &TestDatabase, extra: &[&str]) -> TestProcess {
     SFPG.start(db.url(), &args)
 }
 
-/// Registers the emulator's org as `acme` mirroring `objects`, at 20 requests a second.
+/// [`start_sync`] as a crash test's process: killed with SIGKILL and started again.
+pub fn crashing_sync(db: &TestDatabase) -> Crashing {
+    let url = db.url().to_owned();
+    Crashing::start(move || SFPG.start(&url, &["sync", "--no-progress"]))
+}
+
+/// Registers the emulator's org as `acme` mirroring `objects`, at 20 requests a second,
+/// streaming over CometD (the scenarios written for it).
 pub async fn add_acme(db: &TestDatabase, emulator: &RunningEmulator, objects: &[&str]) {
-    let objects = objects.join(",");
+    add_acme_over(db, emulator, objects, "cometd").await;
+}
+
+/// [`add_acme`] with the emulator's Pub/Sub endpoint and the stream's `transport`
+/// (`auto`, `pubsub` or `cometd`).
+pub async fn add_acme_over(
+    db: &TestDatabase,
+    emulator: &RunningEmulator,
+    objects: &[&str],
+    transport: &str,
+) {
+    let pubsub = ["--pubsub-endpoint", emulator.pubsub_endpoint()];
+    SFPG.add_org(db, "acme", emulator.instance_url(), objects, &pubsub)
+        .await;
+    SFPG.set_rate_per_second(db, "acme", 20).await;
     SFPG.run(
         db,
-        &[
-            "org",
-            "add",
-            "acme",
-            "--instance-url",
-            emulator.instance_url(),
-            "--client-id",
-            DEFAULT_CLIENT_ID,
-            "--client-secret",
-            DEFAULT_CLIENT_SECRET,
-            "--objects",
-            &objects,
-        ],
+        &["org", "set-cdc", "acme", "on", "--transport", transport],
     )
     .await;
-    SFPG.run(
-        db,
-        &[
-            "org",
-            "set-rate-limit",
-            "acme",
-            "--requests",
-            "20",
-            "--per",
-            "1s",
-        ],
-    )
-    .await;
+}
+
+/// The transport the stream runs on, and why, as the sync recorded it.
+pub async fn transport(client: &tokio_postgres::Client) -> (Option<String>, Option<String>) {
+    client
+        .query_opt(
+            "SELECT transport, transport_reason FROM sfpg.streams WHERE org_name = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map_or((None, None), |r| (r.get(0), r.get(1)))
 }
 
 /// The stream's saved row: (state, replay id, events, echoes, gaps).
@@ -78,25 +87,13 @@ pub async fn wait_stream(
     what: &str,
     done: impl Fn(&(String, Option<i64>, i64, i64, i64)) -> bool,
 ) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let now = stream(client).await;
-        if done(&now) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not after {timeout:?}: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until(what, timeout, async || stream(client).await, done).await;
 }
 
 /// Waits until every object is live, `streamed` of them stream, and the stream is
 /// connected.
 pub async fn wait_streaming(client: &tokio_postgres::Client, streamed: i64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let read = async || {
         let row = client
             .query_one(
                 "SELECT bool_and(phase = 'live'), count(*) FILTER (WHERE source = 'stream')
@@ -106,17 +103,12 @@ pub async fn wait_streaming(client: &tokio_postgres::Client, streamed: i64, time
             .await
             .unwrap();
         let live = row.get::<_, Option<bool>>(0).unwrap_or(false);
-        let streaming: i64 = row.get(1);
-        let state = stream(client).await;
-        if live && streaming == streamed && state.0 == "connected" {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not streaming after {timeout:?}: {state:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (live, row.get::<_, i64>(1), stream(client).await)
+    };
+    wait_until("streaming", timeout, read, |(live, streaming, state)| {
+        *live && *streaming == streamed && state.0 == "connected"
+    })
+    .await;
 }
 
 /// Waits until the stream has applied everything the org published.
@@ -171,4 +163,23 @@ pub fn published_between(emulator: &RunningEmulator, after: i64, upto: i64) -> i
         .iter()
         .filter(|e| e.replay_id <= upto)
         .count() as i64
+}
+
+/// Waits until the mirror of `objects` equals the org; how long that took.
+pub async fn wait_mirror_equals_org(
+    emulator: &RunningEmulator,
+    client: &tokio_postgres::Client,
+    objects: &[&str],
+    within: Duration,
+) -> Duration {
+    let started = std::time::Instant::now();
+    let diff = async || {
+        let mut diff = Vec::new();
+        for object in objects {
+            diff.extend(sfpg_testkit::world::mirror_diff(emulator, client, "acme", object).await);
+        }
+        diff
+    };
+    wait_until("the mirror equal to the org", within, diff, Vec::is_empty).await;
+    started.elapsed()
 }

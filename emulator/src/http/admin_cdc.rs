@@ -1,7 +1,7 @@
 //! The admin API's Change Data Capture and Streaming API controls, under `/__emulator/`:
 //! read and change the entity selection, retention and overflow threshold, inject
 //! `GAP_*` events, expire every retained event, and stall or drop CometD clients'
-//! connects. [`RunningEmulator`] offers the same to Rust tests.
+//! connects, or forget the clients (as a server that lost them). [`RunningEmulator`] offers the same to Rust tests.
 
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cometd/clients", get(clients))
         .route("/cometd/stall", post(stall))
         .route("/cometd/drop", post(drop_connects))
+        .route("/cometd/forget", post(forget))
 }
 
 /// `PUT /__emulator/cdc`: any of the settings.
@@ -118,6 +119,20 @@ impl Shared {
         }
         reached
     }
+
+    /// Forgets one client or all, as a server that lost them: their next connect, and a
+    /// held one at once, is answered `403::Unknown client`. How many it forgot.
+    fn forget_clients(&self, client_id: Option<&str>) -> usize {
+        let mut clients = self.cometd();
+        let ids = match client_id {
+            Some(id) => vec![id.to_owned()],
+            None => clients.ids(),
+        };
+        ids.iter()
+            .filter_map(|id| clients.remove(id))
+            .map(|client| client.wake.notify_waiters())
+            .count()
+    }
 }
 
 async fn settings(State(state): State<AppState>) -> Json<JsonValue> {
@@ -194,6 +209,17 @@ async fn drop_connects(
     Ok(Json(json!({"clients": reached})))
 }
 
+/// `POST /__emulator/cometd/forget`: `{"clientId": …}`, or every client.
+async fn forget(State(state): State<AppState>, body: String) -> Result<Json<JsonValue>, RestError> {
+    let fault: ClientFault = if body.trim().is_empty() {
+        ClientFault::default()
+    } else {
+        parse_json(body.as_bytes())?
+    };
+    let forgotten = state.forget_clients(fault.client_id.as_deref());
+    Ok(Json(json!({"clients": forgotten})))
+}
+
 impl RunningEmulator {
     /// The org's change event bus (selection, retention, threshold, replay ids).
     pub fn event_bus(&self) -> &EventBus {
@@ -234,6 +260,12 @@ impl RunningEmulator {
         };
         self.state
             .client_fault(&fault, |c| c.drop_connects += count)
+    }
+
+    /// Forgets one CometD client, or all: they meet `403::Unknown client` and must
+    /// handshake again.
+    pub fn forget_cometd_clients(&self, client_id: Option<&str>) -> usize {
+        self.state.forget_clients(client_id)
     }
 
     /// The ids of the CometD clients the server knows.

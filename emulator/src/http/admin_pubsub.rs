@@ -1,7 +1,7 @@
 //! The admin API's Pub/Sub controls, under `/__emulator/pubsub/`: list the open Subscribe
 //! streams with their outstanding demand (`pending_num_requested` now, and the most it
-//! ever was), and end them with a chosen gRPC status and `error-code`, as Salesforce ends
-//! a stream on an error. [`RunningEmulator`] offers the same to Rust tests.
+//! ever was), end them with a chosen gRPC status and `error-code`, as Salesforce ends
+//! a stream on an error, and refuse new connections (a network that blocks the port). [`RunningEmulator`] offers the same to Rust tests.
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/pubsub/streams", get(streams))
         .route("/pubsub/end", post(end))
+        .route("/pubsub/refuse", post(refuse))
 }
 
 /// `POST /__emulator/pubsub/end`.
@@ -33,8 +34,30 @@ struct EndRequest {
     topic: Option<String>,
 }
 
+/// `POST /__emulator/pubsub/refuse`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefuseRequest {
+    /// On (default) or off.
+    refused: Option<bool>,
+}
+
 async fn streams(State(state): State<AppState>) -> Json<JsonValue> {
-    Json(json!({"streams": state.pubsub().streams.list()}))
+    Json(json!({
+        "streams": state.pubsub().streams.list(),
+        "refusing": state.pubsub().refusing(),
+    }))
+}
+
+async fn refuse(State(state): State<AppState>, body: String) -> Result<Json<JsonValue>, RestError> {
+    let request: RefuseRequest = if body.trim().is_empty() {
+        RefuseRequest::default()
+    } else {
+        parse_json(body.as_bytes())?
+    };
+    let refused = request.refused.unwrap_or(true);
+    state.pubsub().set_refusing(refused);
+    Ok(Json(json!({"refusing": refused})))
 }
 
 async fn end(State(state): State<AppState>, body: String) -> Result<Json<JsonValue>, RestError> {
@@ -62,6 +85,12 @@ impl RunningEmulator {
     /// The open Pub/Sub Subscribe streams, with their outstanding demand.
     pub fn pubsub_streams(&self) -> Vec<StreamView> {
         self.state.pubsub().streams.list()
+    }
+
+    /// Refuses new Pub/Sub connections (each is closed once accepted), or takes them
+    /// again; open streams go on (end them with [`RunningEmulator::end_pubsub_streams`]).
+    pub fn refuse_pubsub(&self, refused: bool) {
+        self.state.pubsub().set_refusing(refused);
     }
 
     /// Ends every open Subscribe stream (or those on `topic`) with `code` and the

@@ -47,6 +47,49 @@ pub const DEFAULT_IDLE_CLOSE: Duration = Duration::from_secs(60);
 pub struct Hub {
     pub streams: Streams,
     schemas: Schemas,
+    /// While set, new connections to the Pub/Sub port are closed at once (the admin
+    /// API's stand-in for a network that blocks port 7443).
+    refusing: std::sync::atomic::AtomicBool,
+}
+
+impl Hub {
+    /// Whether new connections are refused.
+    pub fn refusing(&self) -> bool {
+        self.refusing.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets each CometD event message's `data.schema` to the id of the Avro schema the
+    /// Pub/Sub API serves for it, as Salesforce's two APIs name one schema. Takes the
+    /// org's lock: never call it holding the CometD clients'.
+    pub fn name_cometd_schemas(
+        &self,
+        state: &super::state::Shared,
+        messages: &mut [serde_json::Value],
+    ) {
+        for message in messages {
+            let channel = message["channel"].as_str().unwrap_or_default();
+            let schema = match crate::events::platform_topic(channel) {
+                Some(topic) => self.schemas.platform_event(state, topic),
+                None => {
+                    match message["data"]["payload"]["ChangeEventHeader"]["entityName"].as_str() {
+                        Some(entity) => self.schemas.change_event(state, entity),
+                        None => None,
+                    }
+                }
+            };
+            if let Some(Ok(schema)) = schema
+                && let Some(data) = message.get_mut("data")
+            {
+                data["schema"] = serde_json::Value::String(schema.id.clone());
+            }
+        }
+    }
+
+    /// Refuses new connections (closing them once accepted), or takes them again.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The service: the shared state, and the stream timings.

@@ -450,27 +450,16 @@ impl Org {
         user: Id,
         journal: &mut Journal,
     ) -> Result<(), SaveError> {
-        let s = &self.stores[store];
-        let (Some(is_deleted), true) = (s.def.system.is_deleted, s.def.deletable) else {
-            return Err(insufficient_access(&id));
-        };
-        let current = s.get(&id).ok_or_else(|| missing_record(&id))?;
-        if s.is_deleted(current) {
-            return Err(SaveError::entity_is_deleted());
-        }
+        let (current, is_deleted) = self.deletable(store, &id)?;
         let mut record = current.clone();
-        let system = s.def.system;
+        let system = self.stores[store].def.system;
         let now = self.stamp();
         record.values[is_deleted] = Value::Bool(true);
         record.values[system.last_modified_date] = Value::DateTime(now);
         record.values[system.system_modstamp] = Value::DateTime(now);
         record.values[system.last_modified_by_id] = Value::text(user.as_str());
         self.put(store, id, Some(record), journal);
-        self.stores[store].delete_log.push(DeletedRecord {
-            id,
-            deleted_date: now,
-        });
-        journal.entries.push(Entry::DeleteLogged { store });
+        self.log_delete(store, id, now, journal);
         Ok(())
     }
 
@@ -484,23 +473,42 @@ impl Org {
         user: Id,
         journal: &mut Journal,
     ) -> Result<(), SaveError> {
-        let s = &self.stores[store];
-        let (Some(_), true) = (s.def.system.is_deleted, s.def.deletable) else {
-            return Err(insufficient_access(&id));
-        };
-        let current = s.get(&id).ok_or_else(|| missing_record(&id))?;
-        if s.is_deleted(current) {
-            return Err(SaveError::entity_is_deleted());
-        }
+        self.deletable(store, &id)?;
+        // Nothing of the record is left to say who deleted it.
         let _ = user;
         let now = self.stamp();
         self.put(store, id, None, journal);
+        self.log_delete(store, id, now, journal);
+        Ok(())
+    }
+
+    /// The record a delete of `id` removes, and the position of its object's `IsDeleted`:
+    /// the object must be deletable, the record there and not deleted already.
+    fn deletable(&self, store: usize, id: &Id) -> Result<(&Record, usize), SaveError> {
+        let s = &self.stores[store];
+        let (Some(is_deleted), true) = (s.def.system.is_deleted, s.def.deletable) else {
+            return Err(insufficient_access(id));
+        };
+        let current = s.get(id).ok_or_else(|| missing_record(id))?;
+        if s.is_deleted(current) {
+            return Err(SaveError::entity_is_deleted());
+        }
+        Ok((current, is_deleted))
+    }
+
+    /// Logs a delete for `deleted/` (the replication API), undone with the journal.
+    fn log_delete(
+        &mut self,
+        store: usize,
+        id: Id,
+        now: chrono::DateTime<chrono::Utc>,
+        journal: &mut Journal,
+    ) {
         self.stores[store].delete_log.push(DeletedRecord {
             id,
             deleted_date: now,
         });
         journal.entries.push(Entry::DeleteLogged { store });
-        Ok(())
     }
 
     pub(crate) fn undelete_record(

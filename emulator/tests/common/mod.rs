@@ -38,6 +38,19 @@ impl Harness {
         }
     }
 
+    /// The change events published after replay id `position`.
+    pub fn events_after(
+        &self,
+        position: i64,
+    ) -> Vec<std::sync::Arc<sfpg_emulator::events::ChangeEvent>> {
+        self.emulator.event_bus().after(position, 100_000)
+    }
+
+    /// The last replay id published.
+    pub fn tip(&self) -> i64 {
+        self.emulator.event_bus().last_replay_id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.emulator.instance_url())
     }

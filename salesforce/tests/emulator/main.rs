@@ -3,7 +3,8 @@
 //! sessions, 503s, lock contention, the daily limit, slow answers), the rate limiter as the
 //! server's request log sees it (`limiter`), every login flow (`logins`), and the
 //! operations on real data (`operations`), Bulk API 2.0 query jobs (`bulk`, gzip on the
-//! wire in `bulk_wire`), and Change Data Capture over CometD (`streaming`).
+//! wire in `bulk_wire`), and Change Data Capture over CometD (`streaming`) and the Pub/Sub API
+//! (`pubsub`, `pubsub_recovery`).
 
 // As in `tests/http`, support code may unwrap.
 #![allow(clippy::unwrap_used)]
@@ -16,6 +17,8 @@ mod limiter;
 mod logins;
 mod operations;
 mod platform_events;
+mod pubsub;
+mod pubsub_recovery;
 mod streaming;
 
 use std::sync::Arc;

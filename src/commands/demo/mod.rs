@@ -146,43 +146,25 @@ async fn demo(
             bail!("sfpg stopped before the backfill finished")
         }
     };
-    match live {
-        Ok(Some(rows)) => {
-            println!(
-                "  all {} objects are live: {rows} rows mirrored in {:.1}s",
-                OBJECTS.len(),
-                started.elapsed().as_secs_f64()
-            );
-            bulk::print_bulk_jobs(&emulator, &bulk);
-        }
-        Ok(None) => {}
-        Err(error) => {
-            shutdown.cancel();
-            let _ = waiting.await;
-            emulator.shutdown().await;
-            return Err(error);
-        }
-    }
-    if !shutdown.is_cancelled() {
-        println!("  {}", stream_note(&db, shutdown).await);
-    }
-
-    if !shutdown.is_cancelled() {
-        let config = database::parse_url(database_url)?;
-        let examples = Examples::prepare(&db, &config, args.port).await;
-        match examples {
-            Ok(examples) => {
-                print!("{}", examples.render(&config, args.port, show_password));
-                print_emulator(&emulator);
-                println!("Press Ctrl-C to stop the demo.");
+    let shown = match live {
+        Ok(rows) => {
+            if let Some(rows) = rows {
+                println!(
+                    "  all {} objects are live: {rows} rows mirrored in {:.1}s",
+                    OBJECTS.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                bulk::print_bulk_jobs(&emulator, &bulk);
             }
-            Err(error) => {
-                shutdown.cancel();
-                let _ = waiting.await;
-                emulator.shutdown().await;
-                return Err(error);
-            }
+            show_next(args, database_url, show_password, shutdown, &db, &emulator).await
         }
+        Err(error) => Err(error),
+    };
+    if let Err(error) = shown {
+        shutdown.cancel();
+        let _ = waiting.await;
+        emulator.shutdown().await;
+        return Err(error);
     }
 
     tokio::select! {
@@ -196,6 +178,30 @@ async fn demo(
     emulator.shutdown().await;
     println!("stopped the proxy, the sync and the emulator");
     stopped
+}
+
+/// Once every object is live (unless the demo is stopping): what the stream does, and how
+/// to connect to the proxy and to the emulated org.
+async fn show_next(
+    args: &DemoArgs,
+    database_url: &str,
+    show_password: bool,
+    shutdown: &CancellationToken,
+    db: &tokio_postgres::Client,
+    emulator: &RunningEmulator,
+) -> anyhow::Result<()> {
+    if !shutdown.is_cancelled() {
+        println!("  {}", stream_note(db, shutdown).await);
+    }
+    if shutdown.is_cancelled() {
+        return Ok(());
+    }
+    let config = database::parse_url(database_url)?;
+    let examples = Examples::prepare(db, &config, args.port).await?;
+    print!("{}", examples.render(&config, args.port, show_password));
+    print_emulator(emulator);
+    println!("Press Ctrl-C to stop the demo.");
+    Ok(())
 }
 
 /// What the demo's Change Data Capture stream does, once it is connected (or after a while,
@@ -331,6 +337,10 @@ async fn register_org(
     let org = NewOrg {
         schema_name: SCHEMA.to_owned(),
         instance_url: Some(emulator.instance_url().to_owned()),
+        // The emulator's own Pub/Sub API, so `auto` streams over it.
+        pubsub_endpoint: Some(emulator.pubsub_endpoint())
+            .filter(|endpoint| !endpoint.is_empty())
+            .map(str::to_owned),
         ..NewOrg::client_credentials(
             ORG,
             emulator.login_url(),

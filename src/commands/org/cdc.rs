@@ -1,5 +1,6 @@
-//! `sfpg org set-cdc NAME on|off [--transport auto|pubsub|cometd]`: whether the org streams
-//! its changes through Change Data Capture, and over which transport. A running sync learns
+//! `sfpg org set-cdc NAME on|off [--transport auto|pubsub|cometd] [--pubsub-endpoint E]`:
+//! whether the org streams its changes through Change Data Capture, and over which
+//! transport. A running sync learns
 //! of it at once (the `orgs_changed` trigger), as of a new rate limit.
 
 use clap::Args;
@@ -20,6 +21,10 @@ pub struct SetCdcArgs {
     /// endpoint cannot be reached), `pubsub` or `cometd`. Unchanged when left out.
     #[arg(long)]
     pub transport: Option<CdcTransport>,
+    /// The Pub/Sub API endpoint (host:port, or an https:// or http:// URL), as on
+    /// `org add`. Unchanged when left out.
+    #[arg(long)]
+    pub pubsub_endpoint: Option<String>,
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -38,7 +43,17 @@ pub fn parse_on_off(text: &str) -> Result<OnOff, String> {
 }
 
 pub async fn set_cdc(args: SetCdcArgs) -> anyhow::Result<()> {
+    let endpoint = args
+        .pubsub_endpoint
+        .as_deref()
+        .map(|endpoint| super::verify::pubsub_endpoint(endpoint, "--pubsub-endpoint"))
+        .transpose()?;
     let client = control_client(&args.database.database_url).await?;
+    if let Some(endpoint) = &endpoint {
+        admin::set_pubsub_endpoint(&client, &args.name, endpoint)
+            .await
+            .map_err(user_facing)?;
+    }
     if let Some(transport) = args.transport {
         admin::set_cdc_transport(&client, &args.name, transport)
             .await

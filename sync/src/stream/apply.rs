@@ -10,9 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sfpg_control::streams::{Advance, Checkpoint};
 use sfpg_control::writer::{self, OnLocked, Patches, Rows, Write, WriteStrategy};
-use sfpg_salesforce::Record;
 
 use super::change::{Change, ChangeKind};
+use super::segment::{Segment, WriteKind};
 use super::transactions::Transaction;
 use crate::error::Result;
 use crate::plan::{MirroredField, ObjectPlan};
@@ -65,7 +65,8 @@ pub struct BatchApplied {
 }
 
 /// Applies `batch` (whole transactions, in replay order) for `org`, in one transaction on
-/// `db`, and saves the last replay id with it.
+/// `db`, and saves the last replay id with it. Consecutive events on distinct records are
+/// written together ([`Segment`]), one statement per object and kind of write.
 pub async fn apply_batch(
     db: &mut tokio_postgres::Client,
     org: &str,
@@ -78,6 +79,7 @@ pub async fn apply_batch(
     let mut applied = BatchApplied::default();
     let mut last: Option<&Change> = None;
     let mut gaps = 0;
+    let mut segment = Segment::default();
     for change in batch.iter().flat_map(|t| &t.changes) {
         if saved
             .replay_id
@@ -91,43 +93,20 @@ pub async fn apply_batch(
         if last.is_none_or(|l| change.replay_id >= l.replay_id) {
             last = Some(change);
         }
-        match change.kind {
-            ChangeKind::Gap => {
-                gaps += 1;
-                applied.read_again.extend(
-                    change
-                        .record_ids
-                        .iter()
-                        .map(|id| (change.entity.clone(), id.clone())),
-                );
-            }
-            ChangeKind::Overflow => {
-                gaps += 1;
-                applied.overflowed.insert(change.entity.clone());
-            }
-            _ => {
-                // An object the org does not mirror (or not yet) is not written; its events
-                // still move the checkpoint.
-                let Some(plan) = plans.get(&change.entity) else {
-                    continue;
-                };
-                let records = change.records();
-                let done = apply_change(&transaction, plan, change, &records).await?;
-                applied.written += done;
-                if change.name_parts_changed
-                    && change.kind == ChangeKind::Update
-                    && plan.fields.iter().any(|f| f.field == "Name")
-                {
-                    applied.read_again.extend(
-                        change
-                            .record_ids
-                            .iter()
-                            .map(|id| (change.entity.clone(), id.clone())),
-                    );
-                }
-            }
+        if change_needs(&mut applied, plans, change) {
+            gaps += 1;
         }
+        // An object the org does not mirror (or not yet) is not written; its events still
+        // move the checkpoint.
+        let Some(plan) = plans.get(&change.entity) else {
+            continue;
+        };
+        if segment.touches(&plan.object, change) {
+            applied.written += write_segment(&transaction, plans, &mut segment).await?;
+        }
+        segment.push(&plan.object, change);
     }
+    applied.written += write_segment(&transaction, plans, &mut segment).await?;
     if let Some(last) = last {
         Checkpoint::advance(
             &transaction,
@@ -148,41 +127,76 @@ pub async fn apply_batch(
     Ok(applied)
 }
 
-/// Writes one event's records to `plan`'s table.
-async fn apply_change(
-    transaction: &tokio_postgres::Transaction<'_>,
-    plan: &ObjectPlan,
-    change: &Change,
-    records: &[Record],
-) -> Result<u64> {
-    let object = plan.object.as_str();
-    let write = match change.kind {
-        ChangeKind::Delete => Write::Delete(change.record_ids.clone()),
-        // An echo of a create through the proxy only updates the row the proxy's write-back
-        // brings: inserting it here could take its sfid before the write-back, whose own
-        // row would then collide with it.
-        ChangeKind::Create if change.echo => {
-            Write::Patch(Patches::from_records(object, &plan.fields, records)?)
-        }
-        // Every non-null field: those the event lacks are NULL. Formula fields are never
-        // published; their columns are left to the formula refresh.
-        ChangeKind::Create | ChangeKind::Undelete => {
-            let fields: Vec<&MirroredField> =
-                plan.fields.iter().filter(|f| !f.calculated).collect();
-            Write::Upsert(Rows::from_records(object, fields, records)?)
-        }
-        ChangeKind::Update => Write::Patch(Patches::from_records(object, &plan.fields, records)?),
-        ChangeKind::Gap | ChangeKind::Overflow => return Ok(0),
+/// Notes what `change` leaves to do after the batch: records to read again (a `GAP_*`
+/// event, a compound `Name` changed in part), an object to poll (`GAP_OVERFLOW`). Whether
+/// it is a gap.
+fn change_needs(applied: &mut BatchApplied, plans: &Plans, change: &Change) -> bool {
+    let these_records = || {
+        change
+            .record_ids
+            .iter()
+            .map(|id| (change.entity.clone(), id.clone()))
     };
-    // A row a client holds locked is waited for (within the lock timeout, after which the
-    // batch is tried again): the stream has nowhere to keep an event for later.
-    let applied = writer::apply(
-        transaction,
-        plan,
-        &[write],
-        WriteStrategy::Unnest,
-        OnLocked::Wait,
-    )
-    .await?;
-    Ok(applied.written + applied.deleted)
+    match change.kind {
+        ChangeKind::Gap => {
+            applied.read_again.extend(these_records());
+            true
+        }
+        ChangeKind::Overflow => {
+            applied.overflowed.insert(change.entity.clone());
+            true
+        }
+        ChangeKind::Update
+            if change.name_parts_changed
+                && plans
+                    .get(&change.entity)
+                    .is_some_and(|plan| plan.fields.iter().any(|f| f.field == "Name")) =>
+        {
+            applied.read_again.extend(these_records());
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Writes what `segment` holds, one statement per object and kind of write, and empties
+/// it; returns the rows written or deleted.
+async fn write_segment(
+    transaction: &tokio_postgres::Transaction<'_>,
+    plans: &Plans,
+    segment: &mut Segment,
+) -> Result<u64> {
+    let mut written = 0;
+    for ((object, kind), group) in segment.take() {
+        let Some(plan) = plans.get(&object) else {
+            continue;
+        };
+        let write = match kind {
+            WriteKind::Delete => Write::Delete(group.ids),
+            WriteKind::Patch => Write::Patch(Patches::from_records(
+                &object,
+                &plan.fields,
+                &group.records,
+            )?),
+            // Every non-null field: those the event lacks are NULL. Formula fields are
+            // never published; their columns are left to the formula refresh.
+            WriteKind::Upsert => {
+                let fields: Vec<&MirroredField> =
+                    plan.fields.iter().filter(|f| !f.calculated).collect();
+                Write::Upsert(Rows::from_records(&object, fields, &group.records)?)
+            }
+        };
+        // A row a client holds locked is waited for (within the lock timeout, after which
+        // the batch is tried again): the stream has nowhere to keep an event for later.
+        let done = writer::apply(
+            transaction,
+            plan,
+            &[write],
+            WriteStrategy::Unnest,
+            OnLocked::Wait,
+        )
+        .await?;
+        written += done.written + done.deleted;
+    }
+    Ok(written)
 }

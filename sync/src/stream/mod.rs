@@ -1,12 +1,15 @@
 //! Change Data Capture: the org's change events applied to the mirror as Salesforce
 //! committed them. Events are grouped by transaction ([`transactions`]), turned into the
 //! mirror writer's records ([`change`]) and applied with the replay id in one PostgreSQL
-//! transaction ([`apply`]).
+//! transaction ([`apply`]), consecutive events on distinct records
+//! written together ([`segment`]).
 
 pub mod apply;
 pub mod change;
 pub mod health;
+pub mod received;
 pub mod run;
+pub mod segment;
 mod session;
 pub mod transactions;
 pub mod transport;

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::apply::Plans;
 use super::health::StreamHealth;
+use super::received::CatchUp;
 use super::session::{Ended, Session};
 use super::transport::Transports;
 use crate::error::Result;
@@ -168,7 +169,10 @@ impl OrgStream {
             streamed,
             echo_client: self.client.config().call_options_client().to_owned(),
         };
-        let catch_up = catch_up.map(|reason| (reason.to_owned(), now));
+        let catch_up = catch_up.map(|reason| CatchUp {
+            reason: reason.to_owned(),
+            since: now,
+        });
         session
             .run(&*chosen.transport, from, catch_up, cancel, reloads)
             .await

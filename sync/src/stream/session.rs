@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use super::apply::{Plans, apply_batch};
 use super::change::{Change, ChangeKind, is_echo};
 use super::health::StreamHealth;
-use super::transactions::{Transaction, TransactionBuffer};
+use super::received::{AfterTurn, CatchUp, Received};
+use super::transactions::Transaction;
 use crate::error::Result;
 use crate::settings::SyncSettings;
 
@@ -46,12 +47,19 @@ const NAME_PARTS: [&str; 5] = [
     "Suffix",
 ];
 
-/// Events held while a catch-up runs, at most; beyond, they are dropped and the catch-up
-/// starts over (the polls that end it then cover them).
-const MAX_HELD_EVENTS: usize = 200_000;
-
 /// Events applied in one PostgreSQL transaction, at most (whole Salesforce transactions).
 const MAX_BATCH_EVENTS: usize = 2_000;
+
+/// An item from the subscription's reader.
+type Item = sfpg_salesforce::Result<StreamItem>;
+
+/// What waiting for the next item gave.
+enum Next {
+    Item(Item),
+    Ended(Ended),
+    /// A second passed while catching up or joining: look at the polls again.
+    Tick,
+}
 
 /// One subscription.
 pub struct Session<'a> {
@@ -72,7 +80,7 @@ pub struct Session<'a> {
 /// The subscription's reader: forwards items, and tells the subscription what was applied.
 async fn read(
     mut subscription: Box<dyn Subscription>,
-    items: mpsc::Sender<sfpg_salesforce::Result<StreamItem>>,
+    items: mpsc::Sender<Item>,
     mut applied: watch::Receiver<Option<i64>>,
     stop: CancellationToken,
 ) {
@@ -93,14 +101,14 @@ async fn read(
 }
 
 impl Session<'_> {
-    /// Subscribes from `from` and applies events until something ends it. With `catch_up`
-    /// (why, and since when), events are held until every streamed object caught up by a
-    /// poll started after it.
+    /// Subscribes from `from` and applies events until something ends it. With `catch_up`,
+    /// events are held until every streamed object caught up by a poll started after the
+    /// subscription took hold ([`Received`] keeps those rules).
     pub async fn run(
         mut self,
         transport: &dyn EventTransport,
         from: ReplayFrom,
-        mut catch_up: Option<(String, DateTime<Utc>)>,
+        catch_up: Option<CatchUp>,
         cancel: &CancellationToken,
         reloads: &mut watch::Receiver<u64>,
     ) -> Result<Ended> {
@@ -110,116 +118,48 @@ impl Session<'_> {
         let stop = CancellationToken::new();
         let reader = tokio::spawn(read(subscription, sender, applied_seen, stop.clone()));
         self.health.set_streamed(&[]);
-        let mut open = TransactionBuffer::default();
-        let mut held: Vec<Transaction> = Vec::new();
-        let mut subscribed = false;
+        let mut received = Received::new(catch_up);
         // An item taken from the channel behind an event, to be acted on next.
-        let mut carried: Option<sfpg_salesforce::Result<StreamItem>> = None;
-        if let Some((reason, _)) = &catch_up {
-            self.state(StreamState::CatchingUp, Some(reason)).await?;
-        } else {
-            self.state(StreamState::Down, Some("connecting")).await?;
+        let mut carried: Option<Item> = None;
+        match received.catching_up() {
+            Some(catch_up) => {
+                let reason = catch_up.reason.clone();
+                self.state(StreamState::CatchingUp, Some(&reason)).await?;
+            }
+            None => self.state(StreamState::Down, Some("connecting")).await?,
         }
         let ended = loop {
-            // Only polls started after the subscription took hold count: a change between
-            // an earlier poll and the subscription would reach neither.
-            if subscribed
-                && let Some((_, since)) = &catch_up
-                && self.health.all_caught_up_since(&self.streamed, *since)
+            let health = self.health;
+            let streamed = &self.streamed;
+            if let Some(mut held) =
+                received.end_catch_up(|since| health.all_caught_up_since(streamed, since))
             {
-                // Every streamed object was polled from its watermark after the
-                // subscription began: what is held goes through the version guard now.
-                held.extend(open.take());
                 self.apply(&mut held, &applied).await?;
-                catch_up = None;
                 self.connected().await?;
             }
-            let item = if let Some(item) = carried.take() {
-                Some(item)
-            } else {
-                tokio::select! {
-                () = cancel.cancelled() => break Ended::Cancelled,
-                _ = reloads.changed() => break Ended::Reload,
-                item = items.recv() => item,
-                // While catching up, look at the polls' progress every second.
-                () = tokio::time::sleep(Duration::from_secs(1)),
-                    if catch_up.is_some() || !self.joining.is_empty() =>
+            let item = match carried.take() {
+                Some(item) => item,
+                None => match self
+                    .next_item(&mut items, &received, cancel, reloads)
+                    .await?
                 {
-                    if subscribed && catch_up.is_none() && self.joined() {
-                        self.connected().await?;
-                    }
-                    continue;
-                }
-                }
+                    Next::Item(item) => item,
+                    Next::Ended(ended) => break ended,
+                    Next::Tick => continue,
+                },
             };
-            let item = match item {
-                None => break Ended::Down("the subscription ended".into()),
-                Some(Err(sfpg_salesforce::Error::ReplayIdInvalid { message, .. })) => {
-                    break Ended::ReplayInvalid(message);
-                }
-                Some(Err(error)) => break Ended::Down(error.to_string()),
-                Some(Ok(item)) => item,
-            };
-            match item {
-                StreamItem::Connected { from } => {
-                    if !subscribed {
-                        subscribed = true;
-                        let now = Utc::now();
-                        for (_, since) in &mut self.joining {
-                            *since = now;
-                        }
-                        if let Some((_, since)) = &mut catch_up {
-                            *since = now;
-                        }
-                    }
-                    // What was held past `from` is delivered again.
-                    forget_after(&mut held, &mut open, from);
-                    match (&mut catch_up, from) {
-                        // From the tip again: what happened during the outage is for the
-                        // polls, which must start after this.
-                        (Some((_, since)), ReplayFrom::Tip) => *since = Utc::now(),
-                        (Some(_), _) => {}
-                        (None, _) => self.connected().await?,
-                    }
-                }
-                StreamItem::Reconnecting { reason, .. } => {
-                    self.health.set_streamed(&[]);
-                    self.state(StreamState::Down, Some(&reason)).await?;
-                }
-                StreamItem::Idle => {}
-                // The change event channel carries none; platform events have their own
-                // subscriptions.
-                StreamItem::PlatformEvent(_) => {}
-                StreamItem::Event(event) => {
-                    held.extend(open.push(self.change(&event)));
-                    // Take what else has arrived, without waiting; anything but an event
-                    // is kept for the next turn, which acts on it.
-                    while held.iter().map(|t| t.changes.len()).sum::<usize>() < MAX_BATCH_EVENTS {
-                        match items.try_recv() {
-                            Ok(Ok(StreamItem::Event(event))) => {
-                                held.extend(open.push(self.change(&event)));
-                            }
-                            Ok(other) => {
-                                carried = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                }
+            if let Some(ended) = self
+                .take(item, &mut received, &mut items, &mut carried)
+                .await?
+            {
+                break ended;
             }
-            if catch_up.is_none() {
-                // Nothing more is waiting: the transaction being received is complete.
-                if items.is_empty() && carried.is_none() {
-                    held.extend(open.take());
-                }
-                self.apply(&mut held, &applied).await?;
-            } else if held.iter().map(|t| t.changes.len()).sum::<usize>() > MAX_HELD_EVENTS {
-                tracing::warn!(org = %self.org, "too many events held while catching up; starting the catch-up over");
-                held.clear();
-                open.clear();
-                if let Some((_, since)) = &mut catch_up {
-                    *since = Utc::now();
+            let nothing_waiting = items.is_empty() && carried.is_none();
+            match received.after_turn(nothing_waiting, Utc::now()) {
+                AfterTurn::Apply(mut batch) => self.apply(&mut batch, &applied).await?,
+                AfterTurn::Hold => {}
+                AfterTurn::StartedOver => {
+                    tracing::warn!(org = %self.org, "too many events held while catching up; starting the catch-up over");
                 }
             }
         };
@@ -227,6 +167,86 @@ impl Session<'_> {
         let _ = reader.await;
         self.health.set_streamed(&[]);
         Ok(ended)
+    }
+
+    /// The next item from the reader; or the end (cancelled, reloaded); or, every second
+    /// while catching up or objects are joining, a tick to look at the polls' progress.
+    async fn next_item(
+        &mut self,
+        items: &mut mpsc::Receiver<Item>,
+        received: &Received,
+        cancel: &CancellationToken,
+        reloads: &mut watch::Receiver<u64>,
+    ) -> Result<Next> {
+        let watching = received.catching_up().is_some() || !self.joining.is_empty();
+        tokio::select! {
+            () = cancel.cancelled() => Ok(Next::Ended(Ended::Cancelled)),
+            _ = reloads.changed() => Ok(Next::Ended(Ended::Reload)),
+            item = items.recv() => Ok(match item {
+                Some(item) => Next::Item(item),
+                None => Next::Ended(Ended::Down("the subscription ended".into())),
+            }),
+            () = tokio::time::sleep(Duration::from_secs(1)), if watching => {
+                if received.subscribed() && received.catching_up().is_none() && self.joined() {
+                    self.connected().await?;
+                }
+                Ok(Next::Tick)
+            }
+        }
+    }
+
+    /// Acts on one item; an event takes with it what else has arrived (anything but an
+    /// event is `carried` to the next turn). `Some` when the item ends the subscription.
+    async fn take(
+        &mut self,
+        item: Item,
+        received: &mut Received,
+        items: &mut mpsc::Receiver<Item>,
+        carried: &mut Option<Item>,
+    ) -> Result<Option<Ended>> {
+        let item = match item {
+            Err(sfpg_salesforce::Error::ReplayIdInvalid { message, .. }) => {
+                return Ok(Some(Ended::ReplayInvalid(message)));
+            }
+            Err(error) => return Ok(Some(Ended::Down(error.to_string()))),
+            Ok(item) => item,
+        };
+        match item {
+            StreamItem::Connected { from } => {
+                let now = Utc::now();
+                let subscribed = received.connected(from, now);
+                if subscribed.first {
+                    for (_, since) in &mut self.joining {
+                        *since = now;
+                    }
+                }
+                if subscribed.connected {
+                    self.connected().await?;
+                }
+            }
+            StreamItem::Reconnecting { reason, .. } => {
+                self.health.set_streamed(&[]);
+                self.state(StreamState::Down, Some(&reason)).await?;
+            }
+            StreamItem::Idle => {}
+            // The change event channel carries none; platform events have their own
+            // subscriptions.
+            StreamItem::PlatformEvent(_) => {}
+            StreamItem::Event(event) => {
+                received.event(self.change(&event));
+                while received.held_events() < MAX_BATCH_EVENTS {
+                    match items.try_recv() {
+                        Ok(Ok(StreamItem::Event(event))) => received.event(self.change(&event)),
+                        Ok(other) => {
+                            *carried = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     async fn state(&self, state: StreamState, reason: Option<&str>) -> Result<()> {
@@ -399,16 +419,4 @@ impl Session<'_> {
         }
         Ok(())
     }
-}
-
-/// Drops what is held after `from`: a subscription resumed there delivers it again.
-fn forget_after(held: &mut Vec<Transaction>, open: &mut TransactionBuffer, from: ReplayFrom) {
-    let ReplayFrom::After(ReplayId(from)) = from else {
-        return;
-    };
-    open.clear();
-    for transaction in held.iter_mut() {
-        transaction.changes.retain(|c| c.replay_id <= from);
-    }
-    held.retain(|t| !t.changes.is_empty());
 }

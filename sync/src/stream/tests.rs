@@ -464,3 +464,5 @@ async fn an_item_behind_an_event_is_not_dropped_while_events_are_batched() {
     .unwrap();
     assert!(matches!(ended, Ended::ReplayInvalid(_)), "{ended:?}");
 }
+
+mod batching;

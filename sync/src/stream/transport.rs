@@ -1,5 +1,6 @@
 //! Which transport an org's stream runs on: the org's `cdc_transport` (V14) decides, and for
-//! `auto` (the default) the Pub/Sub API when its endpoint accepts a connection, else CometD.
+//! `auto` (the default) the Pub/Sub API when its endpoint accepts a connection and answers
+//! `GetTopic` for the org's token, else CometD.
 //! Many corporate networks block the Pub/Sub port (7443), so `auto` never leaves an org
 //! without a stream for it. The choice is made again before every subscription, so an org
 //! whose endpoint comes back moves to Pub/Sub on its next (re)subscription.
@@ -13,7 +14,9 @@ use std::time::Duration;
 use sfpg_control::orgs::OrgSettings;
 use sfpg_control::streams::{CdcTransport, StreamTransport};
 use sfpg_salesforce::Client;
-use sfpg_salesforce::streaming::{CometD, EventTransport, PubSub, PubSubOptions, probe_pubsub};
+use sfpg_salesforce::streaming::{
+    ALL_CHANGE_EVENTS, CometD, EventTransport, PubSub, PubSubOptions, probe_pubsub,
+};
 
 /// How long `auto` waits for the Pub/Sub endpoint to accept a connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,18 +55,20 @@ impl Transports {
         match org.cdc_transport {
             CdcTransport::CometD => Ok(self.cometd("transport cometd".to_owned())),
             CdcTransport::PubSub => self.pubsub(endpoint, "transport pubsub".to_owned()),
-            CdcTransport::Auto => match probe_pubsub(&self.client, endpoint, PROBE_TIMEOUT).await {
-                Ok(()) => self.pubsub(
-                    endpoint,
-                    format!("transport auto: the Pub/Sub endpoint {endpoint} answers"),
-                ),
-                Err(error) => {
-                    tracing::warn!(org = %org.name, %endpoint, %error, "the Pub/Sub endpoint cannot be reached; streaming over CometD");
-                    Ok(self.cometd(format!(
-                        "transport auto: the Pub/Sub endpoint cannot be reached ({error}), CometD instead"
+            CdcTransport::Auto => {
+                match probe_pubsub(&self.client, endpoint, ALL_CHANGE_EVENTS, PROBE_TIMEOUT).await {
+                    Ok(()) => self.pubsub(
+                        endpoint,
+                        format!("transport auto: the Pub/Sub API at {endpoint} answers"),
+                    ),
+                    Err(error) => {
+                        tracing::warn!(org = %org.name, %endpoint, %error, "the Pub/Sub API cannot be used; streaming over CometD");
+                        Ok(self.cometd(format!(
+                        "transport auto: the Pub/Sub API cannot be used ({error}), CometD instead"
                     )))
+                    }
                 }
-            },
+            }
         }
     }
 

@@ -174,9 +174,26 @@ async fn changes_made_while_the_job_runs_reach_the_mirror_through_polling() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Another session changes, creates and deletes records meanwhile.
     let changed_at = Utc::now() - chrono::Duration::seconds(1);
+    let created = change_create_delete(&harness, &changed, &deleted);
+
+    drive_until(&mut sync, Duration::from_secs(30), all_live).await;
+    // The job read the org as it was: none of it is in the backfill.
+    assert_changes_mirrored(&harness, [&changed, &created, &deleted], false).await;
+    // Polling from the snapshot (less the overlap) brings all three.
+    drive_until(&mut sync, Duration::from_secs(30), |s| {
+        let state = &s.object("Contact").unwrap().state;
+        state.cursor_id.is_none() && state.newest_modstamp.is_some_and(|n| n >= changed_at)
+    })
+    .await;
+    harness.assert_mirror_equals_org("Contact").await;
+    assert_changes_mirrored(&harness, [&changed, &created, &deleted], true).await;
+}
+
+/// As another session: renames Contact `changed`, creates one (returned), deletes `deleted`.
+fn change_create_delete(harness: &Harness, changed: &str, deleted: &str) -> String {
     harness.update(
         "Contact",
-        &changed,
+        changed,
         json!({"LastName": "Changed While Running"}),
     );
     let account = harness.org_records("Account", &["Id".into()])[0]["Id"]
@@ -187,49 +204,25 @@ async fn changes_made_while_the_job_runs_reach_the_mirror_through_polling() {
         "Contact",
         json!({"LastName": "Created While Running", "AccountId": account}),
     );
-    harness.delete("Contact", &deleted);
+    harness.delete("Contact", deleted);
+    created
+}
 
-    drive_until(&mut sync, Duration::from_secs(30), all_live).await;
-    // The job read the org as it was: none of it is in the backfill.
+/// Whether the mirror shows [`change_create_delete`]'s three changes (`mirrored`) or
+/// none of them.
+async fn assert_changes_mirrored(
+    harness: &Harness,
+    [changed, created, deleted]: [&str; 3],
+    mirrored: bool,
+) {
+    let lastname = harness.mirror_value("contact", changed, "lastname").await;
     assert_eq!(
-        harness.mirror_value("contact", &created, "sfid").await,
-        None
+        lastname.as_deref() == Some("Changed While Running"),
+        mirrored,
+        "the change: {lastname:?}"
     );
-    assert_ne!(
-        harness
-            .mirror_value("contact", &changed, "lastname")
-            .await
-            .as_deref(),
-        Some("Changed While Running")
-    );
-    assert!(
-        harness
-            .mirror_value("contact", &deleted, "sfid")
-            .await
-            .is_some()
-    );
-    // Polling from the snapshot (less the overlap) brings all three.
-    drive_until(&mut sync, Duration::from_secs(30), |s| {
-        let state = &s.object("Contact").unwrap().state;
-        state.cursor_id.is_none() && state.newest_modstamp.is_some_and(|n| n >= changed_at)
-    })
-    .await;
-    harness.assert_mirror_equals_org("Contact").await;
-    assert_eq!(
-        harness
-            .mirror_value("contact", &changed, "lastname")
-            .await
-            .as_deref(),
-        Some("Changed While Running")
-    );
-    assert!(
-        harness
-            .mirror_value("contact", &created, "sfid")
-            .await
-            .is_some()
-    );
-    assert_eq!(
-        harness.mirror_value("contact", &deleted, "sfid").await,
-        None
-    );
+    let created_row = harness.mirror_value("contact", created, "sfid").await;
+    assert_eq!(created_row.is_some(), mirrored, "the created row");
+    let deleted_row = harness.mirror_value("contact", deleted, "sfid").await;
+    assert_eq!(deleted_row.is_none(), mirrored, "the deleted row");
 }

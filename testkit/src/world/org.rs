@@ -38,6 +38,9 @@ pub async fn register_org_as(
     sfpg_control::apply_control_schema(client).await.unwrap();
     let org = NewOrg {
         schema_name: schema.to_owned(),
+        pubsub_endpoint: Some(emulator.pubsub_endpoint())
+            .filter(|endpoint| !endpoint.is_empty())
+            .map(str::to_owned),
         ..NewOrg::client_credentials(
             ORG,
             emulator.login_url(),

@@ -131,6 +131,8 @@ fn step(state: &AppState, id: &str, message: &Map<String, Json>, answer_empty: b
     if messages.is_empty() && !answer_empty {
         return Step::Wait(false);
     }
+    // The schema ids the Pub/Sub API serves (no CometD lock is held here).
+    state.pubsub().name_cometd_schemas(state, &mut messages);
     let timeout = state.cometd().timeouts.connect.as_millis() as u64;
     let mut reply = reply_to(message, true, None);
     reply["advice"] = json!({"reconnect": "retry", "interval": 0, "timeout": timeout});

@@ -252,3 +252,165 @@ pub fn untyped(field_type: FieldType, value: Value) -> Json {
         (_, other) => Json::String(format!("{other:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::events::{ChangeEventHeader, ChangeType};
+    use crate::org::Org;
+
+    fn contact_schema() -> Arc<EventSchema> {
+        let org = Org::new().unwrap();
+        let def = org.objects().find(|d| d.name == "Contact").unwrap().clone();
+        EventSchema::generate("ContactChangeEvent", Layout::change_event(&def), &def).unwrap()
+    }
+
+    fn event(
+        change_type: ChangeType,
+        fields: Json,
+        changed: &[&str],
+        nulled: &[&str],
+    ) -> ChangeEvent {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        ChangeEvent {
+            replay_id: 42,
+            header: ChangeEventHeader {
+                entity_name: "Contact".into(),
+                record_ids: vec!["003000000000001AAA".into()],
+                change_type,
+                changed_fields: names(changed),
+                nulled_fields: names(nulled),
+                diff_fields: Vec::new(),
+                change_origin: String::new(),
+                transaction_key: "t".into(),
+                sequence_number: 1,
+                commit_timestamp: 1_700_000_000_000,
+                commit_number: 7,
+                commit_user: "005000000000001AAA".into(),
+            },
+            fields: fields.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn decode(schema: &EventSchema, bytes: &[u8]) -> Vec<(String, Value)> {
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(&schema.schema)
+            .build()
+            .unwrap()
+            .read_value(&mut &bytes[..])
+            .unwrap();
+        match value {
+            Value::Record(fields) => fields,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn strings(value: &Value) -> Vec<String> {
+        match value {
+            Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => panic!("{other:?}"),
+                })
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_contacts_name_is_a_nested_record_with_its_own_bitmap_entries() {
+        let schema = contact_schema();
+        let position = schema.layout.position("Name").unwrap();
+        let email = schema.layout.position("Email").unwrap();
+        let Slot::Compound { components, .. } = &schema.layout.slots[position] else {
+            panic!("Name is a compound");
+        };
+        let keys: Vec<&str> = components.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["LastName", "FirstName", "Salutation"]);
+
+        let update = event(
+            ChangeType::Update,
+            json!({"Name": {"FirstName": "Ada", "LastName": null}, "Email": "ada@example.com"}),
+            &["Name.LastName", "Name.FirstName", "Email"],
+            &["Name.LastName"],
+        );
+        let fields = decode(&schema, &schema.encode_change(&update).unwrap());
+        assert_eq!(
+            fields.len(),
+            schema.layout.slots.len(),
+            "every field is present"
+        );
+        let Value::Record(header) = &fields[0].1 else {
+            panic!("the header comes first");
+        };
+        let top = (1u128 << position) | (1u128 << email);
+        let changed = strings(&header[11].1);
+        assert_eq!(u128::from_str_radix(&changed[0][2..], 16).unwrap(), top);
+        assert_eq!(changed[1], format!("{position}-0x03"));
+        let nulled = strings(&header[9].1);
+        assert_eq!(nulled[1], format!("{position}-0x01"));
+        let Value::Union(1, name) = &fields[position].1 else {
+            panic!("Name is set");
+        };
+        let Value::Record(name) = name.as_ref() else {
+            panic!("Name is a record");
+        };
+        assert_eq!(
+            name[0],
+            ("LastName".into(), Value::Union(0, Box::new(Value::Null)))
+        );
+        assert_eq!(
+            name[1],
+            (
+                "FirstName".into(),
+                Value::Union(1, Box::new(Value::String("Ada".into())))
+            )
+        );
+        assert_eq!(
+            fields[email].1,
+            Value::Union(1, Box::new(Value::String("ada@example.com".into())))
+        );
+    }
+
+    #[test]
+    fn a_gap_event_is_its_header_and_nulls() {
+        let schema = contact_schema();
+        let gap = event(ChangeType::GapOverflow, json!({}), &[], &[]);
+        let fields = decode(&schema, &schema.encode_change(&gap).unwrap());
+        let Value::Record(header) = &fields[0].1 else {
+            panic!("the header comes first");
+        };
+        assert_eq!(header[2].1, Value::Enum(8, "GAP_OVERFLOW".into()));
+        assert!(strings(&header[11].1).is_empty());
+        assert!(
+            fields[1..]
+                .iter()
+                .all(|(_, v)| *v == Value::Union(0, Box::new(Value::Null)))
+        );
+    }
+
+    #[test]
+    fn values_take_the_schemas_types() {
+        let at = |t, v| typed("F", t, &v).unwrap();
+        assert_eq!(
+            at(FieldType::Datetime, json!("2024-03-05T12:00:00.000+0000")),
+            Value::Long(1_709_640_000_000)
+        );
+        assert_eq!(
+            at(FieldType::Date, json!("1970-01-02")),
+            Value::Long(86_400_000)
+        );
+        assert_eq!(
+            at(FieldType::Time, json!("00:00:01.500Z")),
+            Value::Long(1_500)
+        );
+        assert_eq!(at(FieldType::Currency, json!(12)), Value::Double(12.0));
+        assert!(typed("F", FieldType::Int, &json!("x")).is_err());
+        assert_eq!(
+            untyped(FieldType::Date, Value::Long(86_400_000)),
+            json!("1970-01-02")
+        );
+    }
+}

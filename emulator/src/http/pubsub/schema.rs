@@ -307,3 +307,35 @@ pub fn schema_id(schema_json: &str) -> String {
     let digest = Sha256::digest(schema_json.as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::org::Org;
+
+    fn account() -> ObjectDef {
+        let org = Org::new().unwrap();
+        org.objects().find(|d| d.name == "Account").unwrap().clone()
+    }
+
+    fn id_of(def: &ObjectDef) -> String {
+        let json = schema_json("AccountChangeEvent", &Layout::change_event(def), def);
+        schema_id(&json.to_string())
+    }
+
+    #[test]
+    fn the_schema_id_is_stable_until_the_describe_changes() {
+        let def = account();
+        assert_eq!(id_of(&def), id_of(&account()));
+        let mut changed = def.clone();
+        let mut extra = changed.fields[changed.fields.len() - 1].clone();
+        extra.name = "Region__c".to_owned();
+        extra.field_type = FieldType::Picklist;
+        extra.compound_field_name = None;
+        extra.calculated = false;
+        extra.calculated_formula = None;
+        changed.fields.push(extra);
+        assert_ne!(id_of(&def), id_of(&changed));
+        assert_eq!(id_of(&def).len(), 22);
+    }
+}

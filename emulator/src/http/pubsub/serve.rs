@@ -71,21 +71,21 @@ pub fn serve(
     let listener = TcpListener::from_std(listener)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let endpoint = format!("{scheme}://{host}:{}", local_addr.port());
-    let service = GrpcServer::new(Service::new(state, timings));
+    let service = GrpcServer::new(Service::new(state.clone(), timings));
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = match tls {
         Some(config) => {
             let mut config = (*config).clone();
             config.alpn_protocols = vec![b"h2".to_vec()];
             let acceptor = TlsAcceptor::from(Arc::new(config));
-            let connections = accept(listener, move |tcp| {
+            let connections = accept(state, listener, move |tcp| {
                 let acceptor = acceptor.clone();
                 async move { acceptor.accept(tcp).await.ok() }
             });
             tokio::spawn(run(service, connections, stop))
         }
         None => {
-            let connections = accept(listener, |tcp| async move { Some(tcp) });
+            let connections = accept(state, listener, |tcp| async move { Some(tcp) });
             tokio::spawn(run(service, connections, stop))
         }
     };
@@ -98,8 +98,8 @@ pub fn serve(
 }
 
 /// The connections `listener` accepts, each made ready by `prepare` (a TLS handshake) in
-/// its own task.
-fn accept<IO, F, Fut>(listener: TcpListener, prepare: F) -> mpsc::Receiver<IO>
+/// its own task; while the admin API refuses connections, each is closed at once.
+fn accept<IO, F, Fut>(state: AppState, listener: TcpListener, prepare: F) -> mpsc::Receiver<IO>
 where
     IO: Send + 'static,
     F: Fn(TcpStream) -> Fut + Send + 'static,
@@ -118,6 +118,10 @@ where
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
+            if state.pubsub().refusing() {
+                drop(tcp);
+                continue;
+            }
             let _ = tcp.set_nodelay(true);
             let ready = prepare(tcp);
             let tx = tx.clone();

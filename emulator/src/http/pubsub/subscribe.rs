@@ -14,6 +14,7 @@
 //!   270 s) it sends an empty batch carrying the latest replay id.
 //! - The admin API can end the stream with any status and `error-code`.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tonic::{Code, Status, Streaming};
 
+use super::encode::EventSchema;
 use super::status::{
     FETCH_TOPIC_MISMATCH, REPLAY_ID_CORRUPTED, REPLAY_ID_VALIDATION_FAILED,
     REQUESTED_EVENTS_INVALID, SUBSCRIPTION_INTERNAL, error, rpc_id,
@@ -110,6 +112,7 @@ async fn run(
     sub.report();
     let mut keepalive_at = Instant::now() + timings.keepalive;
     let mut idle_since: Option<Instant> = None;
+    let mut requests_open = true;
     loop {
         published.borrow_and_update();
         if sub.pending > 0 {
@@ -133,10 +136,13 @@ async fn run(
                     return Err(status);
                 }
             }
-            message = requests.message() => match message {
+            message = requests.message(), if requests_open => match message {
                 Ok(Some(request)) => sub.request(&request)?,
-                // The client half-closed or went away: the call is over.
-                _ => return Ok(()),
+                // The client closed its side: what it asked for still comes, and the
+                // stream closes once idle (clients that send one request do this).
+                Ok(None) => requests_open = false,
+                // The call was reset: nobody is listening any more.
+                Err(_) => return Ok(()),
             },
             _ = published.changed(), if sub.pending > 0 => {}
             _ = sleep_until(keepalive_at) => {
@@ -273,6 +279,8 @@ impl Subscription {
     fn next_change_events(&mut self) -> Result<Vec<ConsumerEvent>, Status> {
         let bus = self.state.bus().clone();
         let mut out = Vec::new();
+        // One look at each entity's describe per batch, not one per event.
+        let mut schemas: HashMap<String, Arc<EventSchema>> = HashMap::new();
         'scan: loop {
             let chunk = bus.after(self.position, SCAN_CHUNK);
             if chunk.is_empty() {
@@ -281,7 +289,7 @@ impl Subscription {
             for event in chunk {
                 self.position = event.replay_id;
                 if self.topic.carries(&event) {
-                    out.push(self.consumer_event(&event)?);
+                    out.push(self.consumer_event(&event, &mut schemas)?);
                     if out.len() >= self.pending as usize {
                         break 'scan;
                     }
@@ -291,16 +299,27 @@ impl Subscription {
         Ok(out)
     }
 
-    fn consumer_event(&self, event: &Arc<ChangeEvent>) -> Result<ConsumerEvent, Status> {
+    fn consumer_event(
+        &self,
+        event: &Arc<ChangeEvent>,
+        schemas: &mut HashMap<String, Arc<EventSchema>>,
+    ) -> Result<ConsumerEvent, Status> {
         let internal = |message: String| error(Code::Internal, SUBSCRIPTION_INTERNAL, &message);
         let entity = &event.header.entity_name;
-        let schema = self
-            .state
-            .pubsub()
-            .schemas
-            .change_event(&self.state, entity)
-            .ok_or_else(|| internal(format!("The object {entity} no longer exists.")))?
-            .map_err(|e| internal(e.to_string()))?;
+        let schema = match schemas.get(entity) {
+            Some(schema) => schema.clone(),
+            None => {
+                let schema = self
+                    .state
+                    .pubsub()
+                    .schemas
+                    .change_event(&self.state, entity)
+                    .ok_or_else(|| internal(format!("The object {entity} no longer exists.")))?
+                    .map_err(|e| internal(e.to_string()))?;
+                schemas.insert(entity.clone(), schema.clone());
+                schema
+            }
+        };
         let payload = schema
             .encode_change(event)
             .map_err(|e| internal(e.to_string()))?;

@@ -24,38 +24,49 @@ pub(crate) struct BitmapError {
     entry: String,
 }
 
-/// The field names a bitmap list sets, in schema order: top-level names first
-/// (`BillingAddress`), then nested ones as `Parent.Child` (`BillingAddress.City`).
+/// The field names a bitmap list sets, in schema order: a top-level name
+/// (`BillingAddress`), and right after it the parts of it that are set, as `Parent.Child`
+/// (`BillingAddress.City`), which is the order CometD lists `changedFields` in.
 pub(crate) fn decode(
     bitmaps: &[String],
     schema: &impl FieldPositions,
 ) -> Result<Vec<String>, BitmapError> {
-    let mut names = Vec::new();
+    let mut top = Vec::new();
+    let mut nested: Vec<(usize, Vec<usize>)> = Vec::new();
     for (index, entry) in bitmaps.iter().enumerate() {
         let malformed = || BitmapError {
             entry: entry.clone(),
         };
         match entry.split_once('-') {
-            None if index == 0 => {
-                for position in set_bits(entry).ok_or_else(malformed)? {
-                    if let Some(name) = schema.field_name(position) {
-                        names.push(name.to_owned());
-                    }
-                }
-            }
+            None if index == 0 => top = set_bits(entry).ok_or_else(malformed)?,
             Some((parent, bits)) => {
                 let parent: usize = parent.parse().map_err(|_| malformed())?;
-                let Some(parent_name) = schema.field_name(parent) else {
-                    set_bits(bits).ok_or_else(malformed)?;
-                    continue;
-                };
-                for child in set_bits(bits).ok_or_else(malformed)? {
-                    if let Some(name) = schema.nested_field_name(parent, child) {
-                        names.push(format!("{parent_name}.{name}"));
-                    }
-                }
+                nested.push((parent, set_bits(bits).ok_or_else(malformed)?));
             }
             None => return Err(malformed()),
+        }
+    }
+    let mut positions: Vec<usize> = top
+        .iter()
+        .chain(nested.iter().map(|(p, _)| p))
+        .copied()
+        .collect();
+    positions.sort_unstable();
+    positions.dedup();
+    let mut names = Vec::new();
+    for position in positions {
+        let Some(name) = schema.field_name(position) else {
+            continue;
+        };
+        if top.contains(&position) {
+            names.push(name.to_owned());
+        }
+        for (_, children) in nested.iter().filter(|(p, _)| *p == position) {
+            for &child in children {
+                if let Some(part) = schema.nested_field_name(position, child) {
+                    names.push(format!("{name}.{part}"));
+                }
+            }
         }
     }
     Ok(names)
@@ -113,6 +124,15 @@ mod tests {
     fn names(bitmaps: &[&str]) -> Vec<String> {
         let bitmaps: Vec<String> = bitmaps.iter().map(|b| (*b).to_owned()).collect();
         decode(&bitmaps, &Reference).unwrap()
+    }
+
+    #[test]
+    fn parts_follow_their_compound_in_schema_order() {
+        assert_eq!(
+            names(&["0x12", "3-0x02"]),
+            ["Name", "BillingAddress.City", "Phone"],
+            "as CometD lists them"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A Pub/Sub change event's Avro payload turned into the [`ChangeEvent`] CometD would have
-//! delivered for the same change, so that nothing above the transport knows which one ran.
+//! delivered for the same change (and a platform event's into its [`PlatformEvent`]), so
+//! that nothing above the transport knows which one ran.
 //!
 //! The two differ on the wire (reference streaming §2.3, api §6.5): a Pub/Sub body carries
 //! every field, unchanged ones null, and says which fields changed or became null only in
@@ -21,7 +22,7 @@ use serde_json::{Map, Number, Value as Json};
 use super::bitmap::{self, BitmapError};
 use super::schema::{EventSchema, SchemaField, Temporal};
 use crate::Record;
-use crate::streaming::{ChangeEvent, ChangeEventHeader, ChangeType, ReplayId};
+use crate::streaming::{ChangeEvent, ChangeEventHeader, ChangeType, PlatformEvent, ReplayId};
 
 /// The header's name in a change event schema.
 const HEADER: &str = "ChangeEventHeader";
@@ -96,6 +97,70 @@ pub(crate) fn change_event(
         header,
         fields,
     })
+}
+
+/// The system fields of a platform event that are not among its own fields.
+const PLATFORM_SYSTEM_FIELDS: [&str; 5] =
+    ["CreatedDate", "CreatedById", "EventUuid", "ReplayId", "Id"];
+
+/// The platform event in `payload`, written with `schema`: `CreatedDate` as CometD's ISO
+/// text, `CreatedById`, and the event's own fields (nulls kept, as CometD sends them);
+/// `event_id` is the `ProducerEvent.id`, the event's `EventUuid`.
+pub(crate) fn platform_event(
+    schema: &EventSchema,
+    payload: &[u8],
+    replay_id: ReplayId,
+    channel: &str,
+    event_id: &str,
+) -> Result<PlatformEvent, DecodeError> {
+    let mut reader = payload;
+    let value = GenericDatumReader::builder(&schema.avro)
+        .build()
+        .and_then(|datum| datum.read_value(&mut reader))
+        .map_err(|e| DecodeError::Avro {
+            schema_id: schema.id.clone(),
+            source: Box::new(e),
+        })?;
+    let Avro::Record(values) = value else {
+        return Err(DecodeError::NotARecord);
+    };
+    let mut fields = set_fields_with_nulls(schema, &values);
+    let mut text = |name: &str| match fields.remove(name) {
+        Some(Json::String(text)) => text,
+        _ => String::new(),
+    };
+    let created_date = text("CreatedDate");
+    let created_by_id = text("CreatedById");
+    let payload_uuid = text("EventUuid");
+    for name in PLATFORM_SYSTEM_FIELDS {
+        fields.remove(name);
+    }
+    let event_uuid = [event_id.to_owned(), payload_uuid]
+        .into_iter()
+        .find(|uuid| !uuid.is_empty());
+    Ok(PlatformEvent {
+        replay_id,
+        channel: channel.to_owned(),
+        event_uuid,
+        created_date,
+        created_by_id,
+        fields,
+    })
+}
+
+/// Every field of a record, as CometD carries it.
+fn set_fields_with_nulls(schema: &EventSchema, values: &[(String, Avro)]) -> Record {
+    values
+        .iter()
+        .enumerate()
+        .map(|(position, (name, value))| {
+            let value = match schema.fields.get(position) {
+                Some(field) if field.name == *name => json(value, field),
+                _ => plain_json(value),
+            };
+            (name.clone(), value)
+        })
+        .collect()
 }
 
 /// The header with its bitmaps set aside.

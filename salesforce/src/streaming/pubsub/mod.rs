@@ -16,6 +16,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::channel::mpsc::UnboundedSender;
+use sfpg_pubsub_proto::FetchRequest;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tonic::transport::Channel;
@@ -136,10 +138,17 @@ impl EventTransport for PubSub {
 }
 
 /// What a subscription shares with the registry and with a successor: whether it has
-/// ended, and the task reading its gRPC call, which ending it cancels.
+/// ended, and its gRPC call (the task reading it, the sender of its requests), which ending
+/// it cancels.
 pub(crate) struct Slot {
     ended: watch::Sender<Option<String>>,
-    call: Mutex<Option<AbortHandle>>,
+    call: Mutex<Option<OpenCall>>,
+}
+
+/// The two halves of an open call: both must go for the call to end on the server.
+pub(crate) struct OpenCall {
+    pub(crate) reader: AbortHandle,
+    pub(crate) requests: UnboundedSender<FetchRequest>,
 }
 
 impl Slot {
@@ -172,14 +181,16 @@ impl Slot {
         self.ended.subscribe()
     }
 
-    /// Records the task reading the call now open (or none), cancelling the one before.
-    pub(crate) fn set_call(&self, call: Option<AbortHandle>) {
+    /// Records the call now open (or none), cancelling the one before: its reader stops
+    /// (dropping the response stream) and its requests end, so the server sees it closed.
+    pub(crate) fn set_call(&self, call: Option<OpenCall>) {
         let before = std::mem::replace(
             &mut *self.call.lock().unwrap_or_else(PoisonError::into_inner),
             call,
         );
         if let Some(before) = before {
-            before.abort();
+            before.reader.abort();
+            before.requests.close_channel();
         }
     }
 }

@@ -150,8 +150,13 @@ fn temporal_of(doc: &str) -> Option<Temporal> {
     let (_, salesforce_type) = doc.rsplit_once(':')?;
     match salesforce_type.trim() {
         t if t.eq_ignore_ascii_case("DateTime") => Some(Temporal::DateTime),
-        t if t.eq_ignore_ascii_case("Date") => Some(Temporal::Date),
-        t if t.eq_ignore_ascii_case("Time") => Some(Temporal::Time),
+        // The emulator writes `DateOnly`/`TimeOnly`; Salesforce's spelling is undocumented.
+        t if t.eq_ignore_ascii_case("Date") || t.eq_ignore_ascii_case("DateOnly") => {
+            Some(Temporal::Date)
+        }
+        t if t.eq_ignore_ascii_case("Time") || t.eq_ignore_ascii_case("TimeOnly") => {
+            Some(Temporal::Time)
+        }
         _ => None,
     }
 }
@@ -201,6 +206,19 @@ mod tests {
         let schema = shared.get("id-1").unwrap();
         assert_eq!(schema.fields[0].temporal, Some(Temporal::DateTime));
         assert_eq!(shared.len(), 1);
+    }
+
+    #[test]
+    fn doc_annotations_name_dates_and_times_either_way() {
+        assert_eq!(temporal_of("Data:DateOnly"), Some(Temporal::Date));
+        assert_eq!(temporal_of("Data:Date"), Some(Temporal::Date));
+        assert_eq!(temporal_of("Data:TimeOnly"), Some(Temporal::Time));
+        assert_eq!(
+            temporal_of("CreatedDate:DateTime"),
+            Some(Temporal::DateTime)
+        );
+        assert_eq!(temporal_of("Data:Text"), None);
+        assert_eq!(temporal_of("no colon"), None);
     }
 
     #[test]

@@ -104,20 +104,27 @@ impl Session {
                 });
             }
             if let Some(item) = self.ready.pop_front() {
-                if let StreamItem::Event(event) = &item {
-                    self.last_returned = Some(event.replay_id);
+                let returned = match &item {
+                    StreamItem::Event(event) => Some(event.replay_id),
+                    StreamItem::PlatformEvent(event) => Some(event.replay_id),
+                    _ => None,
+                };
+                if returned.is_some() {
+                    self.last_returned = returned;
                     self.consumed();
                 }
                 return Ok(item);
             }
             let mut ended = self.ended.clone();
-            let outcome = if self.unread.is_some() {
-                self.read_unread().await
-            } else if let Some(wait) = self.wait.take() {
+            // A wait first: a response whose schema could not be fetched is tried again
+            // after the backoff too.
+            let outcome = if let Some(wait) = self.wait.take() {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => Ok(()),
                     _ = ended.wait_for(Option::is_some) => Ok(()),
                 }
+            } else if self.unread.is_some() {
+                self.read_unread().await
             } else if self.call.is_some() {
                 self.receive().await
             } else {
@@ -195,8 +202,8 @@ impl Session {
             self.ready.push_back(StreamItem::Idle);
         }
         for event in response.events {
-            let event = self.decode(event)?;
-            self.ready.push_back(StreamItem::Event(Box::new(event)));
+            let item = self.decode(event)?;
+            self.ready.push_back(item);
         }
         Ok(())
     }

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
+use sfpg_pubsub_proto::TopicRequest;
+use sfpg_pubsub_proto::pub_sub_client::PubSubClient;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
@@ -72,24 +74,45 @@ fn grpc_endpoint(client: &Client, endpoint: &str, connect_timeout: Duration) -> 
     Ok(builder)
 }
 
-/// Whether `endpoint` accepts a connection (TCP, TLS and HTTP/2) within `timeout`: what
-/// the `auto` transport asks before choosing Pub/Sub over CometD.
-pub async fn probe(client: &Client, endpoint: &str, timeout: Duration) -> Result<()> {
+/// Whether the Pub/Sub API at `endpoint` can be used for `topic` within `timeout`: a
+/// connection (TCP, TLS, HTTP/2) and a `GetTopic` with the client's token that says the
+/// topic can be subscribed to. What the `auto` transport asks before choosing Pub/Sub over
+/// CometD: a port a network blocks, and an org or user Pub/Sub refuses, both fail it.
+pub async fn probe(client: &Client, endpoint: &str, topic: &str, timeout: Duration) -> Result<()> {
     let url = endpoint_url(endpoint);
-    let unreachable = |detail: String| Error::PubSub {
+    let refused = |status: &str, detail: String| Error::PubSub {
         endpoint: url.clone(),
-        status: "Unavailable".to_owned(),
+        status: status.to_owned(),
         error_code: None,
         message: detail,
     };
-    let endpoint = grpc_endpoint(client, endpoint, timeout)?;
-    match tokio::time::timeout(timeout, endpoint.connect()).await {
-        Ok(Ok(_channel)) => Ok(()),
-        Ok(Err(error)) => Err(unreachable(source_chain(&error))),
-        Err(_) => Err(unreachable(format!(
-            "no connection within {}s",
-            timeout.as_secs_f64()
-        ))),
+    let grpc = grpc_endpoint(client, endpoint, timeout)?;
+    let channel = match tokio::time::timeout(timeout, grpc.connect()).await {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(error)) => return Err(refused("Unavailable", source_chain(&error))),
+        Err(_) => {
+            return Err(refused(
+                "Unavailable",
+                format!("no connection within {}s", timeout.as_secs_f64()),
+            ));
+        }
+    };
+    let mut request = tonic::Request::new(TopicRequest {
+        topic_name: topic.to_owned(),
+    });
+    *request.metadata_mut() = auth_metadata(client).await?;
+    let answer = tokio::time::timeout(timeout, PubSubClient::new(channel).get_topic(request)).await;
+    match answer {
+        Ok(Ok(info)) if info.get_ref().can_subscribe => Ok(()),
+        Ok(Ok(_)) => Err(refused(
+            "PermissionDenied",
+            format!("{topic} cannot be subscribed to"),
+        )),
+        Ok(Err(status)) => Err(error(endpoint, "GetTopic", &status)),
+        Err(_) => Err(refused(
+            "DeadlineExceeded",
+            format!("no answer to GetTopic within {}s", timeout.as_secs_f64()),
+        )),
     }
 }
 

@@ -20,6 +20,7 @@ use super::reaches_threshold;
 use crate::error::Result;
 use crate::object::{JobSweep, MAX_JOB_FAILURES, ObjectSync, Sweep, chrono_duration};
 use crate::plan::{MirroredField, ObjectPlan};
+use crate::settings::SyncSettings;
 use crate::soql;
 use sfpg_control::objects::ObjectState;
 use sfpg_control::writer::{self, CsvError, CsvMode, IdSet, OnLocked};
@@ -209,74 +210,44 @@ async fn write_page(
             }
         }
     }
-    let transaction = writer::begin(context.db, Some(context.settings.lock_timeout)).await?;
-    let written = match (&sweep.ids, kind) {
-        (Some(ids), Kind::Reconcile) => ids
-            .add(&transaction, plan, page)
-            .await
-            .map(|received| (received, Vec::new(), 0)),
-        _ => {
-            let fields = fields_of(plan, kind);
-            writer::write_csv(
-                &transaction,
-                plan,
-                &fields,
-                page,
-                CsvMode::UpdateColumns,
-                OnLocked::Skip,
-            )
-            .await
-            .map(|w| (w.received, w.applied.locked, w.applied.written))
-        }
-    };
-    let (received, mut locked, written) = match written {
-        Ok(written) => written,
-        Err(error) => {
-            transaction.rollback().await?;
-            let gone = matches!(&error, CsvError::Body(e) if e.is_job_gone());
-            if gone {
-                let cap = context.settings.bulk_poll_cap;
-                let kept = replaced(object, kind, sweep, &error.to_string(), cap);
-                keep(object, kind, kept);
-                return Ok(Outcome::default());
+    let settings = context.settings;
+    let transaction = writer::begin(context.db, Some(settings.lock_timeout)).await?;
+    let (received, mut locked, written) =
+        match write_rows(&transaction, plan, &sweep, page, kind).await {
+            Ok(written) => written,
+            Err(error) => {
+                transaction.rollback().await?;
+                return page_failed(settings, object, kind, sweep, error);
             }
-            keep(object, kind, Some(sweep));
-            return Err(match error {
-                CsvError::Body(error) => error.into(),
-                CsvError::Write(error) => error.into(),
-            });
-        }
-    };
+        };
     sweep.read += received;
     sweep.locator = next_locator;
     let last = sweep.locator.is_none();
-    let mut deleted = 0;
     if last && sweep.read != sweep.processed {
         transaction.rollback().await?;
         let reason = format!(
             "its pages held {} records where the job processed {}",
             sweep.read, sweep.processed
         );
-        let cap = context.settings.bulk_poll_cap;
-        let kept = replaced(object, kind, sweep, &reason, cap);
+        let kept = replaced(object, kind, sweep, &reason, settings.bulk_poll_cap);
         keep(object, kind, kept);
         return Ok(Outcome::default());
     }
-    if last {
-        if let Some(ids) = sweep.ids.take() {
-            let modified_before = sweep.started_at - chrono_duration(context.settings.overlap);
-            let (gone, left) = ids
-                .delete_absent(&transaction, plan, modified_before)
-                .await?;
-            deleted = gone;
-            locked.extend(left);
-            next.row_count -= i64::try_from(gone).unwrap_or(0);
-        }
-        match kind {
-            Kind::Reconcile => next.reconciled_at = Some(sweep.started_at),
-            Kind::Formulas => next.formulas_refreshed_at = Some(sweep.started_at),
-        }
-    }
+    let deleted = if last {
+        let overlap = chrono_duration(settings.overlap);
+        end_sweep(
+            &transaction,
+            plan,
+            &mut sweep,
+            &mut next,
+            overlap,
+            kind,
+            &mut locked,
+        )
+        .await?
+    } else {
+        0
+    };
     for id in locked {
         if !next.locked_ids.contains(&id) {
             next.locked_ids.push(id);
@@ -299,4 +270,90 @@ async fn write_page(
         written,
         deleted,
     })
+}
+
+/// The page's Ids into the reconciliation's set, or its formulas into the mirror: the
+/// records received, those left out because a client held their rows, the rows written.
+async fn write_rows(
+    transaction: &tokio_postgres::Transaction<'_>,
+    plan: &ObjectPlan,
+    sweep: &JobSweep,
+    page: Box<ResultsPage>,
+    kind: Kind,
+) -> std::result::Result<(u64, Vec<String>, u64), CsvError<sfpg_salesforce::Error>> {
+    match (&sweep.ids, kind) {
+        (Some(ids), Kind::Reconcile) => ids
+            .add(transaction, plan, page)
+            .await
+            .map(|received| (received, Vec::new(), 0)),
+        _ => {
+            let fields = fields_of(plan, kind);
+            writer::write_csv(
+                transaction,
+                plan,
+                &fields,
+                page,
+                CsvMode::UpdateColumns,
+                OnLocked::Skip,
+            )
+            .await
+            .map(|w| (w.received, w.applied.locked, w.applied.written))
+        }
+    }
+}
+
+/// A page that could not be written: a job gone is replaced (or the sweep goes on through
+/// REST); any other error is returned, the sweep kept to try the page again.
+fn page_failed(
+    settings: &SyncSettings,
+    object: &mut ObjectSync,
+    kind: Kind,
+    sweep: JobSweep,
+    error: CsvError<sfpg_salesforce::Error>,
+) -> Result<Outcome> {
+    if matches!(&error, CsvError::Body(e) if e.is_job_gone()) {
+        let kept = replaced(
+            object,
+            kind,
+            sweep,
+            &error.to_string(),
+            settings.bulk_poll_cap,
+        );
+        keep(object, kind, kept);
+        return Ok(Outcome::default());
+    }
+    keep(object, kind, Some(sweep));
+    Err(match error {
+        CsvError::Body(error) => error.into(),
+        CsvError::Write(error) => error.into(),
+    })
+}
+
+/// The last page is in: the reconciliation deletes the rows whose records are gone
+/// (modified before the sweep began, less `overlap`), and the sweep's start is recorded
+/// in `next`. Returns the rows deleted; rows a client held are added to `locked`.
+async fn end_sweep(
+    transaction: &tokio_postgres::Transaction<'_>,
+    plan: &ObjectPlan,
+    sweep: &mut JobSweep,
+    next: &mut ObjectState,
+    overlap: chrono::Duration,
+    kind: Kind,
+    locked: &mut Vec<String>,
+) -> Result<u64> {
+    let mut deleted = 0;
+    if let Some(ids) = sweep.ids.take() {
+        let modified_before = sweep.started_at - overlap;
+        let (gone, left) = ids
+            .delete_absent(transaction, plan, modified_before)
+            .await?;
+        deleted = gone;
+        locked.extend(left);
+        next.row_count -= i64::try_from(gone).unwrap_or(0);
+    }
+    match kind {
+        Kind::Reconcile => next.reconciled_at = Some(sweep.started_at),
+        Kind::Formulas => next.formulas_refreshed_at = Some(sweep.started_at),
+    }
+    Ok(deleted)
 }

@@ -246,16 +246,16 @@ fn an_update_carries_changed_and_nulled_fields_only_with_explicit_nulls() {
     assert_eq!(
         event.header.changed_fields,
         [
-            "Phone",
-            "LastModifiedDate",
             "BillingAddress.Street",
-            "BillingAddress.City"
+            "BillingAddress.City",
+            "Phone",
+            "LastModifiedDate"
         ],
-        "CometD's names: the parts of a compound, not the compound as well"
+        "CometD's names and order: a compound's parts at its place, not the compound as well"
     );
     assert_eq!(
         event.header.nulled_fields,
-        ["Phone", "BillingAddress.Street"]
+        ["BillingAddress.Street", "Phone"]
     );
     let flat = event.flattened_fields();
     assert_eq!(flat["BillingCity"], "Lyon");

@@ -16,11 +16,12 @@ use tonic::Streaming;
 
 use super::Session;
 use crate::error::Error;
+use crate::streaming::pubsub::OpenCall;
 use crate::streaming::pubsub::decode;
 use crate::streaming::pubsub::flow::{Demand, Watchdog};
 use crate::streaming::pubsub::schema::{EventSchema, SchemaError};
 use crate::streaming::pubsub::wire::{self, Trouble};
-use crate::streaming::{ChangeEvent, ReplayFrom, ReplayId, StreamItem};
+use crate::streaming::{ReplayFrom, ReplayId, StreamItem, is_platform_event_channel};
 
 /// What the reading task hands the subscription.
 pub(super) enum Delivery {
@@ -35,7 +36,7 @@ pub(super) enum Delivery {
 /// An open call.
 pub(super) struct Call {
     requests: UnboundedSender<FetchRequest>,
-    deliveries: mpsc::Receiver<Delivery>,
+    deliveries: mpsc::UnboundedReceiver<Delivery>,
 }
 
 impl Call {
@@ -93,15 +94,21 @@ impl Session {
             Ok(Err(status)) => return Err(wire::trouble(&shared.endpoint, "Subscribe", &status)),
             Ok(Ok(response)) => response.into_inner(),
         };
-        let (deliveries, receiver) = mpsc::channel(8);
+        // Unbounded, so the reader never waits on a caller that does not consume: it must
+        // see the starve limit pass. What it holds is bounded by the demand (≤ 100 events).
+        let (deliveries, receiver) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read(
             responses,
             deliveries,
             Arc::clone(&self.demand),
             Watchdog::new(shared.options.watchdog, now),
             shared.endpoint.clone(),
+            requests.clone(),
         ));
-        self.slot.set_call(Some(reader.abort_handle()));
+        self.slot.set_call(Some(OpenCall {
+            reader: reader.abort_handle(),
+            requests: requests.clone(),
+        }));
         if self.slot.ended().is_some() {
             self.slot.set_call(None);
             return Ok(());
@@ -151,8 +158,9 @@ impl Session {
         Ok(shared.schemas.insert(schema))
     }
 
-    /// The change event a consumer event carries (its schema already cached).
-    pub(super) fn decode(&self, event: ConsumerEvent) -> Result<ChangeEvent, Trouble> {
+    /// The item a consumer event carries (its schema already cached): a change event, or
+    /// on an `/event/…` topic a platform event.
+    pub(super) fn decode(&self, event: ConsumerEvent) -> Result<StreamItem, Trouble> {
         let replay_id = replay_id_position(&event.replay_id).ok_or_else(|| {
             Trouble::Fatal(Error::PubSub {
                 endpoint: format!("{} Subscribe", self.shared.endpoint),
@@ -175,8 +183,15 @@ impl Session {
             self.shared.schemas.get(&event.schema_id).ok_or_else(|| {
                 payload_error(format!("schema {} unknown", event.schema_id).into())
             })?;
-        decode::change_event(&schema, &event.payload, ReplayId(replay_id), &self.topic)
-            .map_err(|error| payload_error(Box::new(error)))
+        let replay_id = ReplayId(replay_id);
+        if is_platform_event_channel(&self.topic) {
+            decode::platform_event(&schema, &event.payload, replay_id, &self.topic, &event.id)
+                .map(|event| StreamItem::PlatformEvent(Box::new(event)))
+        } else {
+            decode::change_event(&schema, &event.payload, replay_id, &self.topic)
+                .map(|event| StreamItem::Event(Box::new(event)))
+        }
+        .map_err(|error| payload_error(Box::new(error)))
     }
 }
 
@@ -184,10 +199,11 @@ impl Session {
 /// call silent for the watchdog's limit, and lets go of one left with nothing requested.
 async fn read(
     mut responses: Streaming<FetchResponse>,
-    deliveries: mpsc::Sender<Delivery>,
+    deliveries: mpsc::UnboundedSender<Delivery>,
     demand: Arc<Mutex<Demand>>,
     mut watchdog: Watchdog,
     endpoint: String,
+    requests: UnboundedSender<FetchRequest>,
 ) {
     let starved = || {
         demand
@@ -222,7 +238,8 @@ async fn read(
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .received(events, now);
-                if deliveries.send(Delivery::Response(response)).await.is_err() {
+                if deliveries.send(Delivery::Response(response)).is_err() {
+                    requests.close_channel();
                     return;
                 }
             }
@@ -234,5 +251,8 @@ async fn read(
             Err(status) => break Delivery::Failed(wire::trouble(&endpoint, "Subscribe", &status)),
         }
     };
-    let _ = deliveries.send(delivery).await;
+    // Ending the requests too is what ends the call on the server (with the response
+    // stream, dropped here): a call the reader gave up on must not stay open there.
+    requests.close_channel();
+    let _ = deliveries.send(delivery);
 }
