@@ -211,7 +211,8 @@ async fn check_examples(demo: &Demo, password: Option<&str>) {
     let url = demo.psql_url();
     let select = demo.line("SELECT ");
     let update = demo.line("UPDATE ");
-    let insert = demo.line("INSERT ");
+    let insert = demo.line("INSERT INTO salesforce.invoice__c");
+    let event = demo.line("INSERT INTO salesforce.order_event__e");
     let printed_error = demo.line("ERROR:  ");
     let blocking = {
         let url = url.clone();
@@ -273,6 +274,26 @@ async fn check_examples(demo: &Demo, password: Option<&str>) {
         printed_error.starts_with("ERROR:  23514:") && printed_error.contains(message),
         "the demo printed {printed_error:?}"
     );
+
+    // The platform event: published at COMMIT, delivered back into its table.
+    let published = blocking(event.clone()).await.unwrap();
+    assert!(published.status.success(), "{event}: {}", text(&published));
+    let mut delivered = String::new();
+    for _ in 0..100 {
+        let read = blocking(
+            "SELECT count(*) FROM salesforce.order_event__e \
+             WHERE order_number__c = '42' AND replayid IS NOT NULL"
+                .to_owned(),
+        )
+        .await
+        .unwrap();
+        delivered = String::from_utf8_lossy(&read.stdout).trim().to_owned();
+        if delivered == "1" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(delivered, "1", "the event came back from the org's bus");
 }
 
 /// Whether process `pid` has ended (or only waits for its parent to reap it), given a

@@ -39,6 +39,8 @@ async fn emulator() -> RunningEmulator {
     .unwrap()
 }
 
+type Notifications = tokio::sync::mpsc::UnboundedReceiver<(String, std::time::Instant)>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_go_both_ways_once_each_and_rows_cannot_be_changed() {
     let emulator = emulator().await;
@@ -48,15 +50,35 @@ async fn events_go_both_ways_once_each_and_rows_cannot_be_changed() {
     let sync = cdc::start_sync(&db, &[]);
     wait_event_stream(&direct, Duration::from_secs(60)).await;
     let (_listener, mut notifications) = listen(&db, "order_event__e").await;
+    an_event_published_in_the_org_arrives_once(&emulator, &direct, &mut notifications).await;
+    let proxy = start_proxy(
+        &db,
+        ProxySetup {
+            push_with: Some(master_key()),
+            ..ProxySetup::default()
+        },
+    )
+    .await;
+    let client = db.connect_via(proxy.addr).await;
+    an_insert_publishes_and_is_not_doubled(&emulator, &client, &direct, &mut notifications).await;
+    event_rows_cannot_be_changed(&client, &direct).await;
+    a_refused_push_publishes_nothing(&emulator, &client, &direct, &mut notifications).await;
+    sync.stop_cleanly(Duration::from_secs(30)).await;
+}
 
-    // In: an event another user publishes arrives once, with a NOTIFY naming its row.
-    publish(&emulator, "IN-1");
-    let note = next_notification(&mut notifications, Duration::from_secs(20)).await;
-    let org_events = published(&emulator);
+/// In: an event another user publishes arrives once, with a NOTIFY naming its row.
+async fn an_event_published_in_the_org_arrives_once(
+    emulator: &RunningEmulator,
+    direct: &tokio_postgres::Client,
+    notifications: &mut Notifications,
+) {
+    publish(emulator, "IN-1");
+    let note = next_notification(notifications, Duration::from_secs(20)).await;
+    let org_events = published(emulator);
     assert_eq!(org_events.len(), 1);
     let (replay_id, uuid, _) = &org_events[0];
     assert_eq!(note, json!({"replayid": replay_id, "eventuuid": uuid}));
-    let in_rows = rows(&direct).await;
+    let in_rows = rows(direct).await;
     assert_eq!(in_rows.len(), 1, "{in_rows:?}");
     let (row_replay, row_uuid, row_sfid, number, publisher, dated) = &in_rows[0];
     assert_eq!(row_replay, &Some(*replay_id));
@@ -71,18 +93,16 @@ async fn events_go_both_ways_once_each_and_rows_cannot_be_changed() {
         .unwrap()
         .get(0);
     assert_eq!(quantity, 2.0);
+}
 
-    // Out: an INSERT through the proxy is published at COMMIT, its row gets the event's
-    // Id, and the event coming back fills the same row instead of adding one.
-    let proxy = start_proxy(
-        &db,
-        ProxySetup {
-            push_with: Some(master_key()),
-            ..ProxySetup::default()
-        },
-    )
-    .await;
-    let client = db.connect_via(proxy.addr).await;
+/// Out: an INSERT through the proxy is published at COMMIT, its row gets the event's Id,
+/// and the event coming back fills the same row instead of adding one.
+async fn an_insert_publishes_and_is_not_doubled(
+    emulator: &RunningEmulator,
+    client: &tokio_postgres::Client,
+    direct: &tokio_postgres::Client,
+    notifications: &mut Notifications,
+) {
     client.batch_execute("BEGIN").await.unwrap();
     let inserted = client
         .query_one(
@@ -96,13 +116,13 @@ async fn events_go_both_ways_once_each_and_rows_cannot_be_changed() {
         .unwrap();
     let local_id: i64 = inserted.get(0);
     client.batch_execute("COMMIT").await.unwrap();
-    let note = next_notification(&mut notifications, Duration::from_secs(20)).await;
-    let org_events = published(&emulator);
+    let note = next_notification(notifications, Duration::from_secs(20)).await;
+    let org_events = published(emulator);
     assert_eq!(org_events.len(), 2, "{org_events:?}");
     let (out_replay, out_uuid, out_number) = &org_events[1];
     assert_eq!(out_number, "OUT-1");
     assert_eq!(note, json!({"replayid": out_replay, "eventuuid": out_uuid}));
-    let out_rows: Vec<_> = rows(&direct)
+    let out_rows: Vec<_> = rows(direct)
         .await
         .into_iter()
         .filter(|r| r.3.as_deref() == Some("OUT-1"))
@@ -131,13 +151,19 @@ async fn events_go_both_ways_once_each_and_rows_cannot_be_changed() {
         .unwrap()
         .get(0);
     assert_eq!(kept, local_id, "the proxy's row is the one kept");
+}
 
-    // Events are immutable: UPDATE and DELETE are refused, through the proxy and directly.
+/// Events are immutable: UPDATE and DELETE are refused, through the proxy and directly; a
+/// direct INSERT is refused, and a client cannot set what the bus sets.
+async fn event_rows_cannot_be_changed(
+    client: &tokio_postgres::Client,
+    direct: &tokio_postgres::Client,
+) {
     for statement in [
         format!("UPDATE {TABLE} SET order_number__c = 'X'"),
         format!("DELETE FROM {TABLE}"),
     ] {
-        for (session, who) in [(&client, "proxy"), (&direct, "direct")] {
+        for (session, who) in [(client, "proxy"), (direct, "direct")] {
             let error = session.batch_execute(&statement).await.unwrap_err();
             assert_eq!(
                 error.code(),
@@ -162,9 +188,16 @@ async fn events_go_both_ways_once_each_and_rows_cannot_be_changed() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::GENERATED_ALWAYS), "{error:?}");
+}
 
-    // A push Salesforce refuses (an Account without its required Name, in the same
-    // transaction) fails the COMMIT and publishes nothing.
+/// A push Salesforce refuses (an Account without its required Name, in the same
+/// transaction) fails the COMMIT and publishes nothing.
+async fn a_refused_push_publishes_nothing(
+    emulator: &RunningEmulator,
+    client: &tokio_postgres::Client,
+    direct: &tokio_postgres::Client,
+    notifications: &mut Notifications,
+) {
     client.batch_execute("BEGIN").await.unwrap();
     client
         .batch_execute(&format!(
@@ -180,7 +213,7 @@ async fn events_go_both_ways_once_each_and_rows_cannot_be_changed() {
         "{error:?}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(published(&emulator).len(), 2, "nothing was published");
+    assert_eq!(published(emulator).len(), 2, "nothing was published");
     let never: i64 = direct
         .query_one(
             &format!("SELECT count(*) FROM {TABLE} WHERE order_number__c = 'NEVER'"),
@@ -191,7 +224,6 @@ async fn events_go_both_ways_once_each_and_rows_cannot_be_changed() {
         .get(0);
     assert_eq!(never, 0);
     assert!(notifications.try_recv().is_err(), "no NOTIFY for it");
-    sync.stop_cleanly(Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,9 +2,10 @@
 //! an emulated Salesforce org with generated data, mirrors it into PostgreSQL (the database
 //! of DATABASE_URL, or a cluster of the demo's own, kept in the user's data directory and
 //! reused by the next run), runs what `sfpg run` runs, waits for the backfill, and prints
-//! how to connect with psql and three statements to try: a join, an UPDATE that reaches
-//! Salesforce, and an INSERT that Salesforce's validation rule refuses (run once at start,
-//! so the error printed is the one the proxy really returns). Ctrl-C stops it all.
+//! how to connect with psql and the statements to try: a join, an UPDATE that reaches
+//! Salesforce, an INSERT that Salesforce's validation rule refuses (run once at start,
+//! so the error printed is the one the proxy really returns), and a platform event
+//! published with INSERT for a session that LISTENs. Ctrl-C stops it all.
 
 mod bulk;
 mod cluster;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
+use sfpg_control::events::is_platform_event;
 use sfpg_control::status::{self, ObjectStatus};
 use sfpg_control::{MasterKey, NewOrg, RateLimit, admin, master_key, orgs};
 use sfpg_emulator::http::{
@@ -36,6 +38,8 @@ const ORG: &str = "demo";
 /// Where its tables go, as Heroku Connect would put them.
 const SCHEMA: &str = "salesforce";
 const OBJECTS: [&str; 4] = ["Account", "Contact", "Opportunity", "Invoice__c"];
+/// The platform event the demo streams into its table (and publishes through the proxy).
+const EVENT: &str = "Order_Event__e";
 /// Fast enough that the backfill takes seconds; the emulator's allowance is raised to match.
 const DEMO_RATE: RateLimit = RateLimit {
     requests: 10,
@@ -342,7 +346,7 @@ async fn register_org(
             emulator.login_url(),
             DEFAULT_CLIENT_ID,
             DEFAULT_CLIENT_SECRET,
-            &OBJECTS,
+            &[&OBJECTS[..], &[EVENT]].concat(),
         )
     };
     orgs::insert(&mut client, &org, key)
@@ -437,16 +441,24 @@ async fn demo_objects(db: &tokio_postgres::Client) -> anyhow::Result<Vec<ObjectS
     Ok(orgs
         .into_iter()
         .find(|org| org.name == ORG)
-        .map(|org| org.objects)
+        // The platform event has no backfill: it streams from the start.
+        .map(|org| {
+            org.objects
+                .into_iter()
+                .filter(|o| !is_platform_event(&o.object))
+                .collect()
+        })
         .unwrap_or_default())
 }
 
-/// The three statements to try, with the refusal the proxy really returned.
+/// The statements to try, with the refusal the proxy really returned.
 #[derive(Debug)]
 struct Examples {
     select: String,
     update: String,
     insert: String,
+    /// A platform event published through the proxy.
+    event: String,
     /// SQLSTATE, message, and detail of the INSERT's refusal.
     refusal: (String, String, Option<String>),
 }
@@ -479,6 +491,9 @@ impl Examples {
             ),
             insert: format!(
                 "INSERT INTO {SCHEMA}.invoice__c (account__c, amount__c) VALUES ('{account}', -100);"
+            ),
+            event: format!(
+                "INSERT INTO {SCHEMA}.order_event__e (order_number__c, quantity__c) VALUES ('42', 1);"
             ),
             refusal: (String::new(), String::new(), None),
         };
@@ -544,6 +559,11 @@ impl Examples {
         if let Some(detail) = detail {
             out.push_str(&format!("  DETAIL:  {detail}\n"));
         }
+        out.push_str(
+            "\n  -- a platform event: LISTEN order_event__e; in a second psql, then publish it here\n  \
+             -- (the listener is told {\"replayid\": …, \"eventuuid\": …} once the org delivers it):\n",
+        );
+        out.push_str(&format!("  {}\n", self.event));
         out.push('\n');
         out
     }

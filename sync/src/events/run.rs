@@ -128,68 +128,81 @@ impl EventStreams {
             .filter(|s| !topics.contains_key(&s.object))
             .collect();
         for state in new {
-            let fields = match ensure_event_table(&self.db, &self.client, state, &org.schema).await
-            {
-                Ok(fields) => fields,
-                Err(error @ crate::SyncError::Database(_)) => return Err(error),
-                Err(error) => {
-                    let reason = format!("cannot describe or create its table: {error}");
-                    tracing::warn!(org = %self.org, object = %state.object, %reason);
-                    let mut failed = state.clone();
-                    failed.last_error = Some(reason.clone());
-                    failed.last_error_at = Some(Utc::now());
-                    if failed.phase != Phase::Live {
-                        failed.save(&self.db).await?;
-                    }
-                    EventCheckpoint::set_state(
-                        &self.db,
-                        &self.org,
-                        &state.object,
-                        false,
-                        Some(&reason),
-                    )
-                    .await?;
-                    continue;
-                }
-            };
-            let saved = EventCheckpoint::load_all(&self.db, &self.org)
+            if let Some(topic) = self
+                .subscribe(state, &org.schema, from_retained, sender, cancel)
                 .await?
-                .into_iter()
-                .find(|c| c.event_name == state.object)
-                .and_then(|c| c.replay_id);
-            let from = match saved {
-                Some(id) if !from_retained.contains(&state.object) => {
-                    ReplayFrom::After(ReplayId(id))
-                }
-                _ => ReplayFrom::Retained,
-            };
-            from_retained.retain(|o| o != &state.object);
-            let subscription = self
-                .transport
-                .subscribe(&platform_event_channel(&state.object), from);
-            let (applied, applied_seen) = watch::channel(saved);
-            let stop = cancel.child_token();
-            let reader = tokio::spawn(read(
-                state.object.clone(),
-                subscription,
-                sender.clone(),
-                applied_seen,
-                stop.clone(),
-            ));
-            tracing::info!(org = %self.org, object = %state.object, %from, "subscribing to platform events");
-            topics.insert(
-                state.object.clone(),
-                Topic {
-                    table: state.table.clone(),
-                    columns: event_table_columns(&fields),
-                    fields,
-                    applied,
-                    stop,
-                    reader,
-                },
-            );
+            {
+                topics.insert(state.object.clone(), topic);
+            }
         }
         Ok(())
+    }
+
+    /// Gets the event object's table ready and subscribes to its channel, after its saved
+    /// replay id (or from `-2`); `None` when it cannot be described or its table made (the
+    /// next recheck tries again).
+    async fn subscribe(
+        &mut self,
+        state: &ObjectState,
+        schema: &str,
+        from_retained: &mut Vec<String>,
+        sender: &mpsc::Sender<TopicItem>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Topic>> {
+        let fields = match ensure_event_table(&self.db, &self.client, state, schema).await {
+            Ok(fields) => fields,
+            Err(error @ crate::SyncError::Database(_)) => return Err(error),
+            Err(error) => {
+                let reason = format!("cannot describe or create its table: {error}");
+                tracing::warn!(org = %self.org, object = %state.object, %reason);
+                let mut failed = state.clone();
+                failed.last_error = Some(reason.clone());
+                failed.last_error_at = Some(Utc::now());
+                if failed.phase != Phase::Live {
+                    failed.save(&self.db).await?;
+                }
+                EventCheckpoint::set_state(
+                    &self.db,
+                    &self.org,
+                    &state.object,
+                    false,
+                    Some(&reason),
+                )
+                .await?;
+                return Ok(None);
+            }
+        };
+        let saved = EventCheckpoint::load_all(&self.db, &self.org)
+            .await?
+            .into_iter()
+            .find(|c| c.event_name == state.object)
+            .and_then(|c| c.replay_id);
+        let from = match saved {
+            Some(id) if !from_retained.contains(&state.object) => ReplayFrom::After(ReplayId(id)),
+            _ => ReplayFrom::Retained,
+        };
+        from_retained.retain(|o| o != &state.object);
+        let subscription = self
+            .transport
+            .subscribe(&platform_event_channel(&state.object), from);
+        let (applied, applied_seen) = watch::channel(saved);
+        let stop = cancel.child_token();
+        let reader = tokio::spawn(read(
+            state.object.clone(),
+            subscription,
+            sender.clone(),
+            applied_seen,
+            stop.clone(),
+        ));
+        tracing::info!(org = %self.org, object = %state.object, %from, "subscribing to platform events");
+        Ok(Some(Topic {
+            table: state.table.clone(),
+            columns: event_table_columns(&fields),
+            fields,
+            applied,
+            stop,
+            reader,
+        }))
     }
 
     /// Acts on one item of `name`'s subscription (and, for an event, on every event of
