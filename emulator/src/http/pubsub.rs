@@ -78,9 +78,14 @@ impl Hub {
                 }
             };
             if let Some(Ok(schema)) = schema
-                && let Some(data) = message.get_mut("data")
+                && let Some(data) = message
+                    .get_mut("data")
+                    .and_then(serde_json::Value::as_object_mut)
             {
-                data["schema"] = serde_json::Value::String(schema.id.clone());
+                data.insert(
+                    "schema".to_owned(),
+                    serde_json::Value::String(schema.id.clone()),
+                );
             }
         }
     }
