@@ -150,6 +150,31 @@ pub async fn record(
     Ok(row.try_get(0)?)
 }
 
+/// Rewrites entry `id` with what `entry` now holds (its records, answer, outcome and
+/// timing): a bulk push journals itself before its first upload, then again as each of its
+/// jobs is created and once they have ended.
+pub async fn update(
+    client: &impl GenericClient,
+    id: i64,
+    entry: &JournalEntry,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE sfpg.write_journal
+                SET records = $2, response = $3, outcome = $4, salesforce_ms = $5
+              WHERE id = $1",
+            &[
+                &id,
+                &Json(&entry.records),
+                &entry.response,
+                &entry.outcome.as_str(),
+                &entry.salesforce_ms,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 /// What PostgreSQL says of a journaled push's transaction (`pg_xact_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionStatus {
