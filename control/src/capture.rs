@@ -49,11 +49,11 @@ pub const CURRENT_TXID_SQL: &str =
 /// transaction's id ([`CURRENT_TXID_SQL`]), the session's `sfpg.bulk_writes` (NULL when
 /// never set: whatever `SET`, `SET LOCAL`, `set_config`, `ALTER ROLE … SET` or the
 /// connection's options made it, as the server holds it) and the role the transaction
-/// runs as, which its bulk failures are kept for (migration V16).
-pub const PUSH_CONTEXT_SQL: &str =
-    "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, \
+/// runs as, which its bulk failures are kept for (migration V16). `CURRENT_USER` is a
+/// keyword, not a name a client's object could stand in for.
+pub const PUSH_CONTEXT_SQL: &str = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, \
             pg_catalog.current_setting('sfpg.bulk_writes', true), \
-            pg_catalog.current_user::pg_catalog.text";
+            CURRENT_USER::pg_catalog.text";
 
 /// Puts refused rows of a bulk push back as they were before the transaction: `$1` the
 /// push ticket, `$2` and `$3` the table, `$4` a JSON array of `{"id"}` (a refused create,

@@ -195,6 +195,8 @@ pub struct Unresolved {
     pub transaction: Option<TransactionStatus>,
     /// How many times an entry of unknown outcome was read again.
     pub checks: i32,
+    /// A bulk push's ingest jobs (`response.bulk_jobs`), each journaled before its upload.
+    pub bulk_jobs: Vec<String>,
 }
 
 /// The pushes to settle now, oldest first: accepted ones (their transaction may not have
@@ -202,7 +204,10 @@ pub struct Unresolved {
 pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, ControlError> {
     let rows = client
         .query(
-            "SELECT id, org_name, outcome, records, started_at, pg_xact_status(txid), checks
+            "SELECT id, org_name, outcome, records, started_at, pg_xact_status(txid), checks,
+                    CASE WHEN jsonb_typeof(response -> 'bulk_jobs') = 'array'
+                         THEN ARRAY(SELECT jsonb_array_elements_text(response -> 'bulk_jobs'))
+                         ELSE '{}'::text[] END
                FROM sfpg.write_journal
               WHERE outcome IN ('pushed', 'unknown', 'abandoned') AND resolution IS NULL
                 AND (next_check_at IS NULL OR next_check_at <= now())
@@ -233,6 +238,7 @@ pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, Control
                 started_at: row.try_get(4)?,
                 transaction,
                 checks: row.try_get(6)?,
+                bulk_jobs: row.try_get(7)?,
             })
         })
         .collect()

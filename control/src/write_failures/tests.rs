@@ -41,17 +41,29 @@ fn failure(role: &str, row_id: i64) -> WriteFailure {
 async fn each_role_reads_only_its_own_failures() {
     let db = TestDatabase::create().await;
     let owner = migrated(&db).await;
-    let (mine, theirs) = (format!("{}_mine", db.name()), format!("{}_theirs", db.name()));
+    let (mine, theirs) = (
+        format!("{}_mine", db.name()),
+        format!("{}_theirs", db.name()),
+    );
     owner
         .batch_execute(&format!("CREATE ROLE {mine}; CREATE ROLE {theirs}"))
         .await
         .unwrap();
-    record(&owner, &[failure(&mine, 1), failure(&mine, 2), failure(&theirs, 3)])
+    record(
+        &owner,
+        &[failure(&mine, 1), failure(&mine, 2), failure(&theirs, 3)],
+    )
+    .await
+    .unwrap();
+    owner
+        .batch_execute(&format!("SET ROLE {mine}"))
         .await
         .unwrap();
-    owner.batch_execute(&format!("SET ROLE {mine}")).await.unwrap();
     let rows: Vec<i64> = owner
-        .query("SELECT row_id FROM sfpg.write_failures ORDER BY row_id", &[])
+        .query(
+            "SELECT row_id FROM sfpg.write_failures ORDER BY row_id",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -60,7 +72,10 @@ async fn each_role_reads_only_its_own_failures() {
     assert_eq!(rows, [1, 2]);
     let listed = owner.query(&listing_query("42"), &[]).await.unwrap();
     assert_eq!(listed.len(), 2);
-    assert_eq!(listed[0].get::<_, String>("error_code"), "REQUIRED_FIELD_MISSING");
+    assert_eq!(
+        listed[0].get::<_, String>("error_code"),
+        "REQUIRED_FIELD_MISSING"
+    );
     assert_eq!(listed[0].get::<_, Vec<String>>("fields"), ["Name"]);
     owner.batch_execute("RESET ROLE").await.unwrap();
     let all: i64 = owner
@@ -84,7 +99,9 @@ async fn failures_older_than_the_retention_are_purged() {
         )
         .await
         .unwrap();
-    let purged = purge(&owner, Duration::from_secs(7 * 86_400)).await.unwrap();
+    let purged = purge(&owner, Duration::from_secs(7 * 86_400))
+        .await
+        .unwrap();
     assert_eq!(purged, 1);
     let left: i64 = owner
         .query_one("SELECT row_id FROM sfpg.write_failures", &[])
@@ -128,7 +145,11 @@ async fn refused_rows_are_restored_uncaptured() {
         )
         .await
         .unwrap();
-    let txid: String = client.query_one(CURRENT_TXID_SQL, &[]).await.unwrap().get(0);
+    let txid: String = client
+        .query_one(CURRENT_TXID_SQL, &[])
+        .await
+        .unwrap()
+        .get(0);
     let owner = db.connect().await;
     let ticket: String = owner
         .query_one(PUSH_TICKET_SQL, &[&txid])
@@ -146,7 +167,10 @@ async fn refused_rows_are_restored_uncaptured() {
     ])
     .to_string();
     let restored: i64 = client
-        .query_one(RESTORE_REFUSED_SQL, &[&ticket, &"salesforce", &"account", &rows])
+        .query_one(
+            RESTORE_REFUSED_SQL,
+            &[&ticket, &"salesforce", &"account", &rows],
+        )
         .await
         .unwrap()
         .get(0);
@@ -160,11 +184,17 @@ async fn refused_rows_are_restored_uncaptured() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(names, [(1, "Updated".to_owned()), (2, "Deleted".to_owned())]);
+    assert_eq!(
+        names,
+        [(1, "Updated".to_owned()), (2, "Deleted".to_owned())]
+    );
     // A guessed ticket restores nothing.
     client.batch_execute("BEGIN").await.unwrap();
     let error = client
-        .query_one(RESTORE_REFUSED_SQL, &[&"guess", &"salesforce", &"account", &"[]"])
+        .query_one(
+            RESTORE_REFUSED_SQL,
+            &[&"guess", &"salesforce", &"account", &"[]"],
+        )
         .await
         .unwrap_err();
     let message = error.as_db_error().unwrap().message().to_owned();
