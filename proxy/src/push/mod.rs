@@ -86,6 +86,8 @@ pub struct Pusher {
     failpoint: Option<Failpoint>,
     /// Wakes the repair for a push whose outcome is unknown.
     repair_wanted: tokio::sync::Notify,
+    /// How long `sfpg.write_failures` keeps a refusal.
+    failures_retention: std::time::Duration,
 }
 
 impl Pusher {
@@ -96,6 +98,22 @@ impl Pusher {
             journal,
             failpoint,
             repair_wanted: tokio::sync::Notify::new(),
+            failures_retention: crate::config::DEFAULT_FAILURES_RETENTION,
+        }
+    }
+
+    /// Keeps the refusals of bulk pushes for `retention` (`--failures-retention`).
+    pub fn keeping_failures_for(mut self, retention: std::time::Duration) -> Self {
+        self.failures_retention = retention;
+        self
+    }
+
+    /// Drops the refusals older than the retention; run with each repair pass.
+    pub async fn purge_failures(&self) {
+        match self.journal.purge_failures(self.failures_retention).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "old bulk write failures dropped"),
+            Err(error) => tracing::warn!(%error, "cannot drop old bulk write failures"),
         }
     }
 
