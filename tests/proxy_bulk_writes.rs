@@ -306,3 +306,28 @@ async fn a_refused_subset_is_restored_warned_of_and_listed() {
     assert_eq!(operations.iter().filter(|o| *o == "update").count(), 1);
     world.assert_mirror_equals_org("Account").await;
 }
+
+#[tokio::test]
+async fn a_push_beyond_the_bulk_limit_left_is_refused_before_anything_is_sent() {
+    let world = World::start(&["Account"], 20).await;
+    let client = world.client().await;
+    client
+        .batch_execute("SET sfpg.bulk_writes = auto")
+        .await
+        .unwrap();
+    // Another client spent the org's Bulk API batches for the day.
+    world.emulator.consume_bulk_batches(15_000);
+    let error = insert_accounts(&client, "Spent", 1001, None)
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().unwrap();
+    assert_eq!(db.code(), &SqlState::CONFIGURATION_LIMIT_EXCEEDED);
+    assert!(
+        db.message().contains("DailyBulkApiBatches"),
+        "{}",
+        db.message()
+    );
+    assert_eq!(ingest_jobs(&world), 0);
+    assert_eq!(count_named(&world, "Spent").await, 0);
+    world.assert_mirror_equals_org("Account").await;
+}

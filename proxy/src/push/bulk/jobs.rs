@@ -39,14 +39,14 @@ pub trait JobLog {
 
 /// The records of one job: one object and operation (and one level of creates).
 #[derive(Debug)]
-struct Group {
-    operation: Operation,
-    object: Arc<ObjectHandle>,
-    records: Vec<usize>,
+pub(super) struct Group {
+    pub(super) operation: Operation,
+    pub(super) object: Arc<ObjectHandle>,
+    pub(super) records: Vec<usize>,
 }
 
 /// The plan's jobs, in order: its records grouped by operation, level and object.
-fn groups(plan: &Plan) -> Vec<Group> {
+pub(super) fn groups(plan: &Plan) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     // Within one operation and level: the group of each object.
     let mut open: HashMap<String, usize> = HashMap::new();

@@ -16,6 +16,7 @@
 //! accepted records, read back), what it restores (every refused row as it was before the
 //! transaction), the rows of `sfpg.write_failures` and the COMMIT's WARNING.
 
+pub mod budget;
 pub mod jobs;
 pub mod outcome;
 pub mod send;

@@ -11,6 +11,7 @@ use serde_json::json;
 use sfpg_salesforce::bulk::JobInfo;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::budget;
 use super::jobs::{JobLog, NothingSent, Runner};
 use super::{BulkSent, Fate, Progress};
 use crate::push::commit::journal_records;
@@ -55,6 +56,17 @@ pub async fn send<C: Future<Output = ()>>(
     progress: UnboundedSender<Progress>,
     cancelled: C,
 ) -> Result<BulkSent, Failure> {
+    // Nothing is sent that the org's daily allocations cannot carry.
+    let limits = plan.org.client.limits().await.map_err(|error| Failure {
+        refusal: from_salesforce_error(&error, "read the org's limits"),
+        response: json!({ "error": error.to_string() }),
+        outcome: Outcome::Failed,
+    })?;
+    budget::check(budget::needs(plan), &limits).map_err(|refusal| Failure {
+        refusal,
+        response: json!({ "error": "limits" }),
+        outcome: Outcome::Refused,
+    })?;
     entry.records = journal_records(plan, &[]);
     entry.outcome = Outcome::Unknown;
     entry.response = json!({ "bulk_jobs": [] });
