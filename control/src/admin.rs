@@ -133,6 +133,37 @@ pub async fn set_cdc_enabled(
     .await
 }
 
+/// Sets the transport of the org's Change Data Capture stream; a running sync subscribes
+/// again through it at once (the `orgs_changed` trigger).
+pub async fn set_cdc_transport(
+    client: &impl GenericClient,
+    org: &str,
+    transport: crate::streams::CdcTransport,
+) -> Result<(), ControlError> {
+    update_org(
+        client,
+        org,
+        "UPDATE sfpg.orgs SET cdc_transport = $2, updated_at = now() WHERE name = $1",
+        &[&transport.as_str()],
+    )
+    .await
+}
+
+/// Sets the org's Pub/Sub API endpoint (`host:port`, or an `https://`/`http://` URL).
+pub async fn set_pubsub_endpoint(
+    client: &impl GenericClient,
+    org: &str,
+    endpoint: &str,
+) -> Result<(), ControlError> {
+    update_org(
+        client,
+        org,
+        "UPDATE sfpg.orgs SET pubsub_endpoint = $2, updated_at = now() WHERE name = $1",
+        &[&endpoint],
+    )
+    .await
+}
+
 /// Enables objects (registering them if new) or disables them. A disabled object's table
 /// stays; it is no longer synced. A name that cannot be an object's is refused before any
 /// change; whether the org has the object is for the caller to ask the org.

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod capture;
 pub mod connect;
 pub mod error;
+pub mod events;
 pub mod journal;
 pub mod mapping;
 pub mod master_key;

@@ -93,7 +93,7 @@ pub async fn create_table(
 /// schema has that function (a mirror built without the control schema, as some tests do,
 /// keeps a NULL default). The table is altered only when its default differs, so that
 /// ensuring a table again takes no exclusive lock.
-async fn set_provisional_default(
+pub(crate) async fn set_provisional_default(
     client: &impl GenericClient,
     schema: &str,
     table: &str,

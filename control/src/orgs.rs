@@ -168,6 +168,8 @@ pub struct NewOrg {
     pub bulk_threshold: Option<u64>,
     /// Object API names to mirror, e.g. `Account`, `Invoice__c`.
     pub objects: Vec<String>,
+    /// The Pub/Sub API's endpoint; `None`: Salesforce's global one.
+    pub pubsub_endpoint: Option<String>,
 }
 
 /// The bulk threshold of an org registered without one: Salesforce's own guidance puts
@@ -202,6 +204,7 @@ impl NewOrg {
             batch_size: 200,
             bulk_threshold: Some(DEFAULT_BULK_THRESHOLD),
             objects: objects.iter().map(|o| (*o).to_owned()).collect(),
+            pubsub_endpoint: None,
         }
     }
 
@@ -294,8 +297,8 @@ pub async fn insert(
     tx.execute(
         "INSERT INTO sfpg.orgs (name, schema_name, auth_flow, login_url, instance_url, api_version,
                                 client_id, username, sealed_credentials, ca_cert_pem, batch_size,
-                                bulk_threshold)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                bulk_threshold, pubsub_endpoint)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         &[
             &new.name,
             &new.schema_name,
@@ -309,6 +312,9 @@ pub async fn insert(
             &new.ca_cert_pem,
             &batch_size,
             &bulk_threshold,
+            &new.pubsub_endpoint
+                .as_deref()
+                .unwrap_or(crate::streams::DEFAULT_PUBSUB_ENDPOINT),
         ],
     )
     .await?;

@@ -33,6 +33,8 @@ pub struct OrgStatus {
     pub last_error_at: Option<DateTime<Utc>>,
     /// Its Change Data Capture stream.
     pub stream: Option<crate::streams::StreamStatus>,
+    /// Its platform event streams, one per event object subscribed (V15).
+    pub event_streams: Vec<crate::events::EventCheckpoint>,
     pub objects: Vec<ObjectStatus>,
 }
 
@@ -166,6 +168,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
                 source: row.try_get(20)?,
             });
         }
+        let event_streams = crate::events::EventCheckpoint::load_all(client, &name).await?;
         let statuses_name = name.clone();
         statuses.push(OrgStatus {
             name,
@@ -185,6 +188,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
                 .iter()
                 .position(|(org, _)| *org == statuses_name)
                 .map(|i| streams.swap_remove(i).1),
+            event_streams,
             objects: mine,
         });
     }

@@ -9,6 +9,10 @@ use tokio_postgres::GenericClient;
 
 use crate::error::ControlError;
 
+mod transport;
+
+pub use transport::{CdcTransport, DEFAULT_PUBSUB_ENDPOINT, StreamTransport, set_transport};
+
 /// Where a stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -197,6 +201,11 @@ pub async fn set_streamed_objects(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamStatus {
     pub cdc_enabled: bool,
+    /// The transport the org asks for.
+    pub cdc_transport: CdcTransport,
+    /// The transport the stream runs on, and why; `None` before it first ran.
+    pub transport: Option<StreamTransport>,
+    pub transport_reason: Option<String>,
     pub state: StreamState,
     pub reason: Option<String>,
     pub since: Option<DateTime<Utc>>,
@@ -219,7 +228,7 @@ pub async fn load_status(
             "SELECT o.name, o.cdc_enabled, coalesce(s.state, 'down'), s.state_reason, s.state_at,
                     s.replay_id, extract(epoch FROM now() - s.replay_saved_at)::float8,
                     s.last_lag_ms, coalesce(s.events, 0), coalesce(s.echoes, 0),
-                    coalesce(s.gaps, 0)
+                    coalesce(s.gaps, 0), o.cdc_transport, s.transport, s.transport_reason
                FROM sfpg.orgs o LEFT JOIN sfpg.streams s ON s.org_name = o.name
               ORDER BY o.name",
             &[],
@@ -228,10 +237,18 @@ pub async fn load_status(
     rows.iter()
         .map(|row| {
             let state: String = row.try_get(2)?;
+            let cdc_transport: String = row.try_get(11)?;
+            let transport: Option<String> = row.try_get(12)?;
             Ok((
                 row.try_get(0)?,
                 StreamStatus {
                     cdc_enabled: row.try_get(1)?,
+                    cdc_transport: cdc_transport.parse().map_err(ControlError::Corrupt)?,
+                    transport: transport
+                        .as_deref()
+                        .map(StreamTransport::parse)
+                        .transpose()?,
+                    transport_reason: row.try_get(13)?,
                     state: StreamState::parse(&state)?,
                     reason: row.try_get(3)?,
                     since: row.try_get(4)?,

@@ -17,6 +17,7 @@
 
 mod admin;
 mod admin_cdc;
+mod admin_pubsub;
 mod auth;
 pub mod bulk;
 mod collections;
@@ -28,9 +29,11 @@ mod faults;
 mod limits;
 mod locators;
 mod oauth;
+pub mod pubsub;
 mod query;
 mod replication;
 mod request_log;
+mod routes;
 mod server;
 mod service;
 mod sessions;

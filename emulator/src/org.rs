@@ -4,7 +4,8 @@
 //! recycle bin, the delete log) and offers what the REST layer serves: describe,
 //! record create / retrieve / update / delete / undelete / upsert, sObject Collections
 //! with `allOrNone`, Bulk API 2.0 ingest rows ([`ingest`]), SOQL through [`crate::soql`],
-//! the `updated/` and `deleted/` replication windows, and users. Every mutating call takes the acting user's Id, and
+//! the `updated/` and `deleted/` replication windows, users, and platform events
+//! published by creates of `…__e` objects ([`platform`]). Every mutating call takes the acting user's Id, and
 //! every failure carries Salesforce's own `errorCode`/`statusCode` and message.
 //!
 //! The org is plain data with no locking of its own: the HTTP layer keeps it behind a
@@ -19,6 +20,7 @@ mod describe;
 mod error;
 pub mod ingest;
 mod input;
+mod platform;
 mod query;
 mod replication;
 mod save;
@@ -31,6 +33,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use bulk::{CsvFormat, QuerySnapshot};
+pub(crate) use capture::{component_key, published};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collections::MAX_RECORDS;
 pub use error::{ApiError, SaveError, SaveResult};
@@ -42,6 +45,7 @@ pub use users::NewUser;
 
 pub(crate) use save::Journal;
 
+use crate::events::{DEFAULT_PLATFORM_RETENTION, PlatformEvent, PlatformEventStore};
 use crate::ids::{DEFAULT_POD, Id, IdGenerator};
 use crate::model::{DefinitionError, ObjectDef, bundled_objects};
 use store::ObjectStore;
@@ -57,6 +61,10 @@ pub struct Org {
     global_modified: DateTime<Utc>,
     /// Change Data Capture, once a bus is attached ([`Org::attach_bus`]).
     capture: Option<capture::Capture>,
+    /// The platform event topics, one per `…__e` object.
+    platform: Arc<PlatformEventStore>,
+    /// The platform events this transaction published, until it commits.
+    pending_events: Vec<PlatformEvent>,
 }
 
 impl Org {
@@ -87,11 +95,16 @@ impl Org {
             .next_id();
         Ok(Org {
             stores: Vec::new(),
-            clock,
+            clock: clock.clone(),
             pod: DEFAULT_POD.to_owned(),
             org_id,
             global_modified: now,
             capture: None,
+            platform: Arc::new(PlatformEventStore::new(
+                DEFAULT_PLATFORM_RETENTION,
+                clock.clone(),
+            )),
+            pending_events: Vec::new(),
         })
     }
 
@@ -115,6 +128,14 @@ impl Org {
         def.last_modified = now;
         self.global_modified = now;
         let name = def.name.clone();
+        if def.is_platform_event() {
+            self.platform
+                .define_topic(&def.name, &def.key_prefix)
+                .map_err(|e| DefinitionError::Invalid {
+                    object: name.clone(),
+                    message: e.to_string(),
+                })?;
+        }
         let store =
             ObjectStore::new(def, &self.pod, now).map_err(|e| DefinitionError::Invalid {
                 object: name,

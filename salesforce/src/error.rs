@@ -276,6 +276,32 @@ pub enum Error {
         message: String,
     },
 
+    /// A Pub/Sub API call failed: its gRPC status, and the `error-code` trailer Salesforce
+    /// adds (`sfdc.platform.eventbus.grpc.service.auth.error`, …).
+    #[error("Pub/Sub API {endpoint}: {status}{}: {message}", error_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    PubSub {
+        /// The endpoint and method, such as `https://api.pubsub.salesforce.com:7443 Subscribe`.
+        endpoint: String,
+        /// The gRPC status code, such as `Unauthenticated`.
+        status: String,
+        /// The `error-code` trailer, when there was one.
+        error_code: Option<String>,
+        /// The status message.
+        message: String,
+    },
+
+    /// A Pub/Sub event whose payload does not read as its schema says.
+    #[error("{channel}: the event with replay id {replay_id} does not decode: {source}")]
+    EventPayload {
+        /// The topic.
+        channel: String,
+        /// The event's replay id.
+        replay_id: i64,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A subscription has ended: closed, replaced by a newer subscription of its channel,
     /// or after an earlier error.
     #[error("the subscription to {channel} has ended: {detail}")]
@@ -305,7 +331,11 @@ impl Error {
             | Error::BulkPageCount { .. }
             | Error::BulkTotalCount { .. }
             | Error::ReplayIdInvalid { .. }
+            | Error::EventPayload { .. }
             | Error::SubscriptionEnded { .. } => ErrorClass::NotRetryable,
+            Error::PubSub { status, .. } if status == "Unauthenticated" => ErrorClass::Auth,
+            Error::PubSub { status, .. } if status == "Unavailable" => ErrorClass::Retryable,
+            Error::PubSub { .. } => ErrorClass::NotRetryable,
             // A 401 may come inside another refusal: `403::Handshake denied (401::…)`.
             Error::Bayeux { error, .. } if error.contains("401::") => ErrorClass::Auth,
             Error::Bayeux { .. } => ErrorClass::NotRetryable,
@@ -380,7 +410,9 @@ impl Error {
             | Error::BulkJob { .. }
             | Error::Bayeux { .. }
             | Error::ReplayIdInvalid { .. }
+            | Error::EventPayload { .. }
             | Error::SubscriptionEnded { .. } => false,
+            Error::PubSub { .. } => true,
             Error::Api { status, .. } | Error::UnexpectedBody { status, .. } => {
                 !status.is_client_error()
             }

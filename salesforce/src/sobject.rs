@@ -32,6 +32,23 @@ pub struct SaveResult {
     pub created: Option<bool>,
 }
 
+impl SaveResult {
+    /// The `EventUuid` of a published platform event: Salesforce answers a successful
+    /// publish with `{"id", "success": true, "errors": [{"statusCode": "OPERATION_ENQUEUED",
+    /// "message": <EventUuid>}]}` (Platform Events Developer Guide, "Match a Publish Result
+    /// with the Event Published"), the same UUID the delivered event carries.
+    pub fn event_uuid(&self) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.status_code == OPERATION_ENQUEUED)
+            .map(|e| e.message.as_str())
+            .filter(|_| self.success)
+    }
+}
+
+/// The status code of a successful platform event publish's result.
+pub const OPERATION_ENQUEUED: &str = "OPERATION_ENQUEUED";
+
 /// What an upsert by external id did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upserted {

@@ -70,6 +70,20 @@ pub struct EmulatorArgs {
     /// How long a CometD /meta/connect is held when no event comes, e.g. `110s`.
     #[arg(long, default_value = "110s", value_parser = parse_duration)]
     pub cometd_connect_timeout: Duration,
+
+    /// Address and port of the Pub/Sub API (gRPC); by default a free port on the
+    /// `--listen` address. TLS with the same certificate, plain with `--http`.
+    #[arg(long, env = "SFPG_EMULATOR_PUBSUB_LISTEN")]
+    pub pubsub_listen: Option<SocketAddr>,
+
+    /// How long a Pub/Sub stream without events waits before an empty keepalive batch,
+    /// e.g. `270s`.
+    #[arg(long, default_value = "270s", value_parser = parse_duration)]
+    pub pubsub_keepalive: Duration,
+
+    /// How long a Pub/Sub stream with nothing requested stays open, e.g. `60s`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub pubsub_idle_close: Duration,
 }
 
 /// Starts the emulator, prints how to reach it, and serves until Ctrl-C.
@@ -85,6 +99,9 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             }
         },
         public_host: args.public_host,
+        pubsub_listen: args.pubsub_listen,
+        pubsub_keepalive: args.pubsub_keepalive,
+        pubsub_idle_close: args.pubsub_idle_close,
         session_lifetime: args.session_lifetime,
         daily_api_limit: args.daily_api_limit,
         bulk_processing_delay: args.bulk_processing_delay,
@@ -122,6 +139,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
     }
     println!("  admin API:      {}/__emulator/", emulator.instance_url());
     println!("  streaming:      {}/cometd/62.0", emulator.instance_url());
+    println!("  pub/sub (gRPC): {}", emulator.pubsub_endpoint());
     println!("Press Ctrl-C to stop.");
 
     tokio::signal::ctrl_c()

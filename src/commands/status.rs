@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sfpg_control::events::EventCheckpoint;
 use sfpg_control::status::{self, ObjectStatus, OrgStatus};
-use sfpg_control::streams::{StreamState, StreamStatus};
+use sfpg_control::streams::{StreamState, StreamStatus, StreamTransport};
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
@@ -115,6 +116,9 @@ pub fn render(statuses: &[OrgStatus]) -> String {
         if let Some(stream) = &org.stream {
             let _ = writeln!(out, "  {}", stream_line(stream));
         }
+        for events in &org.event_streams {
+            let _ = writeln!(out, "  {}", event_stream_line(events));
+        }
         if let Some(reason) = &org.paused_reason {
             let _ = writeln!(out, "  polling paused: {reason}");
         }
@@ -202,8 +206,9 @@ fn describe_rate(requests: i32, period_ms: i64) -> String {
     )
 }
 
-/// `stream: connected, replay id 4711 (saved 2s ago), lag 45 ms; 1200 events (30 echoes of
-/// sfpg's own writes), 0 gaps`, or `stream: off (set-cdc)`.
+/// `stream: connected over Pub/Sub [transport auto: the Pub/Sub endpoint answers], replay id
+/// 4711 (saved 2s ago), lag 45 ms; 1200 events (30 echoes of sfpg's own writes), 0 gaps`,
+/// or `stream: off (set-cdc)`.
 fn stream_line(stream: &StreamStatus) -> String {
     if !stream.cdc_enabled {
         return "stream: off (sfpg org set-cdc NAME on to stream)".to_owned();
@@ -218,6 +223,19 @@ fn stream_line(stream: &StreamStatus) -> String {
     );
     if let Some(reason) = &stream.reason {
         let _ = write!(line, " ({reason})");
+    }
+    if let Some(transport) = stream.transport {
+        let _ = write!(
+            line,
+            " over {}",
+            match transport {
+                StreamTransport::PubSub => "Pub/Sub",
+                StreamTransport::CometD => "CometD",
+            }
+        );
+        if let Some(why) = &stream.transport_reason {
+            let _ = write!(line, " [{why}]");
+        }
     }
     match (stream.replay_id, stream.replay_age_seconds) {
         (Some(id), Some(age)) => {
@@ -236,6 +254,26 @@ fn stream_line(stream: &StreamStatus) -> String {
         "; {} events ({} echoes of sfpg's own writes), {} gaps",
         stream.events, stream.echoes, stream.gaps
     );
+    line
+}
+
+/// `events Order_Event__e: connected, replay id 4711 (saved 2s ago), 12 events`.
+fn event_stream_line(events: &EventCheckpoint) -> String {
+    let mut line = format!("events {}: {}", events.event_name, events.state);
+    if let Some(reason) = &events.state_reason {
+        let _ = write!(line, " ({reason})");
+    }
+    if let Some(id) = events.replay_id {
+        let _ = write!(line, ", replay id {id}");
+        if let Some(saved) = events.saved_at {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let age = (now_ms - saved.timestamp_millis()) as f64 / 1000.0;
+            let _ = write!(line, " (saved {} ago)", format_lag(age));
+        }
+    }
+    let _ = write!(line, ", {} events", events.events);
     line
 }
 
@@ -435,8 +473,22 @@ mod tests {
             lease_owner: Some("host:42".into()),
             last_error: None,
             last_error_at: None,
+            event_streams: vec![EventCheckpoint {
+                event_name: "Order_Event__e".into(),
+                replay_id: Some(4711),
+                saved_at: None,
+                state: "connected".into(),
+                state_reason: None,
+                events: 12,
+                last_event_at: None,
+            }],
             stream: Some(StreamStatus {
                 cdc_enabled: true,
+                cdc_transport: sfpg_control::streams::CdcTransport::Auto,
+                transport: Some(StreamTransport::CometD),
+                transport_reason: Some(
+                    "transport auto: the Pub/Sub endpoint cannot be reached".into(),
+                ),
                 state: StreamState::Connected,
                 reason: None,
                 since: None,
@@ -459,8 +511,13 @@ mod tests {
         );
         assert!(text.contains("polling paused: daily API budget"), "{text}");
         assert!(
+            text.contains("  events Order_Event__e: connected, replay id 4711, 12 events\n"),
+            "{text}"
+        );
+        assert!(
             text.contains(
-                "  stream: connected, replay id 4711 (saved 2s ago), lag 45 ms; 1200 events \
+                "  stream: connected over CometD [transport auto: the Pub/Sub endpoint cannot be \
+                 reached], replay id 4711 (saved 2s ago), lag 45 ms; 1200 events \
                  (30 echoes of sfpg's own writes), 1 gaps\n"
             ),
             "{text}"
@@ -473,7 +530,8 @@ mod tests {
             ),
             "{text}"
         );
-        let header = text.lines().nth(4).unwrap_or_default();
+        // After the heading, usage, stream, events and paused lines.
+        let header = text.lines().nth(5).unwrap_or_default();
         assert!(header.trim_start().starts_with("OBJECT"), "{text}");
 
         let unsynced = OrgStatus {

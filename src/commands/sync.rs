@@ -68,6 +68,10 @@ pub struct SyncOptions {
     /// this less 6 h is not replayed from: the stream catches up by polling first.
     #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
+    /// How long rows stay in platform event tables (`<schema>.order_event__e`): older
+    /// ones are deleted.
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub event_table_retention: Duration,
     /// Never draw progress bars, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -107,6 +111,7 @@ impl SyncOptions {
             bulk_poll_cap: self.bulk_poll_cap,
             poll_while_streaming: self.poll_while_streaming,
             event_retention: self.event_retention,
+            event_table_retention: self.event_table_retention,
             ..SyncSettings::default()
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod error;
+pub mod events;
 #[cfg(feature = "failpoints")]
 pub mod failpoints;
 pub mod object;

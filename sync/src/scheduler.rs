@@ -22,6 +22,7 @@ use crate::settings::SyncSettings;
 use crate::source::{RestSource, Source};
 use crate::steps::{self, Context, Outcome};
 use crate::stream::StreamHealth;
+use sfpg_control::events::is_platform_event;
 use sfpg_control::objects::ObjectState;
 use sfpg_control::orgs::OrgSettings;
 
@@ -189,7 +190,8 @@ impl OrgSync {
     async fn reload_objects(&mut self) -> Result<()> {
         let rows = ObjectState::load_all(&self.db, &self.org.name).await?;
         let mut objects = Vec::with_capacity(rows.len());
-        for row in rows {
+        // Platform events are streamed into their tables (`crate::events`), never polled.
+        for row in rows.into_iter().filter(|r| !is_platform_event(&r.object)) {
             let existing = self
                 .objects
                 .iter()

@@ -52,6 +52,8 @@ pub struct SyncSettings {
     /// How long Salesforce keeps change events (72 h): a checkpoint older than this less
     /// 6 h is not replayed from, but caught up by polling.
     pub event_retention: Duration,
+    /// Platform event rows older than this are deleted from their tables.
+    pub event_table_retention: Duration,
 }
 
 impl Default for SyncSettings {
@@ -71,6 +73,7 @@ impl Default for SyncSettings {
             bulk_poll_cap: Duration::from_secs(30),
             poll_while_streaming: Duration::from_secs(10 * 60),
             event_retention: Duration::from_secs(72 * 3600),
+            event_table_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

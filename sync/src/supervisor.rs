@@ -19,12 +19,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Result, SyncError};
+use crate::events::EventStreams;
 use crate::scheduler::OrgSync;
 use crate::settings::SyncSettings;
-use crate::stream::OrgStream;
+use crate::stream::{OrgStream, Transports};
 use listener::Listener;
 use orgs::Orgs;
-use sfpg_salesforce::streaming::CometD;
+use sfpg_salesforce::streaming::{CometD, EventTransport};
 
 /// How often the set of enabled orgs is read even without a notification (one may be lost
 /// while the listening connection reconnects).
@@ -186,28 +187,51 @@ impl OrgTask {
         let client = self.connector.connect(&db, &self.name).await?;
         let _ = self.limiter.set(client.limiter().clone());
         let stream_db = connect(&self.database).await?;
+        let events_db = connect(&self.database).await?;
         let mut sync =
             OrgSync::start(db, client.clone(), &self.name, self.settings.clone()).await?;
         // The org's Change Data Capture stream runs beside its scheduler, on its own
         // connection; either failing ends both, and the org restarts.
+        // The org's platform event objects stream into their tables beside it, over CometD,
+        // on a connection of their own.
+        let transport: Arc<dyn EventTransport> = Arc::new(CometD::new(client.clone()));
+        let events = EventStreams {
+            org: self.name.clone(),
+            db: events_db,
+            client: client.clone(),
+            transport,
+            retention: self.settings.event_table_retention,
+        };
         let stream = OrgStream {
             org: self.name.clone(),
             db: stream_db,
-            transport: Arc::new(CometD::new(client.clone())),
+            transports: Transports::new(client.clone()),
             client,
             health: Arc::clone(sync.health()),
             settings: self.settings,
         };
         let stop_stream = cancel.child_token();
         let streaming = stream.run(stop_stream.clone());
+        let eventing = events.run(stop_stream.clone());
         tokio::pin!(streaming);
+        tokio::pin!(eventing);
         let result = tokio::select! {
             result = sync.run(&cancel, &mut reloads) => {
                 stop_stream.cancel();
                 let _ = (&mut streaming).await;
+                let _ = (&mut eventing).await;
                 result
             }
-            result = &mut streaming => result,
+            result = &mut streaming => {
+                stop_stream.cancel();
+                let _ = (&mut eventing).await;
+                result
+            }
+            result = &mut eventing => {
+                stop_stream.cancel();
+                let _ = (&mut streaming).await;
+                result
+            }
         };
         result?;
         stored_orgs::set_lease_owner(sync.db(), &self.name, None).await?;

@@ -8,6 +8,7 @@ use sfpg_salesforce::{ApiUsage, Rate};
 use tokio_postgres::GenericClient;
 
 use crate::error::ControlError;
+use crate::streams::CdcTransport;
 
 /// What the sync reads of an `sfpg.orgs` row.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,10 @@ pub struct OrgSettings {
     /// Whether the org streams the changes of the objects it selects for Change Data
     /// Capture (`sfpg org set-cdc`).
     pub cdc_enabled: bool,
+    /// The stream's transport (`sfpg org set-cdc NAME on --transport`).
+    pub cdc_transport: CdcTransport,
+    /// The Pub/Sub API's endpoint (`host:port` or a URL).
+    pub pubsub_endpoint: String,
 }
 
 impl OrgSettings {
@@ -39,7 +44,8 @@ impl OrgSettings {
         let Some(row) = client
             .query_opt(
                 "SELECT name, schema_name, enabled, batch_size, rate_requests, rate_period_ms,
-                        max_daily_share, paused_reason, bulk_threshold, cdc_enabled
+                        max_daily_share, paused_reason, bulk_threshold, cdc_enabled,
+                        cdc_transport, pubsub_endpoint
                    FROM sfpg.orgs WHERE name = $1",
                 &[&org],
             )
@@ -52,6 +58,7 @@ impl OrgSettings {
         let period_ms: i64 = row.try_get(5)?;
         let share: f32 = row.try_get(6)?;
         let bulk_threshold: Option<i64> = row.try_get(8)?;
+        let cdc_transport: String = row.try_get(10)?;
         let invalid =
             |what: &str| ControlError::Corrupt(format!("sfpg.orgs {org}: invalid {what}"));
         let rate = Rate::new(
@@ -71,6 +78,10 @@ impl OrgSettings {
                 .map(|t| u64::try_from(t).map_err(|_| invalid("bulk_threshold")))
                 .transpose()?,
             cdc_enabled: row.try_get(9)?,
+            cdc_transport: cdc_transport
+                .parse()
+                .map_err(|_| invalid("cdc_transport"))?,
+            pubsub_endpoint: row.try_get(11)?,
         }))
     }
 

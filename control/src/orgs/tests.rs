@@ -22,6 +22,7 @@ fn acme() -> NewOrg {
         batch_size: 200,
         bulk_threshold: Some(DEFAULT_BULK_THRESHOLD),
         objects: vec!["Account".to_owned(), "Invoice__c".to_owned()],
+        pubsub_endpoint: None,
     }
 }
 

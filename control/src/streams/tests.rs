@@ -115,3 +115,52 @@ async fn set_cdc_reads_back_and_objects_record_their_source() {
         Err(ControlError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn the_transport_defaults_to_auto_and_set_cdc_and_the_sync_record_read_back() {
+    let (_db, client) = migrated_with_org().await;
+    let settings = crate::orgs::OrgSettings::load(&client, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(settings.cdc_transport, CdcTransport::Auto);
+    assert_eq!(settings.pubsub_endpoint, DEFAULT_PUBSUB_ENDPOINT);
+    let (_, status) = load_status(&client).await.unwrap().remove(0);
+    assert_eq!(status.cdc_transport, CdcTransport::Auto);
+    assert_eq!(status.transport, None, "no stream ran yet");
+
+    crate::admin::set_cdc_transport(&client, "acme", CdcTransport::CometD)
+        .await
+        .unwrap();
+    crate::admin::set_pubsub_endpoint(&client, "acme", "http://127.0.0.1:7000")
+        .await
+        .unwrap();
+    let settings = crate::orgs::OrgSettings::load(&client, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(settings.cdc_transport, CdcTransport::CometD);
+    assert_eq!(settings.pubsub_endpoint, "http://127.0.0.1:7000");
+    assert!(matches!(
+        crate::admin::set_cdc_transport(&client, "nobody", CdcTransport::PubSub).await,
+        Err(ControlError::NotFound(_))
+    ));
+
+    set_transport(&client, "acme", StreamTransport::CometD, "transport cometd")
+        .await
+        .unwrap();
+    let (_, status) = load_status(&client).await.unwrap().remove(0);
+    assert_eq!(status.cdc_transport, CdcTransport::CometD);
+    assert_eq!(status.transport, Some(StreamTransport::CometD));
+    assert_eq!(status.transport_reason.as_deref(), Some("transport cometd"));
+    let refused = client
+        .execute(
+            "UPDATE sfpg.orgs SET cdc_transport = 'grpc' WHERE name = 'acme'",
+            &[],
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "the CHECK constraint refuses other transports"
+    );
+}

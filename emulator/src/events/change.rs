@@ -135,8 +135,9 @@ pub fn all_channel() -> &'static str {
     "/data/ChangeEvents"
 }
 
-/// A stable schema id per entity, shaped like Salesforce's (22 URL-safe characters).
-fn schema_id(entity: &str) -> String {
+/// A stable schema id per entity (or event topic), shaped like Salesforce's (22 URL-safe
+/// characters).
+pub(crate) fn schema_id(entity: &str) -> String {
     use base64::Engine;
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(entity.as_bytes());

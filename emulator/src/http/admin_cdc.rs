@@ -139,7 +139,11 @@ async fn change_settings(
         bus.set_selection(selection);
     }
     if let Some(seconds) = change.retention_seconds {
+        // Platform events keep as long as change events (both 72 h on Salesforce).
         bus.set_retention(Duration::from_secs(seconds));
+        state
+            .platform_events()
+            .set_retention(Duration::from_secs(seconds));
     }
     if let Some(threshold) = change.overflow_threshold {
         bus.set_overflow_threshold(threshold);
@@ -157,7 +161,8 @@ async fn inject_gap(
 }
 
 async fn expire(State(state): State<AppState>) -> Json<JsonValue> {
-    Json(json!({"expired": state.bus().expire_all()}))
+    let expired = state.bus().expire_all() + state.platform_events().expire_all();
+    Json(json!({"expired": expired}))
 }
 
 async fn clients(State(state): State<AppState>) -> Json<JsonValue> {
@@ -193,6 +198,11 @@ impl RunningEmulator {
     /// The org's change event bus (selection, retention, threshold, replay ids).
     pub fn event_bus(&self) -> &EventBus {
         self.state.bus()
+    }
+
+    /// The org's platform event topics (what was published, replay ids, retention).
+    pub fn platform_events(&self) -> &std::sync::Arc<crate::events::PlatformEventStore> {
+        self.state.platform_events()
     }
 
     /// Publishes a `GAP_*` event for `record_ids` of `entity`; its replay id.

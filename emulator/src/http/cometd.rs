@@ -32,7 +32,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::state::AppState;
 use super::versions::{self, VersionCheck};
-use crate::events::{ReplayStart, all_channel, channel_for};
+use crate::events::{ReplayStart, all_channel, channel_for, platform_topic};
 
 /// The largest request body the Streaming API takes.
 pub const MAX_REQUEST_BYTES: usize = 32_768;
@@ -197,15 +197,29 @@ fn client_id(message: &Map<String, Json>) -> &str {
     message.get("clientId").and_then(Json::as_str).unwrap_or("")
 }
 
-/// Whether `channel` names a change event channel of an object the org has.
+/// Whether `channel` names a change event channel of an object the org has, or the
+/// channel of one of its platform events (`/event/<Name>__e`).
 fn channel_exists(state: &AppState, channel: &str) -> bool {
     if channel == all_channel() {
         return true;
     }
+    if let Some(topic) = platform_topic(channel) {
+        return state.platform_events().has_topic(topic);
+    }
     state
         .org()
         .objects()
-        .any(|def| channel_for(&def.name) == channel)
+        .any(|def| !def.is_platform_event() && channel_for(&def.name) == channel)
+}
+
+/// Where a subscription of `channel` from `replay` starts: on its platform event topic,
+/// or on the change event bus.
+fn start_position(state: &AppState, channel: &str, replay: i64) -> Option<i64> {
+    let from = ReplayStart::from_wire(replay);
+    match platform_topic(channel) {
+        Some(topic) => state.platform_events().start(topic, from).ok(),
+        None => state.bus().start(from).ok(),
+    }
 }
 
 fn subscribe(state: &AppState, cookie: Option<&str>, message: &Map<String, Json>) -> Json {
@@ -232,9 +246,9 @@ fn subscribe(state: &AppState, cookie: Option<&str>, message: &Map<String, Json>
         .and_then(|r| r.get(&channel))
         .and_then(Json::as_i64)
         .unwrap_or(-1);
-    let position = match state.bus().start(ReplayStart::from_wire(replay)) {
-        Ok(position) => position,
-        Err(_) => {
+    let position = match start_position(state, &channel, replay) {
+        Some(position) => position,
+        None => {
             return reply_to(
                 message,
                 false,

@@ -30,7 +30,7 @@ use super::error::{RestError, parse_json};
 use super::sobjects::{jackson_token, refuse_xml};
 use super::state::AppState;
 use crate::ids::Id;
-use crate::org::{Journal, Org, SaveResult};
+use crate::org::{Journal, Org};
 
 use self::references::{reference_id_of, resolve};
 
@@ -372,7 +372,7 @@ fn execute(
         ("POST", ["sobjects", object]) => record_body(body).and_then(|fields| {
             let mut own = Journal::default();
             let id = org.create_journaled(object, &fields, user, journal.unwrap_or(&mut own))?;
-            let mut response = SubResponse::new(201, json!(SaveResult::ok(id.to_string())));
+            let mut response = SubResponse::new(201, json!(org.created_result(id, None)));
             response.http_headers.insert(
                 "Location".into(),
                 json!(format!("{base}/sobjects/{object}/{id}")),

@@ -73,6 +73,13 @@ impl std::fmt::Debug for OrgSource {
 pub struct EmulatorConfig {
     pub listen: SocketAddr,
     pub transport: Transport,
+    /// Where the Pub/Sub API (gRPC) listens; by default a free port on the REST address.
+    pub pubsub_listen: Option<SocketAddr>,
+    /// How long a Pub/Sub stream without events waits before an empty keepalive batch
+    /// (Salesforce: within 270 s).
+    pub pubsub_keepalive: Duration,
+    /// How long a Pub/Sub stream with nothing requested stays open (Salesforce: 60 s).
+    pub pubsub_idle_close: Duration,
     /// The host name written into `instance_url` and the certificate, when the listening
     /// address is not what clients should use (e.g. a container's service name). By
     /// default the listening IP, or `127.0.0.1` when listening on every interface.
@@ -121,6 +128,9 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             transport: Transport::Http,
+            pubsub_listen: None,
+            pubsub_keepalive: super::pubsub::DEFAULT_KEEPALIVE,
+            pubsub_idle_close: super::pubsub::DEFAULT_IDLE_CLOSE,
             public_host: None,
             apps: vec![ConnectedApp {
                 client_id: DEFAULT_CLIENT_ID.to_owned(),

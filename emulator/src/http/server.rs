@@ -6,29 +6,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::task::JoinHandle;
 
-use super::auth;
-use super::bulk::{self, BulkJobs};
-use super::cometd::{self, Clients, CometdTimeouts};
+use super::bulk::BulkJobs;
+use super::cometd::{Clients, CometdTimeouts};
 use super::config::{ConnectedApp, EmulatorConfig, OrgSource, Transport, UserLogin};
-use super::error::RestError;
 use super::limits::ApiUsage;
 use super::locators::Locators;
+use super::pubsub::{self, PubSubServer, Timings};
 use super::request_log::RequestLog;
-use super::service::{EmulatorService, MAX_BODY_BYTES, MakeEmulatorService};
+use super::routes::routes;
+use super::service::{EmulatorService, MakeEmulatorService};
 use super::sessions::Sessions;
 use super::state::{AppState, KnownApp, KnownUser, Shared, SharedParts};
-use super::{
-    EmulatorError, admin, admin_cdc, collections, composite, limits, oauth, query, replication,
-    sobjects, tls, versions,
-};
+use super::{EmulatorError, tls};
 use crate::events::{BusConfig, EventBus};
 use crate::ids::Id;
 use crate::org::{NewUser, Org};
@@ -41,16 +34,90 @@ pub struct RunningEmulator {
     task: JoinHandle<std::io::Result<()>>,
     local_addr: SocketAddr,
     certificate: Option<(String, PathBuf)>,
+    /// The Pub/Sub API's server; taken when shutting down.
+    pubsub: Option<PubSubServer>,
     apps: Vec<ConnectedApp>,
     users: Vec<UserLogin>,
 }
 
 /// Starts an emulator as `config` says and returns once it accepts connections.
 pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+    let known_apps = known_apps(&config.apps, &config.users)?;
+
+    // Bind first: a taken port fails at once, not after generating the org.
+    let (listener, local_addr) = bind(config.listen)?;
+    let host = config
+        .public_host
+        .clone()
+        .unwrap_or_else(|| default_host(local_addr.ip()));
+    let scheme = match config.transport {
+        Transport::Http => "http",
+        Transport::Https { .. } => "https",
+    };
+    let instance_url = format!("{scheme}://{}:{}", url_host(&host), local_addr.port());
+    // The Pub/Sub API's port: as configured, or a free one on the REST port's address.
+    let pubsub_listen = config
+        .pubsub_listen
+        .unwrap_or_else(|| SocketAddr::new(local_addr.ip(), 0));
+    let (pubsub_listener, _) = bind(pubsub_listen)?;
+    let timings = Timings {
+        keepalive: config.pubsub_keepalive,
+        idle_close: config.pubsub_idle_close,
+    };
+
+    let listen = config.listen;
+    let (state, transport, apps, users) = shared_state(config, known_apps, instance_url).await?;
+    let service = EmulatorService {
+        router: routes(state.clone()),
+        state: state.clone(),
+    };
+    let make_service = MakeEmulatorService(service);
+
+    let handle = Handle::new();
+    let (task, certificate, tls_config) =
+        serve(transport, listener, listen, &host, make_service, &handle)?;
+    let pubsub = pubsub::serve(
+        state.clone(),
+        timings,
+        pubsub_listener,
+        &url_host(&host),
+        tls_config,
+    )
+    .map_err(|source| EmulatorError::Bind {
+        addr: pubsub_listen,
+        source,
+    })?;
+    // The listener is bound already; this only waits for the accept loop to run.
+    handle.listening().await;
+    Ok(RunningEmulator {
+        state,
+        handle,
+        task,
+        local_addr,
+        certificate,
+        pubsub: Some(pubsub),
+        apps,
+        users,
+    })
+}
+
+/// The state every handler shares, and what of the config the server keeps besides:
+/// the transport to serve, the apps and the users.
+type Started = (AppState, Transport, Vec<ConnectedApp>, Vec<UserLogin>);
+
+/// Builds the org (off the async workers) with its event bus, and the state around it.
+async fn shared_state(
+    config: EmulatorConfig,
+    known_apps: Vec<KnownApp>,
+    instance_url: String,
+) -> Result<Started, EmulatorError> {
     let EmulatorConfig {
-        listen,
+        listen: _,
+        public_host: _,
+        pubsub_listen: _,
+        pubsub_keepalive: _,
+        pubsub_idle_close: _,
         transport,
-        public_host,
         apps,
         users,
         session_lifetime,
@@ -66,20 +133,9 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         org,
     } = config;
 
-    let known_apps = known_apps(&apps, &users)?;
-
-    // Bind first: a taken port fails at once, not after generating the org.
-    let (listener, local_addr) = bind(listen)?;
-    let host = public_host.unwrap_or_else(|| default_host(local_addr.ip()));
-    let scheme = match transport {
-        Transport::Http => "http",
-        Transport::Https { .. } => "https",
-    };
-    let instance_url = format!("{scheme}://{}:{}", url_host(&host), local_addr.port());
-
     // Generating a large org takes a while; keep it off the async workers.
     let usernames: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
-    let (org, user_ids) = tokio::task::spawn_blocking(move || build_org(org, &usernames))
+    let (mut org, user_ids) = tokio::task::spawn_blocking(move || build_org(org, &usernames))
         .await
         .map_err(|e| EmulatorError::Config(format!("building the org failed: {e}")))??;
     let known_users = users
@@ -88,7 +144,6 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         .map(|(login, id)| KnownUser::new(login, id))
         .collect();
 
-    let mut org = org;
     let bus = Arc::new(EventBus::new(
         BusConfig {
             selection: cdc_entities,
@@ -100,6 +155,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     ));
     // Attached after the org is built: generated records existed before anyone listened.
     org.attach_bus(bus.clone());
+    org.platform_events().set_retention(event_retention);
     let org_id = org.org_id().to_string();
     let state: AppState = Arc::new(Shared::new(SharedParts {
         org,
@@ -119,25 +175,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         instance_url,
         org_id,
     }));
-    let service = EmulatorService {
-        router: routes(state.clone()),
-        state: state.clone(),
-    };
-    let make_service = MakeEmulatorService(service);
-
-    let handle = Handle::new();
-    let (task, certificate) = serve(transport, listener, listen, &host, make_service, &handle)?;
-    // The listener is bound already; this only waits for the accept loop to run.
-    handle.listening().await;
-    Ok(RunningEmulator {
-        state,
-        handle,
-        task,
-        local_addr,
-        certificate,
-        apps,
-        users,
-    })
+    Ok((state, transport, apps, users))
 }
 
 /// The configured apps, checked: a JWT key must be an RSA key, and a client-credentials
@@ -182,8 +220,13 @@ fn bind(listen: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), Emula
     Ok((listener, local_addr))
 }
 
-/// The server's task, and its certificate (PEM and path) when it serves HTTPS.
-type Serving = (JoinHandle<std::io::Result<()>>, Option<(String, PathBuf)>);
+/// The server's task, and its certificate (PEM and path) and TLS configuration when it
+/// serves HTTPS (the Pub/Sub API serves the same certificate).
+type Serving = (
+    JoinHandle<std::io::Result<()>>,
+    Option<(String, PathBuf)>,
+    Option<Arc<rustls::ServerConfig>>,
+);
 
 /// Serves `make_service` on `listener` in the background, over TLS with a self-signed
 /// certificate for `host` (written where the config says) when the transport is HTTPS;
@@ -206,7 +249,7 @@ fn serve(
             let server = axum_server::from_tcp(listener)
                 .map_err(bind_error)?
                 .handle(handle.clone());
-            (tokio::spawn(server.serve(make_service)), None)
+            (tokio::spawn(server.serve(make_service)), None, None)
         }
         Transport::Https { cert_path } => {
             let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
@@ -216,13 +259,14 @@ fn serve(
             let certificate = tls::self_signed(&hosts)?;
             let path = cert_path.unwrap_or_else(|| default_cert_path(local_addr.port()));
             tls::write_pem(&path, &certificate.cert_pem)?;
-            let config = RustlsConfig::from_config(certificate.server_config);
+            let config = RustlsConfig::from_config(certificate.server_config.clone());
             let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)
                 .map_err(bind_error)?
                 .handle(handle.clone());
             (
                 tokio::spawn(server.serve(make_service)),
                 Some((certificate.cert_pem, path)),
+                Some(certificate.server_config),
             )
         }
     })
@@ -277,94 +321,6 @@ fn default_cert_path(port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("sfpg-emulator-{port}.pem"))
 }
 
-fn routes(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/services/data/{version}", get(versions::resources))
-        .route("/services/data/{version}/limits", get(limits::limits))
-        .route(
-            "/services/data/{version}/sobjects",
-            get(sobjects::describe_global),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}",
-            get(sobjects::basic_info).post(sobjects::create),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/describe",
-            get(sobjects::describe),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/updated",
-            get(replication::updated),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/deleted",
-            get(replication::deleted),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/{id}",
-            get(sobjects::retrieve)
-                .patch(sobjects::update)
-                .delete(sobjects::delete)
-                .post(sobjects::create_through_upsert),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/{field}/{value}",
-            get(sobjects::retrieve_by_external_id)
-                .patch(sobjects::upsert)
-                .delete(sobjects::delete_by_external_id),
-        )
-        .route("/services/data/{version}/query", get(query::query))
-        .route(
-            "/services/data/{version}/query/{locator}",
-            get(query::next_page),
-        )
-        .route("/services/data/{version}/queryAll", get(query::query_all))
-        .route(
-            "/services/data/{version}/queryAll/{locator}",
-            get(query::next_page),
-        )
-        .route(
-            "/services/data/{version}/composite",
-            post(composite::composite),
-        )
-        .route(
-            "/services/data/{version}/composite/sobjects",
-            post(collections::create)
-                .patch(collections::update)
-                .delete(collections::delete),
-        )
-        .route(
-            "/services/data/{version}/composite/sobjects/{object}",
-            get(collections::retrieve).post(collections::retrieve_by_body),
-        )
-        .route(
-            "/services/data/{version}/composite/sobjects/{object}/{field}",
-            axum::routing::patch(collections::upsert),
-        )
-        .route(
-            "/services/data/{version}/tooling/query",
-            get(super::tooling::query),
-        )
-        .merge(bulk::routes())
-        .route_layer(from_fn_with_state(state.clone(), auth::require_session));
-
-    Router::new()
-        .route("/services/data", get(versions::versions))
-        .route("/services/oauth2/token", post(oauth::token))
-        .route("/cometd/{version}", post(cometd::cometd))
-        .merge(api)
-        .nest(
-            "/__emulator",
-            admin::routes()
-                .merge(admin_cdc::routes())
-                .merge(bulk::admin_routes()),
-        )
-        .fallback(|| async { RestError::not_found() })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
-}
-
 impl RunningEmulator {
     /// `http://127.0.0.1:PORT` (or `https://`): where the REST API is.
     pub fn instance_url(&self) -> &str {
@@ -383,6 +339,11 @@ impl RunningEmulator {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `https://127.0.0.1:PORT` (or `http://`): where the Pub/Sub API (gRPC) is.
+    pub fn pubsub_endpoint(&self) -> &str {
+        self.pubsub.as_ref().map_or("", |p| p.endpoint())
     }
 
     /// The certificate's PEM, when serving HTTPS.
@@ -417,7 +378,10 @@ impl RunningEmulator {
 
     /// Stops accepting connections, lets requests in flight finish (for up to five
     /// seconds), and waits for the server to end.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        if let Some(pubsub) = self.pubsub.take() {
+            pubsub.shutdown(&self.state).await;
+        }
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         // A server task that failed or panicked has stopped too; nothing is left to do.
         let _ = self.task.await;

@@ -70,11 +70,14 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, RestError> {
     let fields = record_body(&headers, &body)?;
-    let id =
-        state
-            .org_write(caller.change_origin("rest"))
-            .create(&object, &fields, &caller.user_id)?;
-    Ok((StatusCode::CREATED, Json(SaveResult::ok(id.to_string()))).into_response())
+    let result = {
+        let mut org = state.org_write(caller.change_origin("rest"));
+        let id = org.create(&object, &fields, &caller.user_id)?;
+        // A platform event's result names its EventUuid; it is published as the guard
+        // drops (the transaction's commit).
+        org.created_result(id, None)
+    };
+    Ok((StatusCode::CREATED, Json(result)).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,7 +18,7 @@ use super::locators::Locators;
 use super::query::OpenQuery;
 use super::request_log::RequestLog;
 use super::sessions::Sessions;
-use crate::events::EventBus;
+use crate::events::{EventBus, PlatformEventStore};
 use crate::ids::Id;
 use crate::org::Org;
 
@@ -80,7 +80,11 @@ pub struct Shared {
     bulk: Mutex<BulkJobs>,
     /// The org's change event bus (the org holds it too and publishes to it).
     bus: Arc<EventBus>,
+    /// The org's platform event topics (the org holds them too and publishes to them).
+    platform: Arc<PlatformEventStore>,
     cometd: Mutex<Clients>,
+    /// The Pub/Sub API's open streams and generated schemas.
+    pubsub: super::pubsub::Hub,
     apps: Vec<KnownApp>,
     users: Vec<KnownUser>,
     /// `https://127.0.0.1:8443`: where the REST API is.
@@ -108,6 +112,7 @@ pub struct SharedParts {
 
 impl Shared {
     pub fn new(parts: SharedParts) -> Shared {
+        let platform = parts.org.platform_events().clone();
         Shared {
             org: RwLock::new(parts.org),
             sessions: Mutex::new(parts.sessions),
@@ -117,7 +122,9 @@ impl Shared {
             locators: Mutex::new(parts.locators),
             bulk: Mutex::new(parts.bulk),
             bus: parts.bus,
+            platform,
             cometd: Mutex::new(parts.cometd),
+            pubsub: super::pubsub::Hub::default(),
             apps: parts.apps,
             users: parts.users,
             login_url: parts.instance_url.clone(),
@@ -178,10 +185,20 @@ impl Shared {
         &self.bus
     }
 
+    /// The platform event topics, readable without the org's lock.
+    pub fn platform_events(&self) -> &Arc<PlatformEventStore> {
+        &self.platform
+    }
+
     /// The CometD clients. Never held while taking the org's lock; the bus's lock may be
     /// taken inside it (the org takes the bus's inside its own, never this one).
     pub fn cometd(&self) -> MutexGuard<'_, Clients> {
         lock(&self.cometd)
+    }
+
+    /// The Pub/Sub API's open streams and schemas (each behind its own short lock).
+    pub fn pubsub(&self) -> &super::pubsub::Hub {
+        &self.pubsub
     }
 
     pub fn app(&self, client_id: &str) -> Option<&KnownApp> {

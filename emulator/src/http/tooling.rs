@@ -121,6 +121,8 @@ pub async fn query(
     let members: Vec<(String, String)> = state
         .org()
         .objects()
+        // Platform events are not Change Data Capture entities.
+        .filter(|def| !def.is_platform_event())
         .map(|def| (ids.next_id().to_string(), def.name.clone()))
         .filter(|(_, name)| selection.includes(name))
         .collect();

@@ -117,7 +117,11 @@ impl ObjectDef {
     /// implies (formulas and auto-numbers are read-only, booleans are never null, ...),
     /// checks names and references, and records where the system fields sit.
     pub fn complete(&mut self) -> Result<(), DefinitionError> {
-        self.add_missing_system_fields();
+        if self.is_platform_event() {
+            self.make_platform_event();
+        } else {
+            self.add_missing_system_fields();
+        }
         for field in &mut self.fields {
             apply_type_rules(field);
         }
@@ -172,6 +176,64 @@ impl ObjectDef {
                 .as_deref()
                 .is_some_and(|r| r.eq_ignore_ascii_case(relationship_name))
         })
+    }
+
+    /// Whether this is a platform event object (`Order_Event__e`): published, never
+    /// stored, queried, changed or deleted.
+    pub fn is_platform_event(&self) -> bool {
+        self.name.ends_with("__e")
+    }
+
+    /// The shape Salesforce gives a platform event object: only `create` (publish) and
+    /// describe are supported, and its standard fields are `Id`, `ReplayId`,
+    /// `CreatedDate`, `CreatedById` and `EventUuid` (Platform Events Developer Guide,
+    /// the field reference of event objects); no `IsDeleted`, `LastModified…` or
+    /// `SystemModstamp`.
+    fn make_platform_event(&mut self) {
+        self.custom = true;
+        self.createable = true;
+        for flag in [
+            &mut self.updateable,
+            &mut self.deletable,
+            &mut self.queryable,
+            &mut self.replicateable,
+            &mut self.retrieveable,
+            &mut self.searchable,
+            &mut self.undeletable,
+            &mut self.layoutable,
+            &mut self.mergeable,
+            &mut self.feed_enabled,
+        ] {
+            *flag = false;
+        }
+        self.triggerable = true;
+        let has = |fields: &[FieldDef], name: &str| {
+            fields.iter().any(|f| f.name.eq_ignore_ascii_case(name))
+        };
+        if !has(&self.fields, "Id") {
+            self.fields
+                .insert(0, system_field("Id", "Event ID", FieldType::Id));
+        }
+        let mut replay_id = system_field("ReplayId", "Replay ID", FieldType::String);
+        replay_id.length = 1000;
+        replay_id.nillable = true;
+        let mut uuid = system_field("EventUuid", "Event UUID", FieldType::String);
+        uuid.length = 36;
+        uuid.nillable = true;
+        for field in [
+            replay_id,
+            system_field("CreatedDate", "Created Date", FieldType::Datetime),
+            system_field("CreatedById", "Created By ID", FieldType::Reference),
+            uuid,
+        ] {
+            if !has(&self.fields, &field.name) {
+                self.fields.push(field);
+            }
+        }
+        for field in &mut self.fields {
+            // Event messages cannot be changed once published.
+            field.updateable = false;
+        }
     }
 
     /// The object's name field, if it has one.
@@ -272,14 +334,25 @@ impl ObjectDef {
                     message: format!("system field {name} is missing"),
                 })
         };
+        let created_date = find("CreatedDate")?;
+        let created_by_id = find("CreatedById")?;
+        // A platform event has no last-modified fields; it is never stored, so the
+        // positions only need to be valid ones: its creation's.
+        let or_created = |name: &str, created: usize| {
+            if self.is_platform_event() {
+                Ok(self.field(name).map_or(created, |(i, _)| i))
+            } else {
+                find(name)
+            }
+        };
         Ok(SystemFields {
             id: find("Id")?,
             is_deleted: self.field("IsDeleted").map(|(i, _)| i),
-            created_date: find("CreatedDate")?,
-            created_by_id: find("CreatedById")?,
-            last_modified_date: find("LastModifiedDate")?,
-            last_modified_by_id: find("LastModifiedById")?,
-            system_modstamp: find("SystemModstamp")?,
+            created_date,
+            created_by_id,
+            last_modified_date: or_created("LastModifiedDate", created_date)?,
+            last_modified_by_id: or_created("LastModifiedById", created_by_id)?,
+            system_modstamp: or_created("SystemModstamp", created_date)?,
             owner_id: self.field("OwnerId").map(|(i, _)| i),
             name: self.fields.iter().position(|f| f.name_field),
         })

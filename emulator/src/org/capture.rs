@@ -73,6 +73,8 @@ impl Org {
     /// Ends the transaction: publishes its changes, as one `transactionKey`, with
     /// `changeOrigin` = `origin`. Returns how many events were published.
     pub fn commit_changes(&mut self, origin: &str) -> usize {
+        // Platform events of the transaction go out with it ("Publish After Commit").
+        self.publish_prepared_events();
         let Some(capture) = &mut self.capture else {
             return 0;
         };
@@ -277,7 +279,7 @@ impl RecordChange {
 
 /// Whether a field appears in change events: stored fields only (no formulas, no
 /// compound views), and never `Id`, `IsDeleted` or `SystemModstamp`.
-fn published(def: &ObjectDef, index: usize) -> bool {
+pub(crate) fn published(def: &ObjectDef, index: usize) -> bool {
     let f = &def.fields[index];
     let system = def.system;
     !f.is_computed()
@@ -295,7 +297,7 @@ fn event_value(value: &Value, field: &FieldDef) -> Json {
 }
 
 /// `BillingCity` of `BillingAddress` → `City`; `FirstName` of `Name` → `FirstName`.
-fn component_key(component: &str, compound: &str) -> String {
+pub(crate) fn component_key(component: &str, compound: &str) -> String {
     let prefix = compound
         .strip_suffix("Address")
         .or_else(|| compound.strip_suffix("__c"))

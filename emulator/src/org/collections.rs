@@ -335,10 +335,7 @@ impl Org {
         outcomes
             .into_iter()
             .map(|outcome| match outcome {
-                Ok((id, created)) => SaveResult {
-                    created,
-                    ..SaveResult::ok(id.to_string())
-                },
+                Ok((id, created)) => self.created_result(id, created),
                 Err((id, error)) => SaveResult::failed(id.map(|i| i.to_string()), error),
             })
             .collect()

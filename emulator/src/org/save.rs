@@ -34,6 +34,8 @@ enum Entry {
     },
     /// A delete log entry was appended to `store`.
     DeleteLogged { store: usize },
+    /// A platform event was prepared for publishing at commit.
+    EventPrepared,
 }
 
 impl Journal {
@@ -41,6 +43,11 @@ impl Journal {
     /// undoes both (a Composite request's subrequests share one journal).
     pub(crate) fn append(&mut self, other: Journal) {
         self.entries.extend(other.entries);
+    }
+
+    /// Notes that a platform event was prepared: a roll back drops it unpublished.
+    pub(super) fn event_prepared(&mut self) {
+        self.entries.push(Entry::EventPrepared);
     }
 }
 
@@ -80,6 +87,7 @@ impl Org {
                 Entry::DeleteLogged { store } => {
                     self.stores[store].delete_log.pop();
                 }
+                Entry::EventPrepared => self.drop_prepared_event(),
             }
         }
     }
@@ -251,6 +259,10 @@ impl Org {
         user: Id,
         journal: &mut Journal,
     ) -> Result<Id, SaveError> {
+        if self.stores[store].def.is_platform_event() {
+            // A create of an event object publishes it (at commit); nothing is stored.
+            return self.prepare_event(store, input, user, journal);
+        }
         let now = self.stamp();
         self.create_record_at(store, input, user, now, journal)
     }
@@ -278,7 +290,12 @@ impl Org {
     /// The record `input` creates, before it has an Id: writable fields only, values in
     /// their fields' formats, defaults applied, required fields present, validation rules
     /// passed.
-    fn new_record(&self, store: usize, input: &Input, user: Id) -> Result<Record, SaveError> {
+    pub(super) fn new_record(
+        &self,
+        store: usize,
+        input: &Input,
+        user: Id,
+    ) -> Result<Record, SaveError> {
         if input.id.is_some() {
             return Err(SaveError::new(
                 "INVALID_FIELD",

@@ -4,6 +4,7 @@
 
 mod bulk;
 mod collections;
+mod platform;
 mod reading;
 mod saves;
 mod upserts;

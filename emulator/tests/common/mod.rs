@@ -6,6 +6,7 @@
 
 pub mod bulk;
 pub mod cometd;
+pub mod pubsub;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;

@@ -28,8 +28,8 @@ use crate::net::messages::frontend as fe;
 use crate::net::stream::ClientStream;
 use crate::push::WriteBack;
 use crate::settings::{
-    CAPTURE_INSTALLED_SQL, FIRST_PENDING_SQL, PUSH_CONTEXT_SQL, RESTORE_REFUSED_SQL,
-    TAKE_PENDING_SQL, WRITE_BACK_SQL,
+    CAPTURE_INSTALLED_SQL, EVENT_WRITE_BACK_SQL, FIRST_PENDING_SQL, PUSH_CONTEXT_SQL,
+    RESTORE_REFUSED_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL,
 };
 
 /// The name of the proxy's statement and of its portal.
@@ -291,7 +291,14 @@ impl Upstream for Statements<'_> {
             Some(write_back.table.as_str()),
             Some(write_back.rows.as_str()),
         ];
-        self.run_ok(WRITE_BACK_SQL, &params).await?;
+        // A platform event's row gets its Id and EventUuid, or takes over the delivered
+        // row of the same event (V15); a record's, what was read back (V8, V11).
+        let sql = if write_back.events {
+            EVENT_WRITE_BACK_SQL
+        } else {
+            WRITE_BACK_SQL
+        };
+        self.run_ok(sql, &params).await?;
         Ok(())
     }
 

@@ -85,11 +85,13 @@ pub trait Remote {
     fn repair_soon(&self);
 
     /// Reads back what Salesforce set on the records of an accepted push (`created`: the
-    /// Id of each create, in plan order), as what to write into the mirror.
+    /// Id of each create, in plan order; `event_uuids`: the EventUuid of each create that
+    /// published a platform event), as what to write into the mirror.
     fn read_back(
         &self,
         plan: &Plan,
         created: &[String],
+        event_uuids: &[Option<String>],
     ) -> impl Future<Output = (Vec<WriteBack>, Vec<Created>)> + Send;
 }
 
@@ -377,7 +379,13 @@ async fn push<R: Remote>(
         started_at: chrono::Utc::now(),
         salesforce_ms: 0,
     };
-    if how.mode.uses_bulk(plan.fits_one_request()) {
+    // Platform events are published by the atomic request only, where an event is
+    // published exactly when the transaction's records are saved.
+    let events = plan
+        .records
+        .iter()
+        .any(|p| sfpg_control::events::is_platform_event(&p.object.object));
+    if how.mode.uses_bulk(plan.fits_one_request()) && !events {
         return push_bulk(remote, &plan, entry, changes, how, cancelled).await;
     }
     if !plan.fits_one_request() {
@@ -404,7 +412,9 @@ async fn push<R: Remote>(
         Ok(id) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
         Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
     }
-    let (write_backs, created) = remote.read_back(&plan, &sent.created).await;
+    let (write_backs, created) = remote
+        .read_back(&plan, &sent.created, &sent.event_uuids)
+        .await;
     Ok(Some(Pushed {
         write_backs,
         created,
@@ -463,7 +473,8 @@ async fn push_bulk<R: Remote>(
         remote.record_failures(&failures).await;
     }
     let (write_backs, created) = match &accepted {
-        Some(accepted) => remote.read_back(accepted, &created).await,
+        // Platform events never go through ingest jobs (see `push`): no EventUuids.
+        Some(accepted) => remote.read_back(accepted, &created, &[]).await,
         None => (Vec::new(), Vec::new()),
     };
     Ok(Some(Pushed {

@@ -204,12 +204,17 @@ impl Remote for Pusher {
         self.repair_wanted.notify_one();
     }
 
-    async fn read_back(&self, plan: &Plan, created: &[String]) -> (Vec<WriteBack>, Vec<Created>) {
+    async fn read_back(
+        &self,
+        plan: &Plan,
+        created: &[String],
+        event_uuids: &[Option<String>],
+    ) -> (Vec<WriteBack>, Vec<Created>) {
         #[cfg(feature = "failpoints")]
         if self.failpoint == Some(Failpoint::PauseAfterPush) {
             tracing::warn!("failpoint pause-after-push reached: waiting forever");
             std::future::pending::<()>().await;
         }
-        write_back::write_backs(plan, created).await
+        write_back::write_backs(plan, created, event_uuids).await
     }
 }

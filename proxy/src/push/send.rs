@@ -26,6 +26,9 @@ use super::refusal::{from_record_error, sqlstate_for};
 pub struct Sent {
     /// The Id of each create, in plan order.
     pub created: Vec<String>,
+    /// The `EventUuid` of each create that published a platform event (its save result's
+    /// `OPERATION_ENQUEUED` message), in plan order of the creates; `None` for records.
+    pub event_uuids: Vec<Option<String>>,
     /// The Composite response, for the journal.
     pub response: Value,
 }
@@ -85,24 +88,37 @@ pub async fn send(plan: &Plan) -> Result<Sent, Failure> {
     }
     // Each create's Id, from its call's answer, in plan order.
     let mut ids: HashMap<usize, String> = HashMap::new();
+    let mut uuids: HashMap<usize, String> = HashMap::new();
     for (call, result) in calls.iter().zip(&results) {
         let Some(saved) = result.save_results() else {
             continue;
         };
         for (&index, saved) in call.records.iter().zip(saved) {
+            if let Some(uuid) = saved.event_uuid() {
+                uuids.insert(index, uuid.to_owned());
+            }
             if let Some(id) = saved.id {
                 ids.insert(index, id.as_str().to_owned());
             }
         }
     }
-    let created = plan
+    let creates: Vec<usize> = plan
         .records
         .iter()
         .enumerate()
         .filter(|(_, p)| p.operation == Operation::Create)
-        .map(|(index, _)| ids.remove(&index).unwrap_or_default())
+        .map(|(index, _)| index)
         .collect();
-    Ok(Sent { created, response })
+    let created = creates
+        .iter()
+        .map(|index| ids.remove(index).unwrap_or_default())
+        .collect();
+    let event_uuids = creates.iter().map(|index| uuids.remove(index)).collect();
+    Ok(Sent {
+        created,
+        event_uuids,
+        response,
+    })
 }
 
 /// The plan's calls as subrequests, references to earlier creates filled in.

@@ -12,9 +12,12 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::json;
+use sfpg_control::events::is_platform_event;
 use sfpg_control::writer::{WriteBackRow, write_back_rows};
 use sfpg_salesforce::SalesforceId;
 
+use super::catalog::ObjectHandle;
 use super::plan::{Operation, Plan};
 
 /// What to write into one mirrored table in the client's transaction
@@ -25,6 +28,9 @@ pub struct WriteBack {
     pub schema: String,
     pub table: String,
     pub rows: String,
+    /// A platform event table: `rows` are `{"id", "sfid", "eventuuid"}`, written by
+    /// [`sfpg_control::events::EVENT_WRITE_BACK_SQL`].
+    pub events: bool,
 }
 
 /// A record created by the push, for patching `RETURNING sfid`.
@@ -44,7 +50,11 @@ type TableRows = (usize, Vec<(usize, i64, String)>);
 /// Reads back every created and updated record (`created`: the Id of each create, in plan
 /// order) and builds one write-back per table. If the read fails, new records still get
 /// their Id (the sync fills in the rest).
-pub async fn write_backs(plan: &Plan, created_ids: &[String]) -> (Vec<WriteBack>, Vec<Created>) {
+pub async fn write_backs(
+    plan: &Plan,
+    created_ids: &[String],
+    event_uuids: &[Option<String>],
+) -> (Vec<WriteBack>, Vec<Created>) {
     let (by_table, created) = by_table(plan, created_ids);
     // The Id of each create, by its index in the plan.
     let ids: Vec<Option<&String>> = {
@@ -57,9 +67,26 @@ pub async fn write_backs(plan: &Plan, created_ids: &[String]) -> (Vec<WriteBack>
             })
             .collect()
     };
+    // The EventUuid of each create, by its index in the plan.
+    let uuids: Vec<Option<&String>> = {
+        let mut creates = event_uuids.iter();
+        plan.records
+            .iter()
+            .map(|p| match p.operation {
+                Operation::Create => creates.next().and_then(Option::as_ref),
+                _ => None,
+            })
+            .collect()
+    };
     let mut statements = Vec::new();
     for (_, (index, rows)) in by_table {
         let object = &plan.records[index].object;
+        if is_platform_event(&object.object) {
+            // An event cannot be read back (it is not retrievable): its row gets the Id
+            // and EventUuid of the publish; the bus delivers the rest.
+            statements.push(event_write_back(object, &rows, &uuids));
+            continue;
+        }
         let sfids: Vec<SalesforceId> = rows
             .iter()
             .filter_map(|(_, _, id)| SalesforceId::parse(id).ok())
@@ -104,9 +131,30 @@ pub async fn write_backs(plan: &Plan, created_ids: &[String]) -> (Vec<WriteBack>
             schema: object.schema.clone(),
             table: object.table.clone(),
             rows: write_back_rows(&back_rows),
+            events: false,
         });
     }
     (statements, created)
+}
+
+/// The write-back of published platform events: each row's Id and EventUuid.
+fn event_write_back(
+    object: &ObjectHandle,
+    rows: &[(usize, i64, String)],
+    uuids: &[Option<&String>],
+) -> WriteBack {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(index, row_id, sfid)| {
+            json!({"id": row_id, "sfid": sfid, "eventuuid": uuids.get(*index).copied().flatten()})
+        })
+        .collect();
+    WriteBack {
+        schema: object.schema.clone(),
+        table: object.table.clone(),
+        rows: serde_json::Value::Array(rows).to_string(),
+        events: true,
+    }
 }
 
 /// The created and updated records of `plan` by table (`created_ids`: the Id of each

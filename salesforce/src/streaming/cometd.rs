@@ -95,12 +95,24 @@ impl EventTransport for CometD {
     }
 }
 
-/// The live subscription of each channel.
-#[derive(Clone, Default)]
-pub(crate) struct Registry(Arc<Mutex<HashMap<String, Arc<Slot>>>>);
+/// The live subscription of each channel (of a transport's slot type `S`).
+pub(crate) struct Registry<S = Slot>(Arc<Mutex<HashMap<String, Arc<S>>>>);
 
-impl Registry {
-    fn replace(&self, channel: &str, slot: Arc<Slot>) -> Option<Arc<Slot>> {
+impl<S> Clone for Registry<S> {
+    fn clone(&self) -> Self {
+        Registry(Arc::clone(&self.0))
+    }
+}
+
+impl<S> Default for Registry<S> {
+    fn default() -> Self {
+        Registry(Arc::default())
+    }
+}
+
+impl<S> Registry<S> {
+    /// Makes `slot` the channel's live subscription; returns the one it replaces.
+    pub(crate) fn replace(&self, channel: &str, slot: Arc<S>) -> Option<Arc<S>> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -108,7 +120,7 @@ impl Registry {
     }
 
     /// Forgets `slot` as the channel's live subscription, unless a newer one took its place.
-    pub(crate) fn remove(&self, channel: &str, slot: &Arc<Slot>) {
+    pub(crate) fn remove(&self, channel: &str, slot: &Arc<S>) {
         let mut live = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if live
             .get(channel)

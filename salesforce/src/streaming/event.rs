@@ -175,7 +175,16 @@ impl ChangeEvent {
     /// The fields set to null: the header's `nulledFields` and every value sent as `null`,
     /// under REST field names (see [`ChangeEvent::flattened_fields`]).
     pub fn nulled_fields(&self) -> Vec<String> {
-        let mut nulled = self.header.nulled_fields.clone();
+        // Pub/Sub names a compound's part `BillingAddress.City`.
+        let mut nulled: Vec<String> = self
+            .header
+            .nulled_fields
+            .iter()
+            .map(|name| match name.split_once('.') {
+                Some((compound, part)) => component_name(compound, part),
+                None => name.clone(),
+            })
+            .collect();
         for (name, value) in self.flattened_fields() {
             if value.is_null() && !nulled.contains(&name) {
                 nulled.push(name);

@@ -1,9 +1,10 @@
 //! Change Data Capture streaming: typed change events, replay ids, and the transport-neutral
 //! [`EventTransport`] / [`Subscription`] pair the sync consumes.
 //!
-//! The one transport today is CometD/Bayeux long-polling ([`CometD`], reference §6.1); the
-//! gRPC Pub/Sub API comes next and implements the same two traits, so nothing above this
-//! module knows which one is in use.
+//! Two transports implement the same two traits, so nothing above this module knows which
+//! one is in use: CometD/Bayeux long-polling ([`CometD`], reference §6.1) and the gRPC
+//! Pub/Sub API ([`PubSub`], reference streaming §2), whose Avro events are turned into the
+//! very items CometD yields.
 //!
 //! # Guarantees
 //!
@@ -36,11 +37,20 @@ mod bayeux;
 mod cometd;
 mod cookies;
 mod event;
+mod platform;
+mod pubsub;
 mod session;
 
 pub use backoff::Backoff;
 pub use cometd::{CometD, CometDOptions};
 pub use event::{ChangeEvent, ChangeEventHeader, ChangeType};
+pub use platform::{
+    PlatformEvent, is_platform_event_channel, platform_event_channel, platform_event_name,
+};
+pub use pubsub::{
+    DEFAULT_ENDPOINT as DEFAULT_PUBSUB_ENDPOINT, MAX_BATCH, PubSub, PubSubOptions,
+    endpoint_url as pubsub_endpoint_url, probe as probe_pubsub,
+};
 
 /// The channel of every change event of every entity selected for Change Data Capture.
 pub const ALL_CHANGE_EVENTS: &str = "/data/ChangeEvents";
@@ -103,6 +113,8 @@ impl fmt::Display for ReplayFrom {
 pub enum StreamItem {
     /// A change event, in replay order.
     Event(Box<ChangeEvent>),
+    /// A platform event (`/event/…` channels), in replay order.
+    PlatformEvent(Box<PlatformEvent>),
     /// The subscription is live (first time, or again after a reconnect); the events that
     /// follow are those after `from`. Anything the caller holds past `from` and has not
     /// applied will be delivered again.
@@ -121,7 +133,7 @@ pub enum StreamItem {
     },
 }
 
-/// A source of change events: CometD now, the Pub/Sub API next.
+/// A source of change events: CometD or the Pub/Sub API.
 pub trait EventTransport: Send + Sync {
     /// A subscription to `channel` starting at `from`. Nothing is sent until the first
     /// [`Subscription::next`]. A subscription of the same channel already made through this

@@ -17,6 +17,7 @@ use super::bayeux::{self, Message, Refusal};
 use super::cometd::{CometDOptions, Registry, Slot};
 use super::cookies::CookieJar;
 use super::event::ChangeEvent;
+use super::platform::{PlatformEvent, is_platform_event_channel};
 use super::{ReplayFrom, ReplayId, StreamItem, Subscription};
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -125,8 +126,10 @@ impl Session {
                 return Err(error);
             }
             if let Some(item) = self.ready.pop_front() {
-                if let StreamItem::Event(event) = &item {
-                    self.last_returned = Some(event.replay_id);
+                match &item {
+                    StreamItem::Event(event) => self.last_returned = Some(event.replay_id),
+                    StreamItem::PlatformEvent(event) => self.last_returned = Some(event.replay_id),
+                    _ => {}
                 }
                 return Ok(item);
             }
@@ -269,19 +272,34 @@ impl Session {
                     continue;
                 }
                 let data = message.data.unwrap_or_default();
-                let event = ChangeEvent::from_cometd(&self.channel, data).map_err(|source| {
-                    Trouble::Fatal(Error::Decode {
-                        endpoint: self.endpoint(),
-                        what: "change event",
-                        source,
-                    })
-                })?;
-                self.ready.push_back(StreamItem::Event(Box::new(event)));
+                let item = self.decode_event(data)?;
+                self.ready.push_back(item);
             } else if message.channel == meta_channel && reply.is_none() {
                 reply = Some(message);
             }
         }
         reply.ok_or_else(|| Trouble::Handshake(format!("the answer held no {meta_channel} reply")))
+    }
+
+    /// The event in a message's `data`: a platform event on `/event/…` channels, a change
+    /// event on the others.
+    fn decode_event(&self, data: serde_json::Value) -> Result<StreamItem, Trouble> {
+        let decoded = if is_platform_event_channel(&self.channel) {
+            PlatformEvent::from_cometd(&self.channel, data)
+                .map(|event| StreamItem::PlatformEvent(Box::new(event)))
+                .map_err(|source| (source, "platform event"))
+        } else {
+            ChangeEvent::from_cometd(&self.channel, data)
+                .map(|event| StreamItem::Event(Box::new(event)))
+                .map_err(|source| (source, "change event"))
+        };
+        decoded.map_err(|(source, what)| {
+            Trouble::Fatal(Error::Decode {
+                endpoint: self.endpoint(),
+                what,
+                source,
+            })
+        })
     }
 
     /// What a refused meta request means.

@@ -15,6 +15,7 @@ mod faults;
 mod limiter;
 mod logins;
 mod operations;
+mod platform_events;
 mod streaming;
 
 use std::sync::Arc;

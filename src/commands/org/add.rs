@@ -78,6 +78,12 @@ pub struct AddArgs {
     #[arg(long)]
     pub schema: Option<String>,
 
+    /// The Pub/Sub API endpoint the Change Data Capture stream uses (host:port, TLS; or an
+    /// https:// or http:// URL, as the emulator prints). Defaults to Salesforce's global
+    /// endpoint, api.pubsub.salesforce.com:7443.
+    #[arg(long)]
+    pub pubsub_endpoint: Option<String>,
+
     /// The Salesforce API version.
     #[arg(long, default_value = "62.0")]
     pub api_version: String,
@@ -238,6 +244,11 @@ fn new_org(args: &AddArgs) -> anyhow::Result<NewOrg> {
         batch_size: args.batch_size,
         bulk_threshold: args.bulk_threshold.0,
         objects,
+        pubsub_endpoint: args
+            .pubsub_endpoint
+            .as_deref()
+            .map(|endpoint| verify::pubsub_endpoint(endpoint, "--pubsub-endpoint"))
+            .transpose()?,
     })
 }
 

@@ -1,9 +1,10 @@
-//! `sfpg org set-cdc NAME on|off`: whether the org streams its changes through Change Data
-//! Capture. A running sync learns of it at once (the `orgs_changed` trigger), as of a new
-//! rate limit.
+//! `sfpg org set-cdc NAME on|off [--transport auto|pubsub|cometd]`: whether the org streams
+//! its changes through Change Data Capture, and over which transport. A running sync learns
+//! of it at once (the `orgs_changed` trigger), as of a new rate limit.
 
 use clap::Args;
 use sfpg_control::admin;
+use sfpg_control::streams::CdcTransport;
 
 use super::{DatabaseArgs, control_client, user_facing};
 
@@ -15,6 +16,10 @@ pub struct SetCdcArgs {
     /// the safety cadence); `off`: every object polls.
     #[arg(value_parser = parse_on_off)]
     pub cdc: OnOff,
+    /// The stream's transport: `auto` (the Pub/Sub API, or CometD when the Pub/Sub
+    /// endpoint cannot be reached), `pubsub` or `cometd`. Unchanged when left out.
+    #[arg(long)]
+    pub transport: Option<CdcTransport>,
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -34,17 +39,26 @@ pub fn parse_on_off(text: &str) -> Result<OnOff, String> {
 
 pub async fn set_cdc(args: SetCdcArgs) -> anyhow::Result<()> {
     let client = control_client(&args.database.database_url).await?;
+    if let Some(transport) = args.transport {
+        admin::set_cdc_transport(&client, &args.name, transport)
+            .await
+            .map_err(user_facing)?;
+    }
     admin::set_cdc_enabled(&client, &args.name, args.cdc.0)
         .await
         .map_err(user_facing)?;
+    let over = args
+        .transport
+        .map(|t| format!(" (transport {t})"))
+        .unwrap_or_default();
     if args.cdc.0 {
         println!(
-            "org {}: Change Data Capture on; the objects the org selects for it stream",
+            "org {}: Change Data Capture on{over}; the objects the org selects for it stream",
             args.name
         );
     } else {
         println!(
-            "org {}: Change Data Capture off; every object polls",
+            "org {}: Change Data Capture off{over}; every object polls",
             args.name
         );
     }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use sfpg_control::events::is_platform_event;
 use sfpg_control::orgs::valid_object_name;
 use sfpg_control::{MasterKey, Org, connect};
 use sfpg_salesforce::{
@@ -68,6 +69,27 @@ pub async fn check_api_version(client: &Client, org: &Org) -> anyhow::Result<()>
     .into())
 }
 
+/// A Pub/Sub API endpoint as typed (`flag` names where): `host:port` (TLS), or an `https://`
+/// or `http://` URL with a host.
+pub fn pubsub_endpoint(endpoint: &str, flag: &str) -> anyhow::Result<String> {
+    let endpoint = endpoint.trim();
+    let url = sfpg_salesforce::streaming::pubsub_endpoint_url(endpoint);
+    match url::Url::parse(&url) {
+        Ok(parsed)
+            if matches!(parsed.scheme(), "https" | "http")
+                && parsed.host_str().is_some_and(|h| !h.is_empty())
+                && parsed.path().trim_matches('/').is_empty() =>
+        {
+            Ok(endpoint.to_owned())
+        }
+        _ => Err(UserError::new(format!(
+            "{flag}: {endpoint:?} is not a Pub/Sub endpoint: give host:port \
+             (api.pubsub.salesforce.com:7443) or an https:// or http:// URL"
+        ))
+        .into()),
+    }
+}
+
 /// Object names as the user listed them (`flag` names where), trimmed: an empty one (as in
 /// `--objects ",,,"`) or one that cannot be an API name is refused.
 pub fn object_names(listed: &[String], flag: &str) -> anyhow::Result<Vec<String>> {
@@ -118,6 +140,8 @@ fn resolve_object(global: &DescribeGlobal, org: &str, name: &str) -> anyhow::Res
         .find(|o| o.name.eq_ignore_ascii_case(name));
     let refusal = match found {
         Some(o) if o.queryable && o.replicateable => return Ok(o.name.clone()),
+        // A platform event is never queried: it is streamed into its own table.
+        Some(o) if is_platform_event(&o.name) && o.createable => return Ok(o.name.clone()),
         Some(o) if !o.queryable => format!(
             "{} cannot be mirrored: org {org} says it is not queryable",
             o.name

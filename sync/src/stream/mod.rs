@@ -9,6 +9,7 @@ pub mod health;
 pub mod run;
 mod session;
 pub mod transactions;
+pub mod transport;
 
 pub use apply::{BatchApplied, Plans, apply_batch};
 pub use change::{Change, ChangeKind, is_echo};
@@ -16,6 +17,7 @@ pub use health::StreamHealth;
 pub use run::OrgStream;
 pub use session::Ended;
 pub use transactions::{Transaction, TransactionBuffer};
+pub use transport::{Chosen, Transports};
 
 #[cfg(test)]
 mod tests;

@@ -15,17 +15,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use sfpg_control::events::is_platform_event;
 use sfpg_control::objects::{ObjectState, Phase};
 use sfpg_control::orgs::OrgSettings;
 use sfpg_control::streams::{self, Checkpoint, StreamState};
 use sfpg_salesforce::Client;
-use sfpg_salesforce::streaming::{EventTransport, ReplayFrom, ReplayId};
+use sfpg_salesforce::streaming::{ReplayFrom, ReplayId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::Plans;
 use super::health::StreamHealth;
 use super::session::{Ended, Session};
+use super::transport::Transports;
 use crate::error::Result;
 use crate::plan::ObjectPlan;
 use crate::settings::SyncSettings;
@@ -39,7 +41,7 @@ pub struct OrgStream {
     pub org: String,
     pub db: tokio_postgres::Client,
     pub client: Client,
-    pub transport: Arc<dyn EventTransport>,
+    pub transports: Transports,
     pub health: Arc<StreamHealth>,
     pub settings: SyncSettings,
 }
@@ -125,6 +127,12 @@ impl OrgStream {
                 "the org selects none of the live mirrored objects for Change Data Capture".into(),
             ));
         }
+        let chosen = match self.transports.choose(&org).await {
+            Ok(chosen) => chosen,
+            Err(reason) => return Ok(Ended::Down(reason)),
+        };
+        tracing::info!(org = %self.org, transport = chosen.kind.as_str(), reason = %chosen.reason, "stream transport");
+        streams::set_transport(&self.db, &self.org, chosen.kind, &chosen.reason).await?;
         let checkpoint = Checkpoint::load(&self.db, &self.org).await?;
         let horizon = chrono::Duration::from_std(
             self.settings
@@ -162,7 +170,7 @@ impl OrgStream {
         };
         let catch_up = catch_up.map(|reason| (reason.to_owned(), now));
         session
-            .run(&*self.transport, from, catch_up, cancel, reloads)
+            .run(&*chosen.transport, from, catch_up, cancel, reloads)
             .await
     }
 }
@@ -175,7 +183,12 @@ async fn live_plans(
 ) -> Result<Vec<ObjectPlan>> {
     let mut plans = Vec::new();
     for state in ObjectState::load_all(db, org).await? {
-        if state.enabled && state.phase == Phase::Live && state.paused_reason.is_none() {
+        // Platform events have their own streams (`crate::events`).
+        if state.enabled
+            && state.phase == Phase::Live
+            && state.paused_reason.is_none()
+            && !is_platform_event(&state.object)
+        {
             plans.push(ObjectPlan::from_stored(
                 &state.object,
                 schema,

@@ -187,6 +187,9 @@ impl Session<'_> {
                     self.state(StreamState::Down, Some(&reason)).await?;
                 }
                 StreamItem::Idle => {}
+                // The change event channel carries none; platform events have their own
+                // subscriptions.
+                StreamItem::PlatformEvent(_) => {}
                 StreamItem::Event(event) => {
                     held.extend(open.push(self.change(&event)));
                     // Take what else has arrived, without waiting; anything but an event

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value as Json, json};
 
 use super::{auth_invalid, client_id, reply_to, unknown_client};
-use crate::events::all_channel;
+use crate::events::{all_channel, platform_topic};
 use crate::http::state::AppState;
 
 /// How many events one connect returns at most.
@@ -65,12 +65,14 @@ async fn hold(
 ) -> ConnectOutcome {
     let deadline = Instant::now() + timeout;
     let mut published = state.bus().watch();
+    let mut platform_published = state.platform_events().watch_all();
     loop {
         // Armed before looking, so a wake between the look and the wait is not lost.
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         published.borrow_and_update();
+        platform_published.borrow_and_update();
         let expired = Instant::now() >= deadline;
         match step(state, id, message, immediate || expired) {
             Step::Answer(messages) => return answer(messages),
@@ -90,6 +92,7 @@ async fn hold(
                 };
                 tokio::select! {
                     _ = published.changed() => {}
+                    _ = platform_published.changed() => {}
                     _ = &mut woken => {}
                     _ = tokio::time::sleep(left) => {}
                 }
@@ -136,11 +139,13 @@ fn step(state: &AppState, id: &str, message: &Map<String, Json>, answer_empty: b
 }
 
 /// The events waiting for the client's subscriptions, each as a CometD message,
-/// advancing the subscriptions past them. The client stays locked while its positions are
-/// read and moved (the bus's lock is taken inside, never the other way round), so two
+/// advancing the subscriptions past them (platform event channels read their topic's log).
+/// The client stays locked while its positions are read and moved (the bus's and the
+/// topics' locks are taken inside, never the other way round), so two
 /// connects of one client never deliver the same event twice.
 fn events_for(state: &AppState, id: &str) -> Vec<Json> {
     let bus = state.bus();
+    let platform = state.platform_events();
     let mut clients = state.cometd();
     let Some(client) = clients.get_mut(id) else {
         return Vec::new();
@@ -148,6 +153,16 @@ fn events_for(state: &AppState, id: &str) -> Vec<Json> {
     let mut messages = Vec::new();
     for sub in &mut client.subscriptions {
         let budget = MAX_EVENTS_PER_CONNECT.saturating_sub(messages.len());
+        if let Some(topic) = platform_topic(&sub.channel) {
+            let events = platform
+                .after(topic, sub.position, budget)
+                .unwrap_or_default();
+            for event in events {
+                sub.position = event.replay_id;
+                messages.push(event.cometd_message());
+            }
+            continue;
+        }
         for event in bus.after(sub.position, budget) {
             sub.position = event.replay_id;
             let own = crate::events::channel_for(&event.header.entity_name);

@@ -248,3 +248,58 @@ fn single_records_update_and_delete_and_unknown_resources_answer_404() {
     assert_eq!(responses[0].http_status_code, 404);
     assert_eq!(responses[0].body[0]["errorCode"], "NOT_FOUND");
 }
+
+fn order_event(reference_id: &str, number: &str) -> Subrequest {
+    Subrequest {
+        method: "POST".into(),
+        url: "/services/data/v62.0/sobjects/Order_Event__e".into(),
+        reference_id: reference_id.into(),
+        body: Some(json!({"Order_Number__c": number})),
+    }
+}
+
+fn published_orders(org: &Org) -> usize {
+    org.platform_events()
+        .after("Order_Event__e", 0, 100)
+        .unwrap()
+        .len()
+}
+
+/// "Publish After Commit": an event published by a Composite request that rolls back
+/// under `allOrNone` is never delivered; one whose request commits is, with its UUID in
+/// the subrequest's result.
+#[test]
+fn platform_events_follow_the_composite_transaction() {
+    let (mut org, user) = org();
+    let failing = [
+        order_event("event", "1"),
+        create("accounts", vec![account(Some("A")), account(None)]),
+    ];
+    let responses = run(&mut org, &failing, true, &user, "/services/data/v62.0");
+    assert_eq!(responses[0].body[0]["errorCode"], "PROCESSING_HALTED");
+    org.commit_changes("");
+    assert_eq!(published_orders(&org), 0);
+
+    let committing = [
+        create("accounts", vec![account(Some("A"))]),
+        order_event("event", "2"),
+    ];
+    let responses = run(&mut org, &committing, true, &user, "/services/data/v62.0");
+    assert!(
+        responses.iter().all(SubResponse::succeeded),
+        "{responses:?}"
+    );
+    assert_eq!(responses[1].http_status_code, 201);
+    let uuid = responses[1].body["errors"][0]["message"].clone();
+    assert_eq!(
+        responses[1].body["errors"][0]["statusCode"],
+        "OPERATION_ENQUEUED"
+    );
+    org.commit_changes("");
+    let events = org
+        .platform_events()
+        .after("Order_Event__e", 0, 100)
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(json!(events[0].event_uuid), uuid);
+}

@@ -92,6 +92,7 @@ pub fn settle(
                 schema,
                 table,
                 rows: Value::Array(rows).to_string(),
+                events: false,
             })
             .collect(),
         failures,

@@ -80,6 +80,7 @@ async fn returning_sfid_gets_the_id_salesforce_gave() {
             schema: "salesforce".into(),
             table: "account".into(),
             rows: r#"[{"id":7,"sfid":"001000000000007AAA"}]"#.into(),
+            events: false,
         }],
         vec![Created {
             table_oid: ACCOUNT_OID,

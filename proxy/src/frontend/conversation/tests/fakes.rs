@@ -300,6 +300,7 @@ impl Remote for FakeRemote {
         match &self.answer {
             Org::Takes(ids) => Ok(Sent {
                 created: ids.clone(),
+                event_uuids: vec![None; ids.len()],
                 response: json!({"compositeResponse": []}),
             }),
             Org::Refuses(refusal) => Err(Failure {
@@ -349,7 +350,12 @@ impl Remote for FakeRemote {
         self.call("repair_soon");
     }
 
-    async fn read_back(&self, _plan: &Plan, created: &[String]) -> (Vec<WriteBack>, Vec<Created>) {
+    async fn read_back(
+        &self,
+        _plan: &Plan,
+        created: &[String],
+        _event_uuids: &[Option<String>],
+    ) -> (Vec<WriteBack>, Vec<Created>) {
         self.call(format!("read_back {}", created.join(",")));
         self.read_back.clone()
     }

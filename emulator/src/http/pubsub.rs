@@ -1,0 +1,191 @@
+//! Salesforce's Pub/Sub API (gRPC service `eventbus.v1.PubSub`) on its own port: `GetTopic`,
+//! `GetSchema`, `Subscribe` (change events off the org's event bus, Avro-encoded with
+//! schemas generated from the describe), `Publish` and `PublishStream`. Every call is
+//! authenticated by its `accesstoken`, `instanceurl` and `tenantid` metadata against the
+//! REST side's sessions; errors carry Salesforce's `error-code` trailer. TLS with the REST
+//! port's certificate (ALPN `h2`), or plain HTTP/2 when the emulator speaks HTTP.
+//! Platform events (`/event/<Name>__e`) come off the org's platform event store, and
+//! `Publish` publishes them as a REST create does. `ManagedSubscribe` (beta on Salesforce)
+//! answers `UNIMPLEMENTED`.
+
+mod auth;
+mod bitmap;
+mod encode;
+mod publish;
+mod schema;
+mod serve;
+mod status;
+mod streams;
+mod subscribe;
+mod topics;
+
+use std::time::Duration;
+
+use sfpg_pubsub_proto::pub_sub_server::PubSub;
+use sfpg_pubsub_proto::{
+    FetchRequest, ManagedFetchRequest, ManagedFetchResponse, PublishRequest, PublishResponse,
+    SchemaInfo, SchemaRequest, TopicInfo, TopicRequest,
+};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+pub use serve::{PubSubServer, serve};
+pub use status::{code_by_name, error as status_error, error_code};
+pub use streams::{StreamView, Streams};
+pub use subscribe::{MAX_REQUESTED, Timings};
+
+use super::state::AppState;
+use status::{SCHEMA_PERMISSION, SCHEMA_VALIDATION_FAILED, error, rpc_id};
+use topics::{Schemas, Topic};
+
+/// Salesforce sends a keepalive "within 270 seconds" when there are no events.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(270);
+/// Salesforce closes a stream that has requested nothing for 60 seconds.
+pub const DEFAULT_IDLE_CLOSE: Duration = Duration::from_secs(60);
+
+/// What the Pub/Sub API keeps across calls: the open streams and the generated schemas.
+#[derive(Debug, Default)]
+pub struct Hub {
+    pub streams: Streams,
+    schemas: Schemas,
+}
+
+/// The service: the shared state, and the stream timings.
+#[derive(Clone)]
+pub struct Service {
+    state: AppState,
+    timings: Timings,
+}
+
+impl Service {
+    pub fn new(state: AppState, timings: Timings) -> Service {
+        Service { state, timings }
+    }
+
+    /// The caller's user, from the call's auth metadata.
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<crate::ids::Id, Status> {
+        auth::check(&self.state, request.metadata()).map(|session| session.user_id)
+    }
+}
+
+#[tonic::async_trait]
+impl PubSub for Service {
+    type SubscribeStream = subscribe::FetchStream;
+    type PublishStreamStream = publish::PublishStream;
+    type ManagedSubscribeStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<ManagedFetchResponse, Status>> + Send>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<Streaming<FetchRequest>>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        self.authenticate(&request)?;
+        let stream = subscribe::start(self.state.clone(), self.timings, request.into_inner());
+        Ok(Response::new(stream))
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<SchemaRequest>,
+    ) -> Result<Response<SchemaInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema_id = request.into_inner().schema_id;
+        if schema_id.trim().is_empty() {
+            return Err(error(
+                Code::InvalidArgument,
+                SCHEMA_VALIDATION_FAILED,
+                "The schema ID is blank.",
+            ));
+        }
+        let schema = self
+            .state
+            .pubsub()
+            .schemas
+            .by_id(&self.state, &schema_id)
+            .ok_or_else(|| {
+                error(
+                    Code::NotFound,
+                    SCHEMA_PERMISSION,
+                    &format!("No schema with ID {schema_id} is accessible."),
+                )
+            })?;
+        Ok(Response::new(SchemaInfo {
+            schema_json: schema.json.clone(),
+            schema_id: schema.id.clone(),
+            rpc_id: rpc_id(),
+        }))
+    }
+
+    async fn get_topic(
+        &self,
+        request: Request<TopicRequest>,
+    ) -> Result<Response<TopicInfo>, Status> {
+        self.authenticate(&request)?;
+        let topic_name = request.into_inner().topic_name;
+        let topic = topics::resolve(&self.state, &topic_name)?;
+        let (can_publish, schema_id) = match &topic {
+            // Each entity's events carry their own schema id.
+            Topic::AllChanges => (false, String::new()),
+            Topic::Changes { entity } => {
+                let schema = self
+                    .state
+                    .pubsub()
+                    .schemas
+                    .change_event(&self.state, entity);
+                (false, schema_id_of(schema))
+            }
+            Topic::Platform { name } => {
+                let schema = self
+                    .state
+                    .pubsub()
+                    .schemas
+                    .platform_event(&self.state, name);
+                (true, schema_id_of(schema))
+            }
+        };
+        Ok(Response::new(TopicInfo {
+            topic_name,
+            tenant_guid: self.state.org_id.clone(),
+            can_publish,
+            can_subscribe: true,
+            schema_id,
+            rpc_id: rpc_id(),
+        }))
+    }
+
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        let user = self.authenticate(&request)?;
+        publish::publish(&self.state, &user, request.get_ref()).map(Response::new)
+    }
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<PublishRequest>>,
+    ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        let user = self.authenticate(&request)?;
+        let stream = publish::start(self.state.clone(), user, request.into_inner());
+        Ok(Response::new(stream))
+    }
+
+    async fn managed_subscribe(
+        &self,
+        request: Request<Streaming<ManagedFetchRequest>>,
+    ) -> Result<Response<Self::ManagedSubscribeStream>, Status> {
+        self.authenticate(&request)?;
+        Err(Status::unimplemented(
+            "ManagedSubscribe (beta) is not emulated.",
+        ))
+    }
+}
+
+/// The id of a generated schema, or empty when there is none.
+fn schema_id_of(
+    schema: Option<Result<std::sync::Arc<encode::EventSchema>, encode::EncodeError>>,
+) -> String {
+    match schema {
+        Some(Ok(schema)) => schema.id.clone(),
+        _ => String::new(),
+    }
+}
