@@ -45,6 +45,22 @@ pub const CAPTURE_INSTALLED_SQL: &str =
 pub const CURRENT_TXID_SQL: &str =
     "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text";
 
+/// What a push reads first on the client's connection, in one round trip: the
+/// transaction's id ([`CURRENT_TXID_SQL`]), the session's `sfpg.bulk_writes` (NULL when
+/// never set: whatever `SET`, `SET LOCAL`, `set_config`, `ALTER ROLE … SET` or the
+/// connection's options made it, as the server holds it) and the role the transaction
+/// runs as, which its bulk failures are kept for (migration V16). `CURRENT_USER` is a
+/// keyword, not a name a client's object could stand in for.
+pub const PUSH_CONTEXT_SQL: &str = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, \
+            pg_catalog.current_setting('sfpg.bulk_writes', true), \
+            CURRENT_USER::pg_catalog.text";
+
+/// Puts refused rows of a bulk push back as they were before the transaction: `$1` the
+/// push ticket, `$2` and `$3` the table, `$4` a JSON array of `{"id"}` (a refused create,
+/// deleted) or `{"id", "row"}` (a refused update or delete, restored to `row`). Uncaptured,
+/// as [`WRITE_BACK_SQL`] writes (migration V16).
+pub const RESTORE_REFUSED_SQL: &str = "SELECT sfpg.restore_refused($1, $2, $3, $4)";
+
 /// Mints the push ticket of client transaction `$1` (a txid as text), on a connection of
 /// the control schema's owner: what [`TAKE_PENDING_SQL`] and [`WRITE_BACK_SQL`] need in that
 /// transaction, and in no other (migration V8).

@@ -150,6 +150,31 @@ pub async fn record(
     Ok(row.try_get(0)?)
 }
 
+/// Rewrites entry `id` with what `entry` now holds (its records, answer, outcome and
+/// timing): a bulk push journals itself before its first upload, then again as each of its
+/// jobs is created and once they have ended.
+pub async fn update(
+    client: &impl GenericClient,
+    id: i64,
+    entry: &JournalEntry,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE sfpg.write_journal
+                SET records = $2, response = $3, outcome = $4, salesforce_ms = $5
+              WHERE id = $1",
+            &[
+                &id,
+                &Json(&entry.records),
+                &entry.response,
+                &entry.outcome.as_str(),
+                &entry.salesforce_ms,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 /// What PostgreSQL says of a journaled push's transaction (`pg_xact_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionStatus {
@@ -170,6 +195,8 @@ pub struct Unresolved {
     pub transaction: Option<TransactionStatus>,
     /// How many times an entry of unknown outcome was read again.
     pub checks: i32,
+    /// A bulk push's ingest jobs (`response.bulk_jobs`), each journaled before its upload.
+    pub bulk_jobs: Vec<String>,
 }
 
 /// The pushes to settle now, oldest first: accepted ones (their transaction may not have
@@ -177,7 +204,10 @@ pub struct Unresolved {
 pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, ControlError> {
     let rows = client
         .query(
-            "SELECT id, org_name, outcome, records, started_at, pg_xact_status(txid), checks
+            "SELECT id, org_name, outcome, records, started_at, pg_xact_status(txid), checks,
+                    CASE WHEN jsonb_typeof(response -> 'bulk_jobs') = 'array'
+                         THEN ARRAY(SELECT jsonb_array_elements_text(response -> 'bulk_jobs'))
+                         ELSE '{}'::text[] END
                FROM sfpg.write_journal
               WHERE outcome IN ('pushed', 'unknown', 'abandoned') AND resolution IS NULL
                 AND (next_check_at IS NULL OR next_check_at <= now())
@@ -208,6 +238,7 @@ pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, Control
                 started_at: row.try_get(4)?,
                 transaction,
                 checks: row.try_get(6)?,
+                bulk_jobs: row.try_get(7)?,
             })
         })
         .collect()

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod reconnect;
 pub mod status;
 pub mod streams;
+pub mod write_failures;
 pub mod writer;
 
 pub use error::ControlError;

@@ -148,7 +148,13 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(rows, latest_version());
+        assert_eq!(rows, embedded_count());
+    }
+
+    /// How many migrations this build holds: versions taken by other branches may be
+    /// missing until they are merged, so this is not always the latest version.
+    fn embedded_count() -> i64 {
+        embedded::migrations::runner().get_migrations().len() as i64
     }
 
     #[tokio::test]
@@ -168,13 +174,13 @@ mod tests {
             applied_total += report.applied.len();
         }
         // Exactly one of the four did the work; the others found it done.
-        assert_eq!(applied_total as i64, latest_version());
+        assert_eq!(applied_total as i64, embedded_count());
         let client = db.connect().await;
         let rows: i64 = client
             .query_one("SELECT count(*) FROM sfpg.schema_migrations", &[])
             .await
             .unwrap()
             .get(0);
-        assert_eq!(rows, latest_version());
+        assert_eq!(rows, embedded_count());
     }
 }

@@ -305,3 +305,52 @@ async fn jobs_are_deleted_seven_days_after_they_end() {
     refused(gone, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     assert_eq!(h.job_info(&kept).await["state"], "JobComplete");
 }
+
+/// `DailyBulkApiBatches`: an ingest job uses one batch per 10,000 records it processes;
+/// once none is left, creating an ingest job is refused.
+#[tokio::test]
+async fn ingest_jobs_use_batches_and_are_refused_once_they_are_spent() {
+    let h = harness().await;
+    assert_eq!(
+        limits(&h).await["DailyBulkApiBatches"],
+        json!({"Max": 15000, "Remaining": 15000})
+    );
+    h.emulator.set_bulk_batches_max(1);
+    let body = json!({"object": "Account", "operation": "insert", "lineEnding": "LF"});
+    let created: Value = h
+        .send_json(Method::POST, &format!("{API}/jobs/ingest"), &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut csv = String::from("Name\n");
+    for i in 0..3 {
+        csv.push_str(&format!("Batch {i}\n"));
+    }
+    let put = h
+        .request(Method::PUT, &format!("{API}/jobs/ingest/{id}/batches"))
+        .header("Content-Type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    h.send_json(
+        Method::PATCH,
+        &format!("{API}/jobs/ingest/{id}"),
+        &json!({"state": "UploadComplete"}),
+    )
+    .await;
+    // Three records: one batch (a batch holds up to 10,000), the whole allocation.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while limits(&h).await["DailyBulkApiBatches"]["Remaining"] != 0 {
+        assert!(std::time::Instant::now() < deadline, "no batch counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = h
+        .send_json(Method::POST, &format!("{API}/jobs/ingest"), &body)
+        .await;
+    let refusal = refused(response, StatusCode::BAD_REQUEST, "LIMIT_EXCEEDED").await;
+    assert!(refusal.to_string().contains("batches"), "{refusal}");
+}

@@ -530,6 +530,7 @@ async fn start_proxy(
             master_key: key,
             repair_every: Duration::from_secs(3600),
             failpoint: None,
+            failures_retention: sfpg_proxy::DEFAULT_FAILURES_RETENTION,
         }),
         session_threads: sfpg_proxy::default_session_threads(),
         limits: ClientLimits::default(),

@@ -93,4 +93,9 @@ pub struct PushConfig {
     pub repair_every: Duration,
     /// For crash tests only.
     pub failpoint: Option<Failpoint>,
+    /// How long `sfpg.write_failures` keeps the refusals of bulk pushes.
+    pub failures_retention: Duration,
 }
+
+/// `--failures-retention`'s default: 7 days.
+pub const DEFAULT_FAILURES_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -33,7 +33,9 @@ pub mod server;
 pub mod settings;
 
 pub use backend::UpstreamAddr;
-pub use config::{ClientLimits, ProxyConfig, PushConfig, default_session_threads};
+pub use config::{
+    ClientLimits, DEFAULT_FAILURES_RETENTION, ProxyConfig, PushConfig, default_session_threads,
+};
 pub use error::{ProxyError, SessionError};
 pub use frontend::tls::{TlsConfig, TlsConfigError};
 pub use push::Failpoint;

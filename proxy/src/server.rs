@@ -106,7 +106,10 @@ impl Proxy {
             Some(push) => {
                 repair_every = push.repair_every;
                 let catalog = Catalog::connect(push.control, push.master_key, limiters)?;
-                Some(Arc::new(Pusher::new(catalog, push.failpoint)))
+                Some(Arc::new(
+                    Pusher::new(catalog, push.failpoint)
+                        .keeping_failures_for(push.failures_retention),
+                ))
             }
             None => None,
         };
@@ -353,6 +356,7 @@ async fn repair_now_and_then(pusher: Arc<Pusher>, every: Duration) {
             }
             Err(error) => control.failed(&error).min(every),
         };
+        pusher.purge_failures().await;
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = pusher.repair_wanted().notified() => {}

@@ -83,6 +83,7 @@ pub mod describe;
 pub mod error;
 pub mod ids;
 pub mod limiter;
+pub mod limits;
 pub mod query;
 pub mod replication;
 pub mod retry;

@@ -40,6 +40,10 @@ pub struct ProxyOptions {
     /// committed (it is also checked at start).
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
     pub repair_every: Duration,
+    /// How long `sfpg.write_failures` keeps the records Salesforce refused in bulk pushes
+    /// (`sfpg.bulk_writes`); older ones are dropped with each repair pass.
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub failures_retention: Duration,
     /// On SIGINT or SIGTERM, how long sessions in a transaction (or waiting for a push)
     /// are given to finish before they are closed; idle sessions are closed at once.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]

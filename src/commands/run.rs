@@ -107,6 +107,7 @@ impl Services {
                         master_key: master_key()?,
                         repair_every: options.repair_every,
                         failpoint: options.failpoint,
+                        failures_retention: options.failures_retention,
                     }),
                     session_threads: usize::from(options.session_threads),
                     limits: options.limits(),

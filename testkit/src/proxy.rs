@@ -61,6 +61,7 @@ pub async fn start_proxy(db: &TestDatabase, setup: ProxySetup) -> RunningProxy {
             master_key,
             repair_every: Duration::from_secs(3600),
             failpoint: None,
+            failures_retention: sfpg_proxy::DEFAULT_FAILURES_RETENTION,
         }),
         session_threads: setup.session_threads,
         limits: ClientLimits::default(),

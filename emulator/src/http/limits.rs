@@ -133,7 +133,7 @@ pub fn limit_info(used: u64, max: u64) -> String {
 }
 
 /// The `/limits/` body: each limit `{"Max", "Remaining"}`. `DailyApiRequests`,
-/// `DataStorageMB` and the two Bulk API 2.0 query allocations are live; the others
+/// `DataStorageMB`, `DailyBulkApiBatches` and the two Bulk API 2.0 query allocations are live; the others
 /// report their allocation untouched, because the emulator does not serve the APIs they
 /// meter.
 pub fn limits_body(used: u64, max: u64, storage_used_mb: u64, bulk: BulkLimitsView) -> Json {
@@ -147,7 +147,10 @@ pub fn limits_body(used: u64, max: u64, storage_used_mb: u64, bulk: BulkLimitsVi
             "Remaining": max.saturating_sub(used),
         },
         "DailyAsyncApexExecutions": untouched(250_000),
-        "DailyBulkApiBatches": untouched(15_000),
+        "DailyBulkApiBatches": {
+            "Max": bulk.batches_max,
+            "Remaining": bulk.batches_remaining,
+        },
         "DailyBulkV2QueryFileStorageMB": {
             "Max": bulk.storage_max_mb,
             "Remaining": bulk.storage_remaining_mb,
@@ -212,6 +215,8 @@ mod tests {
             jobs_remaining: 9_998,
             storage_max_mb: 976_562,
             storage_remaining_mb: 976_000,
+            batches_max: 15_000,
+            batches_remaining: 14_997,
         };
         let body = limits_body(20, 15_000, 3, bulk);
         assert_eq!(
@@ -225,6 +230,10 @@ mod tests {
         assert_eq!(
             body["DailyApiRequests"],
             json!({"Max": 15000, "Remaining": 14980})
+        );
+        assert_eq!(
+            body["DailyBulkApiBatches"],
+            json!({"Max": 15000, "Remaining": 14997})
         );
         assert_eq!(body["DataStorageMB"]["Remaining"], json!(1021));
         assert_eq!(limit_info(20, 15_000), "api-usage=20/15000");

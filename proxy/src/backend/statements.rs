@@ -25,10 +25,11 @@ use crate::net::frame::{body, peek_frame};
 use crate::net::messages::backend::{self as be, Fields, ServerError};
 use crate::net::messages::encode;
 use crate::net::messages::frontend as fe;
+use crate::net::stream::ClientStream;
 use crate::push::WriteBack;
 use crate::settings::{
-    CAPTURE_INSTALLED_SQL, CURRENT_TXID_SQL, EVENT_WRITE_BACK_SQL, FIRST_PENDING_SQL,
-    TAKE_PENDING_SQL, WRITE_BACK_SQL,
+    CAPTURE_INSTALLED_SQL, EVENT_WRITE_BACK_SQL, FIRST_PENDING_SQL, PUSH_CONTEXT_SQL,
+    RESTORE_REFUSED_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL,
 };
 
 /// The name of the proxy's statement and of its portal.
@@ -59,10 +60,9 @@ pub trait Upstream {
     /// refuses finds nothing.
     fn capture_installed(&mut self) -> impl Future<Output = Result<bool, SessionError>> + Send;
 
-    /// The current transaction's id; none for a transaction that wrote nothing.
-    fn current_txid(
-        &mut self,
-    ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
+    /// The current transaction's id (none for a transaction that wrote nothing), its
+    /// `sfpg.bulk_writes` and its role, in one round trip.
+    fn push_context(&mut self) -> impl Future<Output = Result<PushContext, UpstreamError>> + Send;
 
     /// Where the transaction's first captured change is (`{"schema": …, "table": …}`), if
     /// it captured any: what a proxy without a control database refuses by.
@@ -88,6 +88,21 @@ pub trait Upstream {
         write_back: &WriteBack,
     ) -> impl Future<Output = Result<(), UpstreamError>> + Send;
 
+    /// `sfpg.restore_refused`: one table's refused rows back as they were before the
+    /// transaction, uncaptured (a bulk push).
+    fn restore_refused(
+        &mut self,
+        ticket: &str,
+        restore: &WriteBack,
+    ) -> impl Future<Output = Result<(), UpstreamError>> + Send;
+
+    /// Sends the client a NoticeResponse of `fields` at once (a bulk push's progress),
+    /// while the server runs nothing of the client's.
+    fn notice(
+        &mut self,
+        fields: Vec<(u8, String)>,
+    ) -> impl Future<Output = Result<(), SessionError>> + Send;
+
     fn commit(&mut self) -> impl Future<Output = Result<(), UpstreamError>> + Send;
 
     fn rollback(&mut self) -> impl Future<Output = Result<(), UpstreamError>> + Send;
@@ -104,6 +119,18 @@ pub trait Upstream {
         &mut self,
         names: &[Box<[u8]>],
     ) -> impl Future<Output = Result<(), SessionError>> + Send;
+}
+
+/// What a push reads first on the client's connection ([`PUSH_CONTEXT_SQL`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushContext {
+    /// The transaction's id; none: it wrote nothing.
+    pub txid: Option<String>,
+    /// `sfpg.bulk_writes` as the server holds it for this transaction (`SET`, `SET LOCAL`,
+    /// `ALTER ROLE … SET`, the connection's options); none: never set.
+    pub bulk_writes: Option<String>,
+    /// The role the transaction runs as (`current_user`).
+    pub role: String,
 }
 
 /// What one of the proxy's statements returned.
@@ -136,6 +163,9 @@ pub struct Statements<'a> {
     input: &'a mut BytesMut,
     output: &'a mut BytesMut,
     to_client: &'a mut BytesMut,
+    /// The client's socket, for notices sent while a push runs; none: they wait in
+    /// `to_client`.
+    client: Option<&'a mut ClientStream>,
 }
 
 impl<'a> Statements<'a> {
@@ -150,7 +180,15 @@ impl<'a> Statements<'a> {
             input,
             output,
             to_client,
+            client: None,
         }
+    }
+
+    /// Notices go to `client` as they are made, with whatever `to_client` holds before
+    /// them.
+    pub fn with_client(mut self, client: &'a mut ClientStream) -> Self {
+        self.client = Some(client);
+        self
     }
 
     /// Runs `sql` with text `params` and waits for its ReadyForQuery. Only call when the
@@ -209,9 +247,19 @@ impl Upstream for Statements<'_> {
         Ok(found.scalar() == Some("t"))
     }
 
-    async fn current_txid(&mut self) -> Result<Option<String>, UpstreamError> {
-        let txid = self.run_ok(CURRENT_TXID_SQL, &[]).await?;
-        Ok(txid.scalar().map(str::to_owned))
+    async fn push_context(&mut self) -> Result<PushContext, UpstreamError> {
+        let found = self.run_ok(PUSH_CONTEXT_SQL, &[]).await?;
+        let column = |i: usize| {
+            found
+                .rows
+                .first()
+                .and_then(|row| row.get(i).cloned().flatten())
+        };
+        Ok(PushContext {
+            txid: column(0),
+            bulk_writes: column(1),
+            role: column(2).unwrap_or_default(),
+        })
     }
 
     async fn first_pending_change(&mut self) -> Result<Option<String>, UpstreamError> {
@@ -251,6 +299,29 @@ impl Upstream for Statements<'_> {
             WRITE_BACK_SQL
         };
         self.run_ok(sql, &params).await?;
+        Ok(())
+    }
+
+    async fn restore_refused(
+        &mut self,
+        ticket: &str,
+        restore: &WriteBack,
+    ) -> Result<(), UpstreamError> {
+        let params = [
+            Some(ticket),
+            Some(restore.schema.as_str()),
+            Some(restore.table.as_str()),
+            Some(restore.rows.as_str()),
+        ];
+        self.run_ok(RESTORE_REFUSED_SQL, &params).await?;
+        Ok(())
+    }
+
+    async fn notice(&mut self, fields: Vec<(u8, String)>) -> Result<(), SessionError> {
+        encode::notice_response(self.to_client, fields)?;
+        if let Some(client) = self.client.as_deref_mut() {
+            client.write_all_buf(self.to_client).await?;
+        }
         Ok(())
     }
 

@@ -32,7 +32,11 @@ use serde_json::Value;
 use sfpg_control::capture::PendingChange;
 use tokio_postgres::error::SqlState;
 
-use super::journal::{Entry, JournalRecord, Outcome};
+use tokio::sync::mpsc::{self, UnboundedSender};
+
+use super::bulk::outcome::{self, Settled};
+use super::bulk::{BulkSent, BulkWrites, Progress};
+use super::journal::{Entry, JournalRecord, Outcome, WriteFailure};
 use super::plan::{Operation, Plan};
 use super::send::{Failure, Sent};
 use super::{Created, Pushed, Refusal, WriteBack};
@@ -59,6 +63,20 @@ pub trait Remote {
 
     /// Sends the plan to its org.
     fn send(&self, plan: &Plan) -> impl Future<Output = Result<Sent, Failure>> + Send;
+
+    /// Sends the plan through Bulk API ingest jobs, journaled in `entry` (each job's id
+    /// before its upload), telling `progress` of the running jobs; `cancelled` aborts
+    /// the unfinished ones (docs/architecture.md, "Large writes").
+    fn send_bulk<C: Future<Output = ()> + Send>(
+        &self,
+        plan: &Plan,
+        entry: Entry,
+        progress: UnboundedSender<Progress>,
+        cancelled: C,
+    ) -> impl Future<Output = Result<BulkSent, Failure>> + Send;
+
+    /// Keeps the records a bulk push's Salesforce refused in `sfpg.write_failures`.
+    fn record_failures(&self, failures: &[WriteFailure]) -> impl Future<Output = ()> + Send;
 
     /// Records a push in the write journal; returns the entry's id.
     fn journal(&self, entry: &Entry) -> impl Future<Output = Result<i64, JournalError>> + Send;
@@ -198,9 +216,11 @@ impl Committer {
             return refuse_unpushable(upstream).await;
         };
         // A transaction without an id wrote nothing, so it captured nothing.
-        let Some(txid) = upstream.current_txid().await? else {
+        let context = upstream.push_context().await?;
+        let Some(txid) = context.txid else {
             return Ok(Vec::new());
         };
+        let mode = BulkWrites::parse(context.bulk_writes.as_deref())?;
         let ticket = remote.push_ticket(&txid).await?;
         let ticket = ticket.expose_secret();
         let taken = upstream.take_pending_changes(ticket).await?;
@@ -217,9 +237,28 @@ impl Committer {
         // Constraints deferred to COMMIT are checked now, so that no commit-time failure
         // can come after Salesforce has accepted the changes.
         upstream.set_constraints_immediate().await?;
-        let Some(pushed) = self.push_to_org(remote, txid, &changes).await? else {
+        let (progress, mut told) = mpsc::unbounded_channel::<Progress>();
+        let how = How {
+            mode,
+            role: &context.role,
+            progress,
+        };
+        let pushing = self.push_to_org(remote, txid, &changes, how);
+        tokio::pin!(pushing);
+        // A bulk push's progress reaches the client while its jobs run.
+        let pushed = loop {
+            tokio::select! {
+                pushed = &mut pushing => break pushed?,
+                Some(progress) = told.recv() => upstream.notice(progress.notice()).await?,
+            }
+        };
+        let Some(pushed) = pushed else {
             return Ok(Vec::new());
         };
+        // A bulk push's refused rows go back as they were before the transaction.
+        for restore in &pushed.restores {
+            upstream.restore_refused(ticket, restore).await?;
+        }
         // What Salesforce set goes into the mirror as the sync would write it: not
         // captured again.
         for write_back in &pushed.write_backs {
@@ -234,6 +273,9 @@ impl Committer {
                 written => written?,
             }
         }
+        if let Some(warning) = pushed.warning {
+            upstream.notice(warning).await?;
+        }
         Ok(pushed.created)
     }
 
@@ -243,6 +285,7 @@ impl Committer {
         remote: &R,
         txid: String,
         changes: &[PendingChange],
+        how: How<'_>,
     ) -> Result<Option<Pushed>, Refusal> {
         let session = format!("{} pid {}", self.peer, self.pid);
         let signal = self.signal.clone();
@@ -256,7 +299,7 @@ impl Committer {
                 _ => std::future::pending().await,
             }
         };
-        let pushed = push(remote, &session, txid, changes, cancelled).await;
+        let pushed = push(remote, &session, txid, changes, how, cancelled).await;
         drop(working);
         pushed
     }
@@ -313,7 +356,8 @@ async fn push<R: Remote>(
     session: &str,
     txid: String,
     changes: &[PendingChange],
-    cancelled: impl Future<Output = ()>,
+    how: How<'_>,
+    cancelled: impl Future<Output = ()> + Send,
 ) -> Result<Option<Pushed>, Refusal> {
     tokio::pin!(cancelled);
     let planned = tokio::select! {
@@ -335,6 +379,18 @@ async fn push<R: Remote>(
         started_at: chrono::Utc::now(),
         salesforce_ms: 0,
     };
+    // Platform events are published by the atomic request only, where an event is
+    // published exactly when the transaction's records are saved.
+    let events = plan
+        .records
+        .iter()
+        .any(|p| sfpg_control::events::is_platform_event(&p.object.object));
+    if how.mode.uses_bulk(plan.fits_one_request()) && !events {
+        return push_bulk(remote, &plan, entry, changes, how, cancelled).await;
+    }
+    if !plan.fits_one_request() {
+        return Err(plan.too_large());
+    }
     let started = Instant::now();
     let sent = tokio::select! {
         sent = remote.send(&plan) => Some(sent),
@@ -362,6 +418,70 @@ async fn push<R: Remote>(
     Ok(Some(Pushed {
         write_backs,
         created,
+        ..Pushed::default()
+    }))
+}
+
+/// How a session pushes: its `sfpg.bulk_writes`, its role (whose failures a bulk push
+/// keeps), and where a bulk push's progress goes.
+pub struct How<'a> {
+    pub mode: BulkWrites,
+    pub role: &'a str,
+    pub progress: UnboundedSender<Progress>,
+}
+
+/// Pushes `plan` through Bulk API ingest jobs: the accepted records are read back, the
+/// refused ones restored and kept in `sfpg.write_failures`, and the COMMIT warns of them.
+/// A push some of whose records may or may not have been saved is refused with 08007,
+/// as an atomic push of unknown outcome is, and left to the repair.
+async fn push_bulk<R: Remote>(
+    remote: &R,
+    plan: &Plan,
+    entry: Entry,
+    changes: &[PendingChange],
+    how: How<'_>,
+    cancelled: impl Future<Output = ()> + Send,
+) -> Result<Option<Pushed>, Refusal> {
+    let txid = entry.txid.clone().unwrap_or_default();
+    let sent = remote
+        .send_bulk(plan, entry, how.progress, cancelled)
+        .await
+        .map_err(|failure| failure.refusal)?;
+    if sent.uncertain() {
+        remote.repair_soon();
+        return Err(Refusal::new(
+            SqlState::from_code("08007"),
+            "Salesforce may have saved some of the records of this bulk push: following one of its ingest jobs failed",
+        )
+        .detail(format!(
+            "The local transaction was rolled back. The write journal's entry {} reads the records from Salesforce again once the jobs have ended; the mirror then shows what Salesforce holds.",
+            sent.journal_id.map_or_else(|| "?".to_owned(), |id| id.to_string())
+        )));
+    }
+    let who = outcome::Pusher {
+        role: how.role,
+        txid: &txid,
+    };
+    let Settled {
+        accepted,
+        created,
+        restores,
+        failures,
+        warning,
+    } = outcome::settle(plan, &sent, changes, &who);
+    if !failures.is_empty() {
+        remote.record_failures(&failures).await;
+    }
+    let (write_backs, created) = match &accepted {
+        // Platform events never go through ingest jobs (see `push`): no EventUuids.
+        Some(accepted) => remote.read_back(accepted, &created, &[]).await,
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(Some(Pushed {
+        write_backs,
+        created,
+        restores,
+        warning,
     }))
 }
 
@@ -433,7 +553,7 @@ fn millis(since: Instant) -> i32 {
 }
 
 /// The journal's view of a plan: each record with its Id (a create's from `created`).
-fn journal_records(plan: &Plan, created: &[String]) -> Vec<JournalRecord> {
+pub(crate) fn journal_records(plan: &Plan, created: &[String]) -> Vec<JournalRecord> {
     let mut creates = created.iter();
     plan.records
         .iter()

@@ -6,6 +6,7 @@
 use deadpool_postgres::Pool;
 
 pub use sfpg_control::journal::{JournalEntry as Entry, JournalRecord, Outcome};
+pub use sfpg_control::write_failures::WriteFailure;
 
 /// Why an entry could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -30,5 +31,26 @@ impl Journal {
     pub async fn record(&self, entry: &Entry) -> Result<i64, JournalError> {
         let client = self.pool.get().await?;
         Ok(sfpg_control::journal::record(&**client, entry).await?)
+    }
+
+    /// Rewrites entry `id` with what `entry` holds now (a bulk push's jobs and outcome).
+    pub async fn update(&self, id: i64, entry: &Entry) -> Result<(), JournalError> {
+        let client = self.pool.get().await?;
+        Ok(sfpg_control::journal::update(&**client, id, entry).await?)
+    }
+
+    /// Keeps the records a bulk push's Salesforce refused in `sfpg.write_failures`.
+    pub async fn record_failures(&self, failures: &[WriteFailure]) -> Result<(), JournalError> {
+        let client = self.pool.get().await?;
+        Ok(sfpg_control::write_failures::record(&**client, failures).await?)
+    }
+
+    /// Drops the failures older than `retention`.
+    pub async fn purge_failures(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<i64, JournalError> {
+        let client = self.pool.get().await?;
+        Ok(sfpg_control::write_failures::purge(&**client, retention).await?)
     }
 }

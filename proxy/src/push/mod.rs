@@ -7,6 +7,7 @@
 //! ([`catalog`]) and the orgs. A refusal becomes the PostgreSQL error the client receives
 //! ([`refusal`]). On start, [`repair`] resolves pushes whose transaction never committed.
 
+pub mod bulk;
 pub mod catalog;
 pub mod commit;
 pub mod journal;
@@ -65,11 +66,14 @@ impl std::str::FromStr for Failpoint {
     }
 }
 
-/// A push Salesforce accepted: what to write back, and the Ids of new records.
+/// A push Salesforce accepted: what to write back, and the Ids of new records; for a
+/// bulk push, also the refused rows to restore and the COMMIT's WARNING.
 #[derive(Debug, Default)]
 pub struct Pushed {
     pub write_backs: Vec<WriteBack>,
     pub created: Vec<Created>,
+    pub restores: Vec<WriteBack>,
+    pub warning: Option<Vec<(u8, String)>>,
 }
 
 /// Pushes transactions to the orgs of the control schema: the [`Remote`] of every
@@ -82,6 +86,8 @@ pub struct Pusher {
     failpoint: Option<Failpoint>,
     /// Wakes the repair for a push whose outcome is unknown.
     repair_wanted: tokio::sync::Notify,
+    /// How long `sfpg.write_failures` keeps a refusal.
+    failures_retention: std::time::Duration,
 }
 
 impl Pusher {
@@ -92,6 +98,22 @@ impl Pusher {
             journal,
             failpoint,
             repair_wanted: tokio::sync::Notify::new(),
+            failures_retention: crate::config::DEFAULT_FAILURES_RETENTION,
+        }
+    }
+
+    /// Keeps the refusals of bulk pushes for `retention` (`--failures-retention`).
+    pub fn keeping_failures_for(mut self, retention: std::time::Duration) -> Self {
+        self.failures_retention = retention;
+        self
+    }
+
+    /// Drops the refusals older than the retention; run with each repair pass.
+    pub async fn purge_failures(&self) {
+        match self.journal.purge_failures(self.failures_retention).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "old bulk write failures dropped"),
+            Err(error) => tracing::warn!(%error, "cannot drop old bulk write failures"),
         }
     }
 
@@ -156,6 +178,22 @@ impl Remote for Pusher {
 
     async fn send(&self, plan: &Plan) -> Result<Sent, Failure> {
         send::send(plan).await
+    }
+
+    async fn send_bulk<C: std::future::Future<Output = ()> + Send>(
+        &self,
+        plan: &Plan,
+        entry: Entry,
+        progress: tokio::sync::mpsc::UnboundedSender<bulk::Progress>,
+        cancelled: C,
+    ) -> Result<bulk::BulkSent, Failure> {
+        bulk::send::send(plan, &self.journal, entry, progress, cancelled).await
+    }
+
+    async fn record_failures(&self, failures: &[journal::WriteFailure]) {
+        if let Err(error) = self.journal.record_failures(failures).await {
+            tracing::error!(%error, "cannot keep a bulk push's refused records in sfpg.write_failures");
+        }
     }
 
     async fn journal(&self, entry: &Entry) -> Result<i64, JournalError> {

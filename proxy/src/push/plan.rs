@@ -144,15 +144,23 @@ pub fn plan(
         return Ok(None);
     }
     resolve_references(&mut records)?;
-    let plan = Plan {
+    Ok(Some(Plan {
         org: Arc::clone(org),
         records,
-    };
-    let calls = plan.calls().len();
-    if calls > MAX_COLLECTIONS {
-        return Err(too_many_calls(&plan, calls));
+    }))
+}
+
+impl Plan {
+    /// Whether one atomic Composite request carries the plan: at most [`MAX_COLLECTIONS`]
+    /// sObject Collections calls.
+    pub fn fits_one_request(&self) -> bool {
+        self.calls().len() <= MAX_COLLECTIONS
     }
-    Ok(Some(plan))
+
+    /// The refusal of a plan beyond one atomic request, under `sfpg.bulk_writes = off`.
+    pub fn too_large(&self) -> Refusal {
+        too_many_calls(self, self.calls().len())
+    }
 }
 
 /// What one row's net change sends: a create, an update, a delete, or nothing.
@@ -231,7 +239,9 @@ fn too_many_calls(plan: &Plan, calls: usize) -> Refusal {
     .hint(format!(
         "Split the change into smaller transactions: at most {MAX_RECORDS} creates, updates \
          or deletes per call, and fewer levels of rows that refer to rows created in the \
-         same transaction."
+         same transaction. Or SET sfpg.bulk_writes = auto to push it through Bulk API 2.0 \
+         ingest jobs, without atomicity: the records Salesforce refuses are restored and \
+         listed in sfpg.write_failures."
     ))
 }
 

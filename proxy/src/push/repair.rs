@@ -109,11 +109,25 @@ enum Settled {
 }
 
 async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, RepairError> {
+    let bulk = !entry.bulk_jobs.is_empty();
+    if bulk && entry.transaction == Some(TransactionStatus::InProgress) {
+        // A bulk push journals itself before its jobs run: while its transaction is
+        // open, its session is still following them and will settle the entry itself.
+        return Ok(Settled::Later);
+    }
     if entry.outcome.is_uncertain() {
+        // A bulk push's jobs go on without the session that created them: they are
+        // finished by Salesforce, and read back until every one has ended.
+        let running = bulk && jobs_running(catalog, entry).await?;
         // The proxy rolls such a transaction back; its records are read again whatever
         // its state (a row lock it still holds only delays the write a moment).
         read_back(catalog, entry, true).await?;
-        let settled = entry.started_at + chrono_duration(SETTLE) <= Utc::now();
+        // Once every job has ended, nothing of a bulk push can still be running.
+        let settled = if bulk {
+            !running
+        } else {
+            entry.started_at + chrono_duration(SETTLE) <= Utc::now()
+        };
         return Ok(if settled {
             Settled::Repaired
         } else {
@@ -129,6 +143,24 @@ async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, Repai
             Ok(Settled::Repaired)
         }
     }
+}
+
+/// Whether one of the entry's ingest jobs has not ended yet (one that is gone has).
+async fn jobs_running(catalog: &Catalog, entry: &Unresolved) -> Result<bool, RepairError> {
+    let org = catalog
+        .org_by_name(&entry.org)
+        .await
+        .map_err(RepairError::Catalog)?;
+    let bulk = org.client.bulk();
+    for job in &entry.bulk_jobs {
+        match bulk.ingest_job(job).await {
+            Ok(info) if !info.state.is_terminal() => return Ok(true),
+            Ok(_) => {}
+            Err(error) if error.is_job_gone() => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(false)
 }
 
 async fn mark(catalog: &Catalog, id: i64, resolution: Resolution) -> Result<(), RepairError> {

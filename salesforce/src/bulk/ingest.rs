@@ -197,23 +197,40 @@ impl Bulk {
             .wait_for_ingest_job(&job.id, poll_cap)
             .await
             .map_err(unknown)?;
-        let mut join = Join::new(table, part.rows);
+        let outcomes = self
+            .ingest_outcomes(&job, table, part.rows)
+            .await
+            .map_err(unknown)?;
+        Ok((job, outcomes))
+    }
+
+    /// The outcome of each row `rows` of `table` that `job` (ended) was uploaded with, in
+    /// upload order, from its three result files. For callers that run the job's steps
+    /// themselves ([`Bulk::create_ingest_job`], [`Bulk::upload_ingest_data`],
+    /// [`Bulk::close_ingest_job`], polling [`Bulk::ingest_job`]); a job that ended
+    /// `Failed` or `Aborted` leaves the rows it did not reach `Unprocessed`.
+    pub async fn ingest_outcomes(
+        &self,
+        job: &JobInfo,
+        table: &Table,
+        rows: std::ops::Range<usize>,
+    ) -> Result<Vec<RecordOutcome>> {
+        let mut join = Join::new(table, rows);
         for file in [
             ResultsFile::Successful,
             ResultsFile::Failed,
             ResultsFile::Unprocessed,
         ] {
-            let csv = self.ingest_results(&job.id, file).await.map_err(unknown)?;
+            let csv = self.ingest_results(&job.id, file).await?;
             join.add(file, &csv)
-                .map_err(|detail| unknown(self.results_protocol(&job.id, detail)))?;
+                .map_err(|detail| self.results_protocol(&job.id, detail))?;
         }
-        let outcomes = if job.state == JobState::JobComplete {
+        if job.state == JobState::JobComplete {
             join.finish()
-                .map_err(|detail| unknown(self.results_protocol(&job.id, detail)))?
+                .map_err(|detail| self.results_protocol(&job.id, detail))
         } else {
-            join.finish_unprocessed()
-        };
-        Ok((job, outcomes))
+            Ok(join.finish_unprocessed())
+        }
     }
 
     fn results_protocol(&self, id: &str, detail: String) -> Error {

@@ -265,6 +265,7 @@ fn proxy_options(args: &DemoArgs) -> ProxyOptions {
         tls_cert: None,
         tls_key: None,
         repair_every: Duration::from_secs(60),
+        failures_retention: sfpg_proxy::DEFAULT_FAILURES_RETENTION,
         shutdown_grace: Duration::from_secs(10),
         session_threads: super::proxy::default_session_threads(),
         auth_timeout: sfpg_proxy::ClientLimits::DEFAULT_AUTH_TIMEOUT,

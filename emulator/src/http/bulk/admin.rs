@@ -246,6 +246,16 @@ impl RunningEmulator {
         self.state.bulk().limits.consume_jobs(n);
     }
 
+    /// Changes the `DailyBulkApiBatches` allocation.
+    pub fn set_bulk_batches_max(&self, max: u64) {
+        self.state.bulk().limits.set_batches_max(max);
+    }
+
+    /// Counts `n` Bulk API batches as used now, as if another client had used them.
+    pub fn consume_bulk_batches(&self, n: u64) {
+        self.state.bulk().limits.consume_batches(n);
+    }
+
     /// Counts `kb` kilobytes of query results as stored now.
     pub fn consume_bulk_result_kb(&self, kb: u64) {
         self.state.bulk().limits.consume_result_kb(kb);

@@ -169,6 +169,7 @@ pub async fn create(
         (target, object, org.now())
     };
     let mut bulk = state.bulk();
+    bulk.limits.admit_ingest_job()?;
     let id = bulk.next_id();
     let job = Job {
         id,

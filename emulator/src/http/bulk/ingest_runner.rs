@@ -118,7 +118,9 @@ fn record_rows(state: &AppState, id: &Id, rows: usize) -> bool {
         return false;
     };
     job.detail.rows = rows;
-    job.state == JobState::InProgress
+    let running = job.state == JobState::InProgress;
+    bulk.limits.consume_ingest_records(rows as u64);
+    running
 }
 
 /// Adds one batch's outcomes to the job; `false` when it should stop (aborted, deleted).

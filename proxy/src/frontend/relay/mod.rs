@@ -222,7 +222,8 @@ impl Relay {
             &mut self.server_in,
             &mut self.server_out,
             &mut self.client_out,
-        );
+        )
+        .with_client(&mut self.client);
         let pusher = self.shared.pusher.as_deref();
         let answer = self
             .conversation

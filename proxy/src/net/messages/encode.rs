@@ -7,7 +7,9 @@ use pgwire::error::PgWireError;
 use pgwire::messages::Message;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::extendedquery::{Bind, Close, Execute, Parse, Sync};
-use pgwire::messages::response::{ErrorResponse, ReadyForQuery, TransactionStatus as PgStatus};
+use pgwire::messages::response::{
+    ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus as PgStatus,
+};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{BackendKeyData, SecretKey};
 
@@ -45,6 +47,12 @@ pub fn ready_for_query(buf: &mut BytesMut, status: TransactionStatus) -> Result<
 /// An ErrorResponse with the given fields, in the order given.
 pub fn error_response(buf: &mut BytesMut, fields: Vec<(u8, String)>) -> Result<(), EncodeError> {
     ErrorResponse::new(fields).encode(buf)?;
+    Ok(())
+}
+
+/// A NoticeResponse with the given fields (severity first), in the order given.
+pub fn notice_response(buf: &mut BytesMut, fields: Vec<(u8, String)>) -> Result<(), EncodeError> {
+    NoticeResponse::new(fields).encode(buf)?;
     Ok(())
 }
 

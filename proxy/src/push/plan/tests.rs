@@ -291,9 +291,16 @@ fn more_than_one_atomic_push_is_refused_with_a_hint() {
         .unwrap();
     assert_eq!(plan.calls().len(), MAX_COLLECTIONS);
     assert!(plan.calls().iter().all(|(_, c)| c.len() == MAX_RECORDS));
-    let refusal = planned(&creates(MAX_COLLECTIONS * MAX_RECORDS + 1)).unwrap_err();
+    assert!(plan.fits_one_request());
+    let plan = planned(&creates(MAX_COLLECTIONS * MAX_RECORDS + 1))
+        .unwrap()
+        .unwrap();
+    assert!(!plan.fits_one_request());
+    let refusal = plan.too_large();
     assert_eq!(refusal.sqlstate.code(), "54000");
-    assert!(refusal.hint.as_deref().unwrap().contains("200"));
+    let hint = refusal.hint.as_deref().unwrap();
+    assert!(hint.contains("200"), "{hint}");
+    assert!(hint.contains("sfpg.bulk_writes = auto"), "{hint}");
 }
 
 const ACCOUNT_OID: u32 = 16500;
@@ -514,7 +521,7 @@ fn too_many_levels_are_refused() {
             )
         })
         .collect();
-    let refusal = planned(&changes).unwrap_err();
+    let refusal = planned(&changes).unwrap().unwrap().too_large();
     assert_eq!(refusal.sqlstate.code(), "54000");
     let plan = planned(&changes[..5]).unwrap().unwrap();
     let levels: Vec<usize> = plan.records.iter().map(|p| p.level).collect();

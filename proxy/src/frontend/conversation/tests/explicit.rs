@@ -102,7 +102,7 @@ async fn a_write_rolled_back_to_its_savepoint_leaves_nothing_to_push() {
         h.statements(),
         [
             "capture_installed",
-            "current_txid",
+            "push_context",
             "take_pending_changes ticket-745"
         ]
     );

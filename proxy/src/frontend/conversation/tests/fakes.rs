@@ -13,12 +13,13 @@ use sfpg_control::mapping::ColumnType;
 use sfpg_salesforce::{ClientCredentials, Config, FieldType, Rate, RateLimiter};
 use tokio::sync::Notify;
 
-use crate::backend::statements::{Attnums, Upstream, UpstreamError};
+use crate::backend::statements::{Attnums, PushContext, Upstream, UpstreamError};
 use crate::error::SessionError;
 use crate::net::messages::backend::{Fields, ServerError};
+use crate::push::bulk::{BulkSent, Fate, Progress};
 use crate::push::catalog::{MirroredColumn, ObjectHandle, OrgHandle};
 use crate::push::commit::{JournalError, Remote};
-use crate::push::journal::{Entry, Outcome};
+use crate::push::journal::{Entry, Outcome, WriteFailure};
 use crate::push::plan::{self, Plan};
 use crate::push::send::{Failure, Sent};
 use crate::push::{Created, Refusal, WriteBack};
@@ -42,6 +43,8 @@ pub struct FakeUpstream {
     pub capture_installed: bool,
     /// The transaction's id; none: it wrote nothing.
     pub txid: Option<String>,
+    /// `sfpg.bulk_writes` as the session holds it.
+    pub bulk_writes: Option<String>,
     /// `sfpg.first_pending_change()`'s answer.
     pub first_pending: Option<String>,
     /// `sfpg.take_pending_changes(ticket)`'s answer, a JSON array.
@@ -58,6 +61,7 @@ impl Default for FakeUpstream {
             calls: Vec::new(),
             capture_installed: true,
             txid: None,
+            bulk_writes: None,
             first_pending: None,
             pending: "[]".into(),
             rollback_errors: VecDeque::new(),
@@ -88,9 +92,13 @@ impl Upstream for FakeUpstream {
         Ok(self.capture_installed)
     }
 
-    async fn current_txid(&mut self) -> Result<Option<String>, UpstreamError> {
-        self.call("current_txid");
-        Ok(self.txid.clone())
+    async fn push_context(&mut self) -> Result<PushContext, UpstreamError> {
+        self.call("push_context");
+        Ok(PushContext {
+            txid: self.txid.clone(),
+            bulk_writes: self.bulk_writes.clone(),
+            role: "app".into(),
+        })
     }
 
     async fn first_pending_change(&mut self) -> Result<Option<String>, UpstreamError> {
@@ -120,6 +128,30 @@ impl Upstream for FakeUpstream {
             "write_back {ticket} {}.{} {}",
             write_back.schema, write_back.table, write_back.rows
         ));
+        Ok(())
+    }
+
+    async fn restore_refused(
+        &mut self,
+        ticket: &str,
+        restore: &WriteBack,
+    ) -> Result<(), UpstreamError> {
+        self.call(format!(
+            "restore_refused {ticket} {}.{} {}",
+            restore.schema, restore.table, restore.rows
+        ));
+        Ok(())
+    }
+
+    async fn notice(&mut self, fields: Vec<(u8, String)>) -> Result<(), SessionError> {
+        let field = |code: u8| {
+            fields
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        self.call(format!("notice {}: {}", field(b'S'), field(b'M')));
         Ok(())
     }
 
@@ -178,6 +210,8 @@ pub struct FakeRemote {
     pub journaled: Mutex<Vec<Outcome>>,
     /// What the read-back finds.
     pub read_back: (Vec<WriteBack>, Vec<Created>),
+    /// What a bulk push's jobs do with each record; none: every record is accepted.
+    pub bulk_fates: Option<Vec<Fate>>,
 }
 
 impl FakeRemote {
@@ -224,6 +258,7 @@ impl FakeRemote {
             calls: Mutex::new(Vec::new()),
             journaled: Mutex::new(Vec::new()),
             read_back: (Vec::new(), Vec::new()),
+            bulk_fates: None,
         }
     }
 
@@ -275,6 +310,34 @@ impl Remote for FakeRemote {
             }),
             Org::NeverAnswers => std::future::pending().await,
         }
+    }
+
+    async fn send_bulk<C: std::future::Future<Output = ()> + Send>(
+        &self,
+        plan: &Plan,
+        _entry: Entry,
+        _progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+        _cancelled: C,
+    ) -> Result<BulkSent, Failure> {
+        self.call(format!("send_bulk {}", plan.records.len()));
+        let fates = match &self.bulk_fates {
+            Some(fates) => fates.clone(),
+            None => (0..plan.records.len())
+                .map(|i| Fate::Accepted {
+                    id: format!("001{i:015}"),
+                })
+                .collect(),
+        };
+        Ok(BulkSent {
+            fates,
+            jobs: Vec::new(),
+            canceled: false,
+            journal_id: Some(1),
+        })
+    }
+
+    async fn record_failures(&self, failures: &[WriteFailure]) {
+        self.call(format!("record_failures {}", failures.len()));
     }
 
     async fn journal(&self, entry: &Entry) -> Result<i64, JournalError> {

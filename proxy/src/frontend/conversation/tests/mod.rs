@@ -5,6 +5,7 @@
 //! message.
 
 mod autocommit;
+mod bulk;
 mod cancel;
 mod copy;
 mod explicit;
@@ -327,7 +328,7 @@ pub const UPDATE: &str = "UPDATE salesforce.account SET name = 'New' WHERE id = 
 /// The proxy's statements before a push reaches the org, for transaction 745.
 pub const BEFORE_THE_ORG: [&str; 4] = [
     "capture_installed",
-    "current_txid",
+    "push_context",
     "take_pending_changes ticket-745",
     "set_constraints_immediate",
 ];

@@ -1,0 +1,149 @@
+//! A bulk push as the [`Pusher`](crate::push::Pusher) runs it: journaled before its first
+//! job (outcome `unknown`, so that a crash leaves the repair an entry to finish), each
+//! job's id added to the entry before its upload (`response.bulk_jobs`), and the entry
+//! settled once the jobs have ended: `pushed` with the accepted records, `unknown` when a
+//! job could not be followed, `refused` or `failed` when nothing was sent.
+
+use std::future::Future;
+use std::time::Instant;
+
+use serde_json::json;
+use sfpg_salesforce::bulk::JobInfo;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::budget;
+use super::jobs::{JobLog, NothingSent, Runner};
+use super::{BulkSent, Fate, Progress};
+use crate::push::commit::journal_records;
+use crate::push::journal::{Entry, Journal, JournalRecord, Outcome};
+use crate::push::plan::{Operation, Plan};
+use crate::push::refusal::from_salesforce_error;
+use crate::push::send::Failure;
+
+/// The journal entry of a bulk push, rewritten as its jobs are created.
+struct JournalLog<'j> {
+    journal: &'j Journal,
+    id: Option<i64>,
+    entry: Entry,
+    jobs: Vec<String>,
+}
+
+impl JournalLog<'_> {
+    async fn save(&mut self) {
+        self.entry.response = json!({ "bulk_jobs": self.jobs });
+        let Some(id) = self.id else {
+            return;
+        };
+        if let Err(error) = self.journal.update(id, &self.entry).await {
+            tracing::error!(%error, journal = id, "cannot journal a bulk push's job");
+        }
+    }
+}
+
+impl JobLog for &mut JournalLog<'_> {
+    async fn job_created(&mut self, job: &JobInfo) {
+        self.jobs.push(job.id.clone());
+        self.save().await;
+    }
+}
+
+/// Runs `plan` through ingest jobs, journaled in `entry` (its org, session and
+/// transaction filled in).
+pub async fn send<C: Future<Output = ()>>(
+    plan: &Plan,
+    journal: &Journal,
+    mut entry: Entry,
+    progress: UnboundedSender<Progress>,
+    cancelled: C,
+) -> Result<BulkSent, Failure> {
+    // Nothing is sent that the org's daily allocations cannot carry.
+    let limits = plan.org.client.limits().await.map_err(|error| Failure {
+        refusal: from_salesforce_error(&error, "read the org's limits"),
+        response: json!({ "error": error.to_string() }),
+        outcome: Outcome::Failed,
+    })?;
+    budget::check(budget::needs(plan), &limits).map_err(|refusal| Failure {
+        refusal,
+        response: json!({ "error": "limits" }),
+        outcome: Outcome::Refused,
+    })?;
+    entry.records = journal_records(plan, &[]);
+    entry.outcome = Outcome::Unknown;
+    entry.response = json!({ "bulk_jobs": [] });
+    let id = match journal.record(&entry).await {
+        Ok(id) => Some(id),
+        Err(error) => {
+            tracing::error!(%error, "cannot journal a bulk push before its jobs");
+            None
+        }
+    };
+    let started = Instant::now();
+    let mut log = JournalLog {
+        journal,
+        id,
+        entry,
+        jobs: Vec::new(),
+    };
+    let ran = Runner::new(plan, &mut log, progress).run(cancelled).await;
+    log.entry.salesforce_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let (fates, jobs, canceled) = match ran {
+        Ok(ran) => ran,
+        Err(NothingSent(error)) => {
+            log.entry.outcome = if error.status().is_some() {
+                Outcome::Refused
+            } else {
+                Outcome::Failed
+            };
+            log.save().await;
+            return Err(Failure {
+                refusal: from_salesforce_error(
+                    &error,
+                    "push the transaction through Bulk API ingest jobs",
+                ),
+                response: json!({ "error": error.to_string(), "bulk_jobs": log.jobs }),
+                outcome: log.entry.outcome,
+            });
+        }
+    };
+    let sent = BulkSent {
+        fates,
+        jobs,
+        canceled,
+        journal_id: id,
+    };
+    if sent.uncertain() {
+        // Every record, with the Ids known: the repair reads them all again.
+        log.entry.records = settled_records(plan, &sent.fates, true);
+    } else {
+        log.entry.outcome = Outcome::Pushed;
+        log.entry.records = settled_records(plan, &sent.fates, false);
+    }
+    log.save().await;
+    Ok(sent)
+}
+
+/// The journal's records of a settled bulk push: the accepted ones with their Ids, and
+/// (`all`) the others too, a create without its Id.
+fn settled_records(plan: &Plan, fates: &[Fate], all: bool) -> Vec<JournalRecord> {
+    plan.records
+        .iter()
+        .zip(fates)
+        .filter_map(|(p, fate)| {
+            let sfid = match (fate, p.operation) {
+                (Fate::Accepted { id }, _) => Some(id.clone()),
+                (_, Operation::Create) => None,
+                _ => p.sfid.clone(),
+            };
+            (all || matches!(fate, Fate::Accepted { .. })).then(|| JournalRecord {
+                operation: p.operation,
+                object: p.object.object.clone(),
+                schema: p.object.schema.clone(),
+                table: p.object.table.clone(),
+                row_id: p.row_id,
+                sfid,
+                provisional: p.provisional.clone(),
+                fields: p.record.clone(),
+            })
+        })
+        .collect()
+}
