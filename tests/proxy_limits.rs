@@ -217,6 +217,28 @@ async fn a_startup_packet_over_10000_bytes_is_refused() {
     assert_refused(&ending, "08P01", "a startup packet announcing 1 GiB");
 }
 
+/// A client that writes its whole message before it reads (as tokio-postgres and libpq
+/// do with a long query) must still get the refusal: a proxy that closed the socket with
+/// the message unread would reset the connection under the client's write, and the client
+/// would see "connection closed" instead of the error.
+#[tokio::test]
+async fn a_client_that_sends_its_whole_oversized_message_before_reading_gets_the_error() {
+    let db = TestDatabase::create().await;
+    let proxy = ProxyProcess::start(&db, &[]);
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    // A startup packet announcing, and carrying, 64 MiB: far more than socket buffers hold.
+    let total: u32 = 64 * 1024 * 1024;
+    let mut packet = total.to_be_bytes().to_vec();
+    packet.resize(total as usize, 0);
+    let written = stream.write_all(&packet).await;
+    assert!(
+        written.is_ok(),
+        "the proxy reset the connection while the client was still writing: {written:?}"
+    );
+    let ending = wait_for_ending(&mut stream, Duration::from_secs(10)).await;
+    assert_refused(&ending, "08P01", "a 64 MiB startup packet sent whole");
+}
+
 /// Sends `bytes` one at a time, a second apart, until the proxy stops taking them.
 fn trickle(mut writer: tokio::net::tcp::OwnedWriteHalf, bytes: Vec<u8>) {
     tokio::spawn(async move {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_postgres::error::SqlState;
 use tracing::warn;
 
@@ -20,6 +20,13 @@ use crate::net::messages::encode;
 /// How long telling a refused client may take: the ErrorResponse fits any socket buffer,
 /// so only a client that has stopped reading makes this wait.
 const TELL_WITHIN: Duration = Duration::from_secs(2);
+
+/// How long the proxy goes on reading (and discarding) what a refused client still sends,
+/// after telling it. Closing a socket with unread input resets the connection, and a client
+/// still writing its message (tokio-postgres and libpq write a whole query before they read)
+/// then sees the reset instead of the error. Bounded in time; the bytes go through one small
+/// buffer, so memory is bounded too.
+const LINGER_AT_MOST: Duration = Duration::from_secs(2);
 
 /// The longest gap between two log lines about refusals of one kind.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -130,17 +137,31 @@ impl Refusal {
     }
 
     /// Writes the ErrorResponse after `pending` (what the client was owed already), within
-    /// a bounded time; a client that does not take it loses it.
-    pub async fn tell<S: AsyncWrite + Unpin>(&self, stream: &mut S, pending: &mut BytesMut) {
+    /// a bounded time; a client that does not take it loses it. Then ends the proxy's side
+    /// and lingers: reads and drops what the client still sends until it closes, for at
+    /// most [`LINGER_AT_MOST`], so that the close does not reset the connection under a
+    /// client that is still writing.
+    pub async fn tell<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        pending: &mut BytesMut,
+    ) {
         if self.error_response(pending).is_err() {
             return;
         }
-        let _ = tokio::time::timeout(TELL_WITHIN, async {
+        let told = tokio::time::timeout(TELL_WITHIN, async {
             stream.write_all_buf(pending).await?;
             stream.flush().await?;
             stream.shutdown().await
         })
         .await;
+        if matches!(told, Ok(Ok(()))) {
+            let mut discard = [0u8; 4 * 1024];
+            let _ = tokio::time::timeout(LINGER_AT_MOST, async {
+                while matches!(stream.read(&mut discard).await, Ok(read) if read > 0) {}
+            })
+            .await;
+        }
     }
 
     fn kind(&self) -> usize {
@@ -158,7 +179,7 @@ impl Refusal {
 
 /// Tells the client why, when `error` is the proxy refusing it (after `pending`, what it
 /// was owed already). Returns `error`.
-pub async fn tell_client<S: AsyncWrite + Unpin>(
+pub async fn tell_client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     pending: &mut BytesMut,
     error: SessionError,
