@@ -9,26 +9,16 @@ use serde_json::Value;
 
 use sfpg_emulator::http::pubsub::StreamView;
 use sfpg_salesforce::streaming::{
-    ALL_CHANGE_EVENTS, Backoff, ChangeEvent, CometD, CometDOptions, EventTransport, PubSub,
-    PubSubOptions, ReplayFrom, StreamItem, Subscription,
+    ALL_CHANGE_EVENTS, Backoff, ChangeEvent, EventTransport, PubSub, PubSubOptions, ReplayFrom,
+    StreamItem,
 };
 
 use super::*;
 
-pub(super) const PATIENCE: Duration = Duration::from_secs(10);
-
-pub(super) async fn start_pubsub(config: EmulatorConfig) -> RunningEmulator {
-    emulator::start(EmulatorConfig {
-        org: OrgSource::Generated {
-            records: 0,
-            seed: 7,
-        },
-        cometd_connect_timeout: Duration::from_millis(300),
-        ..config
-    })
-    .await
-    .unwrap()
-}
+/// Change events need an org to describe them and the streaming set-up CometD's tests use.
+pub(super) use super::streaming::{
+    PATIENCE, connected, next_event, next_news, reconnecting, start_streaming, transport as cometd,
+};
 
 pub(super) fn quick() -> PubSubOptions {
     PubSubOptions {
@@ -46,50 +36,6 @@ pub(super) fn pubsub(emulator: &RunningEmulator) -> PubSub {
     pubsub_with(emulator, quick())
 }
 
-fn cometd(emulator: &RunningEmulator) -> CometD {
-    CometD::with_options(
-        client(emulator),
-        CometDOptions {
-            stall_timeout: Duration::from_secs(5),
-            backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(100)),
-            disconnect_timeout: Duration::from_secs(2),
-        },
-    )
-}
-
-pub(super) async fn next_news(subscription: &mut Box<dyn Subscription>) -> StreamItem {
-    loop {
-        let Ok(item) = tokio::time::timeout(PATIENCE, subscription.next()).await else {
-            panic!("no item within 10 s");
-        };
-        let item = item.unwrap();
-        if item != StreamItem::Idle {
-            return item;
-        }
-    }
-}
-
-pub(super) async fn next_event(subscription: &mut Box<dyn Subscription>) -> ChangeEvent {
-    match next_news(subscription).await {
-        StreamItem::Event(event) => *event,
-        other => panic!("expected an event, got {other:?}"),
-    }
-}
-
-pub(super) async fn connected(subscription: &mut Box<dyn Subscription>) -> ReplayFrom {
-    match next_news(subscription).await {
-        StreamItem::Connected { from } => from,
-        other => panic!("expected Connected, got {other:?}"),
-    }
-}
-
-pub(super) async fn reconnecting(subscription: &mut Box<dyn Subscription>) -> String {
-    match next_news(subscription).await {
-        StreamItem::Reconnecting { reason, .. } => reason,
-        other => panic!("expected Reconnecting, got {other:?}"),
-    }
-}
-
 pub(super) fn streams(emulator: &RunningEmulator) -> Vec<StreamView> {
     emulator.pubsub_streams()
 }
@@ -105,7 +51,7 @@ fn transport_neutral(mut event: ChangeEvent) -> ChangeEvent {
 
 #[tokio::test]
 async fn pubsub_yields_the_events_cometd_yields_for_the_same_writes() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
+    let emulator = start_streaming(EmulatorConfig::default()).await;
     let client = client(&emulator);
     let cometd_transport = cometd(&emulator);
     let pubsub_transport = pubsub(&emulator);
@@ -165,7 +111,7 @@ async fn pubsub_yields_the_events_cometd_yields_for_the_same_writes() {
 
 #[tokio::test]
 async fn an_update_over_pubsub_names_its_nulled_fields_and_compound_parts() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
+    let emulator = start_streaming(EmulatorConfig::default()).await;
     let accounts = client(&emulator).sobject("Account");
     let mut subscription = pubsub(&emulator).subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
     connected(&mut subscription).await;
@@ -199,7 +145,7 @@ async fn an_update_over_pubsub_names_its_nulled_fields_and_compound_parts() {
 
 #[tokio::test]
 async fn a_slow_consumer_never_has_more_than_100_events_outstanding() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
+    let emulator = start_streaming(EmulatorConfig::default()).await;
     let client = client(&emulator);
     let mut subscription = pubsub(&emulator).subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
     connected(&mut subscription).await;
@@ -242,7 +188,7 @@ async fn a_slow_consumer_never_has_more_than_100_events_outstanding() {
 
 #[tokio::test]
 async fn a_consumer_that_holds_a_full_batch_lets_the_stream_go_and_loses_nothing() {
-    let emulator = start_pubsub(EmulatorConfig {
+    let emulator = start_streaming(EmulatorConfig {
         pubsub_idle_close: Duration::from_secs(2),
         ..EmulatorConfig::default()
     })
@@ -290,7 +236,7 @@ async fn a_consumer_that_holds_a_full_batch_lets_the_stream_go_and_loses_nothing
 
 #[tokio::test]
 async fn a_long_idle_stream_lives_on_keepalives() {
-    let emulator = start_pubsub(EmulatorConfig {
+    let emulator = start_streaming(EmulatorConfig {
         pubsub_keepalive: Duration::from_millis(200),
         ..EmulatorConfig::default()
     })
@@ -303,7 +249,7 @@ async fn a_long_idle_stream_lives_on_keepalives() {
 #[tokio::test]
 #[ignore = "takes ten minutes"]
 async fn ten_minutes_of_idleness_at_salesforce_timers() {
-    let emulator = start_pubsub(EmulatorConfig {
+    let emulator = start_streaming(EmulatorConfig {
         pubsub_keepalive: Duration::from_secs(270),
         ..EmulatorConfig::default()
     })
@@ -356,7 +302,7 @@ async fn idle_for(emulator: &RunningEmulator, idle: Duration, watchdog: Duration
 
 #[tokio::test]
 async fn a_silent_stream_is_dead_to_the_watchdog_and_resubscribed() {
-    let emulator = start_pubsub(EmulatorConfig {
+    let emulator = start_streaming(EmulatorConfig {
         pubsub_keepalive: Duration::from_secs(60),
         ..EmulatorConfig::default()
     })
@@ -379,7 +325,7 @@ async fn a_silent_stream_is_dead_to_the_watchdog_and_resubscribed() {
 
 #[tokio::test]
 async fn platform_events_over_pubsub_are_what_cometd_yields() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
+    let emulator = start_streaming(EmulatorConfig::default()).await;
     let client = client(&emulator);
     let channel = sfpg_salesforce::streaming::platform_event_channel("Order_Event__e");
     let cometd_transport = cometd(&emulator);

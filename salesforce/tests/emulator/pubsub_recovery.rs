@@ -9,13 +9,14 @@ use sfpg_salesforce::streaming::{
 };
 
 use super::pubsub::{
-    PATIENCE, connected, next_event, next_news, pubsub, quick, reconnecting, start_pubsub, streams,
+    PATIENCE, connected, next_event, next_news, pubsub, quick, reconnecting, start_streaming,
+    streams,
 };
 use super::*;
 
 #[tokio::test]
 async fn an_auth_error_logs_in_again_and_resumes_after_the_applied_id() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
+    let emulator = start_streaming(EmulatorConfig::default()).await;
     let writer = client(&emulator).sobject("Account");
     let mut subscription = pubsub(&emulator).subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
     connected(&mut subscription).await;
@@ -54,7 +55,7 @@ async fn an_auth_error_logs_in_again_and_resumes_after_the_applied_id() {
 
 #[tokio::test]
 async fn a_dropped_stream_resubscribes_after_the_applied_id_without_doubling() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
+    let emulator = start_streaming(EmulatorConfig::default()).await;
     let accounts = client(&emulator).sobject("Account");
     let mut subscription = pubsub(&emulator).subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
     connected(&mut subscription).await;
@@ -94,7 +95,7 @@ async fn a_dropped_stream_resubscribes_after_the_applied_id_without_doubling() {
 
 #[tokio::test]
 async fn a_second_subscription_of_a_topic_replaces_the_first_and_its_stream() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
+    let emulator = start_streaming(EmulatorConfig::default()).await;
     let accounts = client(&emulator).sobject("Account");
     let transport = pubsub(&emulator);
     let mut old = transport.subscribe(ALL_CHANGE_EVENTS, ReplayFrom::Tip);
@@ -129,7 +130,7 @@ async fn a_second_subscription_of_a_topic_replaces_the_first_and_its_stream() {
 
 #[tokio::test]
 async fn an_expired_replay_id_is_a_typed_error() {
-    let emulator = start_pubsub(EmulatorConfig {
+    let emulator = start_streaming(EmulatorConfig {
         event_retention: Duration::from_millis(500),
         ..EmulatorConfig::default()
     })
@@ -172,7 +173,7 @@ async fn an_expired_replay_id_is_a_typed_error() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_retried_with_backoff_and_probed_as_down() {
-    let emulator = start_pubsub(EmulatorConfig::default()).await;
+    let emulator = start_streaming(EmulatorConfig::default()).await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()

@@ -12,9 +12,9 @@ use sfpg_salesforce::streaming::{
 
 use super::*;
 
-const PATIENCE: Duration = Duration::from_secs(10);
+pub(super) const PATIENCE: Duration = Duration::from_secs(10);
 
-async fn start_streaming(config: EmulatorConfig) -> RunningEmulator {
+pub(super) async fn start_streaming(config: EmulatorConfig) -> RunningEmulator {
     emulator::start(EmulatorConfig {
         org: OrgSource::Generated {
             records: 0,
@@ -27,7 +27,7 @@ async fn start_streaming(config: EmulatorConfig) -> RunningEmulator {
     .unwrap()
 }
 
-fn transport(emulator: &RunningEmulator) -> CometD {
+pub(super) fn transport(emulator: &RunningEmulator) -> CometD {
     CometD::with_options(
         client(emulator),
         CometDOptions {
@@ -38,7 +38,7 @@ fn transport(emulator: &RunningEmulator) -> CometD {
     )
 }
 
-async fn next_news(subscription: &mut Box<dyn Subscription>) -> StreamItem {
+pub(super) async fn next_news(subscription: &mut Box<dyn Subscription>) -> StreamItem {
     loop {
         let Ok(item) = tokio::time::timeout(PATIENCE, subscription.next()).await else {
             panic!("no item within 10 s");
@@ -50,17 +50,24 @@ async fn next_news(subscription: &mut Box<dyn Subscription>) -> StreamItem {
     }
 }
 
-async fn next_event(subscription: &mut Box<dyn Subscription>) -> ChangeEvent {
+pub(super) async fn next_event(subscription: &mut Box<dyn Subscription>) -> ChangeEvent {
     match next_news(subscription).await {
         StreamItem::Event(event) => *event,
         other => panic!("expected an event, got {other:?}"),
     }
 }
 
-async fn connected(subscription: &mut Box<dyn Subscription>) -> ReplayFrom {
+pub(super) async fn connected(subscription: &mut Box<dyn Subscription>) -> ReplayFrom {
     match next_news(subscription).await {
         StreamItem::Connected { from } => from,
         other => panic!("expected Connected, got {other:?}"),
+    }
+}
+
+pub(super) async fn reconnecting(subscription: &mut Box<dyn Subscription>) -> String {
+    match next_news(subscription).await {
+        StreamItem::Reconnecting { reason, .. } => reason,
+        other => panic!("expected Reconnecting, got {other:?}"),
     }
 }
 
