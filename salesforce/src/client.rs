@@ -303,6 +303,7 @@ impl Client {
                 },
                 token: token.clone(),
             };
+            let sent_at = chrono::Utc::now();
             let response = builder.send().await.map_err(transport)?;
             let status = response.status();
             tracing::Span::current().record("status", status.as_u16());
@@ -326,6 +327,7 @@ impl Client {
                 status,
                 headers,
                 body,
+                sent_at,
             })
         }
         .instrument(span)
