@@ -17,6 +17,7 @@ use sfpg_sync::{StoredCredentials, Supervisor, SyncSettings};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::observe::{self, ObserveOptions};
 use crate::commands::org::load_master_key;
 use crate::commands::proxy::ProxyOptions;
 use crate::commands::status::follow_backfills;
@@ -34,10 +35,18 @@ pub struct RunArgs {
     pub sync: SyncOptions,
     #[command(flatten)]
     pub proxy: ProxyOptions,
+    #[command(flatten)]
+    pub observe: ObserveOptions,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    serve(&args.database_url, Some(&args.sync), Some(&args.proxy)).await
+    serve(
+        &args.database_url,
+        Some(&args.sync),
+        Some(&args.proxy),
+        &args.observe,
+    )
+    .await
 }
 
 /// Runs the sync, the proxy, or both, until SIGINT or SIGTERM; then stops them gracefully.
@@ -45,9 +54,15 @@ pub async fn serve(
     database_url: &str,
     sync: Option<&SyncOptions>,
     proxy: Option<&ProxyOptions>,
+    observe: &ObserveOptions,
 ) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    // First: an address refused (off loopback without a token) stops the process before
+    // anything else starts.
+    if let Some(addr) = observe::start(observe, &shutdown).await? {
+        println!("sfpg metrics on http://{addr}/metrics");
+    }
     let services = Services::start(
         database_url,
         &load_master_key,
