@@ -82,10 +82,10 @@ pub const CATALOGUE: &[Metric] = &[
         "The org's daily API request allocation, as Salesforce last reported.",
     ),
     metric(
-        "sfpg_rate_limiter_wait_seconds_total",
-        Counter,
+        "sfpg_rate_limiter_wait_seconds",
+        Histogram,
         Unit::Seconds,
-        "Time requests waited for the org's rate limiter.",
+        "Time each request waited for the org's rate limiter (_sum: the total wait).",
     ),
     metric(
         "sfpg_cdc_state",
