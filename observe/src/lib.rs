@@ -8,5 +8,7 @@
 mod auth;
 mod listener;
 pub mod metrics;
+mod sync_gauges;
 
-pub use listener::{Listener, ObserveError};
+pub use listener::{Listener, ObserveError, Refresh};
+pub use sync_gauges::SyncGauges;

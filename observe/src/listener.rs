@@ -4,7 +4,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -38,14 +40,30 @@ pub enum ObserveError {
     },
     #[error("the metrics listener failed")]
     Serve(#[source] std::io::Error),
+    #[error("cannot set up the connection to the mirror database for /metrics: {0}")]
+    Pool(String),
+}
+
+/// Run before each scrape, to set the gauges measured rather than recorded (a lag that
+/// grows while nothing happens).
+pub type Refresh = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// How long a scrape waits for the refresh before rendering what it has.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `/metrics` renders from.
+#[derive(Clone)]
+struct Scrape {
+    handle: PrometheusHandle,
+    refresh: Option<Refresh>,
 }
 
 /// A bound, not yet serving, metrics and status endpoint.
-#[derive(Debug)]
 pub struct Listener {
     tcp: TcpListener,
     token: Option<Arc<str>>,
     handle: PrometheusHandle,
+    refresh: Option<Refresh>,
 }
 
 impl Listener {
@@ -77,7 +95,14 @@ impl Listener {
             tcp,
             token,
             handle: recorder().clone(),
+            refresh: None,
         })
+    }
+
+    /// Runs `refresh` before each scrape renders.
+    pub fn refresh_with(mut self, refresh: Refresh) -> Listener {
+        self.refresh = Some(refresh);
+        self
     }
 
     /// The address bound (the port chosen, for `:0`).
@@ -98,7 +123,10 @@ impl Listener {
     ) -> Result<(), ObserveError> {
         let app = Router::new()
             .route("/metrics", get(render))
-            .with_state(self.handle)
+            .with_state(Scrape {
+                handle: self.handle,
+                refresh: self.refresh,
+            })
             .merge(page)
             .layer(axum::middleware::from_fn_with_state(
                 self.token,
@@ -108,6 +136,16 @@ impl Listener {
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ObserveError::Serve)
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("tcp", &self.tcp)
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .field("refresh", &self.refresh.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,7 +160,15 @@ fn with_default_host(addr: &str) -> String {
 }
 
 /// `GET /metrics`: everything recorded so far, in the Prometheus text format (0.0.4).
-async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
+async fn render(State(scrape): State<Scrape>) -> impl IntoResponse {
+    if let Some(refresh) = &scrape.refresh
+        && tokio::time::timeout(REFRESH_TIMEOUT, refresh())
+            .await
+            .is_err()
+    {
+        tracing::warn!("the gauges' refresh took too long; /metrics shows older values");
+    }
+    let handle = &scrape.handle;
     // Histograms keep a rolling window that upkeep trims; a scrape is a fine time for it.
     handle.run_upkeep();
     (

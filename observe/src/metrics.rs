@@ -66,8 +66,9 @@ pub const CATALOGUE: &[Metric] = &[
         "sfpg_api_requests_total",
         Counter,
         Unit::Count,
-        "Requests to Salesforce, by kind (rest, query, bulk, composite, limits, auth, \
-         streaming, pubsub) and outcome (ok, client_error, server_error, limit, network).",
+        "Requests to Salesforce, by kind (auth, query, bulk, composite, sobjects, limits, \
+         streaming, versions, rest) and outcome (ok, auth, limit, client_error, \
+         server_error, network).",
     ),
     metric(
         "sfpg_api_daily_usage",
@@ -91,8 +92,8 @@ pub const CATALOGUE: &[Metric] = &[
         "sfpg_cdc_state",
         Gauge,
         Unit::Count,
-        "1 for the org's current change-stream state (off, connecting, streaming, down), \
-         0 for the others.",
+        "1 for the org's current change-stream state (connected, catching_up, down), 0 for \
+         the others; all 0 while Change Data Capture is off.",
     ),
     metric(
         "sfpg_cdc_last_replay_age_seconds",
@@ -110,14 +111,21 @@ pub const CATALOGUE: &[Metric] = &[
         "sfpg_cdc_resubscribes_total",
         Counter,
         Unit::Count,
-        "Times the org's stream subscribed again, by reason (auth, unavailable, watchdog, \
-         replay_invalid, error).",
+        "Times the org's stream subscribed again, by reason (auth, unavailable, handshake, \
+         replay_invalid, down, reload).",
     ),
     metric(
         "sfpg_bulk_jobs",
         Gauge,
         Unit::Count,
-        "The org's Bulk API 2.0 query jobs of this process, by state (running, done, failed).",
+        "The org's Bulk API 2.0 query reads open now, by state (creating, running).",
+    ),
+    metric(
+        "sfpg_bulk_jobs_failed_total",
+        Counter,
+        Unit::Count,
+        "Bulk API 2.0 query jobs that will not deliver (failed, aborted, expired), each \
+         replaced by a new job.",
     ),
     // Leases (workers).
     metric(

@@ -91,6 +91,17 @@ pub(crate) fn daily_usage(org: &str, usage: &ApiUsage) {
     metrics::gauge!("sfpg_api_daily_allocation", "org" => org.to_owned()).set(usage.api.max as f64);
 }
 
+/// A stream subscribing again after trouble: `auth` (logged in again), `unavailable` (the
+/// connection or the server failed), `handshake` (CometD asked for a new handshake).
+pub(crate) fn resubscribe(org: &str, reason: &'static str) {
+    metrics::counter!(
+        "sfpg_cdc_resubscribes_total",
+        "org" => org.to_owned(),
+        "reason" => reason
+    )
+    .increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,11 @@
 //! runs, so a refused address stops the process at once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use sfpg_observe::{Listener, ObserveError};
+use sfpg_observe::{Listener, ObserveError, Refresh, SyncGauges};
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::UserError;
@@ -24,17 +25,33 @@ pub struct ObserveOptions {
     pub metrics_token: Option<String>,
 }
 
-/// Binds the listener of `options` (if any) and serves it until `shutdown`. Returns where
-/// it listens.
+/// Binds the listener of `options` (if any) and serves it until `shutdown`. With `sync`
+/// (the mirror database of a process that runs the sync), each scrape first sets the
+/// sync's gauges. Returns where it listens.
 pub async fn start(
     options: &ObserveOptions,
+    sync: Option<tokio_postgres::Config>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<SocketAddr>> {
     let Some(addr) = &options.metrics_listen else {
         return Ok(None);
     };
-    let listener = bind(addr, options.metrics_token.clone()).await?;
+    let mut listener = bind(addr, options.metrics_token.clone()).await?;
+    if let Some(database) = sync {
+        listener = listener.refresh_with(sync_refresh(database)?);
+    }
     Ok(Some(spawn(listener, shutdown)?))
+}
+
+/// Before each scrape: the seconds since each object's last success (the sync's memory) and
+/// the gauges read from the status rows.
+pub fn sync_refresh(database: tokio_postgres::Config) -> anyhow::Result<Refresh> {
+    let gauges = SyncGauges::new(database)?;
+    Ok(Arc::new(move || {
+        sfpg_sync::telemetry::refresh();
+        let gauges = gauges.clone();
+        Box::pin(async move { gauges.refresh().await })
+    }))
 }
 
 /// Binds `addr`; a refused address is the user's to fix (exit code 2).
@@ -64,7 +81,11 @@ pub fn spawn(listener: Listener, shutdown: &CancellationToken) -> anyhow::Result
 
 /// The metrics and status listener on 127.0.0.1:`port`, or on a free port if that one is
 /// taken (another demo, a Prometheus exporter); it stops with the demo.
-pub async fn start_loopback(port: u16, shutdown: &CancellationToken) -> anyhow::Result<SocketAddr> {
+pub async fn start_loopback(
+    port: u16,
+    sync: tokio_postgres::Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
     let listener = match bind(&format!("127.0.0.1:{port}"), None).await {
         Ok(listener) => listener,
         Err(error) if port != 0 => {
@@ -73,7 +94,7 @@ pub async fn start_loopback(port: u16, shutdown: &CancellationToken) -> anyhow::
         }
         Err(error) => return Err(error),
     };
-    spawn(listener, shutdown)
+    spawn(listener.refresh_with(sync_refresh(sync)?), shutdown)
 }
 
 /// The status page's routes, merged in at `/`.

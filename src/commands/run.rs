@@ -60,7 +60,10 @@ pub async fn serve(
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     // First: an address refused (off loopback without a token) stops the process before
     // anything else starts.
-    if let Some(addr) = observe::start(observe, &shutdown).await? {
+    let sync_database = sync
+        .map(|_| database::parse_url(database_url))
+        .transpose()?;
+    if let Some(addr) = observe::start(observe, sync_database, &shutdown).await? {
         println!("sfpg metrics on http://{addr}/metrics");
     }
     let services = Services::start(

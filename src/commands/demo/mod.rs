@@ -131,7 +131,12 @@ async fn demo(
     println!("  mirroring {} into schema {SCHEMA}", OBJECTS.join(", "));
     let bulk = bulk::show_bulk(database_url, &emulator, ORG, &OBJECTS).await?;
 
-    let metrics = observe::start_loopback(args.metrics_port, shutdown).await?;
+    let metrics = observe::start_loopback(
+        args.metrics_port,
+        database::parse_url(database_url)?,
+        shutdown,
+    )
+    .await?;
     println!("  metrics: http://{metrics}/metrics (status page: http://{metrics}/)");
     let services = Services::start(
         database_url,
