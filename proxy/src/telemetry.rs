@@ -9,7 +9,12 @@ use crate::push::Refusal;
 
 /// A client connection accepted (until [`client_disconnected`]).
 pub fn client_connected() {
-    metrics::gauge!("sfpg_proxy_client_connections").increment(1.0);
+    client_connected_by(1.0);
+}
+
+/// `count` more client connections (0: the gauge shows, unchanged).
+pub fn client_connected_by(count: f64) {
+    metrics::gauge!("sfpg_proxy_client_connections").increment(count);
 }
 
 /// A client connection closed.

@@ -63,9 +63,7 @@ pub async fn serve(
     let sync_database = sync
         .map(|_| database::parse_url(database_url))
         .transpose()?;
-    if let Some(addr) = observe::start(observe, sync_database, &shutdown).await? {
-        println!("sfpg metrics on http://{addr}/metrics");
-    }
+    let metrics = observe::start(observe, sync_database, &shutdown).await?;
     let services = Services::start(
         database_url,
         &load_master_key,
@@ -77,6 +75,10 @@ pub async fn serve(
     if let Some(addr) = services.proxy_addr() {
         // The bound address on stdout, for whoever asked for port 0.
         println!("sfpg proxy listening on {addr}");
+    }
+    if let Some(addr) = metrics {
+        // After the proxy's line, which scripts read first.
+        println!("sfpg metrics on http://{addr}/metrics");
     }
     if sync.is_some_and(|sync| !sync.no_progress) {
         let progress = database::connect(database_url).await?;

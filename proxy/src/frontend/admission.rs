@@ -50,6 +50,8 @@ impl Drop for Ticket {
 
 impl Admission {
     pub fn new(limit: usize) -> Admission {
+        // Shown from the start, at 0, rather than from the first connection.
+        crate::telemetry::client_connected_by(0.0);
         Admission {
             limit,
             sessions: Arc::default(),
