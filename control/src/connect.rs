@@ -18,8 +18,9 @@ use crate::orgs::{self, AuthFlow, Org};
 
 /// The client configuration of `org`: login URL, API version, and its CA certificate.
 pub fn config(org: &Org) -> Result<Config, sfpg_salesforce::Error> {
-    let mut config =
-        Config::new(&org.login_url)?.with_api_version(org.api_version.parse::<ApiVersion>()?);
+    let mut config = Config::new(&org.login_url)?
+        .with_api_version(org.api_version.parse::<ApiVersion>()?)
+        .with_org_label(&org.name);
     if let Some(pem) = &org.ca_cert_pem {
         config = config.with_ca_certificates_pem(pem.as_bytes().to_vec());
     }

@@ -306,5 +306,21 @@ pub async fn next_check(
     Ok(row.try_get(0)?)
 }
 
+/// Entries the repair still has to settle: of unknown outcome (or abandoned), or accepted
+/// by Salesforce in a transaction that has not committed (yet).
+pub async fn pending_repair(client: &impl GenericClient) -> Result<i64, ControlError> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM sfpg.write_journal
+              WHERE resolution IS NULL
+                AND (outcome IN ('unknown', 'abandoned')
+                     OR (outcome = 'pushed'
+                         AND pg_xact_status(txid) IS DISTINCT FROM 'committed'))",
+            &[],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,7 @@ pub mod net;
 pub mod push;
 pub mod server;
 pub mod settings;
+pub mod telemetry;
 
 pub use backend::UpstreamAddr;
 pub use config::{

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::{Endpoint, Error, Result};
 use crate::limiter::{Priority, RateLimiter};
 use crate::retry::{RetryPolicy, should_retry};
+use crate::telemetry;
 use crate::usage::{ApiUsage, LIMIT_INFO_HEADER};
 
 mod request;
@@ -137,15 +138,19 @@ impl Client {
         if let Some(token) = self.cached_token() {
             return Ok(token);
         }
-        let token = Arc::new(
-            auth::request_token(
-                &self.shared.http,
-                self.shared.config.login_url(),
-                &mut credentials,
-                self.shared.refresh_tokens.get().map(|store| &**store),
-            )
-            .await?,
-        );
+        let requested = auth::request_token(
+            &self.shared.http,
+            self.shared.config.login_url(),
+            &mut credentials,
+            self.shared.refresh_tokens.get().map(|store| &**store),
+        )
+        .await;
+        let outcome = match &requested {
+            Ok(_) => "ok",
+            Err(error) => telemetry::outcome(Err(error)),
+        };
+        telemetry::request(self.shared.config.org_label(), "auth", outcome);
+        let token = Arc::new(requested?);
         *self
             .shared
             .token
@@ -271,7 +276,9 @@ impl Client {
             if request.counted {
                 let waiting_since = Instant::now();
                 self.shared.limiter.acquire(self.priority).await;
-                *queued += waiting_since.elapsed();
+                let waited = waiting_since.elapsed();
+                *queued += waited;
+                telemetry::limiter_wait(self.shared.config.org_label(), waited);
             }
             let token = match request.authenticated {
                 true => Some(self.token().await.map_err(Failure::unsent)?),
@@ -303,8 +310,13 @@ impl Client {
                 },
                 token: token.clone(),
             };
+            let kind = telemetry::kind(&request.target);
+            let org = self.shared.config.org_label();
             let sent_at = chrono::Utc::now();
-            let response = builder.send().await.map_err(transport)?;
+            let response = builder.send().await.map_err(|source| {
+                telemetry::request(org, kind, "network");
+                transport(source)
+            })?;
             let status = response.status();
             tracing::Span::current().record("status", status.as_u16());
             self.record_usage(response.headers());
@@ -312,6 +324,7 @@ impl Client {
                 let content_type = content_type(response.headers());
                 let body = response.bytes().await.map_err(transport)?;
                 let error = Error::from_response(endpoint, status, content_type.as_deref(), &body);
+                telemetry::request(org, kind, telemetry::outcome(Err(&error)));
                 tracing::debug!(error = %error, "Salesforce answered with an error");
                 return Err(Failure {
                     error,
@@ -319,6 +332,7 @@ impl Client {
                     token,
                 });
             }
+            telemetry::request(org, kind, telemetry::outcome(Ok(status)));
             let headers = response.headers().clone();
             let body = B::receive(response).await.map_err(transport)?;
             tracing::debug!("Salesforce answered");
@@ -371,6 +385,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(ApiUsage::parse);
         if let Some(usage) = usage {
+            telemetry::daily_usage(self.shared.config.org_label(), &usage);
             *self
                 .shared
                 .usage

@@ -86,6 +86,7 @@ pub struct Config {
     request_timeout: Duration,
     retry: RetryPolicy,
     call_options_client: String,
+    org_label: String,
 }
 
 impl fmt::Debug for Config {
@@ -104,6 +105,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("call_options_client", &self.call_options_client)
+            .field("org_label", &self.org_label)
             .finish()
     }
 }
@@ -133,6 +135,7 @@ impl Config {
             request_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             call_options_client: "sfpg".to_owned(),
+            org_label: String::new(),
         })
     }
 
@@ -174,6 +177,17 @@ impl Config {
     pub fn with_call_options_client(mut self, client: impl Into<String>) -> Self {
         self.call_options_client = client.into();
         self
+    }
+
+    /// The org's name in the metrics the client records (label `org`; empty unless set).
+    pub fn with_org_label(mut self, org: impl Into<String>) -> Self {
+        self.org_label = org.into();
+        self
+    }
+
+    /// The org's name in the client's metrics.
+    pub fn org_label(&self) -> &str {
+        &self.org_label
     }
 
     /// The login URL (scheme, host and port).

@@ -89,6 +89,7 @@ pub mod replication;
 pub mod retry;
 pub mod sobject;
 pub mod streaming;
+mod telemetry;
 pub mod usage;
 pub mod versions;
 

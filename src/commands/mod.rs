@@ -4,6 +4,7 @@ pub mod demo;
 pub mod emulator;
 pub mod migrate;
 pub mod objects;
+pub mod observe;
 pub mod org;
 pub mod proxy;
 pub mod rotate_origin_key;

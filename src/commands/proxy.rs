@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use sfpg_proxy::{ClientLimits, Failpoint, TlsConfig};
 
+use crate::commands::observe::ObserveOptions;
 use crate::commands::run;
 use crate::errors::UserError;
 
@@ -21,6 +22,8 @@ pub struct ProxyArgs {
     pub database_url: String,
     #[command(flatten)]
     pub proxy: ProxyOptions,
+    #[command(flatten)]
+    pub observe: ObserveOptions,
 }
 
 /// Where and how the proxy serves; the flags of `sfpg proxy`, which `sfpg run` takes too.
@@ -151,7 +154,7 @@ impl ProxyOptions {
 }
 
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
-    run::serve(&args.database_url, None, Some(&args.proxy)).await
+    run::serve(&args.database_url, None, Some(&args.proxy), &args.observe).await
 }
 
 #[cfg(test)]

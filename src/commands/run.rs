@@ -17,6 +17,7 @@ use sfpg_sync::{StoredCredentials, Supervisor, SyncSettings};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::observe::{self, ObserveOptions};
 use crate::commands::org::load_master_key;
 use crate::commands::proxy::ProxyOptions;
 use crate::commands::status::follow_backfills;
@@ -34,10 +35,18 @@ pub struct RunArgs {
     pub sync: SyncOptions,
     #[command(flatten)]
     pub proxy: ProxyOptions,
+    #[command(flatten)]
+    pub observe: ObserveOptions,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    serve(&args.database_url, Some(&args.sync), Some(&args.proxy)).await
+    serve(
+        &args.database_url,
+        Some(&args.sync),
+        Some(&args.proxy),
+        &args.observe,
+    )
+    .await
 }
 
 /// Runs the sync, the proxy, or both, until SIGINT or SIGTERM; then stops them gracefully.
@@ -45,9 +54,16 @@ pub async fn serve(
     database_url: &str,
     sync: Option<&SyncOptions>,
     proxy: Option<&ProxyOptions>,
+    observe: &ObserveOptions,
 ) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    // First: an address refused (off loopback without a token) stops the process before
+    // anything else starts.
+    let sync_database = sync
+        .map(|_| database::parse_url(database_url))
+        .transpose()?;
+    let metrics = observe::start(observe, sync_database, &shutdown).await?;
     let services = Services::start(
         database_url,
         &load_master_key,
@@ -59,6 +75,10 @@ pub async fn serve(
     if let Some(addr) = services.proxy_addr() {
         // The bound address on stdout, for whoever asked for port 0.
         println!("sfpg proxy listening on {addr}");
+    }
+    if let Some(addr) = metrics {
+        // After the proxy's line, which scripts read first.
+        println!("sfpg metrics on http://{addr}/metrics");
     }
     if sync.is_some_and(|sync| !sync.no_progress) {
         let progress = database::connect(database_url).await?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use sfpg_sync::{SyncSettings, WriteStrategy};
 
+use crate::commands::observe::ObserveOptions;
 use crate::commands::run;
 
 #[derive(Debug, Args)]
@@ -16,6 +17,8 @@ pub struct SyncArgs {
     pub database_url: String,
     #[command(flatten)]
     pub sync: SyncOptions,
+    #[command(flatten)]
+    pub observe: ObserveOptions,
 }
 
 /// How the sync paces itself; the flags of `sfpg sync`, which `sfpg run` takes too.
@@ -118,7 +121,7 @@ impl SyncOptions {
 }
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
-    run::serve(&args.database_url, Some(&args.sync), None).await
+    run::serve(&args.database_url, Some(&args.sync), None, &args.observe).await
 }
 
 #[cfg(test)]

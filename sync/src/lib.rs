@@ -15,6 +15,7 @@ pub mod source;
 pub mod steps;
 pub mod stream;
 pub mod supervisor;
+pub mod telemetry;
 
 pub use error::{Reaction, Result, SyncError};
 pub use plan::{MirroredField, ObjectPlan};

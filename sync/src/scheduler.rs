@@ -22,6 +22,7 @@ use crate::settings::SyncSettings;
 use crate::source::{RestSource, Source};
 use crate::steps::{self, Context, Outcome};
 use crate::stream::StreamHealth;
+use crate::telemetry;
 use sfpg_control::events::is_platform_event;
 use sfpg_control::objects::ObjectState;
 use sfpg_control::orgs::OrgSettings;
@@ -329,6 +330,12 @@ impl OrgSync {
         match result {
             Ok(outcome) => {
                 tracing::debug!(org = %self.org.name, object = %name, %task, ?outcome, "step done");
+                telemetry::step_done(
+                    &self.org.name,
+                    &name,
+                    task,
+                    outcome.written + outcome.deleted,
+                );
                 Ok(TurnReport::Worked {
                     object: name,
                     task,

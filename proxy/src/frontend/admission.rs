@@ -44,11 +44,14 @@ pub struct Ticket(Arc<AtomicUsize>);
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        crate::telemetry::client_disconnected();
     }
 }
 
 impl Admission {
     pub fn new(limit: usize) -> Admission {
+        // Shown from the start, at 0, rather than from the first connection.
+        crate::telemetry::client_connected_by(0.0);
         Admission {
             limit,
             sessions: Arc::default(),
@@ -82,7 +85,10 @@ fn take_place(count: &Arc<AtomicUsize>, limit: usize) -> Option<Ticket> {
             (open < limit).then_some(open + 1)
         })
         .ok()
-        .map(|_| Ticket(Arc::clone(count)))
+        .map(|_| {
+            crate::telemetry::client_connected();
+            Ticket(Arc::clone(count))
+        })
 }
 
 /// When a connection must have authenticated by: `--auth-timeout` after it was accepted.

@@ -43,6 +43,7 @@ use super::{Created, Pushed, Refusal, WriteBack};
 use crate::backend::statements::{Upstream, UpstreamError};
 use crate::error::SessionError;
 use crate::frontend::cancel::CancelSignal;
+use crate::telemetry;
 
 /// Why the write journal could not record an entry.
 pub type JournalError = Box<dyn Error + Send + Sync>;
@@ -145,6 +146,8 @@ pub struct Committer {
     signal: Option<Arc<CancelSignal>>,
     /// Whether this database has the capture functions (migration V3); checked until found.
     capture_installed: bool,
+    /// Whether the transaction being pushed reached the org (for its outcome's count).
+    reached_org: bool,
 }
 
 impl Committer {
@@ -154,6 +157,7 @@ impl Committer {
             pid: 0,
             signal: None,
             capture_installed: false,
+            reached_org: false,
         }
     }
 
@@ -170,9 +174,18 @@ impl Committer {
         upstream: &mut U,
         remote: Option<&R>,
     ) -> Result<PushOutcome, SessionError> {
+        self.reached_org = false;
         match self.take_and_push(upstream, remote).await {
-            Ok(created) => Ok(PushOutcome::Pushed { created }),
-            Err(Stop::Refused(refusal)) => Ok(PushOutcome::Refused(refusal)),
+            Ok(created) => {
+                if self.reached_org {
+                    telemetry::committed();
+                }
+                Ok(PushOutcome::Pushed { created })
+            }
+            Err(Stop::Refused(refusal)) => {
+                telemetry::refused(&refusal);
+                Ok(PushOutcome::Refused(refusal))
+            }
             Err(Stop::Lost(error)) => Err(error),
         }
     }
@@ -281,7 +294,7 @@ impl Committer {
 
     /// Pushes `changes` to the org while listening for the client's cancel.
     async fn push_to_org<R: Remote>(
-        &self,
+        &mut self,
         remote: &R,
         txid: String,
         changes: &[PendingChange],
@@ -299,8 +312,13 @@ impl Committer {
                 _ => std::future::pending().await,
             }
         };
+        let started = Instant::now();
         let pushed = push(remote, &session, txid, changes, how, cancelled).await;
         drop(working);
+        if !matches!(pushed, Ok(None)) {
+            self.reached_org = true;
+            telemetry::push_took(started.elapsed());
+        }
         pushed
     }
 }
@@ -397,6 +415,7 @@ async fn push<R: Remote>(
         () = &mut cancelled => None,
     };
     entry.salesforce_ms = millis(started);
+    telemetry::salesforce_took(started.elapsed());
     let sent = match sent {
         Some(Ok(sent)) => sent,
         Some(Err(failure)) => return Err(failed(remote, &plan, entry, failure).await),
@@ -415,6 +434,12 @@ async fn push<R: Remote>(
     let (write_backs, created) = remote
         .read_back(&plan, &sent.created, &sent.event_uuids)
         .await;
+    let mirrored = plan
+        .records
+        .iter()
+        .filter(|p| !sfpg_control::events::is_platform_event(&p.object.object))
+        .count();
+    telemetry::written_back(&plan.org.name, u64::try_from(mirrored).unwrap_or(0));
     Ok(Some(Pushed {
         write_backs,
         created,
@@ -498,6 +523,7 @@ async fn abandoned<R: Remote>(remote: &R, plan: &Plan, mut entry: Entry) -> Refu
     canceled(&format!(
         "The transaction was rolled back, but the request to Salesforce was under way: Salesforce may still carry it out. {journal}"
     ))
+    .outcome_unknown()
 }
 
 /// A push Salesforce refused, that never reached it, or whose outcome is unknown.
@@ -513,9 +539,12 @@ async fn failed<R: Remote>(remote: &R, plan: &Plan, mut entry: Entry, failure: F
             "a push's outcome is unknown; Salesforce may have carried it out"
         );
         let cause = failure.refusal.detail.clone().unwrap_or_default();
-        return failure.refusal.detail(format!(
-            "{cause} Salesforce may have applied the transaction; the local transaction was rolled back. {journal}"
-        ));
+        return failure
+            .refusal
+            .detail(format!(
+                "{cause} Salesforce may have applied the transaction; the local transaction was rolled back. {journal}"
+            ))
+            .outcome_unknown();
     }
     if let Err(error) = remote.journal(&entry).await {
         tracing::warn!(%error, "cannot journal a refused push");

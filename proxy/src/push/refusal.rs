@@ -42,6 +42,9 @@ pub struct RefusalFields {
     pub schema: Option<String>,
     pub table: Option<String>,
     pub column: Option<String>,
+    /// Salesforce may have carried out what was refused (its answer never came, or the
+    /// client cancelled it under way): the transaction's outcome is unknown.
+    pub outcome_unknown: bool,
 }
 
 impl std::ops::Deref for Refusal {
@@ -62,7 +65,14 @@ impl Refusal {
             schema: None,
             table: None,
             column: None,
+            outcome_unknown: false,
         }))
+    }
+
+    /// Marks the refusal of a push Salesforce may have carried out.
+    pub fn outcome_unknown(mut self) -> Self {
+        self.0.outcome_unknown = true;
+        self
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -122,6 +132,7 @@ impl Refusal {
             schema: get(b's'),
             table: get(b't'),
             column: get(b'c'),
+            outcome_unknown: false,
         }))
     }
 }

@@ -92,7 +92,9 @@ pub async fn repair(catalog: &Catalog) -> Result<RepairReport, RepairError> {
             }
         }
     }
-    report.next_check = journal::next_check(&**catalog.control().get().await?).await?;
+    let control = catalog.control().get().await?;
+    report.next_check = journal::next_check(&**control).await?;
+    crate::telemetry::journal_pending_repair(journal::pending_repair(&**control).await?);
     Ok(report)
 }
 

@@ -21,6 +21,7 @@ use super::platform::{PlatformEvent, is_platform_event_channel};
 use super::{ReplayFrom, ReplayId, StreamItem, Subscription};
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::telemetry;
 
 mod wire;
 
@@ -332,7 +333,7 @@ impl Session {
     /// Decides what follows `trouble`: a wait and a reconnect (announced as
     /// [`StreamItem::Reconnecting`]), or the end of the subscription.
     async fn recover(&mut self, trouble: Trouble) -> Result<()> {
-        let reason = match trouble {
+        let (why, reason) = match trouble {
             Trouble::Fatal(error) => return Err(self.finish(error).await),
             Trouble::Login(reason) if self.logged_in_again => {
                 let error = Error::Bayeux {
@@ -349,9 +350,10 @@ impl Session {
                     self.client.forget_token(&token);
                 }
                 self.subscribed = false;
-                reason
+                ("auth", reason)
             }
             Trouble::Retry(reason, Some(interval)) => {
+                telemetry::resubscribe(self.client.config().org_label(), "unavailable");
                 self.wait = Some(interval);
                 self.ready.push_back(StreamItem::Reconnecting {
                     reason,
@@ -359,12 +361,13 @@ impl Session {
                 });
                 return Ok(());
             }
-            Trouble::Retry(reason, None) => reason,
+            Trouble::Retry(reason, None) => ("unavailable", reason),
             Trouble::Handshake(reason) => {
                 self.subscribed = false;
-                reason
+                ("handshake", reason)
             }
         };
+        telemetry::resubscribe(self.client.config().org_label(), why);
         let wait = self.backoff.next_wait();
         tracing::warn!(channel = %self.channel, %reason, ?wait, "stream down; reconnecting");
         self.wait = Some(wait);

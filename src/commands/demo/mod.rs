@@ -26,6 +26,7 @@ use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 use self::cluster::{Cluster, ServerUser};
+use crate::commands::observe;
 use crate::commands::org::{control_client, load_master_key, user_facing};
 use crate::commands::proxy::ProxyOptions;
 use crate::commands::run::{Services, cancel_on_signal};
@@ -58,6 +59,10 @@ pub struct DemoArgs {
     /// The port of 127.0.0.1 where the proxy listens, for psql and other clients.
     #[arg(long, default_value_t = 6543)]
     pub port: u16,
+    /// The port of 127.0.0.1 serving `/metrics` and the status page (another free port if
+    /// it is taken).
+    #[arg(long, default_value_t = 9187)]
+    pub metrics_port: u16,
     /// Mirror into this database instead of the demo's own PostgreSQL cluster.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -126,6 +131,13 @@ async fn demo(
     println!("  mirroring {} into schema {SCHEMA}", OBJECTS.join(", "));
     let bulk = bulk::show_bulk(database_url, &emulator, ORG, &OBJECTS).await?;
 
+    let metrics = observe::start_loopback(
+        args.metrics_port,
+        database::parse_url(database_url)?,
+        shutdown,
+    )
+    .await?;
+    println!("  metrics: http://{metrics}/metrics (status page: http://{metrics}/)");
     let services = Services::start(
         database_url,
         &master_key,

@@ -16,6 +16,7 @@ use super::segment::{Segment, WriteKind};
 use super::transactions::Transaction;
 use crate::error::Result;
 use crate::plan::{MirroredField, ObjectPlan};
+use crate::telemetry;
 
 /// The plans of the objects the stream writes, by lower-case object name.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +83,7 @@ pub async fn apply_batch(
     let mut last: Option<&Change> = None;
     let mut gaps = 0;
     let mut segment = Segment::default();
+    let mut objects = BTreeSet::new();
     for change in batch.iter().flat_map(|t| &t.changes) {
         if saved
             .replay_id
@@ -103,6 +105,7 @@ pub async fn apply_batch(
         let Some(plan) = plans.get(&change.entity) else {
             continue;
         };
+        objects.insert(plan.object.as_str());
         if segment.touches(&plan.object, change) {
             applied.written += write_segment(&transaction, plans, &mut segment).await?;
         }
@@ -127,6 +130,11 @@ pub async fn apply_batch(
         applied.newest_commit = Some(last.commit_at());
     }
     transaction.commit().await?;
+    telemetry::records_written(org, "cdc", applied.written);
+    telemetry::gaps(org, u64::try_from(gaps).unwrap_or(0));
+    for object in objects {
+        telemetry::succeeded(org, object);
+    }
     Ok(applied)
 }
 

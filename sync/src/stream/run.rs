@@ -32,6 +32,7 @@ use super::transport::Transports;
 use crate::error::Result;
 use crate::plan::ObjectPlan;
 use crate::settings::SyncSettings;
+use crate::telemetry;
 
 /// How often a stream that is down (nothing selected, the selection unreadable, an outage
 /// the transport gave up on) looks again.
@@ -63,12 +64,17 @@ impl OrgStream {
                     self.down("the sync is stopped").await?;
                     return Ok(());
                 }
-                Ended::Reload => None,
+                Ended::Reload => {
+                    telemetry::resubscribed(&self.org, "reload");
+                    None
+                }
                 Ended::Down(reason) => {
+                    telemetry::resubscribed(&self.org, "down");
                     self.down(&reason).await?;
                     Some(RECHECK)
                 }
                 Ended::ReplayInvalid(reason) => {
+                    telemetry::resubscribed(&self.org, "replay_invalid");
                     tracing::warn!(org = %self.org, %reason, "replay id refused: catching up by polling");
                     Checkpoint::clear(&self.db, &self.org).await?;
                     None

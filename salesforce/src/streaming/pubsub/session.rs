@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::streaming::backoff::Backoff;
 use crate::streaming::cometd::Registry;
 use crate::streaming::{ReplayFrom, ReplayId, StreamItem, Subscription};
+use crate::telemetry;
 
 mod call;
 
@@ -218,7 +219,7 @@ impl Session {
     /// [`StreamItem::Reconnecting`]), or the end of the subscription.
     fn recover(&mut self, trouble: Trouble) -> Result<()> {
         self.let_go();
-        let reason = match trouble {
+        let (why, reason) = match trouble {
             Trouble::Fatal(error) => return Err(self.finish(error)),
             Trouble::ReplayIdInvalid(message) => {
                 let error = Error::ReplayIdInvalid {
@@ -241,10 +242,11 @@ impl Session {
                 if let Some(token) = self.shared.client.cached_token() {
                     self.shared.client.forget_token(&token);
                 }
-                reason
+                ("auth", reason)
             }
-            Trouble::Reconnect(reason) => reason,
+            Trouble::Reconnect(reason) => ("unavailable", reason),
         };
+        telemetry::resubscribe(self.shared.client.config().org_label(), why);
         let wait = self.backoff.next_wait();
         tracing::warn!(topic = %self.topic, %reason, ?wait, "stream down; subscribing again");
         self.wait = Some(wait);

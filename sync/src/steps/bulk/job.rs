@@ -63,18 +63,24 @@ pub async fn advance(
     } else {
         bulk.query_job(job).await.map(|info| match info.state {
             JobState::JobComplete => Advance::Complete(info),
-            JobState::Failed | JobState::Aborted => Advance::Gone(format!(
-                "query job {job} ended {}: {}",
-                info.state,
-                info.error_message.as_deref().unwrap_or("(no errorMessage)")
-            )),
+            JobState::Failed | JobState::Aborted => {
+                crate::telemetry::bulk_job_failed(client.config().org_label());
+                Advance::Gone(format!(
+                    "query job {job} ended {}: {}",
+                    info.state,
+                    info.error_message.as_deref().unwrap_or("(no errorMessage)")
+                ))
+            }
             _ => Advance::Running(info),
         })
     };
     match answer {
-        Err(error) if error.is_job_gone() => Ok(Advance::Gone(format!(
-            "query job {job} is gone (deleted or expired): {error}"
-        ))),
+        Err(error) if error.is_job_gone() => {
+            crate::telemetry::bulk_job_failed(client.config().org_label());
+            Ok(Advance::Gone(format!(
+                "query job {job} is gone (deleted or expired): {error}"
+            )))
+        }
         Err(error) if error.is_job_not_complete() => Ok(Advance::NotReady),
         answer => Ok(answer?),
     }
