@@ -8,6 +8,7 @@
 mod auth;
 mod listener;
 pub mod metrics;
+pub mod page;
 mod sync_gauges;
 
 pub use listener::{Listener, ObserveError, Refresh};

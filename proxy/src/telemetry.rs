@@ -31,6 +31,12 @@ pub fn committed() {
 /// answer never came, or the client cancelled it under way), else `refused`, with the
 /// class (first two characters) of the SQLSTATE the client got.
 pub fn refused(refusal: &Refusal) {
+    // The status page lists the refusals by SQLSTATE, as the client got them.
+    sfpg_observe::page::RecentRefusals::global().record(
+        refusal.sqlstate.code(),
+        &refusal.message,
+        refusal.detail.as_deref(),
+    );
     if refusal.outcome_unknown {
         metrics::counter!("sfpg_proxy_transactions_total", "outcome" => "unknown").increment(1);
         return;

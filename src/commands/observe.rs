@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use sfpg_observe::page::{PageState, RecentRefusals};
 use sfpg_observe::{Listener, ObserveError, Refresh, SyncGauges};
 use tokio_util::sync::CancellationToken;
 
@@ -25,22 +26,38 @@ pub struct ObserveOptions {
     pub metrics_token: Option<String>,
 }
 
-/// Binds the listener of `options` (if any) and serves it until `shutdown`. With `sync`
-/// (the mirror database of a process that runs the sync), each scrape first sets the
-/// sync's gauges. Returns where it listens.
+/// What the process runs, which the listener reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub sync: bool,
+    pub proxy: bool,
+}
+
+/// Binds the listener of `options` (if any) and serves it until `shutdown`: the status
+/// page reads `database`'s status rows (and, with the proxy, its refusals); with the sync,
+/// each scrape first sets the sync's gauges. Returns where it listens.
 pub async fn start(
     options: &ObserveOptions,
-    sync: Option<tokio_postgres::Config>,
+    database: tokio_postgres::Config,
+    parts: Parts,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<SocketAddr>> {
     let Some(addr) = &options.metrics_listen else {
         return Ok(None);
     };
     let mut listener = bind(addr, options.metrics_token.clone()).await?;
-    if let Some(database) = sync {
-        listener = listener.refresh_with(sync_refresh(database)?);
+    if parts.sync {
+        listener = listener.refresh_with(sync_refresh(database.clone())?);
     }
-    Ok(Some(spawn(listener, shutdown)?))
+    let page = page_state(database, parts)?;
+    Ok(Some(spawn(listener, page, shutdown)?))
+}
+
+/// The status page's state: the status rows of `database`, and the refusals of this
+/// process's proxy, if it runs one.
+fn page_state(database: tokio_postgres::Config, parts: Parts) -> anyhow::Result<PageState> {
+    let refusals = parts.proxy.then(RecentRefusals::global);
+    Ok(PageState::new(database, refusals)?)
 }
 
 /// Before each scrape: the seconds since each object's last success (the sync's memory) and
@@ -66,13 +83,18 @@ pub async fn bind(addr: &str, token: Option<String>) -> anyhow::Result<Listener>
 
 /// Serves `listener` in the background until `shutdown`; a failure is logged (the sync
 /// and the proxy go on without it).
-pub fn spawn(listener: Listener, shutdown: &CancellationToken) -> anyhow::Result<SocketAddr> {
+pub fn spawn(
+    listener: Listener,
+    page: PageState,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
     let addr = listener
         .local_addr()
         .context("the metrics listener has no address")?;
     let stop = shutdown.clone().cancelled_owned();
     tokio::spawn(async move {
-        if let Err(error) = listener.serve_until(page(), stop).await {
+        let page = sfpg_observe::page::router(page);
+        if let Err(error) = listener.serve_until(page, stop).await {
             tracing::error!(error = %format!("{:#}", anyhow::Error::new(error)), "metrics listener stopped");
         }
     });
@@ -80,7 +102,8 @@ pub fn spawn(listener: Listener, shutdown: &CancellationToken) -> anyhow::Result
 }
 
 /// The metrics and status listener on 127.0.0.1:`port`, or on a free port if that one is
-/// taken (another demo, a Prometheus exporter); it stops with the demo.
+/// taken (another demo, a Prometheus exporter); it stops with the demo, which runs the
+/// sync and the proxy.
 pub async fn start_loopback(
     port: u16,
     sync: tokio_postgres::Config,
@@ -94,10 +117,12 @@ pub async fn start_loopback(
         }
         Err(error) => return Err(error),
     };
-    spawn(listener.refresh_with(sync_refresh(sync)?), shutdown)
-}
-
-/// The status page's routes, merged in at `/`.
-fn page() -> axum::Router {
-    axum::Router::new()
+    let page = page_state(
+        sync.clone(),
+        Parts {
+            sync: true,
+            proxy: true,
+        },
+    )?;
+    spawn(listener.refresh_with(sync_refresh(sync)?), page, shutdown)
 }

@@ -60,10 +60,17 @@ pub async fn serve(
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     // First: an address refused (off loopback without a token) stops the process before
     // anything else starts.
-    let sync_database = sync
-        .map(|_| database::parse_url(database_url))
-        .transpose()?;
-    let metrics = observe::start(observe, sync_database, &shutdown).await?;
+    let parts = observe::Parts {
+        sync: sync.is_some(),
+        proxy: proxy.is_some(),
+    };
+    let metrics = observe::start(
+        observe,
+        database::parse_url(database_url)?,
+        parts,
+        &shutdown,
+    )
+    .await?;
     let services = Services::start(
         database_url,
         &load_master_key,
