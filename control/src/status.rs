@@ -223,6 +223,9 @@ fn object_status(row: &tokio_postgres::Row) -> Result<ObjectStatus, ControlError
 }
 
 #[cfg(test)]
+mod view_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
