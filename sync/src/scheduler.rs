@@ -531,8 +531,12 @@ impl OrgSync {
                         // The turn in flight (one request, then its page and checkpoint in
                         // one transaction) is let finish, so a stop wastes no request; a
                         // turn still waiting for its rate is dropped after a while.
-                        if tokio::time::timeout(FINISH_TURN_WITHIN, turn).await.is_err() {
-                            tracing::info!("stopped waiting for the turn in flight");
+                        match tokio::time::timeout(FINISH_TURN_WITHIN, turn).await {
+                            Err(_) => tracing::info!("stopped waiting for the turn in flight"),
+                            // The org was taken over while the turn ran: its write was
+                            // refused, which the supervisor must hear of.
+                            Ok(Err(error)) if error.is_fenced() => return Err(error),
+                            Ok(_) => {}
                         }
                         return Ok(());
                     }

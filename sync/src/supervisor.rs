@@ -242,29 +242,42 @@ impl OrgTask {
             health: Arc::clone(sync.health()),
             settings: self.settings,
         };
-        let stop_stream = cancel.child_token();
-        let streaming = stream.run(stop_stream.clone());
-        let eventing = events.run(stop_stream.clone());
-        tokio::pin!(streaming);
-        tokio::pin!(eventing);
-        tokio::select! {
-            result = sync.run(&cancel, &mut reloads) => {
-                stop_stream.cancel();
-                let _ = (&mut streaming).await;
-                let _ = (&mut eventing).await;
-                result
+        // The scheduler stops when the org is stopped or a stream fails; the streams stop
+        // when the scheduler has. Each finishes what it has in flight (the scheduler its
+        // turn), so that a write refused by the lease fence is seen, not dropped.
+        let stop_org = cancel.child_token();
+        let stop_streams = stop_org.child_token();
+        let scheduling = async {
+            let result = sync.run(&stop_org, &mut reloads).await;
+            stop_streams.cancel();
+            result
+        };
+        let streaming = async {
+            let result = stream.run(stop_streams.clone()).await;
+            if result.is_err() {
+                stop_org.cancel();
             }
-            result = &mut streaming => {
-                stop_stream.cancel();
-                let _ = (&mut eventing).await;
-                result
+            result
+        };
+        let eventing = async {
+            let result = events.run(stop_streams.clone()).await;
+            if result.is_err() {
+                stop_org.cancel();
             }
-            result = &mut eventing => {
-                stop_stream.cancel();
-                let _ = (&mut streaming).await;
-                result
-            }
-        }
+            result
+        };
+        let (scheduled, streamed, evented) = tokio::join!(scheduling, streaming, eventing);
+        first_failure([scheduled, streamed, evented])
+    }
+}
+
+/// The failure an org's task ends with: a write refused by the lease fence above all (the
+/// org is no longer this worker's), else the first.
+fn first_failure(results: [Result<()>; 3]) -> Result<()> {
+    let mut failures: Vec<_> = results.into_iter().filter_map(Result::err).collect();
+    match failures.iter().position(crate::SyncError::is_fenced) {
+        Some(fenced) => Err(failures.swap_remove(fenced)),
+        None => failures.into_iter().next().map_or(Ok(()), Err),
     }
 }
 

@@ -100,8 +100,16 @@ impl Orgs {
     }
 
     /// The heartbeat renewed `renewed`: an org held but not among them was taken over (the
-    /// worker was too slow to renew): it stops, without handing anything back.
+    /// worker was too slow to renew): it stops, without handing anything back. A lease
+    /// renewed that this worker did not know it held (a take whose answer was lost with the
+    /// connection) is run.
     pub(super) fn renewed(&mut self, renewed: &[Held]) {
+        for held in renewed {
+            if !self.holding.contains_key(&held.org) {
+                tracing::info!(org = %held.org, epoch = held.epoch, "running an org whose lease this worker holds");
+                self.start(held.clone());
+            }
+        }
         let lost: Vec<String> = self
             .holding
             .iter()

@@ -22,6 +22,9 @@ pub struct Moves {
     pub take: Vec<String>,
     /// Orgs this worker holds that are placed on another live worker, or no longer enabled.
     pub release: Vec<String>,
+    /// Orgs placed on this worker that another still holds (it hands them back once it
+    /// sees this worker) or that are beyond this heartbeat's moves.
+    pub waiting: usize,
 }
 
 /// The rendezvous weight of `org` on `worker`: FNV-1a over both names (a separator between
@@ -93,12 +96,18 @@ pub fn decide(
     let orgs: Vec<&str> = leases.iter().map(|l| l.org.as_str()).collect();
     let placed = assign(&orgs, workers);
     let mine = |org: &str| placed.get(org).is_some_and(|w| *w == me);
-    let take = leases
+    // Placed here and not held here yet: free ones are taken, the others waited for.
+    let due: Vec<&Lease> = leases
         .iter()
-        .filter(|l| l.owner.is_none() && !holding.contains(&l.org) && mine(&l.org))
+        .filter(|l| !holding.contains(&l.org) && mine(&l.org))
+        .collect();
+    let take: Vec<String> = due
+        .iter()
+        .filter(|l| l.owner.is_none())
         .map(|l| l.org.clone())
         .take(moves)
         .collect();
+    let waiting = due.len() - take.len();
     let enabled: BTreeSet<&str> = orgs.iter().copied().collect();
     let (gone, elsewhere): (Vec<&String>, Vec<&String>) = holding
         .iter()
@@ -116,7 +125,11 @@ pub fn decide(
                 .cloned(),
         )
         .collect();
-    Moves { take, release }
+    Moves {
+        take,
+        release,
+        waiting,
+    }
 }
 
 #[cfg(test)]

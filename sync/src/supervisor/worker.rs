@@ -114,6 +114,11 @@ impl Worker {
                 self.release(&held).await;
             }
         }
+        if moves.waiting > 0 {
+            // Orgs are on their way to this worker (their holders hand them back at their
+            // own heartbeat): look again sooner, so that they arrive within two heartbeats.
+            self.next_beat = Instant::now() + self.heartbeat / 4;
+        }
         let taken = leases::take(&**client, &self.name, &moves.take, self.ttl).await?;
         for held in taken {
             tracing::info!(org = %held.org, epoch = held.epoch, "lease taken");
