@@ -56,6 +56,9 @@ pub async fn serve(
     proxy: Option<&ProxyOptions>,
     observe: &ObserveOptions,
 ) -> anyhow::Result<()> {
+    if let Some(sync) = sync {
+        sync.check()?;
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     // First: an address refused (off loopback without a token) stops the process before

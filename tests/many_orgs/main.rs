@@ -1,13 +1,15 @@
 //! Many orgs against one mirror database, with the real `sfpg` binary: a rate limit and a
 //! budget changed through the CLI while `sfpg sync` runs, measured from the emulator's
 //! request log (`live_settings`); one sync process serving several orgs while some of them
-//! are broken (`broken_orgs`); and two sync processes sharing orgs, one killed with SIGKILL
-//! (`takeover`).
+//! are broken (`broken_orgs`); workers sharing orgs through leases: a balanced split, a
+//! newcomer, a clean leave and a SIGKILL (`takeover`); a worker paused past its lease whose
+//! next write is refused, and database connections killed under the workers (`fencing`).
 
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod broken_orgs;
+mod fencing;
 mod live_settings;
 mod takeover;
 

@@ -115,6 +115,25 @@ async fn the_view_measures_freshness_and_status_reads_it() {
         .get(0);
     assert_eq!(unchanged, through);
 
+    // The worker: `lease_owner` while its lease is unexpired (V17).
+    assert_eq!(load(&client).await.unwrap()[0].lease_owner, None);
+    client
+        .batch_execute(
+            "UPDATE sfpg.leases SET owner = 'host:42', expires_at = now() + interval '30 s';
+             UPDATE sfpg.orgs SET lease_owner = 'host:42'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        load(&client).await.unwrap()[0].lease_owner.as_deref(),
+        Some("host:42")
+    );
+    client
+        .batch_execute("UPDATE sfpg.leases SET expires_at = now() - interval '1 s'")
+        .await
+        .unwrap();
+    assert_eq!(load(&client).await.unwrap()[0].lease_owner, None);
+
     // The org's states, as the view derives them.
     client
         .batch_execute("UPDATE sfpg.objects SET phase = 'live' WHERE object_name = 'Contact'")
