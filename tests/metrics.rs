@@ -265,6 +265,16 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
         after.count("sfpg_proxy_transactions_total", &committed),
         pushed.count("sfpg_proxy_transactions_total", &committed)
     );
+    // Every metric recorded is described (observe/src/metrics.rs), with its help.
+    for line in after.body.lines() {
+        if let Some(typed) = line.strip_prefix("# TYPE ") {
+            let name = typed.split(' ').next().unwrap();
+            assert!(
+                after.body.contains(&format!("# HELP {name} ")),
+                "{name} has no description"
+            );
+        }
+    }
     drop(through);
     run.stop_cleanly(Duration::from_secs(60)).await;
 }
