@@ -86,7 +86,7 @@ pub struct ObjectState {
     /// or at `cursor_modstamp` when `cursor_id` is NULL.
     pub cursor_modstamp: Option<DateTime<Utc>>,
     pub cursor_id: Option<String>,
-    /// The newest `SystemModstamp` seen: lag is measured from it.
+    /// The newest `SystemModstamp` seen.
     pub newest_modstamp: Option<DateTime<Utc>>,
     /// Deletes up to here have been read from `deleted/`.
     pub deleted_watermark: Option<DateTime<Utc>>,
@@ -96,7 +96,12 @@ pub struct ObjectState {
     /// API requests spent on this object.
     pub requests: i64,
     pub last_error: Option<String>,
+    /// Salesforce's `errorCode` of the last error, when it had one (V18).
+    pub last_error_code: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// When the last poll of the changes that came back caught up was started (V18): the
+    /// mirror holds every change committed before it. Saved with the poll's checkpoint.
+    pub caught_up_at: Option<DateTime<Utc>>,
     /// Bumped by `sfpg objects resync`: progress is saved only over the generation it
     /// started from.
     pub generation: i64,
@@ -111,7 +116,7 @@ const OBJECT_COLUMNS: &str = "org_name, object_name, table_name, enabled, phase,
     describe_modified_at, mirrored_fields, removed_fields, pending_field_backfill, backfill_snapshot, \
     backfill_last_id, backfill_done, backfill_total, cursor_modstamp, cursor_id, newest_modstamp, \
     deleted_watermark, reconciled_at, formulas_refreshed_at, row_count, requests, last_error, last_error_at, generation, \
-    locked_ids";
+    locked_ids, last_error_code, caught_up_at";
 
 impl ObjectState {
     fn from_row(row: &Row) -> Result<Self, ControlError> {
@@ -143,7 +148,9 @@ impl ObjectState {
             last_error_at: row.try_get(23)?,
             generation: row.try_get(24)?,
             locked_ids: row.try_get(25)?,
-            bulk: BulkRead::from_row(row, 26)?,
+            last_error_code: row.try_get(26)?,
+            caught_up_at: row.try_get(27)?,
+            bulk: BulkRead::from_row(row, 28)?,
         })
     }
 
@@ -210,7 +217,7 @@ impl ObjectState {
                         last_error = $21, last_error_at = $22, locked_ids = $24,
                         bulk_purpose = $25, bulk_job_id = $26, bulk_locator = $27,
                         bulk_snapshot = $28, bulk_processed = $29, bulk_read = $30,
-                        bulk_merge = $31,
+                        bulk_merge = $31, last_error_code = $32, caught_up_at = $33,
                         updated_at = now()
                   WHERE org_name = $1 AND object_name = $2 AND generation = $23",
                 &[
@@ -245,6 +252,8 @@ impl ObjectState {
                     &bulk.processed,
                     &bulk.read,
                     &bulk.merge,
+                    &self.last_error_code,
+                    &self.caught_up_at,
                 ],
             )
             .await?;

@@ -1,12 +1,13 @@
-//! What `sfpg status` shows: every org and object as the control schema has them, read by
-//! any process (the sync saves its progress with every step).
+//! What `sfpg status` and the status page show: every org and object as the control schema
+//! has them, read by any process (the sync saves its progress with every step). The facts
+//! it derives (the org's state and worker, each object's freshness lag) come from the view
+//! `sfpg.status` (V18), which SQL dashboards read too, so the three never disagree.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
 use crate::error::ControlError;
-use crate::orgs::ORG_LOCK_KEY;
 
 /// An org's sync, as saved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -14,6 +15,11 @@ pub struct OrgStatus {
     pub name: String,
     pub schema: String,
     pub enabled: bool,
+    /// `disabled`, `auth_error`, `budget_exhausted`, `backfilling`, `streaming` or
+    /// `polling` (the view's `org_state`).
+    pub state: String,
+    /// The largest freshness lag of its enabled objects, in seconds.
+    pub lag_seconds: Option<f64>,
     /// Why background polling is paused (the daily budget), if it is.
     pub paused_reason: Option<String>,
     /// `Sforce-Limit-Info` as last seen: calls used of the daily allocation.
@@ -30,6 +36,8 @@ pub struct OrgStatus {
     /// its connection: only an owner whose lock is held is shown.
     pub lease_owner: Option<String>,
     pub last_error: Option<String>,
+    /// Salesforce's code for it (`invalid_grant`, `REQUEST_LIMIT_EXCEEDED`).
+    pub last_error_code: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     /// Its Change Data Capture stream.
     pub stream: Option<crate::streams::StreamStatus>,
@@ -52,13 +60,21 @@ pub struct ObjectStatus {
     pub rows: i64,
     /// Where the next page of changes starts.
     pub cursor: Option<DateTime<Utc>>,
-    /// The newest `SystemModstamp` seen.
+    /// The newest `SystemModstamp` seen (when a record last changed, not how fresh the
+    /// mirror is).
     pub newest_modstamp: Option<DateTime<Utc>>,
-    /// Now minus the newest `SystemModstamp` seen, in seconds.
+    /// What the mirror holds is complete as of then: the start of the last poll that came
+    /// back caught up, or while the stream keeps the object current, its last event
+    /// applied (`commitTimestamp`) or keepalive, whichever is later.
+    pub fresh_as_of: Option<DateTime<Utc>>,
+    /// Now minus `fresh_as_of`, in seconds: how far behind Salesforce the mirror may be.
+    /// `None` before the object's first poll caught up.
     pub lag_seconds: Option<f64>,
     /// API requests spent on the object.
     pub requests: i64,
     pub last_error: Option<String>,
+    /// Salesforce's `errorCode` of the last error.
+    pub last_error_code: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     /// Fields that left describe: their columns stay, unwritten.
     pub removed_fields: Vec<String>,
@@ -116,26 +132,27 @@ impl ObjectStatus {
 pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, ControlError> {
     let orgs = client
         .query(
-            "SELECT name, schema_name, enabled, paused_reason, api_used, api_max, api_seen_at,
-                    CASE WHEN EXISTS (
-                        SELECT 1 FROM pg_locks l
-                         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                           AND l.classid = $1::int8::oid AND l.objid = hashtext(o.name)::oid
-                    ) THEN lease_owner END,
-                    last_error, last_error_at, rate_requests, rate_period_ms, max_daily_share
-               FROM sfpg.orgs o ORDER BY name",
-            &[&i64::from(ORG_LOCK_KEY)],
+            "SELECT o.name, o.schema_name, o.enabled, o.paused_reason, o.api_used, o.api_max,
+                    o.api_seen_at, v.worker, o.last_error, o.last_error_at, o.rate_requests,
+                    o.rate_period_ms, o.max_daily_share, o.last_error_code, v.org_state,
+                    v.org_lag_seconds
+               FROM sfpg.orgs o
+               JOIN (SELECT DISTINCT org_name, org_state, worker, org_lag_seconds
+                       FROM sfpg.status) v ON v.org_name = o.name
+              ORDER BY o.name",
+            &[],
         )
         .await?;
     let objects = client
         .query(
-            "SELECT org_name, object_name, table_name, enabled, phase, backfill_done, backfill_total,
-                    paused_reason, row_count, cursor_modstamp, newest_modstamp,
-                    extract(epoch FROM now() - newest_modstamp)::float8, requests, last_error,
-                    last_error_at, removed_fields, pending_field_backfill, bulk_purpose,
-                    bulk_job_id, bulk_processed, source
-               FROM sfpg.objects ORDER BY org_name, object_name",
+            "SELECT j.org_name, j.object_name, j.table_name, j.enabled, j.phase, j.backfill_done,
+                    j.backfill_total, j.paused_reason, j.row_count, j.cursor_modstamp,
+                    j.newest_modstamp, v.lag_seconds, j.requests, j.last_error, j.last_error_at,
+                    j.removed_fields, j.pending_field_backfill, j.bulk_purpose, j.bulk_job_id,
+                    j.bulk_processed, j.source, v.fresh_as_of, j.last_error_code
+               FROM sfpg.objects j
+               JOIN sfpg.status v ON v.org_name = j.org_name AND v.object_name = j.object_name
+              ORDER BY j.org_name, j.object_name",
             &[],
         )
         .await?;
@@ -145,28 +162,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
         let name: String = org.try_get(0)?;
         let mut mine = Vec::new();
         for row in objects.iter().filter(|r| r.get::<_, &str>(0) == name) {
-            mine.push(ObjectStatus {
-                object: row.try_get(1)?,
-                table: row.try_get(2)?,
-                enabled: row.try_get(3)?,
-                phase: row.try_get(4)?,
-                backfill_done: row.try_get(5)?,
-                backfill_total: row.try_get(6)?,
-                paused_reason: row.try_get(7)?,
-                rows: row.try_get(8)?,
-                cursor: row.try_get(9)?,
-                newest_modstamp: row.try_get(10)?,
-                lag_seconds: row.try_get(11)?,
-                requests: row.try_get(12)?,
-                last_error: row.try_get(13)?,
-                last_error_at: row.try_get(14)?,
-                removed_fields: row.try_get(15)?,
-                pending_fields: row.try_get(16)?,
-                bulk_purpose: row.try_get(17)?,
-                bulk_job_id: row.try_get(18)?,
-                bulk_processed: row.try_get(19)?,
-                source: row.try_get(20)?,
-            });
+            mine.push(object_status(row)?);
         }
         let event_streams = crate::events::EventCheckpoint::load_all(client, &name).await?;
         let statuses_name = name.clone();
@@ -174,6 +170,8 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
             name,
             schema: org.try_get(1)?,
             enabled: org.try_get(2)?,
+            state: org.try_get(14)?,
+            lag_seconds: org.try_get(15)?,
             paused_reason: org.try_get(3)?,
             api_used: org.try_get(4)?,
             api_max: org.try_get(5)?,
@@ -183,6 +181,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
             max_daily_share: f64::from(org.try_get::<_, f32>(12)?),
             lease_owner: org.try_get(7)?,
             last_error: org.try_get(8)?,
+            last_error_code: org.try_get(13)?,
             last_error_at: org.try_get(9)?,
             stream: streams
                 .iter()
@@ -193,6 +192,34 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
         });
     }
     Ok(statuses)
+}
+
+/// One row of the objects query in [`load`].
+fn object_status(row: &tokio_postgres::Row) -> Result<ObjectStatus, ControlError> {
+    Ok(ObjectStatus {
+        object: row.try_get(1)?,
+        table: row.try_get(2)?,
+        enabled: row.try_get(3)?,
+        phase: row.try_get(4)?,
+        backfill_done: row.try_get(5)?,
+        backfill_total: row.try_get(6)?,
+        paused_reason: row.try_get(7)?,
+        rows: row.try_get(8)?,
+        cursor: row.try_get(9)?,
+        newest_modstamp: row.try_get(10)?,
+        fresh_as_of: row.try_get(21)?,
+        lag_seconds: row.try_get(11)?,
+        requests: row.try_get(12)?,
+        last_error: row.try_get(13)?,
+        last_error_code: row.try_get(22)?,
+        last_error_at: row.try_get(14)?,
+        removed_fields: row.try_get(15)?,
+        pending_fields: row.try_get(16)?,
+        bulk_purpose: row.try_get(17)?,
+        bulk_job_id: row.try_get(18)?,
+        bulk_processed: row.try_get(19)?,
+        source: row.try_get(20)?,
+    })
 }
 
 #[cfg(test)]
@@ -211,9 +238,11 @@ mod tests {
             rows: 400,
             cursor: None,
             newest_modstamp: None,
+            fresh_as_of: None,
             lag_seconds: None,
             requests: 3,
             last_error: None,
+            last_error_code: None,
             last_error_at: None,
             removed_fields: vec![],
             pending_fields: vec![],
@@ -222,6 +251,12 @@ mod tests {
             bulk_processed: None,
             source: "poll".into(),
         }
+    }
+
+    #[test]
+    fn the_view_names_the_org_lock_key() {
+        // V18's `sfpg.status` finds the worker's advisory lock by this key, spelled out.
+        assert_eq!(crate::orgs::ORG_LOCK_KEY, 1_936_093_299);
     }
 
     #[test]

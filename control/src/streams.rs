@@ -197,6 +197,31 @@ pub async fn set_streamed_objects(
     Ok(())
 }
 
+/// Records that the stream has applied every change to `objects` committed up to
+/// `through` (V18 `sfpg.objects.streamed_through`): the `commitTimestamp` of the last event
+/// applied, in that event's transaction, or the arrival of a keepalive with nothing held
+/// back. Never moves back, and a row is rewritten only once `through` is a second past it,
+/// so a busy stream does not rewrite the objects' rows with every batch.
+pub async fn mark_current(
+    client: &impl GenericClient,
+    org: &str,
+    objects: &[String],
+    through: DateTime<Utc>,
+) -> Result<(), ControlError> {
+    if objects.is_empty() {
+        return Ok(());
+    }
+    client
+        .execute(
+            "UPDATE sfpg.objects SET streamed_through = $3::timestamptz
+              WHERE org_name = $1 AND object_name = ANY($2)
+                AND (streamed_through IS NULL OR streamed_through < $3::timestamptz - interval '1 second')",
+            &[&org, &objects, &through],
+        )
+        .await?;
+    Ok(())
+}
+
 /// An org's stream as `sfpg status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamStatus {

@@ -312,6 +312,7 @@ impl Client {
             };
             let kind = telemetry::kind(&request.target);
             let org = self.shared.config.org_label();
+            let sent_at = chrono::Utc::now();
             let response = builder.send().await.map_err(|source| {
                 telemetry::request(org, kind, "network");
                 transport(source)
@@ -340,6 +341,7 @@ impl Client {
                 status,
                 headers,
                 body,
+                sent_at,
             })
         }
         .instrument(span)

@@ -381,6 +381,7 @@ mod tests {
             status: StatusCode::OK,
             headers: reqwest::header::HeaderMap::new(),
             body: Bytes::from(body.to_owned()),
+            sent_at: chrono::Utc::now(),
         }
     }
 

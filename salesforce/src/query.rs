@@ -38,6 +38,10 @@ pub struct QueryPage<R = Vec<Record>> {
     /// The records, each with its `attributes` (`type`, `url`), keyed by canonical field name.
     /// Parent lookups are nested objects (or `null`); subqueries are nested query results.
     pub records: R,
+    /// When the request for this page left for Salesforce (after the rate limiter): the
+    /// page holds every record committed before then. Not part of the JSON.
+    #[serde(skip)]
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Reads the `records` array of a query page into the caller's own form.
@@ -125,6 +129,7 @@ impl<'de, D: RecordsDecoder> Visitor<'de> for PageSeed<'_, D> {
             done: done.ok_or_else(|| A::Error::missing_field("done"))?,
             next_records_url,
             records: records.ok_or_else(|| A::Error::missing_field("records"))?,
+            sent_at: None,
         })
     }
 }
@@ -249,7 +254,7 @@ impl Query {
         // async workers (and whatever the caller does meanwhile) are not held up.
         let body = response.body.clone();
         let reader = Arc::clone(decoder);
-        let page = tokio::task::spawn_blocking(move || QueryPage::decode(&body, &*reader))
+        let mut page = tokio::task::spawn_blocking(move || QueryPage::decode(&body, &*reader))
             .await
             .map_err(|e| Error::Protocol {
                 endpoint: response.endpoint.clone(),
@@ -260,6 +265,7 @@ impl Query {
                 what: "query page",
                 source,
             })?;
+        page.sent_at = Some(response.sent_at);
         let next = match (page.done, &page.next_records_url) {
             (true, _) => None,
             (false, Some(next)) => Some(Cursor::Next(next.clone())),

@@ -1,6 +1,8 @@
 //! `sfpg status`: where each org's and object's sync stands, as the control schema has it:
 //! API requests used today against the allocation and the budget, the rate limit, phase,
-//! rows, cursor, lag, requests, and what went wrong last. A table for people, `--json` for
+//! rows, cursor, lag (how far behind Salesforce the mirror may be: the time since it was last
+//! known complete, by a poll that caught up or the stream's last event or keepalive),
+//! requests, and what went wrong last with Salesforce's code. A table for people, `--json` for
 //! scripts, and with `--watch` the backfills followed until they finish: progress bars on a
 //! terminal (which `sfpg sync` also shows), one line per change otherwise.
 
@@ -95,16 +97,20 @@ async fn load(
 pub fn render(statuses: &[OrgStatus]) -> String {
     let mut out = String::new();
     for org in statuses {
-        let _ = write!(out, "org {} (schema {})", org.name, org.schema);
-        if !org.enabled {
-            out.push_str(", disabled");
-        }
+        let _ = write!(
+            out,
+            "org {} (schema {}) {}",
+            org.name, org.schema, org.state
+        );
         match &org.lease_owner {
             Some(owner) => {
                 let _ = write!(out, ", synced by {owner}");
             }
             None if org.enabled => out.push_str(", not being synced"),
             None => {}
+        }
+        if let Some(lag) = org.lag_seconds {
+            let _ = write!(out, ", lag {}", format_lag(lag));
         }
         out.push('\n');
         let _ = writeln!(
@@ -123,7 +129,11 @@ pub fn render(statuses: &[OrgStatus]) -> String {
             let _ = writeln!(out, "  polling paused: {reason}");
         }
         if let Some(error) = &org.last_error {
-            let _ = writeln!(out, "  last org error: {error}");
+            let _ = writeln!(
+                out,
+                "  last org error: {}",
+                with_code(error, org.last_error_code.as_deref())
+            );
         }
         let header = [
             "OBJECT",
@@ -289,11 +299,21 @@ fn object_row(object: &ObjectStatus) -> [String; 8] {
             .map_or_else(dash, |c| c.format("%Y-%m-%d %H:%M:%S").to_string()),
         object.lag_seconds.map_or_else(dash, format_lag),
         object.requests.to_string(),
-        object
-            .last_error
-            .as_deref()
-            .map_or_else(dash, |e| e.chars().take(120).collect()),
+        object.last_error.as_deref().map_or_else(dash, |e| {
+            with_code(e, object.last_error_code.as_deref())
+                .chars()
+                .take(120)
+                .collect()
+        }),
     ]
+}
+
+/// `[REQUEST_LIMIT_EXCEEDED] …`: an error with Salesforce's code in front, when it had one.
+fn with_code(error: &str, code: Option<&str>) -> String {
+    match code {
+        Some(code) => format!("[{code}] {error}"),
+        None => error.to_owned(),
+    }
 }
 
 /// `3s`, `4m 10s`, `2h 5m`: whole seconds, the two largest units.
@@ -444,9 +464,11 @@ mod tests {
             rows: 400,
             cursor: None,
             newest_modstamp: None,
+            fresh_as_of: None,
             lag_seconds: Some(250.4),
             requests: 7,
             last_error: None,
+            last_error_code: None,
             last_error_at: None,
             removed_fields: vec!["Legacy__c".to_owned()],
             pending_fields: vec![],
@@ -463,6 +485,8 @@ mod tests {
             name: "acme".into(),
             schema: "acme".into(),
             enabled: true,
+            state: "budget_exhausted".into(),
+            lag_seconds: Some(250.4),
             paused_reason: Some("daily API budget: 12000 of 15000 requests used".into()),
             api_used: Some(12000),
             api_max: Some(15000),
@@ -472,6 +496,7 @@ mod tests {
             max_daily_share: 0.8,
             lease_owner: Some("host:42".into()),
             last_error: None,
+            last_error_code: None,
             last_error_at: None,
             event_streams: vec![EventCheckpoint {
                 event_name: "Order_Event__e".into(),
@@ -504,7 +529,7 @@ mod tests {
         let text = render(std::slice::from_ref(&org));
         assert!(
             text.starts_with(
-                "org acme (schema acme), synced by host:42\n  API requests today: 12000 of 15000 \
+                "org acme (schema acme) budget_exhausted, synced by host:42, lag 4m 10s\n  API requests today: 12000 of 15000 \
                  (80%), budget 80% (12000); rate limit 1 request per 3s\n"
             ),
             "{text}"
@@ -544,7 +569,7 @@ mod tests {
         let text = render(&[unsynced]);
         assert!(
             text.starts_with(
-                "org acme (schema acme), not being synced\n  API requests today: not known yet, \
+                "org acme (schema acme) budget_exhausted, not being synced, lag 4m 10s\n  API requests today: not known yet, \
                  budget 80%; rate limit 5 requests per 1s\n"
             ),
             "{text}"

@@ -123,6 +123,22 @@ impl SyncError {
         }
     }
 
+    /// Salesforce's code for the failure, for status: the REST `errorCode`
+    /// (`REQUEST_LIMIT_EXCEEDED`), OAuth's `error` (`invalid_grant`) or the Pub/Sub API's
+    /// `error-code` trailer.
+    pub fn salesforce_code(&self) -> Option<String> {
+        match self {
+            SyncError::Salesforce(sfpg_salesforce::Error::Auth { error, .. }) => {
+                Some(error.clone())
+            }
+            SyncError::Salesforce(sfpg_salesforce::Error::PubSub { error_code, .. }) => {
+                error_code.clone()
+            }
+            SyncError::Salesforce(error) => error.error_code().map(str::to_owned),
+            _ => None,
+        }
+    }
+
     /// The SQLSTATE of a database error, if PostgreSQL sent one.
     pub fn code(&self) -> Option<&SqlState> {
         match self {

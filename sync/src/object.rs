@@ -444,6 +444,8 @@ pub(crate) mod tests {
             requests: 0,
             last_error: None,
             last_error_at: None,
+            last_error_code: None,
+            caught_up_at: None,
             generation: 0,
             locked_ids: vec![],
             bulk: None,

@@ -61,6 +61,9 @@ pub struct OrgSync {
     budget: BudgetGuard,
     /// After the org's credentials were refused, the whole org rests until then.
     org_resume_at: Option<DateTime<Utc>>,
+    /// An org-wide error may stand in `sfpg.orgs` (recorded here, by the supervisor, or by
+    /// an earlier run): the next step that succeeds clears it.
+    org_error_recorded: bool,
     /// Shared with the org's Change Data Capture stream.
     health: Arc<StreamHealth>,
 }
@@ -108,6 +111,7 @@ impl OrgSync {
             next: 0,
             budget: BudgetGuard::new(),
             org_resume_at: None,
+            org_error_recorded: true,
             health: Arc::default(),
         };
         sync.reload_objects().await?;
@@ -318,6 +322,10 @@ impl OrgSync {
         if result.is_ok() && task != Task::Describe {
             object.redescribed_for_data = false;
         }
+        if result.is_ok() && self.org_error_recorded {
+            OrgSettings::record_error(&self.db, &self.org.name, None, None).await?;
+            self.org_error_recorded = false;
+        }
         self.after_request().await?;
         match result {
             Ok(outcome) => {
@@ -369,7 +377,14 @@ impl OrgSync {
             }
             Reaction::OrgAuth => {
                 self.org_resume_at = Some(now + backoff);
-                OrgSettings::record_error(&self.db, &self.org.name, Some(&message)).await?;
+                OrgSettings::record_error(
+                    &self.db,
+                    &self.org.name,
+                    Some(&message),
+                    error.salesforce_code().as_deref(),
+                )
+                .await?;
+                self.org_error_recorded = true;
             }
             Reaction::Redescribe => object.describe_requested = true,
             Reaction::PauseObject => {}
@@ -378,6 +393,7 @@ impl OrgSync {
         let mut next = object.state.clone();
         next.requests += 1;
         next.last_error = Some(message.clone());
+        next.last_error_code = error.salesforce_code();
         next.last_error_at = Some(now);
         if reaction == Reaction::PauseObject {
             next.paused_reason = Some(message.clone());

@@ -27,6 +27,8 @@ pub struct Page {
     pub columns: Columns,
     /// Nothing follows this page: the backfill is complete, or the feed is caught up.
     pub complete: bool,
+    /// When its request left for Salesforce (after the rate limiter), if one did.
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Page {
@@ -110,6 +112,7 @@ async fn first_page(
             return Ok(Page {
                 columns: Columns::new(fields.len()),
                 complete: true,
+                sent_at: None,
             });
         }
     };
@@ -117,6 +120,7 @@ async fn first_page(
     let short = u32::try_from(page_len).is_ok_and(|n| n < limit);
     Ok(Page {
         complete: page.done && short,
+        sent_at: page.sent_at,
         columns: page.records,
     })
 }

@@ -131,18 +131,20 @@ impl OrgSettings {
         Ok(())
     }
 
-    /// Records an org-wide failure (credentials refused), or clears it.
+    /// Records an org-wide failure (credentials refused) with Salesforce's code for it, or
+    /// clears it (`None`: the org's sync works again).
     pub async fn record_error(
         client: &impl GenericClient,
         org: &str,
         error: Option<&str>,
+        code: Option<&str>,
     ) -> Result<(), ControlError> {
         client
             .execute(
-                "UPDATE sfpg.orgs SET last_error = $2,
+                "UPDATE sfpg.orgs SET last_error = $2, last_error_code = $3,
                         last_error_at = CASE WHEN $2::text IS NULL THEN last_error_at ELSE now() END
-                  WHERE name = $1",
-                &[&org, &error],
+                  WHERE name = $1 AND (last_error IS DISTINCT FROM $2 OR $2 IS NOT NULL)",
+                &[&org, &error, &code],
             )
             .await?;
         Ok(())

@@ -79,6 +79,8 @@ pub(crate) struct Response<B = Bytes> {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: B,
+    /// When the request that got it was sent (after the rate limiter and the token).
+    pub(crate) sent_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl<B> Response<B> {

@@ -157,6 +157,7 @@ impl EventStreams {
                 tracing::warn!(org = %self.org, object = %state.object, %reason);
                 let mut failed = state.clone();
                 failed.last_error = Some(reason.clone());
+                failed.last_error_code = error.salesforce_code();
                 failed.last_error_at = Some(Utc::now());
                 if failed.phase != Phase::Live {
                     failed.save(&self.db).await?;

@@ -25,11 +25,15 @@ pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
     let overlap = chrono_duration(context.settings.overlap);
     let cursor = cursor_of(object, overlap)?;
     let fields: Vec<&MirroredField> = plan.fields.iter().collect();
+    // A page that comes back caught up holds every change committed before its request
+    // left (after the rate limiter): the object's freshness, saved with the checkpoint.
+    let started = Utc::now();
     let page = context
         .source
         .changes(&plan.object, &fields, &cursor, context.org.batch_size)
         .await?;
     let complete = page.complete;
+    let sent_at = page.sent_at.unwrap_or(started);
     let read = Rows::new(&plan.object, fields, page.columns)?;
     let stamps = stamps(&plan.object, &read)?;
     let (rows, deleted_ids) = live_and_deleted(&read)?;
@@ -57,6 +61,9 @@ pub async fn changes(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
         next.newest_modstamp = newest;
         next.cursor_modstamp = Some(next_cursor.stamp);
         next.cursor_id = next_cursor.id.as_ref().map(|id| id.as_str().to_owned());
+        if complete {
+            next.caught_up_at = Some(sent_at);
+        }
         next
     })
     .await?;

@@ -178,6 +178,7 @@ pub fn after_request(state: &ObjectState) -> ObjectState {
     let mut next = state.clone();
     next.requests += 1;
     next.last_error = None;
+    next.last_error_code = None;
     next.last_error_at = None;
     next
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sfpg_control::streams::{Advance, Checkpoint};
+use sfpg_control::streams::{self, Advance, Checkpoint};
 use sfpg_control::writer::{self, OnLocked, Patches, Rows, Write, WriteStrategy};
 
 use super::change::{Change, ChangeKind};
@@ -66,13 +66,15 @@ pub struct BatchApplied {
 }
 
 /// Applies `batch` (whole transactions, in replay order) for `org`, in one transaction on
-/// `db`, and saves the last replay id with it. Consecutive events on distinct records are
+/// `db`, and saves the last replay id with it, and that the objects the stream keeps
+/// `current` are fresh as of its `commitTimestamp`. Consecutive events on distinct records are
 /// written together ([`Segment`]), one statement per object and kind of write.
 pub async fn apply_batch(
     db: &mut tokio_postgres::Client,
     org: &str,
     plans: &Plans,
     batch: &[Transaction],
+    current: &[String],
     lock_timeout: Duration,
 ) -> Result<BatchApplied> {
     let transaction = writer::begin(db, Some(lock_timeout)).await?;
@@ -123,6 +125,7 @@ pub async fn apply_batch(
             },
         )
         .await?;
+        streams::mark_current(&transaction, org, current, last.commit_at()).await?;
         applied.saved = Some(last.replay_id);
         applied.newest_commit = Some(last.commit_at());
     }

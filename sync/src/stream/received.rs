@@ -115,6 +115,11 @@ impl Received {
         self.held.extend(self.open.push(change));
     }
 
+    /// Whether nothing received waits to be applied.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty() && self.open.is_empty()
+    }
+
     /// The events of the complete transactions held.
     pub fn held_events(&self) -> usize {
         self.held.iter().map(|t| t.changes.len()).sum()

@@ -148,6 +148,7 @@ impl Session<'_> {
                     Next::Tick => continue,
                 },
             };
+            let keepalive = matches!(item, Ok(StreamItem::Idle)).then(Utc::now);
             if let Some(ended) = self
                 .take(item, &mut received, &mut items, &mut carried)
                 .await?
@@ -156,7 +157,12 @@ impl Session<'_> {
             }
             let nothing_waiting = items.is_empty() && carried.is_none();
             match received.after_turn(nothing_waiting, Utc::now()) {
-                AfterTurn::Apply(mut batch) => self.apply(&mut batch, &applied).await?,
+                AfterTurn::Apply(mut batch) => {
+                    self.apply(&mut batch, &applied).await?;
+                    if let Some(at) = keepalive {
+                        self.keepalive(&received, at).await?;
+                    }
+                }
                 AfterTurn::Hold => {}
                 AfterTurn::StartedOver => {
                     tracing::warn!(org = %self.org, "too many events held while catching up; starting the catch-up over");
@@ -256,14 +262,29 @@ impl Session<'_> {
 
     async fn connected(&mut self) -> Result<()> {
         self.joined();
-        let kept: Vec<String> = self
-            .streamed
+        let kept = self.kept();
+        self.health.set_streamed(&kept);
+        self.state(StreamState::Connected, None).await
+    }
+
+    /// The objects the stream keeps current: those streamed, less those still joining
+    /// (the events before they joined were not applied).
+    fn kept(&self) -> Vec<String> {
+        self.streamed
             .iter()
             .filter(|o| !self.joining.iter().any(|(j, _)| j == *o))
             .cloned()
-            .collect();
-        self.health.set_streamed(&kept);
-        self.state(StreamState::Connected, None).await
+            .collect()
+    }
+
+    /// A keepalive arrived at `at` (a long poll or a fetch came back without an event):
+    /// once nothing received is held back, the objects kept current are fresh as of it.
+    async fn keepalive(&self, received: &Received, at: DateTime<Utc>) -> Result<()> {
+        if received.catching_up().is_some() || !received.is_empty() {
+            return Ok(());
+        }
+        streams::mark_current(&*self.db, self.org, &self.kept(), at).await?;
+        Ok(())
     }
 
     /// Drops the joining objects that have caught up; whether any did.
@@ -344,6 +365,7 @@ impl Session<'_> {
                 self.org,
                 &self.plans,
                 batch,
+                &self.kept(),
                 self.settings.lock_timeout,
             )
             .await

@@ -92,6 +92,7 @@ async fn apply(client: &mut tokio_postgres::Client, batch: &[Transaction]) -> Ba
         "acme",
         &Plans::new([plan()]),
         batch,
+        &["Account".to_owned()],
         Duration::from_secs(2),
     )
     .await
@@ -254,6 +255,7 @@ async fn one_salesforce_transaction_is_one_postgres_transaction() {
         "acme",
         &Plans::new([plan()]),
         &batch,
+        &["Account".to_owned()],
         Duration::from_secs(2),
     )
     .await;

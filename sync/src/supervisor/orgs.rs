@@ -197,12 +197,13 @@ impl Orgs {
             Err(failure) => failure,
         };
         let wait = self.restart_wait(&name, &running, &failure);
-        let message = match failure {
-            Failure::Error(error) => error.to_string(),
-            Failure::Panic(panic) => format!("the org's sync panicked: {panic}"),
+        let (message, code) = match failure {
+            Failure::Error(error) => (error.to_string(), error.salesforce_code()),
+            Failure::Panic(panic) => (format!("the org's sync panicked: {panic}"), None),
         };
         if let Some(client) = control
-            && let Err(error) = OrgSettings::record_error(client, &name, Some(&message)).await
+            && let Err(error) =
+                OrgSettings::record_error(client, &name, Some(&message), code.as_deref()).await
         {
             tracing::warn!(org = %name, %error, "cannot record the org's error");
         }

@@ -9,6 +9,7 @@ mod bulk;
 mod bulk_faults;
 mod deletes;
 mod faults;
+mod freshness;
 mod incremental;
 mod locks;
 mod rate;

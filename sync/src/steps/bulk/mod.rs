@@ -168,6 +168,7 @@ async fn replace_job(
     }
     next.bulk = Some(BulkRead::new(read.purpose, read.snapshot, merge));
     next.last_error = Some(reason.to_owned());
+    next.last_error_code = None;
     next.last_error_at = Some(Utc::now());
     save(context, object, next).await?;
     object.bulk_job = JobWatch::new(false, context.settings.bulk_poll_cap);
@@ -197,6 +198,7 @@ async fn fall_back_to_rest(
         "the Bulk API could not read {}, REST reads it instead: {reason}",
         object.name()
     ));
+    next.last_error_code = None;
     next.last_error_at = Some(Utc::now());
     save(context, object, next).await?;
     object.bulk_job = JobWatch::new(false, context.settings.bulk_poll_cap);
