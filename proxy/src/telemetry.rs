@@ -31,7 +31,9 @@ pub fn committed() {
 /// answer never came, or the client cancelled it under way), else `refused`, with the
 /// class (first two characters) of the SQLSTATE the client got.
 pub fn refused(refusal: &Refusal) {
-    if refusal.outcome_unknown {
+    if refusal.outcome_unknown
+        || refusal.sqlstate == tokio_postgres::error::SqlState::TRANSACTION_RESOLUTION_UNKNOWN
+    {
         metrics::counter!("sfpg_proxy_transactions_total", "outcome" => "unknown").increment(1);
         return;
     }
