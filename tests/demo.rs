@@ -17,6 +17,9 @@ use secrecy::SecretString;
 use sfpg_salesforce::{ClientCredentials, Config, Rate, RateLimiter, SalesforceId};
 use sfpg_testkit::TestDatabase;
 
+#[path = "metrics/support.rs"]
+mod metrics_support;
+
 /// Time for initdb, the backfill and the proxy's first answers on a loaded machine.
 const READY_WITHIN: Duration = Duration::from_secs(240);
 const STOPPED_WITHIN: Duration = Duration::from_secs(60);
@@ -294,6 +297,33 @@ async fn check_examples(demo: &Demo, password: Option<&str>) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(delivered, "1", "the event came back from the org's bus");
+
+    // The metrics the demo printed the address of: what it did, as Prometheus reads it.
+    let metrics = demo.line("metrics: ");
+    let addr = metrics["metrics: http://".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let scraped = metrics_support::scrape(addr).await;
+    let demo_org = ("org", "demo");
+    for source in ["backfill", "bulk"] {
+        assert!(
+            scraped.count(
+                "sfpg_records_written_total",
+                &[demo_org, ("source", source)]
+            ) > 0.0,
+            "{source}: {}",
+            scraped.body
+        );
+    }
+    // The demo's own INSERT at start and the test's: each refused with 23514.
+    let refused = [("outcome", "refused"), ("sqlstate_class", "23")];
+    assert!(scraped.count("sfpg_proxy_transactions_total", &refused) >= 2.0);
+    // The UPDATE and the event.
+    let committed = [("outcome", "committed")];
+    assert!(scraped.count("sfpg_proxy_transactions_total", &committed) >= 2.0);
 }
 
 /// Whether process `pid` has ended (or only waits for its parent to reap it), given a

@@ -1,7 +1,8 @@
 //! `/metrics` of the real binary, end to end: `sfpg run --metrics-listen` mirrors an
 //! emulated org and proxies a client while the test scrapes, parsing each scrape with
 //! Python's `prometheus_client` (a real Prometheus text parser). The counters and gauges
-//! move as they should through a backfill, a poll, a change event, a push and a refusal.
+//! move as they should through a backfill, a poll, a change event, a push, a refusal and a
+//! push of unknown outcome.
 //! And the listener's access rules: off loopback only with a token, which every request
 //! must then carry.
 
@@ -18,10 +19,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use sfpg_emulator::http::RunningEmulator;
+use sfpg_emulator::http::{DropRule, RequestMatcher};
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::binary::spawn_listening;
 use sfpg_testkit::process::{TestProcess, eventually};
 use support::{Scrape, fetch, scrape};
+use tokio_postgres::error::SqlState;
 
 use cdc::SFPG;
 
@@ -182,8 +185,11 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
             None,
         )
         .unwrap();
+    // (A gauge read from the status rows may lag one scrape on a loaded machine: the
+    // refresh is given 5 s.)
     let streamed = scrape_until(metrics, "the event applied", |s| {
         records_written(s, "cdc") >= 1.0
+            && s.get("sfpg_cdc_last_replay_age_seconds", &[ACME]).is_some()
     })
     .await;
     assert_eq!(
@@ -265,6 +271,48 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
         after.count("sfpg_proxy_transactions_total", &committed),
         pushed.count("sfpg_proxy_transactions_total", &committed)
     );
+    // An unknown outcome: the push's request goes unanswered, so Salesforce may have
+    // applied it; the client hears 08007, and it is neither committed nor refused.
+    emulator.drop_next(DropRule {
+        matcher: RequestMatcher {
+            method: Some("POST".into()),
+            path: Some("*/composite".into()),
+        },
+        count: 1,
+        after_ms: None,
+    });
+    let error = through
+        .execute(
+            "UPDATE acme.account SET billingcity = 'Maybe City' WHERE sfid = $1",
+            &[&accounts[1]],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::TRANSACTION_RESOLUTION_UNKNOWN),
+        "{error}"
+    );
+    let after = scrape(metrics).await;
+    assert_eq!(
+        after.count("sfpg_proxy_transactions_total", &[("outcome", "unknown")]),
+        1.0
+    );
+    assert_eq!(
+        after.count("sfpg_proxy_transactions_total", &[("outcome", "refused")]),
+        1.0
+    );
+
+    // Every metric recorded is described (observe/src/metrics.rs), with its help.
+    for line in after.body.lines() {
+        if let Some(typed) = line.strip_prefix("# TYPE ") {
+            let name = typed.split(' ').next().unwrap();
+            assert!(
+                after.body.contains(&format!("# HELP {name} ")),
+                "{name} has no description"
+            );
+        }
+    }
     drop(through);
     run.stop_cleanly(Duration::from_secs(60)).await;
 }

@@ -206,7 +206,59 @@ fn recorder() -> &'static PrometheusHandle {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    async fn fetch(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut request = reqwest::Client::new().get(format!("http://{addr}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_page_sits_behind_the_same_token_and_each_scrape_refreshes_first() {
+        let listener = Listener::bind("127.0.0.1:0", Some("t0ken".to_owned()))
+            .await
+            .unwrap();
+        let refreshed = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&refreshed);
+        let listener = listener.refresh_with(Arc::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            metrics::gauge!("sfpg_freshness_lag_seconds", "org" => "acme", "object" => "Account")
+                .set(1.5);
+            Box::pin(async {})
+        }));
+        let addr = listener.local_addr().unwrap();
+        let page = Router::new().route("/", axum::routing::get(|| async { "the page" }));
+        tokio::spawn(listener.serve(page));
+
+        assert_eq!(fetch(addr, "/", None).await.0, 401);
+        assert_eq!(fetch(addr, "/metrics", Some("t0ken!")).await.0, 401);
+        assert_eq!(
+            refreshed.load(Ordering::SeqCst),
+            0,
+            "refused before the refresh"
+        );
+        assert_eq!(
+            fetch(addr, "/", Some("t0ken")).await,
+            (200, "the page".to_owned())
+        );
+        let (status, body) = fetch(addr, "/metrics", Some("t0ken")).await;
+        assert_eq!(status, 200);
+        assert_eq!(refreshed.load(Ordering::SeqCst), 1);
+        assert!(
+            body.contains(r#"sfpg_freshness_lag_seconds{org="acme",object="Account"} 1.5"#),
+            "{body}"
+        );
+        assert!(
+            body.contains("# HELP sfpg_freshness_lag_seconds How far behind"),
+            "{body}"
+        );
+    }
 
     #[test]
     fn bare_ports_mean_loopback() {

@@ -83,6 +83,13 @@ pub const CATALOGUE: &[Metric] = &[
         "The org's daily API request allocation, as Salesforce last reported.",
     ),
     metric(
+        "sfpg_api_daily_share",
+        Gauge,
+        Unit::Count,
+        "The share of the org's daily allocation background sync may use, a fraction \
+         (sfpg org set-budget --max-daily-share); above it polling pauses.",
+    ),
+    metric(
         "sfpg_rate_limiter_wait_seconds",
         Histogram,
         Unit::Seconds,
@@ -202,6 +209,28 @@ pub fn describe() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_alerts_use_metrics_of_the_catalogue() {
+        let alerts = include_str!("../../deploy/prometheus/alerts.yml");
+        let mut used = 0;
+        for (at, _) in alerts.match_indices("sfpg_") {
+            let name: String = alerts[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                CATALOGUE.iter().any(|m| m.name == name || m.name == base),
+                "alerts.yml names {name}, which sfpg does not record"
+            );
+            used += 1;
+        }
+        assert!(used >= 6, "{used} metric names in alerts.yml");
+    }
 
     #[test]
     fn names_follow_prometheus_conventions() {

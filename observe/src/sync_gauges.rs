@@ -54,6 +54,7 @@ impl SyncGauges {
 fn set(orgs: &[OrgStatus]) {
     for org in orgs.iter().filter(|org| org.enabled) {
         let name = &org.name;
+        metrics::gauge!("sfpg_api_daily_share", "org" => name.clone()).set(org.max_daily_share);
         let mut creating = 0.0;
         let mut running = 0.0;
         for object in org.objects.iter().filter(|object| object.enabled) {

@@ -37,7 +37,9 @@ pub fn refused(refusal: &Refusal) {
         &refusal.message,
         refusal.detail.as_deref(),
     );
-    if refusal.outcome_unknown {
+    if refusal.outcome_unknown
+        || refusal.sqlstate == tokio_postgres::error::SqlState::TRANSACTION_RESOLUTION_UNKNOWN
+    {
         metrics::counter!("sfpg_proxy_transactions_total", "outcome" => "unknown").increment(1);
         return;
     }

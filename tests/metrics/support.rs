@@ -1,6 +1,9 @@
 //! Reading `/metrics` as Prometheus would: fetched over HTTP, parsed by Python's
 //! `prometheus_client` (tests/metrics/parse.py), and looked up by name and labels.
 
+// Each test crate that includes this module uses part of it.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 

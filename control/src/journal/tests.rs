@@ -96,3 +96,34 @@ fn records_keep_their_keys() {
     .unwrap();
     assert_eq!(old.provisional, None);
 }
+
+#[tokio::test]
+async fn entries_pending_repair_are_the_uncertain_and_the_uncommitted() {
+    let db = TestDatabase::create().await;
+    let mut client = db.connect().await;
+    crate::apply_control_schema(&mut client).await.unwrap();
+    assert_eq!(pending_repair(&client).await.unwrap(), 0);
+    // A transaction that committed: its push needs nothing more.
+    let committed: String = client
+        .query_one("SELECT pg_current_xact_id()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut settled = entry(Outcome::Pushed);
+    settled.txid = Some(committed);
+    record(&client, &settled).await.unwrap();
+    record(&client, &entry(Outcome::Refused)).await.unwrap();
+    assert_eq!(pending_repair(&client).await.unwrap(), 0);
+
+    let uncommitted = record(&client, &entry(Outcome::Pushed)).await.unwrap();
+    let unknown = record(&client, &entry(Outcome::Unknown)).await.unwrap();
+    record(&client, &entry(Outcome::Abandoned)).await.unwrap();
+    assert_eq!(pending_repair(&client).await.unwrap(), 3);
+    resolve(&client, uncommitted, Resolution::Repaired)
+        .await
+        .unwrap();
+    resolve(&client, unknown, Resolution::Repaired)
+        .await
+        .unwrap();
+    assert_eq!(pending_repair(&client).await.unwrap(), 1);
+}

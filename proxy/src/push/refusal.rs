@@ -252,6 +252,7 @@ pub fn unknown_outcome(error: &SalesforceError) -> Refusal {
     )
     .detail(format!("{error}."))
     .hint("Do not simply retry: read the rows again once the mirror shows the outcome; a retried insert could create the records twice.")
+    .outcome_unknown()
 }
 
 #[cfg(test)]
