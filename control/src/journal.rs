@@ -244,6 +244,24 @@ pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, Control
         .collect()
 }
 
+/// Takes entry `id` for repair, whichever proxy made the push: locks its row in
+/// `transaction` unless another proxy's repair holds it (then `false`, without waiting),
+/// and checks that it is still due. Until the transaction ends, no other proxy repairs it;
+/// a proxy that dies mid-repair frees it with its connection. Settle it
+/// ([`resolve`], [`schedule_check`]) in the same transaction.
+pub async fn claim(transaction: &impl GenericClient, id: i64) -> Result<bool, ControlError> {
+    let claimed = transaction
+        .query_opt(
+            "SELECT id FROM sfpg.write_journal
+              WHERE id = $1 AND resolution IS NULL
+                AND (next_check_at IS NULL OR next_check_at <= now())
+                FOR UPDATE SKIP LOCKED",
+            &[&id],
+        )
+        .await?;
+    Ok(claimed.is_some())
+}
+
 /// How the repair settled a push: `sfpg.write_journal.resolution`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {

@@ -127,3 +127,39 @@ async fn entries_pending_repair_are_the_uncertain_and_the_uncommitted() {
         .unwrap();
     assert_eq!(pending_repair(&client).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn one_repair_at_a_time_claims_an_entry() {
+    let db = TestDatabase::create().await;
+    let mut first = db.connect().await;
+    crate::apply_control_schema(&mut first).await.unwrap();
+    let mut second = db.connect().await;
+    let pushed = record(&first, &entry(Outcome::Pushed)).await.unwrap();
+
+    let repairing = first.transaction().await.unwrap();
+    assert!(claim(&repairing, pushed).await.unwrap());
+    // Another proxy passes it by, without waiting.
+    let other = second.transaction().await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(!claim(&other, pushed).await.unwrap());
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    other.rollback().await.unwrap();
+
+    resolve(&repairing, pushed, Resolution::Repaired)
+        .await
+        .unwrap();
+    repairing.commit().await.unwrap();
+    // Settled: no one claims it again.
+    let later = second.transaction().await.unwrap();
+    assert!(!claim(&later, pushed).await.unwrap());
+    later.rollback().await.unwrap();
+
+    // A repair that fails (its transaction rolls back, or its proxy dies) frees it.
+    let unknown = record(&first, &entry(Outcome::Unknown)).await.unwrap();
+    let failing = first.transaction().await.unwrap();
+    assert!(claim(&failing, unknown).await.unwrap());
+    failing.rollback().await.unwrap();
+    let retry = second.transaction().await.unwrap();
+    assert!(claim(&retry, unknown).await.unwrap());
+    retry.commit().await.unwrap();
+}

@@ -20,6 +20,7 @@ use sfpg_control::ControlError;
 use sfpg_control::journal::{self, Resolution, TransactionStatus, Unresolved};
 use sfpg_control::writer::{self, OnLocked, Rows, Write, WriteStrategy};
 use sfpg_salesforce::{Record, SalesforceId};
+use tokio_postgres::GenericClient;
 
 use super::catalog::{Catalog, ObjectHandle, OrgHandle};
 use super::plan::Operation;
@@ -62,40 +63,60 @@ pub enum RepairError {
     Salesforce(#[from] sfpg_salesforce::Error),
 }
 
-/// Resolves every unresolved push of the journal that is due.
+/// Resolves every unresolved push of the journal that is due. Each entry is claimed first
+/// ([`journal::claim`]): its row stays locked while it is repaired, so that of several
+/// proxies, one repairs it; the others pass it by.
 pub async fn repair(catalog: &Catalog) -> Result<RepairReport, RepairError> {
     let mut report = RepairReport::default();
     let entries = journal::due(&**catalog.control().get().await?).await?;
     for entry in entries {
-        let id = entry.id;
-        match resolve(catalog, &entry).await {
-            Ok(Settled::Committed) => {
-                mark(catalog, id, Resolution::Committed).await?;
-                report.committed += 1;
-            }
-            Ok(Settled::Repaired) => {
-                mark(catalog, id, Resolution::Repaired).await?;
-                tracing::info!(journal = id, org = %entry.org, outcome = %entry.outcome, "repaired a push whose transaction did not commit");
-                report.repaired += 1;
-            }
-            Ok(Settled::Later) => report.pending += 1,
-            Ok(Settled::Again) => {
-                recheck(catalog, &entry).await?;
-                report.pending += 1;
-            }
-            Err(error) => {
-                tracing::warn!(journal = id, %error, "cannot repair a push yet");
-                if entry.outcome.is_uncertain() {
-                    recheck(catalog, &entry).await?;
-                }
-                report.pending += 1;
-            }
+        let mut claim = catalog.control().get().await?;
+        let transaction = (**claim).transaction().await.map_err(ControlError::from)?;
+        if !journal::claim(&transaction, entry.id).await? {
+            // Another proxy is repairing it, or has just settled it.
+            continue;
         }
+        settle(catalog, &transaction, &entry, &mut report).await?;
+        transaction.commit().await.map_err(ControlError::from)?;
     }
     let control = catalog.control().get().await?;
     report.next_check = journal::next_check(&**control).await?;
     crate::telemetry::journal_pending_repair(journal::pending_repair(&**control).await?);
     Ok(report)
+}
+
+/// Repairs one claimed entry and records what became of it in `claim`, its transaction.
+async fn settle(
+    catalog: &Catalog,
+    claim: &impl GenericClient,
+    entry: &Unresolved,
+    report: &mut RepairReport,
+) -> Result<(), RepairError> {
+    let id = entry.id;
+    match resolve(catalog, entry).await {
+        Ok(Settled::Committed) => {
+            journal::resolve(claim, id, Resolution::Committed).await?;
+            report.committed += 1;
+        }
+        Ok(Settled::Repaired) => {
+            journal::resolve(claim, id, Resolution::Repaired).await?;
+            tracing::info!(journal = id, org = %entry.org, outcome = %entry.outcome, "repaired a push whose transaction did not commit");
+            report.repaired += 1;
+        }
+        Ok(Settled::Later) => report.pending += 1,
+        Ok(Settled::Again) => {
+            recheck(claim, entry).await?;
+            report.pending += 1;
+        }
+        Err(error) => {
+            tracing::warn!(journal = id, %error, "cannot repair a push yet");
+            if entry.outcome.is_uncertain() {
+                recheck(claim, entry).await?;
+            }
+            report.pending += 1;
+        }
+    }
+    Ok(())
 }
 
 /// What became of an entry.
@@ -165,17 +186,12 @@ async fn jobs_running(catalog: &Catalog, entry: &Unresolved) -> Result<bool, Rep
     Ok(false)
 }
 
-async fn mark(catalog: &Catalog, id: i64, resolution: Resolution) -> Result<(), RepairError> {
-    journal::resolve(&**catalog.control().get().await?, id, resolution).await?;
-    Ok(())
-}
-
 /// Schedules the next reading of an entry of unknown outcome: 1 s, 2 s, 4 s … apart, at
 /// most [`MAX_RECHECK`].
-async fn recheck(catalog: &Catalog, entry: &Unresolved) -> Result<(), RepairError> {
+async fn recheck(claim: &impl GenericClient, entry: &Unresolved) -> Result<(), RepairError> {
     let wait = Duration::from_secs(1u64 << entry.checks.clamp(0, 6)).min(MAX_RECHECK);
     let at = Utc::now() + chrono_duration(wait);
-    journal::schedule_check(&**catalog.control().get().await?, entry.id, at).await?;
+    journal::schedule_check(claim, entry.id, at).await?;
     Ok(())
 }
 
