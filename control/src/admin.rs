@@ -242,7 +242,8 @@ pub async fn resync_object(
                     backfill_snapshot = NULL, backfill_last_id = NULL, backfill_done = 0,
                     backfill_total = NULL, cursor_modstamp = NULL, cursor_id = NULL,
                     pending_field_backfill = '{}', locked_ids = '{}', last_error = NULL,
-                    last_error_at = NULL, bulk_purpose = NULL, bulk_job_id = NULL,
+                    last_error_code = NULL, last_error_at = NULL, caught_up_at = NULL,
+                    streamed_through = NULL, bulk_purpose = NULL, bulk_job_id = NULL,
                     bulk_locator = NULL, bulk_snapshot = NULL, bulk_processed = NULL,
                     bulk_read = 0, bulk_merge = false,
                     enabled = true, generation = generation + 1, updated_at = now()
