@@ -67,7 +67,7 @@ pub const CATALOGUE: &[Metric] = &[
         Counter,
         Unit::Count,
         "Requests to Salesforce, by kind (auth, query, bulk, composite, sobjects, limits, \
-         streaming, versions, rest) and outcome (ok, auth, limit, client_error, \
+         streaming, pubsub, versions, rest) and outcome (ok, auth, limit, client_error, \
          server_error, network).",
     ),
     metric(

@@ -66,6 +66,33 @@ pub(crate) fn outcome(answer: Result<StatusCode, &Error>) -> &'static str {
     }
 }
 
+/// One call of the Pub/Sub API (gRPC: GetTopic, GetSchema, Subscribe), bounded by a
+/// timeout: kind `pubsub`, its outcome from the gRPC status.
+pub(crate) fn pubsub_call<T>(
+    org: &str,
+    answer: &Result<Result<T, tonic::Status>, tokio::time::error::Elapsed>,
+) {
+    let outcome = match answer {
+        Err(_) => "network",
+        Ok(Ok(_)) => "ok",
+        Ok(Err(status)) => grpc_outcome(status.code()),
+    };
+    request(org, "pubsub", outcome);
+}
+
+/// The outcome class of a gRPC status.
+fn grpc_outcome(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "ok",
+        Code::Unauthenticated => "auth",
+        Code::ResourceExhausted => "limit",
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => "network",
+        Code::Internal | Code::Unknown | Code::DataLoss | Code::Unimplemented => "server_error",
+        _ => "client_error",
+    }
+}
+
 /// One request sent (or that failed to be).
 pub(crate) fn request(org: &str, kind: &'static str, outcome: &'static str) {
     metrics::counter!(
@@ -131,6 +158,9 @@ mod tests {
     #[test]
     fn outcomes_are_a_few_classes() {
         assert_eq!(outcome(Ok(StatusCode::OK)), "ok");
+        assert_eq!(grpc_outcome(tonic::Code::Unauthenticated), "auth");
+        assert_eq!(grpc_outcome(tonic::Code::ResourceExhausted), "limit");
+        assert_eq!(grpc_outcome(tonic::Code::InvalidArgument), "client_error");
         assert_eq!(outcome(Ok(StatusCode::NO_CONTENT)), "ok");
         let answer = |status: u16, body: &str| {
             let endpoint = crate::error::Endpoint {

@@ -102,6 +102,7 @@ pub async fn probe(client: &Client, endpoint: &str, topic: &str, timeout: Durati
     });
     *request.metadata_mut() = auth_metadata(client).await?;
     let answer = tokio::time::timeout(timeout, PubSubClient::new(channel).get_topic(request)).await;
+    crate::telemetry::pubsub_call(client.config().org_label(), &answer);
     match answer {
         Ok(Ok(info)) if info.get_ref().can_subscribe => Ok(()),
         Ok(Ok(_)) => Err(refused(

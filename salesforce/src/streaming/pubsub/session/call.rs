@@ -84,7 +84,9 @@ impl Session {
         *request.metadata_mut() = metadata;
         let mut grpc = PubSubClient::new(shared.channel.clone());
         let limit = shared.options.connect_timeout;
-        let responses = match tokio::time::timeout(limit, grpc.subscribe(request)).await {
+        let answer = tokio::time::timeout(limit, grpc.subscribe(request)).await;
+        crate::telemetry::pubsub_call(shared.client.config().org_label(), &answer);
+        let responses = match answer {
             Err(_) => {
                 return Err(Trouble::Reconnect(format!(
                     "no answer to Subscribe within {}s",
@@ -137,7 +139,9 @@ impl Session {
         *request.metadata_mut() = metadata;
         let mut grpc = PubSubClient::new(shared.channel.clone());
         let limit = shared.options.connect_timeout;
-        let info = match tokio::time::timeout(limit, grpc.get_schema(request)).await {
+        let answer = tokio::time::timeout(limit, grpc.get_schema(request)).await;
+        crate::telemetry::pubsub_call(shared.client.config().org_label(), &answer);
+        let info = match answer {
             Err(_) => {
                 return Err(Trouble::Reconnect(format!(
                     "no answer to GetSchema within {}s",
