@@ -33,9 +33,9 @@ ALTER TABLE sfpg.orgs
 --                      | budget_exhausted (polling paused for the daily budget)
 --                      | backfilling (an object is described or backfilled) | streaming
 --                      | polling
---   worker             the sync worker holding the org (`sfpg.orgs.lease_owner`), shown
---                      only while its lease in sfpg.leases (V17) is unexpired (a worker
---                      killed with -9 leaves its name behind until the lease expires)
+--   worker             the sync process holding the org (`sfpg.orgs.lease_owner`), shown
+--                      only while its advisory lock is held (a process killed with -9 leaves
+--                      its name behind, not its lock)
 --   org_lag_seconds    the largest lag of its enabled objects
 --   budget_used        API requests used today as a share (0-1) of the daily allocation
 --   backfill_progress  done / total of a backfill (0-1), NULL outside one
@@ -63,8 +63,10 @@ SELECT o.name AS org_name,
            ELSE 'polling'
        END AS org_state,
        CASE WHEN EXISTS (
-           SELECT 1 FROM sfpg.leases l
-            WHERE l.org_name = o.name AND l.owner = o.lease_owner AND l.expires_at > now()
+           SELECT 1 FROM pg_locks l
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.classid = 1936093299::oid AND l.objid = hashtext(o.name)::oid
        ) THEN o.lease_owner END AS worker,
        max(j.lag_seconds) FILTER (WHERE j.enabled) OVER (PARTITION BY o.name) AS org_lag_seconds,
        CASE WHEN NOT o.cdc_enabled THEN 'off' ELSE coalesce(s.state, 'down') END AS stream_state,
