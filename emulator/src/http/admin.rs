@@ -119,7 +119,7 @@ impl Shared {
     }
 }
 
-fn admin_error(message: &str) -> RestError {
+pub(super) fn admin_error(message: &str) -> RestError {
     RestError::bad_request("INVALID_ADMIN_REQUEST", message)
 }
 
