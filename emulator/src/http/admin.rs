@@ -412,6 +412,14 @@ impl RunningEmulator {
         self.state.log().after(after)
     }
 
+    /// Org `number`'s request log after sequence number `after` (see [`Self::requests`]);
+    /// `None` when there is no such org (see `EmulatorConfig::orgs`).
+    pub fn org_requests(&self, number: usize, after: u64) -> Option<Vec<LoggedRequest>> {
+        self.orgs()
+            .numbered(number)
+            .map(|org| org.state.log().after(after))
+    }
+
     pub fn clear_requests(&self) {
         self.state.log().clear();
     }

@@ -459,6 +459,11 @@ impl RunningEmulator {
         self.certificate.as_ref().map(|(_, path)| path.as_path())
     }
 
+    /// Every org (one unless `orgs` was set).
+    pub(super) fn orgs(&self) -> &OrgSet {
+        &self.orgs
+    }
+
     /// Every org's login (one unless `orgs` was set), as `GET /__emulator/orgs` lists them.
     pub fn org_logins(&self) -> Vec<OrgLogin> {
         self.orgs.logins()
