@@ -125,6 +125,26 @@ pub async fn open(
     Ok(client)
 }
 
+pub use deadpool_postgres::{Object as Pooled, Pool};
+
+/// A pool of at most `size` connections to the database of `database`: what a sync worker's
+/// orgs share (their schedulers, streams and event streams take a connection for a turn or
+/// a batch, not for their lifetime). A connection is checked with a cheap test when it is
+/// handed out again, so one the server closed is replaced rather than returned.
+pub fn pool(database: &tokio_postgres::Config, size: usize) -> Result<Pool, crate::ControlError> {
+    let manager = deadpool_postgres::Manager::from_config(
+        database.clone(),
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .build()
+        .map_err(|e| crate::ControlError::Corrupt(format!("cannot build the connection pool: {e}")))
+}
+
 impl RefreshTokenStore for StoredRefreshToken {
     fn save<'a>(
         &'a self,

@@ -73,6 +73,20 @@ pub enum ControlError {
     /// `Id`, records without a value per field).
     #[error("cannot write {object}: {detail}")]
     Unwritable { object: String, detail: String },
+    /// A write for an org whose lease this worker no longer holds at the epoch it took: another
+    /// worker took the org over (or the lease was released). Nothing of the write is kept.
+    #[error(
+        "org {org}: the lease taken at epoch {epoch} is no longer held ({now}); the write was refused"
+    )]
+    Fenced {
+        org: String,
+        epoch: i64,
+        /// Who holds the lease now, and at which epoch.
+        now: String,
+    },
+    /// No connection could be had from the worker's pool (the database is unreachable).
+    #[error("database connection pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
     #[error(transparent)]
     PageTooLarge(#[from] crate::writer::PageTooLarge),
     #[error(transparent)]

@@ -10,6 +10,7 @@ pub mod connect;
 pub mod error;
 pub mod events;
 pub mod journal;
+pub mod leases;
 pub mod mapping;
 pub mod master_key;
 pub mod migrations;

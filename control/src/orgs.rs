@@ -20,9 +20,7 @@ mod settings;
 
 pub use check::{valid_name, valid_object_name};
 pub use listing::{OrgSummary, exists, login_url, mirroring, schema_of, summaries};
-pub use settings::{
-    ORG_CHANGED_CHANNEL, ORG_LOCK_KEY, OrgSettings, listen_for_changes, set_lease_owner, try_lock,
-};
+pub use settings::{ORG_CHANGED_CHANNEL, OrgSettings, listen_for_changes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFlow {

@@ -6,7 +6,6 @@ use serde::Serialize;
 use tokio_postgres::GenericClient;
 
 use crate::error::ControlError;
-use crate::orgs::ORG_LOCK_KEY;
 
 /// An org's sync, as saved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -118,14 +117,13 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
         .query(
             "SELECT name, schema_name, enabled, paused_reason, api_used, api_max, api_seen_at,
                     CASE WHEN EXISTS (
-                        SELECT 1 FROM pg_locks l
-                         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                           AND l.classid = $1::int8::oid AND l.objid = hashtext(o.name)::oid
+                        SELECT 1 FROM sfpg.leases l
+                         WHERE l.org_name = o.name AND l.owner = o.lease_owner
+                           AND l.expires_at > now()
                     ) THEN lease_owner END,
                     last_error, last_error_at, rate_requests, rate_period_ms, max_daily_share
                FROM sfpg.orgs o ORDER BY name",
-            &[&i64::from(ORG_LOCK_KEY)],
+            &[],
         )
         .await?;
     let objects = client

@@ -46,6 +46,9 @@ pub async fn serve(
     sync: Option<&SyncOptions>,
     proxy: Option<&ProxyOptions>,
 ) -> anyhow::Result<()> {
+    if let Some(sync) = sync {
+        sync.check()?;
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let services = Services::start(

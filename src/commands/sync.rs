@@ -72,6 +72,26 @@ pub struct SyncOptions {
     /// ones are deleted.
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub event_table_retention: Duration,
+    /// How long this worker's lease on an org lasts without renewal: a worker killed
+    /// without leaving has its orgs taken by others this long after its last heartbeat.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
+    /// How often this worker renews its leases and looks at the placement of the orgs
+    /// again (new workers, workers gone, orgs enabled). Well below --lease-ttl.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// The most orgs this worker runs; the others go to other workers.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_orgs: u32,
+    /// The most orgs this worker takes, and the most it hands back, at one heartbeat, so
+    /// that a restart moves orgs gradually.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub lease_moves: u32,
+    /// Database connections this worker's orgs share (their schedulers and streams take
+    /// one for a turn or a batch). The heartbeat and the change listener have one each
+    /// besides.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
     /// Never draw progress bars, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -96,6 +116,19 @@ fn parse_page_size(text: &str) -> Result<PageSize, String> {
 }
 
 impl SyncOptions {
+    /// Refuses timings that cannot hold a lease: a heartbeat must come well within the
+    /// lease's time to live.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.heartbeat.is_zero() || self.heartbeat * 2 > self.lease_ttl {
+            anyhow::bail!(
+                "--heartbeat ({}) must be above 0 and at most half of --lease-ttl ({})",
+                humantime::format_duration(self.heartbeat),
+                humantime::format_duration(self.lease_ttl)
+            );
+        }
+        Ok(())
+    }
+
     pub fn settings(&self) -> SyncSettings {
         SyncSettings {
             overlap: self.overlap,
@@ -112,6 +145,11 @@ impl SyncOptions {
             poll_while_streaming: self.poll_while_streaming,
             event_retention: self.event_retention,
             event_table_retention: self.event_table_retention,
+            lease_ttl: self.lease_ttl,
+            heartbeat: self.heartbeat,
+            max_orgs: self.max_orgs,
+            lease_moves: self.lease_moves,
+            db_pool_size: usize::try_from(self.db_pool_size).unwrap_or(16),
             ..SyncSettings::default()
         }
     }

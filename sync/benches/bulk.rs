@@ -91,7 +91,7 @@ async fn child(database_url: &str, page_size: &str) {
     };
     let started = Instant::now();
     let mut sync = OrgSync::start(db, client, ORG, settings).await.unwrap();
-    let backend = backend_pid(sync.db()).await;
+    let backend = backend_pid(&sync.database().get().await.unwrap()).await;
     let (own_cpu, backend_cpu) = (cpu_seconds(), process_cpu_seconds(&backend));
     let (mut created, mut complete) = (None, None);
     while sync.object("Account").unwrap().state.phase != Phase::Live {

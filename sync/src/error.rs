@@ -44,10 +44,6 @@ pub enum SyncError {
     #[error("org {0} is not configured or not enabled")]
     UnknownOrg(String),
 
-    /// Another sync process holds the org.
-    #[error("org {0} is being synced by another process")]
-    Leased(String),
-
     /// A request the step was waiting for was stopped before it answered (the runtime is
     /// shutting down).
     #[error("a request was interrupted: {0}")]
@@ -116,11 +112,20 @@ impl SyncError {
             SyncError::NotMirrorable { .. } | SyncError::IncompatibleType { .. } => {
                 Reaction::PauseObject
             }
-            SyncError::MalformedRecord { .. }
-            | SyncError::Leased(_)
-            | SyncError::Interrupted(_) => Reaction::Retry,
+            SyncError::MalformedRecord { .. } | SyncError::Interrupted(_) => Reaction::Retry,
+            // The org was taken over: it stops here, without another write. No connection
+            // from the pool: as a lost connection, the org's task ends and starts again.
+            SyncError::Control(ControlError::Fenced { .. } | ControlError::Pool(_)) => {
+                Reaction::Reconnect
+            }
             SyncError::UnknownOrg(_) | SyncError::Control(_) => Reaction::PauseObject,
         }
+    }
+
+    /// Whether a write was refused because the org's lease was taken over: the org is no
+    /// longer this worker's.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, SyncError::Control(ControlError::Fenced { .. }))
     }
 
     /// The SQLSTATE of a database error, if PostgreSQL sent one.

@@ -2,6 +2,7 @@
 //! polling, deletes and schema evolution, under a per-org rate limit.
 
 pub mod budget;
+pub mod db;
 pub mod error;
 pub mod events;
 #[cfg(feature = "failpoints")]

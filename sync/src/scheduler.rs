@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::budget::{BudgetGuard, Verdict};
+use crate::db::Database;
 use crate::error::{Reaction, Result, SyncError};
 use crate::object::{ObjectSync, Task, chrono_duration};
 use crate::settings::SyncSettings;
@@ -23,6 +24,7 @@ use crate::source::{RestSource, Source};
 use crate::steps::{self, Context, Outcome};
 use crate::stream::StreamHealth;
 use sfpg_control::events::is_platform_event;
+use sfpg_control::leases::{self, Fence};
 use sfpg_control::objects::ObjectState;
 use sfpg_control::orgs::OrgSettings;
 
@@ -53,7 +55,10 @@ pub struct OrgSync {
     org: OrgSettings,
     client: Client,
     source: Arc<dyn Source>,
-    db: tokio_postgres::Client,
+    db: Database,
+    /// The org's lease, which every write checks; `None` when this scheduler is the org's
+    /// only writer by construction (a test, a benchmark).
+    fence: Option<Fence>,
     settings: SyncSettings,
     objects: Vec<ObjectSync>,
     next: usize,
@@ -84,24 +89,42 @@ impl OrgSync {
     /// Loads the org's settings and objects from the control schema and sets the client's
     /// rate limiter to the org's rate. `client` must be the org's, at background priority.
     pub async fn start(
-        db: tokio_postgres::Client,
+        db: impl Into<Database>,
         client: Client,
         org: &str,
         settings: SyncSettings,
     ) -> Result<Self> {
-        let settings_row = OrgSettings::load(&db, org)
+        Self::start_fenced(db, None, client, org, settings).await
+    }
+
+    /// [`OrgSync::start`] under the org's lease: every write checks `fence`, and the first
+    /// one refused ends the scheduler ([`SyncError::is_fenced`]).
+    pub async fn start_fenced(
+        db: impl Into<Database>,
+        fence: Option<Fence>,
+        client: Client,
+        org: &str,
+        settings: SyncSettings,
+    ) -> Result<Self> {
+        let mut db = db.into();
+        let mut connection = db.get().await?;
+        let settings_row = OrgSettings::load(&*connection, org)
             .await?
             .ok_or_else(|| SyncError::UnknownOrg(org.to_owned()))?;
         client.limiter().set_rate(settings_row.rate);
         // A pause from an earlier run is re-decided by the first answer's usage.
         if settings_row.paused_reason.is_some() {
-            OrgSettings::set_paused(&db, org, None).await?;
+            let transaction = leases::begin(&mut *connection, fence.as_ref(), None).await?;
+            OrgSettings::set_paused(&transaction, org, None).await?;
+            transaction.commit().await?;
         }
+        drop(connection);
         let mut sync = Self {
             source: Arc::new(RestSource::new(client.clone())),
             org: settings_row,
             client,
             db,
+            fence,
             settings,
             objects: Vec::new(),
             next: 0,
@@ -140,9 +163,14 @@ impl OrgSync {
         &self.org
     }
 
-    /// The mirror database connection.
-    pub fn db(&self) -> &tokio_postgres::Client {
-        &self.db
+    /// Where the scheduler's connections come from.
+    pub fn database(&mut self) -> &mut Database {
+        &mut self.db
+    }
+
+    /// The org's lease, if it runs under one.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
     }
 
     /// The org's objects.
@@ -166,7 +194,7 @@ impl OrgSync {
     /// effect at once (the rate even for a request already waiting), objects enabled or
     /// added start, objects disabled or removed stop.
     pub async fn reload(&mut self) -> Result<()> {
-        let org = OrgSettings::load(&self.db, &self.org.name)
+        let org = OrgSettings::load(&*self.db.get().await?, &self.org.name)
             .await?
             .ok_or_else(|| SyncError::UnknownOrg(self.org.name.clone()))?;
         if org.rate != self.org.rate {
@@ -179,7 +207,7 @@ impl OrgSync {
             // probe's would, rather than the next probe minutes from now.
             tracing::info!(org = %org.name, share = org.max_daily_share, "daily budget changed; polling resumes unless usage is above it");
             self.budget = BudgetGuard::new();
-            OrgSettings::set_paused(&self.db, &org.name, None).await?;
+            self.set_paused(None).await?;
         }
         self.org = org;
         self.reload_objects().await?;
@@ -188,7 +216,7 @@ impl OrgSync {
     }
 
     async fn reload_objects(&mut self) -> Result<()> {
-        let rows = ObjectState::load_all(&self.db, &self.org.name).await?;
+        let rows = ObjectState::load_all(&*self.db.get().await?, &self.org.name).await?;
         let mut objects = Vec::with_capacity(rows.len());
         // Platform events are streamed into their tables (`crate::events`), never polled.
         for row in rows.into_iter().filter(|r| !is_platform_event(&r.object)) {
@@ -284,10 +312,12 @@ impl OrgSync {
         let name = object.name().to_owned();
         let span =
             tracing::info_span!("sync.step", org = %self.org.name, object = %name, task = %task);
+        let mut connection = self.db.get().await?;
         let mut context = Context {
             client: &self.client,
             source: &*self.source,
-            db: &mut self.db,
+            db: &mut connection,
+            fence: self.fence.as_ref(),
             org: &self.org,
             settings: &self.settings,
             may_read_ahead,
@@ -300,6 +330,7 @@ impl OrgSync {
         let result = steps::run(&mut context, object, task)
             .instrument(span)
             .await;
+        drop(connection);
         object.record_turn(task);
         if object.state.phase != phase_before {
             // An object that turned live may join the org's stream.
@@ -357,12 +388,20 @@ impl OrgSync {
                     .budget
                     .pause(message.clone(), self.settings.budget_probe_interval)
                 {
-                    OrgSettings::set_paused(&self.db, &self.org.name, Some(&reason)).await?;
+                    let mut connection = self.db.get().await?;
+                    let transaction =
+                        leases::begin(&mut *connection, self.fence.as_ref(), None).await?;
+                    OrgSettings::set_paused(&transaction, &self.org.name, Some(&reason)).await?;
+                    transaction.commit().await?;
                 }
             }
             Reaction::OrgAuth => {
                 self.org_resume_at = Some(now + backoff);
-                OrgSettings::record_error(&self.db, &self.org.name, Some(&message)).await?;
+                let mut connection = self.db.get().await?;
+                let transaction =
+                    leases::begin(&mut *connection, self.fence.as_ref(), None).await?;
+                OrgSettings::record_error(&transaction, &self.org.name, Some(&message)).await?;
+                transaction.commit().await?;
             }
             Reaction::Redescribe => object.describe_requested = true,
             Reaction::PauseObject => {}
@@ -376,7 +415,10 @@ impl OrgSync {
             next.paused_reason = Some(message.clone());
             object.next_describe_at = now + chrono_duration(self.settings.describe_interval);
         }
-        next.save(&self.db).await?;
+        let mut connection = self.db.get().await?;
+        let transaction = leases::begin(&mut *connection, self.fence.as_ref(), None).await?;
+        next.save(&transaction).await?;
+        transaction.commit().await?;
         object.state = next;
         Ok(TurnReport::Failed {
             object: name,
@@ -390,7 +432,7 @@ impl OrgSync {
     async fn after_request(&mut self) -> Result<()> {
         let usage = self.client.api_usage();
         if let Some(usage) = &usage {
-            OrgSettings::record_usage(&self.db, &self.org.name, usage).await?;
+            self.record_usage(usage).await?;
         }
         let verdict = self.budget.observe(
             usage.as_ref(),
@@ -401,13 +443,31 @@ impl OrgSync {
             Verdict::Continue => {}
             Verdict::Paused(reason) => {
                 tracing::warn!(org = %self.org.name, %reason, "background polling paused");
-                OrgSettings::set_paused(&self.db, &self.org.name, Some(&reason)).await?;
+                self.set_paused(Some(&reason)).await?;
             }
             Verdict::Resumed => {
                 tracing::info!(org = %self.org.name, "background polling resumed");
-                OrgSettings::set_paused(&self.db, &self.org.name, None).await?;
+                self.set_paused(None).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Records why polling is paused (or that it is not), under the org's lease.
+    async fn set_paused(&mut self, reason: Option<&str>) -> Result<()> {
+        let mut connection = self.db.get().await?;
+        let transaction = leases::begin(&mut *connection, self.fence.as_ref(), None).await?;
+        OrgSettings::set_paused(&transaction, &self.org.name, reason).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Records the API usage Salesforce reported, under the org's lease.
+    async fn record_usage(&mut self, usage: &sfpg_salesforce::ApiUsage) -> Result<()> {
+        let mut connection = self.db.get().await?;
+        let transaction = leases::begin(&mut *connection, self.fence.as_ref(), None).await?;
+        OrgSettings::record_usage(&transaction, &self.org.name, usage).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -431,14 +491,14 @@ impl OrgSync {
             self.budget
                 .pause(reason, self.settings.budget_probe_interval);
             if let Some(usage) = &usage {
-                OrgSettings::record_usage(&self.db, &self.org.name, usage).await?;
+                self.record_usage(usage).await?;
             }
             return Ok(TurnReport::Probed { resumed: false });
         }
         if usage.is_none() && answer.is_ok() {
             // Nothing says the budget is spent: go on, and let the next answer decide.
             self.budget = BudgetGuard::new();
-            OrgSettings::set_paused(&self.db, &self.org.name, None).await?;
+            self.set_paused(None).await?;
             return Ok(TurnReport::Probed { resumed: true });
         }
         let before = self.budget.paused_reason().is_some();

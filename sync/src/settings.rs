@@ -54,6 +54,17 @@ pub struct SyncSettings {
     pub event_retention: Duration,
     /// Platform event rows older than this are deleted from their tables.
     pub event_table_retention: Duration,
+    /// How long a worker's lease on an org (and its registration) lasts unrenewed: a
+    /// killed worker's orgs move to others this long after its last heartbeat.
+    pub lease_ttl: Duration,
+    /// How often the worker renews its leases and looks at the placement again.
+    pub heartbeat: Duration,
+    /// The most orgs this worker runs.
+    pub max_orgs: u32,
+    /// The most orgs a worker takes, and the most it hands back, per heartbeat.
+    pub lease_moves: u32,
+    /// Database connections the worker's orgs share.
+    pub db_pool_size: usize,
 }
 
 impl Default for SyncSettings {
@@ -74,6 +85,11 @@ impl Default for SyncSettings {
             poll_while_streaming: Duration::from_secs(10 * 60),
             event_retention: Duration::from_secs(72 * 3600),
             event_table_retention: Duration::from_secs(7 * 24 * 3600),
+            lease_ttl: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            max_orgs: 10_000,
+            lease_moves: 20,
+            db_pool_size: 16,
         }
     }
 }

@@ -1,24 +1,32 @@
-//! The sync process: one scheduler per enabled org, started, reloaded and stopped as the
-//! control schema says (`LISTEN sfpg_org_changed`), and restarted after a failure or a
-//! panic, with backoff.
+//! The sync process, a worker among any number of them: it registers in `sfpg.workers`,
+//! and at every heartbeat renews its leases, takes the free orgs placed on it and hands
+//! back those placed elsewhere ([`placement`]); it runs one scheduler (with the org's CDC
+//! and event streams) per org it holds, reloaded when the control schema says the org
+//! changed (`LISTEN sfpg_org_changed`, a hint only: the heartbeat reads the enabled orgs
+//! anyway), and restarted after a failure or a panic, with backoff.
 //!
-//! Each org's scheduler holds a session advisory lock on its own connection for as long as
-//! it runs, so two sync processes never sync the same org, and a process that dies (even by
-//! `kill -9`) frees its orgs the moment its connections close: no lease to expire.
+//! Every write an org's tasks make checks the org's lease epoch in its transaction
+//! ([`sfpg_control::leases::Fence`]): a worker whose lease was taken over (it was paused,
+//! or cut off from the database, past the lease) has its next write refused and drops the
+//! org. The orgs share one pool of connections ([`SyncSettings::db_pool_size`]); the
+//! heartbeat has its own connection, so that busy orgs never delay it.
 
 mod listener;
 mod orgs;
+pub mod placement;
+mod worker;
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sfpg_control::{MasterKey, connect, orgs as stored_orgs};
+use sfpg_control::connect::Pool;
+use sfpg_control::leases::Fence;
+use sfpg_control::{ControlError, MasterKey, connect, orgs as stored_orgs};
 use sfpg_salesforce::{Client, RateLimiter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Result, SyncError};
+use crate::error::Result;
 use crate::events::EventStreams;
 use crate::scheduler::OrgSync;
 use crate::settings::SyncSettings;
@@ -26,10 +34,7 @@ use crate::stream::{OrgStream, Transports};
 use listener::Listener;
 use orgs::Orgs;
 use sfpg_salesforce::streaming::{CometD, EventTransport};
-
-/// How often the set of enabled orgs is read even without a notification (one may be lost
-/// while the listening connection reconnects).
-const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
+use worker::Worker;
 
 /// Makes the Salesforce client of an org.
 pub trait Connector: Send + Sync {
@@ -90,22 +95,25 @@ impl Connector for StoredCredentials {
     }
 }
 
-/// Runs every enabled org until shut down.
+/// Runs the orgs this worker holds until shut down.
 pub struct Supervisor {
     database: tokio_postgres::Config,
     connector: Arc<dyn Connector>,
     settings: SyncSettings,
+    name: String,
 }
 
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervisor")
+            .field("name", &self.name)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
 
 impl Supervisor {
+    /// A worker named `host:pid`.
     pub fn new(
         database: tokio_postgres::Config,
         connector: Arc<dyn Connector>,
@@ -115,25 +123,34 @@ impl Supervisor {
             database,
             connector,
             settings,
+            name: worker_name(),
         }
     }
 
-    /// Syncs every enabled org until `shutdown`, then stops each scheduler between turns.
+    /// This worker's name in `sfpg.workers` and `sfpg.leases`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Syncs the orgs placed on this worker until `shutdown`, then stops each scheduler
+    /// between turns and hands its leases back, so that the other workers take its orgs
+    /// at their next heartbeat.
     ///
     /// Fails only when the mirror database cannot be reached at the start. Later, a lost
-    /// database is waited out: the listening connection and the orgs' schedulers are
-    /// opened again with backoff (up to 30 s between attempts), and the outage is logged
-    /// when it begins and when it ends.
+    /// database is waited out: the connections are opened again with backoff (up to 30 s
+    /// between attempts), and the outage is logged when it begins and when it ends. The
+    /// leases lapse meanwhile; the orgs' writes are refused once another worker takes them.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let mut listener = Listener::new(self.database.clone());
         listener.open().await?;
-        let mut orgs = Orgs::new(self.database, self.connector, self.settings, &shutdown);
+        let pool = connect::pool(&self.database, self.settings.db_pool_size)?;
+        let mut worker = Worker::new(&self.database, self.name.clone(), &self.settings)?;
+        worker.register().await?;
+        let mut orgs = Orgs::new(pool, self.connector, self.settings, self.name, &shutdown);
         loop {
-            if let Some(client) = listener.client().await {
-                orgs.start_and_stop(client).await;
-            }
+            let _ = listener.client().await;
             let wake = [
-                Some(tokio::time::Instant::now() + RECHECK_INTERVAL),
+                Some(worker.next_beat()),
                 listener.next_attempt(),
                 orgs.next_restart(),
             ]
@@ -145,15 +162,22 @@ impl Supervisor {
                 () = shutdown.cancelled() => break,
                 notification = listener.notification() => {
                     if let Some(org) = notification {
-                        orgs.changed(&org, listener.current()).await;
+                        orgs.changed(&org).await;
+                        worker.beat_soon();
                     }
                 }
-                Some(joined) = orgs.join_next() => orgs.ended(joined, listener.current()).await,
-                () = tokio::time::sleep_until(wake) => {}
+                Some(joined) = orgs.join_next() => orgs.ended(joined, &worker).await,
+                () = tokio::time::sleep_until(wake) => {
+                    if worker.beat_due() {
+                        worker.beat(&mut orgs).await;
+                    }
+                    orgs.restart_rested();
+                }
             }
         }
         tracing::info!("shutting down");
-        orgs.stop_all().await;
+        orgs.stop_all(&worker).await;
+        worker.leave().await;
         Ok(())
     }
 }
@@ -163,48 +187,56 @@ pub async fn connect(database: &tokio_postgres::Config) -> Result<tokio_postgres
     Ok(connect::open(database).await?)
 }
 
-/// One org's scheduler, with its own connection and lock.
+/// One org's scheduler and streams, under the lease this worker took.
 struct OrgTask {
-    database: tokio_postgres::Config,
+    pool: Pool,
     connector: Arc<dyn Connector>,
     settings: SyncSettings,
-    name: String,
+    fence: Fence,
     /// Handed to the supervisor, which sets a new rate on it the moment it is announced.
     limiter: Arc<OnceLock<RateLimiter>>,
 }
 
 impl OrgTask {
+    fn name(&self) -> &str {
+        self.fence.org()
+    }
+
     async fn run(
         self,
         cancel: CancellationToken,
         mut reloads: mpsc::UnboundedReceiver<()>,
     ) -> Result<()> {
-        let db = connect(&self.database).await?;
-        if !stored_orgs::try_lock(&db, &self.name).await? {
-            return Err(SyncError::Leased(self.name));
-        }
-        stored_orgs::set_lease_owner(&db, &self.name, Some(&lease_owner())).await?;
-        let client = self.connector.connect(&db, &self.name).await?;
+        let name = self.name().to_owned();
+        let client = {
+            let db = self.pool.get().await.map_err(ControlError::from)?;
+            self.connector.connect(&db, &name).await?
+        };
         let _ = self.limiter.set(client.limiter().clone());
-        let stream_db = connect(&self.database).await?;
-        let events_db = connect(&self.database).await?;
-        let mut sync =
-            OrgSync::start(db, client.clone(), &self.name, self.settings.clone()).await?;
-        // The org's Change Data Capture stream runs beside its scheduler, on its own
-        // connection; either failing ends both, and the org restarts.
-        // The org's platform event objects stream into their tables beside it, over CometD,
-        // on a connection of their own.
+        let mut sync = OrgSync::start_fenced(
+            self.pool.clone(),
+            Some(self.fence.clone()),
+            client.clone(),
+            &name,
+            self.settings.clone(),
+        )
+        .await?;
+        // The org's Change Data Capture stream and its platform event streams run beside
+        // its scheduler, on the same pool; either failing ends all three, and the org
+        // restarts.
         let transport: Arc<dyn EventTransport> = Arc::new(CometD::new(client.clone()));
         let events = EventStreams {
-            org: self.name.clone(),
-            db: events_db,
+            org: name.clone(),
+            db: self.pool.clone().into(),
+            fence: Some(self.fence.clone()),
             client: client.clone(),
             transport,
             retention: self.settings.event_table_retention,
         };
         let stream = OrgStream {
-            org: self.name.clone(),
-            db: stream_db,
+            org: name,
+            db: self.pool.into(),
+            fence: Some(self.fence),
             transports: Transports::new(client.clone()),
             client,
             health: Arc::clone(sync.health()),
@@ -215,7 +247,7 @@ impl OrgTask {
         let eventing = events.run(stop_stream.clone());
         tokio::pin!(streaming);
         tokio::pin!(eventing);
-        let result = tokio::select! {
+        tokio::select! {
             result = sync.run(&cancel, &mut reloads) => {
                 stop_stream.cancel();
                 let _ = (&mut streaming).await;
@@ -232,15 +264,12 @@ impl OrgTask {
                 let _ = (&mut streaming).await;
                 result
             }
-        };
-        result?;
-        stored_orgs::set_lease_owner(sync.db(), &self.name, None).await?;
-        Ok(())
+        }
     }
 }
 
-/// `host:pid`: who holds an org, for status.
-fn lease_owner() -> String {
+/// `host:pid`: the worker's name, shown by status as the org's holder.
+fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".to_owned());

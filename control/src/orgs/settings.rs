@@ -1,6 +1,6 @@
 //! What the sync reads and records of an org's row in `sfpg.orgs` while it runs: its
-//! settings ([`OrgSettings`]), why polling is paused, the API usage last seen, an org-wide
-//! error, and who holds the org (the lease, shown by status).
+//! settings ([`OrgSettings`]), why polling is paused, the API usage last seen, and an
+//! org-wide error. Who holds the org is its lease's ([`crate::leases`]).
 
 use std::time::Duration;
 
@@ -158,38 +158,6 @@ pub const ORG_CHANGED_CHANNEL: &str = "sfpg_org_changed";
 pub async fn listen_for_changes(client: &impl GenericClient) -> Result<(), ControlError> {
     client
         .batch_execute(&format!("LISTEN {ORG_CHANGED_CHANNEL}"))
-        .await?;
-    Ok(())
-}
-
-/// The first key of the per-org advisory lock ("sfps") a sync process holds while it syncs
-/// the org; the second is the org name's hash (`hashtext`).
-pub const ORG_LOCK_KEY: i32 = 0x7366_7073;
-
-/// Takes the org's advisory lock on `client`'s session without waiting; false when another
-/// session (another sync process) holds it. The lock lasts as long as the session, so a
-/// process that dies, even by `kill -9`, frees its orgs with its connections.
-pub async fn try_lock(client: &impl GenericClient, org: &str) -> Result<bool, ControlError> {
-    Ok(client
-        .query_one(
-            "SELECT pg_try_advisory_lock($1, hashtext($2))",
-            &[&ORG_LOCK_KEY, &org],
-        )
-        .await?
-        .try_get(0)?)
-}
-
-/// Records who holds the org (`host:pid`), or that no one does, for status.
-pub async fn set_lease_owner(
-    client: &impl GenericClient,
-    org: &str,
-    owner: Option<&str>,
-) -> Result<(), ControlError> {
-    client
-        .execute(
-            "UPDATE sfpg.orgs SET lease_owner = $2, lease_expires_at = NULL WHERE name = $1",
-            &[&org, &owner],
-        )
         .await?;
     Ok(())
 }

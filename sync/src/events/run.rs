@@ -18,6 +18,9 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Map, Value};
 use sfpg_control::events::{self, DeliveredEvent, EventCheckpoint, is_platform_event};
+use sfpg_control::leases::Fence;
+
+use crate::db::Database;
 use sfpg_control::objects::{ObjectState, Phase};
 use sfpg_control::orgs::OrgSettings;
 use sfpg_control::plan::MirroredField;
@@ -41,7 +44,9 @@ const MAX_BATCH: usize = 1_000;
 /// One org's event streams.
 pub struct EventStreams {
     pub org: String,
-    pub db: tokio_postgres::Client,
+    pub db: Database,
+    /// The org's lease, which every write checks.
+    pub fence: Option<Fence>,
     pub client: Client,
     pub transport: Arc<dyn EventTransport>,
     /// Rows older than this are deleted.
@@ -83,14 +88,8 @@ impl EventStreams {
         for (object, topic) in topics {
             topic.stop.cancel();
             let _ = topic.reader.await;
-            EventCheckpoint::set_state(
-                &self.db,
-                &self.org,
-                &object,
-                false,
-                Some("the sync is stopped"),
-            )
-            .await?;
+            self.set_state(&object, false, Some("the sync is stopped"))
+                .await?;
         }
         Ok(())
     }
@@ -103,10 +102,10 @@ impl EventStreams {
         sender: &mpsc::Sender<TopicItem>,
         cancel: &CancellationToken,
     ) -> Result<()> {
-        let Some(org) = OrgSettings::load(&self.db, &self.org).await? else {
+        let Some(org) = OrgSettings::load(&*self.db.get().await?, &self.org).await? else {
             return Ok(());
         };
-        let enabled: Vec<ObjectState> = ObjectState::load_all(&self.db, &self.org)
+        let enabled: Vec<ObjectState> = ObjectState::load_all(&*self.db.get().await?, &self.org)
             .await?
             .into_iter()
             .filter(|s| s.enabled && is_platform_event(&s.object))
@@ -119,8 +118,7 @@ impl EventStreams {
         for name in gone {
             if let Some(topic) = topics.remove(&name) {
                 topic.stop.cancel();
-                EventCheckpoint::set_state(&self.db, &self.org, &name, false, Some("disabled"))
-                    .await?;
+                self.set_state(&name, false, Some("disabled")).await?;
             }
         }
         let new: Vec<&ObjectState> = enabled
@@ -149,7 +147,15 @@ impl EventStreams {
         sender: &mpsc::Sender<TopicItem>,
         cancel: &CancellationToken,
     ) -> Result<Option<Topic>> {
-        let fields = match ensure_event_table(&self.db, &self.client, state, schema).await {
+        let fields = match ensure_event_table(
+            &mut self.db,
+            self.fence.as_ref(),
+            &self.client,
+            state,
+            schema,
+        )
+        .await
+        {
             Ok(fields) => fields,
             Err(error @ crate::SyncError::Database(_)) => return Err(error),
             Err(error) => {
@@ -158,21 +164,20 @@ impl EventStreams {
                 let mut failed = state.clone();
                 failed.last_error = Some(reason.clone());
                 failed.last_error_at = Some(Utc::now());
-                if failed.phase != Phase::Live {
-                    failed.save(&self.db).await?;
-                }
-                EventCheckpoint::set_state(
-                    &self.db,
-                    &self.org,
-                    &state.object,
-                    false,
-                    Some(&reason),
-                )
-                .await?;
+                let org = &self.org;
+                self.db
+                    .write(self.fence.as_ref(), async |t| {
+                        if failed.phase != Phase::Live {
+                            failed.save(t).await?;
+                        }
+                        EventCheckpoint::set_state(t, org, &state.object, false, Some(&reason))
+                            .await
+                    })
+                    .await?;
                 return Ok(None);
             }
         };
-        let saved = EventCheckpoint::load_all(&self.db, &self.org)
+        let saved = EventCheckpoint::load_all(&*self.db.get().await?, &self.org)
             .await?
             .into_iter()
             .find(|c| c.event_name == state.object)
@@ -230,18 +235,16 @@ impl EventStreams {
                 if let Some(topic) = topics.remove(&name) {
                     topic.stop.cancel();
                 }
-                EventCheckpoint::set_state(&self.db, &self.org, &name, false, Some(&reason))
-                    .await?;
+                self.set_state(&name, false, Some(&reason)).await?;
                 return Ok(());
             }
         };
         match item {
             StreamItem::Connected { .. } => {
-                EventCheckpoint::set_state(&self.db, &self.org, &name, true, None).await?;
+                self.set_state(&name, true, None).await?;
             }
             StreamItem::Reconnecting { reason, .. } => {
-                EventCheckpoint::set_state(&self.db, &self.org, &name, false, Some(&reason))
-                    .await?;
+                self.set_state(&name, false, Some(&reason)).await?;
             }
             StreamItem::Idle | StreamItem::Event(_) => {}
             StreamItem::PlatformEvent(event) => {
@@ -272,22 +275,26 @@ impl EventStreams {
 
     /// Inserts a batch of one topic's events and moves its checkpoint, in one transaction.
     async fn apply(&mut self, name: &str, topic: &Topic, batch: &[PlatformEvent]) -> Result<()> {
-        let Some(org) = OrgSettings::load(&self.db, &self.org).await? else {
+        let Some(org) = OrgSettings::load(&*self.db.get().await?, &self.org).await? else {
             return Ok(());
         };
         let delivered: Vec<DeliveredEvent> =
             batch.iter().map(|e| delivered(e, &topic.fields)).collect();
-        let transaction = self.db.transaction().await?;
-        let applied = events::apply_delivered(
-            &transaction,
-            &self.org,
-            name,
-            (&org.schema, &topic.table),
-            &topic.columns,
-            &delivered,
-        )
-        .await?;
-        transaction.commit().await?;
+        let this = &self.org;
+        let applied = self
+            .db
+            .write(self.fence.as_ref(), async |t| {
+                events::apply_delivered(
+                    t,
+                    this,
+                    name,
+                    (&org.schema, &topic.table),
+                    &topic.columns,
+                    &delivered,
+                )
+                .await
+            })
+            .await?;
         tracing::debug!(org = %self.org, object = %name, inserted = applied.inserted, skipped = applied.skipped, "platform events applied");
         if let Some(id) = applied.replay_id {
             let _ = topic.applied.send(Some(id));
@@ -295,12 +302,27 @@ impl EventStreams {
         Ok(())
     }
 
+    /// Records whether `object`'s subscription is connected, and why not.
+    async fn set_state(
+        &mut self,
+        object: &str,
+        connected: bool,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let org = &self.org;
+        self.db
+            .write(self.fence.as_ref(), async |t| {
+                EventCheckpoint::set_state(t, org, object, connected, reason).await
+            })
+            .await
+    }
+
     /// Deletes the rows past the retention of every subscribed topic.
     async fn sweep(&mut self, topics: &HashMap<String, Topic>) -> Result<()> {
         if topics.is_empty() {
             return Ok(());
         }
-        let Some(org) = OrgSettings::load(&self.db, &self.org).await? else {
+        let Some(org) = OrgSettings::load(&*self.db.get().await?, &self.org).await? else {
             return Ok(());
         };
         let retention = chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
@@ -308,10 +330,12 @@ impl EventStreams {
             return Ok(());
         };
         for (name, topic) in topics {
-            let transaction = self.db.transaction().await?;
-            let deleted =
-                events::delete_older_than(&transaction, &org.schema, &topic.table, cutoff).await?;
-            transaction.commit().await?;
+            let deleted = self
+                .db
+                .write(self.fence.as_ref(), async |t| {
+                    events::delete_older_than(t, &org.schema, &topic.table, cutoff).await
+                })
+                .await?;
             if deleted > 0 {
                 tracing::info!(org = %self.org, object = %name, deleted, "platform events past the retention deleted");
             }

@@ -4,6 +4,9 @@
 //! mirrors and `sfpg status` shows it.
 
 use sfpg_control::events::{STANDARD_COLUMNS, create_event_table};
+use sfpg_control::leases::Fence;
+
+use crate::db::Database;
 use sfpg_control::mapping::{self, ColumnType, Mapping, SourceField};
 use sfpg_control::objects::{ObjectState, Phase};
 use sfpg_control::plan::MirroredField;
@@ -74,7 +77,8 @@ pub fn event_table_columns(fields: &[MirroredField]) -> Vec<String> {
 /// Describes the event object, creates its table and records it in `sfpg.objects` as live.
 /// Returns its fields.
 pub async fn ensure_event_table(
-    db: &tokio_postgres::Client,
+    db: &mut Database,
+    fence: Option<&Fence>,
     client: &Client,
     state: &ObjectState,
     schema: &str,
@@ -82,11 +86,14 @@ pub async fn ensure_event_table(
     let describe = client.sobject(state.object.clone()).describe().await?;
     let fields = event_fields(&describe)?;
     let columns: Vec<_> = fields.iter().map(MirroredField::as_column).collect();
-    create_event_table(db, schema, &state.table, &columns).await?;
     let mut saved = state.clone();
     saved.phase = Phase::Live;
     saved.mirrored_fields = fields.clone();
     saved.last_error = None;
-    saved.save(db).await?;
+    db.write(fence, async |t| {
+        create_event_table(t, schema, &state.table, &columns).await?;
+        saved.save(t).await
+    })
+    .await?;
     Ok(fields)
 }

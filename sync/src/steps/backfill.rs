@@ -34,7 +34,7 @@ pub async fn count(context: &mut Context<'_>, object: &mut ObjectSync) -> Result
         tracing::info!(object = %plan.object, total, threshold, merge, "at or above the bulk threshold: backfilled through a Bulk API 2.0 query job");
         next.bulk = Some(BulkRead::new(BulkPurpose::Backfill, snapshot, merge));
     }
-    next.save(&*context.db).await?;
+    context.save(&next).await?;
     object.state = next;
     Ok(Outcome::default())
 }
@@ -181,7 +181,7 @@ pub async fn field_page(context: &mut Context<'_>, object: &mut ObjectSync) -> R
         let mut next = object.state.clone();
         next.pending_field_backfill.clear();
         next.backfill_last_id = None;
-        next.save(&*context.db).await?;
+        context.save(&next).await?;
         object.state = next;
         return Ok(Outcome::default());
     }

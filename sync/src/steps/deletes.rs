@@ -34,7 +34,7 @@ pub async fn deleted(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
         tracing::warn!(object = %plan.object, %watermark, "the delete watermark is beyond deleted/'s reach; reconciling Ids");
         object.reconcile_requested = true;
         base.deleted_watermark = Some(end);
-        base.save(&*context.db).await?;
+        context.save(&base).await?;
         object.state = base;
         return Ok(Outcome::default());
     }
@@ -155,7 +155,7 @@ pub(super) async fn recount(context: &mut Context<'_>, object: &mut ObjectSync) 
         .await?;
     let mut next = object.state.clone();
     next.row_count = row.try_get(0)?;
-    next.save(&*context.db).await?;
+    context.save(&next).await?;
     object.state = next;
     Ok(())
 }

@@ -7,14 +7,13 @@ use chrono::{Duration, Utc};
 use sfpg_control::{capture, mirror};
 use sfpg_salesforce::Conditional;
 
-use super::{Context, Outcome, after_request};
+use super::{Context, Outcome, after_request, begin};
 use crate::error::Result;
 use crate::object::JobWatch;
 use crate::object::{ObjectSync, chrono_duration};
 use crate::plan;
 use crate::plan::{ObjectPlan, PlanChange};
 use sfpg_control::objects::{BulkPurpose, BulkRead, ObjectState, Phase};
-use sfpg_control::writer;
 use sfpg_salesforce::SObjectDescribe;
 use tokio_postgres::Transaction;
 
@@ -23,7 +22,7 @@ pub async fn describe(context: &mut Context<'_>, object: &mut ObjectSync) -> Res
     let interval = chrono_duration(context.settings.describe_interval);
     let Some(describe) = fetch(context, object).await? else {
         let next = after_request(&object.state);
-        next.save(&*context.db).await?;
+        context.save(&next).await?;
         object.state = next;
         object.next_describe_at = requested_at + interval;
         return Ok(Outcome::default());
@@ -32,7 +31,7 @@ pub async fn describe(context: &mut Context<'_>, object: &mut ObjectSync) -> Res
     let first = object.plan.is_none() || object.state.phase == Phase::Describing;
     let current = object.plan.clone().unwrap_or_else(|| newer.clone());
 
-    let transaction = writer::begin(context.db, Some(context.settings.lock_timeout)).await?;
+    let transaction = begin(context.db, context.fence, context.settings).await?;
     let change = evolve_table(&transaction, &current, &object.state.removed_fields, &newer).await?;
     let mut next = after_request(&object.state);
     next.mirrored_fields = newer.fields.clone();

@@ -23,7 +23,7 @@ pub async fn refresh(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
     if fields.len() < 2 {
         let mut next = object.state.clone();
         next.formulas_refreshed_at = Some(sweep.started_at);
-        next.save(&*context.db).await?;
+        context.save(&next).await?;
         object.state = next;
         object.formulas = None;
         return Ok(Outcome::default());

@@ -91,7 +91,7 @@ pub async fn backlog(context: &mut Context<'_>, object: &mut ObjectSync) -> Resu
         next.cursor_modstamp = Some(cursor.stamp);
         next.bulk = Some(BulkRead::new(BulkPurpose::Changes, snapshot, true));
     }
-    next.save(&*context.db).await?;
+    context.save(&next).await?;
     object.state = next;
     object.backlog_count_due = false;
     object.backlog_counted = true;

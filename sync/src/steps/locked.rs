@@ -44,7 +44,7 @@ pub async fn retry(context: &mut Context<'_>, object: &mut ObjectSync) -> Result
         if !unusable.is_empty() {
             let mut next = object.state.clone();
             next.locked_ids.retain(|id| !unusable.contains(id));
-            next.save(&*context.db).await?;
+            context.save(&next).await?;
             object.state = next;
         }
         return Ok(Outcome::default());

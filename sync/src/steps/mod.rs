@@ -20,6 +20,7 @@ use crate::object::{ObjectSync, Task};
 use crate::plan::{IS_DELETED_FIELD, ObjectPlan, SYSTEM_MODSTAMP_FIELD};
 use crate::settings::SyncSettings;
 use crate::source::Source;
+use sfpg_control::leases::{self, Fence};
 use sfpg_control::objects::ObjectState;
 use sfpg_control::orgs::OrgSettings;
 use sfpg_control::writer::{self, Applied, OnLocked, Rows, Write};
@@ -32,11 +33,33 @@ pub struct Context<'a> {
     pub source: &'a dyn Source,
     /// The mirror database.
     pub db: &'a mut tokio_postgres::Client,
+    /// The org's lease, which every write checks ([`Context::begin`]).
+    pub fence: Option<&'a Fence>,
     pub org: &'a OrgSettings,
     pub settings: &'a SyncSettings,
     /// Whether this step may hold a page read ahead: one object of the org at a time does,
     /// which bounds the memory read-ahead takes to one page per org.
     pub may_read_ahead: bool,
+}
+
+impl Context<'_> {
+    /// Saves `state` alone, under the org's lease.
+    pub async fn save(&mut self, state: &ObjectState) -> Result<()> {
+        let transaction = begin(self.db, self.fence, self.settings).await?;
+        state.save(&transaction).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+}
+
+/// Opens a write transaction for the org (sync origin, the lock timeout), checked by the
+/// org's lease: `begin(context.db, context.fence, context.settings)`.
+pub async fn begin<'c>(
+    db: &'c mut tokio_postgres::Client,
+    fence: Option<&Fence>,
+    settings: &SyncSettings,
+) -> Result<tokio_postgres::Transaction<'c>> {
+    Ok(leases::begin(db, fence, Some(settings.lock_timeout)).await?)
 }
 
 /// What a finished step did, for logs and tests.
@@ -123,8 +146,7 @@ pub async fn commit(
     loop {
         attempt += 1;
         let result = async {
-            let transaction =
-                writer::begin(context.db, Some(context.settings.lock_timeout)).await?;
+            let transaction = begin(context.db, context.fence, context.settings).await?;
             let applied = writer::apply(
                 &transaction,
                 plan,

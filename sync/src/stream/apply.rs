@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sfpg_control::leases::{self, Fence};
 use sfpg_control::streams::{Advance, Checkpoint};
 use sfpg_control::writer::{self, OnLocked, Patches, Rows, Write, WriteStrategy};
 
@@ -69,12 +70,13 @@ pub struct BatchApplied {
 /// written together ([`Segment`]), one statement per object and kind of write.
 pub async fn apply_batch(
     db: &mut tokio_postgres::Client,
+    fence: Option<&Fence>,
     org: &str,
     plans: &Plans,
     batch: &[Transaction],
     lock_timeout: Duration,
 ) -> Result<BatchApplied> {
-    let transaction = writer::begin(db, Some(lock_timeout)).await?;
+    let transaction = leases::begin(db, fence, Some(lock_timeout)).await?;
     let saved = Checkpoint::load_for_update(&transaction, org).await?;
     let mut applied = BatchApplied::default();
     let mut last: Option<&Change> = None;

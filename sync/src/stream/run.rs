@@ -29,9 +29,11 @@ use super::health::StreamHealth;
 use super::received::CatchUp;
 use super::session::{Ended, Session};
 use super::transport::Transports;
+use crate::db::Database;
 use crate::error::Result;
 use crate::plan::ObjectPlan;
 use crate::settings::SyncSettings;
+use sfpg_control::leases::Fence;
 
 /// How often a stream that is down (nothing selected, the selection unreadable, an outage
 /// the transport gave up on) looks again.
@@ -40,7 +42,9 @@ const RECHECK: Duration = Duration::from_secs(30);
 /// The org's stream.
 pub struct OrgStream {
     pub org: String,
-    pub db: tokio_postgres::Client,
+    pub db: Database,
+    /// The org's lease, which every write checks.
+    pub fence: Option<Fence>,
     pub client: Client,
     pub transports: Transports,
     pub health: Arc<StreamHealth>,
@@ -70,7 +74,11 @@ impl OrgStream {
                 }
                 Ended::ReplayInvalid(reason) => {
                     tracing::warn!(org = %self.org, %reason, "replay id refused: catching up by polling");
-                    Checkpoint::clear(&self.db, &self.org).await?;
+                    self.db
+                        .write(self.fence.as_ref(), async |t| {
+                            Checkpoint::clear(t, &self.org).await
+                        })
+                        .await?;
                     None
                 }
             };
@@ -84,10 +92,13 @@ impl OrgStream {
         }
     }
 
-    async fn down(&self, reason: &str) -> Result<()> {
+    async fn down(&mut self, reason: &str) -> Result<()> {
         self.health.set_streamed(&[]);
-        streams::set_state(&self.db, &self.org, StreamState::Down, Some(reason)).await?;
-        Ok(())
+        self.db
+            .write(self.fence.as_ref(), async |t| {
+                streams::set_state(t, &self.org, StreamState::Down, Some(reason)).await
+            })
+            .await
     }
 
     /// Decides what to stream, and streams it until something ends the subscription.
@@ -98,17 +109,21 @@ impl OrgStream {
         previously: &mut Previously,
     ) -> Result<Ended> {
         reloads.mark_unchanged();
-        let Some(org) = OrgSettings::load(&self.db, &self.org).await? else {
+        let Some(org) = OrgSettings::load(&*self.db.get().await?, &self.org).await? else {
             return Ok(Ended::Cancelled);
         };
         if !org.cdc_enabled {
-            streams::set_streamed_objects(&self.db, &self.org, &[]).await?;
-            Checkpoint::clear(&self.db, &self.org).await?;
+            self.db
+                .write(self.fence.as_ref(), async |t| {
+                    streams::set_streamed_objects(t, &self.org, &[]).await?;
+                    Checkpoint::clear(t, &self.org).await
+                })
+                .await?;
             return Ok(Ended::Down(
                 "Change Data Capture is off (sfpg org set-cdc)".into(),
             ));
         }
-        let live = live_plans(&self.db, &self.org, &org.schema).await?;
+        let live = live_plans(&*self.db.get().await?, &self.org, &org.schema).await?;
         let selected = match selected_entities(&self.client).await {
             Ok(selected) => selected,
             Err(error) => {
@@ -122,7 +137,11 @@ impl OrgStream {
                 .filter(|p| selected.iter().any(|s| s.eq_ignore_ascii_case(&p.object))),
         );
         let streamed = plans.objects();
-        streams::set_streamed_objects(&self.db, &self.org, &streamed).await?;
+        self.db
+            .write(self.fence.as_ref(), async |t| {
+                streams::set_streamed_objects(t, &self.org, &streamed).await
+            })
+            .await?;
         if streamed.is_empty() {
             return Ok(Ended::Down(
                 "the org selects none of the live mirrored objects for Change Data Capture".into(),
@@ -133,8 +152,12 @@ impl OrgStream {
             Err(reason) => return Ok(Ended::Down(reason)),
         };
         tracing::info!(org = %self.org, transport = chosen.kind.as_str(), reason = %chosen.reason, "stream transport");
-        streams::set_transport(&self.db, &self.org, chosen.kind, &chosen.reason).await?;
-        let checkpoint = Checkpoint::load(&self.db, &self.org).await?;
+        self.db
+            .write(self.fence.as_ref(), async |t| {
+                streams::set_transport(t, &self.org, chosen.kind, &chosen.reason).await
+            })
+            .await?;
+        let checkpoint = Checkpoint::load(&*self.db.get().await?, &self.org).await?;
         let horizon = chrono::Duration::from_std(
             self.settings
                 .event_retention
@@ -162,6 +185,7 @@ impl OrgStream {
             joining,
             org: &self.org,
             db: &mut self.db,
+            fence: self.fence.as_ref(),
             client: &self.client,
             health: &self.health,
             settings: &self.settings,

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sfpg_control::leases::{self, Fence};
 use sfpg_control::streams::{self, StreamState};
+
+use crate::db::Database;
 use sfpg_control::writer::{self, OnLocked, Rows, Write, WriteStrategy};
 use sfpg_salesforce::streaming::{
     ALL_CHANGE_EVENTS, ChangeEvent, ChangeType, EventTransport, ReplayFrom, ReplayId, StreamItem,
@@ -64,7 +67,9 @@ enum Next {
 /// One subscription.
 pub struct Session<'a> {
     pub org: &'a str,
-    pub db: &'a mut tokio_postgres::Client,
+    pub db: &'a mut Database,
+    /// The org's lease, which every write checks.
+    pub fence: Option<&'a Fence>,
     pub client: &'a Client,
     pub health: &'a StreamHealth,
     pub settings: &'a SyncSettings,
@@ -249,9 +254,13 @@ impl Session<'_> {
         Ok(None)
     }
 
-    async fn state(&self, state: StreamState, reason: Option<&str>) -> Result<()> {
-        streams::set_state(&*self.db, self.org, state, reason).await?;
-        Ok(())
+    async fn state(&mut self, state: StreamState, reason: Option<&str>) -> Result<()> {
+        let org = self.org;
+        self.db
+            .write(self.fence, async |t| {
+                streams::set_state(t, org, state, reason).await
+            })
+            .await
     }
 
     async fn connected(&mut self) -> Result<()> {
@@ -340,7 +349,8 @@ impl Session<'_> {
         let mut attempt = 0;
         loop {
             match apply_batch(
-                self.db,
+                &mut *self.db.get().await?,
+                self.fence,
                 self.org,
                 &self.plans,
                 batch,
@@ -406,7 +416,13 @@ impl Session<'_> {
                 }
             }
             let rows = Rows::from_records(&plan.object, plan.fields.iter().collect(), &found)?;
-            let transaction = writer::begin(self.db, Some(self.settings.lock_timeout)).await?;
+            let mut connection = self.db.get().await?;
+            let transaction = leases::begin(
+                &mut *connection,
+                self.fence,
+                Some(self.settings.lock_timeout),
+            )
+            .await?;
             writer::apply(
                 &transaction,
                 &plan,

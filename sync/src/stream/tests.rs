@@ -89,6 +89,7 @@ fn one(change: Change) -> Vec<Transaction> {
 async fn apply(client: &mut tokio_postgres::Client, batch: &[Transaction]) -> BatchApplied {
     apply_batch(
         client,
+        None,
         "acme",
         &Plans::new([plan()]),
         batch,
@@ -251,6 +252,7 @@ async fn one_salesforce_transaction_is_one_postgres_transaction() {
     }];
     let failed = apply_batch(
         &mut client,
+        None,
         "acme",
         &Plans::new([plan()]),
         &batch,
@@ -415,7 +417,7 @@ fn event(replay_id: i64, key: &str) -> ChangeEvent {
 #[tokio::test(flavor = "current_thread")]
 async fn an_item_behind_an_event_is_not_dropped_while_events_are_batched() {
     let db = TestDatabase::create().await;
-    let mut client = mirror_with_org(&db).await;
+    let client = mirror_with_org(&db).await;
     let script = Scripted(
         [
             Ok(StreamItem::Event(Box::new(event(10, "t1")))),
@@ -436,9 +438,11 @@ async fn an_item_behind_an_event_is_not_dropped_while_events_are_batched() {
     .unwrap();
     let health = StreamHealth::default();
     let settings = SyncSettings::default();
+    let mut database = crate::db::Database::from(client);
     let session = session::Session {
         org: "acme",
-        db: &mut client,
+        db: &mut database,
+        fence: None,
         client: &salesforce,
         health: &health,
         settings: &settings,

@@ -1,5 +1,7 @@
-//! The supervisor's own connection to the control schema: it listens on
-//! [`ORG_CHANGED_CHANNEL`](orgs::ORG_CHANGED_CHANNEL) and reads the enabled orgs. When it is
+//! The supervisor's listening connection: it listens on
+//! [`ORG_CHANGED_CHANNEL`](orgs::ORG_CHANGED_CHANNEL), so that a changed org reloads at once.
+//! A hint only: the heartbeat reads the enabled orgs anyway (and through PgBouncer in
+//! transaction mode, notifications do not arrive at all). When it is
 //! lost it is opened again with backoff ([`Reconnect`]), never in a loop: while the database
 //! is gone, the supervisor waits for the next attempt instead.
 
@@ -61,11 +63,6 @@ impl Listener {
                 }
             }
         }
-        self.connection.as_ref().map(|c| &c.client)
-    }
-
-    /// The connection as it is, without trying to open it.
-    pub(super) fn current(&self) -> Option<&tokio_postgres::Client> {
         self.connection.as_ref().map(|c| &c.client)
     }
 

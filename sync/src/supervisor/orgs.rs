@@ -1,13 +1,17 @@
-//! The orgs a supervisor runs: one task per enabled org, started and stopped as the control
-//! schema says, and restarted when it fails or panics. Restarts back off per org
-//! ([`Backoff`]): a database that is gone costs one attempt per wait, not a loop, and the
-//! first failure of a series is logged, not each one.
+//! The orgs a worker holds: one task per org whose lease it holds, started when the lease is
+//! taken, stopped when it is handed back or lost, and restarted when it fails or panics
+//! (keeping the lease). Restarts back off per org ([`Backoff`]): a database that is gone
+//! costs one attempt per wait, not a loop, and the first failure of a series is logged, not
+//! each one. A task whose write the lease fence refused is dropped: the org is another
+//! worker's now.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use sfpg_control::connect::Pool;
+use sfpg_control::leases::{self, Fence, Held};
 use sfpg_control::reconnect::Backoff;
 use sfpg_salesforce::RateLimiter;
 use tokio::sync::mpsc;
@@ -15,7 +19,8 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Connector, OrgTask, RECHECK_INTERVAL};
+use super::worker::Worker;
+use super::{Connector, OrgTask};
 use crate::error::{Result, SyncError};
 use crate::settings::SyncSettings;
 use sfpg_control::orgs::OrgSettings;
@@ -45,10 +50,16 @@ enum Failure {
 }
 
 pub(super) struct Orgs {
-    database: tokio_postgres::Config,
+    pool: Pool,
     connector: Arc<dyn Connector>,
     settings: SyncSettings,
+    /// This worker's name, the owner in its fences.
+    worker: String,
     shutdown: CancellationToken,
+    /// Every org whose lease this worker holds, running or resting.
+    holding: BTreeMap<String, Held>,
+    /// Orgs stopping to be handed back: their leases are released once they stop.
+    handing_back: HashSet<String>,
     running: HashMap<String, Running>,
     tasks: JoinSet<(String, Result<()>)>,
     /// Which org each task runs, to name the org of a task that panicked.
@@ -61,16 +72,20 @@ pub(super) struct Orgs {
 
 impl Orgs {
     pub(super) fn new(
-        database: tokio_postgres::Config,
+        pool: Pool,
         connector: Arc<dyn Connector>,
         settings: SyncSettings,
+        worker: String,
         shutdown: &CancellationToken,
     ) -> Self {
         Self {
-            database,
+            pool,
             connector,
             settings,
+            worker,
             shutdown: shutdown.clone(),
+            holding: BTreeMap::new(),
+            handing_back: HashSet::new(),
             running: HashMap::new(),
             tasks: JoinSet::new(),
             task_orgs: HashMap::new(),
@@ -79,46 +94,95 @@ impl Orgs {
         }
     }
 
-    /// Starts the enabled orgs that do not run (unless resting) and stops those no longer
-    /// enabled.
-    pub(super) async fn start_and_stop(&mut self, control: &tokio_postgres::Client) {
-        let enabled = match OrgSettings::enabled_names(control).await {
-            Ok(enabled) => enabled,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the enabled orgs");
-                return;
-            }
-        };
-        let now = Instant::now();
-        self.resting.retain(|_, until| *until > now);
-        for (name, org) in &self.running {
-            if !enabled.contains(name) {
-                tracing::info!(org = %name, "org disabled or removed; stopping it");
-                org.cancel.cancel();
-            }
-        }
-        for name in enabled {
-            if !self.running.contains_key(&name) && !self.resting.contains_key(&name) {
-                self.start(name);
+    /// The orgs whose leases this worker holds.
+    pub(super) fn holding(&self) -> &BTreeMap<String, Held> {
+        &self.holding
+    }
+
+    /// The heartbeat renewed `renewed`: an org held but not among them was taken over (the
+    /// worker was too slow to renew): it stops, without handing anything back.
+    pub(super) fn renewed(&mut self, renewed: &[Held]) {
+        let lost: Vec<String> = self
+            .holding
+            .iter()
+            .filter(|(_, held)| !renewed.contains(held))
+            .map(|(org, _)| org.clone())
+            .collect();
+        for org in lost {
+            tracing::warn!(org = %org, "lease lost (taken over while not renewed); stopping the org");
+            self.holding.remove(&org);
+            self.handing_back.remove(&org);
+            self.resting.remove(&org);
+            if let Some(running) = self.running.get(&org) {
+                running.cancel.cancel();
             }
         }
     }
 
-    fn start(&mut self, name: String) {
+    /// Placement moved `org` elsewhere (or it was disabled): it stops between turns, and its
+    /// lease is released once it has.
+    pub(super) fn hand_back(&mut self, org: &str) -> Option<Held> {
+        match self.running.get(org) {
+            Some(running) => {
+                tracing::info!(org = %org, "handing the org back");
+                running.cancel.cancel();
+                self.handing_back.insert(org.to_owned());
+                None
+            }
+            // Resting: nothing runs, it goes at once.
+            None => {
+                self.resting.remove(org);
+                self.holding.remove(org)
+            }
+        }
+    }
+
+    /// Starts the org whose lease was just taken.
+    pub(super) fn start(&mut self, held: Held) {
+        self.holding.insert(held.org.clone(), held.clone());
+        self.spawn(held);
+    }
+
+    /// Starts again the held orgs whose rest is over.
+    pub(super) fn restart_rested(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .resting
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(org, _)| org.clone())
+            .collect();
+        for org in due {
+            self.resting.remove(&org);
+            if let Some(held) = self.holding.get(&org).cloned()
+                && !self.running.contains_key(&org)
+            {
+                self.spawn(held);
+            }
+        }
+    }
+
+    fn fence(&self, held: &Held) -> Fence {
+        Fence::new(held.org.clone(), self.worker.clone(), held.epoch)
+    }
+
+    fn spawn(&mut self, held: Held) {
+        let name = held.org.clone();
         let (reload, reloads) = mpsc::unbounded_channel();
         let cancel = self.shutdown.child_token();
         let task = OrgTask {
-            database: self.database.clone(),
+            pool: self.pool.clone(),
             connector: Arc::clone(&self.connector),
             settings: self.settings.clone(),
-            name: name.clone(),
+            fence: self.fence(&held),
             limiter: Arc::default(),
         };
         let limiter = Arc::clone(&task.limiter);
         let token = cancel.clone();
-        let handle = self
-            .tasks
-            .spawn(async move { (task.name.clone(), task.run(token, reloads).await) });
+        let handle = self.tasks.spawn(async move {
+            let name = task.name().to_owned();
+            (name, task.run(token, reloads).await)
+        });
         self.task_orgs.insert(handle.id(), name.clone());
         self.running.insert(
             name,
@@ -146,23 +210,28 @@ impl Orgs {
 
     /// `sfpg_org_changed` named `org`: its scheduler reloads, and its limiter takes the
     /// org's rate at once.
-    pub(super) async fn changed(&self, org: &str, control: Option<&tokio_postgres::Client>) {
+    pub(super) async fn changed(&self, org: &str) {
         let Some(running) = self.running.get(org) else {
             return;
         };
         let _ = running.reload.send(());
-        if let (Some(limiter), Some(client)) = (running.limiter.get(), control) {
-            match OrgSettings::load(client, org).await {
-                Ok(Some(settings)) => limiter.set_rate(settings.rate),
-                Ok(None) => {}
-                Err(error) => tracing::warn!(org = %org, %error, "cannot read the org's rate"),
-            }
+        let Some(limiter) = running.limiter.get() else {
+            return;
+        };
+        let settings = match self.pool.get().await {
+            Ok(client) => OrgSettings::load(&**client, org).await,
+            Err(error) => Err(error.into()),
+        };
+        match settings {
+            Ok(Some(settings)) => limiter.set_rate(settings.rate),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(org = %org, %error, "cannot read the org's rate"),
         }
     }
 
-    /// An org task ended: as asked, because another process holds the org, or by failing
-    /// or panicking, after which it rests and starts again.
-    pub(super) async fn ended(&mut self, joined: Joined, control: Option<&tokio_postgres::Client>) {
+    /// An org task ended: as asked (handed back, lost, shutting down), refused by the lease
+    /// fence (dropped), or by failing or panicking, after which it rests and starts again.
+    pub(super) async fn ended(&mut self, joined: Joined, worker: &Worker) {
         let (name, outcome) = match joined {
             Ok((id, (name, result))) => {
                 self.task_orgs.remove(&id);
@@ -183,30 +252,55 @@ impl Orgs {
         let Some(running) = self.running.remove(&name) else {
             return;
         };
+        if self.handing_back.remove(&name) {
+            if let Some(held) = self.holding.remove(&name) {
+                worker.release(&held).await;
+            }
+            self.restarts.remove(&name);
+            return;
+        }
         let failure = match outcome {
-            // Stopped as asked (disabled, or shutting down): a later start is a new one.
+            // Stopped as asked (lost, or shutting down): a later start is a new one.
             Ok(()) => {
                 self.restarts.remove(&name);
                 return;
             }
-            Err(Failure::Error(SyncError::Leased(_))) => {
-                tracing::info!(org = %name, "another sync process holds the org; waiting");
-                self.resting.insert(name, Instant::now() + RECHECK_INTERVAL);
+            Err(Failure::Error(error)) if error.is_fenced() => {
+                tracing::warn!(org = %name, %error, "write refused by the lease fence: the org was taken over; dropping it");
+                metrics::counter!("sfpg_lease_fenced_total", "org" => name.clone()).increment(1);
+                self.holding.remove(&name);
+                self.restarts.remove(&name);
                 return;
             }
             Err(failure) => failure,
+        };
+        let Some(held) = self.holding.get(&name).cloned() else {
+            // Lost meanwhile: not this worker's to restart.
+            return;
         };
         let wait = self.restart_wait(&name, &running, &failure);
         let message = match failure {
             Failure::Error(error) => error.to_string(),
             Failure::Panic(panic) => format!("the org's sync panicked: {panic}"),
         };
-        if let Some(client) = control
-            && let Err(error) = OrgSettings::record_error(client, &name, Some(&message)).await
-        {
+        if let Err(error) = self.record_error(&held, &message).await {
             tracing::warn!(org = %name, %error, "cannot record the org's error");
         }
         self.resting.insert(name, Instant::now() + wait);
+    }
+
+    /// Records the org's failure, under its lease.
+    async fn record_error(&self, held: &Held, message: &str) -> Result<()> {
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(sfpg_control::ControlError::from)?;
+        let fence = self.fence(held);
+        let transaction = leases::begin(&mut **client, Some(&fence), None).await?;
+        OrgSettings::record_error(&transaction, &held.org, Some(message)).await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// How long a failed org rests, logging the failure if it starts a series (or is a
@@ -232,8 +326,10 @@ impl Orgs {
         wait
     }
 
-    /// Stops every org between turns and waits for them.
-    pub(super) async fn stop_all(mut self) {
+    /// Stops every org between turns and waits for them (the worker then leaves, handing
+    /// every lease back at once).
+    pub(super) async fn stop_all(mut self, worker: &Worker) {
+        tracing::debug!(worker = %worker.name(), orgs = self.running.len(), "stopping every org");
         for org in self.running.values() {
             org.cancel.cancel();
         }

@@ -26,7 +26,7 @@ use chrono::Utc;
 use sfpg_salesforce::bulk::{JobInfo, QueryOperation, ResultsPage};
 use tokio_postgres::error::SqlState;
 
-use super::{Context, Outcome, after_request, plan_of};
+use super::{Context, Outcome, after_request, begin, plan_of};
 use crate::error::{Result, SyncError};
 use crate::object::{JobWatch, MAX_JOB_FAILURES, ObjectSync, chrono_duration};
 use crate::plan::{MirroredField, ObjectPlan};
@@ -138,8 +138,8 @@ fn polled(next: &mut ObjectState, read: BulkRead, info: &JobInfo, complete: bool
     });
 }
 
-async fn save(context: &Context<'_>, object: &mut ObjectSync, next: ObjectState) -> Result<()> {
-    next.save(&*context.db).await?;
+async fn save(context: &mut Context<'_>, object: &mut ObjectSync, next: ObjectState) -> Result<()> {
+    context.save(&next).await?;
     object.state = next;
     Ok(())
 }
@@ -147,7 +147,7 @@ async fn save(context: &Context<'_>, object: &mut ObjectSync, next: ObjectState)
 /// The job will not deliver: a new one takes its place, its pages merged (rows already
 /// written must not be duplicated), unless jobs keep failing; then REST.
 async fn replace_job(
-    context: &Context<'_>,
+    context: &mut Context<'_>,
     object: &mut ObjectSync,
     mut next: ObjectState,
     reason: &str,
@@ -179,7 +179,7 @@ async fn replace_job(
 /// page meeting rows already written falls back to the upsert), or its catch-up goes on
 /// through REST from the cursor.
 async fn fall_back_to_rest(
-    context: &Context<'_>,
+    context: &mut Context<'_>,
     object: &mut ObjectSync,
     mut next: ObjectState,
     reason: &str,
@@ -222,7 +222,7 @@ async fn write_page(
     };
     let fields: Vec<&MirroredField> = plan.fields.iter().collect();
     let mut next = after_request(&object.state);
-    let transaction = writer::begin(context.db, Some(context.settings.lock_timeout)).await?;
+    let transaction = begin(context.db, context.fence, context.settings).await?;
     let written = writer::write_csv(&transaction, plan, &fields, page, mode, OnLocked::Skip).await;
     let written = match written {
         Ok(written) => written,

@@ -14,7 +14,7 @@ use chrono::Utc;
 use sfpg_salesforce::bulk::{QueryOperation, ResultsPage};
 
 use super::super::deletes::recount;
-use super::super::{Context, Outcome, after_request, plan_of};
+use super::super::{Context, Outcome, after_request, begin, plan_of};
 use super::job::{Advance, JobPosition, advance};
 use super::reaches_threshold;
 use crate::error::Result;
@@ -153,7 +153,7 @@ async fn turn(
             return write_page(context, object, &plan, sweep, page, next, kind).await;
         }
     };
-    next.save(&*context.db).await?;
+    context.save(&next).await?;
     object.state = next;
     keep(object, kind, kept);
     Ok(Outcome::default())
@@ -211,7 +211,7 @@ async fn write_page(
         }
     }
     let settings = context.settings;
-    let transaction = writer::begin(context.db, Some(settings.lock_timeout)).await?;
+    let transaction = begin(context.db, context.fence, context.settings).await?;
     let (received, mut locked, written) =
         match write_rows(&transaction, plan, &sweep, page, kind).await {
             Ok(written) => written,

@@ -1,0 +1,149 @@
+//! Placement without PostgreSQL: balance, capacity, stability, and gradual moves.
+
+use super::*;
+
+fn workers(names: &[&str], max: u32) -> Vec<Worker> {
+    names
+        .iter()
+        .map(|n| Worker {
+            name: (*n).to_owned(),
+            max_orgs: max,
+        })
+        .collect()
+}
+
+fn orgs(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("org_{i:04}")).collect()
+}
+
+fn counts(placed: &HashMap<&str, &str>) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for worker in placed.values() {
+        *counts.entry((*worker).to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+fn free(orgs: &[String]) -> Vec<Lease> {
+    orgs.iter()
+        .map(|o| Lease {
+            org: o.clone(),
+            owner: None,
+            epoch: 0,
+        })
+        .collect()
+}
+
+#[test]
+fn every_worker_gets_its_fair_share() {
+    for (n, w) in [(3, 3), (7, 3), (1000, 3), (1000, 5), (10, 4)] {
+        let orgs = orgs(n);
+        let refs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+        let names: Vec<String> = (0..w).map(|i| format!("host-{i}:1")).collect();
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let workers = workers(&name_refs, 10_000);
+        let placed = assign(&refs, &workers);
+        assert_eq!(placed.len(), n);
+        let fair = n.div_ceil(w);
+        for (worker, count) in counts(&placed) {
+            assert!(
+                count <= fair && count + w > fair,
+                "{n} orgs on {w}: {worker} has {count}"
+            );
+        }
+    }
+}
+
+#[test]
+fn max_orgs_caps_a_worker_and_the_rest_go_elsewhere() {
+    let orgs = orgs(10);
+    let refs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+    let mut workers = workers(&["a:1", "b:1"], 100);
+    workers[0].max_orgs = 2;
+    let placed = assign(&refs, &workers);
+    let counts = counts(&placed);
+    assert_eq!((counts["a:1"], counts["b:1"]), (2, 8));
+    // Not enough room at all: the orgs left over are placed on nobody.
+    workers[1].max_orgs = 3;
+    assert_eq!(assign(&refs, &workers).len(), 5);
+}
+
+#[test]
+fn a_joining_worker_takes_orgs_from_the_others_only() {
+    let orgs = orgs(300);
+    let refs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+    let three = workers(&["a:1", "b:1", "c:1"], 10_000);
+    let four = workers(&["a:1", "b:1", "c:1", "d:1"], 10_000);
+    let before = assign(&refs, &three);
+    let after = assign(&refs, &four);
+    let moved = refs.iter().filter(|o| before[*o] != after[*o]).count();
+    let to_d = refs.iter().filter(|o| after[*o] == "d:1").count();
+    assert_eq!(to_d, 75);
+    // Bounded loads move a little more than the minimum (the newcomer's 75).
+    assert!(moved < 75 + 30, "{moved} of 300 moved");
+}
+
+#[test]
+fn every_worker_computes_the_same_placement() {
+    let orgs = orgs(50);
+    let refs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+    let mut shuffled = workers(&["c:1", "a:1", "b:1"], 100);
+    let one: HashMap<String, String> = assign(&refs, &shuffled)
+        .into_iter()
+        .map(|(o, w)| (o.to_owned(), w.to_owned()))
+        .collect();
+    shuffled.reverse();
+    let reversed: Vec<&str> = refs.iter().rev().copied().collect();
+    let other: HashMap<String, String> = assign(&reversed, &shuffled)
+        .into_iter()
+        .map(|(o, w)| (o.to_owned(), w.to_owned()))
+        .collect();
+    assert_eq!(one, other);
+}
+
+#[test]
+fn moves_are_gradual_and_free_orgs_only_are_taken() {
+    let orgs = orgs(30);
+    let workers = workers(&["a:1", "b:1"], 100);
+    let leases = free(&orgs);
+    let start = decide("a:1", &workers, &leases, &BTreeSet::new(), 4);
+    assert_eq!(start.take.len(), 4);
+    assert!(start.release.is_empty());
+    // Everything held by a: it lets go of b's share, four at a time, and takes nothing.
+    let held: BTreeSet<String> = orgs.iter().cloned().collect();
+    let leases: Vec<Lease> = orgs
+        .iter()
+        .map(|o| Lease {
+            org: o.clone(),
+            owner: Some("a:1".into()),
+            epoch: 1,
+        })
+        .collect();
+    let handing = decide("a:1", &workers, &leases, &held, 4);
+    assert_eq!(handing.release.len(), 4);
+    assert!(handing.take.is_empty());
+    // b waits for them: held by a live worker, not free.
+    assert!(
+        decide("b:1", &workers, &leases, &BTreeSet::new(), 4)
+            .take
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_disabled_org_is_let_go_at_once() {
+    let orgs = orgs(10);
+    let workers = workers(&["a:1"], 100);
+    let leases = free(&orgs[..5]);
+    let held: BTreeSet<String> = orgs.iter().cloned().collect();
+    let moves = decide("a:1", &workers, &leases, &held, 1);
+    assert_eq!(moves.release, orgs[5..].to_vec());
+}
+
+#[test]
+fn weights_are_fixed() {
+    // Workers of different builds must agree: the hash is ours, not the standard library's.
+    assert_eq!(weight("acme", "host:1"), weight("acme", "host:1"));
+    assert_ne!(weight("acme", "host:1"), weight("acme", "host:2"));
+    assert_ne!(weight("ab", "c"), weight("a", "bc"));
+}
