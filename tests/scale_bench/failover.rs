@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sfpg_emulator::http::{LoggedRequest, RunningEmulator};
 use sfpg_testkit::TestDatabase;
 
-use super::{Worker, emulator, held, org_name, orgs, register, until_all_live};
+use super::{Worker, emulator, held, org_name, orgs, register, stop, until_all_live};
 
 /// The orgs' lease epochs, when the leases table exists.
 async fn epochs(client: &tokio_postgres::Client) -> Option<HashMap<String, i64>> {
@@ -186,9 +186,7 @@ async fn failover() {
     } else {
         println!("epochs: no sfpg.leases table (advisory locks)");
     }
-    for worker in workers {
-        worker.process.stop_cleanly(Duration::from_secs(60)).await;
-    }
+    stop(workers).await;
     assert!(
         interleaved.is_empty(),
         "orgs synced by two workers at once: {interleaved:?}"

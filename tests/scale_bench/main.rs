@@ -277,8 +277,38 @@ async fn placement() {
         // Placement settles (moves are gradual) before the idle figures are taken.
         tokio::time::sleep(Duration::from_secs(30)).await;
         report_workers(&client, &workers, Duration::from_secs(30)).await;
-        for worker in workers {
-            worker.process.stop_cleanly(Duration::from_secs(60)).await;
-        }
+        stop(workers).await;
     }
+}
+
+/// SIGTERM to every worker at once; prints how long each took to exit (killing it after
+/// two minutes), since a clean stop hands its orgs back.
+async fn stop(mut workers: Vec<Worker>) {
+    let started = Instant::now();
+    for worker in &workers {
+        worker.process.signal("TERM");
+    }
+    let mut exits = Vec::new();
+    for worker in &mut workers {
+        let deadline = started + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = worker.process.try_wait() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                worker.process.kill();
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        exits.push(match status {
+            Some(status) => format!(
+                "worker-{} {status} after {:.1} s",
+                worker.index,
+                started.elapsed().as_secs_f64()
+            ),
+            None => format!("worker-{} killed after 120 s", worker.index),
+        });
+    }
+    println!("  stopped with SIGTERM: {}", exits.join(", "));
 }
