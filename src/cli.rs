@@ -33,7 +33,7 @@ pub enum Command {
     /// Choose which objects of an org are mirrored.
     Objects(commands::objects::ObjectsArgs),
     /// Serve a local Salesforce org (generated data) that speaks Salesforce's wire formats.
-    Emulator(commands::emulator::EmulatorArgs),
+    Emulator(Box<commands::emulator::EmulatorArgs>),
     /// Keep the mirror of every enabled org in step with Salesforce, until stopped.
     Sync(Box<commands::sync::SyncArgs>),
     /// Serve the write-through Postgres-protocol endpoint in front of the mirror.

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             Command::RotateOriginKey(args) => commands::rotate_origin_key::run(args).await,
             Command::Org(args) => commands::org::run(*args).await,
             Command::Objects(args) => commands::objects::run(args).await,
-            Command::Emulator(args) => commands::emulator::run(args).await,
+            Command::Emulator(args) => commands::emulator::run(*args).await,
             Command::Sync(args) => commands::sync::run(*args).await,
             Command::Proxy(args) => commands::proxy::run(*args).await,
             Command::Status(args) => commands::status::run(args).await,

@@ -159,6 +159,30 @@ pub fn generate_accounts(
     Ok(out)
 }
 
+/// Fills `org` with `each` Accounts, `each` Contacts and `each` Opportunities (one
+/// Contact and one Opportunity on every Account), and the few users who own them: three
+/// objects of one size each, as a many-orgs benchmark wants. Deterministic for `seed`,
+/// dated back from the org clock's current day.
+pub fn generate_each(org: &mut Org, each: usize, seed: u64) -> Result<Generated, GenerateError> {
+    let started = Instant::now();
+    let anchor = org.now().date_naive();
+    let mut g = Generator::new(org, seed, anchor)?;
+    let mut out = Generated::default();
+    for _ in 0..3 {
+        g.user(&mut out)?;
+    }
+    for _ in 0..each {
+        let account = g.account()?;
+        out.accounts += 1;
+        g.contact(&account, None)?;
+        out.contacts += 1;
+        g.opportunity(&account)?;
+        out.opportunities += 1;
+    }
+    out.elapsed_ms = started.elapsed().as_millis();
+    Ok(out)
+}
+
 /// A record of one object being generated, keyed by field name.
 struct Object {
     name: &'static str,

@@ -29,11 +29,13 @@ mod faults;
 mod limits;
 mod locators;
 mod oauth;
+pub mod orgs;
 pub mod pubsub;
 mod query;
 mod replication;
 mod request_log;
 mod routes;
+mod routing;
 mod server;
 mod service;
 mod sessions;
@@ -52,6 +54,7 @@ pub use config::{
 };
 pub use error::{OAuthError, RestError};
 pub use faults::{DropRule, FailureRule, FaultsView, Latency, RequestMatcher};
+pub use orgs::OrgLogin;
 pub use request_log::LoggedRequest;
 pub use server::{RunningEmulator, start};
 

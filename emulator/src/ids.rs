@@ -157,6 +157,13 @@ impl IdGenerator {
         Ok(IdGenerator { head, next: 1 })
     }
 
+    /// Skips to the `n`-th Id (1 is the first), e.g. the `n`-th org's `00D…` Id when one
+    /// emulator serves several orgs.
+    pub fn starting_at(mut self, n: u64) -> IdGenerator {
+        self.next = n.max(1);
+        self
+    }
+
     /// The next Id, greater than every Id this generator minted before.
     pub fn next_id(&mut self) -> Id {
         let mut id = [0u8; 18];

@@ -86,13 +86,7 @@ impl Org {
     /// An org with no objects at all.
     pub fn empty(clock: Arc<dyn Clock>) -> Result<Org, DefinitionError> {
         let now = clock::whole_seconds(clock.now());
-        // "00D" is the Organization key prefix; the generator's first Id is the org's.
-        let org_id = IdGenerator::new("00D", DEFAULT_POD)
-            .map_err(|e| DefinitionError::Invalid {
-                object: "Organization".to_owned(),
-                message: e.to_string(),
-            })?
-            .next_id();
+        let org_id = nth_org_id(1)?;
         Ok(Org {
             stores: Vec::new(),
             clock: clock.clone(),
@@ -142,6 +136,15 @@ impl Org {
                 message: e.to_string(),
             })?;
         self.stores.push(store);
+        Ok(())
+    }
+
+    /// Makes this the `number`-th org (1 is the first and the default): its Id becomes the
+    /// `number`-th `00D…` Id, so the orgs one emulator serves have distinct Ids (access
+    /// tokens start with them, and that is how a request finds its org). Call it before
+    /// anything reads the Id.
+    pub fn set_number(&mut self, number: u64) -> Result<(), DefinitionError> {
+        self.org_id = nth_org_id(number)?;
         Ok(())
     }
 
@@ -213,6 +216,18 @@ impl Org {
     fn stamp(&self) -> DateTime<Utc> {
         clock::whole_seconds(self.now())
     }
+}
+
+/// The `number`-th Organization Id: "00D" is the Organization key prefix, and the first
+/// org takes the generator's first Id.
+fn nth_org_id(number: u64) -> Result<Id, DefinitionError> {
+    Ok(IdGenerator::new("00D", DEFAULT_POD)
+        .map_err(|e| DefinitionError::Invalid {
+            object: "Organization".to_owned(),
+            message: e.to_string(),
+        })?
+        .starting_at(number)
+        .next_id())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use sfpg_emulator::events::Selection;
-use sfpg_emulator::http::{EmulatorConfig, OrgSource, Transport, start};
+use sfpg_emulator::http::{EmulatorConfig, OrgSource, RunningEmulator, Transport, start};
 
 /// Serve a local Salesforce emulator with generated data.
 #[derive(Debug, Args)]
@@ -36,6 +36,16 @@ pub struct EmulatorArgs {
     /// invoices, plus leads and products).
     #[arg(long, default_value_t = 10_000)]
     pub records: usize,
+
+    /// Instead of --records' mix: N Accounts, N Contacts and N Opportunities (one of each
+    /// per Account) in every org.
+    #[arg(long, value_name = "N")]
+    pub records_each: Option<usize>,
+
+    /// How many independent orgs to serve, each with its own login, data, limits,
+    /// request log and events (org n's admin API is under /__emulator/orgs/n/).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub orgs: u32,
 
     /// Seed of the data generator; the same seed gives the same org.
     #[arg(long, default_value_t = 1)]
@@ -95,34 +105,109 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             Transport::Http
         } else {
             Transport::Https {
-                cert_path: args.cert_path,
+                cert_path: args.cert_path.clone(),
             }
         },
-        public_host: args.public_host,
+        public_host: args.public_host.clone(),
         pubsub_listen: args.pubsub_listen,
         pubsub_keepalive: args.pubsub_keepalive,
         pubsub_idle_close: args.pubsub_idle_close,
         session_lifetime: args.session_lifetime,
         daily_api_limit: args.daily_api_limit,
         bulk_processing_delay: args.bulk_processing_delay,
-        cdc_entities: args.cdc_entities,
+        cdc_entities: args.cdc_entities.clone(),
         event_retention: args.event_retention,
         cdc_overflow_threshold: args.cdc_overflow_threshold,
         cometd_connect_timeout: args.cometd_connect_timeout,
-        org: OrgSource::Generated {
-            records: args.records,
-            seed: args.seed,
+        org: match args.records_each {
+            Some(each) => OrgSource::Each {
+                each,
+                seed: args.seed,
+            },
+            None => OrgSource::Generated {
+                records: args.records,
+                seed: args.seed,
+            },
         },
+        orgs: args.orgs as usize,
         ..defaults
     };
     let emulator = start(config)
         .await
         .with_context(|| format!("cannot start the emulator on {}", args.listen))?;
 
+    if args.orgs > 1 {
+        print_orgs(&emulator, &args);
+    } else {
+        print_org(&emulator, &args);
+    }
+    println!("Press Ctrl-C to stop.");
+
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    println!("Stopping.");
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// What the records of each org are.
+fn records_text(args: &EmulatorArgs) -> String {
+    match args.records_each {
+        Some(each) => format!("{each} Accounts, Contacts and Opportunities each"),
+        None => format!("{} records", args.records),
+    }
+}
+
+/// Where the orgs are, and each org's login, one line each.
+fn print_orgs(emulator: &RunningEmulator, args: &EmulatorArgs) {
     println!(
-        "Salesforce emulator ready ({} records, seed {})",
-        args.records, args.seed
+        "Salesforce emulator ready: {} orgs ({} per org, seeds from {})",
+        args.orgs,
+        records_text(args),
+        args.seed
     );
+    println!("  instance URL:   {}", emulator.instance_url());
+    println!("  token endpoint: {}", emulator.token_url());
+    if let Some(path) = emulator.cert_path() {
+        println!("  certificate:    {}", path.display());
+    }
+    println!("  streaming:      {}/cometd/62.0", emulator.instance_url());
+    println!("  pub/sub (gRPC): {}", emulator.pubsub_endpoint());
+    println!(
+        "  orgs (JSON):    {}/__emulator/orgs",
+        emulator.instance_url()
+    );
+    println!(
+        "  org  org id              client id / client secret / username / password  admin API"
+    );
+    for org in emulator.org_logins() {
+        println!(
+            "  {:<4} {} {} {} {} {}  /__emulator/orgs/{}/",
+            org.number,
+            org.org_id,
+            org.client_id,
+            org.client_secret,
+            org.username,
+            org.password,
+            org.number
+        );
+    }
+}
+
+/// Where the one org is and how to log in, as always printed.
+fn print_org(emulator: &RunningEmulator, args: &EmulatorArgs) {
+    match args.records_each {
+        Some(_) => println!(
+            "Salesforce emulator ready ({}, seed {})",
+            records_text(args),
+            args.seed
+        ),
+        None => println!(
+            "Salesforce emulator ready ({} records, seed {})",
+            args.records, args.seed
+        ),
+    }
     println!("  instance URL:   {}", emulator.instance_url());
     println!("  login URL:      {}", emulator.login_url());
     println!("  token endpoint: {}", emulator.token_url());
@@ -140,14 +225,6 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
     println!("  admin API:      {}/__emulator/", emulator.instance_url());
     println!("  streaming:      {}/cometd/62.0", emulator.instance_url());
     println!("  pub/sub (gRPC): {}", emulator.pubsub_endpoint());
-    println!("Press Ctrl-C to stop.");
-
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot listen for Ctrl-C")?;
-    println!("Stopping.");
-    emulator.shutdown().await;
-    Ok(())
 }
 
 /// `90s`, `30m`, `2h`, `1d`, `250ms`, or a bare number of seconds.

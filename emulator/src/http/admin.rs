@@ -119,7 +119,7 @@ impl Shared {
     }
 }
 
-fn admin_error(message: &str) -> RestError {
+pub(super) fn admin_error(message: &str) -> RestError {
     RestError::bad_request("INVALID_ADMIN_REQUEST", message)
 }
 
@@ -410,6 +410,14 @@ impl RunningEmulator {
     /// The request log entries after sequence number `after` (0 for all), oldest first.
     pub fn requests(&self, after: u64) -> Vec<LoggedRequest> {
         self.state.log().after(after)
+    }
+
+    /// Org `number`'s request log after sequence number `after` (see [`Self::requests`]);
+    /// `None` when there is no such org (see `EmulatorConfig::orgs`).
+    pub fn org_requests(&self, number: usize, after: u64) -> Option<Vec<LoggedRequest>> {
+        self.orgs()
+            .numbered(number)
+            .map(|org| org.state.log().after(after))
     }
 
     pub fn clear_requests(&self) {

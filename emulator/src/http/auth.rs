@@ -82,7 +82,7 @@ pub async fn require_session(
 }
 
 /// `Authorization: Bearer <token>`; Salesforce also takes the older `OAuth <token>`.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

@@ -49,6 +49,9 @@ pub enum Transport {
 pub enum OrgSource {
     /// The standard object definitions and `records` generated records from `seed`.
     Generated { records: usize, seed: u64 },
+    /// The standard object definitions, `each` Accounts, `each` Contacts and `each`
+    /// Opportunities (one of each per Account) and the few users who own them, from `seed`.
+    Each { each: usize, seed: u64 },
     /// An org built by the caller.
     Given(Box<Org>),
 }
@@ -59,6 +62,11 @@ impl std::fmt::Debug for OrgSource {
             OrgSource::Generated { records, seed } => f
                 .debug_struct("Generated")
                 .field("records", records)
+                .field("seed", seed)
+                .finish(),
+            OrgSource::Each { each, seed } => f
+                .debug_struct("Each")
+                .field("each", each)
                 .field("seed", seed)
                 .finish(),
             OrgSource::Given(_) => f.write_str("Given(..)"),
@@ -108,6 +116,11 @@ pub struct EmulatorConfig {
     /// How long a CometD client lives without a connect (Salesforce: 40 s).
     pub cometd_client_timeout: Duration,
     pub org: OrgSource,
+    /// How many orgs to serve (at least one). Org 1 has the configured apps, users and
+    /// data; org `n` the same apps and users with `org{n}` in their names, and data
+    /// generated from the seed plus `n - 1` (see `http::orgs`). A given org
+    /// ([`OrgSource::Given`]) can only be the one org.
+    pub orgs: usize,
 }
 
 /// How long a Bulk API job takes by default: long enough for a client to see
@@ -160,6 +173,7 @@ impl Default for EmulatorConfig {
                 records: 0,
                 seed: 1,
             },
+            orgs: 1,
         }
     }
 }

@@ -244,7 +244,7 @@ fn epoch_millis() -> u128 {
 }
 
 /// `Authorization: Basic base64(client_id:client_secret)`.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()

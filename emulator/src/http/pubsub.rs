@@ -33,8 +33,10 @@ pub use status::{code_by_name, error as status_error, error_code};
 pub use streams::{StreamView, Streams};
 pub use subscribe::{MAX_REQUESTED, Timings};
 
+use super::orgs::OrgSet;
 use super::state::AppState;
 use status::{SCHEMA_PERMISSION, SCHEMA_VALIDATION_FAILED, error, rpc_id};
+use std::sync::Arc;
 use topics::{Schemas, Topic};
 
 /// Salesforce sends a keepalive "within 270 seconds" when there are no events.
@@ -97,21 +99,29 @@ impl Hub {
     }
 }
 
-/// The service: the shared state, and the stream timings.
+/// The service: the orgs, and the stream timings.
 #[derive(Clone)]
 pub struct Service {
-    state: AppState,
+    orgs: Arc<OrgSet>,
     timings: Timings,
 }
 
 impl Service {
-    pub fn new(state: AppState, timings: Timings) -> Service {
-        Service { state, timings }
+    pub fn new(orgs: Arc<OrgSet>, timings: Timings) -> Service {
+        Service { orgs, timings }
     }
 
-    /// The caller's user, from the call's auth metadata.
-    fn authenticate<T>(&self, request: &Request<T>) -> Result<crate::ids::Id, Status> {
-        auth::check(&self.state, request.metadata()).map(|session| session.user_id)
+    /// The caller's org (the one its access token belongs to) and user, from the call's
+    /// auth metadata.
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<(AppState, crate::ids::Id), Status> {
+        let token = request
+            .metadata()
+            .get("accesstoken")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let state = self.orgs.by_token(token).state.clone();
+        let user = auth::check(&state, request.metadata())?.user_id;
+        Ok((state, user))
     }
 }
 
@@ -126,8 +136,8 @@ impl PubSub for Service {
         &self,
         request: Request<Streaming<FetchRequest>>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        self.authenticate(&request)?;
-        let stream = subscribe::start(self.state.clone(), self.timings, request.into_inner());
+        let (state, _) = self.authenticate(&request)?;
+        let stream = subscribe::start(state, self.timings, request.into_inner());
         Ok(Response::new(stream))
     }
 
@@ -135,7 +145,7 @@ impl PubSub for Service {
         &self,
         request: Request<SchemaRequest>,
     ) -> Result<Response<SchemaInfo>, Status> {
-        self.authenticate(&request)?;
+        let (state, _) = self.authenticate(&request)?;
         let schema_id = request.into_inner().schema_id;
         if schema_id.trim().is_empty() {
             return Err(error(
@@ -144,11 +154,10 @@ impl PubSub for Service {
                 "The schema ID is blank.",
             ));
         }
-        let schema = self
-            .state
+        let schema = state
             .pubsub()
             .schemas
-            .by_id(&self.state, &schema_id)
+            .by_id(&state, &schema_id)
             .ok_or_else(|| {
                 error(
                     Code::NotFound,
@@ -167,32 +176,24 @@ impl PubSub for Service {
         &self,
         request: Request<TopicRequest>,
     ) -> Result<Response<TopicInfo>, Status> {
-        self.authenticate(&request)?;
+        let (state, _) = self.authenticate(&request)?;
         let topic_name = request.into_inner().topic_name;
-        let topic = topics::resolve(&self.state, &topic_name)?;
+        let topic = topics::resolve(&state, &topic_name)?;
         let (can_publish, schema_id) = match &topic {
             // Each entity's events carry their own schema id.
             Topic::AllChanges => (false, String::new()),
             Topic::Changes { entity } => {
-                let schema = self
-                    .state
-                    .pubsub()
-                    .schemas
-                    .change_event(&self.state, entity);
+                let schema = state.pubsub().schemas.change_event(&state, entity);
                 (false, schema_id_of(schema))
             }
             Topic::Platform { name } => {
-                let schema = self
-                    .state
-                    .pubsub()
-                    .schemas
-                    .platform_event(&self.state, name);
+                let schema = state.pubsub().schemas.platform_event(&state, name);
                 (true, schema_id_of(schema))
             }
         };
         Ok(Response::new(TopicInfo {
             topic_name,
-            tenant_guid: self.state.org_id.clone(),
+            tenant_guid: state.org_id.clone(),
             can_publish,
             can_subscribe: true,
             schema_id,
@@ -204,16 +205,16 @@ impl PubSub for Service {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
-        let user = self.authenticate(&request)?;
-        publish::publish(&self.state, &user, request.get_ref()).map(Response::new)
+        let (state, user) = self.authenticate(&request)?;
+        publish::publish(&state, &user, request.get_ref()).map(Response::new)
     }
 
     async fn publish_stream(
         &self,
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
-        let user = self.authenticate(&request)?;
-        let stream = publish::start(self.state.clone(), user, request.into_inner());
+        let (state, user) = self.authenticate(&request)?;
+        let stream = publish::start(state, user, request.into_inner());
         Ok(Response::new(stream))
     }
 

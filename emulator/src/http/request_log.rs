@@ -26,6 +26,11 @@ pub struct LoggedRequest {
     pub status: Option<u16>,
     /// Whether an injected fault (failure or dropped connection) answered it.
     pub injected: bool,
+    /// Which session made it: the serial number of its access token within the org (1
+    /// for the first token issued), `None` without a live token (a login, a bad token).
+    pub session: Option<u64>,
+    /// The client's `User-Agent`, as sent.
+    pub user_agent: Option<String>,
 }
 
 fn salesforce_datetime<S: serde::Serializer>(d: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -50,6 +55,8 @@ pub struct Served {
     pub counted: bool,
     pub status: Option<u16>,
     pub injected: bool,
+    pub session: Option<u64>,
+    pub user_agent: Option<String>,
 }
 
 impl RequestLog {
@@ -74,6 +81,8 @@ impl RequestLog {
             counted: served.counted,
             status: served.status,
             injected: served.injected,
+            session: served.session,
+            user_agent: served.user_agent,
         });
         self.next_seq += 1;
     }
@@ -105,6 +114,8 @@ mod tests {
             counted: true,
             status: Some(200),
             injected: false,
+            session: None,
+            user_agent: None,
         }
     }
 

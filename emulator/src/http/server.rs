@@ -15,6 +15,7 @@ use super::cometd::{Clients, CometdTimeouts};
 use super::config::{ConnectedApp, EmulatorConfig, OrgSource, Transport, UserLogin};
 use super::limits::ApiUsage;
 use super::locators::Locators;
+use super::orgs::{self, OrgEntry, OrgLogin, OrgSet};
 use super::pubsub::{self, PubSubServer, Timings};
 use super::request_log::RequestLog;
 use super::routes::routes;
@@ -29,7 +30,10 @@ use crate::org::{NewUser, Org};
 /// A running emulator. Dropping it leaves the server running until the runtime ends;
 /// [`RunningEmulator::shutdown`] stops it gracefully.
 pub struct RunningEmulator {
+    /// The first org's state: what the admin methods act on.
     pub(super) state: AppState,
+    /// Every org (one unless `orgs` was set).
+    orgs: Arc<OrgSet>,
     handle: Handle<SocketAddr>,
     task: JoinHandle<std::io::Result<()>>,
     local_addr: SocketAddr,
@@ -42,7 +46,19 @@ pub struct RunningEmulator {
 
 /// Starts an emulator as `config` says and returns once it accepts connections.
 pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
-    let known_apps = known_apps(&config.apps, &config.users)?;
+    if config.orgs == 0 {
+        return Err(EmulatorError::Config(
+            "an emulator serves at least one org".to_owned(),
+        ));
+    }
+    if config.orgs > 1 && matches!(config.org, OrgSource::Given(_)) {
+        return Err(EmulatorError::Config(
+            "a given org can only be the one org: generate the orgs of a multi-org emulator"
+                .to_owned(),
+        ));
+    }
+    // Checked before binding: a bad key fails at once.
+    known_apps(&config.apps, &config.users)?;
 
     // Bind first: a taken port fails at once, not after generating the org.
     let (listener, local_addr) = bind(config.listen)?;
@@ -66,18 +82,16 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     };
 
     let listen = config.listen;
-    let (state, transport, apps, users) = shared_state(config, known_apps, instance_url).await?;
-    let service = EmulatorService {
-        router: routes(state.clone()),
-        state: state.clone(),
-    };
+    let (orgs, transport, apps, users) = build_orgs(config, instance_url).await?;
+    let state = orgs.first().state.clone();
+    let service = EmulatorService { orgs: orgs.clone() };
     let make_service = MakeEmulatorService(service);
 
     let handle = Handle::new();
     let (task, certificate, tls_config) =
         serve(transport, listener, listen, &host, make_service, &handle)?;
     let pubsub = pubsub::serve(
-        state.clone(),
+        orgs.clone(),
         timings,
         pubsub_listener,
         &url_host(&host),
@@ -91,6 +105,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     handle.listening().await;
     Ok(RunningEmulator {
         state,
+        orgs,
         handle,
         task,
         local_addr,
@@ -101,14 +116,26 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     })
 }
 
-/// The state every handler shares, and what of the config the server keeps besides:
-/// the transport to serve, the apps and the users.
-type Started = (AppState, Transport, Vec<ConnectedApp>, Vec<UserLogin>);
+/// Every org, and what of the config the server keeps besides: the transport to serve,
+/// the first org's apps and users.
+type Started = (Arc<OrgSet>, Transport, Vec<ConnectedApp>, Vec<UserLogin>);
 
-/// Builds the org (off the async workers) with its event bus, and the state around it.
-async fn shared_state(
+/// What every org is made with, besides its apps, users and data.
+struct OrgTemplate {
+    session_lifetime: Duration,
+    daily_api_limit: u64,
+    query_locator_lifetime: Duration,
+    request_log_capacity: usize,
+    bulk_processing_delay: Duration,
+    bus: BusConfig,
+    cometd: CometdTimeouts,
+    instance_url: String,
+}
+
+/// Builds each org (off the async workers) with its event bus, the state around it and
+/// its router.
+async fn build_orgs(
     config: EmulatorConfig,
-    known_apps: Vec<KnownApp>,
     instance_url: String,
 ) -> Result<Started, EmulatorError> {
     let EmulatorConfig {
@@ -131,51 +158,111 @@ async fn shared_state(
         cometd_connect_timeout,
         cometd_client_timeout,
         org,
+        orgs: count,
     } = config;
+    let template = OrgTemplate {
+        session_lifetime,
+        daily_api_limit,
+        query_locator_lifetime,
+        request_log_capacity,
+        bulk_processing_delay,
+        bus: BusConfig {
+            selection: cdc_entities,
+            retention: event_retention,
+            overflow_threshold: cdc_overflow_threshold,
+            ..BusConfig::default()
+        },
+        cometd: CometdTimeouts {
+            connect: cometd_connect_timeout,
+            client: cometd_client_timeout,
+        },
+        instance_url,
+    };
+    let (mut given, generated) = match org {
+        OrgSource::Given(org) => (Some(org), None),
+        other => (None, Some(other)),
+    };
+    let mut entries = Vec::with_capacity(count);
+    for number in 1..=count {
+        let source = match (given.take(), &generated) {
+            (Some(org), _) => OrgSource::Given(org),
+            (None, Some(OrgSource::Generated { records, seed })) => OrgSource::Generated {
+                records: *records,
+                seed: seed.wrapping_add(number as u64 - 1),
+            },
+            (None, Some(OrgSource::Each { each, seed })) => OrgSource::Each {
+                each: *each,
+                seed: seed.wrapping_add(number as u64 - 1),
+            },
+            (None, _) => {
+                return Err(EmulatorError::Config(
+                    "a given org can only be the one org".into(),
+                ));
+            }
+        };
+        let org_apps = orgs::apps_of(&apps, number);
+        let org_users = orgs::users_of(&users, number);
+        entries.push(org_entry(number, source, org_apps, org_users, &template).await?);
+    }
+    Ok((Arc::new(OrgSet::new(entries)), transport, apps, users))
+}
 
+/// Org `number`: its data, its state and its router.
+async fn org_entry(
+    number: usize,
+    source: OrgSource,
+    apps: Vec<ConnectedApp>,
+    users: Vec<UserLogin>,
+    template: &OrgTemplate,
+) -> Result<OrgEntry, EmulatorError> {
+    let known_apps = known_apps(&apps, &users)?;
     // Generating a large org takes a while; keep it off the async workers.
     let usernames: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
-    let (mut org, user_ids) = tokio::task::spawn_blocking(move || build_org(org, &usernames))
-        .await
-        .map_err(|e| EmulatorError::Config(format!("building the org failed: {e}")))??;
+    let (mut org, user_ids) =
+        tokio::task::spawn_blocking(move || build_org(source, number, &usernames))
+            .await
+            .map_err(|e| EmulatorError::Config(format!("building the org failed: {e}")))??;
     let known_users = users
         .iter()
         .zip(user_ids)
         .map(|(login, id)| KnownUser::new(login, id))
         .collect();
 
-    let bus = Arc::new(EventBus::new(
-        BusConfig {
-            selection: cdc_entities,
-            retention: event_retention,
-            overflow_threshold: cdc_overflow_threshold,
-            ..BusConfig::default()
-        },
-        org.clock(),
-    ));
+    let bus = Arc::new(EventBus::new(template.bus.clone(), org.clock()));
     // Attached after the org is built: generated records existed before anyone listened.
     org.attach_bus(bus.clone());
-    org.platform_events().set_retention(event_retention);
+    org.platform_events().set_retention(template.bus.retention);
     let org_id = org.org_id().to_string();
     let state: AppState = Arc::new(Shared::new(SharedParts {
         org,
-        sessions: Sessions::new(&org_id, session_lifetime),
-        usage: ApiUsage::new(daily_api_limit),
-        log: RequestLog::new(request_log_capacity),
-        locators: Locators::new(query_locator_lifetime),
-        bulk: BulkJobs::new(bulk_processing_delay)
+        sessions: Sessions::new(&org_id, template.session_lifetime),
+        usage: ApiUsage::new(template.daily_api_limit),
+        log: RequestLog::new(template.request_log_capacity),
+        locators: Locators::new(template.query_locator_lifetime),
+        bulk: BulkJobs::new(template.bulk_processing_delay)
             .map_err(|e| EmulatorError::Config(format!("cannot mint Bulk job Ids: {e}")))?,
         bus,
-        cometd: Clients::new(CometdTimeouts {
-            connect: cometd_connect_timeout,
-            client: cometd_client_timeout,
-        }),
+        cometd: Clients::new(template.cometd),
         apps: known_apps,
         users: known_users,
-        instance_url,
-        org_id,
+        instance_url: template.instance_url.clone(),
+        org_id: org_id.clone(),
     }));
-    Ok((state, transport, apps, users))
+    let (app, user) = (apps.first(), users.first());
+    let login = OrgLogin {
+        number,
+        org_id,
+        instance_url: template.instance_url.clone(),
+        client_id: app.map(|a| a.client_id.clone()).unwrap_or_default(),
+        client_secret: app.map(|a| a.client_secret.clone()).unwrap_or_default(),
+        username: user.map(|u| u.username.clone()).unwrap_or_default(),
+        password: user.map(|u| u.password.clone()).unwrap_or_default(),
+    };
+    Ok(OrgEntry {
+        router: routes(state.clone()),
+        state,
+        login,
+    })
 }
 
 /// The configured apps, checked: a JWT key must be an RSA key, and a client-credentials
@@ -273,9 +360,18 @@ fn serve(
 }
 
 /// The org and the `User` Id of each configured username, adding the users it lacks.
-fn build_org(source: OrgSource, usernames: &[String]) -> Result<(Org, Vec<Id>), EmulatorError> {
+fn build_org(
+    source: OrgSource,
+    number: usize,
+    usernames: &[String],
+) -> Result<(Org, Vec<Id>), EmulatorError> {
     let mut org = match source {
-        OrgSource::Generated { records, seed } => generate(records, seed)?,
+        OrgSource::Generated { records, seed } => generate(number, |org| {
+            crate::generator::generate(org, records, seed).map(drop)
+        })?,
+        OrgSource::Each { each, seed } => generate(number, |org| {
+            crate::generator::generate_each(org, each, seed).map(drop)
+        })?,
         OrgSource::Given(org) => *org,
     };
     let ids = usernames
@@ -290,11 +386,18 @@ fn build_org(source: OrgSource, usernames: &[String]) -> Result<(Org, Vec<Id>), 
     Ok((org, ids))
 }
 
-fn generate(records: usize, seed: u64) -> Result<Org, EmulatorError> {
-    let mut org =
-        Org::new().map_err(|e| EmulatorError::Config(format!("cannot load the objects: {e}")))?;
-    crate::generator::generate(&mut org, records, seed)
-        .map_err(|e| EmulatorError::Config(format!("cannot generate the org's data: {e}")))?;
+/// Org `number` with the bundled objects, filled by `fill`.
+fn generate(
+    number: usize,
+    fill: impl FnOnce(&mut Org) -> Result<(), crate::generator::GenerateError>,
+) -> Result<Org, EmulatorError> {
+    let config = |e: &dyn std::fmt::Display, what: &str| {
+        EmulatorError::Config(format!("cannot {what}: {e}"))
+    };
+    let mut org = Org::new().map_err(|e| config(&e, "load the objects"))?;
+    org.set_number(number as u64)
+        .map_err(|e| config(&e, "number the org"))?;
+    fill(&mut org).map_err(|e| config(&e, "generate the org's data"))?;
     Ok(org)
 }
 
@@ -356,6 +459,16 @@ impl RunningEmulator {
         self.certificate.as_ref().map(|(_, path)| path.as_path())
     }
 
+    /// Every org (one unless `orgs` was set).
+    pub(super) fn orgs(&self) -> &OrgSet {
+        &self.orgs
+    }
+
+    /// Every org's login (one unless `orgs` was set), as `GET /__emulator/orgs` lists them.
+    pub fn org_logins(&self) -> Vec<OrgLogin> {
+        self.orgs.logins()
+    }
+
     /// The connected apps clients can log in with.
     pub fn apps(&self) -> &[ConnectedApp] {
         &self.apps
@@ -380,7 +493,7 @@ impl RunningEmulator {
     /// seconds), and waits for the server to end.
     pub async fn shutdown(mut self) {
         if let Some(pubsub) = self.pubsub.take() {
-            pubsub.shutdown(&self.state).await;
+            pubsub.shutdown(&self.orgs).await;
         }
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         // A server task that failed or panicked has stopped too; nothing is left to do.

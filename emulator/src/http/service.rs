@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -15,11 +16,13 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tower::{Service, ServiceExt};
 
-use super::auth::Counted;
+use super::auth::{Counted, bearer_token};
 use super::error::RestError;
 use super::faults::Dropped;
 use super::limits::limit_info;
+use super::orgs::OrgSet;
 use super::request_log::Served;
+use super::routing::{self, Routed};
 use super::state::AppState;
 
 /// The largest request body accepted, as Salesforce's REST API caps JSON bodies.
@@ -30,12 +33,11 @@ pub const MAX_BODY_BYTES: usize = 50 * 1024 * 1024;
 #[error("connection dropped by fault injection")]
 pub struct ConnectionDropped;
 
-/// The outer service: faults, request log, `Sforce-Limit-Info`, and error rendering
-/// around the router.
+/// The outer service: finds the request's org, then faults, request log,
+/// `Sforce-Limit-Info`, and error rendering around that org's router.
 #[derive(Clone)]
 pub struct EmulatorService {
-    pub router: Router,
-    pub state: AppState,
+    pub orgs: Arc<OrgSet>,
 }
 
 impl<B> Service<Request<B>> for EmulatorService
@@ -52,14 +54,13 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let router = self.router.clone();
-        let state = self.state.clone();
+        let orgs = self.orgs.clone();
         // A request Salesforce has received runs to its end even when the client stops
         // waiting: a client-side timeout "may complete on the server", and records may have
         // been created all the same (AJAX Toolkit, "Using the Timeout Parameter with
         // Asynchronous Calls"). So the request is served on a task of its own, which a
         // closed connection does not cancel.
-        let served = tokio::spawn(serve(router, state, request.map(Body::new)));
+        let served = tokio::spawn(serve(orgs, request.map(Body::new)));
         Box::pin(async move {
             served.await.unwrap_or_else(|error| {
                 tracing::error!(%error, "serving a request failed");
@@ -70,11 +71,18 @@ where
 }
 
 async fn serve(
-    router: Router,
-    state: AppState,
+    orgs: Arc<OrgSet>,
     mut request: Request<Body>,
 ) -> Result<Response, ConnectionDropped> {
     normalize(&mut request);
+    let (router, state, request) = match routing::find_org(&orgs, request).await {
+        Routed::Org {
+            router,
+            state,
+            request,
+        } => (router, state, request),
+        Routed::Answered(response) => return Ok(response),
+    };
     let path = request.uri().path().to_owned();
     if path == "/__emulator" || path.starts_with("/__emulator/") {
         // The admin API is not Salesforce: no faults, no log, no limits.
@@ -89,6 +97,14 @@ async fn serve(
         counted: false,
         status: None,
         injected: false,
+        session: bearer_token(request.headers())
+            .and_then(|token| state.sessions().session(token))
+            .map(|session| session.serial),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
 
     let dropped = state.faults().take_drop(&method, &path);

@@ -16,6 +16,9 @@ pub struct Session {
     pub user_id: Id,
     pub username: String,
     pub client_id: String,
+    /// Which token of the org this is: 1 for the first issued, then 2, ... (the request
+    /// log names sessions by it, never by the token).
+    pub serial: u64,
     expires_at: Instant,
 }
 
@@ -33,6 +36,8 @@ pub struct Sessions {
     lifetime: Duration,
     access: HashMap<String, Session>,
     refresh: HashMap<String, RefreshGrant>,
+    /// Access tokens issued so far.
+    issued: u64,
 }
 
 impl Sessions {
@@ -43,6 +48,7 @@ impl Sessions {
             lifetime,
             access: HashMap::new(),
             refresh: HashMap::new(),
+            issued: 0,
         }
     }
 
@@ -51,12 +57,14 @@ impl Sessions {
         let now = Instant::now();
         self.access.retain(|_, s| s.expires_at > now);
         let token = format!("{}!{}", self.org_id15, random_text(96));
+        self.issued += 1;
         self.access.insert(
             token.clone(),
             Session {
                 user_id,
                 username: username.to_owned(),
                 client_id: client_id.to_owned(),
+                serial: self.issued,
                 expires_at: now + self.lifetime,
             },
         );

@@ -16,6 +16,7 @@ use tonic::transport::server::Connected;
 
 use super::status::{SERVICE_UNAVAILABLE, error};
 use super::{Service, Timings};
+use crate::http::orgs::OrgSet;
 use crate::http::state::AppState;
 
 /// The running Pub/Sub server.
@@ -39,13 +40,15 @@ impl PubSubServer {
 
     /// Ends every open stream (`UNAVAILABLE`, `service.unavailable`), stops accepting, and
     /// waits (up to five seconds) for the server to end.
-    pub async fn shutdown(mut self, state: &AppState) {
+    pub async fn shutdown(mut self, orgs: &OrgSet) {
         let status = error(
             tonic::Code::Unavailable,
             SERVICE_UNAVAILABLE,
             "The Pub/Sub API service is unavailable.",
         );
-        state.pubsub().streams.end_all(None, &status);
+        for org in orgs.iter() {
+            org.state.pubsub().streams.end_all(None, &status);
+        }
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -61,7 +64,7 @@ impl PubSubServer {
 /// Serves the Pub/Sub API on `listener` (already bound) for `host`, over TLS when
 /// `tls` is given.
 pub fn serve(
-    state: AppState,
+    orgs: Arc<OrgSet>,
     timings: Timings,
     listener: std::net::TcpListener,
     host: &str,
@@ -71,7 +74,9 @@ pub fn serve(
     let listener = TcpListener::from_std(listener)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let endpoint = format!("{scheme}://{host}:{}", local_addr.port());
-    let service = GrpcServer::new(Service::new(state.clone(), timings));
+    // The first org's admin API refuses connections for the port all orgs share.
+    let state = orgs.first().state.clone();
+    let service = GrpcServer::new(Service::new(orgs, timings));
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = match tls {
         Some(config) => {
