@@ -234,6 +234,8 @@ impl Committer {
                     format!("sfpg proxy: cannot read the captured changes: {error}"),
                 )
             })?;
+        // The text of the changes is as large as they are: not kept through the push.
+        drop(taken);
         if changes.is_empty() {
             return Ok(Vec::new());
         }
