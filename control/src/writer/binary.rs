@@ -16,7 +16,10 @@ use chrono::NaiveDate;
 use super::decode::Columns;
 
 /// `PGCOPY\n\377\r\n\0`, no flags, no header extension.
-const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+pub(crate) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The end of a binary stream: a field count of -1.
+pub(crate) const TRAILER: &[u8] = &[0xff, 0xff];
 
 /// Microseconds in a day.
 const DAY_MICROS: i64 = 86_400_000_000;
@@ -42,12 +45,13 @@ pub fn encode(types: &[ColumnType], values: &Columns) -> Option<Vec<u8>> {
             }
         }
     }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out.extend_from_slice(TRAILER);
     Some(out)
 }
 
-/// Appends one non-NULL value with its length.
-fn push_value(out: &mut Vec<u8>, column_type: ColumnType, text: &str) -> Option<()> {
+/// Appends one non-NULL value with its length; `None` (with part of it appended) when it
+/// is not in Salesforce's layout for its type.
+pub(crate) fn push_value(out: &mut Vec<u8>, column_type: ColumnType, text: &str) -> Option<()> {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
     match column_type {

@@ -1,17 +1,19 @@
-//! Bulk API 2.0 query results into the mirror: each page's CSV byte stream goes straight
-//! into `COPY … FROM STDIN (FORMAT csv, HEADER true, FORCE_NULL (…))`, as it arrives. No
-//! record is parsed on the way and no page is held whole: PostgreSQL's CSV reader and each
-//! column type's input function do the reading, once, and the memory a page takes is the
-//! few chunks in flight between the HTTP body and the database socket.
+//! Bulk API 2.0 query results into the mirror: each page's CSV byte stream is parsed as it
+//! arrives and goes on into `COPY … FROM STDIN (FORMAT binary)` ([`transcode`]); no page is
+//! held whole, and the memory a page takes is a batch of a few hundred kilobytes. PostgreSQL
+//! reading the CSV itself was the backfill's bottleneck (one backend, one core); the parse
+//! here runs on the other core, and PostgreSQL is handed each value in its internal form.
 //!
 //! Salesforce writes every value of a query job's CSV double-quoted, and null and empty the
-//! same way (`""`); `FORCE_NULL` on every column makes both NULL, which is safe because
+//! same way (`""`); both become NULL (`FORCE_NULL` on every column, on the text path), which is safe because
 //! Salesforce never stores an empty string (a save of `''` stores null), and is what the
-//! JSON path does too ([`super::value`]). The other renderings are ones PostgreSQL's input
-//! functions take as they are (`tests.rs` checks each column type the mirror uses):
+//! JSON path does too ([`super::value`]). The other renderings are ones the binary encoder
+//! and PostgreSQL's input functions both take as they are (`tests.rs` checks each column type the mirror uses):
 //! datetimes `2021-11-06T17:38:40.000Z`, times `17:38:40.000Z`, dates `2021-11-06`,
 //! `true`/`false`, numbers as the REST API writes them (`1.5E7` included), multi-picklists
-//! `a;b`, and text with quotes, commas and line breaks inside the quotes.
+//! `a;b`, and text with quotes, commas and line breaks inside the quotes. A value in any
+//! other shape sends the rest of its page as text, to `COPY … (FORMAT csv, FORCE_NULL (…))`,
+//! where PostgreSQL's input functions take it or name what is wrong with it.
 //!
 //! The header row names the fields in the order of the query's `SELECT` (API 50 on; before,
 //! alphabetically). It is checked against the fields asked for before any row is sent, so a
@@ -22,19 +24,27 @@
 //! meet rows already mirrored; and the column update of the formula refresh. The Ids of a
 //! reconciliation go through [`ids`].
 
+mod header;
 pub mod ids;
 mod stage;
 #[cfg(test)]
 mod tests;
+mod transcode;
 
-use bytes::{Bytes, BytesMut};
+use std::pin::Pin;
+
+use bytes::Bytes;
 use futures::{SinkExt, Stream, StreamExt};
-use tokio_postgres::GenericClient;
+use tokio_postgres::{CopyInSink, GenericClient};
 
 use super::apply::{Applied, OnLocked};
+use super::binary;
 use crate::error::ControlError;
+use crate::mapping::ColumnType;
 use crate::mirror::{qualified, quote_ident};
 use crate::plan::{ID_FIELD, MirroredField, ObjectPlan};
+use header::HeaderCheck;
+use transcode::{Piece, Transcoder};
 
 /// How a page of CSV reaches the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,14 +135,17 @@ where
     }
 }
 
-/// `COPY target (columns) FROM STDIN (FORMAT csv, HEADER true, FORCE_NULL (columns))`.
-fn copy_statement(target: &str, columns: &[String]) -> String {
+/// `COPY target (columns) FROM STDIN (FORMAT csv, FORCE_NULL (columns))`: the rows of a
+/// page that fell back to text, without its header row.
+fn csv_statement(target: &str, columns: &[String]) -> String {
     let list = columns.join(", ");
-    format!("COPY {target} ({list}) FROM STDIN (FORMAT csv, HEADER true, FORCE_NULL ({list}))")
+    format!("COPY {target} ({list}) FROM STDIN (FORMAT csv, FORCE_NULL ({list}))")
 }
 
 /// Streams `body` into `target`'s `columns` (already quoted), checking its header against
-/// `fields` first; returns the rows copied.
+/// `fields` first; returns the rows copied. The rows go as binary `COPY` while each value
+/// is in Salesforce's layout for its type, and as the CSV they came in from the first one
+/// that is not ([`transcode`]).
 async fn copy_csv<S, E>(
     client: &impl GenericClient,
     plan: &ObjectPlan,
@@ -144,117 +157,101 @@ async fn copy_csv<S, E>(
 where
     S: Stream<Item = Result<Bytes, E>>,
 {
-    let sink = client
-        .client()
-        .copy_in::<_, Bytes>(&copy_statement(target, columns))
-        .await?;
-    futures::pin_mut!(sink);
+    let types: Vec<ColumnType> = fields.iter().map(|f| f.column_type).collect();
+    let mut page = Transcoder::new(HeaderCheck::new(plan, fields), types);
+    let mut copy = PageCopy {
+        client,
+        target,
+        columns,
+        sink: None,
+        copied: 0,
+    };
     futures::pin_mut!(body);
-    let mut header = HeaderCheck::new(plan, fields);
-    // The body's chunks (a few kilobytes each, as they come off the socket and out of
-    // gzip) are gathered into `CopyData` messages of up to `COPY_MESSAGE` bytes: one
-    // message per chunk cost a hand-over to the connection's task each.
-    let mut message = BytesMut::with_capacity(COPY_MESSAGE);
     while let Some(chunk) = body.next().await {
         // On a failed body the sink is dropped unfinished, which aborts the COPY.
         let chunk = chunk.map_err(CsvError::Body)?;
-        if let Some(piece) = header.feed(chunk)? {
-            message.extend_from_slice(&piece);
-            if message.len() >= COPY_MESSAGE {
-                sink.feed(message.split().freeze()).await?;
-                message.reserve(COPY_MESSAGE);
-            }
+        for piece in page.feed(&chunk)? {
+            copy.send(piece).await?;
         }
     }
-    if let Some(rest) = header.finish()? {
-        message.extend_from_slice(&rest);
+    for piece in page.finish()? {
+        copy.send(piece).await?;
     }
-    if !message.is_empty() {
-        sink.feed(message.freeze()).await?;
-    }
-    Ok(sink.finish().await?)
+    Ok(copy.finish().await?)
 }
 
-/// The size of the `CopyData` messages a page is sent in.
-const COPY_MESSAGE: usize = 256 * 1024;
-
-/// The longest header row taken: a few hundred field names.
-const MAX_HEADER: usize = 256 * 1024;
-
-/// Holds a page's first bytes until its header row is whole, checks the row against the
-/// fields asked for, then lets everything through untouched.
-struct HeaderCheck<'a> {
-    object: &'a str,
-    fields: &'a [&'a MirroredField],
-    /// The bytes before the first line break, while it has not come.
-    pending: Option<Vec<u8>>,
+/// The `COPY` a page is going into: none yet, binary, or text from the first row that
+/// could not go as binary.
+enum Sink {
+    Binary(Pin<Box<CopyInSink<Bytes>>>),
+    Csv(Pin<Box<CopyInSink<Bytes>>>),
 }
 
-impl<'a> HeaderCheck<'a> {
-    fn new(plan: &'a ObjectPlan, fields: &'a [&'a MirroredField]) -> Self {
-        Self {
-            object: &plan.object,
-            fields,
-            pending: Some(Vec::new()),
-        }
-    }
+/// Sends a page's pieces, opening and finishing its `COPY` statements.
+struct PageCopy<'c, C> {
+    client: &'c C,
+    target: &'c str,
+    columns: &'c [String],
+    sink: Option<Sink>,
+    /// Rows of the statements already finished.
+    copied: u64,
+}
 
-    /// What of `chunk` can go to the database now: nothing while the header is
-    /// incomplete, then the header with what followed it, then each chunk as it is.
-    fn feed(&mut self, chunk: Bytes) -> Result<Option<Bytes>, ControlError> {
-        let Some(mut pending) = self.pending.take() else {
-            return Ok(Some(chunk));
-        };
-        let Some(end) = chunk.iter().position(|b| *b == b'\n') else {
-            pending.extend_from_slice(&chunk);
-            if pending.len() > MAX_HEADER {
-                return Err(self.mismatch("a header row longer than 256 KiB"));
+impl<C: GenericClient> PageCopy<'_, C> {
+    async fn send(&mut self, piece: Piece) -> Result<(), ControlError> {
+        match piece {
+            Piece::Binary(rows) => {
+                if self.sink.is_none() {
+                    let statement = format!(
+                        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                        self.target,
+                        self.columns.join(", ")
+                    );
+                    let sink = self.client.client().copy_in(&statement).await?;
+                    self.sink = Some(Sink::Binary(Box::pin(sink)));
+                }
+                if let Some(Sink::Binary(sink) | Sink::Csv(sink)) = &mut self.sink {
+                    sink.send(rows).await?;
+                }
             }
-            self.pending = Some(pending);
-            return Ok(None);
-        };
-        pending.extend_from_slice(&chunk[..end]);
-        self.check(&pending)?;
-        pending.extend_from_slice(&chunk[end..]);
-        Ok(Some(Bytes::from(pending)))
-    }
-
-    /// The end of the body: a header without a line break (a page of no records) is
-    /// checked and sent; an empty body is an empty page.
-    fn finish(&mut self) -> Result<Option<Bytes>, ControlError> {
-        match self.pending.take() {
-            Some(pending) if !pending.is_empty() => {
-                self.check(&pending)?;
-                Ok(Some(Bytes::from(pending)))
+            Piece::Csv(rows) => {
+                if !matches!(self.sink, Some(Sink::Csv(_))) {
+                    tracing::debug!(
+                        table = self.target,
+                        "a value out of Salesforce's layout: the rest of the page goes as CSV"
+                    );
+                    self.finish_binary().await?;
+                    let statement = csv_statement(self.target, self.columns);
+                    let sink = self.client.client().copy_in(&statement).await?;
+                    self.sink = Some(Sink::Csv(Box::pin(sink)));
+                }
+                if let Some(Sink::Csv(sink)) = &mut self.sink {
+                    sink.send(rows).await?;
+                }
             }
-            _ => Ok(None),
         }
+        Ok(())
     }
 
-    /// The header row (quoted or not, with or without a byte-order mark or a carriage
-    /// return) must name the fields asked for, in order, in any case.
-    fn check(&self, line: &[u8]) -> Result<(), ControlError> {
-        let line = String::from_utf8_lossy(line);
-        let line = line.trim_start_matches('\u{feff}').trim_end_matches('\r');
-        let names: Vec<&str> = line.split(',').map(|n| n.trim_matches('"')).collect();
-        let same = names.len() == self.fields.len()
-            && names
-                .iter()
-                .zip(self.fields)
-                .all(|(name, field)| name.eq_ignore_ascii_case(&field.field));
-        if same {
-            Ok(())
-        } else {
-            Err(self.mismatch(&format!("the columns {}", names.join(", "))))
+    /// Ends a binary `COPY` in progress with the stream's trailer.
+    async fn finish_binary(&mut self) -> Result<(), ControlError> {
+        if let Some(Sink::Binary(mut sink)) = self.sink.take() {
+            sink.send(Bytes::from_static(binary::TRAILER)).await?;
+            self.copied += sink.as_mut().finish().await?;
         }
+        Ok(())
     }
 
-    fn mismatch(&self, found: &str) -> ControlError {
-        let expected: Vec<&str> = self.fields.iter().map(|f| f.field.as_str()).collect();
-        ControlError::CsvColumns {
-            object: self.object.to_owned(),
-            expected: expected.join(", "),
-            found: found.to_owned(),
+    /// Finishes the statement in progress; the rows copied in all.
+    async fn finish(mut self) -> Result<u64, ControlError> {
+        match self.sink.take() {
+            Some(Sink::Binary(sink)) => {
+                self.sink = Some(Sink::Binary(sink));
+                self.finish_binary().await?;
+            }
+            Some(Sink::Csv(mut sink)) => self.copied += sink.as_mut().finish().await?,
+            None => {}
         }
+        Ok(self.copied)
     }
 }

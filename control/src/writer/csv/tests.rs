@@ -487,3 +487,54 @@ async fn the_id_set_of_a_reconciliation_deletes_only_what_is_gone() {
         .collect();
     assert_eq!(left, [A, C, D, "001000000000007AAA", "~00000000000000001"]);
 }
+
+#[tokio::test]
+async fn a_value_out_of_salesforces_layout_turns_the_rest_of_the_page_to_text_and_loses_nothing() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_tables(&db, &["mixed", "text_only"]).await;
+    let record = |id: &str, founded: &str, name: &str| {
+        line(&[
+            id,
+            "2024-03-01T12:00:01.000Z",
+            "false",
+            name,
+            "",
+            "7",
+            "",
+            "",
+            "",
+            founded,
+            "",
+            "",
+            "",
+        ])
+    };
+    // Enough rows that the first batches go as binary before the odd date, which
+    // PostgreSQL reads but the encoder, knowing only Salesforce's layout, does not.
+    let many: String = (0..5_000)
+        .map(|i| record(&format!("00Q{i:012}AAA"), "2000-01-02", &"n".repeat(60)))
+        .collect();
+    let odd = record(D, "2021-1-6", "Odd");
+    let csv = format!("{HEADER}{many}{odd}{}", record(C, "1999-12-31", "After"));
+    let written = write_page(&mut client, "mixed", &csv, 8 * 1024, CsvMode::Copy)
+        .await
+        .unwrap();
+    assert_eq!(written.received, 5_002);
+
+    // The same page where nothing can go as binary (the first row is odd).
+    let text_csv = format!("{HEADER}{odd}{many}{}", record(C, "1999-12-31", "After"));
+    write_page(&mut client, "text_only", &text_csv, 8 * 1024, CsvMode::Copy)
+        .await
+        .unwrap();
+    let mixed = contents(&client, "mixed").await;
+    assert_eq!(mixed.len(), 5_002);
+    assert_eq!(mixed, contents(&client, "text_only").await);
+    let odd_row = mixed.iter().find(|r| r[0].as_deref() == Some(D)).unwrap();
+    assert_eq!(odd_row[9].as_deref(), Some("2021-01-06"));
+    // A value PostgreSQL refuses too is still refused, with its own message.
+    let bad = format!("{HEADER}{}", record(A, "not a date", "Bad"));
+    let error = write_page(&mut client, "mixed", &bad, 64, CsvMode::Copy)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not a date"), "{error}");
+}
