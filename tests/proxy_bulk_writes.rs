@@ -139,11 +139,15 @@ async fn auto_pushes_999_atomically_and_1001_through_ingest_jobs() {
 }
 
 #[tokio::test]
-async fn on_from_the_connection_options_sends_even_999_through_ingest_then_updates_and_deletes() {
+async fn on_from_the_connection_options_sends_999_and_1001_through_ingest_then_updates_and_deletes()
+{
     let world = World::start(&["Account"], 20).await;
     let (client, _) = client_with_notices(&world, Some("-c sfpg.bulk_writes=on")).await;
     insert_accounts(&client, "On", 999, None).await.unwrap();
     assert_eq!(ingest_jobs(&world), 1);
+    insert_accounts(&client, "On", 1001, None).await.unwrap();
+    assert_eq!(ingest_jobs(&world), 2);
+    assert_eq!(count_named(&world, "On").await, 2000);
     client
         .execute(
             "UPDATE salesforce.account SET billingcity = 'Rennes' WHERE name LIKE 'On %'",
@@ -151,13 +155,13 @@ async fn on_from_the_connection_options_sends_even_999_through_ingest_then_updat
         )
         .await
         .unwrap();
-    assert_eq!(ingest_jobs(&world), 2);
+    assert_eq!(ingest_jobs(&world), 3);
     world.assert_mirror_equals_org("Account").await;
     client
         .execute("DELETE FROM salesforce.account WHERE name LIKE 'On %'", &[])
         .await
         .unwrap();
-    assert_eq!(ingest_jobs(&world), 3);
+    assert_eq!(ingest_jobs(&world), 4);
     assert_eq!(count_named(&world, "On").await, 0);
     world.assert_mirror_equals_org("Account").await;
 }
@@ -329,5 +333,73 @@ async fn a_push_beyond_the_bulk_limit_left_is_refused_before_anything_is_sent() 
     );
     assert_eq!(ingest_jobs(&world), 0);
     assert_eq!(count_named(&world, "Spent").await, 0);
+    world.assert_mirror_equals_org("Account").await;
+}
+
+/// 50,000 rows, each mode: `off` refuses them before anything is sent; `auto` inserts them
+/// through ingest jobs; `on` updates all of them (read back by a Bulk query job, not 250
+/// Collections retrieves). The mirror then holds what the org holds.
+#[tokio::test]
+async fn fifty_thousand_rows_in_each_mode() {
+    const ROWS: i32 = 50_000;
+    let world = World::start(&["Account"], 20).await;
+    world
+        .emulator
+        .set_bulk_processing_delay(std::time::Duration::ZERO);
+    let client = world.client().await;
+    let error = insert_accounts(&client, "Many", ROWS, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::PROGRAM_LIMIT_EXCEEDED));
+    assert_eq!(ingest_jobs(&world), 0);
+    assert_eq!(count_named(&world, "Many").await, 0);
+
+    client
+        .batch_execute("SET sfpg.bulk_writes = auto")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    insert_accounts(&client, "Many", ROWS, None).await.unwrap();
+    eprintln!("50,000 inserts under auto: {:?}", started.elapsed());
+    assert_eq!(ingest_jobs(&world), 1);
+    assert_eq!(count_named(&world, "Many").await, i64::from(ROWS));
+
+    client
+        .batch_execute("SET sfpg.bulk_writes = on")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let updated = client
+        .execute(
+            "UPDATE salesforce.account SET billingcity = 'Brest' WHERE name LIKE 'Many %'",
+            &[],
+        )
+        .await
+        .unwrap();
+    eprintln!("50,000 updates under on: {:?}", started.elapsed());
+    assert_eq!(updated, ROWS as u64);
+    assert_eq!(ingest_jobs(&world), 2);
+    let query_jobs = world
+        .emulator
+        .requests(0)
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/jobs/query"))
+        .count();
+    assert!(query_jobs >= 1, "the read-back used no Bulk query job");
+    // Every row holds Salesforce's values: its real Id, and the stamp of the update.
+    let unread: i64 = world
+        .direct()
+        .await
+        .query_one(
+            "SELECT count(*) FROM salesforce.account
+              WHERE name LIKE 'Many %'
+                AND (sfid LIKE '~%' OR sfid IS NULL OR systemmodstamp IS NULL
+                     OR billingcity IS DISTINCT FROM 'Brest')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unread, 0);
     world.assert_mirror_equals_org("Account").await;
 }

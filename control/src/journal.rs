@@ -175,6 +175,22 @@ pub async fn update(
     Ok(())
 }
 
+/// Rewrites only the answer of entry `id`: a bulk push's job ids as each job is created,
+/// without writing its records (100,000 of them for a large push) again each time.
+pub async fn update_response(
+    client: &impl GenericClient,
+    id: i64,
+    response: &serde_json::Value,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE sfpg.write_journal SET response = $2 WHERE id = $1",
+            &[&id, response],
+        )
+        .await?;
+    Ok(())
+}
+
 /// What PostgreSQL says of a journaled push's transaction (`pg_xact_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionStatus {

@@ -203,6 +203,9 @@ impl Org {
         let timestamp = self.now().timestamp_millis();
         let mut spent = 0usize;
         let mut merged: Vec<RecordChange> = Vec::new();
+        // Each merged change's place by what it changed: a bulk job's thousands of records
+        // are merged in one pass, not each compared with every earlier one.
+        let mut places: HashMap<MergeKey, usize> = HashMap::new();
         let mut overflowed: Vec<(usize, String)> = Vec::new();
         for change in changes {
             if spent + change.weight > threshold || !overflowed.is_empty() {
@@ -212,15 +215,14 @@ impl Org {
                 continue;
             }
             spent += change.weight;
-            let same = merged.iter_mut().find(|m| {
-                m.store == change.store
-                    && m.change_type == change.change_type
-                    && m.fields == change.fields
-                    && m.changed == change.changed
-            });
-            match same {
-                Some(m) => m.more_ids.push(change.id),
-                None => merged.push(change),
+            match places.entry(change.merge_key()) {
+                std::collections::hash_map::Entry::Occupied(at) => {
+                    merged[*at.get()].more_ids.push(change.id);
+                }
+                std::collections::hash_map::Entry::Vacant(at) => {
+                    at.insert(merged.len());
+                    merged.push(change);
+                }
             }
         }
         let header =
@@ -267,7 +269,57 @@ impl Org {
     }
 }
 
+/// What makes two records' changes one event: the object, the change's type, its fields
+/// and values (keys in order, so that equal maps give equal keys), and its changed fields.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MergeKey {
+    store: usize,
+    change_type: ChangeType,
+    fields: String,
+    changed: Vec<String>,
+}
+
+/// `value` written with every object's keys sorted: equal JSON values, equal texts.
+fn canonical(value: &Json, out: &mut String) {
+    match value {
+        Json::Object(map) => canonical_map(map, out),
+        Json::Array(items) => {
+            out.push('[');
+            for item in items {
+                canonical(item, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn canonical_map(map: &Map<String, Json>, out: &mut String) {
+    let mut entries: Vec<(&String, &Json)> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (key, value) in entries {
+        out.push_str(&Json::String(key.clone()).to_string());
+        out.push(':');
+        canonical(value, out);
+        out.push(',');
+    }
+    out.push('}');
+}
+
 impl RecordChange {
+    fn merge_key(&self) -> MergeKey {
+        let mut fields = String::new();
+        canonical_map(&self.fields, &mut fields);
+        MergeKey {
+            store: self.store,
+            change_type: self.change_type,
+            fields,
+            changed: self.changed.clone(),
+        }
+    }
+
     /// Every record id of a (possibly merged) change.
     fn ids(&self) -> Vec<String> {
         std::iter::once(&self.id)

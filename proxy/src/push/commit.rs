@@ -87,12 +87,15 @@ pub trait Remote {
 
     /// Reads back what Salesforce set on the records of an accepted push (`created`: the
     /// Id of each create, in plan order; `event_uuids`: the EventUuid of each create that
-    /// published a platform event), as what to write into the mirror.
+    /// published a platform event), as what to write into the mirror. `bulk_since`: the
+    /// push went through ingest jobs, the first created then (many records are read back
+    /// by a Bulk query).
     fn read_back(
         &self,
         plan: &Plan,
         created: &[String],
         event_uuids: &[Option<String>],
+        bulk_since: Option<chrono::DateTime<chrono::Utc>>,
     ) -> impl Future<Output = (Vec<WriteBack>, Vec<Created>)> + Send;
 }
 
@@ -244,6 +247,8 @@ impl Committer {
                     format!("sfpg proxy: cannot read the captured changes: {error}"),
                 )
             })?;
+        // The text of the changes is as large as they are: not kept through the push.
+        drop(taken);
         if changes.is_empty() {
             return Ok(Vec::new());
         }
@@ -432,7 +437,7 @@ async fn push<R: Remote>(
         Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
     }
     let (write_backs, created) = remote
-        .read_back(&plan, &sent.created, &sent.event_uuids)
+        .read_back(&plan, &sent.created, &sent.event_uuids, None)
         .await;
     let mirrored = plan
         .records
@@ -499,7 +504,10 @@ async fn push_bulk<R: Remote>(
     }
     let (write_backs, created) = match &accepted {
         // Platform events never go through ingest jobs (see `push`): no EventUuids.
-        Some(accepted) => remote.read_back(accepted, &created, &[]).await,
+        Some(accepted) => {
+            let since = sent.jobs.iter().map(|job| job.created_date).min();
+            remote.read_back(accepted, &created, &[], since).await
+        }
         None => (Vec::new(), Vec::new()),
     };
     Ok(Some(Pushed {

@@ -39,6 +39,16 @@ impl Journal {
         Ok(sfpg_control::journal::update(&**client, id, entry).await?)
     }
 
+    /// Rewrites the answer of entry `id` only (a bulk push's job ids).
+    pub async fn update_response(
+        &self,
+        id: i64,
+        response: &serde_json::Value,
+    ) -> Result<(), JournalError> {
+        let client = self.pool.get().await?;
+        Ok(sfpg_control::journal::update_response(&**client, id, response).await?)
+    }
+
     /// Keeps the records a bulk push's Salesforce refused in `sfpg.write_failures`.
     pub async fn record_failures(&self, failures: &[WriteFailure]) -> Result<(), JournalError> {
         let client = self.pool.get().await?;

@@ -209,12 +209,13 @@ impl Remote for Pusher {
         plan: &Plan,
         created: &[String],
         event_uuids: &[Option<String>],
+        bulk_since: Option<chrono::DateTime<chrono::Utc>>,
     ) -> (Vec<WriteBack>, Vec<Created>) {
         #[cfg(feature = "failpoints")]
         if self.failpoint == Some(Failpoint::PauseAfterPush) {
             tracing::warn!("failpoint pause-after-push reached: waiting forever");
             std::future::pending::<()>().await;
         }
-        write_back::write_backs(plan, created, event_uuids).await
+        write_back::write_backs(plan, created, event_uuids, bulk_since).await
     }
 }

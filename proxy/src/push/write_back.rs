@@ -10,13 +10,15 @@
 //! by the mirror writer's pure half ([`WriteBackRow`]): values converted as the sync's are,
 //! and the writer's version guard applied by the function.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sfpg_control::events::is_platform_event;
 use sfpg_control::writer::{WriteBackRow, write_back_rows};
-use sfpg_salesforce::SalesforceId;
+use sfpg_salesforce::{Record, SalesforceId};
 
+use super::bulk::read_back;
 use super::catalog::ObjectHandle;
 use super::plan::{Operation, Plan};
 
@@ -47,13 +49,20 @@ pub struct Created {
 /// in the plan, local id and Salesforce Id.
 type TableRows = (usize, Vec<(usize, i64, String)>);
 
+/// Rows of one write-back statement: a bulk push's 100,000 rows go in several, so that no
+/// one JSON text (and the server's `jsonb` of it) holds them all.
+const WRITE_BACK_ROWS: usize = 5_000;
+
 /// Reads back every created and updated record (`created`: the Id of each create, in plan
-/// order) and builds one write-back per table. If the read fails, new records still get
-/// their Id (the sync fills in the rest).
+/// order) and builds the write-backs of each table. If the read fails, new records still
+/// get their Id (the sync fills in the rest). `bulk_since`: the push went through ingest
+/// jobs, the first created then; a table with many records is read back by one Bulk query
+/// job ([`read_back`]) rather than by Collections retrieves of 200.
 pub async fn write_backs(
     plan: &Plan,
     created_ids: &[String],
     event_uuids: &[Option<String>],
+    bulk_since: Option<DateTime<Utc>>,
 ) -> (Vec<WriteBack>, Vec<Created>) {
     let (by_table, created) = by_table(plan, created_ids);
     // The Id of each create, by its index in the plan.
@@ -87,23 +96,11 @@ pub async fn write_backs(
             statements.push(event_write_back(object, &rows, &uuids));
             continue;
         }
-        let sfids: Vec<SalesforceId> = rows
-            .iter()
-            .filter_map(|(_, _, id)| SalesforceId::parse(id).ok())
-            .collect();
-        let fields = object.fields();
-        let records = match plan
-            .org
-            .client
-            .collections()
-            .retrieve(&object.object, &sfids, &fields)
-            .await
-        {
-            Ok(records) => records,
-            Err(error) => {
-                tracing::warn!(%error, object = %object.object, "cannot read back pushed records; writing their Ids only");
-                vec![None; sfids.len()]
+        let records = match bulk_since {
+            Some(since) if rows.len() >= read_back::BULK_READ_BACK_FROM => {
+                read_by_query(plan, object, &rows, since).await
             }
+            _ => read_by_id(plan, object, &rows).await,
         };
         let plan_of_object = object.plan();
         // The Id is the push's own (a create's from its answer); the read gives the rest.
@@ -127,14 +124,58 @@ pub async fn write_backs(
                 row
             })
             .collect::<Vec<_>>();
-        statements.push(WriteBack {
+        statements.extend(back_rows.chunks(WRITE_BACK_ROWS).map(|chunk| WriteBack {
             schema: object.schema.clone(),
             table: object.table.clone(),
-            rows: write_back_rows(&back_rows),
+            rows: write_back_rows(chunk),
             events: false,
-        });
+        }));
     }
     (statements, created)
+}
+
+/// The records of `rows` as Salesforce holds them, by Collections retrieves of 200; each
+/// `None` that could not be read.
+async fn read_by_id(
+    plan: &Plan,
+    object: &ObjectHandle,
+    rows: &[(usize, i64, String)],
+) -> Vec<Option<Record>> {
+    let sfids: Vec<SalesforceId> = rows
+        .iter()
+        .filter_map(|(_, _, id)| SalesforceId::parse(id).ok())
+        .collect();
+    match plan
+        .org
+        .client
+        .collections()
+        .retrieve(&object.object, &sfids, &object.fields())
+        .await
+    {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::warn!(%error, object = %object.object, "cannot read back pushed records; writing their Ids only");
+            vec![None; rows.len()]
+        }
+    }
+}
+
+/// The records of `rows` as Salesforce holds them, by one Bulk query job of the object's
+/// records changed since `since`; each `None` that could not be read.
+async fn read_by_query(
+    plan: &Plan,
+    object: &ObjectHandle,
+    rows: &[(usize, i64, String)],
+    since: DateTime<Utc>,
+) -> Vec<Option<Record>> {
+    let wanted: HashSet<&str> = rows.iter().map(|(_, _, id)| id.as_str()).collect();
+    match read_back::records_since(&plan.org, object, since, &wanted).await {
+        Ok(mut found) => rows.iter().map(|(_, _, id)| found.remove(id)).collect(),
+        Err(error) => {
+            tracing::warn!(%error, object = %object.object, "cannot read back pushed records by a Bulk query; writing their Ids only");
+            vec![None; rows.len()]
+        }
+    }
 }
 
 /// The write-back of published platform events: each row's Id and EventUuid.

@@ -2,13 +2,15 @@
 //! sent (one `GET /limits/`): a push that would spend the Bulk API's batches
 //! (`DailyBulkApiBatches`, one per 10,000 records a job processes) or the org's API
 //! requests (`DailyApiRequests`: each job's creation, upload, close, polls and result
-//! files, and the read-back) is refused with 53400, rather than cut off half way with part
-//! of it saved.
+//! files, and the read-back: Collections retrieves of 200, or a query job from
+//! `read_back::BULK_READ_BACK_FROM` records on) is refused with 53400, rather than cut off
+//! half way with part of it saved.
 
 use sfpg_salesforce::limits::{DAILY_API_REQUESTS, DAILY_BULK_API_BATCHES, Limits};
 use tokio_postgres::error::SqlState;
 
 use super::jobs::groups;
+use super::read_back::{BULK_READ_BACK_FROM, PAGE_RECORDS};
 use crate::push::Refusal;
 use crate::push::plan::{MAX_RECORDS, Operation, Plan};
 
@@ -18,6 +20,8 @@ const RECORDS_PER_BATCH: usize = 10_000;
 const REQUESTS_PER_JOB: usize = 6;
 /// Polls counted for each job: its first ones, which the backoff makes most of.
 const POLLS_PER_JOB: usize = 4;
+/// Records of a read-back's results page.
+const READ_BACK_PAGE_RECORDS: usize = PAGE_RECORDS as usize;
 
 /// What a push needs of the org's allocations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +38,16 @@ pub fn needs(plan: &Plan) -> Needs {
         let records = group.records.len();
         batches += records.div_ceil(RECORDS_PER_BATCH).max(1);
         requests += REQUESTS_PER_JOB + POLLS_PER_JOB;
-        if group.operation != Operation::Delete {
-            // The read-back: one Collections retrieve per 200 records.
-            requests += records.div_ceil(MAX_RECORDS);
+        if group.operation == Operation::Delete {
+            continue;
         }
+        requests += if records >= BULK_READ_BACK_FROM {
+            // The read-back by a query job: created, polled, a page per 10,000, deleted.
+            REQUESTS_PER_JOB + records.div_ceil(READ_BACK_PAGE_RECORDS)
+        } else {
+            // The read-back: one Collections retrieve per 200 records.
+            records.div_ceil(MAX_RECORDS)
+        };
     }
     Needs {
         batches: batches as u64,

@@ -19,6 +19,7 @@
 pub mod budget;
 pub mod jobs;
 pub mod outcome;
+pub mod read_back;
 pub mod send;
 
 use sfpg_salesforce::RecordError;

@@ -41,9 +41,17 @@ impl JournalLog<'_> {
 }
 
 impl JobLog for &mut JournalLog<'_> {
+    /// The job's id joins the entry's answer; its records, written before the first job,
+    /// are not written again.
     async fn job_created(&mut self, job: &JobInfo) {
         self.jobs.push(job.id.clone());
-        self.save().await;
+        self.entry.response = json!({ "bulk_jobs": self.jobs });
+        let Some(id) = self.id else {
+            return;
+        };
+        if let Err(error) = self.journal.update_response(id, &self.entry.response).await {
+            tracing::error!(%error, journal = id, "cannot journal a bulk push's job");
+        }
     }
 }
 

@@ -355,6 +355,7 @@ impl Remote for FakeRemote {
         _plan: &Plan,
         created: &[String],
         _event_uuids: &[Option<String>],
+        _bulk_since: Option<chrono::DateTime<chrono::Utc>>,
     ) -> (Vec<WriteBack>, Vec<Created>) {
         self.call(format!("read_back {}", created.join(",")));
         self.read_back.clone()
