@@ -339,7 +339,12 @@ async fn a_push_beyond_the_bulk_limit_left_is_refused_before_anything_is_sent() 
 /// 50,000 rows, each mode: `off` refuses them before anything is sent; `auto` inserts them
 /// through ingest jobs; `on` updates all of them (read back by a Bulk query job, not 250
 /// Collections retrieves). The mirror then holds what the org holds.
+///
+/// Ignored by default: it takes 100-430 s in a debug build on 2 cores (the write-back of
+/// 50,000 rows in PostgreSQL, docs/benchmarks.md "Large writes"), which would double the
+/// suite. Run it with `cargo test --test proxy_bulk_writes -- --ignored`.
 #[tokio::test]
+#[ignore = "100-430 s in a debug build; run with --ignored"]
 async fn fifty_thousand_rows_in_each_mode() {
     const ROWS: i32 = 50_000;
     let world = World::start(&["Account"], 20).await;
