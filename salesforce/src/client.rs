@@ -274,22 +274,13 @@ impl Client {
         );
         async {
             if request.counted {
-                let waiting_since = Instant::now();
-                self.shared.limiter.acquire(self.priority).await;
-                let waited = waiting_since.elapsed();
-                *queued += waited;
-                telemetry::limiter_wait(self.shared.config.org_label(), waited);
+                *queued += self.wait_for_slot().await;
             }
             let token = match request.authenticated {
                 true => Some(self.token().await.map_err(Failure::unsent)?),
                 false => None,
             };
-            let mut url = self
-                .url_for(&request.target, token.as_deref())
-                .map_err(Failure::unsent)?;
-            if !request.query.is_empty() {
-                url.query_pairs_mut().extend_pairs(&request.query);
-            }
+            let url = self.request_url(request, token.as_deref())?;
             tracing::Span::current().record("path", url.path());
             let endpoint = Endpoint {
                 method: request.method.clone(),
@@ -346,6 +337,26 @@ impl Client {
         }
         .instrument(span)
         .await
+    }
+
+    /// Waits for the org's rate limiter to give this request its slot; the wait.
+    async fn wait_for_slot(&self) -> Duration {
+        let waiting_since = Instant::now();
+        self.shared.limiter.acquire(self.priority).await;
+        let waited = waiting_since.elapsed();
+        telemetry::limiter_wait(self.shared.config.org_label(), waited);
+        waited
+    }
+
+    /// The URL `request` goes to, with its query string.
+    fn request_url(&self, request: &ApiRequest, token: Option<&Token>) -> Result<Url, Failure> {
+        let mut url = self
+            .url_for(&request.target, token)
+            .map_err(Failure::unsent)?;
+        if !request.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&request.query);
+        }
+        Ok(url)
     }
 
     /// `request` to `url`, with `token` as its bearer and its body as JSON.

@@ -135,38 +135,7 @@ pub fn render(statuses: &[OrgStatus]) -> String {
                 with_code(error, org.last_error_code.as_deref())
             );
         }
-        let header = [
-            "OBJECT",
-            "PHASE",
-            "SOURCE",
-            "ROWS",
-            "CURSOR",
-            "LAG",
-            "REQUESTS",
-            "LAST ERROR",
-        ];
-        let rows: Vec<[String; 8]> = org.objects.iter().map(object_row).collect();
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let mut text = String::from("  ");
-            for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    text.push_str(cell);
-                } else {
-                    let _ = write!(text, "{cell:<width$}  ");
-                }
-            }
-            text.trim_end().to_owned()
-        };
-        let _ = writeln!(out, "{}", line(&header.map(str::to_owned)));
-        for row in &rows {
-            let _ = writeln!(out, "{}", line(row));
-        }
+        object_table(&mut out, org);
         for object in &org.objects {
             if let Some(reason) = &object.paused_reason {
                 let _ = writeln!(out, "  {} paused: {reason}", object.object);
@@ -183,6 +152,42 @@ pub fn render(statuses: &[OrgStatus]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The org's objects as a table: one line each, columns as wide as their widest cell.
+fn object_table(out: &mut String, org: &OrgStatus) {
+    let header = [
+        "OBJECT",
+        "PHASE",
+        "SOURCE",
+        "ROWS",
+        "CURSOR",
+        "LAG",
+        "REQUESTS",
+        "LAST ERROR",
+    ];
+    let rows: Vec<[String; 8]> = org.objects.iter().map(object_row).collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut text = String::from("  ");
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ");
+            }
+        }
+        text.trim_end().to_owned()
+    };
+    let _ = writeln!(out, "{}", line(&header.map(str::to_owned)));
+    for row in &rows {
+        let _ = writeln!(out, "{}", line(row));
+    }
 }
 
 /// `API requests today: 1200 of 15000 (8%), budget 80% (12000)`: the org's usage as

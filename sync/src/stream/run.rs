@@ -107,6 +107,20 @@ impl OrgStream {
             .await
     }
 
+    /// Change Data Capture is off for the org: nothing is streamed, and the checkpoint is
+    /// forgotten (events missed while off are caught up by polling when it is back on).
+    async fn turned_off(&mut self) -> Result<Ended> {
+        self.db
+            .write(self.fence.as_ref(), async |t| {
+                streams::set_streamed_objects(t, &self.org, &[]).await?;
+                Checkpoint::clear(t, &self.org).await
+            })
+            .await?;
+        Ok(Ended::Down(
+            "Change Data Capture is off (sfpg org set-cdc)".into(),
+        ))
+    }
+
     /// Decides what to stream, and streams it until something ends the subscription.
     async fn once(
         &mut self,
@@ -119,15 +133,7 @@ impl OrgStream {
             return Ok(Ended::Cancelled);
         };
         if !org.cdc_enabled {
-            self.db
-                .write(self.fence.as_ref(), async |t| {
-                    streams::set_streamed_objects(t, &self.org, &[]).await?;
-                    Checkpoint::clear(t, &self.org).await
-                })
-                .await?;
-            return Ok(Ended::Down(
-                "Change Data Capture is off (sfpg org set-cdc)".into(),
-            ));
+            return self.turned_off().await;
         }
         let live = live_plans(&*self.db.get().await?, &self.org, &org.schema).await?;
         let selected = match selected_entities(&self.client).await {
@@ -164,23 +170,8 @@ impl OrgStream {
             })
             .await?;
         let checkpoint = Checkpoint::load(&*self.db.get().await?, &self.org).await?;
-        let horizon = chrono::Duration::from_std(
-            self.settings
-                .event_retention
-                .saturating_sub(Duration::from_secs(6 * 3600)),
-        )
-        .unwrap_or_default();
-        let (from, catch_up) = match (checkpoint.replay_id, checkpoint.saved_at) {
-            (Some(id), Some(saved)) if saved > Utc::now() - horizon => {
-                (ReplayFrom::After(ReplayId(id)), None)
-            }
-            (Some(_), _) => (
-                ReplayFrom::Tip,
-                Some("the checkpoint is older than the event retention allows"),
-            ),
-            (None, _) => (ReplayFrom::Tip, Some("no checkpoint yet")),
-        };
         let now = Utc::now();
+        let (from, catch_up) = start_point(&checkpoint, self.settings.event_retention, now);
         let joining = streamed
             .iter()
             .filter(|o| catch_up.is_none() && !previously.0.contains(o))
@@ -206,6 +197,27 @@ impl OrgStream {
         session
             .run(&*chosen.transport, from, catch_up, cancel, reloads)
             .await
+    }
+}
+
+/// Where a subscription starts: after the checkpoint's replay id while the org still keeps
+/// its events (the retention less 6 h of margin), else at the tip, with the reason the
+/// objects must then be caught up by polling.
+fn start_point(
+    checkpoint: &Checkpoint,
+    retention: Duration,
+    now: chrono::DateTime<Utc>,
+) -> (ReplayFrom, Option<&'static str>) {
+    let horizon =
+        chrono::Duration::from_std(retention.saturating_sub(Duration::from_secs(6 * 3600)))
+            .unwrap_or_default();
+    match (checkpoint.replay_id, checkpoint.saved_at) {
+        (Some(id), Some(saved)) if saved > now - horizon => (ReplayFrom::After(ReplayId(id)), None),
+        (Some(_), _) => (
+            ReplayFrom::Tip,
+            Some("the checkpoint is older than the event retention allows"),
+        ),
+        (None, _) => (ReplayFrom::Tip, Some("no checkpoint yet")),
     }
 }
 
@@ -270,5 +282,37 @@ mod tests {
     fn selected_entities_name_objects() {
         assert_eq!(entity_of_event("AccountChangeEvent"), "Account");
         assert_eq!(entity_of_event("Invoice__ChangeEvent"), "Invoice__c");
+    }
+
+    const RETENTION: Duration = Duration::from_secs(72 * 3600);
+
+    fn saved(hours_ago: i64, now: chrono::DateTime<Utc>) -> Checkpoint {
+        Checkpoint {
+            replay_id: Some(42),
+            saved_at: Some(now - chrono::Duration::hours(hours_ago)),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_is_replayed_from_while_the_org_keeps_its_events_with_six_hours_to_spare() {
+        let now = Utc::now();
+        let (from, catch_up) = start_point(&saved(65, now), RETENTION, now);
+        assert!(matches!(from, ReplayFrom::After(ReplayId(42))));
+        assert_eq!(catch_up, None);
+
+        let (from, catch_up) = start_point(&saved(67, now), RETENTION, now);
+        assert!(matches!(from, ReplayFrom::Tip));
+        assert_eq!(
+            catch_up,
+            Some("the checkpoint is older than the event retention allows")
+        );
+
+        let none = Checkpoint {
+            replay_id: None,
+            saved_at: None,
+        };
+        let (from, catch_up) = start_point(&none, RETENTION, now);
+        assert!(matches!(from, ReplayFrom::Tip));
+        assert_eq!(catch_up, Some("no checkpoint yet"));
     }
 }
