@@ -37,6 +37,9 @@ pub struct Lease {
     /// The holder, if the lease is held and not expired.
     pub owner: Option<String>,
     pub epoch: i64,
+    /// Its holder let it expire without handing it back (killed, or cut off from the
+    /// database): the org runs nowhere now, unlike one handed back or never taken.
+    pub expired: bool,
 }
 
 /// What placement decides from: the live workers and the enabled orgs' leases.
@@ -149,7 +152,8 @@ pub async fn view(client: &impl GenericClient) -> Result<View, ControlError> {
     .collect::<Result<_, ControlError>>()?;
     let leases = rows(
         client,
-        "SELECT l.org_name, CASE WHEN l.expires_at > now() THEN l.owner END, l.epoch
+        "SELECT l.org_name, CASE WHEN l.expires_at > now() THEN l.owner END, l.epoch,
+                l.owner IS NOT NULL AND l.expires_at <= now()
            FROM sfpg.leases l JOIN sfpg.orgs o ON o.name = l.org_name
           WHERE o.enabled ORDER BY l.org_name",
         &[],
@@ -161,6 +165,7 @@ pub async fn view(client: &impl GenericClient) -> Result<View, ControlError> {
             org: r.try_get(0)?,
             owner: r.try_get(1)?,
             epoch: r.try_get(2)?,
+            expired: r.try_get(3)?,
         })
     })
     .collect::<Result<_, ControlError>>()?;

@@ -30,6 +30,7 @@ fn free(orgs: &[String]) -> Vec<Lease> {
             org: o.clone(),
             owner: None,
             epoch: 0,
+            expired: false,
         })
         .collect()
 }
@@ -117,6 +118,7 @@ fn moves_are_gradual_and_free_orgs_only_are_taken() {
             org: o.clone(),
             owner: Some("a:1".into()),
             epoch: 1,
+            expired: false,
         })
         .collect();
     let handing = decide("a:1", &workers, &leases, &held, 4);
@@ -128,6 +130,22 @@ fn moves_are_gradual_and_free_orgs_only_are_taken() {
             .take
             .is_empty()
     );
+}
+
+#[test]
+fn the_orgs_of_a_worker_that_died_are_taken_at_once_beyond_the_moves() {
+    let orgs = orgs(30);
+    // b was killed: its 20 leases expired, and a is the only live worker.
+    let workers = workers(&["a:1"], 100);
+    let mut leases = free(&orgs);
+    for lease in &mut leases[..20] {
+        lease.expired = true;
+    }
+    let moves = decide("a:1", &workers, &leases, &BTreeSet::new(), 4);
+    // They run nowhere: all 20 at once, and 4 of those never taken (a cold start's pace).
+    assert_eq!(moves.take.len(), 24, "{:?}", moves.take);
+    assert!(orgs[..20].iter().all(|o| moves.take.contains(o)));
+    assert_eq!(moves.waiting, 6);
 }
 
 #[test]
