@@ -13,6 +13,7 @@
 //! worker that died (leases expired, not handed back) are taken at once, beyond `moves`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use sfpg_control::leases::{Lease, Worker};
 
@@ -26,6 +27,11 @@ pub struct Moves {
     /// Orgs placed on this worker that another still holds (it hands them back once it
     /// sees this worker) or that are beyond this heartbeat's moves.
     pub waiting: usize,
+    /// How long until the first lease held by another worker expires: this worker looks
+    /// again then if that comes before its next heartbeat, so the orgs of a worker that
+    /// died move when its leases run out. (A holder that renews keeps its leases at least
+    /// a TTL less a heartbeat ahead, which is past the next heartbeat.)
+    pub expiring: Option<Duration>,
 }
 
 /// The rendezvous weight of `org` on `worker`: FNV-1a over both names (a separator between
@@ -116,6 +122,11 @@ pub fn decide(
         .chain(free.into_iter().map(|l| l.org.clone()).take(moves))
         .collect();
     let waiting = due.len() - take.len();
+    let expiring = leases
+        .iter()
+        .filter(|l| l.owner.as_deref().is_some_and(|owner| owner != me))
+        .filter_map(|l| l.expires_in)
+        .min();
     let enabled: BTreeSet<&str> = orgs.iter().copied().collect();
     let (gone, elsewhere): (Vec<&String>, Vec<&String>) = holding
         .iter()
@@ -137,6 +148,7 @@ pub fn decide(
         take,
         release,
         waiting,
+        expiring,
     }
 }
 
