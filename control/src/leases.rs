@@ -37,6 +37,12 @@ pub struct Lease {
     /// The holder, if the lease is held and not expired.
     pub owner: Option<String>,
     pub epoch: i64,
+    /// Its holder let it expire without handing it back (killed, or cut off from the
+    /// database): the org runs nowhere now, unlike one handed back or never taken.
+    pub expired: bool,
+    /// How long until it expires, while it is held: a holder that keeps renewing keeps
+    /// this near the TTL; one that died lets it run down.
+    pub expires_in: Option<Duration>,
 }
 
 /// What placement decides from: the live workers and the enabled orgs' leases.
@@ -149,7 +155,10 @@ pub async fn view(client: &impl GenericClient) -> Result<View, ControlError> {
     .collect::<Result<_, ControlError>>()?;
     let leases = rows(
         client,
-        "SELECT l.org_name, CASE WHEN l.expires_at > now() THEN l.owner END, l.epoch
+        "SELECT l.org_name, CASE WHEN l.expires_at > now() THEN l.owner END, l.epoch,
+                l.owner IS NOT NULL AND l.expires_at <= now(),
+                CASE WHEN l.expires_at > now()
+                     THEN extract(epoch FROM l.expires_at - now())::float8 END
            FROM sfpg.leases l JOIN sfpg.orgs o ON o.name = l.org_name
           WHERE o.enabled ORDER BY l.org_name",
         &[],
@@ -161,6 +170,10 @@ pub async fn view(client: &impl GenericClient) -> Result<View, ControlError> {
             org: r.try_get(0)?,
             owner: r.try_get(1)?,
             epoch: r.try_get(2)?,
+            expired: r.try_get(3)?,
+            expires_in: r
+                .try_get::<_, Option<f64>>(4)?
+                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
         })
     })
     .collect::<Result<_, ControlError>>()?;

@@ -87,7 +87,8 @@ pub struct SyncOptions {
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_orgs: u32,
     /// The most orgs this worker takes, and the most it hands back, at one heartbeat, so
-    /// that a restart moves orgs gradually.
+    /// that a restart moves orgs gradually. Orgs whose leases expired without being handed
+    /// back (their worker died) are taken at once, beyond it.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub lease_moves: u32,
     /// Database connections this worker's orgs share (their schedulers and streams take

@@ -61,7 +61,8 @@ pub struct SyncSettings {
     pub heartbeat: Duration,
     /// The most orgs this worker runs.
     pub max_orgs: u32,
-    /// The most orgs a worker takes, and the most it hands back, per heartbeat.
+    /// The most orgs a worker takes, and the most it hands back, per heartbeat (orgs whose
+    /// leases expired without being handed back are taken beyond it).
     pub lease_moves: u32,
     /// Database connections the worker's orgs share.
     pub db_pool_size: usize,

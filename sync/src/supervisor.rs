@@ -17,6 +17,7 @@ pub mod placement;
 mod worker;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use sfpg_control::connect::Pool;
@@ -35,6 +36,10 @@ use listener::Listener;
 use orgs::Orgs;
 use sfpg_salesforce::streaming::{CometD, EventTransport};
 use worker::Worker;
+
+/// How long a stopping worker lets its orgs finish what they are doing before it aborts
+/// them (their open transactions roll back; the lease fence guards the rest).
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Makes the Salesforce client of an org.
 pub trait Connector: Send + Sync {
@@ -132,9 +137,9 @@ impl Supervisor {
         &self.name
     }
 
-    /// Syncs the orgs placed on this worker until `shutdown`, then stops each scheduler
-    /// between turns and hands its leases back, so that the other workers take its orgs
-    /// at their next heartbeat.
+    /// Syncs the orgs placed on this worker until `shutdown`, then stops every org at once
+    /// (those still busy after a short grace are aborted) and hands its leases back in one
+    /// statement, so that the other workers take its orgs at their next heartbeat.
     ///
     /// Fails only when the mirror database cannot be reached at the start. Later, a lost
     /// database is waited out: the connections are opened again with backoff (up to 30 s
@@ -176,7 +181,7 @@ impl Supervisor {
             }
         }
         tracing::info!("shutting down");
-        orgs.stop_all(&worker).await;
+        orgs.stop_all(&worker, STOP_GRACE).await;
         worker.leave().await;
         Ok(())
     }
@@ -208,19 +213,13 @@ impl OrgTask {
         mut reloads: mpsc::UnboundedReceiver<()>,
     ) -> Result<()> {
         let name = self.name().to_owned();
-        let client = {
-            let db = self.pool.get().await.map_err(ControlError::from)?;
-            self.connector.connect(&db, &name).await?
+        // The start (a pooled connection, the login, the describes, each request waiting
+        // for the org's rate) ends the moment the org is stopped: nothing is written yet.
+        let started = tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            started = self.start(&name) => started?,
         };
-        let _ = self.limiter.set(client.limiter().clone());
-        let mut sync = OrgSync::start_fenced(
-            self.pool.clone(),
-            Some(self.fence.clone()),
-            client.clone(),
-            &name,
-            self.settings.clone(),
-        )
-        .await?;
+        let (client, mut sync) = started;
         // The org's Change Data Capture stream and its platform event streams run beside
         // its scheduler, on the same pool; either failing ends all three, and the org
         // restarts.
@@ -268,6 +267,26 @@ impl OrgTask {
         };
         let (scheduled, streamed, evented) = tokio::join!(scheduling, streaming, eventing);
         first_failure([scheduled, streamed, evented])
+    }
+}
+
+impl OrgTask {
+    /// The org's client and its scheduler, started.
+    async fn start(&self, name: &str) -> Result<(Client, OrgSync)> {
+        let client = {
+            let db = self.pool.get().await.map_err(ControlError::from)?;
+            self.connector.connect(&db, name).await?
+        };
+        let _ = self.limiter.set(client.limiter().clone());
+        let sync = OrgSync::start_fenced(
+            self.pool.clone(),
+            Some(self.fence.clone()),
+            client.clone(),
+            name,
+            self.settings.clone(),
+        )
+        .await?;
+        Ok((client, sync))
     }
 }
 

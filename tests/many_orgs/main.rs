@@ -3,12 +3,14 @@
 //! request log (`live_settings`); one sync process serving several orgs while some of them
 //! are broken (`broken_orgs`); workers sharing orgs through leases: a balanced split, a
 //! newcomer, a clean leave and a SIGKILL (`takeover`); a worker paused past its lease whose
-//! next write is refused, and database connections killed under the workers (`fencing`).
+//! next write is refused, and database connections killed under the workers (`fencing`);
+//! a worker holding 300 orgs stopped with SIGTERM, which exits at once (`clean_stop`).
 
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod broken_orgs;
+mod clean_stop;
 mod fencing;
 mod live_settings;
 mod takeover;

@@ -31,6 +31,17 @@ async fn epochs(client: &tokio_postgres::Client) -> Option<HashMap<String, i64>>
     Some(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// The first, median and last of `values`, rounded to 0.1.
+fn spread(mut values: Vec<f64>) -> [f64; 3] {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        values
+            .get(((values.len() as f64 - 1.0) * q).round() as usize)
+            .map_or(f64::NAN, |v| (v * 10.0).round() / 10.0)
+    };
+    [at(0.0), at(0.5), at(1.0)]
+}
+
 /// Each session's first and last request in `log`, by session.
 fn session_spans(log: &[LoggedRequest]) -> BTreeMap<u64, (DateTime<Utc>, DateTime<Utc>)> {
     let mut spans: BTreeMap<u64, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
@@ -140,6 +151,59 @@ async fn failover() {
         at(0.5),
         at(1.0)
     );
+
+    // Where a take-over's seconds go: when the leases were taken, when the new owners
+    // logged in, and the requests of the first moved org after the kill.
+    let taken: Vec<f64> = client
+        .query(
+            "SELECT extract(epoch FROM taken_at)::float8 FROM sfpg.leases WHERE org_name = ANY($1)",
+            &[&victim_orgs],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, f64>(0) - killed_at.timestamp_millis() as f64 / 1000.0)
+        .collect();
+    let logins: Vec<f64> = numbers
+        .iter()
+        .filter_map(|&n| {
+            emulator
+                .org_requests(n, 0)
+                .unwrap()
+                .iter()
+                .find(|r| r.time > killed_at && r.path.ends_with("/oauth2/token"))
+                .map(|r| (r.time - killed_at).num_milliseconds() as f64 / 1000.0)
+        })
+        .collect();
+    println!(
+        "after the kill: leases taken (first, median, last) {:?} s; new owners' logins {:?} s",
+        spread(taken),
+        spread(logins)
+    );
+    // The requests of the first moved org after the kill.
+    if let Some(&n) = numbers.first() {
+        println!(
+            "requests of {} after the kill (s after it, session, status):",
+            org_name(n)
+        );
+        for r in emulator
+            .org_requests(n, 0)
+            .unwrap()
+            .iter()
+            .filter(|r| r.time > killed_at)
+            .take(12)
+        {
+            println!(
+                "  {:>6.1} s  session {:?}  {} {} {:?}{}",
+                (r.time - killed_at).num_milliseconds() as f64 / 1000.0,
+                r.session,
+                r.method,
+                r.path,
+                r.status,
+                if r.counted { " counted" } else { "" }
+            );
+        }
+    }
 
     let held_after = held(&client, &workers).await;
     let survivors: HashSet<&String> = held_after.values().flatten().collect();

@@ -334,13 +334,33 @@ impl Orgs {
         wait
     }
 
-    /// Stops every org between turns and waits for them (the worker then leaves, handing
-    /// every lease back at once).
-    pub(super) async fn stop_all(mut self, worker: &Worker) {
-        tracing::debug!(worker = %worker.name(), orgs = self.running.len(), "stopping every org");
+    /// Stops every org at once: all are cancelled together, those that finish their turn
+    /// (or their start) within `grace` end there, and the rest are aborted where they wait
+    /// (a rate limiter's slot, a pooled connection, a request), which rolls back any
+    /// transaction they had open. The worker then leaves, handing every lease back in one
+    /// statement. Waiting for each org's turn instead would take minutes with hundreds of
+    /// orgs at 1 request per 3 s sharing a pool of 16 connections.
+    pub(super) async fn stop_all(mut self, worker: &Worker, grace: Duration) {
+        let started = Instant::now();
+        let orgs = self.running.len();
+        tracing::debug!(worker = %worker.name(), orgs, "stopping every org");
         for org in self.running.values() {
             org.cancel.cancel();
         }
+        if tokio::time::timeout(grace, self.drain()).await.is_err() {
+            tracing::info!(
+                left = self.tasks.len(),
+                ?grace,
+                "aborting the orgs still busy after the grace"
+            );
+            self.tasks.abort_all();
+            self.drain().await;
+        }
+        tracing::info!(orgs, took = ?started.elapsed(), "every org stopped");
+    }
+
+    /// Waits for every org task to end, logging failures and panics.
+    async fn drain(&mut self) {
         while let Some(joined) = self.tasks.join_next_with_id().await {
             match joined {
                 Ok((_, (name, Err(error)))) => {

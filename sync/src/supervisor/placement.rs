@@ -9,9 +9,11 @@
 //! whose heaviest pairs involve it, plus what the shares' rounding shifts.
 //!
 //! A worker then takes the free orgs placed on it and lets go of the ones placed elsewhere,
-//! at most `moves` of each per heartbeat, so that a restart does not stampede.
+//! at most `moves` of each per heartbeat, so that a restart does not stampede; the orgs of a
+//! worker that died (leases expired, not handed back) are taken at once, beyond `moves`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use sfpg_control::leases::{Lease, Worker};
 
@@ -25,6 +27,11 @@ pub struct Moves {
     /// Orgs placed on this worker that another still holds (it hands them back once it
     /// sees this worker) or that are beyond this heartbeat's moves.
     pub waiting: usize,
+    /// How long until the first lease held by another worker expires: this worker looks
+    /// again then if that comes before its next heartbeat, so the orgs of a worker that
+    /// died move when its leases run out. (A holder that renews keeps its leases at least
+    /// a TTL less a heartbeat ahead, which is past the next heartbeat.)
+    pub expiring: Option<Duration>,
 }
 
 /// The rendezvous weight of `org` on `worker`: FNV-1a over both names (a separator between
@@ -85,7 +92,8 @@ pub fn assign<'a>(orgs: &[&'a str], workers: &'a [Worker]) -> HashMap<&'a str, &
 }
 
 /// What worker `me`, holding `holding`, does at this heartbeat: at most `moves` takes and
-/// `moves` releases. An org it holds that is no longer enabled is always let go.
+/// `moves` releases. An org it holds that is no longer enabled is always let go, and an
+/// expired lease placed on it is always taken.
 pub fn decide(
     me: &str,
     workers: &[Worker],
@@ -101,13 +109,24 @@ pub fn decide(
         .iter()
         .filter(|l| !holding.contains(&l.org) && mine(&l.org))
         .collect();
-    let take: Vec<String> = due
+    // An org whose holder let its lease expire (killed, cut off) runs nowhere: it is taken
+    // at once, however many. The cap paces only the moves a restart or a rebalance makes,
+    // orgs handed back or never taken, so those do not stampede.
+    let (orphaned, free): (Vec<&&Lease>, Vec<&&Lease>) = due
         .iter()
         .filter(|l| l.owner.is_none())
+        .partition(|l| l.expired);
+    let take: Vec<String> = orphaned
+        .into_iter()
         .map(|l| l.org.clone())
-        .take(moves)
+        .chain(free.into_iter().map(|l| l.org.clone()).take(moves))
         .collect();
     let waiting = due.len() - take.len();
+    let expiring = leases
+        .iter()
+        .filter(|l| l.owner.as_deref().is_some_and(|owner| owner != me))
+        .filter_map(|l| l.expires_in)
+        .min();
     let enabled: BTreeSet<&str> = orgs.iter().copied().collect();
     let (gone, elsewhere): (Vec<&String>, Vec<&String>) = holding
         .iter()
@@ -129,6 +148,7 @@ pub fn decide(
         take,
         release,
         waiting,
+        expiring,
     }
 }
 

@@ -20,6 +20,9 @@ use super::placement;
 use crate::error::Result;
 use crate::settings::SyncSettings;
 
+/// How long after a lease's expiry a worker waiting for it looks again.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(100);
+
 pub(super) struct Worker {
     name: String,
     control: Pool,
@@ -118,6 +121,12 @@ impl Worker {
             // Orgs are on their way to this worker (their holders hand them back at their
             // own heartbeat): look again sooner, so that they arrive within two heartbeats.
             self.next_beat = Instant::now() + self.heartbeat / 4;
+        }
+        if let Some(expiring) = moves.expiring {
+            // A little after the expiry, so that the take finds it expired by the
+            // database's clock.
+            let at = Instant::now() + expiring + EXPIRY_MARGIN;
+            self.next_beat = self.next_beat.min(at);
         }
         let taken = leases::take(&**client, &self.name, &moves.take, self.ttl).await?;
         for held in taken {

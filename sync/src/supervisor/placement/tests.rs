@@ -1,5 +1,7 @@
 //! Placement without PostgreSQL: balance, capacity, stability, and gradual moves.
 
+use std::time::Duration;
+
 use super::*;
 
 fn workers(names: &[&str], max: u32) -> Vec<Worker> {
@@ -30,6 +32,8 @@ fn free(orgs: &[String]) -> Vec<Lease> {
             org: o.clone(),
             owner: None,
             epoch: 0,
+            expired: false,
+            expires_in: None,
         })
         .collect()
 }
@@ -117,6 +121,8 @@ fn moves_are_gradual_and_free_orgs_only_are_taken() {
             org: o.clone(),
             owner: Some("a:1".into()),
             epoch: 1,
+            expired: false,
+            expires_in: Some(Duration::from_secs(30)),
         })
         .collect();
     let handing = decide("a:1", &workers, &leases, &held, 4);
@@ -128,6 +134,43 @@ fn moves_are_gradual_and_free_orgs_only_are_taken() {
             .take
             .is_empty()
     );
+}
+
+#[test]
+fn the_orgs_of_a_worker_that_died_are_taken_at_once_beyond_the_moves() {
+    let orgs = orgs(30);
+    // b was killed: its 20 leases expired, and a is the only live worker.
+    let workers = workers(&["a:1"], 100);
+    let mut leases = free(&orgs);
+    for lease in &mut leases[..20] {
+        lease.expired = true;
+    }
+    let moves = decide("a:1", &workers, &leases, &BTreeSet::new(), 4);
+    // They run nowhere: all 20 at once, and 4 of those never taken (a cold start's pace).
+    assert_eq!(moves.take.len(), 24, "{:?}", moves.take);
+    assert!(orgs[..20].iter().all(|o| moves.take.contains(o)));
+    assert_eq!(moves.waiting, 6);
+}
+
+#[test]
+fn a_worker_looks_again_when_a_lease_it_waits_for_runs_out() {
+    let orgs = orgs(2);
+    let workers = workers(&["a:1"], 100);
+    // Held by b, which is gone from the live workers: one renewed, one running down.
+    let leases: Vec<Lease> = [30, 3]
+        .into_iter()
+        .zip(&orgs)
+        .map(|(secs, o)| Lease {
+            org: o.clone(),
+            owner: Some("b:1".into()),
+            epoch: 1,
+            expired: false,
+            expires_in: Some(Duration::from_secs(secs)),
+        })
+        .collect();
+    let moves = decide("a:1", &workers, &leases, &BTreeSet::new(), 4);
+    assert!(moves.take.is_empty());
+    assert_eq!(moves.expiring, Some(Duration::from_secs(3)));
 }
 
 #[test]
