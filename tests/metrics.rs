@@ -21,7 +21,7 @@ use serde_json::json;
 use sfpg_emulator::http::RunningEmulator;
 use sfpg_emulator::http::{DropRule, RequestMatcher};
 use sfpg_testkit::TestDatabase;
-use sfpg_testkit::binary::spawn_listening;
+use sfpg_testkit::binary::{RUN_WITH_METRICS, spawn_listening, spawn_with_metrics};
 use sfpg_testkit::process::{TestProcess, eventually};
 use support::{Scrape, fetch, scrape};
 use tokio_postgres::error::SqlState;
@@ -33,25 +33,7 @@ const ACME: (&str, &str) = ("org", "acme");
 
 /// `sfpg run` with the proxy and the metrics listener on free ports of 127.0.0.1.
 fn start_run(db: &TestDatabase) -> (TestProcess, SocketAddr, SocketAddr) {
-    let args = [
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-        "--no-progress",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ];
-    let (mut run, proxy) = spawn_listening(SFPG.at(db.url(), &args));
-    let line = run.wait_for_line(Duration::from_secs(10), |line| {
-        line.starts_with("sfpg metrics on ")
-    });
-    let metrics = line
-        .trim()
-        .trim_start_matches("sfpg metrics on http://")
-        .trim_end_matches("/metrics")
-        .parse()
-        .unwrap();
-    (run, proxy, metrics)
+    spawn_with_metrics(SFPG.at(db.url(), &RUN_WITH_METRICS))
 }
 
 /// Scrapes until `holds` is true of a scrape; returns that scrape.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sfpg_emulator::http::{DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
 use sfpg_testkit::TestDatabase;
-use sfpg_testkit::binary::spawn_listening;
+use sfpg_testkit::binary::{RUN_WITH_METRICS, spawn_with_metrics};
 use sfpg_testkit::process::TestProcess;
 
 use cdc::SFPG;
@@ -28,25 +28,7 @@ const ORGS: [&str; 2] = ["acme", "globex"];
 
 /// `sfpg run` with the proxy and the metrics listener on free ports of 127.0.0.1.
 fn start_run(db: &TestDatabase) -> (TestProcess, SocketAddr, SocketAddr) {
-    let args = [
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-        "--no-progress",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ];
-    let (mut run, proxy) = spawn_listening(SFPG.at(db.url(), &args));
-    let line = run.wait_for_line(Duration::from_secs(10), |line| {
-        line.starts_with("sfpg metrics on ")
-    });
-    let metrics = line
-        .trim()
-        .trim_start_matches("sfpg metrics on http://")
-        .trim_end_matches("/metrics")
-        .parse()
-        .unwrap();
-    (run, proxy, metrics)
+    spawn_with_metrics(SFPG.at(db.url(), &RUN_WITH_METRICS))
 }
 
 /// Runs Debian's headless Chromium on `url` with `args` (as root: no sandbox; a new

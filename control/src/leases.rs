@@ -68,6 +68,18 @@ async fn rows(
     Ok(client.query_typed(sql, params).await?)
 }
 
+/// Rows of `(org_name, epoch)` as the leases they are.
+fn held(rows: &[tokio_postgres::Row]) -> Result<Vec<Held>, ControlError> {
+    rows.iter()
+        .map(|r| {
+            Ok(Held {
+                org: r.try_get(0)?,
+                epoch: r.try_get(1)?,
+            })
+        })
+        .collect()
+}
+
 /// Registers `worker` (or renews it) and starts it afresh: leases left by an earlier
 /// process of the same name are let go, so they are taken again with a new epoch.
 pub async fn register(
@@ -125,15 +137,7 @@ pub async fn heartbeat(
         ],
     )
     .await?;
-    renewed
-        .iter()
-        .map(|r| {
-            Ok(Held {
-                org: r.try_get(0)?,
-                epoch: r.try_get(1)?,
-            })
-        })
-        .collect()
+    held(&renewed)
 }
 
 /// The live workers and the enabled orgs' leases, in name order.
@@ -217,15 +221,7 @@ pub async fn take(
         ],
     )
     .await?;
-    taken
-        .iter()
-        .map(|r| {
-            Ok(Held {
-                org: r.try_get(0)?,
-                epoch: r.try_get(1)?,
-            })
-        })
-        .collect()
+    held(&taken)
 }
 
 /// Lets `held` go, if `worker` still holds it at that epoch: another worker may take it at

@@ -106,6 +106,33 @@ pub fn spawn_listening(command: Command) -> (TestProcess, SocketAddr) {
     (process, addr)
 }
 
+/// `sfpg run`'s flags for the proxy and the metrics listener on free ports of 127.0.0.1.
+pub const RUN_WITH_METRICS: [&str; 6] = [
+    "run",
+    "--listen",
+    "127.0.0.1:0",
+    "--no-progress",
+    "--metrics-listen",
+    "127.0.0.1:0",
+];
+
+/// [`spawn_listening`] for a command that also serves `/metrics` (`--metrics-listen`):
+/// returns it with the address its clients connect to and its metrics listener's, as it
+/// printed them.
+pub fn spawn_with_metrics(command: Command) -> (TestProcess, SocketAddr, SocketAddr) {
+    let (mut process, addr) = spawn_listening(command);
+    let line = process.wait_for_line(LISTENING_WITHIN, |line| {
+        line.starts_with("sfpg metrics on ")
+    });
+    let metrics = line
+        .trim()
+        .trim_start_matches("sfpg metrics on http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap_or_else(|e| panic!("the metrics line {line:?}: {e}"));
+    (process, addr, metrics)
+}
+
 /// `org add NAME` with the emulator's connected app and user (the password flow), the
 /// user's password being `password`; the URL and any other flags follow.
 pub fn add_with_password<'a>(name: &'a str, password: &'a str) -> Vec<&'a str> {
