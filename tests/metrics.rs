@@ -73,9 +73,33 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
     let client = db.connect().await;
     let (run, proxy, metrics) = start_run(&db);
 
-    // The backfill: every record written once, by the backfill; requests counted by
-    // kind; the org's usage as Salesforce reports it; each object's freshness.
     sfpg_testkit::world::wait_all_live(&client, Duration::from_secs(90)).await;
+    after_the_backfill(metrics, &emulator).await;
+    let accounts = cdc::ids(&emulator, "Account");
+    after_a_poll(metrics, &emulator, &accounts[0]).await;
+    SFPG.run(
+        &db,
+        &["org", "set-cdc", "acme", "on", "--transport", "cometd"],
+    )
+    .await;
+    cdc::wait_stream(&client, Duration::from_secs(90), "connected", |s| {
+        s.0 == "connected"
+    })
+    .await;
+    after_an_event(metrics, &emulator, &accounts[1]).await;
+    let through = db.connect_via(proxy).await;
+    let pushed = after_a_push(metrics, &through, &accounts[2]).await;
+    let after =
+        after_a_refusal_and_an_unknown_outcome(metrics, &emulator, &through, &accounts, &pushed)
+            .await;
+    every_metric_is_described(&after);
+    drop(through);
+    run.stop_cleanly(Duration::from_secs(60)).await;
+}
+
+/// The backfill: every record written once, by the backfill; requests counted by kind;
+/// the org's usage as Salesforce reports it; each object's freshness.
+async fn after_the_backfill(metrics: SocketAddr, emulator: &RunningEmulator) {
     let backfilled = scrape_until(metrics, "every object fresh", |s| {
         OBJECTS.iter().all(|object| {
             s.get("sfpg_freshness_lag_seconds", &[ACME, ("object", object)])
@@ -85,7 +109,7 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
     .await;
     assert_eq!(
         records_written(&backfilled, "backfill"),
-        org_records(&emulator) as f64,
+        org_records(emulator) as f64,
         "{}",
         backfilled.body
     );
@@ -125,13 +149,14 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
         backfilled.get("sfpg_proxy_journal_pending_repair", &[]),
         Some(0.0)
     );
+}
 
-    // A poll: another user's change is read by polling and written.
-    let accounts = cdc::ids(&emulator, "Account");
+/// A poll: another user's change is read by polling and written.
+async fn after_a_poll(metrics: SocketAddr, emulator: &RunningEmulator, account: &str) {
     emulator
         .update_as(
             "Account",
-            &accounts[0],
+            account,
             &cdc::fields(json!({"Phone": "555-0001"})),
             None,
         )
@@ -148,21 +173,14 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
         .unwrap();
     assert!(since < 30.0, "seconds since the last success: {since}");
     assert_eq!(records_written(&polled, "cdc"), 0.0);
+}
 
-    // An event: with the stream on, a change arrives as a change event.
-    SFPG.run(
-        &db,
-        &["org", "set-cdc", "acme", "on", "--transport", "cometd"],
-    )
-    .await;
-    cdc::wait_stream(&client, Duration::from_secs(90), "connected", |s| {
-        s.0 == "connected"
-    })
-    .await;
+/// An event: with the stream on, a change arrives as a change event.
+async fn after_an_event(metrics: SocketAddr, emulator: &RunningEmulator, account: &str) {
     emulator
         .update_as(
             "Account",
-            &accounts[1],
+            account,
             &cdc::fields(json!({"Phone": "555-0002"})),
             None,
         )
@@ -189,15 +207,20 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
             .get("sfpg_cdc_last_replay_age_seconds", &[ACME])
             .is_some()
     );
+}
 
-    // A push: the client's UPDATE reaches Salesforce and commits.
-    let through = db.connect_via(proxy).await;
+/// A push: the client's UPDATE reaches Salesforce and commits.
+async fn after_a_push(
+    metrics: SocketAddr,
+    through: &tokio_postgres::Client,
+    account: &str,
+) -> Scrape {
     let before = scrape(metrics).await;
     assert!(before.count("sfpg_proxy_client_connections", &[]) >= 1.0);
     through
         .execute(
             "UPDATE acme.account SET billingcity = 'Metrics City' WHERE sfid = $1",
-            &[&accounts[2]],
+            &[&account],
         )
         .await
         .unwrap();
@@ -228,7 +251,19 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
         records_written(&pushed, "write_back") - records_written(&before, "write_back"),
         1.0
     );
+    pushed
+}
 
+/// A refusal, with the client's SQLSTATE class as the label; then a push of unknown
+/// outcome, counted as neither committed nor refused.
+async fn after_a_refusal_and_an_unknown_outcome(
+    metrics: SocketAddr,
+    emulator: &RunningEmulator,
+    through: &tokio_postgres::Client,
+    accounts: &[String],
+    pushed: &Scrape,
+) -> Scrape {
+    let committed = [("outcome", "committed")];
     // A refusal: Salesforce's validation rule refuses a negative invoice; the client's
     // SQLSTATE class is the label.
     let refused = through
@@ -284,8 +319,11 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
         after.count("sfpg_proxy_transactions_total", &[("outcome", "refused")]),
         1.0
     );
+    after
+}
 
-    // Every metric recorded is described (observe/src/metrics.rs), with its help.
+/// Every metric recorded is described (observe/src/metrics.rs), with its help.
+fn every_metric_is_described(after: &Scrape) {
     for line in after.body.lines() {
         if let Some(typed) = line.strip_prefix("# TYPE ") {
             let name = typed.split(' ').next().unwrap();
@@ -295,8 +333,6 @@ async fn metrics_follow_a_backfill_a_poll_an_event_a_push_and_a_refusal() {
             );
         }
     }
-    drop(through);
-    run.stop_cleanly(Duration::from_secs(60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
