@@ -62,7 +62,11 @@ async fn the_view_measures_freshness_and_status_reads_it() {
         account.last_error_code.as_deref(),
         Some("SERVER_UNAVAILABLE")
     );
+}
 
+#[tokio::test]
+async fn a_stream_marks_an_object_current_never_backwards_nor_twice_a_second() {
+    let (_db, client) = migrated_with_objects().await;
     // The stream marks Lead current as of its last event or keepalive: never backwards,
     // and not rewritten within a second.
     let now = Utc::now();
@@ -85,14 +89,7 @@ async fn the_view_measures_freshness_and_status_reads_it() {
     let orgs = load(&client).await.unwrap();
     let lead = orgs[0].objects.iter().find(|o| o.object == "Lead").unwrap();
     assert!(close_to(lead.lag_seconds, 2.0), "{lead:#?}");
-    let through: DateTime<Utc> = client
-        .query_one(
-            "SELECT streamed_through FROM sfpg.objects WHERE object_name = 'Lead'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let through = lead_streamed_through(&client).await;
     assert_eq!(
         through.timestamp_micros(),
         (now - chrono::Duration::seconds(2)).timestamp_micros()
@@ -105,16 +102,12 @@ async fn the_view_measures_freshness_and_status_reads_it() {
     )
     .await
     .unwrap();
-    let unchanged: DateTime<Utc> = client
-        .query_one(
-            "SELECT streamed_through FROM sfpg.objects WHERE object_name = 'Lead'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(unchanged, through);
+    assert_eq!(lead_streamed_through(&client).await, through);
+}
 
+#[tokio::test]
+async fn the_worker_is_the_lease_owner_while_its_lease_is_unexpired() {
+    let (_db, client) = migrated_with_objects().await;
     // The worker: `lease_owner` while its lease is unexpired (V17).
     assert_eq!(load(&client).await.unwrap()[0].lease_owner, None);
     client
@@ -133,7 +126,11 @@ async fn the_view_measures_freshness_and_status_reads_it() {
         .await
         .unwrap();
     assert_eq!(load(&client).await.unwrap()[0].lease_owner, None);
+}
 
+#[tokio::test]
+async fn the_org_state_is_derived_from_its_objects_stream_pause_and_error() {
+    let (_db, client) = migrated_with_objects().await;
     // The org's states, as the view derives them.
     client
         .batch_execute("UPDATE sfpg.objects SET phase = 'live' WHERE object_name = 'Contact'")
@@ -159,6 +156,17 @@ async fn the_view_measures_freshness_and_status_reads_it() {
     let acme = load(&client).await.unwrap().remove(0);
     assert_eq!(acme.state, "auth_error");
     assert_eq!(acme.last_error_code.as_deref(), Some("invalid_grant"));
+}
+
+async fn lead_streamed_through(client: &tokio_postgres::Client) -> DateTime<Utc> {
+    client
+        .query_one(
+            "SELECT streamed_through FROM sfpg.objects WHERE object_name = 'Lead'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[tokio::test]
