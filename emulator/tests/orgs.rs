@@ -162,7 +162,7 @@ async fn the_orgs_are_listed_with_their_own_logins() {
 }
 
 #[tokio::test]
-async fn data_limits_logs_faults_and_sessions_are_each_orgs_own() {
+async fn data_and_request_logs_are_each_orgs_own() {
     let h = Harness::with(two_orgs()).await;
     let logins = h.emulator.org_logins();
     let t1 = login(&h, &logins[0]).await;
@@ -187,28 +187,6 @@ async fn data_limits_logs_faults_and_sessions_are_each_orgs_own() {
     assert_eq!(accounts_named(&h, &t1, "Only in two").await, 0);
     let response = get(&h, &t1, &format!("{API}/sobjects/Account/{id}")).await;
     refused(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
-
-    // Limits: org 2's allocation spent, org 1's untouched.
-    let response = h
-        .http
-        .put(h.url("/__emulator/orgs/2/limits"))
-        .json(&json!({"max": 50, "consume": 50}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let response = get(&h, &t2, &format!("{API}/limits")).await;
-    refused(response, StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED").await;
-    let response = get(&h, &t1, &format!("{API}/limits")).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let limits: Value = response.json().await.unwrap();
-    assert_eq!(limits["DailyApiRequests"]["Max"], 15_000, "{limits}");
-    assert_eq!(admin_json(&h, 2, "/limits").await["max"], 50);
-    h.http
-        .post(h.url("/__emulator/orgs/2/limits/reset"))
-        .send()
-        .await
-        .unwrap();
 
     // Request logs: each org logs its own requests, with the session that made them.
     let log2 = admin_json(&h, 2, "/requests").await;
@@ -248,6 +226,36 @@ async fn data_limits_logs_faults_and_sessions_are_each_orgs_own() {
             .unwrap(),
         log1
     );
+}
+
+#[tokio::test]
+async fn limits_faults_and_sessions_are_each_orgs_own() {
+    let h = Harness::with(two_orgs()).await;
+    let logins = h.emulator.org_logins();
+    let t1 = login(&h, &logins[0]).await;
+    let t2 = login(&h, &logins[1]).await;
+
+    // Limits: org 2's allocation spent, org 1's untouched.
+    let response = h
+        .http
+        .put(h.url("/__emulator/orgs/2/limits"))
+        .json(&json!({"max": 50, "consume": 50}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = get(&h, &t2, &format!("{API}/limits")).await;
+    refused(response, StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED").await;
+    let response = get(&h, &t1, &format!("{API}/limits")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let limits: Value = response.json().await.unwrap();
+    assert_eq!(limits["DailyApiRequests"]["Max"], 15_000, "{limits}");
+    assert_eq!(admin_json(&h, 2, "/limits").await["max"], 50);
+    h.http
+        .post(h.url("/__emulator/orgs/2/limits/reset"))
+        .send()
+        .await
+        .unwrap();
 
     // Faults: a failure injected in org 2 fails only org 2's next request.
     let response = h
