@@ -10,9 +10,9 @@
 --     epoch it took (`FOR KEY SHARE` on the row, so that no take-over commits between the
 --     check and the write's commit): a worker whose lease was taken over cannot write.
 --
--- `sfpg.orgs.lease_owner` keeps naming the holder (set when a lease is taken, cleared when
--- it is released) for status; the expiry is here, renewed without touching sfpg.orgs (whose
--- trigger announces settings changes).
+-- The holder is named here only: `sfpg.orgs.lease_owner` and `lease_expires_at` (V2, for
+-- the advisory-lock era's status) are dropped, so there is no copy to keep in step; the
+-- expiry is renewed without touching sfpg.orgs (whose trigger announces settings changes).
 
 CREATE TABLE sfpg.workers (
     -- `host:pid`.
@@ -50,4 +50,4 @@ CREATE TRIGGER orgs_lease AFTER INSERT ON sfpg.orgs
     FOR EACH ROW EXECUTE FUNCTION sfpg.add_org_lease();
 
 -- The advisory-lock era's holders are not leases.
-UPDATE sfpg.orgs SET lease_owner = NULL, lease_expires_at = NULL;
+ALTER TABLE sfpg.orgs DROP COLUMN lease_owner, DROP COLUMN lease_expires_at;

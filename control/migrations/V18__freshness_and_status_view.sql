@@ -33,9 +33,8 @@ ALTER TABLE sfpg.orgs
 --                      | budget_exhausted (polling paused for the daily budget)
 --                      | backfilling (an object is described or backfilled) | streaming
 --                      | polling
---   worker             the sync process holding the org (`sfpg.orgs.lease_owner`), shown
---                      only while its advisory lock is held (a process killed with -9 leaves
---                      its name behind, not its lock)
+--   worker             the sync process holding the org's lease (V17) while it is unexpired
+--                      (a worker killed with -9 holds it until it expires)
 --   org_lag_seconds    the largest lag of its enabled objects
 --   budget_used        API requests used today as a share (0-1) of the daily allocation
 --   backfill_progress  done / total of a backfill (0-1), NULL outside one
@@ -62,12 +61,8 @@ SELECT o.name AS org_name,
            WHEN s.state = 'connected' THEN 'streaming'
            ELSE 'polling'
        END AS org_state,
-       CASE WHEN EXISTS (
-           SELECT 1 FROM pg_locks l
-            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-              AND l.classid = 1936093299::oid AND l.objid = hashtext(o.name)::oid
-       ) THEN o.lease_owner END AS worker,
+       (SELECT l.owner FROM sfpg.leases l
+         WHERE l.org_name = o.name AND l.expires_at > now()) AS worker,
        max(j.lag_seconds) FILTER (WHERE j.enabled) OVER (PARTITION BY o.name) AS org_lag_seconds,
        CASE WHEN NOT o.cdc_enabled THEN 'off' ELSE coalesce(s.state, 'down') END AS stream_state,
        s.state_reason AS stream_reason,

@@ -92,10 +92,7 @@ pub async fn register(
         client,
         "WITH freed AS (
               UPDATE sfpg.leases SET owner = NULL, expires_at = NULL
-               WHERE owner = $1 RETURNING org_name),
-              shown AS (
-              UPDATE sfpg.orgs o SET lease_owner = NULL
-                FROM freed WHERE o.name = freed.org_name AND o.lease_owner = $1)
+               WHERE owner = $1)
          INSERT INTO sfpg.workers (name, expires_at, max_orgs)
          VALUES ($1, now() + make_interval(secs => $2), $3)
          ON CONFLICT (name) DO UPDATE
@@ -209,10 +206,7 @@ pub async fn take(
                  SET owner = $1, epoch = l.epoch + 1, taken_at = now(),
                      expires_at = now() + make_interval(secs => $3)
                 FROM free WHERE l.org_name = free.org_name
-              RETURNING l.org_name, l.epoch),
-              shown AS (
-              UPDATE sfpg.orgs o SET lease_owner = $1, lease_expires_at = NULL
-                FROM taken WHERE o.name = taken.org_name)
+              RETURNING l.org_name, l.epoch)
          SELECT org_name, epoch FROM taken ORDER BY org_name",
         &[
             (&worker, Type::TEXT),
@@ -236,10 +230,7 @@ pub async fn release(
         "WITH released AS (
               UPDATE sfpg.leases SET owner = NULL, expires_at = NULL
                WHERE org_name = $2 AND owner = $1 AND epoch = $3
-              RETURNING org_name),
-              shown AS (
-              UPDATE sfpg.orgs o SET lease_owner = NULL
-                FROM released WHERE o.name = released.org_name AND o.lease_owner = $1)
+              RETURNING org_name)
          SELECT count(*) FROM released",
         &[
             (&worker, Type::TEXT),
@@ -259,10 +250,7 @@ pub async fn leave(client: &impl GenericClient, worker: &str) -> Result<(), Cont
         client,
         "WITH freed AS (
               UPDATE sfpg.leases SET owner = NULL, expires_at = NULL
-               WHERE owner = $1 RETURNING org_name),
-              shown AS (
-              UPDATE sfpg.orgs o SET lease_owner = NULL
-                FROM freed WHERE o.name = freed.org_name AND o.lease_owner = $1)
+               WHERE owner = $1)
          DELETE FROM sfpg.workers WHERE name = $1",
         &[(&worker, Type::TEXT)],
     )

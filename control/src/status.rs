@@ -31,9 +31,8 @@ pub struct OrgStatus {
     pub rate_period_ms: i64,
     /// The share of the daily allocation (0–1] background sync may use.
     pub max_daily_share: f64,
-    /// The sync worker holding the org (`host:pid`), if one does: the view's `worker`,
-    /// `sfpg.orgs.lease_owner` while its lease (V17) is unexpired (a worker killed with -9
-    /// leaves its name behind until then).
+    /// The sync worker holding the org (`host:pid`), if one does: the view's `worker`, the
+    /// owner of its lease (V17) while unexpired (a worker killed with -9 holds it until then).
     pub lease_owner: Option<String>,
     pub last_error: Option<String>,
     /// Salesforce's code for it (`invalid_grant`, `REQUEST_LIMIT_EXCEEDED`).

@@ -63,7 +63,10 @@ async fn a_lease_is_taken_once_with_a_new_epoch_each_time() {
     // The old holder's release of the old epoch is a no-op.
     assert!(!release(&client, "w1:1", &first[0]).await.unwrap());
     let owners: Vec<(String, Option<String>)> = client
-        .query("SELECT name, lease_owner FROM sfpg.orgs ORDER BY name", &[])
+        .query(
+            "SELECT DISTINCT org_name, worker FROM sfpg.status ORDER BY org_name",
+            &[],
+        )
         .await
         .unwrap()
         .iter()

@@ -108,12 +108,11 @@ async fn a_stream_marks_an_object_current_never_backwards_nor_twice_a_second() {
 #[tokio::test]
 async fn the_worker_is_the_lease_owner_while_its_lease_is_unexpired() {
     let (_db, client) = migrated_with_objects().await;
-    // The worker: `lease_owner` while its lease is unexpired (V17).
+    // The worker: the lease's owner while its lease is unexpired (V17).
     assert_eq!(load(&client).await.unwrap()[0].lease_owner, None);
     client
         .batch_execute(
-            "UPDATE sfpg.leases SET owner = 'host:42', expires_at = now() + interval '30 s';
-             UPDATE sfpg.orgs SET lease_owner = 'host:42'",
+            "UPDATE sfpg.leases SET owner = 'host:42', expires_at = now() + interval '30 s'",
         )
         .await
         .unwrap();
