@@ -115,7 +115,7 @@ async fn killed_mid_backfill_the_sync_resumes_and_the_mirror_equals_the_org() {
 
     assert_mirror_equals_org(&emulator, &client).await;
     let lease: Option<String> = client
-        .query_one("SELECT lease_owner FROM sfpg.orgs WHERE name = 'acme'", &[])
+        .query_one("SELECT owner FROM sfpg.leases WHERE org_name = 'acme'", &[])
         .await
         .unwrap()
         .get(0);

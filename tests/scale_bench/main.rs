@@ -152,7 +152,7 @@ async fn live_orgs(client: &tokio_postgres::Client) -> i64 {
 async fn held(client: &tokio_postgres::Client, workers: &[Worker]) -> HashMap<usize, Vec<String>> {
     let rows = client
         .query(
-            "SELECT name, lease_owner FROM sfpg.orgs WHERE lease_owner IS NOT NULL",
+            "SELECT org_name, owner FROM sfpg.leases WHERE owner IS NOT NULL",
             &[],
         )
         .await
