@@ -240,14 +240,16 @@ async fn parent() {
         ratios.push(ratio);
     }
     ratios.sort_by(f64::total_cmp);
-    println!(
-        "the sync's pages at maxRecords 100000: {:.0}% of the raw COPY rate (median of {} rounds; {:?}); \
+    if let Some(median) = ratios.get(ratios.len() / 2) {
+        println!(
+            "the sync's pages at maxRecords 100000: {:.0}% of the raw COPY rate (median of {} rounds; {:?}); \
          {:.0} API requests per 1,000,000 records",
-        ratios[ratios.len() / 2],
-        ratios.len(),
-        ratios.iter().map(|r| r.round()).collect::<Vec<_>>(),
-        first.requests as f64 * 1_000_000.0 / first.records as f64
-    );
+            median,
+            ratios.len(),
+            ratios.iter().map(|r| r.round()).collect::<Vec<_>>(),
+            first.requests as f64 * 1_000_000.0 / first.records as f64
+        );
+    }
 
     admin::set_bulk_threshold(&client, ORG, None).await.unwrap();
     let rest = sync_run(&db, &client, &emulator, "rest").await;
