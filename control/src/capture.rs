@@ -72,6 +72,13 @@ pub const PUSH_TICKET_SQL: &str = "SELECT sfpg.push_ticket($1::pg_catalog.text::
 /// commit.
 pub const TAKE_PENDING_SQL: &str = "SELECT sfpg.take_pending_changes($1)";
 
+/// As [`TAKE_PENDING_SQL`], the changes of at most `$2` rows (a positive integer, as text)
+/// only: every change of each of those rows (by table and local id), oldest first, so that
+/// a row's changes never straddle two pages. The next call takes the next rows; a page of
+/// fewer rows than asked for was the last (migration V21).
+pub const TAKE_PENDING_PAGE_SQL: &str =
+    "SELECT sfpg.take_pending_changes($1, $2::pg_catalog.text::pg_catalog.int4)";
+
 /// Writes what Salesforce set into mirror rows of the current transaction: `$1` the push
 /// ticket, `$2` and `$3` the table's schema and name, `$4` a JSON array of objects with the
 /// row's local `id` and the columns to set. It runs as the control schema's owner with the

@@ -1,6 +1,8 @@
 //! The capture triggers against a real PostgreSQL: who may write, what is recorded, and
 //! that nothing captured can commit unpushed.
 
+mod pages;
+
 use sfpg_testkit::TestDatabase;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;

@@ -29,7 +29,7 @@ use crate::net::stream::ClientStream;
 use crate::push::WriteBack;
 use crate::settings::{
     CAPTURE_INSTALLED_SQL, EVENT_WRITE_BACK_SQL, FIRST_PENDING_SQL, PUSH_CONTEXT_SQL,
-    RESTORE_REFUSED_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL,
+    RESTORE_REFUSED_SQL, TAKE_PENDING_PAGE_SQL, WRITE_BACK_SQL,
 };
 
 /// The name of the proxy's statement and of its portal.
@@ -70,10 +70,13 @@ pub trait Upstream {
         &mut self,
     ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
 
-    /// Takes the transaction's captured changes, a JSON array, with its push ticket.
+    /// Takes the captured changes of the transaction's next `rows` changed rows (every
+    /// change of each), a JSON array, with its push ticket; fewer rows than asked for: the
+    /// last page.
     fn take_pending_changes(
         &mut self,
         ticket: &str,
+        rows: u32,
     ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
 
     /// `SET CONSTRAINTS ALL IMMEDIATE`: deferred constraints are checked now.
@@ -270,8 +273,12 @@ impl Upstream for Statements<'_> {
     async fn take_pending_changes(
         &mut self,
         ticket: &str,
+        rows: u32,
     ) -> Result<Option<String>, UpstreamError> {
-        let taken = self.run_ok(TAKE_PENDING_SQL, &[Some(ticket)]).await?;
+        let rows = rows.to_string();
+        let taken = self
+            .run_ok(TAKE_PENDING_PAGE_SQL, &[Some(ticket), Some(&rows)])
+            .await?;
         Ok(taken.scalar().map(str::to_owned))
     }
 

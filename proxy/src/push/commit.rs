@@ -21,6 +21,7 @@
 //! proxy's own connection, and `sfpg.write_back` sets the origin for its own statement only
 //! (migration V8; docs/architecture.md, "The trust boundary").
 
+use std::collections::HashSet;
 use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,7 +38,7 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use super::bulk::outcome::{self, Settled};
 use super::bulk::{BulkSent, BulkWrites, Progress};
 use super::journal::{Entry, JournalRecord, Outcome, WriteFailure};
-use super::plan::{Operation, Plan};
+use super::plan::{self, Operation, Plan};
 use super::send::{Failure, Sent};
 use super::{Created, Pushed, Refusal, WriteBack};
 use crate::backend::statements::{Upstream, UpstreamError};
@@ -239,16 +240,7 @@ impl Committer {
         let mode = BulkWrites::parse(context.bulk_writes.as_deref())?;
         let ticket = remote.push_ticket(&txid).await?;
         let ticket = ticket.expose_secret();
-        let taken = upstream.take_pending_changes(ticket).await?;
-        let changes = sfpg_control::capture::parse_pending(taken.as_deref().unwrap_or("[]"))
-            .map_err(|error| {
-                Refusal::new(
-                    SqlState::INTERNAL_ERROR,
-                    format!("sfpg proxy: cannot read the captured changes: {error}"),
-                )
-            })?;
-        // The text of the changes is as large as they are: not kept through the push.
-        drop(taken);
+        let changes = take_changes(upstream, ticket).await?;
         if changes.is_empty() {
             return Ok(Vec::new());
         }
@@ -326,6 +318,40 @@ impl Committer {
         }
         pushed
     }
+}
+
+/// Rows of captured changes taken at a time: a page's text and parse are held until it is
+/// reduced to its net changes (about 20 KB a row of 50 columns at the most).
+const TAKE_ROWS: u32 = 1_000;
+
+/// Takes the transaction's captured changes a page of rows at a time, each page reduced to
+/// its rows' net changes ([`plan::compact`]) before the next is taken; returns them in the
+/// order of their first change, as planning reads them.
+async fn take_changes<U: Upstream>(
+    upstream: &mut U,
+    ticket: &str,
+) -> Result<Vec<PendingChange>, Stop> {
+    let mut changes = Vec::new();
+    loop {
+        let taken = upstream.take_pending_changes(ticket, TAKE_ROWS).await?;
+        let page = sfpg_control::capture::parse_pending(taken.as_deref().unwrap_or("[]")).map_err(
+            |error| {
+                Refusal::new(
+                    SqlState::INTERNAL_ERROR,
+                    format!("sfpg proxy: cannot read the captured changes: {error}"),
+                )
+            },
+        )?;
+        drop(taken);
+        let rows: HashSet<(u32, Option<i64>)> =
+            page.iter().map(|c| (c.table_oid, c.row_id)).collect();
+        changes.extend(plan::compact(&page));
+        if rows.len() < TAKE_ROWS as usize {
+            break;
+        }
+    }
+    changes.sort_by_key(|change| change.seq);
+    Ok(changes)
 }
 
 /// Without the control database the proxy has no org to push to, and no key to take

@@ -26,6 +26,9 @@ use tokio_postgres::error::SqlState;
 use super::Refusal;
 use super::catalog::{ObjectHandle, OrgHandle};
 
+mod compact;
+pub use compact::compact;
+
 /// The most records one sObject Collections call takes; a push sends at most
 /// [`MAX_COLLECTIONS`] of them, in one Composite request.
 pub const MAX_RECORDS: usize = sfpg_salesforce::collections::MAX_RECORDS;

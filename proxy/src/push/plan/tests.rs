@@ -1,6 +1,8 @@
 //! Planning against a hand-written object: which fields go, which are refused, how
 //! changes to one row collapse.
 
+mod compacted;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

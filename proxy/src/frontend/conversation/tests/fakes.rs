@@ -106,9 +106,11 @@ impl Upstream for FakeUpstream {
         Ok(self.first_pending.clone())
     }
 
+    /// Every change in one page: the fake's transactions are small.
     async fn take_pending_changes(
         &mut self,
         ticket: &str,
+        _rows: u32,
     ) -> Result<Option<String>, UpstreamError> {
         self.call(format!("take_pending_changes {ticket}"));
         Ok(Some(std::mem::replace(&mut self.pending, "[]".into())))

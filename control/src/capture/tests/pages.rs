@@ -1,0 +1,97 @@
+//! Taking the captured changes a page of rows at a time (migration V21): each page holds
+//! every change of its rows, no row straddles two pages, and nothing is left behind.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+/// The local ids of the rows a page's changes are of, and the changes' sequence numbers.
+fn rows_and_seqs(changes: &[PendingChange]) -> (BTreeSet<i64>, Vec<i64>) {
+    let rows = changes.iter().filter_map(|c| c.row_id).collect();
+    let seqs = changes.iter().map(|c| c.seq).collect();
+    (rows, seqs)
+}
+
+async fn take_page(tx: &tokio_postgres::Transaction<'_>, ticket: &str, rows: i32) -> String {
+    tx.query_one(TAKE_PENDING_PAGE_SQL, &[&ticket, &rows.to_string()])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn pages_hold_whole_rows_in_capture_order_until_none_is_left() {
+    let db = TestDatabase::create().await;
+    let mut client = mirrored(&db).await;
+    as_sync(
+        &client,
+        "INSERT INTO salesforce.account (id, sfid, name) VALUES
+           (1, '001000000000001AAA', 'a'), (2, '001000000000002AAA', 'b'),
+           (3, '001000000000003AAA', 'c'), (4, '001000000000004AAA', 'd')",
+    )
+    .await;
+    client
+        .batch_execute("SET sfpg.origin = 'proxy'")
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    // Rows 3 and 1 change first, a new row (id 5) comes between two changes of row 3.
+    tx.batch_execute(
+        "UPDATE salesforce.account SET name = 'c1' WHERE id = 3;
+         UPDATE salesforce.account SET name = 'a1' WHERE id = 1;
+         INSERT INTO salesforce.account (id, name) VALUES (5, 'e');
+         UPDATE salesforce.account SET billingcity = 'Lyon' WHERE id = 3;
+         DELETE FROM salesforce.account WHERE id = 2;
+         UPDATE salesforce.account SET name = 'e1' WHERE id = 5",
+    )
+    .await
+    .unwrap();
+    let ticket = ticket_of(&db, &tx).await;
+
+    let first = parse_pending(&take_page(&tx, &ticket, 2).await).unwrap();
+    let (rows, seqs) = rows_and_seqs(&first);
+    assert_eq!(rows, BTreeSet::from([1, 2]));
+    assert!(seqs.is_sorted(), "{seqs:?}");
+    let operations: Vec<Operation> = first.iter().map(|c| c.operation).collect();
+    assert_eq!(operations, vec![Operation::Update, Operation::Delete]);
+
+    // Row 4 did not change: the next two rows are 3 and 5, each with both its changes.
+    let second = parse_pending(&take_page(&tx, &ticket, 2).await).unwrap();
+    let (rows, seqs) = rows_and_seqs(&second);
+    assert_eq!(rows, BTreeSet::from([3, 5]));
+    assert_eq!(second.len(), 4);
+    assert!(seqs.is_sorted(), "{seqs:?}");
+    assert_eq!(second[0].row_id, Some(3));
+    assert_eq!(second[3].row_id, Some(5));
+
+    assert_eq!(take_page(&tx, &ticket, 2).await, "[]");
+    // Everything was taken: the transaction may commit.
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_page_needs_the_ticket_and_at_least_one_row() {
+    let db = TestDatabase::create().await;
+    let mut client = mirrored(&db).await;
+    client
+        .batch_execute("SET sfpg.origin = 'proxy'")
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute("INSERT INTO salesforce.account (name) VALUES ('x')")
+        .await
+        .unwrap();
+    tx.batch_execute("SAVEPOINT s").await.unwrap();
+    let error = tx
+        .query_one(TAKE_PENDING_PAGE_SQL, &[&"guess", &"10"])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    tx.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
+    let ticket = ticket_of(&db, &tx).await;
+    let error = tx
+        .query_one(TAKE_PENDING_PAGE_SQL, &[&ticket, &"0"])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
+}
