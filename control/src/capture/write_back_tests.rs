@@ -10,6 +10,9 @@ use tokio_postgres::error::SqlState;
 
 use super::tests::{as_sync, drop_role, mirrored, refused_on, ticket_of};
 use super::*;
+use crate::mapping::ColumnType;
+use crate::migrations::{apply_control_schema, apply_control_schema_up_to};
+use crate::mirror::{Column, create_schema, create_table};
 
 /// Rows a write-back writes in [`checks_do_not_grow_with_the_rows`].
 const ROWS: i64 = 40;
@@ -209,4 +212,64 @@ async fn a_client_role_cannot_claim_the_push_origin() {
         .get(0);
     assert_eq!(name, "Acme");
     drop_role(&client, role).await;
+}
+
+/// A table mirrored before V20 has the capture trigger V20 defines once migrated: its
+/// write-back runs no function for each row either.
+#[tokio::test]
+async fn a_table_mirrored_before_v20_gets_the_new_trigger() {
+    let db = TestDatabase::create().await;
+    let mut client = db.connect().await;
+    apply_control_schema_up_to(&mut client, 19).await;
+    create_schema(&client, "salesforce").await.unwrap();
+    let name = Column {
+        name: "name".into(),
+        column_type: ColumnType::Text,
+    };
+    create_table(&client, "salesforce", "account", &[name])
+        .await
+        .unwrap();
+    // The triggers as sfpg installed them up to V19.
+    client
+        .batch_execute(
+            "CREATE TRIGGER sfpg_capture AFTER INSERT OR UPDATE OR DELETE ON salesforce.account
+                 FOR EACH ROW EXECUTE FUNCTION sfpg.capture_change();
+             CREATE TRIGGER sfpg_refuse_truncate BEFORE TRUNCATE ON salesforce.account
+                 FOR EACH STATEMENT EXECUTE FUNCTION sfpg.refuse_truncate();",
+        )
+        .await
+        .unwrap();
+    as_sync(
+        &client,
+        "INSERT INTO salesforce.account (sfid, name)
+         SELECT '001' || lpad(g::text, 15, '0'), 'Acme ' || g FROM generate_series(1, 3) g",
+    )
+    .await;
+    apply_control_schema(&mut client).await.unwrap();
+    client
+        .batch_execute(
+            "SET track_functions = 'all'; SET sfpg.origin = 'proxy';
+             BEGIN; UPDATE salesforce.account SET name = name || '!'",
+        )
+        .await
+        .unwrap();
+    let ticket = ticket_of(&db, &client).await;
+    client
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
+        .await
+        .unwrap();
+    let rows = r#"[{"id": 1, "name": "A"}, {"id": 2, "name": "B"}, {"id": 3, "name": "C"}]"#;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&ticket, &"salesforce", &"account", &rows];
+    let (written, made) = calls_of(&client, WRITE_BACK_SQL, &params).await;
+    assert_eq!(written, 3);
+    assert_eq!(made.get("capture_change"), None, "{made:?}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // A write of anyone else's is still refused.
+    let refused = refused_on(
+        &client,
+        "BEGIN; SET LOCAL sfpg.origin = 'nobody'; DELETE FROM salesforce.account",
+    )
+    .await;
+    assert_eq!(refused.code(), &SqlState::READ_ONLY_SQL_TRANSACTION);
 }
