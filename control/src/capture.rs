@@ -110,23 +110,20 @@ pub async fn rotate_origin_key(client: &impl GenericClient) -> Result<(), tokio_
         .map(drop)
 }
 
-/// Installs (or replaces) the capture and TRUNCATE triggers on a mirrored table.
+/// Installs (or replaces) the capture and TRUNCATE triggers on a mirrored table, as
+/// `sfpg.install_capture_triggers` defines them (migration V20).
 pub async fn install_capture_trigger(
     client: &impl GenericClient,
     schema: &str,
     table: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    let table = qualified(schema, table);
     client
-        .batch_execute(&format!(
-            "CREATE OR REPLACE TRIGGER {capture} AFTER INSERT OR UPDATE OR DELETE ON {table}
-                 FOR EACH ROW EXECUTE FUNCTION sfpg.capture_change();
-             CREATE OR REPLACE TRIGGER {truncate} BEFORE TRUNCATE ON {table}
-                 FOR EACH STATEMENT EXECUTE FUNCTION sfpg.refuse_truncate();",
-            capture = quote_ident(CAPTURE_TRIGGER),
-            truncate = quote_ident(TRUNCATE_TRIGGER),
-        ))
+        .execute(
+            "SELECT sfpg.install_capture_triggers($1::pg_catalog.text::pg_catalog.regclass)",
+            &[&qualified(schema, table)],
+        )
         .await
+        .map(drop)
 }
 
 /// Removes the triggers, for a table that stops being mirrored but stays.
@@ -186,3 +183,5 @@ pub fn parse_pending(json: &str) -> Result<Vec<PendingChange>, serde_json::Error
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_back_tests;

@@ -106,6 +106,21 @@ async fn apply_locked(client: &mut Client) -> Result<MigrationReport, MigrationE
     })
 }
 
+/// Applies the control schema's migrations up to `version` only: a database as an older
+/// sfpg left it, for tests of what a later migration does to it.
+#[cfg(test)]
+pub(crate) async fn apply_control_schema_up_to(client: &mut Client, version: i32) {
+    client
+        .batch_execute("CREATE SCHEMA IF NOT EXISTS sfpg")
+        .await
+        .unwrap();
+    let mut runner = embedded::migrations::runner()
+        .set_grouped(true)
+        .set_target(refinery::Target::Version(version));
+    runner.set_migration_table_name(HISTORY_TABLE);
+    runner.run_async(client).await.unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

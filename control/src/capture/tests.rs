@@ -12,7 +12,7 @@ use crate::mapping::ColumnType;
 use crate::migrations::apply_control_schema;
 use crate::mirror::{Column, create_schema, create_table};
 
-async fn mirrored(db: &TestDatabase) -> Client {
+pub(super) async fn mirrored(db: &TestDatabase) -> Client {
     let mut client = db.connect().await;
     apply_control_schema(&mut client).await.unwrap();
     create_schema(&client, "salesforce").await.unwrap();
@@ -37,7 +37,7 @@ async fn mirrored(db: &TestDatabase) -> Client {
 
 /// The push ticket of the transaction open on `on`, minted on a connection of the control
 /// schema's owner, as the proxy does.
-async fn ticket_of(db: &TestDatabase, on: &impl GenericClient) -> String {
+pub(super) async fn ticket_of(db: &TestDatabase, on: &impl GenericClient) -> String {
     let txid: String = on.query_one(CURRENT_TXID_SQL, &[]).await.unwrap().get(0);
     let owner = db.connect().await;
     owner
@@ -47,7 +47,7 @@ async fn ticket_of(db: &TestDatabase, on: &impl GenericClient) -> String {
         .get(0)
 }
 
-async fn as_sync(client: &Client, sql: &str) {
+pub(super) async fn as_sync(client: &Client, sql: &str) {
     client
         .batch_execute(&format!("BEGIN; {SET_SYNC_ORIGIN_SQL}; {sql}; COMMIT"))
         .await
@@ -314,13 +314,13 @@ async fn as_forger(db: &TestDatabase, role: &str) -> Client {
 }
 
 /// Runs `sql` on `client`, which must fail; rolls back, and gives the error.
-async fn refused_on(client: &Client, sql: &str) -> tokio_postgres::error::DbError {
+pub(super) async fn refused_on(client: &Client, sql: &str) -> tokio_postgres::error::DbError {
     let error = client.batch_execute(sql).await.unwrap_err();
     client.batch_execute("ROLLBACK").await.unwrap();
     error.as_db_error().unwrap().clone()
 }
 
-async fn drop_role(admin: &Client, role: &str) {
+pub(super) async fn drop_role(admin: &Client, role: &str) {
     admin
         .batch_execute(&format!(
             "RESET ROLE; RESET sfpg.origin; DROP OWNED BY {role}; DROP ROLE {role}"

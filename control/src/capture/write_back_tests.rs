@@ -1,0 +1,275 @@
+//! The proxy's write-back and restore against a real PostgreSQL, by statement: the checks
+//! they run do not grow with the rows they write (migration V20), and the way their rows
+//! pass the capture trigger cannot be claimed by a client role.
+
+use std::collections::BTreeMap;
+
+use sfpg_testkit::TestDatabase;
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use super::tests::{as_sync, drop_role, mirrored, refused_on, ticket_of};
+use super::*;
+use crate::mapping::ColumnType;
+use crate::migrations::{apply_control_schema, apply_control_schema_up_to};
+use crate::mirror::{Column, create_schema, create_table};
+
+/// Rows a write-back writes in [`checks_do_not_grow_with_the_rows`].
+const ROWS: i64 = 40;
+
+/// A mirrored database holding [`ROWS`] accounts, and a client role `role` that may read
+/// them and update their `billingcity`, in a proxy session, as the connection is now. The
+/// session counts every function call (`track_functions`, set before the role, since only
+/// a superuser may set it).
+async fn counted_client(db: &TestDatabase, role: &str) -> Client {
+    let admin = mirrored(db).await;
+    as_sync(
+        &admin,
+        &format!(
+            "INSERT INTO salesforce.account (sfid, name, systemmodstamp)
+             SELECT '001' || lpad(g::text, 15, '0'), 'Acme ' || g, '2026-01-01T00:00:00Z'
+               FROM generate_series(1, {ROWS}) g"
+        ),
+    )
+    .await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT USAGE ON SCHEMA salesforce TO {role};
+             GRANT SELECT, UPDATE (billingcity) ON salesforce.account TO {role};
+             SET track_functions = 'all';
+             SET ROLE {role}; SET sfpg.origin = 'proxy'"
+        ))
+        .await
+        .unwrap();
+    admin
+}
+
+/// The calls of each function of schema `sfpg` this transaction has made so far.
+async fn calls(client: &Client) -> BTreeMap<String, i64> {
+    client
+        .query(
+            "SELECT p.proname::text, pg_stat_get_xact_function_calls(p.oid)
+               FROM pg_proc p
+              WHERE p.pronamespace = 'sfpg'::regnamespace
+                AND pg_stat_get_xact_function_calls(p.oid) > 0",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+/// The calls `sql` (with `params`) made, by function.
+async fn calls_of(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> (i64, BTreeMap<String, i64>) {
+    let before = calls(client).await;
+    let written: i64 = client.query_one(sql, params).await.unwrap().get(0);
+    let mut made = calls(client).await;
+    for (function, count) in before {
+        *made.entry(function).or_default() -= count;
+    }
+    made.retain(|_, count| *count != 0);
+    (written, made)
+}
+
+/// A write-back and a restore of many rows check the ticket once and run no function for
+/// each row: neither a guard function nor the capture trigger.
+#[tokio::test]
+async fn checks_do_not_grow_with_the_rows() {
+    let db = TestDatabase::create().await;
+    let client = counted_client(&db, "app_back_counted").await;
+    client
+        .batch_execute("BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
+        .await
+        .unwrap();
+    let ticket = ticket_of(&db, &client).await;
+    client
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
+        .await
+        .unwrap();
+    let once = |function: &str| {
+        BTreeMap::from([
+            ("push_ticket".to_owned(), 1),
+            ("push_ticket_valid".to_owned(), 1),
+            (function.to_owned(), 1),
+        ])
+    };
+    let rows = serde_json::Value::from_iter((1..=ROWS).map(|id| {
+        serde_json::json!({"id": id, "name": format!("Acme Corp {id}"),
+                           "systemmodstamp": "2026-02-01T00:00:00Z"})
+    }))
+    .to_string();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&ticket, &"salesforce", &"account", &rows];
+    let (written, made) = calls_of(&client, WRITE_BACK_SQL, &params).await;
+    assert_eq!((written, made), (ROWS, once("write_back")));
+    let rows = serde_json::Value::from_iter(
+        (1..=ROWS).map(|id| serde_json::json!({"id": id, "row": {"id": id, "name": "Restored"}})),
+    )
+    .to_string();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&ticket, &"salesforce", &"account", &rows];
+    let (restored, made) = calls_of(&client, RESTORE_REFUSED_SQL, &params).await;
+    assert_eq!((restored, made), (ROWS, once("restore_refused")));
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE name = 'Restored'), min(billingcity),
+                    min(systemmodstamp)::text
+               FROM salesforce.account",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, String>(1)),
+        (ROWS, "Lyon".into())
+    );
+    assert_eq!(row.get::<_, String>(2), "2026-02-01 00:00:00+00");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    drop_role(&client, "app_back_counted").await;
+}
+
+/// The write-back's rows pass the capture trigger on a `push:` origin where the key is
+/// readable (inside sfpg's own functions). A client role that sets such an origin itself,
+/// with a real but stale ticket or a guess, and whatever it creates in its own session to
+/// stand in for what the trigger looks at, is refused.
+#[tokio::test]
+async fn a_client_role_cannot_claim_the_push_origin() {
+    let db = TestDatabase::create().await;
+    let role = "app_forger_push";
+    let client = mirrored(&db).await;
+    as_sync(
+        &client,
+        "INSERT INTO salesforce.account (sfid, name) VALUES ('001000000000001AAA', 'Acme')",
+    )
+    .await;
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT USAGE ON SCHEMA salesforce TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON salesforce.account TO {role};
+             GRANT USAGE ON SEQUENCE salesforce.account_id_seq TO {role};
+             SET ROLE {role}; SET sfpg.origin = 'proxy'"
+        ))
+        .await
+        .unwrap();
+    client
+        .batch_execute("BEGIN; UPDATE salesforce.account SET name = 'Stale'")
+        .await
+        .unwrap();
+    let stale = ticket_of(&db, &client).await;
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let update = "UPDATE salesforce.account SET name = 'Forged'";
+    let attempts = [
+        format!("SET LOCAL sfpg.origin = 'push:{stale}'; {update}"),
+        format!("SET LOCAL sfpg.origin = 'push:guess'; {update}"),
+        "SET LOCAL sfpg.origin = 'push:';
+         INSERT INTO salesforce.account (name) VALUES ('Forged')"
+            .to_owned(),
+        "SET LOCAL sfpg.origin = 'push:guess'; DELETE FROM salesforce.account".to_owned(),
+        // Stand-ins for what the trigger reads, first on the search path.
+        format!(
+            "CREATE TEMP TABLE origin_key (key text);
+             CREATE FUNCTION pg_temp.has_table_privilege(oid, text) RETURNS boolean
+               LANGUAGE sql AS 'SELECT true';
+             CREATE FUNCTION pg_temp.current_setting(text, boolean) RETURNS text
+               LANGUAGE sql AS $$SELECT 'push:guess'$$;
+             SET LOCAL search_path = pg_temp, sfpg, public;
+             SET LOCAL sfpg.origin = 'push:{stale}'; {update}"
+        ),
+        // A view of its own, which reads the table with the view owner's rights.
+        format!(
+            "CREATE TEMP VIEW mine AS SELECT * FROM salesforce.account;
+             SET LOCAL sfpg.origin = 'push:{stale}';
+             UPDATE pg_temp.mine SET name = 'Forged'"
+        ),
+        // A security definer function of its own, which runs as the client role.
+        format!(
+            "CREATE FUNCTION pg_temp.forge() RETURNS void LANGUAGE sql SECURITY DEFINER AS $$
+               SELECT pg_catalog.set_config('sfpg.origin', 'push:{stale}', true); {update}
+             $$;
+             SELECT pg_temp.forge()"
+        ),
+    ];
+    for attempt in attempts {
+        let refused = refused_on(&client, &format!("BEGIN; {attempt}")).await;
+        assert_eq!(
+            refused.code(),
+            &SqlState::READ_ONLY_SQL_TRANSACTION,
+            "{attempt}: {refused}"
+        );
+    }
+    let name: String = client
+        .query_one("SELECT name FROM salesforce.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "Acme");
+    drop_role(&client, role).await;
+}
+
+/// A table mirrored before V20 has the capture trigger V20 defines once migrated: its
+/// write-back runs no function for each row either.
+#[tokio::test]
+async fn a_table_mirrored_before_v20_gets_the_new_trigger() {
+    let db = TestDatabase::create().await;
+    let mut client = db.connect().await;
+    apply_control_schema_up_to(&mut client, 19).await;
+    create_schema(&client, "salesforce").await.unwrap();
+    let name = Column {
+        name: "name".into(),
+        column_type: ColumnType::Text,
+    };
+    create_table(&client, "salesforce", "account", &[name])
+        .await
+        .unwrap();
+    // The triggers as sfpg installed them up to V19.
+    client
+        .batch_execute(
+            "CREATE TRIGGER sfpg_capture AFTER INSERT OR UPDATE OR DELETE ON salesforce.account
+                 FOR EACH ROW EXECUTE FUNCTION sfpg.capture_change();
+             CREATE TRIGGER sfpg_refuse_truncate BEFORE TRUNCATE ON salesforce.account
+                 FOR EACH STATEMENT EXECUTE FUNCTION sfpg.refuse_truncate();",
+        )
+        .await
+        .unwrap();
+    as_sync(
+        &client,
+        "INSERT INTO salesforce.account (sfid, name)
+         SELECT '001' || lpad(g::text, 15, '0'), 'Acme ' || g FROM generate_series(1, 3) g",
+    )
+    .await;
+    apply_control_schema(&mut client).await.unwrap();
+    client
+        .batch_execute(
+            "SET track_functions = 'all'; SET sfpg.origin = 'proxy';
+             BEGIN; UPDATE salesforce.account SET name = name || '!'",
+        )
+        .await
+        .unwrap();
+    let ticket = ticket_of(&db, &client).await;
+    client
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
+        .await
+        .unwrap();
+    let rows = r#"[{"id": 1, "name": "A"}, {"id": 2, "name": "B"}, {"id": 3, "name": "C"}]"#;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&ticket, &"salesforce", &"account", &rows];
+    let (written, made) = calls_of(&client, WRITE_BACK_SQL, &params).await;
+    assert_eq!(written, 3);
+    assert_eq!(made.get("capture_change"), None, "{made:?}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // A write of anyone else's is still refused.
+    let refused = refused_on(
+        &client,
+        "BEGIN; SET LOCAL sfpg.origin = 'nobody'; DELETE FROM salesforce.account",
+    )
+    .await;
+    assert_eq!(refused.code(), &SqlState::READ_ONLY_SQL_TRANSACTION);
+}
