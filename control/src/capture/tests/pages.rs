@@ -1,5 +1,6 @@
 //! Taking the captured changes a page of rows at a time (migration V21): each page holds
-//! every change of its rows, no row straddles two pages, and nothing is left behind.
+//! every change of its rows, no row straddles two pages, and nothing is left behind; and
+//! what an UPDATE records (V22).
 
 use std::collections::BTreeSet;
 
@@ -94,4 +95,49 @@ async fn a_page_needs_the_ticket_and_at_least_one_row() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
+}
+
+/// The changed columns of an UPDATE are those whose values differ, in column order
+/// whatever order the statement set them in (V22 reads them off the two images); an
+/// UPDATE that sets a column to the value it has records nothing.
+#[tokio::test]
+async fn an_update_records_its_changed_columns_in_column_order() {
+    let db = TestDatabase::create().await;
+    let mut client = mirrored(&db).await;
+    as_sync(
+        &client,
+        "INSERT INTO salesforce.account (id, sfid, name, billingcity) VALUES
+           (1, '001000000000001AAA', 'a', 'Paris')",
+    )
+    .await;
+    client
+        .batch_execute("SET sfpg.origin = 'proxy'")
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(
+        "UPDATE salesforce.account SET billingcity = 'Lyon', name = 'b' WHERE id = 1;
+         UPDATE salesforce.account SET name = 'b', billingcity = 'Lyon' WHERE id = 1;
+         UPDATE salesforce.account SET billingcity = 'Nice', name = 'b' WHERE id = 1",
+    )
+    .await
+    .unwrap();
+    let ticket = ticket_of(&db, &tx).await;
+    let changes = parse_pending(&take_page(&tx, &ticket, 10).await).unwrap();
+    let changed: Vec<Vec<String>> = changes
+        .iter()
+        .map(|c| c.changed.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            vec!["name".to_owned(), "billingcity".to_owned()],
+            vec!["billingcity".to_owned()],
+        ]
+    );
+    let last = &changes[1];
+    assert_eq!(last.old.as_ref().unwrap()["billingcity"], "Lyon");
+    assert_eq!(last.new.as_ref().unwrap()["billingcity"], "Nice");
+    assert_eq!(last.row_id, Some(1));
+    tx.commit().await.unwrap();
 }
