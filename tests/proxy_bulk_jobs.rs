@@ -1,11 +1,23 @@
 //! How a bulk push runs its ingest jobs (issue 25): the jobs of one stage (the updates of
-//! different objects) run side by side, rows with the same cells are told apart when
+//! different objects) run side by side, a cancel aborts them all, rows with the same cells are told apart when
 //! their results come back, and the journal keeps no copy of the records' fields.
 
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use sfpg_testkit::world::World;
+
+/// How many ingest jobs the org has been asked to create.
+fn ingest_jobs(world: &World) -> usize {
+    world
+        .emulator
+        .requests(0)
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/jobs/ingest"))
+        .count()
+}
 
 #[tokio::test]
 async fn the_updates_of_two_objects_run_side_by_side() {
@@ -37,6 +49,72 @@ async fn the_updates_of_two_objects_run_side_by_side() {
     assert!(
         created[1] < results[0],
         "jobs one after the other: created at {created:?}, results read at {results:?}"
+    );
+    world.assert_mirror_equals_org("Account").await;
+    world.assert_mirror_equals_org("Contact").await;
+}
+
+#[tokio::test]
+async fn a_cancel_aborts_every_job_under_way() {
+    let world = World::start(&["Account", "Contact"], 20).await;
+    // Each job stays queued, then processes: long enough to cancel in between.
+    world
+        .emulator
+        .set_bulk_processing_delay(Duration::from_secs(8));
+    let mut config = world.proxy_config();
+    config.options("-c sfpg.bulk_writes=on");
+    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    let (notices_in, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notice(notice) = message {
+                let _ = notices_in.send(format!("{}: {}", notice.severity(), notice.message()));
+            }
+        }
+    });
+    let direct = world.direct().await;
+    let count = async |sql: &str| -> i64 { direct.query_one(sql, &[]).await.unwrap().get(0) };
+    let records = count("SELECT count(*) FROM salesforce.account").await
+        + count("SELECT count(*) FROM salesforce.contact").await;
+    let cancel = client.cancel_token();
+    let push = tokio::spawn(async move {
+        client
+            .batch_execute(
+                "BEGIN; UPDATE salesforce.account SET billingcity = 'Cancelled';
+                 UPDATE salesforce.contact SET lastname = 'Cancelled'; COMMIT",
+            )
+            .await
+            .map(|()| client)
+    });
+    // A progress notice while the jobs are queued, then the cancel.
+    let first = tokio::time::timeout(Duration::from_secs(20), notices.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with("NOTICE: Bulk update of "), "{first}");
+    cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    push.await.unwrap().unwrap();
+    let mut warned = Vec::new();
+    while let Ok(notice) = notices.try_recv() {
+        warned.push(notice);
+    }
+    // Both jobs were under way, and neither saved anything: both were aborted.
+    assert_eq!(ingest_jobs(&world), 2);
+    let refused = format!("WARNING: {records} of {records} records were refused by Salesforce");
+    assert!(
+        warned
+            .iter()
+            .any(|n| n.starts_with(&refused) && n.contains("cancelled")),
+        "{warned:?}"
+    );
+    assert_eq!(
+        count(
+            "SELECT (SELECT count(*) FROM salesforce.account WHERE billingcity = 'Cancelled')
+                  + (SELECT count(*) FROM salesforce.contact WHERE lastname = 'Cancelled')"
+        )
+        .await,
+        0
     );
     world.assert_mirror_equals_org("Account").await;
     world.assert_mirror_equals_org("Contact").await;
