@@ -25,7 +25,7 @@
 //! ```
 //!
 //! [`Bulk::ingest`] builds the CSV ([`csv_parts`]: `null` is `#N/A`, never an empty
-//! cell), cuts it in parts of at most 100 MB, and runs one job per part, one after the
+//! cell) one record at a time, in parts of at most 100 MB, and runs one job per part, one after the
 //! other, as Salesforce takes one upload per job: create, upload, close, poll with the
 //! query jobs' backoff (0.2 s doubling up to a cap), then read the three result files and
 //! join them to the records ([`results`]: by the rows' cells, since Salesforce keeps no
@@ -43,7 +43,7 @@ use reqwest::Method;
 use reqwest::header::HeaderValue;
 use serde::Serialize;
 
-pub use csv_parts::{CsvParts, MAX_PART_BYTES, NULL_CELL, Part, Table};
+pub use csv_parts::{Columns, CsvParts, MAX_PART_BYTES, NULL_CELL, Part, PartRows, record_fields};
 pub use results::RecordOutcome;
 
 use self::results::{Join, ResultsFile};
@@ -138,9 +138,17 @@ impl Bulk {
         poll_cap: Duration,
         max_part_bytes: usize,
     ) -> Result<IngestReport> {
-        let table = Table::from_records(records)?;
-        let parts = CsvParts::new(&table, max_part_bytes.min(MAX_PART_BYTES))
-            .collect::<Result<Vec<Part>>>()?;
+        // Every part is built before the first job, so that a record the CSV cannot carry
+        // is refused before anything is sent.
+        let mut builder = CsvParts::new(
+            Columns::of_records(records)?,
+            max_part_bytes.min(MAX_PART_BYTES),
+        );
+        let mut parts = Vec::new();
+        for record in records {
+            parts.extend(builder.push(record_fields(record))?);
+        }
+        parts.extend(builder.finish());
         let mut report = IngestReport {
             outcomes: Vec::with_capacity(records.len()),
             jobs: Vec::new(),
@@ -154,10 +162,7 @@ impl Bulk {
                 continue;
             }
             let rows = part.rows.len();
-            match self
-                .ingest_part(object, operation, &table, part, poll_cap)
-                .await
-            {
+            match self.ingest_part(object, operation, part, poll_cap).await {
                 Ok((job, outcomes)) => {
                     report.jobs.push(job);
                     report.outcomes.extend(outcomes);
@@ -177,7 +182,6 @@ impl Bulk {
         &self,
         object: &str,
         operation: &IngestOperation,
-        table: &Table,
         part: Part,
         poll_cap: Duration,
     ) -> std::result::Result<(JobInfo, Vec<RecordOutcome>), (RecordOutcome, Error)> {
@@ -198,24 +202,23 @@ impl Bulk {
             .await
             .map_err(unknown)?;
         let outcomes = self
-            .ingest_outcomes(&job, table, part.rows)
+            .ingest_outcomes(&job, &part.results)
             .await
             .map_err(unknown)?;
         Ok((job, outcomes))
     }
 
-    /// The outcome of each row `rows` of `table` that `job` (ended) was uploaded with, in
-    /// upload order, from its three result files. For callers that run the job's steps
+    /// The outcome of each row of the part `job` (ended) was uploaded with ([`Part::results`]),
+    /// in upload order, from its three result files. For callers that run the job's steps
     /// themselves ([`Bulk::create_ingest_job`], [`Bulk::upload_ingest_data`],
     /// [`Bulk::close_ingest_job`], polling [`Bulk::ingest_job`]); a job that ended
     /// `Failed` or `Aborted` leaves the rows it did not reach `Unprocessed`.
     pub async fn ingest_outcomes(
         &self,
         job: &JobInfo,
-        table: &Table,
-        rows: std::ops::Range<usize>,
+        rows: &PartRows,
     ) -> Result<Vec<RecordOutcome>> {
-        let mut join = Join::new(table, rows);
+        let mut join = Join::new(rows);
         for file in [
             ResultsFile::Successful,
             ResultsFile::Failed,

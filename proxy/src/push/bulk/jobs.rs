@@ -1,31 +1,45 @@
 //! Running a plan through ingest jobs: one job per object and operation (and per 100 MB
-//! of CSV), in the plan's order, one after the other, so that a child is sent only once
-//! its parent's Id is known.
+//! of CSV), stage after stage in the plan's order (each level of creates, then the
+//! updates, then the deletes), so that a child is sent only once its parent's Id is known.
+//! The jobs of one stage, one per object, run side by side, at most
+//! [`CONCURRENT_JOBS`] at a time: Salesforce runs them in parallel, and none waits on
+//! another's Ids.
 //!
 //! Each job: created, its id journaled ([`JobLog`]) before the upload, uploaded, closed,
 //! then polled every second at most, the client told its progress every few seconds,
 //! until it ends; then its three result files say what became of each row. A cancel
-//! aborts the job under way (Salesforce stops after the batch in hand) and creates no
-//! more: its unprocessed rows, and the rows of the jobs never created, were not saved.
+//! aborts every job under way (Salesforce stops after the batch in hand) and creates no
+//! more: their unprocessed rows, and the rows of the jobs never created, were not saved.
+//!
+//! A job's CSV is written straight from the plan's records, one at a time, its parents'
+//! Ids filled in ([`group`]); what is kept to join its results back is a key per row.
 //!
 //! An error before any job was closed refuses the whole push (nothing reached
 //! Salesforce); after, the rows not yet sent are refused and the rest is kept, and rows
 //! whose job could not be followed are [`Fate::Unknown`].
 
+mod group;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sfpg_salesforce::bulk::ingest::{CsvParts, MAX_PART_BYTES, Part, Table};
-use sfpg_salesforce::bulk::{IngestOperation, JobInfo, PollBackoff, RecordOutcome};
-use sfpg_salesforce::{Error as SalesforceError, Record, RecordError};
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
+use sfpg_salesforce::bulk::{IngestOperation, JobInfo, RecordOutcome};
+use sfpg_salesforce::{Error as SalesforceError, RecordError};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{mpsc, oneshot, watch};
 
+use self::group::{GroupDone, Shared};
 use super::{Fate, Progress};
 use crate::push::catalog::ObjectHandle;
 use crate::push::plan::{Operation, Plan};
+
+/// The most jobs of one stage running at once.
+pub const CONCURRENT_JOBS: usize = 4;
 
 /// The longest wait between two polls of a running job.
 const POLL_CAP: Duration = Duration::from_secs(1);
@@ -40,6 +54,8 @@ pub trait JobLog {
 /// The records of one job: one object and operation (and one level of creates).
 #[derive(Debug)]
 pub(super) struct Group {
+    /// Groups of one stage (operation and level) may run side by side.
+    pub(super) stage: usize,
     pub(super) operation: Operation,
     pub(super) object: Arc<ObjectHandle>,
     pub(super) records: Vec<usize>,
@@ -51,17 +67,20 @@ pub(super) fn groups(plan: &Plan) -> Vec<Group> {
     // Within one operation and level: the group of each object.
     let mut open: HashMap<String, usize> = HashMap::new();
     let mut stage = None;
+    let mut stages = 0;
     for (index, planned) in plan.records.iter().enumerate() {
         let this = (planned.operation, planned.level);
         if stage != Some(this) {
             // A new level or operation: later groups wait for every earlier one.
             open.clear();
             stage = Some(this);
+            stages += 1;
         }
         let at = *open
             .entry(planned.object.object.clone())
             .or_insert_with(|| {
                 groups.push(Group {
+                    stage: stages,
                     operation: planned.operation,
                     object: Arc::clone(&planned.object),
                     records: Vec::new(),
@@ -71,6 +90,20 @@ pub(super) fn groups(plan: &Plan) -> Vec<Group> {
         groups[at].records.push(index);
     }
     groups
+}
+
+/// The groups cut into stages, in order.
+fn stages(groups: Vec<Group>) -> Vec<Vec<Group>> {
+    let mut stages: Vec<Vec<Group>> = Vec::new();
+    for group in groups {
+        match stages.last_mut() {
+            Some(stage) if stage.first().is_some_and(|g| g.stage == group.stage) => {
+                stage.push(group);
+            }
+            _ => stages.push(vec![group]),
+        }
+    }
+    stages
 }
 
 /// Why the push stopped before any record could have been saved.
@@ -112,8 +145,9 @@ impl<'p, L: JobLog> Runner<'p, L> {
         cancelled: C,
     ) -> Result<(Vec<Fate>, Vec<JobInfo>, bool), NothingSent> {
         let mut cancelled = std::pin::pin!(cancelled);
-        for group in groups(self.plan) {
-            self.run_group(&group, &mut cancelled).await;
+        let (cancel, _) = watch::channel(false);
+        for stage in stages(groups(self.plan)) {
+            self.run_stage(&stage, &mut cancelled, &cancel).await;
             if let Some(error) = self.stopped.take() {
                 if !self.closed_any {
                     return Err(NothingSent(error));
@@ -130,193 +164,73 @@ impl<'p, L: JobLog> Runner<'p, L> {
         Ok((fates, self.jobs, self.canceled))
     }
 
-    async fn run_group<C: Future<Output = ()>>(
+    /// Runs the jobs of one stage side by side, at most [`CONCURRENT_JOBS`] at once; a
+    /// group started after a cancel or a stop is not sent. Each job's id is journaled here,
+    /// one at a time and in the order the jobs were created, before its upload.
+    async fn run_stage<C: Future<Output = ()>>(
         &mut self,
-        group: &Group,
+        stage: &[Group],
         cancelled: &mut Pin<&mut C>,
+        cancel: &watch::Sender<bool>,
     ) {
-        let mut indexes = Vec::with_capacity(group.records.len());
-        let mut records = Vec::with_capacity(group.records.len());
-        for &index in &group.records {
-            match self.record_of(index) {
-                Ok(record) => {
-                    indexes.push(index);
-                    records.push(record);
-                }
-                Err(fate) => self.fates[index] = Some(fate),
-            }
-        }
-        if records.is_empty() {
-            return;
-        }
-        let why_not = if self.canceled {
-            Some((
-                "CANCELED",
-                "the push was cancelled before its job was created",
-            ))
-        } else if self.stopped.is_some() {
-            Some(("NOT_SENT", "the push stopped before its job was created"))
-        } else {
-            None
+        let (logs, mut to_log) = mpsc::channel::<(JobInfo, oneshot::Sender<()>)>(1);
+        let shared = Shared {
+            plan: self.plan,
+            progress: self.progress.clone(),
+            cancel: cancel.subscribe(),
+            logs,
         };
-        if let Some((code, message)) = why_not {
-            for index in indexes {
-                self.fates[index] = Some(not_sent(code, message));
-            }
-            return;
-        }
-        let table = match Table::from_records(&records) {
-            Ok(table) => table,
-            Err(error) => {
-                self.stopped = Some(error);
-                return;
-            }
-        };
-        drop(records);
-        for part in CsvParts::new(&table, MAX_PART_BYTES) {
-            let part = match part {
-                Ok(part) => part,
-                Err(error) => {
-                    self.stopped = Some(error);
-                    return;
-                }
-            };
-            let rows = part.rows.clone();
-            let (job, outcomes) = self.run_part(group, &table, part, cancelled).await;
-            for (row, outcome) in rows.zip(outcomes) {
-                self.fates[indexes[row]] = Some(fate_of(outcome, job.as_deref(), self.canceled));
-            }
-        }
-    }
-
-    /// What the job sends for record `index`: its fields, with each reference to a record
-    /// created earlier in the push replaced by the Id Salesforce gave it. `Err`: its
-    /// parent was not created, so it is not sent.
-    fn record_of(&self, index: usize) -> Result<Record, Fate> {
-        let planned = &self.plan.records[index];
-        if planned.operation == Operation::Delete {
-            let mut record = Record::new();
-            record.insert("Id".into(), planned.sfid.clone().unwrap_or_default().into());
-            return Ok(record);
-        }
-        let mut record = planned.record.clone();
-        record.remove("attributes");
-        for reference in &planned.references {
-            match &self.fates[reference.create] {
-                Some(Fate::Accepted { id }) => {
-                    record.insert(reference.field.clone(), id.clone().into());
-                }
-                _ => {
-                    return Err(Fate::Refused {
-                        job: None,
-                        error: RecordError {
-                            status_code: "PARENT_REFUSED".into(),
-                            message: format!(
-                                "the record {} refers to was not created",
-                                reference.field
-                            ),
-                            fields: vec![reference.field.clone()],
-                        },
-                    });
-                }
-            }
-        }
-        Ok(record)
-    }
-
-    /// One job for one part. Returns the job's id and each row's outcome.
-    async fn run_part<C: Future<Output = ()>>(
-        &mut self,
-        group: &Group,
-        table: &Table,
-        part: Part,
-        cancelled: &mut Pin<&mut C>,
-    ) -> (Option<String>, Vec<RecordOutcome>) {
-        let rows = part.rows.len();
-        let all = |outcome: RecordOutcome| vec![outcome; rows];
-        let bulk = self.plan.org.client.bulk();
-        let operation = ingest_operation(group.operation);
-        let job = match bulk
-            .create_ingest_job(&group.object.object, &operation)
-            .await
-        {
-            Ok(job) => job,
-            Err(error) => {
-                self.stopped = Some(error);
-                return (None, all(RecordOutcome::Unprocessed));
-            }
-        };
-        self.log.job_created(&job).await;
-        let id = Some(job.id.clone());
-        if let Err(error) = bulk.upload_ingest_data(&job.id, part.csv).await {
-            // Never closed, the job never runs.
-            let _ = bulk.abort_ingest_job(&job.id).await;
-            self.stopped = Some(error);
-            return (id, all(RecordOutcome::Unprocessed));
-        }
-        if let Err(error) = bulk.close_ingest_job(&job.id).await {
-            self.closed_any = true;
-            self.stopped = Some(error);
-            return (id, all(RecordOutcome::Unknown));
-        }
-        self.closed_any = true;
-        let ended = match self.follow(&job, group, rows, cancelled).await {
-            Ok(ended) => ended,
-            Err(error) => {
-                self.stopped = Some(error);
-                return (id, all(RecordOutcome::Unknown));
-            }
-        };
-        let outcomes = bulk.ingest_outcomes(&ended, table, part.rows).await;
-        self.jobs.push(ended);
-        match outcomes {
-            Ok(outcomes) => (id, outcomes),
-            Err(error) => {
-                self.stopped = Some(error);
-                (id, all(RecordOutcome::Unknown))
-            }
-        }
-    }
-
-    /// Polls the job until it ends, telling the client its progress; a cancel aborts it.
-    async fn follow<C: Future<Output = ()>>(
-        &mut self,
-        job: &JobInfo,
-        group: &Group,
-        records: usize,
-        cancelled: &mut Pin<&mut C>,
-    ) -> Result<JobInfo, SalesforceError> {
-        let bulk = self.plan.org.client.bulk();
-        let mut waits = PollBackoff::new(POLL_CAP);
-        let mut told = Instant::now();
+        // The groups of a stage refer only to earlier stages' records: their fates are
+        // read as they are, and this stage's are written once it has ended.
+        let fates = &self.fates;
+        let mut waiting = stage.iter();
+        let mut running = FuturesUnordered::new();
+        let mut done: Vec<GroupDone> = Vec::new();
         loop {
+            if !self.canceled && cancelled.as_mut().now_or_never().is_some() {
+                self.canceled = true;
+                cancel.send_replace(true);
+            }
+            let stopped = done.iter().any(|d| d.stopped.is_some());
+            while running.len() < CONCURRENT_JOBS {
+                let Some(group) = waiting.next() else { break };
+                let why_not = if self.canceled {
+                    Some((
+                        "CANCELED",
+                        "the push was cancelled before its job was created",
+                    ))
+                } else if stopped || self.stopped.is_some() {
+                    Some(("NOT_SENT", "the push stopped before its job was created"))
+                } else {
+                    None
+                };
+                running.push(group::run(&shared, fates, group, why_not));
+            }
+            if running.is_empty() {
+                break;
+            }
             let canceled = self.canceled;
             tokio::select! {
-                () = tokio::time::sleep(waits.next_wait()) => {}
+                Some(ended) = running.next() => done.push(ended),
+                Some((job, logged)) = to_log.recv() => {
+                    self.log.job_created(&job).await;
+                    let _ = logged.send(());
+                }
                 () = cancelled.as_mut(), if !canceled => {
                     self.canceled = true;
-                    // Refused once the job has ended, which the poll then shows.
-                    if let Err(error) = bulk.abort_ingest_job(&job.id).await {
-                        tracing::debug!(%error, job = %job.id, "cannot abort an ingest job");
-                    }
+                    cancel.send_replace(true);
                 }
             }
-            let info = bulk.ingest_job(&job.id).await?;
-            let ended = info.state.is_terminal();
-            if ended || told.elapsed() >= PROGRESS_EVERY {
-                told = Instant::now();
-                let _ = self.progress.send(Progress {
-                    job_id: info.id.clone(),
-                    object: group.object.object.clone(),
-                    operation: group.operation.as_str(),
-                    state: info.state.to_string(),
-                    records,
-                    processed: info.number_records_processed,
-                    failed: info.number_records_failed,
-                });
+        }
+        drop(running);
+        for ended in done {
+            for (index, fate) in ended.fates {
+                self.fates[index] = Some(fate);
             }
-            if ended {
-                return Ok(info);
+            self.jobs.extend(ended.jobs);
+            self.closed_any |= ended.closed_any;
+            if self.stopped.is_none() {
+                self.stopped = ended.stopped;
             }
         }
     }

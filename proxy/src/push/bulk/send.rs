@@ -3,20 +3,24 @@
 //! job's id added to the entry before its upload (`response.bulk_jobs`), and the entry
 //! settled once the jobs have ended: `pushed` with the accepted records, `unknown` when a
 //! job could not be followed, `refused` or `failed` when nothing was sent.
+//!
+//! A bulk entry's records carry no `fields`: what a repair of it reads is each record's
+//! operation, object, table and Id (it reads the records back from Salesforce), and a
+//! copy of every field of a large transaction would be its largest part.
 
 use std::future::Future;
 use std::time::Instant;
 
 use serde_json::json;
+use sfpg_salesforce::Record;
 use sfpg_salesforce::bulk::JobInfo;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::budget;
 use super::jobs::{JobLog, NothingSent, Runner};
 use super::{BulkSent, Fate, Progress};
-use crate::push::commit::journal_records;
 use crate::push::journal::{Entry, Journal, JournalRecord, Outcome};
-use crate::push::plan::{Operation, Plan};
+use crate::push::plan::{Operation, Plan, Planned};
 use crate::push::refusal::from_salesforce_error;
 use crate::push::send::Failure;
 
@@ -75,7 +79,11 @@ pub async fn send<C: Future<Output = ()>>(
         response: json!({ "error": "limits" }),
         outcome: Outcome::Refused,
     })?;
-    entry.records = journal_records(plan, &[]);
+    entry.records = plan
+        .records
+        .iter()
+        .map(|p| journal_record(p, p.sfid.clone()))
+        .collect();
     entry.outcome = Outcome::Unknown;
     entry.response = json!({ "bulk_jobs": [] });
     let id = match journal.record(&entry).await {
@@ -142,16 +150,21 @@ fn settled_records(plan: &Plan, fates: &[Fate], all: bool) -> Vec<JournalRecord>
                 (_, Operation::Create) => None,
                 _ => p.sfid.clone(),
             };
-            (all || matches!(fate, Fate::Accepted { .. })).then(|| JournalRecord {
-                operation: p.operation,
-                object: p.object.object.clone(),
-                schema: p.object.schema.clone(),
-                table: p.object.table.clone(),
-                row_id: p.row_id,
-                sfid,
-                provisional: p.provisional.clone(),
-                fields: p.record.clone(),
-            })
+            (all || matches!(fate, Fate::Accepted { .. })).then(|| journal_record(p, sfid))
         })
         .collect()
+}
+
+/// A record as a bulk entry journals it: without its fields.
+fn journal_record(planned: &Planned, sfid: Option<String>) -> JournalRecord {
+    JournalRecord {
+        operation: planned.operation,
+        object: planned.object.object.clone(),
+        schema: planned.object.schema.clone(),
+        table: planned.object.table.clone(),
+        row_id: planned.row_id,
+        sfid,
+        provisional: planned.provisional.clone(),
+        fields: Record::new(),
+    }
 }

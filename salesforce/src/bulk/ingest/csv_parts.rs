@@ -12,8 +12,18 @@
 //! One upload may hold 150 MB once Salesforce has base64-encoded it, about 100 MB of CSV
 //! ("Upload Job Data"), and a job takes one upload only; [`CsvParts`] cuts the rows into
 //! parts of at most [`MAX_PART_BYTES`], each with the header, one job each.
+//!
+//! The columns are gathered first ([`Columns`]), then each record is written as a line on
+//! its own ([`CsvParts::push`]): a caller can write records it builds one at a time (the
+//! proxy fills in its parents' Ids) without holding them all, and a part keeps of each
+//! row only its line and a key its results are joined on ([`PartRows`]).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value as Json;
@@ -28,53 +38,69 @@ pub const NULL_CELL: &str = "#N/A";
 /// within Salesforce's 150 MB.
 pub const MAX_PART_BYTES: usize = 100 * 1024 * 1024;
 
-/// The records' cells, column by column, as they go into the CSV: what the results echo
-/// back, and what rows are joined on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Table {
-    /// Field names, in the order they first appear in the records (`attributes` left out).
-    pub columns: Vec<String>,
-    /// One row of cells per record, in the records' order.
-    pub rows: Vec<Vec<String>>,
+/// The columns of an upload, in the order they first appear in its records
+/// (`attributes` left out). Gathered in a first pass over the records, so that each
+/// record can then be written as a CSV line on its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Columns {
+    names: Vec<String>,
+    at: HashMap<String, usize>,
 }
 
-impl Table {
-    /// The cells of `records`; a value that has no CSV form (an array, an object that is
-    /// not a parent reference by one field) is refused before anything is sent.
-    pub fn from_records(records: &[Record]) -> Result<Table> {
-        let mut columns: Vec<String> = Vec::new();
-        let mut flat: Vec<Vec<(String, String)>> = Vec::with_capacity(records.len());
+impl Columns {
+    /// The columns of `records`; a value that has no CSV form is refused.
+    pub fn of_records(records: &[Record]) -> Result<Columns> {
+        let mut columns = Columns::default();
         for (i, record) in records.iter().enumerate() {
-            let mut cells = Vec::with_capacity(record.len());
-            for (name, value) in record {
-                if name == "attributes" {
-                    continue;
-                }
-                let (column, cell) = column_and_cell(name, value).ok_or_else(|| {
-                    Error::InvalidRequest(format!(
-                        "record {i}: {name} holds {value}, which a Bulk API CSV cannot carry"
-                    ))
-                })?;
-                if !columns.contains(&column) {
-                    columns.push(column.clone());
-                }
-                cells.push((column, cell));
-            }
-            flat.push(cells);
+            columns
+                .add_fields(record_fields(record))
+                .map_err(|e| Error::InvalidRequest(format!("record {i}: {e}")))?;
         }
-        let rows = flat
-            .into_iter()
-            .map(|cells| {
-                let mut row = vec![String::new(); columns.len()];
-                for (column, cell) in cells {
-                    if let Some(at) = columns.iter().position(|c| *c == column) {
-                        row[at] = cell;
-                    }
-                }
-                row
-            })
-            .collect();
-        Ok(Table { columns, rows })
+        Ok(columns)
+    }
+
+    /// Adds the columns of one record's fields (`attributes` is the caller's to leave
+    /// out). `Err` names a value that has no CSV form (an array, an object that is not a
+    /// parent reference by one field).
+    pub fn add_fields<'a>(
+        &mut self,
+        fields: impl IntoIterator<Item = (&'a str, &'a Json)>,
+    ) -> std::result::Result<(), String> {
+        for (name, value) in fields {
+            let column = column_of(name, value).ok_or_else(|| no_csv_form(name, value))?;
+            if !self.at.contains_key(column.as_ref()) {
+                self.at.insert(column.to_string(), self.names.len());
+                self.names.push(column.into_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// The column names, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// A record's fields as the CSV carries them: all but `attributes`.
+pub fn record_fields(record: &Record) -> impl Iterator<Item = (&str, &Json)> {
+    record
+        .iter()
+        .filter(|(name, _)| name.as_str() != "attributes")
+        .map(|(name, value)| (name.as_str(), value))
+}
+
+fn no_csv_form(name: &str, value: &Json) -> String {
+    format!("{name} holds {value}, which a Bulk API CSV cannot carry")
+}
+
+/// The column of one field of a record, as [`column_and_cell`] names it, without
+/// writing its cell.
+fn column_of<'a>(name: &'a str, value: &Json) -> Option<Cow<'a, str>> {
+    match value {
+        Json::Object(_) => column_and_cell(name, value).map(|(column, _)| Cow::Owned(column)),
+        Json::Array(_) => None,
+        _ => Some(Cow::Borrowed(name)),
     }
 }
 
@@ -99,65 +125,156 @@ fn column_and_cell(name: &str, value: &Json) -> Option<(String, String)> {
     Some((name.to_owned(), cell))
 }
 
-/// One job's upload: the CSV, and which rows of the table it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part {
-    pub csv: Bytes,
-    pub rows: Range<usize>,
-}
+/// What a row's results are matched on: a 128-bit keyed hash of its cells, so that a part
+/// keeps 16 bytes per row for its results rather than the cells themselves. The keys are
+/// drawn at random per upload, so rows cannot be made to collide on purpose; by chance,
+/// two distinct rows of one part share a key about once in 2^100 uploads of 100,000 rows.
+#[derive(Debug, Clone)]
+pub(crate) struct RowHasher([RandomState; 2]);
 
-/// The parts of a table's CSV, each at most `max_bytes`, built one at a time.
-#[derive(Debug)]
-pub struct CsvParts<'t> {
-    table: &'t Table,
-    header: Vec<u8>,
-    next_row: usize,
-    max_bytes: usize,
-}
+impl RowHasher {
+    fn new() -> RowHasher {
+        RowHasher([RandomState::new(), RandomState::new()])
+    }
 
-impl<'t> CsvParts<'t> {
-    /// Parts of at most `max_bytes` ([`MAX_PART_BYTES`] for Salesforce).
-    pub fn new(table: &'t Table, max_bytes: usize) -> CsvParts<'t> {
-        let header = line(&table.columns);
-        CsvParts {
-            table,
-            header,
-            next_row: 0,
-            max_bytes,
-        }
+    fn key<'c>(&self, cells: impl Iterator<Item = &'c str> + Clone) -> u128 {
+        let [high, low] = self.0.each_ref().map(|state| {
+            let mut hasher = state.build_hasher();
+            for cell in cells.clone() {
+                // The length first, so that ("ab", "c") and ("a", "bc") differ.
+                hasher.write_usize(cell.len());
+                hasher.write(cell.as_bytes());
+            }
+            hasher.finish()
+        });
+        (u128::from(high) << 64) | u128::from(low)
     }
 }
 
-impl Iterator for CsvParts<'_> {
-    type Item = Result<Part>;
+/// What one job's results are joined on: the uploaded columns and each row's key, in
+/// upload order ([`Bulk::ingest_outcomes`](crate::bulk::Bulk::ingest_outcomes)).
+#[derive(Debug, Clone)]
+pub struct PartRows {
+    pub(crate) columns: Arc<[String]>,
+    pub(crate) hasher: Arc<RowHasher>,
+    pub(crate) keys: Vec<u128>,
+    /// The first row's position among all the rows given to [`CsvParts`].
+    pub(crate) start: usize,
+}
 
-    fn next(&mut self) -> Option<Result<Part>> {
-        let start = self.next_row;
-        if start >= self.table.rows.len() {
+impl PartRows {
+    /// The key a result row echoing `cells` is matched on.
+    pub(crate) fn key_of<'c>(&self, cells: impl Iterator<Item = &'c str> + Clone) -> u128 {
+        self.hasher.key(cells)
+    }
+}
+
+/// One job's upload: the CSV, which rows it holds (positions among the rows given to
+/// [`CsvParts`]), and what its results are joined on.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub csv: Bytes,
+    pub rows: Range<usize>,
+    pub results: PartRows,
+}
+
+/// Writes records as CSV lines, one record at a time, in parts of at most `max_bytes`,
+/// each with the header: no record is kept once written, only its line and its key.
+#[derive(Debug)]
+pub struct CsvParts {
+    columns: Columns,
+    shared: Arc<[String]>,
+    hasher: Arc<RowHasher>,
+    header: Vec<u8>,
+    max_bytes: usize,
+    csv: Vec<u8>,
+    keys: Vec<u128>,
+    start: usize,
+    next: usize,
+    cells: Vec<String>,
+}
+
+impl CsvParts {
+    /// Parts of at most `max_bytes` ([`MAX_PART_BYTES`] for Salesforce) with `columns`.
+    pub fn new(columns: Columns, max_bytes: usize) -> CsvParts {
+        let header = line(columns.names());
+        let shared: Arc<[String]> = columns.names().into();
+        CsvParts {
+            cells: vec![String::new(); shared.len()],
+            csv: header.clone(),
+            columns,
+            shared,
+            hasher: Arc::new(RowHasher::new()),
+            header,
+            max_bytes,
+            keys: Vec::new(),
+            start: 0,
+            next: 0,
+        }
+    }
+
+    /// Writes the next row, a record's fields (a field not mentioned is an empty cell).
+    /// When the row does not fit in the part being built, that part is returned, whole,
+    /// and the row starts the next. `Err`: a field outside the columns, a value without a
+    /// CSV form, or a row too large for any part; the row is not written.
+    pub fn push<'a>(
+        &mut self,
+        fields: impl IntoIterator<Item = (&'a str, &'a Json)>,
+    ) -> Result<Option<Part>> {
+        let row = self.next;
+        for cell in &mut self.cells {
+            cell.clear();
+        }
+        for (name, value) in fields {
+            let refused =
+                || Error::InvalidRequest(format!("record {row}: {}", no_csv_form(name, value)));
+            let (column, cell) = column_and_cell(name, value).ok_or_else(refused)?;
+            let at = *self.columns.at.get(&column).ok_or_else(|| {
+                Error::InvalidRequest(format!("record {row}: {column} is not among the columns"))
+            })?;
+            self.cells[at] = cell;
+        }
+        let bytes = line(&self.cells);
+        if self.header.len() + bytes.len() > self.max_bytes {
+            return Err(Error::InvalidRequest(format!(
+                "record {row} alone makes a CSV of more than {} bytes",
+                self.max_bytes
+            )));
+        }
+        let full = if self.csv.len() + bytes.len() > self.max_bytes {
+            self.take_part()
+        } else {
+            None
+        };
+        self.csv.extend_from_slice(&bytes);
+        self.keys
+            .push(self.hasher.key(self.cells.iter().map(String::as_str)));
+        self.next += 1;
+        Ok(full)
+    }
+
+    /// The part being built, if it holds a row; the next part starts empty.
+    pub fn finish(&mut self) -> Option<Part> {
+        self.take_part()
+    }
+
+    fn take_part(&mut self) -> Option<Part> {
+        if self.next == self.start {
             return None;
         }
-        let mut csv = self.header.clone();
-        let mut end = start;
-        while let Some(row) = self.table.rows.get(end) {
-            let bytes = line(row);
-            if csv.len() + bytes.len() > self.max_bytes {
-                break;
-            }
-            csv.extend_from_slice(&bytes);
-            end += 1;
-        }
-        if end == start {
-            self.next_row = self.table.rows.len();
-            return Some(Err(Error::InvalidRequest(format!(
-                "record {start} alone makes a CSV of more than {} bytes",
-                self.max_bytes
-            ))));
-        }
-        self.next_row = end;
-        Some(Ok(Part {
+        let csv = std::mem::replace(&mut self.csv, self.header.clone());
+        let part = Part {
             csv: Bytes::from(csv),
-            rows: start..end,
-        }))
+            rows: self.start..self.next,
+            results: PartRows {
+                columns: Arc::clone(&self.shared),
+                hasher: Arc::clone(&self.hasher),
+                keys: std::mem::take(&mut self.keys),
+                start: self.start,
+            },
+        };
+        self.start = self.next;
+        Some(part)
     }
 }
 
@@ -196,20 +313,25 @@ mod tests {
             .collect()
     }
 
-    fn parts(table: &Table, max: usize) -> Vec<Part> {
-        CsvParts::new(table, max).map(Result::unwrap).collect()
+    fn parts(records: &[Record], max: usize) -> Result<Vec<Part>> {
+        let mut parts = CsvParts::new(Columns::of_records(records)?, max);
+        let mut out = Vec::new();
+        for record in records {
+            out.extend(parts.push(record_fields(record))?);
+        }
+        out.extend(parts.finish());
+        Ok(out)
     }
 
     #[test]
     fn null_is_na_and_absent_is_empty() {
-        let table = Table::from_records(&records(json!([
+        let records = records(json!([
             {"attributes": {"type": "Account"}, "Id": "001A", "Name": "Acme, \"Inc\"", "Phone": null},
             {"Id": "001B", "Description": "", "NumberOfEmployees": 12, "IsActive__c": true},
             {"Id": "001C", "Name": "  spaced\nout  ", "Parent": {"External_Id__c": "P-1"}},
-        ])))
-        .unwrap();
+        ]));
         assert_eq!(
-            table.columns,
+            Columns::of_records(&records).unwrap().names(),
             [
                 "Id",
                 "Name",
@@ -220,7 +342,7 @@ mod tests {
                 "Parent.External_Id__c"
             ]
         );
-        let csv = parts(&table, MAX_PART_BYTES);
+        let csv = parts(&records, MAX_PART_BYTES).unwrap();
         assert_eq!(csv.len(), 1);
         assert_eq!(
             std::str::from_utf8(&csv[0].csv).unwrap(),
@@ -230,6 +352,7 @@ mod tests {
              001C,\"  spaced\nout  \",,,,,P-1\n"
         );
         assert_eq!(csv[0].rows, 0..3);
+        assert_eq!(csv[0].results.keys.len(), 3);
     }
 
     #[test]
@@ -239,31 +362,56 @@ mod tests {
             json!([{"Parent": {"A": "1", "B": "2"}}]),
             json!([{"Parent": {"A": {"B": "1"}}}]),
         ] {
-            let e = Table::from_records(&records(bad)).unwrap_err();
+            let e = Columns::of_records(&records(bad)).unwrap_err();
             assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
         }
+        // A field the columns were not gathered from is refused too, not dropped.
+        let mut parts = CsvParts::new(Columns::default(), MAX_PART_BYTES);
+        let name = json!("a");
+        assert!(matches!(
+            parts.push([("Name", &name)]),
+            Err(Error::InvalidRequest(_))
+        ));
     }
 
     #[test]
     fn parts_hold_whole_rows_within_the_limit_each_with_the_header() {
         let rows: Vec<Json> = (0..10).map(|i| json!({"Name": format!("n{i}")})).collect();
-        let table = Table::from_records(&records(Json::Array(rows))).unwrap();
         // "Name\n" is 5 bytes, each row 3: 5 + 3 * 3 = 14 fits, a fourth row does not.
-        let parts = parts(&table, 14);
+        let parts = parts(&records(Json::Array(rows)), 14).unwrap();
         let ranges: Vec<_> = parts.iter().map(|p| p.rows.clone()).collect();
         assert_eq!(ranges, vec![0..3, 3..6, 6..9, 9..10]);
         for part in &parts {
             assert!(part.csv.len() <= 14);
             assert!(part.csv.starts_with(b"Name\n"));
+            assert_eq!(part.results.keys.len(), part.rows.len());
+            assert_eq!(part.results.start, part.rows.start);
         }
         assert_eq!(&parts[3].csv[..], b"Name\nn9\n");
     }
 
     #[test]
     fn a_row_larger_than_a_part_is_refused() {
-        let table = Table::from_records(&records(json!([{"Name": "x".repeat(50)}]))).unwrap();
-        let results: Vec<_> = CsvParts::new(&table, 20).collect();
-        assert_eq!(results.len(), 1);
-        assert!(matches!(results[0], Err(Error::InvalidRequest(_))));
+        let e = parts(&records(json!([{"Name": "x".repeat(50)}])), 20).unwrap_err();
+        assert!(matches!(e, Error::InvalidRequest(_)));
+    }
+
+    #[test]
+    fn equal_rows_share_a_key_and_others_do_not() {
+        let parts = parts(
+            &records(json!([
+                {"A": "ab", "B": "c"},
+                {"A": "a", "B": "bc"},
+                {"A": "ab", "B": "c"},
+                {"B": "c"},
+            ])),
+            MAX_PART_BYTES,
+        )
+        .unwrap();
+        let keys = &parts[0].results.keys;
+        assert_eq!(keys[0], keys[2]);
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[0], keys[3]);
+        assert_eq!(keys[0], parts[0].results.key_of(["ab", "c"].into_iter()));
     }
 }

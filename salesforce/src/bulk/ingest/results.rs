@@ -9,7 +9,9 @@
 //!
 //! So rows are joined on their cells: every result row echoes the uploaded values (a
 //! captured failed result echoes even a malformed date as sent), and the CSV of a part was
-//! built here, so its cells are known exactly. Updates and deletes carry their `Id` among
+//! built here, so its cells are known exactly. What is kept of each uploaded row is a
+//! 128-bit keyed hash of its cells ([`PartRows`]), not the cells: a result row is hashed the
+//! same way and matched on that. Updates and deletes carry their `Id` among
 //! the cells, which makes every such row distinct unless the same record is sent twice; a
 //! create's row is told apart by all its values. Rows with the same cells are
 //! interchangeable to Salesforce as to anyone: results for them go to those rows in upload
@@ -21,11 +23,10 @@
 //! before the first colon and the fields what comes after the last.
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::Range;
 
 use csv::StringRecord;
 
-use super::csv_parts::Table;
+use super::csv_parts::PartRows;
 use crate::error::RecordError;
 
 /// What became of one record of an ingest.
@@ -80,28 +81,58 @@ impl ResultsFile {
     }
 }
 
-/// Joins result files to the rows `rows` of `table` (one job's part). `Err` says what in
-/// the files does not fit the upload.
+/// The uploaded rows with the same key still waiting for a result, first uploaded first:
+/// almost always one.
 #[derive(Debug)]
-pub(crate) struct Join<'t> {
-    table: &'t Table,
-    rows: Range<usize>,
-    waiting: HashMap<&'t [String], VecDeque<usize>>,
+enum Waiting {
+    One(usize),
+    Many(VecDeque<usize>),
+}
+
+impl Waiting {
+    fn push(&mut self, row: usize) {
+        match self {
+            Waiting::One(first) => *self = Waiting::Many(VecDeque::from([*first, row])),
+            Waiting::Many(rows) => rows.push_back(row),
+        }
+    }
+}
+
+/// Joins result files to the rows of one job's part. `Err` says what in the files does
+/// not fit the upload.
+#[derive(Debug)]
+pub(crate) struct Join<'p> {
+    part: &'p PartRows,
+    waiting: HashMap<u128, Waiting>,
     outcomes: Vec<Option<RecordOutcome>>,
 }
 
-impl<'t> Join<'t> {
-    pub(crate) fn new(table: &'t Table, rows: Range<usize>) -> Join<'t> {
-        let mut waiting: HashMap<&[String], VecDeque<usize>> = HashMap::new();
-        for i in rows.clone() {
-            waiting.entry(&table.rows[i][..]).or_default().push_back(i);
+impl<'p> Join<'p> {
+    pub(crate) fn new(part: &'p PartRows) -> Join<'p> {
+        let mut waiting: HashMap<u128, Waiting> = HashMap::with_capacity(part.keys.len());
+        for (row, key) in part.keys.iter().enumerate() {
+            waiting
+                .entry(*key)
+                .and_modify(|rows| rows.push(row))
+                .or_insert(Waiting::One(row));
         }
         Join {
-            table,
-            outcomes: vec![None; rows.len()],
-            rows,
+            part,
+            outcomes: vec![None; part.keys.len()],
             waiting,
         }
+    }
+
+    /// The first row waiting with `key`, taken off the waiting list.
+    fn take(&mut self, key: u128) -> Option<usize> {
+        let (row, emptied) = match self.waiting.get_mut(&key)? {
+            Waiting::One(row) => (Some(*row), true),
+            Waiting::Many(rows) => (rows.pop_front(), rows.is_empty()),
+        };
+        if emptied {
+            self.waiting.remove(&key);
+        }
+        row
     }
 
     /// Gives the rows of one result file their outcomes.
@@ -117,9 +148,9 @@ impl<'t> Join<'t> {
         let lead = file.lead();
         let expected = lead
             .iter()
-            .map(|s| (*s).to_owned())
-            .chain(self.table.columns.iter().cloned());
-        if !header.iter().map(str::to_owned).eq(expected) {
+            .copied()
+            .chain(self.part.columns.iter().map(String::as_str));
+        if !header.iter().eq(expected) {
             return Err(format!(
                 "{} has the columns {:?}, not those uploaded",
                 file.segment(),
@@ -131,18 +162,15 @@ impl<'t> Join<'t> {
             .read_record(&mut record)
             .map_err(|e| format!("{}: {e}", file.segment()))?
         {
-            let cells: Vec<String> = record.iter().skip(lead.len()).map(str::to_owned).collect();
-            let row = self
-                .waiting
-                .get_mut(&cells[..])
-                .and_then(VecDeque::pop_front)
-                .ok_or_else(|| {
-                    format!(
-                        "{} has a row matching no uploaded row awaiting a result: {cells:?}",
-                        file.segment()
-                    )
-                })?;
-            self.outcomes[row - self.rows.start] = Some(outcome(file, &record));
+            let key = self.part.key_of(record.iter().skip(lead.len()));
+            let row = self.take(key).ok_or_else(|| {
+                format!(
+                    "{} has a row matching no uploaded row awaiting a result: {:?}",
+                    file.segment(),
+                    record.iter().skip(lead.len()).collect::<Vec<_>>()
+                )
+            })?;
+            self.outcomes[row] = Some(outcome(file, &record));
         }
         Ok(())
     }
@@ -158,7 +186,7 @@ impl<'t> Join<'t> {
 
     /// Every row's outcome, in upload order.
     pub(crate) fn finish(self) -> Result<Vec<RecordOutcome>, String> {
-        let start = self.rows.start;
+        let start = self.part.start;
         self.outcomes
             .into_iter()
             .enumerate()
@@ -202,16 +230,26 @@ pub(crate) fn parse_error(text: &str) -> RecordError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::csv_parts::{Columns, CsvParts, MAX_PART_BYTES, record_fields};
     use super::*;
 
-    fn table(columns: &[&str], rows: &[&[&str]]) -> Table {
-        Table {
-            columns: columns.iter().map(|s| (*s).to_owned()).collect(),
-            rows: rows
-                .iter()
-                .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
-                .collect(),
+    /// The part of `rows` under `columns`, built as an upload is.
+    fn part(columns: &[&str], rows: &[&[&str]]) -> PartRows {
+        let records: Vec<crate::Record> = rows
+            .iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(c, v)| ((*c).to_owned(), serde_json::Value::from(*v)))
+                    .collect()
+            })
+            .collect();
+        let mut parts = CsvParts::new(Columns::of_records(&records).unwrap(), MAX_PART_BYTES);
+        for record in &records {
+            assert!(parts.push(record_fields(record)).unwrap().is_none());
         }
+        parts.finish().unwrap().results
     }
 
     fn error(code: &str, message: &str, fields: &[&str]) -> RecordError {
@@ -256,7 +294,7 @@ mod tests {
 
     #[test]
     fn results_in_any_order_go_back_to_their_rows() {
-        let t = table(
+        let t = part(
             &["Name", "Amount__c"],
             &[
                 &["a", "1"],
@@ -266,7 +304,7 @@ mod tests {
                 &["d", "3"],
             ],
         );
-        let mut join = Join::new(&t, 0..5);
+        let mut join = Join::new(&t);
         join.add(
             ResultsFile::Successful,
             b"\"sf__Id\",\"sf__Created\",Name,Amount__c\n\"a03\",\"true\",\"c\",\"2\"\n\
@@ -306,8 +344,8 @@ mod tests {
 
     #[test]
     fn files_that_do_not_describe_the_upload_are_errors() {
-        let t = table(&["Name"], &[&["a"], &["b"]]);
-        let mut join = Join::new(&t, 0..2);
+        let t = part(&["Name"], &[&["a"], &["b"]]);
+        let mut join = Join::new(&t);
         assert!(
             join.add(
                 ResultsFile::Successful,
@@ -334,27 +372,46 @@ mod tests {
     }
 
     #[test]
-    fn a_later_part_keeps_table_positions() {
-        let t = table(&["Id"], &[&["1"], &["2"], &["3"]]);
-        let mut join = Join::new(&t, 1..3);
+    fn a_later_part_joins_its_own_rows() {
+        let records: Vec<crate::Record> = ["1", "2", "3"]
+            .iter()
+            .map(|id| {
+                [("Id".to_owned(), serde_json::Value::from(*id))]
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
+        // "Id\n" is 3 bytes, each row 2: a part of 5 bytes holds one row.
+        let mut parts = CsvParts::new(Columns::of_records(&records).unwrap(), 7);
+        let mut all = Vec::new();
+        for record in &records {
+            all.extend(parts.push(record_fields(record)).unwrap());
+        }
+        all.extend(parts.finish());
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].rows, 2..3);
+        let mut join = Join::new(&all[0].results);
         join.add(
             ResultsFile::Successful,
-            b"\"sf__Id\",\"sf__Created\",Id\n\"3\",\"false\",\"3\"\n\"2\",\"false\",\"2\"\n",
+            b"\"sf__Id\",\"sf__Created\",Id\n\"2\",\"false\",\"2\"\n\"1\",\"false\",\"1\"\n",
         )
         .unwrap();
-        let outcomes = join.finish().unwrap();
-        assert_eq!(
-            outcomes,
-            vec![
-                RecordOutcome::Succeeded {
-                    id: "2".into(),
-                    created: false
-                },
-                RecordOutcome::Succeeded {
-                    id: "3".into(),
-                    created: false
-                },
-            ]
+        let ok = |id: &str| RecordOutcome::Succeeded {
+            id: id.into(),
+            created: false,
+        };
+        assert_eq!(join.finish().unwrap(), vec![ok("1"), ok("2")]);
+        // The third row belongs to the second part only.
+        let mut join = Join::new(&all[0].results);
+        assert!(
+            join.add(
+                ResultsFile::Successful,
+                b"\"sf__Id\",\"sf__Created\",Id\n\"3\",\"false\",\"3\"\n"
+            )
+            .unwrap_err()
+            .contains("matching no uploaded row")
         );
+        let join = Join::new(&all[1].results);
+        assert_eq!(join.finish().unwrap_err(), "row 2 has no result");
     }
 }

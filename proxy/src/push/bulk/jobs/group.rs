@@ -1,0 +1,292 @@
+//! One group's jobs (one object and operation of a stage): its records written as CSV
+//! one at a time, straight from the plan (each reference to a record created earlier in
+//! the push filled with the Id Salesforce gave it), a job per part, each followed to its
+//! end and its results joined back to the rows by their keys.
+
+use std::time::Instant;
+
+use serde_json::Value as Json;
+use sfpg_salesforce::bulk::ingest::{Columns, CsvParts, MAX_PART_BYTES, Part, record_fields};
+use sfpg_salesforce::bulk::{JobInfo, PollBackoff, RecordOutcome};
+use sfpg_salesforce::{Error as SalesforceError, RecordError};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{Group, POLL_CAP, PROGRESS_EVERY, fate_of, ingest_operation, not_sent};
+use crate::push::bulk::{Fate, Progress};
+use crate::push::plan::{Operation, Plan, Planned};
+
+/// What the groups of a stage share.
+pub(super) struct Shared<'p> {
+    pub(super) plan: &'p Plan,
+    pub(super) progress: UnboundedSender<Progress>,
+    /// Turns `true` on the client's cancel.
+    pub(super) cancel: watch::Receiver<bool>,
+    /// Where a job is sent to be journaled; the answer says it was.
+    pub(super) logs: mpsc::Sender<(JobInfo, oneshot::Sender<()>)>,
+}
+
+/// What became of a group.
+#[derive(Default)]
+pub(super) struct GroupDone {
+    /// Each record's fate, by its index in the plan.
+    pub(super) fates: Vec<(usize, Fate)>,
+    pub(super) jobs: Vec<JobInfo>,
+    /// What stopped the group: its rows not yet sent have no fate.
+    pub(super) stopped: Option<SalesforceError>,
+    pub(super) closed_any: bool,
+}
+
+/// Runs `group`, or with `why_not` refuses its records unsent. `fates` are those of the
+/// earlier stages, which the group's references name.
+pub(super) async fn run(
+    shared: &Shared<'_>,
+    fates: &[Option<Fate>],
+    group: &Group,
+    why_not: Option<(&str, &str)>,
+) -> GroupDone {
+    let mut run = GroupRun {
+        shared,
+        group,
+        cancel: shared.cancel.clone(),
+        done: GroupDone::default(),
+    };
+    // The records sent, each with the Ids its references take.
+    let mut sent: Vec<(usize, Vec<(&str, Json)>)> = Vec::with_capacity(group.records.len());
+    for &index in &group.records {
+        match parent_ids(&shared.plan.records[index], fates) {
+            Ok(ids) => sent.push((index, ids)),
+            Err(fate) => run.done.fates.push((index, fate)),
+        }
+    }
+    if let Some((code, message)) = why_not {
+        for (index, _) in sent {
+            run.done.fates.push((index, not_sent(code, message)));
+        }
+        return run.done;
+    }
+    if sent.is_empty() {
+        return run.done;
+    }
+    let plan = shared.plan;
+    // A first pass names the columns (and refuses a value the CSV cannot carry before
+    // anything is sent); a second writes each record as a line of its part.
+    let mut columns = Columns::default();
+    for (index, ids) in &sent {
+        if let Err(detail) = columns.add_fields(fields(&plan.records[*index], ids)) {
+            run.done.stopped = Some(SalesforceError::InvalidRequest(format!(
+                "record {index}: {detail}"
+            )));
+            return run.done;
+        }
+    }
+    let mut parts = CsvParts::new(columns, MAX_PART_BYTES);
+    let rows: Vec<usize> = sent.iter().map(|(index, _)| *index).collect();
+    for (index, ids) in &sent {
+        match parts.push(fields(&plan.records[*index], ids)) {
+            Ok(None) => {}
+            Ok(Some(part)) => {
+                run.part(part, &rows).await;
+                if run.done.stopped.is_some() {
+                    return run.done;
+                }
+            }
+            Err(error) => {
+                run.done.stopped = Some(error);
+                return run.done;
+            }
+        }
+    }
+    drop(sent);
+    if let Some(part) = parts.finish() {
+        run.part(part, &rows).await;
+    }
+    run.done
+}
+
+/// The Ids of the records `planned` refers to, by field. `Err`: a parent was not created,
+/// so the record is not sent.
+fn parent_ids<'p>(
+    planned: &'p Planned,
+    fates: &[Option<Fate>],
+) -> Result<Vec<(&'p str, Json)>, Fate> {
+    if planned.operation == Operation::Delete {
+        return Ok(vec![(
+            "Id",
+            Json::String(planned.sfid.clone().unwrap_or_default()),
+        )]);
+    }
+    planned
+        .references
+        .iter()
+        .map(|reference| match fates.get(reference.create) {
+            Some(Some(Fate::Accepted { id })) => {
+                Ok((reference.field.as_str(), Json::String(id.clone())))
+            }
+            _ => Err(Fate::Refused {
+                job: None,
+                error: RecordError {
+                    status_code: "PARENT_REFUSED".into(),
+                    message: format!("the record {} refers to was not created", reference.field),
+                    fields: vec![reference.field.clone()],
+                },
+            }),
+        })
+        .collect()
+}
+
+/// What the job sends for a record: a delete its Id alone; otherwise its fields, each
+/// reference to a record created in the push holding that record's Id (`ids`).
+fn fields<'a>(
+    planned: &'a Planned,
+    ids: &'a [(&'a str, Json)],
+) -> impl Iterator<Item = (&'a str, &'a Json)> {
+    let id_of = |name: &str| {
+        ids.iter()
+            .find(|(field, _)| *field == name)
+            .map(|(_, id)| id)
+    };
+    let record = (planned.operation != Operation::Delete).then_some(&planned.record);
+    let own = record
+        .into_iter()
+        .flat_map(record_fields)
+        .map(move |(name, value)| (name, id_of(name).unwrap_or(value)));
+    let missing = ids
+        .iter()
+        .filter(move |(field, _)| record.is_none_or(|r| !r.contains_key(*field)))
+        .map(|(field, id)| (*field, id));
+    own.chain(missing)
+}
+
+struct GroupRun<'s, 'p> {
+    shared: &'s Shared<'p>,
+    group: &'s Group,
+    cancel: watch::Receiver<bool>,
+    done: GroupDone,
+}
+
+impl GroupRun<'_, '_> {
+    fn canceled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+
+    /// One part through one job; `rows` are the plan's indexes of the group's rows sent.
+    async fn part(&mut self, part: Part, rows: &[usize]) {
+        let Part {
+            csv,
+            rows: range,
+            results,
+        } = part;
+        let indexes = &rows[range];
+        if self.canceled() {
+            let fate = || {
+                not_sent(
+                    "CANCELED",
+                    "the push was cancelled before its job was created",
+                )
+            };
+            self.done.fates.extend(indexes.iter().map(|&i| (i, fate())));
+            return;
+        }
+        let (job, outcomes) = self.job(csv, &results, indexes.len()).await;
+        let canceled = self.canceled();
+        for (&index, outcome) in indexes.iter().zip(outcomes) {
+            let fate = fate_of(outcome, job.as_deref(), canceled);
+            self.done.fates.push((index, fate));
+        }
+    }
+
+    /// Creates, journals, uploads, closes and follows one job. Returns its id and each
+    /// row's outcome.
+    async fn job(
+        &mut self,
+        csv: bytes::Bytes,
+        results: &sfpg_salesforce::bulk::ingest::PartRows,
+        rows: usize,
+    ) -> (Option<String>, Vec<RecordOutcome>) {
+        let all = |outcome: RecordOutcome| vec![outcome; rows];
+        let bulk = self.shared.plan.org.client.bulk();
+        let operation = ingest_operation(self.group.operation);
+        let job = match bulk
+            .create_ingest_job(&self.group.object.object, &operation)
+            .await
+        {
+            Ok(job) => job,
+            Err(error) => {
+                self.done.stopped = Some(error);
+                return (None, all(RecordOutcome::Unprocessed));
+            }
+        };
+        let (logged, journaled) = oneshot::channel();
+        if self.shared.logs.send((job.clone(), logged)).await.is_ok() {
+            let _ = journaled.await;
+        }
+        let id = Some(job.id.clone());
+        if let Err(error) = bulk.upload_ingest_data(&job.id, csv).await {
+            // Never closed, the job never runs.
+            let _ = bulk.abort_ingest_job(&job.id).await;
+            self.done.stopped = Some(error);
+            return (id, all(RecordOutcome::Unprocessed));
+        }
+        self.done.closed_any = true;
+        if let Err(error) = bulk.close_ingest_job(&job.id).await {
+            self.done.stopped = Some(error);
+            return (id, all(RecordOutcome::Unknown));
+        }
+        let ended = match self.follow(&job, rows).await {
+            Ok(ended) => ended,
+            Err(error) => {
+                self.done.stopped = Some(error);
+                return (id, all(RecordOutcome::Unknown));
+            }
+        };
+        let outcomes = bulk.ingest_outcomes(&ended, results).await;
+        self.done.jobs.push(ended);
+        match outcomes {
+            Ok(outcomes) => (id, outcomes),
+            Err(error) => {
+                self.done.stopped = Some(error);
+                (id, all(RecordOutcome::Unknown))
+            }
+        }
+    }
+
+    /// Polls the job until it ends, telling the client its progress; a cancel aborts it.
+    async fn follow(&mut self, job: &JobInfo, records: usize) -> Result<JobInfo, SalesforceError> {
+        let bulk = self.shared.plan.org.client.bulk();
+        let mut waits = PollBackoff::new(POLL_CAP);
+        let mut told = Instant::now();
+        let mut aborted = false;
+        loop {
+            let mut cancel = self.cancel.clone();
+            tokio::select! {
+                () = tokio::time::sleep(waits.next_wait()) => {}
+                // The guard `wait_for` returns is dropped at once: it is not `Send`.
+                Ok(()) = async { cancel.wait_for(|canceled| *canceled).await.map(drop) }, if !aborted => {
+                    aborted = true;
+                    // Refused once the job has ended, which the poll then shows.
+                    if let Err(error) = bulk.abort_ingest_job(&job.id).await {
+                        tracing::debug!(%error, job = %job.id, "cannot abort an ingest job");
+                    }
+                }
+            }
+            let info = bulk.ingest_job(&job.id).await?;
+            let ended = info.state.is_terminal();
+            if ended || told.elapsed() >= PROGRESS_EVERY {
+                told = Instant::now();
+                let _ = self.shared.progress.send(Progress {
+                    job_id: info.id.clone(),
+                    object: self.group.object.object.clone(),
+                    operation: self.group.operation.as_str(),
+                    state: info.state.to_string(),
+                    records,
+                    processed: info.number_records_processed,
+                    failed: info.number_records_failed,
+                });
+            }
+            if ended {
+                return Ok(info);
+            }
+        }
+    }
+}
