@@ -34,12 +34,12 @@ use tokio_postgres::error::SqlState;
 
 use tokio::sync::mpsc::{self, UnboundedSender};
 
-use super::bulk::outcome::{self, Settled};
+use super::bulk::outcome::{self, RowsBefore, Settled};
 use super::bulk::{BulkSent, BulkWrites, Progress};
 use super::journal::{Entry, JournalRecord, Outcome, WriteFailure};
 use super::plan::{Operation, Plan};
 use super::send::{Failure, Sent};
-use super::{Created, Pushed, Refusal, WriteBack};
+use super::{Created, MirrorWrite, Pushed, Refusal, ToMirror};
 use crate::backend::statements::{Upstream, UpstreamError};
 use crate::error::SessionError;
 use crate::frontend::cancel::CancelSignal;
@@ -87,16 +87,18 @@ pub trait Remote {
 
     /// Reads back what Salesforce set on the records of an accepted push (`created`: the
     /// Id of each create, in plan order; `event_uuids`: the EventUuid of each create that
-    /// published a platform event), as what to write into the mirror. `bulk_since`: the
-    /// push went through ingest jobs, the first created then (many records are read back
-    /// by a Bulk query).
+    /// published a platform event) and sends what to write into the mirror to `mirror`,
+    /// one statement at a time as it is read; returns the creates. `bulk_since`: the push
+    /// went through ingest jobs, the first created then (many records are read back by a
+    /// Bulk query).
     fn read_back(
         &self,
         plan: &Plan,
         created: &[String],
         event_uuids: &[Option<String>],
         bulk_since: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> impl Future<Output = (Vec<WriteBack>, Vec<Created>)> + Send;
+        mirror: &ToMirror,
+    ) -> impl Future<Output = Vec<Created>> + Send;
 }
 
 /// What came of a push.
@@ -256,41 +258,31 @@ impl Committer {
         // can come after Salesforce has accepted the changes.
         upstream.set_constraints_immediate().await?;
         let (progress, mut told) = mpsc::unbounded_channel::<Progress>();
+        let (mirror, mut to_write) = ToMirror::channel();
         let how = How {
             mode,
             role: &context.role,
             progress,
+            mirror,
         };
-        let pushing = self.push_to_org(remote, txid, &changes, how);
+        let pushing = self.push_to_org(remote, txid, changes, how);
         tokio::pin!(pushing);
-        // A bulk push's progress reaches the client while its jobs run.
+        // A bulk push's progress reaches the client while its jobs run, and what the push
+        // writes into the mirror is written as it comes (the push waits meanwhile).
         let pushed = loop {
             tokio::select! {
                 pushed = &mut pushing => break pushed?,
                 Some(progress) = told.recv() => upstream.notice(progress.notice()).await?,
+                Some(write) = to_write.recv() => write_into_mirror(upstream, ticket, write).await?,
             }
         };
+        // What the push sent last.
+        while let Ok(write) = to_write.try_recv() {
+            write_into_mirror(upstream, ticket, write).await?;
+        }
         let Some(pushed) = pushed else {
             return Ok(Vec::new());
         };
-        // A bulk push's refused rows go back as they were before the transaction.
-        for restore in &pushed.restores {
-            upstream.restore_refused(ticket, restore).await?;
-        }
-        // What Salesforce set goes into the mirror as the sync would write it: not
-        // captured again.
-        for write_back in &pushed.write_backs {
-            match upstream.write_back(ticket, write_back).await {
-                // Salesforce holds the change; the journal's repair brings the mirror in
-                // line once this transaction is over.
-                Err(UpstreamError::Refused(error)) => {
-                    return Err(Refusal::from_server(&error.0).detail(
-                        "Salesforce accepted the change, but writing it into the mirror failed; the proxy will read it back from Salesforce.",
-                    ).into());
-                }
-                written => written?,
-            }
-        }
         if let Some(warning) = pushed.warning {
             upstream.notice(warning).await?;
         }
@@ -302,7 +294,7 @@ impl Committer {
         &mut self,
         remote: &R,
         txid: String,
-        changes: &[PendingChange],
+        changes: Vec<PendingChange>,
         how: How<'_>,
     ) -> Result<Option<Pushed>, Refusal> {
         let session = format!("{} pid {}", self.peer, self.pid);
@@ -325,6 +317,33 @@ impl Committer {
             telemetry::push_took(started.elapsed());
         }
         pushed
+    }
+}
+
+/// Runs one statement of what a push writes into the mirror: a bulk push's refused rows
+/// back as they were before the transaction, or what Salesforce set, as the sync would
+/// write it; neither is captured again.
+async fn write_into_mirror<U: Upstream>(
+    upstream: &mut U,
+    ticket: &str,
+    write: MirrorWrite,
+) -> Result<(), Stop> {
+    let write_back = match write {
+        MirrorWrite::Restore(restore) => {
+            upstream.restore_refused(ticket, &restore).await?;
+            return Ok(());
+        }
+        MirrorWrite::WriteBack(write_back) => write_back,
+    };
+    match upstream.write_back(ticket, &write_back).await {
+        // Salesforce holds the change; the journal's repair brings the mirror in line once
+        // this transaction is over.
+        Err(UpstreamError::Refused(error)) => Err(Refusal::from_server(&error.0)
+            .detail(
+                "Salesforce accepted the change, but writing it into the mirror failed; the proxy will read it back from Salesforce.",
+            )
+            .into()),
+        written => Ok(written?),
     }
 }
 
@@ -368,7 +387,9 @@ pub async fn rollback<U: Upstream>(upstream: &mut U) -> Result<(), SessionError>
 }
 
 /// Plans, sends and journals the push of `changes`, captured in transaction `txid` of
-/// `session`, then reads back what Salesforce set. `Ok(None)`: nothing needed sending.
+/// `session`, then reads back what Salesforce set and sends it to `how.mirror`.
+/// `Ok(None)`: nothing needed sending. The changes are dropped once planned (a bulk push
+/// keeps the images of the rows it may restore).
 ///
 /// When `cancelled` resolves first (the session's CancelRequest), the push stops waiting
 /// and is refused with 57014. Once the request may have left, Salesforce may still carry
@@ -378,13 +399,13 @@ async fn push<R: Remote>(
     remote: &R,
     session: &str,
     txid: String,
-    changes: &[PendingChange],
+    changes: Vec<PendingChange>,
     how: How<'_>,
     cancelled: impl Future<Output = ()> + Send,
 ) -> Result<Option<Pushed>, Refusal> {
     tokio::pin!(cancelled);
     let planned = tokio::select! {
-        planned = remote.plan(changes) => planned?,
+        planned = remote.plan(&changes) => planned?,
         () = &mut cancelled => return Err(canceled(
             "Nothing was sent to Salesforce; the transaction was rolled back.",
         )),
@@ -409,8 +430,11 @@ async fn push<R: Remote>(
         .iter()
         .any(|p| sfpg_control::events::is_platform_event(&p.object.object));
     if how.mode.uses_bulk(plan.fits_one_request()) && !events {
-        return push_bulk(remote, &plan, entry, changes, how, cancelled).await;
+        let before = RowsBefore::of(&changes);
+        drop(changes);
+        return push_bulk(remote, plan, entry, &before, how, cancelled).await;
     }
+    drop(changes);
     if !plan.fits_one_request() {
         return Err(plan.too_large());
     }
@@ -436,8 +460,8 @@ async fn push<R: Remote>(
         Ok(id) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
         Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
     }
-    let (write_backs, created) = remote
-        .read_back(&plan, &sent.created, &sent.event_uuids, None)
+    let created = remote
+        .read_back(&plan, &sent.created, &sent.event_uuids, None, &how.mirror)
         .await;
     let mirrored = plan
         .records
@@ -446,35 +470,37 @@ async fn push<R: Remote>(
         .count();
     telemetry::written_back(&plan.org.name, u64::try_from(mirrored).unwrap_or(0));
     Ok(Some(Pushed {
-        write_backs,
         created,
-        ..Pushed::default()
+        warning: None,
     }))
 }
 
 /// How a session pushes: its `sfpg.bulk_writes`, its role (whose failures a bulk push
-/// keeps), and where a bulk push's progress goes.
+/// keeps), where a bulk push's progress goes, and where what the push writes into the
+/// mirror goes.
 pub struct How<'a> {
     pub mode: BulkWrites,
     pub role: &'a str,
     pub progress: UnboundedSender<Progress>,
+    pub mirror: ToMirror,
 }
 
-/// Pushes `plan` through Bulk API ingest jobs: the accepted records are read back, the
-/// refused ones restored and kept in `sfpg.write_failures`, and the COMMIT warns of them.
-/// A push some of whose records may or may not have been saved is refused with 08007,
-/// as an atomic push of unknown outcome is, and left to the repair.
+/// Pushes `plan` through Bulk API ingest jobs: the refused records are restored (from
+/// their images `before` the transaction) and kept in `sfpg.write_failures`, the accepted
+/// ones read back, and the COMMIT warns of the refused. A push some of whose records may
+/// or may not have been saved is refused with 08007, as an atomic push of unknown outcome
+/// is, and left to the repair.
 async fn push_bulk<R: Remote>(
     remote: &R,
-    plan: &Plan,
+    plan: Plan,
     entry: Entry,
-    changes: &[PendingChange],
+    before: &RowsBefore,
     how: How<'_>,
     cancelled: impl Future<Output = ()> + Send,
 ) -> Result<Option<Pushed>, Refusal> {
     let txid = entry.txid.clone().unwrap_or_default();
     let sent = remote
-        .send_bulk(plan, entry, how.progress, cancelled)
+        .send_bulk(&plan, entry, how.progress, cancelled)
         .await
         .map_err(|failure| failure.refusal)?;
     if sent.uncertain() {
@@ -498,24 +524,37 @@ async fn push_bulk<R: Remote>(
         restores,
         failures,
         warning,
-    } = outcome::settle(plan, &sent, changes, &who);
+    } = outcome::settle(&plan, &sent, before, &who);
+    // The accepted records have a plan of their own, without their fields.
+    drop(plan);
     if !failures.is_empty() {
         remote.record_failures(&failures).await;
     }
-    let (write_backs, created) = match &accepted {
+    drop(failures);
+    // The refused rows go back as they were before the transaction. The commit has stopped
+    // if the connection takes no more.
+    for restore in restores.statements() {
+        if how
+            .mirror
+            .send(MirrorWrite::Restore(restore))
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+    }
+    drop(restores);
+    let created = match &accepted {
         // Platform events never go through ingest jobs (see `push`): no EventUuids.
         Some(accepted) => {
             let since = sent.jobs.iter().map(|job| job.created_date).min();
-            remote.read_back(accepted, &created, &[], since).await
+            remote
+                .read_back(accepted, &created, &[], since, &how.mirror)
+                .await
         }
-        None => (Vec::new(), Vec::new()),
+        None => Vec::new(),
     };
-    Ok(Some(Pushed {
-        write_backs,
-        created,
-        restores,
-        warning,
-    }))
+    Ok(Some(Pushed { created, warning }))
 }
 
 /// A push the client cancelled while its request was under way: journaled as abandoned,
