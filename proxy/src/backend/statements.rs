@@ -133,6 +133,9 @@ pub struct PushContext {
     pub role: String,
 }
 
+/// From what size an answer's frame leaves the connection's input buffer to be dropped.
+const LARGE_FRAME: usize = 1 << 20;
+
 /// What one of the proxy's statements returned.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -145,6 +148,12 @@ impl Outcome {
     /// The first column of the first row.
     fn scalar(&self) -> Option<&str> {
         self.rows.first()?.first()?.as_deref()
+    }
+
+    /// The first column of the first row, taken rather than copied: the captured changes
+    /// of a large transaction are hundreds of megabytes of text.
+    fn into_scalar(self) -> Option<String> {
+        self.rows.into_iter().next()?.into_iter().next()?
     }
 
     fn into_result(self) -> Result<Self, UpstreamError> {
@@ -204,8 +213,10 @@ impl<'a> Statements<'a> {
         encode::sync(self.output)?;
         flush(self.stream, self.output).await?;
         let mut outcome = Outcome::default();
+        let mut largest = 0;
         loop {
             let (tag, frame) = read_frame(self.stream, self.input).await?;
+            largest = largest.max(frame.len());
             match tag {
                 be::DATA_ROW => {
                     let values = be::decode_data_row(body(&frame))?;
@@ -221,7 +232,14 @@ impl<'a> Statements<'a> {
                     tracing::debug!(sql, error = fields.message(), "proxy statement failed");
                     outcome.error = Some(fields);
                 }
-                be::READY_FOR_QUERY => return Ok(outcome),
+                be::READY_FOR_QUERY => {
+                    // The room made for a large answer (a transaction's captured changes)
+                    // would stay with the connection: it goes, if nothing else is in it.
+                    if largest > LARGE_FRAME && self.input.is_empty() {
+                        *self.input = BytesMut::with_capacity(8192);
+                    }
+                    return Ok(outcome);
+                }
                 // Asynchronous messages are the client's, whoever's statement is running.
                 be::NOTIFICATION_RESPONSE | be::PARAMETER_STATUS => {
                     self.to_client.extend_from_slice(&frame);
@@ -272,7 +290,7 @@ impl Upstream for Statements<'_> {
         ticket: &str,
     ) -> Result<Option<String>, UpstreamError> {
         let taken = self.run_ok(TAKE_PENDING_SQL, &[Some(ticket)]).await?;
-        Ok(taken.scalar().map(str::to_owned))
+        Ok(taken.into_scalar())
     }
 
     async fn set_constraints_immediate(&mut self) -> Result<(), UpstreamError> {

@@ -34,11 +34,12 @@ use tokio_postgres::error::SqlState;
 
 use tokio::sync::mpsc::{self, UnboundedSender};
 
-use super::bulk::outcome::{self, RowsBefore, Settled};
+use super::bulk::outcome::{self, Settled};
 use super::bulk::{BulkSent, BulkWrites, Progress};
 use super::journal::{Entry, JournalRecord, Outcome, WriteFailure};
 use super::plan::{Operation, Plan};
 use super::send::{Failure, Sent};
+use super::taken::{RowsBefore, TakenChanges};
 use super::{Created, MirrorWrite, Pushed, Refusal, ToMirror};
 use crate::backend::statements::{Upstream, UpstreamError};
 use crate::error::SessionError;
@@ -242,8 +243,8 @@ impl Committer {
         let ticket = remote.push_ticket(&txid).await?;
         let ticket = ticket.expose_secret();
         let taken = upstream.take_pending_changes(ticket).await?;
-        let changes = sfpg_control::capture::parse_pending(taken.as_deref().unwrap_or("[]"))
-            .map_err(|error| {
+        let taken_changes =
+            TakenChanges::parse(taken.as_deref().unwrap_or("[]")).map_err(|error| {
                 Refusal::new(
                     SqlState::INTERNAL_ERROR,
                     format!("sfpg proxy: cannot read the captured changes: {error}"),
@@ -251,7 +252,7 @@ impl Committer {
             })?;
         // The text of the changes is as large as they are: not kept through the push.
         drop(taken);
-        if changes.is_empty() {
+        if taken_changes.changes.is_empty() {
             return Ok(Vec::new());
         }
         // Constraints deferred to COMMIT are checked now, so that no commit-time failure
@@ -265,7 +266,7 @@ impl Committer {
             progress,
             mirror,
         };
-        let pushing = self.push_to_org(remote, txid, changes, how);
+        let pushing = self.push_to_org(remote, txid, taken_changes, how);
         tokio::pin!(pushing);
         // A bulk push's progress reaches the client while its jobs run, and what the push
         // writes into the mirror is written as it comes (the push waits meanwhile).
@@ -294,7 +295,7 @@ impl Committer {
         &mut self,
         remote: &R,
         txid: String,
-        changes: Vec<PendingChange>,
+        taken: TakenChanges,
         how: How<'_>,
     ) -> Result<Option<Pushed>, Refusal> {
         let session = format!("{} pid {}", self.peer, self.pid);
@@ -310,7 +311,7 @@ impl Committer {
             }
         };
         let started = Instant::now();
-        let pushed = push(remote, &session, txid, changes, how, cancelled).await;
+        let pushed = push(remote, &session, txid, taken, how, cancelled).await;
         drop(working);
         if !matches!(pushed, Ok(None)) {
             self.reached_org = true;
@@ -386,8 +387,8 @@ pub async fn rollback<U: Upstream>(upstream: &mut U) -> Result<(), SessionError>
     }
 }
 
-/// Plans, sends and journals the push of `changes`, captured in transaction `txid` of
-/// `session`, then reads back what Salesforce set and sends it to `how.mirror`.
+/// Plans, sends and journals the push of the changes `taken`, captured in transaction
+/// `txid` of `session`, then reads back what Salesforce set and sends it to `how.mirror`.
 /// `Ok(None)`: nothing needed sending. The changes are dropped once planned (a bulk push
 /// keeps the images of the rows it may restore).
 ///
@@ -399,11 +400,12 @@ async fn push<R: Remote>(
     remote: &R,
     session: &str,
     txid: String,
-    changes: Vec<PendingChange>,
+    taken: TakenChanges,
     how: How<'_>,
     cancelled: impl Future<Output = ()> + Send,
 ) -> Result<Option<Pushed>, Refusal> {
     tokio::pin!(cancelled);
+    let TakenChanges { changes, before } = taken;
     let planned = tokio::select! {
         planned = remote.plan(&changes) => planned?,
         () = &mut cancelled => return Err(canceled(
@@ -430,11 +432,11 @@ async fn push<R: Remote>(
         .iter()
         .any(|p| sfpg_control::events::is_platform_event(&p.object.object));
     if how.mode.uses_bulk(plan.fits_one_request()) && !events {
-        let before = RowsBefore::of(&changes);
         drop(changes);
         return push_bulk(remote, plan, entry, &before, how, cancelled).await;
     }
     drop(changes);
+    drop(before);
     if !plan.fits_one_request() {
         return Err(plan.too_large());
     }

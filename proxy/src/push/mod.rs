@@ -15,6 +15,7 @@ pub mod plan;
 pub mod refusal;
 pub mod repair;
 pub mod send;
+pub mod taken;
 pub mod write_back;
 
 use std::collections::HashMap;

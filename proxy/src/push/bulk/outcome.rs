@@ -3,12 +3,11 @@
 //! push's), the refused rows put back as they were before the transaction, the rows of
 //! `sfpg.write_failures`, and the WARNING the COMMIT carries.
 //!
-//! The captured changes are not kept through the push: [`RowsBefore`] keeps, of the rows
-//! a push may have to restore, their images from before the transaction as JSON text.
+//! The refused rows' images come from [`RowsBefore`], not from the captured changes,
+//! which are not kept through the push.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use sfpg_control::capture::{Operation as Captured, PendingChange};
 use sfpg_control::write_failures::{WriteFailure, listing_query};
 use sfpg_salesforce::Record;
 
@@ -16,6 +15,7 @@ use super::{BulkSent, Fate};
 use crate::push::WriteBack;
 use crate::push::plan::{Operation, Plan, Planned};
 use crate::push::refusal::sqlstate_for;
+use crate::push::taken::RowsBefore;
 use crate::push::write_back::WRITE_BACK_ROWS;
 
 /// How many refusals the WARNING's DETAIL names.
@@ -62,8 +62,8 @@ pub fn settle<'b>(
         let object = &planned.object;
         let restore = match planned.operation {
             Operation::Create => None,
-            _ => match before.0.get(&(planned.table_oid, planned.row_id)) {
-                Some(row) => Some(&**row),
+            _ => match before.get(planned.table_oid, planned.row_id) {
+                Some(row) => Some(row),
                 None => continue,
             },
         };
@@ -145,34 +145,6 @@ fn without_fields(planned: &Planned) -> Planned {
         provisional: planned.provisional.clone(),
         references: planned.references.clone(),
         level: planned.level,
-    }
-}
-
-/// The images from before the transaction of the rows a bulk push may have to restore
-/// (those it updated or deleted and did not create), by table OID and local id, as JSON
-/// text: kept through the push instead of the captured changes, several times larger
-/// parsed.
-#[derive(Debug, Default)]
-pub struct RowsBefore(HashMap<(u32, i64), Box<str>>);
-
-impl RowsBefore {
-    /// The old image of the first change the transaction made to each row it did not
-    /// create.
-    pub fn of(changes: &[PendingChange]) -> Self {
-        let mut before = HashMap::new();
-        let mut seen = HashSet::new();
-        for change in changes {
-            let key = (change.table_oid, change.row_id.unwrap_or_default());
-            if !seen.insert(key) || change.operation == Captured::Insert {
-                continue;
-            }
-            if let Some(old) = &change.old
-                && let Ok(text) = serde_json::to_string(old)
-            {
-                before.insert(key, text.into_boxed_str());
-            }
-        }
-        RowsBefore(before)
     }
 }
 
@@ -272,4 +244,20 @@ fn warning(
             ),
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restores_are_json_with_each_rows_image() {
+        let rows = [(1, None), (2, Some(r#"{"id": 2, "name": "Old"}"#))];
+        let text = restore_rows(&rows);
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!([{"id": 1}, {"id": 2, "row": {"id": 2, "name": "Old"}}])
+        );
+    }
 }
