@@ -7,8 +7,9 @@
 //!    fail after Salesforce has accepted.
 //! 2. Beyond it: the plan, one Composite request to the org, the write journal, and the
 //!    read-back of what Salesforce set. A CancelRequest stops the wait at once.
-//! 3. On the client's connection again: `sfpg.write_back` of what Salesforce set, then
-//!    COMMIT; a refusal at any step rolls back instead.
+//! 3. On the client's connection again: `sfpg.write_back` of what Salesforce set (and a
+//!    bulk push's `sfpg.restore_refused`), each statement run as the read-back sends it
+//!    ([`ToMirror`]), then COMMIT; a refusal at any step rolls back instead.
 //!
 //! Both sides are traits, so that the rules can be tested without sockets, PostgreSQL or
 //! Salesforce: [`Upstream`] runs the proxy's own statements on the client's connection

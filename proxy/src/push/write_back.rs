@@ -70,7 +70,7 @@ const WRITES_AHEAD: usize = 1;
 
 /// Where a push sends what it writes into the mirror: the commit's loop, which holds the
 /// client's connection, runs each statement as it comes. The channel holds
-/// [`WRITES_AHEAD`] statements, so a large push's read-back waits while the connection
+/// `WRITES_AHEAD` statements, so a large push's read-back waits while the connection
 /// writes, and the rows of no more than a few statements are held at once.
 #[derive(Debug, Clone)]
 pub struct ToMirror(mpsc::Sender<MirrorWrite>);

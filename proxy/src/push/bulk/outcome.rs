@@ -157,7 +157,7 @@ pub struct Restores<'b>(BTreeMap<(String, String), Vec<Restore<'b>>>);
 type Restore<'b> = (i64, Option<&'b str>);
 
 impl Restores<'_> {
-    /// The `sfpg.restore_refused` statements, [`WRITE_BACK_ROWS`] rows each, each made
+    /// The `sfpg.restore_refused` statements, `WRITE_BACK_ROWS` rows each, each made
     /// only when it is wanted.
     pub fn statements(&self) -> impl Iterator<Item = WriteBack> + Send + '_ {
         self.0.iter().flat_map(|((schema, table), rows)| {
