@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::UpstreamStream;
@@ -218,6 +218,9 @@ impl<'a> Statements<'a> {
             let (tag, frame) = read_frame(self.stream, self.input).await?;
             largest = largest.max(frame.len());
             match tag {
+                be::DATA_ROW if frame.len() > LARGE_FRAME => {
+                    outcome.rows.push(self.large_row(frame)?);
+                }
                 be::DATA_ROW => {
                     let values = be::decode_data_row(body(&frame))?;
                     outcome.rows.push(
@@ -247,6 +250,32 @@ impl<'a> Statements<'a> {
                 _ => {}
             }
         }
+    }
+
+    /// The values of a large DataRow (a transaction's captured changes). A row of one
+    /// value is moved out of its frame rather than copied: the input buffer first copies
+    /// off the few bytes after the frame, so that the frame holds its allocation alone.
+    fn large_row(&mut self, mut frame: BytesMut) -> Result<Vec<Option<String>>, SessionError> {
+        let values = be::decode_data_row(body(&frame))?;
+        let (start, len) = match values.as_slice() {
+            [Some(value)] => (
+                value.as_ptr() as usize - frame.as_ptr() as usize,
+                value.len(),
+            ),
+            _ => {
+                return Ok(values
+                    .into_iter()
+                    .map(|v| v.map(|v| String::from_utf8_lossy(v).into_owned()))
+                    .collect());
+            }
+        };
+        drop(values);
+        *self.input = BytesMut::from(&self.input[..]);
+        frame.advance(start);
+        frame.truncate(len);
+        let text = String::from_utf8(Vec::from(frame))
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
+        Ok(vec![Some(text)])
     }
 
     /// [`Self::run`], with the server's refusal as an error.
