@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use sfpg_emulator::http::QueryJobFault;
 use sfpg_testkit::world::World;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client};
@@ -334,6 +335,51 @@ async fn a_push_beyond_the_bulk_limit_left_is_refused_before_anything_is_sent() 
     assert_eq!(ingest_jobs(&world), 0);
     assert_eq!(count_named(&world, "Spent").await, 0);
     world.assert_mirror_equals_org("Account").await;
+}
+
+/// A read-back by Bulk query that fails (the query job ends `Failed`) still gives every
+/// new row its Salesforce Id, written back in statements of its own once the query has
+/// failed; the rest (SystemModstamp…) is left to the sync, and the transaction commits.
+#[tokio::test]
+async fn a_failed_read_back_by_query_still_writes_each_new_rows_id() {
+    const ROWS: i32 = 2_500;
+    let world = World::start(&["Account"], 20).await;
+    world
+        .emulator
+        .set_bulk_processing_delay(std::time::Duration::ZERO);
+    world.emulator.add_query_job_fault(QueryJobFault {
+        object: Some("Account".into()),
+        fail_after_records: Some(0),
+        ..QueryJobFault::default()
+    });
+    let (client, _) = client_with_notices(&world, Some("-c sfpg.bulk_writes=on")).await;
+    insert_accounts(&client, "Unread", ROWS, None)
+        .await
+        .unwrap();
+    let row = world
+        .direct()
+        .await
+        .query_one(
+            "SELECT count(*), count(DISTINCT sfid) FILTER (WHERE sfid NOT LIKE '~%'),
+                    count(*) FILTER (WHERE systemmodstamp IS NULL)
+               FROM salesforce.account WHERE name LIKE 'Unread %'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (rows, ids, unread): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(rows, i64::from(ROWS));
+    // Every row has its own real Id...
+    assert_eq!(ids, i64::from(ROWS));
+    // ... and nothing else was read back: the query did fail.
+    assert_eq!(unread, i64::from(ROWS));
+    let query_jobs = world
+        .emulator
+        .requests(0)
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/jobs/query"))
+        .count();
+    assert_eq!(query_jobs, 1);
 }
 
 /// 50,000 rows, each mode: `off` refuses them before anything is sent; `auto` inserts them

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::UpstreamStream;
@@ -136,6 +136,9 @@ pub struct PushContext {
     pub role: String,
 }
 
+/// From what size an answer's frame leaves the connection's input buffer to be dropped.
+const LARGE_FRAME: usize = 1 << 20;
+
 /// What one of the proxy's statements returned.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -148,6 +151,12 @@ impl Outcome {
     /// The first column of the first row.
     fn scalar(&self) -> Option<&str> {
         self.rows.first()?.first()?.as_deref()
+    }
+
+    /// The first column of the first row, taken rather than copied: the captured changes
+    /// of a large transaction are hundreds of megabytes of text.
+    fn into_scalar(self) -> Option<String> {
+        self.rows.into_iter().next()?.into_iter().next()?
     }
 
     fn into_result(self) -> Result<Self, UpstreamError> {
@@ -207,9 +216,14 @@ impl<'a> Statements<'a> {
         encode::sync(self.output)?;
         flush(self.stream, self.output).await?;
         let mut outcome = Outcome::default();
+        let mut largest = 0;
         loop {
             let (tag, frame) = read_frame(self.stream, self.input).await?;
+            largest = largest.max(frame.len());
             match tag {
+                be::DATA_ROW if frame.len() > LARGE_FRAME => {
+                    outcome.rows.push(self.large_row(frame)?);
+                }
                 be::DATA_ROW => {
                     let values = be::decode_data_row(body(&frame))?;
                     outcome.rows.push(
@@ -224,7 +238,14 @@ impl<'a> Statements<'a> {
                     tracing::debug!(sql, error = fields.message(), "proxy statement failed");
                     outcome.error = Some(fields);
                 }
-                be::READY_FOR_QUERY => return Ok(outcome),
+                be::READY_FOR_QUERY => {
+                    // The room made for a large answer (a transaction's captured changes)
+                    // would stay with the connection: it goes, if nothing else is in it.
+                    if largest > LARGE_FRAME && self.input.is_empty() {
+                        *self.input = BytesMut::with_capacity(8192);
+                    }
+                    return Ok(outcome);
+                }
                 // Asynchronous messages are the client's, whoever's statement is running.
                 be::NOTIFICATION_RESPONSE | be::PARAMETER_STATUS => {
                     self.to_client.extend_from_slice(&frame);
@@ -232,6 +253,32 @@ impl<'a> Statements<'a> {
                 _ => {}
             }
         }
+    }
+
+    /// The values of a large DataRow (a transaction's captured changes). A row of one
+    /// value is moved out of its frame rather than copied: the input buffer first copies
+    /// off the few bytes after the frame, so that the frame holds its allocation alone.
+    fn large_row(&mut self, mut frame: BytesMut) -> Result<Vec<Option<String>>, SessionError> {
+        let values = be::decode_data_row(body(&frame))?;
+        let (start, len) = match values.as_slice() {
+            [Some(value)] => (
+                value.as_ptr() as usize - frame.as_ptr() as usize,
+                value.len(),
+            ),
+            _ => {
+                return Ok(values
+                    .into_iter()
+                    .map(|v| v.map(|v| String::from_utf8_lossy(v).into_owned()))
+                    .collect());
+            }
+        };
+        drop(values);
+        *self.input = BytesMut::from(&self.input[..]);
+        frame.advance(start);
+        frame.truncate(len);
+        let text = String::from_utf8(Vec::from(frame))
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
+        Ok(vec![Some(text)])
     }
 
     /// [`Self::run`], with the server's refusal as an error.
@@ -279,7 +326,7 @@ impl Upstream for Statements<'_> {
         let taken = self
             .run_ok(TAKE_PENDING_PAGE_SQL, &[Some(ticket), Some(&rows)])
             .await?;
-        Ok(taken.scalar().map(str::to_owned))
+        Ok(taken.into_scalar())
     }
 
     async fn set_constraints_immediate(&mut self) -> Result<(), UpstreamError> {

@@ -7,8 +7,9 @@
 //!    fail after Salesforce has accepted.
 //! 2. Beyond it: the plan, one Composite request to the org, the write journal, and the
 //!    read-back of what Salesforce set. A CancelRequest stops the wait at once.
-//! 3. On the client's connection again: `sfpg.write_back` of what Salesforce set, then
-//!    COMMIT; a refusal at any step rolls back instead.
+//! 3. On the client's connection again: `sfpg.write_back` of what Salesforce set (and a
+//!    bulk push's `sfpg.restore_refused`), each statement run as the read-back sends it
+//!    ([`ToMirror`]), then COMMIT; a refusal at any step rolls back instead.
 //!
 //! Both sides are traits, so that the rules can be tested without sockets, PostgreSQL or
 //! Salesforce: [`Upstream`] runs the proxy's own statements on the client's connection
@@ -21,7 +22,8 @@
 //! proxy's own connection, and `sfpg.write_back` sets the origin for its own statement only
 //! (migration V8; docs/architecture.md, "The trust boundary").
 
-use std::collections::HashSet;
+mod bulk;
+
 use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,16 +37,18 @@ use tokio_postgres::error::SqlState;
 
 use tokio::sync::mpsc::{self, UnboundedSender};
 
-use super::bulk::outcome::{self, Settled};
 use super::bulk::{BulkSent, BulkWrites, Progress};
 use super::journal::{Entry, JournalRecord, Outcome, WriteFailure};
-use super::plan::{self, Operation, Plan};
+use super::plan::{Operation, Plan};
 use super::send::{Failure, Sent};
-use super::{Created, Pushed, Refusal, WriteBack};
+use super::taken::{self, TakenChanges};
+use super::{Created, MirrorWrite, Pushed, Refusal, ToMirror};
 use crate::backend::statements::{Upstream, UpstreamError};
 use crate::error::SessionError;
 use crate::frontend::cancel::CancelSignal;
 use crate::telemetry;
+
+use self::bulk::push_bulk;
 
 /// Why the write journal could not record an entry.
 pub type JournalError = Box<dyn Error + Send + Sync>;
@@ -88,16 +92,18 @@ pub trait Remote {
 
     /// Reads back what Salesforce set on the records of an accepted push (`created`: the
     /// Id of each create, in plan order; `event_uuids`: the EventUuid of each create that
-    /// published a platform event), as what to write into the mirror. `bulk_since`: the
-    /// push went through ingest jobs, the first created then (many records are read back
-    /// by a Bulk query).
+    /// published a platform event) and sends what to write into the mirror to `mirror`,
+    /// one statement at a time as it is read; returns the creates. `bulk_since`: the push
+    /// went through ingest jobs, the first created then (many records are read back by a
+    /// Bulk query).
     fn read_back(
         &self,
         plan: &Plan,
         created: &[String],
         event_uuids: &[Option<String>],
         bulk_since: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> impl Future<Output = (Vec<WriteBack>, Vec<Created>)> + Send;
+        mirror: &ToMirror,
+    ) -> impl Future<Output = Vec<Created>> + Send;
 }
 
 /// What came of a push.
@@ -111,7 +117,7 @@ pub enum PushOutcome {
 }
 
 /// Why a push stopped before its end.
-enum Stop {
+pub(super) enum Stop {
     Refused(Refusal),
     /// The client's connection failed: the session ends.
     Lost(SessionError),
@@ -240,49 +246,39 @@ impl Committer {
         let mode = BulkWrites::parse(context.bulk_writes.as_deref())?;
         let ticket = remote.push_ticket(&txid).await?;
         let ticket = ticket.expose_secret();
-        let changes = take_changes(upstream, ticket).await?;
-        if changes.is_empty() {
+        let taken_changes = taken::take(upstream, ticket).await?;
+        if taken_changes.changes.is_empty() {
             return Ok(Vec::new());
         }
         // Constraints deferred to COMMIT are checked now, so that no commit-time failure
         // can come after Salesforce has accepted the changes.
         upstream.set_constraints_immediate().await?;
         let (progress, mut told) = mpsc::unbounded_channel::<Progress>();
+        let (mirror, mut to_write) = ToMirror::channel();
         let how = How {
             mode,
             role: &context.role,
             progress,
+            mirror,
         };
-        let pushing = self.push_to_org(remote, txid, &changes, how);
+        let pushing = self.push_to_org(remote, txid, taken_changes, how);
         tokio::pin!(pushing);
-        // A bulk push's progress reaches the client while its jobs run.
+        // A bulk push's progress reaches the client while its jobs run, and what the push
+        // writes into the mirror is written as it comes (the push waits meanwhile).
         let pushed = loop {
             tokio::select! {
                 pushed = &mut pushing => break pushed?,
                 Some(progress) = told.recv() => upstream.notice(progress.notice()).await?,
+                Some(write) = to_write.recv() => write_into_mirror(upstream, ticket, write).await?,
             }
         };
+        // What the push sent last.
+        while let Ok(write) = to_write.try_recv() {
+            write_into_mirror(upstream, ticket, write).await?;
+        }
         let Some(pushed) = pushed else {
             return Ok(Vec::new());
         };
-        // A bulk push's refused rows go back as they were before the transaction.
-        for restore in &pushed.restores {
-            upstream.restore_refused(ticket, restore).await?;
-        }
-        // What Salesforce set goes into the mirror as the sync would write it: not
-        // captured again.
-        for write_back in &pushed.write_backs {
-            match upstream.write_back(ticket, write_back).await {
-                // Salesforce holds the change; the journal's repair brings the mirror in
-                // line once this transaction is over.
-                Err(UpstreamError::Refused(error)) => {
-                    return Err(Refusal::from_server(&error.0).detail(
-                        "Salesforce accepted the change, but writing it into the mirror failed; the proxy will read it back from Salesforce.",
-                    ).into());
-                }
-                written => written?,
-            }
-        }
         if let Some(warning) = pushed.warning {
             upstream.notice(warning).await?;
         }
@@ -294,7 +290,7 @@ impl Committer {
         &mut self,
         remote: &R,
         txid: String,
-        changes: &[PendingChange],
+        taken: TakenChanges,
         how: How<'_>,
     ) -> Result<Option<Pushed>, Refusal> {
         let session = format!("{} pid {}", self.peer, self.pid);
@@ -310,7 +306,7 @@ impl Committer {
             }
         };
         let started = Instant::now();
-        let pushed = push(remote, &session, txid, changes, how, cancelled).await;
+        let pushed = push(remote, &session, txid, taken, how, cancelled).await;
         drop(working);
         if !matches!(pushed, Ok(None)) {
             self.reached_org = true;
@@ -320,38 +316,31 @@ impl Committer {
     }
 }
 
-/// Rows of captured changes taken at a time: a page's text and parse are held until it is
-/// reduced to its net changes (about 20 KB a row of 50 columns at the most).
-const TAKE_ROWS: u32 = 1_000;
-
-/// Takes the transaction's captured changes a page of rows at a time, each page reduced to
-/// its rows' net changes ([`plan::compact`]) before the next is taken; returns them in the
-/// order of their first change, as planning reads them.
-async fn take_changes<U: Upstream>(
+/// Runs one statement of what a push writes into the mirror: a bulk push's refused rows
+/// back as they were before the transaction, or what Salesforce set, as the sync would
+/// write it; neither is captured again.
+async fn write_into_mirror<U: Upstream>(
     upstream: &mut U,
     ticket: &str,
-) -> Result<Vec<PendingChange>, Stop> {
-    let mut changes = Vec::new();
-    loop {
-        let taken = upstream.take_pending_changes(ticket, TAKE_ROWS).await?;
-        let page = sfpg_control::capture::parse_pending(taken.as_deref().unwrap_or("[]")).map_err(
-            |error| {
-                Refusal::new(
-                    SqlState::INTERNAL_ERROR,
-                    format!("sfpg proxy: cannot read the captured changes: {error}"),
-                )
-            },
-        )?;
-        drop(taken);
-        let rows: HashSet<(u32, Option<i64>)> =
-            page.iter().map(|c| (c.table_oid, c.row_id)).collect();
-        changes.extend(plan::compact(&page));
-        if rows.len() < TAKE_ROWS as usize {
-            break;
+    write: MirrorWrite,
+) -> Result<(), Stop> {
+    let write_back = match write {
+        MirrorWrite::Restore(restore) => {
+            upstream.restore_refused(ticket, &restore).await?;
+            return Ok(());
         }
+        MirrorWrite::WriteBack(write_back) => write_back,
+    };
+    match upstream.write_back(ticket, &write_back).await {
+        // Salesforce holds the change; the journal's repair brings the mirror in line once
+        // this transaction is over.
+        Err(UpstreamError::Refused(error)) => Err(Refusal::from_server(&error.0)
+            .detail(
+                "Salesforce accepted the change, but writing it into the mirror failed; the proxy will read it back from Salesforce.",
+            )
+            .into()),
+        written => Ok(written?),
     }
-    changes.sort_by_key(|change| change.seq);
-    Ok(changes)
 }
 
 /// Without the control database the proxy has no org to push to, and no key to take
@@ -393,8 +382,10 @@ pub async fn rollback<U: Upstream>(upstream: &mut U) -> Result<(), SessionError>
     }
 }
 
-/// Plans, sends and journals the push of `changes`, captured in transaction `txid` of
-/// `session`, then reads back what Salesforce set. `Ok(None)`: nothing needed sending.
+/// Plans, sends and journals the push of the changes `taken`, captured in transaction
+/// `txid` of `session`, then reads back what Salesforce set and sends it to `how.mirror`.
+/// `Ok(None)`: nothing needed sending. The changes are dropped once planned (a bulk push
+/// keeps the images of the rows it may restore).
 ///
 /// When `cancelled` resolves first (the session's CancelRequest), the push stops waiting
 /// and is refused with 57014. Once the request may have left, Salesforce may still carry
@@ -404,13 +395,14 @@ async fn push<R: Remote>(
     remote: &R,
     session: &str,
     txid: String,
-    changes: &[PendingChange],
+    taken: TakenChanges,
     how: How<'_>,
     cancelled: impl Future<Output = ()> + Send,
 ) -> Result<Option<Pushed>, Refusal> {
     tokio::pin!(cancelled);
+    let TakenChanges { changes, before } = taken;
     let planned = tokio::select! {
-        planned = remote.plan(changes) => planned?,
+        planned = remote.plan(&changes) => planned?,
         () = &mut cancelled => return Err(canceled(
             "Nothing was sent to Salesforce; the transaction was rolled back.",
         )),
@@ -435,8 +427,11 @@ async fn push<R: Remote>(
         .iter()
         .any(|p| sfpg_control::events::is_platform_event(&p.object.object));
     if how.mode.uses_bulk(plan.fits_one_request()) && !events {
-        return push_bulk(remote, &plan, entry, changes, how, cancelled).await;
+        drop(changes);
+        return push_bulk(remote, plan, entry, &before, how, cancelled).await;
     }
+    drop(changes);
+    drop(before);
     if !plan.fits_one_request() {
         return Err(plan.too_large());
     }
@@ -462,8 +457,8 @@ async fn push<R: Remote>(
         Ok(id) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
         Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
     }
-    let (write_backs, created) = remote
-        .read_back(&plan, &sent.created, &sent.event_uuids, None)
+    let created = remote
+        .read_back(&plan, &sent.created, &sent.event_uuids, None, &how.mirror)
         .await;
     let mirrored = plan
         .records
@@ -472,76 +467,19 @@ async fn push<R: Remote>(
         .count();
     telemetry::written_back(&plan.org.name, u64::try_from(mirrored).unwrap_or(0));
     Ok(Some(Pushed {
-        write_backs,
         created,
-        ..Pushed::default()
+        warning: None,
     }))
 }
 
 /// How a session pushes: its `sfpg.bulk_writes`, its role (whose failures a bulk push
-/// keeps), and where a bulk push's progress goes.
+/// keeps), where a bulk push's progress goes, and where what the push writes into the
+/// mirror goes.
 pub struct How<'a> {
     pub mode: BulkWrites,
     pub role: &'a str,
     pub progress: UnboundedSender<Progress>,
-}
-
-/// Pushes `plan` through Bulk API ingest jobs: the accepted records are read back, the
-/// refused ones restored and kept in `sfpg.write_failures`, and the COMMIT warns of them.
-/// A push some of whose records may or may not have been saved is refused with 08007,
-/// as an atomic push of unknown outcome is, and left to the repair.
-async fn push_bulk<R: Remote>(
-    remote: &R,
-    plan: &Plan,
-    entry: Entry,
-    changes: &[PendingChange],
-    how: How<'_>,
-    cancelled: impl Future<Output = ()> + Send,
-) -> Result<Option<Pushed>, Refusal> {
-    let txid = entry.txid.clone().unwrap_or_default();
-    let sent = remote
-        .send_bulk(plan, entry, how.progress, cancelled)
-        .await
-        .map_err(|failure| failure.refusal)?;
-    if sent.uncertain() {
-        remote.repair_soon();
-        return Err(Refusal::new(
-            SqlState::from_code("08007"),
-            "Salesforce may have saved some of the records of this bulk push: following one of its ingest jobs failed",
-        )
-        .detail(format!(
-            "The local transaction was rolled back. The write journal's entry {} reads the records from Salesforce again once the jobs have ended; the mirror then shows what Salesforce holds.",
-            sent.journal_id.map_or_else(|| "?".to_owned(), |id| id.to_string())
-        )));
-    }
-    let who = outcome::Pusher {
-        role: how.role,
-        txid: &txid,
-    };
-    let Settled {
-        accepted,
-        created,
-        restores,
-        failures,
-        warning,
-    } = outcome::settle(plan, &sent, changes, &who);
-    if !failures.is_empty() {
-        remote.record_failures(&failures).await;
-    }
-    let (write_backs, created) = match &accepted {
-        // Platform events never go through ingest jobs (see `push`): no EventUuids.
-        Some(accepted) => {
-            let since = sent.jobs.iter().map(|job| job.created_date).min();
-            remote.read_back(accepted, &created, &[], since).await
-        }
-        None => (Vec::new(), Vec::new()),
-    };
-    Ok(Some(Pushed {
-        write_backs,
-        created,
-        restores,
-        warning,
-    }))
+    pub mirror: ToMirror,
 }
 
 /// A push the client cancelled while its request was under way: journaled as abandoned,

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod refusal;
 pub mod repair;
 pub mod send;
+pub mod taken;
 pub mod write_back;
 
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use tokio_postgres::error::SqlState;
 pub use catalog::Catalog;
 pub use commit::PushOutcome;
 pub use refusal::Refusal;
-pub use write_back::{Created, WriteBack};
+pub use write_back::{Created, MirrorGone, MirrorWrite, ToMirror, WriteBack};
 
 use self::catalog::{ObjectHandle, OrgHandle};
 use self::commit::{JournalError, Remote};
@@ -66,13 +67,12 @@ impl std::str::FromStr for Failpoint {
     }
 }
 
-/// A push Salesforce accepted: what to write back, and the Ids of new records; for a
-/// bulk push, also the refused rows to restore and the COMMIT's WARNING.
+/// A push Salesforce accepted (what it wrote into the mirror went to its [`ToMirror`] as
+/// it went): the Ids of new records; for a bulk push that refused some, the COMMIT's
+/// WARNING.
 #[derive(Debug, Default)]
 pub struct Pushed {
-    pub write_backs: Vec<WriteBack>,
     pub created: Vec<Created>,
-    pub restores: Vec<WriteBack>,
     pub warning: Option<Vec<(u8, String)>>,
 }
 
@@ -210,12 +210,13 @@ impl Remote for Pusher {
         created: &[String],
         event_uuids: &[Option<String>],
         bulk_since: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> (Vec<WriteBack>, Vec<Created>) {
+        mirror: &ToMirror,
+    ) -> Vec<Created> {
         #[cfg(feature = "failpoints")]
         if self.failpoint == Some(Failpoint::PauseAfterPush) {
             tracing::warn!("failpoint pause-after-push reached: waiting forever");
             std::future::pending::<()>().await;
         }
-        write_back::write_backs(plan, created, event_uuids, bulk_since).await
+        write_back::write_backs(plan, created, event_uuids, bulk_since, mirror).await
     }
 }

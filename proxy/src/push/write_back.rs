@@ -10,15 +10,17 @@
 //! by the mirror writer's pure half ([`WriteBackRow`]): values converted as the sync's are,
 //! and the writer's version guard applied by the function.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sfpg_control::events::is_platform_event;
+use sfpg_control::plan::MirroredField;
 use sfpg_control::writer::{WriteBackRow, write_back_rows};
 use sfpg_salesforce::{Record, SalesforceId};
+use tokio::sync::mpsc;
 
-use super::bulk::read_back;
+use super::bulk::read_back::{self, ReadBackError, ResultPages};
 use super::catalog::ObjectHandle;
 use super::plan::{Operation, Plan};
 
@@ -49,21 +51,62 @@ pub struct Created {
 /// in the plan, local id and Salesforce Id.
 type TableRows = (usize, Vec<(usize, i64, String)>);
 
-/// Rows of one write-back statement: a bulk push's 100,000 rows go in several, so that no
+/// Rows of one write-back or restore statement: a bulk push's 100,000 rows go in several, so that no
 /// one JSON text (and the server's `jsonb` of it) holds them all.
-const WRITE_BACK_ROWS: usize = 5_000;
+pub(crate) const WRITE_BACK_ROWS: usize = 5_000;
+
+/// One statement a push has the client's connection run, in the order the push makes them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MirrorWrite {
+    /// `sfpg.restore_refused`: refused rows of a bulk push back as they were before the
+    /// transaction.
+    Restore(WriteBack),
+    /// `sfpg.write_back` (or the events' own): what Salesforce set.
+    WriteBack(WriteBack),
+}
+
+/// How many statements the push may have made that the connection has not begun to run.
+const WRITES_AHEAD: usize = 1;
+
+/// Where a push sends what it writes into the mirror: the commit's loop, which holds the
+/// client's connection, runs each statement as it comes. The channel holds
+/// `WRITES_AHEAD` statements, so a large push's read-back waits while the connection
+/// writes, and the rows of no more than a few statements are held at once.
+#[derive(Debug, Clone)]
+pub struct ToMirror(mpsc::Sender<MirrorWrite>);
+
+/// The commit no longer takes what the push writes: it has stopped (a refused statement,
+/// a lost connection), and the push's end no longer matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MirrorGone;
+
+impl ToMirror {
+    /// A push's way to the mirror, and the commit's end of it.
+    pub fn channel() -> (ToMirror, mpsc::Receiver<MirrorWrite>) {
+        let (sender, receiver) = mpsc::channel(WRITES_AHEAD);
+        (ToMirror(sender), receiver)
+    }
+
+    /// Hands `write` to the connection, once it has room.
+    pub async fn send(&self, write: MirrorWrite) -> Result<(), MirrorGone> {
+        self.0.send(write).await.map_err(|_| MirrorGone)
+    }
+}
 
 /// Reads back every created and updated record (`created`: the Id of each create, in plan
-/// order) and builds the write-backs of each table. If the read fails, new records still
-/// get their Id (the sync fills in the rest). `bulk_since`: the push went through ingest
-/// jobs, the first created then; a table with many records is read back by one Bulk query
-/// job ([`read_back`]) rather than by Collections retrieves of 200.
+/// order) and sends the write-backs of each table to `mirror` as they are made; returns
+/// the creates, for `RETURNING`. If the read fails, new records still get their Id (the
+/// sync fills in the rest). `bulk_since`: the push went through ingest jobs, the first
+/// created then; a table with many records is read back by one Bulk query job
+/// ([`read_back`]), each page written back before the next is read, rather than by
+/// Collections retrieves of 200.
 pub async fn write_backs(
     plan: &Plan,
     created_ids: &[String],
     event_uuids: &[Option<String>],
     bulk_since: Option<DateTime<Utc>>,
-) -> (Vec<WriteBack>, Vec<Created>) {
+    mirror: &ToMirror,
+) -> Vec<Created> {
     let (by_table, created) = by_table(plan, created_ids);
     // The Id of each create, by its index in the plan.
     let ids: Vec<Option<&String>> = {
@@ -87,51 +130,162 @@ pub async fn write_backs(
             })
             .collect()
     };
-    let mut statements = Vec::new();
     for (_, (index, rows)) in by_table {
         let object = &plan.records[index].object;
-        if is_platform_event(&object.object) {
+        let sent = if is_platform_event(&object.object) {
             // An event cannot be read back (it is not retrievable): its row gets the Id
             // and EventUuid of the publish; the bus delivers the rest.
-            statements.push(event_write_back(object, &rows, &uuids));
-            continue;
-        }
-        let records = match bulk_since {
-            Some(since) if rows.len() >= read_back::BULK_READ_BACK_FROM => {
-                read_by_query(plan, object, &rows, since).await
+            let events = event_write_back(object, &rows, &uuids);
+            mirror.send(MirrorWrite::WriteBack(events)).await
+        } else {
+            let table = TableWrite::new(plan, object, &ids, mirror);
+            match bulk_since {
+                Some(since) if rows.len() >= read_back::BULK_READ_BACK_FROM => {
+                    table.by_query(&rows, since).await
+                }
+                _ => table.by_id(&rows).await,
             }
-            _ => read_by_id(plan, object, &rows).await,
         };
-        let plan_of_object = object.plan();
-        // The Id is the push's own (a create's from its answer); the read gives the rest.
-        let copied: Vec<_> = plan_of_object
+        if sent.is_err() {
+            break;
+        }
+    }
+    created
+}
+
+/// The write-back of one table's records.
+struct TableWrite<'a> {
+    plan: &'a Plan,
+    object: &'a ObjectHandle,
+    /// The Id of each create, by its index in the plan.
+    ids: &'a [Option<&'a String>],
+    /// The fields copied from a record as read: all but the Id, which is the push's own
+    /// (a create's from its answer).
+    copied: Vec<MirroredField>,
+    mirror: &'a ToMirror,
+}
+
+/// Why the pages of a query stopped.
+enum PagesStopped {
+    Read(ReadBackError),
+    Gone(MirrorGone),
+}
+
+impl<'a> TableWrite<'a> {
+    fn new(
+        plan: &'a Plan,
+        object: &'a ObjectHandle,
+        ids: &'a [Option<&'a String>],
+        mirror: &'a ToMirror,
+    ) -> Self {
+        let copied = object
+            .plan()
             .fields
             .into_iter()
             .filter(|f| f.column != "sfid")
             .collect();
-        let back_rows = rows
+        TableWrite {
+            plan,
+            object,
+            ids,
+            copied,
+            mirror,
+        }
+    }
+
+    /// `rows` read by Collections retrieves of 200, then written back.
+    async fn by_id(&self, rows: &[(usize, i64, String)]) -> Result<(), MirrorGone> {
+        let records = read_by_id(self.plan, self.object, rows).await;
+        let back: Vec<WriteBackRow> = rows
             .iter()
             .zip(records)
-            .map(|((index, row_id, sfid), record)| {
-                let mut row = WriteBackRow::new(*row_id);
-                row.set("sfid", sfid);
-                resolve_references(&mut row, plan, *index, &ids);
-                if let Some(record) = record
-                    && let Err(error) = row.copy(&object.object, &copied, &record)
-                {
-                    tracing::warn!(%error, object = %object.object, "cannot write back a record as read; writing its Ids only");
-                }
-                row
-            })
-            .collect::<Vec<_>>();
-        statements.extend(back_rows.chunks(WRITE_BACK_ROWS).map(|chunk| WriteBack {
-            schema: object.schema.clone(),
-            table: object.table.clone(),
-            rows: write_back_rows(chunk),
-            events: false,
-        }));
+            .map(|(row, record)| self.row(row, record.as_ref()))
+            .collect();
+        self.send(&back).await
     }
-    (statements, created)
+
+    /// `rows` read by one Bulk query job, each page written back as it is read; the rows
+    /// the query did not bring (it failed) get their Ids only.
+    async fn by_query(
+        &self,
+        rows: &[(usize, i64, String)],
+        since: DateTime<Utc>,
+    ) -> Result<(), MirrorGone> {
+        let mut unwritten: HashMap<&str, &(usize, i64, String)> =
+            rows.iter().map(|row| (row.2.as_str(), row)).collect();
+        match self.write_pages(&mut unwritten, since).await {
+            Ok(()) => {}
+            Err(PagesStopped::Gone(gone)) => return Err(gone),
+            Err(PagesStopped::Read(error)) => {
+                tracing::warn!(%error, object = %self.object.object, "cannot read back pushed records by a Bulk query; writing their Ids only");
+            }
+        }
+        let rest: Vec<WriteBackRow> = rows
+            .iter()
+            .filter(|row| unwritten.contains_key(row.2.as_str()))
+            .map(|row| self.row(row, None))
+            .collect();
+        self.send(&rest).await
+    }
+
+    /// Writes back each page of the query's results as it comes, taking its rows out of
+    /// `unwritten`.
+    async fn write_pages(
+        &self,
+        unwritten: &mut HashMap<&str, &(usize, i64, String)>,
+        since: DateTime<Utc>,
+    ) -> Result<(), PagesStopped> {
+        let mut pages = ResultPages::query(&self.plan.org, self.object, since)
+            .await
+            .map_err(PagesStopped::Read)?;
+        while let Some(page) = pages
+            .next(|id| unwritten.contains_key(id))
+            .await
+            .map_err(PagesStopped::Read)?
+        {
+            let back: Vec<WriteBackRow> = page
+                .into_iter()
+                .filter_map(|(id, record)| {
+                    let row = unwritten.remove(id.as_str())?;
+                    Some(self.row(row, Some(&record)))
+                })
+                .collect();
+            self.send(&back).await.map_err(PagesStopped::Gone)?;
+        }
+        Ok(())
+    }
+
+    /// The write-back of one row: its Id, the Ids of the creates its lookups refer to,
+    /// and what `record` (as read) holds.
+    fn row(
+        &self,
+        (index, row_id, sfid): &(usize, i64, String),
+        record: Option<&Record>,
+    ) -> WriteBackRow {
+        let mut row = WriteBackRow::new(*row_id);
+        row.set("sfid", sfid);
+        resolve_references(&mut row, self.plan, *index, self.ids);
+        if let Some(record) = record
+            && let Err(error) = row.copy(&self.object.object, &self.copied, record)
+        {
+            tracing::warn!(%error, object = %self.object.object, "cannot write back a record as read; writing its Ids only");
+        }
+        row
+    }
+
+    /// Sends `rows` to the mirror, [`WRITE_BACK_ROWS`] to a statement.
+    async fn send(&self, rows: &[WriteBackRow]) -> Result<(), MirrorGone> {
+        for chunk in rows.chunks(WRITE_BACK_ROWS) {
+            let write_back = WriteBack {
+                schema: self.object.schema.clone(),
+                table: self.object.table.clone(),
+                rows: write_back_rows(chunk),
+                events: false,
+            };
+            self.mirror.send(MirrorWrite::WriteBack(write_back)).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The records of `rows` as Salesforce holds them, by Collections retrieves of 200; each
@@ -155,24 +309,6 @@ async fn read_by_id(
         Ok(records) => records,
         Err(error) => {
             tracing::warn!(%error, object = %object.object, "cannot read back pushed records; writing their Ids only");
-            vec![None; rows.len()]
-        }
-    }
-}
-
-/// The records of `rows` as Salesforce holds them, by one Bulk query job of the object's
-/// records changed since `since`; each `None` that could not be read.
-async fn read_by_query(
-    plan: &Plan,
-    object: &ObjectHandle,
-    rows: &[(usize, i64, String)],
-    since: DateTime<Utc>,
-) -> Vec<Option<Record>> {
-    let wanted: HashSet<&str> = rows.iter().map(|(_, _, id)| id.as_str()).collect();
-    match read_back::records_since(&plan.org, object, since, &wanted).await {
-        Ok(mut found) => rows.iter().map(|(_, _, id)| found.remove(id)).collect(),
-        Err(error) => {
-            tracing::warn!(%error, object = %object.object, "cannot read back pushed records by a Bulk query; writing their Ids only");
             vec![None; rows.len()]
         }
     }

@@ -2,30 +2,35 @@
 //! accepted records (as a plan of their own, to read back and write back like an atomic
 //! push's), the refused rows put back as they were before the transaction, the rows of
 //! `sfpg.write_failures`, and the WARNING the COMMIT carries.
+//!
+//! The refused rows' images come from [`RowsBefore`], not from the captured changes,
+//! which are not kept through the push.
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value, json};
-use sfpg_control::capture::{Operation as Captured, PendingChange};
 use sfpg_control::write_failures::{WriteFailure, listing_query};
+use sfpg_salesforce::Record;
 
 use super::{BulkSent, Fate};
 use crate::push::WriteBack;
 use crate::push::plan::{Operation, Plan, Planned};
 use crate::push::refusal::sqlstate_for;
+use crate::push::taken::RowsBefore;
+use crate::push::write_back::WRITE_BACK_ROWS;
 
 /// How many refusals the WARNING's DETAIL names.
 const REASONS_SHOWN: usize = 5;
 
 /// What the client's transaction does after a bulk push.
 #[derive(Debug)]
-pub struct Settled {
-    /// The accepted records, references renumbered; none when Salesforce accepted none.
+pub struct Settled<'b> {
+    /// The accepted records, references renumbered, without their fields (the read-back
+    /// needs none); none when Salesforce accepted none.
     pub accepted: Option<Plan>,
     /// The Id of each accepted create, in the order of `accepted`.
     pub created: Vec<String>,
-    /// Per table, the refused rows to put back (`sfpg.restore_refused`).
-    pub restores: Vec<WriteBack>,
+    /// The refused rows to put back (`sfpg.restore_refused`).
+    pub restores: Restores<'b>,
     /// One per refused record, for `sfpg.write_failures`.
     pub failures: Vec<WriteFailure>,
     /// The COMMIT's WARNING, when anything was refused.
@@ -39,16 +44,16 @@ pub struct Pusher<'a> {
     pub txid: &'a str,
 }
 
-/// Settles a bulk push of `plan` (captured as `changes`) that ended as `sent`.
-pub fn settle(
+/// Settles a bulk push of `plan` (the rows it changed as they were `before`) that ended
+/// as `sent`.
+pub fn settle<'b>(
     plan: &Plan,
     sent: &BulkSent,
-    changes: &[PendingChange],
+    before: &'b RowsBefore,
     who: &Pusher<'_>,
-) -> Settled {
+) -> Settled<'b> {
     let (accepted, created) = accepted(plan, &sent.fates);
-    let before = rows_before(changes);
-    let mut restores: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    let mut restores = Restores::default();
     let mut failures = Vec::new();
     for (planned, fate) in plan.records.iter().zip(&sent.fates) {
         let Fate::Refused { job, error } = fate else {
@@ -56,16 +61,17 @@ pub fn settle(
         };
         let object = &planned.object;
         let restore = match planned.operation {
-            Operation::Create => json!({ "id": planned.row_id }),
-            _ => match before.get(&(planned.table_oid, planned.row_id)) {
-                Some(row) => json!({ "id": planned.row_id, "row": row }),
+            Operation::Create => None,
+            _ => match before.get(planned.table_oid, planned.row_id) {
+                Some(row) => Some(row),
                 None => continue,
             },
         };
         restores
+            .0
             .entry((object.schema.clone(), object.table.clone()))
             .or_default()
-            .push(restore);
+            .push((planned.row_id, restore));
         failures.push(WriteFailure {
             role_name: who.role.to_owned(),
             txid: who.txid.to_owned(),
@@ -86,15 +92,7 @@ pub fn settle(
     Settled {
         accepted,
         created,
-        restores: restores
-            .into_iter()
-            .map(|((schema, table), rows)| WriteBack {
-                schema,
-                table,
-                rows: Value::Array(rows).to_string(),
-                events: false,
-            })
-            .collect(),
+        restores,
         failures,
         warning,
     }
@@ -110,7 +108,7 @@ fn accepted(plan: &Plan, fates: &[Fate]) -> (Option<Plan>, Vec<String>) {
         let Fate::Accepted { id } = fate else {
             continue;
         };
-        let mut planned = planned.clone();
+        let mut planned = without_fields(planned);
         // A record is sent only once every create it refers to was accepted.
         planned
             .references
@@ -134,23 +132,63 @@ fn accepted(plan: &Plan, fates: &[Fate]) -> (Option<Plan>, Vec<String>) {
     (plan, created)
 }
 
-/// Each row's image before the transaction, by table and local id: the old image of the
-/// first change the transaction made to a row it did not create.
-fn rows_before(changes: &[PendingChange]) -> HashMap<(u32, i64), &Map<String, Value>> {
-    let mut before = HashMap::new();
-    let mut seen = std::collections::HashSet::new();
-    for change in changes {
-        let key = (change.table_oid, change.row_id.unwrap_or_default());
-        if !seen.insert(key) {
-            continue;
-        }
-        if change.operation != Captured::Insert
-            && let Some(old) = &change.old
-        {
-            before.insert(key, old);
-        }
+/// A record of the plan as the read-back needs it: without its fields, which the jobs
+/// have sent and which are as large as the transaction.
+fn without_fields(planned: &Planned) -> Planned {
+    Planned {
+        operation: planned.operation,
+        object: planned.object.clone(),
+        table_oid: planned.table_oid,
+        row_id: planned.row_id,
+        sfid: planned.sfid.clone(),
+        record: Record::new(),
+        provisional: planned.provisional.clone(),
+        references: planned.references.clone(),
+        level: planned.level,
     }
-    before
+}
+
+/// Per table, the refused rows to put back: each row's local id and its image from
+/// before the transaction (none: a create, whose row goes).
+#[derive(Debug, Default)]
+pub struct Restores<'b>(BTreeMap<(String, String), Vec<Restore<'b>>>);
+
+/// A refused row's local id and its image from before the transaction, if it had one.
+type Restore<'b> = (i64, Option<&'b str>);
+
+impl Restores<'_> {
+    /// The `sfpg.restore_refused` statements, `WRITE_BACK_ROWS` rows each, each made
+    /// only when it is wanted.
+    pub fn statements(&self) -> impl Iterator<Item = WriteBack> + Send + '_ {
+        self.0.iter().flat_map(|((schema, table), rows)| {
+            rows.chunks(WRITE_BACK_ROWS).map(|chunk| WriteBack {
+                schema: schema.clone(),
+                table: table.clone(),
+                rows: restore_rows(chunk),
+                events: false,
+            })
+        })
+    }
+}
+
+/// The JSON array `sfpg.restore_refused` takes: `{"id"}` for a create, `{"id", "row"}`
+/// with the row's image (already JSON) otherwise.
+fn restore_rows(rows: &[Restore<'_>]) -> String {
+    let mut text = String::from("[");
+    for (n, (id, before)) in rows.iter().enumerate() {
+        if n > 0 {
+            text.push(',');
+        }
+        text.push_str("{\"id\":");
+        text.push_str(&id.to_string());
+        if let Some(row) = before {
+            text.push_str(",\"row\":");
+            text.push_str(row);
+        }
+        text.push('}');
+    }
+    text.push(']');
+    text
 }
 
 /// The COMMIT's WARNING: how many of the `total` records were refused, the first
@@ -206,4 +244,20 @@ fn warning(
             ),
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restores_are_json_with_each_rows_image() {
+        let rows = [(1, None), (2, Some(r#"{"id": 2, "name": "Old"}"#))];
+        let text = restore_rows(&rows);
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!([{"id": 1}, {"id": 2, "row": {"id": 2, "name": "Old"}}])
+        );
+    }
 }

@@ -6,11 +6,11 @@
 //! created (`SystemModstamp >=`, a little earlier for the clocks' granularity): every
 //! record the push saved is among them, and an `IN` list of 100,000 Ids would pass SOQL's
 //! length limit. Other records changed meanwhile come too and are passed over. The results
-//! are read one page at a time, each page's rows parsed and dropped, keeping only the
-//! records of the push, as text (the CSV's own rendering, which the mirror writer takes as
-//! a query page's, `sfpg_control::writer::csv`).
+//! are read one page at a time ([`ResultPages`]), each page's rows parsed and dropped,
+//! keeping only the records of the push, as text (the CSV's own rendering, which the mirror
+//! writer takes as a query page's, `sfpg_control::writer::csv`); the caller writes each
+//! page into the mirror before the next is read.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -42,39 +42,65 @@ pub enum ReadBackError {
     Csv(#[from] csv::Error),
 }
 
-/// The records among `wanted` (Ids) of `object` changed since `since`, by Id, each field a
-/// string (or null when empty) as the CSV has it.
-pub async fn records_since(
-    org: &OrgHandle,
-    object: &ObjectHandle,
-    since: DateTime<Utc>,
-    wanted: &HashSet<&str>,
-) -> Result<HashMap<String, Record>, ReadBackError> {
-    let soql = soql(object, since);
-    let bulk = org.client.bulk();
-    let job = bulk.create_query_job(&soql, QueryOperation::Query).await?;
-    let job = bulk.wait_for_query_job(&job.id, POLL_CAP).await?;
-    let mut found = HashMap::with_capacity(wanted.len());
-    let mut locator: Option<String> = None;
-    loop {
+/// The results of a read-back's query job, one page at a time: each page is parsed and
+/// dropped before the next is asked for, so no more than one page's records are held.
+pub struct ResultPages<'o> {
+    org: &'o OrgHandle,
+    job_id: String,
+    /// The next page's locator; `None` before the first page.
+    locator: Option<String>,
+    done: bool,
+}
+
+impl<'o> ResultPages<'o> {
+    /// Runs the query job of `object`'s records changed since `since` and waits for it.
+    pub async fn query(
+        org: &'o OrgHandle,
+        object: &ObjectHandle,
+        since: DateTime<Utc>,
+    ) -> Result<Self, ReadBackError> {
+        let soql = soql(object, since);
+        let bulk = org.client.bulk();
+        let job = bulk.create_query_job(&soql, QueryOperation::Query).await?;
+        let job = bulk.wait_for_query_job(&job.id, POLL_CAP).await?;
+        Ok(ResultPages {
+            org,
+            job_id: job.id,
+            locator: None,
+            done: false,
+        })
+    }
+
+    /// The next page's records whose `Id` is `wanted`, each field a string (or null when
+    /// empty) as the CSV has it; `None` after the last page, once the job is deleted.
+    pub async fn next(
+        &mut self,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Option<Vec<(String, Record)>>, ReadBackError> {
+        if self.done {
+            return Ok(None);
+        }
+        let bulk = self.org.client.bulk();
         let mut page = bulk
-            .query_results(&job.id, locator.as_deref(), Some(PAGE_RECORDS))
+            .query_results(&self.job_id, self.locator.as_deref(), Some(PAGE_RECORDS))
             .await?;
         let next = page.next_locator.clone();
         let mut csv = BytesMut::new();
         while let Some(chunk) = page.next().await {
             csv.extend_from_slice(&chunk?);
         }
-        keep_wanted(&csv, wanted, &mut found)?;
+        let found = keep_wanted(&csv, wanted)?;
         match next {
-            Some(next) => locator = Some(next),
-            None => break,
+            Some(next) => self.locator = Some(next),
+            None => {
+                self.done = true;
+                if let Err(error) = bulk.delete_query_job(&self.job_id).await {
+                    tracing::debug!(%error, job = %self.job_id, "cannot delete a read-back's query job");
+                }
+            }
         }
+        Ok(Some(found))
     }
-    if let Err(error) = bulk.delete_query_job(&job.id).await {
-        tracing::debug!(%error, job = %job.id, "cannot delete a read-back's query job");
-    }
-    Ok(found)
 }
 
 /// The query: every mirrored field, `Id` first, of the records changed since `since`.
@@ -92,17 +118,17 @@ fn soql(object: &ObjectHandle, since: DateTime<Utc>) -> String {
 /// Parses one page of results, keeping the records whose `Id` is `wanted`.
 fn keep_wanted(
     csv: &[u8],
-    wanted: &HashSet<&str>,
-    found: &mut HashMap<String, Record>,
-) -> Result<(), csv::Error> {
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Record)>, csv::Error> {
+    let mut found = Vec::new();
     let mut reader = csv::ReaderBuilder::new().from_reader(csv);
     let header = reader.headers()?.clone();
     let Some(id_at) = header.iter().position(|name| name == "Id") else {
-        return Ok(());
+        return Ok(found);
     };
     for row in reader.records() {
         let row = row?;
-        let Some(id) = row.get(id_at).filter(|id| wanted.contains(id)) else {
+        let Some(id) = row.get(id_at).filter(|id| wanted(id)) else {
             continue;
         };
         let record: Record = header
@@ -117,9 +143,9 @@ fn keep_wanted(
                 (name.to_owned(), value)
             })
             .collect();
-        found.insert(id.to_owned(), record);
+        found.push((id.to_owned(), record));
     }
-    Ok(())
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -131,11 +157,10 @@ mod tests {
         let csv = b"\"Id\",\"LastName\",\"NumberOfEmployees\",\"Title\"\n\
                     \"003A\",\"Smith, Jr.\",\"12\",\"\"\n\
                     \"003B\",\"Other\",\"1\",\"x\"\n";
-        let wanted: HashSet<&str> = ["003A"].into_iter().collect();
-        let mut found = HashMap::new();
-        keep_wanted(csv, &wanted, &mut found).unwrap();
+        let found = keep_wanted(csv, |id| id == "003A").unwrap();
         assert_eq!(found.len(), 1);
-        let record = &found["003A"];
+        let (id, record) = &found[0];
+        assert_eq!(id, "003A");
         assert_eq!(record["LastName"], Value::String("Smith, Jr.".into()));
         assert_eq!(record["NumberOfEmployees"], Value::String("12".into()));
         assert_eq!(record["Title"], Value::Null);

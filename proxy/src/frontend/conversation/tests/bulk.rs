@@ -2,10 +2,13 @@
 //! transaction's id decides between one atomic request and ingest jobs; a bulk push
 //! commits what was accepted, restores what was refused, keeps the failures and warns.
 
+use std::sync::Arc;
+
 use sfpg_salesforce::RecordError;
 
 use super::fakes::{FakeRemote, FakeUpstream, Org};
 use super::*;
+use crate::push::WriteBack;
 use crate::push::bulk::Fate;
 
 /// An update of account 1 and an insert of account 7 in one transaction.
@@ -100,4 +103,48 @@ async fn on_commits_the_accepted_restores_the_refused_and_warns() {
     );
     // Then the client's COMMIT goes on.
     assert_eq!(h.sent(), ["Query COMMIT"]);
+}
+
+/// A large push's read-back writes into the mirror as it reads: it is never more than
+/// two write-backs ahead of the client's connection (one waiting, one being made), so
+/// the proxy never holds every record read back at once.
+#[tokio::test]
+async fn the_read_back_is_written_back_as_it_is_read() {
+    const CHUNKS: usize = 8;
+    let upstream = FakeUpstream {
+        bulk_writes: Some("on".into()),
+        ..FakeUpstream::wrote(two_changes())
+    };
+    let mut remote = FakeRemote::new(Org::Takes(Vec::new()));
+    let produced = Arc::clone(&remote.produced);
+    remote.read_back.0 = (0..CHUNKS)
+        .map(|i| WriteBack {
+            schema: "salesforce".into(),
+            table: "account".into(),
+            rows: format!(r#"[{{"id":{i}}}]"#),
+            events: false,
+        })
+        .collect();
+    let mut h = Harness::pushing(upstream, remote);
+    h.upstream.produced = produced;
+    commit(&mut h).await;
+    assert_eq!(h.sent(), ["Query COMMIT"]);
+    let written: Vec<_> = h
+        .statements()
+        .into_iter()
+        .filter(|s| s.starts_with("write_back"))
+        .collect();
+    // Every write-back, in the order it was made.
+    assert_eq!(written.len(), CHUNKS, "{written:?}");
+    for (i, statement) in written.iter().enumerate() {
+        assert!(
+            statement.ends_with(&format!(r#"[{{"id":{i}}}]"#)),
+            "{statement}"
+        );
+    }
+    let ahead = &h.upstream.ahead;
+    assert!(
+        ahead.iter().all(|&a| a <= 2),
+        "the read-back ran ahead of the connection by {ahead:?} write-backs"
+    );
 }

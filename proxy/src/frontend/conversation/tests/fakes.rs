@@ -4,6 +4,7 @@
 //! them, in order.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use secrecy::SecretString;
@@ -22,7 +23,7 @@ use crate::push::commit::{JournalError, Remote};
 use crate::push::journal::{Entry, Outcome, WriteFailure};
 use crate::push::plan::{self, Plan};
 use crate::push::send::{Failure, Sent};
-use crate::push::{Created, Refusal, WriteBack};
+use crate::push::{Created, MirrorWrite, Refusal, ToMirror, WriteBack};
 
 /// An ErrorResponse's fields with SQLSTATE `code`.
 pub fn server_error(code: &str, message: &str) -> ServerError {
@@ -53,6 +54,10 @@ pub struct FakeUpstream {
     pub rollback_errors: VecDeque<ServerError>,
     pub commit_error: Option<ServerError>,
     pub attnums: HashMap<u32, Attnums>,
+    /// How many write-backs the remote has made so far (its [`FakeRemote::produced`]).
+    pub produced: Arc<AtomicUsize>,
+    /// At each write-back, how many more the remote had made than were written.
+    pub ahead: Vec<usize>,
 }
 
 impl Default for FakeUpstream {
@@ -67,6 +72,8 @@ impl Default for FakeUpstream {
             rollback_errors: VecDeque::new(),
             commit_error: None,
             attnums: HashMap::new(),
+            produced: Arc::new(AtomicUsize::new(0)),
+            ahead: Vec::new(),
         }
     }
 }
@@ -130,6 +137,9 @@ impl Upstream for FakeUpstream {
             "write_back {ticket} {}.{} {}",
             write_back.schema, write_back.table, write_back.rows
         ));
+        let written = self.ahead.len() + 1;
+        let produced = self.produced.load(Ordering::SeqCst);
+        self.ahead.push(produced.saturating_sub(written));
         Ok(())
     }
 
@@ -214,6 +224,8 @@ pub struct FakeRemote {
     pub read_back: (Vec<WriteBack>, Vec<Created>),
     /// What a bulk push's jobs do with each record; none: every record is accepted.
     pub bulk_fates: Option<Vec<Fate>>,
+    /// How many write-backs the read-back has made so far.
+    pub produced: Arc<AtomicUsize>,
 }
 
 impl FakeRemote {
@@ -261,6 +273,7 @@ impl FakeRemote {
             journaled: Mutex::new(Vec::new()),
             read_back: (Vec::new(), Vec::new()),
             bulk_fates: None,
+            produced: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -358,8 +371,19 @@ impl Remote for FakeRemote {
         created: &[String],
         _event_uuids: &[Option<String>],
         _bulk_since: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> (Vec<WriteBack>, Vec<Created>) {
+        mirror: &ToMirror,
+    ) -> Vec<Created> {
         self.call(format!("read_back {}", created.join(",")));
-        self.read_back.clone()
+        for write_back in &self.read_back.0 {
+            self.produced.fetch_add(1, Ordering::SeqCst);
+            if mirror
+                .send(MirrorWrite::WriteBack(write_back.clone()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        self.read_back.1.clone()
     }
 }

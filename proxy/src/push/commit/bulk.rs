@@ -1,0 +1,85 @@
+//! The end of a bulk push in the commit protocol: the ingest jobs' outcome settled, the
+//! refused rows restored and kept, the accepted ones read back.
+
+use std::future::Future;
+
+use tokio_postgres::error::SqlState;
+
+use super::{How, Remote};
+use crate::push::bulk::outcome::{self, Settled};
+use crate::push::journal::Entry;
+use crate::push::plan::Plan;
+use crate::push::taken::RowsBefore;
+use crate::push::{MirrorWrite, Pushed, Refusal};
+
+/// Pushes `plan` through Bulk API ingest jobs: the refused records are restored (from
+/// their images `before` the transaction) and kept in `sfpg.write_failures`, the accepted
+/// ones read back, and the COMMIT warns of the refused. A push some of whose records may
+/// or may not have been saved is refused with 08007, as an atomic push of unknown outcome
+/// is, and left to the repair.
+pub(super) async fn push_bulk<R: Remote>(
+    remote: &R,
+    plan: Plan,
+    entry: Entry,
+    before: &RowsBefore,
+    how: How<'_>,
+    cancelled: impl Future<Output = ()> + Send,
+) -> Result<Option<Pushed>, Refusal> {
+    let txid = entry.txid.clone().unwrap_or_default();
+    let sent = remote
+        .send_bulk(&plan, entry, how.progress, cancelled)
+        .await
+        .map_err(|failure| failure.refusal)?;
+    if sent.uncertain() {
+        remote.repair_soon();
+        return Err(Refusal::new(
+            SqlState::from_code("08007"),
+            "Salesforce may have saved some of the records of this bulk push: following one of its ingest jobs failed",
+        )
+        .detail(format!(
+            "The local transaction was rolled back. The write journal's entry {} reads the records from Salesforce again once the jobs have ended; the mirror then shows what Salesforce holds.",
+            sent.journal_id.map_or_else(|| "?".to_owned(), |id| id.to_string())
+        )));
+    }
+    let who = outcome::Pusher {
+        role: how.role,
+        txid: &txid,
+    };
+    let Settled {
+        accepted,
+        created,
+        restores,
+        failures,
+        warning,
+    } = outcome::settle(&plan, &sent, before, &who);
+    // The accepted records have a plan of their own, without their fields.
+    drop(plan);
+    if !failures.is_empty() {
+        remote.record_failures(&failures).await;
+    }
+    drop(failures);
+    // The refused rows go back as they were before the transaction. The commit has stopped
+    // if the connection takes no more.
+    for restore in restores.statements() {
+        if how
+            .mirror
+            .send(MirrorWrite::Restore(restore))
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+    }
+    drop(restores);
+    let created = match &accepted {
+        // Platform events never go through ingest jobs (see `push`): no EventUuids.
+        Some(accepted) => {
+            let since = sent.jobs.iter().map(|job| job.created_date).min();
+            remote
+                .read_back(accepted, &created, &[], since, &how.mirror)
+                .await
+        }
+        None => Vec::new(),
+    };
+    Ok(Some(Pushed { created, warning }))
+}
