@@ -74,10 +74,12 @@ pub const TAKE_PENDING_SQL: &str = "SELECT sfpg.take_pending_changes($1)";
 
 /// As [`TAKE_PENDING_SQL`], the changes of at most `$2` rows (a positive integer, as text)
 /// only: every change of each of those rows (by table and local id), oldest first, so that
-/// a row's changes never straddle two pages. The next call takes the next rows; a page of
-/// fewer rows than asked for was the last (migration V21).
-pub const TAKE_PENDING_PAGE_SQL: &str =
-    "SELECT sfpg.take_pending_changes($1, $2::pg_catalog.text::pg_catalog.int4)";
+/// a row's changes never straddle two pages. `$3` and `$4` (table OID and local id, as
+/// text, or NULL for the first page) are the last row of the page before: the page starts
+/// after it. A page of fewer rows than asked for was the last (migration V21).
+pub const TAKE_PENDING_PAGE_SQL: &str = "SELECT sfpg.take_pending_changes($1, \
+     $2::pg_catalog.text::pg_catalog.int4, $3::pg_catalog.text::pg_catalog.oid, \
+     $4::pg_catalog.text::pg_catalog.int8)";
 
 /// Writes what Salesforce set into mirror rows of the current transaction: `$1` the push
 /// ticket, `$2` and `$3` the table's schema and name, `$4` a JSON array of objects with the
@@ -165,7 +167,9 @@ pub struct PendingChange {
     pub operation: Operation,
     /// The row's local `id`.
     pub row_id: Option<i64>,
-    /// The row before the change (UPDATE, DELETE), column name to value.
+    /// The row before the change (UPDATE, DELETE), column name to value. Of a row the
+    /// transaction only updated, only the columns it changed in the row, `id` and `sfid`
+    /// (migration V21); the same holds for `new`.
     #[serde(rename = "old_row")]
     pub old: Option<serde_json::Map<String, serde_json::Value>>,
     /// The row after the change (INSERT, UPDATE).

@@ -70,13 +70,14 @@ pub trait Upstream {
         &mut self,
     ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
 
-    /// Takes the captured changes of the transaction's next `rows` changed rows (every
-    /// change of each), a JSON array, with its push ticket; fewer rows than asked for: the
-    /// last page.
+    /// Takes the captured changes of the transaction's next `rows` changed rows after
+    /// `after` (the last row of the page before: table OID and local id), every change of
+    /// each, a JSON array, with its push ticket; fewer rows than asked for: the last page.
     fn take_pending_changes(
         &mut self,
         ticket: &str,
         rows: u32,
+        after: Option<(u32, i64)>,
     ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
 
     /// `SET CONSTRAINTS ALL IMMEDIATE`: deferred constraints are checked now.
@@ -321,11 +322,18 @@ impl Upstream for Statements<'_> {
         &mut self,
         ticket: &str,
         rows: u32,
+        after: Option<(u32, i64)>,
     ) -> Result<Option<String>, UpstreamError> {
         let rows = rows.to_string();
-        let taken = self
-            .run_ok(TAKE_PENDING_PAGE_SQL, &[Some(ticket), Some(&rows)])
-            .await?;
+        let after_table = after.map(|(table, _)| table.to_string());
+        let after_row = after.map(|(_, row)| row.to_string());
+        let params = [
+            Some(ticket),
+            Some(rows.as_str()),
+            after_table.as_deref(),
+            after_row.as_deref(),
+        ];
+        let taken = self.run_ok(TAKE_PENDING_PAGE_SQL, &params).await?;
         Ok(taken.into_scalar())
     }
 

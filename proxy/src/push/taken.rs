@@ -84,11 +84,15 @@ pub(super) async fn take<U: Upstream>(
         )
     };
     let mut taken = TakenChanges::default();
+    let mut after = None;
     loop {
-        let text = upstream.take_pending_changes(ticket, TAKE_ROWS).await?;
+        let text = upstream
+            .take_pending_changes(ticket, TAKE_ROWS, after)
+            .await?;
         let page = parse_pending(text.as_deref().unwrap_or("[]")).map_err(unreadable)?;
         drop(text);
         let rows = rows_in(&page);
+        after = last_row(&page).or(after);
         taken.add_page(&page).map_err(unreadable)?;
         if rows < TAKE_ROWS as usize {
             break;
@@ -97,6 +101,13 @@ pub(super) async fn take<U: Upstream>(
     // Each page is in capture order; planning reads the whole in capture order too.
     taken.changes.sort_by_key(|change| change.seq);
     Ok(taken)
+}
+
+/// The page's last row (table OID and local id), where the next page starts after.
+fn last_row(page: &[PendingChange]) -> Option<(u32, i64)> {
+    page.iter()
+        .filter_map(|c| c.row_id.map(|row| (c.table_oid, row)))
+        .max()
 }
 
 /// How many rows a page holds changes of: fewer than asked for, it was the last.

@@ -13,11 +13,27 @@ fn rows_and_seqs(changes: &[PendingChange]) -> (BTreeSet<i64>, Vec<i64>) {
     (rows, seqs)
 }
 
-async fn take_page(tx: &tokio_postgres::Transaction<'_>, ticket: &str, rows: i32) -> String {
-    tx.query_one(TAKE_PENDING_PAGE_SQL, &[&ticket, &rows.to_string()])
-        .await
-        .unwrap()
-        .get(0)
+/// The next page of `rows` rows after `after` (the last row of the page before).
+async fn take_page(
+    tx: &tokio_postgres::Transaction<'_>,
+    ticket: &str,
+    rows: i32,
+    after: Option<&PendingChange>,
+) -> String {
+    let after_table = after.map(|c| c.table_oid.to_string());
+    let after_row = after.and_then(|c| c.row_id).map(|id| id.to_string());
+    tx.query_one(
+        TAKE_PENDING_PAGE_SQL,
+        &[&ticket, &rows.to_string(), &after_table, &after_row],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// The change of the page's last row (by table and local id).
+fn last_row(page: &[PendingChange]) -> Option<&PendingChange> {
+    page.iter().max_by_key(|c| (c.table_oid, c.row_id))
 }
 
 #[tokio::test]
@@ -49,23 +65,41 @@ async fn pages_hold_whole_rows_in_capture_order_until_none_is_left() {
     .unwrap();
     let ticket = ticket_of(&db, &tx).await;
 
-    let first = parse_pending(&take_page(&tx, &ticket, 2).await).unwrap();
+    let first = parse_pending(&take_page(&tx, &ticket, 2, None).await).unwrap();
     let (rows, seqs) = rows_and_seqs(&first);
     assert_eq!(rows, BTreeSet::from([1, 2]));
     assert!(seqs.is_sorted(), "{seqs:?}");
     let operations: Vec<Operation> = first.iter().map(|c| c.operation).collect();
     assert_eq!(operations, vec![Operation::Update, Operation::Delete]);
+    // A row only updated comes with the columns it changed, its id and sfid; a deleted row
+    // whole.
+    let columns = |image: &Option<serde_json::Map<String, serde_json::Value>>| {
+        let mut columns: Vec<String> = image.iter().flat_map(|i| i.keys().cloned()).collect();
+        columns.sort();
+        columns
+    };
+    assert_eq!(columns(&first[0].old), ["id", "name", "sfid"]);
+    assert_eq!(columns(&first[0].new), ["id", "name", "sfid"]);
+    assert_eq!(first[0].new.as_ref().unwrap()["name"], "a1");
+    assert!(columns(&first[1].old).contains(&"billingcity".to_owned()));
 
     // Row 4 did not change: the next two rows are 3 and 5, each with both its changes.
-    let second = parse_pending(&take_page(&tx, &ticket, 2).await).unwrap();
+    let second = parse_pending(&take_page(&tx, &ticket, 2, last_row(&first)).await).unwrap();
     let (rows, seqs) = rows_and_seqs(&second);
     assert_eq!(rows, BTreeSet::from([3, 5]));
     assert_eq!(second.len(), 4);
     assert!(seqs.is_sorted(), "{seqs:?}");
     assert_eq!(second[0].row_id, Some(3));
     assert_eq!(second[3].row_id, Some(5));
+    // Row 3's two updates: each image with both columns the transaction changed in it.
+    assert_eq!(
+        columns(&second[0].old),
+        ["billingcity", "id", "name", "sfid"]
+    );
+    // Row 5, created here: its whole row.
+    assert!(columns(&second[1].new).contains(&"billingcity".to_owned()));
 
-    assert_eq!(take_page(&tx, &ticket, 2).await, "[]");
+    assert_eq!(take_page(&tx, &ticket, 2, last_row(&second)).await, "[]");
     // Everything was taken: the transaction may commit.
     tx.commit().await.unwrap();
 }
@@ -84,14 +118,20 @@ async fn a_page_needs_the_ticket_and_at_least_one_row() {
         .unwrap();
     tx.batch_execute("SAVEPOINT s").await.unwrap();
     let error = tx
-        .query_one(TAKE_PENDING_PAGE_SQL, &[&"guess", &"10"])
+        .query_one(
+            TAKE_PENDING_PAGE_SQL,
+            &[&"guess", &"10", &None::<String>, &None::<String>],
+        )
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
     tx.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
     let ticket = ticket_of(&db, &tx).await;
     let error = tx
-        .query_one(TAKE_PENDING_PAGE_SQL, &[&ticket, &"0"])
+        .query_one(
+            TAKE_PENDING_PAGE_SQL,
+            &[&ticket, &"0", &None::<String>, &None::<String>],
+        )
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
@@ -123,7 +163,7 @@ async fn an_update_records_its_changed_columns_in_column_order() {
     .await
     .unwrap();
     let ticket = ticket_of(&db, &tx).await;
-    let changes = parse_pending(&take_page(&tx, &ticket, 10).await).unwrap();
+    let changes = parse_pending(&take_page(&tx, &ticket, 10, None).await).unwrap();
     let changed: Vec<Vec<String>> = changes
         .iter()
         .map(|c| c.changed.clone().unwrap_or_default())

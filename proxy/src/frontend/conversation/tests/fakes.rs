@@ -118,6 +118,7 @@ impl Upstream for FakeUpstream {
         &mut self,
         ticket: &str,
         _rows: u32,
+        _after: Option<(u32, i64)>,
     ) -> Result<Option<String>, UpstreamError> {
         self.call(format!("take_pending_changes {ticket}"));
         Ok(Some(std::mem::replace(&mut self.pending, "[]".into())))
