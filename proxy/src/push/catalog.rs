@@ -17,6 +17,9 @@ use tokio_postgres::error::SqlState;
 
 use super::Refusal;
 
+#[cfg(test)]
+pub(crate) mod fixtures;
+
 /// How long what was read about an object is trusted: a field added to the mirror, or a
 /// describe change, is seen within this time.
 const FRESH_FOR: Duration = Duration::from_secs(60);

@@ -7,35 +7,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::json;
-use sfpg_salesforce::{ClientCredentials, Config, FieldType, Rate, RateLimiter};
 
 use super::*;
-use crate::push::catalog::MirroredColumn;
-use sfpg_control::mapping::ColumnType;
+use crate::push::catalog::{MirroredColumn, fixtures};
 
 fn org() -> Arc<OrgHandle> {
-    let client = sfpg_salesforce::Client::new(
-        Config::new("https://login.example.com").unwrap(),
-        ClientCredentials::new("id", "secret"),
-        RateLimiter::new(Rate::per_second(10).unwrap()),
-    )
-    .unwrap();
-    Arc::new(OrgHandle {
-        name: "acme".into(),
-        schema: "salesforce".into(),
-        client,
-    })
+    fixtures::acme()
 }
 
 fn column(column: &str, field: &str, createable: bool, updateable: bool) -> MirroredColumn {
-    MirroredColumn {
-        column: column.into(),
-        field: field.into(),
-        field_type: FieldType::default(),
-        createable,
-        updateable,
-        column_type: ColumnType::Text,
-    }
+    fixtures::text_column(column, field, createable, updateable)
 }
 
 fn objects() -> HashMap<(String, String), Arc<ObjectHandle>> {

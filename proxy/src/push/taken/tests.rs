@@ -5,11 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sfpg_control::mapping::ColumnType;
-use sfpg_salesforce::{ClientCredentials, Config, FieldType, Rate, RateLimiter};
 
 use super::*;
-use crate::push::catalog::{MirroredColumn, ObjectHandle, OrgHandle};
+use crate::push::catalog::{ObjectHandle, OrgHandle, fixtures};
 use crate::push::plan;
 
 fn change(seq: i64, operation: &str, row_id: i64, old: Value, new: Value, changed: Value) -> Value {
@@ -107,24 +105,9 @@ fn transaction() -> Value {
 type Objects = HashMap<(String, String), Arc<ObjectHandle>>;
 
 fn org_and_objects() -> (Arc<OrgHandle>, Objects) {
-    let client = sfpg_salesforce::Client::new(
-        Config::new("https://login.example.com").unwrap(),
-        ClientCredentials::new("id", "secret"),
-        RateLimiter::new(Rate::per_second(10).unwrap()),
-    )
-    .unwrap();
-    let org = Arc::new(OrgHandle {
-        name: "acme".into(),
-        schema: "salesforce".into(),
-        client,
-    });
-    let column = |column: &str, field: &str, writable: bool| MirroredColumn {
-        column: column.into(),
-        field: field.into(),
-        field_type: FieldType::default(),
-        createable: writable,
-        updateable: writable,
-        column_type: ColumnType::Text,
+    let org = fixtures::acme();
+    let column = |column: &str, field: &str, writable: bool| {
+        fixtures::text_column(column, field, writable, writable)
     };
     let account = ObjectHandle {
         object: "Account".into(),

@@ -10,15 +10,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sfpg_control::capture::PendingChange;
-use sfpg_control::mapping::ColumnType;
-use sfpg_salesforce::{ClientCredentials, Config, FieldType, Rate, RateLimiter};
 use tokio::sync::Notify;
 
 use crate::backend::statements::{Attnums, PushContext, Upstream, UpstreamError};
 use crate::error::SessionError;
 use crate::net::messages::backend::{Fields, ServerError};
 use crate::push::bulk::{BulkSent, Fate, Progress};
-use crate::push::catalog::{MirroredColumn, ObjectHandle, OrgHandle};
+use crate::push::catalog::{ObjectHandle, OrgHandle, fixtures};
 use crate::push::commit::{JournalError, Remote};
 use crate::push::journal::{Entry, Outcome, WriteFailure};
 use crate::push::plan::{self, Plan};
@@ -232,24 +230,9 @@ pub struct FakeRemote {
 impl FakeRemote {
     /// An org `acme` mirrored in schema `salesforce`, with `account` (Name and BillingCity).
     pub fn new(answer: Org) -> Self {
-        let client = sfpg_salesforce::Client::new(
-            Config::new("https://login.example.com").unwrap(),
-            ClientCredentials::new("id", "secret"),
-            RateLimiter::new(Rate::per_second(10).unwrap()),
-        )
-        .unwrap();
-        let org = Arc::new(OrgHandle {
-            name: "acme".into(),
-            schema: "salesforce".into(),
-            client,
-        });
-        let column = |column: &str, field: &str, writable: bool| MirroredColumn {
-            column: column.into(),
-            field: field.into(),
-            field_type: FieldType::default(),
-            createable: writable,
-            updateable: writable,
-            column_type: ColumnType::Text,
+        let org = fixtures::acme();
+        let column = |column: &str, field: &str, writable: bool| {
+            fixtures::text_column(column, field, writable, writable)
         };
         let account = ObjectHandle {
             object: "Account".into(),
