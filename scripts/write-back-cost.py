@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""What one sfpg.write_back and one sfpg.restore_refused of 5,000 Contact-like rows (52
-columns) cost per row, in the PostgreSQL backend's own CPU time (so that other load on the
+"""What a client's UPDATE with its capture trigger, one sfpg.write_back and one
+sfpg.restore_refused of 5,000 Contact-like rows (52 columns) cost per row, in the PostgreSQL backend's own CPU time (so that other load on the
 machine does not count), as the proxy calls them: in a transaction that captured an UPDATE
 of every row, with its push ticket.
 
@@ -80,11 +80,33 @@ def measure(c, pid, function, ticket, rows):
     )
 
 
+def measure_capture(c, pid, rows):
+    """A client's UPDATE of every row through the proxy's origin, so the capture trigger
+    records each change (V22), beside the same UPDATE under the sync origin, where the
+    trigger returns at once: the statement alone."""
+    for origin, label in [
+        ("'proxy'", "UPDATE captured (origin proxy)"),
+        ("'sync:' || (SELECT key FROM sfpg.origin_key)", "UPDATE alone (origin sync)"),
+    ]:
+        cpu = []
+        for round in range(ROUNDS):
+            c.execute("BEGIN")
+            c.execute(f"SELECT set_config('sfpg.origin', {origin}, true)")
+            cpu0 = backend_cpu(pid)
+            c.execute("UPDATE write_back_cost.contact SET t1 = %s || id", (f"round {round} ",))
+            cpu.append(backend_cpu(pid) - cpu0)
+            c.execute("ROLLBACK")
+        cpu = statistics.median(cpu)
+        print(f"{label}: {rows} rows, median of {ROUNDS}: backend CPU {cpu * 1000:.0f} ms"
+              f" ({cpu / rows * 1e6:.0f} us a row)")
+
+
 def main():
     dsn, rows = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 5000
     with psycopg.connect(dsn, autocommit=True) as c:
         create_table(c, rows)
         pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        measure_capture(c, pid, rows)
         c.execute("SET sfpg.origin = 'proxy'")
         c.execute("BEGIN")
         c.execute("UPDATE write_back_cost.contact SET t1 = 'changed ' || id")
