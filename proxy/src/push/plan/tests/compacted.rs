@@ -1,6 +1,7 @@
 //! Planning a transaction's changes taken in pages of rows and reduced page by page
-//! ([`compact`]) gives the plan the whole list gives, and what a refused record is restored
-//! to is the row before the transaction: checked over many generated transactions.
+//! ([`compact`]) gives the plan the whole list gives (or the same refusal), lookups between
+//! new rows included, and what a refused record is restored to is the row before the
+//! transaction: checked over many generated transactions.
 
 use serde_json::{Map, Value};
 
@@ -18,13 +19,32 @@ impl Dice {
     }
 }
 
+/// An invoice's image, its lookup `parent__c` empty, as a capture has every column.
+fn invoice(id: i64, sfid: &str, name: &str, amount: f64) -> Value {
+    let mut image = row(id, Some(sfid), name, amount);
+    image["parent__c"] = Value::Null;
+    image
+}
+
+/// What an update sets `parent__c` to: the provisional sfid of a row created in the
+/// transaction when there is one (the update then depends on its create), else a mirrored
+/// row's sfid.
+fn parent(dice: &mut Dice, rows: &HashMap<i64, Value>, ids: &[i64]) -> Value {
+    let created: Vec<i64> = ids.iter().copied().filter(|id| *id >= 10).collect();
+    let pick = if created.is_empty() { ids } else { &created };
+    let id = pick[dice.roll(pick.len() as u64) as usize];
+    rows[&id]["sfid"].clone()
+}
+
 /// One generated transaction over invoices 1-4 (mirrored) and new ones from 10: its
-/// changes in capture order, and each existing row's image before it.
+/// changes in capture order, and each existing row's image before it. Updates set a name,
+/// an amount, a local column or the lookup to another invoice, new ones included, so that
+/// creates depend on creates and a row a lookup points at may be deleted (a refusal).
 fn transaction(dice: &mut Dice) -> (Vec<PendingChange>, HashMap<i64, Value>) {
     let mut rows: HashMap<i64, Value> = (1..=4)
         .map(|id| {
             let sfid = format!("a0100000000000{id}AAA");
-            (id, row(id, Some(&sfid), &format!("n{id}"), id as f64))
+            (id, invoice(id, &sfid, &format!("n{id}"), id as f64))
         })
         .collect();
     let before = rows.clone();
@@ -37,12 +57,7 @@ fn transaction(dice: &mut Dice) -> (Vec<PendingChange>, HashMap<i64, Value>) {
             0 => {
                 let id = next_id;
                 next_id += 1;
-                let image = row(
-                    id,
-                    Some(&format!("~0000000000000000{}", id % 10)),
-                    "new",
-                    0.5,
-                );
+                let image = invoice(id, &format!("~{id:017}"), "new", 0.5);
                 changes.push(change(seq, "INSERT", id, None, Some(image.clone()), None));
                 rows.insert(id, image);
             }
@@ -55,8 +70,11 @@ fn transaction(dice: &mut Dice) -> (Vec<PendingChange>, HashMap<i64, Value>) {
                 let id = ids[dice.roll(ids.len() as u64) as usize];
                 let old = rows[&id].clone();
                 let mut new = old.clone();
-                let column = ["name", "amount__c", "my_note"][dice.roll(3) as usize];
-                new[column] = json!(format!("v{seq}"));
+                let column = ["name", "amount__c", "my_note", "parent__c"][dice.roll(4) as usize];
+                new[column] = match column {
+                    "parent__c" => parent(dice, &rows, &ids),
+                    _ => json!(format!("v{seq}")),
+                };
                 changes.push(change(
                     seq,
                     "UPDATE",
@@ -92,8 +110,12 @@ fn taken_in_pages(changes: &[PendingChange], rows: usize) -> Vec<PendingChange> 
     taken
 }
 
-/// What a plan sends, record by record, comparable.
-fn sent(plan: Option<Plan>) -> Vec<String> {
+/// What planning sends, record by record, or why it refuses, comparable.
+fn sent(planned: Result<Option<Plan>, Refusal>) -> Vec<String> {
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(refusal) => return vec![format!("refused: {refusal:?}")],
+    };
     plan.map(|plan| plan.records)
         .unwrap_or_default()
         .iter()
@@ -130,13 +152,23 @@ fn laid_over(current: &Value, restored: &Map<String, Value>) -> Value {
 fn pages_reduced_row_by_row_plan_and_restore_as_the_whole_transaction() {
     let (org, objects) = (org(), objects());
     let mut dice = Dice(0x5eed_1234_abcd);
+    // How many transactions planned with references between creates, and how many were
+    // refused: the generator must reach both.
+    let (mut linked, mut refused) = (0, 0);
     for round in 0..500 {
         let (changes, before) = transaction(&mut dice);
+        match plan(&changes, &org, &objects) {
+            Ok(Some(plan)) if plan.records.iter().any(|p| !p.references.is_empty()) => {
+                linked += 1;
+            }
+            Err(_) => refused += 1,
+            _ => {}
+        }
         for rows in [1, 2, 3] {
             let taken = taken_in_pages(&changes, rows);
             assert_eq!(
-                sent(plan(&taken, &org, &objects).unwrap()),
-                sent(plan(&changes, &org, &objects).unwrap()),
+                sent(plan(&taken, &org, &objects)),
+                sent(plan(&changes, &org, &objects)),
                 "round {round}, pages of {rows} rows: {changes:#?}"
             );
             // Each existing row the transaction changed and kept, restored from the reduced
@@ -165,4 +197,8 @@ fn pages_reduced_row_by_row_plan_and_restore_as_the_whole_transaction() {
             }
         }
     }
+    assert!(
+        linked > 50 && refused > 10,
+        "linked {linked}, refused {refused}"
+    );
 }
