@@ -103,9 +103,11 @@ pub struct JournalRecord {
     /// when its answer never came).
     pub sfid: Option<String>,
     /// A create's provisional sfid.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisional: Option<String>,
-    /// The fields as sent.
+    /// The fields as sent (none in a bulk push's entry). Left out when empty: an entry of
+    /// 100,000 records is a large JSON value.
+    #[serde(default, skip_serializing_if = "Record::is_empty")]
     pub fields: Record,
 }
 
@@ -170,6 +172,23 @@ pub async fn update(
                 &entry.outcome.as_str(),
                 &entry.salesforce_ms,
             ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Adds `records` to the end of entry `id`'s records: a large push's records are written a
+/// chunk at a time (after an [`update`] or [`record`] without them, in one transaction),
+/// so that no one statement, and no one JSON text, holds 100,000 of them.
+pub async fn append_records(
+    client: &impl GenericClient,
+    id: i64,
+    records: &[JournalRecord],
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE sfpg.write_journal SET records = records || $2 WHERE id = $1",
+            &[&id, &Json(records)],
         )
         .await?;
     Ok(())

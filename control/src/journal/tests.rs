@@ -163,3 +163,42 @@ async fn one_repair_at_a_time_claims_an_entry() {
     assert!(claim(&retry, unknown).await.unwrap());
     retry.commit().await.unwrap();
 }
+
+/// A large push's records written a chunk at a time (after an entry without them) are read
+/// back whole and in order; a record without fields or provisional sfid (a bulk push's)
+/// is written without those keys and read back as it was.
+#[tokio::test]
+async fn records_appended_in_chunks_are_read_back_whole_and_in_order() {
+    let db = TestDatabase::create().await;
+    let mut client = db.connect().await;
+    crate::apply_control_schema(&mut client).await.unwrap();
+    let mut first = entry(Outcome::Unknown);
+    let template = first.records.remove(0);
+    let id = record(&client, &first).await.unwrap();
+    let records: Vec<JournalRecord> = (0..25)
+        .map(|row_id| JournalRecord {
+            operation: Operation::Update,
+            row_id,
+            provisional: None,
+            fields: Record::new(),
+            ..template.clone()
+        })
+        .collect();
+    for chunk in records.chunks(10) {
+        append_records(&client, id, chunk).await.unwrap();
+    }
+    let due_now = due(&client).await.unwrap();
+    assert_eq!(due_now[0].records, records);
+    let text: String = client
+        .query_one(
+            "SELECT (records -> 0)::text FROM sfpg.write_journal WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        !text.contains("fields") && !text.contains("provisional"),
+        "{text}"
+    );
+}

@@ -27,6 +27,7 @@ mod bulk;
 use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,9 +40,9 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 
 use super::bulk::{BulkSent, BulkWrites, Progress};
 use super::journal::{Entry, JournalRecord, Outcome, WriteFailure};
-use super::plan::{Operation, Plan};
+use super::plan::{Operation, Plan, Planner};
 use super::send::{Failure, Sent};
-use super::taken::{self, TakenChanges};
+use super::taken::{self, RowsBefore, Taken};
 use super::{Created, MirrorWrite, Pushed, Refusal, ToMirror};
 use crate::backend::statements::{Upstream, UpstreamError};
 use crate::error::SessionError;
@@ -60,12 +61,13 @@ pub trait Remote {
     fn push_ticket(&self, txid: &str)
     -> impl Future<Output = Result<SecretString, Refusal>> + Send;
 
-    /// The records to send for `changes`; `None` when nothing needs sending (only local
-    /// columns changed).
-    fn plan(
+    /// Plans `page`, the net changes of a page of rows ([`taken`]), into `planner`: the
+    /// mirrored objects of its tables, in the org of the pages before it.
+    fn plan_page(
         &self,
-        changes: &[PendingChange],
-    ) -> impl Future<Output = Result<Option<Plan>, Refusal>> + Send;
+        page: &[PendingChange],
+        planner: &mut Planner,
+    ) -> impl Future<Output = Result<(), Refusal>> + Send;
 
     /// Sends the plan to its org.
     fn send(&self, plan: &Plan) -> impl Future<Output = Result<Sent, Failure>> + Send;
@@ -246,13 +248,22 @@ impl Committer {
         let mode = BulkWrites::parse(context.bulk_writes.as_deref())?;
         let ticket = remote.push_ticket(&txid).await?;
         let ticket = ticket.expose_secret();
-        let taken_changes = taken::take(upstream, ticket).await?;
-        if taken_changes.changes.is_empty() {
+        // From here until the push is over the server runs only the proxy's statements: a
+        // cancel is the proxy's, and stops the push where it still can.
+        let working = self.signal.as_ref().map(|signal| signal.proxy_working());
+        let cancelled = self.cancelled();
+        tokio::pin!(cancelled);
+        let taken = taken::take(upstream, ticket, remote, &mut cancelled).await?;
+        if !taken.captured {
             return Ok(Vec::new());
         }
         // Constraints deferred to COMMIT are checked now, so that no commit-time failure
         // can come after Salesforce has accepted the changes.
         upstream.set_constraints_immediate().await?;
+        let Taken { plan, before, .. } = taken;
+        let Some(plan) = plan else {
+            return Ok(Vec::new());
+        };
         let (progress, mut told) = mpsc::unbounded_channel::<Progress>();
         let (mirror, mut to_write) = ToMirror::channel();
         let how = How {
@@ -261,7 +272,7 @@ impl Committer {
             progress,
             mirror,
         };
-        let pushing = self.push_to_org(remote, txid, taken_changes, how);
+        let pushing = self.push_to_org(remote, txid, plan, before, how, cancelled);
         tokio::pin!(pushing);
         // A bulk push's progress reaches the client while its jobs run, and what the push
         // writes into the mirror is written as it comes (the push waits meanwhile).
@@ -272,6 +283,7 @@ impl Committer {
                 Some(write) = to_write.recv() => write_into_mirror(upstream, ticket, write).await?,
             }
         };
+        drop(working);
         // What the push sent last.
         while let Ok(write) = to_write.try_recv() {
             write_into_mirror(upstream, ticket, write).await?;
@@ -285,29 +297,32 @@ impl Committer {
         Ok(pushed.created)
     }
 
-    /// Pushes `changes` to the org while listening for the client's cancel.
-    async fn push_to_org<R: Remote>(
-        &mut self,
-        remote: &R,
-        txid: String,
-        taken: TakenChanges,
-        how: How<'_>,
-    ) -> Result<Option<Pushed>, Refusal> {
-        let session = format!("{} pid {}", self.peer, self.pid);
+    /// Resolves at the client's first CancelRequest from now on (one sent before was meant
+    /// for the statement the server was running).
+    fn cancelled(&self) -> impl Future<Output = ()> + Send + use<> {
         let signal = self.signal.clone();
-        // Only a cancel sent from now on is for this push.
         let since = signal.as_ref().map(|signal| signal.generation());
-        // The server runs nothing of the client's until the push is over.
-        let working = signal.as_ref().map(|signal| signal.proxy_working());
-        let cancelled = async move {
+        async move {
             match (signal, since) {
                 (Some(signal), Some(since)) => signal.cancelled_since(since).await,
                 _ => std::future::pending().await,
             }
-        };
+        }
+    }
+
+    /// Pushes `plan` to the org while listening for the client's cancel.
+    async fn push_to_org<R: Remote>(
+        &mut self,
+        remote: &R,
+        txid: String,
+        plan: Plan,
+        before: RowsBefore,
+        how: How<'_>,
+        cancelled: Pin<&mut (impl Future<Output = ()> + Send)>,
+    ) -> Result<Option<Pushed>, Refusal> {
+        let session = format!("{} pid {}", self.peer, self.pid);
         let started = Instant::now();
-        let pushed = push(remote, &session, txid, taken, how, cancelled).await;
-        drop(working);
+        let pushed = push(remote, &session, txid, plan, before, how, cancelled).await;
         if !matches!(pushed, Ok(None)) {
             self.reached_org = true;
             telemetry::push_took(started.elapsed());
@@ -382,10 +397,10 @@ pub async fn rollback<U: Upstream>(upstream: &mut U) -> Result<(), SessionError>
     }
 }
 
-/// Plans, sends and journals the push of the changes `taken`, captured in transaction
+/// Sends and journals the push of `plan`, made of the changes captured in transaction
 /// `txid` of `session`, then reads back what Salesforce set and sends it to `how.mirror`.
-/// `Ok(None)`: nothing needed sending. The changes are dropped once planned (a bulk push
-/// keeps the images of the rows it may restore).
+/// `before`: the images a bulk push restores its refused rows to. `Ok(None)`: the client's
+/// connection stopped taking what the push writes into the mirror.
 ///
 /// When `cancelled` resolves first (the session's CancelRequest), the push stops waiting
 /// and is refused with 57014. Once the request may have left, Salesforce may still carry
@@ -395,21 +410,12 @@ async fn push<R: Remote>(
     remote: &R,
     session: &str,
     txid: String,
-    taken: TakenChanges,
+    plan: Plan,
+    before: RowsBefore,
     how: How<'_>,
     cancelled: impl Future<Output = ()> + Send,
 ) -> Result<Option<Pushed>, Refusal> {
     tokio::pin!(cancelled);
-    let TakenChanges { changes, before } = taken;
-    let planned = tokio::select! {
-        planned = remote.plan(&changes) => planned?,
-        () = &mut cancelled => return Err(canceled(
-            "Nothing was sent to Salesforce; the transaction was rolled back.",
-        )),
-    };
-    let Some(plan) = planned else {
-        return Ok(None);
-    };
     let mut entry = Entry {
         org: plan.org.name.clone(),
         session: session.to_owned(),
@@ -427,10 +433,8 @@ async fn push<R: Remote>(
         .iter()
         .any(|p| sfpg_control::events::is_platform_event(&p.object.object));
     if how.mode.uses_bulk(plan.fits_one_request()) && !events {
-        drop(changes);
         return push_bulk(remote, plan, entry, &before, how, cancelled).await;
     }
-    drop(changes);
     drop(before);
     if !plan.fits_one_request() {
         return Err(plan.too_large());
@@ -541,7 +545,7 @@ async fn journal_uncertain<R: Remote>(remote: &R, entry: &Entry) -> String {
 }
 
 /// The refusal of a cancelled push, as PostgreSQL words a cancelled statement.
-fn canceled(detail: &str) -> Refusal {
+pub(super) fn canceled(detail: &str) -> Refusal {
     Refusal::new(
         SqlState::QUERY_CANCELED,
         "canceling statement due to user request",
@@ -569,7 +573,7 @@ pub(crate) fn journal_records(plan: &Plan, created: &[String]) -> Vec<JournalRec
                 _ => p.sfid.clone(),
             },
             provisional: p.provisional.clone(),
-            fields: p.record.clone(),
+            fields: p.record(),
         })
         .collect()
 }

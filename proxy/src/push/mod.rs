@@ -33,7 +33,7 @@ pub use write_back::{Created, MirrorGone, MirrorWrite, ToMirror, WriteBack};
 use self::catalog::{ObjectHandle, OrgHandle};
 use self::commit::{JournalError, Remote};
 use self::journal::{Entry, Journal};
-use self::plan::Plan;
+use self::plan::{Plan, Planner};
 use self::send::{Failure, Sent};
 
 /// Where a push can be made to stop, for crash tests. The points exist only in builds
@@ -126,13 +126,15 @@ impl Pusher {
         &self.repair_wanted
     }
 
-    /// The org and objects of the tables `changes` are in: one org per transaction.
+    /// The org and objects of the tables `changes` are in: one org per transaction, the
+    /// org of the pages planned before (`planned`) when there were any.
     async fn objects(
         &self,
         changes: &[PendingChange],
+        planned: Option<&Arc<OrgHandle>>,
     ) -> Result<Option<(Arc<OrgHandle>, Objects)>, Refusal> {
         let mut objects = HashMap::new();
-        let mut org = None;
+        let mut org = planned.cloned();
         for change in changes {
             let key = (change.schema.clone(), change.table.clone());
             if objects.contains_key(&key) {
@@ -169,10 +171,14 @@ impl Remote for Pusher {
         self.catalog.push_ticket(txid).await
     }
 
-    async fn plan(&self, changes: &[PendingChange]) -> Result<Option<Plan>, Refusal> {
-        match self.objects(changes).await? {
-            Some((org, objects)) => plan::plan(changes, &org, &objects),
-            None => Ok(None),
+    async fn plan_page(
+        &self,
+        page: &[PendingChange],
+        planner: &mut Planner,
+    ) -> Result<(), Refusal> {
+        match self.objects(page, planner.org()).await? {
+            Some((org, objects)) => planner.add(page, &org, &objects),
+            None => Ok(()),
         }
     }
 

@@ -54,10 +54,12 @@ pub struct Planned {
     pub row_id: i64,
     /// Update and delete: the record's Id.
     pub sfid: Option<String>,
-    /// Create and update: field API names to values, with `attributes.type` (and `Id` for
-    /// an update), as sObject Collections takes them. A field that refers to a row created
-    /// in the push still holds that row's provisional sfid (see `references`).
-    pub record: Record,
+    /// Create and update: the fields sent, by API name, with their values (without
+    /// `attributes` and `Id`, which [`Planned::record`] adds). A field that refers to a row
+    /// created in the push still holds that row's provisional sfid (see `references`).
+    /// A list rather than a JSON object: a bulk push holds 100,000 of them, and a map's
+    /// tables cost more than its one or two fields.
+    pub fields: Vec<(String, Value)>,
     /// Create: the row's provisional sfid, which other rows may refer to.
     pub provisional: Option<String>,
     /// Create and update: fields that hold the provisional sfid of a row created in the
@@ -65,6 +67,32 @@ pub struct Planned {
     pub references: Vec<Reference>,
     /// Create: its dependency level, 0 for a create that refers to no other.
     pub level: usize,
+}
+
+impl Planned {
+    /// The record as sObject Collections takes it: `attributes.type`, an update's `Id`,
+    /// then the fields.
+    pub fn record(&self) -> Record {
+        let mut record = Record::new();
+        record.insert("attributes".into(), json!({ "type": self.object.object }));
+        if self.operation == Operation::Update
+            && let Some(sfid) = &self.sfid
+        {
+            record.insert("Id".into(), Value::String(sfid.clone()));
+        }
+        for (field, value) in &self.fields {
+            record.insert(field.clone(), value.clone());
+        }
+        record
+    }
+
+    /// The value of field `name`, if the record sends it.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value)
+    }
 }
 
 /// A field that refers to a record created in the same push.
@@ -127,30 +155,71 @@ pub fn plan(
     org: &Arc<OrgHandle>,
     objects: &HashMap<(String, String), Arc<ObjectHandle>>,
 ) -> Result<Option<Plan>, Refusal> {
-    let mut creates = Vec::new();
-    let mut updates = Vec::new();
-    let mut deletes = Vec::new();
-    for net in collapse(changes) {
-        let Some(planned) = plan_row(&net, objects)? else {
-            continue;
-        };
-        match planned.operation {
-            Operation::Create => creates.push(planned),
-            Operation::Update => updates.push(planned),
-            Operation::Delete => deletes.push(planned),
+    let mut planner = Planner::default();
+    planner.add(changes, org, objects)?;
+    planner.finish()
+}
+
+/// A plan built a page of changes at a time, so that a large transaction's changes are
+/// never all held beside its plan: each page's rows are planned as the page comes (a
+/// row's changes are all in one page, see [`super::taken`]), and once every page is in,
+/// the records are put in capture order, the creates ordered by dependency and the
+/// references between them resolved.
+#[derive(Debug, Default)]
+pub struct Planner {
+    org: Option<Arc<OrgHandle>>,
+    /// Each record with the capture sequence of its row's first change.
+    creates: Vec<(i64, Planned)>,
+    updates: Vec<(i64, Planned)>,
+    deletes: Vec<(i64, Planned)>,
+}
+
+impl Planner {
+    /// Plans the rows of `page` (every change of each, in capture order), whose tables
+    /// resolve to `objects` in `org`.
+    pub fn add(
+        &mut self,
+        page: &[PendingChange],
+        org: &Arc<OrgHandle>,
+        objects: &HashMap<(String, String), Arc<ObjectHandle>>,
+    ) -> Result<(), Refusal> {
+        for net in collapse(page) {
+            let seq = net.first.seq;
+            let Some(planned) = plan_row(&net, objects)? else {
+                continue;
+            };
+            let records = match planned.operation {
+                Operation::Create => &mut self.creates,
+                Operation::Update => &mut self.updates,
+                Operation::Delete => &mut self.deletes,
+            };
+            records.push((seq, planned));
         }
+        self.org.get_or_insert_with(|| Arc::clone(org));
+        Ok(())
     }
-    let mut records = order_creates(creates)?;
-    records.extend(updates);
-    records.extend(deletes);
-    if records.is_empty() {
-        return Ok(None);
+
+    /// The plan of every page added; `None` when nothing needs sending.
+    pub fn finish(self) -> Result<Option<Plan>, Refusal> {
+        let in_capture_order = |mut records: Vec<(i64, Planned)>| {
+            // Stable, and pages come in row order: each row's first change decides.
+            records.sort_by_key(|(seq, _)| *seq);
+            records.into_iter().map(|(_, planned)| planned)
+        };
+        let mut records = order_creates(in_capture_order(self.creates).collect())?;
+        records.extend(in_capture_order(self.updates));
+        records.extend(in_capture_order(self.deletes));
+        let Some(org) = self.org.filter(|_| !records.is_empty()) else {
+            return Ok(None);
+        };
+        resolve_references(&mut records)?;
+        Ok(Some(Plan { org, records }))
     }
-    resolve_references(&mut records)?;
-    Ok(Some(Plan {
-        org: Arc::clone(org),
-        records,
-    }))
+
+    /// The org of the pages planned so far.
+    pub fn org(&self) -> Option<&Arc<OrgHandle>> {
+        self.org.as_ref()
+    }
 }
 
 impl Plan {
@@ -184,13 +253,13 @@ fn plan_row(
         .table(&change.schema, &change.table));
     };
     let row_id = change.row_id.unwrap_or_default();
-    let planned = |operation, sfid, record, provisional| Planned {
+    let planned = |operation, sfid, fields, provisional| Planned {
         operation,
         object: Arc::clone(object),
         table_oid: change.table_oid,
         row_id,
         sfid,
-        record,
+        fields,
         provisional,
         references: Vec::new(),
         level: 0,
@@ -202,12 +271,12 @@ fn plan_row(
             return Ok(None);
         }
         return Ok(text(net.old, SFID)
-            .map(|sfid| planned(Operation::Delete, Some(sfid), Record::new(), None)));
+            .map(|sfid| planned(Operation::Delete, Some(sfid), Vec::new(), None)));
     }
     if created_here {
-        let record = create_record(object, net.new)?;
+        let fields = create_fields(object, net.new)?;
         let provisional = text(net.new, SFID);
-        return Ok(Some(planned(Operation::Create, None, record, provisional)));
+        return Ok(Some(planned(Operation::Create, None, fields, provisional)));
     }
     let Some(sfid) = text(net.old, SFID) else {
         return Err(Refusal::new(
@@ -219,8 +288,8 @@ fn plan_row(
         )
         .table(&object.schema, &object.table));
     };
-    Ok(update_record(object, &sfid, net.new, &net.changed)?
-        .map(|record| planned(Operation::Update, Some(sfid), record, None)))
+    Ok(update_fields(object, net.new, &net.changed)?
+        .map(|fields| planned(Operation::Update, Some(sfid), fields, None)))
 }
 
 /// The refusal of a plan that needs more than one Composite request's `calls`.
@@ -260,7 +329,7 @@ fn order_creates(mut creates: Vec<Planned>) -> Result<Vec<Planned>, Refusal> {
     let depends_on: Vec<Vec<usize>> = creates
         .iter()
         .map(|p| {
-            provisional_values(&p.record)
+            provisional_values(&p.fields)
                 .filter_map(|(_, value)| by_provisional.get(value).copied())
                 .collect()
         })
@@ -318,10 +387,10 @@ fn level_of(
 }
 
 /// The fields of a record that hold a provisional sfid, with that value.
-fn provisional_values(record: &Record) -> impl Iterator<Item = (&String, &str)> {
-    record.iter().filter_map(|(field, value)| {
+fn provisional_values(fields: &[(String, Value)]) -> impl Iterator<Item = (&String, &str)> {
+    fields.iter().filter_map(|(field, value)| {
         let value = value.as_str()?;
-        (field != "attributes" && is_provisional_sfid(value)).then_some((field, value))
+        is_provisional_sfid(value).then_some((field, value))
     })
 }
 
@@ -336,7 +405,7 @@ fn resolve_references(records: &mut [Planned]) -> Result<(), Refusal> {
         .collect();
     for planned in records.iter_mut() {
         let mut references = Vec::new();
-        for (field, value) in provisional_values(&planned.record) {
+        for (field, value) in provisional_values(&planned.fields) {
             let Some(&create) = by_provisional.get(value) else {
                 let object = &planned.object;
                 let column = object
@@ -414,12 +483,6 @@ fn text(image: Option<&Map<String, Value>>, column: &str) -> Option<String> {
     image?.get(column)?.as_str().map(str::to_owned)
 }
 
-fn typed(object: &ObjectHandle) -> Record {
-    let mut record = Record::new();
-    record.insert("attributes".into(), json!({ "type": object.object }));
-    record
-}
-
 fn read_only(object: &ObjectHandle, column: &str, why: &str) -> Refusal {
     Refusal::new(
         SqlState::GENERATED_ALWAYS,
@@ -432,11 +495,11 @@ fn read_only(object: &ObjectHandle, column: &str, why: &str) -> Refusal {
     .column(column)
 }
 
-fn create_record(
+fn create_fields(
     object: &ObjectHandle,
     new: Option<&Map<String, Value>>,
-) -> Result<Record, Refusal> {
-    let mut record = typed(object);
+) -> Result<Vec<(String, Value)>, Refusal> {
+    let mut fields = Vec::new();
     for (column, value) in new.into_iter().flatten() {
         match column.as_str() {
             LOCAL_ID => continue,
@@ -475,20 +538,19 @@ fn create_record(
                 ),
             ));
         }
-        record.insert(mirrored.field.clone(), value.clone());
+        fields.push((mirrored.field.clone(), value.clone()));
     }
-    Ok(record)
+    // A vector's first push makes room for four; a bulk push holds 100,000 of these.
+    fields.shrink_to_fit();
+    Ok(fields)
 }
 
-fn update_record(
+fn update_fields(
     object: &ObjectHandle,
-    sfid: &str,
     new: Option<&Map<String, Value>>,
     changed: &[String],
-) -> Result<Option<Record>, Refusal> {
-    let mut record = typed(object);
-    record.insert("Id".into(), Value::String(sfid.to_owned()));
-    let mut fields = 0;
+) -> Result<Option<Vec<(String, Value)>>, Refusal> {
+    let mut fields = Vec::new();
     for column in changed {
         match column.as_str() {
             LOCAL_ID => continue,
@@ -521,10 +583,10 @@ fn update_record(
             .and_then(|i| i.get(column))
             .cloned()
             .unwrap_or(Value::Null);
-        record.insert(mirrored.field.clone(), value);
-        fields += 1;
+        fields.push((mirrored.field.clone(), value));
     }
-    Ok((fields > 0).then_some(record))
+    fields.shrink_to_fit();
+    Ok((!fields.is_empty()).then_some(fields))
 }
 
 #[cfg(test)]

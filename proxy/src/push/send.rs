@@ -172,7 +172,7 @@ fn calls(plan: &Plan) -> Vec<Call> {
 /// The record as sent: each field that refers to a create of the push becomes a reference
 /// to that create's new Id. The plan puts parents in earlier calls, so each is placed.
 fn with_references(planned: &Planned, placed: &HashMap<usize, (String, usize)>) -> Record {
-    let mut record = planned.record.clone();
+    let mut record = planned.record();
     for reference in &planned.references {
         if let Some((reference_id, position)) = placed.get(&reference.create) {
             record.insert(

@@ -51,9 +51,11 @@ pub struct Created {
 /// in the plan, local id and Salesforce Id.
 type TableRows = (usize, Vec<(usize, i64, String)>);
 
-/// Rows of one write-back or restore statement: a bulk push's 100,000 rows go in several, so that no
-/// one JSON text (and the server's `jsonb` of it) holds them all.
-pub(crate) const WRITE_BACK_ROWS: usize = 5_000;
+/// Rows of one write-back or restore statement: a bulk push's 100,000 rows go in several, so
+/// that no one JSON text (and the server's `jsonb` of it) holds them all. A Contact's row
+/// as read back is about 3 KB of JSON; each statement's text is held once more in the
+/// connection's buffer while it is sent.
+pub(crate) const WRITE_BACK_ROWS: usize = 2_000;
 
 /// One statement a push has the client's connection run, in the order the push makes them.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sfpg_control::write_failures::{WriteFailure, listing_query};
-use sfpg_salesforce::Record;
 
 use super::{BulkSent, Fate};
 use crate::push::WriteBack;
@@ -141,7 +140,7 @@ fn without_fields(planned: &Planned) -> Planned {
         table_oid: planned.table_oid,
         row_id: planned.row_id,
         sfid: planned.sfid.clone(),
-        record: Record::new(),
+        fields: Vec::new(),
         provisional: planned.provisional.clone(),
         references: planned.references.clone(),
         level: planned.level,

@@ -24,8 +24,10 @@ use crate::push::catalog::{ObjectHandle, OrgHandle};
 
 /// From how many records of one object the read-back goes through a query job.
 pub const BULK_READ_BACK_FROM: usize = 2_000;
-/// Records per results page: a page is held while it is parsed.
-pub const PAGE_RECORDS: u32 = 10_000;
+/// Records per results page: a page's records are held, parsed (each of 50 fields about
+/// 7 KB), until written back; pages of 10,000 held 70 MB. One page is one write-back
+/// statement ([`crate::push::write_back::WRITE_BACK_ROWS`]).
+pub const PAGE_RECORDS: u32 = 2_000;
 /// The longest wait between two polls of the query job.
 const POLL_CAP: Duration = Duration::from_secs(1);
 /// How much earlier than the first ingest job the query looks: `SystemModstamp` and the

@@ -33,13 +33,18 @@ struct JournalLog<'j> {
 }
 
 impl JournalLog<'_> {
-    async fn save(&mut self) {
+    /// Rewrites the entry as it now is, with `records`.
+    async fn save(&mut self, records: impl Iterator<Item = JournalRecord>) {
         self.entry.response = json!({ "bulk_jobs": self.jobs });
         let Some(id) = self.id else {
             return;
         };
-        if let Err(error) = self.journal.update(id, &self.entry).await {
-            tracing::error!(%error, journal = id, "cannot journal a bulk push's job");
+        if let Err(error) = self
+            .journal
+            .update_in_chunks(id, &self.entry, records)
+            .await
+        {
+            tracing::error!(%error, journal = id, "cannot journal a bulk push's outcome");
         }
     }
 }
@@ -79,14 +84,15 @@ pub async fn send<C: Future<Output = ()>>(
         response: json!({ "error": "limits" }),
         outcome: Outcome::Refused,
     })?;
-    entry.records = plan
-        .records
-        .iter()
-        .map(|p| journal_record(p, p.sfid.clone()))
-        .collect();
+    // The entry's records are made from the plan as they are written, never held whole
+    // (for 100,000 records, 20 MB and their JSON 15 MB).
+    entry.records = Vec::new();
     entry.outcome = Outcome::Unknown;
     entry.response = json!({ "bulk_jobs": [] });
-    let id = match journal.record(&entry).await {
+    let id = match journal
+        .record_in_chunks(&entry, planned_records(plan))
+        .await
+    {
         Ok(id) => Some(id),
         Err(error) => {
             tracing::error!(%error, "cannot journal a bulk push before its jobs");
@@ -110,7 +116,7 @@ pub async fn send<C: Future<Output = ()>>(
             } else {
                 Outcome::Failed
             };
-            log.save().await;
+            log.save(planned_records(plan)).await;
             return Err(Failure {
                 refusal: from_salesforce_error(
                     &error,
@@ -127,32 +133,37 @@ pub async fn send<C: Future<Output = ()>>(
         canceled,
         journal_id: id,
     };
-    if sent.uncertain() {
-        // Every record, with the Ids known: the repair reads them all again.
-        log.entry.records = settled_records(plan, &sent.fates, true);
-    } else {
+    // Uncertain: every record, with the Ids known, for the repair to read them all again.
+    let all = sent.uncertain();
+    if !all {
         log.entry.outcome = Outcome::Pushed;
-        log.entry.records = settled_records(plan, &sent.fates, false);
     }
-    log.save().await;
+    log.save(settled_records(plan, &sent.fates, all)).await;
     Ok(sent)
+}
+
+/// The journal's records of a bulk push before its jobs: each record with the Id it had.
+fn planned_records(plan: &Plan) -> impl Iterator<Item = JournalRecord> {
+    plan.records
+        .iter()
+        .map(|p| journal_record(p, p.sfid.clone()))
 }
 
 /// The journal's records of a settled bulk push: the accepted ones with their Ids, and
 /// (`all`) the others too, a create without its Id.
-fn settled_records(plan: &Plan, fates: &[Fate], all: bool) -> Vec<JournalRecord> {
-    plan.records
-        .iter()
-        .zip(fates)
-        .filter_map(|(p, fate)| {
-            let sfid = match (fate, p.operation) {
-                (Fate::Accepted { id }, _) => Some(id.clone()),
-                (_, Operation::Create) => None,
-                _ => p.sfid.clone(),
-            };
-            (all || matches!(fate, Fate::Accepted { .. })).then(|| journal_record(p, sfid))
-        })
-        .collect()
+fn settled_records<'p>(
+    plan: &'p Plan,
+    fates: &'p [Fate],
+    all: bool,
+) -> impl Iterator<Item = JournalRecord> + 'p {
+    plan.records.iter().zip(fates).filter_map(move |(p, fate)| {
+        let sfid = match (fate, p.operation) {
+            (Fate::Accepted { id }, _) => Some(id.clone()),
+            (_, Operation::Create) => None,
+            _ => p.sfid.clone(),
+        };
+        (all || matches!(fate, Fate::Accepted { .. })).then(|| journal_record(p, sfid))
+    })
 }
 
 /// A record as a bulk entry journals it: without its fields.

@@ -5,7 +5,7 @@
 //! page is final.
 //!
 //! Planning the reduced changes gives the same plan as planning the originals: a create
-//! reads the non-null values of the row as it ends ([`super::create_record`] skips nulls);
+//! reads the non-null values of the row as it ends ([`super::create_fields`] skips nulls);
 //! an update, the changed columns of the row as it ends and its sfid as it was; a delete,
 //! the sfid. What a refused record is restored to (`bulk::outcome`) is the row before the
 //! transaction: for an update, the values of the columns the transaction changed (a

@@ -104,7 +104,7 @@ fn a_create_sends_createable_fields_with_values_and_nothing_local() {
     assert_eq!(create.operation, Operation::Create);
     assert_eq!(create.row_id, 7);
     assert_eq!(
-        serde_json::Value::Object(create.record.clone()),
+        serde_json::Value::Object(create.record()),
         json!({"attributes": {"type": "Invoice__c"}, "Name": "INV-1", "Amount__c": 10.5})
     );
 }
@@ -128,7 +128,7 @@ fn an_update_sends_only_what_changed() {
     let update = &plan.records[0];
     assert_eq!(update.sfid.as_deref(), Some("a01000000000001AAA"));
     assert_eq!(
-        serde_json::Value::Object(update.record.clone()),
+        serde_json::Value::Object(update.record()),
         json!({"attributes": {"type": "Invoice__c"}, "Id": "a01000000000001AAA", "Amount__c": 2.0})
     );
 }
@@ -203,7 +203,7 @@ fn changes_to_one_row_collapse() {
     .unwrap()
     .unwrap();
     assert_eq!(plan.records.len(), 1);
-    assert_eq!(plan.records[0].record["Name"], json!("B"));
+    assert_eq!(plan.records[0].record()["Name"], json!("B"));
     // Created and deleted in one transaction: nothing.
     assert!(
         planned(&[
@@ -362,7 +362,7 @@ fn a_child_created_before_its_parent_is_sent_after_it() {
         }]
     );
     // The provisional sfid of a new row is not a write to sfid, and is not sent.
-    assert!(!plan.records[0].record.contains_key("Id"));
+    assert!(!plan.records[0].record().contains_key("Id"));
     // One call per level.
     let calls: Vec<(Operation, Vec<usize>)> = plan.calls();
     assert_eq!(

@@ -127,43 +127,35 @@ fn org_and_objects() -> (Arc<OrgHandle>, Objects) {
     (org, objects)
 }
 
-/// The changes as `take` keeps them, from `json` taken as one page.
-fn taken(json: &str) -> TakenChanges {
-    let mut taken = TakenChanges::default();
-    taken
-        .add_page(&sfpg_control::capture::parse_pending(json).unwrap())
+/// A page of changes as `take` reduces it, from `json`, and the images it keeps.
+fn taken(json: &str) -> (Vec<PendingChange>, RowsBefore) {
+    let mut before = RowsBefore::default();
+    let reduced = before
+        .keep_page(&sfpg_control::capture::parse_pending(json).unwrap())
         .unwrap();
-    taken
+    (reduced, before)
 }
 
 #[test]
 fn the_plan_of_the_changes_as_kept_is_the_plan_of_the_changes_whole() {
     let json = transaction().to_string();
     let whole = sfpg_control::capture::parse_pending(&json).unwrap();
-    let taken = taken(&json);
+    let (reduced, _) = taken(&json);
     // One change per net change: rows 1, 2 and 3, and row 4 deleted then inserted again.
-    assert_eq!(taken.changes.len(), 5);
+    assert_eq!(reduced.len(), 5);
     let (org, objects) = org_and_objects();
     let planned = |changes: &[PendingChange]| {
         let plan = plan::plan(changes, &org, &objects).unwrap().unwrap();
         format!("{:?}", plan.records)
     };
-    assert_eq!(planned(&taken.changes), planned(&whole));
-    // Old images hold only the sfid.
-    for change in &taken.changes {
-        if let Some(old) = &change.old {
-            assert_eq!(old.keys().collect::<Vec<_>>(), ["sfid"]);
-        }
-    }
+    assert_eq!(planned(&reduced), planned(&whole));
 }
 
 #[test]
 fn the_images_kept_are_each_rows_image_before_the_transaction() {
-    let taken = taken(&transaction().to_string());
+    let (_, kept) = taken(&transaction().to_string());
     let before = |row: i64| {
-        taken
-            .before
-            .get(7, row)
+        kept.get(7, row)
             .map(|text| serde_json::from_str::<Value>(text).unwrap())
     };
     // Updated twice: the columns it changed, as they were, and its sfid.

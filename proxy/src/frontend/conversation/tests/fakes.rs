@@ -19,7 +19,7 @@ use crate::push::bulk::{BulkSent, Fate, Progress};
 use crate::push::catalog::{ObjectHandle, OrgHandle, fixtures};
 use crate::push::commit::{JournalError, Remote};
 use crate::push::journal::{Entry, Outcome, WriteFailure};
-use crate::push::plan::{self, Plan};
+use crate::push::plan::{Plan, Planner};
 use crate::push::send::{Failure, Sent};
 use crate::push::{Created, MirrorWrite, Refusal, ToMirror, WriteBack};
 
@@ -284,13 +284,17 @@ impl Remote for FakeRemote {
         Ok(SecretString::from(format!("ticket-{txid}")))
     }
 
-    async fn plan(&self, changes: &[PendingChange]) -> Result<Option<Plan>, Refusal> {
-        self.call(format!("plan {}", changes.len()));
+    async fn plan_page(
+        &self,
+        page: &[PendingChange],
+        planner: &mut Planner,
+    ) -> Result<(), Refusal> {
+        self.call(format!("plan {}", page.len()));
         if self.plan_hangs {
             self.reached.notify_one();
             std::future::pending::<()>().await;
         }
-        plan::plan(changes, &self.org, &self.objects)
+        planner.add(page, &self.org, &self.objects)
     }
 
     async fn send(&self, plan: &Plan) -> Result<Sent, Failure> {

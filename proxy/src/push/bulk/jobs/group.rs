@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use serde_json::Value as Json;
-use sfpg_salesforce::bulk::ingest::{Columns, CsvParts, MAX_PART_BYTES, Part, record_fields};
+use sfpg_salesforce::bulk::ingest::{Columns, CsvParts, MAX_PART_BYTES, Part};
 use sfpg_salesforce::bulk::{JobInfo, PollBackoff, RecordOutcome};
 use sfpg_salesforce::{Error as SalesforceError, RecordError};
 use tokio::sync::mpsc::UnboundedSender;
@@ -51,16 +51,18 @@ pub(super) async fn run(
         cancel: shared.cancel.clone(),
         done: GroupDone::default(),
     };
-    // The records sent, each with the Ids its references take.
-    let mut sent: Vec<(usize, Vec<(&str, Json)>)> = Vec::with_capacity(group.records.len());
+    // The records sent: those whose parents were all created. Their Ids are taken again
+    // for each pass rather than held: 100,000 updates' Ids held as JSON cost 35 MB.
+    let plan = shared.plan;
+    let mut sent: Vec<usize> = Vec::with_capacity(group.records.len());
     for &index in &group.records {
-        match parent_ids(&shared.plan.records[index], fates) {
-            Ok(ids) => sent.push((index, ids)),
+        match parent_ids(&plan.records[index], fates) {
+            Ok(_) => sent.push(index),
             Err(fate) => run.done.fates.push((index, fate)),
         }
     }
     if let Some((code, message)) = why_not {
-        for (index, _) in sent {
+        for index in sent {
             run.done.fates.push((index, not_sent(code, message)));
         }
         return run.done;
@@ -68,12 +70,16 @@ pub(super) async fn run(
     if sent.is_empty() {
         return run.done;
     }
-    let plan = shared.plan;
+    let line = |index: usize| {
+        let planned = &plan.records[index];
+        (planned, parent_ids(planned, fates).unwrap_or_default())
+    };
     // A first pass names the columns (and refuses a value the CSV cannot carry before
     // anything is sent); a second writes each record as a line of its part.
     let mut columns = Columns::default();
-    for (index, ids) in &sent {
-        if let Err(detail) = columns.add_fields(fields(&plan.records[*index], ids)) {
+    for &index in &sent {
+        let (planned, ids) = line(index);
+        if let Err(detail) = columns.add_fields(fields(planned, &ids)) {
             run.done.stopped = Some(SalesforceError::InvalidRequest(format!(
                 "record {index}: {detail}"
             )));
@@ -81,12 +87,12 @@ pub(super) async fn run(
         }
     }
     let mut parts = CsvParts::new(columns, MAX_PART_BYTES);
-    let rows: Vec<usize> = sent.iter().map(|(index, _)| *index).collect();
-    for (index, ids) in &sent {
-        match parts.push(fields(&plan.records[*index], ids)) {
+    for &index in &sent {
+        let (planned, ids) = line(index);
+        match parts.push(fields(planned, &ids)) {
             Ok(None) => {}
             Ok(Some(part)) => {
-                run.part(part, &rows).await;
+                run.part(part, &sent).await;
                 if run.done.stopped.is_some() {
                     return run.done;
                 }
@@ -97,26 +103,26 @@ pub(super) async fn run(
             }
         }
     }
-    drop(sent);
     if let Some(part) = parts.finish() {
-        run.part(part, &rows).await;
+        run.part(part, &sent).await;
     }
     run.done
 }
 
-/// The Ids of the records `planned` refers to, by field. `Err`: a parent was not created,
-/// so the record is not sent.
+/// The Ids a record's line carries, by field: an update's or delete's own `Id`, and the
+/// Ids of the records `planned` refers to. `Err`: a parent was not created, so the record
+/// is not sent.
 fn parent_ids<'p>(
     planned: &'p Planned,
     fates: &[Option<Fate>],
 ) -> Result<Vec<(&'p str, Json)>, Fate> {
-    if planned.operation == Operation::Delete {
-        return Ok(vec![(
-            "Id",
-            Json::String(planned.sfid.clone().unwrap_or_default()),
-        )]);
-    }
-    planned
+    let own = match planned.operation {
+        Operation::Create => None,
+        Operation::Update | Operation::Delete => {
+            Some(("Id", Json::String(planned.sfid.clone().unwrap_or_default())))
+        }
+    };
+    let parents = planned
         .references
         .iter()
         .map(|reference| match fates.get(reference.create) {
@@ -131,12 +137,12 @@ fn parent_ids<'p>(
                     fields: vec![reference.field.clone()],
                 },
             }),
-        })
-        .collect()
+        });
+    own.into_iter().map(Ok).chain(parents).collect()
 }
 
-/// What the job sends for a record: a delete its Id alone; otherwise its fields, each
-/// reference to a record created in the push holding that record's Id (`ids`).
+/// What the job sends for a record: its Id (an update's and a delete's), then its fields,
+/// each reference to a record created in the push holding that record's Id (`ids`).
 fn fields<'a>(
     planned: &'a Planned,
     ids: &'a [(&'a str, Json)],
@@ -146,16 +152,15 @@ fn fields<'a>(
             .find(|(field, _)| *field == name)
             .map(|(_, id)| id)
     };
-    let record = (planned.operation != Operation::Delete).then_some(&planned.record);
-    let own = record
-        .into_iter()
-        .flat_map(record_fields)
-        .map(move |(name, value)| (name, id_of(name).unwrap_or(value)));
-    let missing = ids
+    let not_a_field = ids
         .iter()
-        .filter(move |(field, _)| record.is_none_or(|r| !r.contains_key(*field)))
+        .filter(|(field, _)| planned.field(field).is_none())
         .map(|(field, id)| (*field, id));
-    own.chain(missing)
+    let own = planned
+        .fields
+        .iter()
+        .map(move |(name, value)| (name.as_str(), id_of(name).unwrap_or(value)));
+    not_a_field.chain(own)
 }
 
 struct GroupRun<'s, 'p> {

@@ -91,23 +91,38 @@ fn transaction(dice: &mut Dice) -> (Vec<PendingChange>, HashMap<i64, Value>) {
     (changes, before)
 }
 
-/// The changes as the proxy takes them: pages of `rows` rows, every change of a row in one
-/// page, each page reduced.
-fn taken_in_pages(changes: &[PendingChange], rows: usize) -> Vec<PendingChange> {
+/// The changes as the proxy takes them: pages of `rows` rows in row order (not capture
+/// order), every change of a row in one page, each page reduced; with the plan the
+/// [`Planner`] makes of the reduced pages, one at a time.
+fn taken_in_pages(
+    changes: &[PendingChange],
+    rows: usize,
+    org: &Arc<OrgHandle>,
+    objects: &HashMap<(String, String), Arc<ObjectHandle>>,
+) -> (Vec<PendingChange>, Result<Option<Plan>, Refusal>) {
     let mut ids: Vec<i64> = changes.iter().filter_map(|c| c.row_id).collect();
     ids.sort_unstable();
     ids.dedup();
     let mut taken = Vec::new();
+    let mut planner = Planner::default();
+    let mut refused = None;
     for page_ids in ids.chunks(rows) {
         let page: Vec<PendingChange> = changes
             .iter()
             .filter(|c| c.row_id.is_some_and(|id| page_ids.contains(&id)))
             .cloned()
             .collect();
-        taken.extend(compact(&page));
+        let reduced = compact(&page);
+        if let Err(refusal) = planner.add(&reduced, org, objects) {
+            refused.get_or_insert(refusal);
+        }
+        taken.extend(reduced);
     }
-    taken.sort_by_key(|c| c.seq);
-    taken
+    let planned = match refused {
+        Some(refusal) => Err(refusal),
+        None => planner.finish(),
+    };
+    (taken, planned)
 }
 
 /// What planning sends, record by record, or why it refuses, comparable.
@@ -130,7 +145,7 @@ fn sent(planned: Result<Option<Plan>, Refusal>) -> Vec<String> {
                 p.operation,
                 p.row_id,
                 p.sfid,
-                Value::Object(p.record.clone()),
+                Value::Object(p.record()),
                 p.provisional,
                 p.level
             )
@@ -165,9 +180,9 @@ fn pages_reduced_row_by_row_plan_and_restore_as_the_whole_transaction() {
             _ => {}
         }
         for rows in [1, 2, 3] {
-            let taken = taken_in_pages(&changes, rows);
+            let (taken, planned) = taken_in_pages(&changes, rows, &org, &objects);
             assert_eq!(
-                sent(plan(&taken, &org, &objects)),
+                sent(planned),
                 sent(plan(&changes, &org, &objects)),
                 "round {round}, pages of {rows} rows: {changes:#?}"
             );
