@@ -164,18 +164,18 @@ async fn one_repair_at_a_time_claims_an_entry() {
     retry.commit().await.unwrap();
 }
 
-/// A large push's records written a chunk at a time (after an entry without them) are read
-/// back whole and in order; a record without fields or provisional sfid (a bulk push's)
-/// is written without those keys and read back as it was.
+/// A large push's records, streamed into the entry (after an entry written without them, in
+/// one transaction), are read back whole and in order; a record without fields or
+/// provisional sfid (a bulk push's) is written without those keys and read back as it was;
+/// setting them again replaces them, and a transaction rolled back leaves them as they were.
 #[tokio::test]
-async fn records_appended_in_chunks_are_read_back_whole_and_in_order() {
+async fn records_set_by_copy_are_read_back_whole_and_in_order() {
     let db = TestDatabase::create().await;
     let mut client = db.connect().await;
     crate::apply_control_schema(&mut client).await.unwrap();
     let mut first = entry(Outcome::Unknown);
     let template = first.records.remove(0);
-    let id = record(&client, &first).await.unwrap();
-    let records: Vec<JournalRecord> = (0..25)
+    let records: Vec<JournalRecord> = (0..2_500)
         .map(|row_id| JournalRecord {
             operation: Operation::Update,
             row_id,
@@ -184,11 +184,22 @@ async fn records_appended_in_chunks_are_read_back_whole_and_in_order() {
             ..template.clone()
         })
         .collect();
-    for chunk in records.chunks(10) {
-        append_records(&client, id, chunk).await.unwrap();
-    }
-    let due_now = due(&client).await.unwrap();
-    assert_eq!(due_now[0].records, records);
+    let transaction = client.transaction().await.unwrap();
+    let id = record(&transaction, &first).await.unwrap();
+    set_records(&transaction, id, records.iter().cloned())
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    let records_of = async |client: &tokio_postgres::Client| {
+        due(client)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|entry| entry.id == id)
+            .unwrap()
+            .records
+    };
+    assert_eq!(records_of(&client).await, records);
     let text: String = client
         .query_one(
             "SELECT (records -> 0)::text FROM sfpg.write_journal WHERE id = $1",
@@ -201,4 +212,26 @@ async fn records_appended_in_chunks_are_read_back_whole_and_in_order() {
         !text.contains("fields") && !text.contains("provisional"),
         "{text}"
     );
+
+    // Set again (the temporary table of the first transaction is gone): replaced.
+    let transaction = client.transaction().await.unwrap();
+    set_records(&transaction, id, records[..3].iter().cloned())
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    assert_eq!(records_of(&client).await, records[..3]);
+
+    // Rolled back: as it was; and no record at all is an empty list.
+    let transaction = client.transaction().await.unwrap();
+    set_records(&transaction, id, std::iter::empty())
+        .await
+        .unwrap();
+    transaction.rollback().await.unwrap();
+    assert_eq!(records_of(&client).await, records[..3]);
+    let transaction = client.transaction().await.unwrap();
+    set_records(&transaction, id, std::iter::empty())
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    assert!(records_of(&client).await.is_empty());
 }

@@ -164,12 +164,45 @@ impl WriteBackRow {
     }
 }
 
-/// The JSON array `sfpg.write_back` takes as its `rows`, written from the rows as they are
-/// (a copy of 5,000 rows of 50 columns as JSON values cost 30 MB for a moment).
-pub fn write_back_rows(rows: &[WriteBackRow]) -> String {
-    let columns: Vec<&Map<String, Value>> = rows.iter().map(|row| &row.columns).collect();
-    // A map of strings, numbers and nulls always serializes.
-    serde_json::to_string(&columns).unwrap_or_else(|_| "[]".to_owned())
+/// The JSON array `sfpg.write_back` takes as its `rows`, written a row at a time as the
+/// rows are made: a statement's rows are never all held as rows (a Contact's row, 52
+/// columns, is about 7 KB as a map and 3 KB as JSON), nor copied to be written.
+#[derive(Debug, Default)]
+pub struct WriteBackText {
+    text: String,
+    rows: usize,
+}
+
+impl WriteBackText {
+    /// Adds `row` at the end.
+    pub fn push(&mut self, row: WriteBackRow) {
+        self.text.push(if self.rows == 0 { '[' } else { ',' });
+        self.text.push_str(&Value::Object(row.columns).to_string());
+        self.rows += 1;
+    }
+
+    /// How many rows it holds.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The array's text.
+    pub fn finish(mut self) -> String {
+        if self.rows == 0 {
+            return "[]".to_owned();
+        }
+        self.text.push(']');
+        self.text
+    }
+}
+
+/// The JSON array `sfpg.write_back` takes as its `rows`.
+pub fn write_back_rows(rows: impl IntoIterator<Item = WriteBackRow>) -> String {
+    let mut text = WriteBackText::default();
+    for row in rows {
+        text.push(row);
+    }
+    text.finish()
 }
 
 #[cfg(test)]

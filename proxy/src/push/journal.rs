@@ -19,27 +19,6 @@ pub enum JournalError {
     Postgres(#[from] tokio_postgres::Error),
 }
 
-/// Records of an entry written per statement: a bulk push's entry is written a chunk at a
-/// time, each chunk made from the plan as it is written, so that neither the entry's
-/// 100,000 records nor their 15 MB of JSON (held twice more in tokio-postgres's buffers,
-/// which keep the size of the largest message they held) are ever held whole.
-pub const RECORDS_PER_STATEMENT: usize = 5_000;
-
-/// Adds `records` to entry `id`, [`RECORDS_PER_STATEMENT`] to a statement.
-async fn append_in_chunks(
-    client: &impl tokio_postgres::GenericClient,
-    id: i64,
-    mut records: impl Iterator<Item = JournalRecord>,
-) -> Result<(), JournalError> {
-    loop {
-        let chunk: Vec<JournalRecord> = records.by_ref().take(RECORDS_PER_STATEMENT).collect();
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        sfpg_control::journal::append_records(client, id, &chunk).await?;
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Journal {
     pool: Pool,
@@ -56,9 +35,9 @@ impl Journal {
         Ok(sfpg_control::journal::record(&**client, entry).await?)
     }
 
-    /// Records `entry` (its records left out) with the `records` of a large push, a chunk
-    /// of [`RECORDS_PER_STATEMENT`] at a time, in one transaction; returns its id.
-    pub async fn record_in_chunks(
+    /// Records `entry` (its records left out) with the `records` of a large push, streamed
+    /// ([`sfpg_control::journal::set_records`]), in one transaction; returns its id.
+    pub async fn record_streamed(
         &self,
         entry: &Entry,
         records: impl Iterator<Item = JournalRecord>,
@@ -66,7 +45,7 @@ impl Journal {
         let mut client = self.pool.get().await?;
         let transaction = tokio_postgres::Client::transaction(&mut client).await?;
         let id = sfpg_control::journal::record(&transaction, entry).await?;
-        append_in_chunks(&transaction, id, records).await?;
+        sfpg_control::journal::set_records(&transaction, id, records).await?;
         transaction.commit().await?;
         Ok(id)
     }
@@ -78,9 +57,8 @@ impl Journal {
     }
 
     /// Rewrites entry `id` with what `entry` holds now, its records those `records`
-    /// yields, a chunk at a time, in one transaction: a crash half-way leaves the entry as
-    /// it was.
-    pub async fn update_in_chunks(
+    /// yields, streamed, in one transaction: a crash half-way leaves the entry as it was.
+    pub async fn update_streamed(
         &self,
         id: i64,
         entry: &Entry,
@@ -89,7 +67,7 @@ impl Journal {
         let mut client = self.pool.get().await?;
         let transaction = tokio_postgres::Client::transaction(&mut client).await?;
         sfpg_control::journal::update(&transaction, id, entry).await?;
-        append_in_chunks(&transaction, id, records).await?;
+        sfpg_control::journal::set_records(&transaction, id, records).await?;
         transaction.commit().await?;
         Ok(())
     }

@@ -36,7 +36,7 @@ fn write_back_rows_carry_what_the_record_carries_as_column_text() {
         "Founded__c": null,
     }));
     row.copy("Account", &plan.fields, &read).unwrap();
-    let rows: Value = serde_json::from_str(&write_back_rows(&[row])).unwrap();
+    let rows: Value = serde_json::from_str(&write_back_rows([row])).unwrap();
     assert_eq!(
         rows,
         json!([{
@@ -306,11 +306,37 @@ async fn write_back_in_a_push(db: &TestDatabase, client: &Client, rows: &[WriteB
     let written: i64 = client
         .query_one(
             WRITE_BACK_SQL,
-            &[&ticket, &"acme", &"contact", &write_back_rows(rows)],
+            &[
+                &ticket,
+                &"acme",
+                &"contact",
+                &write_back_rows(rows.iter().cloned()),
+            ],
         )
         .await
         .unwrap()
         .get(0);
     client.batch_execute("COMMIT").await.unwrap();
     written
+}
+
+#[test]
+fn write_back_text_is_a_json_array_of_the_rows_in_order() {
+    assert_eq!(WriteBackText::default().finish(), "[]");
+    let mut text = WriteBackText::default();
+    for id in [3, 1, 2] {
+        let mut row = WriteBackRow::new(id);
+        row.set("sfid", &format!("003{id}"));
+        text.push(row);
+    }
+    assert_eq!(text.rows(), 3);
+    let rows: Value = serde_json::from_str(&text.finish()).unwrap();
+    assert_eq!(
+        rows,
+        json!([
+            {"id": 3, "sfid": "0033"},
+            {"id": 1, "sfid": "0031"},
+            {"id": 2, "sfid": "0032"},
+        ])
+    );
 }

@@ -6,15 +6,18 @@
 //! created (`SystemModstamp >=`, a little earlier for the clocks' granularity): every
 //! record the push saved is among them, and an `IN` list of 100,000 Ids would pass SOQL's
 //! length limit. Other records changed meanwhile come too and are passed over. The results
-//! are read one page at a time ([`ResultPages`]), each page's rows parsed and dropped,
-//! keeping only the records of the push, as text (the CSV's own rendering, which the mirror
+//! are read one page at a time ([`ResultPages`]), each page's rows parsed one at a time
+//! ([`PageRows`]) as the caller writes them back, the records of the push as text (the CSV's own rendering, which the mirror
 //! writer takes as a query page's, `sfpg_control::writer::csv`); the caller writes each
 //! page into the mirror before the next is read.
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use std::io::Cursor;
+
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
+use csv::StringRecord;
 use futures::StreamExt;
 use serde_json::Value;
 use sfpg_salesforce::bulk::QueryOperation;
@@ -24,10 +27,10 @@ use crate::push::catalog::{ObjectHandle, OrgHandle};
 
 /// From how many records of one object the read-back goes through a query job.
 pub const BULK_READ_BACK_FROM: usize = 2_000;
-/// Records per results page: a page's records are held, parsed (each of 50 fields about
-/// 7 KB), until written back; pages of 10,000 held 70 MB. One page is one write-back
-/// statement ([`crate::push::write_back::WRITE_BACK_ROWS`]).
-pub const PAGE_RECORDS: u32 = 2_000;
+/// Records per results page: one request each; a page's CSV is held while its rows are
+/// parsed and written back, a statement of
+/// [`crate::push::write_back::WRITE_BACK_ROWS`] at a time.
+pub const PAGE_RECORDS: u32 = 10_000;
 /// The longest wait between two polls of the query job.
 const POLL_CAP: Duration = Duration::from_secs(1);
 /// How much earlier than the first ingest job the query looks: `SystemModstamp` and the
@@ -73,12 +76,10 @@ impl<'o> ResultPages<'o> {
         })
     }
 
-    /// The next page's records whose `Id` is `wanted`, each field a string (or null when
-    /// empty) as the CSV has it; `None` after the last page, once the job is deleted.
-    pub async fn next(
-        &mut self,
-        wanted: impl Fn(&str) -> bool,
-    ) -> Result<Option<Vec<(String, Record)>>, ReadBackError> {
+    /// The next page's rows, parsed one at a time as they are read; `None` after the last
+    /// page, once the job is deleted. The page's CSV is held (about 500 bytes a record),
+    /// its records are not: parsed whole, a page of 10,000 Contacts held 70 MB.
+    pub async fn next(&mut self) -> Result<Option<PageRows>, ReadBackError> {
         if self.done {
             return Ok(None);
         }
@@ -91,7 +92,6 @@ impl<'o> ResultPages<'o> {
         while let Some(chunk) = page.next().await {
             csv.extend_from_slice(&chunk?);
         }
-        let found = keep_wanted(&csv, wanted)?;
         match next {
             Some(next) => self.locator = Some(next),
             None => {
@@ -101,7 +101,58 @@ impl<'o> ResultPages<'o> {
                 }
             }
         }
-        Ok(Some(found))
+        Ok(Some(PageRows::new(csv.freeze())?))
+    }
+}
+
+/// The rows of one results page, each with its `Id`, parsed as they are asked for.
+pub struct PageRows {
+    header: StringRecord,
+    id_at: Option<usize>,
+    rows: csv::StringRecordsIntoIter<Cursor<Bytes>>,
+}
+
+impl PageRows {
+    fn new(csv: Bytes) -> Result<Self, csv::Error> {
+        let mut reader = csv::ReaderBuilder::new().from_reader(Cursor::new(csv));
+        let header = reader.headers()?.clone();
+        let id_at = header.iter().position(|name| name == "Id");
+        Ok(PageRows {
+            header,
+            id_at,
+            rows: reader.into_records(),
+        })
+    }
+
+    /// A row as a record: each field a string, or null when empty, as the CSV has it.
+    pub fn record(&self, row: &StringRecord) -> Record {
+        self.header
+            .iter()
+            .zip(row.iter())
+            .map(|(name, cell)| {
+                let value = if cell.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String(cell.to_owned())
+                };
+                (name.to_owned(), value)
+            })
+            .collect()
+    }
+}
+
+impl Iterator for PageRows {
+    /// The row's `Id` and the row; a page without an `Id` column has no rows.
+    type Item = Result<(String, StringRecord), csv::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let id_at = self.id_at?;
+        let row = match self.rows.next()? {
+            Ok(row) => row,
+            Err(error) => return Some(Err(error)),
+        };
+        let id = row.get(id_at).unwrap_or_default().to_owned();
+        Some(Ok((id, row)))
     }
 }
 
@@ -117,54 +168,30 @@ fn soql(object: &ObjectHandle, since: DateTime<Utc>) -> String {
     )
 }
 
-/// Parses one page of results, keeping the records whose `Id` is `wanted`.
-fn keep_wanted(
-    csv: &[u8],
-    wanted: impl Fn(&str) -> bool,
-) -> Result<Vec<(String, Record)>, csv::Error> {
-    let mut found = Vec::new();
-    let mut reader = csv::ReaderBuilder::new().from_reader(csv);
-    let header = reader.headers()?.clone();
-    let Some(id_at) = header.iter().position(|name| name == "Id") else {
-        return Ok(found);
-    };
-    for row in reader.records() {
-        let row = row?;
-        let Some(id) = row.get(id_at).filter(|id| wanted(id)) else {
-            continue;
-        };
-        let record: Record = header
-            .iter()
-            .zip(row.iter())
-            .map(|(name, cell)| {
-                let value = if cell.is_empty() {
-                    Value::Null
-                } else {
-                    Value::String(cell.to_owned())
-                };
-                (name.to_owned(), value)
-            })
-            .collect();
-        found.push((id.to_owned(), record));
-    }
-    Ok(found)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_page_keeps_the_wanted_records_as_text() {
+    fn a_page_gives_each_row_with_its_id_and_its_record_as_text() {
         let csv = b"\"Id\",\"LastName\",\"NumberOfEmployees\",\"Title\"\n\
                     \"003A\",\"Smith, Jr.\",\"12\",\"\"\n\
                     \"003B\",\"Other\",\"1\",\"x\"\n";
-        let found = keep_wanted(csv, |id| id == "003A").unwrap();
-        assert_eq!(found.len(), 1);
-        let (id, record) = &found[0];
+        let mut rows = PageRows::new(Bytes::from_static(csv)).unwrap();
+        let (id, row) = rows.next().unwrap().unwrap();
         assert_eq!(id, "003A");
+        let record = rows.record(&row);
         assert_eq!(record["LastName"], Value::String("Smith, Jr.".into()));
         assert_eq!(record["NumberOfEmployees"], Value::String("12".into()));
         assert_eq!(record["Title"], Value::Null);
+        let (id, _) = rows.next().unwrap().unwrap();
+        assert_eq!(id, "003B");
+        assert!(rows.next().is_none());
+    }
+
+    #[test]
+    fn a_page_without_an_id_column_has_no_rows() {
+        let mut rows = PageRows::new(Bytes::from_static(b"\"Name\"\n\"x\"\n")).unwrap();
+        assert!(rows.next().is_none());
     }
 }

@@ -39,11 +39,7 @@ impl JournalLog<'_> {
         let Some(id) = self.id else {
             return;
         };
-        if let Err(error) = self
-            .journal
-            .update_in_chunks(id, &self.entry, records)
-            .await
-        {
+        if let Err(error) = self.journal.update_streamed(id, &self.entry, records).await {
             tracing::error!(%error, journal = id, "cannot journal a bulk push's outcome");
         }
     }
@@ -89,10 +85,7 @@ pub async fn send<C: Future<Output = ()>>(
     entry.records = Vec::new();
     entry.outcome = Outcome::Unknown;
     entry.response = json!({ "bulk_jobs": [] });
-    let id = match journal
-        .record_in_chunks(&entry, planned_records(plan))
-        .await
-    {
+    let id = match journal.record_streamed(&entry, planned_records(plan)).await {
         Ok(id) => Some(id),
         Err(error) => {
             tracing::error!(%error, "cannot journal a bulk push before its jobs");
