@@ -1,7 +1,8 @@
 //! `sfpg proxy`, the real binary, killed with SIGKILL while a bulk push's ingest job runs
 //! (between its upload and its completion): the job goes on in Salesforce without it. The
 //! journal recorded the job's id before the upload, so after a restart the repair waits
-//! for the job to end and reads its records back: the mirror ends equal to the org.
+//! for the job to end, learns from its result file which records it created, and reads them
+//! back: the mirror ends equal to the org.
 
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -100,6 +101,15 @@ async fn a_proxy_killed_while_a_bulk_job_runs_is_repaired_from_the_job_on_restar
     })
     .await;
     proxy.kill();
+    // The Ids of what the job created came from its result file.
+    assert!(
+        world
+            .emulator
+            .requests(0)
+            .iter()
+            .any(|r| r.method == "GET" && r.path.contains("/successfulResults")),
+        "the repair did not read the job's successfulResults/"
+    );
     assert_eq!(world.org_count("Account"), before + 300);
     let diff = world.mirror_diff("Account").await;
     assert!(diff.is_empty(), "{}", diff.join("\n"));

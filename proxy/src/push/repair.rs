@@ -8,9 +8,11 @@
 //! did not commit. A push of unknown outcome never commits locally (the proxy rolls it
 //! back), and Salesforce may still be carrying it out when the client hears 08007: it is
 //! read again at once, then at growing intervals until no request could still be running
-//! ([`SETTLE`]). Records it created have no Id the proxy knows, so their objects' changes
-//! since the push started are read as well. Reading a record again is harmless in any
-//! case: a mirror row is overwritten only by a copy that is not older.
+//! ([`SETTLE`]). Records it created have no Id the proxy knows: those of a bulk push's
+//! ended ingest jobs come from the jobs' result files (`successfulResults/`); for the rest,
+//! their objects' changes since the push started are read as well. Records are read back and
+//! written 2,000 at a time. Reading a record again is harmless in any case: a mirror row is
+//! overwritten only by a copy that is not older.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -140,17 +142,17 @@ async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, Repai
     }
     if entry.outcome.is_uncertain() {
         // A bulk push's jobs go on without the session that created them: they are
-        // finished by Salesforce, and read back until every one has ended.
-        let running = bulk && jobs_running(catalog, entry).await?;
+        // finished by Salesforce, and read back once every one has ended, from their
+        // result files (reading while they run would read every change of their objects
+        // since the push began, again at each pass).
+        if bulk && jobs_running(catalog, entry).await? {
+            return Ok(Settled::Again);
+        }
         // The proxy rolls such a transaction back; its records are read again whatever
         // its state (a row lock it still holds only delays the write a moment).
         read_back(catalog, entry, true).await?;
         // Once every job has ended, nothing of a bulk push can still be running.
-        let settled = if bulk {
-            !running
-        } else {
-            entry.started_at + chrono_duration(SETTLE) <= Utc::now()
-        };
+        let settled = bulk || entry.started_at + chrono_duration(SETTLE) <= Utc::now();
         return Ok(if settled {
             Settled::Repaired
         } else {
@@ -200,8 +202,11 @@ fn chrono_duration(duration: Duration) -> chrono::TimeDelta {
 }
 
 /// Reads the entry's records from Salesforce into the mirror: upserts those that exist,
-/// deletes those that do not (any more). With `uncertain`, the objects of creates whose Id
-/// never came back are read for every change since the push started.
+/// deletes those that do not (any more), [`READ_BACK_IDS`] at a time. A bulk push's ingest
+/// jobs that have ended say in their result files which records they saved: the Ids of its
+/// creates come from there. With `uncertain`, the objects of creates whose Id is still
+/// unknown (no answer came, or their job is running or gone) are read for every change
+/// since the push started.
 async fn read_back(
     catalog: &Catalog,
     entry: &Unresolved,
@@ -211,35 +216,100 @@ async fn read_back(
         .org_by_name(&entry.org)
         .await
         .map_err(RepairError::Catalog)?;
-    // (schema, table) -> (sfids, whether a create of it has no Id)
-    let mut by_table: BTreeMap<(String, String), (Vec<String>, bool)> = BTreeMap::new();
+    let mut by_table: BTreeMap<(String, String), TableIds> = BTreeMap::new();
     for record in &entry.records {
         let table = by_table
             .entry((record.schema.clone(), record.table.clone()))
             .or_default();
         match record.sfid.as_deref().filter(|id| !id.is_empty()) {
-            Some(sfid) => table.0.push(sfid.to_owned()),
-            None if record.operation == Operation::Create => table.1 = true,
+            Some(sfid) => {
+                table.sfids.insert(sfid.to_owned());
+            }
+            None if record.operation == Operation::Create => table.unknown_creates = true,
             None => {}
         }
     }
-    for ((schema, table), (sfids, unknown_creates)) in by_table {
+    if !entry.bulk_jobs.is_empty() {
+        saved_by_jobs(&org, entry, &mut by_table).await?;
+    }
+    for ((schema, table), ids) in by_table {
         let (_, object) = catalog
             .object(&schema, &table)
             .await
             .map_err(RepairError::Catalog)?;
-        let (mut found, gone) = by_id(&org, &object, &sfids).await?;
-        if uncertain && unknown_creates {
-            let since = entry.started_at - chrono_duration(CLOCK_SKEW);
-            for record in changed_since(&org, &object, since).await? {
-                // A record read by Id may come again; one upsert may write a row once.
-                let id = record.get("Id");
-                if !found.iter().any(|f| f.get("Id") == id) {
-                    found.push(record);
-                }
-            }
+        let sfids: Vec<String> = ids.sfids.into_iter().collect();
+        for chunk in sfids.chunks(READ_BACK_IDS) {
+            let (found, gone) = by_id(&org, &object, chunk).await?;
+            write(catalog, &object, &found, &gone).await?;
         }
-        write(catalog, &object, &found, &gone).await?;
+        if uncertain && ids.unknown_creates {
+            let since = entry.started_at - chrono_duration(CLOCK_SKEW);
+            let changed = changed_since(&org, &object, since).await?;
+            write(catalog, &object, &changed, &[]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Ids read back and written per round: a bulk push's 100,000 records are never all held.
+const READ_BACK_IDS: usize = 2_000;
+
+/// What a repair reads back of one table.
+#[derive(Default)]
+struct TableIds {
+    /// The Ids of its records (a set: a bulk job's results name the updates again).
+    sfids: std::collections::BTreeSet<String>,
+    /// A create of it has no Id known.
+    unknown_creates: bool,
+}
+
+/// Adds the Ids each ended ingest job of a bulk entry saved (its `successfulResults/`)
+/// to their tables, found by the job's object among the entry's records; a table whose
+/// every insert job has ended and been read has no create of unknown Id left. A job
+/// running says nothing; a job gone leaves every table's creates unknown.
+async fn saved_by_jobs(
+    org: &OrgHandle,
+    entry: &Unresolved,
+    by_table: &mut BTreeMap<(String, String), TableIds>,
+) -> Result<(), RepairError> {
+    let bulk = org.client.bulk();
+    // Of each table, whether an insert job of it could not be read.
+    let mut unread_inserts: BTreeMap<(String, String), bool> = BTreeMap::new();
+    // A job gone (Salesforce keeps them 7 days) may have been any table's inserts.
+    let mut any_gone = false;
+    for job in &entry.bulk_jobs {
+        let info = match bulk.ingest_job(job).await {
+            Ok(info) => info,
+            Err(error) if error.is_job_gone() => {
+                any_gone = true;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let Some(record) = entry.records.iter().find(|r| r.object == info.object) else {
+            continue;
+        };
+        let key = (record.schema.clone(), record.table.clone());
+        let insert = info.operation == "insert";
+        if !info.state.is_terminal() {
+            if insert {
+                unread_inserts.insert(key, true);
+            }
+            continue;
+        }
+        let saved = bulk.ingest_saved_ids(job).await?;
+        by_table.entry(key.clone()).or_default().sfids.extend(saved);
+        if insert {
+            unread_inserts.entry(key).or_insert(false);
+        }
+    }
+    for (key, unread) in unread_inserts {
+        if !unread
+            && !any_gone
+            && let Some(table) = by_table.get_mut(&key)
+        {
+            table.unknown_creates = false;
+        }
     }
     Ok(())
 }

@@ -323,6 +323,14 @@ impl Bulk {
         }
     }
 
+    /// The Ids of the records job `id` saved, from its `successfulResults/` (`sf__Id`):
+    /// what a caller that lost the job's upload learns of it, a record created, updated or
+    /// deleted each. Read whole (about 100 bytes a row), kept as Ids only.
+    pub async fn ingest_saved_ids(&self, id: &str) -> Result<Vec<String>> {
+        let csv = self.ingest_results(id, ResultsFile::Successful).await?;
+        results::saved_ids(&csv).map_err(|detail| self.results_protocol(id, detail))
+    }
+
     /// Deletes the job (`DELETE`, 204).
     pub async fn delete_ingest_job(&self, id: &str) -> Result<()> {
         let request = self.ingest_request(Method::DELETE, &[id])?;

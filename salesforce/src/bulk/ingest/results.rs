@@ -228,8 +228,49 @@ pub(crate) fn parse_error(text: &str) -> RecordError {
     }
 }
 
+/// The `sf__Id` of each row of a `successfulResults/` file, in its order.
+pub(crate) fn saved_ids(csv: &[u8]) -> Result<Vec<String>, String> {
+    let file = ResultsFile::Successful;
+    if csv.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(csv);
+    let header = reader
+        .headers()
+        .map_err(|e| format!("{}: {e}", file.segment()))?;
+    if !header.iter().take(2).eq(file.lead().iter().copied()) {
+        return Err(format!(
+            "{} does not begin with the columns {:?}",
+            file.segment(),
+            file.lead()
+        ));
+    }
+    let mut ids = Vec::new();
+    let mut record = StringRecord::new();
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| format!("{}: {e}", file.segment()))?
+    {
+        ids.push(record.get(0).unwrap_or_default().to_owned());
+    }
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_saved_ids_are_the_successful_rows_sf_ids_in_order() {
+        let csv = b"\"sf__Id\",\"sf__Created\",\"Name\"\n\
+                    \"001000000000001AAA\",\"true\",\"A, Inc.\"\n\
+                    \"001000000000002AAA\",\"false\",\"B\"\n";
+        assert_eq!(
+            saved_ids(csv).unwrap(),
+            ["001000000000001AAA", "001000000000002AAA"]
+        );
+        assert!(saved_ids(b"").unwrap().is_empty());
+        assert!(saved_ids(b"\"Id\",\"Name\"\n\"x\",\"y\"\n").is_err());
+    }
     use super::super::csv_parts::{Columns, CsvParts, MAX_PART_BYTES, record_fields};
     use super::*;
 
