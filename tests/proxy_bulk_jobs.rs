@@ -1,6 +1,7 @@
 //! How a bulk push runs its ingest jobs (issue 25): the jobs of one stage (the updates of
 //! different objects) run side by side, a cancel aborts them all, rows with the same cells are told apart when
-//! their results come back, and the journal keeps no copy of the records' fields.
+//! their results come back, the journal keeps no copy of the records' fields, and a push
+//! whose journal entry cannot be written sends nothing.
 
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -182,5 +183,53 @@ async fn a_bulk_push_journals_its_records_without_their_fields() {
         (i64::from(records), with_ids, with_fields),
         (accounts, accounts, 0)
     );
+    world.assert_mirror_equals_org("Account").await;
+}
+
+/// A bulk push whose journal entry cannot be written sends nothing: without the entry, a
+/// crash during its jobs would lose what Salesforce saved. The client hears why, with the
+/// server's SQLSTATE, and the mirror and the org are as before.
+#[tokio::test]
+async fn a_bulk_push_that_cannot_be_journaled_sends_nothing() {
+    let world = World::start(&["Account"], 20).await;
+    let direct = world.direct().await;
+    // The journal refuses every bulk entry (a fault standing for a full disk, a revoked
+    // privilege, a broken constraint).
+    direct
+        .batch_execute(
+            "ALTER TABLE sfpg.write_journal ADD CONSTRAINT no_bulk_entries
+                 CHECK (NOT response ? 'bulk_jobs')",
+        )
+        .await
+        .unwrap();
+    let client = world.client().await;
+    let error = client
+        .batch_execute(
+            "SET sfpg.bulk_writes = on;
+             UPDATE salesforce.account SET billingcity = 'Unjournaled'",
+        )
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "23514", "{db:?}");
+    assert!(
+        db.message().contains("write journal") && db.message().contains("no_bulk_entries"),
+        "{db:?}"
+    );
+    assert!(
+        db.detail()
+            .is_some_and(|d| d.starts_with("Nothing was sent")),
+        "{db:?}"
+    );
+    assert_eq!(ingest_jobs(&world), 0);
+    let moved: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM salesforce.account WHERE billingcity = 'Unjournaled'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(moved, 0);
     world.assert_mirror_equals_org("Account").await;
 }

@@ -15,11 +15,13 @@ use serde_json::json;
 use sfpg_salesforce::Record;
 use sfpg_salesforce::bulk::JobInfo;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio_postgres::error::SqlState;
 
 use super::budget;
 use super::jobs::{JobLog, NothingSent, Runner};
 use super::{BulkSent, Fate, Progress};
-use crate::push::journal::{Entry, Journal, JournalRecord, Outcome};
+use crate::push::Refusal;
+use crate::push::journal::{Entry, Journal, JournalError, JournalRecord, Outcome};
 use crate::push::plan::{Operation, Plan, Planned};
 use crate::push::refusal::from_salesforce_error;
 use crate::push::send::Failure;
@@ -85,11 +87,13 @@ pub async fn send<C: Future<Output = ()>>(
     entry.records = Vec::new();
     entry.outcome = Outcome::Unknown;
     entry.response = json!({ "bulk_jobs": [] });
+    // Without its entry, a crash during the jobs would lose what Salesforce saved: nothing
+    // is sent.
     let id = match journal.record_streamed(&entry, planned_records(plan)).await {
         Ok(id) => Some(id),
         Err(error) => {
-            tracing::error!(%error, "cannot journal a bulk push before its jobs");
-            None
+            tracing::error!(%error, "cannot journal a bulk push before its jobs; nothing was sent");
+            return Err(unjournaled(&error));
         }
     };
     let started = Instant::now();
@@ -133,6 +137,27 @@ pub async fn send<C: Future<Output = ()>>(
     }
     log.save(settled_records(plan, &sent.fates, all)).await;
     Ok(sent)
+}
+
+/// The refusal of a bulk push whose journal entry could not be written: the server's own
+/// SQLSTATE when it refused (a privilege, a constraint), 08006 when it could not be reached.
+fn unjournaled(error: &JournalError) -> Failure {
+    let sqlstate = match error {
+        JournalError::Control(error) => error.code().cloned(),
+        JournalError::Postgres(error) => error.code().cloned(),
+        JournalError::Pool(_) => None,
+    }
+    .unwrap_or(SqlState::CONNECTION_FAILURE);
+    Failure {
+        refusal: Refusal::new(
+            sqlstate,
+            format!("sfpg proxy: cannot write the bulk push's entry in the write journal: {error}"),
+        )
+        .detail("Nothing was sent to Salesforce; the transaction was rolled back.")
+        .hint("The journal keeps each ingest job's id before its upload, so that a crash cannot lose what Salesforce saved; a bulk push does not run without it."),
+        response: json!({ "error": error.to_string() }),
+        outcome: Outcome::Failed,
+    }
 }
 
 /// The journal's records of a bulk push before its jobs: each record with the Id it had.
