@@ -137,11 +137,12 @@ async fn a_page_needs_the_ticket_and_at_least_one_row() {
     assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
 }
 
-/// The changed columns of an UPDATE are those whose values differ, in column order
-/// whatever order the statement set them in (V22 reads them off the two images); an
-/// UPDATE that sets a column to the value it has records nothing.
+/// The changed columns of an UPDATE are those whose values differ, in the images' key
+/// order (jsonb's: shorter names first) whatever order the statement set them in (V23
+/// reads them off the two images); an UPDATE that sets a column to the value it has
+/// records nothing.
 #[tokio::test]
-async fn an_update_records_its_changed_columns_in_column_order() {
+async fn an_update_records_its_changed_columns_in_the_images_key_order() {
     let db = TestDatabase::create().await;
     let mut client = mirrored(&db).await;
     as_sync(
