@@ -137,7 +137,8 @@ pub struct PushContext {
     pub role: String,
 }
 
-/// From what size an answer's frame leaves the connection's input buffer to be dropped.
+/// From what size an answer's frame (or a statement sent) leaves the connection's input
+/// (or output) buffer to be dropped.
 const LARGE_FRAME: usize = 1 << 20;
 
 /// What one of the proxy's statements returned.
@@ -216,6 +217,11 @@ impl<'a> Statements<'a> {
         encode::close_statement(self.output, STATEMENT)?;
         encode::sync(self.output)?;
         flush(self.stream, self.output).await?;
+        // The room made for a large statement (a write-back of 5,000 rows, 15 MB) would stay
+        // with the connection for the session's life: it goes once sent.
+        if self.output.capacity() > LARGE_FRAME && self.output.is_empty() {
+            *self.output = BytesMut::with_capacity(8192);
+        }
         let mut outcome = Outcome::default();
         let mut largest = 0;
         loop {

@@ -51,9 +51,7 @@ pub(super) async fn push_bulk<R: Remote>(
         restores,
         failures,
         warning,
-    } = outcome::settle(&plan, &sent, before, &who);
-    // The accepted records have a plan of their own, without their fields.
-    drop(plan);
+    } = outcome::settle(plan, &sent, before, &who);
     if !failures.is_empty() {
         remote.record_failures(&failures).await;
     }
