@@ -287,12 +287,22 @@ impl Orgs {
             return;
         };
         let wait = self.restart_wait(&name, &running, &failure);
+        // As the failure itself: a line for the first of a series, not one per attempt
+        // (with the database away, every attempt fails to record it too).
+        let first = self
+            .restarts
+            .get(&name)
+            .is_none_or(|backoff| backoff.failures() <= 1);
         let (message, code) = match failure {
             Failure::Error(error) => (error.to_string(), error.salesforce_code()),
             Failure::Panic(panic) => (format!("the org's sync panicked: {panic}"), None),
         };
         if let Err(error) = self.record_error(&held, &message, code.as_deref()).await {
-            tracing::warn!(org = %name, %error, "cannot record the org's error");
+            if first {
+                tracing::warn!(org = %name, %error, "cannot record the org's error");
+            } else {
+                tracing::debug!(org = %name, %error, "cannot record the org's error again");
+            }
         }
         self.resting.insert(name, Instant::now() + wait);
     }
