@@ -196,14 +196,5 @@ impl WriteBackText {
     }
 }
 
-/// The JSON array `sfpg.write_back` takes as its `rows`.
-pub fn write_back_rows(rows: impl IntoIterator<Item = WriteBackRow>) -> String {
-    let mut text = WriteBackText::default();
-    for row in rows {
-        text.push(row);
-    }
-    text.finish()
-}
-
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 //! [`sfpg_control::journal`].
 
 use deadpool_postgres::Pool;
+use sfpg_control::ControlError;
 
 pub use sfpg_control::journal::{JournalEntry as Entry, JournalRecord, Outcome};
 pub use sfpg_control::write_failures::WriteFailure;
@@ -15,8 +16,17 @@ pub enum JournalError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error(transparent)]
     Control(#[from] sfpg_control::ControlError),
-    #[error("cannot write the control database: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// A transaction on a pooled control connection; its errors carry the server's message.
+async fn begin(
+    client: &mut deadpool_postgres::Object,
+) -> Result<tokio_postgres::Transaction<'_>, ControlError> {
+    Ok(tokio_postgres::Client::transaction(client).await?)
+}
+
+async fn commit(transaction: tokio_postgres::Transaction<'_>) -> Result<(), ControlError> {
+    Ok(transaction.commit().await?)
 }
 
 #[derive(Debug, Clone)]
@@ -43,17 +53,11 @@ impl Journal {
         records: impl Iterator<Item = JournalRecord>,
     ) -> Result<i64, JournalError> {
         let mut client = self.pool.get().await?;
-        let transaction = tokio_postgres::Client::transaction(&mut client).await?;
+        let transaction = begin(&mut client).await?;
         let id = sfpg_control::journal::record(&transaction, entry).await?;
         sfpg_control::journal::set_records(&transaction, id, records).await?;
-        transaction.commit().await?;
+        commit(transaction).await?;
         Ok(id)
-    }
-
-    /// Rewrites entry `id` with what `entry` holds now (a bulk push's jobs and outcome).
-    pub async fn update(&self, id: i64, entry: &Entry) -> Result<(), JournalError> {
-        let client = self.pool.get().await?;
-        Ok(sfpg_control::journal::update(&**client, id, entry).await?)
     }
 
     /// Rewrites entry `id` with what `entry` holds now, its records those `records`
@@ -65,10 +69,10 @@ impl Journal {
         records: impl Iterator<Item = JournalRecord>,
     ) -> Result<(), JournalError> {
         let mut client = self.pool.get().await?;
-        let transaction = tokio_postgres::Client::transaction(&mut client).await?;
+        let transaction = begin(&mut client).await?;
         sfpg_control::journal::update(&transaction, id, entry).await?;
         sfpg_control::journal::set_records(&transaction, id, records).await?;
-        transaction.commit().await?;
+        commit(transaction).await?;
         Ok(())
     }
 

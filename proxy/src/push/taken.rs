@@ -41,9 +41,7 @@ impl RowsBefore {
     pub fn get(&self, table_oid: u32, row_id: i64) -> Option<&str> {
         self.0.get(&(table_oid, row_id)).map(|row| &**row)
     }
-}
 
-impl RowsBefore {
     /// Reduces `page` (every change of each of its rows, oldest first) to its rows' net
     /// changes ([`plan::compact`]), keeping the image before the transaction of each row a
     /// bulk push may restore.

@@ -17,6 +17,15 @@ use crate::mirror::{self, Column};
 use crate::writer::tests::{A, B, mirror_table, plan, record, write};
 use crate::writer::{OnLocked, Write, WriteStrategy, apply, begin};
 
+/// The JSON array `sfpg.write_back` takes for `rows`.
+fn write_back_rows(rows: impl IntoIterator<Item = WriteBackRow>) -> String {
+    let mut text = WriteBackText::default();
+    for row in rows {
+        text.push(row);
+    }
+    text.finish()
+}
+
 fn map(value: serde_json::Value) -> Record {
     match value {
         Value::Object(map) => map,

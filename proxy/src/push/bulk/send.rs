@@ -144,7 +144,6 @@ pub async fn send<C: Future<Output = ()>>(
 fn unjournaled(error: &JournalError) -> Failure {
     let sqlstate = match error {
         JournalError::Control(error) => error.code().cloned(),
-        JournalError::Postgres(error) => error.code().cloned(),
         JournalError::Pool(_) => None,
     }
     .unwrap_or(SqlState::CONNECTION_FAILURE);
