@@ -2,30 +2,43 @@
 //! partial records for an update, whole records for a create or an undelete, Ids for a
 //! delete, records to read again for a gap.
 //!
-//! Events carry no `SystemModstamp`, which the writer's version guard compares. A record
-//! written from an event is stamped with the event's `commitTimestamp` truncated to the
-//! whole second, the resolution of Salesforce's own audit fields. Salesforce stamps a record
-//! when its DML runs and commits later, and a later change of the same record waits for the
-//! earlier one's row lock, so for one record:
-//! - a later version's `SystemModstamp` is never below an earlier version's truncated
-//!   commit time: a poll or a write-back of a newer version always passes the guard (`<=`)
-//!   over a row written from an older event;
-//! - an event's truncated commit time is never below its own version's `SystemModstamp`:
-//!   an event always passes over a row polled at an older version, and rewrites the same
-//!   version's row only if a value differs;
+//! Events carry no `SystemModstamp`, which the writer's version guard compares, so a record
+//! written from an event is stamped with the best estimate of its version's
+//! `SystemModstamp` the event gives. Salesforce stamps a record when its DML runs (a user's
+//! change sets `LastModifiedDate` and `SystemModstamp` alike, to the second) and commits
+//! later, so the version's stamp lies between the event's `LastModifiedDate` and its
+//! `commitTimestamp` truncated to the second. The stamp is:
+//! - the event's `LastModifiedDate`, when it has one no more than a second before the
+//!   commit second: the DML's own time, exact for every user's create and update, including
+//!   a commit that straddled a second boundary;
+//! - the commit time truncated to the second otherwise (no `LastModifiedDate`, or an older
+//!   one: an automated change leaves `LastModifiedDate` alone, and an import may set it to
+//!   any past date), never below the version's stamp.
+//!
+//! Either way, for one record:
+//! - a later version's `SystemModstamp` is never below an earlier version's stamp: a poll or
+//!   a write-back of a newer version always passes the guard (`<=`) over a row written from
+//!   an older event;
+//! - an event's stamp is never below the previous version's `SystemModstamp` (that version
+//!   committed before this one's DML ran): an event always passes over a row polled at an
+//!   older version, and rewrites the same version's row only if a value differs;
 //! - only an older event arriving after a newer poll within the same second passes the
 //!   guard; the newer version's own event follows it in replay order (events are delivered
 //!   in commit order) and restores the newer values.
 //!
-//! So a row last written from an event holds in `systemmodstamp` its version's commit time
-//! to the second: Salesforce's `SystemModstamp` of that version, or a second later when the
-//! commit straddled a second boundary.
+//! Where the stamp is above the version's (an automated change, or an event without
+//! `LastModifiedDate` whose commit straddled a second), the mirror holds it until the
+//! record changes again: a poll of the same version cannot pass the guard. Taking
+//! `LastModifiedDate` first keeps that to changes a user did not make.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use sfpg_salesforce::Record;
 
 use crate::plan::{ID_FIELD, IS_DELETED_FIELD, SYSTEM_MODSTAMP_FIELD};
+
+/// The audit field whose value is the DML's time for a user's change.
+const LAST_MODIFIED_DATE_FIELD: &str = "LastModifiedDate";
 
 /// What happened to an event's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,15 +91,31 @@ impl Change {
             .unwrap_or_default()
     }
 
-    /// The version the guard compares: the commit time truncated to the second (see the
-    /// module's documentation), in Salesforce's layout.
+    /// The version the guard compares, in Salesforce's layout: `LastModifiedDate` when it is
+    /// at most a second before the commit second, else the commit time truncated to the
+    /// second (see the module's documentation).
     pub fn stamp(&self) -> String {
-        let seconds = self.commit_timestamp.div_euclid(1000);
+        let commit_second = self.commit_timestamp.div_euclid(1000);
+        let seconds = match self.last_modified_second() {
+            Some(modified) if (commit_second - 1..=commit_second).contains(&modified) => modified,
+            _ => commit_second,
+        };
         Utc.timestamp_opt(seconds, 0)
             .single()
             .unwrap_or_default()
             .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
             .to_string()
+    }
+
+    /// The event's `LastModifiedDate`, in whole seconds since the epoch, when it carries one
+    /// (`2024-03-01T12:00:00.000Z` from either transport; Salesforce's REST layout
+    /// `+0000` too).
+    fn last_modified_second(&self) -> Option<i64> {
+        let text = self.fields.get(LAST_MODIFIED_DATE_FIELD)?.as_str()?;
+        DateTime::parse_from_rfc3339(text)
+            .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+            .ok()
+            .map(|at| at.timestamp())
     }
 
     /// The records it writes, one per record id: its fields, the Id and the stamp. A create
@@ -132,11 +161,45 @@ mod tests {
     }
 
     #[test]
-    fn the_stamp_is_the_commit_time_to_the_second() {
+    fn the_stamp_is_the_commit_time_to_the_second_without_last_modified_date() {
         // 2024-03-01T12:00:00.999Z
         let update = change(ChangeKind::Update, 1_709_294_400_999, json!({}));
         assert_eq!(update.stamp(), "2024-03-01T12:00:00.000+0000");
         assert_eq!(update.commit_at().timestamp_subsec_millis(), 999);
+    }
+
+    #[test]
+    fn the_stamp_is_last_modified_date_when_the_commit_straddled_a_second() {
+        // DML at 12:00:00, commit at 12:00:01.200: Salesforce's SystemModstamp is 12:00:00.
+        let straddled = change(
+            ChangeKind::Update,
+            1_709_294_401_200,
+            json!({"LastModifiedDate": "2024-03-01T12:00:00.000Z"}),
+        );
+        assert_eq!(straddled.stamp(), "2024-03-01T12:00:00.000+0000");
+        // The same second, in Salesforce's REST layout.
+        let same = change(
+            ChangeKind::Create,
+            1_709_294_400_400,
+            json!({"LastModifiedDate": "2024-03-01T12:00:00.000+0000"}),
+        );
+        assert_eq!(same.stamp(), "2024-03-01T12:00:00.000+0000");
+    }
+
+    #[test]
+    fn an_older_or_unreadable_last_modified_date_leaves_the_commit_second() {
+        // An automated change keeps the user's older LastModifiedDate; an import can set any
+        // date; the stamp must not fall below the previous version's, so neither is used.
+        for fields in [
+            json!({"LastModifiedDate": "2024-03-01T11:59:58.000Z"}),
+            json!({"LastModifiedDate": "2019-01-01T00:00:00.000Z"}),
+            json!({"LastModifiedDate": "2024-03-01T12:00:05.000Z"}),
+            json!({"LastModifiedDate": "yesterday"}),
+            json!({"LastModifiedDate": null}),
+        ] {
+            let update = change(ChangeKind::Update, 1_709_294_400_500, fields.clone());
+            assert_eq!(update.stamp(), "2024-03-01T12:00:00.000+0000", "{fields}");
+        }
     }
 
     #[test]

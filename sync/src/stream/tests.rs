@@ -349,6 +349,44 @@ async fn the_newest_version_wins_whatever_the_order_of_polls_and_events() {
     }
 }
 
+#[tokio::test]
+async fn an_event_whose_commit_straddled_a_second_keeps_the_orgs_stamp() {
+    let db = TestDatabase::create().await;
+    let mut client = mirror_with_org(&db).await;
+    // The org: DML at 12:00:00 (SystemModstamp and LastModifiedDate), commit at 12:00:01.400.
+    let event = || {
+        one(change(
+            5,
+            "e1",
+            ChangeKind::Update,
+            &[A],
+            NOON + 1_400,
+            json!({"Name": "v2", "LastModifiedDate": "2024-03-01T12:00:00.000Z"}),
+        ))
+    };
+    for event_first in [true, false] {
+        client
+            .batch_execute("TRUNCATE acme.account; DELETE FROM sfpg.streams")
+            .await
+            .unwrap();
+        poll(&mut client, "2024-03-01T11:59:00.000+0000", "v1").await;
+        if event_first {
+            apply(&mut client, &event()).await;
+            poll(&mut client, "2024-03-01T12:00:00.000+0000", "v2").await;
+        } else {
+            poll(&mut client, "2024-03-01T12:00:00.000+0000", "v2").await;
+            apply(&mut client, &event()).await;
+        }
+        let row = rows(&client).await.remove(0);
+        assert_eq!(row[1].as_deref(), Some("v2"), "event first: {event_first}");
+        assert_eq!(
+            row[4].as_deref(),
+            Some("2024-03-01 12:00:00+00"),
+            "event first: {event_first}"
+        );
+    }
+}
+
 use super::session;
 use crate::settings::SyncSettings;
 use sfpg_salesforce::streaming::{
