@@ -9,6 +9,7 @@
 
 mod bulk;
 mod cluster;
+mod large_write;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 use self::cluster::{Cluster, ServerUser};
+use self::large_write::LargeWrite;
 use crate::commands::observe;
 use crate::commands::org::{control_client, load_master_key, user_facing};
 use crate::commands::proxy::ProxyOptions;
@@ -38,7 +40,7 @@ use crate::errors::UserError;
 const ORG: &str = "demo";
 /// Where its tables go, as Heroku Connect would put them.
 const SCHEMA: &str = "salesforce";
-const OBJECTS: [&str; 4] = ["Account", "Contact", "Opportunity", "Invoice__c"];
+const OBJECTS: [&str; 5] = ["Account", "Contact", "Opportunity", "Invoice__c", "Lead"];
 /// The platform event the demo streams into its table (and publishes through the proxy).
 const EVENT: &str = "Order_Event__e";
 /// Fast enough that the backfill takes seconds; the emulator's allowance is raised to match.
@@ -168,7 +170,16 @@ async fn demo(
                 );
                 bulk::print_bulk_jobs(&emulator, &bulk);
             }
-            show_next(args, database_url, show_password, shutdown, &db, &emulator).await
+            show_next(
+                args,
+                dir,
+                database_url,
+                show_password,
+                shutdown,
+                &db,
+                &emulator,
+            )
+            .await
         }
         Err(error) => Err(error),
     };
@@ -196,6 +207,7 @@ async fn demo(
 /// to connect to the proxy and to the emulated org.
 async fn show_next(
     args: &DemoArgs,
+    dir: &Path,
     database_url: &str,
     show_password: bool,
     shutdown: &CancellationToken,
@@ -211,6 +223,8 @@ async fn show_next(
     let config = database::parse_url(database_url)?;
     let examples = Examples::prepare(db, &config, args.port).await?;
     print!("{}", examples.render(&config, args.port, show_password));
+    print!("{}", LargeWrite::prepare(dir, SCHEMA)?.render());
+    println!();
     print_emulator(emulator);
     println!("Press Ctrl-C to stop the demo.");
     Ok(())
