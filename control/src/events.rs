@@ -55,13 +55,16 @@ pub fn notify_channel(table: &str) -> &str {
 }
 
 /// Creates the event table of an object (if it does not exist) with the standard columns
-/// and one per `fields` column (standard ones skipped), and installs its triggers.
+/// and one per `fields` column (standard ones skipped), and installs its triggers. The org's
+/// schema too: an event's table may come before any sObject's (the sync sets both up at
+/// once), and the first to come creates it.
 pub async fn create_event_table(
     client: &impl GenericClient,
     schema: &str,
     table: &str,
     fields: &[Column],
 ) -> Result<(), ControlError> {
+    crate::mirror::create_schema(client, schema).await?;
     let mut ddl = format!(
         "CREATE TABLE IF NOT EXISTS {} (\n  id bigserial PRIMARY KEY,\n  sfid varchar(18) UNIQUE,\n  \
          replayid bigint UNIQUE,\n  eventuuid varchar(36) UNIQUE,\n  createddate timestamptz,\n  \

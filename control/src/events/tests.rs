@@ -36,7 +36,8 @@ use crate::mapping::ColumnType;
 const UUID: &str = "2ec0e371-1395-457f-9275-be1b527a72f7";
 const EVENT_ID: &str = "e018d0000000001AAA";
 
-/// A migrated control schema with org `acme` and its event table `acme.order_event__e`.
+/// A migrated control schema with org `acme` and its event table `acme.order_event__e`,
+/// created before anything else made the schema `acme`.
 async fn event_table() -> (TestDatabase, Client) {
     let db = TestDatabase::create().await;
     let mut client = db.connect().await;
@@ -46,8 +47,7 @@ async fn event_table() -> (TestDatabase, Client) {
             "INSERT INTO sfpg.orgs (name, schema_name, auth_flow, login_url, api_version, client_id,
                                      sealed_credentials)
              VALUES ('acme', 'acme', 'client_credentials', 'https://login.example', '62.0', 'id',
-                     '\\x00');
-             CREATE SCHEMA acme;",
+                     '\\x00');",
         )
         .await
         .unwrap();
