@@ -169,16 +169,63 @@ impl WriteBackRow {
 /// columns, is about 7 KB as a map and 3 KB as JSON), nor copied to be written.
 #[derive(Debug, Default)]
 pub struct WriteBackText {
-    text: String,
+    /// UTF-8: serde_json writes only the `str`s it is given, escaped.
+    text: Vec<u8>,
     rows: usize,
 }
 
 impl WriteBackText {
     /// Adds `row` at the end.
     pub fn push(&mut self, row: WriteBackRow) {
-        self.text.push(if self.rows == 0 { '[' } else { ',' });
-        self.text.push_str(&Value::Object(row.columns).to_string());
+        self.open_row();
+        // Infallible: a map of strings into memory.
+        let _ = serde_json::to_writer(&mut self.text, &Value::Object(row.columns));
         self.rows += 1;
+    }
+
+    /// Adds `row` at the end with the columns of `fields` set from one row of a Bulk API
+    /// query's CSV results: `cells` gives each field's cell in the order of `fields`
+    /// (`None`: the results have no such column, and the row keeps its value). An empty
+    /// cell is NULL, as Salesforce's CSV has it; any other cell is the column's text, as
+    /// [`WriteBackRow::copy`] makes of the same value as a string (without NULs, which no
+    /// text column takes). A column `row` sets too takes the cell's value (the element's
+    /// later key, as `jsonb` reads it). The cells are written as they come, never made
+    /// into values: a read-back of 100,000 Contacts made 10 million strings through a
+    /// record and a map of each row, a fifth of the proxy's time in a bulk push.
+    pub fn push_read<'c>(
+        &mut self,
+        row: WriteBackRow,
+        fields: &[MirroredField],
+        cells: impl IntoIterator<Item = Option<&'c str>>,
+    ) {
+        self.open_row();
+        let _ = serde_json::to_writer(&mut self.text, &Value::Object(row.columns));
+        // Reopen the object just written: `…}` becomes `…,` and the cells follow.
+        self.text.pop();
+        let mut empty = self.text.last() == Some(&b'{');
+        for (field, cell) in fields.iter().zip(cells) {
+            let Some(cell) = cell else {
+                continue;
+            };
+            if !std::mem::take(&mut empty) {
+                self.text.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut self.text, &field.column);
+            self.text.push(b':');
+            if cell.is_empty() {
+                self.text.extend_from_slice(b"null");
+            } else if cell.contains('\0') {
+                let _ = serde_json::to_writer(&mut self.text, &cell.replace('\0', ""));
+            } else {
+                let _ = serde_json::to_writer(&mut self.text, cell);
+            }
+        }
+        self.text.push(b'}');
+        self.rows += 1;
+    }
+
+    fn open_row(&mut self) {
+        self.text.push(if self.rows == 0 { b'[' } else { b',' });
     }
 
     /// How many rows it holds.
@@ -191,8 +238,10 @@ impl WriteBackText {
         if self.rows == 0 {
             return "[]".to_owned();
         }
-        self.text.push(']');
-        self.text
+        self.text.push(b']');
+        // Always UTF-8 (see `text`); a lossy copy would be a bug's only trace.
+        String::from_utf8(self.text)
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
     }
 }
 

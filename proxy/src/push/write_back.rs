@@ -241,15 +241,20 @@ impl<'a> TableWrite<'a> {
         let mut pages = ResultPages::query(&self.plan.org, self.object, since)
             .await
             .map_err(PagesStopped::Read)?;
-        while let Some(mut rows) = pages.next().await.map_err(PagesStopped::Read)? {
+        while let Some(rows) = pages.next().await.map_err(PagesStopped::Read)? {
+            let at = rows.positions(&self.copied);
             let mut back = WriteBackText::default();
-            while let Some(parsed) = rows.next() {
+            for parsed in rows {
                 let (id, row) = parsed.map_err(|error| PagesStopped::Read(error.into()))?;
                 let Some(pushed) = unwritten.remove(id.as_str()) else {
                     // Changed by others meanwhile: not the push's.
                     continue;
                 };
-                back.push(self.row(pushed, Some(&rows.record(&row))));
+                back.push_read(
+                    self.ids_of(pushed),
+                    &self.copied,
+                    at.iter().map(|at| at.and_then(|i| row.get(i))),
+                );
                 if back.rows() == WRITE_BACK_ROWS {
                     self.send_text(std::mem::take(&mut back))
                         .await
@@ -265,19 +270,22 @@ impl<'a> TableWrite<'a> {
 
     /// The write-back of one row: its Id, the Ids of the creates its lookups refer to,
     /// and what `record` (as read) holds.
-    fn row(
-        &self,
-        (index, row_id, sfid): &(usize, i64, String),
-        record: Option<&Record>,
-    ) -> WriteBackRow {
-        let mut row = WriteBackRow::new(*row_id);
-        row.set("sfid", sfid);
-        resolve_references(&mut row, self.plan, *index, self.ids);
+    fn row(&self, pushed: &(usize, i64, String), record: Option<&Record>) -> WriteBackRow {
+        let mut row = self.ids_of(pushed);
         if let Some(record) = record
             && let Err(error) = row.copy(&self.object.object, &self.copied, record)
         {
             tracing::warn!(%error, object = %self.object.object, "cannot write back a record as read; writing its Ids only");
         }
+        row
+    }
+
+    /// The write-back of one row's Ids: its own and those of the creates its lookups refer
+    /// to.
+    fn ids_of(&self, (index, row_id, sfid): &(usize, i64, String)) -> WriteBackRow {
+        let mut row = WriteBackRow::new(*row_id);
+        row.set("sfid", sfid);
+        resolve_references(&mut row, self.plan, *index, self.ids);
         row
     }
 

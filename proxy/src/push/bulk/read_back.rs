@@ -7,9 +7,10 @@
 //! record the push saved is among them, and an `IN` list of 100,000 Ids would pass SOQL's
 //! length limit. Other records changed meanwhile come too and are passed over. The results
 //! are read one page at a time ([`ResultPages`]), each page's rows parsed one at a time
-//! ([`PageRows`]) as the caller writes them back, the records of the push as text (the CSV's own rendering, which the mirror
-//! writer takes as a query page's, `sfpg_control::writer::csv`); the caller writes each
-//! page into the mirror before the next is read.
+//! ([`PageRows`]) as the caller writes them back, each cell of the push's records taken as
+//! the column's text (the CSV's own rendering, which the mirror writer takes as a query
+//! page's, `sfpg_control::writer::csv`); the caller writes each page into the mirror before
+//! the next is read.
 
 use std::time::Duration;
 
@@ -19,9 +20,9 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use csv::StringRecord;
 use futures::StreamExt;
-use serde_json::Value;
+use sfpg_control::plan::MirroredField;
+use sfpg_salesforce::Error as SalesforceError;
 use sfpg_salesforce::bulk::QueryOperation;
-use sfpg_salesforce::{Error as SalesforceError, Record};
 
 use crate::push::catalog::{ObjectHandle, OrgHandle};
 
@@ -124,19 +125,11 @@ impl PageRows {
         })
     }
 
-    /// A row as a record: each field a string, or null when empty, as the CSV has it.
-    pub fn record(&self, row: &StringRecord) -> Record {
-        self.header
+    /// Where each of `fields` is among the page's columns (`None`: not there), by API name.
+    pub fn positions(&self, fields: &[MirroredField]) -> Vec<Option<usize>> {
+        fields
             .iter()
-            .zip(row.iter())
-            .map(|(name, cell)| {
-                let value = if cell.is_empty() {
-                    Value::Null
-                } else {
-                    Value::String(cell.to_owned())
-                };
-                (name.to_owned(), value)
-            })
+            .map(|field| self.header.iter().position(|name| name == field.field))
             .collect()
     }
 }
@@ -171,19 +164,25 @@ fn soql(object: &ObjectHandle, since: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sfpg_control::mapping::ColumnType;
 
     #[test]
-    fn a_page_gives_each_row_with_its_id_and_its_record_as_text() {
+    fn a_page_gives_each_row_with_its_id_and_where_each_field_is() {
         let csv = b"\"Id\",\"LastName\",\"NumberOfEmployees\",\"Title\"\n\
                     \"003A\",\"Smith, Jr.\",\"12\",\"\"\n\
                     \"003B\",\"Other\",\"1\",\"x\"\n";
         let mut rows = PageRows::new(Bytes::from_static(csv)).unwrap();
+        let fields = [
+            MirroredField::new("Title", ColumnType::Text),
+            MirroredField::new("Email", ColumnType::Text),
+            MirroredField::new("LastName", ColumnType::Text),
+        ];
+        let at = rows.positions(&fields);
+        assert_eq!(at, [Some(3), None, Some(1)]);
         let (id, row) = rows.next().unwrap().unwrap();
         assert_eq!(id, "003A");
-        let record = rows.record(&row);
-        assert_eq!(record["LastName"], Value::String("Smith, Jr.".into()));
-        assert_eq!(record["NumberOfEmployees"], Value::String("12".into()));
-        assert_eq!(record["Title"], Value::Null);
+        let cells: Vec<Option<&str>> = at.iter().map(|at| at.and_then(|i| row.get(i))).collect();
+        assert_eq!(cells, [Some(""), None, Some("Smith, Jr.")]);
         let (id, _) = rows.next().unwrap().unwrap();
         assert_eq!(id, "003B");
         assert!(rows.next().is_none());
