@@ -110,6 +110,9 @@ async fn bulk_writes_through_the_proxy_beside_one_raw_ingest_job() {
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let rss_started = proxy.memory("VmRSS");
+    // The proxy's own CPU in each write: steadier than its wall time when the machine's
+    // load (or the emulator's pace) varies from run to run.
+    let cpu_started = proxy.cpu_time();
 
     // 1. Leads: a raw insert job, then the proxy's COPY.
     let leads: Vec<Record> = (0..n)
@@ -125,6 +128,7 @@ async fn bulk_writes_through_the_proxy_beside_one_raw_ingest_job() {
     )
     .await;
     let rss_leads = proxy.memory("VmHWM");
+    let cpu_leads = proxy.cpu_time();
 
     // 2. Contacts: a raw insert job, then the proxy's COPY.
     let contacts: Vec<Record> = (0..n)
@@ -140,6 +144,7 @@ async fn bulk_writes_through_the_proxy_beside_one_raw_ingest_job() {
     )
     .await;
     let rss_contacts = proxy.memory("VmHWM");
+    let cpu_contacts = proxy.cpu_time();
 
     // 3. The update of N Contacts: a raw update job, then the proxy's one UPDATE.
     let updates: Vec<Record> = ids
@@ -159,38 +164,48 @@ async fn bulk_writes_through_the_proxy_beside_one_raw_ingest_job() {
     let proxy_update = started.elapsed();
     assert_eq!(updated, n as u64);
     let rss_update = proxy.memory("VmHWM");
+    let cpu_update = proxy.cpu_time();
     proxy.kill();
     let direct = direct_postgres(&world, n).await;
 
     let mb = |bytes: u64| bytes as f64 / 1e6;
     println!("records: {n}");
     println!("proxy RSS when started (VmRSS): {:.1} MB", mb(rss_started));
-    for ((what, raw, proxied, rss), direct) in [
+    for ((what, raw, proxied, rss, cpu), direct) in [
         (
             "\\copy of Leads (COPY FROM STDIN)",
             raw_leads,
             proxy_leads,
             rss_leads,
+            cpu_leads - cpu_started,
         ),
         (
             "\\copy of Contacts (COPY FROM STDIN)",
             raw_contacts,
             proxy_contacts,
             rss_contacts,
+            cpu_contacts - cpu_leads,
         ),
-        ("UPDATE of Contacts", raw_update, proxy_update, rss_update),
+        (
+            "UPDATE of Contacts",
+            raw_update,
+            proxy_update,
+            rss_update,
+            cpu_update - cpu_contacts,
+        ),
     ]
     .into_iter()
     .zip(direct)
     {
         println!(
-            "{what}: raw job {:.2} s ({:.0}/s), through the proxy {:.2} s ({:.0}/s): {:.0}% of the raw rate; proxy peak RSS (VmHWM) after it {:.1} MB; \
+            "{what}: raw job {:.2} s ({:.0}/s), through the proxy {:.2} s ({:.0}/s): {:.0}% of the raw rate; proxy CPU {:.2} s; proxy peak RSS (VmHWM) after it {:.1} MB; \
              the same statement straight to PostgreSQL, no sfpg: {:.2} s ({:.0}% of the raw job's time)",
             raw.as_secs_f64(),
             n as f64 / raw.as_secs_f64(),
             proxied.as_secs_f64(),
             n as f64 / proxied.as_secs_f64(),
             100.0 * raw.as_secs_f64() / proxied.as_secs_f64(),
+            cpu.as_secs_f64(),
             mb(rss),
             direct.as_secs_f64(),
             100.0 * direct.as_secs_f64() / raw.as_secs_f64(),
