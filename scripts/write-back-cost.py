@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What a client's UPDATE with its capture trigger, one sfpg.write_back and one
+"""What a client's UPDATE with its capture trigger, the take of its changes in pages, one sfpg.write_back and one
 sfpg.restore_refused of 5,000 Contact-like rows (52 columns) cost per row, in the PostgreSQL backend's own CPU time (so that other load on the
 machine does not count), as the proxy calls them: in a transaction that captured an UPDATE
 of every row, with its push ticket.
@@ -8,6 +8,7 @@ Usage: write-back-cost.py DSN [ROWS]  (DSN a libpq connection string of the cont
 schema's owner, on the same machine as the server, with `sfpg migrate` applied; it creates
 and drops the schema `write_back_cost`). Needs psycopg 3.
 """
+import json
 import os
 import statistics
 import sys
@@ -101,12 +102,39 @@ def measure_capture(c, pid, rows):
               f" ({cpu / rows * 1e6:.0f} us a row)")
 
 
+def measure_take(c, pid, rows, page=1000):
+    """The proxy's take of the captured changes of an UPDATE of every row (one column), in
+    pages of `page` rows as the proxy asks for them (V21, V24)."""
+    cpu = []
+    for round in range(ROUNDS):
+        c.execute("BEGIN")
+        c.execute("SELECT set_config('sfpg.origin', 'proxy', true)")
+        c.execute("UPDATE write_back_cost.contact SET t1 = %s || id", (f"round {round} ",))
+        ticket = c.execute("SELECT sfpg.push_ticket(pg_current_xact_id())").fetchone()[0]
+        cpu0, taken, after = backend_cpu(pid), 0, (None, None)
+        while True:
+            text = c.execute(
+                "SELECT sfpg.take_pending_changes(%s, %s, %s, %s)", (ticket, page, *after)
+            ).fetchone()[0]
+            changes = json.loads(text)
+            taken += len(changes)
+            if len(changes) < page:
+                break
+            after = max((change["table_oid"], change["row_id"]) for change in changes)
+        cpu.append(backend_cpu(pid) - cpu0)
+        c.execute("ROLLBACK")
+    cpu = statistics.median(cpu)
+    print(f"take_pending_changes in pages of {page:,}: {taken} changes, median of {ROUNDS}:"
+          f" backend CPU {cpu * 1000:.0f} ms ({cpu / rows * 1e6:.0f} us a row)")
+
+
 def main():
     dsn, rows = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 5000
     with psycopg.connect(dsn, autocommit=True) as c:
         create_table(c, rows)
         pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
         measure_capture(c, pid, rows)
+        measure_take(c, pid, rows)
         c.execute("SET sfpg.origin = 'proxy'")
         c.execute("BEGIN")
         c.execute("UPDATE write_back_cost.contact SET t1 = 'changed ' || id")

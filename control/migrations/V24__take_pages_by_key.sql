@@ -1,13 +1,21 @@
--- A page of captured changes is taken in about half the server's time (issue 25's benchmark).
+-- A page of captured changes is taken in a fraction of the server's time (issue 25's
+-- benchmark), whatever the planner knows of sfpg.pending_changes.
 --
--- Of a row the transaction only updated, sfpg.take_pending_changes (V21) cuts both images
--- to the columns the transaction changed (and `id` and `sfid`). It found them by walking
--- every pair of each image (`jsonb_each`, 52 pairs a Contact) against the list; it now looks
--- each kept column up in the image (`->`, a binary search over its keys), which returns the
--- same pairs: a key the image has, with its value (null included). Backend CPU a row taken,
--- pages of 1,000 of an UPDATE of one column of 5,000 Contact-like rows (52 columns), the two
--- bodies swapped in one database: 52-58 -> 30 µs; in the bulk bench the take was 5.9 s of an
--- UPDATE of 100,000 Contacts (PostgreSQL's log).
+-- Of a row the transaction only updated, sfpg.take_pending_changes (V21) cut both images to
+-- the columns the transaction changed in the row (and `id` and `sfid`). To find those it
+-- joined the page's changes with themselves, a join the planner planned from the table's
+-- statistics; the table is nearly always empty when analyzed, so with the estimate of one
+-- row it could choose a nested loop: 1,000 x 1,000 comparisons a page of 1,000 rows, 200 of
+-- the 264 ms the page took (backend CPU 200-218 µs a row taken). It also cut each image by
+-- walking all its pairs (`jsonb_each`, 52 pairs a Contact) against the list.
+--
+-- Now each change is counted with its row's others by a window (one sort, no join), and a
+-- row whose one change is an UPDATE has its images cut to that change's columns (and `id`
+-- and `sfid`), each looked up in the image (`->`). A row changed more than once comes whole,
+-- like a created or deleted row: the push cuts its images itself (`plan::compact`), and a
+-- page of such rows is no larger than a page of created rows. Backend CPU a row taken, pages
+-- of 1,000 of an UPDATE of one column of 5,000 Contact-like rows (52 columns), in one
+-- database (`scripts/write-back-cost.py`): see docs/benchmarks.md.
 --
 -- Everything else of the function is V21's.
 
@@ -62,33 +70,31 @@ BEGIN
                   c.old_row, c.new_row, c.changed
     ),
     deleted AS (SELECT * FROM keyed UNION ALL SELECT * FROM unkeyed),
-    -- Rows the transaction only updated: of their images, the push reads the columns the
-    -- transaction changed in them (and `id` and `sfid`), so only those are sent. A row it
-    -- created or deleted is sent whole (its values are created; it is restored whole).
-    only_updated AS (
-        SELECT table_oid, row_id FROM deleted
-         GROUP BY table_oid, row_id
-        HAVING bool_and(operation = 'UPDATE')
-    ),
-    kept AS (
-        SELECT d.table_oid, d.row_id, array_agg(DISTINCT col) || ARRAY['id', 'sfid'] AS keep
-          FROM deleted d JOIN only_updated USING (table_oid, row_id)
-          CROSS JOIN LATERAL unnest(d.changed) col
-         GROUP BY d.table_oid, d.row_id
+    -- How many changes each row has in the page: no join of the page with itself, whose
+    -- plan rested on estimates of a table that is always nearly empty.
+    counted AS (
+        SELECT d.*, count(*) OVER (PARTITION BY d.table_oid, d.row_id) AS changes
+          FROM deleted d
     )
+    -- A row whose one change is an UPDATE: of its images, the push reads the columns the
+    -- change changed (and `id` and `sfid`), so only those are sent, each looked up in the
+    -- image. Any other row is sent whole: created or deleted (its values are created; it is
+    -- restored whole), or changed more than once (the push cuts its images itself).
     SELECT coalesce(json_agg(json_build_object(
                'seq', d.seq, 'schema_name', d.schema_name, 'table_name', d.table_name,
                'table_oid', d.table_oid::bigint, 'operation', d.operation, 'row_id', d.row_id,
-               'old_row', CASE WHEN k.keep IS NULL THEN d.old_row ELSE
-                   (SELECT jsonb_object_agg(c, d.old_row -> c) FROM unnest(k.keep) c
-                     WHERE d.old_row ? c) END,
-               'new_row', CASE WHEN k.keep IS NULL THEN d.new_row ELSE
-                   (SELECT jsonb_object_agg(c, d.new_row -> c) FROM unnest(k.keep) c
-                     WHERE d.new_row ? c) END,
+               'old_row', CASE WHEN d.changes = 1 AND d.operation = 'UPDATE' THEN
+                   (SELECT jsonb_object_agg(c, d.old_row -> c)
+                      FROM unnest(d.changed || ARRAY['id', 'sfid']) c WHERE d.old_row ? c)
+                   ELSE d.old_row END,
+               'new_row', CASE WHEN d.changes = 1 AND d.operation = 'UPDATE' THEN
+                   (SELECT jsonb_object_agg(c, d.new_row -> c)
+                      FROM unnest(d.changed || ARRAY['id', 'sfid']) c WHERE d.new_row ? c)
+                   ELSE d.new_row END,
                'changed', d.changed)
              ORDER BY d.seq), '[]')::text
       INTO taken
-      FROM deleted d LEFT JOIN kept k USING (table_oid, row_id);
+      FROM counted d;
     RETURN taken;
 END
 $$;
