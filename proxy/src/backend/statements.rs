@@ -489,3 +489,87 @@ fn close_statement(buf: &mut BytesMut, name: &[u8]) {
     buf.put_slice(name);
     buf.put_u8(0);
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::UnixStream;
+
+    use super::*;
+
+    /// A server that reads one statement (up to its Sync), answers `reply`, and gives back
+    /// how many bytes the statement had.
+    fn server(mut end: UnixStream, reply: Vec<u8>) -> tokio::task::JoinHandle<usize> {
+        const SYNC: [u8; 5] = [fe::SYNC, 0, 0, 0, 4];
+        tokio::spawn(async move {
+            let mut received = Vec::new();
+            let mut chunk = vec![0; 64 * 1024];
+            while !received.ends_with(&SYNC) {
+                let n = end.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the proxy closed before its Sync");
+                received.extend_from_slice(&chunk[..n]);
+            }
+            end.write_all(&reply).await.unwrap();
+            received.len()
+        })
+    }
+
+    fn ready_for_query() -> Vec<u8> {
+        vec![be::READY_FOR_QUERY, 0, 0, 0, 5, b'I']
+    }
+
+    /// A DataRow of one text value.
+    fn data_row(value: &str) -> Vec<u8> {
+        let mut row = vec![be::DATA_ROW];
+        let len = 4 + 2 + 4 + value.len();
+        row.extend_from_slice(&u32::try_from(len).unwrap().to_be_bytes());
+        row.extend_from_slice(&1u16.to_be_bytes());
+        row.extend_from_slice(&u32::try_from(value.len()).unwrap().to_be_bytes());
+        row.extend_from_slice(value.as_bytes());
+        row
+    }
+
+    /// A write-back of 15 MB left its room in the connection's output buffer for the
+    /// session's life; a page of captured changes, its room in the input buffer. Both go once
+    /// the statement is done.
+    #[tokio::test]
+    async fn the_room_of_a_large_statement_and_of_a_large_answer_is_not_kept() {
+        let (proxy_end, server_end) = UnixStream::pair().unwrap();
+        let mut stream = UpstreamStream::Unix(proxy_end);
+        let (mut input, mut output, mut to_client) =
+            (BytesMut::new(), BytesMut::new(), BytesMut::new());
+
+        let rows = format!("[{}]", "{\"id\": 1},".repeat(300_000).trim_end_matches(','));
+        let answered = server(server_end, ready_for_query());
+        let write_back = WriteBack {
+            schema: "salesforce".into(),
+            table: "contact".into(),
+            rows,
+            events: false,
+        };
+        Statements::new(&mut stream, &mut input, &mut output, &mut to_client)
+            .write_back("ticket", &write_back)
+            .await
+            .unwrap();
+        assert!(answered.await.unwrap() > write_back.rows.len());
+        assert!(output.capacity() <= 8192, "{}", output.capacity());
+
+        let UpstreamStream::Unix(proxy_end) = stream else {
+            unreachable!()
+        };
+        drop(proxy_end);
+        let (proxy_end, server_end) = UnixStream::pair().unwrap();
+        let mut stream = UpstreamStream::Unix(proxy_end);
+        let page = "x".repeat(2 << 20);
+        let mut reply = data_row(&page);
+        reply.extend(ready_for_query());
+        let answered = server(server_end, reply);
+        let taken = Statements::new(&mut stream, &mut input, &mut output, &mut to_client)
+            .take_pending_changes("ticket", 1_000, None)
+            .await
+            .unwrap();
+        answered.await.unwrap();
+        assert_eq!(taken.as_deref(), Some(page.as_str()));
+        assert!(input.capacity() <= 8192, "{}", input.capacity());
+        assert!(to_client.is_empty());
+    }
+}
