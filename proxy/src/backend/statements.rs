@@ -529,8 +529,8 @@ mod tests {
     }
 
     /// A write-back of 15 MB left its room in the connection's output buffer for the
-    /// session's life; a page of captured changes, its room in the input buffer. Both go once
-    /// the statement is done.
+    /// session's life; a page of captured changes, or any large answer, its room in the input
+    /// buffer. Each goes once the statement is done.
     #[tokio::test]
     async fn the_room_of_a_large_statement_and_of_a_large_answer_is_not_kept() {
         let (proxy_end, server_end) = UnixStream::pair().unwrap();
@@ -569,6 +569,27 @@ mod tests {
             .unwrap();
         answered.await.unwrap();
         assert_eq!(taken.as_deref(), Some(page.as_str()));
+        assert!(input.capacity() <= 8192, "{}", input.capacity());
+
+        // Any other large frame (here a NoticeResponse, which the proxy's statements pass
+        // over) leaves its room in the input buffer until the ReadyForQuery.
+        let UpstreamStream::Unix(proxy_end) = stream else {
+            unreachable!()
+        };
+        drop(proxy_end);
+        let (proxy_end, server_end) = UnixStream::pair().unwrap();
+        let mut stream = UpstreamStream::Unix(proxy_end);
+        let mut reply = vec![b'N'];
+        reply.extend_from_slice(&u32::try_from(4 + page.len() + 1).unwrap().to_be_bytes());
+        reply.extend_from_slice(page.as_bytes());
+        reply.push(0);
+        reply.extend(ready_for_query());
+        let answered = server(server_end, reply);
+        Statements::new(&mut stream, &mut input, &mut output, &mut to_client)
+            .set_constraints_immediate()
+            .await
+            .unwrap();
+        answered.await.unwrap();
         assert!(input.capacity() <= 8192, "{}", input.capacity());
         assert!(to_client.is_empty());
     }
