@@ -513,6 +513,12 @@ mod tests {
         })
     }
 
+    /// A fresh connection: the proxy's end and the server's.
+    fn connection() -> (UpstreamStream, UnixStream) {
+        let (proxy_end, server_end) = UnixStream::pair().unwrap();
+        (UpstreamStream::Unix(proxy_end), server_end)
+    }
+
     fn ready_for_query() -> Vec<u8> {
         vec![be::READY_FOR_QUERY, 0, 0, 0, 5, b'I']
     }
@@ -533,8 +539,7 @@ mod tests {
     /// buffer. Each goes once the statement is done.
     #[tokio::test]
     async fn the_room_of_a_large_statement_and_of_a_large_answer_is_not_kept() {
-        let (proxy_end, server_end) = UnixStream::pair().unwrap();
-        let mut stream = UpstreamStream::Unix(proxy_end);
+        let (mut stream, server_end) = connection();
         let (mut input, mut output, mut to_client) =
             (BytesMut::new(), BytesMut::new(), BytesMut::new());
 
@@ -553,12 +558,7 @@ mod tests {
         assert!(answered.await.unwrap() > write_back.rows.len());
         assert!(output.capacity() <= 8192, "{}", output.capacity());
 
-        let UpstreamStream::Unix(proxy_end) = stream else {
-            unreachable!()
-        };
-        drop(proxy_end);
-        let (proxy_end, server_end) = UnixStream::pair().unwrap();
-        let mut stream = UpstreamStream::Unix(proxy_end);
+        let (mut stream, server_end) = connection();
         let page = "x".repeat(2 << 20);
         let mut reply = data_row(&page);
         reply.extend(ready_for_query());
@@ -573,12 +573,7 @@ mod tests {
 
         // Any other large frame (here a NoticeResponse, which the proxy's statements pass
         // over) leaves its room in the input buffer until the ReadyForQuery.
-        let UpstreamStream::Unix(proxy_end) = stream else {
-            unreachable!()
-        };
-        drop(proxy_end);
-        let (proxy_end, server_end) = UnixStream::pair().unwrap();
-        let mut stream = UpstreamStream::Unix(proxy_end);
+        let (mut stream, server_end) = connection();
         let mut reply = vec![b'N'];
         reply.extend_from_slice(&u32::try_from(4 + page.len() + 1).unwrap().to_be_bytes());
         reply.extend_from_slice(page.as_bytes());
