@@ -112,10 +112,7 @@ impl Change {
     /// `+0000` too).
     fn last_modified_second(&self) -> Option<i64> {
         let text = self.fields.get(LAST_MODIFIED_DATE_FIELD)?.as_str()?;
-        DateTime::parse_from_rfc3339(text)
-            .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-            .ok()
-            .map(|at| at.timestamp())
+        sfpg_salesforce::datetime::parse(text).map(|at| at.timestamp())
     }
 
     /// The records it writes, one per record id: its fields, the Id and the stamp. A create

@@ -286,13 +286,9 @@ impl Orgs {
             // Lost meanwhile: not this worker's to restart.
             return;
         };
-        let wait = self.restart_wait(&name, &running, &failure);
         // As the failure itself: a line for the first of a series, not one per attempt
         // (with the database away, every attempt fails to record it too).
-        let first = self
-            .restarts
-            .get(&name)
-            .is_none_or(|backoff| backoff.failures() <= 1);
+        let (wait, first) = self.restart_wait(&name, &running, &failure);
         let (message, code) = match failure {
             Failure::Error(error) => (error.to_string(), error.salesforce_code()),
             Failure::Panic(panic) => (format!("the org's sync panicked: {panic}"), None),
@@ -321,9 +317,14 @@ impl Orgs {
         Ok(())
     }
 
-    /// How long a failed org rests, logging the failure if it starts a series (or is a
-    /// panic, which is always a bug worth a line).
-    fn restart_wait(&mut self, name: &str, running: &Running, failure: &Failure) -> Duration {
+    /// How long a failed org rests, and whether the failure starts a series; it is logged
+    /// if it does (or is a panic, which is always a bug worth a line).
+    fn restart_wait(
+        &mut self,
+        name: &str,
+        running: &Running,
+        failure: &Failure,
+    ) -> (Duration, bool) {
         let backoff = self.restarts.entry(name.to_owned()).or_default();
         if running.started_at.elapsed() >= HEALTHY_AFTER {
             backoff.succeeded();
@@ -341,7 +342,7 @@ impl Orgs {
                 tracing::debug!(org = %name, %error, ?wait, attempts = backoff.failures(), "org sync failed again");
             }
         }
-        wait
+        (wait, first)
     }
 
     /// Stops every org at once: all are cancelled together, those that finish their turn
