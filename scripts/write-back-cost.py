@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""What a client's UPDATE with its capture trigger, the take of its changes in pages, one sfpg.write_back and one
+"""What a client's UPDATE with its capture trigger, the take of its changes in pages, one sfpg.write_back, the same
+rows staged by COPY and written by sfpg.write_back_staged (V25), and one
 sfpg.restore_refused of 5,000 Contact-like rows (52 columns) cost per row, in the PostgreSQL backend's own CPU time (so that other load on the
 machine does not count), as the proxy calls them: in a transaction that captured an UPDATE
 of every row, with its push ticket.
@@ -81,6 +82,49 @@ def measure(c, pid, function, ticket, rows):
     )
 
 
+def copy_text(value):
+    """A JSON value as a cell of COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    text = str(value)
+    for char, escaped in [("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")]:
+        text = text.replace(char, escaped)
+    return text
+
+
+def measure_staged(c, pid, ticket, rows):
+    """The same rows as `rows` (the JSON array sfpg.write_back takes, every element with the
+    same keys) staged by COPY and written by sfpg.write_back_staged (V25), as the proxy
+    writes a bulk push's read-back: the three statements together."""
+    elements = json.loads(rows)
+    columns = list(elements[0].keys())
+    data = "".join("\t".join(copy_text(e[k]) for k in columns) + "\n" for e in elements)
+    cpu, wall = [], []
+    for _ in range(ROUNDS):
+        c.execute("SAVEPOINT round")
+        cpu0, wall0 = backend_cpu(pid), time.monotonic()
+        staging = c.execute(
+            "SELECT sfpg.write_back_staging(%s, 'write_back_cost', 'contact', %s)",
+            (ticket, columns),
+        ).fetchone()[0]
+        with c.cursor().copy(f"COPY {staging} FROM STDIN") as copy:
+            copy.write(data)
+        count = c.execute(
+            "SELECT sfpg.write_back_staged(%s, 'write_back_cost', 'contact', %s)",
+            (ticket, staging),
+        ).fetchone()[0]
+        cpu.append(backend_cpu(pid) - cpu0)
+        wall.append(time.monotonic() - wall0)
+        c.execute("ROLLBACK TO SAVEPOINT round")
+    cpu, wall = statistics.median(cpu), statistics.median(wall)
+    print(
+        f"sfpg.write_back_staged (COPY): {count} rows, median of {ROUNDS}: backend CPU"
+        f" {cpu * 1000:.0f} ms ({cpu / count * 1e6:.0f} us a row), wall {wall * 1000:.0f} ms"
+    )
+
+
 def measure_capture(c, pid, rows):
     """A client's UPDATE of every row through the proxy's origin, so the capture trigger
     records each change (V22), beside the same UPDATE under the sync origin, where the
@@ -151,6 +195,8 @@ def main():
             " FROM write_back_cost.contact c"
         ).fetchone()[0]
         measure(c, pid, "sfpg.write_back", ticket, read_back)
+        if c.execute("SELECT to_regproc('sfpg.write_back_staged') IS NOT NULL").fetchone()[0]:
+            measure_staged(c, pid, ticket, read_back)
         measure(c, pid, "sfpg.restore_refused", ticket, before)
         c.execute("ROLLBACK")
         c.execute("DROP SCHEMA write_back_cost CASCADE")

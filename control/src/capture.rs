@@ -87,6 +87,39 @@ pub const TAKE_PENDING_PAGE_SQL: &str = "SELECT sfpg.take_pending_changes($1, \
 /// sync origin in force for its own statement only (migration V8).
 pub const WRITE_BACK_SQL: &str = "SELECT sfpg.write_back($1, $2, $3, $4)";
 
+/// Creates the staging table of a write-back by `COPY` in the current transaction: `$1` the
+/// push ticket, `$2` and `$3` the mirrored table, `$4` the columns to stage, `id` among
+/// them, as an array literal ([`text_array`]). Returns the staging table's name, to `COPY
+/// … FROM STDIN` into as the client's role and hand to [`WRITE_BACK_STAGED_SQL`]
+/// (migration V25).
+pub const WRITE_BACK_STAGING_SQL: &str =
+    "SELECT sfpg.write_back_staging($1, $2, $3, $4::pg_catalog.text::pg_catalog.text[])";
+
+/// Writes the rows staged in `$4` (the name [`WRITE_BACK_STAGING_SQL`] returned) into the
+/// mirrored table `$2`.`$3` under the write-back's version guard, uncaptured, and drops the
+/// staging table: `$1` the push ticket. Returns the rows written (migration V25).
+pub const WRITE_BACK_STAGED_SQL: &str = "SELECT sfpg.write_back_staged($1, $2, $3, $4)";
+
+/// `items` as a PostgreSQL array literal of text, each element quoted.
+pub fn text_array<S: AsRef<str>>(items: &[S]) -> String {
+    let mut literal = String::from("{");
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in item.as_ref().chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
+}
+
 /// The first change the current transaction captured, as `{"schema": …, "table": …}`, or
 /// NULL: what a proxy that cannot take changes names when it refuses the commit.
 pub const FIRST_PENDING_SQL: &str = "SELECT sfpg.first_pending_change()";

@@ -47,7 +47,7 @@ pub use csv::{CsvApplied, CsvError, CsvMode, write_csv};
 pub use decode::{Columns, PageTooLarge, TextColumns};
 pub use delete::{IdRange, delete, delete_absent};
 pub use merge::{copy_all_new, insert_new, update_columns, upsert};
-pub use partial::{Patches, WriteBackRow, WriteBackText};
+pub use partial::{Patches, WriteBackCopy, WriteBackRow, WriteBackText};
 
 /// Opens a transaction for writing the mirror: the sync origin, and with `lock_timeout` a
 /// bounded wait for locks (without, waits are as long as PostgreSQL's own setting).

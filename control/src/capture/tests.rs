@@ -563,3 +563,12 @@ async fn a_rotated_key_replaces_the_old_one() {
     )
     .await;
 }
+
+#[test]
+fn a_text_array_quotes_every_element() {
+    assert_eq!(text_array::<&str>(&[]), "{}");
+    assert_eq!(
+        text_array(&["id", "Name", "a,b", "say \"hi\"", "back\\slash", "NULL", ""]),
+        r#"{"id","Name","a,b","say \"hi\"","back\\slash","NULL",""}"#
+    );
+}

@@ -135,6 +135,186 @@ async fn checks_do_not_grow_with_the_rows() {
     drop_role(&client, "app_back_counted").await;
 }
 
+/// A write-back by `COPY` (V25) checks the ticket once a call, runs no function for each
+/// row, and needs no TEMPORARY privilege of the client's role: its staging table is the
+/// control schema's owner's. Each of its functions refuses what is not the proxy's: a wrong
+/// ticket, a table that is not mirrored, a column the table does not have, and a staging
+/// table it did not make (one of the client's own with the name it would give).
+#[tokio::test]
+async fn a_staged_write_back_is_the_proxys_alone() {
+    let db = TestDatabase::create().await;
+    db.connect()
+        .await
+        .batch_execute(
+            "DO $$ BEGIN
+                 EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+             END $$",
+        )
+        .await
+        .unwrap();
+    let role = "app_back_staged";
+    let client = counted_client(&db, role).await;
+    let refused = refused_on(&client, "CREATE TEMP TABLE mine (id bigint)").await;
+    assert_eq!(
+        refused.code(),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "{refused}"
+    );
+    client
+        .batch_execute("BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
+        .await
+        .unwrap();
+    let ticket = ticket_of(&db, &client).await;
+    client
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
+        .await
+        .unwrap();
+    let columns = text_array(&["id", "name", "systemmodstamp"]);
+    let staging_of = async |ticket: &str, table: &str, columns: &str| {
+        client
+            .query_one(
+                WRITE_BACK_STAGING_SQL,
+                &[&ticket, &"salesforce", &table, &columns],
+            )
+            .await
+            .map(|row| row.get::<_, String>(0))
+    };
+    // What is not the proxy's, each in a savepoint of the push's transaction.
+    let code = |result: Result<String, tokio_postgres::Error>| result.unwrap_err().code().cloned();
+    let without_id = text_array(&["name"]);
+    let unknown = text_array(&["id", "nope"]);
+    for (ticket, table, columns, expected) in [
+        (
+            "guess",
+            "account",
+            &columns,
+            SqlState::INSUFFICIENT_PRIVILEGE,
+        ),
+        (
+            &ticket,
+            "pg_class",
+            &columns,
+            SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+        ),
+        (&ticket, "account", &unknown, SqlState::UNDEFINED_COLUMN),
+        (
+            &ticket,
+            "account",
+            &without_id,
+            SqlState::INVALID_PARAMETER_VALUE,
+        ),
+    ] {
+        client.batch_execute("SAVEPOINT attempt").await.unwrap();
+        assert_eq!(
+            code(staging_of(ticket, table, columns).await),
+            Some(expected),
+            "{table} {columns}"
+        );
+        client
+            .batch_execute("ROLLBACK TO SAVEPOINT attempt")
+            .await
+            .unwrap();
+    }
+    let ticket = ticket_of(&db, &client).await;
+    client
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
+        .await
+        .unwrap();
+    let before = calls(&client).await;
+    let staging = staging_of(&ticket, "account", &columns).await.unwrap();
+    assert!(staging.starts_with("pg_temp.sfpg_write_back_"), "{staging}");
+    let data: String = (1..=ROWS)
+        .map(|id| format!("{id}\tAcme Corp {id}\t2026-02-01T00:00:00Z\n"))
+        .collect();
+    let sink = client
+        .copy_in::<_, bytes::Bytes>(&format!("COPY {staging} FROM STDIN"))
+        .await
+        .unwrap();
+    let mut sink = std::pin::pin!(sink);
+    futures::SinkExt::send(&mut sink, bytes::Bytes::from(data))
+        .await
+        .unwrap();
+    sink.finish().await.unwrap();
+    // A staging table of the client's own is not taken, ticket or not.
+    client.batch_execute("SAVEPOINT forged").await.unwrap();
+    let forged = client
+        .query_one(
+            WRITE_BACK_STAGED_SQL,
+            &[&ticket, &"salesforce", &"account", &"pg_catalog.pg_class"],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        forged.code(),
+        Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE)
+    );
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT forged")
+        .await
+        .unwrap();
+    client.batch_execute("SAVEPOINT guessed").await.unwrap();
+    let guessed = client
+        .query_one(
+            WRITE_BACK_STAGED_SQL,
+            &[&"guess", &"salesforce", &"account", &staging],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(guessed.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT guessed")
+        .await
+        .unwrap();
+    let written: i64 = client
+        .query_one(
+            WRITE_BACK_STAGED_SQL,
+            &[&ticket, &"salesforce", &"account", &staging],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(written, ROWS);
+    let mut made = calls(&client).await;
+    for (function, count) in before {
+        *made.entry(function).or_default() -= count;
+    }
+    made.retain(|_, count| *count != 0);
+    // The two refused calls of write_back_staged checked the ticket too; PostgreSQL counts
+    // a call when it returns.
+    assert_eq!(
+        made,
+        BTreeMap::from([
+            ("push_ticket_valid".to_owned(), 4),
+            ("push_ticket".to_owned(), 4),
+            ("write_back_staging".to_owned(), 1),
+            ("write_back_staged".to_owned(), 1),
+        ]),
+        "each call checks the ticket once, no row runs a function"
+    );
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE name LIKE 'Acme Corp %'), min(billingcity),
+                    min(systemmodstamp)::text,
+                    pg_catalog.to_regclass($1) IS NULL
+               FROM salesforce.account",
+            &[&staging],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            row.get::<_, bool>(3)
+        ),
+        (ROWS, "Lyon".into(), "2026-02-01 00:00:00+00".into(), true),
+        "the rows written, the client's change kept, the staging table dropped"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    drop_role(&client, role).await;
+}
+
 /// The write-back's rows pass the capture trigger on a `push:` origin where the key is
 /// readable (inside sfpg's own functions). A client role that sets such an origin itself,
 /// with a real but stale ticket or a guess, and whatever it creates in its own session to

@@ -6,7 +6,10 @@
 //!   names only the fields that changed (Change Data Capture) becomes;
 //! - [`WriteBackRow`], the pure half the proxy's write-back uses: it cannot run statements
 //!   of its own on the client's connection, so it hands `sfpg.write_back` (migrations V8,
-//!   V11) the rows as JSON, and that function applies the same guard in SQL.
+//!   V11) the rows as JSON, and that function applies the same guard in SQL;
+//! - [`WriteBackCopy`], the same for a bulk push's read-back: rows that all carry the same
+//!   columns, as `COPY … FROM STDIN` text for `sfpg.write_back_staged` (V25), which applies
+//!   the same guard.
 //!
 //! Values are converted as a query page's are ([`super::value::push_raw_text`]), so every
 //! path writes the same text for the same value.
@@ -247,3 +250,101 @@ impl WriteBackText {
 
 #[cfg(test)]
 mod tests;
+
+/// The rows of a write-back by `COPY` (migration V25): each row's local `id`, its `sfid`
+/// and one cell of a Bulk API query's CSV results for each of the fields given, as `COPY …
+/// FROM STDIN` text rows of [`WriteBackCopy::columns`]. Every row sets every column (a
+/// staged NULL sets NULL), so only rows that carry all the fields come here; the JSON form
+/// ([`WriteBackText`]) keeps a column a row does not carry.
+///
+/// A cell becomes what [`WriteBackText::push_read`] makes of it: empty is NULL (`\N`),
+/// NULs are dropped, anything else is the column's text, given to the same input
+/// functions. `COPY`'s text format escapes only the backslash, tab, line feed and carriage
+/// return.
+#[derive(Debug)]
+pub struct WriteBackCopy {
+    columns: Vec<String>,
+    /// UTF-8: only `str`s and ASCII escapes are written.
+    data: Vec<u8>,
+    rows: usize,
+}
+
+impl WriteBackCopy {
+    /// Rows of `id`, `sfid` and the columns of `fields`, in that order.
+    pub fn new(fields: &[MirroredField]) -> Self {
+        let columns = ["id", "sfid"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(fields.iter().map(|f| f.column.clone()))
+            .collect();
+        WriteBackCopy {
+            columns,
+            data: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    /// The staged columns, in order.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Adds the row whose local id is `row_id`, with its `sfid` and one cell for each of
+    /// the fields given to [`WriteBackCopy::new`], in their order (missing cells are NULL).
+    pub fn push_read<'c>(
+        &mut self,
+        row_id: i64,
+        sfid: &str,
+        cells: impl IntoIterator<Item = &'c str>,
+    ) {
+        self.data.extend_from_slice(row_id.to_string().as_bytes());
+        self.push_cell(sfid);
+        let mut written = 2;
+        for cell in cells.into_iter().take(self.columns.len() - 2) {
+            self.push_cell(cell);
+            written += 1;
+        }
+        for _ in written..self.columns.len() {
+            self.data.extend_from_slice(b"\t\\N");
+        }
+        self.data.push(b'\n');
+        self.rows += 1;
+    }
+
+    fn push_cell(&mut self, cell: &str) {
+        self.data.push(b'\t');
+        if cell.is_empty() {
+            self.data.extend_from_slice(b"\\N");
+            return;
+        }
+        let bytes = cell.as_bytes();
+        let mut start = 0;
+        for (at, byte) in bytes.iter().enumerate() {
+            let escaped: &[u8] = match byte {
+                b'\\' => b"\\\\",
+                b'\t' => b"\\t",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                0 => b"",
+                _ => continue,
+            };
+            self.data.extend_from_slice(&bytes[start..at]);
+            self.data.extend_from_slice(escaped);
+            start = at + 1;
+        }
+        self.data.extend_from_slice(&bytes[start..]);
+    }
+
+    /// How many rows it holds.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The columns and the `COPY` text of the rows.
+    pub fn finish(self) -> (Vec<String>, String) {
+        // Always UTF-8 (see `data`); a lossy copy would be a bug's only trace.
+        let data = String::from_utf8(self.data)
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
+        (self.columns, data)
+    }
+}

@@ -4,7 +4,8 @@
 //! and what the session needs besides (closing statements a refusal hid from the client,
 //! the columns of `RETURNING sfid`). [`Statements`] runs them on the relay's connection.
 //!
-//! Every statement names only `sfpg` functions and qualified catalog objects, so nothing a
+//! Every statement names only `sfpg` functions, qualified catalog objects and the staging
+//! table an `sfpg` function has just made and named (a write-back by `COPY`), so nothing a
 //! client created can stand in for them (docs/architecture.md, "The trust boundary").
 //!
 //! They use a named statement and a named portal, each closed before and after: a client
@@ -26,10 +27,11 @@ use crate::net::messages::backend::{self as be, Fields, ServerError};
 use crate::net::messages::encode;
 use crate::net::messages::frontend as fe;
 use crate::net::stream::ClientStream;
-use crate::push::WriteBack;
+use crate::push::{RowsForm, WriteBack};
 use crate::settings::{
     CAPTURE_INSTALLED_SQL, EVENT_WRITE_BACK_SQL, FIRST_PENDING_SQL, PUSH_CONTEXT_SQL,
-    RESTORE_REFUSED_SQL, TAKE_PENDING_PAGE_SQL, WRITE_BACK_SQL,
+    RESTORE_REFUSED_SQL, TAKE_PENDING_PAGE_SQL, WRITE_BACK_SQL, WRITE_BACK_STAGED_SQL,
+    WRITE_BACK_STAGING_SQL, text_array,
 };
 
 /// The name of the proxy's statement and of its portal.
@@ -85,7 +87,9 @@ pub trait Upstream {
         &mut self,
     ) -> impl Future<Output = Result<(), UpstreamError>> + Send;
 
-    /// `sfpg.write_back`: what Salesforce set, into one table's rows, uncaptured.
+    /// What Salesforce set, into one table's rows, uncaptured: `sfpg.write_back` (or the
+    /// events' own) for JSON rows; for `COPY` rows, a staging table, the `COPY` into it,
+    /// and `sfpg.write_back_staged`.
     fn write_back(
         &mut self,
         ticket: &str,
@@ -208,14 +212,44 @@ impl<'a> Statements<'a> {
     /// Runs `sql` with text `params` and waits for its ReadyForQuery. Only call when the
     /// server owes the client nothing, so that every reply is this statement's.
     async fn run(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Outcome, SessionError> {
+        self.open(sql, params)?;
+        self.close()?;
+        self.answer(sql).await
+    }
+
+    /// Runs `sql`, a `COPY … FROM STDIN`, with `data` as its rows, and waits for its
+    /// ReadyForQuery. Everything goes in one flight: should the server refuse the `COPY`
+    /// before it reads the data, it passes over the CopyData and CopyDone that follow until
+    /// the Sync, as the protocol has it.
+    async fn copy_in(&mut self, sql: &str, data: &[u8]) -> Result<Outcome, SessionError> {
+        self.open(sql, &[])?;
+        encode::copy_data(self.output, data)?;
+        encode::copy_done(self.output)?;
+        self.close()?;
+        self.answer(sql).await
+    }
+
+    /// The proxy's statement and portal, closed first, then parsed, bound and executed.
+    fn open(&mut self, sql: &str, params: &[Option<&str>]) -> Result<(), SessionError> {
         encode::close_statement(self.output, STATEMENT)?;
         encode::close_portal(self.output, STATEMENT)?;
         encode::parse(self.output, STATEMENT, sql)?;
         encode::bind(self.output, STATEMENT, STATEMENT, params)?;
         encode::execute(self.output, STATEMENT)?;
+        Ok(())
+    }
+
+    /// The proxy's portal and statement closed, and the Sync.
+    fn close(&mut self) -> Result<(), SessionError> {
         encode::close_portal(self.output, STATEMENT)?;
         encode::close_statement(self.output, STATEMENT)?;
         encode::sync(self.output)?;
+        Ok(())
+    }
+
+    /// Sends what [`Self::open`] and [`Self::close`] wrote and reads the answer up to its
+    /// ReadyForQuery.
+    async fn answer(&mut self, sql: &str) -> Result<Outcome, SessionError> {
         flush(self.stream, self.output).await?;
         // The room made for a large statement (a write-back of 5,000 rows, 15 MB) would stay
         // with the connection for the session's life: it goes once sent.
@@ -296,6 +330,43 @@ impl<'a> Statements<'a> {
     ) -> Result<Outcome, UpstreamError> {
         self.run(sql, params).await?.into_result()
     }
+
+    /// A write-back of `COPY` rows (V25): the staging table made, the rows copied into it
+    /// as the client's role, then written into the mirrored table and the table dropped.
+    async fn write_back_staged(
+        &mut self,
+        ticket: &str,
+        write_back: &WriteBack,
+        columns: &[String],
+    ) -> Result<(), UpstreamError> {
+        let columns = text_array(columns);
+        let table = [
+            Some(ticket),
+            Some(write_back.schema.as_str()),
+            Some(write_back.table.as_str()),
+        ];
+        let staging = self
+            .run_ok(
+                WRITE_BACK_STAGING_SQL,
+                &[table[0], table[1], table[2], Some(columns.as_str())],
+            )
+            .await?
+            .into_scalar()
+            .unwrap_or_default();
+        // The name comes from sfpg's function (`pg_temp.` and a quoted random name).
+        self.copy_in(
+            &format!("COPY {staging} FROM STDIN"),
+            write_back.rows.as_bytes(),
+        )
+        .await?
+        .into_result()?;
+        self.run_ok(
+            WRITE_BACK_STAGED_SQL,
+            &[table[0], table[1], table[2], Some(staging.as_str())],
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 impl Upstream for Statements<'_> {
@@ -359,12 +430,14 @@ impl Upstream for Statements<'_> {
             Some(write_back.table.as_str()),
             Some(write_back.rows.as_str()),
         ];
-        // A platform event's row gets its Id and EventUuid, or takes over the delivered
-        // row of the same event (V15); a record's, what was read back (V8, V11).
-        let sql = if write_back.events {
-            EVENT_WRITE_BACK_SQL
-        } else {
-            WRITE_BACK_SQL
+        let sql = match &write_back.form {
+            // A platform event's row gets its Id and EventUuid, or takes over the delivered
+            // row of the same event (V15); a record's, what was read back (V8, V11).
+            RowsForm::Events => EVENT_WRITE_BACK_SQL,
+            RowsForm::Json => WRITE_BACK_SQL,
+            RowsForm::Copy { columns } => {
+                return self.write_back_staged(ticket, write_back, columns).await;
+            }
         };
         self.run_ok(sql, &params).await?;
         Ok(())
@@ -534,6 +607,106 @@ mod tests {
         row
     }
 
+    /// The frontend messages in `bytes`, as (tag, body).
+    fn messages(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut messages = Vec::new();
+        while let [tag, len @ ..] = bytes {
+            let len = usize::try_from(u32::from_be_bytes(len[..4].try_into().unwrap())).unwrap();
+            messages.push((*tag, bytes[5..1 + len].to_vec()));
+            bytes = &bytes[1 + len..];
+        }
+        messages
+    }
+
+    /// A write-back of `COPY` rows is three statements: the staging table made by sfpg's
+    /// function, whose answer names it; the `COPY` into that table with the rows in
+    /// CopyData messages and a CopyDone before the Sync, in one flight; and the staged
+    /// write-back, given the same name.
+    #[tokio::test]
+    async fn copy_rows_are_staged_copied_and_written_back() {
+        let (mut stream, mut server_end) = UnixStream::pair().unwrap();
+        let mut stream = UpstreamStream::Unix(stream);
+        let staging = "pg_temp.sfpg_write_back_0f";
+        let rows = "1\t003000000000001AAA\tx\n".repeat(10_000);
+        let expected = rows.clone();
+        let server = tokio::spawn(async move {
+            const SYNC: [u8; 5] = [fe::SYNC, 0, 0, 0, 4];
+            let mut statements = Vec::new();
+            for reply in [
+                [data_row(staging), ready_for_query()].concat(),
+                ready_for_query(),
+                ready_for_query(),
+            ] {
+                let mut received = Vec::new();
+                let mut chunk = vec![0; 64 * 1024];
+                while !received.ends_with(&SYNC) {
+                    let n = server_end.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the proxy closed before its Sync");
+                    received.extend_from_slice(&chunk[..n]);
+                }
+                server_end.write_all(&reply).await.unwrap();
+                statements.push(messages(&received));
+            }
+            statements
+        });
+        let (mut input, mut output, mut to_client) =
+            (BytesMut::new(), BytesMut::new(), BytesMut::new());
+        let write_back = WriteBack {
+            schema: "salesforce".into(),
+            table: "contact".into(),
+            rows,
+            form: RowsForm::Copy {
+                columns: vec!["id".into(), "sfid".into(), "title".into()],
+            },
+        };
+        Statements::new(&mut stream, &mut input, &mut output, &mut to_client)
+            .write_back("ticket", &write_back)
+            .await
+            .unwrap();
+        let statements = server.await.unwrap();
+        let text = |body: &[u8]| String::from_utf8_lossy(body).into_owned();
+        let parsed = |messages: &[(u8, Vec<u8>)]| {
+            messages
+                .iter()
+                .find(|(tag, _)| *tag == fe::PARSE)
+                .map(|(_, body)| text(body))
+                .unwrap()
+        };
+        assert!(parsed(&statements[0]).contains("sfpg.write_back_staging("));
+        let bound = text(
+            &statements[0]
+                .iter()
+                .find(|(t, _)| *t == fe::BIND)
+                .unwrap()
+                .1,
+        );
+        assert!(bound.contains(r#"{"id","sfid","title"}"#), "{bound}");
+        assert!(parsed(&statements[1]).contains(&format!("COPY {staging} FROM STDIN")));
+        let tags: Vec<u8> = statements[1].iter().map(|(tag, _)| *tag).collect();
+        let first_data = tags.iter().position(|&t| t == fe::COPY_DATA).unwrap();
+        let done = tags.iter().position(|&t| t == fe::COPY_DONE).unwrap();
+        assert!(tags[..first_data].contains(&fe::EXECUTE), "{tags:?}");
+        assert!(
+            done < tags.len() - 1 && tags.last() == Some(&fe::SYNC),
+            "{tags:?}"
+        );
+        let copied: Vec<u8> = statements[1]
+            .iter()
+            .filter(|(tag, _)| *tag == fe::COPY_DATA)
+            .flat_map(|(_, body)| body.clone())
+            .collect();
+        assert_eq!(copied, expected.as_bytes());
+        assert!(parsed(&statements[2]).contains("sfpg.write_back_staged("));
+        let bound = text(
+            &statements[2]
+                .iter()
+                .find(|(t, _)| *t == fe::BIND)
+                .unwrap()
+                .1,
+        );
+        assert!(bound.contains(staging), "{bound}");
+    }
+
     /// A write-back of 15 MB left its room in the connection's output buffer for the
     /// session's life; a page of captured changes, or any large answer, its room in the input
     /// buffer. Each goes once the statement is done.
@@ -549,7 +722,7 @@ mod tests {
             schema: "salesforce".into(),
             table: "contact".into(),
             rows,
-            events: false,
+            form: RowsForm::Json,
         };
         Statements::new(&mut stream, &mut input, &mut output, &mut to_client)
             .write_back("ticket", &write_back)

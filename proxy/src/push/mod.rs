@@ -28,7 +28,7 @@ use tokio_postgres::error::SqlState;
 pub use catalog::Catalog;
 pub use commit::PushOutcome;
 pub use refusal::Refusal;
-pub use write_back::{Created, MirrorGone, MirrorWrite, ToMirror, WriteBack};
+pub use write_back::{Created, MirrorGone, MirrorWrite, RowsForm, ToMirror, WriteBack};
 
 use self::catalog::{ObjectHandle, OrgHandle};
 use self::commit::{JournalError, Remote};

@@ -8,7 +8,9 @@
 //! control schema's owner, on the client's connection: no statement here names anything a
 //! client could stand in for, and the client's column grants do not matter. They are made
 //! by the mirror writer's pure half ([`WriteBackRow`]): values converted as the sync's are,
-//! and the writer's version guard applied by the function.
+//! and the writer's version guard applied by the function. A bulk push's read-back pages go
+//! by `COPY` instead ([`WriteBackCopy`], V25), staged and written by sfpg's functions under
+//! the same guard, at half the server's time a row.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sfpg_control::events::is_platform_event;
 use sfpg_control::plan::MirroredField;
-use sfpg_control::writer::{WriteBackRow, WriteBackText};
+use sfpg_control::writer::{WriteBackCopy, WriteBackRow, WriteBackText};
 use sfpg_salesforce::{Record, SalesforceId};
 use tokio::sync::mpsc;
 
@@ -24,17 +26,30 @@ use super::bulk::read_back::{self, ReadBackError, ResultPages};
 use super::catalog::ObjectHandle;
 use super::plan::{Operation, Plan};
 
-/// What to write into one mirrored table in the client's transaction
-/// ([`sfpg_control::capture::WRITE_BACK_SQL`]): `rows`, a JSON array of objects with each
-/// row's local `id` and the columns to set.
+/// What to write into one mirrored table in the client's transaction: `rows`, in the
+/// form `form` says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteBack {
     pub schema: String,
     pub table: String,
     pub rows: String,
-    /// A platform event table: `rows` are `{"id", "sfid", "eventuuid"}`, written by
-    /// [`sfpg_control::events::EVENT_WRITE_BACK_SQL`].
-    pub events: bool,
+    pub form: RowsForm,
+}
+
+/// What a [`WriteBack`]'s `rows` hold, and so which of sfpg's functions writes them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowsForm {
+    /// A JSON array of objects with each row's local `id` and the columns to set
+    /// ([`sfpg_control::capture::WRITE_BACK_SQL`], and the restore's
+    /// [`sfpg_control::capture::RESTORE_REFUSED_SQL`]).
+    Json,
+    /// A platform event table's `{"id", "sfid", "eventuuid"}`
+    /// ([`sfpg_control::events::EVENT_WRITE_BACK_SQL`]).
+    Events,
+    /// `COPY … FROM STDIN` text rows of `columns` (`id` first), staged and written by
+    /// [`sfpg_control::capture::WRITE_BACK_STAGING_SQL`] and
+    /// [`sfpg_control::capture::WRITE_BACK_STAGED_SQL`]: a bulk push's read-back.
+    Copy { columns: Vec<String> },
 }
 
 /// A record created by the push, for patching `RETURNING sfid`.
@@ -243,26 +258,42 @@ impl<'a> TableWrite<'a> {
             .map_err(PagesStopped::Read)?;
         while let Some(rows) = pages.next().await.map_err(PagesStopped::Read)? {
             let at = rows.positions(&self.copied);
-            let mut back = WriteBackText::default();
+            // A page that has a column for every field is staged by `COPY` (V25), every
+            // column of each row set from its cell: the lookups the push resolved included,
+            // as Salesforce read them back. A page that lacks some keeps those columns as
+            // they are, which only the JSON form can say.
+            let cells: Option<Vec<usize>> = at.iter().copied().collect();
+            let fresh = || match &cells {
+                Some(cells) => PageBack::Copy(WriteBackCopy::new(&self.copied), cells.clone()),
+                None => PageBack::Json(WriteBackText::default()),
+            };
+            let mut back = fresh();
             for parsed in rows {
                 let (id, row) = parsed.map_err(|error| PagesStopped::Read(error.into()))?;
                 let Some(pushed) = unwritten.remove(id.as_str()) else {
                     // Changed by others meanwhile: not the push's.
                     continue;
                 };
-                back.push_read(
-                    self.ids_of(pushed),
-                    &self.copied,
-                    at.iter().map(|at| at.and_then(|i| row.get(i))),
-                );
+                match &mut back {
+                    // The CSV reader takes only rows of the header's length.
+                    PageBack::Copy(copy, cells) => copy.push_read(
+                        pushed.1,
+                        &pushed.2,
+                        cells.iter().map(|&i| row.get(i).unwrap_or_default()),
+                    ),
+                    PageBack::Json(text) => text.push_read(
+                        self.ids_of(pushed),
+                        &self.copied,
+                        at.iter().map(|at| at.and_then(|i| row.get(i))),
+                    ),
+                }
                 if back.rows() == WRITE_BACK_ROWS {
-                    self.send_text(std::mem::take(&mut back))
-                        .await
-                        .map_err(PagesStopped::Gone)?;
+                    let full = std::mem::replace(&mut back, fresh());
+                    self.send_page(full).await.map_err(PagesStopped::Gone)?;
                 }
             }
             if back.rows() > 0 {
-                self.send_text(back).await.map_err(PagesStopped::Gone)?;
+                self.send_page(back).await.map_err(PagesStopped::Gone)?;
             }
         }
         Ok(())
@@ -302,15 +333,48 @@ impl<'a> TableWrite<'a> {
         Ok(())
     }
 
+    /// Sends one statement's rows of a query page to the mirror.
+    async fn send_page(&self, back: PageBack) -> Result<(), MirrorGone> {
+        match back {
+            PageBack::Json(text) => self.send_text(text).await,
+            PageBack::Copy(copy, _) => {
+                let (columns, rows) = copy.finish();
+                let write_back = WriteBack {
+                    schema: self.object.schema.clone(),
+                    table: self.object.table.clone(),
+                    rows,
+                    form: RowsForm::Copy { columns },
+                };
+                self.mirror.send(MirrorWrite::WriteBack(write_back)).await
+            }
+        }
+    }
+
     /// Sends one statement's rows to the mirror.
     async fn send_text(&self, rows: WriteBackText) -> Result<(), MirrorGone> {
         let write_back = WriteBack {
             schema: self.object.schema.clone(),
             table: self.object.table.clone(),
             rows: rows.finish(),
-            events: false,
+            form: RowsForm::Json,
         };
         self.mirror.send(MirrorWrite::WriteBack(write_back)).await
+    }
+}
+
+/// One write-back statement's rows of a query page, as they are made.
+enum PageBack {
+    Json(WriteBackText),
+    /// With the page's column of each field copied, in order.
+    Copy(WriteBackCopy, Vec<usize>),
+}
+
+impl PageBack {
+    fn rows(&self) -> usize {
+        match self {
+            PageBack::Json(text) => text.rows(),
+            PageBack::Copy(copy, _) => copy.rows(),
+        }
     }
 }
 
@@ -356,7 +420,7 @@ fn event_write_back(
         schema: object.schema.clone(),
         table: object.table.clone(),
         rows: serde_json::Value::Array(rows).to_string(),
-        events: true,
+        form: RowsForm::Events,
     }
 }
 

@@ -10,7 +10,8 @@ use tokio_postgres::Client;
 
 use super::*;
 use crate::capture::{
-    CURRENT_TXID_SQL, PUSH_TICKET_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL, install_capture_trigger,
+    CURRENT_TXID_SQL, PUSH_TICKET_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL, WRITE_BACK_STAGED_SQL,
+    WRITE_BACK_STAGING_SQL, install_capture_trigger, text_array,
 };
 use crate::mapping::ColumnType;
 use crate::mirror::{self, Column};
@@ -336,6 +337,70 @@ const ACCOUNT: &str = "001000000000009AAA";
 /// change captured (row 4 touched), its ticket minted on another connection of the owner,
 /// the changes taken, the write-back, COMMIT. Returns the rows written.
 async fn write_back_in_a_push(db: &TestDatabase, client: &Client, rows: &[WriteBackRow]) -> i64 {
+    let ticket = begin_push(db, client).await;
+    let written: i64 = client
+        .query_one(
+            WRITE_BACK_SQL,
+            &[
+                &ticket,
+                &"acme",
+                &"contact",
+                &write_back_rows(rows.iter().cloned()),
+            ],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client.batch_execute("COMMIT").await.unwrap();
+    written
+}
+
+/// As [`write_back_in_a_push`], the rows staged by `COPY` (V25), as the proxy writes a
+/// bulk push's read-back.
+async fn write_back_staged_in_a_push(
+    db: &TestDatabase,
+    client: &Client,
+    rows: WriteBackCopy,
+) -> i64 {
+    let ticket = begin_push(db, client).await;
+    let written = write_back_staged(client, &ticket, rows).await;
+    client.batch_execute("COMMIT").await.unwrap();
+    written
+}
+
+/// The staging table made, `rows` copied into it, and written back: the rows written.
+pub(crate) async fn write_back_staged(client: &Client, ticket: &str, rows: WriteBackCopy) -> i64 {
+    let (columns, data) = rows.finish();
+    let staging: String = client
+        .query_one(
+            WRITE_BACK_STAGING_SQL,
+            &[&ticket, &"acme", &"contact", &text_array(&columns)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let sink = client
+        .copy_in::<_, bytes::Bytes>(&format!("COPY {staging} FROM STDIN"))
+        .await
+        .unwrap();
+    let mut sink = std::pin::pin!(sink);
+    futures::SinkExt::send(&mut sink, bytes::Bytes::from(data))
+        .await
+        .unwrap();
+    sink.finish().await.unwrap();
+    client
+        .query_one(
+            WRITE_BACK_STAGED_SQL,
+            &[&ticket, &"acme", &"contact", &staging],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Opens a push's transaction on `client`: a change captured (row 4 touched), its ticket
+/// minted on another connection of the owner, the changes taken. Returns the ticket.
+async fn begin_push(db: &TestDatabase, client: &Client) -> String {
     client
         .batch_execute(
             "BEGIN; SET LOCAL sfpg.origin = 'proxy';
@@ -359,21 +424,151 @@ async fn write_back_in_a_push(db: &TestDatabase, client: &Client, rows: &[WriteB
         .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
         .unwrap();
-    let written: i64 = client
-        .query_one(
-            WRITE_BACK_SQL,
-            &[
-                &ticket,
-                &"acme",
-                &"contact",
-                &write_back_rows(rows.iter().cloned()),
-            ],
+    ticket
+}
+
+/// The contacts as `id sfid lastname accountid systemmodstamp`, in id order.
+async fn contacts(client: &Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT concat_ws(' ', id, sfid, lastname, coalesce(accountid, '-'),
+                              coalesce(systemmodstamp::text, '-'))
+               FROM acme.contact ORDER BY id",
+            &[],
         )
         .await
         .unwrap()
-        .get(0);
-    client.batch_execute("COMMIT").await.unwrap();
-    written
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// `sfpg.write_back_staged` (V25) keeps the guard `sfpg.write_back` keeps, for rows staged
+/// by `COPY` with every column set: an older read-back leaves the row but for its
+/// provisional sfids; a newer one, or one of a row without a stamp yet, is written whole.
+#[tokio::test]
+async fn the_staged_write_back_keeps_the_version_guard() {
+    let db = TestDatabase::create().await;
+    let client = mirrored_contacts(&db).await;
+    let fields = [
+        MirroredField::new("SystemModstamp", ColumnType::TimestampTz),
+        MirroredField::new("LastName", ColumnType::Text),
+        MirroredField::new("AccountId", ColumnType::Varchar(18)),
+    ];
+    let stamp = "2024-03-01T12:00:05.000Z";
+    let mut rows = WriteBackCopy::new(&fields);
+    rows.push_read(1, "003000000000001AAA", [stamp, "Stale", ACCOUNT]);
+    rows.push_read(2, "003000000000002AAA", [stamp, "Fresh", ACCOUNT]);
+    rows.push_read(3, "003000000000003AAA", [stamp, "Created", ACCOUNT]);
+    assert_eq!(
+        rows.columns(),
+        ["id", "sfid", "systemmodstamp", "lastname", "accountid"]
+    );
+    assert_eq!(write_back_staged_in_a_push(&db, &client, rows).await, 3);
+    assert_eq!(
+        contacts(&client).await,
+        [
+            "1 003000000000001AAA Newer 001000000000009AAA 2024-03-01 12:00:10+00",
+            "2 003000000000002AAA Fresh 001000000000009AAA 2024-03-01 12:00:05+00",
+            "3 003000000000003AAA Created 001000000000009AAA 2024-03-01 12:00:05+00",
+            "4 ~00000000000000004 Touched - -",
+        ]
+    );
+}
+
+/// The same read-back cells make the same rows by `COPY` as by JSON: quotes, backslashes,
+/// tabs and line breaks, NULs, and an empty cell, which is NULL.
+#[tokio::test]
+async fn a_staged_write_back_writes_what_the_json_one_writes() {
+    let cells = [
+        "plain",
+        "with \"quotes\", commas",
+        "back\\slash \\N \\.",
+        "nul\0inside",
+        "line\nbreak\ttab\rreturn",
+        "",
+    ];
+    let fields = [MirroredField::new("LastName", ColumnType::Text)];
+    let mut by_json = Vec::new();
+    let mut by_copy = Vec::new();
+    for staged in [false, true] {
+        let db = TestDatabase::create().await;
+        let client = mirrored_contacts(&db).await;
+        let ids = 1..=i64::try_from(cells.len()).unwrap();
+        client
+            .batch_execute(&format!(
+                "BEGIN; {}; INSERT INTO acme.contact (id, sfid, lastname)
+                 SELECT g, '~' || lpad(g::text, 17, '0'), 'before'
+                   FROM generate_series(5, {}) g;
+                 COMMIT",
+                crate::capture::SET_SYNC_ORIGIN_SQL,
+                cells.len() + 4
+            ))
+            .await
+            .unwrap();
+        if staged {
+            let mut rows = WriteBackCopy::new(&fields);
+            for (id, cell) in ids.zip(cells) {
+                rows.push_read(id + 4, &format!("0030000000001{id:02}AAA"), [cell]);
+            }
+            write_back_staged_in_a_push(&db, &client, rows).await;
+        } else {
+            let mut rows = Vec::new();
+            for (id, cell) in ids.zip(cells) {
+                let mut text = WriteBackText::default();
+                let mut row = WriteBackRow::new(id + 4);
+                row.set("sfid", &format!("0030000000001{id:02}AAA"));
+                text.push_read(row, &fields, [Some(cell)]);
+                rows.push(text.finish());
+            }
+            let ticket = begin_push(&db, &client).await;
+            for text in rows {
+                client
+                    .query_one(WRITE_BACK_SQL, &[&ticket, &"acme", &"contact", &text])
+                    .await
+                    .unwrap();
+            }
+            client.batch_execute("COMMIT").await.unwrap();
+        }
+        let got: Vec<(i64, Option<String>, Option<String>)> = client
+            .query(
+                "SELECT id, sfid::text, lastname FROM acme.contact WHERE id > 4 ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        if staged { by_copy = got } else { by_json = got }
+    }
+    assert_eq!(by_copy, by_json);
+    assert_eq!(by_copy.len(), cells.len());
+    assert_eq!(by_copy[1].2.as_deref(), Some("with \"quotes\", commas"));
+    assert_eq!(by_copy[2].2.as_deref(), Some("back\\slash \\N \\."));
+    assert_eq!(by_copy[3].2.as_deref(), Some("nulinside"));
+    assert_eq!(by_copy[4].2.as_deref(), Some("line\nbreak\ttab\rreturn"));
+    assert_eq!(by_copy[5].2, None);
+}
+
+#[test]
+fn staged_rows_are_copy_text_with_every_column() {
+    let fields = [
+        MirroredField::new("LastName", ColumnType::Text),
+        MirroredField::new("Title", ColumnType::Text),
+    ];
+    let mut rows = WriteBackCopy::new(&fields);
+    rows.push_read(7, "003000000000007AAA", ["a\tb\\c\nd\re\0f", ""]);
+    // A row short of cells: the rest is NULL.
+    rows.push_read(8, "003000000000008AAA", ["x"]);
+    assert_eq!(rows.rows(), 2);
+    let (columns, data) = rows.finish();
+    assert_eq!(columns, ["id", "sfid", "lastname", "title"]);
+    assert_eq!(
+        data,
+        "7\t003000000000007AAA\ta\\tb\\\\c\\nd\\ref\t\\N\n\
+         8\t003000000000008AAA\tx\t\\N\n"
+    );
 }
 
 #[test]

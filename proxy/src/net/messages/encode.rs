@@ -6,6 +6,7 @@ use bytes::BytesMut;
 use pgwire::error::PgWireError;
 use pgwire::messages::Message;
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::copy::{CopyData, CopyDone};
 use pgwire::messages::extendedquery::{Bind, Close, Execute, Parse, Sync};
 use pgwire::messages::response::{
     ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus as PgStatus,
@@ -100,6 +101,23 @@ pub fn close_statement(buf: &mut BytesMut, statement: &str) -> Result<(), Encode
 
 pub fn close_portal(buf: &mut BytesMut, portal: &str) -> Result<(), EncodeError> {
     Close::new(b'P', named(portal)).encode(buf)?;
+    Ok(())
+}
+
+/// `data` as CopyData messages of at most [`COPY_DATA_CHUNK`] bytes each.
+pub fn copy_data(buf: &mut BytesMut, data: &[u8]) -> Result<(), EncodeError> {
+    for chunk in data.chunks(COPY_DATA_CHUNK) {
+        CopyData::new(bytes::Bytes::copy_from_slice(chunk)).encode(buf)?;
+    }
+    Ok(())
+}
+
+/// The size of each CopyData message [`copy_data`] writes: rows may straddle two, as the
+/// protocol allows.
+pub const COPY_DATA_CHUNK: usize = 64 * 1024;
+
+pub fn copy_done(buf: &mut BytesMut) -> Result<(), EncodeError> {
+    CopyDone::new().encode(buf)?;
     Ok(())
 }
 

@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use sfpg_control::write_failures::{WriteFailure, listing_query};
 
 use super::{BulkSent, Fate};
-use crate::push::WriteBack;
 use crate::push::plan::{Operation, Plan, Planned};
 use crate::push::refusal::sqlstate_for;
 use crate::push::taken::RowsBefore;
 use crate::push::write_back::WRITE_BACK_ROWS;
+use crate::push::{RowsForm, WriteBack};
 
 /// How many refusals the WARNING's DETAIL names.
 const REASONS_SHOWN: usize = 5;
@@ -147,7 +147,7 @@ impl Restores<'_> {
                 schema: schema.clone(),
                 table: table.clone(),
                 rows: restore_rows(chunk),
-                events: false,
+                form: RowsForm::Json,
             })
         })
     }

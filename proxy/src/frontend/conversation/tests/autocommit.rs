@@ -4,7 +4,7 @@
 
 use super::fakes::{FakeRemote, FakeUpstream, Org};
 use super::*;
-use crate::push::{Created, WriteBack};
+use crate::push::{Created, RowsForm, WriteBack};
 
 #[tokio::test]
 async fn a_read_passes_untouched() {
@@ -80,7 +80,7 @@ async fn returning_sfid_gets_the_id_salesforce_gave() {
             schema: "salesforce".into(),
             table: "account".into(),
             rows: r#"[{"id":7,"sfid":"001000000000007AAA"}]"#.into(),
-            events: false,
+            form: RowsForm::Json,
         }],
         vec![Created {
             table_oid: ACCOUNT_OID,

@@ -8,8 +8,8 @@ use sfpg_salesforce::RecordError;
 
 use super::fakes::{FakeRemote, FakeUpstream, Org};
 use super::*;
-use crate::push::WriteBack;
 use crate::push::bulk::Fate;
+use crate::push::{RowsForm, WriteBack};
 
 /// An update of account 1 and an insert of account 7 in one transaction.
 fn two_changes() -> serde_json::Value {
@@ -122,7 +122,7 @@ async fn the_read_back_is_written_back_as_it_is_read() {
             schema: "salesforce".into(),
             table: "account".into(),
             rows: format!(r#"[{{"id":{i}}}]"#),
-            events: false,
+            form: RowsForm::Json,
         })
         .collect();
     let mut h = Harness::pushing(upstream, remote);
