@@ -459,19 +459,30 @@ async fn copy_into(client: &Client, staging: &str, data: String) {
     sink.finish().await.unwrap();
 }
 
-/// The staged write-back reads only the rows it writes, whatever the planner believes of
-/// the mirrored table: statistics that say it is empty (analyzed before a bulk load) once
-/// made a nested loop read the staged rows once for each of the table's rows, 88 s for
-/// 5,000 rows of a 100,000-row table. Counted by the rows the statement read from the
-/// table (this transaction's statistics), not by time.
+/// The staged write-back stays linear in the rows it writes whatever the planner believes
+/// of the mirrored table: statistics that say it is empty (analyzed before a bulk load)
+/// once made a nested loop read the staged rows once for each of the table's rows, 88 s
+/// for 5,000 rows of a 100,000-row table. Not a speed figure: a bound 10x above the
+/// linear plan's time and well below the quadratic ones'. (This transaction's read
+/// counters, `pg_stat_get_xact_tuples_returned`, stayed 0 on the test cluster's
+/// connections, so the rows read could not be counted instead.)
 #[tokio::test]
-async fn a_staged_write_back_reads_only_its_rows_whatever_the_statistics_say() {
+async fn a_staged_write_back_stays_linear_whatever_the_statistics_say() {
     const TABLE_ROWS: i64 = 20_000;
-    const STAGED: i64 = 5_000;
+    const STAGED: i64 = 10_000;
     let db = TestDatabase::create().await;
     let client = mirrored(&db).await;
+    // As wide as a Lead: the planner's guess of a row's width, and so of how many rows an
+    // unanalyzed table holds, comes from the columns' declared lengths.
+    let wide: Vec<String> = (1..=40).map(|n| format!("c{n}")).collect();
     client
-        .batch_execute("ALTER TABLE salesforce.account SET (autovacuum_enabled = false)")
+        .batch_execute(&format!(
+            "ALTER TABLE salesforce.account SET (autovacuum_enabled = false), {}",
+            wide.iter()
+                .map(|c| format!("ADD COLUMN {c} varchar(255)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
         .await
         .unwrap();
     as_sync(
@@ -502,28 +513,23 @@ async fn a_staged_write_back_reads_only_its_rows_whatever_the_statistics_say() {
         .query_one(TAKE_PENDING_SQL, &[&ticket])
         .await
         .unwrap();
+    let columns: Vec<&str> = ["id", "name"]
+        .into_iter()
+        .chain(wide.iter().map(String::as_str))
+        .collect();
     let staging: String = client
         .query_one(
             WRITE_BACK_STAGING_SQL,
-            &[&ticket, &"salesforce", &"account", &text_array(&["id", "name"])],
+            &[&ticket, &"salesforce", &"account", &text_array(&columns)],
         )
         .await
         .unwrap()
         .get(0);
-    let data: String = (1..=STAGED).map(|id| format!("{id}\tAcme Corp {id}\n")).collect();
+    let data: String = (1..=STAGED)
+        .map(|id| format!("{id}\tAcme Corp {id}{}\n", "\tx".repeat(wide.len())))
+        .collect();
     copy_into(&client, &staging, data).await;
-    let read = async || -> i64 {
-        client
-            .query_one(
-                "SELECT pg_stat_get_xact_tuples_returned(oid) + pg_stat_get_xact_tuples_fetched(oid)
-                   FROM pg_class WHERE oid = 'salesforce.account'::regclass",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0)
-    };
-    let before = read().await;
+    let started = std::time::Instant::now();
     let written: i64 = client
         .query_one(
             WRITE_BACK_STAGED_SQL,
@@ -532,11 +538,13 @@ async fn a_staged_write_back_reads_only_its_rows_whatever_the_statistics_say() {
         .await
         .unwrap()
         .get(0);
-    let read = read().await - before;
+    let took = started.elapsed();
     assert_eq!(written, STAGED);
+    // Linear, this takes a few hundred milliseconds; the quadratic plans took 12 s and
+    // more here (10,000 x 10,000 index entries read): the bound is far from both.
     assert!(
-        read <= 2 * STAGED,
-        "the write-back of {STAGED} rows read {read} rows of a table of {TABLE_ROWS}"
+        took < std::time::Duration::from_secs(5),
+        "the write-back of {STAGED} rows took {took:?}"
     );
     client.batch_execute("ROLLBACK").await.unwrap();
 }
