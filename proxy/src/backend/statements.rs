@@ -624,7 +624,7 @@ mod tests {
     /// write-back, given the same name.
     #[tokio::test]
     async fn copy_rows_are_staged_copied_and_written_back() {
-        let (mut stream, mut server_end) = UnixStream::pair().unwrap();
+        let (stream, mut server_end) = UnixStream::pair().unwrap();
         let mut stream = UpstreamStream::Unix(stream);
         let staging = "pg_temp.sfpg_write_back_0f";
         let rows = "1\t003000000000001AAA\tx\n".repeat(10_000);
