@@ -4,9 +4,11 @@
 -- Of the 54-74 µs of backend CPU a Contact-like row (52 columns) cost in sfpg.write_back
 -- (V20), 24 µs went to parsing the statement's JSON text into jsonb and 16 µs to
 -- jsonb_populate_record; the row's own UPDATE was the rest. COPY hands each value to its
--- type's input function directly: the staging table's COPY and the UPDATE … FROM cost
--- 6 + 12 µs a row for the same 5,000 rows (docs/benchmarks.md). The values are the same
--- text either way (the read-back's CSV cells), taken by the same input functions.
+-- type's input function directly: the staging table, its COPY and the UPDATE … FROM cost
+-- 26-30 µs a row for the same 5,000 rows (scripts/write-back-cost.py), and the bulk
+-- bench's write-back of 100,000 Contacts went from 10.6 to 2.7 s (docs/benchmarks.md).
+-- The values are the same text either way (the read-back's CSV cells), taken by the same
+-- input functions.
 --
 -- Two functions, both the control schema's owner's and both checking the push ticket, as
 -- sfpg.write_back does:
@@ -29,13 +31,14 @@
 -- Every column staged is set (a NULL sets NULL): the proxy stages only columns every row
 -- carries, and writes the rest as JSON.
 
-CREATE FUNCTION sfpg.write_back_staging(ticket text, schema_name text, table_name text, columns text[])
-RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- The mirrored table a write-back of push `ticket` writes, refused unless the ticket is
+-- this transaction's and the table is mirrored: the checks sfpg.write_back makes (V8-V20),
+-- once for the two functions below, which call it as their owner.
+CREATE FUNCTION sfpg.write_back_target(ticket text, schema_name text, table_name text)
+RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    target  regclass := to_regclass(quote_ident(schema_name) || '.' || quote_ident(table_name));
-    staging text := 'sfpg_write_back_' || md5(random()::text || clock_timestamp()::text);
-    missing text;
+    target regclass := to_regclass(quote_ident(schema_name) || '.' || quote_ident(table_name));
 BEGIN
     IF NOT sfpg.push_ticket_valid(ticket) THEN
         RAISE EXCEPTION 'only the sfpg proxy may write back a push'
@@ -49,6 +52,19 @@ BEGIN
         RAISE EXCEPTION 'table %.% is not a mirrored table', schema_name, table_name
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
+    RETURN target;
+END
+$$;
+REVOKE ALL ON FUNCTION sfpg.write_back_target(text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION sfpg.write_back_staging(ticket text, schema_name text, table_name text, columns text[])
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    target  regclass := sfpg.write_back_target(ticket, schema_name, table_name);
+    staging text := 'sfpg_write_back_' || md5(random()::text || clock_timestamp()::text);
+    missing text;
+BEGIN
     IF columns IS NULL OR NOT 'id' = ANY (columns) THEN
         RAISE EXCEPTION 'a write-back stages the rows'' id'
             USING ERRCODE = 'invalid_parameter_value';
@@ -86,7 +102,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 -- the rows staged, whatever the statistics say.
 SET enable_seqscan = off SET enable_nestloop = off AS $$
 DECLARE
-    target   regclass := to_regclass(quote_ident(schema_name) || '.' || quote_ident(table_name));
+    target   regclass := sfpg.write_back_target(ticket, schema_name, table_name);
     staged   regclass := to_regclass(staging);
     previous text := current_setting('sfpg.origin', true);
     guarded  boolean;
@@ -95,18 +111,6 @@ DECLARE
     written  bigint;
     ids      bigint[];
 BEGIN
-    IF NOT sfpg.push_ticket_valid(ticket) THEN
-        RAISE EXCEPTION 'only the sfpg proxy may write back a push'
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF target IS NULL OR NOT EXISTS (
-        SELECT 1 FROM pg_trigger
-         WHERE tgrelid = target AND tgname = 'sfpg_capture'
-           AND tgfoid = 'sfpg.capture_change()'::regprocedure
-    ) THEN
-        RAISE EXCEPTION 'table %.% is not a mirrored table', schema_name, table_name
-            USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
     IF staged IS NULL OR NOT EXISTS (
         SELECT 1 FROM pg_class
          WHERE oid = staged AND relpersistence = 't' AND relkind = 'r'

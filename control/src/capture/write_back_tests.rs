@@ -227,36 +227,29 @@ async fn a_staged_write_back_is_the_proxys_alone() {
         .map(|id| format!("{id}\tAcme Corp {id}\t2026-02-01T00:00:00Z\n"))
         .collect();
     copy_into(&client, &staging, data).await;
-    // A staging table of the client's own is not taken, ticket or not.
-    client.batch_execute("SAVEPOINT forged").await.unwrap();
-    let forged = client
-        .query_one(
-            WRITE_BACK_STAGED_SQL,
-            &[&ticket, &"salesforce", &"account", &"pg_catalog.pg_class"],
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(
-        forged.code(),
-        Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE)
-    );
-    client
-        .batch_execute("ROLLBACK TO SAVEPOINT forged")
-        .await
-        .unwrap();
-    client.batch_execute("SAVEPOINT guessed").await.unwrap();
-    let guessed = client
-        .query_one(
-            WRITE_BACK_STAGED_SQL,
-            &[&"guess", &"salesforce", &"account", &staging],
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(guessed.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
-    client
-        .batch_execute("ROLLBACK TO SAVEPOINT guessed")
-        .await
-        .unwrap();
+    // A table not of its making is not taken, nor its own without the ticket.
+    for (ticket, staging, expected) in [
+        (
+            ticket.as_str(),
+            "pg_catalog.pg_class",
+            SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+        ),
+        ("guess", staging.as_str(), SqlState::INSUFFICIENT_PRIVILEGE),
+    ] {
+        client.batch_execute("SAVEPOINT attempt").await.unwrap();
+        let refused = client
+            .query_one(
+                WRITE_BACK_STAGED_SQL,
+                &[&ticket, &"salesforce", &"account", &staging],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Some(&expected), "{staging}");
+        client
+            .batch_execute("ROLLBACK TO SAVEPOINT attempt")
+            .await
+            .unwrap();
+    }
     let written: i64 = client
         .query_one(
             WRITE_BACK_STAGED_SQL,
@@ -272,12 +265,13 @@ async fn a_staged_write_back_is_the_proxys_alone() {
     }
     made.retain(|_, count| *count != 0);
     // The two refused calls of write_back_staged checked the ticket too; PostgreSQL counts
-    // a call when it returns.
+    // a call when it returns (the guess's write_back_target did not).
     assert_eq!(
         made,
         BTreeMap::from([
             ("push_ticket_valid".to_owned(), 4),
             ("push_ticket".to_owned(), 4),
+            ("write_back_target".to_owned(), 3),
             ("write_back_staging".to_owned(), 1),
             ("write_back_staged".to_owned(), 1),
         ]),
