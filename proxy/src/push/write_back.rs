@@ -79,7 +79,8 @@ pub enum MirrorWrite {
     /// `sfpg.restore_refused`: refused rows of a bulk push back as they were before the
     /// transaction.
     Restore(WriteBack),
-    /// `sfpg.write_back` (or the events' own): what Salesforce set.
+    /// What Salesforce set: `sfpg.write_back`, the events' own, or a staged `COPY` (V25),
+    /// as its [`RowsForm`] says.
     WriteBack(WriteBack),
 }
 
