@@ -62,7 +62,9 @@ RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     target  regclass := sfpg.write_back_target(ticket, schema_name, table_name);
-    staging text := 'sfpg_write_back_' || md5(random()::text || clock_timestamp()::text);
+    -- gen_random_uuid, not random(): a session can seed random() (setseed) and so foresee
+    -- the name, and make a table of its own under it first.
+    staging text := 'sfpg_write_back_' || replace(gen_random_uuid()::text, '-', '');
     missing text;
 BEGIN
     IF columns IS NULL OR NOT 'id' = ANY (columns) THEN

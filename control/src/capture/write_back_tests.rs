@@ -215,11 +215,6 @@ async fn a_staged_write_back_is_the_proxys_alone() {
             .await
             .unwrap();
     }
-    let ticket = ticket_of(&db, &client).await;
-    client
-        .query_one(TAKE_PENDING_SQL, &[&ticket])
-        .await
-        .unwrap();
     let before = calls(&client).await;
     let staging = staging_of(&ticket, "account", &columns).await.unwrap();
     assert!(staging.starts_with("pg_temp.sfpg_write_back_"), "{staging}");
