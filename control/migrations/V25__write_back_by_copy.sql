@@ -107,7 +107,6 @@ DECLARE
     target   regclass := sfpg.write_back_target(ticket, schema_name, table_name);
     staged   regclass := to_regclass(staging);
     previous text := current_setting('sfpg.origin', true);
-    guarded  boolean;
     ok       text := 'true';
     sets     text;
     written  bigint;
@@ -124,9 +123,8 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     -- Both the staged rows and the table have a stamp: the guard applies.
-    guarded := (SELECT count(*) = 2 FROM pg_attribute
-                 WHERE attrelid IN (target, staged) AND attname = 'systemmodstamp' AND NOT attisdropped);
-    IF guarded THEN
+    IF (SELECT count(*) = 2 FROM pg_attribute
+         WHERE attrelid IN (target, staged) AND attname = 'systemmodstamp' AND NOT attisdropped) THEN
         ok := '(s.systemmodstamp IS NULL OR t.systemmodstamp IS NULL OR t.systemmodstamp <= s.systemmodstamp)';
     END IF;
     SELECT string_agg(format('%1$I = CASE WHEN %2$s OR t.%1$I::text ~ ''^~[0-9]{17}$'' THEN s.%1$I ELSE t.%1$I END',

@@ -138,8 +138,9 @@ async fn checks_do_not_grow_with_the_rows() {
 /// A write-back by `COPY` (V25) checks the ticket once a call, runs no function for each
 /// row, and needs no TEMPORARY privilege of the client's role: its staging table is the
 /// control schema's owner's. Each of its functions refuses what is not the proxy's: a wrong
-/// ticket, a table that is not mirrored, a column the table does not have, and a staging
-/// table it did not make (one of the client's own with the name it would give).
+/// ticket, a table that is not mirrored, a column the table does not have, no `id`, and a
+/// staging table it did not make (a catalog, or one of the client's own under the name it
+/// would give).
 #[tokio::test]
 async fn a_staged_write_back_is_the_proxys_alone() {
     let db = TestDatabase::create().await;
@@ -222,11 +223,30 @@ async fn a_staged_write_back_is_the_proxys_alone() {
         .map(|id| format!("{id}\tAcme Corp {id}\t2026-02-01T00:00:00Z\n"))
         .collect();
     copy_into(&client, &staging, data).await;
-    // A table not of its making is not taken, nor its own without the ticket.
+    // A table not of its making is not taken: a catalog, or one the client made in its
+    // session under a staging table's name (given TEMPORARY for it); nor its own without
+    // the ticket.
+    client
+        .batch_execute(&format!(
+            "RESET ROLE;
+             DO $$ BEGIN
+                 EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO {role}', current_database());
+             END $$;
+             SET ROLE {role};
+             CREATE TEMP TABLE sfpg_write_back_forged (id bigint PRIMARY KEY, name text);
+             INSERT INTO sfpg_write_back_forged VALUES (1, 'Forged')"
+        ))
+        .await
+        .unwrap();
     for (ticket, staging, expected) in [
         (
             ticket.as_str(),
             "pg_catalog.pg_class",
+            SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+        ),
+        (
+            ticket.as_str(),
+            "pg_temp.sfpg_write_back_forged",
             SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
         ),
         ("guess", staging.as_str(), SqlState::INSUFFICIENT_PRIVILEGE),
@@ -259,14 +279,14 @@ async fn a_staged_write_back_is_the_proxys_alone() {
         *made.entry(function).or_default() -= count;
     }
     made.retain(|_, count| *count != 0);
-    // The two refused calls of write_back_staged checked the ticket too; PostgreSQL counts
-    // a call when it returns (the guess's write_back_target did not).
+    // The three refused calls of write_back_staged checked the ticket too; PostgreSQL
+    // counts a call when it returns (the guess's write_back_target did not).
     assert_eq!(
         made,
         BTreeMap::from([
-            ("push_ticket_valid".to_owned(), 4),
-            ("push_ticket".to_owned(), 4),
-            ("write_back_target".to_owned(), 3),
+            ("push_ticket_valid".to_owned(), 5),
+            ("push_ticket".to_owned(), 5),
+            ("write_back_target".to_owned(), 4),
             ("write_back_staging".to_owned(), 1),
             ("write_back_staged".to_owned(), 1),
         ]),

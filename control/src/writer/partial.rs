@@ -289,8 +289,10 @@ impl WriteBackCopy {
         &self.columns
     }
 
-    /// Adds the row whose local id is `row_id`, with its `sfid` and one cell for each of
-    /// the fields given to [`WriteBackCopy::new`], in their order (missing cells are NULL).
+    /// Adds the row whose local id is `row_id`, with its `sfid` and `cells`: one for each of
+    /// the fields given to [`WriteBackCopy::new`], in their order. A row of more or fewer
+    /// cells is written as it is, and `COPY` refuses it ("missing data for column"): a
+    /// column left NULL in its place would be committed as Salesforce's value.
     pub fn push_read<'c>(
         &mut self,
         row_id: i64,
@@ -299,13 +301,8 @@ impl WriteBackCopy {
     ) {
         self.data.extend_from_slice(row_id.to_string().as_bytes());
         self.push_cell(sfid);
-        let mut written = 2;
-        for cell in cells.into_iter().take(self.columns.len() - 2) {
+        for cell in cells {
             self.push_cell(cell);
-            written += 1;
-        }
-        for _ in written..self.columns.len() {
-            self.data.extend_from_slice(b"\t\\N");
         }
         self.data.push(b'\n');
         self.rows += 1;

@@ -339,16 +339,12 @@ impl<'a> Statements<'a> {
         write_back: &WriteBack,
         columns: &[String],
     ) -> Result<(), UpstreamError> {
+        let (schema, table) = (write_back.schema.as_str(), write_back.table.as_str());
         let columns = text_array(columns);
-        let table = [
-            Some(ticket),
-            Some(write_back.schema.as_str()),
-            Some(write_back.table.as_str()),
-        ];
         let staging = self
             .run_ok(
                 WRITE_BACK_STAGING_SQL,
-                &[table[0], table[1], table[2], Some(columns.as_str())],
+                &[Some(ticket), Some(schema), Some(table), Some(&columns)],
             )
             .await?
             .into_scalar()
@@ -362,7 +358,7 @@ impl<'a> Statements<'a> {
         .into_result()?;
         self.run_ok(
             WRITE_BACK_STAGED_SQL,
-            &[table[0], table[1], table[2], Some(staging.as_str())],
+            &[Some(ticket), Some(schema), Some(table), Some(&staging)],
         )
         .await?;
         Ok(())
@@ -569,20 +565,24 @@ mod tests {
 
     use super::*;
 
-    /// A server that reads one statement (up to its Sync), answers `reply`, and gives back
-    /// how many bytes the statement had.
-    fn server(mut end: UnixStream, reply: Vec<u8>) -> tokio::task::JoinHandle<usize> {
+    /// A server that reads one statement (up to its Sync) for each of `replies`, answers it
+    /// with the reply, and gives back the bytes of each statement.
+    fn server(mut end: UnixStream, replies: Vec<Vec<u8>>) -> tokio::task::JoinHandle<Vec<Vec<u8>>> {
         const SYNC: [u8; 5] = [fe::SYNC, 0, 0, 0, 4];
         tokio::spawn(async move {
-            let mut received = Vec::new();
-            let mut chunk = vec![0; 64 * 1024];
-            while !received.ends_with(&SYNC) {
-                let n = end.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "the proxy closed before its Sync");
-                received.extend_from_slice(&chunk[..n]);
+            let mut statements = Vec::new();
+            for reply in replies {
+                let mut received = Vec::new();
+                let mut chunk = vec![0; 64 * 1024];
+                while !received.ends_with(&SYNC) {
+                    let n = end.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the proxy closed before its Sync");
+                    received.extend_from_slice(&chunk[..n]);
+                }
+                end.write_all(&reply).await.unwrap();
+                statements.push(received);
             }
-            end.write_all(&reply).await.unwrap();
-            received.len()
+            statements
         })
     }
 
@@ -607,13 +607,12 @@ mod tests {
         row
     }
 
-    /// The frontend messages in `bytes`, as (tag, body).
-    fn messages(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    /// The frontend messages of a statement, as (tag, body).
+    fn messages(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut bytes = BytesMut::from(bytes);
         let mut messages = Vec::new();
-        while let [tag, len @ ..] = bytes {
-            let len = usize::try_from(u32::from_be_bytes(len[..4].try_into().unwrap())).unwrap();
-            messages.push((*tag, bytes[5..1 + len].to_vec()));
-            bytes = &bytes[1 + len..];
+        while let Some((tag, len)) = peek_frame(&mut bytes).unwrap() {
+            messages.push((tag, body(&bytes.split_to(len)).to_vec()));
         }
         messages
     }
@@ -624,31 +623,16 @@ mod tests {
     /// write-back, given the same name.
     #[tokio::test]
     async fn copy_rows_are_staged_copied_and_written_back() {
-        let (stream, mut server_end) = UnixStream::pair().unwrap();
-        let mut stream = UpstreamStream::Unix(stream);
+        let (mut stream, server_end) = connection();
         let staging = "pg_temp.sfpg_write_back_0f";
         let rows = "1\t003000000000001AAA\tx\n".repeat(10_000);
         let expected = rows.clone();
-        let server = tokio::spawn(async move {
-            const SYNC: [u8; 5] = [fe::SYNC, 0, 0, 0, 4];
-            let mut statements = Vec::new();
-            for reply in [
-                [data_row(staging), ready_for_query()].concat(),
-                ready_for_query(),
-                ready_for_query(),
-            ] {
-                let mut received = Vec::new();
-                let mut chunk = vec![0; 64 * 1024];
-                while !received.ends_with(&SYNC) {
-                    let n = server_end.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "the proxy closed before its Sync");
-                    received.extend_from_slice(&chunk[..n]);
-                }
-                server_end.write_all(&reply).await.unwrap();
-                statements.push(messages(&received));
-            }
-            statements
-        });
+        let replies = vec![
+            [data_row(staging), ready_for_query()].concat(),
+            ready_for_query(),
+            ready_for_query(),
+        ];
+        let server = server(server_end, replies);
         let (mut input, mut output, mut to_client) =
             (BytesMut::new(), BytesMut::new(), BytesMut::new());
         let write_back = WriteBack {
@@ -663,7 +647,7 @@ mod tests {
             .write_back("ticket", &write_back)
             .await
             .unwrap();
-        let statements = server.await.unwrap();
+        let statements: Vec<_> = server.await.unwrap().iter().map(|s| messages(s)).collect();
         let text = |body: &[u8]| String::from_utf8_lossy(body).into_owned();
         let parsed = |messages: &[(u8, Vec<u8>)]| {
             messages
@@ -717,7 +701,7 @@ mod tests {
             (BytesMut::new(), BytesMut::new(), BytesMut::new());
 
         let rows = format!("[{}]", "{\"id\": 1},".repeat(300_000).trim_end_matches(','));
-        let answered = server(server_end, ready_for_query());
+        let answered = server(server_end, vec![ready_for_query()]);
         let write_back = WriteBack {
             schema: "salesforce".into(),
             table: "contact".into(),
@@ -728,14 +712,14 @@ mod tests {
             .write_back("ticket", &write_back)
             .await
             .unwrap();
-        assert!(answered.await.unwrap() > write_back.rows.len());
+        assert!(answered.await.unwrap()[0].len() > write_back.rows.len());
         assert!(output.capacity() <= 8192, "{}", output.capacity());
 
         let (mut stream, server_end) = connection();
         let page = "x".repeat(2 << 20);
         let mut reply = data_row(&page);
         reply.extend(ready_for_query());
-        let answered = server(server_end, reply);
+        let answered = server(server_end, vec![reply]);
         let taken = Statements::new(&mut stream, &mut input, &mut output, &mut to_client)
             .take_pending_changes("ticket", 1_000, None)
             .await
@@ -752,7 +736,7 @@ mod tests {
         reply.extend_from_slice(page.as_bytes());
         reply.push(0);
         reply.extend(ready_for_query());
-        let answered = server(server_end, reply);
+        let answered = server(server_end, vec![reply]);
         Statements::new(&mut stream, &mut input, &mut output, &mut to_client)
             .set_constraints_immediate()
             .await

@@ -276,11 +276,12 @@ impl<'a> TableWrite<'a> {
                     continue;
                 };
                 match &mut back {
-                    // The CSV reader takes only rows of the header's length.
+                    // The CSV reader takes only rows of the header's length; a cell missing
+                    // all the same leaves the row short, which COPY refuses.
                     PageBack::Copy(copy, cells) => copy.push_read(
                         pushed.1,
                         &pushed.2,
-                        cells.iter().map(|&i| row.get(i).unwrap_or_default()),
+                        cells.iter().filter_map(|&i| row.get(i)),
                     ),
                     PageBack::Json(text) => text.push_read(
                         self.ids_of(pushed),
