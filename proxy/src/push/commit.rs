@@ -557,7 +557,10 @@ fn millis(since: Instant) -> i32 {
     i32::try_from(since.elapsed().as_millis()).unwrap_or(i32::MAX)
 }
 
-/// The journal's view of a plan: each record with its Id (a create's from `created`).
+/// The journal's view of a plan: each record with its Id (a create's from `created`) and
+/// its fields as sent. An atomic plan holds its values in memory; should a spool fail to
+/// read, the record is journaled without them (a repair reads records back from
+/// Salesforce, never these).
 pub(crate) fn journal_records(plan: &Plan, created: &[String]) -> Vec<JournalRecord> {
     let mut creates = created.iter();
     plan.records
@@ -573,7 +576,10 @@ pub(crate) fn journal_records(plan: &Plan, created: &[String]) -> Vec<JournalRec
                 _ => p.sfid.clone(),
             },
             provisional: p.provisional.clone(),
-            fields: p.record(),
+            fields: plan.record(p).unwrap_or_else(|error| {
+                tracing::warn!(%error, "a journaled record's fields are left out");
+                sfpg_salesforce::Record::new()
+            }),
         })
         .collect()
 }

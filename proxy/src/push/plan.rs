@@ -13,7 +13,9 @@
 //! first, in levels that [`super::send`] sends one sObject Collections call each. A
 //! provisional sfid no create of the push produces, or a cycle of creates, is refused.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -27,11 +29,18 @@ use super::Refusal;
 use super::catalog::{ObjectHandle, OrgHandle};
 
 mod compact;
+mod spool;
 pub use compact::compact;
+pub use spool::{Slot, Spool, SpoolError, SpoolWriter};
 
 /// The most records one sObject Collections call takes; a push sends at most
 /// [`MAX_COLLECTIONS`] of them, in one Composite request.
 pub const MAX_RECORDS: usize = sfpg_salesforce::collections::MAX_RECORDS;
+
+/// The most records a plan holds with their values in memory; a larger one keeps them in
+/// a spool file ([`spool`]). One atomic push carries at most this many records, so only
+/// bulk pushes are spooled.
+pub const SPOOL_AFTER: usize = MAX_COLLECTIONS * MAX_RECORDS;
 
 /// The columns every mirrored table has that Salesforce sets.
 const SFID: &str = "sfid";
@@ -54,14 +63,22 @@ pub struct Planned {
     pub row_id: i64,
     /// Update and delete: the record's Id.
     pub sfid: Option<String>,
-    /// Create and update: the fields sent, by API name, with their values (without
-    /// `attributes` and `Id`, which [`Planned::record`] adds). A field that refers to a row
-    /// created in the push still holds that row's provisional sfid (see `references`).
-    /// A list rather than a JSON object: a bulk push holds 100,000 of them, and a map's
-    /// tables cost more than its one or two fields.
-    pub fields: Vec<(String, Value)>,
+    /// Create and update: the API names of the fields sent (without `attributes` and
+    /// `Id`, which [`Plan::record`] adds), shared by every record of the plan that sends
+    /// the same ones: a bulk push holds 100,000 records.
+    pub names: Arc<[String]>,
+    /// Their values, in the same order, in memory or in the plan's spool; read them with
+    /// [`Plan::values`]. A field that refers to a row created in the push still holds that
+    /// row's provisional sfid (see `references`).
+    pub values: Values,
+    /// Whether every value is a string, number, boolean or null: the CSV column of each
+    /// field is then its name, known without reading the values back.
+    pub scalar: bool,
     /// Create: the row's provisional sfid, which other rows may refer to.
     pub provisional: Option<String>,
+    /// Create and update: the fields (by their place in `names`) that hold a provisional
+    /// sfid, with it; [`Planner::finish`] resolves them into `references`.
+    refers_to: Vec<(usize, String)>,
     /// Create and update: fields that hold the provisional sfid of a row created in the
     /// same push, with that create's index in [`Plan::records`].
     pub references: Vec<Reference>,
@@ -69,29 +86,25 @@ pub struct Planned {
     pub level: usize,
 }
 
+/// Where a planned record's values are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    Held(Vec<Value>),
+    Spooled(Slot),
+}
+
 impl Planned {
-    /// The record as sObject Collections takes it: `attributes.type`, an update's `Id`,
-    /// then the fields.
-    pub fn record(&self) -> Record {
-        let mut record = Record::new();
-        record.insert("attributes".into(), json!({ "type": self.object.object }));
-        if self.operation == Operation::Update
-            && let Some(sfid) = &self.sfid
-        {
-            record.insert("Id".into(), Value::String(sfid.clone()));
-        }
-        for (field, value) in &self.fields {
-            record.insert(field.clone(), value.clone());
-        }
-        record
+    /// Whether the record sends field `name`.
+    pub fn sends(&self, name: &str) -> bool {
+        self.names.iter().any(|field| field == name)
     }
 
-    /// The value of field `name`, if the record sends it.
-    pub fn field(&self, name: &str) -> Option<&Value> {
-        self.fields
-            .iter()
-            .find(|(field, _)| field == name)
-            .map(|(_, value)| value)
+    /// Moves the record's values to `spool`.
+    fn spool(&mut self, spool: &mut SpoolWriter) -> Result<(), SpoolError> {
+        if let Values::Held(values) = &self.values {
+            self.values = Values::Spooled(spool.write(values)?);
+        }
+        Ok(())
     }
 }
 
@@ -110,9 +123,42 @@ pub struct Reference {
 pub struct Plan {
     pub org: Arc<OrgHandle>,
     pub records: Vec<Planned>,
+    /// Where the values of a plan beyond [`SPOOL_AFTER`] records are.
+    pub(crate) spool: Option<Arc<Spool>>,
 }
 
 impl Plan {
+    /// The values of `planned`, one of this plan's records, in the order of its names.
+    pub fn values<'p>(&'p self, planned: &'p Planned) -> Result<Cow<'p, [Value]>, SpoolError> {
+        match (&planned.values, &self.spool) {
+            (Values::Held(values), _) => Ok(Cow::Borrowed(values)),
+            (Values::Spooled(slot), Some(spool)) => spool.read(*slot).map(Cow::Owned),
+            (Values::Spooled(_), None) => Err(SpoolError::Read(std::io::Error::other(
+                "the record's values were spooled, and the plan has no spool",
+            ))),
+        }
+    }
+
+    /// The record as sObject Collections takes it: `attributes.type`, an update's `Id`,
+    /// then the fields.
+    pub fn record(&self, planned: &Planned) -> Result<Record, SpoolError> {
+        let mut record = Record::new();
+        record.insert(
+            "attributes".into(),
+            json!({ "type": planned.object.object }),
+        );
+        if planned.operation == Operation::Update
+            && let Some(sfid) = &planned.sfid
+        {
+            record.insert("Id".into(), Value::String(sfid.clone()));
+        }
+        let values = self.values(planned)?;
+        for (field, value) in planned.names.iter().zip(values.iter()) {
+            record.insert(field.clone(), value.clone());
+        }
+        Ok(record)
+    }
+
     pub fn of(&self, operation: Operation) -> impl Iterator<Item = &Planned> {
         self.records
             .iter()
@@ -165,16 +211,40 @@ pub fn plan(
 /// row's changes are all in one page, see [`super::taken`]), and once every page is in,
 /// the records are put in capture order, the creates ordered by dependency and the
 /// references between them resolved.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Planner {
     org: Option<Arc<OrgHandle>>,
     /// Each record with the capture sequence of its row's first change.
     creates: Vec<(i64, Planned)>,
     updates: Vec<(i64, Planned)>,
     deletes: Vec<(i64, Planned)>,
+    names: Names,
+    /// Beyond this many records, values go to `spool`.
+    spool_after: usize,
+    spool: Option<SpoolWriter>,
+}
+
+impl Default for Planner {
+    fn default() -> Self {
+        Planner::spooling_after(SPOOL_AFTER)
+    }
 }
 
 impl Planner {
+    /// A planner that keeps the values of its records in memory up to `records` of them,
+    /// and all of them in a spool file beyond.
+    pub fn spooling_after(records: usize) -> Planner {
+        Planner {
+            org: None,
+            creates: Vec::new(),
+            updates: Vec::new(),
+            deletes: Vec::new(),
+            names: Names::default(),
+            spool_after: records,
+            spool: None,
+        }
+    }
+
     /// Plans the rows of `page` (every change of each, in capture order), whose tables
     /// resolve to `objects` in `org`.
     pub fn add(
@@ -185,9 +255,12 @@ impl Planner {
     ) -> Result<(), Refusal> {
         for net in collapse(page) {
             let seq = net.first.seq;
-            let Some(planned) = plan_row(&net, objects)? else {
+            let Some(mut planned) = plan_row(&net, objects, &mut self.names)? else {
                 continue;
             };
+            if let Some(spool) = &mut self.spool {
+                planned.spool(spool).map_err(unspooled)?;
+            }
             let records = match planned.operation {
                 Operation::Create => &mut self.creates,
                 Operation::Update => &mut self.updates,
@@ -196,6 +269,26 @@ impl Planner {
             records.push((seq, planned));
         }
         self.org.get_or_insert_with(|| Arc::clone(org));
+        let planned = self.creates.len() + self.updates.len() + self.deletes.len();
+        if self.spool.is_none() && planned > self.spool_after {
+            self.start_spool().map_err(unspooled)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the values of every record planned so far to a new spool, where the later
+    /// ones will go too.
+    fn start_spool(&mut self) -> Result<(), SpoolError> {
+        let mut spool = SpoolWriter::new()?;
+        for (_, planned) in self
+            .creates
+            .iter_mut()
+            .chain(&mut self.updates)
+            .chain(&mut self.deletes)
+        {
+            planned.spool(&mut spool)?;
+        }
+        self.spool = Some(spool);
         Ok(())
     }
 
@@ -213,7 +306,15 @@ impl Planner {
             return Ok(None);
         };
         resolve_references(&mut records)?;
-        Ok(Some(Plan { org, records }))
+        let spool = match self.spool {
+            Some(spool) => Some(Arc::new(spool.finish().map_err(unspooled)?)),
+            None => None,
+        };
+        Ok(Some(Plan {
+            org,
+            records,
+            spool,
+        }))
     }
 
     /// The org of the pages planned so far.
@@ -235,10 +336,41 @@ impl Plan {
     }
 }
 
+/// The refusal of a plan whose spool file failed: nothing has been sent.
+pub(crate) fn unspooled(error: SpoolError) -> Refusal {
+    Refusal::new(SqlState::IO_ERROR, format!("sfpg proxy: {error}"))
+        .detail("Nothing was sent to Salesforce; the transaction was rolled back.")
+        .hint("A push of more records than one atomic request carries keeps their values in a temporary file (TMPDIR); check that it has room.")
+}
+
+/// The field-name lists of a planner's records, each held once however many records send
+/// exactly those fields.
+#[derive(Debug, Default)]
+struct Names {
+    /// By the hash of the names; a bucket holds every list of that hash.
+    lists: HashMap<u64, Vec<Arc<[String]>>>,
+    state: RandomState,
+}
+
+impl Names {
+    fn intern(&mut self, names: &[&str]) -> Arc<[String]> {
+        let bucket = self.lists.entry(self.state.hash_one(names)).or_default();
+        let same =
+            |list: &&Arc<[String]>| list.iter().map(String::as_str).eq(names.iter().copied());
+        if let Some(list) = bucket.iter().find(same) {
+            return Arc::clone(list);
+        }
+        let list: Arc<[String]> = names.iter().map(|name| (*name).to_owned()).collect();
+        bucket.push(Arc::clone(&list));
+        list
+    }
+}
+
 /// What one row's net change sends: a create, an update, a delete, or nothing.
 fn plan_row(
     net: &Net<'_>,
     objects: &HashMap<(String, String), Arc<ObjectHandle>>,
+    names: &mut Names,
 ) -> Result<Option<Planned>, Refusal> {
     let change = net.first;
     let key = (change.schema.clone(), change.table.clone());
@@ -253,16 +385,30 @@ fn plan_row(
         .table(&change.schema, &change.table));
     };
     let row_id = change.row_id.unwrap_or_default();
-    let planned = |operation, sfid, fields, provisional| Planned {
-        operation,
-        object: Arc::clone(object),
-        table_oid: change.table_oid,
-        row_id,
-        sfid,
-        fields,
-        provisional,
-        references: Vec::new(),
-        level: 0,
+    let mut planned = |operation, sfid, fields: Vec<(&str, Value)>, provisional| {
+        let (field_names, values): (Vec<&str>, Vec<Value>) = fields.into_iter().unzip();
+        let refers_to = values
+            .iter()
+            .enumerate()
+            .filter_map(|(at, value)| {
+                let value = value.as_str()?;
+                is_provisional_sfid(value).then(|| (at, value.to_owned()))
+            })
+            .collect();
+        Planned {
+            operation,
+            object: Arc::clone(object),
+            table_oid: change.table_oid,
+            row_id,
+            sfid,
+            names: names.intern(&field_names),
+            scalar: !values.iter().any(|v| v.is_array() || v.is_object()),
+            values: Values::Held(values),
+            provisional,
+            refers_to,
+            references: Vec::new(),
+            level: 0,
+        }
     };
     let created_here = change.operation == Captured::Insert;
     if net.deleted {
@@ -329,8 +475,9 @@ fn order_creates(mut creates: Vec<Planned>) -> Result<Vec<Planned>, Refusal> {
     let depends_on: Vec<Vec<usize>> = creates
         .iter()
         .map(|p| {
-            provisional_values(&p.fields)
-                .filter_map(|(_, value)| by_provisional.get(value).copied())
+            p.refers_to
+                .iter()
+                .filter_map(|(_, value)| by_provisional.get(value.as_str()).copied())
                 .collect()
         })
         .collect();
@@ -386,14 +533,6 @@ fn level_of(
     Ok(level)
 }
 
-/// The fields of a record that hold a provisional sfid, with that value.
-fn provisional_values(fields: &[(String, Value)]) -> impl Iterator<Item = (&String, &str)> {
-    fields.iter().filter_map(|(field, value)| {
-        let value = value.as_str()?;
-        is_provisional_sfid(value).then_some((field, value))
-    })
-}
-
 /// Notes, for each create and update, the fields that refer to a create of the plan; a
 /// provisional sfid that no create produces (rolled back, or from another transaction)
 /// is refused with 23503 naming its column.
@@ -405,8 +544,9 @@ fn resolve_references(records: &mut [Planned]) -> Result<(), Refusal> {
         .collect();
     for planned in records.iter_mut() {
         let mut references = Vec::new();
-        for (field, value) in provisional_values(&planned.fields) {
-            let Some(&create) = by_provisional.get(value) else {
+        for (at, value) in std::mem::take(&mut planned.refers_to) {
+            let field = &planned.names[at];
+            let Some(&create) = by_provisional.get(&value) else {
                 let object = &planned.object;
                 let column = object
                     .columns
@@ -495,10 +635,10 @@ fn read_only(object: &ObjectHandle, column: &str, why: &str) -> Refusal {
     .column(column)
 }
 
-fn create_fields(
-    object: &ObjectHandle,
+fn create_fields<'o>(
+    object: &'o ObjectHandle,
     new: Option<&Map<String, Value>>,
-) -> Result<Vec<(String, Value)>, Refusal> {
+) -> Result<Vec<(&'o str, Value)>, Refusal> {
     let mut fields = Vec::new();
     for (column, value) in new.into_iter().flatten() {
         match column.as_str() {
@@ -538,18 +678,16 @@ fn create_fields(
                 ),
             ));
         }
-        fields.push((mirrored.field.clone(), value.clone()));
+        fields.push((mirrored.field.as_str(), value.clone()));
     }
-    // A vector's first push makes room for four; a bulk push holds 100,000 of these.
-    fields.shrink_to_fit();
     Ok(fields)
 }
 
-fn update_fields(
-    object: &ObjectHandle,
+fn update_fields<'o>(
+    object: &'o ObjectHandle,
     new: Option<&Map<String, Value>>,
     changed: &[String],
-) -> Result<Option<Vec<(String, Value)>>, Refusal> {
+) -> Result<Option<Vec<(&'o str, Value)>>, Refusal> {
     let mut fields = Vec::new();
     for column in changed {
         match column.as_str() {
@@ -583,9 +721,8 @@ fn update_fields(
             .and_then(|i| i.get(column))
             .cloned()
             .unwrap_or(Value::Null);
-        fields.push((mirrored.field.clone(), value));
+        fields.push((mirrored.field.as_str(), value));
     }
-    fields.shrink_to_fit();
     Ok((!fields.is_empty()).then_some(fields))
 }
 

@@ -18,7 +18,7 @@ use tokio_postgres::error::SqlState;
 
 use super::Refusal;
 use super::journal::Outcome;
-use super::plan::{Operation, Plan, Planned};
+use super::plan::{Operation, Plan, Planned, SpoolError};
 use super::refusal::{from_record_error, sqlstate_for};
 
 /// What Salesforce did with a plan.
@@ -51,7 +51,11 @@ struct Call {
 }
 
 pub async fn send(plan: &Plan) -> Result<Sent, Failure> {
-    let calls = calls(plan);
+    let calls = calls(plan).map_err(|error| Failure {
+        response: json!({ "error": error.to_string() }),
+        refusal: super::plan::unspooled(error),
+        outcome: Outcome::Failed,
+    })?;
     let subrequests: Vec<Subrequest> = calls.iter().map(|c| c.subrequest.clone()).collect();
     let results = plan
         .org
@@ -121,8 +125,9 @@ pub async fn send(plan: &Plan) -> Result<Sent, Failure> {
     })
 }
 
-/// The plan's calls as subrequests, references to earlier creates filled in.
-fn calls(plan: &Plan) -> Vec<Call> {
+/// The plan's calls as subrequests, references to earlier creates filled in. An atomic
+/// plan holds its values in memory; `Err` only should a spool be read and fail.
+fn calls(plan: &Plan) -> Result<Vec<Call>, SpoolError> {
     // Where each create goes: its call's referenceId and its place in that call.
     let mut placed: HashMap<usize, (String, usize)> = HashMap::new();
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
@@ -140,10 +145,10 @@ fn calls(plan: &Plan) -> Vec<Call> {
         *n += 1;
         let subrequest = match operation {
             Operation::Create | Operation::Update => {
-                let sent: Vec<Record> = records
+                let sent = records
                     .iter()
-                    .map(|&i| with_references(&plan.records[i], &placed))
-                    .collect();
+                    .map(|&i| with_references(plan, &plan.records[i], &placed))
+                    .collect::<Result<Vec<Record>, SpoolError>>()?;
                 if operation == Operation::Create {
                     for (position, &i) in records.iter().enumerate() {
                         placed.insert(i, (reference_id.clone(), position));
@@ -166,13 +171,17 @@ fn calls(plan: &Plan) -> Vec<Call> {
             records,
         });
     }
-    calls
+    Ok(calls)
 }
 
 /// The record as sent: each field that refers to a create of the push becomes a reference
 /// to that create's new Id. The plan puts parents in earlier calls, so each is placed.
-fn with_references(planned: &Planned, placed: &HashMap<usize, (String, usize)>) -> Record {
-    let mut record = planned.record();
+fn with_references(
+    plan: &Plan,
+    planned: &Planned,
+    placed: &HashMap<usize, (String, usize)>,
+) -> Result<Record, SpoolError> {
+    let mut record = plan.record(planned)?;
     for reference in &planned.references {
         if let Some((reference_id, position)) = placed.get(&reference.create) {
             record.insert(
@@ -181,7 +190,7 @@ fn with_references(planned: &Planned, placed: &HashMap<usize, (String, usize)>) 
             );
         }
     }
-    record
+    Ok(record)
 }
 
 /// The refusal of the subrequest that failed for a reason of its own: a record's error,

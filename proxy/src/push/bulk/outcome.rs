@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use sfpg_control::write_failures::{WriteFailure, listing_query};
 
 use super::{BulkSent, Fate};
-use crate::push::plan::{Operation, Plan, Planned};
+use crate::push::plan::{Operation, Plan, Planned, Values};
 use crate::push::refusal::sqlstate_for;
 use crate::push::taken::RowsBefore;
 use crate::push::write_back::WRITE_BACK_ROWS;
@@ -101,7 +101,9 @@ pub fn settle<'b>(
 /// its fields dropped (the jobs have sent them), and the Id of each accepted create. The
 /// records are moved, not copied: 100,000 of them are held once.
 fn accepted(plan: Plan, fates: &[Fate]) -> (Option<Plan>, Vec<String>) {
-    let Plan { org, records: all } = plan;
+    let Plan {
+        org, records: all, ..
+    } = plan;
     let mut renumbered: HashMap<usize, usize> = HashMap::new();
     let mut records: Vec<Planned> = Vec::new();
     let mut created = Vec::new();
@@ -109,7 +111,7 @@ fn accepted(plan: Plan, fates: &[Fate]) -> (Option<Plan>, Vec<String>) {
         let Fate::Accepted { id } = fate else {
             continue;
         };
-        planned.fields = Vec::new();
+        planned.values = Values::Held(Vec::new());
         // A record is sent only once every create it refers to was accepted.
         planned
             .references
@@ -126,7 +128,11 @@ fn accepted(plan: Plan, fates: &[Fate]) -> (Option<Plan>, Vec<String>) {
         renumbered.insert(index, records.len());
         records.push(planned);
     }
-    let plan = (!records.is_empty()).then_some(Plan { org, records });
+    let plan = (!records.is_empty()).then_some(Plan {
+        org,
+        records,
+        spool: None,
+    });
     (plan, created)
 }
 

@@ -104,7 +104,7 @@ fn a_create_sends_createable_fields_with_values_and_nothing_local() {
     assert_eq!(create.operation, Operation::Create);
     assert_eq!(create.row_id, 7);
     assert_eq!(
-        serde_json::Value::Object(create.record()),
+        serde_json::Value::Object(plan.record(create).unwrap()),
         json!({"attributes": {"type": "Invoice__c"}, "Name": "INV-1", "Amount__c": 10.5})
     );
 }
@@ -128,7 +128,7 @@ fn an_update_sends_only_what_changed() {
     let update = &plan.records[0];
     assert_eq!(update.sfid.as_deref(), Some("a01000000000001AAA"));
     assert_eq!(
-        serde_json::Value::Object(update.record()),
+        serde_json::Value::Object(plan.record(update).unwrap()),
         json!({"attributes": {"type": "Invoice__c"}, "Id": "a01000000000001AAA", "Amount__c": 2.0})
     );
 }
@@ -203,7 +203,7 @@ fn changes_to_one_row_collapse() {
     .unwrap()
     .unwrap();
     assert_eq!(plan.records.len(), 1);
-    assert_eq!(plan.records[0].record()["Name"], json!("B"));
+    assert_eq!(plan.record(&plan.records[0]).unwrap()["Name"], json!("B"));
     // Created and deleted in one transaction: nothing.
     assert!(
         planned(&[
@@ -362,7 +362,7 @@ fn a_child_created_before_its_parent_is_sent_after_it() {
         }]
     );
     // The provisional sfid of a new row is not a write to sfid, and is not sent.
-    assert!(!plan.records[0].record().contains_key("Id"));
+    assert!(!plan.record(&plan.records[0]).unwrap().contains_key("Id"));
     // One call per level.
     let calls: Vec<(Operation, Vec<usize>)> = plan.calls();
     assert_eq!(
@@ -537,4 +537,57 @@ fn a_written_sfid_is_still_refused() {
     )])
     .unwrap_err();
     assert_eq!(refusal.sqlstate.code(), "428C9");
+}
+
+#[test]
+fn a_plan_beyond_one_atomic_push_keeps_its_values_in_a_spool_and_shares_its_names() {
+    // Creates whose names differ only by a null (left out), updates of one field.
+    let mut changes: Vec<PendingChange> = (1..=i64::try_from(SPOOL_AFTER).unwrap())
+        .map(|id| {
+            let mut new = row(id, None, &format!("INV-{id}, \"quoted\""), 1.5);
+            if id % 2 == 0 {
+                new["amount__c"] = json!(null);
+            }
+            change(id, "INSERT", id, None, Some(new), None)
+        })
+        .collect();
+    let old = row(5000, Some("a01000000000001AAA"), "Old", 1.0);
+    let mut new = old.clone();
+    new["name"] = json!("New");
+    changes.push(change(
+        5000,
+        "UPDATE",
+        5000,
+        Some(old),
+        Some(new),
+        Some(&["name"]),
+    ));
+    let spooled = planned(&changes).unwrap().unwrap();
+    let held = {
+        let mut planner = Planner::spooling_after(usize::MAX);
+        planner.add(&changes, &org(), &objects()).unwrap();
+        planner.finish().unwrap().unwrap()
+    };
+    assert_eq!(spooled.records.len(), SPOOL_AFTER + 1);
+    assert!(spooled.spool.is_some() && held.spool.is_none());
+    for (s, h) in spooled.records.iter().zip(&held.records) {
+        assert!(matches!(s.values, Values::Spooled(_)), "{s:?}");
+        assert!(matches!(h.values, Values::Held(_)));
+        assert_eq!(spooled.record(s).unwrap(), held.record(h).unwrap());
+    }
+    // Two lists of names in all: a create's with an amount, and `Name` alone, which the
+    // creates without an amount and the update share.
+    let lists: std::collections::HashSet<*const [String]> = spooled
+        .records
+        .iter()
+        .map(|p| Arc::as_ptr(&p.names))
+        .collect();
+    assert_eq!(lists.len(), 2);
+    assert_eq!(
+        spooled.record(&spooled.records[SPOOL_AFTER]).unwrap(),
+        json!({"attributes": {"type": "Invoice__c"}, "Id": "a01000000000001AAA", "Name": "New"})
+            .as_object()
+            .unwrap()
+            .clone()
+    );
 }

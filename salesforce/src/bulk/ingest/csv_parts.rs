@@ -76,6 +76,18 @@ impl Columns {
         Ok(())
     }
 
+    /// Adds columns by the names of fields whose values are all scalars (a string, a
+    /// number, a boolean or null), whose column is the field's name: a caller that keeps
+    /// its values elsewhere names the columns without reading them.
+    pub fn add_scalar_fields<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            if !self.at.contains_key(name) {
+                self.at.insert(name.to_owned(), self.names.len());
+                self.names.push(name.to_owned());
+            }
+        }
+    }
+
     /// The column names, in order.
     pub fn names(&self) -> &[String] {
         &self.names
@@ -353,6 +365,22 @@ mod tests {
         );
         assert_eq!(csv[0].rows, 0..3);
         assert_eq!(csv[0].results.keys.len(), 3);
+    }
+
+    #[test]
+    fn scalar_fields_name_the_columns_their_values_would() {
+        let records = records(json!([
+            {"Id": "001A", "Name": "Acme", "Phone": null},
+            {"NumberOfEmployees": 12, "Name": "B", "IsActive__c": true},
+        ]));
+        let mut by_names = Columns::default();
+        for record in &records {
+            by_names.add_scalar_fields(record.keys().map(String::as_str));
+        }
+        assert_eq!(
+            by_names.names(),
+            Columns::of_records(&records).unwrap().names()
+        );
     }
 
     #[test]

@@ -70,16 +70,26 @@ pub(super) async fn run(
     if sent.is_empty() {
         return run.done;
     }
-    let line = |index: usize| {
-        let planned = &plan.records[index];
-        (planned, parent_ids(planned, fates).unwrap_or_default())
-    };
     // A first pass names the columns (and refuses a value the CSV cannot carry before
-    // anything is sent); a second writes each record as a line of its part.
+    // anything is sent); a second writes each record as a line of its part. A record of
+    // scalar values names its columns by its field names, without its values read.
     let mut columns = Columns::default();
     for &index in &sent {
-        let (planned, ids) = line(index);
-        if let Err(detail) = columns.add_fields(fields(planned, &ids)) {
+        let planned = &plan.records[index];
+        let ids = parent_ids(planned, fates).unwrap_or_default();
+        let named = if planned.scalar {
+            // As `fields` orders them: the Ids that are not fields, then the fields.
+            let own_ids = ids.iter().map(|(field, _)| *field);
+            columns.add_scalar_fields(own_ids.filter(|field| !planned.sends(field)));
+            columns.add_scalar_fields(planned.names.iter().map(String::as_str));
+            Ok(())
+        } else {
+            match plan.values(planned) {
+                Ok(values) => columns.add_fields(fields(planned, &values, &ids)),
+                Err(error) => Err(error.to_string()),
+            }
+        };
+        if let Err(detail) = named {
             run.done.stopped = Some(SalesforceError::InvalidRequest(format!(
                 "record {index}: {detail}"
             )));
@@ -88,8 +98,15 @@ pub(super) async fn run(
     }
     let mut parts = CsvParts::new(columns, MAX_PART_BYTES);
     for &index in &sent {
-        let (planned, ids) = line(index);
-        match parts.push(fields(planned, &ids)) {
+        let planned = &plan.records[index];
+        let ids = parent_ids(planned, fates).unwrap_or_default();
+        let pushed = match plan.values(planned) {
+            Ok(values) => parts.push(fields(planned, &values, &ids)),
+            Err(error) => Err(SalesforceError::InvalidRequest(format!(
+                "record {index}: {error}"
+            ))),
+        };
+        match pushed {
             Ok(None) => {}
             Ok(Some(part)) => {
                 run.part(part, &sent).await;
@@ -141,10 +158,12 @@ fn parent_ids<'p>(
     own.into_iter().map(Ok).chain(parents).collect()
 }
 
-/// What the job sends for a record: its Id (an update's and a delete's), then its fields,
-/// each reference to a record created in the push holding that record's Id (`ids`).
+/// What the job sends for a record: its Id (an update's and a delete's), then its fields
+/// (`values`, read from the plan), each reference to a record created in the push holding
+/// that record's Id (`ids`).
 fn fields<'a>(
     planned: &'a Planned,
+    values: &'a [Json],
     ids: &'a [(&'a str, Json)],
 ) -> impl Iterator<Item = (&'a str, &'a Json)> {
     let id_of = |name: &str| {
@@ -154,11 +173,12 @@ fn fields<'a>(
     };
     let not_a_field = ids
         .iter()
-        .filter(|(field, _)| planned.field(field).is_none())
+        .filter(|(field, _)| !planned.sends(field))
         .map(|(field, id)| (*field, id));
     let own = planned
-        .fields
+        .names
         .iter()
+        .zip(values)
         .map(move |(name, value)| (name.as_str(), id_of(name).unwrap_or(value)));
     not_a_field.chain(own)
 }

@@ -93,7 +93,8 @@ fn transaction(dice: &mut Dice) -> (Vec<PendingChange>, HashMap<i64, Value>) {
 
 /// The changes as the proxy takes them: pages of `rows` rows in row order (not capture
 /// order), every change of a row in one page, each page reduced; with the plan the
-/// [`Planner`] makes of the reduced pages, one at a time.
+/// [`Planner`] makes of the reduced pages, one at a time, its values spooled from the
+/// second record on (as a plan beyond one atomic push's is).
 fn taken_in_pages(
     changes: &[PendingChange],
     rows: usize,
@@ -104,7 +105,7 @@ fn taken_in_pages(
     ids.sort_unstable();
     ids.dedup();
     let mut taken = Vec::new();
-    let mut planner = Planner::default();
+    let mut planner = Planner::spooling_after(1);
     let mut refused = None;
     for page_ids in ids.chunks(rows) {
         let page: Vec<PendingChange> = changes
@@ -131,8 +132,10 @@ fn sent(planned: Result<Option<Plan>, Refusal>) -> Vec<String> {
         Ok(plan) => plan,
         Err(refusal) => return vec![format!("refused: {refusal:?}")],
     };
-    plan.map(|plan| plan.records)
-        .unwrap_or_default()
+    let Some(plan) = plan else {
+        return Vec::new();
+    };
+    plan.records
         .iter()
         .map(|p| {
             let references: Vec<(String, usize)> = p
@@ -145,7 +148,7 @@ fn sent(planned: Result<Option<Plan>, Refusal>) -> Vec<String> {
                 p.operation,
                 p.row_id,
                 p.sfid,
-                Value::Object(p.record()),
+                Value::Object(plan.record(p).unwrap()),
                 p.provisional,
                 p.level
             )
