@@ -247,11 +247,11 @@ fn ingest_operation(operation: Operation) -> IngestOperation {
 fn not_sent(code: &str, message: &str) -> Fate {
     Fate::Refused {
         job: None,
-        error: RecordError {
+        error: Box::new(RecordError {
             status_code: code.into(),
             message: message.into(),
             fields: Vec::new(),
-        },
+        }),
     }
 }
 
@@ -259,7 +259,10 @@ fn fate_of(outcome: RecordOutcome, job: Option<&str>, canceled: bool) -> Fate {
     let job = job.map(str::to_owned);
     match outcome {
         RecordOutcome::Succeeded { id, .. } => Fate::Accepted { id },
-        RecordOutcome::Failed { error, .. } => Fate::Refused { job, error },
+        RecordOutcome::Failed { error, .. } => Fate::Refused {
+            job,
+            error: Box::new(error),
+        },
         RecordOutcome::Unprocessed => {
             let (code, message) = if canceled {
                 (
@@ -274,11 +277,11 @@ fn fate_of(outcome: RecordOutcome, job: Option<&str>, canceled: bool) -> Fate {
             };
             Fate::Refused {
                 job,
-                error: RecordError {
+                error: Box::new(RecordError {
                     status_code: code.into(),
                     message: message.into(),
                     fields: Vec::new(),
-                },
+                }),
             }
         }
         RecordOutcome::Unknown => Fate::Unknown,

@@ -80,7 +80,8 @@ pub enum Fate {
     /// parent was refused, the push was cancelled or stopped before its job).
     Refused {
         job: Option<String>,
-        error: RecordError,
+        /// Boxed: a push holds a fate per record, and most are `Accepted`.
+        error: Box<RecordError>,
     },
     /// Its job was closed, then could not be followed: Salesforce may have saved it.
     Unknown,

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use sfpg_control::write_failures::{WriteFailure, listing_query};
 
 use super::{BulkSent, Fate};
-use crate::push::plan::{Operation, Plan, Planned, Values};
+use crate::push::plan::{Operation, Plan, Values};
 use crate::push::refusal::sqlstate_for;
 use crate::push::taken::RowsBefore;
 use crate::push::write_back::WRITE_BACK_ROWS;
@@ -98,18 +98,20 @@ pub fn settle<'b>(
 }
 
 /// The accepted records as a plan, each reference renumbered to its create's new place and
-/// its fields dropped (the jobs have sent them), and the Id of each accepted create. The
-/// records are moved, not copied: 100,000 of them are held once.
+/// its values dropped (the jobs have sent them), and the Id of each accepted create. The
+/// records are kept in place, in the plan's own vector: 100,000 of them are held once.
 fn accepted(plan: Plan, fates: &[Fate]) -> (Option<Plan>, Vec<String>) {
     let Plan {
-        org, records: all, ..
+        org, mut records, ..
     } = plan;
     let mut renumbered: HashMap<usize, usize> = HashMap::new();
-    let mut records: Vec<Planned> = Vec::new();
     let mut created = Vec::new();
-    for (index, (mut planned, fate)) in all.into_iter().zip(fates).enumerate() {
-        let Fate::Accepted { id } = fate else {
-            continue;
+    let mut index = 0;
+    records.retain_mut(|planned| {
+        let fate = fates.get(index);
+        index += 1;
+        let Some(Fate::Accepted { id }) = fate else {
+            return false;
         };
         planned.values = Values::Held(Vec::new());
         // A record is sent only once every create it refers to was accepted.
@@ -125,9 +127,9 @@ fn accepted(plan: Plan, fates: &[Fate]) -> (Option<Plan>, Vec<String>) {
         if planned.operation == Operation::Create {
             created.push(id.clone());
         }
-        renumbered.insert(index, records.len());
-        records.push(planned);
-    }
+        renumbered.insert(index - 1, renumbered.len());
+        true
+    });
     let plan = (!records.is_empty()).then_some(Plan {
         org,
         records,

@@ -73,11 +73,11 @@ async fn on_commits_the_accepted_restores_the_refused_and_warns() {
         },
         Fate::Refused {
             job: Some("750000000000001AAA".into()),
-            error: RecordError {
+            error: Box::new(RecordError {
                 status_code: "FIELD_CUSTOM_VALIDATION_EXCEPTION".into(),
                 message: "No".into(),
                 fields: vec!["Name".into()],
-            },
+            }),
         },
     ]);
     let mut h = Harness::pushing(upstream, remote);

@@ -148,11 +148,11 @@ fn parent_ids<'p>(
             }
             _ => Err(Fate::Refused {
                 job: None,
-                error: RecordError {
+                error: Box::new(RecordError {
                     status_code: "PARENT_REFUSED".into(),
                     message: format!("the record {} refers to was not created", reference.field),
                     fields: vec![reference.field.clone()],
-                },
+                }),
             }),
         });
     own.into_iter().map(Ok).chain(parents).collect()
