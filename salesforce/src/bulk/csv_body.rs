@@ -89,6 +89,68 @@ impl RecordCounter {
     }
 }
 
+/// Cuts a CSV document fed in chunks cut anywhere into runs of whole records, so that a
+/// reader can parse a large document (an ingest job's result file) a run at a time
+/// without holding it whole. Same dialect as [`RecordCounter`]; it holds at most one run
+/// and the part of a record not yet complete.
+pub(crate) struct RecordRuns {
+    counter: RecordCounter,
+    /// Bytes fed and not yet handed back in a run.
+    pending: Vec<u8>,
+    /// How much of `pending` the counter has read.
+    read: usize,
+    /// Where the last whole record read ends in `pending`.
+    boundary: usize,
+    /// The size from which a run is handed back.
+    run_bytes: usize,
+}
+
+impl RecordRuns {
+    /// Runs of at least `run_bytes` (but the last), each of whole records.
+    pub(crate) fn new(run_bytes: usize) -> Self {
+        Self {
+            counter: RecordCounter::default(),
+            pending: Vec::new(),
+            read: 0,
+            boundary: 0,
+            run_bytes,
+        }
+    }
+
+    /// Reads the next chunk; returns a run of whole records once `run_bytes` of them wait.
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
+        self.pending.extend_from_slice(chunk);
+        let counter = &mut self.counter;
+        while self.read < self.pending.len() {
+            let (result, read, _, _) = counter.reader.read_record(
+                &self.pending[self.read..],
+                &mut counter.scratch,
+                &mut counter.ends,
+            );
+            self.read += read;
+            if result == csv_core::ReadRecordResult::Record {
+                self.boundary = self.read;
+            }
+        }
+        (self.boundary >= self.run_bytes).then(|| self.take_run())
+    }
+
+    /// The records not yet handed back, a last one without a line ending included; `None`
+    /// when there are none.
+    pub(crate) fn finish(&mut self) -> Option<Vec<u8>> {
+        self.boundary = self.pending.len();
+        let run = self.take_run();
+        (!run.iter().all(u8::is_ascii_whitespace)).then_some(run)
+    }
+
+    fn take_run(&mut self) -> Vec<u8> {
+        let rest = self.pending.split_off(self.boundary);
+        self.read -= self.boundary;
+        self.boundary = 0;
+        std::mem::replace(&mut self.pending, rest)
+    }
+}
+
 /// `chunk` without its NUL bytes; the chunk itself, uncopied, when it has none.
 pub(crate) fn strip_nul(chunk: Bytes) -> Bytes {
     if !chunk.contains(&0) {

@@ -39,6 +39,7 @@ mod results;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use reqwest::Method;
 use reqwest::header::HeaderValue;
 use serde::Serialize;
@@ -47,10 +48,14 @@ pub use csv_parts::{Columns, CsvParts, MAX_PART_BYTES, NULL_CELL, Part, PartRows
 pub use results::RecordOutcome;
 
 use self::results::{Join, ResultsFile};
+use super::csv_body::RecordRuns;
 use super::{Bulk, JobInfo, JobState, PollBackoff};
 use crate::Record;
 use crate::client::ApiRequest;
 use crate::error::{Error, Result};
+
+/// How much of a result file is parsed at a time.
+const RESULTS_RUN_BYTES: usize = 1024 * 1024;
 
 /// What an ingest job does with each record (`operation`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,9 +229,28 @@ impl Bulk {
             ResultsFile::Failed,
             ResultsFile::Unprocessed,
         ] {
-            let csv = self.ingest_results(&job.id, file).await?;
-            join.add(file, &csv)
-                .map_err(|detail| self.results_protocol(&job.id, detail))?;
+            // Read a run of records at a time: the file of a 100 MB part is as large.
+            let request = self
+                .ingest_request(Method::GET, &[&job.id, file.segment()])?
+                .header("accept", HeaderValue::from_static("text/csv"));
+            let response = self.client.execute_streamed(request).await?;
+            let endpoint = response.endpoint;
+            let mut body = response.body;
+            let mut file_join = join.file(file);
+            let mut runs = RecordRuns::new(RESULTS_RUN_BYTES);
+            let protocol = |detail| self.results_protocol(&job.id, detail);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|source| Error::Transport {
+                    endpoint: endpoint.clone(),
+                    source: source.without_url(),
+                })?;
+                if let Some(run) = runs.feed(&chunk) {
+                    file_join.run(&run).map_err(protocol)?;
+                }
+            }
+            if let Some(run) = runs.finish() {
+                file_join.run(&run).map_err(protocol)?;
+            }
         }
         if job.state == JobState::JobComplete {
             join.finish()

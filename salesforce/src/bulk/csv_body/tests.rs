@@ -44,6 +44,44 @@ fn counts_the_same_wherever_the_chunks_are_cut() {
     assert_eq!(count(&bytes), 5);
 }
 
+/// The records of a CSV document, parsed whole.
+fn parsed(csv: &[u8]) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv)
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn runs_hold_whole_records_wherever_the_chunks_are_cut() {
+    let crlf = PAGE.replace('\n', "\r\n");
+    let unterminated = PAGE.trim_end();
+    for page in [PAGE, crlf.as_str(), unterminated] {
+        let page = page.as_bytes();
+        let whole = parsed(page);
+        for run_bytes in [1, 20, 64, 10_000] {
+            for cut in 0..=page.len() {
+                let mut runs = RecordRuns::new(run_bytes);
+                let mut records = Vec::new();
+                for chunk in [&page[..cut], &page[cut..]] {
+                    if let Some(run) = runs.feed(chunk) {
+                        assert!(run.len() >= run_bytes);
+                        records.extend(parsed(&run));
+                    }
+                }
+                records.extend(runs.finish().map(|run| parsed(&run)).unwrap_or_default());
+                assert_eq!(records, whole, "runs of {run_bytes}, cut at {cut}");
+            }
+        }
+    }
+    let mut empty = RecordRuns::new(1);
+    assert_eq!(empty.feed(b""), None);
+    assert_eq!(empty.feed(b"\n"), None);
+    assert_eq!(empty.finish(), None);
+}
+
 #[test]
 fn crlf_line_endings_and_a_missing_last_line_ending() {
     let crlf = PAGE.replace("AAA\",\"Last\",\"\"\n", "AAA\",\"Last\",\"\"");

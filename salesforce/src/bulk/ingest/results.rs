@@ -135,44 +135,19 @@ impl<'p> Join<'p> {
         row
     }
 
-    /// Gives the rows of one result file their outcomes.
+    /// Gives the rows of one result file, whole, their outcomes.
+    #[cfg(test)]
     pub(crate) fn add(&mut self, file: ResultsFile, csv: &[u8]) -> Result<(), String> {
-        if csv.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
+        self.file(file).run(csv)
+    }
+
+    /// Joins one result file read a run of records at a time ([`FileJoin::run`]).
+    pub(crate) fn file<'j>(&'j mut self, file: ResultsFile) -> FileJoin<'j, 'p> {
+        FileJoin {
+            join: self,
+            file,
+            header_read: false,
         }
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(csv);
-        let header = reader
-            .headers()
-            .map_err(|e| format!("{}: {e}", file.segment()))?
-            .clone();
-        let lead = file.lead();
-        let expected = lead
-            .iter()
-            .copied()
-            .chain(self.part.columns.iter().map(String::as_str));
-        if !header.iter().eq(expected) {
-            return Err(format!(
-                "{} has the columns {:?}, not those uploaded",
-                file.segment(),
-                header.iter().collect::<Vec<_>>()
-            ));
-        }
-        let mut record = StringRecord::new();
-        while reader
-            .read_record(&mut record)
-            .map_err(|e| format!("{}: {e}", file.segment()))?
-        {
-            let key = self.part.key_of(record.iter().skip(lead.len()));
-            let row = self.take(key).ok_or_else(|| {
-                format!(
-                    "{} has a row matching no uploaded row awaiting a result: {:?}",
-                    file.segment(),
-                    record.iter().skip(lead.len()).collect::<Vec<_>>()
-                )
-            })?;
-            self.outcomes[row] = Some(outcome(file, &record));
-        }
-        Ok(())
     }
 
     /// Every row's outcome, in upload order; rows without a result are `Unprocessed`, as a
@@ -192,6 +167,70 @@ impl<'p> Join<'p> {
             .enumerate()
             .map(|(i, outcome)| outcome.ok_or_else(|| format!("row {} has no result", start + i)))
             .collect()
+    }
+}
+
+/// One result file being joined, a run of whole records at a time, so that the file is
+/// never held whole (a part of 100 MB has results of as much).
+pub(crate) struct FileJoin<'j, 'p> {
+    join: &'j mut Join<'p>,
+    file: ResultsFile,
+    header_read: bool,
+}
+
+impl FileJoin<'_, '_> {
+    /// Gives the rows of the next run of the file's records their outcomes; the first run
+    /// starts with the header, which must name the uploaded columns after the file's own.
+    pub(crate) fn run(&mut self, csv: &[u8]) -> Result<(), String> {
+        if csv.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let file = self.file;
+        let join = &mut *self.join;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(csv);
+        let lead = file.lead();
+        let mut record = StringRecord::new();
+        while reader
+            .read_record(&mut record)
+            .map_err(|e| format!("{}: {e}", file.segment()))?
+        {
+            if !self.header_read {
+                self.header_read = true;
+                let expected = lead
+                    .iter()
+                    .copied()
+                    .chain(join.part.columns.iter().map(String::as_str));
+                if !record.iter().eq(expected) {
+                    return Err(format!(
+                        "{} has the columns {:?}, not those uploaded",
+                        file.segment(),
+                        record.iter().collect::<Vec<_>>()
+                    ));
+                }
+                continue;
+            }
+            if record.len() != lead.len() + join.part.columns.len() {
+                return Err(format!(
+                    "{}: a row of {} cells, where the header has {}",
+                    file.segment(),
+                    record.len(),
+                    lead.len() + join.part.columns.len()
+                ));
+            }
+            let key = join.part.key_of(record.iter().skip(lead.len()));
+            let row = join.take(key).ok_or_else(|| {
+                format!(
+                    "{} has a row matching no uploaded row awaiting a result: {:?}",
+                    file.segment(),
+                    record.iter().skip(lead.len()).collect::<Vec<_>>()
+                )
+            })?;
+            join.outcomes[row] = Some(outcome(file, &record));
+        }
+        Ok(())
     }
 }
 
@@ -380,6 +419,47 @@ mod tests {
                 ok("a03"),
                 RecordOutcome::Unprocessed,
             ]
+        );
+    }
+
+    #[test]
+    fn a_file_joined_a_run_at_a_time_gives_what_it_gives_whole() {
+        let t = part(
+            &["Name", "Description"],
+            &[&["a", "x,y"], &["b", "two\nlines"], &["a", "x,y"]],
+        );
+        let file: &[u8] = b"\"sf__Id\",\"sf__Created\",Name,Description\r\n\
+            \"a02\",\"false\",\"b\",\"two\nlines\"\r\n\"a01\",\"true\",\"a\",\"x,y\"\r\n\
+            \"a03\",\"true\",\"a\",\"x,y\"";
+        let mut whole = Join::new(&t);
+        whole.add(ResultsFile::Successful, file).unwrap();
+        let whole = whole.finish().unwrap();
+        for cut in 0..=file.len() {
+            let mut join = Join::new(&t);
+            let mut file_join = join.file(ResultsFile::Successful);
+            // Runs of one record each: the header is a run of its own.
+            let mut runs = crate::bulk::csv_body::RecordRuns::new(1);
+            for chunk in [&file[..cut], &file[cut..]] {
+                if let Some(run) = runs.feed(chunk) {
+                    file_join.run(&run).unwrap();
+                }
+            }
+            if let Some(run) = runs.finish() {
+                file_join.run(&run).unwrap();
+            }
+            assert_eq!(join.finish().unwrap(), whole, "cut at {cut}");
+        }
+        // A row short of a cell is an error, whatever run it comes in.
+        let mut join = Join::new(&t);
+        let mut file_join = join.file(ResultsFile::Successful);
+        file_join
+            .run(b"sf__Id,sf__Created,Name,Description\n")
+            .unwrap();
+        assert!(
+            file_join
+                .run(b"a01,true,a\n")
+                .unwrap_err()
+                .contains("a row of 3 cells")
         );
     }
 
