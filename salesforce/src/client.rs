@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Certificate, Method};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
@@ -385,7 +385,8 @@ impl Client {
         if let Some(body) = &request.body {
             builder = builder
                 .header(CONTENT_TYPE, request.content_type)
-                .body(body.clone());
+                .header(CONTENT_LENGTH, body.len())
+                .body(body.to_reqwest());
         }
         Ok(builder)
     }

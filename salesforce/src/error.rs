@@ -186,6 +186,14 @@ pub enum Error {
     #[error("invalid Salesforce request: {0}")]
     InvalidRequest(String),
 
+    /// An ingest upload's CSV could not be written to its temporary file (a full disk):
+    /// nothing was sent.
+    #[error("cannot write an ingest upload's CSV to its temporary file: {source}")]
+    UploadSpool {
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A Composite request over Salesforce's limits (reference §4.2), refused before it was
     /// sent.
     #[error(
@@ -326,6 +334,7 @@ impl Error {
             | Error::MultipleMatches { .. }
             | Error::Config(_)
             | Error::InvalidRequest(_)
+            | Error::UploadSpool { .. }
             | Error::CompositeLimit { .. }
             | Error::BulkJob { .. }
             | Error::BulkPageCount { .. }
@@ -405,6 +414,7 @@ impl Error {
             Error::Auth { .. }
             | Error::Config(_)
             | Error::InvalidRequest(_)
+            | Error::UploadSpool { .. }
             | Error::CompositeLimit { .. }
             | Error::MultipleMatches { .. }
             | Error::BulkJob { .. }

@@ -35,6 +35,7 @@
 
 mod csv_parts;
 mod results;
+mod upload;
 
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ use serde::Serialize;
 
 pub use csv_parts::{Columns, CsvParts, MAX_PART_BYTES, NULL_CELL, Part, PartRows, record_fields};
 pub use results::RecordOutcome;
+pub use upload::{CsvData, SpooledCsv};
 
 use self::results::{Join, ResultsFile};
 use super::csv_body::RecordRuns;
@@ -153,7 +155,7 @@ impl Bulk {
         for record in records {
             parts.extend(builder.push(record_fields(record))?);
         }
-        parts.extend(builder.finish());
+        parts.extend(builder.finish()?);
         let mut report = IngestReport {
             outcomes: Vec::with_capacity(records.len()),
             jobs: Vec::new(),
@@ -297,7 +299,8 @@ impl Bulk {
     }
 
     /// Uploads the job's CSV (`PUT …/batches`, 201). A job takes one upload.
-    pub async fn upload_ingest_data(&self, id: &str, csv: Bytes) -> Result<()> {
+    pub async fn upload_ingest_data(&self, id: &str, csv: impl Into<CsvData>) -> Result<()> {
+        let csv = csv.into();
         let request = self
             .ingest_request(Method::PUT, &[id, "batches"])?
             .csv(csv)

@@ -22,13 +22,38 @@ pub(crate) enum Target {
     Path(String),
 }
 
+/// A request's body: bytes, or an ingest part's CSV in a file, read as it is sent.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Bytes(Bytes),
+    Csv(crate::bulk::ingest::SpooledCsv),
+}
+
+impl Body {
+    /// The body as reqwest sends it, made again for each attempt.
+    pub(super) fn to_reqwest(&self) -> reqwest::Body {
+        match self {
+            Body::Bytes(bytes) => reqwest::Body::from(bytes.clone()),
+            Body::Csv(csv) => csv.body(),
+        }
+    }
+
+    /// Its length, which a streamed body does not give reqwest.
+    pub(super) fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::Csv(csv) => csv.len(),
+        }
+    }
+}
+
 /// One API call, as the operations describe it.
 pub(crate) struct ApiRequest {
     pub(super) method: Method,
     pub(super) target: Target,
     pub(super) query: Vec<(&'static str, String)>,
     pub(super) headers: HeaderMap,
-    pub(super) body: Option<Bytes>,
+    pub(super) body: Option<Body>,
     /// The body's `Content-Type`.
     pub(super) content_type: &'static str,
     /// Counted against the rate limiter (all but the version list).
@@ -91,13 +116,16 @@ impl ApiRequest {
         let bytes = serde_json::to_vec(body).map_err(|e| {
             Error::InvalidRequest(format!("the request body cannot be serialised: {e}"))
         })?;
-        self.body = Some(Bytes::from(bytes));
+        self.body = Some(Body::Bytes(Bytes::from(bytes)));
         Ok(self)
     }
 
     /// A CSV body (`text/csv`), such as a Bulk API ingest job's data.
-    pub(crate) fn csv(mut self, body: Bytes) -> Self {
-        self.body = Some(body);
+    pub(crate) fn csv(mut self, body: crate::bulk::ingest::CsvData) -> Self {
+        self.body = Some(match body {
+            crate::bulk::ingest::CsvData::Memory(bytes) => Body::Bytes(bytes),
+            crate::bulk::ingest::CsvData::Spooled(csv) => Body::Csv(csv),
+        });
         self.content_type = "text/csv";
         self
     }

@@ -324,3 +324,45 @@ async fn results_renew_the_session_and_retry_a_503() {
     assert_eq!(paths, [RESULTS_PATH; 3]);
     assert_eq!(server.token_requests().len(), 2);
 }
+
+/// A part spooled to a file goes up whole with its length, and whole again after a 401
+/// renewed the session: the body is read from the file's start for each attempt.
+#[tokio::test]
+async fn a_spooled_part_is_uploaded_whole_and_again_after_a_renewed_session() {
+    use sfpg_salesforce::bulk::ingest::{Columns, CsvData, CsvParts, MAX_PART_BYTES};
+    let server = Scripted::start().await;
+    let client = server.client();
+    client.token().await.unwrap();
+    server.revoke_sessions();
+    server.reply(Reply::empty(201));
+
+    let name = |i: usize| serde_json::Value::String(format!("Acme, \"{i}\"\n{}", "x".repeat(300)));
+    let mut columns = Columns::default();
+    columns.add_scalar_fields(["Name"]);
+    let mut parts = CsvParts::spooled(columns, MAX_PART_BYTES).unwrap();
+    for i in 0..2_000 {
+        assert!(parts.push([("Name", &name(i))]).unwrap().is_none());
+    }
+    let part = parts.finish().unwrap().unwrap();
+    assert!(matches!(part.csv, CsvData::Spooled(_)));
+    let expected = part.csv.to_bytes().unwrap();
+    assert!(expected.len() > 600_000, "more than two upload chunks");
+
+    client
+        .bulk()
+        .upload_ingest_data("750R0000000zlhAIAQ", part.csv)
+        .await
+        .unwrap();
+
+    let uploads = server.requests();
+    assert_eq!(uploads.len(), 2, "the 401, then the upload again");
+    for upload in uploads {
+        assert_eq!(upload.method, reqwest::Method::PUT);
+        assert_eq!(upload.body, expected);
+        assert_eq!(
+            upload.headers["content-length"].to_str().unwrap(),
+            expected.len().to_string()
+        );
+        assert_eq!(upload.headers["content-type"], "text/csv");
+    }
+}

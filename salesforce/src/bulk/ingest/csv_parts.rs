@@ -16,7 +16,9 @@
 //! The columns are gathered first ([`Columns`]), then each record is written as a line on
 //! its own ([`CsvParts::push`]): a caller can write records it builds one at a time (the
 //! proxy fills in its parents' Ids) without holding them all, and a part keeps of each
-//! row only its line and a key its results are joined on ([`PartRows`]).
+//! row only its line and a key its results are joined on ([`PartRows`]). The part being
+//! built is held in memory, or written to a temporary file ([`CsvParts::spooled`],
+//! [`super::upload`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -25,9 +27,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde_json::Value as Json;
 
+use super::upload::{CsvData, Sink};
 use crate::Record;
 use crate::error::{Error, Result};
 
@@ -185,7 +187,7 @@ impl PartRows {
 /// [`CsvParts`]), and what its results are joined on.
 #[derive(Debug, Clone)]
 pub struct Part {
-    pub csv: Bytes,
+    pub csv: CsvData,
     pub rows: Range<usize>,
     pub results: PartRows,
 }
@@ -199,7 +201,8 @@ pub struct CsvParts {
     hasher: Arc<RowHasher>,
     header: Vec<u8>,
     max_bytes: usize,
-    csv: Vec<u8>,
+    /// The part being built, its header written.
+    csv: Sink,
     keys: Vec<u128>,
     start: usize,
     next: usize,
@@ -207,13 +210,27 @@ pub struct CsvParts {
 }
 
 impl CsvParts {
-    /// Parts of at most `max_bytes` ([`MAX_PART_BYTES`] for Salesforce) with `columns`.
+    /// Parts of at most `max_bytes` ([`MAX_PART_BYTES`] for Salesforce) with `columns`,
+    /// each held in memory.
     pub fn new(columns: Columns, max_bytes: usize) -> CsvParts {
+        let header = line(columns.names());
+        CsvParts::with_sink(columns, max_bytes, Sink::Memory(header))
+    }
+
+    /// Parts as [`CsvParts::new`] makes them, each written to an unnamed temporary file
+    /// rather than held: a part of 100 MB costs the process nothing but its keys.
+    pub fn spooled(columns: Columns, max_bytes: usize) -> Result<CsvParts> {
+        let header = line(columns.names());
+        let sink = Sink::new(&header, true)?;
+        Ok(CsvParts::with_sink(columns, max_bytes, sink))
+    }
+
+    fn with_sink(columns: Columns, max_bytes: usize, csv: Sink) -> CsvParts {
         let header = line(columns.names());
         let shared: Arc<[String]> = columns.names().into();
         CsvParts {
             cells: vec![String::new(); shared.len()],
-            csv: header.clone(),
+            csv,
             columns,
             shared,
             hasher: Arc::new(RowHasher::new()),
@@ -253,12 +270,12 @@ impl CsvParts {
                 self.max_bytes
             )));
         }
-        let full = if self.csv.len() + bytes.len() > self.max_bytes {
-            self.take_part()
+        let full = if self.csv.len() + bytes.len() as u64 > self.max_bytes as u64 {
+            self.take_part()?
         } else {
             None
         };
-        self.csv.extend_from_slice(&bytes);
+        self.csv.write(&bytes)?;
         self.keys
             .push(self.hasher.key(self.cells.iter().map(String::as_str)));
         self.next += 1;
@@ -266,17 +283,18 @@ impl CsvParts {
     }
 
     /// The part being built, if it holds a row; the next part starts empty.
-    pub fn finish(&mut self) -> Option<Part> {
+    pub fn finish(&mut self) -> Result<Option<Part>> {
         self.take_part()
     }
 
-    fn take_part(&mut self) -> Option<Part> {
+    fn take_part(&mut self) -> Result<Option<Part>> {
         if self.next == self.start {
-            return None;
+            return Ok(None);
         }
-        let csv = std::mem::replace(&mut self.csv, self.header.clone());
+        let next = Sink::new(&self.header, self.csv.spooled())?;
+        let csv = std::mem::replace(&mut self.csv, next).into_data()?;
         let part = Part {
-            csv: Bytes::from(csv),
+            csv,
             rows: self.start..self.next,
             results: PartRows {
                 columns: Arc::clone(&self.shared),
@@ -286,7 +304,7 @@ impl CsvParts {
             },
         };
         self.start = self.next;
-        Some(part)
+        Ok(Some(part))
     }
 }
 
@@ -325,13 +343,29 @@ mod tests {
             .collect()
     }
 
+    /// The parts of `records`, each held in memory; the same parts spooled to files are
+    /// checked to hold the same bytes and rows.
     fn parts(records: &[Record], max: usize) -> Result<Vec<Part>> {
-        let mut parts = CsvParts::new(Columns::of_records(records)?, max);
-        let mut out = Vec::new();
+        let mut held = CsvParts::new(Columns::of_records(records)?, max);
+        let mut spooled = CsvParts::spooled(Columns::of_records(records)?, max)?;
+        let (mut out, mut out_spooled) = (Vec::new(), Vec::new());
         for record in records {
-            out.extend(parts.push(record_fields(record))?);
+            out.extend(held.push(record_fields(record))?);
+            out_spooled.extend(spooled.push(record_fields(record))?);
         }
-        out.extend(parts.finish());
+        out.extend(held.finish()?);
+        out_spooled.extend(spooled.finish()?);
+        assert_eq!(out.len(), out_spooled.len());
+        for (part, from_file) in out.iter().zip(&out_spooled) {
+            assert!(matches!(part.csv, CsvData::Memory(_)));
+            assert!(matches!(from_file.csv, CsvData::Spooled(_)));
+            assert_eq!(
+                part.csv.to_bytes().unwrap(),
+                from_file.csv.to_bytes().unwrap()
+            );
+            assert_eq!(part.csv.len(), from_file.csv.len());
+            assert_eq!(part.rows, from_file.rows);
+        }
         Ok(out)
     }
 
@@ -357,7 +391,7 @@ mod tests {
         let csv = parts(&records, MAX_PART_BYTES).unwrap();
         assert_eq!(csv.len(), 1);
         assert_eq!(
-            std::str::from_utf8(&csv[0].csv).unwrap(),
+            std::str::from_utf8(&csv[0].csv.to_bytes().unwrap()).unwrap(),
             "Id,Name,Phone,Description,NumberOfEmployees,IsActive__c,Parent.External_Id__c\n\
              001A,\"Acme, \"\"Inc\"\"\",#N/A,,,,\n\
              001B,,,#N/A,12,true,\n\
@@ -411,11 +445,11 @@ mod tests {
         assert_eq!(ranges, vec![0..3, 3..6, 6..9, 9..10]);
         for part in &parts {
             assert!(part.csv.len() <= 14);
-            assert!(part.csv.starts_with(b"Name\n"));
+            assert!(part.csv.to_bytes().unwrap().starts_with(b"Name\n"));
             assert_eq!(part.results.keys.len(), part.rows.len());
             assert_eq!(part.results.start, part.rows.start);
         }
-        assert_eq!(&parts[3].csv[..], b"Name\nn9\n");
+        assert_eq!(&parts[3].csv.to_bytes().unwrap()[..], b"Name\nn9\n");
     }
 
     #[test]

@@ -329,7 +329,7 @@ mod tests {
         for record in &records {
             assert!(parts.push(record_fields(record)).unwrap().is_none());
         }
-        parts.finish().unwrap().results
+        parts.finish().unwrap().unwrap().results
     }
 
     fn error(code: &str, message: &str, fields: &[&str]) -> RecordError {
@@ -508,7 +508,7 @@ mod tests {
         for record in &records {
             all.extend(parts.push(record_fields(record)).unwrap());
         }
-        all.extend(parts.finish());
+        all.extend(parts.finish().unwrap());
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].rows, 2..3);
         let mut join = Join::new(&all[0].results);

@@ -1,12 +1,13 @@
 //! One group's jobs (one object and operation of a stage): its records written as CSV
 //! one at a time, straight from the plan (each reference to a record created earlier in
-//! the push filled with the Id Salesforce gave it), a job per part, each followed to its
-//! end and its results joined back to the rows by their keys.
+//! the push filled with the Id Salesforce gave it) into a part in a temporary file, a job
+//! per part, uploaded from the file, each followed to its end and its results joined back
+//! to the rows by their keys, a run of result rows at a time.
 
 use std::time::Instant;
 
 use serde_json::Value as Json;
-use sfpg_salesforce::bulk::ingest::{Columns, CsvParts, MAX_PART_BYTES, Part};
+use sfpg_salesforce::bulk::ingest::{Columns, CsvData, CsvParts, MAX_PART_BYTES, Part};
 use sfpg_salesforce::bulk::{JobInfo, PollBackoff, RecordOutcome};
 use sfpg_salesforce::{Error as SalesforceError, RecordError};
 use tokio::sync::mpsc::UnboundedSender;
@@ -96,7 +97,15 @@ pub(super) async fn run(
             return run.done;
         }
     }
-    let mut parts = CsvParts::new(columns, MAX_PART_BYTES);
+    // Each part goes to a file as it is written: a group's part may be 100 MB, and four
+    // groups run side by side.
+    let mut parts = match CsvParts::spooled(columns, MAX_PART_BYTES) {
+        Ok(parts) => parts,
+        Err(error) => {
+            run.done.stopped = Some(error);
+            return run.done;
+        }
+    };
     for &index in &sent {
         let planned = &plan.records[index];
         let ids = parent_ids(planned, fates).unwrap_or_default();
@@ -120,8 +129,10 @@ pub(super) async fn run(
             }
         }
     }
-    if let Some(part) = parts.finish() {
-        run.part(part, &sent).await;
+    match parts.finish() {
+        Ok(Some(part)) => run.part(part, &sent).await,
+        Ok(None) => {}
+        Err(error) => run.done.stopped = Some(error),
     }
     run.done
 }
@@ -225,7 +236,7 @@ impl GroupRun<'_, '_> {
     /// row's outcome.
     async fn job(
         &mut self,
-        csv: bytes::Bytes,
+        csv: CsvData,
         results: &sfpg_salesforce::bulk::ingest::PartRows,
         rows: usize,
     ) -> (Option<String>, Vec<RecordOutcome>) {
