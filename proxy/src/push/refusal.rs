@@ -231,6 +231,11 @@ pub fn from_salesforce_error(error: &SalesforceError, what: &str) -> Refusal {
             format!("Salesforce refused the proxy's login ({what})"),
         )
         .detail(code.clone()),
+        SalesforceError::UploadSpool { .. } => Refusal::new(
+            SqlState::IO_ERROR,
+            format!("sfpg proxy: cannot {what}: {error}"),
+        )
+        .hint("A bulk push writes each ingest job's CSV to a temporary file (TMPDIR); check that it has room."),
         _ => Refusal::new(SqlState::SYSTEM_ERROR, format!("cannot {what}: {error}")),
     }
 }
@@ -278,6 +283,24 @@ mod tests {
             // The design's table, in its own words: the codes as PostgreSQL documents them.
             assert_eq!(sqlstate_for(code).code(), sqlstate, "{code}");
         }
+    }
+
+    #[test]
+    fn an_upload_that_cannot_be_spooled_is_an_io_error_naming_tmpdir() {
+        let error = SalesforceError::UploadSpool {
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        let refusal = from_salesforce_error(&error, "push the transaction");
+        let fields = refusal.fields();
+        let field = |code: u8| {
+            fields
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(field(b'C'), Some("58030"));
+        assert!(field(b'M').is_some_and(|m| m.contains("temporary file")));
+        assert!(field(b'H').is_some_and(|h| h.contains("TMPDIR")));
     }
 
     #[test]
