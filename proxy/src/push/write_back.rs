@@ -62,9 +62,20 @@ pub struct Created {
     pub provisional: Option<String>,
 }
 
-/// A table's records to read back: where one of them is in the plan, and each one's index
-/// in the plan, local id and Salesforce Id.
-type TableRows = (usize, Vec<(usize, i64, String)>);
+/// A table's records to read back: where one of them is in the plan, and each one.
+type TableRows<'p> = (usize, Vec<Pushed<'p>>);
+
+/// The records to read back by (schema, table).
+type ByTable<'p> = BTreeMap<(&'p str, &'p str), TableRows<'p>>;
+
+/// A created or updated record to read back: its index in the plan, its local id and its
+/// Salesforce Id, borrowed from the plan or the push's answer (a bulk push has 100,000).
+#[derive(Debug, Clone, Copy)]
+struct Pushed<'p> {
+    index: usize,
+    row_id: i64,
+    sfid: &'p str,
+}
 
 /// Rows of one write-back or restore statement: a bulk push's 100,000 rows go in several, so
 /// that no one JSON text (and the server's `jsonb` of it) holds them all. A Contact's row
@@ -213,25 +224,21 @@ impl<'a> TableWrite<'a> {
     }
 
     /// `rows` read by Collections retrieves of 200, then written back.
-    async fn by_id(&self, rows: &[(usize, i64, String)]) -> Result<(), MirrorGone> {
+    async fn by_id(&self, rows: &[Pushed<'_>]) -> Result<(), MirrorGone> {
         let records = read_by_id(self.plan, self.object, rows).await;
         let back: Vec<WriteBackRow> = rows
             .iter()
             .zip(records)
-            .map(|(row, record)| self.row(row, record.as_ref()))
+            .map(|(row, record)| self.row(*row, record.as_ref()))
             .collect();
         self.send(back).await
     }
 
     /// `rows` read by one Bulk query job, each page written back as it is read; the rows
     /// the query did not bring (it failed) get their Ids only.
-    async fn by_query(
-        &self,
-        rows: &[(usize, i64, String)],
-        since: DateTime<Utc>,
-    ) -> Result<(), MirrorGone> {
-        let mut unwritten: HashMap<&str, &(usize, i64, String)> =
-            rows.iter().map(|row| (row.2.as_str(), row)).collect();
+    async fn by_query(&self, rows: &[Pushed<'_>], since: DateTime<Utc>) -> Result<(), MirrorGone> {
+        let mut unwritten: HashMap<&str, Pushed<'_>> =
+            rows.iter().map(|row| (row.sfid, *row)).collect();
         match self.write_pages(&mut unwritten, since).await {
             Ok(()) => {}
             Err(PagesStopped::Gone(gone)) => return Err(gone),
@@ -241,8 +248,8 @@ impl<'a> TableWrite<'a> {
         }
         let rest: Vec<WriteBackRow> = rows
             .iter()
-            .filter(|row| unwritten.contains_key(row.2.as_str()))
-            .map(|row| self.row(row, None))
+            .filter(|row| unwritten.contains_key(row.sfid))
+            .map(|row| self.row(*row, None))
             .collect();
         self.send(rest).await
     }
@@ -251,7 +258,7 @@ impl<'a> TableWrite<'a> {
     /// `unwritten`.
     async fn write_pages(
         &self,
-        unwritten: &mut HashMap<&str, &(usize, i64, String)>,
+        unwritten: &mut HashMap<&str, Pushed<'_>>,
         since: DateTime<Utc>,
     ) -> Result<(), PagesStopped> {
         let mut pages = ResultPages::query(&self.plan.org, self.object, since)
@@ -279,8 +286,8 @@ impl<'a> TableWrite<'a> {
                     // The CSV reader takes only rows of the header's length; a cell missing
                     // all the same leaves the row short, which COPY refuses.
                     PageBack::Copy(copy, cells) => copy.push_read(
-                        pushed.1,
-                        &pushed.2,
+                        pushed.row_id,
+                        pushed.sfid,
                         cells.iter().filter_map(|&i| row.get(i)),
                     ),
                     PageBack::Json(text) => text.push_read(
@@ -303,7 +310,7 @@ impl<'a> TableWrite<'a> {
 
     /// The write-back of one row: its Id, the Ids of the creates its lookups refer to,
     /// and what `record` (as read) holds.
-    fn row(&self, pushed: &(usize, i64, String), record: Option<&Record>) -> WriteBackRow {
+    fn row(&self, pushed: Pushed<'_>, record: Option<&Record>) -> WriteBackRow {
         let mut row = self.ids_of(pushed);
         if let Some(record) = record
             && let Err(error) = row.copy(&self.object.object, &self.copied, record)
@@ -315,10 +322,10 @@ impl<'a> TableWrite<'a> {
 
     /// The write-back of one row's Ids: its own and those of the creates its lookups refer
     /// to.
-    fn ids_of(&self, (index, row_id, sfid): &(usize, i64, String)) -> WriteBackRow {
-        let mut row = WriteBackRow::new(*row_id);
-        row.set("sfid", sfid);
-        resolve_references(&mut row, self.plan, *index, self.ids);
+    fn ids_of(&self, pushed: Pushed<'_>) -> WriteBackRow {
+        let mut row = WriteBackRow::new(pushed.row_id);
+        row.set("sfid", pushed.sfid);
+        resolve_references(&mut row, self.plan, pushed.index, self.ids);
         row
     }
 
@@ -385,11 +392,11 @@ impl PageBack {
 async fn read_by_id(
     plan: &Plan,
     object: &ObjectHandle,
-    rows: &[(usize, i64, String)],
+    rows: &[Pushed<'_>],
 ) -> Vec<Option<Record>> {
     let sfids: Vec<SalesforceId> = rows
         .iter()
-        .filter_map(|(_, _, id)| SalesforceId::parse(id).ok())
+        .filter_map(|row| SalesforceId::parse(row.sfid).ok())
         .collect();
     match plan
         .org
@@ -409,13 +416,14 @@ async fn read_by_id(
 /// The write-back of published platform events: each row's Id and EventUuid.
 fn event_write_back(
     object: &ObjectHandle,
-    rows: &[(usize, i64, String)],
+    rows: &[Pushed<'_>],
     uuids: &[Option<&String>],
 ) -> WriteBack {
     let rows: Vec<serde_json::Value> = rows
         .iter()
-        .map(|(index, row_id, sfid)| {
-            json!({"id": row_id, "sfid": sfid, "eventuuid": uuids.get(*index).copied().flatten()})
+        .map(|row| {
+            let uuid = uuids.get(row.index).copied().flatten();
+            json!({"id": row.row_id, "sfid": row.sfid, "eventuuid": uuid})
         })
         .collect();
     WriteBack {
@@ -428,12 +436,8 @@ fn event_write_back(
 
 /// The created and updated records of `plan` by table (`created_ids`: the Id of each
 /// create, in plan order), and the creates, for patching `RETURNING sfid`.
-fn by_table(
-    plan: &Plan,
-    created_ids: &[String],
-) -> (BTreeMap<(String, String), TableRows>, Vec<Created>) {
-    // (schema, table) -> (index of a record of it in the plan, [(row_id, sfid)]).
-    let mut by_table: BTreeMap<(String, String), TableRows> = BTreeMap::new();
+fn by_table<'p>(plan: &'p Plan, created_ids: &'p [String]) -> (ByTable<'p>, Vec<Created>) {
+    let mut by_table = ByTable::new();
     let mut created = Vec::new();
     let mut creates = created_ids.iter();
     for (index, planned) in plan.records.iter().enumerate() {
@@ -446,20 +450,27 @@ fn by_table(
                     sfid: id.clone(),
                     provisional: planned.provisional.clone(),
                 });
-                id.clone()
+                id.as_str()
             }
             Operation::Update => match &planned.sfid {
-                Some(id) => id.clone(),
+                Some(id) => id.as_str(),
                 None => continue,
             },
             Operation::Delete => continue,
         };
-        let key = (planned.object.schema.clone(), planned.object.table.clone());
+        let key = (
+            planned.object.schema.as_str(),
+            planned.object.table.as_str(),
+        );
         by_table
             .entry(key)
             .or_insert_with(|| (index, Vec::new()))
             .1
-            .push((index, planned.row_id, sfid));
+            .push(Pushed {
+                index,
+                row_id: planned.row_id,
+                sfid,
+            });
     }
     (by_table, created)
 }
