@@ -11,6 +11,22 @@ use sfpg_testkit::world::{World, generated};
 
 const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info,sfpg_proxy=info");
 
+/// One transaction inserting `rows` Accounts named `name` and a number.
+async fn insert_accounts(
+    client: &tokio_postgres::Client,
+    name: &str,
+    rows: u32,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO salesforce.account (name)
+             SELECT '{name} ' || g FROM generate_series(1, {rows}) g;
+             COMMIT"
+        ))
+        .await
+}
+
 #[tokio::test]
 async fn a_bulk_push_without_room_for_its_files_is_refused_before_anything_is_sent() {
     let world = World::mirrored(generated(5, 1), &["Account"]).await;
@@ -23,15 +39,7 @@ async fn a_bulk_push_without_room_for_its_files_is_refused_before_anything_is_se
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
 
-    let error = client
-        .batch_execute(
-            "BEGIN;
-             INSERT INTO salesforce.account (name)
-             SELECT 'No room ' || g FROM generate_series(1, 1001) g;
-             COMMIT",
-        )
-        .await
-        .unwrap_err();
+    let error = insert_accounts(&client, "No room", 1001).await.unwrap_err();
     let error = error.as_db_error().expect("a server error");
     assert_eq!(error.code().code(), "58030", "{error:?}");
     assert!(
@@ -60,15 +68,7 @@ async fn a_bulk_push_without_room_for_its_files_is_refused_before_anything_is_se
 
     // Within one atomic push nothing is spooled: it goes through as before.
     client.batch_execute("ROLLBACK").await.ok();
-    client
-        .batch_execute(
-            "BEGIN;
-             INSERT INTO salesforce.account (name)
-             SELECT 'Held ' || g FROM generate_series(1, 10) g;
-             COMMIT",
-        )
-        .await
-        .unwrap();
+    insert_accounts(&client, "Held", 10).await.unwrap();
     assert_eq!(world.org_count("Account"), before + 10);
     let diff = world.mirror_diff("Account").await;
     assert!(diff.is_empty(), "{}", diff.join("\n"));
