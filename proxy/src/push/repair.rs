@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use sfpg_control::ControlError;
 use sfpg_control::journal::{self, Resolution, TransactionStatus, Unresolved};
 use sfpg_control::writer::{self, OnLocked, Rows, Write, WriteStrategy};
@@ -244,8 +245,7 @@ async fn read_back(
         }
         if uncertain && ids.unknown_creates {
             let since = entry.started_at - chrono_duration(CLOCK_SKEW);
-            let changed = changed_since(&org, &object, since).await?;
-            write(catalog, &object, &changed, &[]).await?;
+            write_changed_since(catalog, &org, &object, since).await?;
         }
     }
     Ok(())
@@ -343,20 +343,26 @@ async fn by_id(
     Ok((found, gone))
 }
 
-/// Every record of the object changed since `since`: where a create whose Id never came
-/// back is found, if Salesforce made it.
-async fn changed_since(
+/// Writes back every record of the object changed since `since`, a query page (up to
+/// 2,000 records) at a time, never all held: where a create whose Id never came back is
+/// found, if Salesforce made it.
+async fn write_changed_since(
+    catalog: &Catalog,
     org: &OrgHandle,
     object: &ObjectHandle,
     since: DateTime<Utc>,
-) -> Result<Vec<Record>, RepairError> {
+) -> Result<(), RepairError> {
     let soql = format!(
         "SELECT {} FROM {} WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id",
         object.fields().join(", "),
         object.object,
         since.format("%Y-%m-%dT%H:%M:%SZ"),
     );
-    Ok(org.client.query(soql).collect_records().await?)
+    let mut pages = org.client.query(soql).pages();
+    while let Some(page) = pages.next().await {
+        write(catalog, object, &page?.records, &[]).await?;
+    }
+    Ok(())
 }
 
 /// Writes Salesforce's copies into the mirror through the mirror writer, each over a row
