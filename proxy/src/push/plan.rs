@@ -84,6 +84,8 @@ pub struct Planned {
     pub references: Vec<Reference>,
     /// Create: its dependency level, 0 for a create that refers to no other.
     pub level: usize,
+    /// The capture sequence of its row's first change: the plan keeps capture order.
+    seq: i64,
 }
 
 /// Where a planned record's values are.
@@ -214,10 +216,9 @@ pub fn plan(
 #[derive(Debug)]
 pub struct Planner {
     org: Option<Arc<OrgHandle>>,
-    /// Each record with the capture sequence of its row's first change.
-    creates: Vec<(i64, Planned)>,
-    updates: Vec<(i64, Planned)>,
-    deletes: Vec<(i64, Planned)>,
+    /// The records as planned, page after page; put in order by [`Planner::finish`], in
+    /// place (a bulk push holds 100,000).
+    records: Vec<Planned>,
     names: Names,
     /// Beyond this many records, values go to `spool`.
     spool_after: usize,
@@ -236,9 +237,7 @@ impl Planner {
     pub fn spooling_after(records: usize) -> Planner {
         Planner {
             org: None,
-            creates: Vec::new(),
-            updates: Vec::new(),
-            deletes: Vec::new(),
+            records: Vec::new(),
             names: Names::default(),
             spool_after: records,
             spool: None,
@@ -254,23 +253,16 @@ impl Planner {
         objects: &HashMap<(String, String), Arc<ObjectHandle>>,
     ) -> Result<(), Refusal> {
         for net in collapse(page) {
-            let seq = net.first.seq;
             let Some(mut planned) = plan_row(&net, objects, &mut self.names)? else {
                 continue;
             };
             if let Some(spool) = &mut self.spool {
                 planned.spool(spool).map_err(unspooled)?;
             }
-            let records = match planned.operation {
-                Operation::Create => &mut self.creates,
-                Operation::Update => &mut self.updates,
-                Operation::Delete => &mut self.deletes,
-            };
-            records.push((seq, planned));
+            self.records.push(planned);
         }
         self.org.get_or_insert_with(|| Arc::clone(org));
-        let planned = self.creates.len() + self.updates.len() + self.deletes.len();
-        if self.spool.is_none() && planned > self.spool_after {
+        if self.spool.is_none() && self.records.len() > self.spool_after {
             self.start_spool().map_err(unspooled)?;
         }
         Ok(())
@@ -280,12 +272,7 @@ impl Planner {
     /// ones will go too.
     fn start_spool(&mut self) -> Result<(), SpoolError> {
         let mut spool = SpoolWriter::new()?;
-        for (_, planned) in self
-            .creates
-            .iter_mut()
-            .chain(&mut self.updates)
-            .chain(&mut self.deletes)
-        {
+        for planned in &mut self.records {
             planned.spool(&mut spool)?;
         }
         self.spool = Some(spool);
@@ -294,14 +281,23 @@ impl Planner {
 
     /// The plan of every page added; `None` when nothing needs sending.
     pub fn finish(self) -> Result<Option<Plan>, Refusal> {
-        let in_capture_order = |mut records: Vec<(i64, Planned)>| {
-            // Stable, and pages come in row order: each row's first change decides.
-            records.sort_by_key(|(seq, _)| *seq);
-            records.into_iter().map(|(_, planned)| planned)
+        let mut records = self.records;
+        // Creates, then updates, then deletes, each in capture order (each row's first
+        // change decides; no two records share it).
+        let rank = |operation| match operation {
+            Operation::Create => 0,
+            Operation::Update => 1,
+            Operation::Delete => 2,
         };
-        let mut records = order_creates(in_capture_order(self.creates).collect())?;
-        records.extend(in_capture_order(self.updates));
-        records.extend(in_capture_order(self.deletes));
+        records.sort_unstable_by_key(|p| (rank(p.operation), p.seq));
+        let creates = records
+            .iter()
+            .take_while(|p| p.operation == Operation::Create)
+            .count();
+        order_creates(&mut records[..creates])?;
+        // Pushed one at a time, the vector has room for up to twice its records; the plan
+        // is held until the push ends.
+        records.shrink_to_fit();
         let Some(org) = self.org.filter(|_| !records.is_empty()) else {
             return Ok(None);
         };
@@ -408,6 +404,7 @@ fn plan_row(
             refers_to,
             references: Vec::new(),
             level: 0,
+            seq: change.seq,
         }
     };
     let created_here = change.operation == Captured::Insert;
@@ -463,36 +460,42 @@ fn too_many_calls(plan: &Plan, calls: usize) -> Refusal {
     ))
 }
 
-/// The creates ordered by dependency level (parents first, capture order within a
-/// level), each with its level. A create depends on the creates whose provisional sfid
-/// one of its fields holds; a cycle is refused.
-fn order_creates(mut creates: Vec<Planned>) -> Result<Vec<Planned>, Refusal> {
-    let by_provisional: HashMap<&str, usize> = creates
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| Some((p.provisional.as_deref()?, i)))
-        .collect();
-    let depends_on: Vec<Vec<usize>> = creates
-        .iter()
-        .map(|p| {
-            p.refers_to
-                .iter()
-                .filter_map(|(_, value)| by_provisional.get(value.as_str()).copied())
-                .collect()
-        })
-        .collect();
-    // Depth-first, so a cycle shows as a create met again on its own path.
-    let mut levels: Vec<Option<usize>> = vec![None; creates.len()];
-    for start in 0..creates.len() {
-        let mut path: Vec<usize> = Vec::new();
-        level_of(start, &depends_on, &mut levels, &mut path, &creates)?;
+/// The creates (in capture order) ordered by dependency level (parents first, capture
+/// order within a level), each with its level. A create depends on the creates whose
+/// provisional sfid one of its fields holds; a cycle is refused.
+fn order_creates(creates: &mut [Planned]) -> Result<(), Refusal> {
+    // Most pushes create rows that refer to none of each other: all of level 0.
+    if creates.iter().all(|p| p.refers_to.is_empty()) {
+        return Ok(());
     }
+    let levels = {
+        let by_provisional: HashMap<&str, usize> = creates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((p.provisional.as_deref()?, i)))
+            .collect();
+        let depends_on: Vec<Vec<usize>> = creates
+            .iter()
+            .map(|p| {
+                p.refers_to
+                    .iter()
+                    .filter_map(|(_, value)| by_provisional.get(value.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        // Depth-first, so a cycle shows as a create met again on its own path.
+        let mut levels: Vec<Option<usize>> = vec![None; creates.len()];
+        for start in 0..creates.len() {
+            let mut path: Vec<usize> = Vec::new();
+            level_of(start, &depends_on, &mut levels, &mut path, creates)?;
+        }
+        levels
+    };
     for (planned, level) in creates.iter_mut().zip(&levels) {
         planned.level = level.unwrap_or_default();
     }
-    // Stable: capture order within a level.
-    creates.sort_by_key(|p| p.level);
-    Ok(creates)
+    creates.sort_unstable_by_key(|p| (p.level, p.seq));
+    Ok(())
 }
 
 fn level_of(
@@ -537,6 +540,9 @@ fn level_of(
 /// provisional sfid that no create produces (rolled back, or from another transaction)
 /// is refused with 23503 naming its column.
 fn resolve_references(records: &mut [Planned]) -> Result<(), Refusal> {
+    if records.iter().all(|p| p.refers_to.is_empty()) {
+        return Ok(());
+    }
     let by_provisional: HashMap<String, usize> = records
         .iter()
         .enumerate()

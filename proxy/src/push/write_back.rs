@@ -237,9 +237,13 @@ impl<'a> TableWrite<'a> {
     /// `rows` read by one Bulk query job, each page written back as it is read; the rows
     /// the query did not bring (it failed) get their Ids only.
     async fn by_query(&self, rows: &[Pushed<'_>], since: DateTime<Utc>) -> Result<(), MirrorGone> {
-        let mut unwritten: HashMap<&str, Pushed<'_>> =
-            rows.iter().map(|row| (row.sfid, *row)).collect();
-        match self.write_pages(&mut unwritten, since).await {
+        // Each row not yet written back, by its Id: where it is in `rows`.
+        let mut unwritten: HashMap<&str, usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(at, row)| (row.sfid, at))
+            .collect();
+        match self.write_pages(rows, &mut unwritten, since).await {
             Ok(()) => {}
             Err(PagesStopped::Gone(gone)) => return Err(gone),
             Err(PagesStopped::Read(error)) => {
@@ -255,10 +259,11 @@ impl<'a> TableWrite<'a> {
     }
 
     /// Writes back each page of the query's results as it comes, taking its rows out of
-    /// `unwritten`.
+    /// `unwritten` (where each row of `to_write` not yet written is, by its Id).
     async fn write_pages(
         &self,
-        unwritten: &mut HashMap<&str, Pushed<'_>>,
+        to_write: &[Pushed<'_>],
+        unwritten: &mut HashMap<&str, usize>,
         since: DateTime<Utc>,
     ) -> Result<(), PagesStopped> {
         let mut pages = ResultPages::query(&self.plan.org, self.object, since)
@@ -278,7 +283,7 @@ impl<'a> TableWrite<'a> {
             let mut back = fresh();
             for parsed in rows {
                 let (id, row) = parsed.map_err(|error| PagesStopped::Read(error.into()))?;
-                let Some(pushed) = unwritten.remove(id.as_str()) else {
+                let Some(pushed) = unwritten.remove(id.as_str()).map(|at| to_write[at]) else {
                     // Changed by others meanwhile: not the push's.
                     continue;
                 };
@@ -438,7 +443,7 @@ fn event_write_back(
 /// create, in plan order), and the creates, for patching `RETURNING sfid`.
 fn by_table<'p>(plan: &'p Plan, created_ids: &'p [String]) -> (ByTable<'p>, Vec<Created>) {
     let mut by_table = ByTable::new();
-    let mut created = Vec::new();
+    let mut created = Vec::with_capacity(created_ids.len());
     let mut creates = created_ids.iter();
     for (index, planned) in plan.records.iter().enumerate() {
         let sfid = match planned.operation {

@@ -44,10 +44,11 @@ pub struct Pusher<'a> {
 }
 
 /// Settles a bulk push of `plan` (the rows it changed as they were `before`) that ended
-/// as `sent`. The plan becomes the accepted records' own.
+/// as `sent`. The plan becomes the accepted records' own, and the accepted creates' Ids
+/// are moved out of the fates, not copied: a bulk push holds 100,000.
 pub fn settle<'b>(
     plan: Plan,
-    sent: &BulkSent,
+    sent: BulkSent,
     before: &'b RowsBefore,
     who: &Pusher<'_>,
 ) -> Settled<'b> {
@@ -87,7 +88,7 @@ pub fn settle<'b>(
         });
     }
     let warning = warning(&failures, plan.records.len(), sent.canceled, who.txid);
-    let (accepted, created) = accepted(plan, &sent.fates);
+    let (accepted, created) = accepted(plan, sent.fates);
     Settled {
         accepted,
         created,
@@ -100,15 +101,16 @@ pub fn settle<'b>(
 /// The accepted records as a plan, each reference renumbered to its create's new place and
 /// its values dropped (the jobs have sent them), and the Id of each accepted create. The
 /// records are kept in place, in the plan's own vector: 100,000 of them are held once.
-fn accepted(plan: Plan, fates: &[Fate]) -> (Option<Plan>, Vec<String>) {
+fn accepted(plan: Plan, fates: Vec<Fate>) -> (Option<Plan>, Vec<String>) {
     let Plan {
         org, mut records, ..
     } = plan;
     let mut renumbered: HashMap<usize, usize> = HashMap::new();
     let mut created = Vec::new();
+    let mut fates = fates.into_iter();
     let mut index = 0;
     records.retain_mut(|planned| {
-        let fate = fates.get(index);
+        let fate = fates.next();
         index += 1;
         let Some(Fate::Accepted { id }) = fate else {
             return false;
@@ -125,7 +127,7 @@ fn accepted(plan: Plan, fates: &[Fate]) -> (Option<Plan>, Vec<String>) {
                 None => false,
             });
         if planned.operation == Operation::Create {
-            created.push(id.clone());
+            created.push(id);
         }
         renumbered.insert(index - 1, renumbered.len());
         true

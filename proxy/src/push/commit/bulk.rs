@@ -45,13 +45,14 @@ pub(super) async fn push_bulk<R: Remote>(
         role: how.role,
         txid: &txid,
     };
+    let since = sent.jobs.iter().map(|job| job.created_date).min();
     let Settled {
         accepted,
         created,
         restores,
         failures,
         warning,
-    } = outcome::settle(plan, &sent, before, &who);
+    } = outcome::settle(plan, sent, before, &who);
     if !failures.is_empty() {
         remote.record_failures(&failures).await;
     }
@@ -72,7 +73,6 @@ pub(super) async fn push_bulk<R: Remote>(
     let created = match &accepted {
         // Platform events never go through ingest jobs (see `push`): no EventUuids.
         Some(accepted) => {
-            let since = sent.jobs.iter().map(|job| job.created_date).min();
             remote
                 .read_back(accepted, &created, &[], since, &how.mirror)
                 .await
