@@ -221,4 +221,4 @@ pub fn parse_pending(json: &str) -> Result<Vec<PendingChange>, serde_json::Error
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod write_back_tests;
+pub(crate) mod write_back_tests;

@@ -186,9 +186,10 @@ pub enum Error {
     #[error("invalid Salesforce request: {0}")]
     InvalidRequest(String),
 
-    /// An ingest upload's CSV could not be written to its temporary file (a full disk):
-    /// nothing was sent.
-    #[error("cannot write an ingest upload's CSV to its temporary file: {source}")]
+    /// An ingest upload's CSV could not be made: its temporary file could not be written,
+    /// or what it is made from could not be read (a full or failing disk). Nothing of it
+    /// was sent.
+    #[error("cannot make an ingest upload's CSV: {source}")]
     UploadSpool {
         #[source]
         source: std::io::Error,

@@ -84,15 +84,12 @@ async fn calls_of(
 async fn checks_do_not_grow_with_the_rows() {
     let db = TestDatabase::create().await;
     let client = counted_client(&db, "app_back_counted").await;
-    client
-        .batch_execute("BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
-        .await
-        .unwrap();
-    let ticket = ticket_of(&db, &client).await;
-    client
-        .query_one(TAKE_PENDING_SQL, &[&ticket])
-        .await
-        .unwrap();
+    let ticket = push_taken(
+        &db,
+        &client,
+        "BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'",
+    )
+    .await;
     let once = |function: &str| {
         BTreeMap::from([
             ("push_ticket".to_owned(), 1),
@@ -161,15 +158,12 @@ async fn a_staged_write_back_is_the_proxys_alone() {
         &SqlState::INSUFFICIENT_PRIVILEGE,
         "{refused}"
     );
-    client
-        .batch_execute("BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'")
-        .await
-        .unwrap();
-    let ticket = ticket_of(&db, &client).await;
-    client
-        .query_one(TAKE_PENDING_SQL, &[&ticket])
-        .await
-        .unwrap();
+    let ticket = push_taken(
+        &db,
+        &client,
+        "BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon'",
+    )
+    .await;
     let columns = text_array(&["id", "name", "systemmodstamp"]);
     let staging_of = async |ticket: &str, table: &str, columns: &str| {
         client
@@ -252,11 +246,7 @@ async fn a_staged_write_back_is_the_proxys_alone() {
         ("guess", staging.as_str(), SqlState::INSUFFICIENT_PRIVILEGE),
     ] {
         client.batch_execute("SAVEPOINT attempt").await.unwrap();
-        let refused = client
-            .query_one(
-                WRITE_BACK_STAGED_SQL,
-                &[&ticket, &"salesforce", &"account", &staging],
-            )
+        let refused = staged_into_account(&client, ticket, staging)
             .await
             .unwrap_err();
         assert_eq!(refused.code(), Some(&expected), "{staging}");
@@ -265,14 +255,9 @@ async fn a_staged_write_back_is_the_proxys_alone() {
             .await
             .unwrap();
     }
-    let written: i64 = client
-        .query_one(
-            WRITE_BACK_STAGED_SQL,
-            &[&ticket, &"salesforce", &"account", &staging],
-        )
+    let written = staged_into_account(&client, &ticket, &staging)
         .await
-        .unwrap()
-        .get(0);
+        .unwrap();
     assert_eq!(written, ROWS);
     let mut made = calls(&client).await;
     for (function, count) in before {
@@ -427,18 +412,13 @@ async fn a_table_mirrored_before_v20_gets_the_new_trigger() {
     )
     .await;
     apply_control_schema(&mut client).await.unwrap();
-    client
-        .batch_execute(
-            "SET track_functions = 'all'; SET sfpg.origin = 'proxy';
-             BEGIN; UPDATE salesforce.account SET name = name || '!'",
-        )
-        .await
-        .unwrap();
-    let ticket = ticket_of(&db, &client).await;
-    client
-        .query_one(TAKE_PENDING_SQL, &[&ticket])
-        .await
-        .unwrap();
+    let ticket = push_taken(
+        &db,
+        &client,
+        "SET track_functions = 'all'; SET sfpg.origin = 'proxy';
+         BEGIN; UPDATE salesforce.account SET name = name || '!'",
+    )
+    .await;
     let rows = r#"[{"id": 1, "name": "A"}, {"id": 2, "name": "B"}, {"id": 3, "name": "C"}]"#;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
         [&ticket, &"salesforce", &"account", &rows];
@@ -455,8 +435,36 @@ async fn a_table_mirrored_before_v20_gets_the_new_trigger() {
     assert_eq!(refused.code(), &SqlState::READ_ONLY_SQL_TRANSACTION);
 }
 
+/// Runs `sql`, which begins the push's transaction and changes rows, and takes the changes
+/// as the proxy does at COMMIT: the push's ticket.
+async fn push_taken(db: &TestDatabase, client: &Client, sql: &str) -> String {
+    client.batch_execute(sql).await.unwrap();
+    let ticket = ticket_of(db, client).await;
+    client
+        .query_one(TAKE_PENDING_SQL, &[&ticket])
+        .await
+        .unwrap();
+    ticket
+}
+
+/// `sfpg.write_back_staged` of the staging table `staging` into `salesforce.account` for
+/// push `ticket`: the rows written.
+async fn staged_into_account(
+    client: &Client,
+    ticket: &str,
+    staging: &str,
+) -> Result<i64, tokio_postgres::Error> {
+    client
+        .query_one(
+            WRITE_BACK_STAGED_SQL,
+            &[&ticket, &"salesforce", &"account", &staging],
+        )
+        .await
+        .map(|row| row.get(0))
+}
+
 /// `COPY staging FROM STDIN` of `data` (COPY's text format), as the proxy sends it.
-async fn copy_into(client: &Client, staging: &str, data: String) {
+pub(crate) async fn copy_into(client: &Client, staging: &str, data: String) {
     let sink = client
         .copy_in::<_, bytes::Bytes>(&format!("COPY {staging} FROM STDIN"))
         .await
@@ -510,18 +518,15 @@ async fn a_staged_write_back_stays_linear_whatever_the_statistics_say() {
         )
         .await
         .unwrap();
-    client
-        .batch_execute(&format!(
+    let ticket = push_taken(
+        &db,
+        &client,
+        &format!(
             "SET sfpg.origin = 'proxy';
              BEGIN; UPDATE salesforce.account SET billingcity = 'Lyon' WHERE id <= {STAGED}"
-        ))
-        .await
-        .unwrap();
-    let ticket = ticket_of(&db, &client).await;
-    client
-        .query_one(TAKE_PENDING_SQL, &[&ticket])
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let columns: Vec<&str> = ["id", "name"]
         .into_iter()
         .chain(wide.iter().map(String::as_str))
@@ -539,14 +544,9 @@ async fn a_staged_write_back_stays_linear_whatever_the_statistics_say() {
         .collect();
     copy_into(&client, &staging, data).await;
     let started = std::time::Instant::now();
-    let written: i64 = client
-        .query_one(
-            WRITE_BACK_STAGED_SQL,
-            &[&ticket, &"salesforce", &"account", &staging],
-        )
+    let written = staged_into_account(&client, &ticket, &staging)
         .await
-        .unwrap()
-        .get(0);
+        .unwrap();
     let took = started.elapsed();
     assert_eq!(written, STAGED);
     // Linear, this takes a few hundred milliseconds; the quadratic plans took 12 s and

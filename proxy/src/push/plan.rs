@@ -27,6 +27,7 @@ use tokio_postgres::error::SqlState;
 
 use super::Refusal;
 use super::catalog::{ObjectHandle, OrgHandle};
+use super::refusal::unspooled;
 
 mod compact;
 mod spool;
@@ -330,13 +331,6 @@ impl Plan {
     pub fn too_large(&self) -> Refusal {
         too_many_calls(self, self.calls().len())
     }
-}
-
-/// The refusal of a plan whose spool file failed: nothing has been sent.
-pub(crate) fn unspooled(error: SpoolError) -> Refusal {
-    Refusal::new(SqlState::IO_ERROR, format!("sfpg proxy: {error}"))
-        .detail("Nothing was sent to Salesforce; the transaction was rolled back.")
-        .hint("A push of more records than one atomic request carries keeps their values in a temporary file (TMPDIR); check that it has room.")
 }
 
 /// The field-name lists of a planner's records, each held once however many records send

@@ -25,6 +25,7 @@ use sfpg_salesforce::{Error as SalesforceError, RecordError};
 use tokio_postgres::error::SqlState;
 
 use super::catalog::ObjectHandle;
+use super::plan::SpoolError;
 
 /// The error a refused transaction ends with. Boxed, so that results carrying it stay
 /// small; its fields read through [`RefusalFields`].
@@ -189,6 +190,17 @@ pub fn from_record_error(
     refusal
 }
 
+/// Where a bulk push keeps what it does not hold in memory.
+const SPOOL_HINT: &str = "A push of more records than one atomic request carries keeps their values, and each ingest job's CSV, in temporary files (TMPDIR); check that it has room.";
+
+/// The refusal of a plan whose spool file failed while it was planned: nothing has been
+/// sent.
+pub fn unspooled(error: SpoolError) -> Refusal {
+    Refusal::new(SqlState::IO_ERROR, format!("sfpg proxy: {error}"))
+        .detail("Nothing was sent to Salesforce; the transaction was rolled back.")
+        .hint(SPOOL_HINT)
+}
+
 /// A request that failed as a whole (`what` says which): unreachable, timed out, over the
 /// limit, not allowed, or an error Salesforce returned for the request.
 pub fn from_salesforce_error(error: &SalesforceError, what: &str) -> Refusal {
@@ -235,7 +247,7 @@ pub fn from_salesforce_error(error: &SalesforceError, what: &str) -> Refusal {
             SqlState::IO_ERROR,
             format!("sfpg proxy: cannot {what}: {error}"),
         )
-        .hint("A bulk push writes each ingest job's CSV to a temporary file (TMPDIR); check that it has room."),
+        .hint(SPOOL_HINT),
         _ => Refusal::new(SqlState::SYSTEM_ERROR, format!("cannot {what}: {error}")),
     }
 }
@@ -299,7 +311,7 @@ mod tests {
                 .map(|(_, v)| v.as_str())
         };
         assert_eq!(field(b'C'), Some("58030"));
-        assert!(field(b'M').is_some_and(|m| m.contains("temporary file")));
+        assert!(field(b'M').is_some_and(|m| m.contains("ingest upload's CSV")));
         assert!(field(b'H').is_some_and(|h| h.contains("TMPDIR")));
     }
 

@@ -53,7 +53,7 @@ struct Call {
 pub async fn send(plan: &Plan) -> Result<Sent, Failure> {
     let calls = calls(plan).map_err(|error| Failure {
         response: json!({ "error": error.to_string() }),
-        refusal: super::plan::unspooled(error),
+        refusal: super::refusal::unspooled(error),
         outcome: Outcome::Failed,
     })?;
     let subrequests: Vec<Subrequest> = calls.iter().map(|c| c.subrequest.clone()).collect();

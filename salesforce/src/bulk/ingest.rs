@@ -231,28 +231,7 @@ impl Bulk {
             ResultsFile::Failed,
             ResultsFile::Unprocessed,
         ] {
-            // Read a run of records at a time: the file of a 100 MB part is as large.
-            let request = self
-                .ingest_request(Method::GET, &[&job.id, file.segment()])?
-                .header("accept", HeaderValue::from_static("text/csv"));
-            let response = self.client.execute_streamed(request).await?;
-            let endpoint = response.endpoint;
-            let mut body = response.body;
-            let mut file_join = join.file(file);
-            let mut runs = RecordRuns::new(RESULTS_RUN_BYTES);
-            let protocol = |detail| self.results_protocol(&job.id, detail);
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|source| Error::Transport {
-                    endpoint: endpoint.clone(),
-                    source: source.without_url(),
-                })?;
-                if let Some(run) = runs.feed(&chunk) {
-                    file_join.run(&run).map_err(protocol)?;
-                }
-            }
-            if let Some(run) = runs.finish() {
-                file_join.run(&run).map_err(protocol)?;
-            }
+            self.join_results_file(&job.id, file, &mut join).await?;
         }
         if job.state == JobState::JobComplete {
             join.finish()
@@ -260,6 +239,38 @@ impl Bulk {
         } else {
             Ok(join.finish_unprocessed())
         }
+    }
+
+    /// Joins one of job `id`'s result files to the rows of `join`, read from the streamed
+    /// body a run of whole records at a time: the file of a 100 MB part is as large.
+    async fn join_results_file(
+        &self,
+        id: &str,
+        file: ResultsFile,
+        join: &mut Join<'_>,
+    ) -> Result<()> {
+        let response = self
+            .client
+            .execute_streamed(self.ingest_results_request(id, file)?)
+            .await?;
+        let endpoint = response.endpoint;
+        let mut body = response.body;
+        let mut file_join = join.file(file);
+        let mut runs = RecordRuns::new(RESULTS_RUN_BYTES);
+        let protocol = |detail| self.results_protocol(id, detail);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|source| Error::Transport {
+                endpoint: endpoint.clone(),
+                source: source.without_url(),
+            })?;
+            if let Some(run) = runs.feed(&chunk) {
+                file_join.run(&run).map_err(protocol)?;
+            }
+        }
+        if let Some(run) = runs.finish() {
+            file_join.run(&run).map_err(protocol)?;
+        }
+        Ok(())
     }
 
     fn results_protocol(&self, id: &str, detail: String) -> Error {
@@ -366,10 +377,18 @@ impl Bulk {
 
     /// One of the job's result files, whole.
     async fn ingest_results(&self, id: &str, file: ResultsFile) -> Result<Bytes> {
-        let request = self
+        Ok(self
+            .client
+            .execute(self.ingest_results_request(id, file)?)
+            .await?
+            .body)
+    }
+
+    /// The request for one of job `id`'s result files.
+    fn ingest_results_request(&self, id: &str, file: ResultsFile) -> Result<ApiRequest> {
+        Ok(self
             .ingest_request(Method::GET, &[id, file.segment()])?
-            .header("accept", HeaderValue::from_static("text/csv"));
-        Ok(self.client.execute(request).await?.body)
+            .header("accept", HeaderValue::from_static("text/csv")))
     }
 
     /// A request under `/jobs/ingest`, the job id checked to be one.

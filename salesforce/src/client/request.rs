@@ -22,11 +22,12 @@ pub(crate) enum Target {
     Path(String),
 }
 
-/// A request's body: bytes, or an ingest part's CSV in a file, read as it is sent.
+/// A request's body: bytes, or an ingest part's CSV, which may be in a file read as it is
+/// sent.
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
     Bytes(Bytes),
-    Csv(crate::bulk::ingest::SpooledCsv),
+    Csv(crate::bulk::ingest::CsvData),
 }
 
 impl Body {
@@ -122,10 +123,7 @@ impl ApiRequest {
 
     /// A CSV body (`text/csv`), such as a Bulk API ingest job's data.
     pub(crate) fn csv(mut self, body: crate::bulk::ingest::CsvData) -> Self {
-        self.body = Some(match body {
-            crate::bulk::ingest::CsvData::Memory(bytes) => Body::Bytes(bytes),
-            crate::bulk::ingest::CsvData::Spooled(csv) => Body::Csv(csv),
-        });
+        self.body = Some(Body::Csv(body));
         self.content_type = "text/csv";
         self
     }

@@ -9,6 +9,7 @@ use sfpg_testkit::TestDatabase;
 use tokio_postgres::Client;
 
 use super::*;
+use crate::capture::write_back_tests::copy_into;
 use crate::capture::{
     CURRENT_TXID_SQL, PUSH_TICKET_SQL, TAKE_PENDING_SQL, WRITE_BACK_SQL, WRITE_BACK_STAGED_SQL,
     WRITE_BACK_STAGING_SQL, install_capture_trigger, text_array,
@@ -369,7 +370,7 @@ async fn write_back_staged_in_a_push(
 }
 
 /// The staging table made, `rows` copied into it, and written back: the rows written.
-pub(crate) async fn write_back_staged(client: &Client, ticket: &str, rows: WriteBackCopy) -> i64 {
+async fn write_back_staged(client: &Client, ticket: &str, rows: WriteBackCopy) -> i64 {
     let (columns, data) = rows.finish();
     let staging: String = client
         .query_one(
@@ -379,15 +380,7 @@ pub(crate) async fn write_back_staged(client: &Client, ticket: &str, rows: Write
         .await
         .unwrap()
         .get(0);
-    let sink = client
-        .copy_in::<_, bytes::Bytes>(&format!("COPY {staging} FROM STDIN"))
-        .await
-        .unwrap();
-    let mut sink = std::pin::pin!(sink);
-    futures::SinkExt::send(&mut sink, bytes::Bytes::from(data))
-        .await
-        .unwrap();
-    sink.finish().await.unwrap();
+    copy_into(client, &staging, data).await;
     client
         .query_one(
             WRITE_BACK_STAGED_SQL,

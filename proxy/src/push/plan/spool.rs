@@ -61,7 +61,8 @@ impl SpoolWriter {
     /// Appends one record's values.
     pub fn write(&mut self, values: &[Value]) -> Result<Slot, SpoolError> {
         self.buffer.clear();
-        serde_json::to_writer(&mut self.buffer, values).map_err(SpoolError::Decode)?;
+        serde_json::to_writer(&mut self.buffer, values)
+            .map_err(|error| SpoolError::Write(error.into()))?;
         let len = u32::try_from(self.buffer.len()).map_err(|_| {
             SpoolError::Write(std::io::Error::other(
                 "a record's values take more than 4 GB",

@@ -214,7 +214,8 @@ impl CsvParts {
     /// each held in memory.
     pub fn new(columns: Columns, max_bytes: usize) -> CsvParts {
         let header = line(columns.names());
-        CsvParts::with_sink(columns, max_bytes, Sink::Memory(header))
+        let sink = Sink::Memory(header.clone());
+        CsvParts::with_sink(columns, max_bytes, header, sink)
     }
 
     /// Parts as [`CsvParts::new`] makes them, each written to an unnamed temporary file
@@ -222,11 +223,10 @@ impl CsvParts {
     pub fn spooled(columns: Columns, max_bytes: usize) -> Result<CsvParts> {
         let header = line(columns.names());
         let sink = Sink::new(&header, true)?;
-        Ok(CsvParts::with_sink(columns, max_bytes, sink))
+        Ok(CsvParts::with_sink(columns, max_bytes, header, sink))
     }
 
-    fn with_sink(columns: Columns, max_bytes: usize, csv: Sink) -> CsvParts {
-        let header = line(columns.names());
+    fn with_sink(columns: Columns, max_bytes: usize, header: Vec<u8>, csv: Sink) -> CsvParts {
         let shared: Arc<[String]> = columns.names().into();
         CsvParts {
             cells: vec![String::new(); shared.len()],

@@ -42,6 +42,14 @@ impl CsvData {
         self.len() == 0
     }
 
+    /// The bytes as a request body, a file's read from its start in chunks.
+    pub(crate) fn body(&self) -> reqwest::Body {
+        match self {
+            CsvData::Memory(bytes) => reqwest::Body::from(bytes.clone()),
+            CsvData::Spooled(file) => file.body(),
+        }
+    }
+
     /// The bytes, read whole: for tests and small parts.
     pub fn to_bytes(&self) -> std::io::Result<Bytes> {
         match self {
@@ -69,8 +77,8 @@ pub struct SpooledCsv {
 }
 
 impl SpooledCsv {
-    /// The file as a request body of known length, read from its start in chunks.
-    pub(crate) fn body(&self) -> reqwest::Body {
+    /// The file as a request body, read from its start in chunks.
+    fn body(&self) -> reqwest::Body {
         let file = Arc::clone(&self.file);
         let len = self.len;
         let chunks = futures::stream::try_unfold(0_u64, move |at| {
@@ -90,11 +98,6 @@ impl SpooledCsv {
             }
         });
         reqwest::Body::wrap_stream(chunks)
-    }
-
-    /// Its size in bytes.
-    pub(crate) fn len(&self) -> u64 {
-        self.len
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Group, POLL_CAP, PROGRESS_EVERY, fate_of, ingest_operation, not_sent};
 use crate::push::bulk::{Fate, Progress};
-use crate::push::plan::{Operation, Plan, Planned};
+use crate::push::plan::{Operation, Plan, Planned, SpoolError};
 
 /// What the groups of a stage share.
 pub(super) struct Shared<'p> {
@@ -85,15 +85,16 @@ pub(super) async fn run(
             columns.add_scalar_fields(planned.names.iter().map(String::as_str));
             Ok(())
         } else {
-            match plan.values(planned) {
-                Ok(values) => columns.add_fields(fields(planned, &values, &ids)),
-                Err(error) => Err(error.to_string()),
-            }
+            plan.values(planned).map_err(unread).and_then(|values| {
+                columns
+                    .add_fields(fields(planned, &values, &ids))
+                    .map_err(|detail| {
+                        SalesforceError::InvalidRequest(format!("record {index}: {detail}"))
+                    })
+            })
         };
-        if let Err(detail) = named {
-            run.done.stopped = Some(SalesforceError::InvalidRequest(format!(
-                "record {index}: {detail}"
-            )));
+        if let Err(error) = named {
+            run.done.stopped = Some(error);
             return run.done;
         }
     }
@@ -111,9 +112,7 @@ pub(super) async fn run(
         let ids = parent_ids(planned, fates).unwrap_or_default();
         let pushed = match plan.values(planned) {
             Ok(values) => parts.push(fields(planned, &values, &ids)),
-            Err(error) => Err(SalesforceError::InvalidRequest(format!(
-                "record {index}: {error}"
-            ))),
+            Err(error) => Err(unread(error)),
         };
         match pushed {
             Ok(None) => {}
@@ -135,6 +134,14 @@ pub(super) async fn run(
         Err(error) => run.done.stopped = Some(error),
     }
     run.done
+}
+
+/// A record's values that could not be read back from the plan's spool: the upload cannot
+/// be made, as when its own file cannot be written.
+fn unread(error: SpoolError) -> SalesforceError {
+    SalesforceError::UploadSpool {
+        source: std::io::Error::other(error),
+    }
 }
 
 /// The Ids a record's line carries, by field: an update's or delete's own `Id`, and the
