@@ -5,7 +5,8 @@
 //!
 //! 1. `COPY salesforce.lead … FROM STDIN` of N Leads (what psql's `\copy` sends);
 //! 2. `COPY salesforce.contact … FROM STDIN` of N Contacts (the set-up of 3, timed too);
-//! 3. one `UPDATE` of those N Contacts.
+//! 3. one `UPDATE` of those N Contacts;
+//! 4. one `DELETE` of the N Leads of 1 (a delete job of the raw Leads beside it).
 //!
 //! It prints each write's time and rate, the proxy's share of the raw rate, and the
 //! proxy's RSS when it started and its peak (`VmHWM`) after each write.
@@ -118,7 +119,7 @@ async fn bulk_writes_through_the_proxy_beside_one_raw_ingest_job() {
     let leads: Vec<Record> = (0..n)
         .map(|i| record(json!({"LastName": format!("Raw {i}"), "Company": "Raw", "Status": "Open - Not Contacted"})))
         .collect();
-    let (raw_leads, _) = raw_job(&bulk, "Lead", IngestOperation::Insert, &leads).await;
+    let (raw_leads, lead_ids) = raw_job(&bulk, "Lead", IngestOperation::Insert, &leads).await;
     drop(leads);
     let proxy_leads = copy_in(
         &client,
@@ -165,6 +166,25 @@ async fn bulk_writes_through_the_proxy_beside_one_raw_ingest_job() {
     assert_eq!(updated, n as u64);
     let rss_update = proxy.memory("VmHWM");
     let cpu_update = proxy.cpu_time();
+
+    // 4. The delete of the N Leads: a raw delete job of the raw ones, then the proxy's one
+    // DELETE. Each deleted row's whole image is what the push keeps to put a refused
+    // delete back.
+    let deletes: Vec<Record> = lead_ids
+        .iter()
+        .map(|id| record(json!({"Id": id})))
+        .collect();
+    let (raw_delete, _) = raw_job(&bulk, "Lead", IngestOperation::Delete, &deletes).await;
+    drop(deletes);
+    let started = Instant::now();
+    let deleted = client
+        .execute("DELETE FROM salesforce.lead WHERE company = 'Proxied'", &[])
+        .await
+        .unwrap();
+    let proxy_delete = started.elapsed();
+    assert_eq!(deleted, n as u64);
+    let rss_delete = proxy.memory("VmHWM");
+    let cpu_delete = proxy.cpu_time();
     proxy.kill();
     let direct = direct_postgres(&world, n).await;
 
@@ -193,6 +213,13 @@ async fn bulk_writes_through_the_proxy_beside_one_raw_ingest_job() {
             rss_update,
             cpu_update - cpu_contacts,
         ),
+        (
+            "DELETE of Leads",
+            raw_delete,
+            proxy_delete,
+            rss_delete,
+            cpu_delete - cpu_update,
+        ),
     ]
     .into_iter()
     .zip(direct)
@@ -213,11 +240,11 @@ async fn bulk_writes_through_the_proxy_beside_one_raw_ingest_job() {
     }
 }
 
-/// The baseline of direct PostgreSQL: each of the three statements the client sent the
+/// The baseline of direct PostgreSQL: each of the four statements the client sent the
 /// proxy, sent straight to the server into copies of the tables without sfpg's triggers
 /// (temporary tables with the same columns, defaults and indexes), timed alone. What the
 /// proxy adds to a write is on top of this; no push can take less.
-async fn direct_postgres(world: &World, n: usize) -> [Duration; 3] {
+async fn direct_postgres(world: &World, n: usize) -> [Duration; 4] {
     let client = world.db.connect().await;
     client
         .batch_execute(
@@ -262,5 +289,16 @@ async fn direct_postgres(world: &World, n: usize) -> [Duration; 3] {
         .await
         .unwrap();
     assert_eq!(updated, n as u64);
-    [leads, contacts, started.elapsed()]
+    let update = started.elapsed();
+    client
+        .batch_execute("VACUUM ANALYZE lead_direct")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let deleted = client
+        .execute("DELETE FROM lead_direct WHERE company = 'Direct'", &[])
+        .await
+        .unwrap();
+    assert_eq!(deleted, n as u64);
+    [leads, contacts, update, started.elapsed()]
 }

@@ -312,6 +312,73 @@ async fn a_refused_subset_is_restored_warned_of_and_listed() {
     world.assert_mirror_equals_org("Account").await;
 }
 
+/// Refused updates among more rows than one atomic push carries: the rows' images from
+/// before the transaction are kept in a spool file, not in memory, and each refused row
+/// goes back to its own image (both columns the transaction changed), the others keep the
+/// change.
+#[tokio::test]
+async fn refused_updates_among_many_go_back_to_their_spooled_images() {
+    let world = World::start(&["Account"], 20).await;
+    let (client, notices) = client_with_notices(&world, Some("-c sfpg.bulk_writes=auto")).await;
+    insert_accounts(&client, "Spooled", 1500, None)
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE salesforce.account SET description = 'before ' || name WHERE name LIKE 'Spooled %'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // Salesforce refuses an emptied name (REQUIRED_FIELD_MISSING): three rows, one early,
+    // one in the middle and the last, so that their images are spooled at any point.
+    let refused = ["Spooled 7", "Spooled 700", "Spooled 1500"];
+    client
+        .execute(
+            "UPDATE salesforce.account
+                SET description = 'after',
+                    name = CASE WHEN name = ANY($1) THEN '' ELSE name END
+              WHERE name LIKE 'Spooled %'",
+            &[&&refused[..]],
+        )
+        .await
+        .unwrap();
+    let warned = notices.lock().unwrap().clone();
+    assert!(
+        warned
+            .iter()
+            .any(|n| n.starts_with("WARNING: 3 of 1500 records were refused by Salesforce")),
+        "{warned:?}"
+    );
+    let rows = world
+        .direct()
+        .await
+        .query(
+            "SELECT name, description FROM salesforce.account WHERE name LIKE 'Spooled %' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1500);
+    for row in rows {
+        let name: String = row.get(0);
+        let description: String = row.get(1);
+        if refused.contains(&name.as_str()) {
+            assert_eq!(
+                description,
+                format!("before {name}"),
+                "a refused row is as it was"
+            );
+        } else {
+            assert_eq!(
+                description, "after",
+                "{name}: an accepted row keeps the change"
+            );
+        }
+    }
+    world.assert_mirror_equals_org("Account").await;
+}
+
 #[tokio::test]
 async fn a_push_beyond_the_bulk_limit_left_is_refused_before_anything_is_sent() {
     let world = World::start(&["Account"], 20).await;

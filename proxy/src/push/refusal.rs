@@ -191,7 +191,7 @@ pub fn from_record_error(
 }
 
 /// Where a bulk push keeps what it does not hold in memory.
-const SPOOL_HINT: &str = "A push of more records than one atomic request carries keeps their values, and each ingest job's CSV, in temporary files (TMPDIR); check that it has room.";
+const SPOOL_HINT: &str = "A push of more records than one atomic request carries keeps their values, the rows' images from before the transaction, and each ingest job's CSV, in temporary files (TMPDIR); check that it has room.";
 
 /// The refusal of a plan whose spool file failed while it was planned: nothing has been
 /// sent.
@@ -199,6 +199,22 @@ pub fn unspooled(error: SpoolError) -> Refusal {
     Refusal::new(SqlState::IO_ERROR, format!("sfpg proxy: {error}"))
         .detail("Nothing was sent to Salesforce; the transaction was rolled back.")
         .hint(SPOOL_HINT)
+}
+
+/// The refusal of a bulk push whose refused rows cannot be put back, because their images
+/// from before the transaction cannot be read from the spool: Salesforce holds the
+/// accepted records, so the transaction is rolled back with 08007 and journal entry
+/// `journal_id` is left to the repair, as for a push of unknown outcome.
+pub fn unrestored(error: &SpoolError, journal_id: Option<i64>) -> Refusal {
+    Refusal::new(
+        SqlState::from_code("08007"),
+        format!("sfpg proxy: Salesforce saved some of the records of this bulk push, and the refused ones cannot be put back: {error}"),
+    )
+    .detail(format!(
+        "The local transaction was rolled back. The write journal's entry {} reads the records from Salesforce again; the mirror then shows what Salesforce holds.",
+        journal_id.map_or_else(|| "?".to_owned(), |id| id.to_string())
+    ))
+    .hint(SPOOL_HINT)
 }
 
 /// A request that failed as a whole (`what` says which): unreachable, timed out, over the
@@ -297,6 +313,14 @@ mod tests {
         }
     }
 
+    /// The value of the error field `code` (b'C', b'M', …) of `fields`.
+    fn field_of(fields: &[(u8, String)], code: u8) -> Option<&str> {
+        fields
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.as_str())
+    }
+
     #[test]
     fn an_upload_that_cannot_be_spooled_is_an_io_error_naming_tmpdir() {
         let error = SalesforceError::UploadSpool {
@@ -304,14 +328,25 @@ mod tests {
         };
         let refusal = from_salesforce_error(&error, "push the transaction");
         let fields = refusal.fields();
-        let field = |code: u8| {
-            fields
-                .iter()
-                .find(|(c, _)| *c == code)
-                .map(|(_, v)| v.as_str())
-        };
+        let field = |code: u8| field_of(&fields, code);
         assert_eq!(field(b'C'), Some("58030"));
         assert!(field(b'M').is_some_and(|m| m.contains("ingest upload's CSV")));
+        assert!(field(b'H').is_some_and(|h| h.contains("TMPDIR")));
+    }
+
+    #[test]
+    fn refused_rows_that_cannot_be_put_back_are_an_unknown_outcome_left_to_the_journal() {
+        let error = SpoolError::Read(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        let refusal = unrestored(&error, Some(42));
+        let fields = refusal.fields();
+        let field = |code: u8| field_of(&fields, code);
+        // Salesforce holds the accepted records: not "nothing was sent" (58030), unknown.
+        assert_eq!(field(b'C'), Some("08007"));
+        assert!(
+            field(b'M').is_some_and(|m| m.contains("cannot be put back")
+                && m.contains("cannot read the push's spool file"))
+        );
+        assert!(field(b'D').is_some_and(|d| d.contains("entry 42")));
         assert!(field(b'H').is_some_and(|h| h.contains("TMPDIR")));
     }
 

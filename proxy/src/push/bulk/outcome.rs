@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use sfpg_control::write_failures::{WriteFailure, listing_query};
 
 use super::{BulkSent, Fate};
-use crate::push::plan::{Operation, Plan, Values};
+use crate::push::plan::{Operation, Plan, SpoolError, Values};
 use crate::push::refusal::sqlstate_for;
 use crate::push::taken::RowsBefore;
 use crate::push::write_back::WRITE_BACK_ROWS;
@@ -52,25 +52,30 @@ pub fn settle<'b>(
     before: &'b RowsBefore,
     who: &Pusher<'_>,
 ) -> Settled<'b> {
-    let mut restores = Restores::default();
+    let mut restores = Restores {
+        before,
+        tables: BTreeMap::new(),
+    };
     let mut failures = Vec::new();
     for (planned, fate) in plan.records.iter().zip(&sent.fates) {
         let Fate::Refused { job, error } = fate else {
             continue;
         };
         let object = &planned.object;
-        let restore = match planned.operation {
-            Operation::Create => None,
-            _ => match before.get(planned.table_oid, planned.row_id) {
-                Some(row) => Some(row),
-                None => continue,
-            },
+        let to_image = match planned.operation {
+            Operation::Create => false,
+            _ if before.has(planned.table_oid, planned.row_id) => true,
+            _ => continue,
         };
         restores
-            .0
+            .tables
             .entry((object.schema.clone(), object.table.clone()))
             .or_default()
-            .push((planned.row_id, restore));
+            .push(Restore {
+                table_oid: planned.table_oid,
+                row_id: planned.row_id,
+                to_image,
+            });
         failures.push(WriteFailure {
             role_name: who.role.to_owned(),
             txid: who.txid.to_owned(),
@@ -140,24 +145,36 @@ fn accepted(plan: Plan, fates: Vec<Fate>) -> (Option<Plan>, Vec<String>) {
     (plan, created)
 }
 
-/// Per table, the refused rows to put back: each row's local id and its image from
-/// before the transaction (none: a create, whose row goes).
-#[derive(Debug, Default)]
-pub struct Restores<'b>(BTreeMap<(String, String), Vec<Restore<'b>>>);
+/// Per table, the refused rows to put back, and the images from before the transaction
+/// they go back to.
+#[derive(Debug)]
+pub struct Restores<'b> {
+    before: &'b RowsBefore,
+    tables: BTreeMap<(String, String), Vec<Restore>>,
+}
 
-/// A refused row's local id and its image from before the transaction, if it had one.
-type Restore<'b> = (i64, Option<&'b str>);
+/// A refused row: its local id, and whether it goes back to its image from before the
+/// transaction (`false`: a create, whose row goes).
+#[derive(Debug)]
+struct Restore {
+    table_oid: u32,
+    row_id: i64,
+    to_image: bool,
+}
 
 impl Restores<'_> {
     /// The `sfpg.restore_refused` statements, `WRITE_BACK_ROWS` rows each, each made
-    /// only when it is wanted.
-    pub fn statements(&self) -> impl Iterator<Item = WriteBack> + Send + '_ {
-        self.0.iter().flat_map(|((schema, table), rows)| {
-            rows.chunks(WRITE_BACK_ROWS).map(|chunk| WriteBack {
-                schema: schema.clone(),
-                table: table.clone(),
-                rows: restore_rows(chunk),
-                form: RowsForm::Json,
+    /// only when it is wanted (its images read from the spool then): an image that cannot
+    /// be read back is an error.
+    pub fn statements(&self) -> impl Iterator<Item = Result<WriteBack, SpoolError>> + Send + '_ {
+        self.tables.iter().flat_map(|((schema, table), rows)| {
+            rows.chunks(WRITE_BACK_ROWS).map(|chunk| {
+                Ok(WriteBack {
+                    schema: schema.clone(),
+                    table: table.clone(),
+                    rows: restore_rows(self.before, chunk)?,
+                    form: RowsForm::Json,
+                })
             })
         })
     }
@@ -165,22 +182,24 @@ impl Restores<'_> {
 
 /// The JSON array `sfpg.restore_refused` takes: `{"id"}` for a create, `{"id", "row"}`
 /// with the row's image (already JSON) otherwise.
-fn restore_rows(rows: &[Restore<'_>]) -> String {
+fn restore_rows(before: &RowsBefore, rows: &[Restore]) -> Result<String, SpoolError> {
     let mut text = String::from("[");
-    for (n, (id, before)) in rows.iter().enumerate() {
+    for (n, restore) in rows.iter().enumerate() {
         if n > 0 {
             text.push(',');
         }
         text.push_str("{\"id\":");
-        text.push_str(&id.to_string());
-        if let Some(row) = before {
+        text.push_str(&restore.row_id.to_string());
+        if restore.to_image
+            && let Some(row) = before.get(restore.table_oid, restore.row_id)?
+        {
             text.push_str(",\"row\":");
-            text.push_str(row);
+            text.push_str(&row);
         }
         text.push('}');
     }
     text.push(']');
-    text
+    Ok(text)
 }
 
 /// The COMMIT's WARNING: how many of the `total` records were refused, the first
@@ -243,13 +262,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_restores_are_json_with_each_rows_image() {
-        let rows = [(1, None), (2, Some(r#"{"id": 2, "name": "Old"}"#))];
-        let text = restore_rows(&rows);
-        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(
-            parsed,
-            serde_json::json!([{"id": 1}, {"id": 2, "row": {"id": 2, "name": "Old"}}])
-        );
+    fn the_restores_are_json_with_each_rows_image_held_or_spooled() {
+        let rows = [
+            Restore {
+                table_oid: 7,
+                row_id: 1,
+                to_image: false,
+            },
+            Restore {
+                table_oid: 7,
+                row_id: 2,
+                to_image: true,
+            },
+        ];
+        let images = [((7, 2), r#"{"id": 2, "name": "Old"}"#), ((8, 2), "{}")];
+        for spool_after in [0, 1, 10] {
+            let before = RowsBefore::kept(&images, spool_after);
+            let text = restore_rows(&before, &rows).unwrap();
+            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                parsed,
+                serde_json::json!([{"id": 1}, {"id": 2, "row": {"id": 2, "name": "Old"}}]),
+                "images spooled after {spool_after}"
+            );
+        }
     }
 }

@@ -10,13 +10,14 @@ use crate::push::bulk::outcome::{self, Settled};
 use crate::push::journal::Entry;
 use crate::push::plan::Plan;
 use crate::push::taken::RowsBefore;
-use crate::push::{MirrorWrite, Pushed, Refusal};
+use crate::push::{MirrorWrite, Pushed, Refusal, refusal};
 
 /// Pushes `plan` through Bulk API ingest jobs: the refused records are restored (from
 /// their images `before` the transaction) and kept in `sfpg.write_failures`, the accepted
 /// ones read back, and the COMMIT warns of the refused. A push some of whose records may
 /// or may not have been saved is refused with 08007, as an atomic push of unknown outcome
-/// is, and left to the repair.
+/// is, and left to the repair; so is one whose refused rows cannot be put back (their
+/// images' spool file failed): the accepted records are then read again by the repair.
 pub(super) async fn push_bulk<R: Remote>(
     remote: &R,
     plan: Plan,
@@ -46,6 +47,7 @@ pub(super) async fn push_bulk<R: Remote>(
         txid: &txid,
     };
     let since = sent.jobs.iter().map(|job| job.created_date).min();
+    let journal_id = sent.journal_id;
     let Settled {
         accepted,
         created,
@@ -60,6 +62,13 @@ pub(super) async fn push_bulk<R: Remote>(
     // The refused rows go back as they were before the transaction. The commit has stopped
     // if the connection takes no more.
     for restore in restores.statements() {
+        let restore = match restore {
+            Ok(restore) => restore,
+            Err(error) => {
+                remote.repair_soon();
+                return Err(refusal::unrestored(&error, journal_id));
+            }
+        };
         if how
             .mirror
             .send(MirrorWrite::Restore(restore))

@@ -1,4 +1,5 @@
-//! A large plan's field values, kept in a file rather than in memory.
+//! A large plan's field values, and a large push's images from before the transaction,
+//! kept in a file rather than in memory.
 //!
 //! A bulk push of a million records would otherwise hold every value it sends until its
 //! job is written (about 1.5 KB a record of a wide object), which is what made the
@@ -7,7 +8,9 @@
 //! unnamed temporary file as it is planned, and the plan keeps only where they are
 //! ([`Slot`]); the ingest jobs read them back one record at a time as they write their
 //! CSV. What stays in memory a record is its Ids, its field names (shared by every record
-//! with the same ones) and the slot.
+//! with the same ones) and the slot. The images a bulk push may restore its refused rows
+//! to ([`crate::push::taken::RowsBefore`]) go to a spool of their own the same way, as
+//! text ([`SpoolWriter::write_text`]).
 //!
 //! The file has no name (`tempfile::tempfile`): it is gone when the plan is dropped, and
 //! when the process dies, so a crash leaves nothing behind. Reads are positional, so the
@@ -60,17 +63,25 @@ impl SpoolWriter {
 
     /// Appends one record's values.
     pub fn write(&mut self, values: &[Value]) -> Result<Slot, SpoolError> {
-        self.buffer.clear();
-        serde_json::to_writer(&mut self.buffer, values)
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        serde_json::to_writer(&mut buffer, values)
             .map_err(|error| SpoolError::Write(error.into()))?;
-        let len = u32::try_from(self.buffer.len()).map_err(|_| {
-            SpoolError::Write(std::io::Error::other(
-                "a record's values take more than 4 GB",
-            ))
+        let slot = self.append(&buffer);
+        self.buffer = buffer;
+        slot
+    }
+
+    /// Appends a text as it is (read back by [`Spool::read_text`]).
+    pub fn write_text(&mut self, text: &str) -> Result<Slot, SpoolError> {
+        self.append(text.as_bytes())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<Slot, SpoolError> {
+        let len = u32::try_from(bytes.len()).map_err(|_| {
+            SpoolError::Write(std::io::Error::other("a record takes more than 4 GB"))
         })?;
-        self.file
-            .write_all(&self.buffer)
-            .map_err(SpoolError::Write)?;
+        self.file.write_all(bytes).map_err(SpoolError::Write)?;
         let slot = Slot { at: self.end, len };
         self.end += u64::from(len);
         Ok(slot)
@@ -95,11 +106,22 @@ pub struct Spool {
 impl Spool {
     /// The values of the record at `slot`.
     pub fn read(&self, slot: Slot) -> Result<Vec<Value>, SpoolError> {
+        serde_json::from_slice(&self.bytes(slot)?).map_err(SpoolError::Decode)
+    }
+
+    /// The text at `slot` ([`SpoolWriter::write_text`]).
+    pub fn read_text(&self, slot: Slot) -> Result<String, SpoolError> {
+        String::from_utf8(self.bytes(slot)?).map_err(|error| {
+            SpoolError::Read(std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+        })
+    }
+
+    fn bytes(&self, slot: Slot) -> Result<Vec<u8>, SpoolError> {
         let mut bytes = vec![0; slot.len as usize];
         self.file
             .read_exact_at(&mut bytes, slot.at)
             .map_err(SpoolError::Read)?;
-        serde_json::from_slice(&bytes).map_err(SpoolError::Decode)
+        Ok(bytes)
     }
 }
 
@@ -122,6 +144,23 @@ mod tests {
         for (slot, record) in slots.iter().zip(&records).rev() {
             assert_eq!(&spool.read(*slot).unwrap(), record);
         }
+    }
+
+    #[test]
+    fn texts_come_back_as_they_went_in_beside_values() {
+        let mut writer = SpoolWriter::new().unwrap();
+        let text = writer
+            .write_text("{\"name\":\"Ünïcode, \\\"quoted\\\"\"}")
+            .unwrap();
+        let values = writer.write(&[json!(1)]).unwrap();
+        let empty = writer.write_text("").unwrap();
+        let spool = writer.finish().unwrap();
+        assert_eq!(spool.read_text(empty).unwrap(), "");
+        assert_eq!(spool.read(values).unwrap(), vec![json!(1)]);
+        assert_eq!(
+            spool.read_text(text).unwrap(),
+            "{\"name\":\"Ünïcode, \\\"quoted\\\"\"}"
+        );
     }
 
     #[test]

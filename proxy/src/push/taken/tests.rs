@@ -129,11 +129,16 @@ fn org_and_objects() -> (Arc<OrgHandle>, Objects) {
 
 /// A page of changes as `take` reduces it, from `json`, and the images it keeps.
 fn taken(json: &str) -> (Vec<PendingChange>, RowsBefore) {
-    let mut before = RowsBefore::default();
-    let reduced = before
+    kept(json, SPOOL_AFTER)
+}
+
+/// The same, the images spooled beyond `spool_after` of them.
+fn kept(json: &str, spool_after: usize) -> (Vec<PendingChange>, RowsBefore) {
+    let mut keeping = Keeping::spooling_after(spool_after);
+    let reduced = keeping
         .keep_page(&sfpg_control::capture::parse_pending(json).unwrap())
         .unwrap();
-    (reduced, before)
+    (reduced, keeping.finish().unwrap())
 }
 
 #[test]
@@ -152,11 +157,25 @@ fn the_plan_of_the_changes_as_kept_is_the_plan_of_the_changes_whole() {
 }
 
 #[test]
-fn the_images_kept_are_each_rows_image_before_the_transaction() {
-    let (_, kept) = taken(&transaction().to_string());
+fn the_images_kept_are_each_rows_image_before_the_transaction_held_or_spooled() {
+    // Held (none spooled), spooled from the second (the first moved to the spool), and all
+    // spooled.
+    for spool_after in [SPOOL_AFTER, 1, 0] {
+        images_before_the_transaction(spool_after);
+    }
+}
+
+fn images_before_the_transaction(spool_after: usize) {
+    let (_, kept) = kept(&transaction().to_string(), spool_after);
+    assert_eq!(
+        kept.spool.is_some(),
+        spool_after < 3,
+        "spooled after {spool_after}"
+    );
     let before = |row: i64| {
         kept.get(7, row)
-            .map(|text| serde_json::from_str::<Value>(text).unwrap())
+            .unwrap()
+            .map(|text| serde_json::from_str::<Value>(&text).unwrap())
     };
     // Updated twice: the columns it changed, as they were, and its sfid.
     assert_eq!(
