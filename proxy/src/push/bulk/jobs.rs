@@ -6,8 +6,8 @@
 //! another's Ids.
 //!
 //! Each job: created, its id journaled ([`JobLog`]) before the upload, uploaded, closed,
-//! then polled every second at most, the client told its progress every few seconds,
-//! until it ends; then its three result files say what became of each row. A cancel
+//! then polled as often as the client is told its progress (every few seconds), sooner
+//! when its pace says it is about to end, until it ends; then its three result files say what became of each row. A cancel
 //! aborts every job under way (Salesforce stops after the batch in hand) and creates no
 //! more: their unprocessed rows, and the rows of the jobs never created, were not saved.
 //!
@@ -41,10 +41,12 @@ use crate::push::plan::{Operation, Plan};
 /// The most jobs of one stage running at once.
 pub const CONCURRENT_JOBS: usize = 4;
 
-/// The longest wait between two polls of a running job.
-const POLL_CAP: Duration = Duration::from_secs(1);
 /// How often the client hears of a running job.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+/// The longest wait between two polls of a running job: the client hears of its progress
+/// that often, and a job of some minutes (Salesforce's pace) costs one API request per
+/// notice, not one a second. A job about to end is polled sooner, by its pace.
+const POLL_CAP: Duration = PROGRESS_EVERY;
 
 /// Where a job's id is recorded before its upload (the write journal).
 pub trait JobLog {

@@ -83,6 +83,35 @@ fn the_backoff_starts_at_a_fifth_of_a_second_and_doubles_to_its_cap() {
 }
 
 #[test]
+fn a_paced_wait_is_the_time_the_rest_should_take_within_the_doubled_wait() {
+    let ms = Duration::from_millis;
+    let mut waits = PollBackoff::new(Duration::from_secs(3));
+    // Nothing processed yet: the doubled wait.
+    assert_eq!(waits.next_wait_paced(0, 100_000, ms(200)), ms(200));
+    // 40% in 0.6 s: the rest should take 0.9 s, longer than the doubled wait, 0.4 s.
+    assert_eq!(waits.next_wait_paced(40_000, 100_000, ms(600)), ms(400));
+    // 80% in 1.0 s: 0.25 s left, sooner than the 0.8 s doubled wait.
+    assert_eq!(waits.next_wait_paced(80_000, 100_000, ms(1_000)), ms(250));
+    // Every record processed, the job not ended: not polled in a loop, a twentieth of the
+    // 1.3 s it has run at the least, 0.1 s.
+    assert_eq!(waits.next_wait_paced(100_000, 100_000, ms(1_300)), ms(100));
+    // After five minutes, at the cap: 15 s would be a twentieth, the cap is less.
+    assert_eq!(
+        waits.next_wait_paced(100_000, 100_000, Duration::from_secs(300)),
+        Duration::from_secs(3)
+    );
+    // Far from its end, a job is polled no more often than the doubling says.
+    let mut waits = PollBackoff::new(Duration::from_secs(3));
+    let slow: Vec<Duration> = (1..=6u32)
+        .map(|n| waits.next_wait_paced(u64::from(n), 1_000_000, ms(1_000) * n))
+        .collect();
+    assert_eq!(
+        slow,
+        [ms(200), ms(400), ms(800), ms(1_600), ms(3_000), ms(3_000)]
+    );
+}
+
+#[test]
 fn a_failed_or_aborted_job_is_an_error_with_its_message() {
     let mut info: JobInfo = serde_json::from_str(JOB_INFO).unwrap();
     info.state = JobState::Failed;

@@ -295,15 +295,19 @@ impl GroupRun<'_, '_> {
     }
 
     /// Polls the job until it ends, telling the client its progress; a cancel aborts it.
+    /// The polls double from 0.2 s to [`POLL_CAP`], and come sooner when the job's pace
+    /// says it is about to end (`PollBackoff::next_wait_paced`).
     async fn follow(&mut self, job: &JobInfo, records: usize) -> Result<JobInfo, SalesforceError> {
         let bulk = self.shared.plan.org.client.bulk();
         let mut waits = PollBackoff::new(POLL_CAP);
-        let mut told = Instant::now();
+        let mut wait = waits.next_wait();
+        let closed = Instant::now();
+        let mut told = closed;
         let mut aborted = false;
         loop {
             let mut cancel = self.cancel.clone();
             tokio::select! {
-                () = tokio::time::sleep(waits.next_wait()) => {}
+                () = tokio::time::sleep(wait) => {}
                 // The guard `wait_for` returns is dropped at once: it is not `Send`.
                 Ok(()) = async { cancel.wait_for(|canceled| *canceled).await.map(drop) }, if !aborted => {
                     aborted = true;
@@ -330,6 +334,11 @@ impl GroupRun<'_, '_> {
             if ended {
                 return Ok(info);
             }
+            wait = waits.next_wait_paced(
+                info.number_records_processed,
+                records as u64,
+                closed.elapsed(),
+            );
         }
     }
 }
