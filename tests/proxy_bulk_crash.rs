@@ -2,20 +2,39 @@
 //! (between its upload and its completion): the job goes on in Salesforce without it. The
 //! journal recorded the job's id before the upload, so after a restart the repair waits
 //! for the job to end, learns from its result file which records it created, and reads them
-//! back: the mirror ends equal to the org.
+//! back: the mirror ends equal to the org. Killed while a job is still open (its upload
+//! under way), the repair aborts that job, which would never start; killed at random points
+//! of three pushes, the mirror ends equal to the org after each restart.
 
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use sfpg_salesforce::bulk::JobState;
 use sfpg_testkit::binary::Sfpg;
-use sfpg_testkit::process::eventually;
-use sfpg_testkit::world::{World, generated};
+use sfpg_testkit::process::{Crashing, TestProcess, eventually, random_between};
+use sfpg_testkit::world::{World, generated, salesforce_client};
 
 const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info,sfpg_proxy=info");
 
 const WITHIN: Duration = Duration::from_secs(60);
+
+/// `sfpg proxy` on a free port, repairing every `repair_every`: the process and its address.
+fn start_proxy(world: &World, repair_every: &str) -> (TestProcess, SocketAddr) {
+    let command = SFPG.at(
+        world.db.url(),
+        &[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--repair-every",
+            repair_every,
+        ],
+    );
+    sfpg_testkit::binary::spawn_listening(command)
+}
 
 async fn count(direct: &tokio_postgres::Client, sql: &str) -> i64 {
     direct.query_one(sql, &[]).await.unwrap().get(0)
@@ -29,19 +48,7 @@ async fn a_proxy_killed_while_a_bulk_job_runs_is_repaired_from_the_job_on_restar
         .set_bulk_processing_delay(Duration::from_secs(4));
     let direct = world.direct().await;
     let before = world.org_count("Account");
-    let start = |repair_every: &str| {
-        let command = SFPG.at(
-            world.db.url(),
-            &[
-                "proxy",
-                "--listen",
-                "127.0.0.1:0",
-                "--repair-every",
-                repair_every,
-            ],
-        );
-        sfpg_testkit::binary::spawn_listening(command)
-    };
+    let start = |repair_every: &str| start_proxy(&world, repair_every);
     let (mut proxy, addr) = start("1h");
     let mut config = world.db.config_via(addr);
     config.options("-c sfpg.bulk_writes=on");
@@ -111,6 +118,171 @@ async fn a_proxy_killed_while_a_bulk_job_runs_is_repaired_from_the_job_on_restar
         "the repair did not read the job's successfulResults/"
     );
     assert_eq!(world.org_count("Account"), before + 300);
+    let diff = world.mirror_diff("Account").await;
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+}
+
+/// SIGKILL while a bulk push's second job is open (created and journaled, its upload under
+/// way, never closed), after its first job saved its records: Salesforce never starts a
+/// job nobody closes, so the repair aborts it rather than wait for it, reads back what the
+/// first saved, and the mirror ends equal to the org.
+#[tokio::test]
+async fn a_job_left_open_by_a_killed_proxy_is_aborted_by_the_repair() {
+    let world = World::mirrored(generated(40, 13), &["Account"]).await;
+    let direct = world.direct().await;
+    let before = world.org_count("Account");
+    let start = |repair_every: &str| start_proxy(&world, repair_every);
+    let (mut proxy, addr) = start("1h");
+    // Every upload takes 3 s to be answered: long enough to be killed in the second.
+    world
+        .emulator
+        .set_latency(Some(sfpg_emulator::http::Latency {
+            fixed_ms: 3_000,
+            jitter_ms: 0,
+            matcher: sfpg_emulator::http::RequestMatcher {
+                method: Some("PUT".into()),
+                path: Some("/services/data/*/jobs/ingest/*/batches".into()),
+            },
+        }));
+    let mut config = world.db.config_via(addr);
+    config.options("-c sfpg.bulk_writes=on");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let writes = tokio::spawn(async move {
+        client
+            .batch_execute(
+                "BEGIN;
+                 INSERT INTO salesforce.account (name)
+                 SELECT 'Left open ' || g FROM generate_series(1, 300) g;
+                 UPDATE salesforce.account SET billingcity = 'Never sent'
+                  WHERE name NOT LIKE 'Left open %';
+                 COMMIT",
+            )
+            .await
+    });
+    // The second job (the updates) is journaled before its upload, which is then under way.
+    eventually("the second job journaled", WITHIN, async || {
+        count(
+            &direct,
+            "SELECT count(*) FROM sfpg.write_journal
+              WHERE jsonb_array_length(response -> 'bulk_jobs') = 2",
+        )
+        .await
+            == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.kill();
+    assert!(writes.await.unwrap().is_err(), "the client saw a commit");
+    world.emulator.set_latency(None);
+    assert_eq!(
+        world.org_count("Account"),
+        before + 300,
+        "the first job saved its records"
+    );
+
+    let (mut proxy, _) = start("200ms");
+    eventually("the repair", WITHIN, async || {
+        count(
+            &direct,
+            "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    proxy.kill();
+    let open_job: String = direct
+        .query_one(
+            "SELECT response -> 'bulk_jobs' ->> 1 FROM sfpg.write_journal",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let salesforce = salesforce_client(&world.db, |c| c).await;
+    let job = salesforce.bulk().ingest_job(&open_job).await.unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Aborted,
+        "the repair aborts the job left open"
+    );
+    let never: i64 = count(
+        &direct,
+        "SELECT count(*) FROM salesforce.account WHERE billingcity = 'Never sent'",
+    )
+    .await;
+    assert_eq!(never, 0);
+    let diff = world.mirror_diff("Account").await;
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+}
+
+/// SIGKILL at a random point of each of three bulk pushes that insert, update and delete
+/// (while the changes are taken, a job is uploaded or polled, its results read, the records
+/// read back and written, or the COMMIT is under way), the proxy started again each time:
+/// once its repair has run, the mirror equals the org, record for record, whatever the
+/// client was told.
+#[tokio::test]
+async fn a_proxy_killed_at_random_points_of_bulk_pushes_leaves_the_mirror_equal_to_the_org() {
+    let world = World::mirrored(generated(40, 11), &["Account"]).await;
+    // Each job queued, then processed, over half a second: the jobs span more of the push.
+    world
+        .emulator
+        .set_bulk_processing_delay(Duration::from_millis(500));
+    let direct = world.direct().await;
+    let url = world.db.url().to_owned();
+    let mut proxy = Crashing::start(move || {
+        SFPG.start(
+            &url,
+            &[
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--repair-every",
+                "200ms",
+            ],
+        )
+    });
+    for round in 0..3_i32 {
+        let addr = proxy.process().listening_addr(WITHIN);
+        let mut config = world.db.config_via(addr);
+        config.options("-c sfpg.bulk_writes=on");
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        // Inserts, updates of every row there was (those of earlier rounds included), and
+        // deletes of some of the last round's: three jobs, one stage after the other.
+        let push = format!(
+            "BEGIN;
+             INSERT INTO salesforce.account (name)
+             SELECT 'Crash {round} ' || g FROM generate_series(1, 1500) g;
+             UPDATE salesforce.account SET billingcity = 'Round {round}'
+              WHERE name NOT LIKE 'Crash {round} %';
+             DELETE FROM salesforce.account WHERE id IN
+               (SELECT id FROM salesforce.account WHERE name LIKE 'Crash {} %' ORDER BY id LIMIT 300);
+             COMMIT",
+            round - 1
+        );
+        let writes = tokio::spawn(async move { client.batch_execute(&push).await });
+        let at = random_between(Duration::from_millis(50), Duration::from_millis(4_000));
+        proxy.kill_after(at).await;
+        let told = writes.await.unwrap();
+        eprintln!("round {round}: killed after {at:?}; the client was told {told:?}");
+        proxy.restart();
+        // Settled: every journal entry the push left resolved by the repair (its jobs
+        // ended, their records read back), and then the mirror equal to the org.
+        eventually("the journal resolved", WITHIN, async || {
+            count(
+                &direct,
+                "SELECT count(*) FROM sfpg.write_journal
+                  WHERE outcome IN ('pushed', 'unknown', 'abandoned') AND resolution IS NULL",
+            )
+            .await
+                == 0
+        })
+        .await;
+        let diff = world.mirror_diff("Account").await;
+        assert!(diff.is_empty(), "round {round}: {}", diff.join("\n"));
+    }
     let diff = world.mirror_diff("Account").await;
     assert!(diff.is_empty(), "{}", diff.join("\n"));
 }

@@ -9,7 +9,8 @@
 //! back), and Salesforce may still be carrying it out when the client hears 08007: it is
 //! read again at once, then at growing intervals until no request could still be running
 //! ([`SETTLE`]). Records it created have no Id the proxy knows: those of a bulk push's
-//! ended ingest jobs come from the jobs' result files (`successfulResults/`); for the rest,
+//! ended ingest jobs come from the jobs' result files (`successfulResults/`), and a job it
+//! left open (never closed, so never to start) is aborted rather than waited for; for the rest,
 //! their objects' changes since the push started are read as well. Records are read back and
 //! written 2,000 at a time. Reading a record again is harmless in any case: a mirror row is
 //! overwritten only by a copy that is not older.
@@ -22,6 +23,7 @@ use futures::StreamExt;
 use sfpg_control::ControlError;
 use sfpg_control::journal::{self, Resolution, TransactionStatus, Unresolved};
 use sfpg_control::writer::{self, OnLocked, Rows, Write, WriteStrategy};
+use sfpg_salesforce::bulk::JobState;
 use sfpg_salesforce::{Record, SalesforceId};
 use tokio_postgres::GenericClient;
 
@@ -171,7 +173,11 @@ async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, Repai
     }
 }
 
-/// Whether one of the entry's ingest jobs has not ended yet (one that is gone has).
+/// Whether one of the entry's ingest jobs has not ended yet (one that is gone has). A job
+/// still `Open` was never closed by the push, whose session is gone (its transaction is
+/// over, or this entry would wait for it): Salesforce never starts a job nobody closes,
+/// so it is aborted, nothing of it having been processed, rather than waited for until
+/// Salesforce deletes it.
 async fn jobs_running(catalog: &Catalog, entry: &Unresolved) -> Result<bool, RepairError> {
     let org = catalog
         .org_by_name(&entry.org)
@@ -180,6 +186,13 @@ async fn jobs_running(catalog: &Catalog, entry: &Unresolved) -> Result<bool, Rep
     let bulk = org.client.bulk();
     for job in &entry.bulk_jobs {
         match bulk.ingest_job(job).await {
+            Ok(info) if info.state == JobState::Open => {
+                let aborted = bulk.abort_ingest_job(job).await?;
+                tracing::info!(job = %job, journal = entry.id, "aborted an ingest job a push left open");
+                if !aborted.state.is_terminal() {
+                    return Ok(true);
+                }
+            }
             Ok(info) if !info.state.is_terminal() => return Ok(true),
             Ok(_) => {}
             Err(error) if error.is_job_gone() => {}
