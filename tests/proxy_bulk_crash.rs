@@ -286,3 +286,66 @@ async fn a_proxy_killed_at_random_points_of_bulk_pushes_leaves_the_mirror_equal_
     let diff = world.mirror_diff("Account").await;
     assert!(diff.is_empty(), "{}", diff.join("\n"));
 }
+
+/// The proxy's server connection lost (the backend terminated) while a bulk push's job
+/// runs: the client's transaction is gone with it, Salesforce goes on. The client is told
+/// the outcome is unknown, not that nothing happened, and the repair brings the mirror in
+/// line once the job has ended.
+#[tokio::test]
+async fn a_bulk_push_that_loses_its_server_connection_is_unknown_and_repaired() {
+    let world = World::mirrored(generated(40, 17), &["Account"]).await;
+    world
+        .emulator
+        .set_bulk_processing_delay(Duration::from_secs(3));
+    let direct = world.direct().await;
+    let before = world.org_count("Account");
+    let (mut proxy, addr) = start_proxy(&world, "200ms");
+    let mut config = world.db.config_via(addr);
+    config.options("-c sfpg.bulk_writes=on");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let writes = tokio::spawn(async move {
+        client
+            .batch_execute(
+                "BEGIN;
+                 INSERT INTO salesforce.account (name)
+                 SELECT 'Lost server ' || g FROM generate_series(1, 300) g;
+                 COMMIT",
+            )
+            .await
+    });
+    eventually("the closed job", WITHIN, async || {
+        world
+            .emulator
+            .requests(0)
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.contains("/jobs/ingest/"))
+    })
+    .await;
+    // The client's transaction, held open by the proxy while the job runs.
+    let terminated = count(
+        &direct,
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND state = 'idle in transaction'
+            AND pid <> pg_backend_pid()) t",
+    )
+    .await;
+    assert_eq!(terminated, 1);
+    let error = writes.await.unwrap().unwrap_err();
+    eprintln!("the client was told: {error:?}");
+    let code = error.code().map(|c| c.code().to_owned());
+    assert_eq!(code.as_deref(), Some("08007"), "{error:?}");
+    eventually("the repair", WITHIN, async || {
+        count(
+            &direct,
+            "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    proxy.kill();
+    assert_eq!(world.org_count("Account"), before + 300);
+    let diff = world.mirror_diff("Account").await;
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+}

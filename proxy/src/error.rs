@@ -56,6 +56,11 @@ pub enum SessionError {
     /// The transaction could not be ended: the session cannot go on in a known state.
     #[error("the proxy's ROLLBACK failed: {0}")]
     Rollback(#[source] ServerError),
+    /// The server connection ended during a COMMIT's push: the client is told what became
+    /// of its transaction with a FATAL error (the refusal, at that severity), rather than
+    /// left with a closed connection, and the session ends.
+    #[error("the server connection ended during a push: {0}")]
+    PushServerLost(crate::push::Refusal),
 }
 
 /// The wire's own errors are protocol violations of the session.

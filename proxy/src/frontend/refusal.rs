@@ -137,10 +137,8 @@ impl Refusal {
     }
 
     /// Writes the ErrorResponse after `pending` (what the client was owed already), within
-    /// a bounded time; a client that does not take it loses it. Then ends the proxy's side
-    /// and lingers: reads and drops what the client still sends until it closes, for at
-    /// most [`LINGER_AT_MOST`], so that the close does not reset the connection under a
-    /// client that is still writing.
+    /// a bounded time; a client that does not take it loses it. Then closes
+    /// ([`tell_and_close`]).
     pub async fn tell<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: &mut S,
@@ -149,19 +147,7 @@ impl Refusal {
         if self.error_response(pending).is_err() {
             return;
         }
-        let told = tokio::time::timeout(TELL_WITHIN, async {
-            stream.write_all_buf(pending).await?;
-            stream.flush().await?;
-            stream.shutdown().await
-        })
-        .await;
-        if matches!(told, Ok(Ok(()))) {
-            let mut discard = [0u8; 4 * 1024];
-            let _ = tokio::time::timeout(LINGER_AT_MOST, async {
-                while matches!(stream.read(&mut discard).await, Ok(read) if read > 0) {}
-            })
-            .await;
-        }
+        tell_and_close(stream, pending).await;
     }
 
     fn kind(&self) -> usize {
@@ -177,15 +163,41 @@ impl Refusal {
     }
 }
 
-/// Tells the client why, when `error` is the proxy refusing it (after `pending`, what it
-/// was owed already). Returns `error`.
+/// Writes `pending` (ending in the FATAL ErrorResponse) within [`TELL_WITHIN`], ends the
+/// proxy's side, and lingers: reads and drops what the client still sends until it closes,
+/// for at most [`LINGER_AT_MOST`], so that the close does not reset the connection under a
+/// client that is still writing.
+async fn tell_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, pending: &mut BytesMut) {
+    let told = tokio::time::timeout(TELL_WITHIN, async {
+        stream.write_all_buf(pending).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    })
+    .await;
+    if matches!(told, Ok(Ok(()))) {
+        let mut discard = [0u8; 4 * 1024];
+        let _ = tokio::time::timeout(LINGER_AT_MOST, async {
+            while matches!(stream.read(&mut discard).await, Ok(read) if read > 0) {}
+        })
+        .await;
+    }
+}
+
+/// Tells the client why, when `error` is the proxy refusing it or a push's server
+/// connection ending (after `pending`, what it was owed already). Returns `error`.
 pub async fn tell_client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     pending: &mut BytesMut,
     error: SessionError,
 ) -> SessionError {
-    if let SessionError::Refused(refusal) = &error {
-        refusal.tell(stream, pending).await;
+    match &error {
+        SessionError::Refused(refusal) => refusal.tell(stream, pending).await,
+        SessionError::PushServerLost(refusal)
+            if encode::error_response(pending, refusal.fatal_fields()).is_ok() =>
+        {
+            tell_and_close(stream, pending).await;
+        }
+        _ => {}
     }
     error
 }

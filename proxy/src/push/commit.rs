@@ -43,7 +43,7 @@ use super::journal::{Entry, JournalRecord, Outcome, WriteFailure};
 use super::plan::{Operation, Plan, Planner};
 use super::send::{Failure, Sent};
 use super::taken::{self, RowsBefore, Taken};
-use super::{Created, MirrorWrite, Pushed, Refusal, ToMirror};
+use super::{Created, MirrorWrite, Pushed, Refusal, ToMirror, refusal};
 use crate::backend::statements::{Upstream, UpstreamError};
 use crate::error::SessionError;
 use crate::frontend::cancel::CancelSignal;
@@ -211,7 +211,7 @@ impl Committer {
     ) -> Result<PushOutcome, SessionError> {
         match self.push(upstream, remote).await? {
             PushOutcome::Refused(refusal) => {
-                rollback(upstream).await?;
+                let refusal = rollback_refused(upstream, refusal).await?;
                 Ok(PushOutcome::Refused(refusal))
             }
             PushOutcome::Pushed { created } => match upstream.commit().await {
@@ -253,13 +253,18 @@ impl Committer {
         let working = self.signal.as_ref().map(|signal| signal.proxy_working());
         let cancelled = self.cancelled();
         tokio::pin!(cancelled);
-        let taken = taken::take(upstream, ticket, remote, &mut cancelled).await?;
+        let taken = taken::take(upstream, ticket, remote, &mut cancelled)
+            .await
+            .map_err(|stop| server_lost(stop, false))?;
         if !taken.captured {
             return Ok(Vec::new());
         }
         // Constraints deferred to COMMIT are checked now, so that no commit-time failure
         // can come after Salesforce has accepted the changes.
-        upstream.set_constraints_immediate().await?;
+        upstream
+            .set_constraints_immediate()
+            .await
+            .map_err(|error| server_lost(error.into(), false))?;
         let Taken { plan, before, .. } = taken;
         let Some(plan) = plan else {
             return Ok(Vec::new());
@@ -276,17 +281,23 @@ impl Committer {
         tokio::pin!(pushing);
         // A bulk push's progress reaches the client while its jobs run, and what the push
         // writes into the mirror is written as it comes (the push waits meanwhile).
+        // The server connection ending from here on (the push is dropped with it: the
+        // journal has what it sent) leaves Salesforce holding what it may hold.
         let pushed = loop {
             tokio::select! {
                 pushed = &mut pushing => break pushed?,
                 Some(progress) = told.recv() => upstream.notice(progress.notice()).await?,
-                Some(write) = to_write.recv() => write_into_mirror(upstream, ticket, write).await?,
+                Some(write) = to_write.recv() => write_into_mirror(upstream, ticket, write)
+                    .await
+                    .map_err(|stop| server_lost(stop, true))?,
             }
         };
         drop(working);
         // What the push sent last.
         while let Ok(write) = to_write.try_recv() {
-            write_into_mirror(upstream, ticket, write).await?;
+            write_into_mirror(upstream, ticket, write)
+                .await
+                .map_err(|stop| server_lost(stop, true))?;
         }
         let Some(pushed) = pushed else {
             return Ok(Vec::new());
@@ -331,6 +342,21 @@ impl Committer {
     }
 }
 
+/// A push stopped because its server connection ended (the session lost, not the client's
+/// side) becomes the client's FATAL error saying what became of the transaction: nothing
+/// sent, or, once the push may have reached Salesforce (`sent`), an outcome the write
+/// journal settles ([`refusal::server_lost`]). Other stops are left as they are.
+fn server_lost(stop: Stop, sent: bool) -> Stop {
+    match stop {
+        Stop::Lost(SessionError::ClientClosed) => stop,
+        Stop::Lost(error) => Stop::Lost(SessionError::PushServerLost(refusal::server_lost(
+            sent,
+            &error.to_string(),
+        ))),
+        Stop::Refused(refusal) => Stop::Refused(refusal),
+    }
+}
+
 /// Runs one statement of what a push writes into the mirror: a bulk push's refused rows
 /// back as they were before the transaction, or what Salesforce set, as the sync would
 /// write it; neither is captured again.
@@ -347,6 +373,11 @@ async fn write_into_mirror<U: Upstream>(
         MirrorWrite::WriteBack(write_back) => write_back,
     };
     match upstream.write_back(ticket, &write_back).await {
+        // The server ends the session (FATAL: terminated, shutting down): the connection
+        // is gone, whatever comes next.
+        Err(UpstreamError::Refused(error)) if error.0.is_fatal() => {
+            Err(SessionError::Io(std::io::Error::other(error.0.message().to_owned())).into())
+        }
         // Salesforce holds the change; the journal's repair brings the mirror in line once
         // this transaction is over.
         Err(UpstreamError::Refused(error)) => Err(Refusal::from_server(&error.0)
@@ -375,6 +406,20 @@ async fn refuse_unpushable<U: Upstream>(upstream: &mut U) -> Result<Vec<Created>
     .table(&schema, &table)
     .hint("Start the proxy with the mirror's control database so it can reach the org.")
     .into())
+}
+
+/// Rolls the transaction of a refused push back. Should the server connection have ended
+/// meanwhile, the client still hears the refusal, as the FATAL error that ends its
+/// session, rather than a closed connection.
+pub async fn rollback_refused<U: Upstream>(
+    upstream: &mut U,
+    refusal: Refusal,
+) -> Result<Refusal, SessionError> {
+    match rollback(upstream).await {
+        Ok(()) => Ok(refusal),
+        Err(error) if error.is_disconnect() => Err(SessionError::PushServerLost(refusal)),
+        Err(error) => Err(error),
+    }
 }
 
 /// Ends the transaction on the server. A client's cancel forwarded just before a push (a

@@ -97,6 +97,17 @@ impl Refusal {
         self
     }
 
+    /// The same fields at FATAL severity: the session ends after them.
+    pub fn fatal_fields(&self) -> Vec<(u8, String)> {
+        let mut fields = self.fields();
+        for (code, value) in &mut fields {
+            if matches!(code, b'S' | b'V') {
+                "FATAL".clone_into(value);
+            }
+        }
+        fields
+    }
+
     /// The ErrorResponse fields, in the order PostgreSQL sends them.
     pub fn fields(&self) -> Vec<(u8, String)> {
         let mut fields = vec![
@@ -199,6 +210,28 @@ pub fn unspooled(error: SpoolError) -> Refusal {
     Refusal::new(SqlState::IO_ERROR, format!("sfpg proxy: {error}"))
         .detail("Nothing was sent to Salesforce; the transaction was rolled back.")
         .hint(SPOOL_HINT)
+}
+
+/// The refusal of a COMMIT whose server connection ended (`cause`) during its push: the
+/// transaction is gone with the connection. Before anything could have been sent (`sent`
+/// false), nothing reached Salesforce: 08006 connection_failure. After, Salesforce may hold
+/// the transaction's changes: 08007, and the write journal's repair brings the mirror in
+/// line with what it holds.
+pub fn server_lost(sent: bool, cause: &str) -> Refusal {
+    if sent {
+        Refusal::new(
+            SqlState::from_code("08007"),
+            format!("sfpg proxy: the connection to the database ended during the push to Salesforce ({cause}); Salesforce may hold the transaction's changes"),
+        )
+        .detail("The local transaction is gone with the connection. The write journal reads the pushed records from Salesforce again; the mirror then shows what Salesforce holds.")
+        .outcome_unknown()
+    } else {
+        Refusal::new(
+            SqlState::CONNECTION_FAILURE,
+            format!("sfpg proxy: the connection to the database ended during COMMIT ({cause})"),
+        )
+        .detail("Nothing was sent to Salesforce; the transaction is gone with the connection.")
+    }
 }
 
 /// The refusal of a bulk push whose refused rows cannot be put back, because their images
@@ -332,6 +365,29 @@ mod tests {
         assert_eq!(field(b'C'), Some("58030"));
         assert!(field(b'M').is_some_and(|m| m.contains("ingest upload's CSV")));
         assert!(field(b'H').is_some_and(|h| h.contains("TMPDIR")));
+    }
+
+    #[test]
+    fn a_server_connection_lost_in_a_push_says_whether_salesforce_may_hold_it() {
+        let sent = server_lost(true, "the server closed the connection");
+        let fields = sent.fatal_fields();
+        let field = |code: u8| field_of(&fields, code);
+        assert_eq!(field(b'S'), Some("FATAL"));
+        assert_eq!(field(b'V'), Some("FATAL"));
+        assert_eq!(field(b'C'), Some("08007"));
+        assert!(
+            field(b'M').is_some_and(|m| m.contains("Salesforce may hold")
+                && m.contains("the server closed the connection"))
+        );
+        assert!(field(b'D').is_some_and(|d| d.contains("write journal")));
+        // As an ERROR it is the same but for its severity.
+        assert_eq!(sent.fields()[0], (b'S', "ERROR".to_owned()));
+
+        let unsent = server_lost(false, "the server closed the connection");
+        let fields = unsent.fatal_fields();
+        let field = |code: u8| field_of(&fields, code);
+        assert_eq!(field(b'C'), Some("08006"));
+        assert!(field(b'D').is_some_and(|d| d.contains("Nothing was sent")));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::error::SessionError;
 use crate::frontend::replies::{Owed, Request};
 use crate::net::messages::backend::TransactionStatus;
 use crate::net::messages::encode;
-use crate::push::commit::{PushOutcome, Remote, rollback};
+use crate::push::commit::{PushOutcome, Remote, rollback, rollback_refused};
 use crate::push::{Created, Refusal};
 
 use super::returning;
@@ -219,7 +219,7 @@ impl Conversation {
             // The records are the client's already: its transaction returned their rows.
             PushOutcome::Pushed { .. } => None,
             PushOutcome::Refused(refusal) => {
-                rollback(upstream).await?;
+                let refusal = rollback_refused(upstream, refusal).await?;
                 self.status = TransactionStatus::Idle;
                 Some(refusal)
             }

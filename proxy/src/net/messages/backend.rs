@@ -109,6 +109,15 @@ impl Fields {
     pub fn message(&self) -> &str {
         self.get(b'M').unwrap_or("")
     }
+
+    /// Whether the server ends the session with it (severity FATAL or PANIC, `V`, or `S`
+    /// from servers before 9.6).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self.get(b'V').or_else(|| self.get(b'S')),
+            Some("FATAL" | "PANIC")
+        )
+    }
 }
 
 /// An ErrorResponse the server sent, as an error: a statement of the proxy's own that the
@@ -208,6 +217,18 @@ pub fn decode_data_row(body: &[u8]) -> Result<Vec<Option<&[u8]>>, Malformed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fatal_or_panic_error_ends_the_session_an_error_does_not() {
+        let fatal = Fields::decode(b"SFATAL\0VFATAL\0C57P01\0Mterminating\0\0", "ErrorResponse");
+        assert!(fatal.unwrap().is_fatal());
+        // Before 9.6 there is no `V`; `S` is not localized there either.
+        let panic = Fields::decode(b"SPANIC\0CXX000\0Mpanic\0\0", "ErrorResponse");
+        assert!(panic.unwrap().is_fatal());
+        // A localized `S` with the untranslated `V`.
+        let error = Fields::decode(b"SFEHLER\0VERROR\0C23505\0Mdoppelt\0\0", "ErrorResponse");
+        assert!(!error.unwrap().is_fatal());
+    }
 
     #[test]
     fn decodes_error_fields() {
