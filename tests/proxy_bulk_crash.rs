@@ -349,3 +349,65 @@ async fn a_bulk_push_that_loses_its_server_connection_is_unknown_and_repaired() 
     let diff = world.mirror_diff("Account").await;
     assert!(diff.is_empty(), "{}", diff.join("\n"));
 }
+
+/// Salesforce unreachable while a bulk push follows its job (every poll's connection
+/// closed unanswered): the push cannot learn what the job saved, so the client hears
+/// 08007 and the transaction rolls back; once Salesforce answers again, the repair reads
+/// what the job saved and the mirror equals the org.
+#[tokio::test]
+async fn a_bulk_push_that_cannot_follow_its_job_is_unknown_and_repaired() {
+    let world = World::mirrored(generated(40, 19), &["Account"]).await;
+    world
+        .emulator
+        .set_bulk_processing_delay(Duration::from_secs(2));
+    let direct = world.direct().await;
+    let before = world.org_count("Account");
+    let (mut proxy, addr) = start_proxy(&world, "200ms");
+    let mut config = world.db.config_via(addr);
+    config.options("-c sfpg.bulk_writes=on");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    // From its first poll on, nothing about the job comes back.
+    world.emulator.drop_next(sfpg_emulator::http::DropRule {
+        matcher: sfpg_emulator::http::RequestMatcher {
+            method: Some("GET".into()),
+            path: Some("/services/data/*/jobs/ingest/*".into()),
+        },
+        count: 1_000,
+        after_ms: None,
+    });
+    let error = client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO salesforce.account (name)
+             SELECT 'Unfollowed ' || g FROM generate_series(1, 300) g;
+             COMMIT",
+        )
+        .await
+        .unwrap_err();
+    let code = error.code().map(|c| c.code().to_owned());
+    assert_eq!(code.as_deref(), Some("08007"), "{error:?}");
+    assert_eq!(
+        count(
+            &direct,
+            "SELECT count(*) FROM salesforce.account WHERE name LIKE 'Unfollowed %'"
+        )
+        .await,
+        0,
+        "the client's transaction rolled back"
+    );
+    world.emulator.clear_faults();
+    eventually("the repair", WITHIN, async || {
+        count(
+            &direct,
+            "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    proxy.kill();
+    assert_eq!(world.org_count("Account"), before + 300);
+    let diff = world.mirror_diff("Account").await;
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+}
