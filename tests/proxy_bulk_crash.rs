@@ -217,14 +217,14 @@ async fn a_job_left_open_by_a_killed_proxy_is_aborted_by_the_repair() {
     assert!(diff.is_empty(), "{}", diff.join("\n"));
 }
 
-/// SIGKILL at a random point of each of three bulk pushes that insert, update and delete
-/// (while the changes are taken, a job is uploaded or polled, its results read, the records
-/// read back and written, or the COMMIT is under way), the proxy started again each time:
-/// once its repair has run, the mirror equals the org, record for record, whatever the
-/// client was told.
+/// SIGKILL at a random point of each of three bulk pushes that create parents and their
+/// children, update and delete (while the changes are taken, a job is uploaded or polled,
+/// its results read, the records read back and written, or the COMMIT is under way), the
+/// proxy started again each time: once its repair has run, the mirror equals the org,
+/// record for record, whatever the client was told.
 #[tokio::test]
 async fn a_proxy_killed_at_random_points_of_bulk_pushes_leaves_the_mirror_equal_to_the_org() {
-    let world = World::mirrored(generated(40, 11), &["Account"]).await;
+    let world = World::mirrored(generated(40, 11), &["Account", "Contact"]).await;
     // Each job queued, then processed, over half a second: the jobs span more of the push.
     world
         .emulator
@@ -249,21 +249,29 @@ async fn a_proxy_killed_at_random_points_of_bulk_pushes_leaves_the_mirror_equal_
         config.options("-c sfpg.bulk_writes=on");
         let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
-        // Inserts, updates of every row there was (those of earlier rounds included), and
-        // deletes of some of the last round's: three jobs, one stage after the other.
+        // Accounts and a Contact of each (two levels of creates, the children's lookups
+        // filled in with the parents' new Ids), updates of every Account there was (those
+        // of earlier rounds included), and deletes of some of the last round's Contacts:
+        // four jobs, one stage after the other.
         let push = format!(
             "BEGIN;
-             INSERT INTO salesforce.account (name)
-             SELECT 'Crash {round} ' || g FROM generate_series(1, 1500) g;
+             CREATE TEMP TABLE parents AS
+               WITH made AS (
+                 INSERT INTO salesforce.account (name)
+                 SELECT 'Crash {round} ' || g FROM generate_series(1, 800) g RETURNING sfid, name)
+               SELECT * FROM made;
+             INSERT INTO salesforce.contact (lastname, accountid)
+             SELECT 'Child of ' || name, sfid FROM parents;
              UPDATE salesforce.account SET billingcity = 'Round {round}'
               WHERE name NOT LIKE 'Crash {round} %';
-             DELETE FROM salesforce.account WHERE id IN
-               (SELECT id FROM salesforce.account WHERE name LIKE 'Crash {} %' ORDER BY id LIMIT 300);
+             DELETE FROM salesforce.contact WHERE id IN
+               (SELECT id FROM salesforce.contact WHERE lastname LIKE 'Child of Crash {} %'
+                 ORDER BY id LIMIT 300);
              COMMIT",
             round - 1
         );
         let writes = tokio::spawn(async move { client.batch_execute(&push).await });
-        let at = random_between(Duration::from_millis(50), Duration::from_millis(4_000));
+        let at = random_between(Duration::from_millis(50), Duration::from_millis(5_000));
         proxy.kill_after(at).await;
         let told = writes.await.unwrap();
         eprintln!("round {round}: killed after {at:?}; the client was told {told:?}");
@@ -280,11 +288,15 @@ async fn a_proxy_killed_at_random_points_of_bulk_pushes_leaves_the_mirror_equal_
                 == 0
         })
         .await;
-        let diff = world.mirror_diff("Account").await;
-        assert!(diff.is_empty(), "round {round}: {}", diff.join("\n"));
+        for object in ["Account", "Contact"] {
+            let diff = world.mirror_diff(object).await;
+            assert!(
+                diff.is_empty(),
+                "round {round}, {object}: {}",
+                diff.join("\n")
+            );
+        }
     }
-    let diff = world.mirror_diff("Account").await;
-    assert!(diff.is_empty(), "{}", diff.join("\n"));
 }
 
 /// The proxy's server connection lost (the backend terminated) while a bulk push's job
