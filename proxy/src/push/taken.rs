@@ -3,10 +3,10 @@
 //! straddle two pages), each page reduced to its rows' net changes with their images cut to
 //! what planning reads ([`plan::compact`]) and planned ([`Planner`]) before the next is
 //! taken; of the rows a bulk push may have to put back, the image from before the
-//! transaction is kept as JSON text, in a spool file beyond one atomic push's rows. Parsed whole, a Contact's change held about 20 KB (two
-//! maps of 52 columns), and the whole transaction's answer was one text held with its
-//! parse; reduced but kept until planned, 100,000 one-column updates held 125 MB beside
-//! their plan.
+//! transaction is kept as JSON text, in a spool file beyond one atomic push's rows. Parsed
+//! whole, a Contact's change held about 20 KB (two maps of 52 columns), and the whole
+//! transaction's answer was one text held with its parse; reduced but kept until planned,
+//! 100,000 one-column updates held 125 MB beside their plan.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -143,7 +143,6 @@ impl Keeping {
                 *image = Image::Spooled(spool.write_text(text)?);
             }
         }
-        self.images.shrink_to_fit();
         self.spool = Some(spool);
         Ok(())
     }
