@@ -1,6 +1,7 @@
 //! `sfpg proxy`, the real binary, killed with SIGKILL between Salesforce accepting a push
-//! and the local COMMIT (a failpoint holds it there). After a restart, the write journal's
-//! repair makes the mirror equal the org again.
+//! and the local COMMIT (a failpoint holds it there), during the read-back, and at random
+//! points of five pushes (the request on its way among them). After a restart, the write
+//! journal's repair makes the mirror equal the org again.
 
 // Helpers of a test crate may unwrap: a failure should stop the test where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::binary::Sfpg;
-use sfpg_testkit::process::{TestProcess, eventually};
+use sfpg_testkit::process::{Crashing, TestProcess, eventually, random_between};
 use sfpg_testkit::world::{World, generated};
 
 const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info,sfpg_proxy=info");
@@ -178,4 +179,84 @@ async fn repaired_by(mut proxy: TestProcess, world: &World) -> Vec<String> {
     .await;
     proxy.kill();
     world.mirror_diff("Account").await
+}
+
+/// SIGKILL at a random point of each of five atomic pushes that create, update and delete
+/// (while the changes are taken, the Composite request is on its way or answered, the
+/// records read back and written, or the COMMIT is under way; Salesforce answers each
+/// request after 400 ms), the proxy started again each time: once its repair has run, the
+/// mirror equals the org, record for record, whatever the client was told.
+#[tokio::test]
+async fn a_proxy_killed_at_random_points_of_atomic_pushes_leaves_the_mirror_equal_to_the_org() {
+    let world = World::mirrored(generated(40, 23), &["Account"]).await;
+    world
+        .emulator
+        .set_latency(Some(sfpg_emulator::http::Latency {
+            fixed_ms: 400,
+            jitter_ms: 0,
+            matcher: sfpg_emulator::http::RequestMatcher {
+                method: None,
+                path: Some("/services/data/*/composite*".into()),
+            },
+        }));
+    let direct = world.direct().await;
+    let url = world.db.url().to_owned();
+    let mut proxy = Crashing::start(move || {
+        SFPG.start(
+            &url,
+            &[
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--repair-every",
+                "200ms",
+            ],
+        )
+    });
+    for round in 0..5_i32 {
+        let addr = proxy.process().listening_addr(JOURNAL_WITHIN);
+        let client = world.db.connect_via(addr).await;
+        // Creates, updates of some rows there were (those of earlier rounds included), and
+        // deletes of some of the last round's: one Composite request.
+        let push = format!(
+            "BEGIN;
+             INSERT INTO salesforce.account (name)
+             SELECT 'Crash {round} ' || g FROM generate_series(1, 50) g;
+             UPDATE salesforce.account SET billingcity = 'Round {round}'
+              WHERE id IN (SELECT id FROM salesforce.account
+                            WHERE name NOT LIKE 'Crash {round} %' ORDER BY id LIMIT 100);
+             DELETE FROM salesforce.account WHERE id IN
+               (SELECT id FROM salesforce.account WHERE name LIKE 'Crash {} %' ORDER BY id LIMIT 20);
+             COMMIT",
+            round - 1
+        );
+        let writes = tokio::spawn(async move { client.batch_execute(&push).await });
+        let at = random_between(Duration::from_millis(20), Duration::from_millis(1_500));
+        proxy.kill_after(at).await;
+        let told = writes.await.unwrap();
+        eprintln!("round {round}: killed after {at:?}; the client was told {told:?}");
+        proxy.restart();
+        // Once a request Salesforce may have been carrying out has had its time (its
+        // answer comes 400 ms after it arrived), the repair has read the records again,
+        // at once and a second later (an entry of unknown outcome is read again until no
+        // request could still be running).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        eventually("the mirror equal to the org", JOURNAL_WITHIN, async || {
+            world.mirror_diff("Account").await.is_empty()
+        })
+        .await;
+    }
+    // Whatever each round left to the repair: every entry settled (committed or repaired)
+    // but those of unknown outcome, read again until no request could still be running.
+    eventually("the accepted pushes settled", JOURNAL_WITHIN, async || {
+        journaled(
+            &direct,
+            "outcome IN ('pushed', 'abandoned') AND resolution IS NULL",
+        )
+        .await
+            == 0
+    })
+    .await;
+    let diff = world.mirror_diff("Account").await;
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
 }

@@ -89,6 +89,13 @@ pub trait Remote {
     /// Records a push in the write journal; returns the entry's id.
     fn journal(&self, entry: &Entry) -> impl Future<Output = Result<i64, JournalError>> + Send;
 
+    /// Rewrites journal entry `id` with what `entry` holds now.
+    fn rejournal(
+        &self,
+        id: i64,
+        entry: &Entry,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send;
+
     /// Wakes the repair: a push left an entry whose outcome is unknown.
     fn repair_soon(&self);
 
@@ -484,6 +491,19 @@ async fn push<R: Remote>(
     if !plan.fits_one_request() {
         return Err(plan.too_large());
     }
+    // Journaled before the request leaves, its outcome unknown: a proxy killed while
+    // Salesforce carries the request out leaves the repair an entry, which reads the
+    // records again once the transaction is over. Without it nothing is sent, as for a
+    // bulk push.
+    entry.records = journal_records(&plan, &[]);
+    entry.outcome = Outcome::Unknown;
+    let id = match remote.journal(&entry).await {
+        Ok(id) => id,
+        Err(error) => {
+            tracing::error!(%error, "cannot journal a push before its request; nothing was sent");
+            return Err(refusal::unjournaled(&*error, "push"));
+        }
+    };
     let started = Instant::now();
     let sent = tokio::select! {
         sent = remote.send(&plan) => Some(sent),
@@ -493,18 +513,21 @@ async fn push<R: Remote>(
     telemetry::salesforce_took(started.elapsed());
     let sent = match sent {
         Some(Ok(sent)) => sent,
-        Some(Err(failure)) => return Err(failed(remote, &plan, entry, failure).await),
-        None => return Err(abandoned(remote, &plan, entry).await),
+        Some(Err(failure)) => return Err(failed(remote, &plan, id, entry, failure).await),
+        None => return Err(abandoned(remote, &plan, id, entry).await),
     };
     entry.records = journal_records(&plan, &sent.created);
     entry.response = sent.response;
-    // Journaled as soon as Salesforce has accepted, before anything else that can fail
+    entry.outcome = Outcome::Pushed;
+    // Rewritten as soon as Salesforce has accepted, before anything else that can fail
     // (the read-back, the write-back, the commit): if the commit never happens, the repair
-    // finds this entry. A journal that cannot be written must not undo what Salesforce
-    // already holds, so the push goes on.
-    match remote.journal(&entry).await {
-        Ok(id) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
-        Err(error) => tracing::error!(%error, "cannot journal a push Salesforce accepted"),
+    // reads the records by their Ids. A journal that cannot be written must not undo what
+    // Salesforce already holds, so the push goes on (the entry, unknown, is read again).
+    match remote.rejournal(id, &entry).await {
+        Ok(()) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
+        Err(error) => {
+            tracing::error!(%error, journal = id, "cannot journal a push Salesforce accepted")
+        }
     }
     let created = remote
         .read_back(&plan, &sent.created, &sent.event_uuids, None, &how.mirror)
@@ -531,12 +554,12 @@ pub struct How<'a> {
     pub mirror: ToMirror,
 }
 
-/// A push the client cancelled while its request was under way: journaled as abandoned,
-/// since Salesforce may still carry it out.
-async fn abandoned<R: Remote>(remote: &R, plan: &Plan, mut entry: Entry) -> Refusal {
+/// A push the client cancelled while its request was under way: journaled (entry `id`) as
+/// abandoned, since Salesforce may still carry it out.
+async fn abandoned<R: Remote>(remote: &R, plan: &Plan, id: i64, mut entry: Entry) -> Refusal {
     entry.records = journal_records(plan, &[]);
     entry.outcome = Outcome::Abandoned;
-    let journal = journal_uncertain(remote, &entry).await;
+    let journal = journal_uncertain(remote, id, &entry).await;
     tracing::warn!(
         records = plan.records.len(),
         "a push was cancelled while under way; Salesforce may still carry it out"
@@ -547,13 +570,20 @@ async fn abandoned<R: Remote>(remote: &R, plan: &Plan, mut entry: Entry) -> Refu
     .outcome_unknown()
 }
 
-/// A push Salesforce refused, that never reached it, or whose outcome is unknown.
-async fn failed<R: Remote>(remote: &R, plan: &Plan, mut entry: Entry, failure: Failure) -> Refusal {
+/// A push Salesforce refused, that never reached it, or whose outcome is unknown: its
+/// entry `id` rewritten with what became of it.
+async fn failed<R: Remote>(
+    remote: &R,
+    plan: &Plan,
+    id: i64,
+    mut entry: Entry,
+    failure: Failure,
+) -> Refusal {
     entry.records = journal_records(plan, &[]);
     entry.response = failure.response;
     entry.outcome = failure.outcome;
     if failure.outcome == Outcome::Unknown {
-        let journal = journal_uncertain(remote, &entry).await;
+        let journal = journal_uncertain(remote, id, &entry).await;
         tracing::warn!(
             records = plan.records.len(),
             refusal = %failure.refusal,
@@ -567,26 +597,26 @@ async fn failed<R: Remote>(remote: &R, plan: &Plan, mut entry: Entry, failure: F
             ))
             .outcome_unknown();
     }
-    if let Err(error) = remote.journal(&entry).await {
-        tracing::warn!(%error, "cannot journal a refused push");
+    // Refused or never sent: the entry is no longer one to repair. Left unknown should it
+    // not be rewritten, it is read again harmlessly.
+    if let Err(error) = remote.rejournal(id, &entry).await {
+        tracing::warn!(%error, journal = id, "cannot journal a refused push");
     }
     failure.refusal
 }
 
-/// Journals a push that Salesforce may or may not have carried out and wakes the repair,
-/// which reads the records again at once; returns what to tell the client.
-async fn journal_uncertain<R: Remote>(remote: &R, entry: &Entry) -> String {
-    let said = match remote.journal(entry).await {
-        Ok(id) => format!(
-            "The write journal's entry {id} reads the records from Salesforce again at once and until the request can no longer be running; the mirror then shows what Salesforce holds."
-        ),
-        Err(error) => {
-            tracing::error!(%error, "cannot journal a push whose outcome is unknown");
-            "The sync brings the mirror in line with what Salesforce holds.".to_owned()
-        }
-    };
+/// Rewrites entry `id` of a push that Salesforce may or may not have carried out and
+/// wakes the repair, which reads the records again at once; returns what to tell the
+/// client. The entry is there whether or not the rewrite succeeds (it was written, as
+/// unknown, before the request left).
+async fn journal_uncertain<R: Remote>(remote: &R, id: i64, entry: &Entry) -> String {
+    if let Err(error) = remote.rejournal(id, entry).await {
+        tracing::error!(%error, journal = id, "cannot journal what became of a push whose outcome is unknown");
+    }
     remote.repair_soon();
-    said
+    format!(
+        "The write journal's entry {id} reads the records from Salesforce again at once and until the request can no longer be running; the mirror then shows what Salesforce holds."
+    )
 }
 
 /// The refusal of a cancelled push, as PostgreSQL words a cancelled statement.

@@ -45,6 +45,13 @@ impl Journal {
         Ok(sfpg_control::journal::record(&**client, entry).await?)
     }
 
+    /// Rewrites entry `id` with what `entry` holds now: an atomic push's entry, written
+    /// before its request left, once the answer says what became of it.
+    pub async fn update(&self, id: i64, entry: &Entry) -> Result<(), JournalError> {
+        let client = self.pool.get().await?;
+        Ok(sfpg_control::journal::update(&**client, id, entry).await?)
+    }
+
     /// Records `entry` (its records left out) with the `records` of a large push, streamed
     /// ([`sfpg_control::journal::set_records`]), in one transaction; returns its id.
     pub async fn record_streamed(

@@ -206,6 +206,10 @@ impl Remote for Pusher {
         Ok(self.journal.record(entry).await?)
     }
 
+    async fn rejournal(&self, id: i64, entry: &Entry) -> Result<(), JournalError> {
+        Ok(self.journal.update(id, entry).await?)
+    }
+
     fn repair_soon(&self) {
         self.repair_wanted.notify_one();
     }

@@ -25,6 +25,7 @@ use sfpg_salesforce::{Error as SalesforceError, RecordError};
 use tokio_postgres::error::SqlState;
 
 use super::catalog::ObjectHandle;
+use super::journal::JournalError;
 use super::plan::SpoolError;
 
 /// The error a refused transaction ends with. Boxed, so that results carrying it stay
@@ -210,6 +211,25 @@ pub fn unspooled(error: SpoolError) -> Refusal {
     Refusal::new(SqlState::IO_ERROR, format!("sfpg proxy: {error}"))
         .detail("Nothing was sent to Salesforce; the transaction was rolled back.")
         .hint(SPOOL_HINT)
+}
+
+/// The refusal of a push (`what`: "push", "bulk push") whose write journal entry could not
+/// be written before anything was sent: without it, a crash while Salesforce carries the
+/// push out would leave nothing to repair the mirror from, so nothing is sent.
+/// The server's own SQLSTATE when it refused the entry (a privilege, a constraint), 08006
+/// when it could not be reached.
+pub fn unjournaled(error: &(dyn std::error::Error + 'static), what: &str) -> Refusal {
+    let sqlstate = match error.downcast_ref::<JournalError>() {
+        Some(JournalError::Control(error)) => error.code().cloned(),
+        Some(JournalError::Pool(_)) | None => None,
+    }
+    .unwrap_or(SqlState::CONNECTION_FAILURE);
+    Refusal::new(
+        sqlstate,
+        format!("sfpg proxy: cannot write the {what}'s entry in the write journal: {error}"),
+    )
+    .detail("Nothing was sent to Salesforce; the transaction was rolled back.")
+    .hint("The journal keeps each push before it leaves (a bulk push, each ingest job's id before its upload), so that a crash cannot lose what Salesforce saved; a push does not run without it.")
 }
 
 /// The refusal of a COMMIT whose server connection ended (`cause`) during its push: the

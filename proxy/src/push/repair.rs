@@ -138,9 +138,12 @@ enum Settled {
 
 async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, RepairError> {
     let bulk = !entry.bulk_jobs.is_empty();
-    if bulk && entry.transaction == Some(TransactionStatus::InProgress) {
-        // A bulk push journals itself before its jobs run: while its transaction is
-        // open, its session is still following them and will settle the entry itself.
+    if (bulk || entry.outcome.is_uncertain())
+        && entry.transaction == Some(TransactionStatus::InProgress)
+    {
+        // A push journals itself before its request leaves (a bulk push, before its jobs
+        // run): while its transaction is open, its session is still waiting on Salesforce
+        // and will settle the entry itself.
         return Ok(Settled::Later);
     }
     if entry.outcome.is_uncertain() {

@@ -15,15 +15,13 @@ use serde_json::json;
 use sfpg_salesforce::Record;
 use sfpg_salesforce::bulk::JobInfo;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio_postgres::error::SqlState;
 
 use super::budget;
 use super::jobs::{JobLog, NothingSent, Runner};
 use super::{BulkSent, Fate, Progress};
-use crate::push::Refusal;
 use crate::push::journal::{Entry, Journal, JournalError, JournalRecord, Outcome};
 use crate::push::plan::{Operation, Plan, Planned};
-use crate::push::refusal::from_salesforce_error;
+use crate::push::refusal::{self, from_salesforce_error};
 use crate::push::send::Failure;
 
 /// The journal entry of a bulk push, rewritten as its jobs are created.
@@ -139,21 +137,10 @@ pub async fn send<C: Future<Output = ()>>(
     Ok(sent)
 }
 
-/// The refusal of a bulk push whose journal entry could not be written: the server's own
-/// SQLSTATE when it refused (a privilege, a constraint), 08006 when it could not be reached.
+/// A bulk push whose entry could not be journaled before its jobs: nothing was sent.
 fn unjournaled(error: &JournalError) -> Failure {
-    let sqlstate = match error {
-        JournalError::Control(error) => error.code().cloned(),
-        JournalError::Pool(_) => None,
-    }
-    .unwrap_or(SqlState::CONNECTION_FAILURE);
     Failure {
-        refusal: Refusal::new(
-            sqlstate,
-            format!("sfpg proxy: cannot write the bulk push's entry in the write journal: {error}"),
-        )
-        .detail("Nothing was sent to Salesforce; the transaction was rolled back.")
-        .hint("The journal keeps each ingest job's id before its upload, so that a crash cannot lose what Salesforce saved; a bulk push does not run without it."),
+        refusal: refusal::unjournaled(error, "bulk push"),
         response: json!({ "error": error.to_string() }),
         outcome: Outcome::Failed,
     }

@@ -107,3 +107,25 @@ async fn a_cancel_sent_before_the_push_does_not_stop_it() {
     assert_eq!(h.remote().journaled(), [Outcome::Pushed]);
     assert_eq!(h.statements().last().map(String::as_str), Some("commit"));
 }
+
+#[tokio::test]
+async fn a_push_is_journaled_unknown_before_its_request_leaves() {
+    let registry = Arc::new(CancelRegistry::default());
+    let (mut h, registration) =
+        pushing_session(FakeRemote::new(Org::NeverAnswers), &registry).await;
+    let reached = Arc::clone(&h.remote().reached);
+    let journaled = Arc::clone(&h.remote().journaled);
+    // While Salesforce has the request: an entry the repair would find were the proxy
+    // killed now, its outcome unknown.
+    let seen = async {
+        reached.notified().await;
+        let seen = journaled.lock().unwrap().clone();
+        registry.cancel(registration.pid(), registration.secret());
+        seen
+    };
+    let updated = updated();
+    let ((), seen) = tokio::join!(h.server(&updated), seen);
+    assert_eq!(seen, [Outcome::Unknown]);
+    // The same entry, rewritten once the cancel settled it.
+    assert_eq!(h.remote().journaled(), [Outcome::Abandoned]);
+}

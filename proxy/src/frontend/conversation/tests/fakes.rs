@@ -218,7 +218,7 @@ pub struct FakeRemote {
     /// What was asked, in order.
     pub calls: Mutex<Vec<String>>,
     /// The outcomes journaled, in order.
-    pub journaled: Mutex<Vec<Outcome>>,
+    pub journaled: Arc<Mutex<Vec<Outcome>>>,
     /// What the read-back finds.
     pub read_back: (Vec<WriteBack>, Vec<Created>),
     /// What a bulk push's jobs do with each record; none: every record is accepted.
@@ -254,7 +254,7 @@ impl FakeRemote {
             plan_hangs: false,
             reached: Arc::new(Notify::new()),
             calls: Mutex::new(Vec::new()),
-            journaled: Mutex::new(Vec::new()),
+            journaled: Arc::new(Mutex::new(Vec::new())),
             read_back: (Vec::new(), Vec::new()),
             bulk_fates: None,
             produced: Arc::new(AtomicUsize::new(0)),
@@ -347,6 +347,14 @@ impl Remote for FakeRemote {
         let mut journaled = lock(&self.journaled);
         journaled.push(entry.outcome);
         Ok(i64::try_from(journaled.len())?)
+    }
+
+    /// The entry's outcome becomes the one rewritten: `journaled` keeps each entry's last.
+    async fn rejournal(&self, id: i64, entry: &Entry) -> Result<(), JournalError> {
+        let mut journaled = lock(&self.journaled);
+        let at = usize::try_from(id - 1)?;
+        journaled[at] = entry.outcome;
+        Ok(())
     }
 
     fn repair_soon(&self) {
