@@ -519,19 +519,22 @@ async fn push<R: Remote>(
     entry.records = journal_records(&plan, &sent.created);
     entry.response = sent.response;
     entry.outcome = Outcome::Pushed;
-    // Rewritten as soon as Salesforce has accepted, before anything else that can fail
-    // (the read-back, the write-back, the commit): if the commit never happens, the repair
-    // reads the records by their Ids. A journal that cannot be written must not undo what
-    // Salesforce already holds, so the push goes on (the entry, unknown, is read again).
-    match remote.rejournal(id, &entry).await {
+    // Rewritten with what Salesforce accepted, alongside the read-back and before the
+    // commit: if the commit never happens, the repair reads the records by their Ids (a
+    // crash before the rewrite leaves the entry unknown, which is read again all the
+    // same). Side by side, the rewrite costs a push no round trip of its own. A journal
+    // that cannot be written must not undo what Salesforce already holds, so the push
+    // goes on.
+    let (journaled, created) = tokio::join!(
+        remote.rejournal(id, &entry),
+        remote.read_back(&plan, &sent.created, &sent.event_uuids, None, &how.mirror),
+    );
+    match journaled {
         Ok(()) => tracing::debug!(journal = id, records = plan.records.len(), "pushed"),
         Err(error) => {
-            tracing::error!(%error, journal = id, "cannot journal a push Salesforce accepted")
+            tracing::error!(%error, journal = id, "cannot journal a push Salesforce accepted");
         }
     }
-    let created = remote
-        .read_back(&plan, &sent.created, &sent.event_uuids, None, &how.mirror)
-        .await;
     let mirrored = plan
         .records
         .iter()
