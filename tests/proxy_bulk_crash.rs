@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sfpg_salesforce::bulk::JobState;
 use sfpg_testkit::binary::Sfpg;
-use sfpg_testkit::process::{Crashing, TestProcess, eventually, random_between};
+use sfpg_testkit::process::{TestProcess, eventually};
 use sfpg_testkit::world::{World, generated, salesforce_client};
 
 const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info,sfpg_proxy=info");
@@ -36,6 +36,46 @@ fn start_proxy(world: &World, repair_every: &str) -> (TestProcess, SocketAddr) {
     sfpg_testkit::binary::spawn_listening(command)
 }
 
+/// A client through the proxy at `addr` whose transactions go through ingest jobs.
+async fn bulk_client(world: &World, addr: SocketAddr) -> tokio_postgres::Client {
+    let mut config = world.db.config_via(addr);
+    config.options("-c sfpg.bulk_writes=on");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Waits until the journal's one entry has `jobs` ingest jobs: the last one's id is
+/// journaled before its upload.
+async fn jobs_journaled(direct: &tokio_postgres::Client, jobs: i32) {
+    eventually("the job journaled", WITHIN, async || {
+        direct
+            .query_one(
+                "SELECT count(*) FROM sfpg.write_journal
+                  WHERE jsonb_array_length(response -> 'bulk_jobs') = $1",
+                &[&jobs],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    })
+    .await;
+}
+
+/// Waits until the journal's one entry is repaired.
+async fn repaired(direct: &tokio_postgres::Client) {
+    eventually("the repair", WITHIN, async || {
+        count(
+            direct,
+            "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
+        )
+        .await
+            == 1
+    })
+    .await;
+}
+
 async fn count(direct: &tokio_postgres::Client, sql: &str) -> i64 {
     direct.query_one(sql, &[]).await.unwrap().get(0)
 }
@@ -50,10 +90,7 @@ async fn a_proxy_killed_while_a_bulk_job_runs_is_repaired_from_the_job_on_restar
     let before = world.org_count("Account");
     let start = |repair_every: &str| start_proxy(&world, repair_every);
     let (mut proxy, addr) = start("1h");
-    let mut config = world.db.config_via(addr);
-    config.options("-c sfpg.bulk_writes=on");
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = bulk_client(&world, addr).await;
     let writes = tokio::spawn(async move {
         client
             .batch_execute(
@@ -66,16 +103,7 @@ async fn a_proxy_killed_while_a_bulk_job_runs_is_repaired_from_the_job_on_restar
     });
     // The job's id is journaled before its upload; once the org has the upload and the
     // close, the job is under way.
-    eventually("the journaled job", WITHIN, async || {
-        count(
-            &direct,
-            "SELECT count(*) FROM sfpg.write_journal
-              WHERE jsonb_array_length(response -> 'bulk_jobs') = 1",
-        )
-        .await
-            == 1
-    })
-    .await;
+    jobs_journaled(&direct, 1).await;
     eventually("the closed job", WITHIN, async || {
         world
             .emulator
@@ -98,15 +126,7 @@ async fn a_proxy_killed_while_a_bulk_job_runs_is_repaired_from_the_job_on_restar
 
     // The restart finds the entry, waits for the job, and reads what it created.
     let (mut proxy, _) = start("200ms");
-    eventually("the repair", WITHIN, async || {
-        count(
-            &direct,
-            "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
-        )
-        .await
-            == 1
-    })
-    .await;
+    repaired(&direct).await;
     proxy.kill();
     // The Ids of what the job created came from its result file.
     assert!(
@@ -144,10 +164,7 @@ async fn a_job_left_open_by_a_killed_proxy_is_aborted_by_the_repair() {
                 path: Some("/services/data/*/jobs/ingest/*/batches".into()),
             },
         }));
-    let mut config = world.db.config_via(addr);
-    config.options("-c sfpg.bulk_writes=on");
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = bulk_client(&world, addr).await;
     let writes = tokio::spawn(async move {
         client
             .batch_execute(
@@ -161,16 +178,7 @@ async fn a_job_left_open_by_a_killed_proxy_is_aborted_by_the_repair() {
             .await
     });
     // The second job (the updates) is journaled before its upload, which is then under way.
-    eventually("the second job journaled", WITHIN, async || {
-        count(
-            &direct,
-            "SELECT count(*) FROM sfpg.write_journal
-              WHERE jsonb_array_length(response -> 'bulk_jobs') = 2",
-        )
-        .await
-            == 1
-    })
-    .await;
+    jobs_journaled(&direct, 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.kill();
     assert!(writes.await.unwrap().is_err(), "the client saw a commit");
@@ -182,15 +190,7 @@ async fn a_job_left_open_by_a_killed_proxy_is_aborted_by_the_repair() {
     );
 
     let (mut proxy, _) = start("200ms");
-    eventually("the repair", WITHIN, async || {
-        count(
-            &direct,
-            "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
-        )
-        .await
-            == 1
-    })
-    .await;
+    repaired(&direct).await;
     proxy.kill();
     let open_job: String = direct
         .query_one(
@@ -230,25 +230,19 @@ async fn a_proxy_killed_at_random_points_of_bulk_pushes_leaves_the_mirror_equal_
         .emulator
         .set_bulk_processing_delay(Duration::from_millis(500));
     let direct = world.direct().await;
-    let url = world.db.url().to_owned();
-    let mut proxy = Crashing::start(move || {
-        SFPG.start(
-            &url,
-            &[
-                "proxy",
-                "--listen",
-                "127.0.0.1:0",
-                "--repair-every",
-                "200ms",
-            ],
-        )
-    });
+    let mut proxy = SFPG.crashing(
+        world.db.url(),
+        &[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--repair-every",
+            "200ms",
+        ],
+    );
     for round in 0..3_i32 {
         let addr = proxy.process().listening_addr(WITHIN);
-        let mut config = world.db.config_via(addr);
-        config.options("-c sfpg.bulk_writes=on");
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
+        let client = bulk_client(&world, addr).await;
         // Accounts and a Contact of each (two levels of creates, the children's lookups
         // filled in with the parents' new Ids), updates of every Account there was (those
         // of earlier rounds included), and deletes of some of the last round's Contacts:
@@ -271,11 +265,14 @@ async fn a_proxy_killed_at_random_points_of_bulk_pushes_leaves_the_mirror_equal_
             round - 1
         );
         let writes = tokio::spawn(async move { client.batch_execute(&push).await });
-        let at = random_between(Duration::from_millis(50), Duration::from_millis(5_000));
-        proxy.kill_after(at).await;
-        let told = writes.await.unwrap();
+        let (at, told) = proxy
+            .kill_at_random_during(
+                writes,
+                Duration::from_millis(50),
+                Duration::from_millis(5_000),
+            )
+            .await;
         eprintln!("round {round}: killed after {at:?}; the client was told {told:?}");
-        proxy.restart();
         // Settled: every journal entry the push left resolved by the repair (its jobs
         // ended, their records read back), and then the mirror equal to the org.
         eventually("the journal resolved", WITHIN, async || {
@@ -312,10 +309,7 @@ async fn a_bulk_push_that_loses_its_server_connection_is_unknown_and_repaired() 
     let direct = world.direct().await;
     let before = world.org_count("Account");
     let (mut proxy, addr) = start_proxy(&world, "200ms");
-    let mut config = world.db.config_via(addr);
-    config.options("-c sfpg.bulk_writes=on");
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = bulk_client(&world, addr).await;
     let writes = tokio::spawn(async move {
         client
             .batch_execute(
@@ -347,15 +341,7 @@ async fn a_bulk_push_that_loses_its_server_connection_is_unknown_and_repaired() 
     eprintln!("the client was told: {error:?}");
     let code = error.code().map(|c| c.code().to_owned());
     assert_eq!(code.as_deref(), Some("08007"), "{error:?}");
-    eventually("the repair", WITHIN, async || {
-        count(
-            &direct,
-            "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
-        )
-        .await
-            == 1
-    })
-    .await;
+    repaired(&direct).await;
     proxy.kill();
     assert_eq!(world.org_count("Account"), before + 300);
     let diff = world.mirror_diff("Account").await;
@@ -375,10 +361,7 @@ async fn a_bulk_push_that_cannot_follow_its_job_is_unknown_and_repaired() {
     let direct = world.direct().await;
     let before = world.org_count("Account");
     let (mut proxy, addr) = start_proxy(&world, "200ms");
-    let mut config = world.db.config_via(addr);
-    config.options("-c sfpg.bulk_writes=on");
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = bulk_client(&world, addr).await;
     // From its first poll on, nothing about the job comes back.
     world.emulator.drop_next(sfpg_emulator::http::DropRule {
         matcher: sfpg_emulator::http::RequestMatcher {
@@ -409,15 +392,7 @@ async fn a_bulk_push_that_cannot_follow_its_job_is_unknown_and_repaired() {
         "the client's transaction rolled back"
     );
     world.emulator.clear_faults();
-    eventually("the repair", WITHIN, async || {
-        count(
-            &direct,
-            "SELECT count(*) FROM sfpg.write_journal WHERE resolution = 'repaired'",
-        )
-        .await
-            == 1
-    })
-    .await;
+    repaired(&direct).await;
     proxy.kill();
     assert_eq!(world.org_count("Account"), before + 300);
     let diff = world.mirror_diff("Account").await;

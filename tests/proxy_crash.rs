@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sfpg_testkit::TestDatabase;
 use sfpg_testkit::binary::Sfpg;
-use sfpg_testkit::process::{Crashing, TestProcess, eventually, random_between};
+use sfpg_testkit::process::{TestProcess, eventually};
 use sfpg_testkit::world::{World, generated};
 
 const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info,sfpg_proxy=info");
@@ -19,19 +19,19 @@ const SFPG: Sfpg = Sfpg::new(env!("CARGO_BIN_EXE_sfpg")).logging("sfpg=info,sfpg
 /// How long the journal's entry may take to appear, and to be repaired.
 const JOURNAL_WITHIN: Duration = Duration::from_secs(30);
 
+/// `sfpg proxy` on a free port, repairing often.
+const PROXY_REPAIRING: [&str; 5] = [
+    "proxy",
+    "--listen",
+    "127.0.0.1:0",
+    "--repair-every",
+    "200ms",
+];
+
 /// Starts `sfpg proxy` on a free port, repairing often, stopped at `failpoint` if any;
 /// returns the process and its address.
 fn start_proxy(db: &TestDatabase, failpoint: Option<&str>) -> (TestProcess, SocketAddr) {
-    let mut command = SFPG.at(
-        db.url(),
-        &[
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--repair-every",
-            "200ms",
-        ],
-    );
+    let mut command = SFPG.at(db.url(), &PROXY_REPAIRING);
     if let Some(failpoint) = failpoint {
         command.env("SFPG_PROXY_FAILPOINT", failpoint);
     }
@@ -200,19 +200,7 @@ async fn a_proxy_killed_at_random_points_of_atomic_pushes_leaves_the_mirror_equa
             },
         }));
     let direct = world.direct().await;
-    let url = world.db.url().to_owned();
-    let mut proxy = Crashing::start(move || {
-        SFPG.start(
-            &url,
-            &[
-                "proxy",
-                "--listen",
-                "127.0.0.1:0",
-                "--repair-every",
-                "200ms",
-            ],
-        )
-    });
+    let mut proxy = SFPG.crashing(world.db.url(), &PROXY_REPAIRING);
     for round in 0..5_i32 {
         let addr = proxy.process().listening_addr(JOURNAL_WITHIN);
         let client = world.db.connect_via(addr).await;
@@ -231,11 +219,14 @@ async fn a_proxy_killed_at_random_points_of_atomic_pushes_leaves_the_mirror_equa
             round - 1
         );
         let writes = tokio::spawn(async move { client.batch_execute(&push).await });
-        let at = random_between(Duration::from_millis(20), Duration::from_millis(1_500));
-        proxy.kill_after(at).await;
-        let told = writes.await.unwrap();
+        let (at, told) = proxy
+            .kill_at_random_during(
+                writes,
+                Duration::from_millis(20),
+                Duration::from_millis(1_500),
+            )
+            .await;
         eprintln!("round {round}: killed after {at:?}; the client was told {told:?}");
-        proxy.restart();
         // Once a request Salesforce may have been carrying out has had its time (its
         // answer comes 400 ms after it arrived), the repair has read the records again,
         // at once and a second later (an entry of unknown outcome is read again until no

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sfpg_emulator::http::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME};
 
 use crate::TestDatabase;
-use crate::process::{self, TestProcess};
+use crate::process::{self, Crashing, TestProcess};
 use crate::world::MASTER_KEY_BASE64;
 
 /// How long a server may take to say where it listens.
@@ -79,6 +79,16 @@ impl Sfpg {
     /// `database_url`; it is killed when the returned process drops.
     pub fn start(self, database_url: &str, args: &[&str]) -> TestProcess {
         spawn(self.at(database_url, args))
+    }
+
+    /// [`Sfpg::start`] as a process a crash test kills and starts again the same way.
+    pub fn crashing(self, database_url: &str, args: &[&str]) -> Crashing {
+        let url = database_url.to_owned();
+        let args: Vec<String> = args.iter().map(|&arg| arg.to_owned()).collect();
+        Crashing::start(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            self.start(&url, &args)
+        })
     }
 
     /// [`Sfpg::start`] for a command that serves clients (`proxy`, `run`): returns it once

@@ -284,6 +284,25 @@ impl Crashing {
         self.restart();
     }
 
+    /// Lets `work` (what a client does through the process) run, SIGKILLs the process at a
+    /// random moment between `low` and `high` after ([`random_between`]), and starts it
+    /// again; returns when the kill came and what the client was told.
+    pub async fn kill_at_random_during<T>(
+        &mut self,
+        work: tokio::task::JoinHandle<T>,
+        low: Duration,
+        high: Duration,
+    ) -> (Duration, T) {
+        let at = random_between(low, high);
+        self.kill_after(at).await;
+        let told = match work.await {
+            Ok(told) => told,
+            Err(error) => panic!("the client's work did not end: {error}"),
+        };
+        self.restart();
+        (at, told)
+    }
+
     /// How many times it was killed.
     pub fn kills(&self) -> usize {
         self.kills
