@@ -284,23 +284,26 @@ impl Crashing {
         self.restart();
     }
 
-    /// Lets `work` (what a client does through the process) run, SIGKILLs the process at a
-    /// random moment between `low` and `high` after ([`random_between`]), and starts it
-    /// again; returns when the kill came and what the client was told.
-    pub async fn kill_at_random_during<T>(
+    /// Runs `work` (what a client does through the process) on a task of its own,
+    /// SIGKILLs the process at a random moment between `low` and `high` after
+    /// ([`random_between`]), and starts it again; prints when the kill came and what the
+    /// client was told, and returns the latter.
+    pub async fn kill_at_random_during<T: std::fmt::Debug + Send + 'static>(
         &mut self,
-        work: tokio::task::JoinHandle<T>,
+        work: impl std::future::Future<Output = T> + Send + 'static,
         low: Duration,
         high: Duration,
-    ) -> (Duration, T) {
+    ) -> T {
+        let work = tokio::spawn(work);
         let at = random_between(low, high);
         self.kill_after(at).await;
         let told = match work.await {
             Ok(told) => told,
             Err(error) => panic!("the client's work did not end: {error}"),
         };
+        eprintln!("killed after {at:?}; the client was told {told:?}");
         self.restart();
-        (at, told)
+        told
     }
 
     /// How many times it was killed.
