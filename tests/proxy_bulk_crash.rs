@@ -397,3 +397,46 @@ async fn a_bulk_push_that_cannot_follow_its_job_is_unknown_and_repaired() {
     proxy.kill();
     saved_and_mirrored(&world, before + 300).await;
 }
+
+/// SIGKILL after a bulk push journaled itself and before its first job was journaled (the
+/// job's creation held up): nothing of it was sent, and the repair settles its entry at
+/// once rather than read its records again for ten minutes, as it must for a push whose
+/// request may still be running.
+#[tokio::test]
+async fn a_bulk_push_killed_before_its_first_job_is_settled_at_once() {
+    let world = World::mirrored(generated(40, 29), &["Account"]).await;
+    let direct = world.direct().await;
+    let before = world.org_count("Account");
+    let (mut proxy, addr) = start_proxy(&world, "1h");
+    world
+        .emulator
+        .set_latency(Some(sfpg_emulator::http::Latency {
+            fixed_ms: 5_000,
+            jitter_ms: 0,
+            matcher: sfpg_emulator::http::RequestMatcher {
+                method: Some("POST".into()),
+                path: Some("/services/data/*/jobs/ingest".into()),
+            },
+        }));
+    let client = bulk_client(&world, addr).await;
+    let writes = tokio::spawn(async move {
+        client
+            .batch_execute(
+                "BEGIN;
+                 INSERT INTO salesforce.account (name)
+                 SELECT 'Never a job ' || g FROM generate_series(1, 300) g;
+                 COMMIT",
+            )
+            .await
+    });
+    jobs_journaled(&direct, 0).await;
+    proxy.kill();
+    assert!(writes.await.unwrap().is_err(), "the client saw a commit");
+    world.emulator.set_latency(None);
+
+    let (mut proxy, _) = start_proxy(&world, "1h");
+    // The repair at start: one pass, no reading again later.
+    repaired(&direct).await;
+    proxy.kill();
+    saved_and_mirrored(&world, before).await;
+}

@@ -257,6 +257,10 @@ pub struct Unresolved {
     pub checks: i32,
     /// A bulk push's ingest jobs (`response.bulk_jobs`), each journaled before its upload.
     pub bulk_jobs: Vec<String>,
+    /// Whether it is a bulk push's (its entry, written before the first job, has
+    /// `response.bulk_jobs`, empty until a job is created): one that names no job sent
+    /// nothing.
+    pub bulk: bool,
 }
 
 /// The pushes to settle now, oldest first: accepted ones (their transaction may not have
@@ -267,7 +271,8 @@ pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, Control
             "SELECT id, org_name, outcome, records, started_at, pg_xact_status(txid), checks,
                     CASE WHEN jsonb_typeof(response -> 'bulk_jobs') = 'array'
                          THEN ARRAY(SELECT jsonb_array_elements_text(response -> 'bulk_jobs'))
-                         ELSE '{}'::text[] END
+                         ELSE '{}'::text[] END,
+                    jsonb_typeof(response -> 'bulk_jobs') IS NOT DISTINCT FROM 'array'
                FROM sfpg.write_journal
               WHERE outcome IN ('pushed', 'unknown', 'abandoned') AND resolution IS NULL
                 AND (next_check_at IS NULL OR next_check_at <= now())
@@ -299,6 +304,7 @@ pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, Control
                 transaction,
                 checks: row.try_get(6)?,
                 bulk_jobs: row.try_get(7)?,
+                bulk: row.try_get(8)?,
             })
         })
         .collect()

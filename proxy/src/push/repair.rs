@@ -137,7 +137,7 @@ enum Settled {
 }
 
 async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, RepairError> {
-    let bulk = !entry.bulk_jobs.is_empty();
+    let bulk = entry.bulk;
     if (bulk || entry.outcome.is_uncertain())
         && entry.transaction == Some(TransactionStatus::InProgress)
     {
@@ -147,6 +147,16 @@ async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, Repai
         return Ok(Settled::Later);
     }
     if entry.outcome.is_uncertain() {
+        // A bulk push journals each job before its upload: one whose entry names no job
+        // had sent nothing when its session ended (a job created but not yet journaled was
+        // never uploaded, and never runs). There is nothing to read again.
+        if bulk && entry.bulk_jobs.is_empty() {
+            tracing::info!(
+                journal = entry.id,
+                "a bulk push ended before its first job: nothing was sent"
+            );
+            return Ok(Settled::Repaired);
+        }
         // A bulk push's jobs go on without the session that created them: they are
         // finished by Salesforce, and read back once every one has ended, from their
         // result files (reading while they run would read every change of their objects
