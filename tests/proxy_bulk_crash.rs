@@ -69,6 +69,29 @@ async fn saved_and_mirrored(world: &World, accounts: usize) {
     world.assert_mirror_equals_org("Account").await;
 }
 
+/// Has the emulator answer `method` requests to `path` (a pattern, `*` for any run)
+/// `ms` milliseconds late.
+fn answer_late(world: &World, method: &str, path: &str, ms: u64) {
+    world
+        .emulator
+        .set_latency(Some(sfpg_emulator::http::Latency {
+            fixed_ms: ms,
+            jitter_ms: 0,
+            matcher: sfpg_emulator::http::RequestMatcher {
+                method: Some(method.into()),
+                path: Some(path.into()),
+            },
+        }));
+}
+
+/// Runs `sql` through `client` on a task of its own: the push a test kills the proxy in.
+fn in_background(
+    client: tokio_postgres::Client,
+    sql: &'static str,
+) -> tokio::task::JoinHandle<Result<(), tokio_postgres::Error>> {
+    tokio::spawn(async move { client.batch_execute(sql).await })
+}
+
 /// Waits until the journal's one entry is repaired.
 async fn repaired(direct: &tokio_postgres::Client) {
     eventually("the repair", WITHIN, async || {
@@ -97,16 +120,13 @@ async fn a_proxy_killed_while_a_bulk_job_runs_is_repaired_from_the_job_on_restar
     let start = |repair_every: &str| start_proxy(&world, repair_every);
     let (mut proxy, addr) = start("1h");
     let client = bulk_client(&world, addr).await;
-    let writes = tokio::spawn(async move {
-        client
-            .batch_execute(
-                "BEGIN;
-                 INSERT INTO salesforce.account (name)
-                 SELECT 'Born in a crash ' || g FROM generate_series(1, 300) g;
-                 COMMIT",
-            )
-            .await
-    });
+    let writes = in_background(
+        client,
+        "BEGIN;
+         INSERT INTO salesforce.account (name)
+         SELECT 'Born in a crash ' || g FROM generate_series(1, 300) g;
+         COMMIT",
+    );
     // The job's id is journaled before its upload; once the org has the upload and the
     // close, the job is under way.
     jobs_journaled(&direct, 1).await;
@@ -158,29 +178,22 @@ async fn a_job_left_open_by_a_killed_proxy_is_aborted_by_the_repair() {
     let start = |repair_every: &str| start_proxy(&world, repair_every);
     let (mut proxy, addr) = start("1h");
     // Every upload takes 3 s to be answered: long enough to be killed in the second.
-    world
-        .emulator
-        .set_latency(Some(sfpg_emulator::http::Latency {
-            fixed_ms: 3_000,
-            jitter_ms: 0,
-            matcher: sfpg_emulator::http::RequestMatcher {
-                method: Some("PUT".into()),
-                path: Some("/services/data/*/jobs/ingest/*/batches".into()),
-            },
-        }));
+    answer_late(
+        &world,
+        "PUT",
+        "/services/data/*/jobs/ingest/*/batches",
+        3_000,
+    );
     let client = bulk_client(&world, addr).await;
-    let writes = tokio::spawn(async move {
-        client
-            .batch_execute(
-                "BEGIN;
-                 INSERT INTO salesforce.account (name)
-                 SELECT 'Left open ' || g FROM generate_series(1, 300) g;
-                 UPDATE salesforce.account SET billingcity = 'Never sent'
-                  WHERE name NOT LIKE 'Left open %';
-                 COMMIT",
-            )
-            .await
-    });
+    let writes = in_background(
+        client,
+        "BEGIN;
+         INSERT INTO salesforce.account (name)
+         SELECT 'Left open ' || g FROM generate_series(1, 300) g;
+         UPDATE salesforce.account SET billingcity = 'Never sent'
+          WHERE name NOT LIKE 'Left open %';
+         COMMIT",
+    );
     // The second job (the updates) is journaled before its upload, which is then under way.
     jobs_journaled(&direct, 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -313,16 +326,13 @@ async fn a_bulk_push_that_loses_its_server_connection_is_unknown_and_repaired() 
     let before = world.org_count("Account");
     let (mut proxy, addr) = start_proxy(&world, "200ms");
     let client = bulk_client(&world, addr).await;
-    let writes = tokio::spawn(async move {
-        client
-            .batch_execute(
-                "BEGIN;
-                 INSERT INTO salesforce.account (name)
-                 SELECT 'Lost server ' || g FROM generate_series(1, 300) g;
-                 COMMIT",
-            )
-            .await
-    });
+    let writes = in_background(
+        client,
+        "BEGIN;
+         INSERT INTO salesforce.account (name)
+         SELECT 'Lost server ' || g FROM generate_series(1, 300) g;
+         COMMIT",
+    );
     eventually("the closed job", WITHIN, async || {
         world
             .emulator
@@ -408,27 +418,15 @@ async fn a_bulk_push_killed_before_its_first_job_is_settled_at_once() {
     let direct = world.direct().await;
     let before = world.org_count("Account");
     let (mut proxy, addr) = start_proxy(&world, "1h");
-    world
-        .emulator
-        .set_latency(Some(sfpg_emulator::http::Latency {
-            fixed_ms: 5_000,
-            jitter_ms: 0,
-            matcher: sfpg_emulator::http::RequestMatcher {
-                method: Some("POST".into()),
-                path: Some("/services/data/*/jobs/ingest".into()),
-            },
-        }));
+    answer_late(&world, "POST", "/services/data/*/jobs/ingest", 5_000);
     let client = bulk_client(&world, addr).await;
-    let writes = tokio::spawn(async move {
-        client
-            .batch_execute(
-                "BEGIN;
-                 INSERT INTO salesforce.account (name)
-                 SELECT 'Never a job ' || g FROM generate_series(1, 300) g;
-                 COMMIT",
-            )
-            .await
-    });
+    let writes = in_background(
+        client,
+        "BEGIN;
+         INSERT INTO salesforce.account (name)
+         SELECT 'Never a job ' || g FROM generate_series(1, 300) g;
+         COMMIT",
+    );
     jobs_journaled(&direct, 0).await;
     proxy.kill();
     assert!(writes.await.unwrap().is_err(), "the client saw a commit");
