@@ -351,9 +351,15 @@ async fn a_bulk_push_that_loses_its_server_connection_is_unknown_and_repaired() 
     .await;
     assert_eq!(terminated, 1);
     let error = writes.await.unwrap().unwrap_err();
-    eprintln!("the client was told: {error:?}");
-    let code = error.code().map(|c| c.code().to_owned());
-    assert_eq!(code.as_deref(), Some("08007"), "{error:?}");
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "08007", "{db:?}");
+    assert_eq!(db.severity(), "FATAL", "{db:?}");
+    // The server's own words, from its FATAL answer to the push's next statement.
+    assert!(
+        db.message()
+            .contains("terminating connection due to administrator command"),
+        "{db:?}"
+    );
     repaired(&direct).await;
     proxy.kill();
     saved_and_mirrored(&world, before + 300).await;

@@ -189,3 +189,49 @@ async fn a_request_dropped_unread_is_unknown_and_the_mirror_stays_equal() {
     );
     assert_eq!(world.org_count("Account"), accounts);
 }
+
+/// A push whose journal entry cannot be written before its request leaves sends nothing:
+/// were the proxy to die while Salesforce carried the request out, there would be nothing
+/// to repair the mirror from.
+#[tokio::test]
+async fn a_push_that_cannot_be_journaled_sends_nothing() {
+    let world = World::start(&["Account"], 20).await;
+    let direct = world.direct().await;
+    // The journal refuses the entry a push writes before its request (a fault standing for
+    // a full disk, a revoked privilege, a broken constraint).
+    direct
+        .batch_execute(
+            "ALTER TABLE sfpg.write_journal ADD CONSTRAINT no_unknown_entries
+                 CHECK (outcome <> 'unknown')",
+        )
+        .await
+        .unwrap();
+    let sent_before = world.composite_calls();
+    let client = world.client().await;
+    let error = client
+        .batch_execute("UPDATE salesforce.account SET billingcity = 'Unjournaled'")
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "23514", "{db:?}");
+    assert!(
+        db.message().contains("write journal") && db.message().contains("no_unknown_entries"),
+        "{db:?}"
+    );
+    assert!(
+        db.detail()
+            .is_some_and(|d| d.starts_with("Nothing was sent")),
+        "{db:?}"
+    );
+    assert_eq!(world.composite_calls(), sent_before, "a request left");
+    let moved: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM salesforce.account WHERE billingcity = 'Unjournaled'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(moved, 0);
+    world.assert_mirror_equals_org("Account").await;
+}

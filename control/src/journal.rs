@@ -255,12 +255,17 @@ pub struct Unresolved {
     pub transaction: Option<TransactionStatus>,
     /// How many times an entry of unknown outcome was read again.
     pub checks: i32,
-    /// A bulk push's ingest jobs (`response.bulk_jobs`), each journaled before its upload.
-    pub bulk_jobs: Vec<String>,
-    /// Whether it is a bulk push's (its entry, written before the first job, has
-    /// `response.bulk_jobs`, empty until a job is created): one that names no job sent
-    /// nothing.
-    pub bulk: bool,
+    /// A bulk push's ingest jobs (`response.bulk_jobs`), each journaled before its upload;
+    /// `None` for an atomic push. The entry is written before the first job, so `Some` of
+    /// none is a bulk push that sent nothing.
+    pub bulk_jobs: Option<Vec<String>>,
+}
+
+impl Unresolved {
+    /// The ingest jobs of a bulk push; none for an atomic push.
+    pub fn jobs(&self) -> &[String] {
+        self.bulk_jobs.as_deref().unwrap_or_default()
+    }
 }
 
 /// The pushes to settle now, oldest first: accepted ones (their transaction may not have
@@ -271,8 +276,7 @@ pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, Control
             "SELECT id, org_name, outcome, records, started_at, pg_xact_status(txid), checks,
                     CASE WHEN jsonb_typeof(response -> 'bulk_jobs') = 'array'
                          THEN ARRAY(SELECT jsonb_array_elements_text(response -> 'bulk_jobs'))
-                         ELSE '{}'::text[] END,
-                    jsonb_typeof(response -> 'bulk_jobs') IS NOT DISTINCT FROM 'array'
+                    END
                FROM sfpg.write_journal
               WHERE outcome IN ('pushed', 'unknown', 'abandoned') AND resolution IS NULL
                 AND (next_check_at IS NULL OR next_check_at <= now())
@@ -304,7 +308,6 @@ pub async fn due(client: &impl GenericClient) -> Result<Vec<Unresolved>, Control
                 transaction,
                 checks: row.try_get(6)?,
                 bulk_jobs: row.try_get(7)?,
-                bulk: row.try_get(8)?,
             })
         })
         .collect()

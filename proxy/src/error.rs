@@ -35,6 +35,10 @@ pub enum SessionError {
     ClientClosed,
     #[error("the server closed the connection")]
     ServerClosed,
+    /// The server ended the session with a FATAL (or PANIC) error, in answer to one of the
+    /// proxy's own statements: terminated, shutting down. Its words are kept.
+    #[error("the server ended the session: {0}")]
+    ServerEnded(#[source] ServerError),
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
     #[error("TLS handshake failed: {0}")]
@@ -85,7 +89,9 @@ impl SessionError {
     /// An ending that is part of normal life rather than something to log as a failure.
     pub fn is_disconnect(&self) -> bool {
         match self {
-            SessionError::ClientClosed | SessionError::ServerClosed => true,
+            SessionError::ClientClosed
+            | SessionError::ServerClosed
+            | SessionError::ServerEnded(_) => true,
             SessionError::Io(e) => matches!(
                 e.kind(),
                 io::ErrorKind::ConnectionReset

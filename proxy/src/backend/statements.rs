@@ -277,6 +277,11 @@ impl<'a> Statements<'a> {
                 be::ERROR_RESPONSE => {
                     let fields = Fields::decode(body(&frame), "ErrorResponse")?;
                     tracing::debug!(sql, error = fields.message(), "proxy statement failed");
+                    // No ReadyForQuery follows a FATAL: the connection is gone, and the
+                    // server's words say why.
+                    if fields.is_fatal() {
+                        return Err(SessionError::ServerEnded(ServerError(fields)));
+                    }
                     outcome.error = Some(fields);
                 }
                 be::READY_FOR_QUERY => {

@@ -360,7 +360,7 @@ fn server_lost(stop: Stop, sent: bool) -> Stop {
             sent,
             &error.to_string(),
         ))),
-        Stop::Refused(refusal) => Stop::Refused(refusal),
+        refused @ Stop::Refused(_) => refused,
     }
 }
 
@@ -380,11 +380,6 @@ async fn write_into_mirror<U: Upstream>(
         MirrorWrite::WriteBack(write_back) => write_back,
     };
     match upstream.write_back(ticket, &write_back).await {
-        // The server ends the session (FATAL: terminated, shutting down): the connection
-        // is gone, whatever comes next.
-        Err(UpstreamError::Refused(error)) if error.0.is_fatal() => {
-            Err(SessionError::Io(std::io::Error::other(error.0.message().to_owned())).into())
-        }
         // Salesforce holds the change; the journal's repair brings the mirror in line once
         // this transaction is over.
         Err(UpstreamError::Refused(error)) => Err(Refusal::from_server(&error.0)

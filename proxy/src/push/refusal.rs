@@ -215,9 +215,9 @@ pub fn unspooled(error: SpoolError) -> Refusal {
 
 /// The refusal of a push (`what`: "push", "bulk push") whose write journal entry could not
 /// be written before anything was sent: without it, a crash while Salesforce carries the
-/// push out would leave nothing to repair the mirror from, so nothing is sent.
-/// The server's own SQLSTATE when it refused the entry (a privilege, a constraint), 08006
-/// when it could not be reached.
+/// push out would leave nothing to repair the mirror from, so nothing is sent. Its
+/// SQLSTATE is the server's when the server refused the entry (a privilege, a constraint),
+/// 08006 when it could not be reached.
 pub fn unjournaled(error: &(dyn std::error::Error + 'static), what: &str) -> Refusal {
     let sqlstate = match error.downcast_ref::<JournalError>() {
         Some(JournalError::Control(error)) => error.code().cloned(),

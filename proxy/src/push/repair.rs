@@ -137,7 +137,7 @@ enum Settled {
 }
 
 async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, RepairError> {
-    let bulk = entry.bulk;
+    let bulk = entry.bulk_jobs.is_some();
     if (bulk || entry.outcome.is_uncertain())
         && entry.transaction == Some(TransactionStatus::InProgress)
     {
@@ -150,7 +150,7 @@ async fn resolve(catalog: &Catalog, entry: &Unresolved) -> Result<Settled, Repai
         // A bulk push journals each job before its upload: one whose entry names no job
         // had sent nothing when its session ended (a job created but not yet journaled was
         // never uploaded, and never runs). There is nothing to read again.
-        if bulk && entry.bulk_jobs.is_empty() {
+        if bulk && entry.jobs().is_empty() {
             tracing::info!(
                 journal = entry.id,
                 "a bulk push ended before its first job: nothing was sent"
@@ -197,7 +197,7 @@ async fn jobs_running(catalog: &Catalog, entry: &Unresolved) -> Result<bool, Rep
         .await
         .map_err(RepairError::Catalog)?;
     let bulk = org.client.bulk();
-    for job in &entry.bulk_jobs {
+    for job in entry.jobs() {
         match bulk.ingest_job(job).await {
             Ok(info) if info.state == JobState::Open => {
                 let aborted = bulk.abort_ingest_job(job).await?;
@@ -256,7 +256,7 @@ async fn read_back(
             None => {}
         }
     }
-    if !entry.bulk_jobs.is_empty() {
+    if !entry.jobs().is_empty() {
         saved_by_jobs(&org, entry, &mut by_table).await?;
     }
     for ((schema, table), ids) in by_table {
@@ -303,7 +303,7 @@ async fn saved_by_jobs(
     let mut unread_inserts: BTreeMap<(String, String), bool> = BTreeMap::new();
     // A job gone (Salesforce keeps them 7 days) may have been any table's inserts.
     let mut any_gone = false;
-    for job in &entry.bulk_jobs {
+    for job in entry.jobs() {
         let info = match bulk.ingest_job(job).await {
             Ok(info) => info,
             Err(error) if error.is_job_gone() => {
