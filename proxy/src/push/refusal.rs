@@ -244,7 +244,6 @@ pub fn server_lost(sent: bool, cause: &str) -> Refusal {
             format!("sfpg proxy: the connection to the database ended during the push to Salesforce ({cause}); Salesforce may hold the transaction's changes"),
         )
         .detail("The local transaction is gone with the connection. The write journal reads the pushed records from Salesforce again; the mirror then shows what Salesforce holds.")
-        .outcome_unknown()
     } else {
         Refusal::new(
             SqlState::CONNECTION_FAILURE,
@@ -263,11 +262,28 @@ pub fn unrestored(error: &SpoolError, journal_id: Option<i64>) -> Refusal {
         SqlState::from_code("08007"),
         format!("sfpg proxy: Salesforce saved some of the records of this bulk push, and the refused ones cannot be put back: {error}"),
     )
-    .detail(format!(
-        "The local transaction was rolled back. The write journal's entry {} reads the records from Salesforce again; the mirror then shows what Salesforce holds.",
-        journal_id.map_or_else(|| "?".to_owned(), |id| id.to_string())
-    ))
+    .detail(left_to_the_journal(journal_id, ""))
     .hint(SPOOL_HINT)
+}
+
+/// The refusal of a bulk push one of whose ingest jobs could not be followed to its end:
+/// Salesforce may have saved some of its records, so the transaction is rolled back with
+/// 08007 and journal entry `journal_id` reads them once the jobs have ended.
+pub fn unfollowed(journal_id: Option<i64>) -> Refusal {
+    Refusal::new(
+        SqlState::from_code("08007"),
+        "Salesforce may have saved some of the records of this bulk push: following one of its ingest jobs failed",
+    )
+    .detail(left_to_the_journal(journal_id, " once the jobs have ended"))
+}
+
+/// The DETAIL of a bulk push rolled back while Salesforce may hold some of its records:
+/// which journal entry reads them again (`when`: from when on).
+fn left_to_the_journal(journal_id: Option<i64>, when: &str) -> String {
+    let entry = journal_id.map_or_else(|| "?".to_owned(), |id| id.to_string());
+    format!(
+        "The local transaction was rolled back. The write journal's entry {entry} reads the records from Salesforce again{when}; the mirror then shows what Salesforce holds."
+    )
 }
 
 /// A request that failed as a whole (`what` says which): unreachable, timed out, over the

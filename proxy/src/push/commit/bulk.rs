@@ -3,8 +3,6 @@
 
 use std::future::Future;
 
-use tokio_postgres::error::SqlState;
-
 use super::{How, Remote};
 use crate::push::bulk::outcome::{self, Settled};
 use crate::push::journal::Entry;
@@ -33,14 +31,7 @@ pub(super) async fn push_bulk<R: Remote>(
         .map_err(|failure| failure.refusal)?;
     if sent.uncertain() {
         remote.repair_soon();
-        return Err(Refusal::new(
-            SqlState::from_code("08007"),
-            "Salesforce may have saved some of the records of this bulk push: following one of its ingest jobs failed",
-        )
-        .detail(format!(
-            "The local transaction was rolled back. The write journal's entry {} reads the records from Salesforce again once the jobs have ended; the mirror then shows what Salesforce holds.",
-            sent.journal_id.map_or_else(|| "?".to_owned(), |id| id.to_string())
-        )));
+        return Err(refusal::unfollowed(sent.journal_id));
     }
     let who = outcome::Pusher {
         role: how.role,
