@@ -69,21 +69,6 @@ async fn saved_and_mirrored(world: &World, accounts: usize) {
     world.assert_mirror_equals_org("Account").await;
 }
 
-/// Has the emulator answer `method` requests to `path` (a pattern, `*` for any run)
-/// `ms` milliseconds late.
-fn answer_late(world: &World, method: &str, path: &str, ms: u64) {
-    world
-        .emulator
-        .set_latency(Some(sfpg_emulator::http::Latency {
-            fixed_ms: ms,
-            jitter_ms: 0,
-            matcher: sfpg_emulator::http::RequestMatcher {
-                method: Some(method.into()),
-                path: Some(path.into()),
-            },
-        }));
-}
-
 /// Runs `sql` through `client` on a task of its own: the push a test kills the proxy in.
 fn in_background(
     client: tokio_postgres::Client,
@@ -178,12 +163,7 @@ async fn a_job_left_open_by_a_killed_proxy_is_aborted_by_the_repair() {
     let start = |repair_every: &str| start_proxy(&world, repair_every);
     let (mut proxy, addr) = start("1h");
     // Every upload takes 3 s to be answered: long enough to be killed in the second.
-    answer_late(
-        &world,
-        "PUT",
-        "/services/data/*/jobs/ingest/*/batches",
-        3_000,
-    );
+    world.answer_late(Some("PUT"), "/services/data/*/jobs/ingest/*/batches", 3_000);
     let client = bulk_client(&world, addr).await;
     let writes = in_background(
         client,
@@ -424,7 +404,7 @@ async fn a_bulk_push_killed_before_its_first_job_is_settled_at_once() {
     let direct = world.direct().await;
     let before = world.org_count("Account");
     let (mut proxy, addr) = start_proxy(&world, "1h");
-    answer_late(&world, "POST", "/services/data/*/jobs/ingest", 5_000);
+    world.answer_late(Some("POST"), "/services/data/*/jobs/ingest", 5_000);
     let client = bulk_client(&world, addr).await;
     let writes = in_background(
         client,

@@ -130,16 +130,7 @@ async fn a_proxy_killed_during_the_read_back_is_repaired_on_restart() {
         .unwrap()
         .get(0);
     // The read-back (a Collections retrieve) is slow; the push itself is not.
-    world
-        .emulator
-        .set_latency(Some(sfpg_emulator::http::Latency {
-            fixed_ms: 60_000,
-            jitter_ms: 0,
-            matcher: sfpg_emulator::http::RequestMatcher {
-                method: Some("GET".into()),
-                path: Some("/services/data/*/composite/sobjects/*".into()),
-            },
-        }));
+    world.answer_late(Some("GET"), "/services/data/*/composite/sobjects/*", 60_000);
     let (mut proxy, addr) = start_proxy(&world.db, None);
     let client = world.db.connect_via(addr).await;
     let writes = tokio::spawn(async move {
@@ -189,16 +180,7 @@ async fn repaired_by(mut proxy: TestProcess, world: &World) -> Vec<String> {
 #[tokio::test]
 async fn a_proxy_killed_at_random_points_of_atomic_pushes_leaves_the_mirror_equal_to_the_org() {
     let world = World::mirrored(generated(40, 23), &["Account"]).await;
-    world
-        .emulator
-        .set_latency(Some(sfpg_emulator::http::Latency {
-            fixed_ms: 400,
-            jitter_ms: 0,
-            matcher: sfpg_emulator::http::RequestMatcher {
-                method: None,
-                path: Some("/services/data/*/composite*".into()),
-            },
-        }));
+    world.answer_late(None, "/services/data/*/composite*", 400);
     let direct = world.direct().await;
     let mut proxy = SFPG.crashing(world.db.url(), &PROXY_REPAIRING);
     for round in 0..5_i32 {

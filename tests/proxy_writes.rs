@@ -415,16 +415,7 @@ async fn a_cancel_during_the_push_abandons_it() {
     let client = world.client().await;
     let (id, sfid) = world.accounts(1).await.remove(0);
     let before = world.mirror_value("account", &sfid, "billingcity").await;
-    world
-        .emulator
-        .set_latency(Some(sfpg_emulator::http::Latency {
-            fixed_ms: 2000,
-            jitter_ms: 0,
-            matcher: sfpg_emulator::http::RequestMatcher {
-                method: Some("POST".into()),
-                path: Some("*/composite".into()),
-            },
-        }));
+    world.answer_late(Some("POST"), "*/composite", 2000);
     let token = client.cancel_token();
     let started = std::time::Instant::now();
     let update = tokio::spawn(async move { set_city(&client, id, "Slow").await });

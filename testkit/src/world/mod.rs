@@ -262,6 +262,20 @@ impl World {
         })
     }
 
+    /// Has the emulator answer the requests of `method` (any, when `None`) to `path` (a
+    /// pattern, `*` for any run of characters) `ms` milliseconds late.
+    pub fn answer_late(&self, method: Option<&str>, path: &str, ms: u64) {
+        self.emulator
+            .set_latency(Some(sfpg_emulator::http::Latency {
+                fixed_ms: ms,
+                jitter_ms: 0,
+                matcher: sfpg_emulator::http::RequestMatcher {
+                    method: method.map(str::to_owned),
+                    path: Some(path.to_owned()),
+                },
+            }));
+    }
+
     /// One field of a record of the org (panics when there is no such record).
     pub fn org_field(&self, object: &str, id: &str, field: &str) -> Value {
         let record = self.org_record(object, id, &[field]);
