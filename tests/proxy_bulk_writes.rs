@@ -312,6 +312,60 @@ async fn a_refused_subset_is_restored_warned_of_and_listed() {
     world.assert_mirror_equals_org("Account").await;
 }
 
+/// A bulk delete of a record someone deleted in Salesforce meanwhile: Salesforce refuses
+/// it (ENTITY_IS_DELETED), and the record is gone as the client asked. The row stays
+/// deleted, not put back as a refused row is: the mirror would hold a record the org no
+/// longer has until the sync's next look at deleted records.
+#[tokio::test]
+async fn a_bulk_delete_of_a_record_deleted_meanwhile_holds() {
+    let world = World::start(&["Account"], 20).await;
+    let (client, notices) = client_with_notices(&world, None).await;
+    client
+        .batch_execute("SET sfpg.bulk_writes = auto")
+        .await
+        .unwrap();
+    insert_accounts(&client, "Gone", 1100, None).await.unwrap();
+    let gone: String = world
+        .direct()
+        .await
+        .query_one(
+            "SELECT sfid FROM salesforce.account WHERE name = 'Gone 7'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute("BEGIN; DELETE FROM salesforce.account WHERE name LIKE 'Gone %'")
+        .await
+        .unwrap();
+    let user = world
+        .emulator
+        .user_id(sfpg_emulator::http::DEFAULT_USERNAME)
+        .unwrap();
+    let user = sfpg_emulator::ids::Id::parse(&user).unwrap();
+    world
+        .emulator
+        .with_org_mut(|org| org.delete("Account", &gone, &user))
+        .unwrap();
+    client.batch_execute("COMMIT").await.unwrap();
+
+    assert_eq!(count_named(&world, "Gone").await, 0);
+    assert_eq!(world.mirror_value("account", &gone, "name").await, None);
+    let warned = notices.lock().unwrap().clone();
+    assert!(
+        !warned.iter().any(|n| n.starts_with("WARNING")),
+        "nothing was left undone: {warned:?}"
+    );
+    let listed: i64 = client
+        .query_one("SELECT count(*) FROM sfpg.write_failures", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listed, 0);
+    world.assert_mirror_equals_org("Account").await;
+}
+
 /// Refused updates among more rows than one atomic push carries: the rows' images from
 /// before the transaction are kept in a spool file, not in memory, and each refused row
 /// goes back to its own image (both columns the transaction changed), the others keep the

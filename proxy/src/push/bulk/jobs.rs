@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use self::group::{GroupDone, Shared};
 use super::{Fate, Progress};
 use crate::push::catalog::ObjectHandle;
-use crate::push::plan::{Operation, Plan};
+use crate::push::plan::{Operation, Plan, Planned};
 
 /// The most jobs of one stage running at once.
 pub const CONCURRENT_JOBS: usize = 4;
@@ -161,7 +161,7 @@ impl<'p, L: JobLog> Runner<'p, L> {
         let fates = self
             .fates
             .into_iter()
-            .map(|fate| fate.unwrap_or_else(|| not_sent("NOT_SENT", "it was not sent")))
+            .map(|fate| fate.unwrap_or_else(|| not_sent(NOT_SENT, "it was not sent")))
             .collect();
         Ok((fates, self.jobs, self.canceled))
     }
@@ -198,11 +198,11 @@ impl<'p, L: JobLog> Runner<'p, L> {
                 let Some(group) = waiting.next() else { break };
                 let why_not = if self.canceled {
                     Some((
-                        "CANCELED",
+                        CANCELED,
                         "the push was cancelled before its job was created",
                     ))
                 } else if stopped || self.stopped.is_some() {
-                    Some(("NOT_SENT", "the push stopped before its job was created"))
+                    Some((NOT_SENT, "the push stopped before its job was created"))
                 } else {
                     None
                 };
@@ -257,10 +257,34 @@ fn not_sent(code: &str, message: &str) -> Fate {
     }
 }
 
-fn fate_of(outcome: RecordOutcome, job: Option<&str>, canceled: bool) -> Fate {
+/// The push's own codes for a record Salesforce never processed, in its fate: the client
+/// cancelled first; the push stopped (an error of Salesforce's) before its job; its job
+/// ended (failed or aborted) before reaching it; a record it refers to was not created.
+pub(super) const CANCELED: &str = "CANCELED";
+pub(super) const NOT_SENT: &str = "NOT_SENT";
+pub(super) const UNPROCESSED: &str = "UNPROCESSED";
+pub(super) const PARENT_REFUSED: &str = "PARENT_REFUSED";
+
+/// Salesforce's refusal of a delete whose record is deleted already (in the recycle bin
+/// or gone).
+const ENTITY_IS_DELETED: &str = "ENTITY_IS_DELETED";
+
+/// What became of `planned`, which its job (if created) ended with `outcome`.
+fn fate_of(outcome: RecordOutcome, planned: &Planned, job: Option<&str>, canceled: bool) -> Fate {
     let job = job.map(str::to_owned);
     match outcome {
         RecordOutcome::Succeeded { id, .. } => Fate::Accepted { id },
+        // The record is deleted in the org, as the client asked: the delete holds. Putting
+        // the row back, as a refusal does, would leave the mirror a record the org no
+        // longer has, and the sync's own delete of it, waiting on the client's row lock,
+        // would find the row it waited for gone and skip the one put back.
+        RecordOutcome::Failed { id, error }
+            if planned.operation == Operation::Delete && error.status_code == ENTITY_IS_DELETED =>
+        {
+            Fate::Accepted {
+                id: id.or_else(|| planned.sfid.clone()).unwrap_or_default(),
+            }
+        }
         RecordOutcome::Failed { error, .. } => Fate::Refused {
             job,
             error: Box::new(error),
@@ -268,14 +292,11 @@ fn fate_of(outcome: RecordOutcome, job: Option<&str>, canceled: bool) -> Fate {
         RecordOutcome::Unprocessed => {
             let (code, message) = if canceled {
                 (
-                    "CANCELED",
+                    CANCELED,
                     "the push was cancelled before Salesforce processed it",
                 )
             } else {
-                (
-                    "UNPROCESSED",
-                    "its job ended before Salesforce processed it",
-                )
+                (UNPROCESSED, "its job ended before Salesforce processed it")
             };
             Fate::Refused {
                 job,

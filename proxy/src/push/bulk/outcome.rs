@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sfpg_control::write_failures::{WriteFailure, listing_query};
 
+use super::jobs::{CANCELED, NOT_SENT, PARENT_REFUSED, UNPROCESSED};
 use super::{BulkSent, Fate};
 use crate::push::plan::{Operation, Plan, SpoolError, Values};
 use crate::push::refusal::sqlstate_for;
@@ -92,7 +93,7 @@ pub fn settle<'b>(
             fields: error.fields.clone(),
         });
     }
-    let warning = warning(&failures, plan.records.len(), sent.canceled, who.txid);
+    let warning = warning(&failures, plan.records.len(), who.txid);
     let (accepted, created) = accepted(plan, sent.fates);
     Settled {
         accepted,
@@ -202,26 +203,35 @@ fn restore_rows(before: &RowsBefore, rows: &[Restore]) -> Result<String, SpoolEr
     Ok(text)
 }
 
-/// The COMMIT's WARNING: how many of the `total` records were refused, the first
-/// reasons, and the query that lists them all.
-fn warning(
-    failures: &[WriteFailure],
-    total: usize,
-    canceled: bool,
-    txid: &str,
-) -> Option<Vec<(u8, String)>> {
-    if failures.is_empty() && !canceled {
+/// The COMMIT's WARNING: how many of the `total` records Salesforce refused and how many
+/// it never processed (and why), the first reasons, and the query that lists them all.
+/// Salesforce is said to have refused only what it refused: a record of a cancelled job
+/// was not saved, and not refused either.
+fn warning(failures: &[WriteFailure], total: usize, txid: &str) -> Option<Vec<(u8, String)>> {
+    if failures.is_empty() {
         return None;
     }
-    let mut message = format!(
-        "{} of {total} records were refused by Salesforce",
-        failures.len()
-    );
-    if canceled {
-        message.push_str(
-            " (the push was cancelled: the records Salesforce had not processed were not saved)",
-        );
-    }
+    let refused = failures
+        .iter()
+        .filter(|f| !not_processed(&f.error_code))
+        .count();
+    let unsaved = failures.len() - refused;
+    let why: Vec<&str> = NOT_PROCESSED
+        .iter()
+        .filter(|(code, _)| failures.iter().any(|f| f.error_code == *code))
+        .map(|(_, why)| *why)
+        .collect();
+    let message = match (refused, unsaved) {
+        (_, 0) => format!("{refused} of {total} records were refused by Salesforce"),
+        (0, _) => format!(
+            "{unsaved} of {total} records were not saved: {}",
+            why.join("; ")
+        ),
+        _ => format!(
+            "{refused} of {total} records were refused by Salesforce, and {unsaved} more were not saved: {}",
+            why.join("; ")
+        ),
+    };
     let mut reasons: Vec<String> = failures
         .iter()
         .take(REASONS_SHOWN)
@@ -250,16 +260,92 @@ fn warning(
         (
             b'H',
             format!(
-                "The refused rows are as they were before the transaction; the accepted ones are committed. List every refusal with: {}",
+                "The rows not saved are as they were before the transaction; the others are committed. List each with its reason: {}",
                 listing_query(txid)
             ),
         ),
     ])
 }
 
+/// The push's own codes for records Salesforce never processed, with what the WARNING
+/// says of them.
+const NOT_PROCESSED: [(&str, &str); 4] = [
+    (
+        CANCELED,
+        "the push was cancelled before Salesforce processed them",
+    ),
+    (NOT_SENT, "the push stopped before they were sent"),
+    (
+        UNPROCESSED,
+        "their job ended before Salesforce processed them",
+    ),
+    (PARENT_REFUSED, "a record they refer to was not created"),
+];
+
+fn not_processed(code: &str) -> bool {
+    NOT_PROCESSED.iter().any(|(own, _)| *own == code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failure(row_id: i64, error_code: &str) -> WriteFailure {
+        WriteFailure {
+            role_name: "app".into(),
+            txid: "9".into(),
+            journal_id: None,
+            org: "acme".into(),
+            job_id: None,
+            schema: "salesforce".into(),
+            table: "lead".into(),
+            row_id,
+            sfid: None,
+            operation: Operation::Create,
+            error_code: error_code.into(),
+            message: "why".into(),
+            fields: Vec::new(),
+        }
+    }
+
+    fn field(warning: &[(u8, String)], code: u8) -> Option<&str> {
+        warning
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn the_warning_tells_refused_records_from_records_salesforce_never_processed() {
+        assert!(warning(&[], 10, "9").is_none(), "nothing left undone");
+        let said = |failures: &[WriteFailure]| {
+            let warning = warning(failures, 10, "9").unwrap();
+            field(&warning, b'M').unwrap().to_owned()
+        };
+        assert_eq!(
+            said(&[failure(1, "INVALID_EMAIL_ADDRESS")]),
+            "1 of 10 records were refused by Salesforce"
+        );
+        assert_eq!(
+            said(&[failure(1, CANCELED), failure(2, CANCELED)]),
+            "2 of 10 records were not saved: the push was cancelled before Salesforce processed them"
+        );
+        assert_eq!(
+            said(&[
+                failure(1, "REQUIRED_FIELD_MISSING"),
+                failure(2, PARENT_REFUSED),
+                failure(3, NOT_SENT),
+            ]),
+            "1 of 10 records were refused by Salesforce, and 2 more were not saved: \
+             the push stopped before they were sent; a record they refer to was not created"
+        );
+        let warning = warning(&[failure(4, "INVALID_EMAIL_ADDRESS")], 10, "9").unwrap();
+        assert_eq!(
+            field(&warning, b'D'),
+            Some("salesforce.lead row 4 (create): INVALID_EMAIL_ADDRESS [22000]: why")
+        );
+        assert!(field(&warning, b'H').unwrap().contains("txid = '9'"));
+    }
 
     #[test]
     fn the_restores_are_json_with_each_rows_image_held_or_spooled() {

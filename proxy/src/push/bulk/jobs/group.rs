@@ -13,7 +13,10 @@ use sfpg_salesforce::{Error as SalesforceError, RecordError};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Group, POLL_CAP, PROGRESS_EVERY, fate_of, ingest_operation, not_sent};
+use super::{
+    CANCELED, Group, NOT_SENT, PARENT_REFUSED, POLL_CAP, PROGRESS_EVERY, fate_of, ingest_operation,
+    not_sent,
+};
 use crate::push::bulk::{Fate, Progress};
 use crate::push::plan::{Operation, Plan, Planned, SpoolError};
 
@@ -167,7 +170,7 @@ fn parent_ids<'p>(
             _ => Err(Fate::Refused {
                 job: None,
                 error: Box::new(RecordError {
-                    status_code: "PARENT_REFUSED".into(),
+                    status_code: PARENT_REFUSED.into(),
                     message: format!("the record {} refers to was not created", reference.field),
                     fields: vec![reference.field.clone()],
                 }),
@@ -224,7 +227,7 @@ impl GroupRun<'_, '_> {
         if self.canceled() {
             let fate = || {
                 not_sent(
-                    "CANCELED",
+                    CANCELED,
                     "the push was cancelled before its job was created",
                 )
             };
@@ -234,7 +237,12 @@ impl GroupRun<'_, '_> {
         let (job, outcomes) = self.job(csv, &results, indexes.len()).await;
         let canceled = self.canceled();
         for (&index, outcome) in indexes.iter().zip(outcomes) {
-            let fate = fate_of(outcome, job.as_deref(), canceled);
+            let fate = fate_of(
+                outcome,
+                &self.shared.plan.records[index],
+                job.as_deref(),
+                canceled,
+            );
             self.done.fates.push((index, fate));
         }
     }
@@ -256,8 +264,9 @@ impl GroupRun<'_, '_> {
         {
             Ok(job) => job,
             Err(error) => {
+                let outcomes = all(unsent("its job could not be created", &error));
                 self.done.stopped = Some(error);
-                return (None, all(RecordOutcome::Unprocessed));
+                return (None, outcomes);
             }
         };
         let (logged, journaled) = oneshot::channel();
@@ -268,8 +277,9 @@ impl GroupRun<'_, '_> {
         if let Err(error) = bulk.upload_ingest_data(&job.id, csv).await {
             // Never closed, the job never runs.
             let _ = bulk.abort_ingest_job(&job.id).await;
+            let outcomes = all(unsent("its job's upload failed", &error));
             self.done.stopped = Some(error);
-            return (id, all(RecordOutcome::Unprocessed));
+            return (id, outcomes);
         }
         self.done.closed_any = true;
         if let Err(error) = bulk.close_ingest_job(&job.id).await {
@@ -340,5 +350,18 @@ impl GroupRun<'_, '_> {
                 closed.elapsed(),
             );
         }
+    }
+}
+
+/// A record whose job never ran, for `why`: Salesforce's error is kept in its message,
+/// where the client's WARNING and `sfpg.write_failures` show it.
+fn unsent(why: &str, error: &SalesforceError) -> RecordOutcome {
+    RecordOutcome::Failed {
+        id: None,
+        error: RecordError {
+            status_code: NOT_SENT.into(),
+            message: format!("{why}: {error}"),
+            fields: Vec::new(),
+        },
     }
 }
