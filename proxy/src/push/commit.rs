@@ -484,7 +484,7 @@ async fn push<R: Remote>(
     }
     drop(before);
     if !plan.fits_one_request() {
-        return Err(plan.too_large());
+        return Err(plan.too_large(events && how.mode.uses_bulk(false)));
     }
     // Journaled before the request leaves, its outcome unknown: a proxy killed while
     // Salesforce carries the request out leaves the repair an entry, which reads the

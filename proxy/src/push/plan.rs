@@ -327,9 +327,11 @@ impl Plan {
         self.calls().len() <= MAX_COLLECTIONS
     }
 
-    /// The refusal of a plan beyond one atomic request, under `sfpg.bulk_writes = off`.
-    pub fn too_large(&self) -> Refusal {
-        too_many_calls(self, self.calls().len())
+    /// The refusal of a plan beyond one atomic request, under `sfpg.bulk_writes = off`, or
+    /// (`with_events`) because it publishes platform events, which only an atomic request
+    /// publishes.
+    pub fn too_large(&self, with_events: bool) -> Refusal {
+        too_many_calls(self, self.calls().len(), with_events)
     }
 }
 
@@ -430,22 +432,31 @@ fn plan_row(
 }
 
 /// The refusal of a plan that needs more than one Composite request's `calls`.
-fn too_many_calls(plan: &Plan, calls: usize) -> Refusal {
+fn too_many_calls(plan: &Plan, calls: usize, with_events: bool) -> Refusal {
     let levels = plan
         .of(Operation::Create)
         .map(|p| p.level + 1)
         .max()
         .unwrap_or(0);
-    Refusal::new(
+    let refusal = Refusal::new(
         SqlState::PROGRAM_LIMIT_EXCEEDED,
         format!(
             "this transaction changes {} Salesforce records in {calls} sObject Collections calls \
-             ({levels} levels of creates, then updates and deletes, at most {MAX_RECORDS} \
+             ({levels} {} of creates, then updates and deletes, at most {MAX_RECORDS} \
              records a call); one atomic push takes at most {MAX_COLLECTIONS} calls",
             plan.records.len(),
+            if levels == 1 { "level" } else { "levels" },
         ),
-    )
-    .hint(format!(
+    );
+    if with_events {
+        return refusal.hint(
+            "It publishes platform events, which are published atomically with the records \
+             saved beside them, never through Bulk API ingest jobs, whatever sfpg.bulk_writes \
+             says. Publish the events in a transaction of their own; the rest then goes \
+             through ingest jobs.",
+        );
+    }
+    refusal.hint(format!(
         "Split the change into smaller transactions: at most {MAX_RECORDS} creates, updates \
          or deletes per call, and fewer levels of rows that refer to rows created in the \
          same transaction. Or SET sfpg.bulk_writes = auto to push it through Bulk API 2.0 \

@@ -279,11 +279,25 @@ fn more_than_one_atomic_push_is_refused_with_a_hint() {
         .unwrap()
         .unwrap();
     assert!(!plan.fits_one_request());
-    let refusal = plan.too_large();
+    let refusal = plan.too_large(false);
     assert_eq!(refusal.sqlstate.code(), "54000");
     let hint = refusal.hint.as_deref().unwrap();
     assert!(hint.contains("200"), "{hint}");
     assert!(hint.contains("sfpg.bulk_writes = auto"), "{hint}");
+    // With platform events in it, bulk_writes cannot help: the hint says what can.
+    let refusal = plan.too_large(true);
+    assert_eq!(refusal.sqlstate.code(), "54000");
+    assert!(
+        refusal.message.contains("(1 level of creates"),
+        "{}",
+        refusal.message
+    );
+    let hint = refusal.hint.as_deref().unwrap();
+    assert!(
+        hint.contains("Publish the events in a transaction of their own"),
+        "{hint}"
+    );
+    assert!(!hint.contains("SET sfpg.bulk_writes"), "{hint}");
 }
 
 const ACCOUNT_OID: u32 = 16500;
@@ -504,7 +518,7 @@ fn too_many_levels_are_refused() {
             )
         })
         .collect();
-    let refusal = planned(&changes).unwrap().unwrap().too_large();
+    let refusal = planned(&changes).unwrap().unwrap().too_large(false);
     assert_eq!(refusal.sqlstate.code(), "54000");
     let plan = planned(&changes[..5]).unwrap().unwrap();
     let levels: Vec<usize> = plan.records.iter().map(|p| p.level).collect();
