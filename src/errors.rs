@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use sfpg_control::master_key::MasterKeyError;
+
 /// A refusal of what the user asked, with the reason to show.
 #[derive(Debug)]
 pub struct UserError(String);
@@ -23,9 +25,41 @@ impl std::error::Error for UserError {}
 
 /// The process exit code for a failed command.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.chain().any(|cause| cause.is::<UserError>()) {
+    // A master key that is missing, malformed, readable by others or not the one the
+    // credentials were sealed with is configuration the user gave; a file that cannot be
+    // read or written is the machine's.
+    let bad_key = |cause: &(dyn std::error::Error + 'static)| {
+        cause
+            .downcast_ref::<MasterKeyError>()
+            .is_some_and(|error| !matches!(error, MasterKeyError::Io { .. }))
+    };
+    if error
+        .chain()
+        .any(|cause| cause.is::<UserError>() || bad_key(cause))
+    {
         2
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_master_key_the_user_configured_wrong_is_bad_input() {
+        let missing = anyhow::Error::from(MasterKeyError::Missing {
+            path: "/nowhere/master.key".into(),
+        });
+        assert_eq!(exit_code(&missing), 2);
+        assert_eq!(exit_code(&anyhow::Error::from(MasterKeyError::BadEnv)), 2);
+        let unreadable = anyhow::Error::from(MasterKeyError::Io {
+            path: "/k".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        assert_eq!(exit_code(&unreadable), 1);
+        assert_eq!(exit_code(&anyhow::anyhow!("down")), 1);
+        assert_eq!(exit_code(&UserError::new("no such org").into()), 2);
     }
 }

@@ -45,6 +45,12 @@ pub enum MasterKeyError {
     )]
     NowhereToKeep,
     #[error(
+        "no master key at {path}: the orgs' credentials are sealed with the key `sfpg org add` \
+         created; set {MASTER_KEY_FILE_ENV} (or {MASTER_KEY_ENV}) to that key \
+         (`sfpg demo` keeps its own in the state directory it prints)"
+    )]
+    Missing { path: PathBuf },
+    #[error(
         "stored credentials of org {org} cannot be opened with this master key (a different key, or altered data)"
     )]
     WrongKey { org: String },
@@ -60,6 +66,12 @@ pub enum KeySource {
 
 pub struct MasterKey {
     key: SecretBox<[u8; 32]>,
+}
+
+/// Where the configuration says the key is.
+enum Configured {
+    Key(MasterKey),
+    File(PathBuf),
 }
 
 impl Clone for MasterKey {
@@ -95,17 +107,40 @@ impl MasterKey {
 
     /// The key from the environment or the key file, creating the file if there is none.
     pub fn load_or_create() -> Result<(MasterKey, KeySource), MasterKeyError> {
+        match MasterKey::configured()? {
+            Configured::Key(key) => Ok((key, KeySource::Environment)),
+            Configured::File(path) => MasterKey::load_or_create_file(&path),
+        }
+    }
+
+    /// The key from the environment or the key file, which must exist: a command that only
+    /// opens stored credentials has no use for a new key, and must not leave one behind.
+    pub fn load() -> Result<(MasterKey, KeySource), MasterKeyError> {
+        match MasterKey::configured()? {
+            Configured::Key(key) => Ok((key, KeySource::Environment)),
+            Configured::File(path) => {
+                if !path.exists() {
+                    return Err(MasterKeyError::Missing { path });
+                }
+                MasterKey::load_or_create_file(&path)
+            }
+        }
+    }
+
+    /// The key `SFPG_MASTER_KEY` holds, or else the key file's path.
+    fn configured() -> Result<Configured, MasterKeyError> {
         if let Ok(text) = std::env::var(MASTER_KEY_ENV)
             && !text.trim().is_empty()
         {
             let key = MasterKey::from_base64(&text).ok_or(MasterKeyError::BadEnv)?;
-            return Ok((key, KeySource::Environment));
+            return Ok(Configured::Key(key));
         }
-        let path = match std::env::var_os(MASTER_KEY_FILE_ENV) {
-            Some(path) if !path.is_empty() => PathBuf::from(path),
-            _ => default_key_file().ok_or(MasterKeyError::NowhereToKeep)?,
-        };
-        MasterKey::load_or_create_file(&path)
+        Ok(Configured::File(
+            match std::env::var_os(MASTER_KEY_FILE_ENV) {
+                Some(path) if !path.is_empty() => PathBuf::from(path),
+                _ => default_key_file().ok_or(MasterKeyError::NowhereToKeep)?,
+            },
+        ))
     }
 
     /// The key in `path`, created with mode 0600 if the file does not exist.

@@ -435,8 +435,14 @@ async fn test_org(args: NamedOrgArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The master key, telling the user once when a new key file was created.
+/// The master key the stored credentials were sealed with, which must exist.
 pub fn load_master_key() -> anyhow::Result<MasterKey> {
+    Ok(MasterKey::load()?.0)
+}
+
+/// The master key, created if there is none (for `org add` and the services, which may
+/// start before any org is added), telling the user once when a new key file was created.
+pub fn load_or_create_master_key() -> anyhow::Result<MasterKey> {
     let (key, source) = MasterKey::load_or_create()?;
     if let sfpg_control::master_key::KeySource::CreatedFile(path) = source {
         eprintln!(

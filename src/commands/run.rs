@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::observe::{self, ObserveOptions};
-use crate::commands::org::load_master_key;
+use crate::commands::org::load_or_create_master_key;
 use crate::commands::proxy::ProxyOptions;
 use crate::commands::status::follow_backfills;
 use crate::commands::sync::SyncOptions;
@@ -76,7 +76,7 @@ pub async fn serve(
     .await?;
     let services = Services::start(
         database_url,
-        &load_master_key,
+        &load_or_create_master_key,
         sync.map(SyncOptions::settings),
         proxy,
         shutdown.clone(),

@@ -366,5 +366,18 @@ async fn the_master_key_file_is_made_on_first_use_and_guarded() {
     let err = String::from_utf8_lossy(&loose.stderr).into_owned();
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains(&key_file.display().to_string()), "{err}");
+
+    // A command that only opens credentials makes no key where there is none: it says
+    // which key it needs, and leaves nothing behind.
+    std::fs::remove_file(&key_file).unwrap();
+    let keyless = with_key_file(&["org", "show", "acme"], None);
+    assert!(!keyless.status.success());
+    let err = String::from_utf8_lossy(&keyless.stderr).into_owned();
+    assert!(
+        err.contains(&format!("no master key at {}", key_file.display())),
+        "{err}"
+    );
+    assert!(err.contains("SFPG_MASTER_KEY_FILE"), "{err}");
+    assert!(!key_file.exists(), "a key was made by a read");
     let _ = std::fs::remove_dir_all(&dir);
 }

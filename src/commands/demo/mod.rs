@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use self::cluster::{Cluster, ServerUser};
 use self::large_write::LargeWrite;
 use crate::commands::observe;
-use crate::commands::org::{control_client, load_master_key, user_facing};
+use crate::commands::org::{control_client, load_or_create_master_key, user_facing};
 use crate::commands::proxy::ProxyOptions;
 use crate::commands::run::{Services, cancel_on_signal};
 use crate::commands::status::follow_backfills;
@@ -131,6 +131,13 @@ async fn demo(
     let master_key = move || demo_master_key(&key_dir);
     register_org(database_url, &emulator, &master_key()?).await?;
     println!("  mirroring {} into schema {SCHEMA}", OBJECTS.join(", "));
+    if let Some(file) = demo_key_file(dir) {
+        println!(
+            "  credentials sealed with the master key in {0} (other sfpg commands: \
+             SFPG_MASTER_KEY_FILE={0})",
+            file.display()
+        );
+    }
     let bulk = bulk::show_bulk(database_url, &emulator, ORG, &OBJECTS).await?;
 
     let metrics = observe::start_loopback(
@@ -330,13 +337,18 @@ fn demo_dir() -> anyhow::Result<(PathBuf, Option<ServerUser>)> {
 /// `SFPG_MASTER_KEY` or `SFPG_MASTER_KEY_FILE` is set, else a key file in the demo's
 /// directory.
 fn demo_master_key(dir: &Path) -> anyhow::Result<MasterKey> {
+    match demo_key_file(dir) {
+        Some(file) => Ok(MasterKey::load_or_create_file(&file)?.0),
+        None => load_or_create_master_key(),
+    }
+}
+
+/// The demo's own key file, unless a key is configured.
+fn demo_key_file(dir: &Path) -> Option<PathBuf> {
     let configured = [master_key::MASTER_KEY_ENV, master_key::MASTER_KEY_FILE_ENV]
         .iter()
         .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
-    if configured {
-        return load_master_key();
-    }
-    Ok(MasterKey::load_or_create_file(&dir.join("master.key"))?.0)
+    (!configured).then(|| dir.join("master.key"))
 }
 
 /// Registers the emulated org afresh: the emulator is a new org on every run (new port,

@@ -12,7 +12,7 @@ use sfpg_salesforce::{ApiVersion, JwtBearer, Token, check_ca_certificates_pem};
 
 use crate::commands::org::verify::{self, log_in};
 use crate::commands::org::{
-    BulkThreshold, control_client, load_master_key, parse_bulk_threshold, user_facing,
+    BulkThreshold, control_client, load_or_create_master_key, parse_bulk_threshold, user_facing,
 };
 use crate::errors::UserError;
 
@@ -101,7 +101,7 @@ pub struct AddArgs {
 pub async fn add_org(args: AddArgs) -> anyhow::Result<()> {
     let mut new = new_org(&args)?;
     new.check().map_err(user_facing)?;
-    let key = load_master_key()?;
+    let key = load_or_create_master_key()?;
     let mut client = control_client(&args.database_url).await?;
     // Refuse a duplicate before spending a login on it.
     if orgs::exists(&client, &new.name).await? {
