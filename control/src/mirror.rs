@@ -38,17 +38,25 @@ pub struct Column {
     pub column_type: ColumnType,
 }
 
-/// Creates the org's schema if it does not exist.
+/// Creates the org's schema if it does not exist. Each object's sync asks for it as it
+/// starts; two asking at once race in the catalog, where `IF NOT EXISTS` does not look, and
+/// the loser's unique violation means the schema is there.
 pub async fn create_schema(
     client: &impl GenericClient,
     schema: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    client
+    let created = client
         .batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {}",
             quote_ident(schema)
         ))
-        .await
+        .await;
+    match created {
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            Ok(())
+        }
+        created => created,
+    }
 }
 
 /// Creates an object's table with the base columns and `columns` (which may repeat base
@@ -233,6 +241,24 @@ mod tests {
             qualified("salesforce", "invoice__c"),
             "\"salesforce\".\"invoice__c\""
         );
+    }
+
+    /// Objects' syncs starting together each create their org's schema: every one of them
+    /// succeeds, whichever wins the race in the catalog.
+    #[tokio::test]
+    async fn a_schema_created_by_many_at_once_is_created_once_without_an_error() {
+        let db = TestDatabase::create().await;
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(db.connect().await);
+        }
+        for round in 0..20 {
+            let schema = format!("org_{round}");
+            let creating = clients.iter().map(|client| create_schema(client, &schema));
+            for created in futures::future::join_all(creating).await {
+                created.unwrap();
+            }
+        }
     }
 
     /// A table just filled, never analyzed: the newest stamp still comes from one index
