@@ -224,7 +224,7 @@ fn refusals_table(out: &mut String, refusals: Option<&RefusalsSeen>) {
     };
     out.push_str(
         "<table id=\"refusals\"><tr><th>SQLSTATE</th><th>Refused</th><th>Last at</th>\
-         <th>Salesforce code</th><th>Last message</th></tr>",
+         <th>Last detail</th><th>Last message</th></tr>",
     );
     if refusals.by_sqlstate.is_empty() {
         out.push_str("<tr><td colspan=\"5\">None since this process started.</td></tr>");
