@@ -203,12 +203,22 @@ fn usage_line(org: &OrgStatus) -> String {
                 100.0
             };
             let allowed = (f64::from(max) * org.max_daily_share).floor();
+            // The sync saves what Salesforce last reported to it; the proxy's and the
+            // stream's requests count too, but are not saved: how old the figure is.
+            let reported = org.api_seen_at.map_or_else(String::new, |seen| {
+                format!(" as reported {} ago", format_lag(seconds_since(seen)))
+            });
             format!(
-                "API requests today: {used} of {max} ({share:.0}%), budget {budget} ({allowed})"
+                "API requests today: {used} of {max} ({share:.0}%){reported}, budget {budget} ({allowed})"
             )
         }
         _ => format!("API requests today: not known yet, budget {budget}"),
     }
+}
+
+/// Seconds from `then` to now.
+fn seconds_since(then: chrono::DateTime<chrono::Utc>) -> f64 {
+    (chrono::Utc::now() - then).num_milliseconds() as f64 / 1000.0
 }
 
 /// `1 request per 3s`, `5 requests per 1s`.
@@ -281,11 +291,7 @@ fn event_stream_line(events: &EventCheckpoint) -> String {
     if let Some(id) = events.replay_id {
         let _ = write!(line, ", replay id {id}");
         if let Some(saved) = events.saved_at {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            let age = (now_ms - saved.timestamp_millis()) as f64 / 1000.0;
-            let _ = write!(line, " (saved {} ago)", format_lag(age));
+            let _ = write!(line, " (saved {} ago)", format_lag(seconds_since(saved)));
         }
     }
     let _ = write!(line, ", {} events", events.events);
@@ -540,6 +546,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("polling paused: daily API budget"), "{text}");
+        // How old the figure is, once the sync has saved it.
+        let mut seen = org.clone();
+        seen.api_seen_at = Some(chrono::Utc::now() - chrono::Duration::seconds(65));
+        let usage = usage_line(&seen);
+        assert!(
+            usage.contains("12000 of 15000 (80%) as reported 1m 5s ago, budget"),
+            "{usage}"
+        );
         assert!(
             text.contains("  events Order_Event__e: connected, replay id 4711, 12 events\n"),
             "{text}"
