@@ -43,9 +43,56 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// The error and its causes on one line, `outer: cause: root`, each cause left out when the
+/// text before it already says it (many errors name their source in their own message).
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error that names its source in its own message, as many do.
+    #[derive(Debug)]
+    struct Bind {
+        source: std::io::Error,
+    }
+
+    impl fmt::Display for Bind {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "cannot listen on 127.0.0.1:6543: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Bind {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_said_is_not_said_again() {
+        let io = || std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let error = anyhow::Error::from(Bind { source: io() }).context("the proxy stopped");
+        assert_eq!(
+            one_line(&error),
+            "the proxy stopped: cannot listen on 127.0.0.1:6543: Address already in use"
+        );
+        let error = anyhow::Error::from(io()).context("cannot bind");
+        assert_eq!(one_line(&error), "cannot bind: Address already in use");
+    }
 
     #[test]
     fn a_master_key_the_user_configured_wrong_is_bad_input() {

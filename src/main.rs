@@ -48,8 +48,8 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // `{:#}` prints the cause chain on one line and never a backtrace.
-            eprintln!("error: {error:#}");
+            // The cause chain on one line, never a backtrace.
+            eprintln!("error: {}", errors::one_line(&error));
             ExitCode::from(errors::exit_code(&error))
         }
     }
