@@ -206,7 +206,10 @@ fn usage_line(org: &OrgStatus) -> String {
             // The sync saves what Salesforce last reported to it; the proxy's and the
             // stream's requests count too, but are not saved: how old the figure is.
             let reported = org.api_seen_at.map_or_else(String::new, |seen| {
-                format!(" as reported {} ago", format_lag(seconds_since(seen)))
+                format!(
+                    " as reported {} ago",
+                    format_lag(seconds_since(seen.timestamp_millis()))
+                )
             });
             format!(
                 "API requests today: {used} of {max} ({share:.0}%){reported}, budget {budget} ({allowed})"
@@ -216,9 +219,12 @@ fn usage_line(org: &OrgStatus) -> String {
     }
 }
 
-/// Seconds from `then` to now.
-fn seconds_since(then: chrono::DateTime<chrono::Utc>) -> f64 {
-    (chrono::Utc::now() - then).num_milliseconds() as f64 / 1000.0
+/// Seconds from `then_ms` (milliseconds since the epoch) to now.
+fn seconds_since(then_ms: i64) -> f64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    (now_ms - then_ms) as f64 / 1000.0
 }
 
 /// `1 request per 3s`, `5 requests per 1s`.
@@ -291,7 +297,11 @@ fn event_stream_line(events: &EventCheckpoint) -> String {
     if let Some(id) = events.replay_id {
         let _ = write!(line, ", replay id {id}");
         if let Some(saved) = events.saved_at {
-            let _ = write!(line, " (saved {} ago)", format_lag(seconds_since(saved)));
+            let _ = write!(
+                line,
+                " (saved {} ago)",
+                format_lag(seconds_since(saved.timestamp_millis()))
+            );
         }
     }
     let _ = write!(line, ", {} events", events.events);
