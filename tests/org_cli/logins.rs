@@ -36,6 +36,12 @@ async fn org_add_checks_the_credentials_and_org_test_reports_the_org() {
         &["objects", "enable", "emu", "Bogus__c", "--no-verify"],
     );
     assert!(unchecked.status.success(), "{}", text(&unchecked));
+    // A platform event, never queryable, is mirrored all the same: by its stream.
+    let event = sfpg(
+        &db,
+        &["objects", "enable", "emu", "Order_Event__e", "--no-verify"],
+    );
+    assert!(event.status.success(), "{}", text(&event));
 
     let tested = sfpg(&db, &["org", "test", "emu"]);
     assert!(tested.status.success(), "{}", text(&tested));
@@ -54,6 +60,11 @@ async fn org_add_checks_the_credentials_and_org_test_reports_the_org() {
     assert!(
         out.lines()
             .any(|l| l.trim_start().starts_with("Account") && l.contains("can be mirrored")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("Order_Event__e") && l.contains("platform event: subscribed to")),
         "{out}"
     );
     assert!(!out.contains(DEFAULT_PASSWORD) && !out.contains(DEFAULT_CLIENT_SECRET));
