@@ -235,3 +235,57 @@ async fn a_push_that_cannot_be_journaled_sends_nothing() {
     assert_eq!(moved, 0);
     world.assert_mirror_equals_org("Account").await;
 }
+
+/// A `WITH HOLD` cursor declared in a transaction that writes: the server computes it at
+/// COMMIT, after the push, where its failure (here a division by zero) could no longer
+/// undo what Salesforce accepted. The push is refused before anything is sent, with the
+/// cursor named; a cursor of an earlier transaction is no obstacle.
+#[tokio::test]
+async fn a_with_hold_cursor_of_a_writing_transaction_is_refused_before_the_push() {
+    let world = World::start(&["Account"], 20).await;
+    let client = world.client().await;
+    let (id, sfid) = world.accounts(1).await.remove(0);
+    let calls = world.composite_calls() + world.collection_calls();
+    let error = client
+        .batch_execute(&format!(
+            "BEGIN;
+             UPDATE {SCHEMA}.account SET billingcity = 'Held' WHERE id = {id};
+             DECLARE c CURSOR WITH HOLD FOR SELECT 1 / (x - 5) FROM generate_series(1, 10) x;
+             FETCH 1 FROM c;
+             COMMIT"
+        ))
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!(db.code(), &SqlState::FEATURE_NOT_SUPPORTED, "{db}");
+    assert!(
+        db.message().contains("cursor \"c\" is declared WITH HOLD"),
+        "{db}"
+    );
+    assert_eq!(world.composite_calls() + world.collection_calls(), calls);
+    assert_ne!(
+        world.org_field("Account", &sfid, "BillingCity").as_str(),
+        Some("Held")
+    );
+    world.assert_mirror_equals_org("Account").await;
+
+    // Held from a transaction of its own, the cursor is computed already.
+    client
+        .batch_execute(
+            "BEGIN; DECLARE kept CURSOR WITH HOLD FOR SELECT 1; COMMIT;
+             FETCH 1 FROM kept",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE {SCHEMA}.account SET billingcity = 'Later' WHERE id = {id}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        world.org_field("Account", &sfid, "BillingCity").as_str(),
+        Some("Later")
+    );
+    world.assert_mirror_equals_org("Account").await;
+}

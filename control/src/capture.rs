@@ -50,10 +50,15 @@ pub const CURRENT_TXID_SQL: &str =
 /// never set: whatever `SET`, `SET LOCAL`, `set_config`, `ALTER ROLE … SET` or the
 /// connection's options made it, as the server holds it) and the role the transaction
 /// runs as, which its bulk failures are kept for (migration V16). `CURRENT_USER` is a
-/// keyword, not a name a client's object could stand in for.
+/// keyword, not a name a client's object could stand in for. Last, the first `WITH HOLD`
+/// cursor declared in this transaction, if any: the server computes it at COMMIT, after
+/// the push, where its failure could no longer undo what Salesforce accepted.
 pub const PUSH_CONTEXT_SQL: &str = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, \
             pg_catalog.current_setting('sfpg.bulk_writes', true), \
-            CURRENT_USER::pg_catalog.text";
+            CURRENT_USER::pg_catalog.text, \
+            (SELECT c.name FROM pg_catalog.pg_cursors c \
+              WHERE c.is_holdable AND c.creation_time >= pg_catalog.now() \
+              ORDER BY c.creation_time LIMIT 1)";
 
 /// Puts refused rows of a bulk push back as they were before the transaction: `$1` the
 /// push ticket, `$2` and `$3` the table, `$4` a JSON array of `{"id"}` (a refused create,

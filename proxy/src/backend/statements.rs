@@ -139,6 +139,8 @@ pub struct PushContext {
     pub bulk_writes: Option<String>,
     /// The role the transaction runs as (`current_user`).
     pub role: String,
+    /// A `WITH HOLD` cursor declared in this transaction, computed only at COMMIT.
+    pub held_cursor: Option<String>,
 }
 
 /// From what size an answer's frame (or a statement sent) leaves the connection's input
@@ -388,6 +390,7 @@ impl Upstream for Statements<'_> {
             txid: column(0),
             bulk_writes: column(1),
             role: column(2).unwrap_or_default(),
+            held_cursor: column(3),
         })
     }
 

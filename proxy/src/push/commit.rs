@@ -186,6 +186,11 @@ impl Committer {
         self.signal = Some(signal);
     }
 
+    /// Whether the last push reached Salesforce.
+    pub fn reached_org(&self) -> bool {
+        self.reached_org
+    }
+
     /// Pushes the transaction's captured changes before the client's COMMIT goes to the
     /// server. With nothing captured there is nothing to do.
     pub async fn push<U: Upstream, R: Remote>(
@@ -223,6 +228,9 @@ impl Committer {
             }
             PushOutcome::Pushed { created } => match upstream.commit().await {
                 Ok(()) => Ok(PushOutcome::Pushed { created }),
+                Err(UpstreamError::Refused(error)) if self.reached_org => Ok(PushOutcome::Refused(
+                    refusal::commit_failed_after_push(&error.0),
+                )),
                 Err(UpstreamError::Refused(error)) => {
                     Ok(PushOutcome::Refused(Refusal::from_server(&error.0)))
                 }
@@ -253,6 +261,9 @@ impl Committer {
             return Ok(Vec::new());
         };
         let mode = BulkWrites::parse(context.bulk_writes.as_deref())?;
+        if let Some(cursor) = &context.held_cursor {
+            return Err(refusal::held_cursor(cursor).into());
+        }
         let ticket = remote.push_ticket(&txid).await?;
         let ticket = ticket.expose_secret();
         // From here until the push is over the server runs only the proxy's statements: a

@@ -253,6 +253,36 @@ pub fn server_lost(sent: bool, cause: &str) -> Refusal {
     }
 }
 
+/// The refusal of a push whose transaction declared `WITH HOLD` cursor `cursor`: the
+/// server computes it at COMMIT, which comes after Salesforce has accepted the changes,
+/// and a failure there could no longer undo them. Nothing is sent.
+pub fn held_cursor(cursor: &str) -> Refusal {
+    Refusal::new(
+        SqlState::FEATURE_NOT_SUPPORTED,
+        format!(
+            "cursor \"{cursor}\" is declared WITH HOLD in a transaction that writes to Salesforce"
+        ),
+    )
+    .detail("The database computes a WITH HOLD cursor at COMMIT, after the push to Salesforce, where its failure could no longer undo the push. Nothing was sent to Salesforce; the transaction was rolled back.")
+    .hint("CLOSE the cursor before COMMIT, or declare it in a transaction of its own.")
+}
+
+/// The error of a COMMIT the database refused after Salesforce had accepted the push: the
+/// local transaction is rolled back while Salesforce holds its changes, an outcome the
+/// client must not take for "nothing was written" (and retry).
+pub fn commit_failed_after_push(fields: &crate::net::messages::backend::Fields) -> Refusal {
+    Refusal::new(
+        SqlState::from_code("08007"),
+        format!(
+            "sfpg proxy: Salesforce accepted this transaction's changes, then the database refused its COMMIT: {} ({})",
+            fields.message(),
+            fields.code()
+        ),
+    )
+    .detail("Salesforce holds the changes to mirrored tables; the rest of the local transaction was rolled back. The write journal reads the pushed records from Salesforce again; the mirror then shows what Salesforce holds.")
+    .hint("Do not run the transaction again as it was: its changes to mirrored tables are in Salesforce.")
+}
+
 /// The refusal of a bulk push whose refused rows cannot be put back, because their images
 /// from before the transaction cannot be read from the spool: Salesforce holds the
 /// accepted records, so the transaction is rolled back with 08007 and journal entry

@@ -238,6 +238,7 @@ impl Conversation {
         let Some(refusal) = refusal else {
             // The COMMIT ends whatever transaction this is, the proxy's included.
             self.tx.managed = false;
+            self.commit_after_push = self.committer.reached_org();
             self.release_held(out.client);
             match commit {
                 Commit::Query(step) => self.send_step(step, out)?,

@@ -100,6 +100,9 @@ pub struct Conversation {
     skip_to_sync: bool,
     /// The client sent Terminate: the relay forwards what is left, then closes.
     terminating: bool,
+    /// The client's COMMIT went to the server after its push reached Salesforce: an error
+    /// answering it is told as what it is, Salesforce holding what the server rolled back.
+    commit_after_push: bool,
     /// The session's pushes.
     committer: Committer,
     /// The session's span, entered where the conversation logs.
@@ -126,6 +129,7 @@ impl Conversation {
             steps: VecDeque::new(),
             skip_to_sync: false,
             terminating: false,
+            commit_after_push: false,
             committer: Committer::new(peer),
             span,
         }

@@ -17,6 +17,8 @@ use crate::error::SessionError;
 use crate::frontend::replies::{OnReady, Owed, Routed};
 use crate::net::frame::{Frame, frame_at, reserve_partial};
 use crate::net::messages::backend::{self as be, TransactionStatus};
+use crate::net::messages::encode;
+use crate::push::refusal;
 
 impl Conversation {
     /// Routes the server's complete frames from the head of `input`, until they run out or
@@ -67,6 +69,22 @@ impl Conversation {
             _ => None,
         };
         let routed = self.replies.route(tag, frame)?;
+        if self.commit_after_push
+            && matches!(routed, Routed::Client { .. })
+            && matches!(tag, be::COMMAND_COMPLETE | be::ERROR_RESPONSE)
+        {
+            // The COMMIT's own answer: its CommandComplete, or an error to tell truly.
+            self.commit_after_push = false;
+            if tag == be::ERROR_RESPONSE {
+                let fields = be::Fields::decode(&frame[5..], "ErrorResponse")?;
+                let refusal = refusal::commit_failed_after_push(&fields);
+                self.span
+                    .in_scope(|| tracing::warn!(%refusal, "a COMMIT failed after its push reached Salesforce"));
+                encode::error_response(out.client, refusal.fields())?;
+                self.unit_error = true;
+                return Ok(());
+            }
+        }
         match routed {
             Routed::Client { error, write } => {
                 if matches!(tag, be::COPY_OUT_RESPONSE | be::COPY_BOTH_RESPONSE)

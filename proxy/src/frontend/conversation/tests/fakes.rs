@@ -44,6 +44,8 @@ pub struct FakeUpstream {
     pub txid: Option<String>,
     /// `sfpg.bulk_writes` as the session holds it.
     pub bulk_writes: Option<String>,
+    /// A `WITH HOLD` cursor the transaction declared.
+    pub held_cursor: Option<String>,
     /// `sfpg.first_pending_change()`'s answer.
     pub first_pending: Option<String>,
     /// `sfpg.take_pending_changes(ticket)`'s answer, a JSON array.
@@ -65,6 +67,7 @@ impl Default for FakeUpstream {
             capture_installed: true,
             txid: None,
             bulk_writes: None,
+            held_cursor: None,
             first_pending: None,
             pending: "[]".into(),
             rollback_errors: VecDeque::new(),
@@ -103,6 +106,7 @@ impl Upstream for FakeUpstream {
             txid: self.txid.clone(),
             bulk_writes: self.bulk_writes.clone(),
             role: "app".into(),
+            held_cursor: self.held_cursor.clone(),
         })
     }
 

@@ -164,3 +164,79 @@ async fn a_commit_the_server_refuses_is_the_clients_error() {
         ["capture_installed", "first_pending_change", "commit"]
     );
 }
+
+#[tokio::test]
+async fn a_commit_the_server_refuses_after_salesforce_accepted_is_not_taken_for_nothing_written() {
+    // Salesforce holds the push; the server's COMMIT then fails (a WITH HOLD cursor's
+    // query computed at COMMIT, a serialization failure): 08007, never the bare 22012.
+    let upstream = FakeUpstream {
+        commit_error: Some(server_error("22012", "division by zero")),
+        ..FakeUpstream::wrote(account_renamed())
+    };
+    let mut h = Harness::pushing(upstream, FakeRemote::new(Org::Takes(Vec::new())));
+    h.client(&[query(UPDATE)]).await;
+    h.sent();
+    h.server(&managed(&[complete("UPDATE 1"), ready(b'T')]))
+        .await;
+    assert_eq!(h.received(), ["Error 08007", "ReadyForQuery I"]);
+    let error = h.error();
+    assert!(
+        error.message().contains("Salesforce accepted")
+            && error.message().contains("division by zero (22012)"),
+        "{}",
+        error.message()
+    );
+    assert!(
+        error
+            .get(b'D')
+            .is_some_and(|d| d.contains("Salesforce holds"))
+    );
+    assert_eq!(h.remote().journaled(), [Outcome::Pushed]);
+}
+
+#[tokio::test]
+async fn an_explicit_commit_the_server_refuses_after_salesforce_accepted_is_08007() {
+    let mut h = Harness::pushing(
+        FakeUpstream::wrote(account_renamed()),
+        FakeRemote::new(Org::Takes(Vec::new())),
+    );
+    for (sql, tag) in [("BEGIN", "BEGIN"), (UPDATE, "UPDATE 1")] {
+        h.client(&[query(sql)]).await;
+        h.sent();
+        h.server(&[complete(tag), ready(b'T')]).await;
+        h.received();
+    }
+    h.client(&[query("COMMIT")]).await;
+    assert_eq!(h.sent(), ["Query COMMIT"]);
+    assert_eq!(h.remote().journaled(), [Outcome::Pushed]);
+    // The server's answer to the COMMIT itself.
+    h.server(&[error("22012"), ready(b'I')]).await;
+    assert_eq!(h.received(), ["Error 08007", "ReadyForQuery I"]);
+    assert!(h.error().message().contains("Salesforce accepted"));
+    // The next statement's error is its own.
+    h.client(&[query("SELECT 1/0")]).await;
+    h.sent();
+    h.server(&[error("22012"), ready(b'I')]).await;
+    assert_eq!(h.received(), ["Error 22012", "ReadyForQuery I"]);
+}
+
+#[tokio::test]
+async fn a_with_hold_cursor_of_the_transaction_refuses_the_push_before_it_is_sent() {
+    let upstream = FakeUpstream {
+        held_cursor: Some("c".into()),
+        ..FakeUpstream::wrote(account_renamed())
+    };
+    let mut h = Harness::pushing(upstream, FakeRemote::new(Org::Takes(Vec::new())));
+    h.client(&[query(UPDATE)]).await;
+    h.sent();
+    h.server(&managed(&[complete("UPDATE 1"), ready(b'T')]))
+        .await;
+    assert_eq!(h.received(), ["Error 0A000", "ReadyForQuery I"]);
+    assert!(
+        h.error()
+            .message()
+            .contains("cursor \"c\" is declared WITH HOLD")
+    );
+    assert!(h.remote().calls().is_empty(), "{:?}", h.remote().calls());
+    assert_eq!(h.statements().last().map(String::as_str), Some("rollback"));
+}
