@@ -20,6 +20,11 @@ use crate::net::messages::backend::{self as be, TransactionStatus};
 use crate::net::messages::encode;
 use crate::push::refusal;
 
+/// The most of a managed unit's replies held back for its push (see [`Held`]): a unit
+/// that returns more has them sent on, as after a Flush, so that no client can make the
+/// proxy hold an answer of any size.
+pub(super) const HELD_AT_MOST: usize = 4 * 1024 * 1024;
+
 impl Conversation {
     /// Routes the server's complete frames from the head of `input`, until they run out or
     /// one calls for an action: that action is returned.
@@ -94,9 +99,21 @@ impl Conversation {
                     // client as it comes, not into the held replies.
                     out.client.extend_from_slice(&held.replies);
                 }
-                match &mut self.held {
-                    Some(held) => held.push(frame, write, parsing),
-                    None => out.client.extend_from_slice(frame),
+                let too_many = match &mut self.held {
+                    Some(held) => {
+                        held.push(frame, write, parsing);
+                        held.replies.len() > HELD_AT_MOST
+                    }
+                    None => {
+                        out.client.extend_from_slice(frame);
+                        false
+                    }
+                };
+                if too_many {
+                    // The proxy holds no more than this for a client, whatever the unit
+                    // returns: what is held goes out, as after a Flush, and a refusal
+                    // then follows the replies the client has.
+                    self.release_held(out.client);
                 }
                 self.unit_error |= error;
             }

@@ -152,3 +152,29 @@ async fn a_rollback_a_late_cancel_hit_is_sent_again() {
     assert_eq!(h.statements(), ["rollback", "rollback"]);
     assert_eq!(h.received(), ["Error 23505", "ReadyForQuery I"]);
 }
+
+#[tokio::test]
+async fn a_unit_that_returns_more_than_the_proxy_holds_has_its_replies_sent_on() {
+    // `UPDATE …; SELECT <a lot>` in autocommit: what the unit returns reaches the client
+    // before its push once past HELD_AT_MOST, not all of it held in the proxy's memory.
+    let mut h = Harness::new(FakeUpstream::default());
+    h.client(&[query(&format!("{UPDATE}; SELECT repeat('x', 1000000)"))])
+        .await;
+    h.sent();
+    h.server(&begun()).await;
+    let row = "x".repeat(1_000_000);
+    let mut replies = vec![complete("UPDATE 1"), row_description(&[("repeat", 25, -1)])];
+    let rows = crate::frontend::conversation::server::HELD_AT_MOST / row.len() + 1;
+    replies.extend((0..rows).map(|_| data_row(&[Some(&row)])));
+    h.server(&replies).await;
+    let received = h.received();
+    assert_eq!(received.len(), 2 + rows, "all of it on its way already");
+    assert_eq!(received[0], "CommandComplete UPDATE 1");
+    // The rest of the unit and its commit as usual.
+    h.server(&[complete("SELECT 5"), ready(b'T')]).await;
+    assert_eq!(
+        h.received(),
+        ["CommandComplete SELECT 5", "ReadyForQuery I"]
+    );
+    assert_eq!(h.statements(), COMMITTED);
+}
