@@ -483,3 +483,29 @@ async fn a_query_over_the_maximum_message_size_is_refused_naming_the_limit() {
     );
     assert!(client.is_closed() || client.simple_query("SELECT 1").await.is_err());
 }
+
+/// Messages PostgreSQL would answer with FATAL 08P01 get it from the proxy too, naming
+/// what is wrong, before the connection closes: a Query whose text has no terminating NUL,
+/// and a simple Query sent before the Sync of an extended-protocol unit that may write
+/// (PostgreSQL would commit the unit with the Query; the proxy pushes the unit at its
+/// Sync, so it refuses rather than leave the unit neither pushed nor answered).
+#[tokio::test]
+async fn malformed_or_misplaced_messages_get_fatal_08p01_naming_them() {
+    let db = TestDatabase::create().await;
+    let proxy = ProxyProcess::start(&db, &[]);
+
+    let mut stream = logged_in(&db, proxy.addr).await;
+    stream.write_all(&message(b'Q', b"SELECT 1")).await.unwrap();
+    let ending = wait_for_ending(&mut stream, Duration::from_secs(10)).await;
+    assert_refused(&ending, "08P01", "a Query without its NUL");
+
+    let mut stream = logged_in(&db, proxy.addr).await;
+    let mut unit = message(b'P', b"\0INSERT INTO nowhere VALUES (1)\0\0\0");
+    unit.extend(message(b'B', b"\0\0\0\0\0\0\0\0"));
+    unit.extend(message(b'E', b"\0\0\0\0\0"));
+    unit.extend(message(b'Q', b"SELECT 1\0"));
+    stream.write_all(&unit).await.unwrap();
+    let ending = wait_for_ending(&mut stream, Duration::from_secs(10)).await;
+    assert_refused(&ending, "08P01", "a Query before the Sync");
+    assert!(text(&ending).contains("send the Sync first"), "{ending:?}");
+}

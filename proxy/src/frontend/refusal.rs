@@ -197,9 +197,25 @@ pub async fn tell_client<S: AsyncRead + AsyncWrite + Unpin>(
         {
             tell_and_close(stream, pending).await;
         }
+        SessionError::Protocol(violation)
+            if violation.is_clients()
+                && encode::error_response(pending, protocol_violation(violation)).is_ok() =>
+        {
+            tell_and_close(stream, pending).await;
+        }
         _ => {}
     }
     error
+}
+
+/// A client's protocol violation as PostgreSQL reports one: FATAL 08P01, saying what.
+fn protocol_violation(violation: &crate::net::ProtocolError) -> Vec<(u8, String)> {
+    vec![
+        (b'S', "FATAL".to_owned()),
+        (b'V', "FATAL".to_owned()),
+        (b'C', SqlState::PROTOCOL_VIOLATION.code().to_owned()),
+        (b'M', violation.to_string()),
+    ]
 }
 
 impl fmt::Display for Refusal {

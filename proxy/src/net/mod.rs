@@ -32,4 +32,19 @@ pub enum ProtocolError {
     DataAfterSslRequest,
     #[error("SSLRequest on a connection that is already encrypted")]
     SslRequestOverTls,
+    #[error(
+        "a simple Query before the Sync of an extended-protocol unit that may write: the sfpg proxy pushes that unit at its Sync, so send the Sync first"
+    )]
+    QueryBeforeSync,
+}
+
+impl ProtocolError {
+    /// Whether the client broke the protocol (not the server): the client is then told,
+    /// as PostgreSQL tells it, with FATAL 08P01 before the connection closes.
+    pub fn is_clients(&self) -> bool {
+        !matches!(
+            self,
+            ProtocolError::ServerMessage(_) | ProtocolError::UnexpectedAtStartup(_)
+        )
+    }
 }

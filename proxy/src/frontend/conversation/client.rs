@@ -186,6 +186,12 @@ impl Conversation {
     }
 
     fn on_query(&mut self, frame: &[u8], out: &mut Out<'_>) -> Result<Took, SessionError> {
+        if self.tx.managed && self.unit_block.is_some() {
+            // PostgreSQL would run the Query in the unit's implicit transaction and commit
+            // both; the proxy's transaction around the unit ends at its Sync, with the
+            // push. Refused, nothing is pushed and the server rolls the unit back.
+            return Err(crate::net::ProtocolError::QueryBeforeSync.into());
+        }
         let classified = {
             let query = fe::Query::decode(body(frame))?;
             // A plain query the proxy has nothing to do for is decided by its kind alone:
