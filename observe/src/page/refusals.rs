@@ -11,8 +11,17 @@ use chrono::{DateTime, Utc};
 /// How many refusals the page lists one by one.
 pub const RECENT: usize = 20;
 
-/// The longest message kept, in characters: enough to read what Salesforce said.
+/// The longest message (and detail) kept, in characters: enough to read what Salesforce
+/// said.
 const MESSAGE_CHARS: usize = 300;
+
+/// The most SQLSTATEs tallied one by one; the refusals of any other are tallied as
+/// [`OTHER`]. A client's own deferred trigger can raise any SQLSTATE it likes at the
+/// proxy's statements, and the page must not grow with them.
+const SQLSTATES: usize = 64;
+
+/// The tally of the SQLSTATEs past [`SQLSTATES`].
+pub const OTHER: &str = "other";
 
 /// One refused transaction, as its client was told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,19 +77,26 @@ impl RecentRefusals {
         let refused = Refused {
             at: Utc::now(),
             sqlstate: sqlstate.to_owned(),
-            detail: detail.map(str::to_owned),
+            detail: detail.map(|detail| detail.chars().take(MESSAGE_CHARS).collect()),
             message: message.chars().take(MESSAGE_CHARS).collect(),
         };
         let mut inner = self.lock();
+        let key = if inner.by_sqlstate.len() < SQLSTATES
+            || inner.by_sqlstate.contains_key(&refused.sqlstate)
+        {
+            refused.sqlstate.clone()
+        } else {
+            OTHER.to_owned()
+        };
         inner
             .by_sqlstate
-            .entry(refused.sqlstate.clone())
+            .entry(key.clone())
             .and_modify(|tally| {
                 tally.count += 1;
                 tally.last = refused.clone();
             })
             .or_insert_with(|| Tally {
-                sqlstate: refused.sqlstate.clone(),
+                sqlstate: key,
                 count: 1,
                 last: refused.clone(),
             });
@@ -135,5 +151,38 @@ mod tests {
         assert_eq!(refusals.seen().by_sqlstate.len(), 3);
         RecentRefusals::global().record("57014", "cancelled", None);
         assert!(!RecentRefusals::global().seen().recent.is_empty());
+    }
+
+    #[test]
+    fn the_tallies_and_their_texts_stay_bounded_whatever_a_client_raises() {
+        let refusals = RecentRefusals::default();
+        for n in 0..SQLSTATES + 100 {
+            refusals.record(&format!("Z{n:04}"), "x", Some(&"D".repeat(100_000)));
+        }
+        let seen = refusals.seen();
+        assert_eq!(seen.by_sqlstate.len(), SQLSTATES + 1);
+        let other = seen
+            .by_sqlstate
+            .iter()
+            .find(|t| t.sqlstate == OTHER)
+            .unwrap();
+        assert_eq!(other.count, 100);
+        assert!(seen.by_sqlstate.iter().all(|t| {
+            t.last
+                .detail
+                .as_ref()
+                .is_some_and(|d| d.chars().count() == MESSAGE_CHARS)
+        }));
+        // A SQLSTATE already tallied keeps its own tally.
+        refusals.record("Z0001", "x", None);
+        let seen = refusals.seen();
+        assert_eq!(
+            seen.by_sqlstate
+                .iter()
+                .find(|t| t.sqlstate == "Z0001")
+                .unwrap()
+                .count,
+            2
+        );
     }
 }
