@@ -161,6 +161,22 @@ async fn an_unselected_object_polls_and_set_cdc_off_polls_everything() {
         .unwrap();
     wait_mirror_equals_org(&emulator, &client, &["Contact"], Duration::from_secs(20)).await;
 
+    // `NOTIFY sfpg_org_changed`, which any role may send, with nothing changed: the stream
+    // does not start over (each start is a handshake, a CometD client of its own).
+    let clients = emulator.cometd_clients();
+    for _ in 0..20 {
+        client
+            .batch_execute("NOTIFY sfpg_org_changed, 'acme'")
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        emulator.cometd_clients(),
+        clients,
+        "a NOTIFY made the stream start over"
+    );
+
     SFPG.run(&db, &["org", "set-cdc", "acme", "off"]).await;
     wait_stream(&client, Duration::from_secs(10), "stream down", |s| {
         s.0 == "down"

@@ -26,8 +26,9 @@ use crate::stream::StreamHealth;
 use crate::telemetry;
 use sfpg_control::events::is_platform_event;
 use sfpg_control::leases::{self, Fence};
-use sfpg_control::objects::ObjectState;
+use sfpg_control::objects::{ObjectState, Phase};
 use sfpg_control::orgs::OrgSettings;
+use sfpg_control::plan::MirroredField;
 
 /// What one turn did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,10 +215,34 @@ impl OrgSync {
             self.budget = BudgetGuard::new();
             self.set_paused(None).await?;
         }
+        let before = self.stream_settings();
+        let org_changed = org != self.org;
         self.org = org;
         self.reload_objects().await?;
-        self.health.settings_changed();
+        // The stream subscribes again only for a change it follows: a NOTIFY that any
+        // role may send, with nothing changed, costs two reads and no request to
+        // Salesforce.
+        if org_changed || self.stream_settings() != before {
+            self.health.settings_changed();
+        }
         Ok(())
+    }
+
+    /// What of the objects the stream follows: each one's name, whether it is enabled,
+    /// its phase, generation and mirrored fields.
+    fn stream_settings(&self) -> Vec<(String, bool, Phase, i64, Vec<MirroredField>)> {
+        self.objects
+            .iter()
+            .map(|o| {
+                (
+                    o.name().to_owned(),
+                    o.state.enabled,
+                    o.state.phase,
+                    o.state.generation,
+                    o.state.mirrored_fields.clone(),
+                )
+            })
+            .collect()
     }
 
     async fn reload_objects(&mut self) -> Result<()> {

@@ -33,6 +33,9 @@ pub struct OrgSettings {
     pub cdc_transport: CdcTransport,
     /// The Pub/Sub API's endpoint (`host:port` or a URL).
     pub pubsub_endpoint: String,
+    /// A digest of the sealed credentials: they changed when it did (`org
+    /// set-credentials`), and the stream logs in again.
+    pub credentials_digest: Option<String>,
 }
 
 impl OrgSettings {
@@ -45,7 +48,8 @@ impl OrgSettings {
             .query_opt(
                 "SELECT name, schema_name, enabled, batch_size, rate_requests, rate_period_ms,
                         max_daily_share, paused_reason, bulk_threshold, cdc_enabled,
-                        cdc_transport, pubsub_endpoint
+                        cdc_transport, pubsub_endpoint,
+                        pg_catalog.encode(pg_catalog.sha256(sealed_credentials), 'hex')
                    FROM sfpg.orgs WHERE name = $1",
                 &[&org],
             )
@@ -82,6 +86,7 @@ impl OrgSettings {
                 .parse()
                 .map_err(|_| invalid("cdc_transport"))?,
             pubsub_endpoint: row.try_get(11)?,
+            credentials_digest: row.try_get(12)?,
         }))
     }
 
