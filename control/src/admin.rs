@@ -263,7 +263,8 @@ pub async fn resync_object(
     Ok(())
 }
 
-/// Removes the org and its sync state; with `drop_schema`, its mirrored tables too.
+/// Removes the org, its sync state and the bulk refusals kept for its clients (a later org
+/// of the same name must not show them); with `drop_schema`, its mirrored tables too.
 pub async fn remove_org(
     client: &mut Client,
     org: &str,
@@ -273,6 +274,11 @@ pub async fn remove_org(
     let schema = require_org(&tx, org).await?;
     tx.execute("DELETE FROM sfpg.orgs WHERE name = $1", &[&org])
         .await?;
+    tx.execute(
+        "DELETE FROM sfpg.write_failures WHERE org_name = $1",
+        &[&org],
+    )
+    .await?;
     if drop_schema {
         tx.batch_execute(&format!(
             "DROP SCHEMA IF EXISTS {} CASCADE",
@@ -467,10 +473,24 @@ mod tests {
     async fn remove_drops_the_schema_only_when_asked() {
         let (_db, mut client, _key) = with_org().await;
         client
-            .batch_execute("CREATE SCHEMA acme; CREATE TABLE acme.account (id int)")
+            .batch_execute(
+                "CREATE SCHEMA acme; CREATE TABLE acme.account (id int);
+                 INSERT INTO sfpg.write_failures (role_name, txid, org_name, schema_name,
+                        table_name, row_id, operation, error_code, message)
+                 VALUES (current_user, '7', 'acme', 'acme', 'account', 1, 'create', 'X', 'x'),
+                        (current_user, '8', 'globex', 'globex', 'account', 1, 'create', 'X', 'x')",
+            )
             .await
             .unwrap();
         remove_org(&mut client, "acme", false).await.unwrap();
+        let failures: Vec<String> = client
+            .query("SELECT org_name FROM sfpg.write_failures", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(failures, ["globex"], "the org's refusals go with it");
         let schema_left: i64 = client
             .query_one(
                 "SELECT count(*) FROM pg_namespace WHERE nspname = 'acme'",
