@@ -228,3 +228,40 @@ async fn a_read_only_role_reads_the_view_and_nothing_else() {
         .await
         .unwrap();
 }
+
+/// An object's rows are what its table holds, whoever wrote them (the proxy's clients write
+/// rows the sync never counted), once PostgreSQL's statistics have them; until then, the
+/// sync's own count.
+#[tokio::test]
+async fn rows_are_the_tables_whoever_wrote_them() {
+    let (_db, client) = migrated_with_objects().await;
+    let rows = |orgs: &[OrgStatus], name: &str| {
+        orgs[0]
+            .objects
+            .iter()
+            .find(|o| o.object == name)
+            .unwrap()
+            .rows
+    };
+    client
+        .batch_execute("CREATE SCHEMA acme; CREATE TABLE acme.lead (id int)")
+        .await
+        .unwrap();
+    // Nothing in the table's statistics yet: the sync's count.
+    assert_eq!(rows(&load(&client).await.unwrap(), "Lead"), 5);
+    client
+        .batch_execute("INSERT INTO acme.lead SELECT generate_series(1, 1598)")
+        .await
+        .unwrap();
+    // The statistics are sent when a session goes idle, at most once a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let orgs = load(&client).await.unwrap();
+        if rows(&orgs, "Lead") == 1598 {
+            assert_eq!(rows(&orgs, "Account"), 10, "no table: the sync's count");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{orgs:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
