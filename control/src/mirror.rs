@@ -39,24 +39,34 @@ pub struct Column {
 }
 
 /// Creates the org's schema if it does not exist. Each object's sync asks for it as it
-/// starts; two asking at once race in the catalog, where `IF NOT EXISTS` does not look, and
-/// the loser's unique violation means the schema is there.
+/// starts, often in a transaction of its own; two asking at once would race in the
+/// catalog, where `IF NOT EXISTS` does not look (the loser's unique violation aborting its
+/// transaction), so they take turns on a lock held to the end of the transaction.
 pub async fn create_schema(
     client: &impl GenericClient,
     schema: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    let created = client
+    // One query string: one transaction even outside one, so the lock covers the CREATE.
+    client
         .batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {}",
+            "SELECT pg_catalog.pg_advisory_xact_lock({SCHEMA_LOCK_CLASS}, {}); \
+             CREATE SCHEMA IF NOT EXISTS {}",
+            schema_lock_key(schema),
             quote_ident(schema)
         ))
-        .await;
-    match created {
-        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-            Ok(())
-        }
-        created => created,
-    }
+        .await
+}
+
+/// The advisory lock class (the first key) of [`create_schema`]'s lock.
+const SCHEMA_LOCK_CLASS: i32 = 0x5346_5053; // "SFPS"
+
+/// The second key of [`create_schema`]'s lock: the schema's name hashed (FNV-1a), the
+/// same in every process.
+fn schema_lock_key(schema: &str) -> i32 {
+    let hash = schema.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    i32::from_ne_bytes(hash.to_ne_bytes())
 }
 
 /// Creates an object's table with the base columns and `columns` (which may repeat base
@@ -254,7 +264,18 @@ mod tests {
         }
         for round in 0..20 {
             let schema = format!("org_{round}");
-            let creating = clients.iter().map(|client| create_schema(client, &schema));
+            // Half of them in a transaction of their own, as the describe step asks.
+            let creating = clients.iter().enumerate().map(|(n, client)| {
+                let schema = schema.clone();
+                async move {
+                    if n % 2 == 0 {
+                        return create_schema(client, &schema).await;
+                    }
+                    client.batch_execute("BEGIN").await?;
+                    create_schema(client, &schema).await?;
+                    client.batch_execute("COMMIT").await
+                }
+            });
             for created in futures::future::join_all(creating).await {
                 created.unwrap();
             }
