@@ -9,6 +9,7 @@ use sfpg_sync::{SyncSettings, WriteStrategy};
 
 use crate::commands::observe::ObserveOptions;
 use crate::commands::run;
+use crate::errors::UserError;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -124,11 +125,12 @@ impl SyncOptions {
     /// lease's time to live.
     pub fn check(&self) -> anyhow::Result<()> {
         if self.heartbeat.is_zero() || self.heartbeat * 2 > self.lease_ttl {
-            anyhow::bail!(
+            return Err(UserError::new(format!(
                 "--heartbeat ({}) must be above 0 and at most half of --lease-ttl ({})",
                 humantime::format_duration(self.heartbeat),
                 humantime::format_duration(self.lease_ttl)
-            );
+            ))
+            .into());
         }
         Ok(())
     }
