@@ -437,6 +437,22 @@ async fn a_newcomer_runs_the_demo_twice_on_its_own_cluster() {
     let said = demo.line("created the PostgreSQL");
     assert!(said.contains(&shown), "{said}");
     check_examples(&demo, None).await;
+    // The user it prints is a client of the mirror, not the cluster's superuser: it cannot
+    // switch the capture triggers off to make the mirror differ from the org.
+    let url = demo.psql_url();
+    assert!(url.starts_with("postgres://sfpg_demo_app:"), "{url}");
+    let bypass = tokio::task::spawn_blocking(move || {
+        psql(
+            &url,
+            "SET session_replication_role = replica; \
+             UPDATE salesforce.account SET billingcity = 'Bypass' WHERE id = 1",
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!bypass.status.success(), "{}", text(&bypass));
+    assert!(text(&bypass).contains("42501"), "{}", text(&bypass));
     let created = created_at(&cluster);
     interrupt(demo, Some(&cluster)).await;
     assert!(!cluster.join("postmaster.pid").exists());

@@ -186,7 +186,7 @@ fn find_bin_dir(version: Option<&str>) -> anyhow::Result<std::path::PathBuf> {
     })
 }
 
-fn random_hex(bytes: usize) -> anyhow::Result<String> {
+pub(super) fn random_hex(bytes: usize) -> anyhow::Result<String> {
     let mut buffer = vec![0u8; bytes];
     fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut buffer))

@@ -7,6 +7,7 @@
 //! so the error printed is the one the proxy really returns), and a platform event
 //! published with INSERT for a session that LISTENs. Ctrl-C stops it all.
 
+mod app_role;
 mod bulk;
 mod cluster;
 mod large_write;
@@ -227,7 +228,11 @@ async fn show_next(
     if shutdown.is_cancelled() {
         return Ok(());
     }
-    let config = database::parse_url(database_url)?;
+    let mut config = database::parse_url(database_url)?;
+    if show_password {
+        // The demo's own cluster: its user connects as a client role, not as the superuser.
+        config = app_role::app_role(db, &config, SCHEMA).await?;
+    }
     let examples = Examples::prepare(db, &config, args.port).await?;
     print!("{}", examples.render(&config, args.port, show_password));
     print!("{}", LargeWrite::prepare(dir, SCHEMA)?.render());
