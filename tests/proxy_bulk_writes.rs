@@ -339,15 +339,7 @@ async fn a_bulk_delete_of_a_record_deleted_meanwhile_holds() {
         .batch_execute("BEGIN; DELETE FROM salesforce.account WHERE name LIKE 'Gone %'")
         .await
         .unwrap();
-    let user = world
-        .emulator
-        .user_id(sfpg_emulator::http::DEFAULT_USERNAME)
-        .unwrap();
-    let user = sfpg_emulator::ids::Id::parse(&user).unwrap();
-    world
-        .emulator
-        .with_org_mut(|org| org.delete("Account", &gone, &user))
-        .unwrap();
+    world.delete_in_org("Account", &gone);
     client.batch_execute("COMMIT").await.unwrap();
 
     assert_eq!(count_named(&world, "Gone").await, 0);

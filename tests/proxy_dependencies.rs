@@ -236,15 +236,7 @@ async fn a_refused_delete_rolls_back_the_update_before_it() {
         .unwrap();
     // Someone deletes the contact in Salesforce meanwhile: the push's delete is refused
     // (ENTITY_IS_DELETED), after the update in the same request has run.
-    let user = world
-        .emulator
-        .user_id(sfpg_emulator::http::DEFAULT_USERNAME)
-        .unwrap();
-    let user = sfpg_emulator::ids::Id::parse(&user).unwrap();
-    world
-        .emulator
-        .with_org_mut(|org| org.delete("Contact", &contact, &user))
-        .unwrap();
+    world.delete_in_org("Contact", &contact);
     let error = client.batch_execute("COMMIT").await.unwrap_err();
     let db = error.as_db_error().unwrap_or_else(|| panic!("{error}"));
     assert_eq!(db.detail(), Some("ENTITY_IS_DELETED"), "{db}");

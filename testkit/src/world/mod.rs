@@ -276,6 +276,19 @@ impl World {
             }));
     }
 
+    /// Deletes record `id` of `object` in the org, as its default user: someone's change in
+    /// Salesforce, not through sfpg.
+    pub fn delete_in_org(&self, object: &str, id: &str) {
+        let user = self
+            .emulator
+            .user_id(sfpg_emulator::http::DEFAULT_USERNAME)
+            .expect("the org's default user");
+        let user = sfpg_emulator::ids::Id::parse(&user).expect("a user Id");
+        self.emulator
+            .with_org_mut(|org| org.delete(object, id, &user))
+            .expect("the record deleted");
+    }
+
     /// One field of a record of the org (panics when there is no such record).
     pub fn org_field(&self, object: &str, id: &str, field: &str) -> Value {
         let record = self.org_record(object, id, &[field]);

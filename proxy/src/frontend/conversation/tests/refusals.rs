@@ -165,19 +165,26 @@ async fn a_commit_the_server_refuses_is_the_clients_error() {
     );
 }
 
-#[tokio::test]
-async fn a_commit_the_server_refuses_after_salesforce_accepted_is_not_taken_for_nothing_written() {
-    // Salesforce holds the push; the server's COMMIT then fails (a WITH HOLD cursor's
-    // query computed at COMMIT, a serialization failure): 08007, never the bare 22012.
-    let upstream = FakeUpstream {
-        commit_error: Some(server_error("22012", "division by zero")),
-        ..FakeUpstream::wrote(account_renamed())
-    };
+/// An autocommit UPDATE of an account through a session of `upstream`, to an org that
+/// takes it, run up to its push and commit.
+async fn an_update_pushed(upstream: FakeUpstream) -> Harness {
     let mut h = Harness::pushing(upstream, FakeRemote::new(Org::Takes(Vec::new())));
     h.client(&[query(UPDATE)]).await;
     h.sent();
     h.server(&managed(&[complete("UPDATE 1"), ready(b'T')]))
         .await;
+    h
+}
+
+#[tokio::test]
+async fn a_commit_the_server_refuses_after_salesforce_accepted_is_not_taken_for_nothing_written() {
+    // Salesforce holds the push; the server's COMMIT then fails (a WITH HOLD cursor's
+    // query computed at COMMIT, a serialization failure): 08007, never the bare 22012.
+    let mut h = an_update_pushed(FakeUpstream {
+        commit_error: Some(server_error("22012", "division by zero")),
+        ..FakeUpstream::wrote(account_renamed())
+    })
+    .await;
     assert_eq!(h.received(), ["Error 08007", "ReadyForQuery I"]);
     let error = h.error();
     assert!(
@@ -222,15 +229,11 @@ async fn an_explicit_commit_the_server_refuses_after_salesforce_accepted_is_0800
 
 #[tokio::test]
 async fn a_with_hold_cursor_of_the_transaction_refuses_the_push_before_it_is_sent() {
-    let upstream = FakeUpstream {
+    let mut h = an_update_pushed(FakeUpstream {
         held_cursor: Some("c".into()),
         ..FakeUpstream::wrote(account_renamed())
-    };
-    let mut h = Harness::pushing(upstream, FakeRemote::new(Org::Takes(Vec::new())));
-    h.client(&[query(UPDATE)]).await;
-    h.sent();
-    h.server(&managed(&[complete("UPDATE 1"), ready(b'T')]))
-        .await;
+    })
+    .await;
     assert_eq!(h.received(), ["Error 0A000", "ReadyForQuery I"]);
     assert!(
         h.error()
