@@ -160,6 +160,11 @@ pub fn with_proxy_origin(packet: &[u8]) -> Result<Bytes, SessionError> {
         let mut value = String::from_utf8_lossy(value).into_owned();
         if name == "options" {
             has_options = true;
+            // PostgreSQL drops a backslash that ends the options, escaping nothing; left
+            // there, it would escape the space before the origin and spoil both.
+            if (value.len() - value.trim_end_matches('\\').len()) % 2 == 1 {
+                value.pop();
+            }
             value = if value.trim().is_empty() {
                 origin.clone()
             } else {
@@ -245,5 +250,18 @@ mod tests {
         let own =
             with_proxy_origin(&startup(&[("user", "u"), ("options", "-c search_path=x")])).unwrap();
         assert_eq!(options(&own), "-c search_path=x -c sfpg.origin=proxy");
+        // A backslash ending the client's options escapes nothing; two are one backslash.
+        let dangling =
+            with_proxy_origin(&startup(&[("options", "-c application_name=x\\")])).unwrap();
+        assert_eq!(
+            options(&dangling),
+            "-c application_name=x -c sfpg.origin=proxy"
+        );
+        let escaped =
+            with_proxy_origin(&startup(&[("options", "-c application_name=x\\\\")])).unwrap();
+        assert_eq!(
+            options(&escaped),
+            "-c application_name=x\\\\ -c sfpg.origin=proxy"
+        );
     }
 }
