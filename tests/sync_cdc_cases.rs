@@ -287,3 +287,54 @@ async fn a_gap_is_read_again_and_dropped_or_stalled_connects_lose_nothing() {
     sfpg_testkit::world::assert_mirror_equals_org(&emulator, &client, "acme", &OBJECTS).await;
     sync.stop_cleanly(Duration::from_secs(60)).await;
 }
+
+/// A client holds a mirrored row locked (a long transaction; a bulk push's rows while
+/// Salesforce runs its jobs) while the stream brings a change to it: the stream waits for
+/// the lock, however long past its lock timeout, and applies the change once it is
+/// released. The org's sync is not started over meanwhile, which subscribed again and
+/// caught every object up by polling, as often as its backoff allowed, for as long as the
+/// lock was held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_a_client_holds_locked_makes_the_stream_wait_not_start_over() {
+    let emulator = emulator(Selection::All).await;
+    let db = TestDatabase::create().await;
+    add_acme(&db, &emulator, &OBJECTS).await;
+    let client = db.connect().await;
+    let sync = start_sync(&db, &["--lock-timeout", "200ms"]);
+    wait_streaming(&client, OBJECTS.len() as i64, Duration::from_secs(90)).await;
+
+    let account = ids(&emulator, "Account")[0].clone();
+    let mut holder = db.connect().await;
+    let lock = holder.transaction().await.unwrap();
+    lock.execute(
+        "SELECT 1 FROM acme.account WHERE sfid = $1 FOR UPDATE",
+        &[&account],
+    )
+    .await
+    .unwrap();
+    let requests = emulator.requests(0).len();
+    emulator
+        .update_as(
+            "Account",
+            &account,
+            &fields(json!({"Phone": "555-0100"})),
+            None,
+        )
+        .unwrap();
+    // Well past five lock timeouts, the old limit before the org's sync started over.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        sync.logged("org sync stopped"),
+        0,
+        "the org's sync started over"
+    );
+    assert!(sync.logged("keeps the stream waiting") > 0);
+    let made = emulator.requests(0).len() - requests;
+    assert!(
+        made < 20,
+        "{made} requests to Salesforce while the lock was held"
+    );
+    lock.rollback().await.unwrap();
+    wait_mirror_equals_org(&emulator, &client, &["Account"], Duration::from_secs(20)).await;
+    sync.stop_cleanly(Duration::from_secs(60)).await;
+}

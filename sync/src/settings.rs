@@ -30,7 +30,8 @@ pub struct SyncSettings {
     /// client holds locked are not waited for at all (their records are left out and
     /// written later); this bounds the waits that remain, such as a table lock.
     pub lock_timeout: Duration,
-    /// How many times a mirror write is tried when it times out on a lock.
+    /// How many times a mirror write is tried when it times out on a lock. The change
+    /// stream, which cannot keep its events for later, tries on and warns after as many.
     pub lock_attempts: u32,
     /// How often an org paused for its daily API budget sends one request to learn whether
     /// usage has come down.

@@ -28,6 +28,11 @@ use super::transactions::Transaction;
 use crate::error::Result;
 use crate::settings::SyncSettings;
 
+/// The pause after a batch's attempt timed out on a lock, times the attempts so far.
+const LOCK_PAUSE: Duration = Duration::from_millis(100);
+/// The longest of those pauses.
+const LOCK_PAUSE_CAP: Duration = Duration::from_secs(1);
+
 /// Why a subscription ended.
 #[derive(Debug)]
 pub enum Ended {
@@ -139,7 +144,9 @@ impl Session<'_> {
             if let Some(mut held) =
                 received.end_catch_up(|since| health.all_caught_up_since(streamed, since))
             {
-                self.apply(&mut held, &applied).await?;
+                if !self.apply(&mut held, &applied, cancel).await? {
+                    break Ended::Cancelled;
+                }
                 self.connected().await?;
             }
             let item = match carried.take() {
@@ -163,7 +170,9 @@ impl Session<'_> {
             let nothing_waiting = items.is_empty() && carried.is_none();
             match received.after_turn(nothing_waiting, Utc::now()) {
                 AfterTurn::Apply(mut batch) => {
-                    self.apply(&mut batch, &applied).await?;
+                    if !self.apply(&mut batch, &applied, cancel).await? {
+                        break Ended::Cancelled;
+                    }
                     if let Some(at) = keepalive {
                         self.keepalive(&received, at).await?;
                     }
@@ -340,12 +349,15 @@ impl Session<'_> {
         }
     }
 
-    /// Applies the transactions held, in batches, then reads again what gaps named.
+    /// Applies the transactions held, in batches, then reads again what gaps named. False
+    /// when `cancel` came while a batch waited on a client's lock: the rest is not applied
+    /// (nor its replay id saved), and comes again at the next subscription.
     async fn apply(
         &mut self,
         held: &mut Vec<Transaction>,
         applied: &watch::Sender<Option<i64>>,
-    ) -> Result<()> {
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
         while !held.is_empty() {
             let mut take = 0;
             let mut events = 0;
@@ -354,7 +366,9 @@ impl Session<'_> {
                 take += 1;
             }
             let batch: Vec<Transaction> = held.drain(..take).collect();
-            let done = self.apply_with_retries(&batch).await?;
+            let Some(done) = self.apply_with_retries(&batch, cancel).await? else {
+                return Ok(false);
+            };
             if let Some(saved) = done.saved {
                 let _ = applied.send(Some(saved));
             }
@@ -366,12 +380,22 @@ impl Session<'_> {
                 self.read_again(&done.read_again).await?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// A batch that times out on a lock a client holds is tried again.
-    async fn apply_with_retries(&mut self, batch: &[Transaction]) -> Result<super::BatchApplied> {
-        let mut attempt = 0;
+    /// A batch that times out on a lock a client holds is tried again until the lock is
+    /// released: the stream has nowhere to keep its events for later, and giving up would
+    /// start the org's sync over, subscribing and catching every object up again, as often
+    /// as its backoff allows, for as long as the client holds the row (a bulk push holds
+    /// its rows while Salesforce runs its jobs, whose change events come back meanwhile).
+    /// Each attempt waits out the lock timeout, then a pause that grows to a second.
+    /// None when `cancel` comes meanwhile.
+    async fn apply_with_retries(
+        &mut self,
+        batch: &[Transaction],
+        cancel: &CancellationToken,
+    ) -> Result<Option<super::BatchApplied>> {
+        let mut attempt: u32 = 0;
         let kept = self.kept();
         loop {
             match apply_batch(
@@ -385,10 +409,18 @@ impl Session<'_> {
             )
             .await
             {
-                Err(error) if error.is_lock_timeout() && attempt < self.settings.lock_attempts => {
+                Err(error) if error.is_lock_timeout() => {
                     attempt += 1;
+                    if attempt == self.settings.lock_attempts {
+                        tracing::warn!(org = %self.org, attempt, "a mirror row a client holds locked keeps the stream waiting; it goes on once the lock is released");
+                    }
+                    let pause = LOCK_PAUSE.saturating_mul(attempt).min(LOCK_PAUSE_CAP);
+                    tokio::select! {
+                        () = cancel.cancelled() => return Ok(None),
+                        () = tokio::time::sleep(pause) => {}
+                    }
                 }
-                other => return other,
+                other => return other.map(Some),
             }
         }
     }
