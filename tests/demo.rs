@@ -453,6 +453,17 @@ async fn a_newcomer_runs_the_demo_twice_on_its_own_cluster() {
     .unwrap();
     assert!(!bypass.status.success(), "{}", text(&bypass));
     assert!(text(&bypass).contains("42501"), "{}", text(&bypass));
+    // The tour's `sfpg status` with the printed URL: through the proxy, as that role.
+    let status = Command::new(env!("CARGO_BIN_EXE_sfpg"))
+        .args(["status", "--database-url", &demo.psql_url()])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("org demo"),
+        "{}",
+        text(&status)
+    );
     let created = created_at(&cluster);
     interrupt(demo, Some(&cluster)).await;
     assert!(!cluster.join("postmaster.pid").exists());

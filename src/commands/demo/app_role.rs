@@ -11,8 +11,10 @@ use super::cluster::random_hex;
 pub const APP_ROLE: &str = "sfpg_demo_app";
 
 /// Creates the role, or gives it a new password, and grants it what a client of the
-/// mirror in schema `schema` needs: to read and write its tables, and to read
-/// `sfpg.status`. Returns `config` with the role's user and password.
+/// mirror in schema `schema` needs: to read and write its tables, and to read where the
+/// sync stands (`sfpg.status`, and what `sfpg status` reads of the control schema, the
+/// orgs' credentials left out), so that the tour's `sfpg status` works with the printed
+/// URL. Returns `config` with the role's user and password.
 pub async fn app_role(
     db: &tokio_postgres::Client,
     config: &tokio_postgres::Config,
@@ -33,7 +35,13 @@ pub async fn app_role(
          GRANT USAGE ON SCHEMA {schema} TO {APP_ROLE};
          GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {APP_ROLE};
          GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {APP_ROLE};
-         GRANT SELECT ON sfpg.status TO {APP_ROLE};",
+         GRANT SELECT ON sfpg.status, sfpg.objects, sfpg.streams, sfpg.event_streams
+            TO {APP_ROLE};
+         GRANT SELECT (name, schema_name, enabled, paused_reason, api_used, api_max,
+                       api_seen_at, last_error, last_error_at, last_error_code,
+                       rate_requests, rate_period_ms, max_daily_share, cdc_enabled,
+                       cdc_transport)
+            ON sfpg.orgs TO {APP_ROLE};",
         sfpg_control::mirror::quote_ident(database)
     ))
     .await
