@@ -63,6 +63,7 @@ pub fn one_line(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sfpg_control::MasterKey;
 
     /// An error that names its source in its own message, as many do.
     #[derive(Debug)]
@@ -101,6 +102,9 @@ mod tests {
         });
         assert_eq!(exit_code(&missing), 2);
         assert_eq!(exit_code(&anyhow::Error::from(MasterKeyError::BadEnv)), 2);
+        let directory = MasterKey::load_or_create_file(&std::env::temp_dir()).unwrap_err();
+        assert!(matches!(directory, MasterKeyError::NotAFile { .. }));
+        assert_eq!(exit_code(&anyhow::Error::from(directory)), 2);
         let unreadable = anyhow::Error::from(MasterKeyError::Io {
             path: "/k".into(),
             source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),

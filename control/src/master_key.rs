@@ -35,6 +35,8 @@ pub enum MasterKeyError {
         "the master key file {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
     )]
     LooseFile { path: PathBuf, mode: u32 },
+    #[error("the master key file {path} is a directory; name the key file itself")]
+    NotAFile { path: PathBuf },
     #[error("cannot read or create the master key file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -149,6 +151,11 @@ impl MasterKey {
             path: path.to_owned(),
             source,
         };
+        if path.is_dir() {
+            return Err(MasterKeyError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;

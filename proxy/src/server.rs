@@ -424,6 +424,7 @@ async fn handle(
         Ok(()) => debug!("session ended"),
         Err(error) if error.is_disconnect() => debug!(%error, "session ended"),
         Err(SessionError::Refused(refusal)) => shared.refusals.record(&refusal),
+        Err(error @ SessionError::Protocol(_)) => shared.refusals.record_violation(&error),
         Err(error @ SessionError::Connect { .. }) => warn!(%error, "session refused"),
         Err(error) => warn!(%error, "session failed"),
     }

@@ -242,6 +242,8 @@ impl From<FrameError> for Refusal {
 pub struct RefusalLog {
     started: Instant,
     kinds: [KindLog; 4],
+    /// Clients' protocol violations (FATAL 08P01), as many as a client can send.
+    violations: KindLog,
 }
 
 #[derive(Debug, Default)]
@@ -257,6 +259,7 @@ impl Default for RefusalLog {
         RefusalLog {
             started: Instant::now(),
             kinds: Default::default(),
+            violations: KindLog::default(),
         }
     }
 }
@@ -266,6 +269,33 @@ impl RefusalLog {
         let Some(kind) = self.kinds.get(refusal.kind()) else {
             return;
         };
+        let Some(unlogged) = self.turn(kind) else {
+            return;
+        };
+        if unlogged == 0 {
+            warn!(error = %refusal, "client connection refused");
+        } else {
+            warn!(
+                error = %refusal,
+                "client connection refused, and {unlogged} more like it since the last such line"
+            );
+        }
+    }
+
+    /// A session a client's protocol violation ended (`error`).
+    pub fn record_violation(&self, error: &SessionError) {
+        let Some(unlogged) = self.turn(&self.violations) else {
+            return;
+        };
+        if unlogged == 0 {
+            warn!(%error, "session failed");
+        } else {
+            warn!(%error, "session failed, and {unlogged} more like it since the last such line");
+        }
+    }
+
+    /// Whether `kind` may log a line now; if so, how many went unlogged since its last.
+    fn turn(&self, kind: &KindLog) -> Option<u64> {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let quiet_until = kind.quiet_until.load(Ordering::Relaxed);
         let every = u64::try_from(LOG_EVERY.as_millis()).unwrap_or(u64::MAX);
@@ -281,17 +311,9 @@ impl RefusalLog {
                 .is_ok();
         if !turn {
             kind.unlogged.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
-        let unlogged = kind.unlogged.swap(0, Ordering::Relaxed);
-        if unlogged == 0 {
-            warn!(error = %refusal, "client connection refused");
-        } else {
-            warn!(
-                error = %refusal,
-                "client connection refused, and {unlogged} more like it since the last such line"
-            );
-        }
+        Some(kind.unlogged.swap(0, Ordering::Relaxed))
     }
 }
 
@@ -330,5 +352,13 @@ mod tests {
         let too_many = &log.kinds[3];
         assert_eq!(too_many.unlogged.load(Ordering::Relaxed), 99);
         assert_eq!(log.kinds[2].unlogged.load(Ordering::Relaxed), 0);
+        // A client's protocol violations, as many as it can send, are a kind of their own.
+        for _ in 0..50 {
+            log.record_violation(&SessionError::Protocol(
+                crate::net::ProtocolError::QueryBeforeSync,
+            ));
+        }
+        assert_eq!(log.violations.unlogged.load(Ordering::Relaxed), 49);
+        assert_eq!(too_many.unlogged.load(Ordering::Relaxed), 99);
     }
 }
