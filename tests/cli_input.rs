@@ -294,3 +294,14 @@ async fn bad_schema_names_listen_addresses_and_tls_files_are_refused() {
     }
     let _ = std::fs::remove_file(not_pem);
 }
+
+#[tokio::test]
+async fn a_heartbeat_that_cannot_hold_a_lease_is_refused() {
+    let db = TestDatabase::create().await;
+    let output = sfpg(&db, &["sync", "--heartbeat", "40s"]).await;
+    assert_refused(
+        &output,
+        "sync --heartbeat 40s",
+        &["--heartbeat (40s)", "--lease-ttl"],
+    );
+}
