@@ -41,11 +41,23 @@ pub struct Column {
 /// Creates the org's schema if it does not exist. Each object's sync asks for it as it
 /// starts, often in a transaction of its own; two asking at once would race in the
 /// catalog, where `IF NOT EXISTS` does not look (the loser's unique violation aborting its
-/// transaction), so they take turns on a lock held to the end of the transaction.
+/// transaction), so they take turns on a lock held to the end of the transaction. A
+/// schema that exists needs no lock: a worker paused in such a transaction (its lease then
+/// taken over) must not hold up the describes of the worker that took its orgs.
 pub async fn create_schema(
     client: &impl GenericClient,
     schema: &str,
 ) -> Result<(), tokio_postgres::Error> {
+    let exists = client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
+        .await?
+        .get::<_, bool>(0);
+    if exists {
+        return Ok(());
+    }
     // One query string: one transaction even outside one, so the lock covers the CREATE.
     client
         .batch_execute(&format!(
@@ -280,6 +292,25 @@ mod tests {
                 created.unwrap();
             }
         }
+        // A transaction left holding the lock (a worker paused mid-describe, its orgs taken
+        // over): a schema that exists is not waited for.
+        let paused = &clients[0];
+        paused.batch_execute("BEGIN").await.unwrap();
+        paused
+            .execute(
+                "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+                &[&SCHEMA_LOCK_CLASS, &schema_lock_key("org_0")],
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            create_schema(&clients[1], "org_0"),
+        )
+        .await
+        .expect("an existing schema waited on the lock")
+        .unwrap();
+        paused.batch_execute("ROLLBACK").await.unwrap();
     }
 
     /// A table just filled, never analyzed: the newest stamp still comes from one index
