@@ -58,8 +58,7 @@ pub struct ObjectStatus {
     pub paused_reason: Option<String>,
     /// The rows the object's table holds, as PostgreSQL's statistics count them (every
     /// writer's: the sync's, the stream's, the proxy's clients'), a few seconds behind; the
-    /// sync's own count of what it wrote until the statistics have seen the table (the
-    /// view's `rows`, V26).
+    /// sync's own count of what it wrote until the statistics have seen the table.
     pub rows: i64,
     /// Where the next page of changes starts.
     pub cursor: Option<DateTime<Utc>>,
@@ -149,12 +148,18 @@ pub async fn load(client: &impl GenericClient) -> Result<Vec<OrgStatus>, Control
     let objects = client
         .query(
             "SELECT j.org_name, j.object_name, j.table_name, j.enabled, j.phase, j.backfill_done,
-                    j.backfill_total, j.paused_reason, v.rows, j.cursor_modstamp,
+                    j.backfill_total, j.paused_reason,
+                    CASE WHEN st.n_tup_ins > 0 OR st.n_live_tup > 0 THEN st.n_live_tup
+                         ELSE j.row_count END,
+                    j.cursor_modstamp,
                     j.newest_modstamp, v.lag_seconds, j.requests, j.last_error, j.last_error_at,
                     j.removed_fields, j.pending_field_backfill, j.bulk_purpose, j.bulk_job_id,
                     j.bulk_processed, j.source, v.fresh_as_of, j.last_error_code
                FROM sfpg.objects j
+               JOIN sfpg.orgs o ON o.name = j.org_name
                JOIN sfpg.status v ON v.org_name = j.org_name AND v.object_name = j.object_name
+               LEFT JOIN pg_catalog.pg_stat_user_tables st
+                      ON st.schemaname = o.schema_name AND st.relname = j.table_name
               ORDER BY j.org_name, j.object_name",
             &[],
         )

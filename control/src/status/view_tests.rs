@@ -259,16 +259,6 @@ async fn rows_are_the_tables_whoever_wrote_them() {
         let orgs = load(&client).await.unwrap();
         if rows(&orgs, "Lead") == 1598 {
             assert_eq!(rows(&orgs, "Account"), 10, "no table: the sync's count");
-            // The view says the same, for a role that may read nothing else.
-            let viewed: i64 = client
-                .query_one(
-                    "SELECT rows FROM sfpg.status WHERE object_name = 'Lead'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            assert_eq!(viewed, 1598);
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{orgs:#?}");
