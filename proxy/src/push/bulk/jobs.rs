@@ -141,11 +141,11 @@ impl<'p, L: JobLog> Runner<'p, L> {
     }
 
     /// Runs every job; `cancelled` resolves on the client's cancel. Returns each record's
-    /// fate, the jobs, and whether the client cancelled.
+    /// fate (a record the cancel kept from Salesforce is `CANCELED`) and the jobs.
     pub async fn run<C: Future<Output = ()>>(
         mut self,
         cancelled: C,
-    ) -> Result<(Vec<Fate>, Vec<JobInfo>, bool), NothingSent> {
+    ) -> Result<(Vec<Fate>, Vec<JobInfo>), NothingSent> {
         let mut cancelled = std::pin::pin!(cancelled);
         let (cancel, _) = watch::channel(false);
         for stage in stages(groups(self.plan)) {
@@ -163,7 +163,7 @@ impl<'p, L: JobLog> Runner<'p, L> {
             .into_iter()
             .map(|fate| fate.unwrap_or_else(|| not_sent(NOT_SENT, "it was not sent")))
             .collect();
-        Ok((fates, self.jobs, self.canceled))
+        Ok((fates, self.jobs))
     }
 
     /// Runs the jobs of one stage side by side, at most [`CONCURRENT_JOBS`] at once; a

@@ -94,8 +94,6 @@ pub struct BulkSent {
     pub fates: Vec<Fate>,
     /// The jobs, as they ended.
     pub jobs: Vec<JobInfo>,
-    /// The client cancelled: the jobs under way were aborted, later ones never created.
-    pub canceled: bool,
     /// The write journal's entry of the push.
     pub journal_id: Option<i64>,
 }

@@ -103,7 +103,7 @@ pub async fn send<C: Future<Output = ()>>(
     };
     let ran = Runner::new(plan, &mut log, progress).run(cancelled).await;
     log.entry.salesforce_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-    let (fates, jobs, canceled) = match ran {
+    let (fates, jobs) = match ran {
         Ok(ran) => ran,
         Err(NothingSent(error)) => {
             log.entry.outcome = if error.status().is_some() {
@@ -125,7 +125,6 @@ pub async fn send<C: Future<Output = ()>>(
     let sent = BulkSent {
         fates,
         jobs,
-        canceled,
         journal_id: id,
     };
     // Uncertain: every record, with the Ids known, for the repair to read them all again.

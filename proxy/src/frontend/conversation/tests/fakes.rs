@@ -338,7 +338,6 @@ impl Remote for FakeRemote {
         Ok(BulkSent {
             fates,
             jobs: Vec::new(),
-            canceled: false,
             journal_id: Some(1),
         })
     }
